@@ -1,0 +1,132 @@
+# image-cleanup-operator. `make help` lists the targets.
+
+# Tools are pinned and installed into ./bin by the targets that need them.
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.7.1
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+IMG ?= imagecleanup/image-cleanup-operator:dev
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUBECTL ?= kubectl
+CONTAINER_TOOL ?= docker
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the kubebuilder markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: verify-generated
+verify-generated: $(CONTROLLER_GEN) ## Fail when generated files or go.mod are stale.
+	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/verify-generated.sh
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint.
+	$(GOLANGCI_LINT) run
+
+.PHONY: test
+test: verify-generated vet ## Run every test, unit and integration, against a private dockerd and envtest.
+	hack/test.sh ./...
+
+.PHONY: envtest
+envtest: ## Build (once) the envtest control plane and print its folder.
+	@hack/envtest-assets.sh
+
+.PHONY: dockerd-start
+dockerd-start: ## Start the private dockerd used by tests and the demo.
+	@hack/dockerd.sh start
+
+.PHONY: dockerd-stop
+dockerd-stop: ## Stop the private dockerd.
+	@hack/dockerd.sh stop
+
+##@ Build
+
+.PHONY: build
+build: generate fmt vet ## Build bin/manager and bin/imagecleanup.
+	go build -o bin/manager ./cmd/manager
+	go build -o bin/imagecleanup ./cmd/imagecleanup
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the node agent against the current kubeconfig (needs NODE_NAME).
+	go run ./cmd/manager
+
+.PHONY: docker-build
+docker-build: ## Build the agent's container image.
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests $(KUSTOMIZE) ## Install the CRDs into the current cluster.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests $(KUSTOMIZE) ## Remove the CRDs (and every policy and report) from the current cluster.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests $(KUSTOMIZE) ## Deploy the agent DaemonSet to the current cluster.
+	cd config/manager && $(KUSTOMIZE) edit set image manager=$(IMG)
+	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(KUSTOMIZE) ## Remove the agent from the current cluster.
+	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+##@ Tools
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+$(KUSTOMIZE): | $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: controller-gen kustomize golangci-lint
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
+golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
+
+# go-install-tool installs a pinned tool as bin/<name>-<version>; the
+# temporary GOBIN holds only that one binary.
+define go-install-tool
+@set -e; tmp=$$(mktemp -d); \
+echo "installing $(2)@$(3)"; \
+GOBIN=$$tmp go install $(2)@$(3); \
+mv $$tmp/* $(1); \
+rm -rf $$tmp
+endef

@@ -1,0 +1,238 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ImagePattern names images: a Docker reference (normalized as Docker does,
+// so busybox is docker.io/library/busybox:latest), a pattern with * (within
+// one path segment or within the tag) and ** (whole path segments), a digest
+// reference repo@sha256:<64 hex>, or an image ID sha256:<hex> (12 to 64 hex
+// digits, a prefix of the ID).
+//
+// The rules below are repeated in Go in validation.go; a test holds the two
+// to the same verdicts.
+//
+// +kubebuilder:validation:MaxLength=200
+// +kubebuilder:validation:XValidation:rule="size(self) > 0",message="must not be empty"
+// +kubebuilder:validation:XValidation:rule="!self.matches('[[:space:]]')",message="must not contain spaces"
+// +kubebuilder:validation:XValidation:rule="!self.startsWith('sha256:') || self.matches('^sha256:[0-9a-f]{12,64}$')",message="an image ID must be sha256: followed by 12 to 64 lowercase hex digits"
+// +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9a-f]{12,64}$')",message="looks like an image ID: write it as sha256:<id>, a bare hex string is read as a repository name"
+// +kubebuilder:validation:XValidation:rule="!self.contains('@') || self.matches('@sha256:[0-9a-f]{64}$')",message="a digest reference must end in @sha256: and 64 lowercase hex digits"
+// +kubebuilder:validation:XValidation:rule="!(self.contains('@') && self.contains('*'))",message="a digest reference cannot contain wildcards"
+// +kubebuilder:validation:XValidation:rule="!self.matches('[^/][*][*]|[*][*][^/:]')",message="** stands for whole path segments (registry.example.com/ci/**); use * inside a name or a tag"
+// +kubebuilder:validation:XValidation:rule="self.startsWith('sha256:') || self.matches('^(([a-zA-Z0-9*]|[a-zA-Z0-9*][a-zA-Z0-9*-]*[a-zA-Z0-9*])([.]([a-zA-Z0-9*]|[a-zA-Z0-9*][a-zA-Z0-9*-]*[a-zA-Z0-9*]))*(:[0-9]+)?/)?[a-z0-9*]+(([._]|__|[-]+)[a-z0-9*]+)*(/[a-z0-9*]+(([._]|__|[-]+)[a-z0-9*]+)*)*(:[a-zA-Z0-9_*][a-zA-Z0-9_.*-]{0,127})?(@sha256:[0-9a-f]{64})?$')",message="must be an image reference (busybox, registry.example.com/team/app:1.2, app@sha256:<64 hex>), an image ID (sha256:<hex>) or a pattern (registry.example.com/ci/**, app:pr-*); repository paths are lowercase"
+type ImagePattern string
+
+// Duration is a Go duration written with hours, minutes and seconds only, such
+// as 0s, 90s, 30m, 1h or 2h30m (Go's own form, like 1h0m0s, is accepted too).
+// Each number has at most six digits, which keeps the value far from overflow.
+//
+// +kubebuilder:validation:MaxLength=24
+// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') && size(self) > 0",message="must be a duration like 0s, 30m, 1h or 2h30m"
+type Duration string
+
+// StoppedContainerAction says what to do with stopped containers that block
+// the removal of a target image.
+// +kubebuilder:validation:Enum=Remove;Keep
+type StoppedContainerAction string
+
+const (
+	// StoppedContainersRemove removes the blocking stopped containers, then the image.
+	StoppedContainersRemove StoppedContainerAction = "Remove"
+	// StoppedContainersKeep leaves them, and reports the image as blocked.
+	StoppedContainersKeep StoppedContainerAction = "Keep"
+)
+
+// StoppedContainersPolicy decides the fate of stopped containers (exited,
+// created and never started, or dead) that use a target image.
+//
+// +kubebuilder:validation:XValidation:rule="self.action == 'Remove' || !has(self.removeVolumes) || !self.removeVolumes",message="removeVolumes needs action Remove: kept containers keep their volumes"
+// +kubebuilder:validation:XValidation:rule="self.action == 'Remove' || !has(self.includeKubernetesManaged) || !self.includeKubernetesManaged",message="includeKubernetesManaged needs action Remove: with Keep no container is removed"
+type StoppedContainersPolicy struct {
+	// Action is Remove (delete the blocking stopped containers, then the
+	// image) or Keep (leave them and report the image as blocked).
+	// +kubebuilder:default=Remove
+	// +optional
+	Action StoppedContainerAction `json:"action,omitempty"`
+
+	// MinStoppedAge spares containers that finished (or were created and never
+	// started) less than this long ago; the image they use is blocked meanwhile.
+	// +kubebuilder:default="1h"
+	// +optional
+	MinStoppedAge Duration `json:"minStoppedAge,omitempty"`
+
+	// RemoveVolumes also removes the anonymous volumes of removed containers
+	// (docker rm -v). Named volumes are never removed.
+	// +optional
+	RemoveVolumes bool `json:"removeVolumes,omitempty"`
+
+	// IncludeKubernetesManaged lets the agent remove stopped containers that
+	// carry io.kubernetes.* labels. Without it they are the kubelet's to
+	// collect (it keeps them for kubectl logs --previous) and they block
+	// their image.
+	// +optional
+	IncludeKubernetesManaged bool `json:"includeKubernetesManaged,omitempty"`
+}
+
+// ImageCleanupPolicySpec says which images to remove from which nodes, and how.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.exclude) || !self.exclude.exists(e, e in self.images)",message="an entry in both images and exclude would remove nothing: drop it from one of the two lists"
+type ImageCleanupPolicySpec struct {
+	// NodeSelector selects the nodes the policy applies to; empty or absent
+	// selects every node.
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="matchExpressions operator must be In, NotIn, Exists or DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['Exists', 'DoesNotExist'] ? (!has(e.values) || size(e.values) == 0) : (has(e.values) && size(e.values) > 0))",message="matchExpressions with In or NotIn need values; Exists and DoesNotExist take none"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && self.matchLabels[k].matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$'))",message="matchLabels must hold label keys (optional-dns-prefix/name) and values of at most 63 letters, digits, '-', '_' or '.'"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.key.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (!has(e.values) || e.values.all(v, v.matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$'))))",message="matchExpressions must hold label keys (optional-dns-prefix/name) and values of at most 63 letters, digits, '-', '_' or '.'"
+	// +optional
+	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
+
+	// Images lists what to remove: references, image IDs or patterns.
+	// "**" alone selects every image; pair it with exclude and minImageAge.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=set
+	Images []ImagePattern `json:"images"`
+
+	// Exclude lists images that are never removed, whatever else matches.
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=set
+	// +optional
+	Exclude []ImagePattern `json:"exclude,omitempty"`
+
+	// Dangling also removes untagged (<none>) images that no container uses.
+	// +optional
+	Dangling bool `json:"dangling,omitempty"`
+
+	// MinImageAge keeps images that arrived on the node less than this long
+	// ago (their last tag time, else their creation time).
+	// +kubebuilder:default="1h"
+	// +optional
+	MinImageAge Duration `json:"minImageAge,omitempty"`
+
+	// StoppedContainers decides what happens to stopped containers that block
+	// a target image.
+	// +kubebuilder:default={}
+	// +optional
+	StoppedContainers StoppedContainersPolicy `json:"stoppedContainers,omitempty"`
+
+	// Force removes target images even when stopped containers still use them
+	// (docker rmi -f); those containers can no longer start. A running
+	// container still blocks its image.
+	// +optional
+	Force bool `json:"force,omitempty"`
+
+	// DryRun plans and reports, and changes nothing.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+
+	// Suspend stops the policy on every node.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// Interval is how often each node applies the policy again; a change of
+	// the spec applies at once. At least 1m.
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') || size(self) == 0 || duration(self) >= duration('1m')",message="interval must be at least 1m"
+	// +optional
+	Interval Duration `json:"interval,omitempty"`
+
+	// MaxImagesPerSweep limits how many images one node removes in one sweep,
+	// oldest first; 0 means no limit.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	MaxImagesPerSweep int32 `json:"maxImagesPerSweep,omitempty"`
+}
+
+// Condition types of an ImageCleanupPolicy.
+const (
+	// ConditionReady is True when every selected node has applied the current
+	// generation and none failed.
+	ConditionReady = "Ready"
+	// ConditionDegraded is True when at least one node failed to apply it.
+	ConditionDegraded = "Degraded"
+)
+
+// ImageCleanupPolicyStatus is recomputed from the nodes' reports by one
+// aggregator; nodes never write it.
+type ImageCleanupPolicyStatus struct {
+	// ObservedGeneration is the generation the aggregate was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready and Degraded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// NodesMatched counts the nodes the policy selects.
+	// +optional
+	NodesMatched int32 `json:"nodesMatched"`
+	// NodesReported counts selected nodes whose report is for the current generation.
+	// +optional
+	NodesReported int32 `json:"nodesReported"`
+	// NodesSucceeded counts current reports in phase Succeeded or DryRun.
+	// +optional
+	NodesSucceeded int32 `json:"nodesSucceeded"`
+	// NodesBlocked counts current reports in phase Blocked.
+	// +optional
+	NodesBlocked int32 `json:"nodesBlocked"`
+	// NodesFailed counts current reports in phase Failed.
+	// +optional
+	NodesFailed int32 `json:"nodesFailed"`
+
+	// ImagesRemoved is the total over all nodes and sweeps.
+	// +optional
+	ImagesRemoved int64 `json:"imagesRemoved"`
+	// ContainersRemoved is the total over all nodes and sweeps.
+	// +optional
+	ContainersRemoved int64 `json:"containersRemoved"`
+	// BytesReclaimed estimates the disk space freed over all nodes and sweeps.
+	// +optional
+	BytesReclaimed int64 `json:"bytesReclaimed"`
+
+	// FailingNodes names up to 10 failed nodes, sorted.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	FailingNodes []string `json:"failingNodes,omitempty"`
+}
+
+// ImageCleanupPolicy removes the listed images, and the stopped containers
+// that block them, from the Docker engine of every selected node.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=icp,categories=imagecleanup
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Nodes",type=integer,JSONPath=`.status.nodesMatched`
+// +kubebuilder:printcolumn:name="Reported",type=integer,JSONPath=`.status.nodesReported`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.nodesFailed`
+// +kubebuilder:printcolumn:name="Images",type=integer,JSONPath=`.status.imagesRemoved`,description="images removed, all nodes"
+// +kubebuilder:printcolumn:name="Containers",type=integer,JSONPath=`.status.containersRemoved`,description="stopped containers removed, all nodes"
+// +kubebuilder:printcolumn:name="DryRun",type=boolean,JSONPath=`.spec.dryRun`,priority=1
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ImageCleanupPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ImageCleanupPolicySpec   `json:"spec"`
+	Status ImageCleanupPolicyStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ImageCleanupPolicyList is a list of ImageCleanupPolicy.
+type ImageCleanupPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ImageCleanupPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ImageCleanupPolicy{}, &ImageCleanupPolicyList{})
+}

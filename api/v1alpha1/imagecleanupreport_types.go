@@ -1,0 +1,165 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Labels on every ImageCleanupReport; the agent's cache selects its own
+// reports by the node label.
+const (
+	LabelPolicy = "imagecleanup.io/policy"
+	LabelNode   = "imagecleanup.io/node"
+)
+
+// ReportPhase sums up the last sweep of one policy on one node.
+// +kubebuilder:validation:Enum=Succeeded;Blocked;Failed;DryRun;Skipped
+type ReportPhase string
+
+const (
+	// PhaseSucceeded: every target that could be removed was removed, nothing is blocked.
+	PhaseSucceeded ReportPhase = "Succeeded"
+	// PhaseBlocked: the sweep ran, and some targets stay because of containers,
+	// child images or a conflict at delete time.
+	PhaseBlocked ReportPhase = "Blocked"
+	// PhaseFailed: the sweep could not run or an engine call failed.
+	PhaseFailed ReportPhase = "Failed"
+	// PhaseDryRun: the policy is a dry run; the report lists the plan.
+	PhaseDryRun ReportPhase = "DryRun"
+	// PhaseSkipped: the policy is suspended.
+	PhaseSkipped ReportPhase = "Skipped"
+)
+
+// Bounds of the lists in a report, which keep it small however much a node holds.
+const (
+	MaxReportedItems  = 20
+	MaxReportedErrors = 10
+)
+
+// BlockedImage is a target image that stayed on the node, and why.
+type BlockedImage struct {
+	// Image is the reference (or ID) the policy matched.
+	Image string `json:"image"`
+	// Reason is a CamelCase word, such as RunningContainer or KeptStoppedContainer.
+	Reason string `json:"reason"`
+	// Message says it for a person, naming the container or child image.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ImageCleanupReportSpec identifies the (policy, node) pair a report belongs to.
+type ImageCleanupReportSpec struct {
+	// PolicyName is the ImageCleanupPolicy this report is about.
+	PolicyName string `json:"policyName"`
+	// NodeName is the node whose agent writes this report.
+	NodeName string `json:"nodeName"`
+}
+
+// SweepTotals add up every sweep of a policy on a node.
+type SweepTotals struct {
+	// +optional
+	Sweeps int64 `json:"sweeps"`
+	// +optional
+	ImagesRemoved int64 `json:"imagesRemoved"`
+	// +optional
+	ContainersRemoved int64 `json:"containersRemoved"`
+	// +optional
+	BytesReclaimed int64 `json:"bytesReclaimed"`
+}
+
+// ImageCleanupReportStatus is what the last sweep did. In a dry run the
+// removed counts and lists say what a real sweep would have removed.
+type ImageCleanupReportStatus struct {
+	// PolicyGeneration is the policy generation the sweep applied.
+	// +optional
+	PolicyGeneration int64 `json:"policyGeneration,omitempty"`
+	// +optional
+	Phase ReportPhase `json:"phase,omitempty"`
+	// Message explains a Failed or Skipped phase.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// LastSweepTime is when the last sweep started.
+	// +optional
+	LastSweepTime *metav1.Time `json:"lastSweepTime,omitempty"`
+	// LastSweepDuration is how long it took, such as 1.2s.
+	// +optional
+	LastSweepDuration string `json:"lastSweepDuration,omitempty"`
+
+	// ImagesRemoved counts images (or tags) removed by the last sweep.
+	// +optional
+	ImagesRemoved int32 `json:"imagesRemoved"`
+	// ContainersRemoved counts stopped containers removed by the last sweep.
+	// +optional
+	ContainersRemoved int32 `json:"containersRemoved"`
+	// BytesReclaimed estimates the disk space the last sweep freed.
+	// +optional
+	BytesReclaimed int64 `json:"bytesReclaimed"`
+	// RemovedImages names the first 20 images removed.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	RemovedImages []string `json:"removedImages,omitempty"`
+	// RemovedContainers names the first 20 containers removed (name and short ID).
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	RemovedContainers []string `json:"removedContainers,omitempty"`
+
+	// BlockedCount counts the target images that stayed.
+	// +optional
+	BlockedCount int32 `json:"blockedCount"`
+	// Blocked lists the first 20 of them, and why.
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +optional
+	Blocked []BlockedImage `json:"blocked,omitempty"`
+
+	// Errors lists the first 10 errors of the last sweep.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	Errors []string `json:"errors,omitempty"`
+
+	// Totals over every sweep of this policy on this node.
+	// +optional
+	Totals SweepTotals `json:"totals,omitempty"`
+}
+
+// ImageCleanupReport is one node's account of one policy. Only that node's
+// agent writes it, at most once per sweep; it belongs to the policy and goes
+// with it.
+//
+// It has no status subresource on purpose: it has a single writer, and one
+// server-side apply writes labels, owner and results together.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=icr,categories=imagecleanup
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.policyName`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Generation",type=integer,JSONPath=`.status.policyGeneration`
+// +kubebuilder:printcolumn:name="Images",type=integer,JSONPath=`.status.imagesRemoved`,description="images removed by the last sweep"
+// +kubebuilder:printcolumn:name="Containers",type=integer,JSONPath=`.status.containersRemoved`,description="containers removed by the last sweep"
+// +kubebuilder:printcolumn:name="Blocked",type=integer,JSONPath=`.status.blockedCount`
+// +kubebuilder:printcolumn:name="Last sweep",type=date,JSONPath=`.status.lastSweepTime`
+// +kubebuilder:printcolumn:name="Total images",type=integer,JSONPath=`.status.totals.imagesRemoved`,priority=1
+// +kubebuilder:printcolumn:name="Reclaimed",type=integer,JSONPath=`.status.totals.bytesReclaimed`,priority=1
+type ImageCleanupReport struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ImageCleanupReportSpec   `json:"spec"`
+	Status ImageCleanupReportStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ImageCleanupReportList is a list of ImageCleanupReport.
+type ImageCleanupReportList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ImageCleanupReport `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ImageCleanupReport{}, &ImageCleanupReportList{})
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# A private Docker engine for tests and the demo.
+#
+#   hack/dockerd.sh start   start it (no-op when it already runs); prints DOCKER_HOST
+#   hack/dockerd.sh stop    stop it and its containers (only this private engine)
+#   hack/dockerd.sh env     print `export DOCKER_HOST=...` for eval
+#   hack/dockerd.sh status  exit 0 when it answers, 1 otherwise
+#
+# Everything lives under one state folder (data root, exec root, socket, pid
+# file, log), by default /tmp/imagecleanup-dockerd-<hash of this checkout>, so
+# two checkouts never share an engine and the machine's default daemon and
+# /var/run/docker.sock are never used, started or stopped. Unix socket paths
+# are limited to 108 bytes, hence /tmp rather than the checkout itself.
+#
+# Installs Debian's docker.io when dockerd is missing. Needs root, as dockerd
+# does. The machine allows no bridge or iptables, so containers run with
+# --network none (or host).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+checkout_hash="$(printf '%s' "${root}" | sha256sum | cut -c1-10)"
+state="${IMAGECLEANUP_DOCKERD_DIR:-/tmp/imagecleanup-dockerd-${checkout_hash}}"
+socket="${state}/docker.sock"
+pidfile="${state}/dockerd.pid"
+logfile="${state}/dockerd.log"
+docker_host="unix://${socket}"
+
+log() { echo "dockerd.sh: $*" >&2; }
+
+ensure_installed() {
+  if command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1; then
+    return
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    log "dockerd is missing; install Debian's docker.io (needs root)"
+    exit 1
+  fi
+  log "installing Debian's docker.io"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  # No recommends: we never want the package's own service or the default socket.
+  apt-get install -y -qq --no-install-recommends docker.io >&2
+}
+
+answers() {
+  [[ -S "${socket}" ]] && DOCKER_HOST="${docker_host}" timeout 5 docker version >/dev/null 2>&1
+}
+
+running_pid() {
+  [[ -f "${pidfile}" ]] || return 1
+  local pid
+  pid="$(cat "${pidfile}")"
+  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null && echo "${pid}"
+}
+
+start() {
+  if answers; then
+    echo "${docker_host}"
+    return
+  fi
+  ensure_installed
+  if [[ "$(id -u)" != 0 ]]; then
+    log "dockerd needs root"
+    exit 1
+  fi
+  # A dead engine can leave a pid file or a socket behind; both would stop a new one.
+  if pid="$(running_pid)"; then
+    log "dockerd ${pid} runs but does not answer; stopping it"
+    stop
+  fi
+  mkdir -p "${state}/data" "${state}/exec"
+  rm -f "${socket}" "${pidfile}"
+  # Own containerd too (under the exec root), so a system containerd, if any,
+  # is never shared: its "moby" namespace belongs to the default engine.
+  setsid dockerd \
+    --host "${docker_host}" \
+    --data-root "${state}/data" \
+    --exec-root "${state}/exec" \
+    --pidfile "${pidfile}" \
+    --containerd-namespace imagecleanup-test \
+    --containerd-plugins-namespace imagecleanup-test-plugins \
+    --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
+    --userland-proxy=false \
+    --log-level=warn \
+    </dev/null >"${logfile}" 2>&1 &
+  for _ in $(seq 1 120); do
+    if answers; then
+      log "private dockerd ready at ${docker_host} (log: ${logfile})"
+      echo "${docker_host}"
+      return
+    fi
+    sleep 0.5
+  done
+  log "dockerd did not answer within 60s; last lines of ${logfile}:"
+  tail -n 20 "${logfile}" >&2 || true
+  exit 1
+}
+
+stop() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    rm -f "${socket}" "${pidfile}"
+    return
+  fi
+  if answers; then
+    # Running test containers would otherwise be left to containerd's shims.
+    local ids
+    ids="$(DOCKER_HOST="${docker_host}" docker ps -q || true)"
+    if [[ -n "${ids}" ]]; then
+      # shellcheck disable=SC2086
+      DOCKER_HOST="${docker_host}" docker kill ${ids} >/dev/null 2>&1 || true
+    fi
+  fi
+  kill "${pid}" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "${pid}" 2>/dev/null; then
+    log "dockerd ${pid} did not stop in 30s; killing it"
+    kill -9 "${pid}" 2>/dev/null || true
+  fi
+  rm -f "${socket}" "${pidfile}"
+  log "private dockerd stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  env) echo "export DOCKER_HOST=${docker_host}" ;;
+  status) answers ;;
+  *)
+    echo "usage: $0 start|stop|env|status" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the Go tests with the real parts they need: a private dockerd
+# (hack/dockerd.sh) and envtest's kube-apiserver + etcd (hack/envtest-assets.sh).
+# Arguments go to `go test` (default ./...). Set KEEP_DOCKERD=1 to leave the
+# private dockerd running afterwards.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
+export KUBEBUILDER_ASSETS
+
+started_here=false
+hack/dockerd.sh status || started_here=true
+TEST_DOCKER_HOST="$(hack/dockerd.sh start)"
+export TEST_DOCKER_HOST
+if [[ "${started_here}" == true && "${KEEP_DOCKERD:-}" != 1 ]]; then
+  trap 'hack/dockerd.sh stop' EXIT
+fi
+
+echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST}"
+go test -count=1 -timeout 30m "${@:-./...}"

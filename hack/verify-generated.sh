@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Fails when the committed generated files (CRDs, RBAC, deepcopy) or go.mod /
+# go.sum are not what the generators make of the sources. It regenerates in
+# place, so after a failure the tree holds the fresh files, ready to commit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+generated() {
+  find api config/crd/bases config/rbac -type f \( -name 'zz_generated.*' -o -name '*.yaml' \) 2>/dev/null |
+    sort | xargs -r sha256sum
+}
+
+before="$(generated)"
+make -s manifests generate >/dev/null
+after="$(generated)"
+if [[ "${before}" != "${after}" ]]; then
+  echo "verify-generated: generated files were stale; they are regenerated now, review and commit them:" >&2
+  diff <(echo "${before}") <(echo "${after}") >&2 || true
+  exit 1
+fi
+if ! go mod tidy -diff >/dev/null; then
+  echo "verify-generated: go.mod / go.sum are not tidy; run 'go mod tidy' and commit" >&2
+  go mod tidy -diff >&2 || true
+  exit 1
+fi
+echo "verify-generated: up to date"

@@ -1,0 +1,368 @@
+package testenv
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+// DockerHostEnv names the private engine; hack/test.sh sets it. Tests never
+// fall back to DOCKER_HOST or the default socket: those hold a user's images.
+const DockerHostEnv = "TEST_DOCKER_HOST"
+
+var defaultSockets = []string{
+	"unix:///var/run/docker.sock",
+	"unix:///run/docker.sock",
+}
+
+// DockerHost returns the private engine's address, or skips (fails in CI).
+func DockerHost(t testing.TB) string {
+	t.Helper()
+	host := os.Getenv(DockerHostEnv)
+	if host == "" {
+		Unavailable(t, "no private dockerd: %s is not set", DockerHostEnv)
+	}
+	for _, s := range defaultSockets {
+		if host == s {
+			t.Fatalf("%s=%s is the machine's default engine; tests only use the private one from hack/dockerd.sh", DockerHostEnv, host)
+		}
+	}
+	return host
+}
+
+// Docker returns a client of the private engine and holds the engine for this
+// test alone until it ends: test packages run in parallel, and a test that
+// sweeps the whole engine (dangling images, "**") must not see another's.
+func Docker(t testing.TB) *client.Client {
+	t.Helper()
+	host := DockerHost(t)
+	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatalf("docker client for %s: %v", host, err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx); err != nil {
+		Unavailable(t, "private dockerd at %s does not answer: %v", host, err)
+	}
+	lockEngine(t, host)
+	return cli
+}
+
+// lockEngine takes an exclusive file lock named after the engine's address.
+func lockEngine(t testing.TB, host string) {
+	t.Helper()
+	name := filepath.Join(os.TempDir(), "imagecleanup-test-engine-"+shortHash(host)+".lock")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("engine lock: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("engine lock: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	})
+}
+
+func shortHash(s string) string {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return fmt.Sprintf("%08x", h)
+}
+
+// UniqueName returns a lowercase name unique to this run, for repositories
+// and containers, so that a test only ever selects what it made.
+func UniqueName(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+var (
+	sleeperOnce sync.Once
+	sleeperPath string
+	sleeperErr  error
+)
+
+// sleeper builds, once per test process, the static binary the test images
+// run: it exits at once, or sleeps for an hour when its argument is "sleep".
+func sleeper(t testing.TB) string {
+	t.Helper()
+	sleeperOnce.Do(func() {
+		_, self, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(self), "sleeper")
+		dir, err := os.MkdirTemp("", "imagecleanup-sleeper-")
+		if err != nil {
+			sleeperErr = err
+			return
+		}
+		sleeperPath = filepath.Join(dir, "sleeper")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", sleeperPath, ".")
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			sleeperErr = fmt.Errorf("go build sleeper: %v\n%s", err, out)
+		}
+	})
+	if sleeperErr != nil {
+		t.Fatal(sleeperErr)
+	}
+	return sleeperPath
+}
+
+// rootfs is a tar with the sleeper as /sleeper and a file that makes every
+// image distinct (so that two calls never share an image ID).
+func rootfs(t testing.TB) []byte {
+	t.Helper()
+	bin, err := os.ReadFile(sleeper(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(name string, mode int64, data []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: time.Unix(0, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("sleeper", 0o755, bin)
+	add("unique", 0o644, []byte(UniqueName("image")))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// ImportImage makes a new image FROM scratch holding the sleeper, tags it
+// with every ref (none makes a dangling image) and returns its ID. The image
+// is removed when the test ends, if it is still there.
+func ImportImage(t testing.TB, cli *client.Client, refs ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	rc, err := cli.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(rootfs(t)), SourceName: "-"}, "",
+		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/sleeper"]`}})
+	if err != nil {
+		t.Fatalf("import image: %v", err)
+	}
+	id, err := importedID(rc)
+	if err != nil {
+		t.Fatalf("import image: %v", err)
+	}
+	for _, ref := range refs {
+		if err := cli.ImageTag(ctx, id, ref); err != nil {
+			t.Fatalf("tag %s: %v", ref, err)
+		}
+	}
+	t.Cleanup(func() { RemoveImage(cli, id) })
+	return id
+}
+
+// importedID reads the image ID from the progress stream of an import.
+func importedID(rc io.ReadCloser) (string, error) {
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	var id string
+	for {
+		var msg struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			break
+		} else if err != nil {
+			return "", err
+		}
+		if msg.Error != "" {
+			return "", fmt.Errorf("%s", msg.Error)
+		}
+		if strings.HasPrefix(msg.Status, "sha256:") {
+			id = strings.TrimSpace(msg.Status)
+		}
+	}
+	if id == "" {
+		return "", fmt.Errorf("no image ID in the import response")
+	}
+	return id, nil
+}
+
+// CommitChild makes a child image of the container's image (docker commit),
+// tagged ref; the parent then has a dependent child.
+func CommitChild(t testing.TB, cli *client.Client, containerID, ref string) string {
+	t.Helper()
+	resp, err := cli.ContainerCommit(context.Background(), containerID, container.CommitOptions{Reference: ref})
+	if err != nil {
+		t.Fatalf("commit %s: %v", containerID, err)
+	}
+	t.Cleanup(func() { RemoveImage(cli, resp.ID) })
+	return resp.ID
+}
+
+// ContainerOptions shape a test container.
+type ContainerOptions struct {
+	Name   string
+	Labels map[string]string
+	// Run: "exit" runs it to completion (exited), "sleep" leaves it running,
+	// "" only creates it (state created).
+	Run string
+}
+
+// CreateContainer makes a container of img with no network. It is removed
+// (forcibly, it is a test's own) when the test ends.
+func CreateContainer(t testing.TB, cli *client.Client, img string, opts ContainerOptions) string {
+	t.Helper()
+	ctx := context.Background()
+	cfg := &container.Config{Image: img, Labels: opts.Labels}
+	if opts.Run == "sleep" {
+		cfg.Cmd = []string{"sleep"}
+	}
+	created, err := cli.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: "none"}, nil, nil, opts.Name)
+	if err != nil {
+		t.Fatalf("create container of %s: %v", img, err)
+	}
+	id := created.ID
+	t.Cleanup(func() {
+		_ = cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	})
+	switch opts.Run {
+	case "":
+	case "exit", "sleep":
+		if err := cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			t.Fatalf("start container %s: %v", id, err)
+		}
+		if opts.Run == "exit" {
+			waitCh, errCh := cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+			select {
+			case <-waitCh:
+			case err := <-errCh:
+				t.Fatalf("wait for container %s: %v", id, err)
+			}
+		}
+	default:
+		t.Fatalf("unknown Run %q", opts.Run)
+	}
+	return id
+}
+
+// RemoveImage removes an image of a test, whatever it takes; errors are
+// ignored because the test under way may have removed it already.
+func RemoveImage(cli *client.Client, id string) {
+	_, _ = cli.ImageRemove(context.Background(), id, image.RemoveOptions{Force: true, PruneChildren: true})
+}
+
+// ImageExists reports whether the engine still has the image (by ID or reference).
+func ImageExists(t testing.TB, cli *client.Client, ref string) bool {
+	t.Helper()
+	_, err := cli.ImageInspect(context.Background(), ref)
+	if err == nil {
+		return true
+	}
+	if client.IsErrNotFound(err) {
+		return false
+	}
+	t.Fatalf("inspect image %s: %v", ref, err)
+	return false
+}
+
+// ContainerExists reports whether the engine still has the container.
+func ContainerExists(t testing.TB, cli *client.Client, id string) bool {
+	t.Helper()
+	_, err := cli.ContainerInspect(context.Background(), id)
+	if err == nil {
+		return true
+	}
+	if client.IsErrNotFound(err) {
+		return false
+	}
+	t.Fatalf("inspect container %s: %v", id, err)
+	return false
+}
+
+// BuildImage builds ref from a Dockerfile FROM scratch that copies in the
+// static sleeper, with the engine's classic builder (no registry needed), and
+// returns the image ID. The image is removed when the test ends.
+func BuildImage(t testing.TB, cli *client.Client, ref string) string {
+	t.Helper()
+	bin, err := os.ReadFile(sleeper(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := "FROM scratch\nCOPY sleeper /sleeper\nLABEL imagecleanup.test=" + UniqueName("build") + "\nENTRYPOINT [\"/sleeper\"]\n"
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"sleeper", 0o755, bin}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.ImageBuild(context.Background(), &buf, build.ImageBuildOptions{
+		Tags: []string{ref}, Remove: true, ForceRemove: true, Version: build.BuilderV1,
+	})
+	if err != nil {
+		t.Fatalf("build %s: %v", ref, err)
+	}
+	if err := drainJSONStream(resp.Body); err != nil {
+		t.Fatalf("build %s: %v", ref, err)
+	}
+	inspect, err := cli.ImageInspect(context.Background(), ref)
+	if err != nil {
+		t.Fatalf("inspect %s after build: %v", ref, err)
+	}
+	t.Cleanup(func() { RemoveImage(cli, inspect.ID) })
+	return inspect.ID
+}
+
+// drainJSONStream reads a progress stream to its end and returns its error, if any.
+func drainJSONStream(rc io.ReadCloser) error {
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	for {
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if msg.Error != "" {
+			return fmt.Errorf("%s", msg.Error)
+		}
+	}
+}
