@@ -1,5 +1,12 @@
 package v1alpha1
 
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
 // Defaults, the same as the +kubebuilder:default markers.
 const (
 	DefaultMinImageAge   Duration = "1h"
@@ -8,19 +15,77 @@ const (
 )
 
 // Default fills in what the API server would default, for policies that do
-// not come through it (the CLI reads them from files).
+// not come through it (the CLI reads them from files). Like the API server it
+// defaults absent fields only: an empty string stays, and is refused.
 func (p *ImageCleanupPolicy) Default() {
 	spec := &p.Spec
-	if spec.MinImageAge == "" {
-		spec.MinImageAge = DefaultMinImageAge
+	if spec.MinImageAge == nil {
+		spec.MinImageAge = ptrTo(DefaultMinImageAge)
 	}
-	if spec.Interval == "" {
-		spec.Interval = DefaultInterval
+	if spec.Interval == nil {
+		spec.Interval = ptrTo(DefaultInterval)
 	}
 	if spec.StoppedContainers.Action == "" {
 		spec.StoppedContainers.Action = StoppedContainersRemove
 	}
-	if spec.StoppedContainers.MinStoppedAge == "" {
-		spec.StoppedContainers.MinStoppedAge = DefaultMinStoppedAge
+	if spec.StoppedContainers.MinStoppedAge == nil {
+		spec.StoppedContainers.MinStoppedAge = ptrTo(DefaultMinStoppedAge)
 	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// durationOr parses d, or returns the default when d is absent or invalid
+// (invalid values never get past validation).
+func durationOr(d *Duration, def Duration) time.Duration {
+	if d != nil {
+		if v, err := d.ParseDuration(); err == nil {
+			return v
+		}
+	}
+	v, _ := def.ParseDuration()
+	return v
+}
+
+// MinImageAgeDuration is spec.minImageAge as a time.Duration.
+func (s *ImageCleanupPolicySpec) MinImageAgeDuration() time.Duration {
+	return durationOr(s.MinImageAge, DefaultMinImageAge)
+}
+
+// IntervalDuration is spec.interval as a time.Duration.
+func (s *ImageCleanupPolicySpec) IntervalDuration() time.Duration {
+	return durationOr(s.Interval, DefaultInterval)
+}
+
+// MinStoppedAgeDuration is spec.stoppedContainers.minStoppedAge as a time.Duration.
+func (s *ImageCleanupPolicySpec) MinStoppedAgeDuration() time.Duration {
+	return durationOr(s.StoppedContainers.MinStoppedAge, DefaultMinStoppedAge)
+}
+
+// LabelSelector converts the selector to its metav1 form; nil selects everything.
+func (s *NodeSelector) LabelSelector() *metav1.LabelSelector {
+	if s == nil {
+		return &metav1.LabelSelector{}
+	}
+	out := &metav1.LabelSelector{}
+	if len(s.MatchLabels) > 0 {
+		out.MatchLabels = make(map[string]string, len(s.MatchLabels))
+		for k, v := range s.MatchLabels {
+			out.MatchLabels[k] = string(v)
+		}
+	}
+	for _, e := range s.MatchExpressions {
+		req := metav1.LabelSelectorRequirement{Key: e.Key, Operator: metav1.LabelSelectorOperator(e.Operator)}
+		for _, v := range e.Values {
+			req.Values = append(req.Values, string(v))
+		}
+		out.MatchExpressions = append(out.MatchExpressions, req)
+	}
+	return out
+}
+
+// Selector parses the node selector; its error names what is wrong, such as
+// an invalid label key in matchLabels (the one thing admission cannot check).
+func (s *NodeSelector) Selector() (labels.Selector, error) {
+	return metav1.LabelSelectorAsSelector(s.LabelSelector())
 }

@@ -32,6 +32,50 @@ type ImagePattern string
 // +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') && size(self) > 0",message="must be a duration like 0s, 30m, 1h or 2h30m"
 type Duration string
 
+// LabelValue is the value of a node label: at most 63 letters, digits, '-',
+// '_' or '.', starting and ending with a letter or digit, or empty.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:XValidation:rule="self.matches('^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$')",message="a label value has at most 63 letters, digits, '-', '_' or '.', and starts and ends with a letter or digit"
+type LabelValue string
+
+// NodeSelectorOperator relates a label key to values.
+// +kubebuilder:validation:Enum=In;NotIn;Exists;DoesNotExist
+type NodeSelectorOperator string
+
+// NodeSelectorRequirement is one matchExpressions entry of a NodeSelector.
+// +kubebuilder:validation:XValidation:rule="self.operator in ['Exists', 'DoesNotExist'] ? (!has(self.values) || size(self.values) == 0) : (has(self.values) && size(self.values) > 0)",message="In and NotIn need values; Exists and DoesNotExist take none"
+type NodeSelectorRequirement struct {
+	// Key is a label key: an optional DNS prefix and a slash, then a name.
+	// +kubebuilder:validation:MaxLength=317
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$')",message="a label key is an optional DNS prefix and a slash, then a name of at most 63 letters, digits, '-', '_' or '.'"
+	Key string `json:"key"`
+	// Operator is In, NotIn, Exists or DoesNotExist.
+	Operator NodeSelectorOperator `json:"operator"`
+	// Values for In and NotIn.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	// +optional
+	Values []LabelValue `json:"values,omitempty"`
+}
+
+// NodeSelector selects nodes by their labels. It is a metav1.LabelSelector
+// with bounds, which the API server needs to afford the CEL rules.
+//
+// Label keys in matchLabels are checked by the agent, not at admission: CEL
+// cannot bound the cost of a rule over map keys. An invalid key makes every
+// node's report Failed with the reason.
+type NodeSelector struct {
+	// MatchLabels: every label must be present with this value.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	MatchLabels map[string]LabelValue `json:"matchLabels,omitempty"`
+	// MatchExpressions: every expression must hold.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	MatchExpressions []NodeSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
 // StoppedContainerAction says what to do with stopped containers that block
 // the removal of a target image.
 // +kubebuilder:validation:Enum=Remove;Keep
@@ -60,7 +104,7 @@ type StoppedContainersPolicy struct {
 	// started) less than this long ago; the image they use is blocked meanwhile.
 	// +kubebuilder:default="1h"
 	// +optional
-	MinStoppedAge Duration `json:"minStoppedAge,omitempty"`
+	MinStoppedAge *Duration `json:"minStoppedAge,omitempty"`
 
 	// RemoveVolumes also removes the anonymous volumes of removed containers
 	// (docker rm -v). Named volumes are never removed.
@@ -81,12 +125,8 @@ type StoppedContainersPolicy struct {
 type ImageCleanupPolicySpec struct {
 	// NodeSelector selects the nodes the policy applies to; empty or absent
 	// selects every node.
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="matchExpressions operator must be In, NotIn, Exists or DoesNotExist"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['Exists', 'DoesNotExist'] ? (!has(e.values) || size(e.values) == 0) : (has(e.values) && size(e.values) > 0))",message="matchExpressions with In or NotIn need values; Exists and DoesNotExist take none"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && self.matchLabels[k].matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$'))",message="matchLabels must hold label keys (optional-dns-prefix/name) and values of at most 63 letters, digits, '-', '_' or '.'"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.key.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (!has(e.values) || e.values.all(v, v.matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$'))))",message="matchExpressions must hold label keys (optional-dns-prefix/name) and values of at most 63 letters, digits, '-', '_' or '.'"
 	// +optional
-	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
+	NodeSelector *NodeSelector `json:"nodeSelector,omitempty"`
 
 	// Images lists what to remove: references, image IDs or patterns.
 	// "**" alone selects every image; pair it with exclude and minImageAge.
@@ -109,7 +149,7 @@ type ImageCleanupPolicySpec struct {
 	// ago (their last tag time, else their creation time).
 	// +kubebuilder:default="1h"
 	// +optional
-	MinImageAge Duration `json:"minImageAge,omitempty"`
+	MinImageAge *Duration `json:"minImageAge,omitempty"`
 
 	// StoppedContainers decides what happens to stopped containers that block
 	// a target image.
@@ -136,7 +176,7 @@ type ImageCleanupPolicySpec struct {
 	// +kubebuilder:default="1h"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') || size(self) == 0 || duration(self) >= duration('1m')",message="interval must be at least 1m"
 	// +optional
-	Interval Duration `json:"interval,omitempty"`
+	Interval *Duration `json:"interval,omitempty"`
 
 	// MaxImagesPerSweep limits how many images one node removes in one sweep,
 	// oldest first; 0 means no limit.

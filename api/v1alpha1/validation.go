@@ -27,7 +27,7 @@ const (
 	// DurationGrammar is what a Duration may look like.
 	DurationGrammar = `^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$`
 	labelKeyGrammar = `^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
-	labelValGrammar = `^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$`
+	labelValGrammar = `^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`
 )
 
 // Limits shared with the markers.
@@ -37,6 +37,11 @@ const (
 	MaxDurationLength     = 24
 	MinInterval           = time.Minute
 	MaxImagesPerSweepMax  = 100000
+	maxMatchLabels        = 64
+	maxMatchExpressions   = 32
+	maxSelectorValues     = 64
+	maxLabelKeyLength     = 317
+	maxLabelValueLength   = 63
 )
 
 // Messages shared with the markers, word for word.
@@ -54,11 +59,20 @@ const (
 	msgInBoth            = "an entry in both images and exclude would remove nothing: drop it from one of the two lists"
 	msgRemoveVolumes     = "removeVolumes needs action Remove: kept containers keep their volumes"
 	msgKubernetesManaged = "includeKubernetesManaged needs action Remove: with Keep no container is removed"
-	msgOperator          = "matchExpressions operator must be In, NotIn, Exists or DoesNotExist"
-	msgOperatorValues    = "matchExpressions with In or NotIn need values; Exists and DoesNotExist take none"
-	msgMatchExpressions  = "matchExpressions must hold label keys (optional-dns-prefix/name) and values of at most 63 letters, digits, '-', '_' or '.'"
-	msgMatchLabels       = "matchLabels must hold label keys (optional-dns-prefix/name) and values of at most 63 letters, digits, '-', '_' or '.'"
+	msgOperatorValues    = "In and NotIn need values; Exists and DoesNotExist take none"
+	msgLabelKey          = "a label key is an optional DNS prefix and a slash, then a name of at most 63 letters, digits, '-', '_' or '.'"
+	msgLabelValue        = "a label value has at most 63 letters, digits, '-', '_' or '.', and starts and ends with a letter or digit"
 )
+
+// CELMessages lists the messages of the CEL rules, for the test that holds
+// the Go rules and the CRD together.
+func CELMessages() []string {
+	return []string{
+		msgEmpty, msgSpaces, msgImageID, msgBareHex, msgDigest, msgDigestWildcard, msgDoubleStar, msgGrammar,
+		msgDuration, msgInterval, msgInBoth, msgRemoveVolumes, msgKubernetesManaged,
+		msgOperatorValues, msgLabelKey, msgLabelValue,
+	}
+}
 
 var (
 	reReferenceGrammar = regexp.MustCompile(ImageReferenceGrammar)
@@ -116,7 +130,11 @@ func validDuration(s string) bool {
 	return len(s) > 0 && len(s) <= MaxDurationLength && reDuration.MatchString(s)
 }
 
-func validateDuration(d Duration, path *field.Path) field.ErrorList {
+func validateDuration(dp *Duration, path *field.Path) field.ErrorList {
+	if dp == nil {
+		return nil
+	}
+	d := *dp
 	if len(d) > MaxDurationLength {
 		return field.ErrorList{field.TooLong(path, string(d), MaxDurationLength)}
 	}
@@ -174,8 +192,8 @@ func (p *ImageCleanupPolicy) Validate() field.ErrorList {
 	intervalPath := path.Child("interval")
 	if ierrs := validateDuration(spec.Interval, intervalPath); len(ierrs) > 0 {
 		errs = append(errs, ierrs...)
-	} else if d, _ := spec.Interval.ParseDuration(); d < MinInterval {
-		errs = append(errs, field.Invalid(intervalPath, string(spec.Interval), msgInterval))
+	} else if spec.Interval != nil && spec.IntervalDuration() < MinInterval {
+		errs = append(errs, field.Invalid(intervalPath, string(*spec.Interval), msgInterval))
 	}
 
 	if spec.MaxImagesPerSweep < 0 {
@@ -213,37 +231,48 @@ func validateNodeSelector(spec *ImageCleanupPolicySpec, path *field.Path) field.
 		return nil
 	}
 	var errs field.ErrorList
-	operatorsOK, valuesOK, syntaxOK := true, true, true
-	for _, e := range sel.MatchExpressions {
-		syntaxOK = syntaxOK && reLabelKey.MatchString(e.Key)
-		for _, v := range e.Values {
-			syntaxOK = syntaxOK && reLabelValue.MatchString(v)
-		}
-		switch e.Operator {
-		case "In", "NotIn":
-			valuesOK = valuesOK && len(e.Values) > 0
-		case "Exists", "DoesNotExist":
-			valuesOK = valuesOK && len(e.Values) == 0
-		default:
-			operatorsOK = false
-			// CEL's ternary takes the In/NotIn branch for an unknown operator.
-			valuesOK = valuesOK && len(e.Values) > 0
-		}
-	}
-	if !operatorsOK {
-		errs = append(errs, field.Invalid(path, "", msgOperator))
-	}
-	if !valuesOK {
-		errs = append(errs, field.Invalid(path, "", msgOperatorValues))
-	}
-	if !syntaxOK {
-		errs = append(errs, field.Invalid(path, "", msgMatchExpressions))
+	if len(sel.MatchLabels) > maxMatchLabels {
+		errs = append(errs, field.TooMany(path.Child("matchLabels"), len(sel.MatchLabels), maxMatchLabels))
 	}
 	for k, v := range sel.MatchLabels {
-		if !reLabelKey.MatchString(k) || !reLabelValue.MatchString(v) {
-			errs = append(errs, field.Invalid(path, "", msgMatchLabels))
-			break
+		errs = append(errs, validateLabelValue(v, path.Child("matchLabels").Key(k))...)
+	}
+	exprs := path.Child("matchExpressions")
+	if len(sel.MatchExpressions) > maxMatchExpressions {
+		return append(errs, field.TooMany(exprs, len(sel.MatchExpressions), maxMatchExpressions))
+	}
+	for i, e := range sel.MatchExpressions {
+		p := exprs.Index(i)
+		if len(e.Key) > maxLabelKeyLength {
+			errs = append(errs, field.TooLong(p.Child("key"), e.Key, maxLabelKeyLength))
+		} else if !reLabelKey.MatchString(e.Key) {
+			errs = append(errs, field.Invalid(p.Child("key"), e.Key, msgLabelKey))
+		}
+		switch e.Operator {
+		case "In", "NotIn", "Exists", "DoesNotExist":
+		default:
+			errs = append(errs, field.NotSupported(p.Child("operator"), e.Operator, []string{"In", "NotIn", "Exists", "DoesNotExist"}))
+		}
+		if len(e.Values) > maxSelectorValues {
+			errs = append(errs, field.TooMany(p.Child("values"), len(e.Values), maxSelectorValues))
+			continue
+		}
+		for j, v := range e.Values {
+			errs = append(errs, validateLabelValue(v, p.Child("values").Index(j))...)
+		}
+		if wantsValues := e.Operator != "Exists" && e.Operator != "DoesNotExist"; wantsValues != (len(e.Values) > 0) {
+			errs = append(errs, field.Invalid(p, e.Operator, msgOperatorValues))
 		}
 	}
 	return errs
+}
+
+func validateLabelValue(v LabelValue, path *field.Path) field.ErrorList {
+	if len(v) > maxLabelValueLength {
+		return field.ErrorList{field.TooLong(path, string(v), maxLabelValueLength)}
+	}
+	if !reLabelValue.MatchString(string(v)) {
+		return field.ErrorList{field.Invalid(path, string(v), msgLabelValue)}
+	}
+	return nil
 }

@@ -1,0 +1,354 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithAPIServer(m)) }
+
+const (
+	hex64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	hex12 = "0123456789ab"
+)
+
+// policyCase is a policy spec as a user writes it, and the verdict expected
+// of both the API server and Validate: accepted (want == "") or refused with
+// a message containing want.
+type policyCase struct {
+	spec string
+	want string
+}
+
+// invalidPolicies must each be refused, with a message that tells what to fix.
+var invalidPolicies = map[string]policyCase{
+	"no images":                   {`{}`, "spec.images: Required value"},
+	"empty images":                {`{images: []}`, "should have at least 1 items"},
+	"empty entry":                 {`{images: [""]}`, "must not be empty"},
+	"space in reference":          {`{images: ["busy box"]}`, "must not contain spaces"},
+	"uppercase repository":        {`{images: ["BusyBox"]}`, "repository paths are lowercase"},
+	"short image ID":              {`{images: ["sha256:abc"]}`, "an image ID must be sha256: followed by 12 to 64 lowercase hex digits"},
+	"uppercase image ID":          {`{images: ["sha256:0123456789ABCDEF"]}`, "an image ID must be sha256:"},
+	"image ID too long":           {`{images: ["sha256:` + hex64 + `0"]}`, "an image ID must be sha256:"},
+	"bare hex ID":                 {`{images: ["` + hex12 + `"]}`, "write it as sha256:<id>"},
+	"short digest":                {`{images: ["app@sha256:1234"]}`, "a digest reference must end in @sha256: and 64 lowercase hex digits"},
+	"other digest algorithm":      {`{images: ["app@md5:0123456789abcdef0123456789abcdef"]}`, "a digest reference must end in @sha256:"},
+	"wildcard with digest":        {`{images: ["app*@sha256:` + hex64 + `"]}`, "a digest reference cannot contain wildcards"},
+	"double star inside segment":  {`{images: ["registry.example.com/ci**"]}`, "** stands for whole path segments"},
+	"double star in tag":          {`{images: ["app:**"]}`, "** stands for whole path segments"},
+	"triple star":                 {`{images: ["***"]}`, "** stands for whole path segments"},
+	"trailing colon":              {`{images: ["app:"]}`, "must be an image reference"},
+	"leading slash":               {`{images: ["/app"]}`, "must be an image reference"},
+	"empty path segment":          {`{images: ["registry.example.com//app"]}`, "must be an image reference"},
+	"leading dash":                {`{images: ["-app"]}`, "must be an image reference"},
+	"tag starting with a dash":    {`{images: ["app:-rc1"]}`, "must be an image reference"},
+	"tag longer than 128":         {`{images: ["app:` + strings.Repeat("t", 129) + `"]}`, "must be an image reference"},
+	"entry longer than 200":       {`{images: ["` + strings.Repeat("a", 201) + `"]}`, "Too long"},
+	"duplicate image":             {`{images: ["busybox", "busybox"]}`, `Duplicate value: "busybox"`},
+	"duplicate exclusion":         {`{images: ["**"], exclude: ["app:1", "app:1"]}`, `Duplicate value: "app:1"`},
+	"invalid exclusion":           {`{images: ["**"], exclude: ["my app"]}`, "spec.exclude[0]"},
+	"same entry in both lists":    {`{images: ["app:1", "app:2"], exclude: ["app:2"]}`, "an entry in both images and exclude would remove nothing"},
+	"too many images":             {fmt.Sprintf(`{images: [%s]}`, manyImages(257)), "Too many: 257: must have at most 256 items"},
+	"age in days":                 {`{images: [busybox], minImageAge: 1d}`, "must be a duration like 0s, 30m, 1h or 2h30m"},
+	"negative age":                {`{images: [busybox], minImageAge: "-1h"}`, "must be a duration like"},
+	"fractional age":              {`{images: [busybox], minImageAge: 1.5h}`, "must be a duration like"},
+	"age with seven digits":       {`{images: [busybox], minImageAge: 9999999h}`, "must be a duration like"},
+	"empty age":                   {`{images: [busybox], minImageAge: ""}`, "must be a duration like"},
+	"interval under a minute":     {`{images: [busybox], interval: 30s}`, "interval must be at least 1m"},
+	"zero interval":               {`{images: [busybox], interval: 0s}`, "interval must be at least 1m"},
+	"interval in words":           {`{images: [busybox], interval: hourly}`, "must be a duration like"},
+	"stopped age with space":      {`{images: [busybox], stoppedContainers: {minStoppedAge: "1 h"}}`, "must be a duration like"},
+	"unknown action":              {`{images: [busybox], stoppedContainers: {action: Delete}}`, `Unsupported value: "Delete"`},
+	"keep but remove volumes":     {`{images: [busybox], stoppedContainers: {action: Keep, removeVolumes: true}}`, "removeVolumes needs action Remove"},
+	"keep but include kubelet's":  {`{images: [busybox], stoppedContainers: {action: Keep, includeKubernetesManaged: true}}`, "includeKubernetesManaged needs action Remove"},
+	"negative sweep limit":        {`{images: [busybox], maxImagesPerSweep: -1}`, "should be greater than or equal to 0"},
+	"huge sweep limit":            {`{images: [busybox], maxImagesPerSweep: 100001}`, "should be less than or equal to 100000"},
+	"unknown selector operator":   {`{images: [busybox], nodeSelector: {matchExpressions: [{key: pool, operator: Equals, values: [ci]}]}}`, `Unsupported value: "Equals"`},
+	"In without values":           {`{images: [busybox], nodeSelector: {matchExpressions: [{key: pool, operator: In}]}}`, "In and NotIn need values"},
+	"Exists with values":          {`{images: [busybox], nodeSelector: {matchExpressions: [{key: pool, operator: Exists, values: [ci]}]}}`, "Exists and DoesNotExist take none"},
+	"bad label value":             {`{images: [busybox], nodeSelector: {matchLabels: {pool: "a b"}}}`, "a label value has at most 63"},
+	"label value too long":        {`{images: [busybox], nodeSelector: {matchLabels: {pool: ` + strings.Repeat("v", 64) + `}}}`, "Too long"},
+	"bad expression key":          {`{images: [busybox], nodeSelector: {matchExpressions: [{key: "-pool", operator: Exists}]}}`, "a label key is an optional DNS prefix"},
+	"bad expression value":        {`{images: [busybox], nodeSelector: {matchExpressions: [{key: pool, operator: In, values: ["a b"]}]}}`, "a label value has at most 63"},
+	"duration with days in stops": {`{images: [busybox], stoppedContainers: {minStoppedAge: 2d}}`, "must be a duration like"},
+}
+
+// validPolicies must be accepted; want holds the spec after defaulting.
+var validPolicies = map[string]struct{ spec, defaulted string }{
+	"minimal": {
+		`{images: [busybox]}`,
+		`{images: [busybox], minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"everything set": {
+		`{nodeSelector: {matchLabels: {pool: ci}}, images: ["registry.example.com/ci/**"], exclude: ["registry.example.com/ci/base:*"], dangling: true, minImageAge: 30m,
+		  stoppedContainers: {action: Remove, minStoppedAge: 2h, removeVolumes: true, includeKubernetesManaged: true}, force: true, dryRun: true, suspend: true, interval: 15m, maxImagesPerSweep: 25}`,
+		`{nodeSelector: {matchLabels: {pool: ci}}, images: ["registry.example.com/ci/**"], exclude: ["registry.example.com/ci/base:*"], dangling: true, minImageAge: 30m,
+		  stoppedContainers: {action: Remove, minStoppedAge: 2h, removeVolumes: true, includeKubernetesManaged: true}, force: true, dryRun: true, suspend: true, interval: 15m, maxImagesPerSweep: 25}`,
+	},
+	"patterns": {
+		`{images: ["registry.example.com/ci/**", "myapp:pr-*", "busybox:*", "**/pause:*", "**:latest", "team/*/app"]}`,
+		`{images: ["registry.example.com/ci/**", "myapp:pr-*", "busybox:*", "**/pause:*", "**:latest", "team/*/app"], minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"everything with guards": {
+		`{images: ["**"], exclude: ["registry.k8s.io/**", "sha256:` + hex12 + `"], minImageAge: 168h}`,
+		`{images: ["**"], exclude: ["registry.k8s.io/**", "sha256:` + hex12 + `"], minImageAge: 168h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"everything without guards": {
+		`{images: ["**"], minImageAge: 0s}`,
+		`{images: ["**"], minImageAge: 0s, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"digests and IDs": {
+		`{images: ["app@sha256:` + hex64 + `", "registry.example.com/team/app:1.2@sha256:` + hex64 + `", "sha256:` + hex12 + `", "sha256:` + hex64 + `"]}`,
+		`{images: ["app@sha256:` + hex64 + `", "registry.example.com/team/app:1.2@sha256:` + hex64 + `", "sha256:` + hex12 + `", "sha256:` + hex64 + `"], minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"registries with ports and uppercase hosts": {
+		`{images: ["localhost:5000/app:latest", "Registry.Example.com/team/app", "docker.io/library/busybox:1.36", "quay.io/org/app_name__x:v1.2.3-rc.1"]}`,
+		`{images: ["localhost:5000/app:latest", "Registry.Example.com/team/app", "docker.io/library/busybox:1.36", "quay.io/org/app_name__x:v1.2.3-rc.1"], minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"Go durations": {
+		`{images: [busybox], minImageAge: 1h0m0s, interval: 2h30m, stoppedContainers: {minStoppedAge: 90s}}`,
+		`{images: [busybox], minImageAge: 1h0m0s, interval: 2h30m, stoppedContainers: {action: Remove, minStoppedAge: 90s}}`,
+	},
+	"keep containers and force": {
+		`{images: ["app:*"], force: true, stoppedContainers: {action: Keep}}`,
+		`{images: ["app:*"], force: true, minImageAge: 1h, interval: 1h, stoppedContainers: {action: Keep, minStoppedAge: 1h}}`,
+	},
+	"node selector expressions": {
+		`{images: [busybox], nodeSelector: {matchLabels: {"node.kubernetes.io/pool": ci-runners}, matchExpressions: [{key: kubernetes.io/os, operator: In, values: [linux]}, {key: gpu, operator: DoesNotExist}]}}`,
+		`{images: [busybox], nodeSelector: {matchLabels: {"node.kubernetes.io/pool": ci-runners}, matchExpressions: [{key: kubernetes.io/os, operator: In, values: [linux]}, {key: gpu, operator: DoesNotExist}]}, minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"dangling only with a sweep limit": {
+		`{images: ["sha256:` + hex64 + `"], dangling: true, maxImagesPerSweep: 10, interval: 1m}`,
+		`{images: ["sha256:` + hex64 + `"], dangling: true, maxImagesPerSweep: 10, interval: 1m, minImageAge: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"256 images, longest entry": {
+		fmt.Sprintf(`{images: [%s, "%s"]}`, manyImages(255), strings.Repeat("a", 200)),
+		fmt.Sprintf(`{images: [%s, "%s"], minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`, manyImages(255), strings.Repeat("a", 200)),
+	},
+}
+
+func manyImages(n int) string {
+	refs := make([]string, n)
+	for i := range refs {
+		refs[i] = fmt.Sprintf(`"registry.example.com/app%d:v1"`, i)
+	}
+	return strings.Join(refs, ", ")
+}
+
+// decodePolicy reads a spec the way the CLI reads a file: strictly, then defaulted.
+func decodePolicy(t *testing.T, name, spec string) (*v1alpha1.ImageCleanupPolicy, error) {
+	t.Helper()
+	doc := fmt.Sprintf("apiVersion: imagecleanup.io/v1alpha1\nkind: ImageCleanupPolicy\nmetadata: {name: %s}\nspec: %s\n", name, spec)
+	var p v1alpha1.ImageCleanupPolicy
+	if err := yaml.UnmarshalStrict([]byte(doc), &p); err != nil {
+		return nil, err
+	}
+	p.Default()
+	return &p, nil
+}
+
+func unstructuredPolicy(t *testing.T, name, spec string) *unstructured.Unstructured {
+	t.Helper()
+	doc := fmt.Sprintf("apiVersion: imagecleanup.io/v1alpha1\nkind: ImageCleanupPolicy\nmetadata: {name: %s}\nspec: %s\n", name, spec)
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatalf("test case is not YAML: %v", err)
+	}
+	return u
+}
+
+func caseName(name string) string {
+	return strings.NewReplacer(" ", "-", "'", "", ",", "").Replace(strings.ToLower(name))
+}
+
+func TestValidateRefusesInvalidPolicies(t *testing.T) {
+	for name, tc := range invalidPolicies {
+		t.Run(name, func(t *testing.T) {
+			p, err := decodePolicy(t, caseName(name), tc.spec)
+			if err != nil {
+				t.Fatalf("decode: %v (rows must decode, so that Validate decides)", err)
+			}
+			errs := p.Validate()
+			if len(errs) == 0 {
+				t.Fatalf("Validate accepted %s", tc.spec)
+			}
+			if !strings.Contains(errs.ToAggregate().Error(), tc.want) {
+				t.Fatalf("Validate said %q, want it to contain %q", errs.ToAggregate().Error(), tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateAcceptsValidPolicies(t *testing.T) {
+	for name, tc := range validPolicies {
+		t.Run(name, func(t *testing.T) {
+			p, err := decodePolicy(t, caseName(name), tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if errs := p.Validate(); len(errs) > 0 {
+				t.Fatalf("Validate refused a valid policy: %v", errs.ToAggregate())
+			}
+			want, err := decodePolicy(t, caseName(name), tc.defaulted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := specDiff(&p.Spec, &want.Spec); diff != "" {
+				t.Fatalf("Default gave %s", diff)
+			}
+		})
+	}
+}
+
+// The API server, running the generated CRD, gives the same verdicts.
+func TestAPIServerAgreesWithValidate(t *testing.T) {
+	cfg := testenv.APIServer(t)
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	strict := client.FieldValidation("Strict")
+
+	for name, tc := range invalidPolicies {
+		t.Run("refuses/"+name, func(t *testing.T) {
+			err := c.Create(ctx, unstructuredPolicy(t, caseName(name), tc.spec), strict)
+			if err == nil {
+				t.Fatalf("the API server accepted %s", tc.spec)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("the API server said %q, want it to contain %q", err.Error(), tc.want)
+			}
+		})
+	}
+	for name, tc := range validPolicies {
+		t.Run("accepts/"+name, func(t *testing.T) {
+			u := unstructuredPolicy(t, caseName(name), tc.spec)
+			if err := c.Create(ctx, u, strict); err != nil {
+				t.Fatalf("the API server refused a valid policy: %v", err)
+			}
+			t.Cleanup(func() { _ = c.Delete(ctx, u) })
+			var stored v1alpha1.ImageCleanupPolicy
+			if err := c.Get(ctx, client.ObjectKeyFromObject(u), &stored); err != nil {
+				t.Fatal(err)
+			}
+			want, err := decodePolicy(t, caseName(name), tc.defaulted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := specDiff(&stored.Spec, &want.Spec); diff != "" {
+				t.Fatalf("the API server defaulted to %s", diff)
+			}
+		})
+	}
+}
+
+func specDiff(got, want *v1alpha1.ImageCleanupPolicySpec) string {
+	g, _ := yaml.Marshal(got)
+	w, _ := yaml.Marshal(want)
+	if string(g) == string(w) {
+		return ""
+	}
+	return fmt.Sprintf("\n%s\nwant\n%s", g, w)
+}
+
+// Every message of the Go rules is the message of a CEL rule of the CRD, and
+// the shared grammars are the ones the CRD's rules use.
+func TestGoRulesMatchTheCRD(t *testing.T) {
+	raw, err := os.ReadFile(testenv.CRDDir() + "/imagecleanup.io_imagecleanuppolicies.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
+		t.Fatal(err)
+	}
+	messages, rules := map[string]bool{}, ""
+	var walk func(s *apiextensionsv1.JSONSchemaProps)
+	walk = func(s *apiextensionsv1.JSONSchemaProps) {
+		for _, v := range s.XValidations {
+			messages[v.Message] = true
+			rules += v.Rule + "\n"
+		}
+		for _, p := range s.Properties {
+			walk(&p)
+		}
+		if s.Items != nil && s.Items.Schema != nil {
+			walk(s.Items.Schema)
+		}
+	}
+	walk(crd.Spec.Versions[0].Schema.OpenAPIV3Schema)
+	for _, msg := range v1alpha1.CELMessages() {
+		if !messages[msg] {
+			t.Errorf("Go message %q is no CEL rule's message", msg)
+		}
+	}
+	if len(messages) != len(v1alpha1.CELMessages()) {
+		t.Errorf("the CRD has %d CEL messages, the Go rules %d", len(messages), len(v1alpha1.CELMessages()))
+	}
+	for _, re := range []string{v1alpha1.ImageReferenceGrammar, v1alpha1.DurationGrammar} {
+		if !strings.Contains(rules, "'"+re+"'") {
+			t.Errorf("grammar %q is in no CEL rule", re)
+		}
+	}
+}
+
+// randomPattern strings together the pieces references are made of, so that
+// most results are near the edge between valid and invalid.
+func randomPattern(r *rand.Rand) string {
+	pieces := []string{"a", "b9", "app", "-", "--", "_", "__", ".", "/", ":", "*", "**", "@", "sha256:", hex12, hex64, "A", " ", "5000", "registry.example.com", "localhost", "x:1.2"}
+	var b strings.Builder
+	for n := 1 + r.IntN(6); n > 0; n-- {
+		b.WriteString(pieces[r.IntN(len(pieces))])
+	}
+	return b.String()
+}
+
+// The same verdict from Go and from the API server for random patterns, not
+// only for the rows above.
+func TestRandomPatternsSameVerdict(t *testing.T) {
+	cfg := testenv.APIServer(t)
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	accepted := 0
+	for i := range 400 {
+		pattern := randomPattern(r)
+		spec := fmt.Sprintf(`{images: [%q]}`, pattern)
+		p, err := decodePolicy(t, "random", spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		goValid := len(p.Validate()) == 0
+		serverErr := c.Create(context.Background(), unstructuredPolicy(t, fmt.Sprintf("random-%d", i), spec), client.DryRunAll)
+		if goValid != (serverErr == nil) {
+			t.Errorf("%q: Validate valid=%v, API server: %v", pattern, goValid, serverErr)
+		}
+		if goValid {
+			accepted++
+		}
+	}
+	t.Logf("%d of 400 random patterns valid", accepted)
+	if accepted < 40 || accepted > 360 {
+		t.Errorf("the generator is off balance: %d of 400 valid", accepted)
+	}
+}
