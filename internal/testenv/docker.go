@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
@@ -283,7 +284,7 @@ func ImageExists(t testing.TB, cli *client.Client, ref string) bool {
 	if err == nil {
 		return true
 	}
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return false
 	}
 	t.Fatalf("inspect image %s: %v", ref, err)
@@ -297,7 +298,7 @@ func ContainerExists(t testing.TB, cli *client.Client, id string) bool {
 	if err == nil {
 		return true
 	}
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return false
 	}
 	t.Fatalf("inspect container %s: %v", id, err)

@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
@@ -31,11 +31,11 @@ func TestStoppedContainerBlocksImageRemoval(t *testing.T) {
 	}
 
 	_, err = cli.ImageRemove(ctx, id, image.RemoveOptions{})
-	if !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "image is being used by stopped container") {
+	if !cerrdefs.IsConflict(err) || !strings.Contains(err.Error(), "image is being used by stopped container") {
 		t.Fatalf("removing by ID: err = %v, want the conflict 'image is being used by stopped container'", err)
 	}
 	_, err = cli.ImageRemove(ctx, ref, image.RemoveOptions{})
-	if !errdefs.IsConflict(err) {
+	if !cerrdefs.IsConflict(err) {
 		t.Fatalf("removing by tag: err = %v, want a conflict", err)
 	}
 	if !testenv.ImageExists(t, cli, id) {

@@ -1,0 +1,171 @@
+// Package engine is this project's model of a Docker engine: what it holds
+// (images, containers) and the few calls the cleanup needs, behind the Runtime
+// interface. internal/docker implements it with the Docker client; the fake in
+// internal/engine/enginefake implements it in memory for table tests.
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Errors a Runtime wraps, so callers decide without knowing Docker's types.
+var (
+	// ErrNotFound: the image or container is not there (any more).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the engine refuses because of its state, such as a
+	// container using the image, or a container that is running.
+	ErrConflict = errors.New("conflict")
+)
+
+// Image is one image as the engine lists it.
+type Image struct {
+	ID          string
+	RepoTags    []string // as the engine lists them, familiar form (busybox:latest)
+	RepoDigests []string
+	ParentID    string
+	Created     time.Time
+	Size        int64
+	// LastTagTime is filled in by Inspect for candidate images only; zero
+	// when unknown or never tagged.
+	LastTagTime time.Time
+}
+
+// Untagged reports whether the image has no tag (<none>:<none>).
+func (i *Image) Untagged() bool {
+	for _, t := range i.RepoTags {
+		if t != "<none>:<none>" {
+			return false
+		}
+	}
+	return true
+}
+
+// ArrivedAt is when the image came to the node: its last tag time, else its
+// creation time.
+func (i *Image) ArrivedAt() time.Time {
+	if !i.LastTagTime.IsZero() {
+		return i.LastTagTime
+	}
+	return i.Created
+}
+
+// Container states, as the engine names them.
+const (
+	StateCreated    = "created"
+	StateRunning    = "running"
+	StatePaused     = "paused"
+	StateRestarting = "restarting"
+	StateRemoving   = "removing"
+	StateExited     = "exited"
+	StateDead       = "dead"
+)
+
+// Container is one container as the engine lists it.
+type Container struct {
+	ID      string
+	Name    string // without the leading slash
+	ImageID string
+	State   string
+	Labels  map[string]string
+	Created time.Time
+	// FinishedAt is filled in by Inspect for candidate containers only.
+	FinishedAt time.Time
+}
+
+// Stopped reports whether the container is exited, created (never started)
+// or dead. Every other state, known or not, counts as in use.
+func (c *Container) Stopped() bool {
+	switch c.State {
+	case StateExited, StateCreated, StateDead:
+		return true
+	}
+	return false
+}
+
+// StoppedAt is when the container finished, or when it was created if it
+// never ran.
+func (c *Container) StoppedAt() time.Time {
+	if !c.FinishedAt.IsZero() {
+		return c.FinishedAt
+	}
+	return c.Created
+}
+
+// KubernetesManaged reports whether the kubelet (through cri-dockerd or
+// dockershim) made the container: it carries io.kubernetes.* labels.
+func (c *Container) KubernetesManaged() bool {
+	for k := range c.Labels {
+		if strings.HasPrefix(k, "io.kubernetes.") {
+			return true
+		}
+	}
+	return false
+}
+
+// PodSandbox reports whether the container is a pod's sandbox (pause) container.
+func (c *Container) PodSandbox() bool {
+	return c.Labels["io.kubernetes.docker.type"] == "podsandbox"
+}
+
+// Display names the container for people: name and short ID.
+func (c *Container) Display() string {
+	return DisplayContainer(c.Name, c.ID)
+}
+
+// DisplayContainer names a container for people: name (short ID).
+func DisplayContainer(name, id string) string {
+	if name == "" {
+		return ShortID(id)
+	}
+	return name + " (" + ShortID(id) + ")"
+}
+
+// ShortID is the 12-digit form of an ID, as docker ps shows it.
+func ShortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Inventory is what the engine holds at one moment.
+type Inventory struct {
+	Images     []Image
+	Containers []Container
+}
+
+// Deleted is what one image removal did.
+type Deleted struct {
+	// Untagged lists the references removed.
+	Untagged []string
+	// Deleted lists the image IDs whose content went (the image, and
+	// untagged parents pruned with it).
+	Deleted []string
+}
+
+// Runtime is the part of a Docker engine the cleanup uses. Implementations
+// wrap ErrNotFound and ErrConflict.
+type Runtime interface {
+	// ListImages lists every image, intermediate ones included (docker images -a).
+	ListImages(ctx context.Context) ([]Image, error)
+	// ListContainers lists every container, stopped ones included (docker ps -a).
+	ListContainers(ctx context.Context) ([]Container, error)
+	// ImageLastTagTime returns when the image was last tagged (zero if never).
+	ImageLastTagTime(ctx context.Context, id string) (time.Time, error)
+	// ContainerFinishedAt returns the container's current state and when it
+	// finished (zero if it never ran).
+	ContainerFinishedAt(ctx context.Context, id string) (state string, finishedAt time.Time, err error)
+	// RemoveContainer removes a container that is not running (never forced).
+	RemoveContainer(ctx context.Context, id string, removeVolumes bool) error
+	// RemoveImage removes one reference (tag, digest reference or ID), and the
+	// image with its last reference; untagged parents are pruned with it.
+	RemoveImage(ctx context.Context, ref string, force bool) (Deleted, error)
+	// ContainersUsing lists the containers, in any state, whose image is imageID.
+	ContainersUsing(ctx context.Context, imageID string) ([]Container, error)
+	// Ping checks that the engine answers.
+	Ping(ctx context.Context) error
+}

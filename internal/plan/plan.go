@@ -1,0 +1,582 @@
+// Package plan decides what one sweep of a policy removes from one engine.
+// Make is a pure function of the inventory, the policy and the time: the
+// plan is data that can be printed, tested, dry-run and then applied by
+// internal/apply.
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+)
+
+// Reason says why a target image is not removed.
+type Reason string
+
+// Blocking reasons: something on the node keeps the image; reports show them.
+const (
+	RunningContainer     Reason = "RunningContainer"     // a running, paused or restarting container uses it
+	KeptStoppedContainer Reason = "KeptStoppedContainer" // stoppedContainers.action is Keep
+	StoppedRecently      Reason = "StoppedRecently"      // a container stopped less than minStoppedAge ago
+	KubernetesManaged    Reason = "KubernetesManaged"    // a kubelet's container, without includeKubernetesManaged
+	DependentChildren    Reason = "DependentChildren"    // other images are built on it
+	Conflict             Reason = "Conflict"             // the engine refused at delete time
+)
+
+// Skipping reasons: the policy's own guards; not a problem.
+const (
+	Excluded  Reason = "Excluded"  // an exclude entry matches
+	Protected Reason = "Protected" // a pod sandbox (pause) image, or the agent's own
+	TooYoung  Reason = "TooYoung"  // arrived less than minImageAge ago
+	Deferred  Reason = "Deferred"  // over maxImagesPerSweep; next sweep
+)
+
+// Decision is a target image that stays, and why.
+type Decision struct {
+	ImageID string `json:"imageID"`
+	// Image is the reference the policy matched, or the short ID.
+	Image   string `json:"image"`
+	Reason  Reason `json:"reason"`
+	Message string `json:"message,omitempty"`
+}
+
+// ContainerRef names a container to remove.
+type ContainerRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Action removes one image's selected references, after the stopped
+// containers that would block it.
+type Action struct {
+	ImageID string `json:"imageID"`
+	Image   string `json:"image"`
+	// By is the images entry that selected it (or "dangling").
+	By string `json:"by"`
+	// Containers are removed first (never forced).
+	Containers []ContainerRef `json:"containers,omitempty"`
+	// Refs are removed one by one; tags are untagged.
+	Refs []string `json:"refs"`
+	// Delete: the image itself goes (its last reference is among Refs, or it
+	// is removed by ID).
+	Delete bool `json:"delete"`
+	// Force: kept stopped containers still use the image and the policy
+	// says force (docker rmi -f); those containers can no longer start.
+	Force bool `json:"force,omitempty"`
+	// Size is the image's size, an upper bound of what deleting it frees.
+	Size int64 `json:"size"`
+	// Wave orders deletions: an image goes after the images built on it.
+	Wave      int       `json:"wave"`
+	ArrivedAt time.Time `json:"arrivedAt"`
+}
+
+// Plan is what a sweep will do, in order.
+type Plan struct {
+	Actions []Action   `json:"actions"`
+	Blocked []Decision `json:"blocked"`
+	Skipped []Decision `json:"skipped"`
+}
+
+// Options are a policy's decisions in the planner's terms.
+type Options struct {
+	Images                   match.Set
+	Exclude                  match.Set
+	Dangling                 bool
+	MinImageAge              time.Duration
+	KeepStoppedContainers    bool
+	MinStoppedAge            time.Duration
+	IncludeKubernetesManaged bool
+	Force                    bool
+	MaxImages                int
+	// Protected names images never removed, such as the agent's own image.
+	Protected match.Set
+}
+
+// OptionsFor reads a (defaulted, valid) policy spec. protected are extra
+// references or IDs never to remove.
+func OptionsFor(spec *v1alpha1.ImageCleanupPolicySpec, protected []string) (Options, error) {
+	images, err := match.CompileSet(patterns(spec.Images))
+	if err != nil {
+		return Options{}, fmt.Errorf("images: %w", err)
+	}
+	exclude, err := match.CompileSet(patterns(spec.Exclude))
+	if err != nil {
+		return Options{}, fmt.Errorf("exclude: %w", err)
+	}
+	prot, err := match.CompileSet(protected)
+	if err != nil {
+		return Options{}, fmt.Errorf("protected images: %w", err)
+	}
+	return Options{
+		Images:                   images,
+		Exclude:                  exclude,
+		Dangling:                 spec.Dangling,
+		MinImageAge:              spec.MinImageAgeDuration(),
+		KeepStoppedContainers:    spec.StoppedContainers.Action == v1alpha1.StoppedContainersKeep,
+		MinStoppedAge:            spec.MinStoppedAgeDuration(),
+		IncludeKubernetesManaged: spec.StoppedContainers.IncludeKubernetesManaged,
+		Force:                    spec.Force,
+		MaxImages:                int(spec.MaxImagesPerSweep),
+		Protected:                prot,
+	}, nil
+}
+
+func patterns(in []v1alpha1.ImagePattern) []string {
+	out := make([]string, len(in))
+	for i, p := range in {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// index is the inventory, looked up by image.
+type index struct {
+	images     map[string]*engine.Image
+	children   map[string][]string // parent ID → child IDs
+	containers map[string][]*engine.Container
+}
+
+func newIndex(inv *engine.Inventory) *index {
+	ix := &index{
+		images:     make(map[string]*engine.Image, len(inv.Images)),
+		children:   map[string][]string{},
+		containers: map[string][]*engine.Container{},
+	}
+	for i := range inv.Images {
+		img := &inv.Images[i]
+		ix.images[img.ID] = img
+		if img.ParentID != "" {
+			ix.children[img.ParentID] = append(ix.children[img.ParentID], img.ID)
+		}
+	}
+	for i := range inv.Containers {
+		c := &inv.Containers[i]
+		ix.containers[c.ImageID] = append(ix.containers[c.ImageID], c)
+	}
+	return ix
+}
+
+// intermediate: an untagged image with children, a build step of another
+// image; the engine lists it only with -a and prunes it with its last child.
+func (ix *index) intermediate(img *engine.Image) bool {
+	return img.Untagged() && len(img.RepoDigests) == 0 && len(ix.children[img.ID]) > 0
+}
+
+// selection is what the policy selects of one image, before any guard.
+type selection struct {
+	img   *engine.Image
+	tags  []string // tags to remove
+	whole bool     // selected by ID, digest or dangling: every tag goes
+	by    string
+	// excludedTags: some tags are excluded, so the image must stay.
+	excludedTags bool
+	excluded     bool // the exclusion leaves nothing to do
+}
+
+func properTags(img *engine.Image) []string {
+	var tags []string
+	for _, t := range img.RepoTags {
+		if t != "<none>:<none>" {
+			tags = append(tags, t)
+		}
+	}
+	return tags
+}
+
+func selectImage(ix *index, img *engine.Image, opts *Options) (selection, bool) {
+	mi := match.Image{ID: img.ID, RepoTags: properTags(img), RepoDigests: img.RepoDigests}
+	sel := opts.Images.Select(mi)
+	s := selection{img: img, whole: sel.Whole, by: sel.By}
+	if !sel.Any() {
+		dangling := opts.Dangling && img.Untagged() && len(img.RepoDigests) == 0 &&
+			len(ix.children[img.ID]) == 0 && len(ix.containers[img.ID]) == 0
+		if !dangling {
+			return s, false
+		}
+		s.whole, s.by = true, "dangling"
+	}
+	excl := opts.Exclude.Select(mi)
+	if excl.Whole {
+		s.excluded = true
+		return s, true
+	}
+	excludedTag := map[string]bool{}
+	for _, t := range excl.Tags {
+		excludedTag[t] = true
+	}
+	s.excludedTags = len(excl.Tags) > 0
+	candidates := sel.Tags
+	if s.whole {
+		candidates = mi.RepoTags
+	}
+	for _, t := range candidates {
+		if !excludedTag[t] {
+			s.tags = append(s.tags, t)
+		}
+	}
+	if s.excludedTags {
+		s.whole = false // an excluded tag stays, and the image with it
+	}
+	if !s.whole && len(s.tags) == 0 {
+		s.excluded = true
+	}
+	return s, true
+}
+
+// deletes reports whether removing the selection deletes the image.
+func (s *selection) deletes() bool {
+	return !s.excludedTags && (s.whole || len(s.tags) == len(properTags(s.img)))
+}
+
+func (s *selection) display() string {
+	if len(s.tags) > 0 {
+		return s.tags[0]
+	}
+	if t := properTags(s.img); len(t) > 0 {
+		return t[0]
+	}
+	if len(s.img.RepoDigests) > 0 {
+		return s.img.RepoDigests[0]
+	}
+	return engine.ShortID(s.img.ID)
+}
+
+// Candidates lists what a sweep must inspect before it can plan: the images
+// the policy selects (for their last tag time, when minImageAge matters) and
+// the stopped containers that use them (for their finish time, when
+// minStoppedAge matters). Everything else is decided from the lists alone.
+func Candidates(inv *engine.Inventory, opts *Options) (imageIDs, containerIDs []string) {
+	ix := newIndex(inv)
+	for i := range inv.Images {
+		img := &inv.Images[i]
+		s, ok := selectImage(ix, img, opts)
+		if !ok || s.excluded {
+			continue
+		}
+		if opts.MinImageAge > 0 {
+			imageIDs = append(imageIDs, img.ID)
+		}
+		if opts.MinStoppedAge > 0 && !opts.KeepStoppedContainers {
+			for _, c := range ix.containers[img.ID] {
+				if c.Stopped() && c.State != engine.StateCreated {
+					containerIDs = append(containerIDs, c.ID)
+				}
+			}
+		}
+	}
+	return imageIDs, containerIDs
+}
+
+// Make plans one sweep. The plan never removes a running container, an image
+// a running container uses, an excluded or protected image, or a
+// Kubernetes-managed container without opt-in.
+func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
+	ix := newIndex(inv)
+	protectedIDs := sandboxImages(inv)
+	var p Plan
+	actions := map[string]*Action{}
+
+	ids := make([]string, 0, len(inv.Images))
+	for id := range ix.images {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		img := ix.images[id]
+		s, ok := selectImage(ix, img, opts)
+		if !ok {
+			continue
+		}
+		decide := func(r Reason, msg string) {
+			d := Decision{ImageID: img.ID, Image: s.display(), Reason: r, Message: msg}
+			if r.Blocks() {
+				p.Blocked = append(p.Blocked, d)
+			} else {
+				p.Skipped = append(p.Skipped, d)
+			}
+		}
+		switch {
+		case s.excluded:
+			decide(Excluded, "an exclude entry matches")
+			continue
+		case protectedIDs[img.ID]:
+			decide(Protected, "a pod sandbox uses it")
+			continue
+		case isPauseImage(img):
+			decide(Protected, "pod sandbox (pause) images are never removed")
+			continue
+		case opts.Protected.Select(match.Image{ID: img.ID, RepoTags: properTags(img), RepoDigests: img.RepoDigests}).Any():
+			decide(Protected, "the agent's own image")
+			continue
+		}
+		if c := firstInUse(ix.containers[img.ID]); c != nil {
+			decide(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
+			continue
+		}
+		if age := now.Sub(img.ArrivedAt()); age < opts.MinImageAge {
+			decide(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", age.Round(time.Second), opts.MinImageAge))
+			continue
+		}
+		a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: img.ArrivedAt()}
+		if !s.deletes() {
+			// Untagging while other tags stay: containers keep their image.
+			a.Refs = s.tags
+			actions[img.ID] = a
+			continue
+		}
+		a.Delete = true
+		// Every reference, digests included, so the image goes with the last
+		// one; by ID only when it has none. Never by ID otherwise: a tag added
+		// since the plan would go with it.
+		a.Refs = append(append([]string(nil), s.tags...), img.RepoDigests...)
+		if len(a.Refs) == 0 {
+			a.Refs = []string{img.ID}
+		}
+		var kept []*engine.Container
+		var keptWhy Reason
+		for _, c := range ix.containers[img.ID] {
+			if why := keepReason(c, opts, now); why != "" {
+				if keptWhy == "" {
+					keptWhy = why
+				}
+				kept = append(kept, c)
+				continue
+			}
+			a.Containers = append(a.Containers, ContainerRef{ID: c.ID, Name: c.Name})
+		}
+		if len(kept) > 0 {
+			if !opts.Force {
+				decide(keptWhy, keptMessage(keptWhy, kept, opts))
+				continue
+			}
+			a.Force = true
+		}
+		sortContainers(a.Containers)
+		actions[img.ID] = a
+	}
+
+	selected := orderOldestFirst(actions)
+	blockedByChildren := unblockedDeletions(ix, actions, selected)
+	for _, a := range selected {
+		if child, ok := blockedByChildren[a.ImageID]; ok {
+			p.Blocked = append(p.Blocked, Decision{ImageID: a.ImageID, Image: a.Image, Reason: DependentChildren,
+				Message: fmt.Sprintf("image %s is built on it", child)})
+			delete(actions, a.ImageID)
+		}
+	}
+	selected = orderOldestFirst(actions)
+	if opts.MaxImages > 0 && len(selected) > opts.MaxImages {
+		deferred := selected[opts.MaxImages:]
+		selected = selected[:opts.MaxImages]
+		kept := map[string]*Action{}
+		for _, a := range selected {
+			kept[a.ImageID] = a
+		}
+		// A parent whose child was deferred must wait for it too.
+		for id := range unblockedDeletions(ix, kept, selected) {
+			deferred = append(deferred, kept[id])
+			delete(kept, id)
+		}
+		for _, a := range deferred {
+			p.Skipped = append(p.Skipped, Decision{ImageID: a.ImageID, Image: a.Image, Reason: Deferred,
+				Message: fmt.Sprintf("maxImagesPerSweep is %d", opts.MaxImages)})
+		}
+		selected = orderOldestFirst(kept)
+		actions = kept
+	}
+	assignWaves(ix, actions)
+	for _, a := range selected {
+		p.Actions = append(p.Actions, *a)
+	}
+	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Wave < p.Actions[j].Wave })
+	sortDecisions(p.Blocked)
+	sortDecisions(p.Skipped)
+	return p
+}
+
+// Blocks reports whether the reason is a blocking one (shown as blocked),
+// rather than one of the policy's own guards (skipped).
+func (r Reason) Blocks() bool {
+	switch r {
+	case Excluded, Protected, TooYoung, Deferred:
+		return false
+	}
+	return true
+}
+
+func firstInUse(cs []*engine.Container) *engine.Container {
+	for _, c := range cs {
+		if !c.Stopped() {
+			return c
+		}
+	}
+	return nil
+}
+
+// keepReason says why a stopped container must stay, or "" if it may go.
+func keepReason(c *engine.Container, opts *Options, now time.Time) Reason {
+	switch {
+	case opts.KeepStoppedContainers:
+		return KeptStoppedContainer
+	case c.KubernetesManaged() && !opts.IncludeKubernetesManaged:
+		return KubernetesManaged
+	case now.Sub(c.StoppedAt()) < opts.MinStoppedAge:
+		return StoppedRecently
+	}
+	return ""
+}
+
+func keptMessage(why Reason, kept []*engine.Container, opts *Options) string {
+	names := make([]string, 0, len(kept))
+	for i, c := range kept {
+		if i == 3 {
+			names = append(names, fmt.Sprintf("and %d more", len(kept)-3))
+			break
+		}
+		names = append(names, c.Display())
+	}
+	list := strings.Join(names, ", ")
+	switch why {
+	case KeptStoppedContainer:
+		return "stopped container " + list + " uses it and stoppedContainers.action is Keep"
+	case KubernetesManaged:
+		return "stopped Kubernetes container " + list + " uses it; the kubelet collects those unless includeKubernetesManaged is set"
+	default:
+		return fmt.Sprintf("container %s stopped less than %s ago", list, opts.MinStoppedAge)
+	}
+}
+
+// sandboxImages are the images of pod sandbox containers, in any state.
+func sandboxImages(inv *engine.Inventory) map[string]bool {
+	ids := map[string]bool{}
+	for i := range inv.Containers {
+		if inv.Containers[i].PodSandbox() {
+			ids[inv.Containers[i].ImageID] = true
+		}
+	}
+	return ids
+}
+
+// isPauseImage: a tag of a repository named pause (registry.k8s.io/pause,
+// k8s.gcr.io/pause-amd64, ...), the kubelet's sandbox image.
+func isPauseImage(img *engine.Image) bool {
+	for _, t := range properTags(img) {
+		ref, err := match.ParseTag(t)
+		if err != nil {
+			continue
+		}
+		last := ref.Name[strings.LastIndex(ref.Name, "/")+1:]
+		if last == "pause" || strings.HasPrefix(last, "pause-") {
+			return true
+		}
+	}
+	return false
+}
+
+func orderOldestFirst(actions map[string]*Action) []*Action {
+	out := make([]*Action, 0, len(actions))
+	for _, a := range actions {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].ArrivedAt.Equal(out[j].ArrivedAt) {
+			return out[i].ArrivedAt.Before(out[j].ArrivedAt)
+		}
+		return out[i].ImageID < out[j].ImageID
+	})
+	return out
+}
+
+// unblockedDeletions returns the deleting actions that cannot happen because
+// an image built on theirs stays (mapped to that child, for the message).
+// Children go first when they are deleted too; untagged intermediate images
+// go with their last child, as the engine prunes them.
+func unblockedDeletions(ix *index, actions map[string]*Action, order []*Action) map[string]string {
+	memo := map[string]bool{}
+	var goes func(id string) bool
+	goes = func(id string) bool {
+		if v, ok := memo[id]; ok {
+			return v
+		}
+		memo[id] = false // no cycles in a real engine; be safe anyway
+		img := ix.images[id]
+		a := actions[id]
+		var v bool
+		switch {
+		case a != nil && a.Delete:
+			v = true
+		case a == nil && img != nil && ix.intermediate(img) && len(ix.containers[id]) == 0:
+			v = true
+		}
+		for _, child := range ix.children[id] {
+			v = v && goes(child)
+		}
+		memo[id] = v
+		return v
+	}
+	blocked := map[string]string{}
+	for _, a := range order {
+		if !a.Delete || goes(a.ImageID) {
+			continue
+		}
+		for _, child := range ix.children[a.ImageID] {
+			if !goes(child) {
+				blocked[a.ImageID] = describe(ix, child)
+				break
+			}
+		}
+	}
+	return blocked
+}
+
+func describe(ix *index, id string) string {
+	if img := ix.images[id]; img != nil {
+		if tags := properTags(img); len(tags) > 0 {
+			return tags[0]
+		}
+	}
+	return engine.ShortID(id)
+}
+
+// assignWaves: a deletion waits for the deletions of images built on it.
+func assignWaves(ix *index, actions map[string]*Action) {
+	memo := map[string]int{}
+	var wave func(id string) int
+	wave = func(id string) int {
+		if w, ok := memo[id]; ok {
+			return w
+		}
+		memo[id] = 0
+		w := -1
+		for _, child := range ix.children[id] {
+			w = max(w, wave(child))
+		}
+		if a := actions[id]; a != nil {
+			w++
+			a.Wave = w
+		}
+		memo[id] = w
+		return w
+	}
+	for id := range actions {
+		wave(id)
+	}
+}
+
+func sortContainers(cs []ContainerRef) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
+}
+
+func sortDecisions(ds []Decision) {
+	sort.Slice(ds, func(i, j int) bool {
+		if ds[i].Image != ds[j].Image {
+			return ds[i].Image < ds[j].Image
+		}
+		return ds[i].ImageID < ds[j].ImageID
+	})
+}
