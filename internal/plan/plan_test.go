@@ -1,0 +1,390 @@
+package plan_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+// id is a stable image or container ID made from a short name.
+func id(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func cid(name string) string { return strings.TrimPrefix(id("container-"+name), "sha256:") }
+
+// img is an image two days old, 1000 bytes.
+func img(name string, tags ...string) engine.Image {
+	return engine.Image{ID: id(name), RepoTags: tags, Created: now.Add(-48 * time.Hour), Size: 1000}
+}
+
+func ctr(name, image, state string) engine.Container {
+	return engine.Container{ID: cid(name), Name: name, ImageID: id(image), State: state, Created: now.Add(-48 * time.Hour), FinishedAt: now.Add(-47 * time.Hour)}
+}
+
+// spec is a defaulted policy without age guards, so that each case adds only
+// the guard it tests.
+func spec(images ...string) v1alpha1.ImageCleanupPolicySpec {
+	p := v1alpha1.ImageCleanupPolicy{}
+	for _, i := range images {
+		p.Spec.Images = append(p.Spec.Images, v1alpha1.ImagePattern(i))
+	}
+	zero := v1alpha1.Duration("0s")
+	p.Spec.MinImageAge = &zero
+	p.Spec.StoppedContainers.MinStoppedAge = &zero
+	p.Default()
+	return p.Spec
+}
+
+// summary prints a plan one line per image, in plan order, for comparison.
+func summary(p plan.Plan) []string {
+	var out []string
+	for _, a := range p.Actions {
+		line := fmt.Sprintf("remove %s refs=%s", a.Image, strings.Join(shortRefs(a.Refs), ","))
+		if a.Delete {
+			line += " delete"
+		}
+		if a.Force {
+			line += " force"
+		}
+		if len(a.Containers) > 0 {
+			var names []string
+			for _, c := range a.Containers {
+				names = append(names, c.Name)
+			}
+			slices.Sort(names)
+			line += " containers=" + strings.Join(names, ",")
+		}
+		out = append(out, line)
+	}
+	for _, d := range p.Blocked {
+		out = append(out, fmt.Sprintf("blocked %s %s", d.Image, d.Reason))
+	}
+	for _, d := range p.Skipped {
+		out = append(out, fmt.Sprintf("skipped %s %s", d.Image, d.Reason))
+	}
+	return out
+}
+
+func shortRefs(refs []string) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		if strings.HasPrefix(r, "sha256:") {
+			r = "id:" + engine.ShortID(r)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+type planCase struct {
+	images     []engine.Image
+	containers []engine.Container
+	spec       v1alpha1.ImageCleanupPolicySpec
+	protected  []string
+	want       []string
+}
+
+func with(s v1alpha1.ImageCleanupPolicySpec, f func(*v1alpha1.ImageCleanupPolicySpec)) v1alpha1.ImageCleanupPolicySpec {
+	f(&s)
+	return s
+}
+
+func dur(s string) *v1alpha1.Duration { d := v1alpha1.Duration(s); return &d }
+
+func TestMake(t *testing.T) {
+	young := img("young", "app:young")
+	young.Created = now.Add(-10 * time.Minute)
+	retagged := img("retagged", "app:retagged")
+	retagged.LastTagTime = now.Add(-10 * time.Minute) // old content, new tag
+	recent := ctr("recent", "a", engine.StateExited)
+	recent.FinishedAt = now.Add(-5 * time.Minute)
+	neverStarted := ctr("never", "a", engine.StateCreated)
+	neverStarted.FinishedAt = time.Time{}
+	kubelet := ctr("kubelet", "a", engine.StateExited)
+	kubelet.Labels = map[string]string{"io.kubernetes.pod.name": "web-1", "io.kubernetes.container.name": "web"}
+	sandbox := ctr("sandbox", "pauselike", engine.StateRunning)
+	sandbox.Labels = map[string]string{"io.kubernetes.docker.type": "podsandbox"}
+	child := img("child", "app:child")
+	child.ParentID = id("a")
+	intermediate := img("intermediate", "<none>:<none>")
+	intermediate.ParentID = id("a")
+	grandchild := img("grandchild", "app:grandchild")
+	grandchild.ParentID = id("intermediate")
+	digestOnly := img("digest-only")
+	digestOnly.RepoDigests = []string{"registry.example.com/ci/app@sha256:" + strings.Repeat("d", 64)}
+	tagAndDigest := img("tag-and-digest", "registry.example.com/ci/app:1")
+	tagAndDigest.RepoDigests = []string{"registry.example.com/ci/app@sha256:" + strings.Repeat("e", 64)}
+	older := img("older", "app:older")
+	older.Created = now.Add(-72 * time.Hour)
+	oldest := img("oldest", "app:oldest")
+	oldest.Created = now.Add(-96 * time.Hour)
+
+	tests := map[string]planCase{
+		"nothing selected": {
+			images: []engine.Image{img("a", "app:1")},
+			spec:   spec("other:*"),
+			want:   nil,
+		},
+		"unused image": {
+			images: []engine.Image{img("a", "app:1")},
+			spec:   spec("app:1"),
+			want:   []string{"remove app:1 refs=app:1 delete"},
+		},
+		"blocking stopped containers go first": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{ctr("c1", "a", engine.StateExited), ctr("c2", "a", engine.StateDead), neverStarted},
+			spec:       spec("app:1"),
+			want:       []string{"remove app:1 refs=app:1 delete containers=c1,c2,never"},
+		},
+		"running container blocks": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{ctr("web", "a", engine.StateRunning)},
+			spec:       spec("app:1"),
+			want:       []string{"blocked app:1 RunningContainer"},
+		},
+		"paused and restarting containers block": {
+			images:     []engine.Image{img("a", "app:1"), img("b", "app:2")},
+			containers: []engine.Container{ctr("p", "a", engine.StatePaused), ctr("r", "b", engine.StateRestarting)},
+			spec:       spec("app:*"),
+			want:       []string{"blocked app:1 RunningContainer", "blocked app:2 RunningContainer"},
+		},
+		"a running container blocks even with force, and its stopped siblings stay": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{ctr("web", "a", engine.StateRunning), ctr("old", "a", engine.StateExited)},
+			spec:       with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Force = true }),
+			want:       []string{"blocked app:1 RunningContainer"},
+		},
+		"running container blocks an untag too": {
+			images:     []engine.Image{img("a", "app:1", "app:2")},
+			containers: []engine.Container{ctr("web", "a", engine.StateRunning)},
+			spec:       spec("app:1"),
+			want:       []string{"blocked app:1 RunningContainer"},
+		},
+		"action Keep blocks": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{ctr("c1", "a", engine.StateExited)},
+			spec:       with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.StoppedContainers.Action = v1alpha1.StoppedContainersKeep }),
+			want:       []string{"blocked app:1 KeptStoppedContainer"},
+		},
+		"action Keep with force: the article's first answer": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{ctr("c1", "a", engine.StateExited)},
+			spec: with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+				s.StoppedContainers.Action = v1alpha1.StoppedContainersKeep
+				s.Force = true
+			}),
+			want: []string{"remove app:1 refs=app:1 delete force"},
+		},
+		"recently stopped container blocks": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{recent, ctr("c1", "a", engine.StateExited)},
+			spec:       with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.StoppedContainers.MinStoppedAge = dur("1h") }),
+			want:       []string{"blocked app:1 StoppedRecently"},
+		},
+		"recently stopped container with force: the others go, the image is forced": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{recent, ctr("c1", "a", engine.StateExited)},
+			spec: with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+				s.StoppedContainers.MinStoppedAge = dur("1h")
+				s.Force = true
+			}),
+			want: []string{"remove app:1 refs=app:1 delete force containers=c1"},
+		},
+		"never-started container counts from its creation": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{neverStarted},
+			spec:       with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.StoppedContainers.MinStoppedAge = dur("49h") }),
+			want:       []string{"blocked app:1 StoppedRecently"},
+		},
+		"Kubernetes-managed container blocks without opt-in": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{kubelet},
+			spec:       spec("app:1"),
+			want:       []string{"blocked app:1 KubernetesManaged"},
+		},
+		"Kubernetes-managed container goes with opt-in": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{kubelet},
+			spec:       with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.StoppedContainers.IncludeKubernetesManaged = true }),
+			want:       []string{"remove app:1 refs=app:1 delete containers=kubelet"},
+		},
+		"too young": {
+			images: []engine.Image{young},
+			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("1h") }),
+			want:   []string{"skipped app:young TooYoung"},
+		},
+		"age counts from the last tag": {
+			images: []engine.Image{retagged},
+			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("1h") }),
+			want:   []string{"skipped app:retagged TooYoung"},
+		},
+		"excluded": {
+			images: []engine.Image{img("a", "app:1"), img("b", "app:2")},
+			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Exclude = []v1alpha1.ImagePattern{"app:2"} }),
+			want:   []string{"remove app:1 refs=app:1 delete", "skipped app:2 Excluded"},
+		},
+		"excluded by ID wins over a tag match": {
+			images: []engine.Image{img("a", "app:1")},
+			spec:   with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Exclude = []v1alpha1.ImagePattern{v1alpha1.ImagePattern(id("a")[:19])} }),
+			want:   []string{"skipped app:1 Excluded"},
+		},
+		"excluded tag keeps a multi-tag image, the other tag goes": {
+			images:     []engine.Image{img("a", "app:1", "app:keep")},
+			containers: []engine.Container{ctr("c1", "a", engine.StateExited)},
+			spec:       with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Exclude = []v1alpha1.ImagePattern{"app:keep"} }),
+			want:       []string{"remove app:1 refs=app:1"},
+		},
+		"multi-tag image, some tags match: untag only, containers stay": {
+			images:     []engine.Image{img("a", "app:1", "app:2", "other:1")},
+			containers: []engine.Container{ctr("c1", "a", engine.StateExited)},
+			spec:       spec("app:*"),
+			want:       []string{"remove app:1 refs=app:1,app:2"},
+		},
+		"multi-tag image, every tag matches: deleted tag by tag": {
+			images:     []engine.Image{img("a", "app:1", "app:2")},
+			containers: []engine.Container{ctr("c1", "a", engine.StateExited)},
+			spec:       spec("app:*"),
+			want:       []string{"remove app:1 refs=app:1,app:2 delete containers=c1"},
+		},
+		"ID prefix selects the whole image": {
+			images: []engine.Image{img("a", "app:1", "other:2")},
+			spec:   spec("sha256:" + id("a")[7:19]),
+			want:   []string{"remove app:1 refs=app:1,other:2 delete"},
+		},
+		"full ID": {
+			images: []engine.Image{img("a")},
+			spec:   spec(id("a")),
+			want:   []string{"remove " + engine.ShortID(id("a")) + " refs=id:" + engine.ShortID(id("a")) + " delete"},
+		},
+		"digest-only image by its digest": {
+			images: []engine.Image{digestOnly},
+			spec:   spec("registry.example.com/ci/app@sha256:" + strings.Repeat("d", 64)),
+			want:   []string{"remove " + digestOnly.RepoDigests[0] + " refs=" + digestOnly.RepoDigests[0] + " delete"},
+		},
+		"digest-only image by its repository": {
+			images: []engine.Image{digestOnly, tagAndDigest},
+			spec:   spec("registry.example.com/ci/**"),
+			want: []string{
+				"remove " + digestOnly.RepoDigests[0] + " refs=" + digestOnly.RepoDigests[0] + " delete",
+				"remove registry.example.com/ci/app:1 refs=registry.example.com/ci/app:1," + tagAndDigest.RepoDigests[0] + " delete",
+			},
+		},
+		"pause images are protected": {
+			images: []engine.Image{img("p", "registry.k8s.io/pause:3.9"), img("q", "k8s.gcr.io/pause-amd64:3.1")},
+			spec:   spec("**"),
+			want:   []string{"skipped k8s.gcr.io/pause-amd64:3.1 Protected", "skipped registry.k8s.io/pause:3.9 Protected"},
+		},
+		"sandbox images are protected whatever their name": {
+			images:     []engine.Image{img("pauselike", "mirror.example.com/sandbox:1")},
+			containers: []engine.Container{sandbox},
+			spec:       spec("**"),
+			want:       []string{"skipped mirror.example.com/sandbox:1 Protected"},
+		},
+		"the agent's own image is protected": {
+			images:    []engine.Image{img("agent", "imagecleanup/agent:v1"), img("a", "app:1")},
+			spec:      spec("**"),
+			protected: []string{"imagecleanup/agent:v1"},
+			want:      []string{"remove app:1 refs=app:1 delete", "skipped imagecleanup/agent:v1 Protected"},
+		},
+		"dangling images, not used by any container": {
+			images:     []engine.Image{img("d1", "<none>:<none>"), img("d2", "<none>:<none>"), img("a", "app:1")},
+			containers: []engine.Container{ctr("c", "d2", engine.StateExited)},
+			spec:       with(spec("other:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Dangling = true }),
+			want:       []string{"remove " + engine.ShortID(id("d1")) + " refs=id:" + engine.ShortID(id("d1")) + " delete"},
+		},
+		"dangling off leaves untagged images": {
+			images: []engine.Image{img("d1", "<none>:<none>")},
+			spec:   spec("app:*"),
+			want:   nil,
+		},
+		"dependent child image blocks its parent": {
+			images: []engine.Image{img("a", "app:1"), child},
+			spec:   spec("app:1"),
+			want:   []string{"blocked app:1 DependentChildren"},
+		},
+		"child and parent both selected: child first": {
+			images: []engine.Image{img("a", "app:1"), child},
+			spec:   spec("app:*"),
+			want:   []string{"remove app:child refs=app:child delete", "remove app:1 refs=app:1 delete"},
+		},
+		"an intermediate image goes with its child": {
+			images: []engine.Image{img("a", "app:1"), intermediate, grandchild},
+			spec:   spec("app:*"),
+			want:   []string{"remove app:grandchild refs=app:grandchild delete", "remove app:1 refs=app:1 delete"},
+		},
+		"maxImagesPerSweep takes the oldest": {
+			images: []engine.Image{img("a", "app:1"), older, oldest},
+			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxImagesPerSweep = 2 }),
+			want:   []string{"remove app:oldest refs=app:oldest delete", "remove app:older refs=app:older delete", "skipped app:1 Deferred"},
+		},
+		"maxImagesPerSweep defers a parent whose child waits": {
+			images: []engine.Image{img("a", "app:1"), child},
+			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxImagesPerSweep = 1 }),
+			want:   []string{"skipped app:1 Deferred", "skipped app:child Deferred"},
+		},
+		"everything, with guards": {
+			images:     []engine.Image{img("a", "app:1"), img("b", "db:1"), young, img("p", "registry.k8s.io/pause:3.9")},
+			containers: []engine.Container{ctr("db", "b", engine.StateRunning)},
+			spec: with(spec("**"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+				s.MinImageAge = dur("1h")
+			}),
+			want: []string{"remove app:1 refs=app:1 delete", "blocked db:1 RunningContainer", "skipped app:young TooYoung", "skipped registry.k8s.io/pause:3.9 Protected"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			opts, err := plan.OptionsFor(&tc.spec, tc.protected)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv := engine.Inventory{Images: tc.images, Containers: tc.containers}
+			got := summary(plan.Make(&inv, &opts, now))
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("plan:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
+	inv := engine.Inventory{
+		Images: []engine.Image{img("a", "app:1"), img("b", "other:1"), img("c", "app:2")},
+		Containers: []engine.Container{
+			ctr("stopped", "a", engine.StateExited),
+			ctr("running", "a", engine.StateRunning),
+			ctr("created", "a", engine.StateCreated),
+			ctr("unrelated", "b", engine.StateExited),
+		},
+	}
+	s := with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.MinImageAge = dur("1h")
+		s.StoppedContainers.MinStoppedAge = dur("1h")
+		s.Exclude = []v1alpha1.ImagePattern{"app:2"}
+	})
+	opts, err := plan.OptionsFor(&s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, containers := plan.Candidates(&inv, &opts)
+	if !slices.Equal(images, []string{id("a")}) || !slices.Equal(containers, []string{cid("stopped")}) {
+		t.Fatalf("Candidates = %v, %v; want only image a and its exited container", images, containers)
+	}
+
+	s.MinImageAge, s.StoppedContainers.MinStoppedAge = dur("0s"), dur("0s")
+	opts, _ = plan.OptionsFor(&s, nil)
+	if images, containers := plan.Candidates(&inv, &opts); len(images)+len(containers) > 0 {
+		t.Fatalf("with no age guards nothing needs inspecting, got %v %v", images, containers)
+	}
+}

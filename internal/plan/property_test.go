@@ -1,0 +1,215 @@
+package plan_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+)
+
+var (
+	tagPool = []string{"app:1", "app:2", "app:pr-7", "db:1", "registry.example.com/ci/x:pr-1", "registry.example.com/ci/team/y:2",
+		"registry.k8s.io/pause:3.9", "agent:v1", "busybox:latest", "busybox:1.36"}
+	patternPool = []string{"app:*", "app:1", "db", "db:1", "**", "registry.example.com/ci/**", "busybox", "**:latest", "app:pr-*", "*/*:*"}
+	statePool   = []string{engine.StateRunning, engine.StatePaused, engine.StateRestarting, engine.StateRemoving,
+		engine.StateExited, engine.StateCreated, engine.StateDead}
+)
+
+func pick[T any](r *rand.Rand, from []T, n int) []T {
+	out := make([]T, 0, n)
+	for _, i := range r.Perm(len(from))[:min(n, len(from))] {
+		out = append(out, from[i])
+	}
+	return out
+}
+
+func randomInventory(r *rand.Rand) engine.Inventory {
+	var inv engine.Inventory
+	unusedTags := pick(r, tagPool, len(tagPool))
+	for i := range 1 + r.IntN(10) {
+		im := engine.Image{
+			ID:      id(fmt.Sprintf("img-%d", i)),
+			Created: now.Add(-time.Duration(r.IntN(96)) * time.Hour),
+			Size:    int64(1000 * (i + 1)),
+		}
+		for n := r.IntN(3); n > 0 && len(unusedTags) > 0; n-- {
+			im.RepoTags, unusedTags = append(im.RepoTags, unusedTags[0]), unusedTags[1:]
+		}
+		if r.IntN(5) == 0 {
+			im.RepoDigests = []string{fmt.Sprintf("registry.example.com/ci/x@sha256:%064x", i)}
+		}
+		if i > 0 && r.IntN(4) == 0 {
+			im.ParentID = inv.Images[r.IntN(i)].ID
+		}
+		if r.IntN(4) == 0 {
+			im.LastTagTime = now.Add(-time.Duration(r.IntN(120)) * time.Minute)
+		}
+		inv.Images = append(inv.Images, im)
+	}
+	for i := range r.IntN(12) {
+		c := engine.Container{
+			ID:      cid(fmt.Sprintf("c-%d", i)),
+			Name:    fmt.Sprintf("c-%d", i),
+			ImageID: inv.Images[r.IntN(len(inv.Images))].ID,
+			State:   statePool[r.IntN(len(statePool))],
+			Created: now.Add(-time.Duration(r.IntN(48)) * time.Hour),
+		}
+		if c.State != engine.StateCreated {
+			c.FinishedAt = now.Add(-time.Duration(r.IntN(180)) * time.Minute)
+		}
+		switch r.IntN(6) {
+		case 0:
+			c.Labels = map[string]string{"io.kubernetes.pod.name": "p"}
+		case 1:
+			c.Labels = map[string]string{"io.kubernetes.docker.type": "podsandbox"}
+		}
+		inv.Containers = append(inv.Containers, c)
+	}
+	return inv
+}
+
+func randomSpec(r *rand.Rand) v1alpha1.ImageCleanupPolicySpec {
+	var p v1alpha1.ImageCleanupPolicy
+	for _, s := range pick(r, patternPool, 1+r.IntN(3)) {
+		p.Spec.Images = append(p.Spec.Images, v1alpha1.ImagePattern(s))
+	}
+	for _, s := range pick(r, tagPool, r.IntN(3)) {
+		p.Spec.Exclude = append(p.Spec.Exclude, v1alpha1.ImagePattern(s))
+	}
+	ages := []v1alpha1.Duration{"0s", "30m", "1h", "24h"}
+	p.Spec.MinImageAge = &ages[r.IntN(len(ages))]
+	p.Spec.StoppedContainers.MinStoppedAge = &ages[r.IntN(len(ages))]
+	p.Spec.Dangling = r.IntN(2) == 0
+	p.Spec.Force = r.IntN(2) == 0
+	p.Spec.StoppedContainers.Action = []v1alpha1.StoppedContainerAction{v1alpha1.StoppedContainersRemove, v1alpha1.StoppedContainersKeep}[r.IntN(2)]
+	p.Spec.StoppedContainers.IncludeKubernetesManaged = p.Spec.StoppedContainers.Action == v1alpha1.StoppedContainersRemove && r.IntN(2) == 0
+	p.Spec.MaxImagesPerSweep = int32(r.IntN(4))
+	p.Default()
+	return p.Spec
+}
+
+// The safety rules hold for every plan, and the engine afterwards shows it:
+// 2,000 random inventories and policies, fixed seed.
+func TestPlanSafetyProperties(t *testing.T) {
+	r := rand.New(rand.NewPCG(2026, 11))
+	actions := 0
+	for round := range 2000 {
+		inv := randomInventory(r)
+		s := randomSpec(r)
+		opts, err := plan.OptionsFor(&s, []string{"agent:v1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := plan.Make(&inv, &opts, now)
+		actions += len(p.Actions)
+		describe := func() string { return fmt.Sprintf("round %d\nspec %+v\ninventory %+v\nplan %+v", round, s, inv, p) }
+		checkPlan(t, &inv, &opts, &p, describe)
+
+		fake := enginefake.New()
+		for _, im := range inv.Images {
+			fake.AddImage(im)
+		}
+		for _, c := range inv.Containers {
+			fake.AddContainer(c)
+		}
+		apply.Run(context.Background(), fake, &p, apply.Options{})
+		checkEngine(t, &inv, &opts, fake, describe)
+		if t.Failed() {
+			return
+		}
+	}
+	if actions < 1000 {
+		t.Fatalf("only %d actions in 2000 rounds: the generator does not exercise removal", actions)
+	}
+}
+
+func checkPlan(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan.Plan, describe func() string) {
+	t.Helper()
+	containers := map[string]engine.Container{}
+	inUse := map[string]bool{}
+	sandbox := map[string]bool{}
+	for _, c := range inv.Containers {
+		containers[c.ID] = c
+		if !c.Stopped() {
+			inUse[c.ImageID] = true
+		}
+		if c.PodSandbox() {
+			sandbox[c.ImageID] = true
+		}
+	}
+	images := map[string]engine.Image{}
+	for _, im := range inv.Images {
+		images[im.ID] = im
+	}
+	for _, a := range p.Actions {
+		im := images[a.ImageID]
+		if inUse[a.ImageID] {
+			t.Errorf("plan removes %s, used by a running container\n%s", a.Image, describe())
+		}
+		if sandbox[a.ImageID] || opts.Protected.Select(match.Image{ID: im.ID, RepoTags: im.RepoTags}).Any() || slices.ContainsFunc(im.RepoTags, func(s string) bool { return strings.Contains(s, "pause") }) {
+			t.Errorf("plan removes protected %s\n%s", a.Image, describe())
+		}
+		excl := opts.Exclude.Select(match.Image{ID: im.ID, RepoTags: im.RepoTags, RepoDigests: im.RepoDigests})
+		if excl.Whole || a.Delete && len(excl.Tags) > 0 {
+			t.Errorf("plan removes excluded %s\n%s", a.Image, describe())
+		}
+		for _, ref := range a.Refs {
+			if opts.Exclude.MatchTag(ref) {
+				t.Errorf("plan untags excluded %s\n%s", ref, describe())
+			}
+		}
+		for _, c := range a.Containers {
+			ctr := containers[c.ID]
+			if !ctr.Stopped() {
+				t.Errorf("plan removes %s container %s\n%s", ctr.State, c.Name, describe())
+			}
+			if ctr.KubernetesManaged() && !opts.IncludeKubernetesManaged {
+				t.Errorf("plan removes Kubernetes container %s without opt-in\n%s", c.Name, describe())
+			}
+			if ctr.ImageID != a.ImageID {
+				t.Errorf("plan removes container %s of another image\n%s", c.Name, describe())
+			}
+		}
+	}
+	if opts.MaxImages > 0 && len(p.Actions) > opts.MaxImages {
+		t.Errorf("%d actions over maxImagesPerSweep %d\n%s", len(p.Actions), opts.MaxImages, describe())
+	}
+}
+
+// checkEngine: after applying, running containers and what they use, excluded
+// tags and protected images are all still there.
+func checkEngine(t *testing.T, inv *engine.Inventory, opts *plan.Options, fake *enginefake.Engine, describe func() string) {
+	t.Helper()
+	for _, c := range inv.Containers {
+		if !c.Stopped() || (c.KubernetesManaged() && !opts.IncludeKubernetesManaged) {
+			if !fake.HasContainer(c.ID) {
+				t.Errorf("container %s (%s) is gone\n%s", c.Name, c.State, describe())
+			}
+		}
+		if !c.Stopped() {
+			for _, im := range inv.Images {
+				if im.ID == c.ImageID && !slices.Equal(fake.Tags(im.ID), slices.Sorted(slices.Values(im.RepoTags))) {
+					t.Errorf("image %v of running container %s lost tags: now %v\n%s", im.RepoTags, c.Name, fake.Tags(im.ID), describe())
+				}
+			}
+		}
+	}
+	for _, im := range inv.Images {
+		for _, tag := range im.RepoTags {
+			protected := opts.Exclude.MatchTag(tag) || strings.Contains(tag, "pause") || opts.Protected.MatchTag(tag)
+			if protected && !slices.Contains(fake.Tags(im.ID), tag) {
+				t.Errorf("excluded or protected tag %s is gone\n%s", tag, describe())
+			}
+		}
+	}
+}
