@@ -237,8 +237,10 @@ func TestMake(t *testing.T) {
 		},
 		"excluded by ID wins over a tag match": {
 			images: []engine.Image{img("a", "app:1")},
-			spec:   with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Exclude = []v1alpha1.ImagePattern{v1alpha1.ImagePattern(id("a")[:19])} }),
-			want:   []string{"skipped app:1 Excluded"},
+			spec: with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+				s.Exclude = []v1alpha1.ImagePattern{v1alpha1.ImagePattern(id("a")[:19])}
+			}),
+			want: []string{"skipped app:1 Excluded"},
 		},
 		"excluded tag keeps a multi-tag image, the other tag goes": {
 			images:     []engine.Image{img("a", "app:1", "app:keep")},
