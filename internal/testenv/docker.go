@@ -232,6 +232,9 @@ type ContainerOptions struct {
 	// Run: "exit" runs it to completion (exited), "sleep" leaves it running,
 	// "" only creates it (state created).
 	Run string
+	// SleepWhenStarted makes a created container sleep once started, so a
+	// test can start it later and find it running.
+	SleepWhenStarted bool
 }
 
 // CreateContainer makes a container of img with no network. It is removed
@@ -240,7 +243,7 @@ func CreateContainer(t testing.TB, cli *client.Client, img string, opts Containe
 	t.Helper()
 	ctx := context.Background()
 	cfg := &container.Config{Image: img, Labels: opts.Labels}
-	if opts.Run == "sleep" {
+	if opts.Run == "sleep" || opts.SleepWhenStarted {
 		cfg.Cmd = []string{"sleep"}
 	}
 	created, err := cli.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: "none"}, nil, nil, opts.Name)
