@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+)
+
+// document is the JSON output, documented in docs/cli.md. Fields are only
+// ever added, never renamed or removed, within apiVersion
+// imagecleanup.io/v1alpha1.
+type document struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Policy     string `json:"policy"`
+	// Mode is plan or apply.
+	Mode string `json:"mode"`
+	// DryRun: nothing was removed (plan, or a policy with dryRun); the
+	// removed lists say what apply would remove.
+	DryRun            bool                 `json:"dryRun"`
+	Engine            string               `json:"engine"`
+	RemovedImages     []apply.RemovedImage `json:"removedImages"`
+	RemovedContainers []plan.ContainerRef  `json:"removedContainers"`
+	Blocked           []plan.Decision      `json:"blocked"`
+	Skipped           []plan.Decision      `json:"skipped"`
+	Failed            []apply.Failure      `json:"failed"`
+	Summary           summary              `json:"summary"`
+	DurationSeconds   float64              `json:"durationSeconds"`
+	// APICalls counts the Docker Engine API calls, by endpoint.
+	APICalls map[string]int `json:"apiCalls"`
+}
+
+type summary struct {
+	ImagesRemoved     int   `json:"imagesRemoved"`
+	ImagesDeleted     int   `json:"imagesDeleted"`
+	ContainersRemoved int   `json:"containersRemoved"`
+	BytesReclaimed    int64 `json:"bytesReclaimed"`
+	Blocked           int   `json:"blocked"`
+	Skipped           int   `json:"skipped"`
+	Failed            int   `json:"failed"`
+}
+
+func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, out *cleanup.Outcome, calls map[string]int) document {
+	r := &out.Result
+	d := document{
+		APIVersion:        v1alpha1.GroupVersion.String(),
+		Kind:              "SweepResult",
+		Policy:            p.Name,
+		Mode:              mode,
+		DryRun:            r.DryRun,
+		Engine:            host,
+		RemovedImages:     nonNil(r.RemovedImages),
+		RemovedContainers: nonNil(r.RemovedContainers),
+		Blocked:           nonNil(r.Blocked),
+		Skipped:           nonNil(r.Skipped),
+		Failed:            nonNil(r.Failed),
+		DurationSeconds:   r.Duration.Seconds(),
+		APICalls:          calls,
+	}
+	d.Summary = summary{
+		ImagesRemoved:     len(r.RemovedImages),
+		ContainersRemoved: len(r.RemovedContainers),
+		BytesReclaimed:    r.BytesReclaimed,
+		Blocked:           len(r.Blocked),
+		Skipped:           len(r.Skipped),
+		Failed:            len(r.Failed),
+	}
+	for _, ri := range r.RemovedImages {
+		if ri.Deleted {
+			d.Summary.ImagesDeleted++
+		}
+	}
+	return d
+}
+
+// nonNil makes empty lists print as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, d document) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(d)
+}
+
+func writeTable(w io.Writer, d document) error {
+	verb := "removed"
+	if d.DryRun {
+		verb = "would remove"
+	}
+	fmt.Fprintf(w, "policy %s, %s on %s\n", d.Policy, d.Mode, d.Engine)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(d.RemovedImages) > 0 {
+		fmt.Fprintf(tw, "\nIMAGES (%s)\tID\tREFERENCES\tDELETED\tSIZE\n", verb)
+		for _, ri := range d.RemovedImages {
+			deleted := "no, untagged"
+			if ri.Deleted {
+				deleted = "yes"
+				if ri.Forced {
+					deleted = "yes, forced"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ri.Image, engine.ShortID(ri.ImageID), strings.Join(ri.Refs, " "), deleted, humanBytes(ri.Bytes))
+		}
+	}
+	if len(d.RemovedContainers) > 0 {
+		fmt.Fprintf(tw, "\nSTOPPED CONTAINERS (%s)\tID\n", verb)
+		for _, c := range d.RemovedContainers {
+			fmt.Fprintf(tw, "%s\t%s\n", c.Name, engine.ShortID(c.ID))
+		}
+	}
+	decisions := func(title string, ds []plan.Decision) {
+		if len(ds) == 0 {
+			return
+		}
+		fmt.Fprintf(tw, "\n%s\tID\tREASON\tWHY\n", title)
+		for _, dd := range ds {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", dd.Image, engine.ShortID(dd.ImageID), dd.Reason, dd.Message)
+		}
+	}
+	decisions("BLOCKED", d.Blocked)
+	decisions("SKIPPED", d.Skipped)
+	if len(d.Failed) > 0 {
+		fmt.Fprintf(tw, "\nFAILED\tID\tERROR\n")
+		for _, f := range d.Failed {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Image, engine.ShortID(f.ImageID), f.Error)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	s := d.Summary
+	_, err := fmt.Fprintf(w, "\n%s %d images (%d deleted, %s) and %d stopped containers; %d blocked, %d skipped, %d failed; %.2fs\n",
+		verb, s.ImagesRemoved, s.ImagesDeleted, humanBytes(s.BytesReclaimed), s.ContainersRemoved, s.Blocked, s.Skipped, s.Failed, d.DurationSeconds)
+	return err
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
