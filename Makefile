@@ -56,6 +56,10 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 test: verify-generated vet ## Run every test, unit and integration, against a private dockerd and envtest.
 	hack/test.sh ./...
 
+.PHONY: bench
+bench: ## Benchmark imagecleanup apply against the article's hand recipe on the private dockerd.
+	hack/bench.sh
+
 .PHONY: envtest
 envtest: ## Build (once) the envtest control plane and print its folder.
 	@hack/envtest-assets.sh

@@ -1,0 +1,372 @@
+// Command bench compares `imagecleanup apply` with the article's hand recipe
+// (docker rm of the blocking stopped containers, then docker rmi) on
+// identical seeds in the private dockerd, and prints the time ratio and the
+// Docker Engine API calls each made. Run it with `make bench`.
+//
+// Every method works through a counting proxy in front of the engine's
+// socket, so the calls of the docker CLI and of imagecleanup are counted the
+// same way. Each round seeds afresh: images × containers stopped containers
+// (a tenth exited, the rest created and never started).
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+func main() {
+	host := flag.String("docker-host", os.Getenv("TEST_DOCKER_HOST"), "the private engine (never the default socket)")
+	cliBin := flag.String("imagecleanup", "bin/imagecleanup", "the imagecleanup binary")
+	images := flag.Int("images", 50, "target images per seed")
+	perImage := flag.Int("containers", 10, "stopped containers per image")
+	rounds := flag.Int("rounds", 3, "rounds per method (the median is reported)")
+	flag.Parse()
+	if *host == "" || strings.Contains(*host, "/var/run/docker.sock") {
+		fail("set --docker-host or TEST_DOCKER_HOST to the private dockerd (hack/dockerd.sh start)")
+	}
+	b, err := newBench(*host, *images, *perImage)
+	if err != nil {
+		fail(err.Error())
+	}
+	defer b.close()
+
+	methods := []method{
+		{"hand recipe, docker CLI", b.handRecipeCLI},
+		{"hand recipe, Engine API", b.handRecipeAPI},
+		{"imagecleanup apply", func(repo string) error { return b.imagecleanup(*cliBin, repo) }},
+	}
+	results := make([]measurement, len(methods))
+	for r := 0; r < *rounds; r++ {
+		for i, m := range methods {
+			repo := fmt.Sprintf("bench.local/r%d-m%d", r, i)
+			if err := b.seed(repo); err != nil {
+				fail(fmt.Sprintf("seed: %v", err))
+			}
+			b.proxy.reset()
+			start := time.Now()
+			if err := m.run(repo); err != nil {
+				fail(fmt.Sprintf("%s: %v", m.name, err))
+			}
+			elapsed := time.Since(start)
+			left, err := b.leftovers(repo)
+			if err != nil || left != 0 {
+				fail(fmt.Sprintf("%s left %d images or containers behind (%v)", m.name, left, err))
+			}
+			results[i].times = append(results[i].times, elapsed)
+			results[i].calls = b.proxy.snapshot()
+		}
+	}
+
+	fmt.Printf("seed: %d images, each blocked by %d stopped containers (%d containers); %d rounds, median shown\n\n",
+		*images, *perImage, *images**perImage, *rounds)
+	base := results[0].median()
+	fmt.Printf("%-26s %10s %8s %10s  %s\n", "method", "time", "ratio", "API calls", "calls by endpoint")
+	for i, m := range methods {
+		med := results[i].median()
+		fmt.Printf("%-26s %10s %7.2fx %10d  %s\n", m.name, med.Round(time.Millisecond),
+			float64(med)/float64(base), total(results[i].calls), format(results[i].calls))
+	}
+	fmt.Println("\nratio: time / time of the docker CLI hand recipe in the same run (lower is faster)")
+}
+
+type method struct {
+	name string
+	run  func(repo string) error
+}
+
+type measurement struct {
+	times []time.Duration
+	calls map[string]int
+}
+
+func (m measurement) median() time.Duration {
+	t := append([]time.Duration(nil), m.times...)
+	sort.Slice(t, func(i, j int) bool { return t[i] < t[j] })
+	return t[len(t)/2]
+}
+
+func total(calls map[string]int) int {
+	n := 0
+	for _, v := range calls {
+		n += v
+	}
+	return n
+}
+
+func format(calls map[string]int) string {
+	keys := make([]string, 0, len(calls))
+	for k := range calls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, calls[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "bench:", msg)
+	os.Exit(1)
+}
+
+type bench struct {
+	direct   *client.Client // seeding and checks, not counted
+	counted  *client.Client // the API recipe, through the proxy
+	proxy    *countingProxy
+	images   int
+	perImage int
+	sleeper  []byte
+
+	mu     sync.Mutex
+	seeded []string // containers of the current seed
+}
+
+func newBench(host string, images, perImage int) (*bench, error) {
+	direct, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := startProxy(strings.TrimPrefix(host, "unix://"))
+	if err != nil {
+		return nil, err
+	}
+	counted, err := client.NewClientWithOpts(client.WithHost(proxy.host()), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, err
+	}
+	sleeper, err := buildSleeper()
+	if err != nil {
+		return nil, err
+	}
+	return &bench{direct: direct, counted: counted, proxy: proxy, images: images, perImage: perImage, sleeper: sleeper}, nil
+}
+
+func (b *bench) close() {
+	b.proxy.close()
+	_ = b.direct.Close()
+	_ = b.counted.Close()
+}
+
+// buildSleeper builds the test images' static program.
+func buildSleeper() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "bench-sleeper-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "sleeper")
+	cmd := exec.Command("go", "build", "-o", bin, "./internal/testenv/sleeper")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build sleeper: %v\n%s", err, out)
+	}
+	return os.ReadFile(bin)
+}
+
+// seed makes repo/app-N:1 images, each with its stopped containers.
+func (b *bench) seed(repo string) error {
+	ctx := context.Background()
+	sem := make(chan struct{}, 8)
+	errs := make(chan error, b.images)
+	var wg sync.WaitGroup
+	for i := 0; i < b.images; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- b.seedImage(ctx, fmt.Sprintf("%s/app-%d:1", repo, i))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) seedImage(ctx context.Context, ref string) error {
+	rc, err := b.direct.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(b.imageTar(ref)), SourceName: "-"}, ref,
+		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/sleeper"]`}})
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, rc)
+	rc.Close()
+	for c := 0; c < b.perImage; c++ {
+		created, err := b.direct.ContainerCreate(ctx, &container.Config{Image: ref}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+		if err != nil {
+			return err
+		}
+		b.mu.Lock()
+		b.seeded = append(b.seeded, created.ID)
+		b.mu.Unlock()
+		if c%10 == 0 {
+			if err := b.direct.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+				return err
+			}
+			wait, errc := b.direct.ContainerWait(ctx, created.ID, container.WaitConditionNotRunning)
+			select {
+			case <-wait:
+			case err := <-errc:
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// imageTar is a rootfs with the sleeper and a file naming the image, so that
+// each image has its own ID, as real images do.
+func (b *bench) imageTar(ref string) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"sleeper", 0o755, b.sleeper}, {"ref", 0o644, []byte(ref)}} {
+		_ = tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))})
+		_, _ = tw.Write(f.data)
+	}
+	_ = tw.Close()
+	return buf.Bytes()
+}
+
+func (b *bench) targets(repo string) ([]string, error) {
+	list, err := b.direct.ImageList(context.Background(), image.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var refs []string
+	for _, img := range list {
+		for _, t := range img.RepoTags {
+			if strings.HasPrefix(t, repo+"/") {
+				refs = append(refs, t)
+			}
+		}
+	}
+	sort.Strings(refs)
+	return refs, nil
+}
+
+// leftovers counts the seed's images and containers still in the engine.
+func (b *bench) leftovers(repo string) (int, error) {
+	refs, err := b.targets(repo)
+	if err != nil {
+		return 0, err
+	}
+	n := len(refs)
+	for _, id := range b.seeded {
+		if _, err := b.direct.ContainerInspect(context.Background(), id); err == nil {
+			n++
+		}
+	}
+	b.seeded = nil
+	return n, nil
+}
+
+// handRecipeCLI is the article's second answer as a person scripts it:
+// per image, docker rm of the containers that use it, then one docker rmi.
+func (b *bench) handRecipeCLI(repo string) error {
+	refs, err := b.targets(repo)
+	if err != nil {
+		return err
+	}
+	script := `set -e
+for img in "$@"; do
+  ids=$(docker ps -aq --filter "ancestor=$img")
+  if [ -n "$ids" ]; then docker rm $ids >/dev/null; fi
+done
+docker rmi "$@" >/dev/null
+`
+	cmd := exec.Command("bash", append([]string{"-c", script, "recipe"}, refs...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+b.proxy.host())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return nil
+}
+
+// handRecipeAPI is the same recipe through the Engine API, one call at a
+// time: no process per command, so it isolates the recipe from the CLI.
+func (b *bench) handRecipeAPI(repo string) error {
+	ctx := context.Background()
+	refs, err := b.targets(repo)
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		ctrs, err := b.counted.ContainerList(ctx, container.ListOptions{All: true, Filters: ancestor(ref)})
+		if err != nil {
+			return err
+		}
+		for _, c := range ctrs {
+			if err := b.counted.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil {
+				return err
+			}
+		}
+		if _, err := b.counted.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) imagecleanup(bin, repo string) error {
+	policy := fmt.Sprintf(`apiVersion: imagecleanup.io/v1alpha1
+kind: ImageCleanupPolicy
+metadata: {name: bench}
+spec:
+  images: ["%s/**"]
+  minImageAge: 0s
+  stoppedContainers: {minStoppedAge: 0s}
+`, repo)
+	f, err := os.CreateTemp("", "bench-policy-*.yaml")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(policy); err != nil {
+		return err
+	}
+	f.Close()
+	var stdout bytes.Buffer
+	cmd := exec.Command(bin, "apply", "-f", f.Name(), "--docker-host", b.proxy.host(), "-o", "json")
+	cmd.Stdout = &stdout
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%v\n%s", err, stdout.String())
+	}
+	var doc struct {
+		Summary struct{ ImagesDeleted, ContainersRemoved int }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		return err
+	}
+	if doc.Summary.ImagesDeleted != b.images || doc.Summary.ContainersRemoved != b.images*b.perImage {
+		return fmt.Errorf("removed %d images and %d containers, want %d and %d", doc.Summary.ImagesDeleted, doc.Summary.ContainersRemoved, b.images, b.images*b.perImage)
+	}
+	return nil
+}
