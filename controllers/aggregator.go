@@ -1,0 +1,196 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies/status,verbs=get;update;patch
+
+// Aggregator recomputes each policy's status from its reports and deletes
+// the reports of nodes that are gone or no longer selected. It runs on the
+// leader only, with a cache of its own: the only part of the agent that
+// watches every Node and every report, so that the other pods never hold
+// them.
+type Aggregator struct {
+	Config *rest.Config
+	Scheme *runtime.Scheme
+	// Writer writes policy status and deletes reports (the manager's client).
+	Writer             client.Client
+	SkipNameValidation bool
+}
+
+var _ interface {
+	Start(context.Context) error
+	NeedLeaderElection() bool
+} = (*Aggregator)(nil)
+
+// NeedLeaderElection: one aggregator in the whole DaemonSet.
+func (a *Aggregator) NeedLeaderElection() bool { return true }
+
+// Start runs the aggregator until ctx ends; the manager calls it once this
+// pod leads.
+func (a *Aggregator) Start(ctx context.Context) error {
+	c, err := cache.New(a.Config, cache.Options{
+		Scheme: a.Scheme,
+		ByObject: map[client.Object]cache.ByObject{
+			// Only names and labels of Nodes matter; their status churns.
+			&corev1.Node{}: {Transform: nameAndLabelsOnly},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("aggregator cache: %w", err)
+	}
+	r := &aggregateReconciler{reader: c, writer: a.Writer}
+	ctl, err := controller.NewUnmanaged("imagecleanup-aggregator", controller.Options{
+		Reconciler:         r,
+		SkipNameValidation: ptrTo(a.SkipNameValidation),
+		NeedLeaderElection: ptrTo(true),
+		LogConstructor: func(req *reconcile.Request) logr.Logger {
+			l := logf.FromContext(ctx).WithName("aggregator")
+			if req != nil {
+				l = l.WithValues("policy", req.Name)
+			}
+			return l
+		},
+	})
+	if err != nil {
+		return err
+	}
+	allPolicies := func(ctx context.Context, _ *corev1.Node) []reconcile.Request {
+		var list v1alpha1.ImageCleanupPolicyList
+		if err := c.List(ctx, &list); err != nil {
+			logf.FromContext(ctx).Error(err, "listing policies")
+			return nil
+		}
+		reqs := make([]reconcile.Request, len(list.Items))
+		for i := range list.Items {
+			reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}}
+		}
+		return reqs
+	}
+	nodeMembership := predicate.TypedFuncs[*corev1.Node]{
+		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
+			return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels)
+		},
+	}
+	watches := []source.Source{
+		source.Kind(c, &v1alpha1.ImageCleanupPolicy{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.ImageCleanupPolicy]{},
+			predicate.TypedGenerationChangedPredicate[*v1alpha1.ImageCleanupPolicy]{}),
+		source.Kind(c, &v1alpha1.ImageCleanupReport{}, handler.TypedEnqueueRequestsFromMapFunc(
+			func(_ context.Context, r *v1alpha1.ImageCleanupReport) []reconcile.Request {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Spec.PolicyName}}}
+			})),
+		source.Kind(c, &corev1.Node{}, handler.TypedEnqueueRequestsFromMapFunc(allPolicies), nodeMembership),
+	}
+	for _, w := range watches {
+		if err := ctl.Watch(w); err != nil {
+			return err
+		}
+	}
+	cacheErr := make(chan error, 1)
+	go func() { cacheErr <- c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		if err := <-cacheErr; err != nil {
+			return fmt.Errorf("aggregator cache: %w", err)
+		}
+		return errors.New("aggregator cache did not sync")
+	}
+	return ctl.Start(ctx)
+}
+
+// nameAndLabelsOnly trims a Node to what selection needs.
+func nameAndLabelsOnly(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name: n.Name, UID: n.UID, Labels: n.Labels, ResourceVersion: n.ResourceVersion,
+	}}, nil
+}
+
+type aggregateReconciler struct {
+	reader client.Reader
+	writer client.Client
+}
+
+func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var policy v1alpha1.ImageCleanupPolicy
+	if err := r.reader.Get(ctx, req.NamespacedName, &policy); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Normally garbage collection's job, through the owner reference.
+			return ctrl.Result{}, r.deleteReports(ctx, r.reportsOf(ctx, req.Name))
+		}
+		return ctrl.Result{}, err
+	}
+	var nodes corev1.NodeList
+	if err := r.reader.List(ctx, &nodes); err != nil {
+		return ctrl.Result{}, err
+	}
+	reports := r.reportsOf(ctx, policy.Name)
+	agg := aggregate(&policy, nodes.Items, reports)
+	if err := r.deleteReports(ctx, agg.stale); err != nil {
+		return ctrl.Result{}, err
+	}
+	if equality.Semantic.DeepEqual(policy.Status, agg.status) {
+		return ctrl.Result{}, nil
+	}
+	patch := client.MergeFrom(policy.DeepCopy())
+	policy.Status = agg.status
+	if err := r.writer.Status().Patch(ctx, &policy, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *aggregateReconciler) reportsOf(ctx context.Context, policy string) []v1alpha1.ImageCleanupReport {
+	var list v1alpha1.ImageCleanupReportList
+	if err := r.reader.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelPolicy: LabelValue(policy)}); err != nil {
+		logf.FromContext(ctx).Error(err, "listing reports")
+		return nil
+	}
+	var out []v1alpha1.ImageCleanupReport
+	for _, rep := range list.Items {
+		if rep.Spec.PolicyName == policy { // a cut label value can be shared
+			out = append(out, rep)
+		}
+	}
+	return out
+}
+
+func (r *aggregateReconciler) deleteReports(ctx context.Context, reports []v1alpha1.ImageCleanupReport) error {
+	for i := range reports {
+		rep := &reports[i]
+		if err := r.writer.Delete(ctx, rep, client.Preconditions{UID: &rep.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+			return err
+		}
+		logf.FromContext(ctx).V(1).Info("deleted stale report", "report", rep.Name, "node", rep.Spec.NodeName)
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+)
+
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// LeaderElectionID names the lease of the aggregator.
+const LeaderElectionID = "imagecleanup-aggregator"
+
+// AgentOptions configure one node's agent.
+type AgentOptions struct {
+	// NodeName is the node this agent cleans; required.
+	NodeName string
+	// Runtime is the node's Docker engine.
+	Runtime engine.Runtime
+	// ProtectedImages are never removed (the agent's own image).
+	ProtectedImages []string
+
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	MetricsBindAddress      string // "0" disables
+	HealthProbeBindAddress  string // "" or "0" disables
+
+	Clock        clock.Clock
+	SweepTimeout time.Duration
+	// RetryBaseDelay and RetryMaxDelay bound the back-off after a failed sweep.
+	RetryBaseDelay, RetryMaxDelay time.Duration
+	// SkipNameValidation allows several agents in one process (tests).
+	SkipNameValidation bool
+}
+
+// Scheme knows the built-in types and this project's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// AgentCacheOptions scope the agent's cache: every policy, but only this
+// node's Node and this node's reports. Reading any other type from it fails
+// instead of starting a cluster-wide informer.
+func AgentCacheOptions(node string) cache.Options {
+	return cache.Options{
+		ReaderFailOnMissingInformer: true,
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Node{}:                 {Field: fields.OneTermEqualSelector("metadata.name", node)},
+			&v1alpha1.ImageCleanupReport{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelNode: LabelValue(node)})},
+			&v1alpha1.ImageCleanupPolicy{}: {},
+		},
+	}
+}
+
+// NewAgent builds the manager of one node's agent: the node controller on
+// every pod, the aggregator on the leader.
+func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
+	if o.NodeName == "" {
+		return nil, errors.New("no node name: set NODE_NAME (from spec.nodeName) or --node-name")
+	}
+	if o.Runtime == nil {
+		return nil, errors.New("no Docker engine")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.SweepTimeout == 0 {
+		o.SweepTimeout = 10 * time.Minute
+	}
+	if o.RetryBaseDelay == 0 {
+		o.RetryBaseDelay = time.Second
+	}
+	if o.RetryMaxDelay == 0 {
+		o.RetryMaxDelay = 5 * time.Minute
+	}
+	scheme := Scheme()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         AgentCacheOptions(o.NodeName),
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: ptrTo(o.SkipNameValidation)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("docker", engineCheck(o.Runtime)); err != nil {
+		return nil, err
+	}
+	nodes := &NodeReconciler{
+		Client:         mgr.GetClient(),
+		Node:           o.NodeName,
+		Runtime:        o.Runtime,
+		Recorder:       mgr.GetEventRecorder("imagecleanup-agent"),
+		Clock:          o.Clock,
+		Protected:      o.ProtectedImages,
+		SweepTimeout:   o.SweepTimeout,
+		RetryBaseDelay: o.RetryBaseDelay,
+		RetryMaxDelay:  o.RetryMaxDelay,
+	}
+	if err := nodes.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("node controller: %w", err)
+	}
+	if err := mgr.Add(&Aggregator{Config: cfg, Scheme: scheme, Writer: mgr.GetClient(), SkipNameValidation: o.SkipNameValidation}); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	return mgr, nil
+}
+
+// engineCheck is the readiness probe: ready while the Docker engine answers.
+func engineCheck(rt engine.Runtime) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
+		defer cancel()
+		if err := rt.Ping(ctx); err != nil {
+			return fmt.Errorf("docker engine: %w", err)
+		}
+		return nil
+	}
+}
