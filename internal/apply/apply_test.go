@@ -137,7 +137,7 @@ func TestRunChildBuiltMeanwhile(t *testing.T) {
 
 func TestRunEngineDownFails(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
-	f.Down = true
+	f.SetDown(true)
 	r := apply.Run(context.Background(), f, deleteA(), apply.Options{})
 	if len(r.Failed) != 1 || !strings.Contains(r.Failed[0].Error, "engine is down") {
 		t.Fatalf("result %+v", r)

@@ -26,8 +26,8 @@ type Engine struct {
 	containers map[string]*engine.Container
 	calls      map[string]int
 
-	// Down makes every call fail as if the engine were unreachable.
-	Down bool
+	// down makes every call fail as if the engine were unreachable.
+	down bool
 	// BeforeCall, if set, runs (without the lock) before each call, with the
 	// method name and its argument: a test can change the engine there, as
 	// another hand would between plan and apply.
@@ -53,6 +53,13 @@ func (f *Engine) AddContainer(c engine.Container) {
 	defer f.mu.Unlock()
 	cc := c
 	f.containers[c.ID] = &cc
+}
+
+// SetDown makes the engine unreachable (true) or reachable again.
+func (f *Engine) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
 }
 
 // SetState changes a container's state, as starting or stopping it would.
@@ -112,7 +119,7 @@ func (f *Engine) enter(method, arg string) error {
 	}
 	f.mu.Lock()
 	f.calls[method]++
-	if f.Down {
+	if f.down {
 		f.mu.Unlock()
 		return fmt.Errorf("cannot connect to the Docker daemon: engine is down")
 	}

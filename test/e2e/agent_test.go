@@ -1,0 +1,298 @@
+// Package e2e runs node agents against envtest's API server and real (private
+// dockerd) or fake engines, end to end: policies in, engines cleaned, reports
+// and policy status out.
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithAPIServer(m)) }
+
+// One node with a real engine: a policy cleans it, the report and the policy
+// status say so; a spec change sweeps again; dry run changes nothing; a
+// relabelled node drops its report; a deleted policy takes its reports along.
+func TestAgentEndToEnd(t *testing.T) {
+	c := apiClient(t)
+	cli := testenv.Docker(t)
+	rt, err := docker.New(testenv.DockerHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	repo := "e2e.local/" + testenv.UniqueName("agent")
+	node := testenv.UniqueName("node")
+	group := testenv.UniqueName("group")
+	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
+
+	keep := testenv.ImportImage(t, cli, repo+"/keep:1")
+	old := testenv.ImportImage(t, cli, repo+"/app:1")
+	c1 := testenv.CreateContainer(t, cli, repo+"/app:1", testenv.ContainerOptions{Run: "exit"})
+	c2 := testenv.CreateContainer(t, cli, repo+"/app:1", testenv.ContainerOptions{})
+
+	startAgent(t, node, rt)
+
+	// Dry run first: the report lists the plan, the engine keeps everything.
+	spec := v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		Images:       []v1alpha1.ImagePattern{v1alpha1.ImagePattern(repo + "/**")},
+		Exclude:      []v1alpha1.ImagePattern{v1alpha1.ImagePattern(repo + "/keep:*")},
+		MinImageAge:  dur("0s"),
+		StoppedContainers: v1alpha1.StoppedContainersPolicy{
+			MinStoppedAge: dur("0s"),
+		},
+		DryRun:   true,
+		Interval: dur("1m"),
+	}
+	policy := createPolicy(t, c, testenv.UniqueName("e2e"), spec)
+	eventually(t, "the dry-run report", func() (bool, string) {
+		r := getReport(t, c, policy.Name, node)
+		if r == nil {
+			return false, "no report"
+		}
+		return r.Status.Phase == v1alpha1.PhaseDryRun && r.Status.ImagesRemoved == 1 && r.Status.ContainersRemoved == 2, string(r.Status.Phase) + ": " + r.Status.Message
+	})
+	if !testenv.ImageExists(t, cli, old) || !testenv.ContainerExists(t, cli, c1) {
+		t.Fatal("a dry run changed the engine")
+	}
+	r := getReport(t, c, policy.Name, node)
+	if r.Status.Totals.ImagesRemoved != 0 || !slices.Equal(r.Status.RemovedImages, []string{repo + "/app:1 (deleted)"}) {
+		t.Fatalf("dry-run report %+v", r.Status)
+	}
+	if r.Labels[v1alpha1.LabelPolicy] != policy.Name || r.Labels[v1alpha1.LabelNode] != node ||
+		len(r.OwnerReferences) != 1 || r.OwnerReferences[0].UID != policy.UID {
+		t.Fatalf("report metadata %+v", r.ObjectMeta)
+	}
+
+	// The real thing: a spec change sweeps at once.
+	p := getPolicy(t, c, policy.Name)
+	p.Spec.DryRun = false
+	if err := c.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the blocking containers and the image to go", func() (bool, string) {
+		gone := !testenv.ImageExists(t, cli, old) && !testenv.ContainerExists(t, cli, c1) && !testenv.ContainerExists(t, cli, c2)
+		return gone, "still there"
+	})
+	eventually(t, "the policy to be Ready at its generation", func() (bool, string) {
+		p := getPolicy(t, c, policy.Name)
+		ok, msg := ready(p)
+		return ok && p.Status.NodesMatched == 1 && p.Status.NodesSucceeded == 1 && p.Status.ImagesRemoved == 1 && p.Status.ContainersRemoved == 2, msg
+	})
+	r = getReport(t, c, policy.Name, node)
+	if r.Status.Phase != v1alpha1.PhaseSucceeded || r.Status.PolicyGeneration != p.Generation || r.Status.Totals.Sweeps != 2 || r.Status.BytesReclaimed <= 0 {
+		t.Fatalf("report %+v", r.Status)
+	}
+	if !testenv.ImageExists(t, cli, keep) {
+		t.Fatal("the excluded image went")
+	}
+
+	// Relabel the node: not selected any more, its report goes.
+	var n corev1.Node
+	if err := c.Get(ctx, types.NamespacedName{Name: node}, &n); err != nil {
+		t.Fatal(err)
+	}
+	n.Labels["imagecleanup.test/group"] = "elsewhere"
+	if err := c.Update(ctx, &n); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the report of an unselected node to go", func() (bool, string) {
+		return getReport(t, c, policy.Name, node) == nil, "report still there"
+	})
+	eventually(t, "the policy to count no node", func() (bool, string) {
+		p := getPolicy(t, c, policy.Name)
+		return p.Status.NodesMatched == 0, "still matched"
+	})
+
+	// Back in the group, then the policy goes: its report goes with it.
+	n.Labels["imagecleanup.test/group"] = group
+	if err := c.Update(ctx, &n); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a report again", func() (bool, string) { return getReport(t, c, policy.Name, node) != nil, "no report" })
+	if err := c.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the report of a deleted policy to go", func() (bool, string) {
+		return getReport(t, c, policy.Name, node) == nil, "report still there"
+	})
+}
+
+// newFakeEngine holds one stale image blocked by a stopped container.
+func newFakeEngine(node string) *enginefake.Engine {
+	f := enginefake.New()
+	old := time.Now().Add(-48 * time.Hour)
+	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"ci.local/app:1"}, Created: old, Size: 1000})
+	f.AddContainer(engine.Container{ID: strings.Repeat("c", 64), Name: node + "-job", ImageID: "sha256:" + strings.Repeat("a", 64),
+		State: engine.StateExited, Created: old, FinishedAt: old})
+	return f
+}
+
+// Three agents, one API server: the aggregated status counts them; one
+// node's engine going down makes it Failed and the policy Degraded; its
+// return heals both.
+func TestSeveralNodes(t *testing.T) {
+	c := apiClient(t)
+	ctx := context.Background()
+	group := testenv.UniqueName("group")
+	nodes := []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b"), testenv.UniqueName("node-c")}
+	engines := map[string]*enginefake.Engine{}
+	for _, n := range nodes {
+		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
+		engines[n] = newFakeEngine(n)
+		startAgent(t, n, engines[n])
+	}
+	other := testenv.UniqueName("node-other") // not selected
+	createNode(t, c, other, map[string]string{"imagecleanup.test/group": "other"})
+	otherEngine := newFakeEngine(other)
+	startAgent(t, other, otherEngine)
+
+	policy := createPolicy(t, c, testenv.UniqueName("fleet"), v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		Images:       []v1alpha1.ImagePattern{"ci.local/**"},
+		MinImageAge:  dur("1h"),
+		Interval:     dur("1m"),
+	})
+	eventually(t, "three nodes to report and the policy to be Ready", func() (bool, string) {
+		p := getPolicy(t, c, policy.Name)
+		ok, msg := ready(p)
+		return ok && p.Status.NodesMatched == 3 && p.Status.NodesReported == 3 && p.Status.NodesSucceeded == 3 &&
+			p.Status.ImagesRemoved == 3 && p.Status.ContainersRemoved == 3 && p.Status.BytesReclaimed == 3000, msg
+	})
+	for _, n := range nodes {
+		if engines[n].TotalCalls() == 0 || engines[n].HasImage("sha256:"+strings.Repeat("a", 64)) {
+			t.Fatalf("node %s was not cleaned", n)
+		}
+	}
+	if otherEngine.TotalCalls() != 0 || getReport(t, c, policy.Name, other) != nil {
+		t.Fatal("an unselected node swept or reported")
+	}
+
+	// node-b's engine goes down; a spec change makes every node sweep.
+	down := nodes[1]
+	engines[down].SetDown(true)
+	p := getPolicy(t, c, policy.Name)
+	p.Spec.MinImageAge = dur("2h")
+	if err := c.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node-b Failed and the policy Degraded", func() (bool, string) {
+		p := getPolicy(t, c, policy.Name)
+		deg := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionDegraded)
+		r := getReport(t, c, policy.Name, down)
+		ok := p.Status.ObservedGeneration == p.Generation && p.Status.NodesFailed == 1 && p.Status.NodesSucceeded == 2 &&
+			slices.Equal(p.Status.FailingNodes, []string{down}) && deg != nil && deg.Status == metav1.ConditionTrue &&
+			r != nil && r.Status.Phase == v1alpha1.PhaseFailed && strings.Contains(r.Status.Message, "engine is down")
+		return ok, "status " + statusLine(p)
+	})
+
+	engines[down].SetDown(false)
+	eventually(t, "node-b to recover and the policy to be Ready again", func() (bool, string) {
+		p := getPolicy(t, c, policy.Name)
+		deg := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionDegraded)
+		ok, msg := ready(p)
+		return ok && p.Status.NodesFailed == 0 && len(p.Status.FailingNodes) == 0 && deg != nil && deg.Status == metav1.ConditionFalse, msg
+	})
+}
+
+func statusLine(p *v1alpha1.ImageCleanupPolicy) string {
+	var conds []string
+	for _, c := range p.Status.Conditions {
+		conds = append(conds, c.Type+"="+string(c.Status)+"("+c.Reason+")")
+	}
+	return strings.Join(conds, " ") + " failing=" + strings.Join(p.Status.FailingNodes, ",")
+}
+
+// An idle agent, with nothing to remove, makes no API writes and no engine
+// calls between its intervals.
+func TestIdleAgentIsQuiet(t *testing.T) {
+	c := apiClient(t)
+	node := testenv.UniqueName("node-idle")
+	group := testenv.UniqueName("group")
+	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
+	f := enginefake.New()
+	a := startAgent(t, node, f)
+	policy := createPolicy(t, c, testenv.UniqueName("idle"), v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		Images:       []v1alpha1.ImagePattern{"nothing.local/**"},
+		Interval:     dur("1m"),
+	})
+	eventually(t, "the first sweep to settle", func() (bool, string) {
+		ok, msg := ready(getPolicy(t, c, policy.Name))
+		return ok, msg
+	})
+	time.Sleep(time.Second) // let the last watch events land
+	calls, writes := f.TotalCalls(), a.writes.n.Load()
+	if calls == 0 || writes == 0 {
+		t.Fatalf("the first sweep made %d engine calls and %d writes; the counters are not wired", calls, writes)
+	}
+	time.Sleep(8 * time.Second)
+	if got := f.TotalCalls(); got != calls {
+		t.Errorf("idle agent made %d engine calls between intervals: %v", got-calls, f.Calls())
+	}
+	if got := a.writes.n.Load(); got != writes {
+		t.Errorf("idle agent made %d API writes between intervals", got-writes)
+	}
+	t.Logf("first sweep: %d engine calls, %d API writes (report, policy status, events); then none for 8s", calls, writes)
+}
+
+// The agent's cache holds its own Node and its own reports, and refuses to
+// start an informer for anything it was not scoped for.
+func TestAgentCacheIsScoped(t *testing.T) {
+	c := apiClient(t)
+	node := testenv.UniqueName("node-self")
+	createNode(t, c, node, nil)
+	otherNode := testenv.UniqueName("node-else")
+	createNode(t, c, otherNode, nil)
+
+	a := startAgent(t, node, enginefake.New())
+	agentCache := a.mgr.GetCache()
+	ctx := context.Background()
+	var nodes corev1.NodeList
+	eventually(t, "the node informer to list", func() (bool, string) {
+		if err := agentCache.List(ctx, &nodes); err != nil {
+			return false, err.Error()
+		}
+		return len(nodes.Items) == 1, fmt.Sprintf("listed %d nodes", len(nodes.Items))
+	})
+	if nodes.Items[0].Name != node {
+		t.Fatalf("the cache holds node %s", nodes.Items[0].Name)
+	}
+	var n corev1.Node
+	if err := agentCache.Get(ctx, client.ObjectKey{Name: otherNode}, &n); err == nil {
+		t.Fatal("the cache returned another node")
+	}
+	var pods corev1.PodList
+	if err := agentCache.List(ctx, &pods); !errors.As(err, new(*cache.ErrResourceNotCached)) {
+		t.Fatalf("listing pods from the agent's cache: %v, want ErrResourceNotCached", err)
+	}
+	var reports v1alpha1.ImageCleanupReportList
+	if err := agentCache.List(ctx, &reports); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reports.Items {
+		if r.Spec.NodeName != node {
+			t.Fatalf("the cache holds a report of node %s", r.Spec.NodeName)
+		}
+	}
+}

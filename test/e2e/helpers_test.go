@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/controllers"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+const leaseNamespace = "image-cleanup-system"
+
+var logOnce sync.Once
+
+// writeCounter counts the API writes an agent makes, leader-election lease
+// renewals aside (they are the election's heartbeat, not the agent's work).
+type writeCounter struct{ n atomic.Int64 }
+
+type countingTransport struct {
+	next http.RoundTripper
+	c    *writeCounter
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet && !strings.Contains(req.URL.Path, "/leases") {
+		t.c.n.Add(1)
+	}
+	return t.next.RoundTrip(req)
+}
+
+type agent struct {
+	node   string
+	mgr    ctrl.Manager
+	writes *writeCounter
+}
+
+// startAgent runs one node's agent, as its DaemonSet pod would, until the
+// test ends.
+func startAgent(t *testing.T, node string, rt engine.Runtime) *agent {
+	t.Helper()
+	logOnce.Do(func() { log.SetLogger(zap.New(zap.WriteTo(testWriter{}), zap.UseDevMode(true))) })
+	cfg := testenv.APIServer(t)
+	counter := &writeCounter{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, c: counter} })
+	mgr, err := controllers.NewAgent(cfg, controllers.AgentOptions{
+		NodeName:                node,
+		Runtime:                 rt,
+		ProtectedImages:         []string{"imagecleanup/agent:test"},
+		LeaderElection:          true,
+		LeaderElectionNamespace: leaseNamespace,
+		MetricsBindAddress:      "0",
+		HealthProbeBindAddress:  "0",
+		SkipNameValidation:      true,
+		RetryBaseDelay:          200 * time.Millisecond,
+		RetryMaxDelay:           2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent %s: %v", node, err)
+		}
+	})
+	return &agent{node: node, mgr: mgr, writes: counter}
+}
+
+// testWriter keeps the agents' logs out of the way unless asked for.
+type testWriter struct{}
+
+func (testWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// apiClient is an uncached client: assertions read what the API server holds.
+func apiClient(t *testing.T) client.Client {
+	t.Helper()
+	c, err := client.New(testenv.APIServer(t), client.Options{Scheme: controllers.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func createNode(t *testing.T, c client.Client, name string, labels map[string]string) *corev1.Node {
+	t.Helper()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if err := c.Create(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), n) })
+	return n
+}
+
+func createPolicy(t *testing.T, c client.Client, name string, spec v1alpha1.ImageCleanupPolicySpec) *v1alpha1.ImageCleanupPolicy {
+	t.Helper()
+	p := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}
+	if err := c.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), p) })
+	return p
+}
+
+func dur(s string) *v1alpha1.Duration { d := v1alpha1.Duration(s); return &d }
+
+// eventually polls cond until it holds, or fails the test with cond's last word.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+}
+
+func getPolicy(t *testing.T, c client.Client, name string) *v1alpha1.ImageCleanupPolicy {
+	t.Helper()
+	var p v1alpha1.ImageCleanupPolicy
+	if err := c.Get(context.Background(), client.ObjectKey{Name: name}, &p); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+// getReport returns the report of (policy, node), or nil when there is none.
+func getReport(t *testing.T, c client.Client, policy, node string) *v1alpha1.ImageCleanupReport {
+	t.Helper()
+	var r v1alpha1.ImageCleanupReport
+	err := c.Get(context.Background(), client.ObjectKey{Name: controllers.ReportName(policy, node)}, &r)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+// ready reports whether the policy's status is current and Ready.
+func ready(p *v1alpha1.ImageCleanupPolicy) (bool, string) {
+	cond := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+	ok := p.Status.ObservedGeneration == p.Generation && cond != nil && cond.Status == metav1.ConditionTrue && cond.ObservedGeneration == p.Generation
+	return ok, fmt.Sprintf("generation %d, status %+v", p.Generation, p.Status)
+}
