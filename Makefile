@@ -28,6 +28,10 @@ help: ## Show this help.
 
 ##@ Development
 
+.PHONY: demo
+demo: manifests ## The main job on this machine: a local control plane, the private dockerd, the agent, a policy.
+	hack/demo.sh
+
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the kubebuilder markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
@@ -53,8 +57,8 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run
 
 .PHONY: test
-test: verify-generated vet ## Run every test, unit and integration, against a private dockerd and envtest.
-	hack/test.sh ./...
+test: verify-generated vet $(KUSTOMIZE) ## Run every test, unit and integration, against a private dockerd and envtest.
+	KUSTOMIZE=$(KUSTOMIZE) hack/test.sh ./...
 
 .PHONY: bench
 bench: ## Benchmark imagecleanup apply against the article's hand recipe on the private dockerd.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -27,7 +28,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 )
 
-// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies/status,verbs=get;patch
 
 // Aggregator recomputes each policy's status from its reports and deletes
 // the reports of nodes that are gone or no longer selected. It runs on the
@@ -158,9 +159,13 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if equality.Semantic.DeepEqual(policy.Status, agg.status) {
 		return ctrl.Result{}, nil
 	}
-	patch := client.MergeFrom(policy.DeepCopy())
-	policy.Status = agg.status
-	if err := r.writer.Status().Patch(ctx, &policy, patch); err != nil {
+	// The whole status, zeros included: a diff-based patch would leave out
+	// counts that are zero, and they would never show.
+	body, err := json.Marshal(map[string]any{"status": agg.status})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.writer.Status().Patch(ctx, &policy, client.RawPatch(types.MergePatchType, body)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}

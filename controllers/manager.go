@@ -25,7 +25,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 )
 
-// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;create;update
 
 // LeaderElectionID names the lease of the aggregator.
 const LeaderElectionID = "imagecleanup-aggregator"

@@ -34,7 +34,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies,verbs=get;list;watch
-// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanupreports,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanupreports,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

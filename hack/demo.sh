@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# make demo: the operator's main job on this machine, end to end (see
+# hack/demo/main.go). Starts the private dockerd unless one runs, builds the
+# envtest control plane once, and stops everything it started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
+export KUBEBUILDER_ASSETS
+started_here=false
+hack/dockerd.sh status || started_here=true
+TEST_DOCKER_HOST="$(hack/dockerd.sh start)"
+export TEST_DOCKER_HOST
+if [[ "${started_here}" == true && "${KEEP_DOCKERD:-}" != 1 ]]; then
+  trap 'hack/dockerd.sh stop' EXIT
+fi
+
+mkdir -p bin
+go build -o bin/manager ./cmd/manager
+CGO_ENABLED=0 go build -o bin/demo-sleeper ./internal/testenv/sleeper
+go build -o bin/demo ./hack/demo
+bin/demo --docker-host "${TEST_DOCKER_HOST}" --manager bin/manager --sleeper bin/demo-sleeper

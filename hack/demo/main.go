@@ -1,0 +1,444 @@
+// Command demo shows the operator's main job on one machine, end to end:
+// a local control plane (envtest's etcd and kube-apiserver) with the CRDs, a
+// Node for this machine, the private Docker engine seeded with the article's
+// error, two sample policies applied, the agent (bin/manager) run against
+// both, and the before and after of the engine and of the API. Run it with
+// `make demo`; it leaves no process behind.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"archive/tar"
+	"encoding/json"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	dockerclient "github.com/docker/docker/client"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/controllers"
+)
+
+const demoLabel = "imagecleanup.demo"
+
+func main() {
+	dockerHost := flag.String("docker-host", os.Getenv("TEST_DOCKER_HOST"), "the private engine")
+	manager := flag.String("manager", "bin/manager", "the agent binary")
+	sleeper := flag.String("sleeper", "", "static binary the demo images run")
+	flag.Parse()
+	d := &demo{start: time.Now(), dockerHost: *dockerHost, manager: *manager, sleeper: *sleeper}
+	err := d.run()
+	d.cleanup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+	d.step("done in %.1fs; no process left running", time.Since(d.start).Seconds())
+}
+
+type demo struct {
+	start      time.Time
+	dockerHost string
+	manager    string
+	sleeper    string
+
+	env      *envtest.Environment
+	docker   *dockerclient.Client
+	agent    *exec.Cmd
+	agentLog *os.File
+	workDir  string
+}
+
+func (d *demo) step(format string, args ...any) {
+	fmt.Printf("\n==> [%5.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (d *demo) run() error {
+	if d.dockerHost == "" {
+		return errors.New("no private Docker engine: run it through `make demo`")
+	}
+	var err error
+	d.workDir, err = os.MkdirTemp("", "imagecleanup-demo-")
+	if err != nil {
+		return err
+	}
+	d.docker, err = dockerclient.NewClientWithOpts(dockerclient.WithHost(d.dockerHost), dockerclient.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	d.step("private Docker engine at %s", d.dockerHost)
+	d.removeDemoObjects() // what an interrupted earlier run left
+
+	d.step("starting a local control plane (etcd and kube-apiserver, from envtest) with the CRDs")
+	d.env = &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	cfg, err := d.env.Start()
+	if err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := d.kubeconfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+
+	nodeName, _ := os.Hostname()
+	nodeName = strings.ToLower(nodeName)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName, Labels: map[string]string{
+		"kubernetes.io/hostname": nodeName, "node.kubernetes.io/pool": "ci-runners"}}}
+	if err := c.Create(ctx, node); err != nil {
+		return err
+	}
+	d.step("created Node %s (labels kubernetes.io/hostname=%s, node.kubernetes.io/pool=ci-runners)", nodeName, nodeName)
+
+	d.step("seeding the engine")
+	if err := d.seed(ctx); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	d.step("the article's error, by hand:")
+	d.shell("docker", "rmi", "busybox:1.35")
+	d.step("engine before")
+	d.shell("docker", "images")
+	d.shell("docker", "ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
+
+	d.step("kubectl apply -f config/samples/article-stopped-containers.yaml -f config/samples/ci-runner-cleanup.yaml")
+	fmt.Println("    (the demo's images and containers are seconds old, so it sets minImageAge and minStoppedAge to 0s)")
+	for _, f := range []string{"config/samples/article-stopped-containers.yaml", "config/samples/ci-runner-cleanup.yaml"} {
+		if err := d.applySample(ctx, c, f); err != nil {
+			return err
+		}
+	}
+
+	d.step("starting the agent: %s --node-name %s --docker-host %s", d.manager, nodeName, d.dockerHost)
+	if err := d.startAgent(kubeconfig, nodeName); err != nil {
+		return err
+	}
+	d.step("waiting for the node's reports and the policies' status")
+	if err := d.waitReady(ctx, c, "remove-old-busybox", "ci-runner-cleanup"); err != nil {
+		return err
+	}
+
+	d.step("engine after")
+	d.shell("docker", "images")
+	d.shell("docker", "ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
+	d.step("kubectl get icp")
+	if err := printTable(cfg, "imagecleanuppolicies"); err != nil {
+		return err
+	}
+	d.step("kubectl get icr")
+	if err := printTable(cfg, "imagecleanupreports"); err != nil {
+		return err
+	}
+	var report v1alpha1.ImageCleanupReport
+	if err := c.Get(ctx, client.ObjectKey{Name: controllers.ReportName("ci-runner-cleanup", nodeName)}, &report); err != nil {
+		return err
+	}
+	d.step("kubectl get icr %s -o yaml (status)", report.Name)
+	out, _ := yaml.Marshal(report.Status)
+	fmt.Print(indent(string(out)))
+	return nil
+}
+
+// seed reproduces the article's situation and a CI runner's.
+func (d *demo) seed(ctx context.Context) error {
+	type seedImage struct {
+		refs                     []string
+		exited, created, running int
+		note                     string
+	}
+	seeds := []seedImage{
+		{[]string{"busybox:1.35"}, 2, 1, 0, "the article's case: blocked by 3 stopped containers"},
+		{[]string{"busybox:1.36"}, 0, 0, 1, "in use by a running container; no policy selects it"},
+		{[]string{"registry.example.com/ci/build:1042", "registry.example.com/ci/build:latest"}, 3, 0, 0, "CI build image, two tags, 3 stopped jobs"},
+		{[]string{"registry.example.com/ci/build:1041"}, 1, 0, 0, "older CI build, 1 stopped job"},
+		{[]string{"registry.example.com/ci/base:2"}, 1, 0, 0, "excluded by the CI policy"},
+		{[]string{"myapp:pr-7"}, 0, 0, 1, "pull-request image, a job still running"},
+		{nil, 0, 0, 0, "dangling (untagged, unused)"},
+	}
+	for _, s := range seeds {
+		id, err := d.importImage(ctx, s.refs)
+		if err != nil {
+			return err
+		}
+		name := strings.Join(s.refs, ", ")
+		if name == "" {
+			name = id[7:19]
+		}
+		fmt.Printf("    %-72s %s\n", name, s.note)
+		for i := 0; i < s.exited+s.created+s.running; i++ {
+			cmd := []string{}
+			if i >= s.exited+s.created {
+				cmd = []string{"sleep"}
+			}
+			created, err := d.docker.ContainerCreate(ctx, &container.Config{Image: id, Cmd: cmd, Labels: map[string]string{demoLabel: "true"}},
+				&container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+			if err != nil {
+				return err
+			}
+			if i < s.exited || i >= s.exited+s.created {
+				if err := d.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+					return err
+				}
+			}
+			if i < s.exited {
+				wait, errc := d.docker.ContainerWait(ctx, created.ID, container.WaitConditionNotRunning)
+				select {
+				case <-wait:
+				case err := <-errc:
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (d *demo) importImage(ctx context.Context, refs []string) (string, error) {
+	bin, err := os.ReadFile(d.sleeper)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	unique := fmt.Sprintf("%v %d", refs, time.Now().UnixNano())
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"sleeper", 0o755, bin}, {"seed", 0o644, []byte(unique)}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return "", err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	rc, err := d.docker.ImageImport(ctx, image.ImportSource{Source: &buf, SourceName: "-"}, "",
+		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/sleeper"]`, "LABEL " + demoLabel + "=true"}})
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	var id string
+	dec := json.NewDecoder(rc)
+	for {
+		var msg struct{ Status, Error string }
+		if err := dec.Decode(&msg); err == io.EOF {
+			break
+		} else if err != nil {
+			return "", err
+		}
+		if msg.Error != "" {
+			return "", errors.New(msg.Error)
+		}
+		if strings.HasPrefix(msg.Status, "sha256:") {
+			id = strings.TrimSpace(msg.Status)
+		}
+	}
+	for _, ref := range refs {
+		if err := d.docker.ImageTag(ctx, id, ref); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
+}
+
+// shell runs a docker command against the private engine and prints it.
+func (d *demo) shell(name string, args ...string) {
+	fmt.Printf("    $ %s %s\n", name, strings.Join(args, " "))
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.dockerHost)
+	out, _ := cmd.CombinedOutput()
+	fmt.Print(indent(string(out)))
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "    " + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func (d *demo) applySample(ctx context.Context, c client.Client, file string) error {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var p v1alpha1.ImageCleanupPolicy
+	if err := yaml.UnmarshalStrict(raw, &p); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	zero := v1alpha1.Duration("0s")
+	p.Spec.MinImageAge = &zero
+	p.Spec.StoppedContainers.MinStoppedAge = &zero
+	if err := c.Create(ctx, &p); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	fmt.Printf("    imagecleanuppolicy.imagecleanup.io/%s created\n", p.Name)
+	return nil
+}
+
+func (d *demo) kubeconfig(cfg *rest.Config) (string, error) {
+	user, err := d.env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		return "", err
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(d.workDir, "kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
+}
+
+func (d *demo) startAgent(kubeconfig, node string) error {
+	var err error
+	d.agentLog, err = os.Create(filepath.Join(d.workDir, "agent.log"))
+	if err != nil {
+		return err
+	}
+	d.agent = exec.Command(d.manager, "--kubeconfig", kubeconfig, "--node-name", node, "--docker-host", d.dockerHost,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-elect=false")
+	d.agent.Stdout, d.agent.Stderr = d.agentLog, d.agentLog
+	return d.agent.Start()
+}
+
+func (d *demo) waitReady(ctx context.Context, c client.Client, names ...string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		allReady := true
+		for _, n := range names {
+			var p v1alpha1.ImageCleanupPolicy
+			if err := c.Get(ctx, client.ObjectKey{Name: n}, &p); err != nil {
+				return err
+			}
+			cond := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+			if p.Status.ObservedGeneration != p.Generation || cond == nil || cond.Status != metav1.ConditionTrue || p.Status.NodesReported == 0 {
+				allReady = false
+			}
+		}
+		if allReady {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(d.agentLog.Name())
+			return fmt.Errorf("policies not Ready after 60s; agent log:\n%s", log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// printTable prints what `kubectl get` shows: the API server's own table,
+// built from the CRD's printer columns.
+func printTable(cfg *rest.Config, resource string) error {
+	cfg = rest.CopyConfig(cfg)
+	cfg.GroupVersion = &v1alpha1.GroupVersion
+	cfg.APIPath = "/apis"
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(runtime.NewScheme()).WithoutConversion()
+	rc, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	raw, err := rc.Get().Resource(resource).SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		return err
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(raw, &table); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+	var cols []int
+	var header []string
+	for i, col := range table.ColumnDefinitions {
+		if col.Priority == 0 {
+			cols = append(cols, i)
+			header = append(header, strings.ToUpper(col.Name))
+		}
+	}
+	fmt.Fprintln(tw, "    "+strings.Join(header, "\t"))
+	for _, row := range table.Rows {
+		var cells []string
+		for _, i := range cols {
+			cells = append(cells, fmt.Sprint(row.Cells[i]))
+		}
+		fmt.Fprintln(tw, "    "+strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
+}
+
+// removeDemoObjects removes every container and image the demo seeds.
+func (d *demo) removeDemoObjects() {
+	ctx := context.Background()
+	ctrs, _ := d.docker.ContainerList(ctx, container.ListOptions{All: true})
+	for _, c := range ctrs {
+		if c.Labels[demoLabel] == "true" {
+			_ = d.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		}
+	}
+	imgs, _ := d.docker.ImageList(ctx, image.ListOptions{All: true})
+	for _, img := range imgs {
+		if img.Labels[demoLabel] == "true" {
+			_, _ = d.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+		}
+	}
+}
+
+func (d *demo) cleanup() {
+	d.step("cleaning up: agent, control plane, demo images and containers")
+	if d.agent != nil && d.agent.Process != nil {
+		_ = d.agent.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = d.agent.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = d.agent.Process.Kill()
+			<-done
+		}
+	}
+	if d.agentLog != nil {
+		d.agentLog.Close()
+	}
+	if d.env != nil {
+		if err := d.env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+		}
+	}
+	if d.docker != nil {
+		d.removeDemoObjects()
+		d.docker.Close()
+	}
+	if d.workDir != "" {
+		os.RemoveAll(d.workDir)
+	}
+}

@@ -1,0 +1,217 @@
+// Package manifests checks what `kustomize build config/default` installs
+// against the design: the DaemonSet's security and resources, and RBAC that
+// grants no more than the agent uses. And that the samples are valid.
+package manifests
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithAPIServer(m)) }
+
+// build runs kustomize (KUSTOMIZE, installed into bin/ by the Makefile).
+func build(t *testing.T, dir string) []map[string]any {
+	t.Helper()
+	bin := os.Getenv("KUSTOMIZE")
+	if bin == "" {
+		testenv.Unavailable(t, "KUSTOMIZE is not set (make test installs kustomize into bin/)")
+	}
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(bin, "build", filepath.Join(testenv.RepoRoot(), dir))
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr.String())
+	}
+	var docs []map[string]any
+	dec := utilyaml.NewYAMLOrJSONDecoder(&out, 4096)
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		if doc != nil {
+			docs = append(docs, doc)
+		}
+	}
+	return docs
+}
+
+func find[T any](t *testing.T, docs []map[string]any, kind, name string) *T {
+	t.Helper()
+	for _, d := range docs {
+		md, _ := d["metadata"].(map[string]any)
+		if d["kind"] == kind && md["name"] == name {
+			raw, _ := yaml.Marshal(d)
+			var obj T
+			if err := yaml.UnmarshalStrict(raw, &obj); err != nil {
+				t.Fatalf("%s %s: %v", kind, name, err)
+			}
+			return &obj
+		}
+	}
+	t.Fatalf("no %s %s in the build", kind, name)
+	return nil
+}
+
+func TestDaemonSet(t *testing.T) {
+	docs := build(t, "config/default")
+	ds := find[appsv1.DaemonSet](t, docs, "DaemonSet", "image-cleanup-agent")
+	if ds.Namespace != "image-cleanup-system" {
+		t.Errorf("namespace %q", ds.Namespace)
+	}
+	pod := ds.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if e := env["NODE_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("NODE_NAME does not come from spec.nodeName: %+v", e)
+	}
+	if env["AGENT_IMAGE"].Value != c.Image {
+		t.Errorf("AGENT_IMAGE %q is not the container's image %q", env["AGENT_IMAGE"].Value, c.Image)
+	}
+
+	var socket *corev1.Volume
+	for i := range pod.Volumes {
+		if pod.Volumes[i].HostPath != nil && pod.Volumes[i].HostPath.Path == "/var/run/docker.sock" {
+			socket = &pod.Volumes[i]
+		}
+	}
+	if socket == nil || socket.HostPath.Type == nil || *socket.HostPath.Type != corev1.HostPathSocket {
+		t.Errorf("no hostPath volume of type Socket for /var/run/docker.sock: %+v", pod.Volumes)
+	}
+	if len(pod.Volumes) != 1 {
+		t.Errorf("the agent mounts more than the Docker socket: %+v", pod.Volumes)
+	}
+
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 ||
+		sc.Privileged != nil && *sc.Privileged {
+		t.Errorf("container security context %+v", sc)
+	}
+	if pod.SecurityContext == nil || pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod seccomp profile is not RuntimeDefault")
+	}
+	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
+		t.Error("the agent shares a host namespace")
+	}
+	if !c.Resources.Requests.Cpu().Equal(resource.MustParse("10m")) || !c.Resources.Requests.Memory().Equal(resource.MustParse("32Mi")) {
+		t.Errorf("requests %v", c.Resources.Requests)
+	}
+	if c.Resources.Limits.Memory().IsZero() {
+		t.Error("no memory limit")
+	}
+	if len(pod.Tolerations) == 0 {
+		t.Error("no tolerations")
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Error("probes missing")
+	}
+	if !slices.Contains(c.Args, "--leader-elect") {
+		t.Error("the aggregator is not leader-elected")
+	}
+	if pod.ServiceAccountName != "image-cleanup-agent" {
+		t.Errorf("service account %q", pod.ServiceAccountName)
+	}
+}
+
+func rules(rs []rbacv1.PolicyRule) []string {
+	var out []string
+	for _, r := range rs {
+		verbs := slices.Clone(r.Verbs)
+		sort.Strings(verbs)
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				out = append(out, g+"/"+res+": "+strings.Join(verbs, ","))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RBAC is least privilege: exactly what the agent and the aggregator use.
+func TestRBAC(t *testing.T) {
+	docs := build(t, "config/default")
+	cr := find[rbacv1.ClusterRole](t, docs, "ClusterRole", "image-cleanup-manager-role")
+	want := []string{
+		"/nodes: get,list,watch",
+		"events.k8s.io/events: create,patch",
+		"imagecleanup.io/imagecleanuppolicies/status: get,patch",
+		"imagecleanup.io/imagecleanuppolicies: get,list,watch",
+		"imagecleanup.io/imagecleanupreports: create,delete,get,list,patch,watch",
+	}
+	if got := rules(cr.Rules); !slices.Equal(got, want) {
+		t.Errorf("ClusterRole rules:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	role := find[rbacv1.Role](t, docs, "Role", "image-cleanup-manager-role")
+	if got := rules(role.Rules); role.Namespace != "image-cleanup-system" || !slices.Equal(got, []string{"coordination.k8s.io/leases: create,get,update"}) {
+		t.Errorf("Role in %s: %v", role.Namespace, got)
+	}
+	crb := find[rbacv1.ClusterRoleBinding](t, docs, "ClusterRoleBinding", "image-cleanup-manager-rolebinding")
+	if crb.RoleRef.Name != cr.Name || len(crb.Subjects) != 1 || crb.Subjects[0].Name != "image-cleanup-agent" || crb.Subjects[0].Namespace != "image-cleanup-system" {
+		t.Errorf("ClusterRoleBinding %+v", crb)
+	}
+	for _, d := range docs {
+		if d["kind"] == "ClusterRole" || d["kind"] == "Role" {
+			raw, _ := yaml.Marshal(d)
+			if strings.Contains(string(raw), "'*'") || strings.Contains(string(raw), "secrets") || strings.Contains(string(raw), "pods") {
+				t.Errorf("a role grants wildcards, secrets or pods:\n%s", raw)
+			}
+		}
+	}
+}
+
+// Every sample is a valid policy, for Validate and for the API server.
+func TestSamples(t *testing.T) {
+	docs := build(t, "config/samples")
+	if len(docs) < 3 {
+		t.Fatalf("%d samples", len(docs))
+	}
+	c, err := client.New(testenv.APIServer(t), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		raw, _ := yaml.Marshal(d)
+		var p v1alpha1.ImageCleanupPolicy
+		if err := yaml.UnmarshalStrict(raw, &p); err != nil {
+			t.Fatalf("sample: %v", err)
+		}
+		p.Default()
+		if errs := p.Validate(); len(errs) > 0 {
+			t.Errorf("sample %s: %v", p.Name, errs.ToAggregate())
+		}
+		u := &unstructured.Unstructured{Object: d}
+		if err := c.Create(context.Background(), u, client.DryRunAll, client.FieldValidation("Strict")); err != nil {
+			t.Errorf("sample %s refused by the API server: %v", p.Name, err)
+		}
+	}
+}
