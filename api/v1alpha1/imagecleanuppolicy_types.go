@@ -272,7 +272,3 @@ type ImageCleanupPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ImageCleanupPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&ImageCleanupPolicy{}, &ImageCleanupPolicyList{})
-}

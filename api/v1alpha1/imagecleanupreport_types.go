@@ -159,7 +159,3 @@ type ImageCleanupReportList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ImageCleanupReport `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&ImageCleanupReport{}, &ImageCleanupReportList{})
-}

@@ -98,7 +98,7 @@ var imagePatternRules = []patternRule{
 	{func(p string) bool { return !strings.HasPrefix(p, "sha256:") || reImageID.MatchString(p) }, msgImageID},
 	{func(p string) bool { return !reBareHex.MatchString(p) }, msgBareHex},
 	{func(p string) bool { return !strings.Contains(p, "@") || reDigestSuffix.MatchString(p) }, msgDigest},
-	{func(p string) bool { return !(strings.Contains(p, "@") && strings.Contains(p, "*")) }, msgDigestWildcard},
+	{func(p string) bool { return !strings.Contains(p, "@") || !strings.Contains(p, "*") }, msgDigestWildcard},
 	{func(p string) bool { return !reDoubleStar.MatchString(p) }, msgDoubleStar},
 	{func(p string) bool { return strings.HasPrefix(p, "sha256:") || reReferenceGrammar.MatchString(p) }, msgGrammar},
 }

@@ -66,7 +66,7 @@ type options struct {
 	failOnBlocked bool
 }
 
-func parseArgs(args []string, stderr io.Writer) (options, error) {
+func parseArgs(args []string) (options, error) {
 	var o options
 	if len(args) == 0 || (args[0] != "plan" && args[0] != "apply") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -98,7 +98,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	o, err := parseArgs(args, stderr)
+	o, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -176,7 +176,7 @@ func buildSleeper() ([]byte, error) {
 	cmd := exec.Command("go", "build", "-o", bin, "./internal/testenv/sleeper")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build sleeper: %v\n%s", err, out)
+		return nil, fmt.Errorf("build sleeper: %w\n%s", err, out)
 	}
 	return os.ReadFile(bin)
 }
@@ -304,7 +304,7 @@ docker rmi "$@" >/dev/null
 	cmd := exec.Command("bash", append([]string{"-c", script, "recipe"}, refs...)...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+b.proxy.host())
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v\n%s", err, out)
+		return fmt.Errorf("%w\n%s", err, out)
 	}
 	return nil
 }
@@ -357,7 +357,7 @@ spec:
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%v\n%s", err, stdout.String())
+		return fmt.Errorf("%w\n%s", err, stdout.String())
 	}
 	var doc struct {
 		Summary struct{ ImagesDeleted, ContainersRemoved int }

@@ -121,10 +121,10 @@ func (d *demo) run() error {
 		return fmt.Errorf("seed: %w", err)
 	}
 	d.step("the article's error, by hand:")
-	d.shell("docker", "rmi", "busybox:1.35")
+	d.dockerCLI("rmi", "busybox:1.35")
 	d.step("engine before")
-	d.shell("docker", "images")
-	d.shell("docker", "ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
+	d.dockerCLI("images")
+	d.dockerCLI("ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
 
 	d.step("kubectl apply -f config/samples/article-stopped-containers.yaml -f config/samples/ci-runner-cleanup.yaml")
 	fmt.Println("    (the demo's images and containers are seconds old, so it sets minImageAge and minStoppedAge to 0s)")
@@ -144,8 +144,8 @@ func (d *demo) run() error {
 	}
 
 	d.step("engine after")
-	d.shell("docker", "images")
-	d.shell("docker", "ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
+	d.dockerCLI("images")
+	d.dockerCLI("ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
 	d.step("kubectl get icp")
 	if err := printTable(cfg, "imagecleanuppolicies"); err != nil {
 		return err
@@ -271,10 +271,10 @@ func (d *demo) importImage(ctx context.Context, refs []string) (string, error) {
 	return id, nil
 }
 
-// shell runs a docker command against the private engine and prints it.
-func (d *demo) shell(name string, args ...string) {
-	fmt.Printf("    $ %s %s\n", name, strings.Join(args, " "))
-	cmd := exec.Command(name, args...)
+// dockerCLI runs a docker command against the private engine and prints it.
+func (d *demo) dockerCLI(args ...string) {
+	fmt.Printf("    $ docker %s\n", strings.Join(args, " "))
+	cmd := exec.Command("docker", args...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.dockerHost)
 	out, _ := cmd.CombinedOutput()
 	fmt.Print(indent(string(out)))

@@ -44,7 +44,7 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	start := time.Now()
 	popts, err := plan.OptionsFor(spec, opts.Protected)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
+		return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
 	}
 	inv, err := Collect(ctx, rt)
 	if err != nil {

@@ -71,9 +71,9 @@ func wrap(err error) error {
 	case err == nil:
 		return nil
 	case cerrdefs.IsNotFound(err):
-		return fmt.Errorf("%v: %w", err, engine.ErrNotFound)
+		return fmt.Errorf("%w: %w", err, engine.ErrNotFound)
 	case cerrdefs.IsConflict(err):
-		return fmt.Errorf("%v: %w", err, engine.ErrConflict)
+		return fmt.Errorf("%w: %w", err, engine.ErrConflict)
 	}
 	return err
 }

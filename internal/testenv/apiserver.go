@@ -22,8 +22,8 @@ func RepoRoot() string {
 func CRDDir() string { return filepath.Join(RepoRoot(), "config", "crd", "bases") }
 
 var (
-	apiConfig *rest.Config
-	apiErr    = errors.New("the API server was not started: call testenv.RunWithAPIServer from TestMain")
+	apiConfig    *rest.Config
+	errAPIServer = errors.New("the API server was not started: call testenv.RunWithAPIServer from TestMain")
 )
 
 // RunWithAPIServer is a TestMain body: it starts envtest's kube-apiserver and
@@ -31,7 +31,7 @@ var (
 // tests, and stops them again so no process outlives the test binary.
 func RunWithAPIServer(m *testing.M) int {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		apiErr = errors.New("no envtest control plane: KUBEBUILDER_ASSETS is not set (hack/envtest-assets.sh builds it)")
+		errAPIServer = errors.New("no envtest control plane: KUBEBUILDER_ASSETS is not set (hack/envtest-assets.sh builds it)")
 		return m.Run()
 	}
 	env := &envtest.Environment{
@@ -40,12 +40,12 @@ func RunWithAPIServer(m *testing.M) int {
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		apiErr = fmt.Errorf("envtest did not start: %w", err)
+		errAPIServer = fmt.Errorf("envtest did not start: %w", err)
 		// The tests report it; stop whatever half started.
 		_ = env.Stop()
 		return m.Run()
 	}
-	apiConfig, apiErr = cfg, nil
+	apiConfig, errAPIServer = cfg, nil
 	code := m.Run()
 	if err := env.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
@@ -57,8 +57,8 @@ func RunWithAPIServer(m *testing.M) int {
 // (fails in CI) when there is none.
 func APIServer(t testing.TB) *rest.Config {
 	t.Helper()
-	if apiErr != nil {
-		Unavailable(t, "%v", apiErr)
+	if errAPIServer != nil {
+		Unavailable(t, "%v", errAPIServer)
 	}
 	return rest.CopyConfig(apiConfig)
 }

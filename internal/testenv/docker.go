@@ -126,7 +126,7 @@ func sleeper(t testing.TB) string {
 		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			sleeperErr = fmt.Errorf("go build sleeper: %v\n%s", err, out)
+			sleeperErr = fmt.Errorf("go build sleeper: %w\n%s", err, out)
 		}
 	})
 	if sleeperErr != nil {

@@ -106,14 +106,13 @@ func apiClient(t *testing.T) client.Client {
 	return c
 }
 
-func createNode(t *testing.T, c client.Client, name string, labels map[string]string) *corev1.Node {
+func createNode(t *testing.T, c client.Client, name string, labels map[string]string) {
 	t.Helper()
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	if err := c.Create(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Delete(context.Background(), n) })
-	return n
 }
 
 func createPolicy(t *testing.T, c client.Client, name string, spec v1alpha1.ImageCleanupPolicySpec) *v1alpha1.ImageCleanupPolicy {
