@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -11,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -159,19 +159,30 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if equality.Semantic.DeepEqual(policy.Status, agg.status) {
 		return ctrl.Result{}, nil
 	}
-	// The whole status, zeros included: a diff-based patch would leave out
-	// counts that are zero, and they would never show.
-	body, err := json.Marshal(map[string]any{"status": agg.status})
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.writer.Status().Patch(ctx, &policy, client.RawPatch(types.MergePatchType, body)); err != nil {
+	// Server-side apply of the whole status: zeros are written, and what the
+	// aggregator wrote before and leaves out now (failingNodes) goes.
+	if err := r.writer.Status().Apply(ctx, statusApplyConfiguration(&policy, &agg.status), client.FieldOwner(aggregatorFieldManager), client.ForceOwnership); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil
+}
+
+const aggregatorFieldManager = "imagecleanup-aggregator"
+
+func statusApplyConfiguration(p *v1alpha1.ImageCleanupPolicy, st *v1alpha1.ImageCleanupPolicyStatus) runtime.ApplyConfiguration {
+	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
+	if err != nil {
+		panic(err) // a typed struct always converts
+	}
+	return client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(),
+		"kind":       "ImageCleanupPolicy",
+		"metadata":   map[string]any{"name": p.Name},
+		"status":     status,
+	}})
 }
 
 func (r *aggregateReconciler) reportsOf(ctx context.Context, policy string) []v1alpha1.ImageCleanupReport {

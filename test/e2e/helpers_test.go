@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,10 +87,15 @@ func startAgent(t *testing.T, node string, rt engine.Runtime) *agent {
 	return &agent{node: node, mgr: mgr, writes: counter}
 }
 
-// testWriter keeps the agents' logs out of the way unless asked for.
+// testWriter keeps the agents' logs out of the way unless E2E_LOG is set.
 type testWriter struct{}
 
-func (testWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (testWriter) Write(p []byte) (int, error) {
+	if os.Getenv("E2E_LOG") != "" {
+		return os.Stderr.Write(p)
+	}
+	return len(p), nil
+}
 
 // apiClient is an uncached client: assertions read what the API server holds.
 func apiClient(t *testing.T) client.Client {

@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+)
+
+func node(name string, labels map[string]string) corev1.Node {
+	return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func report(nodeName string, gen int64, phase v1alpha1.ReportPhase, images int64) v1alpha1.ImageCleanupReport {
+	return v1alpha1.ImageCleanupReport{
+		ObjectMeta: metav1.ObjectMeta{Name: ReportName("p", nodeName)},
+		Spec:       v1alpha1.ImageCleanupReportSpec{PolicyName: "p", NodeName: nodeName},
+		Status: v1alpha1.ImageCleanupReportStatus{PolicyGeneration: gen, Phase: phase,
+			Totals: v1alpha1.SweepTotals{ImagesRemoved: images, ContainersRemoved: 2 * images, BytesReclaimed: 100 * images}},
+	}
+}
+
+func policyGen(gen int64, sel *v1alpha1.NodeSelector) *v1alpha1.ImageCleanupPolicy {
+	return &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Generation: gen}, Spec: v1alpha1.ImageCleanupPolicySpec{NodeSelector: sel}}
+}
+
+func cond(st *v1alpha1.ImageCleanupPolicyStatus, typ string) string {
+	c := meta.FindStatusCondition(st.Conditions, typ)
+	if c == nil {
+		return "none"
+	}
+	return string(c.Status) + "/" + c.Reason
+}
+
+func TestAggregate(t *testing.T) {
+	ci := &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"pool": "ci"}}
+	ciNodes := []corev1.Node{node("a", map[string]string{"pool": "ci"}), node("b", map[string]string{"pool": "ci"}), node("web", map[string]string{"pool": "web"})}
+	tests := map[string]struct {
+		policy                                        *v1alpha1.ImageCleanupPolicy
+		nodes                                         []corev1.Node
+		reports                                       []v1alpha1.ImageCleanupReport
+		matched, reported, succeeded, blocked, failed int32
+		images                                        int64
+		ready, degraded                               string
+		failing, stale                                []string
+	}{
+		"all applied": {
+			policy: policyGen(2, ci), nodes: ciNodes,
+			reports: []v1alpha1.ImageCleanupReport{report("a", 2, v1alpha1.PhaseSucceeded, 3), report("b", 2, v1alpha1.PhaseBlocked, 1)},
+			matched: 2, reported: 2, succeeded: 1, blocked: 1, images: 4,
+			ready: "True/AllNodesApplied", degraded: "False/NoFailures",
+		},
+		"one node behind": {
+			policy: policyGen(3, ci), nodes: ciNodes,
+			reports: []v1alpha1.ImageCleanupReport{report("a", 3, v1alpha1.PhaseSucceeded, 3), report("b", 2, v1alpha1.PhaseSucceeded, 1)},
+			matched: 2, reported: 1, succeeded: 1, images: 4,
+			ready: "False/WaitingForNodes", degraded: "False/NoFailures",
+		},
+		"a failure degrades": {
+			policy: policyGen(1, ci), nodes: ciNodes,
+			reports: []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseFailed, 0), report("b", 1, v1alpha1.PhaseSucceeded, 1)},
+			matched: 2, reported: 2, succeeded: 1, failed: 1, images: 1,
+			ready: "False/NodesFailed", degraded: "True/NodesFailed", failing: []string{"a"},
+		},
+		"reports of unselected and gone nodes are stale": {
+			policy: policyGen(1, ci), nodes: ciNodes,
+			reports: []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseSucceeded, 1), report("web", 1, v1alpha1.PhaseSucceeded, 5), report("gone", 1, v1alpha1.PhaseFailed, 5)},
+			matched: 2, reported: 1, succeeded: 1, images: 1,
+			ready: "False/WaitingForNodes", degraded: "False/NoFailures", stale: []string{"web", "gone"},
+		},
+		"no node selected": {
+			policy: policyGen(1, &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"pool": "gpu"}}), nodes: ciNodes,
+			ready: "True/NoNodesSelected", degraded: "False/NoFailures",
+		},
+		"no selector selects every node": {
+			policy: policyGen(1, nil), nodes: ciNodes,
+			reports: []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseDryRun, 0), report("b", 1, v1alpha1.PhaseSucceeded, 0), report("web", 1, v1alpha1.PhaseSkipped, 0)},
+			matched: 3, reported: 3, succeeded: 3,
+			ready: "True/AllNodesApplied", degraded: "False/NoFailures",
+		},
+		"invalid selector": {
+			policy: policyGen(1, &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"bad key": "x"}}), nodes: ciNodes,
+			ready: "False/InvalidNodeSelector", degraded: "True/InvalidNodeSelector",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			agg := aggregate(tc.policy, tc.nodes, tc.reports)
+			st := agg.status
+			if st.ObservedGeneration != tc.policy.Generation {
+				t.Errorf("observedGeneration %d", st.ObservedGeneration)
+			}
+			if st.NodesMatched != tc.matched || st.NodesReported != tc.reported || st.NodesSucceeded != tc.succeeded ||
+				st.NodesBlocked != tc.blocked || st.NodesFailed != tc.failed || st.ImagesRemoved != tc.images ||
+				st.ContainersRemoved != 2*tc.images || st.BytesReclaimed != 100*tc.images {
+				t.Errorf("counts %+v", st)
+			}
+			if got := cond(&st, v1alpha1.ConditionReady); got != tc.ready {
+				t.Errorf("Ready %s, want %s", got, tc.ready)
+			}
+			if got := cond(&st, v1alpha1.ConditionDegraded); got != tc.degraded {
+				t.Errorf("Degraded %s, want %s", got, tc.degraded)
+			}
+			if !slices.Equal(st.FailingNodes, tc.failing) {
+				t.Errorf("failing %v", st.FailingNodes)
+			}
+			var stale []string
+			for _, r := range agg.stale {
+				stale = append(stale, r.Spec.NodeName)
+			}
+			if !slices.Equal(stale, tc.stale) {
+				t.Errorf("stale %v, want %v", stale, tc.stale)
+			}
+		})
+	}
+}
+
+// Recomputing an unchanged status gives an equal one: transition times
+// stay, so the aggregator does not write.
+func TestAggregateIsStable(t *testing.T) {
+	p := policyGen(1, nil)
+	nodes := []corev1.Node{node("a", nil)}
+	reports := []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseSucceeded, 1)}
+	first := aggregate(p, nodes, reports).status
+	for i := range first.Conditions {
+		first.Conditions[i].LastTransitionTime = metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	}
+	p.Status = first
+	second := aggregate(p, nodes, reports).status
+	if !slices.EqualFunc(first.Conditions, second.Conditions, func(a, b metav1.Condition) bool { return a == b }) {
+		t.Fatalf("conditions changed:\n%+v\n%+v", first.Conditions, second.Conditions)
+	}
+}
+
+func TestFailingNodesAreBounded(t *testing.T) {
+	var nodes []corev1.Node
+	var reports []v1alpha1.ImageCleanupReport
+	for _, n := range []string{"n00", "n01", "n02", "n03", "n04", "n05", "n06", "n07", "n08", "n09", "n10", "n11"} {
+		nodes = append(nodes, node(n, nil))
+		reports = append(reports, report(n, 1, v1alpha1.PhaseFailed, 0))
+	}
+	st := aggregate(policyGen(1, nil), nodes, reports).status
+	if st.NodesFailed != 12 || len(st.FailingNodes) != 10 || st.FailingNodes[0] != "n00" {
+		t.Fatalf("%d failed, failing %v", st.NodesFailed, st.FailingNodes)
+	}
+}
+
+func TestSweepStatus(t *testing.T) {
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	prev := &v1alpha1.ImageCleanupReportStatus{Totals: v1alpha1.SweepTotals{Sweeps: 4, ImagesRemoved: 10}}
+	out := &cleanup.Outcome{Result: apply.Result{
+		RemovedImages:     []apply.RemovedImage{{Image: "app:1", Deleted: true, Bytes: 50}, {Image: "app:2"}},
+		RemovedContainers: []plan.ContainerRef{{ID: "0123456789abcdef", Name: "job"}},
+		Blocked:           []plan.Decision{{Image: "db:1", Reason: plan.RunningContainer}},
+		BytesReclaimed:    50,
+	}}
+	st := sweepStatus(prev, 3, start, false, out, nil)
+	if st.Phase != v1alpha1.PhaseBlocked || st.ImagesRemoved != 2 || st.ContainersRemoved != 1 || st.BlockedCount != 1 ||
+		st.Totals.Sweeps != 5 || st.Totals.ImagesRemoved != 12 || st.Totals.BytesReclaimed != 50 || st.PolicyGeneration != 3 ||
+		!slices.Equal(st.RemovedImages, []string{"app:1 (deleted)", "app:2 (untagged)"}) ||
+		!slices.Equal(st.RemovedContainers, []string{"job (0123456789ab)"}) {
+		t.Fatalf("status %+v", st)
+	}
+
+	dry := sweepStatus(prev, 3, start, true, out, nil)
+	if dry.Phase != v1alpha1.PhaseDryRun || dry.Totals.ImagesRemoved != 10 {
+		t.Fatalf("a dry run counts in totals: %+v", dry)
+	}
+
+	failed := sweepStatus(prev, 3, start, false, &cleanup.Outcome{}, errors.New("list images: cannot connect"))
+	if failed.Phase != v1alpha1.PhaseFailed || failed.Message != "list images: cannot connect" || failed.Totals.Sweeps != 5 {
+		t.Fatalf("failed %+v", failed)
+	}
+
+	many := &cleanup.Outcome{}
+	for range 30 {
+		many.Result.Blocked = append(many.Result.Blocked, plan.Decision{Image: "x", Reason: plan.Conflict})
+		many.Result.Failed = append(many.Result.Failed, apply.Failure{Image: "y", Error: "boom"})
+	}
+	bounded := sweepStatus(prev, 1, start, false, many, nil)
+	if len(bounded.Blocked) != v1alpha1.MaxReportedItems || bounded.BlockedCount != 30 || len(bounded.Errors) != v1alpha1.MaxReportedErrors || bounded.Phase != v1alpha1.PhaseFailed {
+		t.Fatalf("bounds: %d blocked listed of %d, %d errors", len(bounded.Blocked), bounded.BlockedCount, len(bounded.Errors))
+	}
+}
