@@ -80,18 +80,7 @@ func (a *Aggregator) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	allPolicies := func(ctx context.Context, _ *corev1.Node) []reconcile.Request {
-		var list v1alpha1.ImageCleanupPolicyList
-		if err := c.List(ctx, &list); err != nil {
-			logf.FromContext(ctx).Error(err, "listing policies")
-			return nil
-		}
-		reqs := make([]reconcile.Request, len(list.Items))
-		for i := range list.Items {
-			reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}}
-		}
-		return reqs
-	}
+	allPolicies := func(ctx context.Context, _ *corev1.Node) []reconcile.Request { return policyRequests(ctx, c) }
 	nodeMembership := predicate.TypedFuncs[*corev1.Node]{
 		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
 			return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels)

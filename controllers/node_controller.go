@@ -235,16 +235,7 @@ func (r *NodeReconciler) recordEvents(policy *v1alpha1.ImageCleanupPolicy, prev,
 // report removed by hand comes back).
 func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	allPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-		var list v1alpha1.ImageCleanupPolicyList
-		if err := mgr.GetCache().List(ctx, &list); err != nil {
-			logf.FromContext(ctx).Error(err, "listing policies")
-			return nil
-		}
-		reqs := make([]reconcile.Request, len(list.Items))
-		for i := range list.Items {
-			reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}}
-		}
-		return reqs
+		return policyRequests(ctx, mgr.GetCache())
 	})
 	reportDeleted := predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return false },
@@ -266,6 +257,21 @@ func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),
 		}).
 		Complete(r)
+}
+
+// policyRequests asks for a reconcile of every policy: what a change of a
+// Node's labels calls for.
+func policyRequests(ctx context.Context, reader client.Reader) []reconcile.Request {
+	var list v1alpha1.ImageCleanupPolicyList
+	if err := reader.List(ctx, &list); err != nil {
+		logf.FromContext(ctx).Error(err, "listing policies")
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}}
+	}
+	return reqs
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -4,12 +4,8 @@
 # (--images, --containers, --rounds).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-started_here=false
-hack/dockerd.sh status || started_here=true
-TEST_DOCKER_HOST="$(hack/dockerd.sh start)"
-export TEST_DOCKER_HOST
-if [[ "${started_here}" == true && "${KEEP_DOCKERD:-}" != 1 ]]; then
-  trap 'hack/dockerd.sh stop' EXIT
-fi
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
+use_private_dockerd
 go build -o bin/imagecleanup ./cmd/imagecleanup
 go run ./hack/bench --imagecleanup bin/imagecleanup "$@"

@@ -7,13 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
 export KUBEBUILDER_ASSETS
-started_here=false
-hack/dockerd.sh status || started_here=true
-TEST_DOCKER_HOST="$(hack/dockerd.sh start)"
-export TEST_DOCKER_HOST
-if [[ "${started_here}" == true && "${KEEP_DOCKERD:-}" != 1 ]]; then
-  trap 'hack/dockerd.sh stop' EXIT
-fi
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
+use_private_dockerd
 
 mkdir -p bin
 go build -o bin/manager ./cmd/manager

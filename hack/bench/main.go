@@ -10,13 +10,11 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +26,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
 func main() {
@@ -207,13 +207,14 @@ func (b *bench) seed(repo string) error {
 }
 
 func (b *bench) seedImage(ctx context.Context, ref string) error {
-	rc, err := b.direct.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(b.imageTar(ref)), SourceName: "-"}, ref,
+	rc, err := b.direct.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(testenv.ScratchRootfs(b.sleeper, ref)), SourceName: "-"}, ref,
 		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/sleeper"]`}})
 	if err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, rc)
-	rc.Close()
+	if _, err := testenv.ImportedID(rc); err != nil {
+		return err
+	}
 	for c := 0; c < b.perImage; c++ {
 		created, err := b.direct.ContainerCreate(ctx, &container.Config{Image: ref}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
 		if err != nil {
@@ -235,23 +236,6 @@ func (b *bench) seedImage(ctx context.Context, ref string) error {
 		}
 	}
 	return nil
-}
-
-// imageTar is a rootfs with the sleeper and a file naming the image, so that
-// each image has its own ID, as real images do.
-func (b *bench) imageTar(ref string) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"sleeper", 0o755, b.sleeper}, {"ref", 0o644, []byte(ref)}} {
-		_ = tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))})
-		_, _ = tw.Write(f.data)
-	}
-	_ = tw.Close()
-	return buf.Bytes()
 }
 
 func (b *bench) targets(repo string) ([]string, error) {

@@ -9,10 +9,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +20,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"archive/tar"
-	"encoding/json"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
@@ -39,6 +36,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
 const demoLabel = "imagecleanup.demo"
@@ -223,45 +221,15 @@ func (d *demo) importImage(ctx context.Context, refs []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	unique := fmt.Sprintf("%v %d", refs, time.Now().UnixNano())
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"sleeper", 0o755, bin}, {"seed", 0o644, []byte(unique)}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return "", err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return "", err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return "", err
-	}
-	rc, err := d.docker.ImageImport(ctx, image.ImportSource{Source: &buf, SourceName: "-"}, "",
+	rootfs := testenv.ScratchRootfs(bin, fmt.Sprintf("%v %d", refs, time.Now().UnixNano()))
+	rc, err := d.docker.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(rootfs), SourceName: "-"}, "",
 		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/sleeper"]`, "LABEL " + demoLabel + "=true"}})
 	if err != nil {
 		return "", err
 	}
-	defer rc.Close()
-	var id string
-	dec := json.NewDecoder(rc)
-	for {
-		var msg struct{ Status, Error string }
-		if err := dec.Decode(&msg); err == io.EOF {
-			break
-		} else if err != nil {
-			return "", err
-		}
-		if msg.Error != "" {
-			return "", errors.New(msg.Error)
-		}
-		if strings.HasPrefix(msg.Status, "sha256:") {
-			id = strings.TrimSpace(msg.Status)
-		}
+	id, err := testenv.ImportedID(rc)
+	if err != nil {
+		return "", err
 	}
 	for _, ref := range refs {
 		if err := d.docker.ImageTag(ctx, id, ref); err != nil {

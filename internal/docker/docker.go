@@ -5,6 +5,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -52,11 +53,7 @@ func (r *Runtime) Close() error { return r.cli.Close() }
 func (r *Runtime) Calls() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]int, len(r.calls))
-	for k, v := range r.calls {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.calls)
 }
 
 func (r *Runtime) count(method string) {

@@ -143,21 +143,25 @@ func rootfs(t testing.TB) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ScratchRootfs(bin, UniqueName("image"))
+}
+
+// ScratchRootfs is a root filesystem (a tar) holding the program as
+// /sleeper and a file with unique in it, so that each image made from it has
+// its own ID, as real images do.
+func ScratchRootfs(program []byte, unique string) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	add := func(name string, mode int64, data []byte) {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(data); err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"sleeper", 0o755, program}, {"unique", 0o644, []byte(unique)}} {
+		// Writing to a bytes.Buffer cannot fail.
+		_ = tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)})
+		_, _ = tw.Write(f.data)
 	}
-	add("sleeper", 0o755, bin)
-	add("unique", 0o644, []byte(UniqueName("image")))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	_ = tw.Close()
 	return buf.Bytes()
 }
 
@@ -172,7 +176,7 @@ func ImportImage(t testing.TB, cli *client.Client, refs ...string) string {
 	if err != nil {
 		t.Fatalf("import image: %v", err)
 	}
-	id, err := importedID(rc)
+	id, err := ImportedID(rc)
 	if err != nil {
 		t.Fatalf("import image: %v", err)
 	}
@@ -185,8 +189,9 @@ func ImportImage(t testing.TB, cli *client.Client, refs ...string) string {
 	return id
 }
 
-// importedID reads the image ID from the progress stream of an import.
-func importedID(rc io.ReadCloser) (string, error) {
+// ImportedID reads the image ID from the progress stream of an import, and
+// closes it.
+func ImportedID(rc io.ReadCloser) (string, error) {
 	defer rc.Close()
 	dec := json.NewDecoder(rc)
 	var id string

@@ -7,6 +7,7 @@ package enginefake
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -97,11 +98,7 @@ func (f *Engine) HasContainer(id string) bool {
 func (f *Engine) Calls() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]int, len(f.calls))
-	for k, v := range f.calls {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(f.calls)
 }
 
 // TotalCalls is the number of calls of any method.
