@@ -191,3 +191,39 @@ func TestSweepStatus(t *testing.T) {
 		t.Fatalf("bounds: %d blocked listed of %d, %d errors", len(bounded.Blocked), bounded.BlockedCount, len(bounded.Errors))
 	}
 }
+
+func TestUntilDue(t *testing.T) {
+	r := &NodeReconciler{Node: "worker-1"}
+	p := policyGen(4, nil)
+	hour := v1alpha1.Duration("1h")
+	p.Spec.Interval = &hour
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	swept := func(gen int64, ago time.Duration, phase v1alpha1.ReportPhase) *v1alpha1.ImageCleanupReport {
+		return &v1alpha1.ImageCleanupReport{Status: v1alpha1.ImageCleanupReportStatus{
+			PolicyGeneration: gen, Phase: phase, LastSweepTime: &metav1.Time{Time: now.Add(-ago)}}}
+	}
+	interval := r.interval(p)
+	if interval < time.Hour || interval >= time.Hour+6*time.Minute {
+		t.Fatalf("interval with jitter %s, want within [1h, 1h6m)", interval)
+	}
+	if other := (&NodeReconciler{Node: "worker-2"}).interval(p); other == interval {
+		t.Errorf("two nodes got the same jitter (%s); a fleet would sweep in step", other)
+	}
+	for name, tc := range map[string]struct {
+		report *v1alpha1.ImageCleanupReport
+		due    bool
+		wait   time.Duration
+	}{
+		"never swept":              {nil, true, 0},
+		"new generation":           {swept(3, time.Minute, v1alpha1.PhaseSucceeded), true, 0},
+		"last sweep failed":        {swept(4, time.Minute, v1alpha1.PhaseFailed), true, 0},
+		"swept a minute ago":       {swept(4, time.Minute, v1alpha1.PhaseSucceeded), false, interval - time.Minute},
+		"blocked, a minute ago":    {swept(4, time.Minute, v1alpha1.PhaseBlocked), false, interval - time.Minute},
+		"interval and jitter gone": {swept(4, interval, v1alpha1.PhaseSucceeded), true, 0},
+	} {
+		wait := r.untilDue(p, tc.report, now)
+		if (wait <= 0) != tc.due || (!tc.due && wait != tc.wait) {
+			t.Errorf("%s: wait %s, want due=%v wait %s", name, wait, tc.due, tc.wait)
+		}
+	}
+}

@@ -141,6 +141,9 @@ func (d *demo) run() error {
 		return err
 	}
 
+	time.Sleep(3 * time.Second)
+	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d)", residentMemory(d.agent.Process.Pid), d.agent.Process.Pid)
+
 	d.step("engine after")
 	d.dockerCLI("images")
 	d.dockerCLI("ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
@@ -323,6 +326,20 @@ func (d *demo) waitReady(ctx context.Context, c client.Client, names ...string) 
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// residentMemory reads a process's resident set size from /proc.
+func residentMemory(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
 
 // printTable prints what `kubectl get` shows: the API server's own table,

@@ -246,6 +246,9 @@ func TestIdleAgentIsQuiet(t *testing.T) {
 	if calls == 0 || writes == 0 {
 		t.Fatalf("the first sweep made %d engine calls and %d writes; the counters are not wired", calls, writes)
 	}
+	if got := a.writes.reports.Load(); got != 1 {
+		t.Errorf("the sweep wrote its report %d times, want once", got)
+	}
 	time.Sleep(8 * time.Second)
 	if got := f.TotalCalls(); got != calls {
 		t.Errorf("idle agent made %d engine calls between intervals: %v", got-calls, f.Calls())
@@ -253,7 +256,8 @@ func TestIdleAgentIsQuiet(t *testing.T) {
 	if got := a.writes.n.Load(); got != writes {
 		t.Errorf("idle agent made %d API writes between intervals", got-writes)
 	}
-	t.Logf("first sweep: %d engine calls, %d API writes (report, policy status, events); then none for 8s", calls, writes)
+	t.Logf("first sweep: %d engine calls, %d API writes (%d of the report, the rest the aggregator's status); then none for 8s",
+		calls, writes, a.writes.reports.Load())
 }
 
 // The agent's cache holds its own Node and its own reports, and refuses to

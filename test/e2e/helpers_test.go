@@ -31,8 +31,9 @@ const leaseNamespace = "image-cleanup-system"
 var logOnce sync.Once
 
 // writeCounter counts the API writes an agent makes, leader-election lease
-// renewals aside (they are the election's heartbeat, not the agent's work).
-type writeCounter struct{ n atomic.Int64 }
+// renewals aside (they are the election's heartbeat, not the agent's work),
+// and among them the writes of reports.
+type writeCounter struct{ n, reports atomic.Int64 }
 
 type countingTransport struct {
 	next http.RoundTripper
@@ -42,6 +43,9 @@ type countingTransport struct {
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodGet && !strings.Contains(req.URL.Path, "/leases") {
 		t.c.n.Add(1)
+		if strings.Contains(req.URL.Path, "/imagecleanupreports") {
+			t.c.reports.Add(1)
+		}
 	}
 	return t.next.RoundTrip(req)
 }
