@@ -23,6 +23,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;create;update
@@ -86,6 +87,9 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	}
 	if o.Runtime == nil {
 		return nil, errors.New("no Docker engine")
+	}
+	if _, err := match.CompileSet(o.ProtectedImages); err != nil {
+		return nil, fmt.Errorf("protected images: %w", err)
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}

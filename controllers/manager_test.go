@@ -1,0 +1,28 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+)
+
+// The agent refuses to start without its node's name, or with a protected
+// image it cannot read; it says why.
+func TestNewAgentRefusesBadOptions(t *testing.T) {
+	cfg := &rest.Config{Host: "http://127.0.0.1:1"}
+	for name, tc := range map[string]struct {
+		opts AgentOptions
+		want string
+	}{
+		"no node name":        {AgentOptions{Runtime: enginefake.New()}, "no node name: set NODE_NAME"},
+		"no engine":           {AgentOptions{NodeName: "n"}, "no Docker engine"},
+		"bad protected image": {AgentOptions{NodeName: "n", Runtime: enginefake.New(), ProtectedImages: []string{"Not An Image"}}, "protected images"},
+	} {
+		if _, err := NewAgent(cfg, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to say %q", name, err, tc.want)
+		}
+	}
+}
