@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -8,6 +9,20 @@ import (
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 )
+
+// /readyz fails while the engine does not answer.
+func TestEngineReadiness(t *testing.T) {
+	f := enginefake.New()
+	check := engineCheck(f)
+	req := httptest.NewRequest("GET", "/readyz", nil)
+	if err := check(req); err != nil {
+		t.Fatalf("engine up: %v", err)
+	}
+	f.SetDown(true)
+	if err := check(req); err == nil || !strings.Contains(err.Error(), "docker engine") {
+		t.Fatalf("engine down: %v", err)
+	}
+}
 
 // The agent refuses to start without its node's name, or with a protected
 // image it cannot read; it says why.

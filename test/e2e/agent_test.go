@@ -14,11 +14,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
@@ -106,6 +108,8 @@ func TestAgentEndToEnd(t *testing.T) {
 	if !testenv.ImageExists(t, cli, keep) {
 		t.Fatal("the excluded image went")
 	}
+	checkRemovedEvent(t, c, policy.Name, node)
+	checkMetrics(t, policy.Name)
 
 	// Relabel the node: not selected any more, its report goes.
 	var n corev1.Node
@@ -215,6 +219,47 @@ func TestSeveralNodes(t *testing.T) {
 	})
 }
 
+// checkRemovedEvent: the removal is told on the policy, once.
+func checkRemovedEvent(t *testing.T, c client.Client, policy, node string) {
+	t.Helper()
+	eventually(t, "a Removed event on the policy", func() (bool, string) {
+		var events eventsv1.EventList
+		if err := c.List(context.Background(), &events); err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, e := range events.Items {
+			if e.Regarding.Kind == "ImageCleanupPolicy" && e.Regarding.Name == policy && e.Reason == "Removed" && strings.Contains(e.Note, node) {
+				n++
+			}
+		}
+		return n == 1, fmt.Sprintf("%d Removed events", n)
+	})
+}
+
+// checkMetrics: the sweep shows on the controller-runtime registry.
+func checkMetrics(t *testing.T, policy string) {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "policy" && l.GetValue() == policy {
+					values[f.GetName()] += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+	}
+	if values["imagecleanup_images_removed_total"] != 1 || values["imagecleanup_containers_removed_total"] != 2 ||
+		values["imagecleanup_sweeps_total"] != 2 || values["imagecleanup_sweep_duration_seconds"] != 2 {
+		t.Errorf("metrics of policy %s: %v", policy, values)
+	}
+}
+
 func statusLine(p *v1alpha1.ImageCleanupPolicy) string {
 	var conds []string
 	for _, c := range p.Status.Conditions {
@@ -248,6 +293,13 @@ func TestIdleAgentIsQuiet(t *testing.T) {
 	}
 	if got := a.writes.reports.Load(); got != 1 {
 		t.Errorf("the sweep wrote its report %d times, want once", got)
+	}
+	// A status-only update of the policy (as the aggregator makes) wakes nothing.
+	p := getPolicy(t, c, policy.Name)
+	p.Status.Conditions = append(p.Status.Conditions, metav1.Condition{Type: "Touched", Status: metav1.ConditionTrue,
+		Reason: "Test", Message: "a status-only change", LastTransitionTime: metav1.Now()})
+	if err := c.Status().Update(context.Background(), p); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(8 * time.Second)
 	if got := f.TotalCalls(); got != calls {
