@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -123,8 +124,7 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := r.writeReport(ctx, &policy, report, st); err != nil {
 		return ctrl.Result{}, err
 	}
-	log.V(1).Info("swept", "phase", st.Phase, "images", st.ImagesRemoved, "containers", st.ContainersRemoved,
-		"blocked", st.BlockedCount, "duration", st.LastSweepDuration)
+	logSweep(log, &out, &st)
 
 	switch {
 	case errors.Is(sweepErr, cleanup.ErrInvalidPolicy):
@@ -136,6 +136,25 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, fmt.Errorf("sweep: %d engine calls failed", len(out.Result.Failed))
 	}
 	return ctrl.Result{RequeueAfter: r.interval(&policy)}, nil
+}
+
+// logSweep logs a sweep with the project's stable keys: a line per removal
+// at verbosity 1, a line per failed removal always.
+func logSweep(log logr.Logger, out *cleanup.Outcome, st *v1alpha1.ImageCleanupReportStatus) {
+	for _, c := range out.Result.RemovedContainers {
+		log.V(1).Info("removed stopped container", "container", engine.DisplayContainer(c.Name, c.ID), "dryRun", out.Result.DryRun)
+	}
+	for _, ri := range out.Result.RemovedImages {
+		log.V(1).Info("removed image", "image", ri.Image, "deleted", ri.Deleted, "forced", ri.Forced, "dryRun", out.Result.DryRun)
+	}
+	for _, b := range out.Result.Blocked {
+		log.V(1).Info("image blocked", "image", b.Image, "reason", b.Reason, "message", b.Message)
+	}
+	for _, f := range out.Result.Failed {
+		log.Info("image removal failed", "image", f.Image, "error", f.Error)
+	}
+	log.Info("swept", "phase", st.Phase, "images", st.ImagesRemoved, "containers", st.ContainersRemoved,
+		"blocked", st.BlockedCount, "duration", st.LastSweepDuration)
 }
 
 // untilDue returns how long until the policy is due on this node; zero or

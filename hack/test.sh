@@ -14,4 +14,15 @@ source hack/lib.sh
 use_private_dockerd
 
 echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST}"
-go test -count=1 -timeout 30m "${@:-./...}"
+status=0
+go test -count=1 -timeout 30m "${@:-./...}" || status=$?
+# A test binary that dies (a timeout panic) cannot stop its envtest; its
+# kube-apiserver and etcd are then orphans: kill those, and only those
+# (throwaway processes; SIGTERM leaves kube-apiserver waiting on a dead etcd).
+for pid in $(pgrep -f "^${KUBEBUILDER_ASSETS}/(etcd|kube-apiserver) " || true); do
+  if [[ "$(ps -o ppid= -p "${pid}" | tr -d ' ')" == 1 ]]; then
+    echo "test.sh: stopping orphaned envtest process ${pid}" >&2
+    kill -9 "${pid}" 2>/dev/null || true
+  fi
+done
+exit "${status}"
