@@ -10,6 +10,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -21,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
@@ -175,6 +178,9 @@ func loadPolicy(file string, stdin io.Reader) (*v1alpha1.ImageCleanupPolicy, err
 	if err != nil {
 		return nil, err
 	}
+	if n := countDocuments(data); n != 1 {
+		return nil, fmt.Errorf("the file holds %d YAML documents; give one policy per file", n)
+	}
 	var p v1alpha1.ImageCleanupPolicy
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {
 		// The YAML library speaks of the JSON it converts to; a person wrote YAML.
@@ -190,6 +196,21 @@ func loadPolicy(file string, stdin io.Reader) (*v1alpha1.ImageCleanupPolicy, err
 		return nil, errs.ToAggregate()
 	}
 	return &p, nil
+}
+
+// countDocuments counts the non-empty documents of a YAML stream.
+func countDocuments(data []byte) int {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	n := 0
+	for {
+		doc, err := r.Read()
+		if err != nil {
+			return n
+		}
+		if len(bytes.TrimSpace(doc)) > 0 && strings.TrimSpace(string(doc)) != "---" {
+			n++
+		}
+	}
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

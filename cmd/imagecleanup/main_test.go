@@ -44,6 +44,8 @@ func TestInvalidInputExitsTwo(t *testing.T) {
 		"invalid pattern": {[]string{"apply", "-f", writePolicy(t, policyYAML("  images: [\"Busy Box\"]\n"))}, `spec.images[0]: Invalid value: "Busy Box": must not contain spaces`},
 		"unknown field":   {[]string{"apply", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  forse: true\n"))}, `unknown field "forse"`},
 		"wrong kind":      {[]string{"apply", "-f", writePolicy(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")}, "kind ImageCleanupPolicy"},
+		"two policies":    {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [a]\n")+"---\n"+policyYAML("  images: [b]\n"))}, "2 YAML documents"},
+		"empty file":      {[]string{"plan", "-f", writePolicy(t, "")}, "0 YAML documents"},
 		"interval":        {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  interval: 10s\n"))}, "interval must be at least 1m"},
 	}
 	for name, tc := range tests {

@@ -1,0 +1,59 @@
+package testenv_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+func runScript(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(testenv.RepoRoot(), "hack", name), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hack/%s %v: %v", name, args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// A preset KUBEBUILDER_ASSETS wins: nothing is built.
+func TestEnvtestAssetsHonoursPreset(t *testing.T) {
+	if got := runScript(t, []string{"KUBEBUILDER_ASSETS=/opt/my-assets"}, "envtest-assets.sh"); got != "/opt/my-assets" {
+		t.Fatalf("printed %q", got)
+	}
+}
+
+// Starting the private dockerd again while it runs changes nothing: same
+// address, same process.
+func TestDockerdScriptIsIdempotent(t *testing.T) {
+	host := testenv.DockerHost(t)
+	testenv.Docker(t) // it answers
+	if runScript(t, nil, "dockerd.sh", "env") != "export DOCKER_HOST="+host {
+		t.Skip("the private dockerd of this run is not the one hack/dockerd.sh manages here")
+	}
+	pidFile := filepath.Join(filepath.Dir(strings.TrimPrefix(host, "unix://")), "dockerd.pid")
+	before, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got := runScript(t, nil, "dockerd.sh", "start"); got != host {
+			t.Fatalf("start printed %q, want %q", got, host)
+		}
+	}
+	after, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(before) != string(after) {
+		t.Fatalf("a second start replaced dockerd %s with %s", before, after)
+	}
+	if strings.Contains(host, "/var/run/docker.sock") || strings.Contains(host, "/run/docker.sock") {
+		t.Fatalf("the private engine is the default one: %s", host)
+	}
+}
