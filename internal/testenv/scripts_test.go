@@ -34,7 +34,7 @@ func TestDockerdScriptIsIdempotent(t *testing.T) {
 	host := testenv.DockerHost(t)
 	testenv.Docker(t) // it answers
 	if runScript(t, nil, "dockerd.sh", "env") != "export DOCKER_HOST="+host {
-		t.Skip("the private dockerd of this run is not the one hack/dockerd.sh manages here")
+		testenv.Unavailable(t, "the private dockerd of this run is not the one hack/dockerd.sh manages in this checkout")
 	}
 	pidFile := filepath.Join(filepath.Dir(strings.TrimPrefix(host, "unix://")), "dockerd.pid")
 	before, err := os.ReadFile(pidFile)
