@@ -187,9 +187,33 @@ func checkPlan(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan.
 }
 
 // checkEngine: after applying, running containers and what they use, excluded
-// tags and protected images are all still there.
+// tags and protected images are all still there, and so is everything the
+// policy does not select.
 func checkEngine(t *testing.T, inv *engine.Inventory, opts *plan.Options, fake *enginefake.Engine, describe func() string) {
 	t.Helper()
+	selectedWhole := map[string]bool{}
+	for _, im := range inv.Images {
+		sel := opts.Images.Select(match.Image{ID: im.ID, RepoTags: im.RepoTags, RepoDigests: im.RepoDigests})
+		// dangling: true selects untagged images whole; the engine also
+		// prunes untagged parents with their last child.
+		selectedWhole[im.ID] = sel.Whole || im.Untagged()
+		for _, tag := range im.RepoTags {
+			if !sel.Whole && !opts.Images.MatchTag(tag) && !slices.Contains(fake.Tags(im.ID), tag) {
+				t.Errorf("tag %s, which the policy does not select, is gone\n%s", tag, describe())
+			}
+		}
+	}
+	for _, c := range inv.Containers {
+		img := match.Image{}
+		for _, im := range inv.Images {
+			if im.ID == c.ImageID {
+				img = match.Image{ID: im.ID, RepoTags: im.RepoTags, RepoDigests: im.RepoDigests}
+			}
+		}
+		if !selectedWhole[c.ImageID] && len(opts.Images.Select(img).Tags) == 0 && !fake.HasContainer(c.ID) {
+			t.Errorf("container %s of an image the policy does not select is gone\n%s", c.Name, describe())
+		}
+	}
 	for _, c := range inv.Containers {
 		if !c.Stopped() || (c.KubernetesManaged() && !opts.IncludeKubernetesManaged) {
 			if !fake.HasContainer(c.ID) {

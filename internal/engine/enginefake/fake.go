@@ -40,11 +40,13 @@ func New() *Engine {
 	return &Engine{images: map[string]*engine.Image{}, containers: map[string]*engine.Container{}, calls: map[string]int{}}
 }
 
-// AddImage puts an image in the engine.
+// AddImage puts a copy of an image in the engine: what the engine does to
+// it later never shows in the caller's inventory.
 func (f *Engine) AddImage(img engine.Image) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := img
+	c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
 	f.images[img.ID] = &c
 }
 
@@ -53,6 +55,7 @@ func (f *Engine) AddContainer(c engine.Container) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cc := c
+	cc.Labels = maps.Clone(c.Labels)
 	f.containers[c.ID] = &cc
 }
 
@@ -134,9 +137,6 @@ func (f *Engine) ListImages(context.Context) ([]engine.Image, error) {
 		c := *img
 		c.LastTagTime = time.Time{} // only Inspect tells
 		c.RepoTags = slices.Clone(img.RepoTags)
-		if len(c.RepoTags) == 0 {
-			c.RepoTags = []string{"<none>:<none>"}
-		}
 		c.RepoDigests = slices.Clone(img.RepoDigests)
 		out = append(out, c)
 	}
