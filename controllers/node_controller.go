@@ -163,7 +163,7 @@ func logSweep(log logr.Logger, out *cleanup.Outcome, st *v1alpha1.ImageCleanupRe
 func (r *NodeReconciler) untilDue(policy *v1alpha1.ImageCleanupPolicy, report *v1alpha1.ImageCleanupReport, now time.Time) time.Duration {
 	if report == nil || report.Status.LastSweepTime == nil ||
 		report.Status.PolicyGeneration != policy.Generation ||
-		report.Status.Phase == v1alpha1.PhaseFailed || report.Status.Phase == v1alpha1.PhaseSkipped {
+		report.Status.Phase == v1alpha1.PhaseFailed {
 		return 0
 	}
 	return report.Status.LastSweepTime.Add(r.interval(policy)).Sub(now)

@@ -5,10 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
-export KUBEBUILDER_ASSETS
 # shellcheck source=hack/lib.sh
 source hack/lib.sh
+use_envtest
 use_private_dockerd
 
 mkdir -p bin

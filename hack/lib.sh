@@ -1,4 +1,11 @@
-# Sourced by the hack/ scripts that need the private dockerd.
+# Sourced by the hack/ scripts that need the private dockerd and envtest.
+
+# use_envtest builds envtest's kube-apiserver and etcd once and exports
+# KUBEBUILDER_ASSETS.
+use_envtest() {
+  KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
+  export KUBEBUILDER_ASSETS
+}
 
 # use_private_dockerd starts the private dockerd (unless it runs already),
 # exports TEST_DOCKER_HOST, and stops it on exit if it started it here and

@@ -6,11 +6,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
-export KUBEBUILDER_ASSETS
 
 # shellcheck source=hack/lib.sh
 source hack/lib.sh
+use_envtest
 use_private_dockerd
 
 echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST}"

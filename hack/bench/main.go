@@ -227,10 +227,7 @@ func (b *bench) seedImage(ctx context.Context, ref string) error {
 			if err := b.direct.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 				return err
 			}
-			wait, errc := b.direct.ContainerWait(ctx, created.ID, container.WaitConditionNotRunning)
-			select {
-			case <-wait:
-			case err := <-errc:
+			if err := testenv.WaitStopped(ctx, b.direct, created.ID); err != nil {
 				return err
 			}
 		}

@@ -207,10 +207,7 @@ func (d *demo) seed(ctx context.Context) error {
 				}
 			}
 			if i < s.exited {
-				wait, errc := d.docker.ContainerWait(ctx, created.ID, container.WaitConditionNotRunning)
-				select {
-				case <-wait:
-				case err := <-errc:
+				if err := testenv.WaitStopped(ctx, d.docker, created.ID); err != nil {
 					return err
 				}
 			}

@@ -246,14 +246,5 @@ func (r *Result) normalize() {
 	})
 	sort.Slice(r.RemovedContainers, func(i, j int) bool { return r.RemovedContainers[i].ID < r.RemovedContainers[j].ID })
 	sort.Slice(r.Failed, func(i, j int) bool { return r.Failed[i].Image < r.Failed[j].Image })
-	sortDecisions(r.Blocked)
-}
-
-func sortDecisions(ds []plan.Decision) {
-	sort.Slice(ds, func(i, j int) bool {
-		if ds[i].Image != ds[j].Image {
-			return ds[i].Image < ds[j].Image
-		}
-		return ds[i].ImageID < ds[j].ImageID
-	})
+	plan.SortDecisions(r.Blocked)
 }

@@ -75,11 +75,16 @@ func wrap(err error) error {
 	return err
 }
 
-// Ping implements engine.Runtime.
+// Ping implements engine.Runtime. Its answer also settles the API version,
+// so the first real call does not ping again to negotiate it.
 func (r *Runtime) Ping(ctx context.Context) error {
 	r.count("Ping")
-	_, err := r.cli.Ping(ctx)
-	return err
+	ping, err := r.cli.Ping(ctx)
+	if err != nil {
+		return err
+	}
+	r.cli.NegotiateAPIVersionPing(ping)
+	return nil
 }
 
 // ListImages implements engine.Runtime.
@@ -91,13 +96,9 @@ func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
 	}
 	out := make([]engine.Image, 0, len(list))
 	for _, s := range list {
-		tags := s.RepoTags
-		if len(tags) == 0 {
-			tags = []string{"<none>:<none>"}
-		}
 		out = append(out, engine.Image{
 			ID:          s.ID,
-			RepoTags:    tags,
+			RepoTags:    withoutNone(s.RepoTags),
 			RepoDigests: withoutNone(s.RepoDigests),
 			ParentID:    s.ParentID,
 			Created:     time.Unix(s.Created, 0),
@@ -107,7 +108,8 @@ func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
 	return out, nil
 }
 
-// withoutNone drops the "<none>@<none>" the engine lists for untagged images.
+// withoutNone drops the "<none>:<none>" and "<none>@<none>" that some engine
+// versions list for untagged images.
 func withoutNone(digests []string) []string {
 	var out []string
 	for _, d := range digests {

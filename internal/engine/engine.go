@@ -22,8 +22,10 @@ var (
 
 // Image is one image as the engine lists it.
 type Image struct {
-	ID          string
-	RepoTags    []string // as the engine lists them, familiar form (busybox:latest)
+	ID string
+	// RepoTags are the image's tags as the engine lists them, in familiar
+	// form (busybox:latest); empty for an untagged image (no "<none>:<none>").
+	RepoTags    []string
 	RepoDigests []string
 	ParentID    string
 	Created     time.Time
@@ -33,15 +35,8 @@ type Image struct {
 	LastTagTime time.Time
 }
 
-// Untagged reports whether the image has no tag (<none>:<none>).
-func (i *Image) Untagged() bool {
-	for _, t := range i.RepoTags {
-		if t != "<none>:<none>" {
-			return false
-		}
-	}
-	return true
-}
+// Untagged reports whether the image has no tag (docker images shows <none>).
+func (i *Image) Untagged() bool { return len(i.RepoTags) == 0 }
 
 // ArrivedAt is when the image came to the node: its last tag time, else its
 // creation time.

@@ -273,8 +273,8 @@ func (s Set) Select(img Image) Selection {
 			continue
 		}
 		for _, p := range s {
-			if p.kind == byDigest && p.MatchesDigest(name, digest) ||
-				len(img.RepoTags) == 0 && p.MatchesDigest(name, digest) {
+			// Repository patterns select by digest only images without tags.
+			if (p.kind == byDigest || len(img.RepoTags) == 0) && p.MatchesDigest(name, digest) {
 				sel.Whole = true
 				note(p)
 			}
@@ -283,7 +283,7 @@ func (s Set) Select(img Image) Selection {
 	for _, t := range img.RepoTags {
 		ref, err := ParseTag(t)
 		if err != nil {
-			continue // <none>:<none> and the like
+			continue // not a reference the engine should have listed
 		}
 		for _, p := range s {
 			if p.MatchesTag(ref) {

@@ -178,18 +178,12 @@ type selection struct {
 	excluded     bool // the exclusion leaves nothing to do
 }
 
-func properTags(img *engine.Image) []string {
-	var tags []string
-	for _, t := range img.RepoTags {
-		if t != "<none>:<none>" {
-			tags = append(tags, t)
-		}
-	}
-	return tags
+func matchImage(img *engine.Image) match.Image {
+	return match.Image{ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests}
 }
 
 func selectImage(ix *index, img *engine.Image, opts *Options) (selection, bool) {
-	mi := match.Image{ID: img.ID, RepoTags: properTags(img), RepoDigests: img.RepoDigests}
+	mi := matchImage(img)
 	sel := opts.Images.Select(mi)
 	s := selection{img: img, whole: sel.Whole, by: sel.By}
 	if !sel.Any() {
@@ -230,15 +224,15 @@ func selectImage(ix *index, img *engine.Image, opts *Options) (selection, bool) 
 
 // deletes reports whether removing the selection deletes the image.
 func (s *selection) deletes() bool {
-	return !s.excludedTags && (s.whole || len(s.tags) == len(properTags(s.img)))
+	return !s.excludedTags && (s.whole || len(s.tags) == len(s.img.RepoTags))
 }
 
 func (s *selection) display() string {
 	if len(s.tags) > 0 {
 		return s.tags[0]
 	}
-	if t := properTags(s.img); len(t) > 0 {
-		return t[0]
+	if len(s.img.RepoTags) > 0 {
+		return s.img.RepoTags[0]
 	}
 	if len(s.img.RepoDigests) > 0 {
 		return s.img.RepoDigests[0]
@@ -310,7 +304,7 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 		case isPauseImage(img):
 			decide(Protected, "pod sandbox (pause) images are never removed")
 			continue
-		case opts.Protected.Select(match.Image{ID: img.ID, RepoTags: properTags(img), RepoDigests: img.RepoDigests}).Any():
+		case opts.Protected.Select(matchImage(img)).Any():
 			decide(Protected, "the agent's own image")
 			continue
 		}
@@ -361,9 +355,9 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 	}
 
 	selected := orderOldestFirst(actions)
-	blockedByChildren := unblockedDeletions(ix, actions, selected)
+	waiting := blockedByChildren(ix, actions, selected)
 	for _, a := range selected {
-		if child, ok := blockedByChildren[a.ImageID]; ok {
+		if child, ok := waiting[a.ImageID]; ok {
 			p.Blocked = append(p.Blocked, Decision{ImageID: a.ImageID, Image: a.Image, Reason: DependentChildren,
 				Message: fmt.Sprintf("image %s is built on it", child)})
 			delete(actions, a.ImageID)
@@ -378,7 +372,7 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 			kept[a.ImageID] = a
 		}
 		// A parent whose child was deferred must wait for it too.
-		for id := range unblockedDeletions(ix, kept, selected) {
+		for id := range blockedByChildren(ix, kept, selected) {
 			deferred = append(deferred, kept[id])
 			delete(kept, id)
 		}
@@ -394,8 +388,8 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 		p.Actions = append(p.Actions, *a)
 	}
 	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Wave < p.Actions[j].Wave })
-	sortDecisions(p.Blocked)
-	sortDecisions(p.Skipped)
+	SortDecisions(p.Blocked)
+	SortDecisions(p.Skipped)
 	return p
 }
 
@@ -465,7 +459,7 @@ func sandboxImages(inv *engine.Inventory) map[string]bool {
 // isPauseImage: a tag of a repository named pause (registry.k8s.io/pause,
 // k8s.gcr.io/pause-amd64, ...), the kubelet's sandbox image.
 func isPauseImage(img *engine.Image) bool {
-	for _, t := range properTags(img) {
+	for _, t := range img.RepoTags {
 		ref, err := match.ParseTag(t)
 		if err != nil {
 			continue
@@ -492,11 +486,11 @@ func orderOldestFirst(actions map[string]*Action) []*Action {
 	return out
 }
 
-// unblockedDeletions returns the deleting actions that cannot happen because
+// blockedByChildren returns the deleting actions that cannot happen because
 // an image built on theirs stays (mapped to that child, for the message).
 // Children go first when they are deleted too; untagged intermediate images
 // go with their last child, as the engine prunes them.
-func unblockedDeletions(ix *index, actions map[string]*Action, order []*Action) map[string]string {
+func blockedByChildren(ix *index, actions map[string]*Action, order []*Action) map[string]string {
 	memo := map[string]bool{}
 	var goes func(id string) bool
 	goes = func(id string) bool {
@@ -536,8 +530,8 @@ func unblockedDeletions(ix *index, actions map[string]*Action, order []*Action) 
 
 func describe(ix *index, id string) string {
 	if img := ix.images[id]; img != nil {
-		if tags := properTags(img); len(tags) > 0 {
-			return tags[0]
+		if len(img.RepoTags) > 0 {
+			return img.RepoTags[0]
 		}
 	}
 	return engine.ShortID(id)
@@ -572,7 +566,9 @@ func sortContainers(cs []ContainerRef) {
 	sort.Slice(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
 }
 
-func sortDecisions(ds []Decision) {
+// SortDecisions orders decisions by image reference, then ID, so that plans
+// and results print the same whatever order they were made in.
+func SortDecisions(ds []Decision) {
 	sort.Slice(ds, func(i, j int) bool {
 		if ds[i].Image != ds[j].Image {
 			return ds[i].Image < ds[j].Image

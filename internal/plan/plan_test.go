@@ -118,7 +118,7 @@ func TestMake(t *testing.T) {
 	sandbox.Labels = map[string]string{"io.kubernetes.docker.type": "podsandbox"}
 	child := img("child", "app:child")
 	child.ParentID = id("a")
-	intermediate := img("intermediate", "<none>:<none>")
+	intermediate := img("intermediate")
 	intermediate.ParentID = id("a")
 	grandchild := img("grandchild", "app:grandchild")
 	grandchild.ParentID = id("intermediate")
@@ -301,13 +301,13 @@ func TestMake(t *testing.T) {
 			want:      []string{"remove app:1 refs=app:1 delete", "skipped imagecleanup/agent:v1 Protected"},
 		},
 		"dangling images, not used by any container": {
-			images:     []engine.Image{img("d1", "<none>:<none>"), img("d2", "<none>:<none>"), img("a", "app:1")},
+			images:     []engine.Image{img("d1"), img("d2"), img("a", "app:1")},
 			containers: []engine.Container{ctr("c", "d2", engine.StateExited)},
 			spec:       with(spec("other:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Dangling = true }),
 			want:       []string{"remove " + engine.ShortID(id("d1")) + " refs=id:" + engine.ShortID(id("d1")) + " delete"},
 		},
 		"dangling off leaves untagged images": {
-			images: []engine.Image{img("d1", "<none>:<none>")},
+			images: []engine.Image{img("d1")},
 			spec:   spec("app:*"),
 			want:   nil,
 		},

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"os/exec"
@@ -88,11 +89,9 @@ func lockEngine(t testing.TB, host string) {
 }
 
 func shortHash(s string) string {
-	var h uint32 = 2166136261
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint32(s[i])) * 16777619
-	}
-	return fmt.Sprintf("%08x", h)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s))
+	return fmt.Sprintf("%08x", h.Sum32())
 }
 
 // UniqueName returns a lowercase name unique to this run, for repositories
@@ -266,10 +265,7 @@ func CreateContainer(t testing.TB, cli *client.Client, img string, opts Containe
 			t.Fatalf("start container %s: %v", id, err)
 		}
 		if opts.Run == "exit" {
-			waitCh, errCh := cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
-			select {
-			case <-waitCh:
-			case err := <-errCh:
+			if err := WaitStopped(ctx, cli, id); err != nil {
 				t.Fatalf("wait for container %s: %v", id, err)
 			}
 		}
@@ -277,6 +273,17 @@ func CreateContainer(t testing.TB, cli *client.Client, img string, opts Containe
 		t.Fatalf("unknown Run %q", opts.Run)
 	}
 	return id
+}
+
+// WaitStopped waits until a started container is no longer running.
+func WaitStopped(ctx context.Context, cli *client.Client, id string) error {
+	waitCh, errCh := cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	select {
+	case <-waitCh:
+		return nil
+	case err := <-errCh:
+		return err
+	}
 }
 
 // RemoveImage removes an image of a test, whatever it takes; errors are
