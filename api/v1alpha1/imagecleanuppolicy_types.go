@@ -20,7 +20,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!self.matches('^[0-9a-f]{12,64}$')",message="looks like an image ID: write it as sha256:<id>, a bare hex string is read as a repository name"
 // +kubebuilder:validation:XValidation:rule="!self.contains('@') || self.matches('@sha256:[0-9a-f]{64}$')",message="a digest reference must end in @sha256: and 64 lowercase hex digits"
 // +kubebuilder:validation:XValidation:rule="!(self.contains('@') && self.contains('*'))",message="a digest reference cannot contain wildcards"
-// +kubebuilder:validation:XValidation:rule="!self.matches('[^/][*][*]|[*][*][^/:]')",message="** stands for whole path segments (registry.example.com/ci/**); use * inside a name or a tag"
+// +kubebuilder:validation:XValidation:rule="!self.matches('[^/][*][*]|[*][*][^/:]|[*][*]:[^/]*/')",message="** stands for whole path segments (registry.example.com/ci/**); use * inside a name or a tag"
 // +kubebuilder:validation:XValidation:rule="self.startsWith('sha256:') || self.matches('^(([a-zA-Z0-9*]|[a-zA-Z0-9*][a-zA-Z0-9*-]*[a-zA-Z0-9*])([.]([a-zA-Z0-9*]|[a-zA-Z0-9*][a-zA-Z0-9*-]*[a-zA-Z0-9*]))*(:[0-9]+)?/)?[a-z0-9*]+(([._]|__|[-]+)[a-z0-9*]+)*(/[a-z0-9*]+(([._]|__|[-]+)[a-z0-9*]+)*)*(:[a-zA-Z0-9_*][a-zA-Z0-9_.*-]{0,127})?(@sha256:[0-9a-f]{64})?$')",message="must be an image reference (busybox, registry.example.com/team/app:1.2, app@sha256:<64 hex>), an image ID (sha256:<hex>) or a pattern (registry.example.com/ci/**, app:pr-*); repository paths are lowercase"
 type ImagePattern string
 

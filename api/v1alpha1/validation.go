@@ -22,7 +22,7 @@ const (
 	imageIDGrammar        = `^sha256:[0-9a-f]{12,64}$`
 	bareHex               = `^[0-9a-f]{12,64}$`
 	digestSuffix          = `@sha256:[0-9a-f]{64}$`
-	misplacedDoubleStar   = `[^/][*][*]|[*][*][^/:]`
+	misplacedDoubleStar   = `[^/][*][*]|[*][*][^/:]|[*][*]:[^/]*/`
 	whitespace            = `[[:space:]]`
 	// DurationGrammar is what a Duration may look like.
 	DurationGrammar = `^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$`

@@ -122,41 +122,46 @@ func Compile(raw string) (*Pattern, error) {
 }
 
 // normalizePattern splits a name pattern into its normalized name and its tag
-// (hasTag false when it has none). Normalization is the library's: each * is
-// swapped for a letter, the result parsed, and the stars put back by position
-// (normalization only adds a domain and library/ in front of the path).
+// (hasTag false when it has none), normalizing as Docker does: the domain
+// defaults to docker.io (index.docker.io is docker.io too), and a
+// single-segment path on docker.io gets library/ in front. Stars are swapped
+// for a letter while the library parses, so it checks the grammar. A ** path
+// is never given library/: it stands for any number of segments, so
+// docker.io/** covers docker.io/myorg/app as well as docker.io/library/busybox.
 func normalizePattern(raw string) (name, tag string, hasTag bool, err error) {
 	rawName := raw
 	if i := strings.LastIndex(raw, ":"); i > strings.LastIndex(raw, "/") {
 		rawName, tag, hasTag = raw[:i], raw[i+1:], true
 	}
-	if rawName == "**" || strings.HasPrefix(rawName, "**/") {
-		// Spans registries: a domain would make no sense here.
-		return rawName, tag, hasTag, checkSegments(rawName)
+	if err := checkSegments(rawName); err != nil {
+		return "", "", false, err
 	}
-	lettered := strings.ReplaceAll(raw, "*", "x")
-	named, err := reference.ParseNormalizedNamed(lettered)
+	// The library checks the grammar, every pattern included.
+	named, err := reference.ParseNormalizedNamed(strings.ReplaceAll(raw, "*", "x"))
 	if err != nil {
 		return "", "", false, err
 	}
-	letteredName := strings.ReplaceAll(rawName, "*", "x")
-	domain, path := reference.Domain(named), reference.Path(named)
-	if strings.HasPrefix(letteredName, domain+"/") {
-		domain = rawName[:len(domain)] // the input's own domain, stars and all
+	if rawName == "**" || strings.HasPrefix(rawName, "**/") {
+		// Spans registries: a domain would make no sense here.
+		return rawName, tag, hasTag, nil
 	}
-	// The input's path is a suffix of the normalized path (library/ may come
-	// first); characters in common are the input's own.
-	k := commonSuffixLen(letteredName, path)
-	path = path[:len(path)-k] + rawName[len(rawName)-k:]
-	return domain + "/" + path, tag, hasTag, checkSegments(rawName)
+	domain, path := reference.Domain(named), rawName
+	if first, rest, ok := strings.Cut(rawName, "/"); ok && isDomain(first) {
+		path = rest
+		if strings.Contains(first, "*") {
+			domain = first // a wildcard registry stays as written
+		}
+	}
+	if domain == "docker.io" && !strings.Contains(path, "/") && path != "**" {
+		path = "library/" + path
+	}
+	return domain + "/" + path, tag, hasTag, nil
 }
 
-func commonSuffixLen(a, b string) int {
-	k := 0
-	for k < len(a) && k < len(b) && a[len(a)-1-k] == b[len(b)-1-k] {
-		k++
-	}
-	return k
+// isDomain tells, as the reference library does, whether the first segment
+// of a name is a registry: localhost, or with a dot, a port or capitals.
+func isDomain(segment string) bool {
+	return segment == "localhost" || strings.ContainsAny(segment, ".:") || strings.ToLower(segment) != segment
 }
 
 // checkSegments refuses ** inside a segment, which the API also refuses.

@@ -232,3 +232,84 @@ func TestNormalizePattern(t *testing.T) {
 		}
 	}
 }
+
+// Finding: exclude docker.io/** did not cover docker.io/myorg/app (normalizing
+// added library/ to the ** path), so images: ["**"] removed myorg/app:1.
+func TestDoubleStarAfterDockerHubCoversEveryRepository(t *testing.T) {
+	for _, pattern := range []string{"docker.io/**", "index.docker.io/**", "docker.io/**:*"} {
+		set, err := CompileSet([]string{pattern})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range []string{"myorg/app:1", "docker.io/myorg/team/app:2", "busybox:latest", "library/busybox:1"} {
+			if !set.MatchTag(tag) {
+				t.Errorf("%s does not cover %s", pattern, tag)
+			}
+		}
+		if set.MatchTag("registry.example.com/myorg/app:1") {
+			t.Errorf("%s covers another registry", pattern)
+		}
+	}
+}
+
+// Property: an exclude entry written as a prefix of a repository's path
+// followed by /** (or **:*) excludes every tag and digest of that
+// repository, in every spelling Docker accepts for it.
+func TestExcludedPrefixAlwaysWins(t *testing.T) {
+	domains := []string{"", "docker.io/", "index.docker.io/", "registry.example.com/", "localhost:5000/", "r.io:443/"}
+	segs := []string{"a", "app", "team", "library", "my-org", "x_y", "ci", "pause", "v1.2"}
+	r := rand.New(rand.NewPCG(11, 3))
+	for range 3000 {
+		domain := domains[r.IntN(len(domains))]
+		path := make([]string, 1+r.IntN(4))
+		for i := range path {
+			path[i] = segs[r.IntN(len(segs))]
+		}
+		repo := domain + strings.Join(path, "/")
+		tag := repo + ":" + []string{"1", "latest", "pr-7"}[r.IntN(3)]
+		digest := repo + "@sha256:" + hex64
+		// Proper prefixes: the registry alone (when written), then path segments.
+		var prefixes []string
+		if domain != "" {
+			prefixes = append(prefixes, strings.TrimSuffix(domain, "/"))
+		}
+		for n := 1; n < len(path); n++ {
+			prefixes = append(prefixes, domain+strings.Join(path[:n], "/"))
+		}
+		prefixes = append(prefixes, "") // "**" alone
+		for _, prefix := range prefixes {
+			for _, suffix := range []string{"/**", "/**:*"} {
+				exclude := strings.TrimPrefix(prefix+suffix, "/")
+				if prefix == "" && suffix == "/**:*" {
+					exclude = "**:*"
+				}
+				if errs := v1alpha1.ValidateImagePattern(exclude, field.NewPath("exclude")); len(errs) > 0 {
+					continue // a prefix the API refuses cannot be written
+				}
+				set, err := CompileSet([]string{exclude})
+				if err != nil {
+					t.Fatalf("%s: %v", exclude, err)
+				}
+				sel := set.Select(Image{ID: id, RepoTags: []string{tag}, RepoDigests: []string{digest}})
+				if len(sel.Tags) != 1 {
+					t.Fatalf("exclude %q does not cover tag %q", exclude, tag)
+				}
+				if strings.HasSuffix(suffix, "/**") && !set.Select(Image{ID: id, RepoDigests: []string{digest}}).Whole {
+					t.Fatalf("exclude %q does not cover the untagged image %q", exclude, digest)
+				}
+			}
+		}
+	}
+}
+
+// Finding: **:2/95_4 passed validation and was refused by the matcher only
+// on the node. Validation and compilation give the same verdict.
+func TestValidationAndCompileAgree(t *testing.T) {
+	for _, p := range []string{"**:2/95_4", "**:5000/app", "a/**:1/b", "**:tag", "registry:5000/**:x"} {
+		valid := len(v1alpha1.ValidateImagePattern(p, field.NewPath("p"))) == 0
+		_, err := Compile(p)
+		if valid != (err == nil) {
+			t.Errorf("%q: valid %v, compile error %v", p, valid, err)
+		}
+	}
+}
