@@ -1,20 +1,39 @@
-// Package apply carries out a plan against an engine. The engine checks again
-// at every delete: a conflict (a container started meanwhile, a child image
-// built meanwhile) becomes a blocked outcome, not an error, and "not found"
-// counts as done. Nothing is removed that the plan does not name.
+// Package apply carries out a plan against an engine. Nothing is removed
+// that the plan does not name, and a plan is stale by the time it runs, so:
+//
+//   - just before every destructive call (untag, delete by ID, forced
+//     delete) the executor re-reads what the decision depended on: the
+//     image's containers and its current references. A container that
+//     started, or was created, or a reference that moved or appeared since
+//     the plan, stops the action with a reason. The window that remains is
+//     one engine round trip;
+//   - the engine checks again at every delete: a conflict is a blocked
+//     outcome, not an error, and "not found" counts as done;
+//   - a forced removal deletes by ID, where the engine itself refuses an
+//     image a running container uses (by tag, -f untags it anyway);
+//   - an engine call that runs out of time means the engine is stalled: the
+//     sweep stops instead of waiting call after call.
 package apply
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
+
+// DefaultConcurrency is how many image actions run at once by default.
+const DefaultConcurrency = 4
 
 // Options tune the executor.
 type Options struct {
@@ -22,16 +41,15 @@ type Options struct {
 	RemoveVolumes bool
 	// Concurrency bounds the image actions under way at once (default 4).
 	Concurrency int
-	// CallTimeout bounds each engine call (default 2m: deleting a large
-	// image can take a while on a slow disk).
-	CallTimeout time.Duration
 }
 
 // RemovedImage is one action carried out.
 type RemovedImage struct {
-	ImageID string   `json:"imageID"`
-	Image   string   `json:"image"`
-	Refs    []string `json:"refs"`
+	ImageID string `json:"imageID"`
+	Image   string `json:"image"`
+	// Refs are the references removed; empty (never null) for an image
+	// deleted by ID.
+	Refs []string `json:"refs"`
 	// Deleted: the image itself went, not only references to it.
 	Deleted bool  `json:"deleted"`
 	Bytes   int64 `json:"bytes"`
@@ -45,7 +63,8 @@ type Failure struct {
 	Error   string `json:"error"`
 }
 
-// Result is what a sweep did.
+// Result is what a sweep did. Each planned image is in exactly one of
+// RemovedImages, Blocked, Skipped and Failed.
 type Result struct {
 	DryRun            bool                `json:"dryRun"`
 	RemovedImages     []RemovedImage      `json:"removedImages"`
@@ -54,7 +73,10 @@ type Result struct {
 	Skipped           []plan.Decision     `json:"skipped"`
 	Failed            []Failure           `json:"failed"`
 	BytesReclaimed    int64               `json:"bytesReclaimed"`
-	Duration          time.Duration       `json:"-"`
+	// Stopped says why the sweep stopped before the end of its plan (a
+	// stalled engine, the sweep's deadline); empty when it did not.
+	Stopped  string        `json:"stopped,omitempty"`
+	Duration time.Duration `json:"-"`
 }
 
 // DryRun is the result a real run would aim for: every action as planned.
@@ -62,7 +84,7 @@ func DryRun(p *plan.Plan) Result {
 	r := Result{DryRun: true, Blocked: p.Blocked, Skipped: p.Skipped}
 	for _, a := range p.Actions {
 		r.RemovedContainers = append(r.RemovedContainers, a.Containers...)
-		ri := RemovedImage{ImageID: a.ImageID, Image: a.Image, Refs: a.Refs, Deleted: a.Delete, Forced: a.Force}
+		ri := RemovedImage{ImageID: a.ImageID, Image: a.Image, Refs: refsOnly(a.Refs, a.ImageID), Deleted: a.Delete, Forced: a.Force}
 		if a.Delete {
 			ri.Bytes = a.Size
 		}
@@ -73,56 +95,122 @@ func DryRun(p *plan.Plan) Result {
 	return r
 }
 
-// outcome is what one action came to.
+// refsOnly drops the image's own ID from a list of references.
+func refsOnly(refs []string, id string) []string {
+	out := []string{}
+	for _, ref := range refs {
+		if ref != id {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+// outcome is what one action came to: containers removed, and one of
+// image, blocked, failure, interrupted.
 type outcome struct {
-	image      *RemovedImage
-	containers []plan.ContainerRef
-	blocked    *plan.Decision
-	failure    *Failure
+	containers  []plan.ContainerRef
+	image       *RemovedImage
+	blocked     *plan.Decision
+	failure     *Failure
+	interrupted bool
+}
+
+// executor runs one plan; stop ends the sweep early.
+type executor struct {
+	rt   engine.Runtime
+	opts Options
+
+	stop    context.CancelFunc
+	mu      sync.Mutex
+	stopped string
 }
 
 // Run carries out the plan, wave after wave (an image after those built on
-// it), up to Concurrency actions at once within a wave.
+// it), up to Concurrency actions at once within a wave. It stops starting
+// actions when ctx ends or the engine stalls; those not started are skipped
+// as Interrupted.
 func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Result {
 	start := time.Now()
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 4
+		opts.Concurrency = DefaultConcurrency
 	}
-	if opts.CallTimeout <= 0 {
-		opts.CallTimeout = 2 * time.Minute
-	}
-	r := Result{Blocked: append([]plan.Decision(nil), p.Blocked...), Skipped: p.Skipped}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	x := &executor{rt: rt, opts: opts, stop: cancel}
+
+	r := Result{Blocked: slices.Clone(p.Blocked), Skipped: slices.Clone(p.Skipped)}
 	for _, wave := range waves(p.Actions) {
 		outcomes := make([]outcome, len(wave))
-		sem := make(chan struct{}, opts.Concurrency)
-		var wg sync.WaitGroup
+		var g errgroup.Group
+		g.SetLimit(opts.Concurrency)
 		for i := range wave {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				outcomes[i] = runAction(ctx, rt, &wave[i], opts)
-			}()
+			if runCtx.Err() != nil {
+				if ctx.Err() != nil {
+					x.halt("the sweep's deadline passed")
+				}
+				outcomes[i].interrupted = true
+				continue
+			}
+			g.Go(func() error {
+				if runCtx.Err() != nil { // stopped while this one waited for a slot
+					outcomes[i].interrupted = true
+					return nil
+				}
+				outcomes[i] = x.run(runCtx, &wave[i])
+				return nil
+			})
 		}
-		wg.Wait()
-		for _, o := range outcomes {
-			r.RemovedContainers = append(r.RemovedContainers, o.containers...)
-			if o.image != nil {
-				r.RemovedImages = append(r.RemovedImages, *o.image)
-				r.BytesReclaimed += o.image.Bytes
-			}
-			if o.blocked != nil {
-				r.Blocked = append(r.Blocked, *o.blocked)
-			}
-			if o.failure != nil {
-				r.Failed = append(r.Failed, *o.failure)
-			}
+		_ = g.Wait() // actions report through their outcome
+		for i, o := range outcomes {
+			r.add(&wave[i], o, x)
 		}
 	}
+	r.Stopped = x.reason()
 	r.normalize()
 	r.Duration = time.Since(start)
 	return r
+}
+
+func (r *Result) add(a *plan.Action, o outcome, x *executor) {
+	r.RemovedContainers = append(r.RemovedContainers, o.containers...)
+	switch {
+	case o.image != nil:
+		r.RemovedImages = append(r.RemovedImages, *o.image)
+		r.BytesReclaimed += o.image.Bytes
+	case o.blocked != nil:
+		r.Blocked = append(r.Blocked, *o.blocked)
+	case o.failure != nil:
+		r.Failed = append(r.Failed, *o.failure)
+	case o.interrupted:
+		r.Skipped = append(r.Skipped, plan.Decision{ImageID: a.ImageID, Image: a.Image, Reason: plan.Interrupted,
+			Message: "the sweep stopped before it: " + x.reason()})
+	}
+}
+
+// halt stops the sweep for a reason (the first one wins).
+func (x *executor) halt(reason string) {
+	x.mu.Lock()
+	if x.stopped == "" {
+		x.stopped = reason
+	}
+	x.mu.Unlock()
+	x.stop()
+}
+
+func (x *executor) reason() string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.stopped
+}
+
+// check classifies an engine error: a call that ran out of time while the
+// sweep still had time means the engine is stalled, and the sweep stops.
+func (x *executor) check(ctx context.Context, err error) error {
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		x.halt("the Docker engine stalled: " + err.Error())
+	}
+	return err
 }
 
 func waves(actions []plan.Action) [][]plan.Action {
@@ -136,103 +224,242 @@ func waves(actions []plan.Action) [][]plan.Action {
 	return out
 }
 
-func runAction(ctx context.Context, rt engine.Runtime, a *plan.Action, opts Options) outcome {
-	var o outcome
-	blocked := func(msg string) outcome {
-		o.blocked = &plan.Decision{ImageID: a.ImageID, Image: a.Image, Reason: plan.Conflict, Message: msg}
-		return o
-	}
-	failed := func(err error) outcome {
-		o.failure = &Failure{ImageID: a.ImageID, Image: a.Image, Error: err.Error()}
-		return o
-	}
+// step is the progress of one action, and how it ends.
+type step struct {
+	a  *plan.Action
+	o  outcome
+	ri RemovedImage
+}
 
+func (s *step) blocked(r plan.Reason, msg string) outcome {
+	if len(s.ri.Refs) > 0 {
+		msg += "; already removed: " + strings.Join(s.ri.Refs, ", ")
+	}
+	s.o.blocked = &plan.Decision{ImageID: s.a.ImageID, Image: s.a.Image, Reason: r, Message: msg}
+	return s.o
+}
+
+func (s *step) failed(err error) outcome {
+	msg := err.Error()
+	if len(s.ri.Refs) > 0 {
+		msg += "; already removed: " + strings.Join(s.ri.Refs, ", ")
+	}
+	s.o.failure = &Failure{ImageID: s.a.ImageID, Image: s.a.Image, Error: msg}
+	return s.o
+}
+
+func (s *step) done() outcome {
+	if s.ri.Deleted {
+		s.ri.Bytes = s.a.Size
+	}
+	if len(s.ri.Refs) > 0 || s.ri.Deleted {
+		s.o.image = &s.ri
+	}
+	return s.o
+}
+
+func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
+	s := &step{a: a, ri: RemovedImage{ImageID: a.ImageID, Image: a.Image, Refs: []string{}, Forced: a.Force}}
 	for _, c := range a.Containers {
-		err := call(ctx, opts, func(ctx context.Context) error { return rt.RemoveContainer(ctx, c.ID, opts.RemoveVolumes) })
+		err := x.check(ctx, x.rt.RemoveContainer(ctx, c.ID, x.opts.RemoveVolumes))
 		switch {
 		case err == nil || errors.Is(err, engine.ErrNotFound):
-			o.containers = append(o.containers, c)
+			s.o.containers = append(s.o.containers, c)
 		case errors.Is(err, engine.ErrConflict):
 			// It started since the plan: it stays, and so does the image.
-			return blocked(fmt.Sprintf("container %s: %v", engine.DisplayContainer(c.Name, c.ID), err))
+			return s.blocked(plan.RunningContainer, fmt.Sprintf("container %s started since the plan: %v", engine.DisplayContainer(c.Name, c.ID), err))
 		default:
-			return failed(fmt.Errorf("remove container %s: %w", engine.DisplayContainer(c.Name, c.ID), err))
+			return s.failed(fmt.Errorf("remove container %s: %w", engine.DisplayContainer(c.Name, c.ID), err))
 		}
 	}
-
 	if a.Force {
-		// With force the engine untags an image even while a container runs
-		// it; so look again, just before, for a container that started.
-		var users []engine.Container
-		err := call(ctx, opts, func(ctx context.Context) (err error) {
-			users, err = rt.ContainersUsing(ctx, a.ImageID)
-			return err
-		})
-		if err != nil {
-			return failed(fmt.Errorf("check containers of %s: %w", a.Image, err))
-		}
-		for _, c := range users {
-			if !c.Stopped() {
-				return blocked(fmt.Sprintf("%s container %s started using it", c.State, c.Display()))
-			}
-		}
+		return x.forceDelete(ctx, s)
 	}
-
-	ri := &RemovedImage{ImageID: a.ImageID, Image: a.Image, Forced: a.Force}
-	for i, ref := range a.Refs {
-		// Force only where it is needed: the last reference, which deletes the image.
-		force := a.Force && i == len(a.Refs)-1
-		var del engine.Deleted
-		err := call(ctx, opts, func(ctx context.Context) (err error) {
-			del, err = rt.RemoveImage(ctx, ref, force)
-			return err
-		})
-		switch {
+	for _, ref := range a.Refs {
+		cur, gone, stop := x.recheck(ctx, s)
+		if stop != nil {
+			return *stop
+		}
+		if gone {
+			return s.done() // another hand removed it: done, but not by us
+		}
+		if ref == a.ImageID {
+			if !cur.Unreferenced() {
+				return s.blocked(plan.Changed, "it was tagged since the plan: "+strings.Join(append(cur.RepoTags, cur.RepoDigests...), ", "))
+			}
+		} else if !hasRef(&cur, ref) {
+			continue // untagged or moved to another image since the plan: not ours to remove
+		}
+		del, err := x.rt.RemoveImage(ctx, ref, false)
+		switch err := x.check(ctx, err); {
 		case err == nil:
 			if ref != a.ImageID {
-				ri.Refs = append(ri.Refs, ref)
+				s.ri.Refs = append(s.ri.Refs, ref)
 			}
-			for _, id := range del.Deleted {
-				if id == a.ImageID {
-					ri.Deleted = true
-				}
+			if slices.Contains(del.Deleted, a.ImageID) {
+				s.ri.Deleted = true
+				return s.done()
 			}
 		case errors.Is(err, engine.ErrNotFound):
-			// Gone already: the engine drops digest references with the
-			// last tag, or another hand was quicker.
-			if ref == a.ImageID {
-				ri.Deleted = true
-			}
+			// Another hand was quicker.
 		case errors.Is(err, engine.ErrConflict):
-			o.image = keep(ri)
-			return blocked(err.Error())
+			return s.blocked(plan.Conflict, err.Error())
 		default:
-			o.image = keep(ri)
-			return failed(fmt.Errorf("remove image %s: %w", ref, err))
-		}
-		if ri.Deleted {
-			break
+			return s.failed(fmt.Errorf("remove image %s: %w", ref, err))
 		}
 	}
-	if ri.Deleted {
-		ri.Bytes = a.Size
-	}
-	o.image = keep(ri)
-	return o
+	return s.done()
 }
 
-// keep returns the removal if it did anything.
-func keep(ri *RemovedImage) *RemovedImage {
-	if len(ri.Refs) == 0 && !ri.Deleted {
-		return nil
+// forceDelete removes the image by ID with force: the engine deletes it with
+// every reference even though stopped containers use it, and refuses (hard
+// conflict) while a running container does. The re-check just before makes
+// sure no reference appeared that the plan did not mean to remove.
+func (x *executor) forceDelete(ctx context.Context, s *step) outcome {
+	a := s.a
+	cur, gone, stop := x.recheck(ctx, s)
+	if stop != nil {
+		return *stop
 	}
-	return ri
+	if gone {
+		return s.done()
+	}
+	if extra := refsNotIn(&cur, a.Refs); len(extra) > 0 {
+		return s.blocked(plan.Changed, "it was tagged since the plan: "+strings.Join(extra, ", "))
+	}
+	_, err := x.rt.RemoveImage(ctx, a.ImageID, true)
+	switch err := x.check(ctx, err); {
+	case err == nil:
+		s.ri.Refs = refsOnly(a.Refs, a.ImageID)
+		s.ri.Deleted = true
+		return s.done()
+	case errors.Is(err, engine.ErrNotFound):
+		return s.done() // another hand was quicker
+	case errors.Is(err, engine.ErrConflict):
+		return s.blocked(plan.Conflict, err.Error())
+	default:
+		return s.failed(fmt.Errorf("remove image %s: %w", engine.ShortID(a.ImageID), err))
+	}
 }
 
-func call(ctx context.Context, opts Options, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, opts.CallTimeout)
-	defer cancel()
-	return f(ctx)
+// recheck re-reads the image and its containers just before a destructive
+// call. It returns the image as it is now, or gone when it is no longer
+// there, or the outcome that ends the action: a container runs it, or (for
+// a deletion without force) a container was created on it since the plan.
+func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone bool, stop *outcome) {
+	a := s.a
+	users, err := x.rt.ContainersUsing(ctx, a.ImageID)
+	if err = x.check(ctx, err); err != nil {
+		o := s.failed(fmt.Errorf("re-check containers of %s: %w", a.Image, err))
+		return cur, false, &o
+	}
+	planned := map[string]bool{}
+	for _, c := range a.Containers {
+		planned[c.ID] = true
+	}
+	for i := range users {
+		c := &users[i]
+		switch {
+		case !c.Stopped():
+			o := s.blocked(plan.RunningContainer, fmt.Sprintf("%s container %s started using it since the plan", c.State, c.Display()))
+			return cur, false, &o
+		case a.Delete && !a.Force && !planned[c.ID]:
+			o := s.blocked(plan.Changed, fmt.Sprintf("container %s was created on it since the plan", c.Display()))
+			return cur, false, &o
+		}
+	}
+	cur, err = x.rt.InspectImage(ctx, a.ImageID)
+	switch err = x.check(ctx, err); {
+	case errors.Is(err, engine.ErrNotFound):
+		return cur, true, nil
+	case err != nil:
+		o := s.failed(fmt.Errorf("re-check image %s: %w", a.Image, err))
+		return cur, false, &o
+	}
+	return cur, false, nil
+}
+
+// hasRef reports whether ref (a tag or digest reference) still names img.
+func hasRef(img *engine.Image, ref string) bool {
+	for _, r := range append(slices.Clone(img.RepoTags), img.RepoDigests...) {
+		if sameRef(r, ref) {
+			return true
+		}
+	}
+	return false
+}
+
+// refsNotIn returns the image's references that are not among refs.
+func refsNotIn(img *engine.Image, refs []string) []string {
+	var extra []string
+	for _, r := range append(slices.Clone(img.RepoTags), img.RepoDigests...) {
+		if !slices.ContainsFunc(refs, func(p string) bool { return sameRef(r, p) }) {
+			extra = append(extra, r)
+		}
+	}
+	return extra
+}
+
+// sameRef compares references in normalized form (busybox is
+// docker.io/library/busybox:latest).
+func sameRef(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if ta, err := match.ParseTag(a); err == nil {
+		tb, err := match.ParseTag(b)
+		return err == nil && ta == tb
+	}
+	na, da, err1 := match.ParseDigest(a)
+	nb, db, err2 := match.ParseDigest(b)
+	return err1 == nil && err2 == nil && na == nb && da == db
+}
+
+// Recount corrects the result of failed actions by what the engine shows
+// now (inv, listed after the sweep): a call can fail on this side and still
+// have been done by the engine. Containers that are gone count as removed;
+// a deletion whose image is gone counts as done, and its failure goes. It
+// returns the deletions left unfinished: images still there without any
+// reference, which no pattern can select any more.
+func (r *Result) Recount(p *plan.Plan, inv *engine.Inventory) (unfinished []string) {
+	images := map[string]*engine.Image{}
+	for i := range inv.Images {
+		images[inv.Images[i].ID] = &inv.Images[i]
+	}
+	containers := map[string]bool{}
+	for _, c := range inv.Containers {
+		containers[c.ID] = true
+	}
+	counted := map[string]bool{}
+	for _, c := range r.RemovedContainers {
+		counted[c.ID] = true
+	}
+	failed := map[string]bool{}
+	for _, f := range r.Failed {
+		failed[f.ImageID] = true
+	}
+	for _, a := range p.Actions {
+		img := images[a.ImageID]
+		if a.Delete && img != nil && img.Unreferenced() {
+			unfinished = append(unfinished, a.ImageID)
+		}
+		if !failed[a.ImageID] {
+			continue
+		}
+		for _, c := range a.Containers {
+			if !containers[c.ID] && !counted[c.ID] {
+				r.RemovedContainers = append(r.RemovedContainers, c)
+			}
+		}
+		if a.Delete && img == nil {
+			r.RemovedImages = append(r.RemovedImages, RemovedImage{ImageID: a.ImageID, Image: a.Image,
+				Refs: refsOnly(a.Refs, a.ImageID), Deleted: true, Bytes: a.Size, Forced: a.Force})
+			r.BytesReclaimed += a.Size
+			r.Failed = slices.DeleteFunc(r.Failed, func(f Failure) bool { return f.ImageID == a.ImageID })
+		}
+	}
+	r.normalize()
+	return unfinished
 }
 
 // normalize sorts every list, so that results compare and print the same
@@ -247,4 +474,5 @@ func (r *Result) normalize() {
 	sort.Slice(r.RemovedContainers, func(i, j int) bool { return r.RemovedContainers[i].ID < r.RemovedContainers[j].ID })
 	sort.Slice(r.Failed, func(i, j int) bool { return r.Failed[i].Image < r.Failed[j].Image })
 	plan.SortDecisions(r.Blocked)
+	plan.SortDecisions(r.Skipped)
 }

@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func TestRunContainerStartedMeanwhile(t *testing.T) {
 	if !f.HasImage(imageA) || !f.HasContainer("c1") {
 		t.Fatal("something was removed")
 	}
-	if len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.Conflict || len(r.Failed) != 0 || len(r.RemovedImages) != 0 {
+	if len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.RunningContainer || len(r.Failed) != 0 || len(r.RemovedImages) != 0 {
 		t.Fatalf("result %+v", r)
 	}
 }
@@ -153,7 +154,7 @@ func TestRunDeletesChildrenBeforeParents(t *testing.T) {
 		{ImageID: imageB, Image: "child:1", Refs: []string{"child:1"}, Delete: true, Wave: 0},
 		{ImageID: imageA, Image: "base:1", Refs: []string{"base:1"}, Delete: true, Wave: 1},
 	}}
-	r := apply.Run(context.Background(), f, p, apply.Options{Concurrency: 8, CallTimeout: time.Second})
+	r := apply.Run(context.Background(), f, p, apply.Options{Concurrency: 8})
 	if f.HasImage(imageA) || f.HasImage(imageB) || len(r.RemovedImages) != 2 {
 		t.Fatalf("result %+v", r)
 	}
@@ -164,5 +165,165 @@ func TestDryRunCallsNothing(t *testing.T) {
 	r := apply.DryRun(p)
 	if !r.DryRun || len(r.RemovedImages) != 1 || len(r.RemovedContainers) != 1 || r.BytesReclaimed != 100 {
 		t.Fatalf("result %+v", r)
+	}
+}
+
+// Finding: a container started during apply on an image with two selected
+// tags saw the other tag removed under it. The re-check before each untag
+// stops the action, and the image is reported once, as blocked.
+func TestRunContainerStartedBetweenTwoUntags(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}}, nil)
+	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1", "app:2"}, Delete: true, Size: 100}}}
+	untags := 0
+	f.BeforeCall = func(method, arg string) {
+		if method == "ImageRemove" {
+			untags++
+		}
+		if method == "ContainerList" && untags == 1 && !f.HasContainer("c1") {
+			f.AddContainer(engine.Container{ID: "c1", ImageID: imageA, State: engine.StateRunning}) // docker run app:2
+		}
+	}
+	r := apply.Run(context.Background(), f, p, apply.Options{})
+	if got := f.Tags(imageA); len(got) != 1 || got[0] != "app:2" {
+		t.Fatalf("tags now %v, want app:2 kept for the running container", got)
+	}
+	if len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.RunningContainer || len(r.RemovedImages) != 0 {
+		t.Fatalf("want the image blocked only, got %+v", r)
+	}
+	if !strings.Contains(r.Blocked[0].Message, "already removed: app:1") {
+		t.Fatalf("the message does not say what went before: %q", r.Blocked[0].Message)
+	}
+}
+
+// An untag-only action (the image keeps another tag) is re-checked too: the
+// engine itself never refuses an untag.
+func TestRunUntagOnlyRechecks(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "keep:1"}}},
+		[]engine.Container{{ID: "c1", ImageID: imageA, State: engine.StateExited}})
+	f.BeforeCall = func(method, arg string) {
+		if method == "ContainerList" {
+			f.SetState("c1", engine.StateRunning)
+		}
+	}
+	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1"}}}}
+	r := apply.Run(context.Background(), f, p, apply.Options{})
+	if got := f.Tags(imageA); len(got) != 2 {
+		t.Fatalf("tags now %v: untagged under a running container", got)
+	}
+	if len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.RunningContainer {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// Finding: a dangling image tagged while its delete by ID was on its way
+// went with its new tag. The re-check reads its references first.
+func TestRunDeleteByIDRechecksReferences(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA}}, nil)
+	f.BeforeCall = func(method, arg string) {
+		if method == "ImageInspect" {
+			f.Tag(imageA, "fresh:1")
+		}
+	}
+	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "aaaaaaaaaaaa", Refs: []string{imageA}, Delete: true, By: "dangling"}}}
+	r := apply.Run(context.Background(), f, p, apply.Options{})
+	if !f.HasImage(imageA) {
+		t.Fatal("an image tagged since the plan was deleted")
+	}
+	if len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.Changed {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// A reference that moved to another image since the plan is not removed:
+// removing it would untag the other image.
+func TestRunSkipsAReferenceThatMoved(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}, {ID: imageB}}, nil)
+	f.BeforeCall = func(method, arg string) {
+		if method == "ImageInspect" && len(f.Tags(imageB)) == 0 {
+			f.Tag(imageB, "app:1") // a pull of a new app:1
+		}
+	}
+	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1", "app:2"}, Delete: true}}}
+	r := apply.Run(context.Background(), f, p, apply.Options{})
+	if got := f.Tags(imageB); len(got) != 1 {
+		t.Fatalf("the new image lost its tag: %v", got)
+	}
+	if f.HasImage(imageA) || len(r.RemovedImages) != 1 || !r.RemovedImages[0].Deleted || len(r.RemovedImages[0].Refs) != 1 {
+		t.Fatalf("want the old image deleted through app:2 only: %+v", r)
+	}
+}
+
+// Finding: with force, a container started between the re-check and the
+// removal saw its image untagged (rmi -f by tag does that). Forced
+// removals go by ID, where the engine refuses while a container runs.
+func TestRunForceStartedAfterRecheck(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
+	p := deleteA()
+	p.Actions[0].Force = true
+	f.BeforeCall = func(method, arg string) {
+		if method == "ImageRemove" {
+			f.SetState("kept", engine.StateRunning)
+		}
+	}
+	r := apply.Run(context.Background(), f, p, apply.Options{})
+	if got := f.Tags(imageA); len(got) != 1 {
+		t.Fatalf("tags now %v: the image of a running container was untagged", got)
+	}
+	if len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.Conflict || len(r.RemovedImages) != 0 {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// Finding: when every delete stalled, each waited its full timeout, four at
+// a time. The first call that runs out of time stops the sweep; what was
+// not started is Interrupted, not one failure each.
+func TestRunStopsWhenTheEngineStalls(t *testing.T) {
+	var images []engine.Image
+	p := &plan.Plan{}
+	for i := range 12 {
+		id := fmt.Sprintf("sha256:%064x", i+1)
+		ref := fmt.Sprintf("app:%d", i)
+		images = append(images, engine.Image{ID: id, RepoTags: []string{ref}})
+		p.Actions = append(p.Actions, plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true})
+	}
+	f := engineWith(images, nil)
+	f.CallTimeout = 50 * time.Millisecond
+	f.Stall("ImageRemove", true)
+	start := time.Now()
+	r := apply.Run(context.Background(), f, p, apply.Options{Concurrency: 4})
+	if r.Stopped == "" || !strings.Contains(r.Stopped, "stalled") {
+		t.Fatalf("the sweep did not stop: %+v", r)
+	}
+	if len(r.Failed) != 4 || len(r.Skipped) != 8 || r.Skipped[0].Reason != plan.Interrupted {
+		t.Fatalf("want 4 failed in flight and 8 interrupted: %+v", r)
+	}
+	if calls := f.Calls()["ImageRemove"]; calls != 4 {
+		t.Fatalf("%d removals attempted after the engine stalled", calls)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Fatalf("took %s", elapsed)
+	}
+}
+
+// The sweep's own deadline stops it between actions too.
+func TestRunStopsAtTheDeadline(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := apply.Run(ctx, f, deleteA(), apply.Options{})
+	if r.Stopped == "" || len(r.Skipped) != 1 || r.Skipped[0].Reason != plan.Interrupted || !f.HasImage(imageA) {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// Refs is [] for a delete by ID, never null, in a dry run and for real.
+func TestRefsNeverNull(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA}}, nil)
+	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "aaaaaaaaaaaa", Refs: []string{imageA}, Delete: true}}}
+	for _, r := range []apply.Result{apply.DryRun(p), apply.Run(context.Background(), f, p, apply.Options{})} {
+		if len(r.RemovedImages) != 1 || r.RemovedImages[0].Refs == nil {
+			t.Fatalf("result %+v", r)
+		}
 	}
 }

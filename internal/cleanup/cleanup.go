@@ -1,24 +1,35 @@
-// Package cleanup runs one sweep of a policy on one engine: list, inspect the
-// candidates, plan, then apply (or not, in a dry run). The CLI and the node
-// agent both call Sweep.
+// Package cleanup runs one sweep of a policy on one engine: list, bring the
+// image clock up to date, inspect the candidates, plan, then apply (or not,
+// in a dry run), and settle the books from a fresh listing if anything went
+// wrong. The CLI and the node agent both call Sweep.
 package cleanup
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
 // Options of a sweep that do not come from the policy.
 type Options struct {
-	// Protected are references or IDs never removed (the agent's own image).
+	// Policy names the policy, for the removals the clock remembers.
+	Policy string
+	// Clock is the engine's image clock; nil means a fresh one in memory,
+	// where every image arrives now unless the engine proves otherwise.
+	Clock *imageclock.Clock
+	// Protected are references, IDs or patterns never removed (the agent's
+	// own image, sandbox images given by flag).
 	Protected []string
 	// PlanOnly plans without applying, whatever the policy says.
 	PlanOnly bool
@@ -30,8 +41,6 @@ type Options struct {
 type Outcome struct {
 	Plan   plan.Plan
 	Result apply.Result
-	// Inspected counts the images and containers inspected.
-	Inspected int
 }
 
 // ErrInvalidPolicy wraps the errors of a policy that cannot be planned.
@@ -42,6 +51,12 @@ var ErrInvalidPolicy = errors.New("invalid policy")
 // result instead.
 func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPolicySpec, now time.Time, opts Options) (Outcome, error) {
 	start := time.Now()
+	if opts.Clock == nil {
+		opts.Clock = imageclock.InMemory()
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = apply.DefaultConcurrency
+	}
 	popts, err := plan.OptionsFor(spec, opts.Protected)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
@@ -50,21 +65,63 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	if err != nil {
 		return Outcome{}, err
 	}
-	imageIDs, containerIDs := plan.Candidates(&inv, &popts)
-	if err := inspect(ctx, rt, &inv, imageIDs, containerIDs, opts.Concurrency); err != nil {
+	opts.Clock.Observe(&inv, now)
+	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
+	imageIDs, containerIDs := plan.Candidates(&inv, &popts, now)
+	if err := inspect(ctx, rt, opts.Clock, &inv, imageIDs, containerIDs, opts.Concurrency); err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Plan: plan.Make(&inv, &popts, now), Inspected: len(imageIDs) + len(containerIDs)}
+	out := Outcome{Plan: plan.Make(&inv, &popts, now)}
 	if spec.DryRun || opts.PlanOnly {
 		out.Result = apply.DryRun(&out.Plan)
+		out.Result.Duration = time.Since(start)
+		return out, opts.Clock.Save()
+	}
+
+	// Remember the deletions before they start: if the engine or this
+	// process dies half-way, the next sweep finds and finishes them.
+	deleting := deletions(&out.Plan)
+	opts.Clock.Begin(opts.Policy, deleting, now)
+	if err := opts.Clock.Save(); err != nil {
+		return Outcome{}, err
+	}
+	out.Result = apply.Run(ctx, rt, &out.Plan, apply.Options{
+		RemoveVolumes: spec.StoppedContainers.RemoveVolumes,
+		Concurrency:   opts.Concurrency,
+	})
+	if len(out.Result.Failed) > 0 || out.Result.Stopped != "" {
+		settle(ctx, rt, opts.Clock, &out)
 	} else {
-		out.Result = apply.Run(ctx, rt, &out.Plan, apply.Options{
-			RemoveVolumes: spec.StoppedContainers.RemoveVolumes,
-			Concurrency:   opts.Concurrency,
-		})
+		opts.Clock.Finish(deleting)
 	}
 	out.Result.Duration = time.Since(start)
-	return out, nil
+	return out, opts.Clock.Save()
+}
+
+func deletions(p *plan.Plan) []string {
+	var ids []string
+	for _, a := range p.Actions {
+		if a.Delete {
+			ids = append(ids, a.ImageID)
+		}
+	}
+	return ids
+}
+
+// settle rebuilds the result of failed actions from a fresh listing, so that
+// the report counts what the engine shows (a call can fail on this side and
+// succeed on the engine's), and keeps in the clock only the removals that
+// are really unfinished: images that lost every reference and stayed. It
+// has its own short deadline: the sweep's may be spent.
+func settle(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, out *Outcome) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	inv, err := Collect(ctx, rt)
+	if err != nil {
+		return // the clock keeps every begun removal; the next sweep sorts them out
+	}
+	unfinished := out.Result.Recount(&out.Plan, &inv)
+	clock.Finish(slices.DeleteFunc(deletions(&out.Plan), func(id string) bool { return slices.Contains(unfinished, id) }))
 }
 
 // Collect lists the engine's images and containers: one call each.
@@ -80,66 +137,56 @@ func Collect(ctx context.Context, rt engine.Runtime) (engine.Inventory, error) {
 	return engine.Inventory{Images: images, Containers: containers}, nil
 }
 
-// inspect fills in what the lists do not tell: when candidate images were
-// last tagged, and when candidate containers finished. What vanished since
-// the list is dropped from the inventory.
-func inspect(ctx context.Context, rt engine.Runtime, inv *engine.Inventory, imageIDs, containerIDs []string, concurrency int) error {
-	if concurrency <= 0 {
-		concurrency = 4
-	}
+// inspect fills in what the lists do not tell: whether the engine proves
+// candidate images older than the clock thinks (their last tag time), and
+// when candidate containers finished. What vanished since the list is
+// dropped from the inventory. The first other error ends the inspection.
+func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, inv *engine.Inventory, imageIDs, containerIDs []string, concurrency int) error {
 	imageAt := indexOf(len(inv.Images), func(i int) string { return inv.Images[i].ID })
 	containerAt := indexOf(len(inv.Containers), func(i int) string { return inv.Containers[i].ID })
-	gone := map[string]bool{}
 	var mu sync.Mutex
-	var firstErr error
-	note := func(id string, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if errors.Is(err, engine.ErrNotFound) {
-			gone[id] = true
-		} else if firstErr == nil {
-			firstErr = err
+	gone := map[string]bool{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	// notFound records a vanished object; any other error ends the group.
+	notFound := func(id string, err error) error {
+		if !errors.Is(err, engine.ErrNotFound) {
+			return err
 		}
+		mu.Lock()
+		gone[id] = true
+		mu.Unlock()
+		return nil
 	}
-
-	sem := make(chan struct{}, concurrency)
-	var wg sync.WaitGroup
 	for _, id := range imageIDs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			t, err := rt.ImageLastTagTime(ctx, id)
+		g.Go(func() error {
+			cur, err := rt.InspectImage(gctx, id)
 			if err != nil {
-				note(id, fmt.Errorf("inspect image %s: %w", engine.ShortID(id), err))
-				return
+				return notFound(id, fmt.Errorf("inspect image %s: %w", engine.ShortID(id), err))
 			}
-			inv.Images[imageAt[id]].LastTagTime = t
-		}()
+			img := &inv.Images[imageAt[id]]
+			img.LastTagTime = cur.LastTagTime
+			clock.ProvenBy(img)
+			return nil
+		})
 	}
 	for _, id := range containerIDs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			state, finished, err := rt.ContainerFinishedAt(ctx, id)
+		g.Go(func() error {
+			state, finished, err := rt.ContainerFinishedAt(gctx, id)
 			if err != nil {
-				note(id, fmt.Errorf("inspect container %s: %w", engine.ShortID(id), err))
-				return
+				return notFound(id, fmt.Errorf("inspect container %s: %w", engine.ShortID(id), err))
 			}
 			c := &inv.Containers[containerAt[id]]
 			c.State, c.FinishedAt = state, finished
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if len(gone) > 0 {
-		inv.Images = dropGone(inv.Images, gone, func(i engine.Image) string { return i.ID })
-		inv.Containers = dropGone(inv.Containers, gone, func(c engine.Container) string { return c.ID })
+		inv.Images = slices.DeleteFunc(inv.Images, func(i engine.Image) bool { return gone[i.ID] })
+		inv.Containers = slices.DeleteFunc(inv.Containers, func(c engine.Container) bool { return gone[c.ID] })
 	}
 	return nil
 }
@@ -150,14 +197,4 @@ func indexOf(n int, id func(int) string) map[string]int {
 		m[id(i)] = i
 	}
 	return m
-}
-
-func dropGone[T any](items []T, gone map[string]bool, id func(T) string) []T {
-	out := items[:0]
-	for _, it := range items {
-		if !gone[id(it)] {
-			out = append(out, it)
-		}
-	}
-	return out
 }

@@ -229,8 +229,8 @@ func TestApplyContainerStartedAfterPlan(t *testing.T) {
 	if !testenv.ContainerExists(t, s.cli, c) || !testenv.ImageExists(t, s.cli, id) {
 		t.Fatal("the started container or its image was removed")
 	}
-	if !slices.Equal(reasons(r.Blocked), []string{"Conflict"}) || len(r.Failed) > 0 || len(r.RemovedImages) > 0 {
-		t.Fatalf("want one blocked conflict: %+v", r)
+	if !slices.Equal(reasons(r.Blocked), []string{"RunningContainer"}) || len(r.Failed) > 0 || len(r.RemovedImages) > 0 {
+		t.Fatalf("want one image blocked by its running container: %+v", r)
 	}
 }
 

@@ -4,6 +4,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -21,13 +23,27 @@ import (
 
 var _ engine.Runtime = (*Runtime)(nil)
 
+// Default bounds of one engine call. A read lists or inspects; a removal
+// may free gigabytes on a slow disk, so it gets longer. An engine that takes
+// longer is stalled, and the sweep stops (see internal/apply).
+const (
+	DefaultReadTimeout   = 30 * time.Second
+	DefaultRemoveTimeout = time.Minute
+)
+
 // Runtime talks to one Docker engine and counts its API calls by method.
 type Runtime struct {
 	cli *client.Client
+	// ReadTimeout and RemoveTimeout bound each call (set before first use).
+	ReadTimeout, RemoveTimeout time.Duration
 
 	mu    sync.Mutex
 	calls map[string]int
 }
+
+// ErrBadHost: the engine address cannot be used (a usage error, not a
+// failure of the engine).
+var ErrBadHost = errors.New("bad Docker host")
 
 // New connects to host (unix:///path, tcp://...); an empty host means
 // DOCKER_HOST, else the default socket, as the docker CLI does.
@@ -38,9 +54,18 @@ func New(host string) (*Runtime, error) {
 	}
 	cli, err := client.NewClientWithOpts(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrBadHost, err)
 	}
-	return &Runtime{cli: cli, calls: map[string]int{}}, nil
+	return &Runtime{cli: cli, calls: map[string]int{}, ReadTimeout: DefaultReadTimeout, RemoveTimeout: DefaultRemoveTimeout}, nil
+}
+
+// read and remove bound one call; the cancel func must be called.
+func (r *Runtime) read(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.ReadTimeout)
+}
+
+func (r *Runtime) remove(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.RemoveTimeout)
 }
 
 // Host is the engine's address.
@@ -62,11 +87,14 @@ func (r *Runtime) count(method string) {
 	r.mu.Unlock()
 }
 
-// wrap maps Docker's error kinds onto the engine's.
+// wrap maps Docker's error kinds onto the engine's. A call that ran out of
+// time says so in words a person reads.
 func wrap(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("the Docker engine did not answer in time: %w", err)
 	case cerrdefs.IsNotFound(err):
 		return fmt.Errorf("%w: %w", err, engine.ErrNotFound)
 	case cerrdefs.IsConflict(err):
@@ -79,9 +107,11 @@ func wrap(err error) error {
 // so the first real call does not ping again to negotiate it.
 func (r *Runtime) Ping(ctx context.Context) error {
 	r.count("Ping")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
 	ping, err := r.cli.Ping(ctx)
 	if err != nil {
-		return err
+		return wrap(err)
 	}
 	r.cli.NegotiateAPIVersionPing(ping)
 	return nil
@@ -90,6 +120,8 @@ func (r *Runtime) Ping(ctx context.Context) error {
 // ListImages implements engine.Runtime.
 func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
 	r.count("ImageList")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
 	list, err := r.cli.ImageList(ctx, image.ListOptions{All: true})
 	if err != nil {
 		return nil, wrap(err)
@@ -138,6 +170,8 @@ func toContainer(s *container.Summary) engine.Container {
 // ListContainers implements engine.Runtime.
 func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error) {
 	r.count("ContainerList")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
 	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
 		return nil, wrap(err)
@@ -153,6 +187,8 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error
 // containers of child images, which are dropped here.
 func (r *Runtime) ContainersUsing(ctx context.Context, imageID string) ([]engine.Container, error) {
 	r.count("ContainerList")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
 	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", imageID))})
 	if err != nil {
 		return nil, wrap(err)
@@ -166,19 +202,34 @@ func (r *Runtime) ContainersUsing(ctx context.Context, imageID string) ([]engine
 	return out, nil
 }
 
-// ImageLastTagTime implements engine.Runtime.
-func (r *Runtime) ImageLastTagTime(ctx context.Context, id string) (time.Time, error) {
+// InspectImage implements engine.Runtime.
+func (r *Runtime) InspectImage(ctx context.Context, id string) (engine.Image, error) {
 	r.count("ImageInspect")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
 	info, err := r.cli.ImageInspect(ctx, id)
 	if err != nil {
-		return time.Time{}, wrap(err)
+		return engine.Image{}, wrap(err)
 	}
-	return info.Metadata.LastTagTime, nil
+	img := engine.Image{
+		ID:          info.ID,
+		RepoTags:    withoutNone(info.RepoTags),
+		RepoDigests: withoutNone(info.RepoDigests),
+		ParentID:    info.Parent,
+		Size:        info.Size,
+		LastTagTime: info.Metadata.LastTagTime,
+	}
+	if t, err := time.Parse(time.RFC3339Nano, info.Created); err == nil {
+		img.Created = t
+	}
+	return img, nil
 }
 
 // ContainerFinishedAt implements engine.Runtime.
 func (r *Runtime) ContainerFinishedAt(ctx context.Context, id string) (string, time.Time, error) {
 	r.count("ContainerInspect")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
 	info, err := r.cli.ContainerInspect(ctx, id)
 	if err != nil {
 		return "", time.Time{}, wrap(err)
@@ -203,24 +254,59 @@ func (r *Runtime) ContainerFinishedAt(ctx context.Context, id string) (string, t
 // refuses to remove a container that runs.
 func (r *Runtime) RemoveContainer(ctx context.Context, id string, removeVolumes bool) error {
 	r.count("ContainerRemove")
+	ctx, cancel := r.remove(ctx)
+	defer cancel()
 	return wrap(r.cli.ContainerRemove(ctx, id, container.RemoveOptions{RemoveVolumes: removeVolumes}))
 }
 
 // RemoveImage implements engine.Runtime.
 func (r *Runtime) RemoveImage(ctx context.Context, ref string, force bool) (engine.Deleted, error) {
 	r.count("ImageRemove")
+	ctx, cancel := r.remove(ctx)
+	defer cancel()
 	resp, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: force, PruneChildren: true})
 	if err != nil {
 		return engine.Deleted{}, wrap(err)
 	}
 	var del engine.Deleted
 	for _, item := range resp {
-		if item.Untagged != "" {
-			del.Untagged = append(del.Untagged, item.Untagged)
-		}
 		if item.Deleted != "" {
 			del.Deleted = append(del.Deleted, item.Deleted)
 		}
 	}
 	return del, nil
+}
+
+// Info implements engine.Runtime.
+func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
+	r.count("Info")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
+	info, err := r.cli.Info(ctx)
+	if err != nil {
+		return engine.Info{}, wrap(err)
+	}
+	return engine.Info{ID: info.ID, RootDir: info.DockerRootDir}, nil
+}
+
+// WatchContainers implements engine.Runtime with the engine's event stream,
+// containers' start and die events only. It has no timeout: it lasts.
+func (r *Runtime) WatchContainers(ctx context.Context, f func(engine.ContainerEvent)) error {
+	r.count("Events")
+	msgs, errs := r.cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("event", string(events.ActionStart)),
+		filters.Arg("event", string(events.ActionDie)),
+	)})
+	for {
+		select {
+		case m := <-msgs:
+			f(engine.ContainerEvent{ContainerID: m.Actor.ID, Action: string(m.Action), Time: time.Unix(0, m.TimeNano)})
+		case err := <-errs:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return wrap(err)
+		}
+	}
 }

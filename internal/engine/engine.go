@@ -31,21 +31,23 @@ type Image struct {
 	Created     time.Time
 	Size        int64
 	// LastTagTime is filled in by Inspect for candidate images only; zero
-	// when unknown or never tagged.
+	// when unknown or never tagged. A pull or a load leaves it zero.
 	LastTagTime time.Time
+	// Arrived is when the image came to this node, from the image clock
+	// (internal/imageclock); zero when nobody knows, which the planner reads
+	// as "just now". Never the build date (Created).
+	Arrived time.Time
+	// LastUsed is the latest start or stop of a container of the image,
+	// from the image clock; zero when none was seen.
+	LastUsed time.Time
 }
 
 // Untagged reports whether the image has no tag (docker images shows <none>).
 func (i *Image) Untagged() bool { return len(i.RepoTags) == 0 }
 
-// ArrivedAt is when the image came to the node: its last tag time, else its
-// creation time.
-func (i *Image) ArrivedAt() time.Time {
-	if !i.LastTagTime.IsZero() {
-		return i.LastTagTime
-	}
-	return i.Created
-}
+// Unreferenced reports whether the image has neither tag nor digest: the
+// engine can then only name it by ID.
+func (i *Image) Unreferenced() bool { return len(i.RepoTags) == 0 && len(i.RepoDigests) == 0 }
 
 // Container states, as the engine names them.
 const (
@@ -135,22 +137,38 @@ type Inventory struct {
 
 // Deleted is what one image removal did.
 type Deleted struct {
-	// Untagged lists the references removed.
-	Untagged []string
 	// Deleted lists the image IDs whose content went (the image, and
 	// untagged parents pruned with it).
 	Deleted []string
 }
 
+// Info is what the engine says of itself.
+type Info struct {
+	// ID identifies the engine (docker info's ID); the image clock keeps
+	// one state file per engine.
+	ID string
+	// RootDir is the engine's data root (DockerRootDir).
+	RootDir string
+}
+
+// ContainerEvent is a container starting or stopping.
+type ContainerEvent struct {
+	ContainerID string
+	// Action is the engine's word: start, die, ...
+	Action string
+	Time   time.Time
+}
+
 // Runtime is the part of a Docker engine the cleanup uses. Implementations
-// wrap ErrNotFound and ErrConflict.
+// wrap ErrNotFound and ErrConflict, and bound every call with a timeout.
 type Runtime interface {
 	// ListImages lists every image, intermediate ones included (docker images -a).
 	ListImages(ctx context.Context) ([]Image, error)
 	// ListContainers lists every container, stopped ones included (docker ps -a).
 	ListContainers(ctx context.Context) ([]Container, error)
-	// ImageLastTagTime returns when the image was last tagged (zero if never).
-	ImageLastTagTime(ctx context.Context, id string) (time.Time, error)
+	// InspectImage returns one image as it is now: its references and its
+	// last tag time.
+	InspectImage(ctx context.Context, id string) (Image, error)
 	// ContainerFinishedAt returns the container's current state and when it
 	// finished (zero if it never ran).
 	ContainerFinishedAt(ctx context.Context, id string) (state string, finishedAt time.Time, err error)
@@ -163,4 +181,9 @@ type Runtime interface {
 	ContainersUsing(ctx context.Context, imageID string) ([]Container, error)
 	// Ping checks that the engine answers.
 	Ping(ctx context.Context) error
+	// Info says which engine this is and where it keeps its data.
+	Info(ctx context.Context) (Info, error)
+	// WatchContainers calls f for every container start and stop until ctx
+	// ends or the stream breaks (the error says why).
+	WatchContainers(ctx context.Context, f func(ContainerEvent)) error
 }

@@ -5,6 +5,7 @@
 package plan
 
 import (
+	"container/heap"
 	"fmt"
 	"sort"
 	"strings"
@@ -26,6 +27,7 @@ const (
 	KubernetesManaged    Reason = "KubernetesManaged"    // a kubelet's container, without includeKubernetesManaged
 	DependentChildren    Reason = "DependentChildren"    // other images are built on it
 	Conflict             Reason = "Conflict"             // the engine refused at delete time
+	Changed              Reason = "ChangedSincePlan"     // re-read just before a removal, the image or its containers had changed
 )
 
 // Skipping reasons: the policy's own guards; not a problem.
@@ -34,6 +36,8 @@ const (
 	Protected Reason = "Protected" // a pod sandbox (pause) image, or the agent's own
 	TooYoung  Reason = "TooYoung"  // arrived less than minImageAge ago
 	Deferred  Reason = "Deferred"  // over maxImagesPerSweep; next sweep
+	// Interrupted: the sweep stopped (deadline, stalled engine) before it.
+	Interrupted Reason = "Interrupted"
 )
 
 // Decision is a target image that stays, and why.
@@ -93,8 +97,13 @@ type Options struct {
 	IncludeKubernetesManaged bool
 	Force                    bool
 	MaxImages                int
-	// Protected names images never removed, such as the agent's own image.
+	// Protected names images never removed: the agent's own image, and
+	// sandbox images given by flag (a cri-dockerd --pod-infra-container-image).
 	Protected match.Set
+	// Unfinished are images whose removal by this policy began in an earlier
+	// sweep and did not finish: they are selected whole if they lost every
+	// reference on the way, since no pattern can name them any more.
+	Unfinished map[string]bool
 }
 
 // OptionsFor reads a (defaulted, valid) policy spec. protected are extra
@@ -182,17 +191,24 @@ func matchImage(img *engine.Image) match.Image {
 	return match.Image{ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests}
 }
 
+// ByUnfinished is the By of an image selected because an earlier sweep
+// began to remove it and did not finish.
+const ByUnfinished = "unfinished removal"
+
 func selectImage(ix *index, img *engine.Image, opts *Options) (selection, bool) {
 	mi := matchImage(img)
 	sel := opts.Images.Select(mi)
 	s := selection{img: img, whole: sel.Whole, by: sel.By}
 	if !sel.Any() {
-		dangling := opts.Dangling && img.Untagged() && len(img.RepoDigests) == 0 &&
-			len(ix.children[img.ID]) == 0 && len(ix.containers[img.ID]) == 0
-		if !dangling {
+		unreferenced := img.Unreferenced() && len(ix.children[img.ID]) == 0
+		switch {
+		case unreferenced && opts.Unfinished[img.ID]:
+			s.whole, s.by = true, ByUnfinished
+		case unreferenced && opts.Dangling && len(ix.containers[img.ID]) == 0:
+			s.whole, s.by = true, "dangling"
+		default:
 			return s, false
 		}
-		s.whole, s.by = true, "dangling"
 	}
 	excl := opts.Exclude.Select(mi)
 	if excl.Whole {
@@ -240,11 +256,12 @@ func (s *selection) display() string {
 	return engine.ShortID(s.img.ID)
 }
 
-// Candidates lists what a sweep must inspect before it can plan: the images
-// the policy selects (for their last tag time, when minImageAge matters) and
-// the stopped containers that use them (for their finish time, when
+// Candidates lists what a sweep must inspect before it can plan, at now:
+// the images the policy selects that the image clock holds for younger than
+// minImageAge (the engine's LastTagTime may prove them older), and the
+// stopped containers that use selected images (for their finish time, when
 // minStoppedAge matters). Everything else is decided from the lists alone.
-func Candidates(inv *engine.Inventory, opts *Options) (imageIDs, containerIDs []string) {
+func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, containerIDs []string) {
 	ix := newIndex(inv)
 	for i := range inv.Images {
 		img := &inv.Images[i]
@@ -252,7 +269,7 @@ func Candidates(inv *engine.Inventory, opts *Options) (imageIDs, containerIDs []
 		if !ok || s.excluded {
 			continue
 		}
-		if opts.MinImageAge > 0 {
+		if now.Sub(arrived(img, now)) < opts.MinImageAge {
 			imageIDs = append(imageIDs, img.ID)
 		}
 		if opts.MinStoppedAge > 0 && !opts.KeepStoppedContainers {
@@ -312,11 +329,11 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 			decide(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
 			continue
 		}
-		if age := now.Sub(img.ArrivedAt()); age < opts.MinImageAge {
+		if age := now.Sub(arrived(img, now)); age < opts.MinImageAge {
 			decide(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", age.Round(time.Second), opts.MinImageAge))
 			continue
 		}
-		a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: img.ArrivedAt()}
+		a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now)}
 		if !s.deletes() {
 			// Untagging while other tags stay: containers keep their image.
 			a.Refs = s.tags
@@ -365,23 +382,13 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 	}
 	selected = orderOldestFirst(actions)
 	if opts.MaxImages > 0 && len(selected) > opts.MaxImages {
-		deferred := selected[opts.MaxImages:]
-		selected = selected[:opts.MaxImages]
-		kept := map[string]*Action{}
-		for _, a := range selected {
-			kept[a.ImageID] = a
-		}
-		// A parent whose child was deferred must wait for it too.
-		for id := range blockedByChildren(ix, kept, selected) {
-			deferred = append(deferred, kept[id])
-			delete(kept, id)
-		}
+		var deferred []*Action
+		selected, deferred = withinBudget(ix, actions, selected, opts.MaxImages)
 		for _, a := range deferred {
 			p.Skipped = append(p.Skipped, Decision{ImageID: a.ImageID, Image: a.Image, Reason: Deferred,
 				Message: fmt.Sprintf("maxImagesPerSweep is %d", opts.MaxImages)})
+			delete(actions, a.ImageID)
 		}
-		selected = orderOldestFirst(kept)
-		actions = kept
 	}
 	assignWaves(ix, actions)
 	for _, a := range selected {
@@ -397,7 +404,7 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 // rather than one of the policy's own guards (skipped).
 func (r Reason) Blocks() bool {
 	switch r {
-	case Excluded, Protected, TooYoung, Deferred:
+	case Excluded, Protected, TooYoung, Deferred, Interrupted:
 		return false
 	}
 	return true
@@ -445,6 +452,15 @@ func keptMessage(why Reason, kept []*engine.Container, opts *Options) string {
 	}
 }
 
+// arrived is when the image came to the node by the image clock; an image
+// the clock does not know arrived now (fail closed: never the build date).
+func arrived(img *engine.Image, now time.Time) time.Time {
+	if img.Arrived.IsZero() || img.Arrived.After(now) {
+		return now
+	}
+	return img.Arrived
+}
+
 // sandboxImages are the images of pod sandbox containers, in any state.
 func sandboxImages(inv *engine.Inventory) map[string]bool {
 	ids := map[string]bool{}
@@ -456,16 +472,25 @@ func sandboxImages(inv *engine.Inventory) map[string]bool {
 	return ids
 }
 
-// isPauseImage: a tag of a repository named pause (registry.k8s.io/pause,
-// k8s.gcr.io/pause-amd64, ...), the kubelet's sandbox image.
+// isPauseImage: a tag or digest of a repository whose last path element is
+// pause, pause-<arch> or ends in -pause (registry.k8s.io/pause,
+// k8s.gcr.io/pause-amd64, rancher/mirrored-pause), the kubelet's sandbox
+// image. Digests count: a node can hold the pause image by digest only.
 func isPauseImage(img *engine.Image) bool {
+	var names []string
 	for _, t := range img.RepoTags {
-		ref, err := match.ParseTag(t)
-		if err != nil {
-			continue
+		if ref, err := match.ParseTag(t); err == nil {
+			names = append(names, ref.Name)
 		}
-		last := ref.Name[strings.LastIndex(ref.Name, "/")+1:]
-		if last == "pause" || strings.HasPrefix(last, "pause-") {
+	}
+	for _, d := range img.RepoDigests {
+		if name, _, err := match.ParseDigest(d); err == nil {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		last := name[strings.LastIndex(name, "/")+1:]
+		if last == "pause" || strings.HasPrefix(last, "pause-") || strings.HasSuffix(last, "-pause") {
 			return true
 		}
 	}
@@ -484,6 +509,77 @@ func orderOldestFirst(actions map[string]*Action) []*Action {
 		return out[i].ImageID < out[j].ImageID
 	})
 	return out
+}
+
+// withinBudget takes up to max actions in the given order, but never a
+// deletion before the deletions of the images built on it: those are its
+// prerequisites (through untagged intermediates, which go with their last
+// child). Each sweep then makes progress on a parent and child pair: the
+// child goes first, the parent next time. order must hold no action whose
+// prerequisites cannot go (blockedByChildren removed those).
+func withinBudget(ix *index, actions map[string]*Action, order []*Action, max int) (taken, deferred []*Action) {
+	rank := make(map[string]int, len(order))
+	for i, a := range order {
+		rank[a.ImageID] = i
+	}
+	waitingOn := map[string]int{}    // action → prerequisites not yet taken
+	unlocks := map[string][]string{} // prerequisite → actions waiting on it
+	var prerequisites func(id string, of string)
+	prerequisites = func(id, of string) {
+		for _, child := range ix.children[id] {
+			if actions[child] != nil {
+				waitingOn[of]++
+				unlocks[child] = append(unlocks[child], of)
+				continue
+			}
+			prerequisites(child, of) // an intermediate: look through it
+		}
+	}
+	for _, a := range order {
+		if a.Delete {
+			prerequisites(a.ImageID, a.ImageID)
+		}
+	}
+	ready := &rankHeap{rank: rank}
+	for _, a := range order {
+		if waitingOn[a.ImageID] == 0 {
+			heap.Push(ready, a.ImageID)
+		}
+	}
+	took := map[string]bool{}
+	for len(taken) < max && ready.Len() > 0 {
+		id := heap.Pop(ready).(string)
+		took[id] = true
+		taken = append(taken, actions[id])
+		for _, waiting := range unlocks[id] {
+			if waitingOn[waiting]--; waitingOn[waiting] == 0 {
+				heap.Push(ready, waiting)
+			}
+		}
+	}
+	for _, a := range order {
+		if !took[a.ImageID] {
+			deferred = append(deferred, a)
+		}
+	}
+	sort.SliceStable(taken, func(i, j int) bool { return rank[taken[i].ImageID] < rank[taken[j].ImageID] })
+	return taken, deferred
+}
+
+// rankHeap pops the image ID of lowest rank first.
+type rankHeap struct {
+	ids  []string
+	rank map[string]int
+}
+
+func (h *rankHeap) Len() int           { return len(h.ids) }
+func (h *rankHeap) Less(i, j int) bool { return h.rank[h.ids[i]] < h.rank[h.ids[j]] }
+func (h *rankHeap) Swap(i, j int)      { h.ids[i], h.ids[j] = h.ids[j], h.ids[i] }
+func (h *rankHeap) Push(x any)         { h.ids = append(h.ids, x.(string)) }
+func (h *rankHeap) Pop() any {
+	last := h.ids[len(h.ids)-1]
+	h.ids = h.ids[:len(h.ids)-1]
+	return last
 }
 
 // blockedByChildren returns the deleting actions that cannot happen because

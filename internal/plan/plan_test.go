@@ -24,9 +24,9 @@ func id(name string) string {
 
 func cid(name string) string { return strings.TrimPrefix(id("container-"+name), "sha256:") }
 
-// img is an image two days old, 1000 bytes.
+// img is an image that arrived two days ago (built a year ago), 1000 bytes.
 func img(name string, tags ...string) engine.Image {
-	return engine.Image{ID: id(name), RepoTags: tags, Created: now.Add(-48 * time.Hour), Size: 1000}
+	return engine.Image{ID: id(name), RepoTags: tags, Created: now.AddDate(-1, 0, 0), Arrived: now.Add(-48 * time.Hour), Size: 1000}
 }
 
 func ctr(name, image, state string) engine.Container {
@@ -105,9 +105,12 @@ func dur(s string) *v1alpha1.Duration { d := v1alpha1.Duration(s); return &d }
 
 func TestMake(t *testing.T) {
 	young := img("young", "app:young")
-	young.Created = now.Add(-10 * time.Minute)
-	retagged := img("retagged", "app:retagged")
-	retagged.LastTagTime = now.Add(-10 * time.Minute) // old content, new tag
+	young.Arrived = now.Add(-10 * time.Minute)
+	pulled := img("pulled", "app:pulled")
+	pulled.Arrived = time.Time{} // the clock has not seen it: built long ago, pulled just now
+	digestPause := img("digest-pause")
+	digestPause.RepoTags = nil
+	digestPause.RepoDigests = []string{"registry.example.com/k8s/pause@sha256:" + strings.Repeat("f", 64)}
 	recent := ctr("recent", "a", engine.StateExited)
 	recent.FinishedAt = now.Add(-5 * time.Minute)
 	neverStarted := ctr("never", "a", engine.StateCreated)
@@ -127,9 +130,9 @@ func TestMake(t *testing.T) {
 	tagAndDigest := img("tag-and-digest", "registry.example.com/ci/app:1")
 	tagAndDigest.RepoDigests = []string{"registry.example.com/ci/app@sha256:" + strings.Repeat("e", 64)}
 	older := img("older", "app:older")
-	older.Created = now.Add(-72 * time.Hour)
+	older.Arrived = now.Add(-72 * time.Hour)
 	oldest := img("oldest", "app:oldest")
-	oldest.Created = now.Add(-96 * time.Hour)
+	oldest.Arrived = now.Add(-96 * time.Hour)
 
 	tests := map[string]planCase{
 		"nothing selected": {
@@ -225,10 +228,25 @@ func TestMake(t *testing.T) {
 			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("1h") }),
 			want:   []string{"skipped app:young TooYoung"},
 		},
-		"age counts from the last tag": {
-			images: []engine.Image{retagged},
+		"an arrival nobody knows is now, never the build date": {
+			images: []engine.Image{pulled},
 			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("1h") }),
-			want:   []string{"skipped app:retagged TooYoung"},
+			want:   []string{"skipped app:pulled TooYoung"},
+		},
+		"sandbox images by name, tag or digest": {
+			images: []engine.Image{img("p1", "registry.k8s.io/pause:3.9"), img("p2", "rancher/mirrored-pause:3.6"),
+				img("p3", "k8s.gcr.io/pause-amd64:3.1"), digestPause, img("n", "registry.example.com/paused:1")},
+			spec: spec("**"),
+			want: []string{"remove registry.example.com/paused:1 refs=registry.example.com/paused:1 delete",
+				"skipped k8s.gcr.io/pause-amd64:3.1 Protected", "skipped rancher/mirrored-pause:3.6 Protected",
+				"skipped registry.example.com/k8s/pause@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff Protected",
+				"skipped registry.k8s.io/pause:3.9 Protected"},
+		},
+		"extra sandbox image by flag": {
+			images:    []engine.Image{img("s", "registry.example.com/infra/sandbox:1")},
+			spec:      spec("**"),
+			protected: []string{"registry.example.com/infra/sandbox:*"},
+			want:      []string{"skipped registry.example.com/infra/sandbox:1 Protected"},
 		},
 		"excluded": {
 			images: []engine.Image{img("a", "app:1"), img("b", "app:2")},
@@ -331,10 +349,15 @@ func TestMake(t *testing.T) {
 			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxImagesPerSweep = 2 }),
 			want:   []string{"remove app:oldest refs=app:oldest delete", "remove app:older refs=app:older delete", "skipped app:1 Deferred"},
 		},
-		"maxImagesPerSweep defers a parent whose child waits": {
+		"maxImagesPerSweep takes the child before its older parent": {
 			images: []engine.Image{img("a", "app:1"), child},
 			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxImagesPerSweep = 1 }),
-			want:   []string{"skipped app:1 Deferred", "skipped app:child Deferred"},
+			want:   []string{"remove app:child refs=app:child delete", "skipped app:1 Deferred"},
+		},
+		"maxImagesPerSweep looks through an untagged intermediate": {
+			images: []engine.Image{img("a", "app:1"), intermediate, grandchild, oldest},
+			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxImagesPerSweep = 2 }),
+			want:   []string{"remove app:oldest refs=app:oldest delete", "remove app:grandchild refs=app:grandchild delete", "skipped app:1 Deferred"},
 		},
 		"everything, with guards": {
 			images:     []engine.Image{img("a", "app:1"), img("b", "db:1"), young, img("p", "registry.k8s.io/pause:3.9")},
@@ -361,8 +384,10 @@ func TestMake(t *testing.T) {
 }
 
 func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
+	recent := img("a", "app:1")
+	recent.Arrived = now.Add(-10 * time.Minute) // the engine may prove it older
 	inv := engine.Inventory{
-		Images: []engine.Image{img("a", "app:1"), img("b", "other:1"), img("c", "app:2")},
+		Images: []engine.Image{recent, img("b", "other:1"), img("c", "app:2"), img("d", "app:3")},
 		Containers: []engine.Container{
 			ctr("stopped", "a", engine.StateExited),
 			ctr("running", "a", engine.StateRunning),
@@ -379,14 +404,14 @@ func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	images, containers := plan.Candidates(&inv, &opts)
+	images, containers := plan.Candidates(&inv, &opts, now)
 	if !slices.Equal(images, []string{id("a")}) || !slices.Equal(containers, []string{cid("stopped")}) {
-		t.Fatalf("Candidates = %v, %v; want only image a and its exited container", images, containers)
+		t.Fatalf("Candidates = %v, %v; want only the recent image a and its exited container", images, containers)
 	}
 
 	s.MinImageAge, s.StoppedContainers.MinStoppedAge = dur("0s"), dur("0s")
 	opts, _ = plan.OptionsFor(&s, nil)
-	if images, containers := plan.Candidates(&inv, &opts); len(images)+len(containers) > 0 {
+	if images, containers := plan.Candidates(&inv, &opts, now); len(images)+len(containers) > 0 {
 		t.Fatalf("with no age guards nothing needs inspecting, got %v %v", images, containers)
 	}
 }

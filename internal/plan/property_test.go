@@ -3,6 +3,7 @@ package plan_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
@@ -33,8 +35,10 @@ func pick[T any](r *rand.Rand, from []T, n int) []T {
 	return out
 }
 
-func randomInventory(r *rand.Rand) engine.Inventory {
+// randomInventory also returns when the image clock first saw each image.
+func randomInventory(r *rand.Rand) (engine.Inventory, map[string]time.Time) {
 	var inv engine.Inventory
+	firstSeen := map[string]time.Time{}
 	unusedTags := pick(r, tagPool, len(tagPool))
 	for i := range 1 + r.IntN(10) {
 		im := engine.Image{
@@ -55,6 +59,7 @@ func randomInventory(r *rand.Rand) engine.Inventory {
 			im.LastTagTime = now.Add(-time.Duration(r.IntN(120)) * time.Minute)
 		}
 		inv.Images = append(inv.Images, im)
+		firstSeen[im.ID] = now.Add(-time.Duration(r.IntN(180)) * time.Minute)
 	}
 	for i := range r.IntN(12) {
 		c := engine.Container{
@@ -75,7 +80,28 @@ func randomInventory(r *rand.Rand) engine.Inventory {
 		}
 		inv.Containers = append(inv.Containers, c)
 	}
-	return inv
+	return inv, firstSeen
+}
+
+// throughTheClock runs the inventory through an image clock that saw each
+// image first at firstSeen, then reads the engine's LastTagTime as a sweep
+// does, and stamps the arrivals the planner reads.
+func throughTheClock(inv *engine.Inventory, firstSeen map[string]time.Time) {
+	clock := imageclock.InMemory()
+	order := slices.SortedFunc(maps.Keys(firstSeen), func(a, b string) int { return firstSeen[a].Compare(firstSeen[b]) })
+	for i, id := range order {
+		var seen engine.Inventory
+		for _, im := range inv.Images {
+			if slices.Contains(order[:i+1], im.ID) {
+				seen.Images = append(seen.Images, im)
+			}
+		}
+		clock.Observe(&seen, firstSeen[id])
+	}
+	clock.Observe(inv, now)
+	for i := range inv.Images {
+		clock.ProvenBy(&inv.Images[i])
+	}
 }
 
 func randomSpec(r *rand.Rand) v1alpha1.ImageCleanupPolicySpec {
@@ -99,12 +125,15 @@ func randomSpec(r *rand.Rand) v1alpha1.ImageCleanupPolicySpec {
 }
 
 // The safety rules hold for every plan, and the engine afterwards shows it:
-// 2,000 random inventories and policies, fixed seed.
+// 2,000 random inventories and policies, fixed seed. While the plan is
+// applied, containers start at random moments: one that started before the
+// re-check of a removal protects every tag its image had then.
 func TestPlanSafetyProperties(t *testing.T) {
 	r := rand.New(rand.NewPCG(2026, 11))
 	actions := 0
 	for round := range 2000 {
-		inv := randomInventory(r)
+		inv, firstSeen := randomInventory(r)
+		throughTheClock(&inv, firstSeen)
 		s := randomSpec(r)
 		opts, err := plan.OptionsFor(&s, []string{"agent:v1"})
 		if err != nil {
@@ -114,6 +143,7 @@ func TestPlanSafetyProperties(t *testing.T) {
 		actions += len(p.Actions)
 		describe := func() string { return fmt.Sprintf("round %d\nspec %+v\ninventory %+v\nplan %+v", round, s, inv, p) }
 		checkPlan(t, &inv, &opts, &p, describe)
+		checkClock(t, &inv, &opts, &p, firstSeen, describe)
 
 		fake := enginefake.New()
 		for _, im := range inv.Images {
@@ -122,14 +152,67 @@ func TestPlanSafetyProperties(t *testing.T) {
 		for _, c := range inv.Containers {
 			fake.AddContainer(c)
 		}
-		apply.Run(context.Background(), fake, &p, apply.Options{})
+		started := startContainersMeanwhile(r, fake, &inv)
+		// One action at a time, so that "before the re-check" is well defined.
+		apply.Run(context.Background(), fake, &p, apply.Options{Concurrency: 1})
 		checkEngine(t, &inv, &opts, fake, describe)
+		for _, st := range *started {
+			if missing := slices.DeleteFunc(slices.Clone(st.tags), func(tag string) bool { return slices.Contains(fake.Tags(st.imageID), tag) }); len(missing) > 0 {
+				t.Errorf("container %s started before a re-check, yet its image lost %v\n%s", st.name, missing, describe())
+			}
+		}
 		if t.Failed() {
 			return
 		}
 	}
 	if actions < 1000 {
 		t.Fatalf("only %d actions in 2000 rounds: the generator does not exercise removal", actions)
+	}
+}
+
+type startedContainer struct {
+	name, imageID string
+	tags          []string // the image's tags when it started
+}
+
+// startContainersMeanwhile starts a random stopped container of the engine,
+// now and then, as the executor re-checks an image (the call that lists the
+// image's containers) or removes a container: another hand at work during
+// the sweep.
+func startContainersMeanwhile(r *rand.Rand, fake *enginefake.Engine, inv *engine.Inventory) *[]startedContainer {
+	started := &[]startedContainer{}
+	fake.BeforeCall = func(method, _ string) {
+		if (method != "ContainerList" && method != "ContainerRemove") || r.IntN(3) != 0 {
+			return
+		}
+		if len(inv.Containers) == 0 {
+			return
+		}
+		c := inv.Containers[r.IntN(len(inv.Containers))]
+		if !c.Stopped() || !fake.HasContainer(c.ID) || !fake.HasImage(c.ImageID) {
+			return
+		}
+		fake.SetState(c.ID, engine.StateRunning)
+		*started = append(*started, startedContainer{name: c.Name, imageID: c.ImageID, tags: fake.Tags(c.ImageID)})
+	}
+	return started
+}
+
+// checkClock: an image is removed only if it arrived at least minImageAge
+// ago by the clock, its first sighting, or earlier only where the engine's
+// LastTagTime proves it; never by its build date.
+func checkClock(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan.Plan, firstSeen map[string]time.Time, describe func() string) {
+	t.Helper()
+	for _, a := range p.Actions {
+		arrived := firstSeen[a.ImageID]
+		for _, im := range inv.Images {
+			if im.ID == a.ImageID && !im.LastTagTime.IsZero() && im.LastTagTime.Before(arrived) {
+				arrived = im.LastTagTime
+			}
+		}
+		if now.Sub(arrived) < opts.MinImageAge {
+			t.Errorf("plan removes %s, which arrived %s ago (minImageAge %s)\n%s", a.Image, now.Sub(arrived), opts.MinImageAge, describe())
+		}
 	}
 }
 

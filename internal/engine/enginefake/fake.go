@@ -29,6 +29,11 @@ type Engine struct {
 
 	// down makes every call fail as if the engine were unreachable.
 	down bool
+	// stalled methods block until their context ends, as a hung engine does,
+	// or until CallTimeout, as the Docker adapter bounds each call.
+	stalled map[string]bool
+	// CallTimeout, if set, is the adapter's bound on one call.
+	CallTimeout time.Duration
 	// BeforeCall, if set, runs (without the lock) before each call, with the
 	// method name and its argument: a test can change the engine there, as
 	// another hand would between plan and apply.
@@ -64,6 +69,28 @@ func (f *Engine) SetDown(down bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.down = down
+}
+
+// Stall makes calls of the method hang until their context ends (false
+// undoes it), as a stalled engine does.
+func (f *Engine) Stall(method string, stalled bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stalled == nil {
+		f.stalled = map[string]bool{}
+	}
+	f.stalled[method] = stalled
+}
+
+// Tag adds a reference to an image, as docker tag does (the tag leaves any
+// other image it named).
+func (f *Engine) Tag(id, ref string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, img := range f.images {
+		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return sameTag(t, ref) })
+	}
+	f.images[id].RepoTags = append(f.images[id].RepoTags, ref)
 }
 
 // SetState changes a container's state, as starting or stopping it would.
@@ -113,7 +140,9 @@ func (f *Engine) TotalCalls() int {
 	return n
 }
 
-func (f *Engine) enter(method, arg string) error {
+// enter counts a call and runs the BeforeCall hook. On success it returns
+// holding f.mu, which the method releases; on error it has released it.
+func (f *Engine) enter(ctx context.Context, method, arg string) error {
 	if f.BeforeCall != nil {
 		f.BeforeCall(method, arg)
 	}
@@ -123,19 +152,30 @@ func (f *Engine) enter(method, arg string) error {
 		f.mu.Unlock()
 		return fmt.Errorf("cannot connect to the Docker daemon: engine is down")
 	}
+	if f.stalled[method] {
+		f.mu.Unlock()
+		if f.CallTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, f.CallTimeout)
+			defer cancel()
+		}
+		<-ctx.Done()
+		return fmt.Errorf("the Docker engine did not answer in time: %w", ctx.Err())
+	}
 	return nil
 }
 
 // ListImages implements engine.Runtime.
-func (f *Engine) ListImages(context.Context) ([]engine.Image, error) {
-	if err := f.enter("ListImages", ""); err != nil {
+func (f *Engine) ListImages(ctx context.Context) ([]engine.Image, error) {
+	if err := f.enter(ctx, "ListImages", ""); err != nil {
 		return nil, err
 	}
 	defer f.mu.Unlock()
 	out := make([]engine.Image, 0, len(f.images))
 	for _, img := range f.images {
 		c := *img
-		c.LastTagTime = time.Time{} // only Inspect tells
+		c.LastTagTime = time.Time{}                      // only Inspect tells
+		c.Arrived, c.LastUsed = time.Time{}, time.Time{} // the engine keeps no such clock
 		c.RepoTags = slices.Clone(img.RepoTags)
 		c.RepoDigests = slices.Clone(img.RepoDigests)
 		out = append(out, c)
@@ -145,8 +185,8 @@ func (f *Engine) ListImages(context.Context) ([]engine.Image, error) {
 }
 
 // ListContainers implements engine.Runtime.
-func (f *Engine) ListContainers(context.Context) ([]engine.Container, error) {
-	if err := f.enter("ListContainers", ""); err != nil {
+func (f *Engine) ListContainers(ctx context.Context) ([]engine.Container, error) {
+	if err := f.enter(ctx, "ListContainers", ""); err != nil {
 		return nil, err
 	}
 	defer f.mu.Unlock()
@@ -160,22 +200,44 @@ func (f *Engine) ListContainers(context.Context) ([]engine.Container, error) {
 	return out, nil
 }
 
-// ImageLastTagTime implements engine.Runtime.
-func (f *Engine) ImageLastTagTime(_ context.Context, id string) (time.Time, error) {
-	if err := f.enter("ImageInspect", id); err != nil {
-		return time.Time{}, err
+// InspectImage implements engine.Runtime.
+func (f *Engine) InspectImage(ctx context.Context, id string) (engine.Image, error) {
+	if err := f.enter(ctx, "ImageInspect", id); err != nil {
+		return engine.Image{}, err
 	}
 	defer f.mu.Unlock()
 	img := f.images[id]
 	if img == nil {
-		return time.Time{}, fmt.Errorf("image %s: %w", id, engine.ErrNotFound)
+		return engine.Image{}, fmt.Errorf("image %s: %w", id, engine.ErrNotFound)
 	}
-	return img.LastTagTime, nil
+	c := *img
+	c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
+	return c, nil
+}
+
+// Info implements engine.Runtime.
+func (f *Engine) Info(ctx context.Context) (engine.Info, error) {
+	if err := f.enter(ctx, "Info", ""); err != nil {
+		return engine.Info{}, err
+	}
+	defer f.mu.Unlock()
+	return engine.Info{ID: "fake", RootDir: "/var/lib/docker"}, nil
+}
+
+// WatchContainers implements engine.Runtime: the fake has no events; it
+// waits for the context to end.
+func (f *Engine) WatchContainers(ctx context.Context, _ func(engine.ContainerEvent)) error {
+	if err := f.enter(ctx, "Events", ""); err != nil {
+		return err
+	}
+	f.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // ContainerFinishedAt implements engine.Runtime.
-func (f *Engine) ContainerFinishedAt(_ context.Context, id string) (string, time.Time, error) {
-	if err := f.enter("ContainerInspect", id); err != nil {
+func (f *Engine) ContainerFinishedAt(ctx context.Context, id string) (string, time.Time, error) {
+	if err := f.enter(ctx, "ContainerInspect", id); err != nil {
 		return "", time.Time{}, err
 	}
 	defer f.mu.Unlock()
@@ -188,8 +250,8 @@ func (f *Engine) ContainerFinishedAt(_ context.Context, id string) (string, time
 
 // RemoveContainer implements engine.Runtime: a container that is not stopped
 // is a conflict (the executor never forces).
-func (f *Engine) RemoveContainer(_ context.Context, id string, _ bool) error {
-	if err := f.enter("ContainerRemove", id); err != nil {
+func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
+	if err := f.enter(ctx, "ContainerRemove", id); err != nil {
 		return err
 	}
 	defer f.mu.Unlock()
@@ -205,8 +267,8 @@ func (f *Engine) RemoveContainer(_ context.Context, id string, _ bool) error {
 }
 
 // ContainersUsing implements engine.Runtime.
-func (f *Engine) ContainersUsing(_ context.Context, imageID string) ([]engine.Container, error) {
-	if err := f.enter("ContainerList", imageID); err != nil {
+func (f *Engine) ContainersUsing(ctx context.Context, imageID string) ([]engine.Container, error) {
+	if err := f.enter(ctx, "ContainerList", imageID); err != nil {
 		return nil, err
 	}
 	defer f.mu.Unlock()
@@ -220,8 +282,8 @@ func (f *Engine) ContainersUsing(_ context.Context, imageID string) ([]engine.Co
 }
 
 // Ping implements engine.Runtime.
-func (f *Engine) Ping(context.Context) error {
-	if err := f.enter("Ping", ""); err != nil {
+func (f *Engine) Ping(ctx context.Context) error {
+	if err := f.enter(ctx, "Ping", ""); err != nil {
 		return err
 	}
 	f.mu.Unlock()
@@ -236,8 +298,8 @@ func (f *Engine) Ping(context.Context) error {
 //   - by ID: conflict when other images are built on it or a running
 //     container uses it (even forced), when a stopped one does or it has
 //     several tags (unless forced).
-func (f *Engine) RemoveImage(_ context.Context, ref string, force bool) (engine.Deleted, error) {
-	if err := f.enter("ImageRemove", ref); err != nil {
+func (f *Engine) RemoveImage(ctx context.Context, ref string, force bool) (engine.Deleted, error) {
+	if err := f.enter(ctx, "ImageRemove", ref); err != nil {
 		return engine.Deleted{}, err
 	}
 	defer f.mu.Unlock()
@@ -249,17 +311,15 @@ func (f *Engine) RemoveImage(_ context.Context, ref string, force bool) (engine.
 	children := f.children(img.ID)
 
 	if kind != "id" {
-		var del engine.Deleted
 		if kind == "tag" {
 			img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return sameTag(t, ref) })
 		} else {
 			img.RepoDigests = slices.DeleteFunc(img.RepoDigests, func(d string) bool { return sameDigest(d, ref) })
 		}
 		if len(img.RepoTags) > 0 {
-			return engine.Deleted{Untagged: []string{ref}}, nil
+			return engine.Deleted{}, nil
 		}
 		// Last tag: the engine drops the digest references with it.
-		del.Untagged = append([]string{ref}, img.RepoDigests...)
 		switch {
 		case running != nil && !force:
 			f.restore(img, ref, kind)
@@ -269,11 +329,10 @@ func (f *Engine) RemoveImage(_ context.Context, ref string, force bool) (engine.
 			return engine.Deleted{}, fmt.Errorf("unable to remove repository reference %q (must force) - container %s is using its referenced image: %w", ref, engine.ShortID(stopped.ID), engine.ErrConflict)
 		case running != nil || len(children) > 0:
 			img.RepoDigests = nil
-			return del, nil // untagged, kept
+			return engine.Deleted{}, nil // untagged, kept
 		}
 		img.RepoDigests = nil
-		del.Deleted = f.deleteAndPrune(img.ID)
-		return del, nil
+		return engine.Deleted{Deleted: f.deleteAndPrune(img.ID)}, nil
 	}
 
 	switch {
@@ -286,9 +345,7 @@ func (f *Engine) RemoveImage(_ context.Context, ref string, force bool) (engine.
 	case len(img.RepoTags) > 1 && !force:
 		return engine.Deleted{}, fmt.Errorf("unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", engine.ShortID(img.ID), engine.ErrConflict)
 	}
-	del := engine.Deleted{Untagged: append(slices.Clone(img.RepoTags), img.RepoDigests...)}
-	del.Deleted = f.deleteAndPrune(img.ID)
-	return del, nil
+	return engine.Deleted{Deleted: f.deleteAndPrune(img.ID)}, nil
 }
 
 // resolve finds the image a reference names: "id", "tag" or "digest".

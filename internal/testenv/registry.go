@@ -1,0 +1,139 @@
+package testenv
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+// Registry is a tiny read-only image registry (the v2 pull API) on a
+// loopback port, so tests can pull as a kubelet does: pulled images have
+// repo digests and no LastTagTime, as in a cluster. The engine treats
+// 127.0.0.0/8 registries as insecure by default, so plain HTTP works.
+type Registry struct {
+	// Host is host:port, the registry part of references.
+	Host string
+
+	mu        sync.Mutex
+	blobs     map[string][]byte // digest → content
+	manifests map[string][]byte // repository/tag or repository/digest → manifest
+}
+
+const manifestType = "application/vnd.docker.distribution.manifest.v2+json"
+
+// StartRegistry serves an empty registry until the test ends.
+func StartRegistry(t testing.TB) *Registry {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &Registry{Host: ln.Addr().String(), blobs: map[string][]byte{}, manifests: map[string][]byte{}}
+	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return reg
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Push makes an image FROM scratch holding the sleeper, built at created,
+// and serves it as repository:tag. It returns the manifest digest, for
+// repository@digest references.
+func (reg *Registry) Push(t testing.TB, repository, tag string, created time.Time) string {
+	t.Helper()
+	layer := rootfs(t)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(layer)
+	_ = zw.Close()
+	config, err := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux", "created": created.UTC().Format(time.RFC3339),
+		"config": map[string]any{"Entrypoint": []string{"/sleeper"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digestOf(layer)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": manifestType,
+		"config": map[string]any{"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config), "digest": digestOf(config)},
+		"layers": []any{map[string]any{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": gz.Len(), "digest": digestOf(gz.Bytes())}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	reg.blobs[digestOf(config)] = config
+	reg.blobs[digestOf(gz.Bytes())] = gz.Bytes()
+	d := digestOf(manifest)
+	reg.manifests[repository+"/"+tag] = manifest
+	reg.manifests[repository+"/"+d] = manifest
+	return d
+}
+
+// ServeHTTP answers /v2/, manifests and blobs, GET and HEAD.
+func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, "/v2/")
+	if path == "" || path == r.URL.Path {
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		return
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	var body []byte
+	var ok bool
+	if repo, ref, found := strings.Cut(path, "/manifests/"); found {
+		body, ok = reg.manifests[repo+"/"+ref]
+		w.Header().Set("Content-Type", manifestType)
+		w.Header().Set("Docker-Content-Digest", digestOf(body))
+	} else if _, d, found := strings.Cut(path, "/blobs/"); found {
+		body, ok = reg.blobs[d]
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Docker-Content-Digest", d)
+	}
+	if !ok {
+		http.Error(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}`, http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// PullImage pulls ref (from a Registry) into the engine and returns the
+// image ID; the image is removed when the test ends.
+func PullImage(t testing.TB, cli *client.Client, ref string) string {
+	t.Helper()
+	rc, err := cli.ImagePull(context.Background(), ref, image.PullOptions{})
+	if err != nil {
+		t.Fatalf("pull %s: %v", ref, err)
+	}
+	if err := drainJSONStream(rc); err != nil {
+		t.Fatalf("pull %s: %v", ref, err)
+	}
+	info, err := cli.ImageInspect(context.Background(), ref)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", ref, err)
+	}
+	t.Cleanup(func() { RemoveImage(cli, info.ID) })
+	return info.ID
+}
