@@ -2,11 +2,12 @@
 // Docker engine, without Kubernetes: for plain Docker hosts, CI runners and
 // debugging a policy before it goes to a cluster.
 //
-//	imagecleanup plan  -f policy.yaml [--docker-host HOST] [-o table|json] [--fail-on-blocked]
-//	imagecleanup apply -f policy.yaml [--docker-host HOST] [-o table|json] [--fail-on-blocked]
+//	imagecleanup plan  -f policy.yaml [flags]
+//	imagecleanup apply -f policy.yaml [flags]
 //
-// Exit codes: 0 done, 1 error (engine unreachable, a removal failed),
-// 2 invalid policy or usage, 3 something stayed blocked (with --fail-on-blocked).
+// Exit codes: 0 done, 1 error (engine unreachable, a removal failed,
+// interrupted), 2 invalid policy or usage, 3 something stayed blocked (with
+// --fail-on-blocked).
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +31,9 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 )
 
 // Exit codes.
@@ -46,10 +51,16 @@ Usage:
   imagecleanup apply -f policy.yaml [flags]   remove what the policy selects
 
 Flags:
-  -f, --filename FILE     the policy, as kubectl apply takes it ("-" reads stdin)
-      --docker-host HOST  the engine (default: DOCKER_HOST, else the default socket)
-  -o, --output FORMAT     table (default) or json
-      --fail-on-blocked   exit 3 when an image stayed blocked
+  -f, --filename FILE       the policy, as kubectl apply takes it ("-" reads stdin; at most 1 MiB)
+      --docker-host HOST    the engine (default: DOCKER_HOST, else the default socket)
+  -o, --output FORMAT       table (default) or json
+      --fail-on-blocked     exit 3 when an image stayed blocked
+      --state-dir DIR       where the image clock is kept, one file per engine
+                            (default: $XDG_STATE_HOME/imagecleanup or ~/.local/state/imagecleanup)
+      --protect-images LIST comma-separated references or patterns never removed, such as
+                            your sandbox image (pause images are protected anyway)
+      --timeout DURATION    deadline of the whole sweep (default 10m)
+      --call-timeout DUR    deadline of one engine removal (default 1m; reads get 30s)
 
 Exit codes: 0 done, 1 error, 2 invalid policy, 3 blocked (with --fail-on-blocked).
 `
@@ -67,6 +78,25 @@ type options struct {
 	dockerHost    string
 	output        string
 	failOnBlocked bool
+	stateDir      string
+	protect       []string
+	timeout       time.Duration
+	callTimeout   time.Duration
+}
+
+// maxPolicyBytes bounds a policy file: a policy is a few KiB, and
+// -f /dev/zero must not eat the machine.
+const maxPolicyBytes = 1 << 20
+
+// defaultStateDir is the per-user place of the image clock.
+func defaultStateDir() string {
+	if dir := os.Getenv("XDG_STATE_HOME"); dir != "" {
+		return filepath.Join(dir, "imagecleanup")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "imagecleanup")
+	}
+	return filepath.Join(os.TempDir(), "imagecleanup-state")
 }
 
 func parseArgs(args []string) (options, error) {
@@ -86,8 +116,17 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.output, "o", "table", "")
 	fs.StringVar(&o.output, "output", "table", "")
 	fs.BoolVar(&o.failOnBlocked, "fail-on-blocked", false, "")
+	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "")
+	protect := fs.String("protect-images", "", "")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "")
+	fs.DurationVar(&o.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return o, err
+	}
+	for _, p := range strings.Split(*protect, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.protect = append(o.protect, p)
+		}
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -96,6 +135,13 @@ func parseArgs(args []string) (options, error) {
 		return o, errors.New("-f policy.yaml is required")
 	case o.output != "table" && o.output != "json":
 		return o, fmt.Errorf("-o must be table or json, not %q", o.output)
+	case o.timeout <= 0 || o.callTimeout <= 0:
+		return o, errors.New("--timeout and --call-timeout must be positive")
+	case o.stateDir == "":
+		return o, errors.New("--state-dir must not be empty")
+	}
+	if _, err := match.CompileSet(o.protect); err != nil {
+		return o, fmt.Errorf("--protect-images: %w", err)
 	}
 	return o, nil
 }
@@ -111,31 +157,45 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitInvalid
 	}
 
-	policy, err := loadPolicy(o.file, stdin)
-	if err != nil {
+	policy, err := loadPolicy(ctx, o.file, stdin)
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintf(stderr, "imagecleanup: interrupted while reading %s\n", o.file)
+		return exitError
+	case err != nil:
 		fmt.Fprintf(stderr, "imagecleanup: invalid policy %s: %v\n", o.file, err)
 		return exitInvalid
 	}
 	if policy.Spec.Suspend {
-		fmt.Fprintf(stdout, "policy %s is suspended: nothing to do\n", policy.Name)
-		return exitOK
+		return report(stdout, stderr, o, suspendedDocument(policy, o.mode))
 	}
 
 	rt, err := docker.New(o.dockerHost)
 	if err != nil {
-		fmt.Fprintf(stderr, "imagecleanup: %v\n", err)
-		return exitError
+		fmt.Fprintf(stderr, "imagecleanup: --docker-host: %v\n", oneLine(err))
+		return exitInvalid
 	}
 	defer rt.Close()
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = rt.Ping(pingCtx)
-	cancel()
+	rt.RemoveTimeout = o.callTimeout
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	info, err := engineInfo(ctx, rt)
 	if err != nil {
 		fmt.Fprintf(stderr, "imagecleanup: cannot reach the Docker engine at %s: %v\n", rt.Host(), oneLine(err))
 		return exitError
 	}
+	clock, warning, err := imageclock.Open(imageclock.FileFor(o.stateDir, info.ID))
+	if err != nil {
+		fmt.Fprintf(stderr, "imagecleanup: %v\n", oneLine(err))
+		return exitError
+	}
+	if warning != nil {
+		fmt.Fprintf(stderr, "imagecleanup: warning: %v\n", oneLine(warning))
+	}
 
-	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, time.Now(), cleanup.Options{PlanOnly: o.mode == "plan"})
+	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, time.Now(), cleanup.Options{
+		Policy: policy.Name, Clock: clock, Protected: o.protect, PlanOnly: o.mode == "plan",
+	})
 	if err != nil {
 		if errors.Is(err, cleanup.ErrInvalidPolicy) {
 			fmt.Fprintf(stderr, "imagecleanup: invalid policy %s: %v\n", o.file, err)
@@ -144,8 +204,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "imagecleanup: %v\n", oneLine(err))
 		return exitError
 	}
+	code := report(stdout, stderr, o, newDocument(policy, o.mode, rt.Host(), &out, rt.Calls()))
+	switch {
+	case code != exitOK:
+		return code
+	case len(out.Result.Failed) > 0 || out.Result.Stopped != "":
+		return exitError
+	case o.failOnBlocked && len(out.Result.Blocked) > 0:
+		return exitBlocked
+	}
+	return exitOK
+}
 
-	doc := newDocument(policy, o.mode, rt.Host(), &out, rt.Calls())
+// engineInfo pings the engine (which settles the API version) and asks
+// which engine it is, for the image clock's file.
+func engineInfo(ctx context.Context, rt *docker.Runtime) (engine.Info, error) {
+	if err := rt.Ping(ctx); err != nil {
+		return engine.Info{}, err
+	}
+	return rt.Info(ctx)
+}
+
+// report writes the document in the chosen format.
+func report(stdout, stderr io.Writer, o options, doc document) int {
+	var err error
 	if o.output == "json" {
 		err = writeJSON(stdout, doc)
 	} else {
@@ -155,26 +237,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "imagecleanup: writing the result: %v\n", err)
 		return exitError
 	}
-	switch {
-	case len(out.Result.Failed) > 0:
-		return exitError
-	case o.failOnBlocked && len(out.Result.Blocked) > 0:
-		return exitBlocked
-	}
 	return exitOK
 }
 
 // loadPolicy reads a policy file as kubectl apply -f takes it: strict YAML
 // (an unknown field is an error, as kubectl's strict field validation makes
 // it), defaulted and validated like the API server does.
-func loadPolicy(file string, stdin io.Reader) (*v1alpha1.ImageCleanupPolicy, error) {
-	var data []byte
-	var err error
-	if file == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(file)
-	}
+func loadPolicy(ctx context.Context, file string, stdin io.Reader) (*v1alpha1.ImageCleanupPolicy, error) {
+	data, err := readBounded(ctx, file, stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +266,40 @@ func loadPolicy(file string, stdin io.Reader) (*v1alpha1.ImageCleanupPolicy, err
 		return nil, errs.ToAggregate()
 	}
 	return &p, nil
+}
+
+// readBounded reads at most maxPolicyBytes of the file (or stdin for "-"),
+// and gives up when ctx ends (a signal): an endless or never-closing input
+// neither fills memory nor hangs.
+func readBounded(ctx context.Context, file string, stdin io.Reader) ([]byte, error) {
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		in := stdin
+		if file != "-" {
+			f, err := os.Open(file)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			defer f.Close()
+			in = f
+		}
+		data, err := io.ReadAll(io.LimitReader(in, maxPolicyBytes+1))
+		if err == nil && len(data) > maxPolicyBytes {
+			err = fmt.Errorf("larger than %d bytes: a policy is a few KiB", maxPolicyBytes)
+		}
+		done <- result{data, err}
+	}()
+	select {
+	case r := <-done:
+		return r.data, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err() // the reading goroutine ends with the process
+	}
 }
 
 // countDocuments counts the non-empty documents of a YAML stream.

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
 
 func writePolicy(t *testing.T, body string) string {
@@ -114,5 +119,110 @@ func TestPlanAndApply(t *testing.T) {
 	}
 	if testenv.ImageExists(t, cli, id) || testenv.ContainerExists(t, cli, c) || !testenv.ImageExists(t, cli, busy) {
 		t.Fatal("apply did not do what it reported")
+	}
+}
+
+// The tests never write the image clock into the user's home.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "imagecleanup-cli-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_STATE_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Finding 6: -f /dev/zero grew memory without bound.
+func TestEndlessFileIsRefused(t *testing.T) {
+	code, _, stderr := runCLI("plan", "-f", "/dev/zero")
+	if code != exitInvalid || !strings.Contains(stderr, "larger than 1048576 bytes") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// blockingReader never yields a byte, like a terminal nobody types into.
+type blockingReader struct{ unblock chan struct{} }
+
+func (b blockingReader) Read([]byte) (int, error) {
+	<-b.unblock
+	return 0, io.EOF
+}
+
+// Finding 6: an endless stdin ignored SIGINT. The signal's context ends the read.
+func TestSignalWhileReadingStdin(t *testing.T) {
+	stdin := blockingReader{unblock: make(chan struct{})}
+	defer close(stdin.unblock)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"plan", "-f", "-"}, stdin, &out, &errOut) }()
+	select {
+	case code := <-done:
+		if code != exitError || !strings.Contains(errOut.String(), "interrupted") {
+			t.Fatalf("exit %d, stderr %q", code, errOut.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the CLI kept reading after the signal")
+	}
+}
+
+// Finding 8: the output contract. A suspended policy with -o json prints a
+// JSON document; a bad --docker-host is a usage error; **:2/95_4 is refused
+// before any engine is contacted.
+func TestOutputContract(t *testing.T) {
+	suspended := writePolicy(t, policyYAML("  images: [\"**\"]\n  suspend: true\n"))
+	code, stdout, stderr := runCLI("apply", "-f", suspended, "-o", "json", "--docker-host", "unix:///nonexistent.sock")
+	var doc document
+	if code != exitOK || json.Unmarshal([]byte(stdout), &doc) != nil || !doc.Suspended || doc.RemovedImages == nil {
+		t.Fatalf("suspended, -o json: exit %d\n%s%s", code, stdout, stderr)
+	}
+	valid := writePolicy(t, policyYAML("  images: [busybox]\n"))
+	if code, _, stderr := runCLI("plan", "-f", valid, "--docker-host", "bogus://x"); code != exitInvalid || !strings.Contains(stderr, "--docker-host") {
+		t.Fatalf("bad --docker-host: exit %d, stderr %q", code, stderr)
+	}
+	fuzzed := writePolicy(t, policyYAML("  images: [\"**:2/95_4\"]\n"))
+	if code, _, stderr := runCLI("plan", "-f", fuzzed, "--docker-host", "unix:///nonexistent.sock"); code != exitInvalid || !strings.Contains(stderr, "whole path segments") {
+		t.Fatalf("**:2/95_4: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := runCLI("plan", "-f", valid, "--protect-images", "Bad Ref"); code != exitInvalid {
+		t.Fatalf("bad --protect-images: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// Finding 6: an engine that answers _ping and stalls on a list hung the
+// CLI; now the sweep's deadline (or the call's) ends it with exit 1.
+func TestStalledEngineEndsTheCLI(t *testing.T) {
+	testenv.Docker(t)
+	proxy, err := faultproxy.Start(testenv.DockerHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	proxy.On(faultproxy.Rule{Method: http.MethodGet, Path: regexp.MustCompile(`^/images/json$`), Stall: true})
+	policy := writePolicy(t, policyYAML("  images: [busybox]\n"))
+	start := time.Now()
+	code, _, stderr := runCLI("plan", "-f", policy, "--docker-host", proxy.Host(), "--timeout", "1s")
+	if code != exitError || !strings.Contains(stderr, "did not answer in time") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Fatalf("took %s", elapsed)
+	}
+}
+
+// apply keeps the image clock in --state-dir, one file per engine.
+func TestStateDirHoldsTheClock(t *testing.T) {
+	testenv.Docker(t)
+	dir := t.TempDir()
+	policy := writePolicy(t, policyYAML("  images: [cli.local/nothing/**]\n"))
+	if code, stdout, stderr := runCLI("apply", "-f", policy, "--docker-host", testenv.DockerHost(t), "--state-dir", dir); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "engine-*.json"))
+	if len(files) != 1 {
+		t.Fatalf("state files %v", files)
 	}
 }

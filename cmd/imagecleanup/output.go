@@ -25,15 +25,19 @@ type document struct {
 	Mode string `json:"mode"`
 	// DryRun: nothing was removed (plan, or a policy with dryRun); the
 	// removed lists say what apply would remove.
-	DryRun            bool                 `json:"dryRun"`
+	DryRun bool `json:"dryRun"`
+	// Suspended: the policy says suspend, so nothing was looked at.
+	Suspended         bool                 `json:"suspended,omitempty"`
 	Engine            string               `json:"engine"`
 	RemovedImages     []apply.RemovedImage `json:"removedImages"`
 	RemovedContainers []plan.ContainerRef  `json:"removedContainers"`
 	Blocked           []plan.Decision      `json:"blocked"`
 	Skipped           []plan.Decision      `json:"skipped"`
 	Failed            []apply.Failure      `json:"failed"`
-	Summary           summary              `json:"summary"`
-	DurationSeconds   float64              `json:"durationSeconds"`
+	// Stopped says why the sweep stopped before the end of its plan.
+	Stopped         string  `json:"stopped,omitempty"`
+	Summary         summary `json:"summary"`
+	DurationSeconds float64 `json:"durationSeconds"`
 	// APICalls counts the Docker Engine API calls, by endpoint.
 	APICalls map[string]int `json:"apiCalls"`
 }
@@ -62,6 +66,7 @@ func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, out *cleanup
 		Blocked:           nonNil(r.Blocked),
 		Skipped:           nonNil(r.Skipped),
 		Failed:            nonNil(r.Failed),
+		Stopped:           r.Stopped,
 		DurationSeconds:   r.Duration.Seconds(),
 		APICalls:          calls,
 	}
@@ -81,6 +86,15 @@ func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, out *cleanup
 	return d
 }
 
+// suspendedDocument is the output for a suspended policy: nothing done.
+func suspendedDocument(p *v1alpha1.ImageCleanupPolicy, mode string) document {
+	return document{
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: "SweepResult", Policy: p.Name, Mode: mode,
+		DryRun: true, Suspended: true, RemovedImages: []apply.RemovedImage{}, RemovedContainers: []plan.ContainerRef{},
+		Blocked: []plan.Decision{}, Skipped: []plan.Decision{}, Failed: []apply.Failure{}, APICalls: map[string]int{},
+	}
+}
+
 // nonNil makes empty lists print as [] rather than null.
 func nonNil[T any](s []T) []T {
 	if s == nil {
@@ -96,6 +110,10 @@ func writeJSON(w io.Writer, d document) error {
 }
 
 func writeTable(w io.Writer, d document) error {
+	if d.Suspended {
+		_, err := fmt.Fprintf(w, "policy %s is suspended: nothing to do\n", d.Policy)
+		return err
+	}
 	verb := "removed"
 	if d.DryRun {
 		verb = "would remove"
@@ -140,6 +158,9 @@ func writeTable(w io.Writer, d document) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if d.Stopped != "" {
+		fmt.Fprintf(w, "\nstopped early: %s\n", d.Stopped)
 	}
 	s := d.Summary
 	_, err := fmt.Fprintf(w, "\n%s %d images (%d deleted, %s) and %d stopped containers; %d blocked, %d skipped, %d failed; %.2fs\n",

@@ -3,10 +3,13 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +51,12 @@ var ErrBadHost = errors.New("bad Docker host")
 // New connects to host (unix:///path, tcp://...); an empty host means
 // DOCKER_HOST, else the default socket, as the docker CLI does.
 func New(host string) (*Runtime, error) {
+	if h := cmp.Or(host, os.Getenv(client.EnvOverrideHost)); h != "" {
+		scheme, _, _ := strings.Cut(h, "://")
+		if !slices.Contains([]string{"unix", "tcp", "http", "https"}, scheme) {
+			return nil, fmt.Errorf("%w: %q: the address must start with unix://, tcp://, http:// or https://", ErrBadHost, h)
+		}
+	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
