@@ -37,8 +37,12 @@ type AgentOptions struct {
 	NodeName string
 	// Runtime is the node's Docker engine.
 	Runtime engine.Runtime
-	// ProtectedImages are never removed (the agent's own image).
+	// ProtectedImages are never removed: the agent's own image, and the
+	// node's sandbox image when its name is not a pause one.
 	ProtectedImages []string
+	// StateDir holds the node's image clock (a hostPath folder); empty keeps
+	// it in memory, where every image arrives when the agent first sees it.
+	StateDir string
 
 	LeaderElection          bool
 	LeaderElectionNamespace string
@@ -124,13 +128,19 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("docker", engineCheck(o.Runtime)); err != nil {
 		return nil, err
 	}
+	images := &nodeClock{dir: o.StateDir, rt: o.Runtime}
+	if err := mgr.Add(images); err != nil {
+		return nil, err
+	}
 	nodes := &NodeReconciler{
 		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
 		Node:           o.NodeName,
 		Runtime:        o.Runtime,
 		Recorder:       mgr.GetEventRecorder("imagecleanup-agent"),
 		Clock:          o.Clock,
 		Protected:      o.ProtectedImages,
+		Images:         images,
 		SweepTimeout:   o.SweepTimeout,
 		RetryBaseDelay: o.RetryBaseDelay,
 		RetryMaxDelay:  o.RetryMaxDelay,

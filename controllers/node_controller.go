@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,16 +50,25 @@ const maxJitter = 0.1
 // at a time), and writes this node's report of it.
 type NodeReconciler struct {
 	// Client reads from the agent's scoped cache and writes to the API server.
-	Client    client.Client
+	Client client.Client
+	// APIReader reads from the API server itself, for when the cache lags
+	// behind this agent's own last write.
+	APIReader client.Reader
 	Node      string
 	Runtime   engine.Runtime
 	Recorder  events.EventRecorder
 	Clock     clock.Clock
 	Protected []string
+	// Images is the node's image clock: arrivals, last uses, removals begun.
+	Images *nodeClock
 	// SweepTimeout bounds one sweep.
 	SweepTimeout time.Duration
 	// RetryBaseDelay and RetryMaxDelay bound the back-off after a failed sweep.
 	RetryBaseDelay, RetryMaxDelay time.Duration
+
+	mu sync.Mutex
+	// written is the last sweep time this agent wrote, by policy.
+	written map[string]time.Time
 }
 
 // Reconcile implements reconcile.Reconciler for one policy.
@@ -92,6 +102,13 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if r.cacheLags(policy.Name, report) {
+		// A reconcile right after our own write: read the report itself, or
+		// this node would sweep again for nothing.
+		if report, err = r.liveReport(ctx, policy.Name); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	prev := &v1alpha1.ImageCleanupReportStatus{}
 	if report != nil {
 		prev = &report.Status
@@ -116,7 +133,13 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 
 	sweepCtx, cancel := context.WithTimeout(ctx, r.SweepTimeout)
-	out, sweepErr := cleanup.Sweep(sweepCtx, r.Runtime, &policy.Spec, now, cleanup.Options{Protected: r.Protected})
+	var out cleanup.Outcome
+	images, sweepErr := r.Images.get(sweepCtx)
+	if sweepErr == nil {
+		out, sweepErr = cleanup.Sweep(sweepCtx, r.Runtime, &policy.Spec, now, cleanup.Options{
+			Policy: policy.Name, Clock: images, Protected: r.Protected,
+		})
+	}
 	cancel()
 	st := sweepStatus(prev, policy.Generation, now, policy.Spec.DryRun, &out, sweepErr)
 	observeSweep(policy.Name, &st, &out, sweepErr)
@@ -132,6 +155,8 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	case sweepErr != nil:
 		// Engine unreachable and the like: back off and try again, never exit.
 		return ctrl.Result{}, fmt.Errorf("sweep: %w", sweepErr)
+	case out.Result.Stopped != "":
+		return ctrl.Result{}, fmt.Errorf("sweep stopped early: %s", out.Result.Stopped)
 	case len(out.Result.Failed) > 0:
 		return ctrl.Result{}, fmt.Errorf("sweep: %d engine calls failed", len(out.Result.Failed))
 	}
@@ -192,6 +217,40 @@ func (r *NodeReconciler) currentReport(ctx context.Context, policy string) (*v1a
 	return &report, nil
 }
 
+// cacheLags reports whether the cached report is older than the last one
+// this agent wrote.
+func (r *NodeReconciler) cacheLags(policy string, cached *v1alpha1.ImageCleanupReport) bool {
+	r.mu.Lock()
+	written, ok := r.written[policy]
+	r.mu.Unlock()
+	return ok && (cached == nil || cached.Status.LastSweepTime == nil || cached.Status.LastSweepTime.Time.Before(written))
+}
+
+func (r *NodeReconciler) liveReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
+	var report v1alpha1.ImageCleanupReport
+	err := r.APIReader.Get(ctx, types.NamespacedName{Name: ReportName(policy, r.Node)}, &report)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil // deleted since: the sweep writes it anew
+	case err != nil:
+		return nil, err
+	}
+	return &report, nil
+}
+
+func (r *NodeReconciler) remember(policy string, st *v1alpha1.ImageCleanupReportStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.written == nil {
+		r.written = map[string]time.Time{}
+	}
+	if st.LastSweepTime == nil {
+		delete(r.written, policy)
+		return
+	}
+	r.written[policy] = st.LastSweepTime.Time
+}
+
 func (r *NodeReconciler) deleteReport(ctx context.Context, policy string) error {
 	report, err := r.currentReport(ctx, policy)
 	if err != nil || report == nil {
@@ -231,7 +290,11 @@ func (r *NodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.Image
 	}
 	u := &unstructured.Unstructured{Object: obj}
 	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	return r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(r.fieldManager()), client.ForceOwnership)
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(r.fieldManager()), client.ForceOwnership); err != nil {
+		return err
+	}
+	r.remember(policy.Name, &st)
+	return nil
 }
 
 // recordEvents tells of removals and of failures on the policy: nothing for

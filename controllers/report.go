@@ -60,6 +60,9 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 	}
 
 	switch {
+	case r.Stopped != "":
+		st.Phase = v1alpha1.PhaseFailed
+		st.Message = "the sweep stopped early: " + r.Stopped
 	case len(r.Failed) > 0:
 		st.Phase = v1alpha1.PhaseFailed
 		st.Message = fmt.Sprintf("%d of the sweep's engine calls failed", len(r.Failed))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
@@ -31,6 +32,7 @@ func run() error {
 		o           controllers.AgentOptions
 		dockerHost  string
 		agentImages string
+		callTimeout time.Duration
 		zapOpts     = zap.Options{}
 		fs          = flag.NewFlagSet("manager", flag.ContinueOnError)
 		defaultLENS = envOr("POD_NAMESPACE", "image-cleanup-system")
@@ -41,7 +43,10 @@ func run() error {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect one pod to aggregate reports into policy status (the DaemonSet sets it)")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", defaultLENS, "namespace of the aggregator's lease")
-	fs.StringVar(&agentImages, "protect-images", os.Getenv("AGENT_IMAGE"), "comma-separated references or IDs never to remove: the agent's own image (default $AGENT_IMAGE)")
+	fs.StringVar(&agentImages, "protect-images", os.Getenv("AGENT_IMAGE"), "comma-separated references, IDs or patterns never to remove: the agent's own image (default $AGENT_IMAGE), and the node's sandbox image if its name does not end in pause")
+	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/imagecleanup", "folder of the node's image clock (a hostPath); it must outlive the pod")
+	fs.DurationVar(&callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "deadline of one engine removal; reads get 30s")
+	fs.DurationVar(&o.SweepTimeout, "sweep-timeout", 10*time.Minute, "deadline of one sweep")
 	zapOpts.BindFlags(fs)
 	config.RegisterFlags(fs) // --kubeconfig
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -63,6 +68,7 @@ func run() error {
 		return err
 	}
 	defer rt.Close()
+	rt.RemoveTimeout = callTimeout
 	o.Runtime = rt
 
 	cfg, err := ctrl.GetConfig()

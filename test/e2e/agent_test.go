@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	c1 := testenv.CreateContainer(t, cli, repo+"/app:1", testenv.ContainerOptions{Run: "exit"})
 	c2 := testenv.CreateContainer(t, cli, repo+"/app:1", testenv.ContainerOptions{})
 
-	startAgent(t, node, rt)
+	a := startAgent(t, node, rt)
 
 	// Dry run first: the report lists the plan, the engine keeps everything.
 	spec := v1alpha1.ImageCleanupPolicySpec{
@@ -76,6 +77,9 @@ func TestAgentEndToEnd(t *testing.T) {
 	})
 	if !testenv.ImageExists(t, cli, old) || !testenv.ContainerExists(t, cli, c1) {
 		t.Fatal("a dry run changed the engine")
+	}
+	if files, _ := filepath.Glob(filepath.Join(a.stateDir, "engine-*.json")); len(files) != 1 {
+		t.Fatalf("the image clock is not kept in the state folder: %v", files)
 	}
 	r := getReport(t, c, policy.Name, node)
 	if r.Status.Totals.ImagesRemoved != 0 || !slices.Equal(r.Status.RemovedImages, []string{repo + "/app:1 (deleted)"}) {
@@ -146,7 +150,9 @@ func TestAgentEndToEnd(t *testing.T) {
 func newFakeEngine(node string) *enginefake.Engine {
 	f := enginefake.New()
 	old := time.Now().Add(-48 * time.Hour)
-	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"ci.local/app:1"}, Created: old, Size: 1000})
+	// Tagged two days ago: the engine's proof of arrival, which the image
+	// clock takes (it would otherwise count from its first sighting).
+	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"ci.local/app:1"}, Created: old, LastTagTime: old, Size: 1000})
 	f.AddContainer(engine.Container{ID: strings.Repeat("c", 64), Name: node + "-job", ImageID: "sha256:" + strings.Repeat("a", 64),
 		State: engine.StateExited, Created: old, FinishedAt: old})
 	return f
@@ -188,7 +194,7 @@ func TestSeveralNodes(t *testing.T) {
 			t.Fatalf("node %s was not cleaned", n)
 		}
 	}
-	if otherEngine.TotalCalls() != 0 || getReport(t, c, policy.Name, other) != nil {
+	if otherEngine.Calls()["ListImages"] != 0 || getReport(t, c, policy.Name, other) != nil {
 		t.Fatal("an unselected node swept or reported")
 	}
 

@@ -54,6 +54,8 @@ type agent struct {
 	node   string
 	mgr    ctrl.Manager
 	writes *writeCounter
+	// stateDir holds the agent's image clock, as the DaemonSet's hostPath does.
+	stateDir string
 }
 
 // startAgent runs one node's agent, as its DaemonSet pod would, until the
@@ -63,11 +65,13 @@ func startAgent(t *testing.T, node string, rt engine.Runtime) *agent {
 	logOnce.Do(func() { log.SetLogger(zap.New(zap.WriteTo(testWriter{}), zap.UseDevMode(true))) })
 	cfg := testenv.APIServer(t)
 	counter := &writeCounter{}
+	stateDir := t.TempDir()
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, c: counter} })
 	mgr, err := controllers.NewAgent(cfg, controllers.AgentOptions{
 		NodeName:                node,
 		Runtime:                 rt,
 		ProtectedImages:         []string{"imagecleanup/agent:test"},
+		StateDir:                stateDir,
 		LeaderElection:          true,
 		LeaderElectionNamespace: leaseNamespace,
 		MetricsBindAddress:      "0",
@@ -88,7 +92,7 @@ func startAgent(t *testing.T, node string, rt engine.Runtime) *agent {
 			t.Errorf("agent %s: %v", node, err)
 		}
 	})
-	return &agent{node: node, mgr: mgr, writes: counter}
+	return &agent{node: node, mgr: mgr, writes: counter, stateDir: stateDir}
 }
 
 // testWriter keeps the agents' logs out of the way unless E2E_LOG is set.

@@ -96,17 +96,22 @@ func TestDaemonSet(t *testing.T) {
 		t.Errorf("AGENT_IMAGE %q is not the container's image %q", env["AGENT_IMAGE"].Value, c.Image)
 	}
 
-	var socket *corev1.Volume
+	hostPaths := map[string]*corev1.HostPathVolumeSource{}
 	for i := range pod.Volumes {
-		if pod.Volumes[i].HostPath != nil && pod.Volumes[i].HostPath.Path == "/var/run/docker.sock" {
-			socket = &pod.Volumes[i]
+		if hp := pod.Volumes[i].HostPath; hp != nil {
+			hostPaths[hp.Path] = hp
 		}
 	}
-	if socket == nil || socket.HostPath.Type == nil || *socket.HostPath.Type != corev1.HostPathSocket {
+	if socket := hostPaths["/var/run/docker.sock"]; socket == nil || socket.Type == nil || *socket.Type != corev1.HostPathSocket {
 		t.Errorf("no hostPath volume of type Socket for /var/run/docker.sock: %+v", pod.Volumes)
 	}
-	if len(pod.Volumes) != 1 {
-		t.Errorf("the agent mounts more than the Docker socket: %+v", pod.Volumes)
+	// The image clock outlives the pod: a folder on the node, given as --state-dir.
+	if state := hostPaths["/var/lib/imagecleanup"]; state == nil || state.Type == nil || *state.Type != corev1.HostPathDirectoryOrCreate ||
+		!slices.Contains(c.Args, "--state-dir=/var/lib/imagecleanup") {
+		t.Errorf("no hostPath folder for the image clock at /var/lib/imagecleanup: %+v %v", pod.Volumes, c.Args)
+	}
+	if len(pod.Volumes) != 2 {
+		t.Errorf("the agent mounts more than the Docker socket and its state folder: %+v", pod.Volumes)
 	}
 
 	sc := c.SecurityContext
