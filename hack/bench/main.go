@@ -333,8 +333,13 @@ spec:
 		return err
 	}
 	f.Close()
+	stateDir, err := os.MkdirTemp("", "bench-state-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stateDir)
 	var stdout bytes.Buffer
-	cmd := exec.Command(bin, "apply", "-f", f.Name(), "--docker-host", b.proxy.host(), "-o", "json")
+	cmd := exec.Command(bin, "apply", "-f", f.Name(), "--docker-host", b.proxy.host(), "-o", "json", "--state-dir", stateDir)
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {

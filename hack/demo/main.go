@@ -295,7 +295,8 @@ func (d *demo) startAgent(kubeconfig, node string) error {
 		return err
 	}
 	d.agent = exec.Command(d.manager, "--kubeconfig", kubeconfig, "--node-name", node, "--docker-host", d.dockerHost,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-elect=false")
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-elect=false",
+		"--state-dir", filepath.Join(d.workDir, "state"))
 	d.agent.Stdout, d.agent.Stderr = d.agentLog, d.agentLog
 	return d.agent.Start()
 }

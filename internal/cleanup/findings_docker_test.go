@@ -54,12 +54,12 @@ func (s *scenario) sweepWith(rt *docker.Runtime, spec v1alpha1.ImageCleanupPolic
 // runOn starts, from outside the sweep, a container of the image that keeps
 // running: another hand at work. For hooks, which run on the proxy's
 // goroutines: errors are reported, not fatal.
-func (s *scenario) runOn(imageID string) string {
+func (s *scenario) runOn(imageID string) {
 	ctx := context.Background()
 	c, err := s.cli.ContainerCreate(ctx, &container.Config{Image: imageID, Cmd: []string{"sleep"}}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
 	if err != nil {
 		s.t.Errorf("create: %v", err)
-		return ""
+		return
 	}
 	s.t.Cleanup(func() {
 		_ = s.cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
@@ -67,7 +67,6 @@ func (s *scenario) runOn(imageID string) string {
 	if err := s.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
 		s.t.Errorf("start: %v", err)
 	}
-	return c.ID
 }
 
 func (s *scenario) tags(id string) []string {

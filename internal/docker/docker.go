@@ -224,7 +224,6 @@ func (r *Runtime) InspectImage(ctx context.Context, id string) (engine.Image, er
 		ID:          info.ID,
 		RepoTags:    withoutNone(info.RepoTags),
 		RepoDigests: withoutNone(info.RepoDigests),
-		ParentID:    info.Parent,
 		Size:        info.Size,
 		LastTagTime: info.Metadata.LastTagTime,
 	}

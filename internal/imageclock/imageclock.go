@@ -99,7 +99,7 @@ func Open(path string) (c *Clock, warning, err error) {
 		if err == nil {
 			err = fmt.Errorf("format version %d, want %d", f.Version, formatVersion)
 		}
-		warning = fmt.Errorf("image clock %s is unreadable (%v): starting afresh, every image counts as arrived now", path, err)
+		warning = fmt.Errorf("image clock %s is unreadable, starting afresh (every image counts as arrived now): %w", path, err)
 		_ = os.Rename(path, path+".corrupt")
 		return c, warning, c.Save()
 	}
