@@ -24,10 +24,12 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
 
 func main() {
@@ -58,7 +60,7 @@ func main() {
 			if err := b.seed(repo); err != nil {
 				fail(fmt.Sprintf("seed: %v", err))
 			}
-			b.proxy.reset()
+			b.proxy.Reset()
 			start := time.Now()
 			if err := m.run(repo); err != nil {
 				fail(fmt.Sprintf("%s: %v", m.name, err))
@@ -69,7 +71,7 @@ func main() {
 				fail(fmt.Sprintf("%s left %d images or containers behind (%v)", m.name, left, err))
 			}
 			results[i].times = append(results[i].times, elapsed)
-			results[i].calls = b.proxy.snapshot()
+			results[i].calls = b.proxy.Calls()
 		}
 	}
 
@@ -130,7 +132,7 @@ func fail(msg string) {
 type bench struct {
 	direct   *client.Client // seeding and checks, not counted
 	counted  *client.Client // the API recipe, through the proxy
-	proxy    *countingProxy
+	proxy    *faultproxy.Proxy
 	images   int
 	perImage int
 	sleeper  []byte
@@ -144,11 +146,11 @@ func newBench(host string, images, perImage int) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxy, err := startProxy(strings.TrimPrefix(host, "unix://"))
+	proxy, err := faultproxy.Start(host)
 	if err != nil {
 		return nil, err
 	}
-	counted, err := client.NewClientWithOpts(client.WithHost(proxy.host()), client.WithAPIVersionNegotiation())
+	counted, err := client.NewClientWithOpts(client.WithHost(proxy.Host()), client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +162,7 @@ func newBench(host string, images, perImage int) (*bench, error) {
 }
 
 func (b *bench) close() {
-	b.proxy.close()
+	b.proxy.Close()
 	_ = b.direct.Close()
 	_ = b.counted.Close()
 }
@@ -283,7 +285,7 @@ done
 docker rmi "$@" >/dev/null
 `
 	cmd := exec.Command("bash", append([]string{"-c", script, "recipe"}, refs...)...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+b.proxy.host())
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+b.proxy.Host())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%w\n%s", err, out)
 	}
@@ -299,7 +301,7 @@ func (b *bench) handRecipeAPI(repo string) error {
 		return err
 	}
 	for _, ref := range refs {
-		ctrs, err := b.counted.ContainerList(ctx, container.ListOptions{All: true, Filters: ancestor(ref)})
+		ctrs, err := b.counted.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", ref))})
 		if err != nil {
 			return err
 		}
@@ -339,7 +341,7 @@ spec:
 	}
 	defer os.RemoveAll(stateDir)
 	var stdout bytes.Buffer
-	cmd := exec.Command(bin, "apply", "-f", f.Name(), "--docker-host", b.proxy.host(), "-o", "json", "--state-dir", stateDir)
+	cmd := exec.Command(bin, "apply", "-f", f.Name(), "--docker-host", b.proxy.Host(), "-o", "json", "--state-dir", stateDir)
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
