@@ -100,15 +100,33 @@ func (a *Aggregator) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// The cache and the controller run together; whichever ends first, with
+	// an error or not, ends the aggregator, and its error is returned.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	cacheErr := make(chan error, 1)
 	go func() { cacheErr <- c.Start(ctx) }()
 	if !c.WaitForCacheSync(ctx) {
-		if err := <-cacheErr; err != nil {
-			return fmt.Errorf("aggregator cache: %w", err)
-		}
-		return errors.New("aggregator cache did not sync")
+		cancel()
+		return errors.Join(errors.New("aggregator cache did not sync"), cacheError(<-cacheErr))
 	}
-	return ctl.Start(ctx)
+	ctlErr := make(chan error, 1)
+	go func() { ctlErr <- ctl.Start(ctx) }()
+	select {
+	case err := <-cacheErr:
+		cancel()
+		return errors.Join(cacheError(err), <-ctlErr)
+	case err := <-ctlErr:
+		cancel()
+		return errors.Join(err, cacheError(<-cacheErr))
+	}
+}
+
+func cacheError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("aggregator cache: %w", err)
 }
 
 // nameAndLabelsOnly trims a Node to what selection needs.
@@ -132,7 +150,11 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.reader.Get(ctx, req.NamespacedName, &policy); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Normally garbage collection's job, through the owner reference.
-			return ctrl.Result{}, r.deleteReports(ctx, r.reportsOf(ctx, req.Name))
+			reports, err := r.reportsOf(ctx, req.Name)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{}, r.deleteReports(ctx, reports)
 		}
 		return ctrl.Result{}, err
 	}
@@ -140,7 +162,11 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.reader.List(ctx, &nodes); err != nil {
 		return ctrl.Result{}, err
 	}
-	reports := r.reportsOf(ctx, policy.Name)
+	reports, err := r.reportsOf(ctx, policy.Name)
+	if err != nil {
+		// Never a status computed from no reports: that would say zero.
+		return ctrl.Result{}, err
+	}
 	agg := aggregate(&policy, nodes.Items, reports)
 	if err := r.deleteReports(ctx, agg.stale); err != nil {
 		return ctrl.Result{}, err
@@ -174,11 +200,10 @@ func statusApplyConfiguration(p *v1alpha1.ImageCleanupPolicy, st *v1alpha1.Image
 	}})
 }
 
-func (r *aggregateReconciler) reportsOf(ctx context.Context, policy string) []v1alpha1.ImageCleanupReport {
+func (r *aggregateReconciler) reportsOf(ctx context.Context, policy string) ([]v1alpha1.ImageCleanupReport, error) {
 	var list v1alpha1.ImageCleanupReportList
-	if err := r.reader.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelPolicy: LabelValue(policy)}); err != nil {
-		logf.FromContext(ctx).Error(err, "listing reports")
-		return nil
+	if err := r.reader.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelPolicy: v1alpha1.LabelValueFor(policy)}); err != nil {
+		return nil, fmt.Errorf("listing the reports of %s: %w", policy, err)
 	}
 	var out []v1alpha1.ImageCleanupReport
 	for _, rep := range list.Items {
@@ -186,16 +211,21 @@ func (r *aggregateReconciler) reportsOf(ctx context.Context, policy string) []v1
 			out = append(out, rep)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (r *aggregateReconciler) deleteReports(ctx context.Context, reports []v1alpha1.ImageCleanupReport) error {
 	for i := range reports {
 		rep := &reports[i]
-		if err := r.writer.Delete(ctx, rep, client.Preconditions{UID: &rep.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		err := r.writer.Delete(ctx, rep, client.Preconditions{UID: &rep.UID})
+		switch {
+		case err == nil:
+			logf.FromContext(ctx).V(1).Info("deleted stale report", "report", rep.Name, "node", rep.Spec.NodeName)
+		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+			// Gone already, or replaced by a new report of the same name.
+		default:
 			return err
 		}
-		logf.FromContext(ctx).V(1).Info("deleted stale report", "report", rep.Name, "node", rep.Spec.NodeName)
 	}
 	return nil
 }

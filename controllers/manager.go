@@ -77,7 +77,7 @@ func AgentCacheOptions(node string) cache.Options {
 		ReaderFailOnMissingInformer: true,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Node{}:                 {Field: fields.OneTermEqualSelector("metadata.name", node)},
-			&v1alpha1.ImageCleanupReport{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelNode: LabelValue(node)})},
+			&v1alpha1.ImageCleanupReport{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelNode: v1alpha1.LabelValueFor(node)})},
 			&v1alpha1.ImageCleanupPolicy{}: {},
 		},
 	}

@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -43,17 +41,14 @@ func init() {
 		sweepErrorsTotal, sweepDuration, blockedImages)
 }
 
-func observeSweep(policy string, st *v1alpha1.ImageCleanupReportStatus, out *cleanup.Outcome, err error) {
+// observeSweep counts a sweep by its verdict.
+func observeSweep(policy string, v verdict, st *v1alpha1.ImageCleanupReportStatus, out *cleanup.Outcome) {
 	sweepsTotal.WithLabelValues(policy, string(st.Phase)).Inc()
-	switch {
-	case errors.Is(err, cleanup.ErrInvalidPolicy):
-		sweepErrorsTotal.WithLabelValues(policy, "invalid_policy").Inc()
-		return
-	case err != nil:
-		sweepErrorsTotal.WithLabelValues(policy, "engine").Inc()
-		return
-	case len(out.Result.Failed) > 0:
-		sweepErrorsTotal.WithLabelValues(policy, "removal").Inc()
+	if v.errorKind != "" {
+		sweepErrorsTotal.WithLabelValues(policy, v.errorKind).Inc()
+	}
+	if v.errorKind == "invalid_policy" || v.errorKind == "engine" {
+		return // nothing ran
 	}
 	sweepDuration.WithLabelValues(policy).Observe(out.Result.Duration.Seconds())
 	blockedImages.WithLabelValues(policy).Set(float64(len(out.Result.Blocked)))

@@ -2,9 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -40,10 +37,6 @@ import (
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// maxJitter spreads a fleet's sweeps over this fraction of the interval, so
-// that nodes do not all sweep (and write reports) in the same second.
-const maxJitter = 0.1
-
 // NodeReconciler applies every policy to this node's engine: the agent runs
 // one on every node. It sweeps a policy when its generation changed or its
 // interval elapsed, one sweep at a time (the controller runs one reconcile
@@ -69,102 +62,156 @@ type NodeReconciler struct {
 	mu sync.Mutex
 	// written is the last sweep time this agent wrote, by policy.
 	written map[string]time.Time
+	// streak counts the failed sweeps in a row, by policy.
+	streak map[string]int
 }
 
-// Reconcile implements reconcile.Reconciler for one policy.
+// Reconcile implements reconcile.Reconciler for one policy: it reads,
+// decides (decide.go), and acts.
 func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx).WithValues("policy", req.Name, "node", r.Node)
 	ctx = logf.IntoContext(ctx, log)
 
-	var policy v1alpha1.ImageCleanupPolicy
-	if err := r.Client.Get(ctx, req.NamespacedName, &policy); err != nil {
-		if apierrors.IsNotFound(err) {
-			// Garbage collection removes reports with their policy; do it here
-			// too, where no collector runs (envtest) or it lags.
-			return ctrl.Result{}, r.deleteReport(ctx, req.Name)
-		}
-		return ctrl.Result{}, err
-	}
-	if !policy.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.deleteReport(ctx, policy.Name)
-	}
-
-	var node corev1.Node
-	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.Node}, &node); err != nil {
-		if apierrors.IsNotFound(err) {
-			// The Node watch brings us back when it appears.
-			log.Info("waiting for this node's Node object")
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, err
-	}
-	report, err := r.currentReport(ctx, policy.Name)
+	s, report, err := r.read(ctx, req.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if r.cacheLags(policy.Name, report) {
+	d := r.timing().decide(s)
+	switch d.step {
+	case stepNothing:
+		log.V(1).Info("waiting for this node's Node object")
+		return ctrl.Result{}, nil
+	case stepDeleteReport:
+		r.forget(req.Name)
+		return ctrl.Result{}, r.deleteReport(ctx, req.Name)
+	case stepWriteIdle:
+		st := idleStatus(statusOf(report), s.policy.Generation, d.phase, d.message)
+		return ctrl.Result{}, r.writeReport(ctx, s.policy, report, st)
+	case stepWait:
+		return ctrl.Result{RequeueAfter: d.wait}, nil
+	}
+	return r.sweep(ctx, s, report)
+}
+
+// read gathers what decide needs: the policy, this node, its report.
+func (r *NodeReconciler) read(ctx context.Context, name string) (*situation, *v1alpha1.ImageCleanupReport, error) {
+	s := &situation{now: r.Clock.Now(), failures: r.failureStreak(name)}
+	var policy v1alpha1.ImageCleanupPolicy
+	switch err := r.Client.Get(ctx, types.NamespacedName{Name: name}, &policy); {
+	case apierrors.IsNotFound(err):
+		return s, nil, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	s.policy = &policy
+	var node corev1.Node
+	switch err := r.Client.Get(ctx, types.NamespacedName{Name: r.Node}, &node); {
+	case apierrors.IsNotFound(err):
+		return s, nil, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	s.node = &node
+	report, err := r.currentReport(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.cacheLags(name, report) {
 		// A reconcile right after our own write: read the report itself, or
 		// this node would sweep again for nothing.
-		if report, err = r.liveReport(ctx, policy.Name); err != nil {
-			return ctrl.Result{}, err
+		if report, err = r.liveReport(ctx, name); err != nil {
+			return nil, nil, err
 		}
 	}
-	prev := &v1alpha1.ImageCleanupReportStatus{}
 	if report != nil {
-		prev = &report.Status
+		s.report = &report.Status
 	}
+	return s, report, nil
+}
 
-	selector, err := policy.Spec.NodeSelector.Selector()
-	if err != nil {
-		// Permanent until the spec changes, which brings us back.
-		st := idleStatus(prev, policy.Generation, v1alpha1.PhaseFailed, "spec.nodeSelector: "+err.Error())
-		return ctrl.Result{}, r.writeReport(ctx, &policy, report, st)
+func statusOf(report *v1alpha1.ImageCleanupReport) *v1alpha1.ImageCleanupReportStatus {
+	if report == nil {
+		return &v1alpha1.ImageCleanupReportStatus{}
 	}
-	if !selector.Matches(labels.Set(node.Labels)) {
-		return ctrl.Result{}, r.deleteReport(ctx, policy.Name)
-	}
-	if policy.Spec.Suspend {
-		return ctrl.Result{}, r.writeReport(ctx, &policy, report, idleStatus(prev, policy.Generation, v1alpha1.PhaseSkipped, "the policy is suspended"))
-	}
+	return &report.Status
+}
 
-	now := r.Clock.Now()
-	if wait := r.untilDue(&policy, report, now); wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
-
+// sweep runs one sweep of the policy and reports it. The verdict drives the
+// report's phase, the metrics, the one log line, and when to come back: at
+// the interval, or after a back-off capped at it. A failed sweep is not
+// returned as an error: it is reported, logged once, and retried on time.
+func (r *NodeReconciler) sweep(ctx context.Context, s *situation, report *v1alpha1.ImageCleanupReport) (ctrl.Result, error) {
+	policy := s.policy
 	sweepCtx, cancel := context.WithTimeout(ctx, r.SweepTimeout)
 	var out cleanup.Outcome
-	images, sweepErr := r.Images.get(sweepCtx)
-	if sweepErr == nil {
-		out, sweepErr = cleanup.Sweep(sweepCtx, r.Runtime, &policy.Spec, now, cleanup.Options{
+	images, err := r.Images.get(sweepCtx)
+	if err == nil {
+		out, err = cleanup.Sweep(sweepCtx, r.Runtime, &policy.Spec, s.now, cleanup.Options{
 			Policy: policy.Name, Clock: images, Protected: r.Protected,
 		})
 	}
 	cancel()
-	st := sweepStatus(prev, policy.Generation, now, policy.Spec.DryRun, &out, sweepErr)
-	observeSweep(policy.Name, &st, &out, sweepErr)
-	r.recordEvents(&policy, prev, &st)
-	if err := r.writeReport(ctx, &policy, report, st); err != nil {
+	v := judge(&out, err, policy.Spec.DryRun)
+	prev := statusOf(report)
+	st := sweepStatus(prev, policy.Generation, s.now, r.Clock.Since(s.now), v, &out)
+	observeSweep(policy.Name, v, &st, &out)
+	r.recordEvents(policy, prev, &st)
+	if err := r.writeReport(ctx, policy, report, st); err != nil {
 		return ctrl.Result{}, err
 	}
-	logSweep(log, &out, &st)
+	logSweep(logf.FromContext(ctx), &out, &st)
 
-	switch {
-	case errors.Is(sweepErr, cleanup.ErrInvalidPolicy):
-		return ctrl.Result{}, nil // the report says why; a spec change brings us back
-	case sweepErr != nil:
-		// Engine unreachable and the like: back off and try again, never exit.
-		return ctrl.Result{}, fmt.Errorf("sweep: %w", sweepErr)
-	case out.Result.Stopped != "":
-		return ctrl.Result{}, fmt.Errorf("sweep stopped early: %s", out.Result.Stopped)
-	case len(out.Result.Failed) > 0:
-		return ctrl.Result{}, fmt.Errorf("sweep: %d engine calls failed", len(out.Result.Failed))
+	t := r.timing()
+	if v.retry {
+		failures := r.noteFailure(policy.Name)
+		return ctrl.Result{RequeueAfter: t.retryAfter(policy, failures)}, nil
 	}
-	return ctrl.Result{RequeueAfter: r.interval(&policy)}, nil
+	r.noteSuccess(policy.Name)
+	if v.errorKind != "" {
+		return ctrl.Result{}, nil // an invalid policy: the report says why; a spec change brings us back
+	}
+	return ctrl.Result{RequeueAfter: t.interval(policy)}, nil
 }
 
-// logSweep logs a sweep with the project's stable keys: a line per removal
-// at verbosity 1, a line per failed removal always.
+func (r *NodeReconciler) timing() timing {
+	return timing{node: r.Node, retryBase: r.RetryBaseDelay, retryMax: r.RetryMaxDelay}
+}
+
+// failureStreak, noteFailure and noteSuccess keep the count of failed
+// sweeps in a row, per policy, for the back-off.
+func (r *NodeReconciler) failureStreak(policy string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.streak[policy]
+}
+
+func (r *NodeReconciler) noteFailure(policy string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.streak == nil {
+		r.streak = map[string]int{}
+	}
+	r.streak[policy]++
+	return r.streak[policy]
+}
+
+func (r *NodeReconciler) noteSuccess(policy string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.streak, policy)
+}
+
+// forget drops what the agent remembers of a policy that no longer
+// concerns this node.
+func (r *NodeReconciler) forget(policy string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.streak, policy)
+	delete(r.written, policy)
+}
+
+// logSweep logs a sweep with the project's stable keys: one line per sweep,
+// and a line per removal, block and failure at verbosity 1.
 func logSweep(log logr.Logger, out *cleanup.Outcome, st *v1alpha1.ImageCleanupReportStatus) {
 	for _, c := range out.Result.RemovedContainers {
 		log.V(1).Info("removed stopped container", "container", engine.DisplayContainer(c.Name, c.ID), "dryRun", out.Result.DryRun)
@@ -176,38 +223,15 @@ func logSweep(log logr.Logger, out *cleanup.Outcome, st *v1alpha1.ImageCleanupRe
 		log.V(1).Info("image blocked", "image", b.Image, "reason", b.Reason, "message", b.Message)
 	}
 	for _, f := range out.Result.Failed {
-		log.Info("image removal failed", "image", f.Image, "error", f.Error)
+		log.V(1).Info("image removal failed", "image", f.Image, "error", f.Error)
 	}
-	log.Info("swept", "phase", st.Phase, "images", st.ImagesRemoved, "containers", st.ContainersRemoved,
-		"blocked", st.BlockedCount, "duration", st.LastSweepDuration)
-}
-
-// untilDue returns how long until the policy is due on this node; zero or
-// less means now. The report is the memory of the last sweep, so a restarted
-// agent does not sweep again before its time.
-func (r *NodeReconciler) untilDue(policy *v1alpha1.ImageCleanupPolicy, report *v1alpha1.ImageCleanupReport, now time.Time) time.Duration {
-	if report == nil || report.Status.LastSweepTime == nil ||
-		report.Status.PolicyGeneration != policy.Generation ||
-		report.Status.Phase == v1alpha1.PhaseFailed {
-		return 0
-	}
-	return report.Status.LastSweepTime.Add(r.interval(policy)).Sub(now)
-}
-
-// interval is the policy's interval plus this node's jitter: a fixed
-// fraction (up to maxJitter) drawn from the node and policy names, so each
-// node keeps its own steady rhythm.
-func (r *NodeReconciler) interval(policy *v1alpha1.ImageCleanupPolicy) time.Duration {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(r.Node + "/" + policy.Name))
-	frac := float64(h.Sum32()%1000) / 1000 * maxJitter
-	d := policy.Spec.IntervalDuration()
-	return d + time.Duration(frac*float64(d))
+	log.Info("swept", "phase", st.Phase, "message", st.Message, "images", st.ImagesRemoved, "containers", st.ContainersRemoved,
+		"blocked", st.BlockedCount, "failed", len(out.Result.Failed), "duration", st.LastSweepDuration)
 }
 
 func (r *NodeReconciler) currentReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
 	var report v1alpha1.ImageCleanupReport
-	err := r.Client.Get(ctx, types.NamespacedName{Name: ReportName(policy, r.Node)}, &report)
+	err := r.Client.Get(ctx, types.NamespacedName{Name: v1alpha1.ReportName(policy, r.Node)}, &report)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil
@@ -228,7 +252,7 @@ func (r *NodeReconciler) cacheLags(policy string, cached *v1alpha1.ImageCleanupR
 
 func (r *NodeReconciler) liveReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
 	var report v1alpha1.ImageCleanupReport
-	err := r.APIReader.Get(ctx, types.NamespacedName{Name: ReportName(policy, r.Node)}, &report)
+	err := r.APIReader.Get(ctx, types.NamespacedName{Name: v1alpha1.ReportName(policy, r.Node)}, &report)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil // deleted since: the sweep writes it anew
@@ -260,7 +284,13 @@ func (r *NodeReconciler) deleteReport(ctx context.Context, policy string) error 
 }
 
 // fieldManager is this node's server-side apply field manager.
-func (r *NodeReconciler) fieldManager() string { return cut("imagecleanup-agent/"+r.Node, 128) }
+func (r *NodeReconciler) fieldManager() string {
+	name := "imagecleanup-agent/" + r.Node
+	if len(name) > 128 {
+		name = name[:128]
+	}
+	return name
+}
 
 // writeReport applies the report when it differs from the stored one: at
 // most one write per sweep, none when nothing changed.
@@ -268,8 +298,8 @@ func (r *NodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.Image
 	desired := &v1alpha1.ImageCleanupReport{
 		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ImageCleanupReport"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   ReportName(policy.Name, r.Node),
-			Labels: reportLabels(policy.Name, r.Node),
+			Name:   v1alpha1.ReportName(policy.Name, r.Node),
+			Labels: v1alpha1.ReportLabels(policy.Name, r.Node),
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v1alpha1.GroupVersion.String(), Kind: "ImageCleanupPolicy",
 				Name: policy.Name, UID: policy.UID, Controller: ptrTo(true),

@@ -13,17 +13,6 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 )
 
-// Condition reasons of a policy.
-const (
-	ReasonAllNodesApplied    = "AllNodesApplied"
-	ReasonWaitingForNodes    = "WaitingForNodes"
-	ReasonNodesFailed        = "NodesFailed"
-	ReasonNoFailures         = "NoFailures"
-	ReasonNoNodesSelected    = "NoNodesSelected"
-	ReasonInvalidNodeSelctor = "InvalidNodeSelector"
-	ReasonSuspended          = "Suspended"
-)
-
 const maxFailingNodes = 10
 
 // aggregation is the policy status recomputed from the reports, and the
@@ -49,8 +38,8 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, reports
 	selector, err := policy.Spec.NodeSelector.Selector()
 	if err != nil {
 		msg := "spec.nodeSelector: " + err.Error()
-		setCond(v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonInvalidNodeSelctor, msg)
-		setCond(v1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonInvalidNodeSelctor, msg)
+		setCond(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidNodeSelector, msg)
+		setCond(v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonInvalidNodeSelector, msg)
 		return aggregation{status: st}
 	}
 
@@ -96,22 +85,22 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, reports
 	switch {
 	case st.NodesFailed > 0:
 		msg := fmt.Sprintf("%d of %d nodes failed: %s", st.NodesFailed, st.NodesMatched, strings.Join(failing, ", "))
-		setCond(v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonNodesFailed, msg)
-		setCond(v1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonNodesFailed, msg)
+		setCond(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNodesFailed, msg)
+		setCond(v1alpha1.ConditionDegraded, metav1.ConditionTrue, v1alpha1.ReasonNodesFailed, msg)
 	case st.NodesMatched == 0:
-		setCond(v1alpha1.ConditionReady, metav1.ConditionTrue, ReasonNoNodesSelected, "no node matches spec.nodeSelector")
-		setCond(v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonNoFailures, "no node failed")
+		setCond(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonNoNodesSelected, "no node matches spec.nodeSelector")
+		setCond(v1alpha1.ConditionDegraded, metav1.ConditionFalse, v1alpha1.ReasonNoFailures, "no node failed")
 	case st.NodesReported < st.NodesMatched:
-		setCond(v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonWaitingForNodes,
+		setCond(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonWaitingForNodes,
 			fmt.Sprintf("%d of %d nodes applied generation %d", st.NodesReported, st.NodesMatched, policy.Generation))
-		setCond(v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonNoFailures, "no node failed")
+		setCond(v1alpha1.ConditionDegraded, metav1.ConditionFalse, v1alpha1.ReasonNoFailures, "no node failed")
 	default:
-		reason, msg := ReasonAllNodesApplied, fmt.Sprintf("%d nodes applied generation %d", st.NodesMatched, policy.Generation)
+		reason, msg := v1alpha1.ReasonAllNodesApplied, fmt.Sprintf("%d nodes applied generation %d", st.NodesMatched, policy.Generation)
 		if policy.Spec.Suspend {
-			reason, msg = ReasonSuspended, "the policy is suspended on every node"
+			reason, msg = v1alpha1.ReasonSuspended, "the policy is suspended on every node"
 		}
 		setCond(v1alpha1.ConditionReady, metav1.ConditionTrue, reason, msg)
-		setCond(v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonNoFailures, "no node failed")
+		setCond(v1alpha1.ConditionDegraded, metav1.ConditionFalse, v1alpha1.ReasonNoFailures, "no node failed")
 	}
 	agg.status = st
 	return agg

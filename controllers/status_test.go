@@ -22,7 +22,7 @@ func node(name string, labels map[string]string) corev1.Node {
 
 func report(nodeName string, gen int64, phase v1alpha1.ReportPhase, images int64) v1alpha1.ImageCleanupReport {
 	return v1alpha1.ImageCleanupReport{
-		ObjectMeta: metav1.ObjectMeta{Name: ReportName("p", nodeName)},
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.ReportName("p", nodeName)},
 		Spec:       v1alpha1.ImageCleanupReportSpec{PolicyName: "p", NodeName: nodeName},
 		Status: v1alpha1.ImageCleanupReportStatus{PolicyGeneration: gen, Phase: phase,
 			Totals: v1alpha1.SweepTotals{ImagesRemoved: images, ContainersRemoved: 2 * images, BytesReclaimed: 100 * images}},
@@ -163,20 +163,22 @@ func TestSweepStatus(t *testing.T) {
 		Blocked:           []plan.Decision{{Image: "db:1", Reason: plan.RunningContainer}},
 		BytesReclaimed:    50,
 	}}
-	st := sweepStatus(prev, 3, start, false, out, nil)
+	st := sweepStatus(prev, 3, start, 1500*time.Millisecond, judge(out, nil, false), out)
 	if st.Phase != v1alpha1.PhaseBlocked || st.ImagesRemoved != 2 || st.ContainersRemoved != 1 || st.BlockedCount != 1 ||
 		st.Totals.Sweeps != 5 || st.Totals.ImagesRemoved != 12 || st.Totals.BytesReclaimed != 50 || st.PolicyGeneration != 3 ||
+		st.LastSweepDuration != "1.5s" ||
 		!slices.Equal(st.RemovedImages, []string{"app:1 (deleted)", "app:2 (untagged)"}) ||
 		!slices.Equal(st.RemovedContainers, []string{"job (0123456789ab)"}) {
 		t.Fatalf("status %+v", st)
 	}
 
-	dry := sweepStatus(prev, 3, start, true, out, nil)
+	dry := sweepStatus(prev, 3, start, time.Second, judge(out, nil, true), out)
 	if dry.Phase != v1alpha1.PhaseDryRun || dry.Totals.ImagesRemoved != 10 {
 		t.Fatalf("a dry run counts in totals: %+v", dry)
 	}
 
-	failed := sweepStatus(prev, 3, start, false, &cleanup.Outcome{}, errors.New("list images: cannot connect"))
+	err := errors.New("list images: cannot connect")
+	failed := sweepStatus(prev, 3, start, time.Second, judge(&cleanup.Outcome{}, err, false), &cleanup.Outcome{})
 	if failed.Phase != v1alpha1.PhaseFailed || failed.Message != "list images: cannot connect" || failed.Totals.Sweeps != 5 {
 		t.Fatalf("failed %+v", failed)
 	}
@@ -186,44 +188,8 @@ func TestSweepStatus(t *testing.T) {
 		many.Result.Blocked = append(many.Result.Blocked, plan.Decision{Image: "x", Reason: plan.Conflict})
 		many.Result.Failed = append(many.Result.Failed, apply.Failure{Image: "y", Error: "boom"})
 	}
-	bounded := sweepStatus(prev, 1, start, false, many, nil)
+	bounded := sweepStatus(prev, 1, start, time.Second, judge(many, nil, false), many)
 	if len(bounded.Blocked) != v1alpha1.MaxReportedItems || bounded.BlockedCount != 30 || len(bounded.Errors) != v1alpha1.MaxReportedErrors || bounded.Phase != v1alpha1.PhaseFailed {
 		t.Fatalf("bounds: %d blocked listed of %d, %d errors", len(bounded.Blocked), bounded.BlockedCount, len(bounded.Errors))
-	}
-}
-
-func TestUntilDue(t *testing.T) {
-	r := &NodeReconciler{Node: "worker-1"}
-	p := policyGen(4, nil)
-	hour := v1alpha1.Duration("1h")
-	p.Spec.Interval = &hour
-	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	swept := func(gen int64, ago time.Duration, phase v1alpha1.ReportPhase) *v1alpha1.ImageCleanupReport {
-		return &v1alpha1.ImageCleanupReport{Status: v1alpha1.ImageCleanupReportStatus{
-			PolicyGeneration: gen, Phase: phase, LastSweepTime: &metav1.Time{Time: now.Add(-ago)}}}
-	}
-	interval := r.interval(p)
-	if interval < time.Hour || interval >= time.Hour+6*time.Minute {
-		t.Fatalf("interval with jitter %s, want within [1h, 1h6m)", interval)
-	}
-	if other := (&NodeReconciler{Node: "worker-2"}).interval(p); other == interval {
-		t.Errorf("two nodes got the same jitter (%s); a fleet would sweep in step", other)
-	}
-	for name, tc := range map[string]struct {
-		report *v1alpha1.ImageCleanupReport
-		due    bool
-		wait   time.Duration
-	}{
-		"never swept":              {nil, true, 0},
-		"new generation":           {swept(3, time.Minute, v1alpha1.PhaseSucceeded), true, 0},
-		"last sweep failed":        {swept(4, time.Minute, v1alpha1.PhaseFailed), true, 0},
-		"swept a minute ago":       {swept(4, time.Minute, v1alpha1.PhaseSucceeded), false, interval - time.Minute},
-		"blocked, a minute ago":    {swept(4, time.Minute, v1alpha1.PhaseBlocked), false, interval - time.Minute},
-		"interval and jitter gone": {swept(4, interval, v1alpha1.PhaseSucceeded), true, 0},
-	} {
-		wait := r.untilDue(p, tc.report, now)
-		if (wait <= 0) != tc.due || (!tc.due && wait != tc.wait) {
-			t.Errorf("%s: wait %s, want due=%v wait %s", name, wait, tc.due, tc.wait)
-		}
 	}
 }

@@ -195,6 +195,17 @@ const (
 	ConditionDegraded = "Degraded"
 )
 
+// Reasons of the policy's conditions.
+const (
+	ReasonAllNodesApplied     = "AllNodesApplied"
+	ReasonWaitingForNodes     = "WaitingForNodes"
+	ReasonNodesFailed         = "NodesFailed"
+	ReasonNoFailures          = "NoFailures"
+	ReasonNoNodesSelected     = "NoNodesSelected"
+	ReasonInvalidNodeSelector = "InvalidNodeSelector"
+	ReasonSuspended           = "Suspended"
+)
+
 // ImageCleanupPolicyStatus is recomputed from the nodes' reports by one
 // aggregator; nodes never write it.
 type ImageCleanupPolicyStatus struct {
@@ -224,13 +235,15 @@ type ImageCleanupPolicyStatus struct {
 	// +optional
 	NodesFailed int32 `json:"nodesFailed"`
 
-	// ImagesRemoved is the total over all nodes and sweeps.
+	// ImagesRemoved is the total over the reports of the nodes selected now:
+	// a node that leaves the selection takes its share with its report.
 	// +optional
 	ImagesRemoved int64 `json:"imagesRemoved"`
-	// ContainersRemoved is the total over all nodes and sweeps.
+	// ContainersRemoved is the total over the reports of the nodes selected now.
 	// +optional
 	ContainersRemoved int64 `json:"containersRemoved"`
-	// BytesReclaimed estimates the disk space freed over all nodes and sweeps.
+	// BytesReclaimed estimates the disk space freed, over the reports of the
+	// nodes selected now.
 	// +optional
 	BytesReclaimed int64 `json:"bytesReclaimed"`
 

@@ -156,7 +156,7 @@ func (d *demo) run() error {
 		return err
 	}
 	var report v1alpha1.ImageCleanupReport
-	if err := c.Get(ctx, client.ObjectKey{Name: controllers.ReportName("ci-runner-cleanup", nodeName)}, &report); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Name: v1alpha1.ReportName("ci-runner-cleanup", nodeName)}, &report); err != nil {
 		return err
 	}
 	d.step("kubectl get icr %s -o yaml (status)", report.Name)

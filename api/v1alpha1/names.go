@@ -1,12 +1,13 @@
-package controllers
+package v1alpha1
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
-
-	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 )
+
+// Names the API promises: how reports are named and labelled, so that
+// clients (the CLI, tests, dashboards) find a node's report without a list.
 
 const maxNameLength = 253 // a DNS subdomain, as object names are
 
@@ -22,20 +23,13 @@ func ReportName(policy, node string) string {
 	return strings.TrimRight(cut(policy, 100), ".-") + "." + strings.TrimRight(cut(node, 100), ".-") + "." + h
 }
 
-// LabelValue fits a name into a label value (at most 63 characters): long
+// LabelValueFor fits a name into a label value (at most 63 characters): long
 // names are cut and end in a hash of the whole.
-func LabelValue(name string) string {
+func LabelValueFor(name string) string {
 	if len(name) <= 63 {
 		return name
 	}
 	return strings.TrimRight(cut(name, 54), ".-_") + "-" + shortHash(name)
-}
-
-func cut(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 func shortHash(s string) string {
@@ -43,7 +37,14 @@ func shortHash(s string) string {
 	return hex.EncodeToString(sum[:])[:8]
 }
 
-// reportLabels are the labels every report carries.
-func reportLabels(policy, node string) map[string]string {
-	return map[string]string{v1alpha1.LabelPolicy: LabelValue(policy), v1alpha1.LabelNode: LabelValue(node)}
+// ReportLabels are the labels every report carries.
+func ReportLabels(policy, node string) map[string]string {
+	return map[string]string{LabelPolicy: LabelValueFor(policy), LabelNode: LabelValueFor(node)}
+}
+
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

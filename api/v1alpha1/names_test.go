@@ -1,4 +1,4 @@
-package controllers
+package v1alpha1
 
 import (
 	"strings"
@@ -34,12 +34,12 @@ func TestReportNamesAreValidAndDistinct(t *testing.T) {
 
 func TestLabelValues(t *testing.T) {
 	for _, name := range []string{"worker-1", strings.Repeat("n", 63), strings.Repeat("n", 64), strings.Repeat("a.b-", 60)} {
-		v := LabelValue(name)
+		v := LabelValueFor(name)
 		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-			t.Errorf("LabelValue(%q) = %q: %v", name, v, errs)
+			t.Errorf("LabelValueFor(%q) = %q: %v", name, v, errs)
 		}
 	}
-	if LabelValue(strings.Repeat("n", 64)) == LabelValue(strings.Repeat("n", 65)) {
+	if LabelValueFor(strings.Repeat("n", 64)) == LabelValueFor(strings.Repeat("n", 65)) {
 		t.Error("two long names share a label value")
 	}
 }

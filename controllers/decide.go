@@ -1,0 +1,159 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+)
+
+// The node controller decides, then acts, as the engine does: decide is a
+// pure function of what the reconcile read, and Reconcile carries out the
+// decision. A sweep's outcome is judged once, into a verdict that drives the
+// report's phase, the metric, the log and the requeue.
+
+// step is what a reconcile does for one policy on this node.
+type step int
+
+const (
+	// stepNothing: nothing to do until an event brings the policy back.
+	stepNothing step = iota
+	// stepDeleteReport: the policy is gone or does not select this node.
+	stepDeleteReport
+	// stepWriteIdle: no sweep, but the report says why (phase, message).
+	stepWriteIdle
+	// stepWait: the policy is not due; come back after the wait.
+	stepWait
+	// stepSweep: sweep now.
+	stepSweep
+)
+
+// situation is what a reconcile read: plain data, so that decide is tested
+// as a table without an API server.
+type situation struct {
+	// policy is nil when it is gone.
+	policy *v1alpha1.ImageCleanupPolicy
+	// node is nil when this node's Node object does not exist (yet).
+	node *corev1.Node
+	// report is this node's report of the policy, nil when there is none.
+	report *v1alpha1.ImageCleanupReportStatus
+	// failures counts the sweeps of this policy that failed in a row.
+	failures int
+	now      time.Time
+}
+
+// decision is what to do, with what it needs.
+type decision struct {
+	step    step
+	phase   v1alpha1.ReportPhase // stepWriteIdle
+	message string               // stepWriteIdle
+	wait    time.Duration        // stepWait
+}
+
+// timing is the agent's rhythm: the jitter of this node and the back-off
+// after failed sweeps.
+type timing struct {
+	node                string
+	retryBase, retryMax time.Duration
+}
+
+// maxJitter spreads a fleet's sweeps over this fraction of the interval, so
+// that nodes do not all sweep (and write reports) in the same second.
+const maxJitter = 0.1
+
+// interval is the policy's interval plus this node's jitter: a fixed
+// fraction (up to maxJitter) drawn from the node and policy names, so each
+// node keeps its own steady rhythm.
+func (t timing) interval(policy *v1alpha1.ImageCleanupPolicy) time.Duration {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(t.node + "/" + policy.Name))
+	frac := float64(h.Sum32()%1000) / 1000 * maxJitter
+	d := policy.Spec.IntervalDuration()
+	return d + time.Duration(frac*float64(d))
+}
+
+// retryAfter is the wait after the n-th failed sweep in a row: doubling
+// from retryBase, at most retryMax, and never longer than the interval.
+func (t timing) retryAfter(policy *v1alpha1.ImageCleanupPolicy, failures int) time.Duration {
+	d := t.retryBase
+	for i := 1; i < failures && d < t.retryMax; i++ {
+		d *= 2
+	}
+	return min(d, t.retryMax, t.interval(policy))
+}
+
+// decide says what to do with one policy on this node. The report is the
+// memory of the last sweep, so a restarted agent does not sweep before its
+// time; a failed sweep is retried with back-off, capped at the interval.
+func (t timing) decide(s *situation) decision {
+	p := s.policy
+	switch {
+	case p == nil || !p.DeletionTimestamp.IsZero():
+		// Garbage collection removes reports with their policy; do it here
+		// too, where no collector runs (envtest) or it lags.
+		return decision{step: stepDeleteReport}
+	case s.node == nil:
+		return decision{step: stepNothing} // the Node watch brings us back
+	}
+	selector, err := p.Spec.NodeSelector.Selector()
+	switch {
+	case err != nil:
+		// Permanent until the spec changes, which brings us back.
+		return decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed, message: "spec.nodeSelector: " + err.Error()}
+	case !selector.Matches(labels.Set(s.node.Labels)):
+		return decision{step: stepDeleteReport}
+	case p.Spec.Suspend:
+		return decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped, message: "the policy is suspended"}
+	}
+	r := s.report
+	if r == nil || r.LastSweepTime == nil || r.PolicyGeneration != p.Generation {
+		return decision{step: stepSweep}
+	}
+	wait := t.interval(p)
+	if r.Phase == v1alpha1.PhaseFailed {
+		// A restarted agent does not know how many failed before: one.
+		wait = t.retryAfter(p, max(s.failures, 1))
+	}
+	if left := r.LastSweepTime.Add(wait).Sub(s.now); left > 0 {
+		return decision{step: stepWait, wait: left}
+	}
+	return decision{step: stepSweep}
+}
+
+// verdict is what a sweep came to, judged once.
+type verdict struct {
+	phase   v1alpha1.ReportPhase
+	message string
+	// errorKind labels imagecleanup_sweep_errors_total; "" when none.
+	errorKind string
+	// retry: the sweep failed in a way a later try may mend (engine down,
+	// stalled, a removal failed); an invalid policy waits for a new spec.
+	retry bool
+}
+
+// judge classifies a sweep that ran (out) or could not run (err).
+func judge(out *cleanup.Outcome, err error, dryRun bool) verdict {
+	r := &out.Result
+	switch {
+	case errors.Is(err, cleanup.ErrInvalidPolicy):
+		return verdict{phase: v1alpha1.PhaseFailed, message: err.Error(), errorKind: "invalid_policy"}
+	case err != nil:
+		return verdict{phase: v1alpha1.PhaseFailed, message: err.Error(), errorKind: "engine", retry: true}
+	case r.Stopped != "":
+		return verdict{phase: v1alpha1.PhaseFailed, message: "the sweep stopped early: " + r.Stopped, errorKind: "stopped", retry: true}
+	case len(r.Failed) > 0:
+		return verdict{phase: v1alpha1.PhaseFailed, message: fmt.Sprintf("%d of the sweep's engine calls failed", len(r.Failed)),
+			errorKind: "removal", retry: true}
+	case dryRun:
+		return verdict{phase: v1alpha1.PhaseDryRun, message: "dry run: the lists say what a sweep would remove"}
+	case len(r.Blocked) > 0:
+		return verdict{phase: v1alpha1.PhaseBlocked, message: fmt.Sprintf("%d target images stay blocked", len(r.Blocked))}
+	}
+	return verdict{phase: v1alpha1.PhaseSucceeded}
+}

@@ -1,0 +1,133 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+)
+
+var (
+	now   = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	agent = timing{node: "worker-1", retryBase: time.Second, retryMax: 5 * time.Minute}
+)
+
+func selecting(gen int64, group string, mutate ...func(*v1alpha1.ImageCleanupPolicy)) *v1alpha1.ImageCleanupPolicy {
+	hour := v1alpha1.Duration("1h")
+	p := &v1alpha1.ImageCleanupPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Generation: gen},
+		Spec: v1alpha1.ImageCleanupPolicySpec{
+			NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"group": v1alpha1.LabelValue(group)}},
+			Interval:     &hour,
+		},
+	}
+	for _, m := range mutate {
+		m(p)
+	}
+	return p
+}
+
+func swept(gen int64, ago time.Duration, phase v1alpha1.ReportPhase) *v1alpha1.ImageCleanupReportStatus {
+	return &v1alpha1.ImageCleanupReportStatus{PolicyGeneration: gen, Phase: phase, LastSweepTime: &metav1.Time{Time: now.Add(-ago)}}
+}
+
+func TestDecide(t *testing.T) {
+	worker := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1", Labels: map[string]string{"group": "ci"}}}
+	interval := agent.interval(selecting(4, "ci"))
+	deleting := metav1.NewTime(now)
+	tests := map[string]struct {
+		s    situation
+		want decision
+	}{
+		"policy gone":       {situation{node: worker}, decision{step: stepDeleteReport}},
+		"policy deleting":   {situation{policy: selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) { p.DeletionTimestamp = &deleting }), node: worker}, decision{step: stepDeleteReport}},
+		"no Node object":    {situation{policy: selecting(4, "ci")}, decision{step: stepNothing}},
+		"not selected":      {situation{policy: selecting(4, "other"), node: worker}, decision{step: stepDeleteReport}},
+		"bad node selector": {situation{policy: selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) { p.Spec.NodeSelector.MatchLabels["bad key!"] = "x" }), node: worker}, decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed}},
+		"suspended":         {situation{policy: selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) { p.Spec.Suspend = true }), node: worker}, decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped}},
+		"never swept":       {situation{policy: selecting(4, "ci"), node: worker}, decision{step: stepSweep}},
+		"new generation":    {situation{policy: selecting(4, "ci"), node: worker, report: swept(3, time.Minute, v1alpha1.PhaseSucceeded)}, decision{step: stepSweep}},
+		"swept a minute ago": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded)},
+			decision{step: stepWait, wait: interval - time.Minute}},
+		"blocked a minute ago": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseBlocked)},
+			decision{step: stepWait, wait: interval - time.Minute}},
+		"interval and jitter gone": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, interval, v1alpha1.PhaseSucceeded)}, decision{step: stepSweep}},
+		"failed, first retry due":  {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Second, v1alpha1.PhaseFailed), failures: 1}, decision{step: stepSweep}},
+		"failed 4 times, waits 8s": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, 2*time.Second, v1alpha1.PhaseFailed), failures: 4},
+			decision{step: stepWait, wait: 6 * time.Second}},
+		"failed, agent restarted": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseFailed)}, decision{step: stepSweep}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tc.s.now = now
+			got := agent.decide(&tc.s)
+			if got.step != tc.want.step || got.phase != tc.want.phase || got.wait != tc.want.wait {
+				t.Fatalf("decide = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIntervalJitter(t *testing.T) {
+	p := selecting(1, "ci")
+	interval := agent.interval(p)
+	if interval < time.Hour || interval >= time.Hour+6*time.Minute {
+		t.Fatalf("interval with jitter %s, want within [1h, 1h6m)", interval)
+	}
+	if other := (timing{node: "worker-2"}).interval(p); other == interval {
+		t.Errorf("two nodes got the same jitter (%s); a fleet would sweep in step", other)
+	}
+}
+
+// Finding: failed sweeps were retried every 5 minutes at most, whatever the
+// interval. The back-off doubles, and never passes the interval.
+func TestRetryIsCappedAtTheInterval(t *testing.T) {
+	short := selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) { d := v1alpha1.Duration("2m"); p.Spec.Interval = &d })
+	limit := agent.interval(short)
+	prev := time.Duration(0)
+	for n := 1; n <= 10; n++ {
+		w := agent.retryAfter(short, n)
+		if w > limit || (prev > 0 && w != min(2*prev, limit)) {
+			t.Fatalf("retry %d waits %s after %s; want doubling, at most the interval %s", n, w, prev, limit)
+		}
+		prev = w
+	}
+	if prev != limit {
+		t.Fatalf("the back-off settles at %s, want the interval %s", prev, limit)
+	}
+}
+
+// One verdict per outcome: the phase, the metric label and the retry come
+// from the same place.
+func TestJudge(t *testing.T) {
+	invalid := fmt.Errorf("%w: images: bad", cleanup.ErrInvalidPolicy)
+	tests := map[string]struct {
+		out    cleanup.Outcome
+		err    error
+		dryRun bool
+		want   verdict
+	}{
+		"invalid policy": {err: invalid, want: verdict{phase: v1alpha1.PhaseFailed, errorKind: "invalid_policy"}},
+		"engine down":    {err: errors.New("list images: cannot connect"), want: verdict{phase: v1alpha1.PhaseFailed, errorKind: "engine", retry: true}},
+		"stopped":        {out: cleanup.Outcome{Result: apply.Result{Stopped: "the Docker engine stalled"}}, want: verdict{phase: v1alpha1.PhaseFailed, errorKind: "stopped", retry: true}},
+		"a removal failed": {out: cleanup.Outcome{Result: apply.Result{Failed: []apply.Failure{{Image: "a"}}}},
+			want: verdict{phase: v1alpha1.PhaseFailed, errorKind: "removal", retry: true}},
+		"dry run": {dryRun: true, want: verdict{phase: v1alpha1.PhaseDryRun}},
+		"blocked": {out: cleanup.Outcome{Result: apply.Result{Blocked: make([]plan.Decision, 2)}}, want: verdict{phase: v1alpha1.PhaseBlocked}},
+		"clean":   {want: verdict{phase: v1alpha1.PhaseSucceeded}},
+	}
+	for name, tc := range tests {
+		got := judge(&tc.out, tc.err, tc.dryRun)
+		if got.phase != tc.want.phase || got.errorKind != tc.want.errorKind || got.retry != tc.want.retry {
+			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
+		}
+	}
+}
