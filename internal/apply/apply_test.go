@@ -160,9 +160,8 @@ func TestRunDeletesChildrenBeforeParents(t *testing.T) {
 	}
 }
 
-func TestDryRunCallsNothing(t *testing.T) {
-	p := deleteA("c1")
-	r := apply.DryRun(p)
+func TestDryRunReportsThePlan(t *testing.T) {
+	r := apply.DryRun(deleteA("c1"))
 	if !r.DryRun || len(r.RemovedImages) != 1 || len(r.RemovedContainers) != 1 || r.BytesReclaimed != 100 {
 		t.Fatalf("result %+v", r)
 	}
