@@ -109,7 +109,7 @@ func TestInspectErrorFailsTheSweep(t *testing.T) {
 		}
 	}
 	_, err := cleanup.Sweep(context.Background(), f, fakeSpec(), t0, cleanup.Options{})
-	if err == nil || !strings.Contains(err.Error(), "inspect container") {
+	if err == nil || !strings.Contains(err.Error(), "inspect ") {
 		t.Fatalf("err = %v", err)
 	}
 	f.SetDown(false)
