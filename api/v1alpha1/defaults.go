@@ -7,33 +7,14 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// Defaults, the same as the +kubebuilder:default markers.
+// The +kubebuilder:default markers' values, for the accessors below when a
+// policy did not come through the API server or internal/policyschema
+// (which fill them in from the CRD); a test holds them to the CRD.
 const (
 	DefaultMinImageAge   Duration = "1h"
 	DefaultMinStoppedAge Duration = "1h"
 	DefaultInterval      Duration = "1h"
 )
-
-// Default fills in what the API server would default, for policies that do
-// not come through it (the CLI reads them from files). Like the API server it
-// defaults absent fields only: an empty string stays, and is refused.
-func (p *ImageCleanupPolicy) Default() {
-	spec := &p.Spec
-	if spec.MinImageAge == nil {
-		spec.MinImageAge = ptrTo(DefaultMinImageAge)
-	}
-	if spec.Interval == nil {
-		spec.Interval = ptrTo(DefaultInterval)
-	}
-	if spec.StoppedContainers.Action == "" {
-		spec.StoppedContainers.Action = StoppedContainersRemove
-	}
-	if spec.StoppedContainers.MinStoppedAge == nil {
-		spec.StoppedContainers.MinStoppedAge = ptrTo(DefaultMinStoppedAge)
-	}
-}
-
-func ptrTo[T any](v T) *T { return &v }
 
 // durationOr parses d, or returns the default when d is absent or invalid
 // (invalid values never get past validation).

@@ -10,9 +10,6 @@ import (
 // reference repo@sha256:<64 hex>, or an image ID sha256:<hex> (12 to 64 hex
 // digits, a prefix of the ID).
 //
-// The rules below are repeated in Go in validation.go; a test holds the two
-// to the same verdicts.
-//
 // +kubebuilder:validation:MaxLength=200
 // +kubebuilder:validation:XValidation:rule="size(self) > 0",message="must not be empty"
 // +kubebuilder:validation:XValidation:rule="!self.matches('[[:space:]]')",message="must not contain spaces"

@@ -34,6 +34,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 )
 
 // Exit codes.
@@ -261,11 +262,17 @@ func loadPolicy(ctx context.Context, file string, stdin io.Reader) (*v1alpha1.Im
 		return nil, fmt.Errorf("want apiVersion %s and kind ImageCleanupPolicy, got %q and %q",
 			v1alpha1.GroupVersion, p.APIVersion, p.Kind)
 	}
-	p.Default()
-	if errs := p.Validate(); len(errs) > 0 {
+	// Admitted as the API server would: from the object as written, so that
+	// what the user left out is defaulted and what they wrote is checked.
+	var obj map[string]any
+	if err := yaml.Unmarshal(data, &obj); err != nil {
+		return nil, err
+	}
+	admitted, errs := policyschema.Admit(obj)
+	if len(errs) > 0 {
 		return nil, errs.ToAggregate()
 	}
-	return &p, nil
+	return admitted, nil
 }
 
 // readBounded reads at most maxPolicyBytes of the file (or stdin for "-"),

@@ -18,6 +18,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -52,8 +53,7 @@ func (s *scenario) spec(patterns ...string) v1alpha1.ImageCleanupPolicySpec {
 	}
 	zero := v1alpha1.Duration("0s")
 	p.Spec.MinImageAge, p.Spec.StoppedContainers.MinStoppedAge = &zero, &zero
-	p.Default()
-	if errs := p.Validate(); len(errs) > 0 {
+	if errs := policyschema.Check(&p); len(errs) > 0 {
 		s.t.Fatalf("test policy is invalid: %v", errs.ToAggregate())
 	}
 	return p.Spec

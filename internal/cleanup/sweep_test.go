@@ -12,6 +12,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 )
 
 // Sweep on the fake engine: the orchestration without dockerd.
@@ -35,7 +36,7 @@ func fakeWithStoppedContainer() *enginefake.Engine {
 
 func fakeSpec(mutate ...func(*v1alpha1.ImageCleanupPolicySpec)) *v1alpha1.ImageCleanupPolicySpec {
 	p := v1alpha1.ImageCleanupPolicy{Spec: v1alpha1.ImageCleanupPolicySpec{Images: []v1alpha1.ImagePattern{"app:*"}}}
-	p.Default()
+	policyschema.Default(&p)
 	for _, m := range mutate {
 		m(&p.Spec)
 	}

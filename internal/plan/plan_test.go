@@ -12,6 +12,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -43,7 +44,7 @@ func spec(images ...string) v1alpha1.ImageCleanupPolicySpec {
 	zero := v1alpha1.Duration("0s")
 	p.Spec.MinImageAge = &zero
 	p.Spec.StoppedContainers.MinStoppedAge = &zero
-	p.Default()
+	policyschema.Default(&p)
 	return p.Spec
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 )
 
 var (
@@ -120,7 +121,7 @@ func randomSpec(r *rand.Rand) v1alpha1.ImageCleanupPolicySpec {
 	p.Spec.StoppedContainers.Action = []v1alpha1.StoppedContainerAction{v1alpha1.StoppedContainersRemove, v1alpha1.StoppedContainersKeep}[r.IntN(2)]
 	p.Spec.StoppedContainers.IncludeKubernetesManaged = p.Spec.StoppedContainers.Action == v1alpha1.StoppedContainersRemove && r.IntN(2) == 0
 	p.Spec.MaxImagesPerSweep = int32(r.IntN(4))
-	p.Default()
+	policyschema.Default(&p)
 	return p.Spec
 }
 

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -210,8 +211,7 @@ func TestSamples(t *testing.T) {
 		if err := yaml.UnmarshalStrict(raw, &p); err != nil {
 			t.Fatalf("sample: %v", err)
 		}
-		p.Default()
-		if errs := p.Validate(); len(errs) > 0 {
+		if errs := policyschema.Check(&p); len(errs) > 0 {
 			t.Errorf("sample %s: %v", p.Name, errs.ToAggregate())
 		}
 		u := &unstructured.Unstructured{Object: d}

@@ -1,4 +1,4 @@
-package v1alpha1_test
+package policyschema_test
 
 import (
 	"context"
@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -26,7 +27,7 @@ const (
 )
 
 // policyCase is a policy spec as a user writes it, and the verdict expected
-// of both the API server and Validate: accepted (want == "") or refused with
+// of both the API server and Admit: accepted (want == "") or refused with
 // a message containing want.
 type policyCase struct {
 	spec string
@@ -148,16 +149,11 @@ func manyImages(n int) string {
 	return strings.Join(refs, ", ")
 }
 
-// decodePolicy reads a spec the way the CLI reads a file: strictly, then defaulted.
-func decodePolicy(t *testing.T, name, spec string) (*v1alpha1.ImageCleanupPolicy, error) {
+// admit reads a spec the way the CLI reads a file: as an object, admitted
+// by the CRD's rules.
+func admit(t *testing.T, name, spec string) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
 	t.Helper()
-	doc := fmt.Sprintf("apiVersion: imagecleanup.io/v1alpha1\nkind: ImageCleanupPolicy\nmetadata: {name: %s}\nspec: %s\n", name, spec)
-	var p v1alpha1.ImageCleanupPolicy
-	if err := yaml.UnmarshalStrict([]byte(doc), &p); err != nil {
-		return nil, err
-	}
-	p.Default()
-	return &p, nil
+	return policyschema.Admit(unstructuredPolicy(t, name, spec).Object)
 }
 
 func unstructuredPolicy(t *testing.T, name, spec string) *unstructured.Unstructured {
@@ -174,47 +170,70 @@ func caseName(name string) string {
 	return strings.NewReplacer(" ", "-", "'", "", ",", "").Replace(strings.ToLower(name))
 }
 
-func TestValidateRefusesInvalidPolicies(t *testing.T) {
+func TestAdmitRefusesInvalidPolicies(t *testing.T) {
 	for name, tc := range invalidPolicies {
 		t.Run(name, func(t *testing.T) {
-			p, err := decodePolicy(t, caseName(name), tc.spec)
-			if err != nil {
-				t.Fatalf("decode: %v (rows must decode, so that Validate decides)", err)
-			}
-			errs := p.Validate()
+			_, errs := admit(t, caseName(name), tc.spec)
 			if len(errs) == 0 {
-				t.Fatalf("Validate accepted %s", tc.spec)
+				t.Fatalf("Admit accepted %s", tc.spec)
 			}
 			if !strings.Contains(errs.ToAggregate().Error(), tc.want) {
-				t.Fatalf("Validate said %q, want it to contain %q", errs.ToAggregate().Error(), tc.want)
+				t.Fatalf("Admit said %q, want it to contain %q", errs.ToAggregate().Error(), tc.want)
 			}
 		})
 	}
 }
 
-func TestValidateAcceptsValidPolicies(t *testing.T) {
+func TestAdmitAcceptsAndDefaultsValidPolicies(t *testing.T) {
 	for name, tc := range validPolicies {
 		t.Run(name, func(t *testing.T) {
-			p, err := decodePolicy(t, caseName(name), tc.spec)
-			if err != nil {
-				t.Fatal(err)
+			p, errs := admit(t, caseName(name), tc.spec)
+			if len(errs) > 0 {
+				t.Fatalf("Admit refused a valid policy: %v", errs.ToAggregate())
 			}
-			if errs := p.Validate(); len(errs) > 0 {
-				t.Fatalf("Validate refused a valid policy: %v", errs.ToAggregate())
-			}
-			want, err := decodePolicy(t, caseName(name), tc.defaulted)
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := typed(t, caseName(name), tc.defaulted)
 			if diff := specDiff(&p.Spec, &want.Spec); diff != "" {
-				t.Fatalf("Default gave %s", diff)
+				t.Fatalf("Admit defaulted to %s", diff)
 			}
 		})
+	}
+}
+
+// typed decodes a spec as written, without defaults: the expected result.
+func typed(t *testing.T, name, spec string) *v1alpha1.ImageCleanupPolicy {
+	t.Helper()
+	var p v1alpha1.ImageCleanupPolicy
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(unstructuredPolicy(t, name, spec).Object, &p); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+// Check admits a typed policy the same way, defaulting it in place.
+func TestCheckDefaultsInPlace(t *testing.T) {
+	p := typed(t, "typed", `{images: [busybox]}`)
+	if errs := policyschema.Check(p); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if p.Spec.MinImageAge == nil || *p.Spec.MinImageAge != "1h" || p.Spec.StoppedContainers.Action != v1alpha1.StoppedContainersRemove {
+		t.Fatalf("not defaulted: %+v", p.Spec)
+	}
+	p.Spec.Images = append(p.Spec.Images, "Not A Ref")
+	if errs := policyschema.Check(p); len(errs) == 0 {
+		t.Fatal("Check accepted an invalid policy")
+	}
+}
+
+// What CEL cannot express is checked in Go: label keys of matchLabels.
+func TestAdmitChecksMatchLabelKeys(t *testing.T) {
+	_, errs := admit(t, "keys", `{images: [busybox], nodeSelector: {matchLabels: {"bad key!": x}}}`)
+	if len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "spec.nodeSelector.matchLabels[bad key!]") {
+		t.Fatalf("errs = %v", errs)
 	}
 }
 
 // The API server, running the generated CRD, gives the same verdicts.
-func TestAPIServerAgreesWithValidate(t *testing.T) {
+func TestAPIServerAgreesWithAdmit(t *testing.T) {
 	cfg := testenv.APIServer(t)
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
@@ -249,10 +268,7 @@ func TestAPIServerAgreesWithValidate(t *testing.T) {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(u), &stored); err != nil {
 				t.Fatal(err)
 			}
-			want, err := decodePolicy(t, caseName(name), tc.defaulted)
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := typed(t, caseName(name), tc.defaulted)
 			if diff := specDiff(&stored.Spec, &want.Spec); diff != "" {
 				t.Fatalf("the API server defaulted to %s", diff)
 			}
@@ -267,47 +283,6 @@ func specDiff(got, want *v1alpha1.ImageCleanupPolicySpec) string {
 		return ""
 	}
 	return fmt.Sprintf("\n%s\nwant\n%s", g, w)
-}
-
-// Every message of the Go rules is the message of a CEL rule of the CRD, and
-// the shared grammars are the ones the CRD's rules use.
-func TestGoRulesMatchTheCRD(t *testing.T) {
-	raw, err := os.ReadFile(testenv.CRDDir() + "/imagecleanup.io_imagecleanuppolicies.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
-		t.Fatal(err)
-	}
-	messages, rules := map[string]bool{}, ""
-	var walk func(s *apiextensionsv1.JSONSchemaProps)
-	walk = func(s *apiextensionsv1.JSONSchemaProps) {
-		for _, v := range s.XValidations {
-			messages[v.Message] = true
-			rules += v.Rule + "\n"
-		}
-		for _, p := range s.Properties {
-			walk(&p)
-		}
-		if s.Items != nil && s.Items.Schema != nil {
-			walk(s.Items.Schema)
-		}
-	}
-	walk(crd.Spec.Versions[0].Schema.OpenAPIV3Schema)
-	for _, msg := range v1alpha1.CELMessages() {
-		if !messages[msg] {
-			t.Errorf("Go message %q is no CEL rule's message", msg)
-		}
-	}
-	if len(messages) != len(v1alpha1.CELMessages()) {
-		t.Errorf("the CRD has %d CEL messages, the Go rules %d", len(messages), len(v1alpha1.CELMessages()))
-	}
-	for _, re := range []string{v1alpha1.ImageReferenceGrammar, v1alpha1.DurationGrammar} {
-		if !strings.Contains(rules, "'"+re+"'") {
-			t.Errorf("grammar %q is in no CEL rule", re)
-		}
-	}
 }
 
 // randomPattern strings together the pieces references are made of, so that
@@ -334,14 +309,11 @@ func TestRandomPatternsSameVerdict(t *testing.T) {
 	for i := range 400 {
 		pattern := randomPattern(r)
 		spec := fmt.Sprintf(`{images: [%q]}`, pattern)
-		p, err := decodePolicy(t, "random", spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		goValid := len(p.Validate()) == 0
+		_, errs := admit(t, "random", spec)
+		goValid := len(errs) == 0
 		serverErr := c.Create(context.Background(), unstructuredPolicy(t, fmt.Sprintf("random-%d", i), spec), client.DryRunAll)
 		if goValid != (serverErr == nil) {
-			t.Errorf("%q: Validate valid=%v, API server: %v", pattern, goValid, serverErr)
+			t.Errorf("%q: Admit valid=%v, API server: %v", pattern, goValid, serverErr)
 		}
 		if goValid {
 			accepted++
@@ -350,5 +322,15 @@ func TestRandomPatternsSameVerdict(t *testing.T) {
 	t.Logf("%d of 400 random patterns valid", accepted)
 	if accepted < 40 || accepted > 360 {
 		t.Errorf("the generator is off balance: %d of 400 valid", accepted)
+	}
+}
+
+// The accessors' fallbacks in api/v1alpha1 are the CRD's defaults.
+func TestFallbacksAreTheCRDDefaults(t *testing.T) {
+	p := &v1alpha1.ImageCleanupPolicy{Spec: v1alpha1.ImageCleanupPolicySpec{Images: []v1alpha1.ImagePattern{"busybox"}}}
+	policyschema.Default(p)
+	if *p.Spec.MinImageAge != v1alpha1.DefaultMinImageAge || *p.Spec.Interval != v1alpha1.DefaultInterval ||
+		*p.Spec.StoppedContainers.MinStoppedAge != v1alpha1.DefaultMinStoppedAge {
+		t.Fatalf("CRD defaults %v %v %v differ from the accessors' fallbacks", *p.Spec.MinImageAge, *p.Spec.Interval, *p.Spec.StoppedContainers.MinStoppedAge)
 	}
 }

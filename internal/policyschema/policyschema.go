@@ -1,0 +1,165 @@
+// Package policyschema admits ImageCleanupPolicies as the API server does,
+// from the generated CRD itself: its OpenAPI schema, defaults, list types and
+// CEL rules, run by the API server's own code (k8s.io/apiextensions-apiserver).
+// The CLI, the agent and the API server therefore cannot disagree, and there
+// is no hand-written twin of the rules to keep in step.
+//
+// What CEL cannot express is checked here in Go, and only here: label keys
+// of nodeSelector.matchLabels (no cost bound for rules over map keys), and
+// that every images and exclude entry compiles as a pattern.
+package policyschema
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
+	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/config/crd"
+	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+)
+
+// schema is the CRD's v1alpha1 schema, ready to run.
+type schema struct {
+	structural *structuralschema.Structural
+	validator  apiservervalidation.SchemaValidator
+	cel        *cel.Validator
+}
+
+var load = sync.OnceValues(func() (*schema, error) {
+	var def apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(crd.Policies, &def); err != nil {
+		return nil, fmt.Errorf("the embedded CRD: %w", err)
+	}
+	var v1 *apiextensionsv1.JSONSchemaProps
+	for _, v := range def.Spec.Versions {
+		if v.Name == v1alpha1.GroupVersion.Version && v.Schema != nil {
+			v1 = v.Schema.OpenAPIV3Schema
+		}
+	}
+	if v1 == nil {
+		return nil, fmt.Errorf("the embedded CRD has no %s schema", v1alpha1.GroupVersion.Version)
+	}
+	var internal apiextensions.JSONSchemaProps
+	if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(v1, &internal, nil); err != nil {
+		return nil, fmt.Errorf("the embedded CRD: %w", err)
+	}
+	structural, err := structuralschema.NewStructural(&internal)
+	if err != nil {
+		return nil, fmt.Errorf("the embedded CRD: %w", err)
+	}
+	validator, _, err := apiservervalidation.NewSchemaValidator(&internal)
+	if err != nil {
+		return nil, fmt.Errorf("the embedded CRD: %w", err)
+	}
+	return &schema{structural: structural, validator: validator, cel: cel.NewValidator(structural, true, celconfig.PerCallLimit)}, nil
+})
+
+// validate runs the CRD's rules, in the API server's order: the OpenAPI
+// schema, list types, then CEL.
+func (s *schema) validate(obj map[string]any) field.ErrorList {
+	errs := apiservervalidation.ValidateCustomResource(nil, obj, s.validator)
+	errs = append(errs, listtype.ValidateListSetsAndMaps(nil, s.structural, obj)...)
+	celErrs, _ := s.cel.Validate(context.Background(), nil, s.structural, obj, nil, celconfig.RuntimeCELCostBudget)
+	return append(errs, celErrs...)
+}
+
+// Admit defaults obj (a policy as decoded from YAML or JSON) in place, as
+// the API server would, validates it, and returns it typed. Errors carry the
+// field path (spec.images[0]) and the CRD's own messages.
+func Admit(obj map[string]any) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
+	s, err := load()
+	if err != nil {
+		return nil, field.ErrorList{field.InternalError(nil, err)}
+	}
+	structuraldefaulting.Default(obj, s.structural)
+	if errs := s.validate(obj); len(errs) > 0 {
+		return nil, errs
+	}
+	var p v1alpha1.ImageCleanupPolicy
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &p); err != nil {
+		return nil, field.ErrorList{field.Invalid(field.NewPath("spec"), nil, err.Error())}
+	}
+	if errs := beyondCEL(&p.Spec, field.NewPath("spec")); len(errs) > 0 {
+		return nil, errs
+	}
+	return &p, nil
+}
+
+// Check admits a typed policy: p is defaulted in place.
+func Check(p *v1alpha1.ImageCleanupPolicy) field.ErrorList {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p)
+	if err != nil {
+		return field.ErrorList{field.InternalError(nil, err)}
+	}
+	admitted, errs := Admit(obj)
+	if len(errs) > 0 {
+		return errs
+	}
+	*p = *admitted
+	return nil
+}
+
+// Default fills in the CRD's defaults, as the API server does on create.
+func Default(p *v1alpha1.ImageCleanupPolicy) {
+	s, err := load()
+	if err != nil {
+		panic(err) // the embedded CRD is part of the build; a test covers it
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p)
+	if err != nil {
+		panic(err) // a typed policy always converts
+	}
+	structuraldefaulting.Default(obj, s.structural)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, p); err != nil {
+		panic(err)
+	}
+}
+
+// beyondCEL holds the rules the CRD cannot state.
+func beyondCEL(spec *v1alpha1.ImageCleanupPolicySpec, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if spec.NodeSelector != nil {
+		for k := range spec.NodeSelector.MatchLabels {
+			for _, msg := range validation.IsQualifiedName(k) {
+				errs = append(errs, field.Invalid(path.Child("nodeSelector", "matchLabels").Key(k), k, msg))
+			}
+		}
+	}
+	for _, list := range []struct {
+		name     string
+		patterns []v1alpha1.ImagePattern
+	}{{"images", spec.Images}, {"exclude", spec.Exclude}} {
+		for i, p := range list.patterns {
+			if _, err := match.Compile(string(p)); err != nil {
+				errs = append(errs, field.Invalid(path.Child(list.name).Index(i), string(p), err.Error()))
+			}
+		}
+	}
+	return errs
+}
+
+// PatternErrors returns what the CRD's own rules (OpenAPI and CEL, without
+// the Go checks) say of one images entry: what the API server would say.
+func PatternErrors(pattern string) field.ErrorList {
+	s, err := load()
+	if err != nil {
+		return field.ErrorList{field.InternalError(nil, err)}
+	}
+	obj := map[string]any{"apiVersion": v1alpha1.GroupVersion.String(), "kind": "ImageCleanupPolicy",
+		"metadata": map[string]any{"name": "p"}, "spec": map[string]any{"images": []any{pattern}}}
+	return s.validate(obj)
+}
