@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -176,7 +175,7 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	// Server-side apply of the whole status: zeros are written, and what the
 	// aggregator wrote before and leaves out now (failingNodes) goes.
-	if err := r.writer.Status().Apply(ctx, statusApplyConfiguration(&policy, &agg.status), client.FieldOwner(aggregatorFieldManager), client.ForceOwnership); err != nil {
+	if err := r.writer.Status().Apply(ctx, policyStatusApplyConfiguration(policy.Name, &agg.status), client.FieldOwner(aggregatorFieldManager), client.ForceOwnership); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
@@ -186,19 +185,6 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 }
 
 const aggregatorFieldManager = "imagecleanup-aggregator"
-
-func statusApplyConfiguration(p *v1alpha1.ImageCleanupPolicy, st *v1alpha1.ImageCleanupPolicyStatus) runtime.ApplyConfiguration {
-	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
-	if err != nil {
-		panic(err) // a typed struct always converts
-	}
-	return client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(),
-		"kind":       "ImageCleanupPolicy",
-		"metadata":   map[string]any{"name": p.Name},
-		"status":     status,
-	}})
-}
 
 func (r *aggregateReconciler) reportsOf(ctx context.Context, policy string) ([]v1alpha1.ImageCleanupReport, error) {
 	var list v1alpha1.ImageCleanupReportList

@@ -10,9 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -296,9 +294,7 @@ func (r *NodeReconciler) fieldManager() string {
 // most one write per sweep, none when nothing changed.
 func (r *NodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.ImageCleanupPolicy, existing *v1alpha1.ImageCleanupReport, st v1alpha1.ImageCleanupReportStatus) error {
 	desired := &v1alpha1.ImageCleanupReport{
-		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ImageCleanupReport"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   v1alpha1.ReportName(policy.Name, r.Node),
 			Labels: v1alpha1.ReportLabels(policy.Name, r.Node),
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v1alpha1.GroupVersion.String(), Kind: "ImageCleanupPolicy",
@@ -314,13 +310,7 @@ func (r *NodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.Image
 		labels.Equals(existing.Labels, desired.Labels) {
 		return nil
 	}
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{Object: obj}
-	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(r.fieldManager()), client.ForceOwnership); err != nil {
+	if err := r.Client.Apply(ctx, reportApplyConfiguration(policy, r.Node, &st), client.FieldOwner(r.fieldManager()), client.ForceOwnership); err != nil {
 		return err
 	}
 	r.remember(policy.Name, &st)

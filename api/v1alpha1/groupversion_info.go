@@ -3,6 +3,7 @@
 // did about it.
 //
 // +kubebuilder:object:generate=true
+// +kubebuilder:ac:generate=true
 // +groupName=imagecleanup.io
 package v1alpha1
 
@@ -15,6 +16,10 @@ import (
 var (
 	// GroupVersion is the API group and version of these types.
 	GroupVersion = schema.GroupVersion{Group: "imagecleanup.io", Version: "v1alpha1"}
+
+	// SchemeGroupVersion is GroupVersion under the name generated code
+	// (the apply configurations) looks for.
+	SchemeGroupVersion = GroupVersion
 
 	// SchemeBuilder registers the types with a runtime.Scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
