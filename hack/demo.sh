@@ -12,6 +12,5 @@ use_private_dockerd
 
 mkdir -p bin
 go build -o bin/manager ./cmd/manager
-CGO_ENABLED=0 go build -o bin/demo-sleeper ./internal/testenv/sleeper
 go build -o bin/demo ./hack/demo
-bin/demo --docker-host "${TEST_DOCKER_HOST}" --manager bin/manager --sleeper bin/demo-sleeper
+bin/demo --docker-host "${TEST_DOCKER_HOST}" --manager bin/manager

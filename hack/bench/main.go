@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -28,7 +27,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
 
@@ -133,9 +132,9 @@ type bench struct {
 	direct   *client.Client // seeding and checks, not counted
 	counted  *client.Client // the API recipe, through the proxy
 	proxy    *faultproxy.Proxy
+	seeder   *seed.Engine
 	images   int
 	perImage int
-	sleeper  []byte
 
 	mu     sync.Mutex
 	seeded []string // containers of the current seed
@@ -154,33 +153,16 @@ func newBench(host string, images, perImage int) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	sleeper, err := buildSleeper()
-	if err != nil {
+	if _, err := seed.Program(); err != nil {
 		return nil, err
 	}
-	return &bench{direct: direct, counted: counted, proxy: proxy, images: images, perImage: perImage, sleeper: sleeper}, nil
+	return &bench{direct: direct, counted: counted, proxy: proxy, images: images, perImage: perImage, seeder: &seed.Engine{Client: direct}}, nil
 }
 
 func (b *bench) close() {
 	b.proxy.Close()
 	_ = b.direct.Close()
 	_ = b.counted.Close()
-}
-
-// buildSleeper builds the test images' static program.
-func buildSleeper() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "bench-sleeper-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "sleeper")
-	cmd := exec.Command("go", "build", "-o", bin, "./internal/testenv/sleeper")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build sleeper: %w\n%s", err, out)
-	}
-	return os.ReadFile(bin)
 }
 
 // seed makes repo/app-N:1 images, each with its stopped containers.
@@ -209,29 +191,22 @@ func (b *bench) seed(repo string) error {
 }
 
 func (b *bench) seedImage(ctx context.Context, ref string) error {
-	rc, err := b.direct.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(testenv.ScratchRootfs(b.sleeper, ref)), SourceName: "-"}, ref,
-		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/sleeper"]`}})
-	if err != nil {
-		return err
-	}
-	if _, err := testenv.ImportedID(rc); err != nil {
+	if _, err := b.seeder.Image(ctx, ref); err != nil {
 		return err
 	}
 	for c := 0; c < b.perImage; c++ {
-		created, err := b.direct.ContainerCreate(ctx, &container.Config{Image: ref}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+		state := seed.Created // most never ran; a tenth ran and exited
+		if c%10 == 0 {
+			state = seed.Exited
+		}
+		id, err := b.seeder.Container(ctx, ref, state, seed.ContainerOptions{})
+		if id != "" {
+			b.mu.Lock()
+			b.seeded = append(b.seeded, id)
+			b.mu.Unlock()
+		}
 		if err != nil {
 			return err
-		}
-		b.mu.Lock()
-		b.seeded = append(b.seeded, created.ID)
-		b.mu.Unlock()
-		if c%10 == 0 {
-			if err := b.direct.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-				return err
-			}
-			if err := testenv.WaitStopped(ctx, b.direct, created.ID); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

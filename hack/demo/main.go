@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,7 +35,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
-	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 )
 
 const demoLabel = "imagecleanup.demo"
@@ -44,9 +43,8 @@ const demoLabel = "imagecleanup.demo"
 func main() {
 	dockerHost := flag.String("docker-host", os.Getenv("TEST_DOCKER_HOST"), "the private engine")
 	manager := flag.String("manager", "bin/manager", "the agent binary")
-	sleeper := flag.String("sleeper", "", "static binary the demo images run")
 	flag.Parse()
-	d := &demo{start: time.Now(), dockerHost: *dockerHost, manager: *manager, sleeper: *sleeper}
+	d := &demo{start: time.Now(), dockerHost: *dockerHost, manager: *manager}
 	err := d.run()
 	d.cleanup()
 	if err != nil {
@@ -60,7 +58,6 @@ type demo struct {
 	start      time.Time
 	dockerHost string
 	manager    string
-	sleeper    string
 
 	env      *envtest.Environment
 	docker   *dockerclient.Client
@@ -181,8 +178,9 @@ func (d *demo) seed(ctx context.Context) error {
 		{[]string{"myapp:pr-7"}, 0, 0, 1, "pull-request image, a job still running"},
 		{nil, 0, 0, 0, "dangling (untagged, unused)"},
 	}
+	seeder := &seed.Engine{Client: d.docker, Labels: map[string]string{demoLabel: "true"}}
 	for _, s := range seeds {
-		id, err := d.importImage(ctx, s.refs)
+		id, err := seeder.Image(ctx, s.refs...)
 		if err != nil {
 			return err
 		}
@@ -191,52 +189,15 @@ func (d *demo) seed(ctx context.Context) error {
 			name = id[7:19]
 		}
 		fmt.Printf("    %-72s %s\n", name, s.note)
-		for i := 0; i < s.exited+s.created+s.running; i++ {
-			cmd := []string{}
-			if i >= s.exited+s.created {
-				cmd = []string{"sleep"}
-			}
-			created, err := d.docker.ContainerCreate(ctx, &container.Config{Image: id, Cmd: cmd, Labels: map[string]string{demoLabel: "true"}},
-				&container.HostConfig{NetworkMode: "none"}, nil, nil, "")
-			if err != nil {
-				return err
-			}
-			if i < s.exited || i >= s.exited+s.created {
-				if err := d.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-					return err
-				}
-			}
-			if i < s.exited {
-				if err := testenv.WaitStopped(ctx, d.docker, created.ID); err != nil {
+		for state, n := range map[seed.State]int{seed.Exited: s.exited, seed.Created: s.created, seed.Running: s.running} {
+			for range n {
+				if _, err := seeder.Container(ctx, id, state, seed.ContainerOptions{}); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	return nil
-}
-
-func (d *demo) importImage(ctx context.Context, refs []string) (string, error) {
-	bin, err := os.ReadFile(d.sleeper)
-	if err != nil {
-		return "", err
-	}
-	rootfs := testenv.ScratchRootfs(bin, fmt.Sprintf("%v %d", refs, time.Now().UnixNano()))
-	rc, err := d.docker.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(rootfs), SourceName: "-"}, "",
-		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/sleeper"]`, "LABEL " + demoLabel + "=true"}})
-	if err != nil {
-		return "", err
-	}
-	id, err := testenv.ImportedID(rc)
-	if err != nil {
-		return "", err
-	}
-	for _, ref := range refs {
-		if err := d.docker.ImageTag(ctx, id, ref); err != nil {
-			return "", err
-		}
-	}
-	return id, nil
 }
 
 // dockerCLI runs a docker command against the private engine and prints it.

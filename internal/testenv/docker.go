@@ -11,11 +11,7 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +21,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 )
 
 // DockerHostEnv names the private engine; hack/test.sh sets it. Tests never
@@ -102,66 +100,20 @@ func UniqueName(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
-var (
-	sleeperOnce sync.Once
-	sleeperPath string
-	sleeperErr  error
-)
-
-// sleeper builds, once per test process, the static binary the test images
-// run: it exits at once, or sleeps for an hour when its argument is "sleep".
-func sleeper(t testing.TB) string {
+// program is the static binary the test images run (internal/seed).
+func program(t testing.TB) []byte {
 	t.Helper()
-	sleeperOnce.Do(func() {
-		_, self, _, _ := runtime.Caller(0)
-		src := filepath.Join(filepath.Dir(self), "sleeper")
-		dir, err := os.MkdirTemp("", "imagecleanup-sleeper-")
-		if err != nil {
-			sleeperErr = err
-			return
-		}
-		sleeperPath = filepath.Join(dir, "sleeper")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", sleeperPath, ".")
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			sleeperErr = fmt.Errorf("go build sleeper: %w\n%s", err, out)
-		}
-	})
-	if sleeperErr != nil {
-		t.Fatal(sleeperErr)
-	}
-	return sleeperPath
-}
-
-// rootfs is a tar with the sleeper as /sleeper and a file that makes every
-// image distinct (so that two calls never share an image ID).
-func rootfs(t testing.TB) []byte {
-	t.Helper()
-	bin, err := os.ReadFile(sleeper(t))
+	prog, err := seed.Program()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ScratchRootfs(bin, UniqueName("image"))
+	return prog
 }
 
-// ScratchRootfs is a root filesystem (a tar) holding the program as
-// /sleeper and a file with unique in it, so that each image made from it has
-// its own ID, as real images do.
-func ScratchRootfs(program []byte, unique string) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"sleeper", 0o755, program}, {"unique", 0o644, []byte(unique)}} {
-		// Writing to a bytes.Buffer cannot fail.
-		_ = tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)})
-		_, _ = tw.Write(f.data)
-	}
-	_ = tw.Close()
-	return buf.Bytes()
+// rootfs is a root filesystem holding the program, unique to this call.
+func rootfs(t testing.TB) []byte {
+	t.Helper()
+	return seed.Rootfs(program(t), UniqueName("image"))
 }
 
 // ImportImage makes a new image FROM scratch holding the sleeper, tags it
@@ -169,52 +121,12 @@ func ScratchRootfs(program []byte, unique string) []byte {
 // is removed when the test ends, if it is still there.
 func ImportImage(t testing.TB, cli *client.Client, refs ...string) string {
 	t.Helper()
-	ctx := context.Background()
-	rc, err := cli.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(rootfs(t)), SourceName: "-"}, "",
-		image.ImportOptions{Changes: []string{`ENTRYPOINT ["/sleeper"]`}})
+	id, err := (&seed.Engine{Client: cli}).Image(context.Background(), refs...)
 	if err != nil {
-		t.Fatalf("import image: %v", err)
-	}
-	id, err := ImportedID(rc)
-	if err != nil {
-		t.Fatalf("import image: %v", err)
-	}
-	for _, ref := range refs {
-		if err := cli.ImageTag(ctx, id, ref); err != nil {
-			t.Fatalf("tag %s: %v", ref, err)
-		}
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { RemoveImage(cli, id) })
 	return id
-}
-
-// ImportedID reads the image ID from the progress stream of an import, and
-// closes it.
-func ImportedID(rc io.ReadCloser) (string, error) {
-	defer rc.Close()
-	dec := json.NewDecoder(rc)
-	var id string
-	for {
-		var msg struct {
-			Status string `json:"status"`
-			Error  string `json:"error"`
-		}
-		if err := dec.Decode(&msg); err == io.EOF {
-			break
-		} else if err != nil {
-			return "", err
-		}
-		if msg.Error != "" {
-			return "", fmt.Errorf("%s", msg.Error)
-		}
-		if strings.HasPrefix(msg.Status, "sha256:") {
-			id = strings.TrimSpace(msg.Status)
-		}
-	}
-	if id == "" {
-		return "", fmt.Errorf("no image ID in the import response")
-	}
-	return id, nil
 }
 
 // CommitChild makes a child image of the container's image (docker commit),
@@ -245,45 +157,21 @@ type ContainerOptions struct {
 // (forcibly, it is a test's own) when the test ends.
 func CreateContainer(t testing.TB, cli *client.Client, img string, opts ContainerOptions) string {
 	t.Helper()
-	ctx := context.Background()
-	cfg := &container.Config{Image: img, Labels: opts.Labels}
-	if opts.Run == "sleep" || opts.SleepWhenStarted {
-		cfg.Cmd = []string{"sleep"}
-	}
-	created, err := cli.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: "none"}, nil, nil, opts.Name)
-	if err != nil {
-		t.Fatalf("create container of %s: %v", img, err)
-	}
-	id := created.ID
-	t.Cleanup(func() {
-		_ = cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-	})
-	switch opts.Run {
-	case "":
-	case "exit", "sleep":
-		if err := cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-			t.Fatalf("start container %s: %v", id, err)
-		}
-		if opts.Run == "exit" {
-			if err := WaitStopped(ctx, cli, id); err != nil {
-				t.Fatalf("wait for container %s: %v", id, err)
-			}
-		}
-	default:
+	state := map[string]seed.State{"": seed.Created, "exit": seed.Exited, "sleep": seed.Running}[opts.Run]
+	if state == "" {
 		t.Fatalf("unknown Run %q", opts.Run)
 	}
-	return id
-}
-
-// WaitStopped waits until a started container is no longer running.
-func WaitStopped(ctx context.Context, cli *client.Client, id string) error {
-	waitCh, errCh := cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
-	select {
-	case <-waitCh:
-		return nil
-	case err := <-errCh:
-		return err
+	id, err := (&seed.Engine{Client: cli}).Container(context.Background(), img, state,
+		seed.ContainerOptions{Name: opts.Name, Labels: opts.Labels, SleepWhenStarted: opts.SleepWhenStarted})
+	if id != "" {
+		t.Cleanup(func() {
+			_ = cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		})
 	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // RemoveImage removes an image of a test, whatever it takes; errors are
@@ -325,10 +213,7 @@ func ContainerExists(t testing.TB, cli *client.Client, id string) bool {
 // returns the image ID. The image is removed when the test ends.
 func BuildImage(t testing.TB, cli *client.Client, ref string) string {
 	t.Helper()
-	bin, err := os.ReadFile(sleeper(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := program(t)
 	dockerfile := "FROM scratch\nCOPY sleeper /sleeper\nLABEL imagecleanup.test=" + UniqueName("build") + "\nENTRYPOINT [\"/sleeper\"]\n"
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -1,0 +1,218 @@
+// Package seed fills a Docker engine with what tests, the benchmark and the
+// demo need: images FROM scratch that hold one static program (no registry
+// is needed), tagged as asked, and containers of them in the state asked.
+// It does not import testing; internal/testenv wraps it for tests.
+package seed
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+// State is what a seeded container is left as.
+type State string
+
+const (
+	// Created: created and never started.
+	Created State = "created"
+	// Exited: started, ran to completion.
+	Exited State = "exited"
+	// Running: started and sleeping (an hour).
+	Running State = "running"
+)
+
+var (
+	programOnce sync.Once
+	program     []byte
+	programErr  error
+)
+
+// Program is the static binary every seeded image runs, built once per
+// process from ./sleeper: it exits at once, or sleeps an hour when its
+// argument is "sleep".
+func Program() ([]byte, error) {
+	programOnce.Do(func() {
+		_, self, _, _ := runtime.Caller(0)
+		dir, err := os.MkdirTemp("", "imagecleanup-sleeper-")
+		if err != nil {
+			programErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		bin := filepath.Join(dir, "sleeper")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+		cmd.Dir = filepath.Join(filepath.Dir(self), "sleeper")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			programErr = fmt.Errorf("go build sleeper: %w\n%s", err, out)
+			return
+		}
+		program, programErr = os.ReadFile(bin)
+	})
+	return program, programErr
+}
+
+// Rootfs is a root filesystem (a tar) holding the program as /sleeper and a
+// file with unique in it, so that each image made from it has its own ID,
+// as real images do.
+func Rootfs(program []byte, unique string) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"sleeper", 0o755, program}, {"unique", 0o644, []byte(unique)}} {
+		// Writing to a bytes.Buffer cannot fail.
+		_ = tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)})
+		_, _ = tw.Write(f.data)
+	}
+	_ = tw.Close()
+	return buf.Bytes()
+}
+
+// Engine seeds one engine.
+type Engine struct {
+	Client *client.Client
+	// Labels go on every image and container seeded, so that they can be
+	// found and cleaned up.
+	Labels map[string]string
+}
+
+var uniqueness struct {
+	sync.Mutex
+	n int
+}
+
+func unique(refs []string) string {
+	uniqueness.Lock()
+	defer uniqueness.Unlock()
+	uniqueness.n++
+	return fmt.Sprintf("%v %d %d %d", refs, os.Getpid(), time.Now().UnixNano(), uniqueness.n)
+}
+
+// Image imports a new image holding the program, tags it with every ref
+// (none makes a dangling image) and returns its ID.
+func (e *Engine) Image(ctx context.Context, refs ...string) (string, error) {
+	prog, err := Program()
+	if err != nil {
+		return "", err
+	}
+	changes := []string{`ENTRYPOINT ["/sleeper"]`}
+	for k, v := range e.Labels {
+		changes = append(changes, "LABEL "+k+"="+v)
+	}
+	rc, err := e.Client.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(Rootfs(prog, unique(refs))), SourceName: "-"}, "",
+		image.ImportOptions{Changes: changes})
+	if err != nil {
+		return "", fmt.Errorf("import image: %w", err)
+	}
+	id, err := ImportedID(rc)
+	if err != nil {
+		return "", fmt.Errorf("import image: %w", err)
+	}
+	for _, ref := range refs {
+		if err := e.Client.ImageTag(ctx, id, ref); err != nil {
+			return "", fmt.Errorf("tag %s: %w", ref, err)
+		}
+	}
+	return id, nil
+}
+
+// ContainerOptions shape a seeded container.
+type ContainerOptions struct {
+	Name   string
+	Labels map[string]string
+	// SleepWhenStarted makes a Created container sleep once started, so
+	// that whoever starts it later finds it running.
+	SleepWhenStarted bool
+}
+
+// Container makes a container of img, with no network, left in state.
+func (e *Engine) Container(ctx context.Context, img string, state State, opts ContainerOptions) (string, error) {
+	labels := map[string]string{}
+	for k, v := range e.Labels {
+		labels[k] = v
+	}
+	for k, v := range opts.Labels {
+		labels[k] = v
+	}
+	cfg := &container.Config{Image: img, Labels: labels}
+	if state == Running || opts.SleepWhenStarted {
+		cfg.Cmd = []string{"sleep"}
+	}
+	created, err := e.Client.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: "none"}, nil, nil, opts.Name)
+	if err != nil {
+		return "", fmt.Errorf("create container of %s: %w", img, err)
+	}
+	switch state {
+	case Created:
+	case Exited, Running:
+		if err := e.Client.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+			return created.ID, fmt.Errorf("start container %s: %w", created.ID, err)
+		}
+		if state == Exited {
+			if err := WaitStopped(ctx, e.Client, created.ID); err != nil {
+				return created.ID, fmt.Errorf("wait for container %s: %w", created.ID, err)
+			}
+		}
+	default:
+		return created.ID, fmt.Errorf("unknown container state %q", state)
+	}
+	return created.ID, nil
+}
+
+// WaitStopped waits until a started container is no longer running.
+func WaitStopped(ctx context.Context, cli *client.Client, id string) error {
+	waitCh, errCh := cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	select {
+	case <-waitCh:
+		return nil
+	case err := <-errCh:
+		return err
+	}
+}
+
+// ImportedID reads the image ID from the progress stream of an import, and
+// closes it.
+func ImportedID(rc io.ReadCloser) (string, error) {
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	var id string
+	for {
+		var msg struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			break
+		} else if err != nil {
+			return "", err
+		}
+		if msg.Error != "" {
+			return "", fmt.Errorf("%s", msg.Error)
+		}
+		if strings.HasPrefix(msg.Status, "sha256:") {
+			id = strings.TrimSpace(msg.Status)
+		}
+	}
+	if id == "" {
+		return "", fmt.Errorf("no image ID in the import response")
+	}
+	return id, nil
+}
