@@ -79,25 +79,8 @@ func (a *Aggregator) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	allPolicies := func(ctx context.Context, _ *corev1.Node) []reconcile.Request { return policyRequests(ctx, c) }
-	nodeMembership := predicate.TypedFuncs[*corev1.Node]{
-		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
-			return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels)
-		},
-	}
-	watches := []source.Source{
-		source.Kind(c, &v1alpha1.ImageCleanupPolicy{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.ImageCleanupPolicy]{},
-			predicate.TypedGenerationChangedPredicate[*v1alpha1.ImageCleanupPolicy]{}),
-		source.Kind(c, &v1alpha1.ImageCleanupReport{}, handler.TypedEnqueueRequestsFromMapFunc(
-			func(_ context.Context, r *v1alpha1.ImageCleanupReport) []reconcile.Request {
-				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Spec.PolicyName}}}
-			})),
-		source.Kind(c, &corev1.Node{}, handler.TypedEnqueueRequestsFromMapFunc(allPolicies), nodeMembership),
-	}
-	for _, w := range watches {
-		if err := ctl.Watch(w); err != nil {
-			return err
-		}
+	if err := watch(ctl, c); err != nil {
+		return err
 	}
 	// The cache and the controller run together; whichever ends first, with
 	// an error or not, ends the aggregator, and its error is returned.
@@ -126,6 +109,32 @@ func cacheError(err error) error {
 		return nil
 	}
 	return fmt.Errorf("aggregator cache: %w", err)
+}
+
+// watch feeds the aggregator: policy spec changes, every report change,
+// and Node label changes (they change which nodes a policy selects).
+func watch(ctl controller.Controller, c cache.Cache) error {
+	allPolicies := func(ctx context.Context, _ *corev1.Node) []reconcile.Request { return policyRequests(ctx, c) }
+	nodeMembership := predicate.TypedFuncs[*corev1.Node]{
+		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
+			return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels)
+		},
+	}
+	watches := []source.Source{
+		source.Kind(c, &v1alpha1.ImageCleanupPolicy{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.ImageCleanupPolicy]{},
+			predicate.TypedGenerationChangedPredicate[*v1alpha1.ImageCleanupPolicy]{}),
+		source.Kind(c, &v1alpha1.ImageCleanupReport{}, handler.TypedEnqueueRequestsFromMapFunc(
+			func(_ context.Context, r *v1alpha1.ImageCleanupReport) []reconcile.Request {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Spec.PolicyName}}}
+			})),
+		source.Kind(c, &corev1.Node{}, handler.TypedEnqueueRequestsFromMapFunc(allPolicies), nodeMembership),
+	}
+	for _, w := range watches {
+		if err := ctl.Watch(w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nameAndLabelsOnly trims a Node to what selection needs.

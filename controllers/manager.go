@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,26 +87,8 @@ func AgentCacheOptions(node string) cache.Options {
 // NewAgent builds the manager of one node's agent: the node controller on
 // every pod, the aggregator on the leader.
 func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
-	if o.NodeName == "" {
-		return nil, errors.New("no node name: set NODE_NAME (from spec.nodeName) or --node-name")
-	}
-	if o.Runtime == nil {
-		return nil, errors.New("no Docker engine")
-	}
-	if _, err := match.CompileSet(o.ProtectedImages); err != nil {
-		return nil, fmt.Errorf("protected images: %w", err)
-	}
-	if o.Clock == nil {
-		o.Clock = clock.RealClock{}
-	}
-	if o.SweepTimeout == 0 {
-		o.SweepTimeout = 10 * time.Minute
-	}
-	if o.RetryBaseDelay == 0 {
-		o.RetryBaseDelay = time.Second
-	}
-	if o.RetryMaxDelay == 0 {
-		o.RetryMaxDelay = 5 * time.Minute
+	if err := o.complete(); err != nil {
+		return nil, err
 	}
 	scheme := Scheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -152,6 +135,24 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	return mgr, nil
+}
+
+// complete checks the options and fills in the defaults.
+func (o *AgentOptions) complete() error {
+	switch {
+	case o.NodeName == "":
+		return errors.New("no node name: set NODE_NAME (from spec.nodeName) or --node-name")
+	case o.Runtime == nil:
+		return errors.New("no Docker engine")
+	}
+	if _, err := match.CompileSet(o.ProtectedImages); err != nil {
+		return fmt.Errorf("protected images: %w", err)
+	}
+	o.Clock = cmp.Or[clock.Clock](o.Clock, clock.RealClock{})
+	o.SweepTimeout = cmp.Or(o.SweepTimeout, 10*time.Minute)
+	o.RetryBaseDelay = cmp.Or(o.RetryBaseDelay, time.Second)
+	o.RetryMaxDelay = cmp.Or(o.RetryMaxDelay, 5*time.Minute)
+	return nil
 }
 
 // engineCheck is the readiness probe: ready while the Docker engine answers.

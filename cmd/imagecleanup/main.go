@@ -157,64 +157,87 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "imagecleanup: %v\n\n%s", err, usage)
 		return exitInvalid
 	}
+	code, err := execute(ctx, o, stdin, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "imagecleanup: %s\n", oneLine(err))
+	}
+	return code
+}
 
+// execute runs plan or apply; the error, if any, is the one line to print.
+func execute(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	policy, err := loadPolicy(ctx, o.file, stdin)
 	switch {
 	case ctx.Err() != nil:
-		fmt.Fprintf(stderr, "imagecleanup: interrupted while reading %s\n", o.file)
-		return exitError
+		return exitError, fmt.Errorf("interrupted while reading %s", o.file)
 	case err != nil:
-		fmt.Fprintf(stderr, "imagecleanup: invalid policy %s: %v\n", o.file, err)
-		return exitInvalid
+		return exitInvalid, fmt.Errorf("invalid policy %s: %w", o.file, err)
 	}
 	if policy.Spec.Suspend {
-		return report(stdout, stderr, o, suspendedDocument(policy, o.mode))
+		return write(stdout, o, suspendedDocument(policy, o.mode))
 	}
-
 	rt, err := docker.New(o.dockerHost)
 	if err != nil {
-		fmt.Fprintf(stderr, "imagecleanup: --docker-host: %v\n", oneLine(err))
-		return exitInvalid
+		return exitInvalid, fmt.Errorf("--docker-host: %w", err)
 	}
 	defer rt.Close()
 	rt.RemoveTimeout = o.callTimeout
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	info, err := engineInfo(ctx, rt)
+	clock, err := openClock(ctx, rt, o.stateDir, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "imagecleanup: cannot reach the Docker engine at %s: %v\n", rt.Host(), oneLine(err))
-		return exitError
+		return exitError, err
 	}
-	clock, warning, err := imageclock.Open(imageclock.FileFor(o.stateDir, info.ID))
-	if err != nil {
-		fmt.Fprintf(stderr, "imagecleanup: %v\n", oneLine(err))
-		return exitError
-	}
-	if warning != nil {
-		fmt.Fprintf(stderr, "imagecleanup: warning: %v\n", oneLine(warning))
-	}
-
 	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, time.Now(), cleanup.Options{
 		Policy: policy.Name, Clock: clock, Protected: o.protect, PlanOnly: o.mode == "plan",
 	})
-	if err != nil {
-		if errors.Is(err, cleanup.ErrInvalidPolicy) {
-			fmt.Fprintf(stderr, "imagecleanup: invalid policy %s: %v\n", o.file, err)
-			return exitInvalid
-		}
-		fmt.Fprintf(stderr, "imagecleanup: %v\n", oneLine(err))
-		return exitError
-	}
-	code := report(stdout, stderr, o, newDocument(policy, o.mode, rt.Host(), &out, rt.Calls()))
 	switch {
-	case code != exitOK:
-		return code
-	case len(out.Result.Failed) > 0 || out.Result.Stopped != "":
-		return exitError
-	case o.failOnBlocked && len(out.Result.Blocked) > 0:
-		return exitBlocked
+	case errors.Is(err, cleanup.ErrInvalidPolicy):
+		return exitInvalid, fmt.Errorf("invalid policy %s: %w", o.file, err)
+	case err != nil:
+		return exitError, err
 	}
-	return exitOK
+	if code, err := write(stdout, o, newDocument(policy, o.mode, rt.Host(), &out, rt.Calls())); err != nil {
+		return code, err
+	}
+	switch {
+	case len(out.Result.Failed) > 0 || out.Result.Stopped != "":
+		return exitError, nil
+	case o.failOnBlocked && len(out.Result.Blocked) > 0:
+		return exitBlocked, nil
+	}
+	return exitOK, nil
+}
+
+// openClock finds which engine this is and opens its image clock; a clock
+// that had to start afresh says so on stderr.
+func openClock(ctx context.Context, rt *docker.Runtime, dir string, stderr io.Writer) (*imageclock.Clock, error) {
+	info, err := engineInfo(ctx, rt)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w", rt.Host(), err)
+	}
+	clock, warning, err := imageclock.Open(imageclock.FileFor(dir, info.ID))
+	if err != nil {
+		return nil, err
+	}
+	if warning != nil {
+		fmt.Fprintf(stderr, "imagecleanup: warning: %s\n", oneLine(warning))
+	}
+	return clock, nil
+}
+
+// write prints the document in the chosen format.
+func write(stdout io.Writer, o options, doc document) (int, error) {
+	var err error
+	if o.output == "json" {
+		err = writeJSON(stdout, doc)
+	} else {
+		err = writeTable(stdout, doc)
+	}
+	if err != nil {
+		return exitError, fmt.Errorf("writing the result: %w", err)
+	}
+	return exitOK, nil
 }
 
 // engineInfo pings the engine (which settles the API version) and asks
@@ -224,21 +247,6 @@ func engineInfo(ctx context.Context, rt *docker.Runtime) (engine.Info, error) {
 		return engine.Info{}, err
 	}
 	return rt.Info(ctx)
-}
-
-// report writes the document in the chosen format.
-func report(stdout, stderr io.Writer, o options, doc document) int {
-	var err error
-	if o.output == "json" {
-		err = writeJSON(stdout, doc)
-	} else {
-		err = writeTable(stdout, doc)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "imagecleanup: writing the result: %v\n", err)
-		return exitError
-	}
-	return exitOK
 }
 
 // loadPolicy reads a policy file as kubectl apply -f takes it: strict YAML

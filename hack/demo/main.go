@@ -71,55 +71,22 @@ func (d *demo) step(format string, args ...any) {
 }
 
 func (d *demo) run() error {
-	if d.dockerHost == "" {
-		return errors.New("no private Docker engine: run it through `make demo`")
-	}
-	var err error
-	d.workDir, err = os.MkdirTemp("", "imagecleanup-demo-")
-	if err != nil {
-		return err
-	}
-	d.docker, err = dockerclient.NewClientWithOpts(dockerclient.WithHost(d.dockerHost), dockerclient.WithAPIVersionNegotiation())
-	if err != nil {
-		return err
-	}
-	d.step("private Docker engine at %s", d.dockerHost)
-	d.removeDemoObjects() // what an interrupted earlier run left
-
-	d.step("starting a local control plane (etcd and kube-apiserver, from envtest) with the CRDs")
-	d.env = &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
-	cfg, err := d.env.Start()
-	if err != nil {
-		return fmt.Errorf("control plane: %w", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
-	if err != nil {
-		return err
-	}
-	kubeconfig, err := d.kubeconfig(cfg)
+	c, cfg, kubeconfig, err := d.setUp()
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-
-	nodeName, _ := os.Hostname()
-	nodeName = strings.ToLower(nodeName)
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName, Labels: map[string]string{
-		"kubernetes.io/hostname": nodeName, "node.kubernetes.io/pool": "ci-runners"}}}
-	if err := c.Create(ctx, node); err != nil {
+	nodeName, err := d.createNode(ctx, c)
+	if err != nil {
 		return err
 	}
-	d.step("created Node %s (labels kubernetes.io/hostname=%s, node.kubernetes.io/pool=ci-runners)", nodeName, nodeName)
-
 	d.step("seeding the engine")
 	if err := d.seed(ctx); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	d.step("the article's error, by hand:")
 	d.dockerCLI("rmi", "busybox:1.35")
-	d.step("engine before")
-	d.dockerCLI("images")
-	d.dockerCLI("ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
+	d.showEngine("engine before")
 
 	d.step("kubectl apply -f config/samples/article-stopped-containers.yaml -f config/samples/ci-runner-cleanup.yaml")
 	fmt.Println("    (the demo's images and containers are seconds old, so it sets minImageAge and minStoppedAge to 0s)")
@@ -128,7 +95,6 @@ func (d *demo) run() error {
 			return err
 		}
 	}
-
 	d.step("starting the agent: %s --node-name %s --docker-host %s", d.manager, nodeName, d.dockerHost)
 	if err := d.startAgent(kubeconfig, nodeName); err != nil {
 		return err
@@ -137,13 +103,64 @@ func (d *demo) run() error {
 	if err := d.waitReady(ctx, c, "remove-old-busybox", "ci-runner-cleanup"); err != nil {
 		return err
 	}
-
 	time.Sleep(3 * time.Second)
 	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d)", residentMemory(d.agent.Process.Pid), d.agent.Process.Pid)
+	d.showEngine("engine after")
+	return d.showResults(ctx, c, cfg, nodeName)
+}
 
-	d.step("engine after")
+// setUp opens the private engine and starts a control plane with the CRDs.
+func (d *demo) setUp() (client.Client, *rest.Config, string, error) {
+	if d.dockerHost == "" {
+		return nil, nil, "", errors.New("no private Docker engine: run it through `make demo`")
+	}
+	var err error
+	if d.workDir, err = os.MkdirTemp("", "imagecleanup-demo-"); err != nil {
+		return nil, nil, "", err
+	}
+	d.docker, err = dockerclient.NewClientWithOpts(dockerclient.WithHost(d.dockerHost), dockerclient.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, nil, "", err
+	}
+	d.step("private Docker engine at %s", d.dockerHost)
+	d.removeDemoObjects() // what an interrupted earlier run left
+
+	d.step("starting a local control plane (etcd and kube-apiserver, from envtest) with the CRDs")
+	d.env = &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	cfg, err := d.env.Start()
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("control plane: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	kubeconfig, err := d.kubeconfig(cfg)
+	return c, cfg, kubeconfig, err
+}
+
+// createNode makes a Node for this machine, in the CI runners' pool.
+func (d *demo) createNode(ctx context.Context, c client.Client) (string, error) {
+	nodeName, _ := os.Hostname()
+	nodeName = strings.ToLower(nodeName)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName, Labels: map[string]string{
+		"kubernetes.io/hostname": nodeName, "node.kubernetes.io/pool": "ci-runners"}}}
+	if err := c.Create(ctx, node); err != nil {
+		return "", err
+	}
+	d.step("created Node %s (labels kubernetes.io/hostname=%s, node.kubernetes.io/pool=ci-runners)", nodeName, nodeName)
+	return nodeName, nil
+}
+
+func (d *demo) showEngine(title string) {
+	d.step("%s", title)
 	d.dockerCLI("images")
 	d.dockerCLI("ps", "-a", "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
+}
+
+// showResults prints what kubectl would: the policies, the reports, one
+// report's status.
+func (d *demo) showResults(ctx context.Context, c client.Client, cfg *rest.Config, nodeName string) error {
 	d.step("kubectl get icp")
 	if err := printTable(cfg, "imagecleanuppolicies"); err != nil {
 		return err

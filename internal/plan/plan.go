@@ -5,8 +5,11 @@
 package plan
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -288,89 +291,90 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 // Kubernetes-managed container without opt-in.
 func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 	ix := newIndex(inv)
-	protectedIDs := sandboxImages(inv)
+	sandboxes := sandboxImages(inv)
 	var p Plan
 	actions := map[string]*Action{}
-
-	ids := make([]string, 0, len(inv.Images))
-	for id := range ix.images {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		img := ix.images[id]
-		s, ok := selectImage(ix, img, opts)
+	for _, id := range slices.Sorted(maps.Keys(ix.images)) {
+		s, ok := selectImage(ix, ix.images[id], opts)
 		if !ok {
 			continue
 		}
-		decide := func(r Reason, msg string) {
-			d := Decision{ImageID: img.ID, Image: s.display(), Reason: r, Message: msg}
-			if r.Blocks() {
-				p.Blocked = append(p.Blocked, d)
-			} else {
-				p.Skipped = append(p.Skipped, d)
-			}
-		}
+		a, d := decideImage(ix, &s, sandboxes[id], opts, now)
 		switch {
-		case s.excluded:
-			decide(Excluded, "an exclude entry matches")
-			continue
-		case protectedIDs[img.ID]:
-			decide(Protected, "a pod sandbox uses it")
-			continue
-		case isPauseImage(img):
-			decide(Protected, "pod sandbox (pause) images are never removed")
-			continue
-		case opts.Protected.Select(matchImage(img)).Any():
-			decide(Protected, "the agent's own image")
-			continue
+		case a != nil:
+			actions[id] = a
+		case d.Reason.Blocks():
+			p.Blocked = append(p.Blocked, d)
+		default:
+			p.Skipped = append(p.Skipped, d)
 		}
-		if c := firstInUse(ix.containers[img.ID]); c != nil {
-			decide(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
-			continue
-		}
-		if age := now.Sub(arrived(img, now)); age < opts.MinImageAge {
-			decide(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", age.Round(time.Second), opts.MinImageAge))
-			continue
-		}
-		a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now)}
-		if !s.deletes() {
-			// Untagging while other tags stay: containers keep their image.
-			a.Refs = s.tags
-			actions[img.ID] = a
-			continue
-		}
-		a.Delete = true
-		// Every reference, digests included, so the image goes with the last
-		// one; by ID only when it has none. Never by ID otherwise: a tag added
-		// since the plan would go with it.
-		a.Refs = append(append([]string(nil), s.tags...), img.RepoDigests...)
-		if len(a.Refs) == 0 {
-			a.Refs = []string{img.ID}
-		}
-		var kept []*engine.Container
-		var keptWhy Reason
-		for _, c := range ix.containers[img.ID] {
-			if why := keepReason(c, opts, now); why != "" {
-				if keptWhy == "" {
-					keptWhy = why
-				}
-				kept = append(kept, c)
-				continue
-			}
-			a.Containers = append(a.Containers, ContainerRef{ID: c.ID, Name: c.Name})
-		}
-		if len(kept) > 0 {
-			if !opts.Force {
-				decide(keptWhy, keptMessage(keptWhy, kept, opts))
-				continue
-			}
-			a.Force = true
-		}
-		sortContainers(a.Containers)
-		actions[img.ID] = a
 	}
+	p.order(ix, actions, opts)
+	SortDecisions(p.Blocked)
+	SortDecisions(p.Skipped)
+	return p
+}
 
+// decideImage applies the guards, in order, to one selected image: it
+// returns the action, or the decision that keeps the image.
+func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now time.Time) (*Action, Decision) {
+	img := s.img
+	keep := func(r Reason, msg string) (*Action, Decision) {
+		return nil, Decision{ImageID: img.ID, Image: s.display(), Reason: r, Message: msg}
+	}
+	switch {
+	case s.excluded:
+		return keep(Excluded, "an exclude entry matches")
+	case sandboxed:
+		return keep(Protected, "a pod sandbox uses it")
+	case isPauseImage(img):
+		return keep(Protected, "pod sandbox (pause) images are never removed")
+	case opts.Protected.Select(matchImage(img)).Any():
+		return keep(Protected, "the agent's own image, or one given to --protect-images")
+	}
+	if c := firstInUse(ix.containers[img.ID]); c != nil {
+		return keep(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
+	}
+	if age := now.Sub(arrived(img, now)); age < opts.MinImageAge {
+		return keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", age.Round(time.Second), opts.MinImageAge))
+	}
+	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now)}
+	if !s.deletes() {
+		// Untagging while other tags stay: containers keep their image.
+		a.Refs = s.tags
+		return a, Decision{}
+	}
+	a.Delete = true
+	// Every reference, digests included, so the image goes with the last
+	// one; by ID only when it has none. Never by ID otherwise: a tag added
+	// since the plan would go with it.
+	a.Refs = append(slices.Clone(s.tags), img.RepoDigests...)
+	if len(a.Refs) == 0 {
+		a.Refs = []string{img.ID}
+	}
+	var kept []*engine.Container
+	var keptWhy Reason
+	for _, c := range ix.containers[img.ID] {
+		why := keepReason(c, opts, now)
+		if why == "" {
+			a.Containers = append(a.Containers, ContainerRef{ID: c.ID, Name: c.Name})
+			continue
+		}
+		keptWhy = cmp.Or(keptWhy, why)
+		kept = append(kept, c)
+	}
+	if len(kept) > 0 && !opts.Force {
+		return keep(keptWhy, keptMessage(keptWhy, kept, opts))
+	}
+	a.Force = len(kept) > 0
+	sortContainers(a.Containers)
+	return a, Decision{}
+}
+
+// order puts the actions in the plan: deletions that images built on them
+// would block are blocked, the budget of maxImagesPerSweep is applied (the
+// rest deferred), and each action gets its wave.
+func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
 	selected := orderOldestFirst(actions)
 	waiting := blockedByChildren(ix, actions, selected)
 	for _, a := range selected {
@@ -395,9 +399,6 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 		p.Actions = append(p.Actions, *a)
 	}
 	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Wave < p.Actions[j].Wave })
-	SortDecisions(p.Blocked)
-	SortDecisions(p.Skipped)
-	return p
 }
 
 // Blocks reports whether the reason is a blocking one (shown as blocked),
