@@ -29,12 +29,12 @@ import (
 
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies/status,verbs=get;patch
 
-// Aggregator recomputes each policy's status from its reports and deletes
+// statusAggregator recomputes each policy's status from its reports and deletes
 // the reports of nodes that are gone or no longer selected. It runs on the
 // leader only, with a cache of its own: the only part of the agent that
 // watches every Node and every report, so that the other pods never hold
 // them.
-type Aggregator struct {
+type statusAggregator struct {
 	Config *rest.Config
 	Scheme *runtime.Scheme
 	// Writer writes policy status and deletes reports (the manager's client).
@@ -45,14 +45,14 @@ type Aggregator struct {
 var _ interface {
 	Start(context.Context) error
 	NeedLeaderElection() bool
-} = (*Aggregator)(nil)
+} = (*statusAggregator)(nil)
 
-// NeedLeaderElection: one aggregator in the whole DaemonSet.
-func (a *Aggregator) NeedLeaderElection() bool { return true }
+// NeedLeaderElection is true: one aggregator in the whole DaemonSet.
+func (a *statusAggregator) NeedLeaderElection() bool { return true }
 
 // Start runs the aggregator until ctx ends; the manager calls it once this
 // pod leads.
-func (a *Aggregator) Start(ctx context.Context) error {
+func (a *statusAggregator) Start(ctx context.Context) error {
 	c, err := cache.New(a.Config, cache.Options{
 		Scheme: a.Scheme,
 		ByObject: map[client.Object]cache.ByObject{

@@ -29,8 +29,8 @@ import (
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;create;update
 
-// LeaderElectionID names the lease of the aggregator.
-const LeaderElectionID = "imagecleanup-aggregator"
+// leaderElectionID names the lease of the aggregator.
+const leaderElectionID = "imagecleanup-aggregator"
 
 // AgentOptions configure one node's agent.
 type AgentOptions struct {
@@ -70,10 +70,10 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// AgentCacheOptions scope the agent's cache: every policy, but only this
+// agentCacheOptions scope the agent's cache: every policy, but only this
 // node's Node and this node's reports. Reading any other type from it fails
 // instead of starting a cluster-wide informer.
-func AgentCacheOptions(node string) cache.Options {
+func agentCacheOptions(node string) cache.Options {
 	return cache.Options{
 		ReaderFailOnMissingInformer: true,
 		ByObject: map[client.Object]cache.ByObject{
@@ -93,11 +93,11 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	scheme := Scheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         AgentCacheOptions(o.NodeName),
+		Cache:                         agentCacheOptions(o.NodeName),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
 		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{SkipNameValidation: ptrTo(o.SkipNameValidation)},
@@ -115,7 +115,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.Add(images); err != nil {
 		return nil, err
 	}
-	nodes := &NodeReconciler{
+	nodes := &nodeReconciler{
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
 		Node:           o.NodeName,
@@ -131,7 +131,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := nodes.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("node controller: %w", err)
 	}
-	if err := mgr.Add(&Aggregator{Config: cfg, Scheme: scheme, Writer: mgr.GetClient(), SkipNameValidation: o.SkipNameValidation}); err != nil {
+	if err := mgr.Add(&statusAggregator{Config: cfg, Scheme: scheme, Writer: mgr.GetClient(), SkipNameValidation: o.SkipNameValidation}); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	return mgr, nil

@@ -35,11 +35,11 @@ import (
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// NodeReconciler applies every policy to this node's engine: the agent runs
+// nodeReconciler applies every policy to this node's engine: the agent runs
 // one on every node. It sweeps a policy when its generation changed or its
 // interval elapsed, one sweep at a time (the controller runs one reconcile
 // at a time), and writes this node's report of it.
-type NodeReconciler struct {
+type nodeReconciler struct {
 	// Client reads from the agent's scoped cache and writes to the API server.
 	Client client.Client
 	// APIReader reads from the API server itself, for when the cache lags
@@ -66,7 +66,7 @@ type NodeReconciler struct {
 
 // Reconcile implements reconcile.Reconciler for one policy: it reads,
 // decides (decide.go), and acts.
-func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx).WithValues("policy", req.Name, "node", r.Node)
 	ctx = logf.IntoContext(ctx, log)
 
@@ -92,7 +92,7 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 }
 
 // read gathers what decide needs: the policy, this node, its report.
-func (r *NodeReconciler) read(ctx context.Context, name string) (*situation, *v1alpha1.ImageCleanupReport, error) {
+func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1alpha1.ImageCleanupReport, error) {
 	s := &situation{now: r.Clock.Now(), failures: r.failureStreak(name)}
 	var policy v1alpha1.ImageCleanupPolicy
 	switch err := r.Client.Get(ctx, types.NamespacedName{Name: name}, &policy); {
@@ -138,7 +138,7 @@ func statusOf(report *v1alpha1.ImageCleanupReport) *v1alpha1.ImageCleanupReportS
 // report's phase, the metrics, the one log line, and when to come back: at
 // the interval, or after a back-off capped at it. A failed sweep is not
 // returned as an error: it is reported, logged once, and retried on time.
-func (r *NodeReconciler) sweep(ctx context.Context, s *situation, report *v1alpha1.ImageCleanupReport) (ctrl.Result, error) {
+func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alpha1.ImageCleanupReport) (ctrl.Result, error) {
 	policy := s.policy
 	sweepCtx, cancel := context.WithTimeout(ctx, r.SweepTimeout)
 	var out cleanup.Outcome
@@ -171,19 +171,19 @@ func (r *NodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	return ctrl.Result{RequeueAfter: t.interval(policy)}, nil
 }
 
-func (r *NodeReconciler) timing() timing {
+func (r *nodeReconciler) timing() timing {
 	return timing{node: r.Node, retryBase: r.RetryBaseDelay, retryMax: r.RetryMaxDelay}
 }
 
 // failureStreak, noteFailure and noteSuccess keep the count of failed
 // sweeps in a row, per policy, for the back-off.
-func (r *NodeReconciler) failureStreak(policy string) int {
+func (r *nodeReconciler) failureStreak(policy string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.streak[policy]
 }
 
-func (r *NodeReconciler) noteFailure(policy string) int {
+func (r *nodeReconciler) noteFailure(policy string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.streak == nil {
@@ -193,7 +193,7 @@ func (r *NodeReconciler) noteFailure(policy string) int {
 	return r.streak[policy]
 }
 
-func (r *NodeReconciler) noteSuccess(policy string) {
+func (r *nodeReconciler) noteSuccess(policy string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.streak, policy)
@@ -201,7 +201,7 @@ func (r *NodeReconciler) noteSuccess(policy string) {
 
 // forget drops what the agent remembers of a policy that no longer
 // concerns this node.
-func (r *NodeReconciler) forget(policy string) {
+func (r *nodeReconciler) forget(policy string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.streak, policy)
@@ -227,7 +227,7 @@ func logSweep(log logr.Logger, out *cleanup.Outcome, st *v1alpha1.ImageCleanupRe
 		"blocked", st.BlockedCount, "failed", len(out.Result.Failed), "duration", st.LastSweepDuration)
 }
 
-func (r *NodeReconciler) currentReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
+func (r *nodeReconciler) currentReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
 	var report v1alpha1.ImageCleanupReport
 	err := r.Client.Get(ctx, types.NamespacedName{Name: v1alpha1.ReportName(policy, r.Node)}, &report)
 	switch {
@@ -241,14 +241,14 @@ func (r *NodeReconciler) currentReport(ctx context.Context, policy string) (*v1a
 
 // cacheLags reports whether the cached report is older than the last one
 // this agent wrote.
-func (r *NodeReconciler) cacheLags(policy string, cached *v1alpha1.ImageCleanupReport) bool {
+func (r *nodeReconciler) cacheLags(policy string, cached *v1alpha1.ImageCleanupReport) bool {
 	r.mu.Lock()
 	written, ok := r.written[policy]
 	r.mu.Unlock()
 	return ok && (cached == nil || cached.Status.LastSweepTime == nil || cached.Status.LastSweepTime.Time.Before(written))
 }
 
-func (r *NodeReconciler) liveReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
+func (r *nodeReconciler) liveReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
 	var report v1alpha1.ImageCleanupReport
 	err := r.APIReader.Get(ctx, types.NamespacedName{Name: v1alpha1.ReportName(policy, r.Node)}, &report)
 	switch {
@@ -260,7 +260,7 @@ func (r *NodeReconciler) liveReport(ctx context.Context, policy string) (*v1alph
 	return &report, nil
 }
 
-func (r *NodeReconciler) remember(policy string, st *v1alpha1.ImageCleanupReportStatus) {
+func (r *nodeReconciler) remember(policy string, st *v1alpha1.ImageCleanupReportStatus) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.written == nil {
@@ -273,7 +273,7 @@ func (r *NodeReconciler) remember(policy string, st *v1alpha1.ImageCleanupReport
 	r.written[policy] = st.LastSweepTime.Time
 }
 
-func (r *NodeReconciler) deleteReport(ctx context.Context, policy string) error {
+func (r *nodeReconciler) deleteReport(ctx context.Context, policy string) error {
 	report, err := r.currentReport(ctx, policy)
 	if err != nil || report == nil {
 		return err
@@ -282,7 +282,7 @@ func (r *NodeReconciler) deleteReport(ctx context.Context, policy string) error 
 }
 
 // fieldManager is this node's server-side apply field manager.
-func (r *NodeReconciler) fieldManager() string {
+func (r *nodeReconciler) fieldManager() string {
 	name := "imagecleanup-agent/" + r.Node
 	if len(name) > 128 {
 		name = name[:128]
@@ -292,7 +292,7 @@ func (r *NodeReconciler) fieldManager() string {
 
 // writeReport applies the report when it differs from the stored one: at
 // most one write per sweep, none when nothing changed.
-func (r *NodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.ImageCleanupPolicy, existing *v1alpha1.ImageCleanupReport, st v1alpha1.ImageCleanupReportStatus) error {
+func (r *nodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.ImageCleanupPolicy, existing *v1alpha1.ImageCleanupReport, st v1alpha1.ImageCleanupReportStatus) error {
 	desired := &v1alpha1.ImageCleanupReport{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels: v1alpha1.ReportLabels(policy.Name, r.Node),
@@ -319,7 +319,7 @@ func (r *NodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.Image
 
 // recordEvents tells of removals and of failures on the policy: nothing for
 // a sweep that changed nothing, one event when a node starts failing.
-func (r *NodeReconciler) recordEvents(policy *v1alpha1.ImageCleanupPolicy, prev, st *v1alpha1.ImageCleanupReportStatus) {
+func (r *nodeReconciler) recordEvents(policy *v1alpha1.ImageCleanupPolicy, prev, st *v1alpha1.ImageCleanupReportStatus) {
 	if r.Recorder == nil {
 		return
 	}
@@ -335,7 +335,7 @@ func (r *NodeReconciler) recordEvents(policy *v1alpha1.ImageCleanupPolicy, prev,
 // SetupWithManager registers the controller: policies (spec changes only),
 // this node's Node (label changes), and this node's reports (deletions, so a
 // report removed by hand comes back).
-func (r *NodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *nodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	allPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		return policyRequests(ctx, mgr.GetCache())
 	})

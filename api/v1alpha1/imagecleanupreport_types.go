@@ -16,16 +16,16 @@ const (
 type ReportPhase string
 
 const (
-	// PhaseSucceeded: every target that could be removed was removed, nothing is blocked.
+	// PhaseSucceeded means every target that could be removed was removed, nothing is blocked.
 	PhaseSucceeded ReportPhase = "Succeeded"
-	// PhaseBlocked: the sweep ran, and some targets stay because of containers,
+	// PhaseBlocked means the sweep ran, and some targets stay because of containers,
 	// child images or a conflict at delete time.
 	PhaseBlocked ReportPhase = "Blocked"
-	// PhaseFailed: the sweep could not run or an engine call failed.
+	// PhaseFailed means the sweep could not run or an engine call failed.
 	PhaseFailed ReportPhase = "Failed"
-	// PhaseDryRun: the policy is a dry run; the report lists the plan.
+	// PhaseDryRun means the policy is a dry run; the report lists the plan.
 	PhaseDryRun ReportPhase = "DryRun"
-	// PhaseSkipped: the policy is suspended.
+	// PhaseSkipped means the policy is suspended.
 	PhaseSkipped ReportPhase = "Skipped"
 )
 

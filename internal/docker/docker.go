@@ -44,7 +44,7 @@ type Runtime struct {
 	calls map[string]int
 }
 
-// ErrBadHost: the engine address cannot be used (a usage error, not a
+// ErrBadHost says the engine address cannot be used (a usage error, not a
 // failure of the engine).
 var ErrBadHost = errors.New("bad Docker host")
 

@@ -301,7 +301,7 @@ func (s Set) Select(img Image) Selection {
 	return sel
 }
 
-// Match reports whether any entry of the set selects the tag.
+// MatchTag reports whether any entry of the set selects the tag.
 func (s Set) MatchTag(tag string) bool {
 	ref, err := ParseTag(tag)
 	if err != nil {

@@ -28,11 +28,11 @@ import (
 type State string
 
 const (
-	// Created: created and never started.
+	// Created is created and never started.
 	Created State = "created"
-	// Exited: started, ran to completion.
+	// Exited is started and run to completion.
 	Exited State = "exited"
-	// Running: started and sleeping (an hour).
+	// Running is started and sleeping (an hour).
 	Running State = "running"
 )
 
@@ -122,7 +122,7 @@ func (e *Engine) Image(ctx context.Context, refs ...string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("import image: %w", err)
 	}
-	id, err := ImportedID(rc)
+	id, err := importedID(rc)
 	if err != nil {
 		return "", fmt.Errorf("import image: %w", err)
 	}
@@ -167,7 +167,7 @@ func (e *Engine) Container(ctx context.Context, img string, state State, opts Co
 			return created.ID, fmt.Errorf("start container %s: %w", created.ID, err)
 		}
 		if state == Exited {
-			if err := WaitStopped(ctx, e.Client, created.ID); err != nil {
+			if err := waitStopped(ctx, e.Client, created.ID); err != nil {
 				return created.ID, fmt.Errorf("wait for container %s: %w", created.ID, err)
 			}
 		}
@@ -177,8 +177,8 @@ func (e *Engine) Container(ctx context.Context, img string, state State, opts Co
 	return created.ID, nil
 }
 
-// WaitStopped waits until a started container is no longer running.
-func WaitStopped(ctx context.Context, cli *client.Client, id string) error {
+// waitStopped waits until a started container is no longer running.
+func waitStopped(ctx context.Context, cli *client.Client, id string) error {
 	waitCh, errCh := cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
 	select {
 	case <-waitCh:
@@ -188,9 +188,9 @@ func WaitStopped(ctx context.Context, cli *client.Client, id string) error {
 	}
 }
 
-// ImportedID reads the image ID from the progress stream of an import, and
+// importedID reads the image ID from the progress stream of an import, and
 // closes it.
-func ImportedID(rc io.ReadCloser) (string, error) {
+func importedID(rc io.ReadCloser) (string, error) {
 	defer rc.Close()
 	dec := json.NewDecoder(rc)
 	var id string

@@ -127,9 +127,9 @@ func (p *Proxy) Close() {
 	_ = os.RemoveAll(p.dir)
 }
 
-// Endpoint names a request without the object it is about:
+// endpoint names a request without the object it is about:
 // DELETE /images/{ref}, GET /containers/{id}/json, GET /containers/json.
-func Endpoint(method, path string) string {
+func endpoint(method, path string) string {
 	path = versionPrefix.ReplaceAllString(path, "")
 	for _, kind := range []string{"/containers/", "/images/"} {
 		rest, ok := strings.CutPrefix(path, kind)
@@ -149,7 +149,7 @@ func (p *Proxy) match(r *http.Request) *Rule {
 	path := versionPrefix.ReplaceAllString(r.URL.Path, "")
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.calls[Endpoint(r.Method, r.URL.Path)]++
+	p.calls[endpoint(r.Method, r.URL.Path)]++
 	for _, rule := range p.rules {
 		if (rule.Method != "" && rule.Method != r.Method) ||
 			(rule.Path != nil && !rule.Path.MatchString(path)) ||
