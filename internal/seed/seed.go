@@ -71,16 +71,25 @@ func Program() ([]byte, error) {
 // file with unique in it, so that each image made from it has its own ID,
 // as real images do.
 func Rootfs(program []byte, unique string) []byte {
+	return Tar(File{Name: "sleeper", Mode: 0o755, Data: program}, File{Name: "unique", Mode: 0o644, Data: []byte(unique)})
+}
+
+// File is one file of an archive made by Tar.
+type File struct {
+	Name string
+	Mode int64
+	Data []byte
+}
+
+// Tar packs files into a tar archive (an image's root filesystem, a build
+// context), with fixed times so the same files give the same bytes.
+func Tar(files ...File) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"sleeper", 0o755, program}, {"unique", 0o644, []byte(unique)}} {
+	for _, f := range files {
 		// Writing to a bytes.Buffer cannot fail.
-		_ = tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)})
-		_, _ = tw.Write(f.data)
+		_ = tw.WriteHeader(&tar.Header{Name: f.Name, Mode: f.Mode, Size: int64(len(f.Data)), ModTime: time.Unix(0, 0)})
+		_, _ = tw.Write(f.Data)
 	}
 	_ = tw.Close()
 	return buf.Bytes()

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -215,24 +214,8 @@ func BuildImage(t testing.TB, cli *client.Client, ref string) string {
 	t.Helper()
 	bin := program(t)
 	dockerfile := "FROM scratch\nCOPY sleeper /sleeper\nLABEL imagecleanup.test=" + UniqueName("build") + "\nENTRYPOINT [\"/sleeper\"]\n"
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"sleeper", 0o755, bin}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := cli.ImageBuild(context.Background(), &buf, build.ImageBuildOptions{
+	buildContext := seed.Tar(seed.File{Name: "Dockerfile", Mode: 0o644, Data: []byte(dockerfile)}, seed.File{Name: "sleeper", Mode: 0o755, Data: bin})
+	resp, err := cli.ImageBuild(context.Background(), bytes.NewReader(buildContext), build.ImageBuildOptions{
 		Tags: []string{ref}, Remove: true, ForceRemove: true, Version: build.BuilderV1,
 	})
 	if err != nil {
