@@ -1,0 +1,147 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+)
+
+// Reconcile with a fake API client, a fake engine and a fake clock: the
+// read-decide-act loop without an API server.
+
+type harness struct {
+	r      *nodeReconciler
+	c      client.Client
+	engine *enginefake.Engine
+	clock  *clocktesting.FakeClock
+}
+
+func newHarness(t *testing.T, policy *v1alpha1.ImageCleanupPolicy) *harness {
+	t.Helper()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1", Labels: map[string]string{"group": "ci"}}}
+	c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(node, policy).Build()
+	f := enginefake.New()
+	old := now.Add(-48 * time.Hour)
+	f.AddImage(engine.Image{ID: "sha256:" + repeat("a"), RepoTags: []string{"ci.local/app:1"}, LastTagTime: old, Size: 10})
+	f.AddContainer(engine.Container{ID: repeat("c"), Name: "job", ImageID: "sha256:" + repeat("a"), State: engine.StateExited, Created: old, FinishedAt: old})
+	clock := clocktesting.NewFakeClock(now)
+	r := &nodeReconciler{Client: c, APIReader: c, Node: "worker-1", Runtime: f, Clock: clock,
+		Images: &nodeClock{rt: f}, SweepTimeout: time.Minute, RetryBaseDelay: time.Second, RetryMaxDelay: 5 * time.Minute}
+	return &harness{r: r, c: c, engine: f, clock: clock}
+}
+
+func repeat(s string) string { return strings.Repeat(s, 64) }
+
+func (h *harness) reconcile(t *testing.T) ctrl.Result {
+	t.Helper()
+	res, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}})
+	if err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	return res
+}
+
+func (h *harness) report(t *testing.T) *v1alpha1.ImageCleanupReport {
+	t.Helper()
+	var r v1alpha1.ImageCleanupReport
+	if err := h.c.Get(context.Background(), types.NamespacedName{Name: v1alpha1.ReportName("p", "worker-1")}, &r); err != nil {
+		return nil
+	}
+	return &r
+}
+
+func TestReconcileSweepsThenWaits(t *testing.T) {
+	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
+		zero := v1alpha1.Duration("0s")
+		p.Spec.StoppedContainers.MinStoppedAge = &zero
+	}))
+	res := h.reconcile(t)
+	rep := h.report(t)
+	if rep == nil || rep.Status.Phase != v1alpha1.PhaseSucceeded || rep.Status.ImagesRemoved != 1 || rep.Status.ContainersRemoved != 1 {
+		t.Fatalf("report after the sweep: %+v", rep)
+	}
+	if h.engine.HasImage("sha256:" + repeat("a")) {
+		t.Fatal("the image is still there")
+	}
+	if res.RequeueAfter < time.Hour {
+		t.Fatalf("requeue after %s, want the interval", res.RequeueAfter)
+	}
+	lists := h.engine.Calls()["ListImages"]
+	h.clock.Step(10 * time.Minute)
+	if res := h.reconcile(t); res.RequeueAfter <= 0 || h.engine.Calls()["ListImages"] != lists {
+		t.Fatalf("a reconcile before the interval swept again (requeue %s)", res.RequeueAfter)
+	}
+}
+
+// Finding: failed sweeps were returned as errors (logged twice, with a
+// stack) and retried up to every 5 minutes whatever the interval. Now the
+// report says Failed, Reconcile returns no error, and the retry backs off.
+func TestReconcileFailedSweepBacksOff(t *testing.T) {
+	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
+	}))
+	h.engine.SetDown(true)
+	var waits []time.Duration
+	for range 3 {
+		res := h.reconcile(t)
+		waits = append(waits, res.RequeueAfter)
+		h.clock.Step(res.RequeueAfter)
+	}
+	if waits[0] != time.Second || waits[1] != 2*time.Second || waits[2] != 4*time.Second {
+		t.Fatalf("waits %v, want 1s 2s 4s", waits)
+	}
+	if rep := h.report(t); rep == nil || rep.Status.Phase != v1alpha1.PhaseFailed || rep.Status.Totals.Sweeps != 3 {
+		t.Fatalf("report %+v", rep)
+	}
+	h.engine.SetDown(false)
+	if res := h.reconcile(t); res.RequeueAfter < time.Hour {
+		t.Fatalf("after a success the rhythm is the interval again, got %s", res.RequeueAfter)
+	}
+}
+
+func TestReconcileDeletesTheReportOfAGonePolicy(t *testing.T) {
+	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Images = []v1alpha1.ImagePattern{"nothing.local/**"}
+	}))
+	h.reconcile(t)
+	if h.report(t) == nil {
+		t.Fatal("no report")
+	}
+	var p v1alpha1.ImageCleanupPolicy
+	if err := h.c.Get(context.Background(), types.NamespacedName{Name: "p"}, &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.c.Delete(context.Background(), &p); err != nil {
+		t.Fatal(err)
+	}
+	h.reconcile(t)
+	if h.report(t) != nil {
+		t.Fatal("the report of a deleted policy stays")
+	}
+}
+
+// A suspended policy sweeps nothing and says so.
+func TestReconcileSuspended(t *testing.T) {
+	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
+		p.Spec.Suspend = true
+	}))
+	h.reconcile(t)
+	if rep := h.report(t); rep == nil || rep.Status.Phase != v1alpha1.PhaseSkipped || h.engine.Calls()["ListImages"] != 0 {
+		t.Fatalf("report %+v, engine calls %v", rep, h.engine.Calls())
+	}
+}
