@@ -27,6 +27,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
@@ -37,6 +39,7 @@ func main() {
 	images := flag.Int("images", 50, "target images per seed")
 	perImage := flag.Int("containers", 10, "stopped containers per image")
 	rounds := flag.Int("rounds", 3, "rounds per method (the median is reported)")
+	raw := flag.Bool("raw", false, "also measure the engine's own removal throughput with 1 to 16 calls in flight")
 	flag.Parse()
 	if *host == "" || strings.Contains(*host, "/var/run/docker.sock") {
 		fail("set --docker-host or TEST_DOCKER_HOST to the private dockerd (hack/dockerd.sh start)")
@@ -48,9 +51,11 @@ func main() {
 	defer b.close()
 
 	methods := []method{
+		{"batched recipe, docker CLI", b.batchedRecipeCLI},
 		{"hand recipe, docker CLI", b.handRecipeCLI},
 		{"hand recipe, Engine API", b.handRecipeAPI},
 		{"imagecleanup apply", func(repo string) error { return b.imagecleanup(*cliBin, repo) }},
+		{"raw removals, 8 in flight", func(repo string) error { return b.rawRemovals(repo, 8) }},
 	}
 	results := make([]measurement, len(methods))
 	for r := 0; r < *rounds; r++ {
@@ -83,7 +88,10 @@ func main() {
 		fmt.Printf("%-26s %10s %7.2fx %10d  %s\n", m.name, med.Round(time.Millisecond),
 			float64(med)/float64(base), total(results[i].calls), format(results[i].calls))
 	}
-	fmt.Println("\nratio: time / time of the docker CLI hand recipe in the same run (lower is faster)")
+	fmt.Println("\nratio: time / time of the batched docker CLI recipe in the same run (lower is faster)")
+	if *raw {
+		b.rawThroughput()
+	}
 }
 
 type method struct {
@@ -243,6 +251,94 @@ func (b *bench) leftovers(repo string) (int, error) {
 	}
 	b.seeded = nil
 	return n, nil
+}
+
+// batchedRecipeCLI is the recipe a user who knows Docker writes: one
+// docker rm of every stopped container of the target images, then one
+// docker rmi of all the targets.
+func (b *bench) batchedRecipeCLI(repo string) error {
+	refs, err := b.targets(repo)
+	if err != nil {
+		return err
+	}
+	script := `set -e
+filters=()
+for img in "$@"; do filters+=(--filter "ancestor=$img"); done
+ids=$(docker ps -aq "${filters[@]}")
+if [ -n "$ids" ]; then docker rm $ids >/dev/null; fi
+docker rmi "$@" >/dev/null
+`
+	cmd := exec.Command("bash", append([]string{"-c", script, "recipe"}, refs...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+b.proxy.Host())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w\n%s", err, out)
+	}
+	return nil
+}
+
+// rawRemovals is the engine's own limit: the seeded containers removed by
+// ID with n calls in flight, then the images, with nothing looked up, no
+// check and no plan. No tool can be faster through the same API.
+func (b *bench) rawRemovals(repo string, n int) error {
+	refs, err := b.targets(repo)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	remove := func(ids []string, f func(string) error) error {
+		var g errgroup.Group
+		g.SetLimit(n)
+		for _, id := range ids {
+			g.Go(func() error { return f(id) })
+		}
+		return g.Wait()
+	}
+	if err := remove(b.seeded, func(id string) error {
+		return b.counted.ContainerRemove(ctx, id, container.RemoveOptions{})
+	}); err != nil {
+		return err
+	}
+	return remove(refs, func(ref string) error {
+		_, err := b.counted.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+		return err
+	})
+}
+
+// rawThroughput prints the engine's removals per second with 1 to 16 calls
+// in flight: what limits any sweep on this machine.
+func (b *bench) rawThroughput() {
+	fmt.Println("\nengine throughput (raw API, removals by ID, nothing else):")
+	fmt.Printf("%-10s %18s %14s\n", "in flight", "containers/s", "images/s")
+	for _, n := range []int{1, 2, 4, 8, 16} {
+		repo := fmt.Sprintf("bench.local/raw-%d", n)
+		if err := b.seed(repo); err != nil {
+			fail(err.Error())
+		}
+		refs, err := b.targets(repo)
+		if err != nil {
+			fail(err.Error())
+		}
+		ctx := context.Background()
+		rate := func(ids []string, f func(string) error) float64 {
+			var g errgroup.Group
+			g.SetLimit(n)
+			start := time.Now()
+			for _, id := range ids {
+				g.Go(func() error { return f(id) })
+			}
+			if err := g.Wait(); err != nil {
+				fail(err.Error())
+			}
+			return float64(len(ids)) / time.Since(start).Seconds()
+		}
+		cps := rate(b.seeded, func(id string) error { return b.direct.ContainerRemove(ctx, id, container.RemoveOptions{}) })
+		ips := rate(refs, func(ref string) error {
+			_, err := b.direct.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+			return err
+		})
+		b.seeded = nil
+		fmt.Printf("%-10d %18.0f %14.0f\n", n, cps, ips)
+	}
 }
 
 // handRecipeCLI is the article's second answer as a person scripts it:
