@@ -33,7 +33,10 @@ import (
 )
 
 // DefaultConcurrency is how many image actions run at once by default.
-const DefaultConcurrency = 4
+// Measured on dockerd 20.10 (make bench --raw): container removals per
+// second rise from 1 to 4 calls in flight and level off after; 8 keeps the
+// engine busy while an action waits on its re-check.
+const DefaultConcurrency = 8
 
 // Options tune the executor.
 type Options struct {

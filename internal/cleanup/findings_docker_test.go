@@ -295,7 +295,7 @@ func TestFindingStalledDeletesStopTheSweep(t *testing.T) {
 	rt.RemoveTimeout = 300 * time.Millisecond
 	proxy.On(faultproxy.Rule{Method: http.MethodDelete, Path: regexp.MustCompile(`^/images/`), Stall: true})
 	start := time.Now()
-	out := s.sweepWith(rt, s.spec(s.repo+"/app:*"), time.Now(), cleanup.Options{})
+	out := s.sweepWith(rt, s.spec(s.repo+"/app:*"), time.Now(), cleanup.Options{Concurrency: 4})
 	elapsed := time.Since(start)
 	r := out.Result
 	if !strings.Contains(r.Stopped, "stalled") || len(r.Failed) != 4 || len(r.Skipped) != 8 {
