@@ -38,6 +38,28 @@ func (s *ImageCleanupPolicySpec) IntervalDuration() time.Duration {
 	return durationOr(s.Interval, DefaultInterval)
 }
 
+// OrderOrDefault is spec.order, defaulted: LeastRecentlyUsed with a disk
+// watermark, OldestFirst without (a CRD default cannot depend on another
+// field).
+func (s *ImageCleanupPolicySpec) OrderOrDefault() RemovalOrder {
+	switch {
+	case s.Order != "":
+		return s.Order
+	case s.DiskUsage != nil:
+		return OrderLeastRecentlyUsed
+	}
+	return OrderOldestFirst
+}
+
+// MaxUnusedAgeDuration is spec.maxUnusedAge as a time.Duration; 0 when unset.
+func (s *ImageCleanupPolicySpec) MaxUnusedAgeDuration() time.Duration {
+	if s.MaxUnusedAge == nil {
+		return 0
+	}
+	d, _ := s.MaxUnusedAge.ParseDuration()
+	return d
+}
+
 // MinStoppedAgeDuration is spec.stoppedContainers.minStoppedAge as a time.Duration.
 func (s *ImageCleanupPolicySpec) MinStoppedAgeDuration() time.Duration {
 	return durationOr(s.StoppedContainers.MinStoppedAge, DefaultMinStoppedAge)

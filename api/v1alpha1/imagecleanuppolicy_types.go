@@ -176,11 +176,78 @@ type ImageCleanupPolicySpec struct {
 	Interval *Duration `json:"interval,omitempty"`
 
 	// MaxImagesPerSweep limits how many images one node removes in one sweep,
-	// oldest first; 0 means no limit.
+	// first in the policy's order; 0 means no limit.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	MaxImagesPerSweep int32 `json:"maxImagesPerSweep,omitempty"`
+
+	// DiskUsage makes the policy keep the engine's data filesystem under a
+	// watermark: when usage is above highPercent, a sweep removes candidates,
+	// in the policy's order, until usage is under lowPercent; below it, a
+	// sweep removes only images unused for longer than maxUnusedAge (if set).
+	// +optional
+	DiskUsage *DiskUsage `json:"diskUsage,omitempty"`
+
+	// Order is the order in which candidates go: LeastRecentlyUsed (by the
+	// last start or stop of a container of the image, else its arrival) or
+	// OldestFirst (by arrival). Absent: LeastRecentlyUsed with diskUsage,
+	// OldestFirst without.
+	// +kubebuilder:validation:Enum=LeastRecentlyUsed;OldestFirst
+	// +optional
+	Order RemovalOrder `json:"order,omitempty"`
+
+	// KeepNewest keeps the N most recently arrived images of each repository
+	// among the candidates (keep the last 3 builds of ci/app); 0 keeps none.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	KeepNewest int32 `json:"keepNewest,omitempty"`
+
+	// MaxUnusedAge: when set, only images that no container has used (and
+	// that have not arrived) for longer than this are candidates, except under
+	// disk pressure (diskUsage above highPercent), when every candidate may go.
+	// +optional
+	MaxUnusedAge *Duration `json:"maxUnusedAge,omitempty"`
+}
+
+// RemovalOrder orders a sweep's candidates.
+type RemovalOrder string
+
+const (
+	// OrderLeastRecentlyUsed removes first the images whose containers ran
+	// longest ago.
+	OrderLeastRecentlyUsed RemovalOrder = "LeastRecentlyUsed"
+	// OrderOldestFirst removes first the images that arrived first.
+	OrderOldestFirst RemovalOrder = "OldestFirst"
+)
+
+// DiskUsage is the watermark of the engine's data filesystem (Docker's data
+// root), in percent of its size and, optionally, of its inodes.
+//
+// +kubebuilder:validation:XValidation:rule="self.lowPercent < self.highPercent",message="lowPercent must be below highPercent"
+// +kubebuilder:validation:XValidation:rule="has(self.highInodesPercent) == has(self.lowInodesPercent)",message="highInodesPercent and lowInodesPercent go together"
+// +kubebuilder:validation:XValidation:rule="!has(self.highInodesPercent) || self.lowInodesPercent < self.highInodesPercent",message="lowInodesPercent must be below highInodesPercent"
+type DiskUsage struct {
+	// HighPercent: above this usage of the filesystem, a sweep frees space.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	HighPercent int32 `json:"highPercent"`
+	// LowPercent: a sweep that frees space stops once usage is under this.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=99
+	LowPercent int32 `json:"lowPercent"`
+	// HighInodesPercent: the same for inodes (many small layers fill the
+	// inode table before the disk).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	HighInodesPercent *int32 `json:"highInodesPercent,omitempty"`
+	// LowInodesPercent: a sweep that frees inodes stops under this.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=99
+	// +optional
+	LowInodesPercent *int32 `json:"lowInodesPercent,omitempty"`
 }
 
 // Condition types of an ImageCleanupPolicy.

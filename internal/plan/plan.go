@@ -39,6 +39,13 @@ const (
 	Protected Reason = "Protected" // a pod sandbox (pause) image, or the agent's own
 	TooYoung  Reason = "TooYoung"  // arrived less than minImageAge ago
 	Deferred  Reason = "Deferred"  // over maxImagesPerSweep; next sweep
+	// RecentlyUsed: used (or arrived) less than maxUnusedAge ago, and the
+	// disk is not above its high watermark.
+	RecentlyUsed Reason = "RecentlyUsed"
+	// KeptNewest: among the keepNewest most recent of its repository.
+	KeptNewest Reason = "KeptNewest"
+	// BelowLowWatermark: the disk went under lowPercent before its turn.
+	BelowLowWatermark Reason = "BelowLowWatermark"
 	// Interrupted: the sweep stopped (deadline, stalled engine) before it.
 	Interrupted Reason = "Interrupted"
 )
@@ -80,6 +87,9 @@ type Action struct {
 	// Wave orders deletions: an image goes after the images built on it.
 	Wave      int       `json:"wave"`
 	ArrivedAt time.Time `json:"arrivedAt"`
+	// LastUsedAt is the last start or stop of one of its containers, else
+	// its arrival: the key of least-recently-used order.
+	LastUsedAt time.Time `json:"lastUsedAt"`
 }
 
 // Plan is what a sweep will do, in order.
@@ -103,6 +113,14 @@ type Options struct {
 	// Protected names images never removed: the agent's own image, and
 	// sandbox images given by flag (a cri-dockerd --pod-infra-container-image).
 	Protected match.Set
+	// Order is the order of removal (and of maxImagesPerSweep's budget).
+	Order v1alpha1.RemovalOrder
+	// KeepNewest keeps the N most recently arrived candidates of each
+	// repository.
+	KeepNewest int
+	// UnusedFor, when set, makes only images unused for at least this long
+	// candidates (maxUnusedAge, when the disk is not under pressure).
+	UnusedFor time.Duration
 	// Unfinished are images whose removal by this policy began in an earlier
 	// sweep and did not finish: they are selected whole if they lost every
 	// reference on the way, since no pattern can name them any more.
@@ -135,6 +153,9 @@ func OptionsFor(spec *v1alpha1.ImageCleanupPolicySpec, protected []string) (Opti
 		Force:                    spec.Force,
 		MaxImages:                int(spec.MaxImagesPerSweep),
 		Protected:                prot,
+		Order:                    spec.OrderOrDefault(),
+		KeepNewest:               int(spec.KeepNewest),
+		UnusedFor:                spec.MaxUnusedAgeDuration(),
 	}, nil
 }
 
@@ -338,7 +359,10 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if age := now.Sub(arrived(img, now)); age < opts.MinImageAge {
 		return keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", age.Round(time.Second), opts.MinImageAge))
 	}
-	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now)}
+	if idle := now.Sub(lastUsed(img, now)); opts.UnusedFor > 0 && idle < opts.UnusedFor {
+		return keep(RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", idle.Round(time.Second), opts.UnusedFor))
+	}
+	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now), LastUsedAt: lastUsed(img, now)}
 	if !s.deletes() {
 		// Untagging while other tags stay: containers keep their image.
 		a.Refs = s.tags
@@ -375,7 +399,8 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 // would block are blocked, the budget of maxImagesPerSweep is applied (the
 // rest deferred), and each action gets its wave.
 func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
-	selected := orderOldestFirst(actions)
+	p.keepNewest(ix, actions, opts.KeepNewest)
+	selected := inOrder(actions, opts.Order)
 	waiting := blockedByChildren(ix, actions, selected)
 	for _, a := range selected {
 		if child, ok := waiting[a.ImageID]; ok {
@@ -384,7 +409,7 @@ func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
 			delete(actions, a.ImageID)
 		}
 	}
-	selected = orderOldestFirst(actions)
+	selected = inOrder(actions, opts.Order)
 	if opts.MaxImages > 0 && len(selected) > opts.MaxImages {
 		var deferred []*Action
 		selected, deferred = withinBudget(ix, actions, selected, opts.MaxImages)
@@ -405,7 +430,7 @@ func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
 // rather than one of the policy's own guards (skipped).
 func (r Reason) Blocks() bool {
 	switch r {
-	case Excluded, Protected, TooYoung, Deferred, Interrupted:
+	case Excluded, Protected, TooYoung, Deferred, Interrupted, RecentlyUsed, KeptNewest, BelowLowWatermark:
 		return false
 	}
 	return true
@@ -462,6 +487,16 @@ func arrived(img *engine.Image, now time.Time) time.Time {
 	return img.Arrived
 }
 
+// lastUsed is the image's last use by the clock, or its arrival when no
+// container was seen using it since.
+func lastUsed(img *engine.Image, now time.Time) time.Time {
+	a := arrived(img, now)
+	if img.LastUsed.After(a) && !img.LastUsed.After(now) {
+		return img.LastUsed
+	}
+	return a
+}
+
 // sandboxImages are the images of pod sandbox containers, in any state.
 func sandboxImages(inv *engine.Inventory) map[string]bool {
 	ids := map[string]bool{}
@@ -498,18 +533,73 @@ func isPauseImage(img *engine.Image) bool {
 	return false
 }
 
-func orderOldestFirst(actions map[string]*Action) []*Action {
-	out := make([]*Action, 0, len(actions))
-	for _, a := range actions {
-		out = append(out, a)
+// inOrder lists the actions in the policy's order: least recently used
+// first, or oldest arrival first; ties by ID, so plans are stable.
+func inOrder(actions map[string]*Action, order v1alpha1.RemovalOrder) []*Action {
+	key := func(a *Action) time.Time { return a.ArrivedAt }
+	if order == v1alpha1.OrderLeastRecentlyUsed {
+		key = func(a *Action) time.Time { return a.LastUsedAt }
 	}
+	out := slices.Collect(maps.Values(actions))
 	sort.Slice(out, func(i, j int) bool {
-		if !out[i].ArrivedAt.Equal(out[j].ArrivedAt) {
-			return out[i].ArrivedAt.Before(out[j].ArrivedAt)
+		if ki, kj := key(out[i]), key(out[j]); !ki.Equal(kj) {
+			return ki.Before(kj)
 		}
 		return out[i].ImageID < out[j].ImageID
 	})
 	return out
+}
+
+// keepNewest keeps, in each repository, the n most recently arrived images
+// among the actions: skipped as KeptNewest. An image counts in every
+// repository one of its references names.
+func (p *Plan) keepNewest(ix *index, actions map[string]*Action, n int) {
+	if n <= 0 {
+		return
+	}
+	byRepo := map[string][]*Action{}
+	for _, a := range actions {
+		for _, repo := range repositories(ix.images[a.ImageID]) {
+			byRepo[repo] = append(byRepo[repo], a)
+		}
+	}
+	kept := map[string]string{} // image ID → repository it is kept in
+	for _, repo := range slices.Sorted(maps.Keys(byRepo)) {
+		as := byRepo[repo]
+		sort.Slice(as, func(i, j int) bool {
+			if !as[i].ArrivedAt.Equal(as[j].ArrivedAt) {
+				return as[i].ArrivedAt.After(as[j].ArrivedAt)
+			}
+			return as[i].ImageID > as[j].ImageID
+		})
+		for _, a := range as[:min(n, len(as))] {
+			if _, ok := kept[a.ImageID]; !ok {
+				kept[a.ImageID] = repo
+			}
+		}
+	}
+	for id, repo := range kept {
+		a := actions[id]
+		p.Skipped = append(p.Skipped, Decision{ImageID: id, Image: a.Image, Reason: KeptNewest,
+			Message: fmt.Sprintf("one of the %d newest of %s", n, repo)})
+		delete(actions, id)
+	}
+}
+
+// repositories names the repositories of an image's references.
+func repositories(img *engine.Image) []string {
+	seen := map[string]bool{}
+	for _, t := range img.RepoTags {
+		if ref, err := match.ParseTag(t); err == nil {
+			seen[ref.Name] = true
+		}
+	}
+	for _, d := range img.RepoDigests {
+		if name, _, err := match.ParseDigest(d); err == nil {
+			seen[name] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // withinBudget takes up to max actions in the given order, but never a

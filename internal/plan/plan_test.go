@@ -135,7 +135,43 @@ func TestMake(t *testing.T) {
 	oldest := img("oldest", "app:oldest")
 	oldest.Arrived = now.Add(-96 * time.Hour)
 
+	usedLately := img("used-lately", "app:used-lately") // arrived 2 days ago, ran an hour ago
+	usedLately.LastUsed = now.Add(-time.Hour)
+	usedLongAgo := img("used-long-ago", "app:used-long-ago")
+	usedLongAgo.Arrived = now.Add(-30 * 24 * time.Hour)
+	usedLongAgo.LastUsed = now.Add(-20 * 24 * time.Hour)
+	build := func(n int) engine.Image {
+		b := img(fmt.Sprintf("build-%d", n), fmt.Sprintf("registry.example.com/ci/app:%d", n))
+		b.Arrived = now.Add(-time.Duration(100-n) * time.Hour)
+		return b
+	}
+
 	tests := map[string]planCase{
+		"least recently used first under a budget": {
+			images: []engine.Image{usedLately, usedLongAgo, oldest},
+			spec: with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+				s.Order, s.MaxImagesPerSweep = v1alpha1.OrderLeastRecentlyUsed, 2
+			}),
+			want: []string{"remove app:used-long-ago refs=app:used-long-ago delete", "remove app:oldest refs=app:oldest delete", "skipped app:used-lately Deferred"},
+		},
+		"oldest arrival first under a budget": {
+			images: []engine.Image{usedLately, usedLongAgo, oldest},
+			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxImagesPerSweep = 1 }),
+			want:   []string{"remove app:used-long-ago refs=app:used-long-ago delete", "skipped app:oldest Deferred", "skipped app:used-lately Deferred"},
+		},
+		"keepNewest keeps the newest builds of a repository": {
+			images: []engine.Image{build(1), build(2), build(3), build(4), img("other", "app:1")},
+			spec: with(spec("registry.example.com/ci/**", "app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.KeepNewest = 2 }),
+			want: []string{"remove registry.example.com/ci/app:1 refs=registry.example.com/ci/app:1 delete",
+				"remove registry.example.com/ci/app:2 refs=registry.example.com/ci/app:2 delete",
+				"skipped app:1 KeptNewest", // the only one of its repository
+				"skipped registry.example.com/ci/app:3 KeptNewest", "skipped registry.example.com/ci/app:4 KeptNewest"},
+		},
+		"maxUnusedAge spares what ran lately": {
+			images: []engine.Image{usedLately, usedLongAgo},
+			spec: with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { d := v1alpha1.Duration("168h"); s.MaxUnusedAge = &d }),
+			want: []string{"remove app:used-long-ago refs=app:used-long-ago delete", "skipped app:used-lately RecentlyUsed"},
+		},
 		"nothing selected": {
 			images: []engine.Image{img("a", "app:1")},
 			spec:   spec("other:*"),

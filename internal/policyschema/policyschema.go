@@ -11,6 +11,7 @@ package policyschema
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
@@ -85,6 +87,9 @@ func Admit(obj map[string]any) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
 	if err != nil {
 		return nil, field.ErrorList{field.InternalError(nil, err)}
 	}
+	if obj, err = asAPIServerReadsIt(obj); err != nil {
+		return nil, field.ErrorList{field.Invalid(nil, nil, err.Error())}
+	}
 	structuraldefaulting.Default(obj, s.structural)
 	if errs := s.validate(obj); len(errs) > 0 {
 		return nil, errs
@@ -97,6 +102,21 @@ func Admit(obj map[string]any) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
 		return nil, errs
 	}
 	return &p, nil
+}
+
+// asAPIServerReadsIt gives the object the number types the API server's
+// decoder gives (whole numbers are int64, not float64 as from YAML), which
+// CEL rules comparing integers depend on.
+func asAPIServerReadsIt(obj map[string]any) (map[string]any, error) {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if err := utiljson.Unmarshal(data, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Check admits a typed policy: p is defaulted in place.

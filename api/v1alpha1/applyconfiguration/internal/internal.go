@@ -50,6 +50,21 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: reason
       type:
         scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskUsage
+  map:
+    fields:
+    - name: highInodesPercent
+      type:
+        scalar: numeric
+    - name: highPercent
+      type:
+        scalar: numeric
+    - name: lowInodesPercent
+      type:
+        scalar: numeric
+    - name: lowPercent
+      type:
+        scalar: numeric
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Duration
   scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ImageCleanupPolicy
@@ -76,6 +91,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: dangling
       type:
         scalar: boolean
+    - name: diskUsage
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskUsage
     - name: dryRun
       type:
         scalar: boolean
@@ -98,9 +116,15 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Duration
       default: 1h
+    - name: keepNewest
+      type:
+        scalar: numeric
     - name: maxImagesPerSweep
       type:
         scalar: numeric
+    - name: maxUnusedAge
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Duration
     - name: minImageAge
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Duration
@@ -108,6 +132,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: nodeSelector
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.NodeSelector
+    - name: order
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.RemovalOrder
     - name: stoppedContainers
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainersPolicy
@@ -278,6 +305,8 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.LabelValue
           elementRelationship: atomic
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.RemovalOrder
+  scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ReportPhase
   scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainerAction

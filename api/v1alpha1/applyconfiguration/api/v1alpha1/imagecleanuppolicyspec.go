@@ -54,8 +54,25 @@ type ImageCleanupPolicySpecApplyConfiguration struct {
 	// the spec applies at once. At least 1m.
 	Interval *apiv1alpha1.Duration `json:"interval,omitempty"`
 	// MaxImagesPerSweep limits how many images one node removes in one sweep,
-	// oldest first; 0 means no limit.
+	// first in the policy's order; 0 means no limit.
 	MaxImagesPerSweep *int32 `json:"maxImagesPerSweep,omitempty"`
+	// DiskUsage makes the policy keep the engine's data filesystem under a
+	// watermark: when usage is above highPercent, a sweep removes candidates,
+	// in the policy's order, until usage is under lowPercent; below it, a
+	// sweep removes only images unused for longer than maxUnusedAge (if set).
+	DiskUsage *DiskUsageApplyConfiguration `json:"diskUsage,omitempty"`
+	// Order is the order in which candidates go: LeastRecentlyUsed (by the
+	// last start or stop of a container of the image, else its arrival) or
+	// OldestFirst (by arrival). Absent: LeastRecentlyUsed with diskUsage,
+	// OldestFirst without.
+	Order *apiv1alpha1.RemovalOrder `json:"order,omitempty"`
+	// KeepNewest keeps the N most recently arrived images of each repository
+	// among the candidates (keep the last 3 builds of ci/app); 0 keeps none.
+	KeepNewest *int32 `json:"keepNewest,omitempty"`
+	// MaxUnusedAge: when set, only images that no container has used (and
+	// that have not arrived) for longer than this are candidates, except under
+	// disk pressure (diskUsage above highPercent), when every candidate may go.
+	MaxUnusedAge *apiv1alpha1.Duration `json:"maxUnusedAge,omitempty"`
 }
 
 // ImageCleanupPolicySpecApplyConfiguration constructs a declarative configuration of the ImageCleanupPolicySpec type for use with
@@ -153,5 +170,37 @@ func (b *ImageCleanupPolicySpecApplyConfiguration) WithInterval(value apiv1alpha
 // If called multiple times, the MaxImagesPerSweep field is set to the value of the last call.
 func (b *ImageCleanupPolicySpecApplyConfiguration) WithMaxImagesPerSweep(value int32) *ImageCleanupPolicySpecApplyConfiguration {
 	b.MaxImagesPerSweep = &value
+	return b
+}
+
+// WithDiskUsage sets the DiskUsage field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the DiskUsage field is set to the value of the last call.
+func (b *ImageCleanupPolicySpecApplyConfiguration) WithDiskUsage(value *DiskUsageApplyConfiguration) *ImageCleanupPolicySpecApplyConfiguration {
+	b.DiskUsage = value
+	return b
+}
+
+// WithOrder sets the Order field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Order field is set to the value of the last call.
+func (b *ImageCleanupPolicySpecApplyConfiguration) WithOrder(value apiv1alpha1.RemovalOrder) *ImageCleanupPolicySpecApplyConfiguration {
+	b.Order = &value
+	return b
+}
+
+// WithKeepNewest sets the KeepNewest field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the KeepNewest field is set to the value of the last call.
+func (b *ImageCleanupPolicySpecApplyConfiguration) WithKeepNewest(value int32) *ImageCleanupPolicySpecApplyConfiguration {
+	b.KeepNewest = &value
+	return b
+}
+
+// WithMaxUnusedAge sets the MaxUnusedAge field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MaxUnusedAge field is set to the value of the last call.
+func (b *ImageCleanupPolicySpecApplyConfiguration) WithMaxUnusedAge(value apiv1alpha1.Duration) *ImageCleanupPolicySpecApplyConfiguration {
+	b.MaxUnusedAge = &value
 	return b
 }
