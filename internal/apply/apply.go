@@ -42,8 +42,12 @@ const DefaultConcurrency = 8
 type Options struct {
 	// RemoveVolumes removes the anonymous volumes of removed containers.
 	RemoveVolumes bool
-	// Concurrency bounds the image actions under way at once (default 4).
+	// Concurrency bounds the image actions under way at once (default 8).
 	Concurrency int
+	// Enough, if set, is asked before each action starts; when it says
+	// enough (the disk is under its low watermark), the rest of the plan is
+	// skipped as BelowLowWatermark with its message.
+	Enough func() (bool, string)
 }
 
 // RemovedImage is one action carried out.
@@ -110,13 +114,14 @@ func refsOnly(refs []string, id string) []string {
 }
 
 // outcome is what one action came to: containers removed, and one of
-// image, blocked, failure, interrupted.
+// image, blocked, failure, interrupted, or not needed any more.
 type outcome struct {
 	containers  []plan.ContainerRef
 	image       *RemovedImage
 	blocked     *plan.Decision
 	failure     *Failure
 	interrupted bool
+	enough      string // why the action was not needed
 }
 
 // executor runs one plan; stop ends the sweep early.
@@ -160,6 +165,10 @@ func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Res
 					outcomes[i].interrupted = true
 					return nil
 				}
+				if enough, why := x.enough(); enough {
+					outcomes[i].enough = why
+					return nil
+				}
 				outcomes[i] = x.run(runCtx, &wave[i])
 				return nil
 			})
@@ -188,7 +197,19 @@ func (r *Result) add(a *plan.Action, o outcome, x *executor) {
 	case o.interrupted:
 		r.Skipped = append(r.Skipped, plan.Decision{ImageID: a.ImageID, Image: a.Image, Reason: plan.Interrupted,
 			Message: "the sweep stopped before it: " + x.reason()})
+	case o.enough != "":
+		r.Skipped = append(r.Skipped, plan.Decision{ImageID: a.ImageID, Image: a.Image, Reason: plan.BelowLowWatermark, Message: o.enough})
 	}
+}
+
+// enough asks Options.Enough, one caller at a time (it measures the disk).
+func (x *executor) enough() (bool, string) {
+	if x.opts.Enough == nil {
+		return false, ""
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.opts.Enough()
 }
 
 // halt stops the sweep for a reason (the first one wins).

@@ -326,3 +326,32 @@ func TestRefsNeverNull(t *testing.T) {
 		}
 	}
 }
+
+// Under a disk watermark the executor stops as soon as it is told enough:
+// the rest of the plan is skipped, in order.
+func TestRunStopsWhenEnough(t *testing.T) {
+	var images []engine.Image
+	p := &plan.Plan{}
+	for i := range 5 {
+		id := fmt.Sprintf("sha256:%064x", i+1)
+		ref := fmt.Sprintf("app:%d", i)
+		images = append(images, engine.Image{ID: id, RepoTags: []string{ref}})
+		p.Actions = append(p.Actions, plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true})
+	}
+	f := engineWith(images, nil)
+	removed := 0
+	enough := func() (bool, string) {
+		if removed >= 2 {
+			return true, "usage 69 % is under lowPercent 70"
+		}
+		removed++
+		return false, ""
+	}
+	r := apply.Run(context.Background(), f, p, apply.Options{Concurrency: 1, Enough: enough})
+	if len(r.RemovedImages) != 2 || len(r.Skipped) != 3 || r.Skipped[0].Reason != plan.BelowLowWatermark {
+		t.Fatalf("result %+v", r)
+	}
+	if !f.HasImage(images[2].ID) || f.HasImage(images[0].ID) || f.HasImage(images[1].ID) {
+		t.Fatal("the first two in order should go, the rest stay")
+	}
+}

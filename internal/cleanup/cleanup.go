@@ -16,6 +16,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
@@ -33,15 +34,32 @@ type Options struct {
 	Protected []string
 	// PlanOnly plans without applying, whatever the policy says.
 	PlanOnly bool
-	// Concurrency bounds the engine calls under way at once (default 4).
+	// Concurrency bounds the engine calls under way at once (default 8).
 	Concurrency int
+	// Disk measures the engine's data filesystem; a policy with diskUsage
+	// needs it.
+	Disk func() (disk.Usage, error)
 }
 
 // Outcome is a sweep: its plan and what applying it did.
 type Outcome struct {
 	Plan   plan.Plan
 	Result apply.Result
+	// Disk is set for a policy with diskUsage.
+	Disk *DiskReport
 }
+
+// DiskReport is the data filesystem around a sweep.
+type DiskReport struct {
+	Before, After disk.Usage
+	// Pressure says which watermark was above high ("space" or "inodes"),
+	// "" when none: then only images unused for maxUnusedAge went.
+	Pressure string
+}
+
+// ErrNoDataRoot: a policy with diskUsage, and nothing to measure the
+// engine's data filesystem with.
+var ErrNoDataRoot = errors.New("diskUsage needs the engine's data root: give --data-root (the agent's DaemonSet mounts it)")
 
 // ErrInvalidPolicy wraps the errors of a policy that cannot be planned.
 var ErrInvalidPolicy = errors.New("invalid policy")
@@ -67,11 +85,21 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	}
 	opts.Clock.Observe(&inv, now)
 	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
+	var report *DiskReport
+	if spec.DiskUsage != nil {
+		if report, err = measureBefore(spec.DiskUsage, &popts, opts.Disk); err != nil {
+			return Outcome{}, err
+		}
+		if report.Pressure == "" && popts.UnusedFor == 0 {
+			// Under the watermarks, and no maxUnusedAge: nothing to do.
+			return Outcome{Disk: report, Result: apply.Result{Duration: time.Since(start)}}, opts.Clock.Save()
+		}
+	}
 	imageIDs, containerIDs := plan.Candidates(&inv, &popts, now)
 	if err := inspect(ctx, rt, opts.Clock, &inv, imageIDs, containerIDs, opts.Concurrency); err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Plan: plan.Make(&inv, &popts, now)}
+	out := Outcome{Plan: plan.Make(&inv, &popts, now), Disk: report}
 	if spec.DryRun || opts.PlanOnly {
 		out.Result = apply.DryRun(&out.Plan)
 		out.Result.Duration = time.Since(start)
@@ -85,17 +113,74 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	if err := opts.Clock.Save(); err != nil {
 		return Outcome{}, err
 	}
-	out.Result = apply.Run(ctx, rt, &out.Plan, apply.Options{
-		RemoveVolumes: spec.StoppedContainers.RemoveVolumes,
-		Concurrency:   opts.Concurrency,
-	})
+	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency}
+	if report != nil && report.Pressure != "" {
+		// One at a time, in order, asking the disk before each: the sweep
+		// stops as soon as usage is under the low watermarks.
+		applyOpts.Concurrency, applyOpts.Enough = 1, enoughWhenBelowLow(spec.DiskUsage, opts.Disk)
+	}
+	out.Result = apply.Run(ctx, rt, &out.Plan, applyOpts)
 	if len(out.Result.Failed) > 0 || out.Result.Stopped != "" {
 		settle(ctx, rt, opts.Clock, &out)
 	} else {
 		opts.Clock.Finish(deleting)
 	}
+	if report != nil {
+		measureAfter(report, &out.Result, opts.Disk)
+	}
 	out.Result.Duration = time.Since(start)
 	return out, opts.Clock.Save()
+}
+
+// measureBefore measures the data filesystem before a sweep and says
+// whether it is under pressure; under pressure every candidate may go,
+// else only those unused for maxUnusedAge.
+func measureBefore(w *v1alpha1.DiskUsage, popts *plan.Options, measure func() (disk.Usage, error)) (*DiskReport, error) {
+	if measure == nil {
+		return nil, ErrNoDataRoot
+	}
+	before, err := measure()
+	if err != nil {
+		return nil, fmt.Errorf("diskUsage: %w", err)
+	}
+	r := &DiskReport{Before: before, After: before}
+	switch {
+	case before.UsedPercent > float64(w.HighPercent):
+		r.Pressure = "space"
+	case w.HighInodesPercent != nil && before.InodesUsedPercent > float64(*w.HighInodesPercent):
+		r.Pressure = "inodes"
+	}
+	if r.Pressure != "" {
+		popts.UnusedFor = 0
+	}
+	return r, nil
+}
+
+// enoughWhenBelowLow says enough once space (and inodes, if watched) are
+// under their low watermarks. A failed measurement is not enough.
+func enoughWhenBelowLow(w *v1alpha1.DiskUsage, measure func() (disk.Usage, error)) func() (bool, string) {
+	return func() (bool, string) {
+		u, err := measure()
+		if err != nil || u.UsedPercent >= float64(w.LowPercent) ||
+			(w.LowInodesPercent != nil && u.InodesUsedPercent >= float64(*w.LowInodesPercent)) {
+			return false, ""
+		}
+		return true, fmt.Sprintf("the disk is under its low watermark: %.1f %% used (lowPercent %d)", u.UsedPercent, w.LowPercent)
+	}
+}
+
+// measureAfter measures again and counts what the sweep freed as the
+// filesystem shows it, not the sum of image sizes (layers are shared).
+func measureAfter(r *DiskReport, res *apply.Result, measure func() (disk.Usage, error)) {
+	after, err := measure()
+	if err != nil {
+		return
+	}
+	r.After = after
+	res.BytesReclaimed = 0
+	if r.Before.UsedBytes > after.UsedBytes {
+		res.BytesReclaimed = int64(r.Before.UsedBytes - after.UsedBytes)
+	}
 }
 
 func deletions(p *plan.Plan) []string {

@@ -3,15 +3,18 @@ package cleanup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 )
 
@@ -147,5 +150,96 @@ func TestEngineDownFailsTheSweep(t *testing.T) {
 	_, err := cleanup.Sweep(context.Background(), f, fakeSpec(), t0, cleanup.Options{})
 	if err == nil || errors.Is(err, cleanup.ErrInvalidPolicy) || !strings.Contains(err.Error(), "list images") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// fakeDisk fills the fake engine's disk by 10 % an image, over a 40 % base.
+func fakeDisk(f *enginefake.Engine, ids []string) func() (disk.Usage, error) {
+	return func() (disk.Usage, error) {
+		n := 0
+		for _, id := range ids {
+			if f.HasImage(id) {
+				n++
+			}
+		}
+		return disk.Usage{UsedPercent: float64(40 + 10*n), UsedBytes: uint64(n) << 20}, nil
+	}
+}
+
+// fakeWithUses: five images, app:0 used longest ago ... app:4 most lately
+// (each by a stopped container created then).
+func fakeWithUses() (*enginefake.Engine, []string) {
+	f := enginefake.New()
+	var ids []string
+	for i := range 5 {
+		id := fmt.Sprintf("sha256:%064x", i+1)
+		ids = append(ids, id)
+		tagged := t0.Add(-30 * 24 * time.Hour)
+		f.AddImage(engine.Image{ID: id, RepoTags: []string{fmt.Sprintf("app:%d", i)}, LastTagTime: tagged})
+		f.AddContainer(engine.Container{ID: fmt.Sprintf("c%d", i), ImageID: id, State: engine.StateExited,
+			Created: t0.Add(-time.Duration(10-i) * 24 * time.Hour), FinishedAt: t0.Add(-time.Duration(10-i) * 24 * time.Hour)})
+	}
+	return f, ids
+}
+
+func diskSpec(mutate ...func(*v1alpha1.ImageCleanupPolicySpec)) *v1alpha1.ImageCleanupPolicySpec {
+	return fakeSpec(append([]func(*v1alpha1.ImageCleanupPolicySpec){func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 85, LowPercent: 70}
+	}}, mutate...)...)
+}
+
+// Above the high watermark, candidates go least recently used first, and
+// the sweep stops as soon as usage is under the low one.
+func TestDiskPressureRemovesLeastRecentlyUsedUntilLow(t *testing.T) {
+	f, ids := fakeWithUses()
+	out, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{Disk: fakeDisk(f, ids)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if want := i >= 3; f.HasImage(id) != want {
+			t.Errorf("app:%d present %v, want %v (least recently used go first, three of them)", i, f.HasImage(id), want)
+		}
+	}
+	if out.Disk == nil || out.Disk.Pressure != "space" || out.Disk.Before.UsedPercent != 90 || out.Disk.After.UsedPercent != 60 {
+		t.Fatalf("disk report %+v", out.Disk)
+	}
+	if out.Result.BytesReclaimed != 3<<20 {
+		t.Fatalf("bytes reclaimed %d, want what the disk shows (3 MiB)", out.Result.BytesReclaimed)
+	}
+	if len(out.Result.Skipped) != 2 || out.Result.Skipped[0].Reason != plan.BelowLowWatermark {
+		t.Fatalf("skipped %+v", out.Result.Skipped)
+	}
+}
+
+// Under the high watermark: nothing goes, unless unused for maxUnusedAge.
+func TestUnderTheWatermark(t *testing.T) {
+	f, ids := fakeWithUses()
+	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("f", 64), RepoTags: []string{"app:extra"}, LastTagTime: t0.Add(-time.Hour)})
+	measure := func() (disk.Usage, error) { return disk.Usage{UsedPercent: 50}, nil }
+	if _, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{Disk: measure}); err != nil {
+		t.Fatal(err)
+	}
+	if removals(f) != 0 {
+		t.Fatalf("under the watermark something went: %v", f.Calls())
+	}
+	spec := diskSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { d := v1alpha1.Duration("192h"); s.MaxUnusedAge = &d })
+	if _, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{Disk: measure}); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if want := i >= 3; f.HasImage(id) != want { // app:0..2 were last used 10, 9 and 8 days ago
+			t.Errorf("app:%d present %v, want %v", i, f.HasImage(id), want)
+		}
+	}
+}
+
+// A policy with diskUsage and no way to measure the disk fails clearly and
+// removes nothing.
+func TestDiskUsageNeedsADataRoot(t *testing.T) {
+	f, _ := fakeWithUses()
+	_, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{})
+	if !errors.Is(err, cleanup.ErrNoDataRoot) || removals(f) != 0 {
+		t.Fatalf("err = %v, calls %v", err, f.Calls())
 	}
 }

@@ -1,0 +1,36 @@
+// Package disk measures how full a filesystem is, as df does: the share of
+// the space (and of the inodes) that is used, counting the blocks reserved
+// for root as not available.
+package disk
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// Usage is one measurement of a filesystem.
+type Usage struct {
+	// UsedPercent and InodesUsedPercent are 0 to 100.
+	UsedPercent       float64
+	InodesUsedPercent float64
+	// UsedBytes is the space in use, for measuring what a sweep freed.
+	UsedBytes uint64
+}
+
+// Measure reads the filesystem that holds path.
+func Measure(path string) (Usage, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return Usage{}, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	bsize := uint64(st.Bsize)
+	used := st.Blocks - st.Bfree
+	u := Usage{UsedBytes: used * bsize}
+	if avail := used + st.Bavail; avail > 0 {
+		u.UsedPercent = 100 * float64(used) / float64(avail)
+	}
+	if st.Files > 0 {
+		u.InodesUsedPercent = 100 * float64(st.Files-st.Ffree) / float64(st.Files)
+	}
+	return u, nil
+}
