@@ -57,7 +57,7 @@ type DiskReport struct {
 	Pressure string
 }
 
-// ErrNoDataRoot: a policy with diskUsage, and nothing to measure the
+// ErrNoDataRoot is a policy with diskUsage and nothing to measure the
 // engine's data filesystem with.
 var ErrNoDataRoot = errors.New("diskUsage needs the engine's data root: give --data-root (the agent's DaemonSet mounts it)")
 

@@ -161,7 +161,7 @@ func TestMake(t *testing.T) {
 		},
 		"keepNewest keeps the newest builds of a repository": {
 			images: []engine.Image{build(1), build(2), build(3), build(4), img("other", "app:1")},
-			spec: with(spec("registry.example.com/ci/**", "app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.KeepNewest = 2 }),
+			spec:   with(spec("registry.example.com/ci/**", "app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.KeepNewest = 2 }),
 			want: []string{"remove registry.example.com/ci/app:1 refs=registry.example.com/ci/app:1 delete",
 				"remove registry.example.com/ci/app:2 refs=registry.example.com/ci/app:2 delete",
 				"skipped app:1 KeptNewest", // the only one of its repository
@@ -169,8 +169,8 @@ func TestMake(t *testing.T) {
 		},
 		"maxUnusedAge spares what ran lately": {
 			images: []engine.Image{usedLately, usedLongAgo},
-			spec: with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { d := v1alpha1.Duration("168h"); s.MaxUnusedAge = &d }),
-			want: []string{"remove app:used-long-ago refs=app:used-long-ago delete", "skipped app:used-lately RecentlyUsed"},
+			spec:   with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { d := v1alpha1.Duration("168h"); s.MaxUnusedAge = &d }),
+			want:   []string{"remove app:used-long-ago refs=app:used-long-ago delete", "skipped app:used-lately RecentlyUsed"},
 		},
 		"nothing selected": {
 			images: []engine.Image{img("a", "app:1")},
