@@ -54,6 +54,15 @@ func reportStatusApplyConfiguration(st *v1alpha1.ImageCleanupReportStatus) *ac.I
 	if st.LastSweepDuration != "" {
 		out.WithLastSweepDuration(st.LastSweepDuration)
 	}
+	if d := st.Disk; d != nil {
+		disk := ac.DiskStatus().
+			WithUsedPercentBefore(d.UsedPercentBefore).WithUsedPercentAfter(d.UsedPercentAfter).
+			WithInodesUsedPercentBefore(d.InodesUsedPercentBefore).WithInodesUsedPercentAfter(d.InodesUsedPercentAfter)
+		if d.Watermark != "" {
+			disk.WithWatermark(d.Watermark)
+		}
+		out.WithDisk(disk)
+	}
 	for _, b := range st.Blocked {
 		item := ac.BlockedImage().WithImage(b.Image).WithReason(b.Reason)
 		if b.Message != "" {

@@ -7,6 +7,7 @@ import (
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 )
@@ -19,9 +20,37 @@ type nodeClock struct {
 	// dir holds the state (a hostPath folder); "" keeps it in memory only.
 	dir string
 	rt  engine.Runtime
+	// dataRoot is where the engine's data filesystem can be measured; ""
+	// asks the engine (its DockerRootDir, which the DaemonSet mounts at the
+	// same path).
+	dataRoot string
 
 	mu    sync.Mutex
 	clock *imageclock.Clock
+}
+
+// disk measures the engine's data filesystem, for policies with diskUsage.
+func (n *nodeClock) disk(ctx context.Context) func() (disk.Usage, error) {
+	return func() (disk.Usage, error) {
+		root, err := n.root(ctx)
+		if err != nil {
+			return disk.Usage{}, err
+		}
+		return disk.Measure(root)
+	}
+}
+
+func (n *nodeClock) root(ctx context.Context) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.dataRoot == "" {
+		info, err := n.rt.Info(ctx)
+		if err != nil {
+			return "", err
+		}
+		n.dataRoot = info.RootDir
+	}
+	return n.dataRoot, nil
 }
 
 // get returns the clock, opening it if need be.

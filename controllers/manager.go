@@ -44,6 +44,9 @@ type AgentOptions struct {
 	// StateDir holds the node's image clock (a hostPath folder); empty keeps
 	// it in memory, where every image arrives when the agent first sees it.
 	StateDir string
+	// DataRoot is where the engine's data filesystem is mounted, for
+	// policies with diskUsage; empty asks the engine (DockerRootDir).
+	DataRoot string
 
 	LeaderElection          bool
 	LeaderElectionNamespace string
@@ -111,7 +114,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("docker", engineCheck(o.Runtime)); err != nil {
 		return nil, err
 	}
-	images := &nodeClock{dir: o.StateDir, rt: o.Runtime}
+	images := &nodeClock{dir: o.StateDir, rt: o.Runtime, dataRoot: o.DataRoot}
 	if err := mgr.Add(images); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"cmp"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -34,11 +36,17 @@ var (
 	blockedImages = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "imagecleanup_blocked_images", Help: "Target images blocked after the last sweep.",
 	}, []string{"policy"})
+	diskUsedPercent = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "imagecleanup_disk_used_percent", Help: "Use of the engine's data filesystem after the last sweep of a policy with diskUsage, by resource (space, inodes).",
+	}, []string{"resource"})
+	diskSweepsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imagecleanup_disk_sweeps_total", Help: "Sweeps of policies with diskUsage, by the high watermark usage was above (space, inodes, or none).",
+	}, []string{"policy", "watermark"})
 )
 
 func init() {
 	metrics.Registry.MustRegister(sweepsTotal, imagesRemovedTotal, containersRemovedTotal, bytesReclaimedTotal,
-		sweepErrorsTotal, sweepDuration, blockedImages)
+		sweepErrorsTotal, sweepDuration, blockedImages, diskUsedPercent, diskSweepsTotal)
 }
 
 // observeSweep counts a sweep by its verdict.
@@ -51,6 +59,11 @@ func observeSweep(policy string, v verdict, st *v1alpha1.ImageCleanupReportStatu
 		return // nothing ran
 	}
 	sweepDuration.WithLabelValues(policy).Observe(out.Result.Duration.Seconds())
+	if d := out.Disk; d != nil {
+		diskUsedPercent.WithLabelValues("space").Set(d.After.UsedPercent)
+		diskUsedPercent.WithLabelValues("inodes").Set(d.After.InodesUsedPercent)
+		diskSweepsTotal.WithLabelValues(policy, cmp.Or(d.Pressure, "none")).Inc()
+	}
 	blockedImages.WithLabelValues(policy).Set(float64(len(out.Result.Blocked)))
 	if st.Phase == v1alpha1.PhaseDryRun {
 		return

@@ -145,7 +145,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	images, err := r.Images.get(sweepCtx)
 	if err == nil {
 		out, err = cleanup.Sweep(sweepCtx, r.Runtime, &policy.Spec, s.now, cleanup.Options{
-			Policy: policy.Name, Clock: images, Protected: r.Protected,
+			Policy: policy.Name, Clock: images, Protected: r.Protected, Disk: r.Images.disk(sweepCtx),
 		})
 	}
 	cancel()

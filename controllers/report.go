@@ -38,6 +38,13 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		Errors: firstN(r.Failed, v1alpha1.MaxReportedErrors, func(f *apply.Failure) string { return f.Image + ": " + f.Error }),
 		Totals: prev.Totals,
 	}
+	if d := out.Disk; d != nil {
+		st.Disk = &v1alpha1.DiskStatus{
+			UsedPercentBefore: int32(d.Before.UsedPercent), UsedPercentAfter: int32(d.After.UsedPercent),
+			InodesUsedPercentBefore: int32(d.Before.InodesUsedPercent), InodesUsedPercentAfter: int32(d.After.InodesUsedPercent),
+			Watermark: d.Pressure,
+		}
+	}
 	st.Totals.Sweeps++
 	if v.phase != v1alpha1.PhaseDryRun {
 		st.Totals.ImagesRemoved += int64(st.ImagesRemoved)

@@ -122,6 +122,29 @@ type ImageCleanupReportStatus struct {
 	// Totals over every sweep of this policy on this node.
 	// +optional
 	Totals SweepTotals `json:"totals,omitempty"`
+
+	// Disk is the engine's data filesystem around the last sweep, for a
+	// policy with diskUsage.
+	// +optional
+	Disk *DiskStatus `json:"disk,omitempty"`
+}
+
+// DiskStatus is the engine's data filesystem before and after a sweep, in
+// percent used (rounded down).
+type DiskStatus struct {
+	// UsedPercentBefore is the space used before the sweep.
+	UsedPercentBefore int32 `json:"usedPercentBefore"`
+	// UsedPercentAfter is the space used after it.
+	UsedPercentAfter int32 `json:"usedPercentAfter"`
+	// InodesUsedPercentBefore is the inodes used before the sweep.
+	InodesUsedPercentBefore int32 `json:"inodesUsedPercentBefore"`
+	// InodesUsedPercentAfter is the inodes used after it.
+	InodesUsedPercentAfter int32 `json:"inodesUsedPercentAfter"`
+	// Watermark is the high watermark usage was above (space or inodes);
+	// empty when under both, and then only images unused for maxUnusedAge
+	// were candidates.
+	// +optional
+	Watermark string `json:"watermark,omitempty"`
 }
 
 // ImageCleanupReport is one node's account of one policy. Only that node's

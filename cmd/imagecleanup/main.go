@@ -30,6 +30,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
@@ -62,6 +63,8 @@ Flags:
                             your sandbox image (pause images are protected anyway)
       --timeout DURATION    deadline of the whole sweep (default 10m)
       --call-timeout DUR    deadline of one engine removal (default 1m; reads get 30s)
+      --data-root DIR       the engine's data root, measured for a policy's diskUsage
+                            (default: the engine's DockerRootDir, when it is on this machine)
 
 Exit codes: 0 done, 1 error, 2 invalid policy, 3 blocked (with --fail-on-blocked).
 `
@@ -81,6 +84,7 @@ type options struct {
 	failOnBlocked bool
 	stateDir      string
 	protect       []string
+	dataRoot      string
 	timeout       time.Duration
 	callTimeout   time.Duration
 }
@@ -118,6 +122,7 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.output, "output", "table", "")
 	fs.BoolVar(&o.failOnBlocked, "fail-on-blocked", false, "")
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "")
+	fs.StringVar(&o.dataRoot, "data-root", "", "")
 	protect := fs.String("protect-images", "", "")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "")
 	fs.DurationVar(&o.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "")
@@ -190,6 +195,7 @@ func execute(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.
 	}
 	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, time.Now(), cleanup.Options{
 		Policy: policy.Name, Clock: clock, Protected: o.protect, PlanOnly: o.mode == "plan",
+		Disk: measureDisk(ctx, rt, o.dataRoot),
 	})
 	switch {
 	case errors.Is(err, cleanup.ErrInvalidPolicy):
@@ -224,6 +230,25 @@ func openClock(ctx context.Context, rt *docker.Runtime, dir string, stderr io.Wr
 		fmt.Fprintf(stderr, "imagecleanup: warning: %s\n", oneLine(warning))
 	}
 	return clock, nil
+}
+
+// measureDisk measures the engine's data filesystem: --data-root, else the
+// engine's DockerRootDir, which must then be on this machine.
+func measureDisk(ctx context.Context, rt *docker.Runtime, dataRoot string) func() (disk.Usage, error) {
+	return func() (disk.Usage, error) {
+		if dataRoot == "" {
+			info, err := rt.Info(ctx)
+			if err != nil {
+				return disk.Usage{}, err
+			}
+			dataRoot = info.RootDir
+		}
+		u, err := disk.Measure(dataRoot)
+		if err != nil {
+			return disk.Usage{}, fmt.Errorf("%w (give --data-root where the engine's data root is)", err)
+		}
+		return u, nil
+	}
 }
 
 // write prints the document in the chosen format.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,5 +225,42 @@ func TestStateDirHoldsTheClock(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "engine-*.json"))
 	if len(files) != 1 {
 		t.Fatalf("state files %v", files)
+	}
+}
+
+// diskUsage through the CLI: --data-root is measured with statfs; above the
+// high watermark the policy's images go, under it nothing does. The data
+// root here is a private tmpfs filled by the test (the engine's own disk is
+// the machine's, which the test does not fill).
+func TestDiskUsageWithDataRoot(t *testing.T) {
+	cli := testenv.Docker(t)
+	host := testenv.DockerHost(t)
+	root := t.TempDir()
+	if err := syscall.Mount("tmpfs", root, "tmpfs", 0, "size=16m"); err != nil {
+		testenv.Unavailable(t, "cannot mount a tmpfs (%v): the test needs root", err)
+	}
+	defer func() { _ = syscall.Unmount(root, 0) }()
+	repo := "cli.local/" + testenv.UniqueName("disk")
+	id := testenv.ImportImage(t, cli, repo+"/app:1")
+	policy := writePolicy(t, policyYAML("  images: [\""+repo+"/**\"]\n  minImageAge: 0s\n  diskUsage: {highPercent: 50, lowPercent: 40}\n"))
+
+	code, stdout, stderr := runCLI("apply", "-f", policy, "--docker-host", host, "--data-root", root, "-o", "json")
+	var doc document
+	if code != exitOK || json.Unmarshal([]byte(stdout), &doc) != nil || doc.Disk == nil || doc.Disk.Watermark != "" || !testenv.ImageExists(t, cli, id) {
+		t.Fatalf("under the watermark: exit %d, image there %v\n%s%s", code, testenv.ImageExists(t, cli, id), stdout, stderr)
+	}
+	if err := os.WriteFile(filepath.Join(root, "fill"), make([]byte, 12<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCLI("apply", "-f", policy, "--docker-host", host, "--data-root", root, "-o", "json")
+	doc = document{}
+	if code != exitOK || json.Unmarshal([]byte(stdout), &doc) != nil || doc.Disk == nil || doc.Disk.Watermark != "space" || doc.Disk.UsedPercentBefore < 70 {
+		t.Fatalf("above the watermark: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if testenv.ImageExists(t, cli, id) {
+		t.Fatal("above the high watermark the policy's image should go")
+	}
+	if code, _, stderr := runCLI("apply", "-f", policy, "--docker-host", host, "--data-root", filepath.Join(root, "missing")); code != exitError || !strings.Contains(stderr, "--data-root") {
+		t.Fatalf("a missing data root: exit %d, %q", code, stderr)
 	}
 }

@@ -34,12 +34,25 @@ type document struct {
 	Blocked           []plan.Decision      `json:"blocked"`
 	Skipped           []plan.Decision      `json:"skipped"`
 	Failed            []apply.Failure      `json:"failed"`
+	// Disk is the engine's data filesystem around the sweep, for a policy
+	// with diskUsage.
+	Disk *diskDoc `json:"disk,omitempty"`
 	// Stopped says why the sweep stopped before the end of its plan.
 	Stopped         string  `json:"stopped,omitempty"`
 	Summary         summary `json:"summary"`
 	DurationSeconds float64 `json:"durationSeconds"`
 	// APICalls counts the Docker Engine API calls, by endpoint.
 	APICalls map[string]int `json:"apiCalls"`
+}
+
+type diskDoc struct {
+	UsedPercentBefore       float64 `json:"usedPercentBefore"`
+	UsedPercentAfter        float64 `json:"usedPercentAfter"`
+	InodesUsedPercentBefore float64 `json:"inodesUsedPercentBefore"`
+	InodesUsedPercentAfter  float64 `json:"inodesUsedPercentAfter"`
+	// Watermark is the high watermark usage was above: space, inodes, or
+	// empty (then only images unused for maxUnusedAge were candidates).
+	Watermark string `json:"watermark,omitempty"`
 }
 
 type summary struct {
@@ -67,6 +80,7 @@ func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, out *cleanup
 		Skipped:           nonNil(r.Skipped),
 		Failed:            nonNil(r.Failed),
 		Stopped:           r.Stopped,
+		Disk:              diskDocument(out.Disk),
 		DurationSeconds:   r.Duration.Seconds(),
 		APICalls:          calls,
 	}
@@ -84,6 +98,14 @@ func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, out *cleanup
 		}
 	}
 	return d
+}
+
+func diskDocument(d *cleanup.DiskReport) *diskDoc {
+	if d == nil {
+		return nil
+	}
+	return &diskDoc{UsedPercentBefore: d.Before.UsedPercent, UsedPercentAfter: d.After.UsedPercent,
+		InodesUsedPercentBefore: d.Before.InodesUsedPercent, InodesUsedPercentAfter: d.After.InodesUsedPercent, Watermark: d.Pressure}
 }
 
 // suspendedDocument is the output for a suspended policy: nothing done.
@@ -161,6 +183,13 @@ func writeTable(w io.Writer, d document) error {
 	}
 	if d.Stopped != "" {
 		fmt.Fprintf(w, "\nstopped early: %s\n", d.Stopped)
+	}
+	if dd := d.Disk; dd != nil {
+		above := "under the high watermarks"
+		if dd.Watermark != "" {
+			above = "above the high watermark of " + dd.Watermark
+		}
+		fmt.Fprintf(w, "\ndisk: %.1f %% used before, %.1f %% after (%s)\n", dd.UsedPercentBefore, dd.UsedPercentAfter, above)
 	}
 	s := d.Summary
 	_, err := fmt.Fprintf(w, "\n%s %d images (%d deleted, %s) and %d stopped containers; %d blocked, %d skipped, %d failed; %.2fs\n",

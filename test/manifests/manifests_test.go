@@ -111,8 +111,14 @@ func TestDaemonSet(t *testing.T) {
 		!slices.Contains(c.Args, "--state-dir=/var/lib/imagecleanup") {
 		t.Errorf("no hostPath folder for the image clock at /var/lib/imagecleanup: %+v %v", pod.Volumes, c.Args)
 	}
-	if len(pod.Volumes) != 2 {
-		t.Errorf("the agent mounts more than the Docker socket and its state folder: %+v", pod.Volumes)
+	// The engine's data root, read-only: statfs for diskUsage.
+	if root := hostPaths["/var/lib/docker"]; root == nil || !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.MountPath == "/var/lib/docker" && m.ReadOnly
+	}) {
+		t.Errorf("no read-only mount of the engine's data root at /var/lib/docker: %+v", c.VolumeMounts)
+	}
+	if len(pod.Volumes) != 3 {
+		t.Errorf("the agent mounts more than the Docker socket, its state folder and the data root: %+v", pod.Volumes)
 	}
 
 	sc := c.SecurityContext

@@ -50,6 +50,24 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: reason
       type:
         scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskStatus
+  map:
+    fields:
+    - name: inodesUsedPercentAfter
+      type:
+        scalar: numeric
+    - name: inodesUsedPercentBefore
+      type:
+        scalar: numeric
+    - name: usedPercentAfter
+      type:
+        scalar: numeric
+    - name: usedPercentBefore
+      type:
+        scalar: numeric
+    - name: watermark
+      type:
+        scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskUsage
   map:
     fields:
@@ -231,6 +249,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: containersRemoved
       type:
         scalar: numeric
+    - name: disk
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskStatus
     - name: errors
       type:
         list:

@@ -55,6 +55,9 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	Errors []string `json:"errors,omitempty"`
 	// Totals over every sweep of this policy on this node.
 	Totals *SweepTotalsApplyConfiguration `json:"totals,omitempty"`
+	// Disk is the engine's data filesystem around the last sweep, for a
+	// policy with diskUsage.
+	Disk *DiskStatusApplyConfiguration `json:"disk,omitempty"`
 }
 
 // ImageCleanupReportStatusApplyConfiguration constructs a declarative configuration of the ImageCleanupReportStatus type for use with
@@ -183,5 +186,13 @@ func (b *ImageCleanupReportStatusApplyConfiguration) WithErrors(values ...string
 // If called multiple times, the Totals field is set to the value of the last call.
 func (b *ImageCleanupReportStatusApplyConfiguration) WithTotals(value *SweepTotalsApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
 	b.Totals = value
+	return b
+}
+
+// WithDisk sets the Disk field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Disk field is set to the value of the last call.
+func (b *ImageCleanupReportStatusApplyConfiguration) WithDisk(value *DiskStatusApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
+	b.Disk = value
 	return b
 }
