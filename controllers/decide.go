@@ -11,6 +11,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 )
 
 // The node controller decides, then acts, as the engine does: decide is a
@@ -45,7 +46,10 @@ type situation struct {
 	report *v1alpha1.ImageCleanupReportStatus
 	// failures counts the sweeps of this policy that failed in a row.
 	failures int
-	now      time.Time
+	// disk is the data filesystem now, for a policy with diskUsage; nil
+	// when not measured.
+	disk *disk.Usage
+	now  time.Time
 }
 
 // decision is what to do, with what it needs.
@@ -54,7 +58,14 @@ type decision struct {
 	phase   v1alpha1.ReportPhase // stepWriteIdle
 	message string               // stepWriteIdle
 	wait    time.Duration        // stepWait
+	// trigger says why a sweep runs now: generation, interval, retry, disk.
+	trigger string
 }
+
+// diskRetry is the least time between two sweeps that the disk watermark
+// starts: a full disk that sweeping cannot bring down (nothing left that
+// the policy may remove) is not swept every tick.
+const diskRetry = 5 * time.Minute
 
 // timing is the agent's rhythm: the jitter of this node and the back-off
 // after failed sweeps.
@@ -113,17 +124,26 @@ func (t timing) decide(s *situation) decision {
 	}
 	r := s.report
 	if r == nil || r.LastSweepTime == nil || r.PolicyGeneration != p.Generation {
-		return decision{step: stepSweep}
+		return decision{step: stepSweep, trigger: "generation"}
 	}
-	wait := t.interval(p)
+	if aboveHigh(p.Spec.DiskUsage, s.disk) && s.now.Sub(r.LastSweepTime.Time) >= diskRetry {
+		return decision{step: stepSweep, trigger: "disk"} // a full disk does not wait for the interval
+	}
+	wait, trigger := t.interval(p), "interval"
 	if r.Phase == v1alpha1.PhaseFailed {
 		// A restarted agent does not know how many failed before: one.
-		wait = t.retryAfter(p, max(s.failures, 1))
+		wait, trigger = t.retryAfter(p, max(s.failures, 1)), "retry"
 	}
 	if left := r.LastSweepTime.Add(wait).Sub(s.now); left > 0 {
 		return decision{step: stepWait, wait: left}
 	}
-	return decision{step: stepSweep}
+	return decision{step: stepSweep, trigger: trigger}
+}
+
+// aboveHigh reports whether the filesystem is above a high watermark.
+func aboveHigh(w *v1alpha1.DiskUsage, u *disk.Usage) bool {
+	return w != nil && u != nil && (u.UsedPercent > float64(w.HighPercent) ||
+		(w.HighInodesPercent != nil && u.InodesUsedPercent > float64(*w.HighInodesPercent)))
 }
 
 // verdict is what a sweep came to, judged once.

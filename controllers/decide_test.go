@@ -12,6 +12,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
@@ -43,6 +44,11 @@ func TestDecide(t *testing.T) {
 	worker := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1", Labels: map[string]string{"group": "ci"}}}
 	interval := agent.interval(selecting(4, "ci"))
 	deleting := metav1.NewTime(now)
+	ninety, eighty := int32(90), int32(80)
+	watched := selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 85, LowPercent: 70, HighInodesPercent: &ninety, LowInodesPercent: &eighty}
+	})
+	full, half, inodesFull := disk.Usage{UsedPercent: 91}, disk.Usage{UsedPercent: 50}, disk.Usage{UsedPercent: 50, InodesUsedPercent: 95}
 	tests := map[string]struct {
 		s    situation
 		want decision
@@ -64,6 +70,14 @@ func TestDecide(t *testing.T) {
 		"failed 4 times, waits 8s": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, 2*time.Second, v1alpha1.PhaseFailed), failures: 4},
 			decision{step: stepWait, wait: 6 * time.Second}},
 		"failed, agent restarted": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseFailed)}, decision{step: stepSweep}},
+		"disk above high: sweep now": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+			decision{step: stepSweep}},
+		"disk above high, swept a minute ago": {situation{policy: watched, node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+			decision{step: stepWait, wait: interval - time.Minute}},
+		"disk under high: the interval": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &half},
+			decision{step: stepWait, wait: interval - 10*time.Minute}},
+		"inodes above high": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &inodesFull},
+			decision{step: stepSweep}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

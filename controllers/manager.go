@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -47,6 +48,9 @@ type AgentOptions struct {
 	// DataRoot is where the engine's data filesystem is mounted, for
 	// policies with diskUsage; empty asks the engine (DockerRootDir).
 	DataRoot string
+	// DiskTick is how often policies with diskUsage look at the disk
+	// (default 30s).
+	DiskTick time.Duration
 
 	LeaderElection          bool
 	LeaderElectionNamespace string
@@ -118,7 +122,12 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.Add(images); err != nil {
 		return nil, err
 	}
+	ticks := make(chan event.GenericEvent)
+	if err := mgr.Add(&diskTicker{reader: mgr.GetCache(), every: cmp.Or(o.DiskTick, diskTick), out: ticks}); err != nil {
+		return nil, err
+	}
 	nodes := &nodeReconciler{
+		DiskTicks:      ticks,
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
 		Node:           o.NodeName,

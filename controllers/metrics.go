@@ -39,6 +39,9 @@ var (
 	diskUsedPercent = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "imagecleanup_disk_used_percent", Help: "Use of the engine's data filesystem after the last sweep of a policy with diskUsage, by resource (space, inodes).",
 	}, []string{"resource"})
+	sweepTriggers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imagecleanup_sweep_triggers_total", Help: "Sweeps by what started them: generation, interval, retry, disk.",
+	}, []string{"policy", "trigger"})
 	diskSweepsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "imagecleanup_disk_sweeps_total", Help: "Sweeps of policies with diskUsage, by the high watermark usage was above (space, inodes, or none).",
 	}, []string{"policy", "watermark"})
@@ -46,7 +49,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(sweepsTotal, imagesRemovedTotal, containersRemovedTotal, bytesReclaimedTotal,
-		sweepErrorsTotal, sweepDuration, blockedImages, diskUsedPercent, diskSweepsTotal)
+		sweepErrorsTotal, sweepDuration, blockedImages, diskUsedPercent, diskSweepsTotal, sweepTriggers)
 }
 
 // observeSweep counts a sweep by its verdict.

@@ -24,6 +24,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
@@ -52,6 +53,9 @@ type nodeReconciler struct {
 	Protected []string
 	// Images is the node's image clock: arrivals, last uses, removals begun.
 	Images *nodeClock
+	// DiskTicks brings policies with diskUsage back every tick, so that a
+	// disk crossing its high watermark is swept without waiting.
+	DiskTicks chan event.GenericEvent
 	// SweepTimeout bounds one sweep.
 	SweepTimeout time.Duration
 	// RetryBaseDelay and RetryMaxDelay bound the back-off after a failed sweep.
@@ -88,7 +92,7 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	case stepWait:
 		return ctrl.Result{RequeueAfter: d.wait}, nil
 	}
-	return r.sweep(ctx, s, report)
+	return r.sweep(ctx, s, report, d.trigger)
 }
 
 // read gathers what decide needs: the policy, this node, its report.
@@ -124,6 +128,12 @@ func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1
 	if report != nil {
 		s.report = &report.Status
 	}
+	if policy.Spec.DiskUsage != nil {
+		// statfs is cheap; an error here leaves the sweep to report it.
+		if u, err := r.Images.disk(ctx)(); err == nil {
+			s.disk = &u
+		}
+	}
 	return s, report, nil
 }
 
@@ -138,7 +148,7 @@ func statusOf(report *v1alpha1.ImageCleanupReport) *v1alpha1.ImageCleanupReportS
 // report's phase, the metrics, the one log line, and when to come back: at
 // the interval, or after a back-off capped at it. A failed sweep is not
 // returned as an error: it is reported, logged once, and retried on time.
-func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alpha1.ImageCleanupReport) (ctrl.Result, error) {
+func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alpha1.ImageCleanupReport, trigger string) (ctrl.Result, error) {
 	policy := s.policy
 	sweepCtx, cancel := context.WithTimeout(ctx, r.SweepTimeout)
 	var out cleanup.Outcome
@@ -150,6 +160,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	}
 	cancel()
 	v := judge(&out, err, policy.Spec.DryRun)
+	sweepTriggers.WithLabelValues(policy.Name, trigger).Inc()
 	prev := statusOf(report)
 	st := sweepStatus(prev, policy.Generation, s.now, r.Clock.Since(s.now), v, &out)
 	observeSweep(policy.Name, v, &st, &out)
@@ -347,6 +358,7 @@ func (r *nodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("imagecleanup-node").
+		WatchesRawSource(source.Channel(r.DiskTicks, &handler.EnqueueRequestForObject{})).
 		For(&v1alpha1.ImageCleanupPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, allPolicies, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&v1alpha1.ImageCleanupReport{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
