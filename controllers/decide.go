@@ -62,9 +62,10 @@ type decision struct {
 	trigger string
 }
 
-// diskRetry is the least time between two sweeps that the disk watermark
-// starts: a full disk that sweeping cannot bring down (nothing left that
-// the policy may remove) is not swept every tick.
+// diskRetry is the least time between a sweep that ran above a high
+// watermark and the next one the disk starts: a full disk that sweeping
+// cannot bring down (nothing left that the policy may remove) is not swept
+// every tick.
 const diskRetry = 5 * time.Minute
 
 // timing is the agent's rhythm: the jitter of this node and the back-off
@@ -126,7 +127,7 @@ func (t timing) decide(s *situation) decision {
 	if r == nil || r.LastSweepTime == nil || r.PolicyGeneration != p.Generation {
 		return decision{step: stepSweep, trigger: "generation"}
 	}
-	if aboveHigh(p.Spec.DiskUsage, s.disk) && s.now.Sub(r.LastSweepTime.Time) >= diskRetry {
+	if aboveHigh(p.Spec.DiskUsage, s.disk) && (!pressureSweep(r) || s.now.Sub(r.LastSweepTime.Time) >= diskRetry) {
 		return decision{step: stepSweep, trigger: "disk"} // a full disk does not wait for the interval
 	}
 	wait, trigger := t.interval(p), "interval"
@@ -138,6 +139,12 @@ func (t timing) decide(s *situation) decision {
 		return decision{step: stepWait, wait: left}
 	}
 	return decision{step: stepSweep, trigger: trigger}
+}
+
+// pressureSweep reports whether the last sweep already ran above a high
+// watermark: then the next disk-started sweep waits diskRetry.
+func pressureSweep(r *v1alpha1.ImageCleanupReportStatus) bool {
+	return r.Disk != nil && r.Disk.Watermark != ""
 }
 
 // aboveHigh reports whether the filesystem is above a high watermark.

@@ -40,6 +40,11 @@ func swept(gen int64, ago time.Duration, phase v1alpha1.ReportPhase) *v1alpha1.I
 	return &v1alpha1.ImageCleanupReportStatus{PolicyGeneration: gen, Phase: phase, LastSweepTime: &metav1.Time{Time: now.Add(-ago)}}
 }
 
+func pressured(r *v1alpha1.ImageCleanupReportStatus) *v1alpha1.ImageCleanupReportStatus {
+	r.Disk = &v1alpha1.DiskStatus{Watermark: "space"}
+	return r
+}
+
 func TestDecide(t *testing.T) {
 	worker := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1", Labels: map[string]string{"group": "ci"}}}
 	interval := agent.interval(selecting(4, "ci"))
@@ -72,8 +77,10 @@ func TestDecide(t *testing.T) {
 		"failed, agent restarted": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseFailed)}, decision{step: stepSweep}},
 		"disk above high: sweep now": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
 			decision{step: stepSweep}},
-		"disk above high, swept a minute ago": {situation{policy: watched, node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+		"disk above high, a pressure sweep a minute ago": {situation{policy: watched, node: worker, report: pressured(swept(4, time.Minute, v1alpha1.PhaseSucceeded)), disk: &full},
 			decision{step: stepWait, wait: interval - time.Minute}},
+		"disk above high, a calm sweep a minute ago": {situation{policy: watched, node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+			decision{step: stepSweep}},
 		"disk under high: the interval": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &half},
 			decision{step: stepWait, wait: interval - 10*time.Minute}},
 		"inodes above high": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &inodesFull},

@@ -12,6 +12,10 @@
 # /var/run/docker.sock are never used, started or stopped. Unix socket paths
 # are limited to 108 bytes, hence /tmp rather than the checkout itself.
 #
+# IMAGECLEANUP_DOCKERD_DATA_SIZE (e.g. 300m) puts the data root on a tmpfs
+# of that size, made at start and removed at stop: a small disk that tests
+# fill past a watermark.
+#
 # Installs Debian's docker.io when dockerd is missing. Needs root, as dockerd
 # does. The machine allows no bridge or iptables, so containers run with
 # --network none (or host).
@@ -69,6 +73,9 @@ start() {
     stop
   fi
   mkdir -p "${state}/data" "${state}/exec"
+  if [[ -n "${IMAGECLEANUP_DOCKERD_DATA_SIZE:-}" ]] && ! mountpoint -q "${state}/data"; then
+    mount -t tmpfs -o "size=${IMAGECLEANUP_DOCKERD_DATA_SIZE}" tmpfs "${state}/data"
+  fi
   rm -f "${socket}" "${pidfile}"
   # Own containerd too (under the exec root), so a system containerd, if any,
   # is never shared: its "moby" namespace belongs to the default engine.
@@ -96,10 +103,18 @@ start() {
   exit 1
 }
 
+# unmount_data removes the data root's tmpfs, if there is one.
+unmount_data() {
+  if mountpoint -q "${state}/data" 2>/dev/null; then
+    umount -l "${state}/data" || true
+  fi
+}
+
 stop() {
   local pid
   if ! pid="$(running_pid)"; then
     rm -f "${socket}" "${pidfile}"
+    unmount_data
     return
   fi
   if answers; then
@@ -121,6 +136,9 @@ stop() {
     kill -9 "${pid}" 2>/dev/null || true
   fi
   rm -f "${socket}" "${pidfile}"
+  # Mounts of the engine's containers under the data root go first.
+  grep -o " ${state}/data/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "${m}" || true; done
+  unmount_data
   log "private dockerd stopped"
 }
 
@@ -128,9 +146,10 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   env) echo "export DOCKER_HOST=${docker_host}" ;;
+  data-root) echo "${state}/data" ;;
   status) answers ;;
   *)
-    echo "usage: $0 start|stop|env|status" >&2
+    echo "usage: $0 start|stop|env|status|data-root" >&2
     exit 2
     ;;
 esac

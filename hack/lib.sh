@@ -16,6 +16,33 @@ use_private_dockerd() {
   TEST_DOCKER_HOST="$(hack/dockerd.sh start)"
   export TEST_DOCKER_HOST
   if [[ "${started_here}" == true && "${KEEP_DOCKERD:-}" != 1 ]]; then
-    trap 'hack/dockerd.sh stop' EXIT
+    STOP_PRIVATE_DOCKERD=1
+  fi
+  trap stop_dockerds EXIT
+}
+
+# stop_dockerds stops, on exit, the engines this script started.
+stop_dockerds() {
+  if [[ "${STOP_PRIVATE_DOCKERD:-}" == 1 ]]; then
+    hack/dockerd.sh stop
+  fi
+  stop_small_dockerd
+}
+
+# use_small_dockerd starts a second private dockerd whose data root is a
+# 300 MiB tmpfs (disk-pressure tests), exports TEST_SMALL_DOCKER_HOST and
+# TEST_SMALL_DATA_ROOT, and stops it on exit unless KEEP_DOCKERD is 1.
+use_small_dockerd() {
+  trap stop_dockerds EXIT
+  local dir="/tmp/imagecleanup-dockerd-small-$(printf '%s' "$(pwd)" | sha256sum | cut -c1-10)"
+  export IMAGECLEANUP_SMALL_DOCKERD_DIR="${dir}"
+  TEST_SMALL_DOCKER_HOST="$(IMAGECLEANUP_DOCKERD_DIR="${dir}" IMAGECLEANUP_DOCKERD_DATA_SIZE=300m hack/dockerd.sh start)"
+  TEST_SMALL_DATA_ROOT="$(IMAGECLEANUP_DOCKERD_DIR="${dir}" hack/dockerd.sh data-root)"
+  export TEST_SMALL_DOCKER_HOST TEST_SMALL_DATA_ROOT
+}
+
+stop_small_dockerd() {
+  if [[ -n "${IMAGECLEANUP_SMALL_DOCKERD_DIR:-}" && "${KEEP_DOCKERD:-}" != 1 ]]; then
+    IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_SMALL_DOCKERD_DIR}" hack/dockerd.sh stop
   fi
 }

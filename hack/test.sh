@@ -11,8 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source hack/lib.sh
 use_envtest
 use_private_dockerd
+use_small_dockerd
 
-echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST}"
+echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST}"
 status=0
 go test -count=1 -timeout 30m "${@:-./...}" || status=$?
 # A test binary that dies (a timeout panic) cannot stop its envtest; its

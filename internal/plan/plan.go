@@ -359,7 +359,7 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if age := now.Sub(arrived(img, now)); age < opts.MinImageAge {
 		return keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", age.Round(time.Second), opts.MinImageAge))
 	}
-	if idle := now.Sub(lastUsed(img, now)); opts.UnusedFor > 0 && idle < opts.UnusedFor {
+	if idle := now.Sub(idleSince(img, now)); opts.UnusedFor > 0 && idle < opts.UnusedFor {
 		return keep(RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", idle.Round(time.Second), opts.UnusedFor))
 	}
 	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now), LastUsedAt: lastUsed(img, now)}
@@ -487,14 +487,22 @@ func arrived(img *engine.Image, now time.Time) time.Time {
 	return img.Arrived
 }
 
-// lastUsed is the image's last use by the clock, or its arrival when no
-// container was seen using it since.
+// lastUsed is the key of least-recently-used order: the image's last use by
+// the clock, else its arrival (an image no container ran).
 func lastUsed(img *engine.Image, now time.Time) time.Time {
-	a := arrived(img, now)
-	if img.LastUsed.After(a) && !img.LastUsed.After(now) {
+	if !img.LastUsed.IsZero() && !img.LastUsed.After(now) {
 		return img.LastUsed
 	}
-	return a
+	return arrived(img, now)
+}
+
+// idleSince is when the image was last used or arrived, whichever is later:
+// an image is idle only as long as the clock has known it (fail closed).
+func idleSince(img *engine.Image, now time.Time) time.Time {
+	if a := arrived(img, now); a.After(lastUsed(img, now)) {
+		return a
+	}
+	return lastUsed(img, now)
 }
 
 // sandboxImages are the images of pod sandbox containers, in any state.

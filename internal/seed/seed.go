@@ -8,6 +8,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -118,15 +119,27 @@ func unique(refs []string) string {
 // Image imports a new image holding the program, tags it with every ref
 // (none makes a dangling image) and returns its ID.
 func (e *Engine) Image(ctx context.Context, refs ...string) (string, error) {
+	return e.ImageOfSize(ctx, 0, refs...)
+}
+
+// ImageOfSize is Image with a file of size random (incompressible) bytes
+// added, to fill a disk.
+func (e *Engine) ImageOfSize(ctx context.Context, size int, refs ...string) (string, error) {
 	prog, err := Program()
 	if err != nil {
 		return "", err
+	}
+	files := []File{{Name: "sleeper", Mode: 0o755, Data: prog}, {Name: "unique", Mode: 0o644, Data: []byte(unique(refs))}}
+	if size > 0 {
+		payload := make([]byte, size)
+		_, _ = rand.Read(payload) // crypto/rand does not fail
+		files = append(files, File{Name: "payload", Mode: 0o644, Data: payload})
 	}
 	changes := []string{`ENTRYPOINT ["/sleeper"]`}
 	for k, v := range e.Labels {
 		changes = append(changes, "LABEL "+k+"="+v)
 	}
-	rc, err := e.Client.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(Rootfs(prog, unique(refs))), SourceName: "-"}, "",
+	rc, err := e.Client.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(Tar(files...)), SourceName: "-"}, "",
 		image.ImportOptions{Changes: changes})
 	if err != nil {
 		return "", fmt.Errorf("import image: %w", err)

@@ -48,6 +48,29 @@ func DockerHost(t testing.TB) string {
 	return host
 }
 
+// SmallDocker returns a client of the second private engine, whose data
+// root is a 300 MiB tmpfs (hack/dockerd.sh with a data size), and that data
+// root, for disk-pressure tests; it holds the engine like Docker does.
+func SmallDocker(t testing.TB) (*client.Client, string, string) {
+	t.Helper()
+	host, root := os.Getenv("TEST_SMALL_DOCKER_HOST"), os.Getenv("TEST_SMALL_DATA_ROOT")
+	if host == "" || root == "" {
+		Unavailable(t, "no small private dockerd: TEST_SMALL_DOCKER_HOST and TEST_SMALL_DATA_ROOT are not set")
+	}
+	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatalf("docker client for %s: %v", host, err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx); err != nil {
+		Unavailable(t, "small private dockerd at %s does not answer: %v", host, err)
+	}
+	lockEngine(t, host)
+	return cli, host, root
+}
+
 // Docker returns a client of the private engine and holds the engine for this
 // test alone until it ends: test packages run in parallel, and a test that
 // sweeps the whole engine (dangling images, "**") must not see another's.

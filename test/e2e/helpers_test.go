@@ -67,12 +67,18 @@ type agent struct {
 // test ends.
 func startAgent(t *testing.T, node string, rt engine.Runtime) *agent {
 	t.Helper()
+	return startAgentWith(t, node, rt, nil)
+}
+
+// startAgentWith lets a test change the agent's options first.
+func startAgentWith(t *testing.T, node string, rt engine.Runtime, adjust func(*controllers.AgentOptions)) *agent {
+	t.Helper()
 	logOnce.Do(func() { log.SetLogger(zap.New(zap.WriteTo(testWriter{}), zap.UseDevMode(true))) })
 	cfg := testenv.APIServer(t)
 	counter := &writeCounter{}
 	stateDir := t.TempDir()
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, c: counter} })
-	mgr, err := controllers.NewAgent(cfg, controllers.AgentOptions{
+	opts := controllers.AgentOptions{
 		NodeName:                node,
 		Runtime:                 rt,
 		ProtectedImages:         []string{"imagecleanup/agent:test"},
@@ -84,7 +90,11 @@ func startAgent(t *testing.T, node string, rt engine.Runtime) *agent {
 		SkipNameValidation:      true,
 		RetryBaseDelay:          200 * time.Millisecond,
 		RetryMaxDelay:           2 * time.Second,
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	mgr, err := controllers.NewAgent(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

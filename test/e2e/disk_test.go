@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/controllers"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
+	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+const imageMiB = 20
+
+// Real disk pressure: an engine whose data root is a 300 MiB tmpfs, filled
+// with 20 MiB images. The policy's watermark is crossed by a file written
+// into the data root while the agent runs: its disk tick sweeps without
+// waiting for the interval, least recently used first (by the container
+// runs it saw), and stops as soon as usage is under low. The image of a
+// running container, an excluded image and a pause image stay.
+func TestDiskPressureOnARealEngine(t *testing.T) {
+	c := apiClient(t)
+	cli, host, dataRoot := testenv.SmallDocker(t)
+	rt, err := docker.New(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	node, group := testenv.UniqueName("node-disk"), testenv.UniqueName("group")
+	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
+	startAgentWith(t, node, rt, func(o *controllers.AgentOptions) {
+		o.DataRoot, o.DiskTick = dataRoot, 500*time.Millisecond
+	})
+
+	s := &seed.Engine{Client: cli}
+	repo := "disk.local/" + testenv.UniqueName("lru")
+	var lru []string // in order of last use
+	for i := range 8 {
+		id := seedSized(t, s, cli, fmt.Sprintf("%s/app:%d", repo, i))
+		// Run and stop a container: the agent sees it on the event stream.
+		seedContainer(t, s, cli, id, seed.Exited)
+		lru = append(lru, id)
+	}
+	running := seedSized(t, s, cli, repo+"/busy:1")
+	seedContainer(t, s, cli, running, seed.Running)
+	excluded := seedSized(t, s, cli, repo+"/keep:1")
+	pause := seedSized(t, s, cli, "registry.k8s.io/pause:3.9")
+
+	u0 := usage(t, dataRoot)
+	step := 100 * float64(imageMiB) / 300 // one image, in percent of the disk
+	high := int32(math.Ceil(u0)) + 5
+	low := high - int32(math.Ceil(3.5*step)) // four removals get under it
+	policy := createPolicy(t, c, testenv.UniqueName("disk"), v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector:      &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		Images:            []v1alpha1.ImagePattern{"**"},
+		Exclude:           []v1alpha1.ImagePattern{v1alpha1.ImagePattern(repo + "/keep:*")},
+		MinImageAge:       dur("0s"),
+		StoppedContainers: v1alpha1.StoppedContainersPolicy{MinStoppedAge: dur("0s")},
+		DiskUsage:         &v1alpha1.DiskUsage{HighPercent: high, LowPercent: low},
+		Interval:          dur("1h"),
+	})
+	eventually(t, "a calm first sweep (under the watermark)", func() (bool, string) {
+		r := getReport(t, c, policy.Name, node)
+		return r != nil && r.Status.Disk != nil && r.Status.Disk.Watermark == "", "no calm report yet"
+	})
+	for _, id := range append(lru, running, excluded, pause) {
+		if !testenv.ImageExists(t, cli, id) {
+			t.Fatal("under the watermark an image went")
+		}
+	}
+
+	// The disk fills (another tenant of the filesystem): past high.
+	filler := filepath.Join(dataRoot, "filler")
+	if err := os.WriteFile(filler, make([]byte, int(step*2*3*1024*1024)), 0o600); err != nil { // two images' worth
+		t.Fatal(err)
+	}
+	defer os.Remove(filler)
+	if u := usage(t, dataRoot); u <= float64(high) {
+		t.Fatalf("the filler did not cross the watermark: %.1f %% <= %d %%", u, high)
+	}
+	eventually(t, "a sweep started by the disk", func() (bool, string) {
+		r := getReport(t, c, policy.Name, node)
+		return r != nil && r.Status.Disk != nil && r.Status.Disk.Watermark == "space", "no pressure report yet"
+	})
+	if u := usage(t, dataRoot); u >= float64(low) {
+		t.Fatalf("the sweep ended at %.1f %%, not under low %d %%", u, low)
+	}
+	gone := 0
+	for gone < len(lru) && !testenv.ImageExists(t, cli, lru[gone]) {
+		gone++
+	}
+	for i, id := range lru[gone:] {
+		if !testenv.ImageExists(t, cli, id) {
+			r := getReport(t, c, policy.Name, node)
+			t.Fatalf("app:%d went before app:%d, which was used less recently; report %+v", gone+i, gone, r.Status)
+		}
+	}
+	if gone == 0 || gone == len(lru) {
+		t.Fatalf("%d of %d images went: the sweep should stop as soon as usage is under low", gone, len(lru))
+	}
+	for name, id := range map[string]string{"running container's": running, "excluded": excluded, "pause": pause} {
+		if !testenv.ImageExists(t, cli, id) {
+			t.Fatalf("the %s image went", name)
+		}
+	}
+	r := getReport(t, c, policy.Name, node)
+	t.Logf("usage %d %% → %d %% (high %d, low %d): %d least recently used images went, %d stayed",
+		r.Status.Disk.UsedPercentBefore, r.Status.Disk.UsedPercentAfter, high, low, gone, len(lru)-gone)
+}
+
+func seedSized(t *testing.T, s *seed.Engine, cli *client.Client, ref string) string {
+	t.Helper()
+	id, err := s.ImageOfSize(context.Background(), imageMiB<<20, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.RemoveImage(cli, id) })
+	return id
+}
+
+// seedContainer makes a container of the image, removed (forcibly) when the
+// test ends.
+func seedContainer(t *testing.T, s *seed.Engine, cli *client.Client, image string, state seed.State) {
+	t.Helper()
+	id, err := s.Container(context.Background(), image, state, seed.ContainerOptions{})
+	if id != "" {
+		t.Cleanup(func() {
+			_ = cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func usage(t *testing.T, path string) float64 {
+	t.Helper()
+	u, err := disk.Measure(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.UsedPercent
+}
