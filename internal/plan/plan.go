@@ -293,7 +293,9 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 		if !ok || s.excluded {
 			continue
 		}
-		if now.Sub(arrived(img, now)) < opts.MinImageAge {
+		// keepNewest ranks by arrival, which the engine's LastTagTime may
+		// refine for images the clock met together.
+		if now.Sub(arrived(img, now)) < opts.MinImageAge || opts.KeepNewest > 0 {
 			imageIDs = append(imageIDs, img.ID)
 		}
 		if opts.MinStoppedAge > 0 && !opts.KeepStoppedContainers {
