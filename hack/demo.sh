@@ -9,8 +9,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source hack/lib.sh
 use_envtest
 use_private_dockerd
+use_small_dockerd
 
 mkdir -p bin
 go build -o bin/manager ./cmd/manager
 go build -o bin/demo ./hack/demo
-bin/demo --docker-host "${TEST_DOCKER_HOST}" --manager bin/manager
+bin/demo --docker-host "${TEST_DOCKER_HOST}" --manager bin/manager \
+  --small-docker-host "${TEST_SMALL_DOCKER_HOST}" --small-data-root "${TEST_SMALL_DATA_ROOT}"

@@ -137,7 +137,7 @@ stop() {
   fi
   rm -f "${socket}" "${pidfile}"
   # Mounts of the engine's containers under the data root go first.
-  grep -o " ${state}/data/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "${m}" || true; done
+  { grep -o " ${state}/data/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "${m}" || true; done
   unmount_data
   log "private dockerd stopped"
 }

@@ -45,6 +45,7 @@ func run() error {
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", defaultLENS, "namespace of the aggregator's lease")
 	fs.StringVar(&agentImages, "protect-images", os.Getenv("AGENT_IMAGE"), "comma-separated references, IDs or patterns never to remove: the agent's own image (default $AGENT_IMAGE), and the node's sandbox image if its name does not end in pause")
 	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/imagecleanup", "folder of the node's image clock (a hostPath); it must outlive the pod")
+	fs.DurationVar(&o.DiskTick, "disk-tick", 30*time.Second, "how often policies with diskUsage look at the disk (a statfs, no API write)")
 	fs.StringVar(&o.DataRoot, "data-root", "", "where the engine's data root is mounted, for policies with diskUsage (default: the engine's DockerRootDir, mounted at the same path)")
 	fs.DurationVar(&callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "deadline of one engine removal; reads get 30s")
 	fs.DurationVar(&o.SweepTimeout, "sweep-timeout", 10*time.Minute, "deadline of one sweep")

@@ -43,8 +43,10 @@ const demoLabel = "imagecleanup.demo"
 func main() {
 	dockerHost := flag.String("docker-host", os.Getenv("TEST_DOCKER_HOST"), "the private engine")
 	manager := flag.String("manager", "bin/manager", "the agent binary")
+	smallHost := flag.String("small-docker-host", os.Getenv("TEST_SMALL_DOCKER_HOST"), "a private engine whose data root is a small disk")
+	smallRoot := flag.String("small-data-root", os.Getenv("TEST_SMALL_DATA_ROOT"), "that engine's data root")
 	flag.Parse()
-	d := &demo{start: time.Now(), dockerHost: *dockerHost, manager: *manager}
+	d := &demo{start: time.Now(), dockerHost: *dockerHost, manager: *manager, small: smallEngine{host: *smallHost, dataRoot: *smallRoot}}
 	err := d.run()
 	d.cleanup()
 	if err != nil {
@@ -64,6 +66,8 @@ type demo struct {
 	agent    *exec.Cmd
 	agentLog *os.File
 	workDir  string
+
+	small smallEngine
 }
 
 func (d *demo) step(format string, args ...any) {
@@ -106,7 +110,10 @@ func (d *demo) run() error {
 	time.Sleep(3 * time.Second)
 	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d)", residentMemory(d.agent.Process.Pid), d.agent.Process.Pid)
 	d.showEngine("engine after")
-	return d.showResults(ctx, c, cfg, nodeName)
+	if err := d.showResults(ctx, c, cfg, nodeName); err != nil {
+		return err
+	}
+	return d.diskDemo(ctx, c, kubeconfig, nodeName+"-small")
 }
 
 // setUp opens the private engine and starts a control plane with the CRDs.
@@ -268,15 +275,23 @@ func (d *demo) kubeconfig(cfg *rest.Config) (string, error) {
 
 func (d *demo) startAgent(kubeconfig, node string) error {
 	var err error
-	d.agentLog, err = os.Create(filepath.Join(d.workDir, "agent.log"))
+	d.agent, d.agentLog, err = d.agentProcess(kubeconfig, node, d.dockerHost, "agent")
+	return err
+}
+
+// agentProcess starts bin/manager for one node and engine; name names its
+// log and state folder.
+func (d *demo) agentProcess(kubeconfig, node, dockerHost, name string, extra ...string) (*exec.Cmd, *os.File, error) {
+	logFile, err := os.Create(filepath.Join(d.workDir, name+".log"))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	d.agent = exec.Command(d.manager, "--kubeconfig", kubeconfig, "--node-name", node, "--docker-host", d.dockerHost,
+	args := append([]string{"--kubeconfig", kubeconfig, "--node-name", node, "--docker-host", dockerHost,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-elect=false",
-		"--state-dir", filepath.Join(d.workDir, "state"))
-	d.agent.Stdout, d.agent.Stderr = d.agentLog, d.agentLog
-	return d.agent.Start()
+		"--state-dir", filepath.Join(d.workDir, name+"-state")}, extra...)
+	cmd := exec.Command(d.manager, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	return cmd, logFile, cmd.Start()
 }
 
 func (d *demo) waitReady(ctx context.Context, c client.Client, names ...string) error {
@@ -358,35 +373,45 @@ func printTable(cfg *rest.Config, resource string) error {
 }
 
 // removeDemoObjects removes every container and image the demo seeds.
-func (d *demo) removeDemoObjects() {
+func (d *demo) removeDemoObjects() { removeLabelled(d.docker) }
+
+// stopProcess ends an agent: SIGTERM, then SIGKILL after 10 s.
+func stopProcess(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// removeLabelled removes the demo's containers and images from an engine.
+func removeLabelled(cli *dockerclient.Client) {
 	ctx := context.Background()
-	ctrs, _ := d.docker.ContainerList(ctx, container.ListOptions{All: true})
+	ctrs, _ := cli.ContainerList(ctx, container.ListOptions{All: true})
 	for _, c := range ctrs {
 		if c.Labels[demoLabel] == "true" {
-			_ = d.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
 		}
 	}
-	imgs, _ := d.docker.ImageList(ctx, image.ListOptions{All: true})
+	imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true})
 	for _, img := range imgs {
 		if img.Labels[demoLabel] == "true" {
-			_, _ = d.docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+			_, _ = cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
 		}
 	}
 }
 
 func (d *demo) cleanup() {
-	d.step("cleaning up: agent, control plane, demo images and containers")
-	if d.agent != nil && d.agent.Process != nil {
-		_ = d.agent.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = d.agent.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = d.agent.Process.Kill()
-			<-done
-		}
-	}
+	d.step("cleaning up: agents, control plane, demo images and containers")
+	stopProcess(d.agent)
+	d.small.cleanup()
 	if d.agentLog != nil {
 		d.agentLog.Close()
 	}
