@@ -7,5 +7,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=hack/lib.sh
 source hack/lib.sh
 use_private_dockerd
+use_small_dockerd
 go build -o bin/imagecleanup ./cmd/imagecleanup
 go run ./hack/bench --imagecleanup bin/imagecleanup "$@"

@@ -40,7 +40,16 @@ func main() {
 	perImage := flag.Int("containers", 10, "stopped containers per image")
 	rounds := flag.Int("rounds", 3, "rounds per method (the median is reported)")
 	raw := flag.Bool("raw", false, "also measure the engine's own removal throughput with 1 to 16 calls in flight")
+	diskOnly := flag.Bool("disk", false, "measure instead the time from above a disk watermark to under it, on the small engine (TEST_SMALL_DOCKER_HOST)")
 	flag.Parse()
+	if *diskOnly {
+		host, root := os.Getenv("TEST_SMALL_DOCKER_HOST"), os.Getenv("TEST_SMALL_DATA_ROOT")
+		if host == "" || root == "" {
+			fail("--disk needs the small private dockerd: run it through make bench")
+		}
+		diskBench(*cliBin, host, root, *rounds)
+		return
+	}
 	if *host == "" || strings.Contains(*host, "/var/run/docker.sock") {
 		fail("set --docker-host or TEST_DOCKER_HOST to the private dockerd (hack/dockerd.sh start)")
 	}
