@@ -127,8 +127,11 @@ func (t timing) decide(s *situation) decision {
 	if r == nil || r.LastSweepTime == nil || r.PolicyGeneration != p.Generation {
 		return decision{step: stepSweep, trigger: "generation"}
 	}
-	if aboveHigh(p.Spec.DiskUsage, s.disk) && (!pressureSweep(r) || s.now.Sub(r.LastSweepTime.Time) >= diskRetry) {
-		return decision{step: stepSweep, trigger: "disk"} // a full disk does not wait for the interval
+	// A full disk does not wait for the interval; a failing engine keeps its
+	// back-off, full disk or not.
+	if r.Phase != v1alpha1.PhaseFailed && aboveHigh(p.Spec.DiskUsage, s.disk) &&
+		(!pressureSweep(r) || s.now.Sub(r.LastSweepTime.Time) >= diskRetry) {
+		return decision{step: stepSweep, trigger: "disk"}
 	}
 	wait, trigger := t.interval(p), "interval"
 	if r.Phase == v1alpha1.PhaseFailed {

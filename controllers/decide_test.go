@@ -83,6 +83,8 @@ func TestDecide(t *testing.T) {
 			decision{step: stepSweep}},
 		"disk under high: the interval": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &half},
 			decision{step: stepWait, wait: interval - 10*time.Minute}},
+		"disk above high, engine failing: the back-off holds": {situation{policy: watched, node: worker, report: swept(4, time.Second, v1alpha1.PhaseFailed), failures: 3, disk: &full},
+			decision{step: stepWait, wait: 3 * time.Second}},
 		"inodes above high": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &inodesFull},
 			decision{step: stepSweep}},
 	}
