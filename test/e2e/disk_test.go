@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
@@ -31,6 +32,7 @@ const imageMiB = 20
 func TestDiskPressureOnARealEngine(t *testing.T) {
 	c := apiClient(t)
 	cli, host, dataRoot := testenv.SmallDocker(t)
+	emptyEngine(t, cli) // a run that died may have left the small disk full
 	rt, err := docker.New(host)
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +142,27 @@ func seedContainer(t *testing.T, s *seed.Engine, cli *client.Client, image strin
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// emptyEngine removes every container and image of the small private
+// engine, which only this test uses (it holds the engine's lock).
+func emptyEngine(t *testing.T, cli *client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	ctrs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ctrs {
+		_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	}
+	imgs, err := cli.ImageList(ctx, image.ListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range imgs {
+		_, _ = cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
 	}
 }
 
