@@ -52,6 +52,14 @@ type situation struct {
 	now  time.Time
 }
 
+// policyName names the policy read, "" when it is gone.
+func (s *situation) policyName() string {
+	if s.policy == nil {
+		return ""
+	}
+	return s.policy.Name
+}
+
 // decision is what to do, with what it needs.
 type decision struct {
 	step    step

@@ -66,6 +66,9 @@ type nodeReconciler struct {
 	written map[string]time.Time
 	// streak counts the failed sweeps in a row, by policy.
 	streak map[string]int
+	// unwritten holds, by policy, the status of a sweep whose report write
+	// failed, to be written before anything else.
+	unwritten map[string]*v1alpha1.ImageCleanupReportStatus
 }
 
 // Reconcile implements reconcile.Reconciler for one policy: it reads,
@@ -76,6 +79,9 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 
 	s, report, err := r.read(ctx, req.Name)
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.writeUnwritten(ctx, s, &report); err != nil {
 		return ctrl.Result{}, err
 	}
 	d := r.timing().decide(s)
@@ -165,10 +171,14 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	st := sweepStatus(prev, policy.Generation, s.now, r.Clock.Since(s.now), v, &out)
 	observeSweep(policy.Name, v, &st, &out)
 	r.recordEvents(policy, prev, &st)
+	logSweep(logf.FromContext(ctx), &out, &st)
 	if err := r.writeReport(ctx, policy, report, st); err != nil {
+		// The sweep happened: its status is written on the retry, never
+		// made again by sweeping (that would find nothing, and lose the
+		// tallies).
+		r.keepUnwritten(policy.Name, &st)
 		return ctrl.Result{}, err
 	}
-	logSweep(logf.FromContext(ctx), &out, &st)
 
 	t := r.timing()
 	if v.retry {
@@ -184,6 +194,41 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 
 func (r *nodeReconciler) timing() timing {
 	return timing{node: r.Node, retryBase: r.RetryBaseDelay, retryMax: r.RetryMaxDelay}
+}
+
+// keepUnwritten holds a sweep's status whose write failed.
+func (r *nodeReconciler) keepUnwritten(policy string, st *v1alpha1.ImageCleanupReportStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unwritten == nil {
+		r.unwritten = map[string]*v1alpha1.ImageCleanupReportStatus{}
+	}
+	r.unwritten[policy] = st
+}
+
+// writeUnwritten writes a sweep's status that an earlier write lost, before
+// anything is decided: decide then sees the sweep as done.
+func (r *nodeReconciler) writeUnwritten(ctx context.Context, s *situation, report **v1alpha1.ImageCleanupReport) error {
+	r.mu.Lock()
+	st := r.unwritten[s.policyName()]
+	r.mu.Unlock()
+	if st == nil || s.policy == nil || s.node == nil {
+		return nil
+	}
+	if err := r.writeReport(ctx, s.policy, *report, *st); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	delete(r.unwritten, s.policy.Name)
+	r.mu.Unlock()
+	s.report = st
+	written := &v1alpha1.ImageCleanupReport{Status: *st}
+	if *report != nil {
+		written = (*report).DeepCopy()
+		written.Status = *st
+	}
+	*report = written
+	return nil
 }
 
 // failureStreak, noteFailure and noteSuccess keep the count of failed
@@ -217,6 +262,7 @@ func (r *nodeReconciler) forget(policy string) {
 	defer r.mu.Unlock()
 	delete(r.streak, policy)
 	delete(r.written, policy)
+	delete(r.unwritten, policy)
 }
 
 // logSweep logs a sweep with the project's stable keys: one line per sweep,

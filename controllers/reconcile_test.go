@@ -2,17 +2,20 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
@@ -29,10 +32,14 @@ type harness struct {
 	clock  *clocktesting.FakeClock
 }
 
-func newHarness(t *testing.T, policy *v1alpha1.ImageCleanupPolicy) *harness {
+func newHarness(t *testing.T, policy *v1alpha1.ImageCleanupPolicy, funcs ...interceptor.Funcs) *harness {
 	t.Helper()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1", Labels: map[string]string{"group": "ci"}}}
-	c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(node, policy).Build()
+	builder := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(node, policy)
+	for _, f := range funcs {
+		builder = builder.WithInterceptorFuncs(f)
+	}
+	c := builder.Build()
 	f := enginefake.New()
 	old := now.Add(-48 * time.Hour)
 	f.AddImage(engine.Image{ID: "sha256:" + repeat("a"), RepoTags: []string{"ci.local/app:1"}, LastTagTime: old, Size: 10})
@@ -143,5 +150,38 @@ func TestReconcileSuspended(t *testing.T) {
 	h.reconcile(t)
 	if rep := h.report(t); rep == nil || rep.Status.Phase != v1alpha1.PhaseSkipped || h.engine.Calls()["ListImages"] != 0 {
 		t.Fatalf("report %+v, engine calls %v", rep, h.engine.Calls())
+	}
+}
+
+// Finding: a failed report write lost the sweep's tallies (the retry swept
+// again, found nothing, and reported zero). The retry writes the status the
+// sweep computed, and does not sweep.
+func TestReportWriteRetriedWithTheComputedStatus(t *testing.T) {
+	failures := 1
+	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
+		zero := v1alpha1.Duration("0s")
+		p.Spec.StoppedContainers.MinStoppedAge = &zero
+	}), interceptor.Funcs{Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+		if failures > 0 {
+			failures--
+			return errors.New("the API server is unavailable")
+		}
+		return c.Apply(ctx, obj, opts...)
+	}})
+	if _, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}}); err == nil {
+		t.Fatal("a failed write is not returned")
+	}
+	if h.engine.HasImage("sha256:"+repeat("a")) || h.report(t) != nil {
+		t.Fatal("want the sweep done and no report yet")
+	}
+	lists := h.engine.Calls()["ListImages"]
+	h.reconcile(t)
+	rep := h.report(t)
+	if rep == nil || rep.Status.ImagesRemoved != 1 || rep.Status.ContainersRemoved != 1 || rep.Status.Totals.Sweeps != 1 {
+		t.Fatalf("report after the retry: %+v", rep)
+	}
+	if h.engine.Calls()["ListImages"] != lists {
+		t.Fatal("the retry swept again")
 	}
 }
