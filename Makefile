@@ -33,8 +33,10 @@ demo: manifests ## The main job on this machine: a local control plane, the priv
 	hack/demo.sh
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the kubebuilder markers.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and the two roles' RBAC from the kubebuilder markers.
+	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=agent-role paths="./controllers" output:rbac:artifacts:config=config/rbac/agent
+	$(CONTROLLER_GEN) rbac:roleName=aggregator-role paths="./controllers/aggregator" output:rbac:artifacts:config=config/rbac/aggregator
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods and typed apply configurations.
@@ -103,8 +105,9 @@ uninstall: manifests $(KUSTOMIZE) ## Remove the CRDs (and every policy and repor
 	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: deploy
-deploy: manifests $(KUSTOMIZE) ## Deploy the agent DaemonSet to the current cluster.
+deploy: manifests $(KUSTOMIZE) ## Deploy the agent DaemonSet and the aggregator Deployment to the current cluster.
 	cd config/manager && $(KUSTOMIZE) edit set image manager=$(IMG)
+	cd config/aggregator && $(KUSTOMIZE) edit set image manager=$(IMG)
 	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy

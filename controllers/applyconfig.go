@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
@@ -71,31 +70,4 @@ func reportStatusApplyConfiguration(st *v1alpha1.ImageCleanupReportStatus) *ac.I
 		out.WithBlocked(item)
 	}
 	return out
-}
-
-// policyStatusApplyConfiguration is the aggregator's whole view of a policy's status.
-func policyStatusApplyConfiguration(name string, st *v1alpha1.ImageCleanupPolicyStatus) *ac.ImageCleanupPolicyApplyConfiguration {
-	status := ac.ImageCleanupPolicyStatus().
-		WithNodesMatched(st.NodesMatched).
-		WithNodesReported(st.NodesReported).
-		WithNodesSucceeded(st.NodesSucceeded).
-		WithNodesBlocked(st.NodesBlocked).
-		WithNodesFailed(st.NodesFailed).
-		WithImagesRemoved(st.ImagesRemoved).
-		WithContainersRemoved(st.ContainersRemoved).
-		WithBytesReclaimed(st.BytesReclaimed).
-		WithFailingNodes(st.FailingNodes...)
-	if st.ObservedGeneration != 0 {
-		status.WithObservedGeneration(st.ObservedGeneration)
-	}
-	for i := range st.Conditions {
-		status.WithConditions(conditionApplyConfiguration(&st.Conditions[i]))
-	}
-	return ac.ImageCleanupPolicy(name).WithStatus(status)
-}
-
-func conditionApplyConfiguration(c *metav1.Condition) *metav1ac.ConditionApplyConfiguration {
-	return metav1ac.Condition().
-		WithType(c.Type).WithStatus(c.Status).WithObservedGeneration(c.ObservedGeneration).
-		WithLastTransitionTime(c.LastTransitionTime).WithReason(c.Reason).WithMessage(c.Message)
 }

@@ -28,11 +28,6 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 )
 
-// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;create;update
-
-// leaderElectionID names the lease of the aggregator.
-const leaderElectionID = "imagecleanup-aggregator"
-
 // AgentOptions configure one node's agent.
 type AgentOptions struct {
 	// NodeName is the node this agent cleans; required.
@@ -52,10 +47,8 @@ type AgentOptions struct {
 	// (default 30s).
 	DiskTick time.Duration
 
-	LeaderElection          bool
-	LeaderElectionNamespace string
-	MetricsBindAddress      string // "0" disables
-	HealthProbeBindAddress  string // "" or "0" disables
+	MetricsBindAddress     string // "0" disables
+	HealthProbeBindAddress string // "" or "0" disables
 
 	Clock        clock.Clock
 	SweepTimeout time.Duration
@@ -91,23 +84,22 @@ func agentCacheOptions(node string) cache.Options {
 	}
 }
 
-// NewAgent builds the manager of one node's agent: the node controller on
-// every pod, the aggregator on the leader.
+// NewAgent builds the manager of one node's agent: the node controller, the
+// image clock's event follower and the disk tick; no leader election.
 func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := o.complete(); err != nil {
 		return nil, err
 	}
 	scheme := Scheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Cache:                         agentCacheOptions(o.NodeName),
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
-		HealthProbeBindAddress:        o.HealthProbeBindAddress,
-		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              leaderElectionID,
-		LeaderElectionNamespace:       o.LeaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		Controller:                    config.Controller{SkipNameValidation: ptrTo(o.SkipNameValidation)},
+		Scheme:                 scheme,
+		Cache:                  agentCacheOptions(o.NodeName),
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		// No election: every node's agent works on its own node, and the
+		// aggregator is a Deployment of its own (controllers/aggregator).
+		LeaderElection: false,
+		Controller:     config.Controller{SkipNameValidation: ptrTo(o.SkipNameValidation)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
@@ -142,9 +134,6 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	}
 	if err := nodes.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("node controller: %w", err)
-	}
-	if err := mgr.Add(&statusAggregator{Config: cfg, Scheme: scheme, Writer: mgr.GetClient(), SkipNameValidation: o.SkipNameValidation}); err != nil {
-		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	return mgr, nil
 }

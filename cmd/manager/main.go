@@ -1,8 +1,11 @@
-// Command manager is the node agent of image-cleanup-operator. It runs as a
-// DaemonSet pod on every node, talks to the node's Docker engine through its
-// socket, applies every ImageCleanupPolicy that selects the node and writes
-// the node's ImageCleanupReports. One pod, elected leader, also aggregates
-// the reports into each policy's status.
+// Command manager is image-cleanup-operator's controller binary, in one of
+// two roles:
+//
+//   - agent (the default): a DaemonSet pod on every node; it talks to the
+//     node's Docker engine through its socket, applies every policy that
+//     selects the node and writes the node's reports;
+//   - aggregator: a small Deployment, leader-elected between its replicas,
+//     that recomputes each policy's status from the reports.
 package main
 
 import (
@@ -17,71 +20,97 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
+	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	var (
-		o           controllers.AgentOptions
-		dockerHost  string
-		agentImages string
-		callTimeout time.Duration
-		zapOpts     = zap.Options{}
-		fs          = flag.NewFlagSet("manager", flag.ContinueOnError)
-		defaultLENS = envOr("POD_NAMESPACE", "image-cleanup-system")
-	)
-	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "the node this agent cleans (default $NODE_NAME, from the downward API)")
-	fs.StringVar(&dockerHost, "docker-host", "", "the node's Docker engine (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
-	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect one pod to aggregate reports into policy status (the DaemonSet sets it)")
-	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", defaultLENS, "namespace of the aggregator's lease")
-	fs.StringVar(&agentImages, "protect-images", os.Getenv("AGENT_IMAGE"), "comma-separated references, IDs or patterns never to remove: the agent's own image (default $AGENT_IMAGE), and the node's sandbox image if its name does not end in pause")
-	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/imagecleanup", "folder of the node's image clock (a hostPath); it must outlive the pod")
-	fs.DurationVar(&o.DiskTick, "disk-tick", 30*time.Second, "how often policies with diskUsage look at the disk (a statfs, no API write)")
-	fs.StringVar(&o.DataRoot, "data-root", "", "where the engine's data root is mounted, for policies with diskUsage (default: the engine's DockerRootDir, mounted at the same path)")
-	fs.DurationVar(&callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "deadline of one engine removal; reads get 30s")
-	fs.DurationVar(&o.SweepTimeout, "sweep-timeout", 10*time.Minute, "deadline of one sweep")
-	zapOpts.BindFlags(fs)
-	config.RegisterFlags(fs) // --kubeconfig
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		return err
-	}
-	if o.NodeName == "" {
-		return fmt.Errorf("no node name: set NODE_NAME (the DaemonSet takes it from spec.nodeName) or --node-name")
-	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	log := ctrl.Log.WithName("setup")
+// flags are the command line of both roles.
+type flags struct {
+	role                  string
+	agent                 controllers.AgentOptions
+	aggregator            aggregator.Options
+	dockerHost, protected string
+	callTimeout           time.Duration
+	zap                   zap.Options
+}
 
-	for _, img := range strings.Split(agentImages, ",") {
+func parse(args []string) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.StringVar(&f.role, "role", "agent", "agent (the DaemonSet, one per node) or aggregator (the Deployment that writes policy status)")
+	fs.StringVar(&f.agent.NodeName, "node-name", os.Getenv("NODE_NAME"), "agent: the node it cleans (default $NODE_NAME, from the downward API)")
+	fs.StringVar(&f.dockerHost, "docker-host", "", "agent: the node's Docker engine (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	fs.StringVar(&f.protected, "protect-images", os.Getenv("AGENT_IMAGE"), "agent: comma-separated references, IDs or patterns never to remove: its own image (default $AGENT_IMAGE), and the node's sandbox image if its name does not end in pause")
+	fs.StringVar(&f.agent.StateDir, "state-dir", "/var/lib/imagecleanup", "agent: folder of the node's image clock (a hostPath); it must outlive the pod")
+	fs.DurationVar(&f.agent.DiskTick, "disk-tick", 30*time.Second, "agent: how often policies with diskUsage look at the disk (a statfs, no API write)")
+	fs.StringVar(&f.agent.DataRoot, "data-root", "", "agent: where the engine's data root is mounted, for policies with diskUsage (default: the engine's DockerRootDir, mounted at the same path)")
+	fs.DurationVar(&f.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "agent: deadline of one engine removal; reads get 30s")
+	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
+	fs.StringVar(&f.aggregator.LeaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "image-cleanup-system"), "aggregator: namespace of its lease")
+	metrics := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	probes := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	f.zap.BindFlags(fs)
+	config.RegisterFlags(fs) // --kubeconfig
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	f.agent.MetricsBindAddress, f.agent.HealthProbeBindAddress = *metrics, *probes
+	f.aggregator.MetricsBindAddress, f.aggregator.HealthProbeBindAddress = *metrics, *probes
+	for _, img := range strings.Split(f.protected, ",") {
 		if img = strings.TrimSpace(img); img != "" {
-			o.ProtectedImages = append(o.ProtectedImages, img)
+			f.agent.ProtectedImages = append(f.agent.ProtectedImages, img)
 		}
 	}
-	rt, err := docker.New(dockerHost)
+	switch f.role {
+	case "agent":
+		if f.agent.NodeName == "" {
+			return nil, fmt.Errorf("no node name: set NODE_NAME (the DaemonSet takes it from spec.nodeName) or --node-name")
+		}
+	case "aggregator":
+	default:
+		return nil, fmt.Errorf("--role must be agent or aggregator, not %q", f.role)
+	}
+	return f, nil
+}
+
+func run(args []string) error {
+	f, err := parse(args)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	rt.RemoveTimeout = callTimeout
-	o.Runtime = rt
-
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
+	log := ctrl.Log.WithName("setup")
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubernetes config: %w", err)
 	}
-	mgr, err := controllers.NewAgent(cfg, o)
+	if f.role == "aggregator" {
+		mgr, err := aggregator.NewManager(cfg, controllers.Scheme(), f.aggregator)
+		if err != nil {
+			return err
+		}
+		log.Info("starting aggregator", "leaseNamespace", f.aggregator.LeaseNamespace)
+		return mgr.Start(ctrl.SetupSignalHandler())
+	}
+	rt, err := docker.New(f.dockerHost)
 	if err != nil {
 		return err
 	}
-	log.Info("starting agent", "node", o.NodeName, "docker", rt.Host(), "leaderElection", o.LeaderElection, "protected", o.ProtectedImages)
+	defer rt.Close()
+	rt.RemoveTimeout = f.callTimeout
+	f.agent.Runtime = rt
+	mgr, err := controllers.NewAgent(cfg, f.agent)
+	if err != nil {
+		return err
+	}
+	log.Info("starting agent", "node", f.agent.NodeName, "docker", rt.Host(), "protected", f.agent.ProtectedImages)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 

@@ -61,11 +61,12 @@ type demo struct {
 	dockerHost string
 	manager    string
 
-	env      *envtest.Environment
-	docker   *dockerclient.Client
-	agent    *exec.Cmd
-	agentLog *os.File
-	workDir  string
+	env        *envtest.Environment
+	docker     *dockerclient.Client
+	agent      *exec.Cmd
+	agentLog   *os.File
+	aggregator *exec.Cmd
+	workDir    string
 
 	small smallEngine
 }
@@ -99,7 +100,7 @@ func (d *demo) run() error {
 			return err
 		}
 	}
-	d.step("starting the agent: %s --node-name %s --docker-host %s", d.manager, nodeName, d.dockerHost)
+	d.step("starting the agent: %s --node-name %s --docker-host %s, and the aggregator: %s --role=aggregator", d.manager, nodeName, d.dockerHost, d.manager)
 	if err := d.startAgent(kubeconfig, nodeName); err != nil {
 		return err
 	}
@@ -275,8 +276,19 @@ func (d *demo) kubeconfig(cfg *rest.Config) (string, error) {
 
 func (d *demo) startAgent(kubeconfig, node string) error {
 	var err error
-	d.agent, d.agentLog, err = d.agentProcess(kubeconfig, node, d.dockerHost, "agent")
-	return err
+	if d.agent, d.agentLog, err = d.agentProcess(kubeconfig, node, d.dockerHost, "agent"); err != nil {
+		return err
+	}
+	// The aggregator writes the policies' status: its own Deployment in a
+	// cluster, a second process of the same binary here.
+	logFile, err := os.Create(filepath.Join(d.workDir, "aggregator.log"))
+	if err != nil {
+		return err
+	}
+	d.aggregator = exec.Command(d.manager, "--role=aggregator", "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-election-namespace", "default")
+	d.aggregator.Stdout, d.aggregator.Stderr = logFile, logFile
+	return d.aggregator.Start()
 }
 
 // agentProcess starts bin/manager for one node and engine; name names its
@@ -287,7 +299,7 @@ func (d *demo) agentProcess(kubeconfig, node, dockerHost, name string, extra ...
 		return nil, nil, err
 	}
 	args := append([]string{"--kubeconfig", kubeconfig, "--node-name", node, "--docker-host", dockerHost,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-elect=false",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--state-dir", filepath.Join(d.workDir, name+"-state")}, extra...)
 	cmd := exec.Command(d.manager, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -411,6 +423,7 @@ func removeLabelled(cli *dockerclient.Client) {
 func (d *demo) cleanup() {
 	d.step("cleaning up: agents, control plane, demo images and containers")
 	stopProcess(d.agent)
+	stopProcess(d.aggregator)
 	d.small.cleanup()
 	if d.agentLog != nil {
 		d.agentLog.Close()

@@ -36,6 +36,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.RunWithAPIServer(m)) }
 // status say so; a spec change sweeps again; dry run changes nothing; a
 // relabelled node drops its report; a deleted policy takes its reports along.
 func TestAgentEndToEnd(t *testing.T) {
+	startAggregator(t)
 	c := apiClient(t)
 	cli := testenv.Docker(t)
 	rt, err := docker.New(testenv.DockerHost(t))
@@ -162,6 +163,7 @@ func newFakeEngine(node string) *enginefake.Engine {
 // node's engine going down makes it Failed and the policy Degraded; its
 // return heals both.
 func TestSeveralNodes(t *testing.T) {
+	startAggregator(t)
 	c := apiClient(t)
 	ctx := context.Background()
 	group := testenv.UniqueName("group")
@@ -277,6 +279,7 @@ func statusLine(p *v1alpha1.ImageCleanupPolicy) string {
 // An idle agent, with nothing to remove, makes no API writes and no engine
 // calls between its intervals.
 func TestIdleAgentIsQuiet(t *testing.T) {
+	startAggregator(t)
 	c := apiClient(t)
 	node := testenv.UniqueName("node-idle")
 	group := testenv.UniqueName("group")
@@ -322,6 +325,9 @@ func TestIdleAgentIsQuiet(t *testing.T) {
 	}
 	if got := a.writes.n.Load(); got != writes {
 		t.Errorf("idle agent made %d API writes between intervals", got-writes)
+	}
+	if n := a.writes.leases.Load(); n != 0 {
+		t.Errorf("the agent made %d lease requests: only the aggregator elects", n)
 	}
 	t.Logf("first sweep: %d engine calls, %d API writes of the node controller (%d of the report); none after a status-only update",
 		calls, writes, a.writes.reports.Load())
@@ -387,5 +393,74 @@ func TestAgentCacheIsScoped(t *testing.T) {
 	})
 	if getReport(t, c, policy.Name, otherNode) == nil {
 		t.Fatal("the other node's report is gone; the test proves nothing")
+	}
+}
+
+// The aggregator is a Deployment of two replicas: one leads; when it goes
+// the other takes over; while none runs, agents keep sweeping and
+// reporting, and the status catches up when one returns. Agents never
+// touch the lease.
+func TestAggregatorHandover(t *testing.T) {
+	c := apiClient(t)
+	group := testenv.UniqueName("group")
+	var agents []*agent
+	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b"), testenv.UniqueName("node-c")} {
+		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
+		agents = append(agents, startAgent(t, n, newFakeEngine(n)))
+	}
+	stopFirst, stopSecond := startAggregator(t), startAggregator(t)
+	policy := createPolicy(t, c, testenv.UniqueName("handover"), v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		Images:       []v1alpha1.ImagePattern{"ci.local/**"},
+		MinImageAge:  dur("1h"),
+		Interval:     dur("1m"),
+	})
+	readyAt := func(what string) {
+		t.Helper()
+		eventually(t, what, func() (bool, string) {
+			p := getPolicy(t, c, policy.Name)
+			ok, msg := ready(p)
+			return ok && p.Status.NodesReported == 3, msg
+		})
+	}
+	bump := func() int64 {
+		t.Helper()
+		p := getPolicy(t, c, policy.Name)
+		p.Spec.DryRun = !p.Spec.DryRun
+		if err := c.Update(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Generation // as the API server answered
+	}
+	readyAt("Ready with two aggregators")
+
+	stopFirst() // the leader, or the follower: either way one is left
+	bump()
+	readyAt("Ready again with one aggregator left")
+
+	stopSecond()
+	gen := bump()
+	eventually(t, "the agents to report the new generation with no aggregator", func() (bool, string) {
+		for _, a := range agents {
+			r := getReport(t, c, policy.Name, a.node)
+			if r == nil || r.Status.PolicyGeneration != gen {
+				got := "no report"
+				if r != nil {
+					got = fmt.Sprintf("generation %d (%s: %s)", r.Status.PolicyGeneration, r.Status.Phase, r.Status.Message)
+				}
+				return false, fmt.Sprintf("node %s: %s, want generation %d", a.node, got, gen)
+			}
+		}
+		return true, ""
+	})
+	if p := getPolicy(t, c, policy.Name); p.Status.ObservedGeneration == gen {
+		t.Fatal("the status moved with no aggregator running")
+	}
+	startAggregator(t)
+	readyAt("the status to catch up when an aggregator returns")
+	for _, a := range agents {
+		if n := a.writes.leases.Load(); n != 0 {
+			t.Errorf("agent %s made %d lease requests", a.node, n)
+		}
 	}
 }

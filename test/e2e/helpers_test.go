@@ -22,6 +22,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
+	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
@@ -35,7 +36,7 @@ var logOnce sync.Once
 // heartbeat) and the aggregator's work (policy status, deleting stale
 // reports: the leader may be any agent of the test process, for any test's
 // policies) are not counted.
-type writeCounter struct{ n, reports atomic.Int64 }
+type writeCounter struct{ n, reports, leases atomic.Int64 }
 
 type countingTransport struct {
 	next http.RoundTripper
@@ -44,6 +45,9 @@ type countingTransport struct {
 
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	path := req.URL.Path
+	if strings.Contains(path, "/leases") {
+		t.c.leases.Add(1)
+	}
 	aggregator := strings.HasSuffix(path, "/status") ||
 		(req.Method == http.MethodDelete && strings.Contains(path, "/imagecleanupreports/"))
 	if req.Method != http.MethodGet && !strings.Contains(path, "/leases") && !aggregator {
@@ -83,8 +87,6 @@ func startAgentWith(t *testing.T, node string, rt engine.Runtime, adjust func(*c
 		Runtime:                 rt,
 		ProtectedImages:         []string{"imagecleanup/agent:test"},
 		StateDir:                stateDir,
-		LeaderElection:          true,
-		LeaderElectionNamespace: leaseNamespace,
 		MetricsBindAddress:      "0",
 		HealthProbeBindAddress:  "0",
 		SkipNameValidation:      true,
@@ -108,6 +110,34 @@ func startAgentWith(t *testing.T, node string, rt engine.Runtime, adjust func(*c
 		}
 	})
 	return &agent{node: node, mgr: mgr, writes: counter, stateDir: stateDir}
+}
+
+// startAggregator runs an aggregator, as one replica of its Deployment,
+// until the test ends (or stop is called); elections are fast in tests.
+func startAggregator(t *testing.T) (stop func()) {
+	t.Helper()
+	mgr, err := aggregator.NewManager(testenv.APIServer(t), controllers.Scheme(), aggregator.Options{
+		LeaseNamespace: leaseNamespace, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+		LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond,
+		SkipNameValidation: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("aggregator: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // testWriter keeps the agents' logs out of the way unless E2E_LOG is set.

@@ -16,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -146,8 +147,8 @@ func TestDaemonSet(t *testing.T) {
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Error("probes missing")
 	}
-	if !slices.Contains(c.Args, "--leader-elect") {
-		t.Error("the aggregator is not leader-elected")
+	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--leader-elect") || strings.HasPrefix(a, "--role=aggregator") }) {
+		t.Error("the agent takes part in an election: only the aggregator Deployment does")
 	}
 	if pod.ServiceAccountName != "image-cleanup-agent" {
 		t.Errorf("service account %q", pod.ServiceAccountName)
@@ -169,27 +170,44 @@ func rules(rs []rbacv1.PolicyRule) []string {
 	return out
 }
 
-// RBAC is least privilege: exactly what the agent and the aggregator use.
+// RBAC is least privilege: exactly what each identity uses. The agent has
+// no lease and cannot write policy status; the aggregator cannot create or
+// patch reports.
 func TestRBAC(t *testing.T) {
 	docs := build(t, "config/default")
-	cr := find[rbacv1.ClusterRole](t, docs, "ClusterRole", "image-cleanup-manager-role")
-	want := []string{
-		"/nodes: get,list,watch",
-		"events.k8s.io/events: create,patch",
-		"imagecleanup.io/imagecleanuppolicies/status: get,patch",
-		"imagecleanup.io/imagecleanuppolicies: get,list,watch",
-		"imagecleanup.io/imagecleanupreports: create,delete,get,list,patch,watch",
-	}
-	if got := rules(cr.Rules); !slices.Equal(got, want) {
-		t.Errorf("ClusterRole rules:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-	}
-	role := find[rbacv1.Role](t, docs, "Role", "image-cleanup-manager-role")
-	if got := rules(role.Rules); role.Namespace != "image-cleanup-system" || !slices.Equal(got, []string{"coordination.k8s.io/leases: create,get,update"}) {
-		t.Errorf("Role in %s: %v", role.Namespace, got)
-	}
-	crb := find[rbacv1.ClusterRoleBinding](t, docs, "ClusterRoleBinding", "image-cleanup-manager-rolebinding")
-	if crb.RoleRef.Name != cr.Name || len(crb.Subjects) != 1 || crb.Subjects[0].Name != "image-cleanup-agent" || crb.Subjects[0].Namespace != "image-cleanup-system" {
-		t.Errorf("ClusterRoleBinding %+v", crb)
+	for _, id := range []struct {
+		name        string
+		clusterRole []string
+		role        []string
+	}{
+		{"agent", []string{
+			"/nodes: get,list,watch",
+			"events.k8s.io/events: create,patch",
+			"imagecleanup.io/imagecleanuppolicies: get,list,watch",
+			"imagecleanup.io/imagecleanupreports: create,delete,get,list,patch,watch",
+		}, nil},
+		{"aggregator", []string{
+			"/nodes: get,list,watch",
+			"imagecleanup.io/imagecleanuppolicies/status: get,patch",
+			"imagecleanup.io/imagecleanuppolicies: get,list,watch",
+			"imagecleanup.io/imagecleanupreports: delete,get,list,watch",
+		}, []string{"/events: create,patch", "coordination.k8s.io/leases: create,get,update"}},
+	} {
+		cr := find[rbacv1.ClusterRole](t, docs, "ClusterRole", "image-cleanup-"+id.name+"-role")
+		if got := rules(cr.Rules); !slices.Equal(got, id.clusterRole) {
+			t.Errorf("%s ClusterRole rules:\n  %s\nwant\n  %s", id.name, strings.Join(got, "\n  "), strings.Join(id.clusterRole, "\n  "))
+		}
+		crb := find[rbacv1.ClusterRoleBinding](t, docs, "ClusterRoleBinding", "image-cleanup-"+id.name+"-rolebinding")
+		if crb.RoleRef.Name != cr.Name || len(crb.Subjects) != 1 || crb.Subjects[0].Name != "image-cleanup-"+id.name || crb.Subjects[0].Namespace != "image-cleanup-system" {
+			t.Errorf("%s ClusterRoleBinding %+v", id.name, crb)
+		}
+		if id.role == nil {
+			continue
+		}
+		role := find[rbacv1.Role](t, docs, "Role", "image-cleanup-"+id.name+"-role")
+		if got := rules(role.Rules); role.Namespace != "image-cleanup-system" || !slices.Equal(got, id.role) {
+			t.Errorf("%s Role in %s: %v", id.name, role.Namespace, got)
+		}
 	}
 	for _, d := range docs {
 		if d["kind"] == "ClusterRole" || d["kind"] == "Role" {
@@ -198,6 +216,31 @@ func TestRBAC(t *testing.T) {
 				t.Errorf("a role grants wildcards, secrets or pods:\n%s", raw)
 			}
 		}
+	}
+}
+
+// The aggregator is a Deployment of two replicas, leader-elected, with a
+// disruption budget, its own identity, and the same hardening.
+func TestAggregatorDeployment(t *testing.T) {
+	docs := build(t, "config/default")
+	dep := find[appsv1.Deployment](t, docs, "Deployment", "image-cleanup-aggregator")
+	pod := dep.Spec.Template.Spec
+	c := pod.Containers[0]
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 || !slices.Contains(c.Args, "--role=aggregator") ||
+		pod.ServiceAccountName != "image-cleanup-aggregator" || len(pod.Volumes) != 0 {
+		t.Errorf("aggregator Deployment: replicas %v, args %v, service account %q, volumes %v", dep.Spec.Replicas, c.Args, pod.ServiceAccountName, pod.Volumes)
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		t.Errorf("aggregator security context %+v / %+v", sc, pod.SecurityContext)
+	}
+	pdb := find[policyv1.PodDisruptionBudget](t, docs, "PodDisruptionBudget", "image-cleanup-aggregator")
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+		t.Errorf("PodDisruptionBudget %+v", pdb.Spec)
+	}
+	if dep.Spec.Template.Spec.Containers[0].Image != find[appsv1.DaemonSet](t, docs, "DaemonSet", "image-cleanup-agent").Spec.Template.Spec.Containers[0].Image {
+		t.Error("the aggregator runs another image than the agent")
 	}
 }
 

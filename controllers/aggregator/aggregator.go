@@ -1,4 +1,4 @@
-package controllers
+package aggregator
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +28,16 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 )
 
+// The aggregator's rights (config/rbac/aggregator, generated): it reads
+// policies, reports and Nodes, writes policy status, deletes stale reports,
+// and holds its lease.
+//
+// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies/status,verbs=get;patch
+// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanupreports,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups="",namespace=image-cleanup-system,resources=events,verbs=create;patch
 
 // statusAggregator recomputes each policy's status from its reports and deletes
 // the reports of nodes that are gone or no longer selected. It runs on the
@@ -66,8 +76,8 @@ func (a *statusAggregator) Start(ctx context.Context) error {
 	r := &aggregateReconciler{reader: c, writer: a.Writer}
 	ctl, err := controller.NewUnmanaged("imagecleanup-aggregator", controller.Options{
 		Reconciler:         r,
-		SkipNameValidation: ptrTo(a.SkipNameValidation),
-		NeedLeaderElection: ptrTo(true),
+		SkipNameValidation: ptr.To(a.SkipNameValidation),
+		NeedLeaderElection: ptr.To(true),
 		LogConstructor: func(req *reconcile.Request) logr.Logger {
 			l := logf.FromContext(ctx).WithName("aggregator")
 			if req != nil {
@@ -114,7 +124,7 @@ func cacheError(err error) error {
 // watch feeds the aggregator: policy spec changes, every report change,
 // and Node label changes (they change which nodes a policy selects).
 func watch(ctl controller.Controller, c cache.Cache) error {
-	allPolicies := func(ctx context.Context, _ *corev1.Node) []reconcile.Request { return policyRequests(ctx, c) }
+	onNode := func(ctx context.Context, _ *corev1.Node) []reconcile.Request { return allPolicies(ctx, c) }
 	nodeMembership := predicate.TypedFuncs[*corev1.Node]{
 		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
 			return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels)
@@ -127,7 +137,7 @@ func watch(ctl controller.Controller, c cache.Cache) error {
 			func(_ context.Context, r *v1alpha1.ImageCleanupReport) []reconcile.Request {
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Spec.PolicyName}}}
 			})),
-		source.Kind(c, &corev1.Node{}, handler.TypedEnqueueRequestsFromMapFunc(allPolicies), nodeMembership),
+		source.Kind(c, &corev1.Node{}, handler.TypedEnqueueRequestsFromMapFunc(onNode), nodeMembership),
 	}
 	for _, w := range watches {
 		if err := ctl.Watch(w); err != nil {
@@ -135,6 +145,21 @@ func watch(ctl controller.Controller, c cache.Cache) error {
 		}
 	}
 	return nil
+}
+
+// allPolicies asks for a reconcile of every policy: a Node's labels
+// changed, so any policy may select it, or not, now.
+func allPolicies(ctx context.Context, c cache.Cache) []reconcile.Request {
+	var list v1alpha1.ImageCleanupPolicyList
+	if err := c.List(ctx, &list); err != nil {
+		logf.FromContext(ctx).Error(err, "listing policies")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, p := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+	}
+	return reqs
 }
 
 // nameAndLabelsOnly trims a Node to what selection needs.

@@ -1,0 +1,53 @@
+package controllers
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+)
+
+func TestSweepStatus(t *testing.T) {
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	prev := &v1alpha1.ImageCleanupReportStatus{Totals: v1alpha1.SweepTotals{Sweeps: 4, ImagesRemoved: 10}}
+	out := &cleanup.Outcome{Result: apply.Result{
+		RemovedImages:     []apply.RemovedImage{{Image: "app:1", Deleted: true, Bytes: 50}, {Image: "app:2"}},
+		RemovedContainers: []plan.ContainerRef{{ID: "0123456789abcdef", Name: "job"}},
+		Blocked:           []plan.Decision{{Image: "db:1", Reason: plan.RunningContainer}},
+		BytesReclaimed:    50,
+	}}
+	st := sweepStatus(prev, 3, start, 1500*time.Millisecond, judge(out, nil, false), out)
+	if st.Phase != v1alpha1.PhaseBlocked || st.ImagesRemoved != 2 || st.ContainersRemoved != 1 || st.BlockedCount != 1 ||
+		st.Totals.Sweeps != 5 || st.Totals.ImagesRemoved != 12 || st.Totals.BytesReclaimed != 50 || st.PolicyGeneration != 3 ||
+		st.LastSweepDuration != "1.5s" ||
+		!slices.Equal(st.RemovedImages, []string{"app:1 (deleted)", "app:2 (untagged)"}) ||
+		!slices.Equal(st.RemovedContainers, []string{"job (0123456789ab)"}) {
+		t.Fatalf("status %+v", st)
+	}
+
+	dry := sweepStatus(prev, 3, start, time.Second, judge(out, nil, true), out)
+	if dry.Phase != v1alpha1.PhaseDryRun || dry.Totals.ImagesRemoved != 10 {
+		t.Fatalf("a dry run counts in totals: %+v", dry)
+	}
+
+	err := errors.New("list images: cannot connect")
+	failed := sweepStatus(prev, 3, start, time.Second, judge(&cleanup.Outcome{}, err, false), &cleanup.Outcome{})
+	if failed.Phase != v1alpha1.PhaseFailed || failed.Message != "list images: cannot connect" || failed.Totals.Sweeps != 5 {
+		t.Fatalf("failed %+v", failed)
+	}
+
+	many := &cleanup.Outcome{}
+	for range 30 {
+		many.Result.Blocked = append(many.Result.Blocked, plan.Decision{Image: "x", Reason: plan.Conflict})
+		many.Result.Failed = append(many.Result.Failed, apply.Failure{Image: "y", Error: "boom"})
+	}
+	bounded := sweepStatus(prev, 1, start, time.Second, judge(many, nil, false), many)
+	if len(bounded.Blocked) != v1alpha1.MaxReportedItems || bounded.BlockedCount != 30 || len(bounded.Errors) != v1alpha1.MaxReportedErrors || bounded.Phase != v1alpha1.PhaseFailed {
+		t.Fatalf("bounds: %d blocked listed of %d, %d errors", len(bounded.Blocked), bounded.BlockedCount, len(bounded.Errors))
+	}
+}
