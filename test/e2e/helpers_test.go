@@ -83,15 +83,15 @@ func startAgentWith(t *testing.T, node string, rt engine.Runtime, adjust func(*c
 	stateDir := t.TempDir()
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, c: counter} })
 	opts := controllers.AgentOptions{
-		NodeName:                node,
-		Runtime:                 rt,
-		ProtectedImages:         []string{"imagecleanup/agent:test"},
-		StateDir:                stateDir,
-		MetricsBindAddress:      "0",
-		HealthProbeBindAddress:  "0",
-		SkipNameValidation:      true,
-		RetryBaseDelay:          200 * time.Millisecond,
-		RetryMaxDelay:           2 * time.Second,
+		NodeName:               node,
+		Runtime:                rt,
+		ProtectedImages:        []string{"imagecleanup/agent:test"},
+		StateDir:               stateDir,
+		MetricsBindAddress:     "0",
+		HealthProbeBindAddress: "0",
+		SkipNameValidation:     true,
+		RetryBaseDelay:         200 * time.Millisecond,
+		RetryMaxDelay:          2 * time.Second,
 	}
 	if adjust != nil {
 		adjust(&opts)

@@ -147,7 +147,9 @@ func TestDaemonSet(t *testing.T) {
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Error("probes missing")
 	}
-	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--leader-elect") || strings.HasPrefix(a, "--role=aggregator") }) {
+	if slices.ContainsFunc(c.Args, func(a string) bool {
+		return strings.HasPrefix(a, "--leader-elect") || strings.HasPrefix(a, "--role=aggregator")
+	}) {
 		t.Error("the agent takes part in an election: only the aggregator Deployment does")
 	}
 	if pod.ServiceAccountName != "image-cleanup-agent" {
