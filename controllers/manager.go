@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 )
@@ -76,8 +77,10 @@ func Scheme() *runtime.Scheme {
 func agentCacheOptions(node string) cache.Options {
 	return cache.Options{
 		ReaderFailOnMissingInformer: true,
+		// Managed fields are a third of a small object and never read here.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Node{}:                 {Field: fields.OneTermEqualSelector("metadata.name", node)},
+			&corev1.Node{}:                 {Field: fields.OneTermEqualSelector("metadata.name", node), Transform: aggregator.TrimNode},
 			&v1alpha1.ImageCleanupReport{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelNode: v1alpha1.LabelValueFor(node)})},
 			&v1alpha1.ImageCleanupPolicy{}: {},
 		},

@@ -67,7 +67,7 @@ func (a *statusAggregator) Start(ctx context.Context) error {
 		Scheme: a.Scheme,
 		ByObject: map[client.Object]cache.ByObject{
 			// Only names and labels of Nodes matter; their status churns.
-			&corev1.Node{}: {Transform: nameAndLabelsOnly},
+			&corev1.Node{}: {Transform: TrimNode},
 		},
 	})
 	if err != nil {
@@ -162,8 +162,9 @@ func allPolicies(ctx context.Context, c cache.Cache) []reconcile.Request {
 	return reqs
 }
 
-// nameAndLabelsOnly trims a Node to what selection needs.
-func nameAndLabelsOnly(obj any) (any, error) {
+// TrimNode is a cache transform: a Node trimmed to what selection needs
+// (name and labels); its status churns and is large.
+func TrimNode(obj any) (any, error) {
 	n, ok := obj.(*corev1.Node)
 	if !ok {
 		return obj, nil
