@@ -49,6 +49,8 @@ type situation struct {
 	// disk is the data filesystem now, for a policy with diskUsage; nil
 	// when not measured.
 	disk *disk.Usage
+	// generationSeen is when this agent first saw the policy's generation.
+	generationSeen time.Time
 	now  time.Time
 }
 
@@ -98,6 +100,18 @@ func (t timing) interval(policy *v1alpha1.ImageCleanupPolicy) time.Duration {
 	return d + time.Duration(frac*float64(d))
 }
 
+// rolloutOffset is this node's place in the policy's rollout window: a
+// fixed fraction of it, drawn from the node and policy names.
+func (t timing) rolloutOffset(policy *v1alpha1.ImageCleanupPolicy) time.Duration {
+	w := policy.Spec.RolloutWindowDuration()
+	if w <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(t.node + "\x00" + policy.Name))
+	return time.Duration(h.Sum64() % uint64(w))
+}
+
 // retryAfter is the wait after the n-th failed sweep in a row: doubling
 // from retryBase, at most retryMax, and never longer than the interval.
 func (t timing) retryAfter(policy *v1alpha1.ImageCleanupPolicy, failures int) time.Duration {
@@ -133,6 +147,11 @@ func (t timing) decide(s *situation) decision {
 	}
 	r := s.report
 	if r == nil || r.LastSweepTime == nil || r.PolicyGeneration != p.Generation {
+		// A new generation: at once, or at this node's offset in the
+		// rollout window; a disk above its watermark does not wait.
+		if left := s.generationSeen.Add(t.rolloutOffset(p)).Sub(s.now); left > 0 && !aboveHigh(p.Spec.DiskUsage, s.disk) {
+			return decision{step: stepWait, wait: left}
+		}
 		return decision{step: stepSweep, trigger: "generation"}
 	}
 	// A full disk does not wait for the interval; a failing engine keeps its

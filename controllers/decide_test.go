@@ -154,3 +154,56 @@ func TestJudge(t *testing.T) {
 		}
 	}
 }
+
+// The rollout window: after a spec change, 200 nodes start their first
+// sweep spread over the window, each exactly once, with a fake clock; a
+// disk above its watermark does not wait for its turn.
+func TestRolloutWindow(t *testing.T) {
+	policy := selecting(2, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		w := v1alpha1.Duration("10m")
+		p.Spec.Rollout = &v1alpha1.Rollout{Window: &w}
+	})
+	worker := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"group": "ci"}}}
+	const nodes = 200
+	sweeps := make([][]time.Time, nodes)
+	reports := make([]*v1alpha1.ImageCleanupReportStatus, nodes)
+	for i := range reports {
+		reports[i] = swept(1, time.Hour, v1alpha1.PhaseSucceeded) // the old generation
+	}
+	for tick := now; tick.Before(now.Add(12 * time.Minute)); tick = tick.Add(5 * time.Second) {
+		for i := range nodes {
+			tm := timing{node: fmt.Sprintf("node-%03d", i), retryBase: time.Second, retryMax: 5 * time.Minute}
+			s := situation{policy: policy, node: worker, report: reports[i], generationSeen: now, now: tick}
+			if d := tm.decide(&s); d.step == stepSweep {
+				sweeps[i] = append(sweeps[i], tick)
+				reports[i] = &v1alpha1.ImageCleanupReportStatus{PolicyGeneration: 2, Phase: v1alpha1.PhaseSucceeded, LastSweepTime: &metav1.Time{Time: tick}}
+			}
+		}
+	}
+	perMinute := map[int]int{}
+	for i, ss := range sweeps {
+		if len(ss) != 1 {
+			t.Fatalf("node %d swept %d times", i, len(ss))
+		}
+		if ss[0].After(now.Add(10*time.Minute + 5*time.Second)) {
+			t.Fatalf("node %d swept at +%s, after the window", i, ss[0].Sub(now))
+		}
+		perMinute[int(ss[0].Sub(now)/time.Minute)]++
+	}
+	for minute, n := range perMinute {
+		if n > 2*nodes/10 {
+			t.Fatalf("%d of %d nodes swept in minute %d: not spread", n, nodes, minute)
+		}
+	}
+	// A full disk sweeps at once, window or not.
+	full := disk.Usage{UsedPercent: 99}
+	watched := policy.DeepCopy()
+	watched.Spec.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 85, LowPercent: 70}
+	s := situation{policy: watched, node: worker, report: swept(1, time.Hour, v1alpha1.PhaseSucceeded), generationSeen: now, now: now, disk: &full}
+	if (timing{node: "node-late"}).rolloutOffset(watched) < time.Minute {
+		t.Fatal("pick a node with a later turn for this check")
+	}
+	if d := (timing{node: "node-late"}).decide(&s); d.step != stepSweep {
+		t.Fatalf("a full disk waited for the rollout window: %+v", d)
+	}
+}

@@ -66,6 +66,8 @@ type nodeReconciler struct {
 	written map[string]time.Time
 	// streak counts the failed sweeps in a row, by policy.
 	streak map[string]int
+	// generations holds, by policy, the generation seen and since when.
+	generations map[string]seen
 	// unwritten holds, by policy, the status of a sweep whose report write
 	// failed, to be written before anything else.
 	unwritten map[string]*v1alpha1.ImageCleanupReportStatus
@@ -112,6 +114,7 @@ func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1
 		return nil, nil, err
 	}
 	s.policy = &policy
+	s.generationSeen = r.seenGeneration(name, policy.Generation, s.now)
 	var node corev1.Node
 	switch err := r.Client.Get(ctx, types.NamespacedName{Name: r.Node}, &node); {
 	case apierrors.IsNotFound(err):
@@ -196,6 +199,27 @@ func (r *nodeReconciler) timing() timing {
 	return timing{node: r.Node, retryBase: r.RetryBaseDelay, retryMax: r.RetryMaxDelay}
 }
 
+// seenGeneration returns when this agent first saw the policy at this
+// generation (the start of its rollout window).
+func (r *nodeReconciler) seenGeneration(policy string, generation int64, now time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.generations == nil {
+		r.generations = map[string]seen{}
+	}
+	if g, ok := r.generations[policy]; ok && g.generation == generation {
+		return g.at
+	}
+	r.generations[policy] = seen{generation: generation, at: now}
+	return now
+}
+
+// seen is a generation and when it was first seen.
+type seen struct {
+	generation int64
+	at         time.Time
+}
+
 // keepUnwritten holds a sweep's status whose write failed.
 func (r *nodeReconciler) keepUnwritten(policy string, st *v1alpha1.ImageCleanupReportStatus) {
 	r.mu.Lock()
@@ -263,6 +287,7 @@ func (r *nodeReconciler) forget(policy string) {
 	delete(r.streak, policy)
 	delete(r.written, policy)
 	delete(r.unwritten, policy)
+	delete(r.generations, policy)
 }
 
 // logSweep logs a sweep with the project's stable keys: one line per sweep,

@@ -60,6 +60,15 @@ func (s *ImageCleanupPolicySpec) MaxUnusedAgeDuration() time.Duration {
 	return d
 }
 
+// RolloutWindowDuration is spec.rollout.window as a time.Duration; 0 when unset.
+func (s *ImageCleanupPolicySpec) RolloutWindowDuration() time.Duration {
+	if s.Rollout == nil || s.Rollout.Window == nil {
+		return 0
+	}
+	d, _ := s.Rollout.Window.ParseDuration()
+	return d
+}
+
 // MinStoppedAgeDuration is spec.stoppedContainers.minStoppedAge as a time.Duration.
 func (s *ImageCleanupPolicySpec) MinStoppedAgeDuration() time.Duration {
 	return durationOr(s.StoppedContainers.MinStoppedAge, DefaultMinStoppedAge)

@@ -209,6 +209,20 @@ type ImageCleanupPolicySpec struct {
 	// disk pressure (diskUsage above highPercent), when every candidate may go.
 	// +optional
 	MaxUnusedAge *Duration `json:"maxUnusedAge,omitempty"`
+
+	// Rollout spreads a new generation over the fleet.
+	// +optional
+	Rollout *Rollout `json:"rollout,omitempty"`
+}
+
+// Rollout spreads the first sweep of a new generation over time.
+type Rollout struct {
+	// Window: after a change of the spec, each node starts its first sweep
+	// at its own offset within this window (fixed per node and policy), so a
+	// fleet does not sweep, and write reports, in the same second. The disk
+	// watermark does not wait for it. 0s (the default) sweeps at once.
+	// +optional
+	Window *Duration `json:"window,omitempty"`
 }
 
 // RemovalOrder orders a sweep's candidates.

@@ -68,6 +68,7 @@ var invalidPolicies = map[string]policyCase{
 	"unknown order":               {`{images: [busybox], order: Random}`, `Unsupported value: "Random"`},
 	"negative keepNewest":         {`{images: [busybox], keepNewest: -1}`, "should be greater than or equal to 0"},
 	"maxUnusedAge in days":        {`{images: [busybox], maxUnusedAge: 30d}`, "must be a duration like"},
+	"rollout window in days":      {`{images: [busybox], rollout: {window: 1d}}`, "must be a duration like"},
 	"duplicate exclusion":         {`{images: ["**"], exclude: ["app:1", "app:1"]}`, `Duplicate value: "app:1"`},
 	"invalid exclusion":           {`{images: ["**"], exclude: ["my app"]}`, "spec.exclude[0]"},
 	"same entry in both lists":    {`{images: ["app:1", "app:2"], exclude: ["app:2"]}`, "an entry in both images and exclude would remove nothing"},
@@ -111,6 +112,10 @@ var validPolicies = map[string]struct{ spec, defaulted string }{
 	"disk hygiene": {
 		`{images: ["**"], diskUsage: {highPercent: 85, lowPercent: 70, highInodesPercent: 90, lowInodesPercent: 80}, keepNewest: 3, maxUnusedAge: 720h}`,
 		`{images: ["**"], diskUsage: {highPercent: 85, lowPercent: 70, highInodesPercent: 90, lowInodesPercent: 80}, keepNewest: 3, maxUnusedAge: 720h, minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"rollout window": {
+		`{images: [busybox], rollout: {window: 15m}}`,
+		`{images: [busybox], rollout: {window: 15m}, minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
 	},
 	"order": {
 		`{images: [busybox], order: LeastRecentlyUsed}`,

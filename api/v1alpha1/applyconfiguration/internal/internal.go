@@ -153,6 +153,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: order
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.RemovalOrder
+    - name: rollout
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Rollout
     - name: stoppedContainers
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainersPolicy
@@ -330,6 +333,12 @@ var schemaYAML = typed.YAMLObject(`types:
   scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ReportPhase
   scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Rollout
+  map:
+    fields:
+    - name: window
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Duration
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainerAction
   scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainersPolicy

@@ -73,6 +73,8 @@ type ImageCleanupPolicySpecApplyConfiguration struct {
 	// that have not arrived) for longer than this are candidates, except under
 	// disk pressure (diskUsage above highPercent), when every candidate may go.
 	MaxUnusedAge *apiv1alpha1.Duration `json:"maxUnusedAge,omitempty"`
+	// Rollout spreads a new generation over the fleet.
+	Rollout *RolloutApplyConfiguration `json:"rollout,omitempty"`
 }
 
 // ImageCleanupPolicySpecApplyConfiguration constructs a declarative configuration of the ImageCleanupPolicySpec type for use with
@@ -202,5 +204,13 @@ func (b *ImageCleanupPolicySpecApplyConfiguration) WithKeepNewest(value int32) *
 // If called multiple times, the MaxUnusedAge field is set to the value of the last call.
 func (b *ImageCleanupPolicySpecApplyConfiguration) WithMaxUnusedAge(value apiv1alpha1.Duration) *ImageCleanupPolicySpecApplyConfiguration {
 	b.MaxUnusedAge = &value
+	return b
+}
+
+// WithRollout sets the Rollout field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Rollout field is set to the value of the last call.
+func (b *ImageCleanupPolicySpecApplyConfiguration) WithRollout(value *RolloutApplyConfiguration) *ImageCleanupPolicySpecApplyConfiguration {
+	b.Rollout = value
 	return b
 }
