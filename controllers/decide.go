@@ -51,7 +51,7 @@ type situation struct {
 	disk *disk.Usage
 	// generationSeen is when this agent first saw the policy's generation.
 	generationSeen time.Time
-	now  time.Time
+	now            time.Time
 }
 
 // policyName names the policy read, "" when it is gone.
