@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -81,7 +80,6 @@ func agentCacheOptions(node string) cache.Options {
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Node{}:                 {Field: fields.OneTermEqualSelector("metadata.name", node), Transform: aggregator.TrimNode},
-			&v1alpha1.ImageCleanupReport{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelNode: v1alpha1.LabelValueFor(node)})},
 			&v1alpha1.ImageCleanupPolicy{}: {},
 		},
 	}

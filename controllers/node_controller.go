@@ -62,8 +62,9 @@ type nodeReconciler struct {
 	RetryBaseDelay, RetryMaxDelay time.Duration
 
 	mu sync.Mutex
-	// written is the last sweep time this agent wrote, by policy.
-	written map[string]time.Time
+	// reports holds, by policy, this node's report as last written or read
+	// (nil: there is none).
+	reports map[string]*v1alpha1.ImageCleanupReport
 	// streak counts the failed sweeps in a row, by policy.
 	streak map[string]int
 	// generations holds, by policy, the generation seen and since when.
@@ -126,13 +127,6 @@ func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1
 	report, err := r.currentReport(ctx, name)
 	if err != nil {
 		return nil, nil, err
-	}
-	if r.cacheLags(name, report) {
-		// A reconcile right after our own write: read the report itself, or
-		// this node would sweep again for nothing.
-		if report, err = r.liveReport(ctx, name); err != nil {
-			return nil, nil, err
-		}
 	}
 	if report != nil {
 		s.report = &report.Status
@@ -285,7 +279,6 @@ func (r *nodeReconciler) forget(policy string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.streak, policy)
-	delete(r.written, policy)
 	delete(r.unwritten, policy)
 	delete(r.generations, policy)
 }
@@ -309,58 +302,56 @@ func logSweep(log logr.Logger, out *cleanup.Outcome, st *v1alpha1.ImageCleanupRe
 		"blocked", st.BlockedCount, "failed", len(out.Result.Failed), "duration", st.LastSweepDuration)
 }
 
+// currentReport is this node's report of the policy: what this agent last
+// wrote or read, else (after a start) one GET. The agent keeps no informer
+// of reports: every report write would otherwise be sent to every node.
+// A report deleted by hand comes back with the next sweep.
 func (r *nodeReconciler) currentReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
-	var report v1alpha1.ImageCleanupReport
-	err := r.Client.Get(ctx, types.NamespacedName{Name: v1alpha1.ReportName(policy, r.Node)}, &report)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, nil
-	case err != nil:
-		return nil, err
-	}
-	return &report, nil
-}
-
-// cacheLags reports whether the cached report is older than the last one
-// this agent wrote.
-func (r *nodeReconciler) cacheLags(policy string, cached *v1alpha1.ImageCleanupReport) bool {
 	r.mu.Lock()
-	written, ok := r.written[policy]
+	known, ok := r.reports[policy]
 	r.mu.Unlock()
-	return ok && (cached == nil || cached.Status.LastSweepTime == nil || cached.Status.LastSweepTime.Time.Before(written))
-}
-
-func (r *nodeReconciler) liveReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
+	if ok {
+		return known, nil
+	}
 	var report v1alpha1.ImageCleanupReport
 	err := r.APIReader.Get(ctx, types.NamespacedName{Name: v1alpha1.ReportName(policy, r.Node)}, &report)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, nil // deleted since: the sweep writes it anew
+		r.remember(policy, nil)
+		return nil, nil
 	case err != nil:
 		return nil, err
 	}
+	r.remember(policy, &report)
 	return &report, nil
 }
 
-func (r *nodeReconciler) remember(policy string, st *v1alpha1.ImageCleanupReportStatus) {
+// remember keeps the report as it now is (nil: there is none).
+func (r *nodeReconciler) remember(policy string, report *v1alpha1.ImageCleanupReport) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.written == nil {
-		r.written = map[string]time.Time{}
+	if r.reports == nil {
+		r.reports = map[string]*v1alpha1.ImageCleanupReport{}
 	}
-	if st.LastSweepTime == nil {
-		delete(r.written, policy)
-		return
-	}
-	r.written[policy] = st.LastSweepTime.Time
+	r.reports[policy] = report
 }
 
+// deleteReport deletes this node's report of the policy, read first from
+// the API server (deletions are rare): the UID precondition makes sure it
+// is that report and not a newer one of the same name.
 func (r *nodeReconciler) deleteReport(ctx context.Context, policy string) error {
+	r.mu.Lock()
+	delete(r.reports, policy)
+	r.mu.Unlock()
 	report, err := r.currentReport(ctx, policy)
 	if err != nil || report == nil {
 		return err
 	}
-	return client.IgnoreNotFound(r.Client.Delete(ctx, report, client.Preconditions{UID: &report.UID}))
+	err = client.IgnoreNotFound(r.Client.Delete(ctx, report, client.Preconditions{UID: &report.UID}))
+	if err == nil {
+		r.remember(policy, nil)
+	}
+	return err
 }
 
 // fieldManager is this node's server-side apply field manager.
@@ -395,7 +386,8 @@ func (r *nodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.Image
 	if err := r.Client.Apply(ctx, reportApplyConfiguration(policy, r.Node, &st), client.FieldOwner(r.fieldManager()), client.ForceOwnership); err != nil {
 		return err
 	}
-	r.remember(policy.Name, &st)
+	desired.Name = v1alpha1.ReportName(policy.Name, r.Node)
+	r.remember(policy.Name, desired)
 	return nil
 }
 
@@ -421,20 +413,11 @@ func (r *nodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	allPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		return policyRequests(ctx, mgr.GetCache())
 	})
-	reportDeleted := predicate.Funcs{
-		CreateFunc:  func(event.CreateEvent) bool { return false },
-		UpdateFunc:  func(event.UpdateEvent) bool { return false },
-		DeleteFunc:  func(event.DeleteEvent) bool { return true },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("imagecleanup-node").
 		WatchesRawSource(source.Channel(r.DiskTicks, &handler.EnqueueRequestForObject{})).
 		For(&v1alpha1.ImageCleanupPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, allPolicies, builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Watches(&v1alpha1.ImageCleanupReport{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.(*v1alpha1.ImageCleanupReport).Spec.PolicyName}}}
-		}), builder.WithPredicates(reportDeleted)).
 		WithOptions(controller.Options{
 			// One sweep at a time on this node's engine, whatever the number of policies.
 			MaxConcurrentReconciles: 1,
