@@ -53,6 +53,7 @@ func parse(args []string) (*flags, error) {
 	fs.StringVar(&f.agent.DataRoot, "data-root", "", "agent: where the engine's data root is mounted, for policies with diskUsage (default: the engine's DockerRootDir, mounted at the same path)")
 	fs.DurationVar(&f.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "agent: deadline of one engine removal; reads get 30s")
 	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
+	fs.DurationVar(&f.aggregator.StatusInterval, "status-interval", 10*time.Second, "aggregator: least time between two status writes of one policy while it changes (every agent watches policies)")
 	fs.StringVar(&f.aggregator.LeaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "image-cleanup-system"), "aggregator: namespace of its lease")
 	metrics := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	probes := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")

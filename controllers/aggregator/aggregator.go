@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +52,9 @@ type statusAggregator struct {
 	// Writer writes policy status and deletes reports (the manager's client).
 	Writer             client.Client
 	SkipNameValidation bool
+	// StatusInterval is the least time between two status writes of one
+	// policy while it changes (coalescing: every agent watches policies).
+	StatusInterval time.Duration
 }
 
 var _ interface {
@@ -73,7 +78,13 @@ func (a *statusAggregator) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("aggregator cache: %w", err)
 	}
-	r := &aggregateReconciler{reader: c, writer: a.Writer}
+	// Reports by policy: an index, not a label scan per reconcile.
+	if err := c.IndexField(ctx, &v1alpha1.ImageCleanupReport{}, reportPolicyIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.ImageCleanupReport).Spec.PolicyName}
+	}); err != nil {
+		return fmt.Errorf("aggregator cache: %w", err)
+	}
+	r := &aggregateReconciler{reader: c, writer: a.Writer, interval: a.StatusInterval, clock: time.Now}
 	ctl, err := controller.NewUnmanaged("imagecleanup-aggregator", controller.Options{
 		Reconciler:         r,
 		SkipNameValidation: ptr.To(a.SkipNameValidation),
@@ -177,6 +188,36 @@ func TrimNode(obj any) (any, error) {
 type aggregateReconciler struct {
 	reader client.Reader
 	writer client.Client
+	// interval coalesces status writes; clock is time.Now but in tests.
+	interval time.Duration
+	clock    func() time.Time
+
+	mu      sync.Mutex
+	written map[string]time.Time // by policy: the last status write
+}
+
+// reportPolicyIndex indexes reports by spec.policyName.
+const reportPolicyIndex = "spec.policyName"
+
+// untilWritable is how long a policy's status must wait before its next
+// write: writes are at most one per interval, the first at once.
+func (r *aggregateReconciler) untilWritable(policy string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last, ok := r.written[policy]
+	if !ok || r.interval <= 0 {
+		return 0
+	}
+	return last.Add(r.interval).Sub(r.clock())
+}
+
+func (r *aggregateReconciler) wrote(policy string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.written == nil {
+		r.written = map[string]time.Time{}
+	}
+	r.written[policy] = r.clock()
 }
 
 func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -208,6 +249,10 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if equality.Semantic.DeepEqual(policy.Status, agg.status) {
 		return ctrl.Result{}, nil
 	}
+	if wait := r.untilWritable(policy.Name); wait > 0 {
+		// Coalesce: the next write carries every change until then.
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	// Server-side apply of the whole status: zeros are written, and what the
 	// aggregator wrote before and leaves out now (failingNodes) goes.
 	if err := r.writer.Status().Apply(ctx, policyStatusApplyConfiguration(policy.Name, &agg.status), client.FieldOwner(aggregatorFieldManager), client.ForceOwnership); err != nil {
@@ -216,6 +261,7 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		return ctrl.Result{}, err
 	}
+	r.wrote(policy.Name)
 	return ctrl.Result{}, nil
 }
 
@@ -223,12 +269,12 @@ const aggregatorFieldManager = "imagecleanup-aggregator"
 
 func (r *aggregateReconciler) reportsOf(ctx context.Context, policy string) ([]v1alpha1.ImageCleanupReport, error) {
 	var list v1alpha1.ImageCleanupReportList
-	if err := r.reader.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelPolicy: v1alpha1.LabelValueFor(policy)}); err != nil {
+	if err := r.reader.List(ctx, &list, client.MatchingFields{reportPolicyIndex: policy}); err != nil {
 		return nil, fmt.Errorf("listing the reports of %s: %w", policy, err)
 	}
 	var out []v1alpha1.ImageCleanupReport
 	for _, rep := range list.Items {
-		if rep.Spec.PolicyName == policy { // a cut label value can be shared
+		if rep.Spec.PolicyName == policy {
 			out = append(out, rep)
 		}
 	}

@@ -32,6 +32,10 @@ type Options struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune the election
 	// (controller-runtime's defaults when zero: 15s, 10s, 2s).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// StatusInterval is the least time between two status writes of one
+	// policy while it changes (default 10s): every agent watches policies,
+	// so a status written at every report would reach every node.
+	StatusInterval time.Duration
 	// SkipNameValidation allows several aggregators in one process (tests).
 	SkipNameValidation bool
 }
@@ -60,7 +64,8 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o Options) (ctrl.Manag
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(&statusAggregator{Config: cfg, Scheme: scheme, Writer: mgr.GetClient(), SkipNameValidation: o.SkipNameValidation}); err != nil {
+	if err := mgr.Add(&statusAggregator{Config: cfg, Scheme: scheme, Writer: mgr.GetClient(), SkipNameValidation: o.SkipNameValidation,
+		StatusInterval: cmp.Or(o.StatusInterval, 10*time.Second)}); err != nil {
 		return nil, err
 	}
 	return mgr, nil

@@ -286,7 +286,7 @@ func (d *demo) startAgent(kubeconfig, node string) error {
 		return err
 	}
 	d.aggregator = exec.Command(d.manager, "--role=aggregator", "--kubeconfig", kubeconfig,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-election-namespace", "default")
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-election-namespace", "default", "--status-interval", "1s")
 	d.aggregator.Stdout, d.aggregator.Stderr = logFile, logFile
 	return d.aggregator.Start()
 }

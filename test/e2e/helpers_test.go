@@ -119,6 +119,7 @@ func startAggregator(t *testing.T) (stop func()) {
 	mgr, err := aggregator.NewManager(testenv.APIServer(t), controllers.Scheme(), aggregator.Options{
 		LeaseNamespace: leaseNamespace, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 		LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond,
+		StatusInterval:     300 * time.Millisecond,
 		SkipNameValidation: true,
 	})
 	if err != nil {
