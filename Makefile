@@ -67,6 +67,10 @@ test: verify-generated vet $(KUSTOMIZE) ## Run every test, unit and integration,
 bench: ## Benchmark imagecleanup apply against the article's hand recipe on the private dockerd.
 	hack/bench.sh
 
+.PHONY: scale
+scale: ## Control-plane cost with NODES in-process agents (default 200) against one envtest API server.
+	hack/scale.sh
+
 .PHONY: envtest
 envtest: ## Build (once) the envtest control plane and print its folder.
 	@hack/envtest-assets.sh

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# make scale: N in-process agents with fake engines and one aggregator
+# against one envtest API server (hack/scale/main.go). A benchmark, not a
+# test. NODES (default 200) and IDLE (default 60s) choose the size.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
+use_envtest
+go run ./hack/scale --nodes "${NODES:-200}" --idle "${IDLE:-60s}" 2> >(grep -v "Unable to write event" >&2)

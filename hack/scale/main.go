@@ -1,0 +1,312 @@
+// Command scale measures the control-plane cost of the operator with N
+// in-process node agents (fake engines) and one aggregator against one
+// envtest API server: time to all reports and to Ready after a new policy
+// and after a spec change, API requests per node by verb and resource
+// (leases apart) over an idle minute, the aggregator's status writes, the
+// API server's CPU and memory, and the policy's size. Run it with
+// `make scale NODES=200`. It is a benchmark, not a test.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/controllers"
+	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+)
+
+// counter counts requests by "VERB resource".
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) add(key string) {
+	c.mu.Lock()
+	c.n[key]++
+	c.mu.Unlock()
+}
+
+func (c *counter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+type counting struct {
+	next http.RoundTripper
+	c    *counter
+}
+
+func (t counting) RoundTrip(req *http.Request) (*http.Response, error) {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	resource := ""
+	for i, p := range parts { // .../<resource>[/<name>[/status]]
+		if p == "namespaces" || i < 2 {
+			continue
+		}
+		if resource == "" && !strings.Contains(p, ".") && p != "v1" && p != "v1alpha1" {
+			resource = p
+		}
+	}
+	verb := req.Method
+	if req.URL.Query().Get("watch") == "true" {
+		verb = "WATCH"
+	}
+	t.c.add(verb + " " + resource)
+	return t.next.RoundTrip(req)
+}
+
+func main() {
+	nodes := flag.Int("nodes", 200, "agents (nodes)")
+	selected := flag.Float64("selected", 0.9, "share of the nodes the policy selects")
+	idle := flag.Duration("idle", time.Minute, "idle time measured")
+	flag.Parse()
+	log.SetLogger(logr.Discard())
+	if err := run(*nodes, *selected, *idle); err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, share float64, idle time.Duration) error {
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		time.Sleep(time.Second) // the managers stop (ctx is cancelled first) before the API server
+		_ = env.Stop()
+	}()
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "image-cleanup-system"}}); err != nil {
+		return err
+	}
+
+	agents, agg := &counter{n: map[string]int{}}, &counter{n: map[string]int{}}
+	wrap := func(cfg *rest.Config, c *counter) *rest.Config {
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst = 1000, 2000
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return counting{next: rt, c: c} })
+		return cfg
+	}
+	mgr, err := aggregator.NewManager(wrap(cfg, agg), controllers.Scheme(), aggregator.Options{MetricsBindAddress: "0", HealthProbeBindAddress: "0", SkipNameValidation: true})
+	if err != nil {
+		return err
+	}
+	go func() { _ = mgr.Start(ctx) }()
+
+	nSelected := int(float64(n) * share)
+	start := time.Now()
+	for i := range n {
+		name := fmt.Sprintf("node-%05d", i)
+		group := "fleet"
+		if i >= nSelected {
+			group = "other"
+		}
+		if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"group": group}}}); err != nil {
+			return err
+		}
+		m, err := controllers.NewAgent(wrap(cfg, agents), controllers.AgentOptions{NodeName: name, Runtime: fakeEngine(name),
+			MetricsBindAddress: "0", HealthProbeBindAddress: "0", SkipNameValidation: true})
+		if err != nil {
+			return err
+		}
+		go func() { _ = m.Start(ctx) }()
+	}
+	fmt.Printf("%d agents (%d selected) and one aggregator started in %s\n\n", n, nSelected, time.Since(start).Round(time.Millisecond))
+	time.Sleep(3 * time.Second)
+
+	policy := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "fleet"}, Spec: v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"group": "fleet"}},
+		Images:       []v1alpha1.ImagePattern{"ci.local/**"},
+	}}
+	interval := v1alpha1.Duration("1m")
+	policy.Spec.Interval = &interval
+	fmt.Printf("%-14s %14s %14s %14s %14s\n", "phase", "all reports", "Ready", "status writes", "agent writes")
+	phase := func(name string, change func() error) error {
+		before, aggBefore := agents.snapshot(), agg.snapshot()
+		t0 := time.Now()
+		if err := change(); err != nil {
+			return err
+		}
+		var p v1alpha1.ImageCleanupPolicy
+		if err := c.Get(ctx, client.ObjectKeyFromObject(policy), &p); err != nil {
+			return err
+		}
+		reports, ready, err := waitConverged(ctx, c, p.Name, p.Generation, nSelected, t0)
+		if err != nil {
+			return err
+		}
+		aggDiff, agDiff := diff(agg.snapshot(), aggBefore), diff(agents.snapshot(), before)
+		fmt.Printf("%-14s %14s %14s %14d %14d\n", name, reports.Round(time.Millisecond), ready.Round(time.Millisecond),
+			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"])
+		return nil
+	}
+	if err := phase("new policy", func() error { return c.Create(ctx, policy) }); err != nil {
+		return err
+	}
+	if err := phase("spec change", func() error {
+		var p v1alpha1.ImageCleanupPolicy
+		if err := c.Get(ctx, client.ObjectKeyFromObject(policy), &p); err != nil {
+			return err
+		}
+		p.Spec.DryRun = true
+		return c.Update(ctx, &p)
+	}); err != nil {
+		return err
+	}
+
+	before := agents.snapshot()
+	cpu0 := apiServerCPU()
+	time.Sleep(idle)
+	idleReqs := diff(agents.snapshot(), before)
+	fmt.Printf("\nidle %s, requests per node per minute by the agents:\n", idle)
+	keys := make([]string, 0, len(idleReqs))
+	total := 0
+	for k, v := range idleReqs {
+		keys = append(keys, k)
+		total += v
+	}
+	sort.Strings(keys)
+	perMin := func(v int) float64 { return float64(v) / float64(n) / idle.Minutes() }
+	for _, k := range keys {
+		fmt.Printf("  %-36s %8.3f\n", k, perMin(idleReqs[k]))
+	}
+	fmt.Printf("  %-36s %8.3f (leases: %d in all)\n", "total", perMin(total), idleReqs["GET leases"]+idleReqs["PUT leases"])
+	var p v1alpha1.ImageCleanupPolicy
+	_ = c.Get(ctx, client.ObjectKeyFromObject(policy), &p)
+	raw, _ := json.Marshal(&p)
+	fmt.Printf("\npolicy object: %d bytes; API server: %s resident, %.1f s CPU over the idle %s\n",
+		len(raw), apiServerRSS(), apiServerCPU()-cpu0, idle)
+	return nil
+}
+
+// waitConverged waits until every selected node reported the generation,
+// and until the policy is Ready at it; it returns both times since t0.
+func waitConverged(ctx context.Context, c client.Client, policy string, gen int64, want int, t0 time.Time) (reports, ready time.Duration, err error) {
+	deadline := t0.Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		if reports == 0 {
+			var list v1alpha1.ImageCleanupReportList
+			if err := c.List(ctx, &list); err != nil {
+				return 0, 0, err
+			}
+			n := 0
+			for _, r := range list.Items {
+				if r.Spec.PolicyName == policy && r.Status.PolicyGeneration == gen {
+					n++
+				}
+			}
+			if n >= want {
+				reports = time.Since(t0)
+			}
+		}
+		var p v1alpha1.ImageCleanupPolicy
+		if err := c.Get(ctx, client.ObjectKey{Name: policy}, &p); err != nil {
+			return 0, 0, err
+		}
+		cond := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+		if reports > 0 && p.Status.ObservedGeneration == gen && cond != nil && cond.Status == metav1.ConditionTrue && cond.ObservedGeneration == gen {
+			return reports, time.Since(t0), nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0, 0, fmt.Errorf("not converged in 5 minutes")
+}
+
+func diff(after, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// fakeEngine holds one stale image blocked by a stopped container.
+func fakeEngine(node string) engine.Runtime {
+	f := enginefake.New()
+	old := time.Now().Add(-48 * time.Hour)
+	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"ci.local/app:1"}, Created: old, LastTagTime: old, Size: 1000})
+	f.AddContainer(engine.Container{ID: strings.Repeat("c", 64), Name: node + "-job", ImageID: "sha256:" + strings.Repeat("a", 64),
+		State: engine.StateExited, Created: old, FinishedAt: old})
+	return f
+}
+
+// apiServerPID finds the envtest kube-apiserver of this process.
+func apiServerPID() int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if strings.Contains(string(cmd), "kube-apiserver") && strings.Contains(string(stat), " "+strconv.Itoa(os.Getpid())+" ") {
+			return pid
+		}
+	}
+	return 0
+}
+
+func apiServerRSS() string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", apiServerPID()))
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func apiServerCPU() float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", apiServerPID()))
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(fields[11], 64)
+	s, _ := strconv.ParseFloat(fields[12], 64)
+	return (u + s) / 100
+}
