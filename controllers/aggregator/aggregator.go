@@ -193,14 +193,15 @@ type aggregateReconciler struct {
 	clock    func() time.Time
 
 	mu      sync.Mutex
-	written map[string]time.Time // by policy: the last status write
+	written map[string]time.Time // by policy: the last computation
 }
 
 // reportPolicyIndex indexes reports by spec.policyName.
 const reportPolicyIndex = "spec.policyName"
 
-// untilWritable is how long a policy's status must wait before its next
-// write: writes are at most one per interval, the first at once.
+// untilWritable is how long a policy must wait before its status is
+// computed (and written, if it changed) again: at most once per interval,
+// the first at once. A report event in between costs a cache read.
 func (r *aggregateReconciler) untilWritable(policy string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -211,7 +212,7 @@ func (r *aggregateReconciler) untilWritable(policy string) time.Duration {
 	return last.Add(r.interval).Sub(r.clock())
 }
 
-func (r *aggregateReconciler) wrote(policy string) {
+func (r *aggregateReconciler) computed(policy string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.written == nil {
@@ -233,6 +234,11 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		return ctrl.Result{}, err
 	}
+	if wait := r.untilWritable(policy.Name); wait > 0 {
+		// Coalesce: one computation (a list of Nodes and reports) and at
+		// most one write per interval, whatever the number of report events.
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	var nodes corev1.NodeList
 	if err := r.reader.List(ctx, &nodes); err != nil {
 		return ctrl.Result{}, err
@@ -243,15 +249,12 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	agg := aggregate(&policy, nodes.Items, reports)
+	r.computed(policy.Name)
 	if err := r.deleteReports(ctx, agg.stale); err != nil {
 		return ctrl.Result{}, err
 	}
 	if equality.Semantic.DeepEqual(policy.Status, agg.status) {
 		return ctrl.Result{}, nil
-	}
-	if wait := r.untilWritable(policy.Name); wait > 0 {
-		// Coalesce: the next write carries every change until then.
-		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	// Server-side apply of the whole status: zeros are written, and what the
 	// aggregator wrote before and leaves out now (failingNodes) goes.
@@ -261,7 +264,6 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		return ctrl.Result{}, err
 	}
-	r.wrote(policy.Name)
 	return ctrl.Result{}, nil
 }
 

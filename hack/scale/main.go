@@ -178,6 +178,12 @@ func run(n int, share float64, idle time.Duration) error {
 	if err := phase("new policy", func() error { return c.Create(ctx, policy) }); err != nil {
 		return err
 	}
+	// Every removal counted: each selected node removed one image.
+	time.Sleep(11 * time.Second) // a status interval, for the last reports to be counted
+	var counted v1alpha1.ImageCleanupPolicy
+	if err := c.Get(ctx, client.ObjectKeyFromObject(policy), &counted); err != nil {
+		return err
+	}
 	if err := phase("spec change", func() error {
 		var p v1alpha1.ImageCleanupPolicy
 		if err := c.Get(ctx, client.ObjectKeyFromObject(policy), &p); err != nil {
@@ -211,7 +217,43 @@ func run(n int, share float64, idle time.Duration) error {
 	raw, _ := json.Marshal(&p)
 	fmt.Printf("\npolicy object: %d bytes; API server: %s resident, %.1f s CPU over the idle %s\n",
 		len(raw), apiServerRSS(), apiServerCPU()-cpu0, idle)
+	fmt.Printf("removals counted in the status: %d of %d; watchers the API server terminated: %s\n",
+		counted.Status.ImagesRemoved, nSelected, terminatedWatchers(ctx, cfg))
 	return nil
+}
+
+// terminatedWatchers sums apiserver_terminated_watchers_total: watchers the
+// API server dropped because they did not keep up.
+func terminatedWatchers(ctx context.Context, cfg *rest.Config) string {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return "unknown"
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "unknown"
+	}
+	defer resp.Body.Close()
+	var body strings.Builder
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		body.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	total := 0.0
+	for _, line := range strings.Split(body.String(), "\n") {
+		if strings.HasPrefix(line, "apiserver_terminated_watchers_total") {
+			if f := strings.Fields(line); len(f) == 2 {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				total += v
+			}
+		}
+	}
+	return strconv.FormatFloat(total, 'f', 0, 64)
 }
 
 // waitConverged waits until every selected node reported the generation,
