@@ -33,7 +33,6 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 )
 
@@ -139,7 +138,7 @@ func run(n int, share float64, idle time.Duration) error {
 		if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"group": group}}}); err != nil {
 			return err
 		}
-		m, err := controllers.NewAgent(wrap(cfg, agents), controllers.AgentOptions{NodeName: name, Runtime: fakeEngine(name),
+		m, err := controllers.NewAgent(wrap(cfg, agents), controllers.AgentOptions{NodeName: name, Runtime: enginefake.WithStaleImage(name),
 			MetricsBindAddress: "0", HealthProbeBindAddress: "0", SkipNameValidation: true})
 		if err != nil {
 			return err
@@ -297,16 +296,6 @@ func diff(after, before map[string]int) map[string]int {
 		}
 	}
 	return out
-}
-
-// fakeEngine holds one stale image blocked by a stopped container.
-func fakeEngine(node string) engine.Runtime {
-	f := enginefake.New()
-	old := time.Now().Add(-48 * time.Hour)
-	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"ci.local/app:1"}, Created: old, LastTagTime: old, Size: 1000})
-	f.AddContainer(engine.Container{ID: strings.Repeat("c", 64), Name: node + "-job", ImageID: "sha256:" + strings.Repeat("a", 64),
-		State: engine.StateExited, Created: old, FinishedAt: old})
-	return f
 }
 
 // apiServerPID finds the envtest kube-apiserver of this process.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -57,18 +58,10 @@ func SmallDocker(t testing.TB) (*client.Client, string, string) {
 	if host == "" || root == "" {
 		Unavailable(t, "no small private dockerd: TEST_SMALL_DOCKER_HOST and TEST_SMALL_DATA_ROOT are not set")
 	}
-	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatalf("docker client for %s: %v", host, err)
+	if slices.Contains(defaultSockets, host) {
+		t.Fatalf("TEST_SMALL_DOCKER_HOST=%s is the machine's default engine", host)
 	}
-	t.Cleanup(func() { _ = cli.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(ctx); err != nil {
-		Unavailable(t, "small private dockerd at %s does not answer: %v", host, err)
-	}
-	lockEngine(t, host)
-	return cli, host, root
+	return connect(t, host, "small private dockerd"), host, root
 }
 
 // Docker returns a client of the private engine and holds the engine for this
@@ -76,7 +69,13 @@ func SmallDocker(t testing.TB) (*client.Client, string, string) {
 // sweeps the whole engine (dangling images, "**") must not see another's.
 func Docker(t testing.TB) *client.Client {
 	t.Helper()
-	host := DockerHost(t)
+	return connect(t, DockerHost(t), "private dockerd")
+}
+
+// connect opens a client of a private engine, checks that it answers, and
+// holds the engine's lock until the test ends.
+func connect(t testing.TB, host, what string) *client.Client {
+	t.Helper()
 	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatalf("docker client for %s: %v", host, err)
@@ -85,7 +84,7 @@ func Docker(t testing.TB) *client.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := cli.Ping(ctx); err != nil {
-		Unavailable(t, "private dockerd at %s does not answer: %v", host, err)
+		Unavailable(t, "%s at %s does not answer: %v", what, host, err)
 	}
 	lockEngine(t, host)
 	return cli

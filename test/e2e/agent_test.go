@@ -25,7 +25,6 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
@@ -147,18 +146,6 @@ func TestAgentEndToEnd(t *testing.T) {
 	})
 }
 
-// newFakeEngine holds one stale image blocked by a stopped container.
-func newFakeEngine(node string) *enginefake.Engine {
-	f := enginefake.New()
-	old := time.Now().Add(-48 * time.Hour)
-	// Tagged two days ago: the engine's proof of arrival, which the image
-	// clock takes (it would otherwise count from its first sighting).
-	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"ci.local/app:1"}, Created: old, LastTagTime: old, Size: 1000})
-	f.AddContainer(engine.Container{ID: strings.Repeat("c", 64), Name: node + "-job", ImageID: "sha256:" + strings.Repeat("a", 64),
-		State: engine.StateExited, Created: old, FinishedAt: old})
-	return f
-}
-
 // Three agents, one API server: the aggregated status counts them; one
 // node's engine going down makes it Failed and the policy Degraded; its
 // return heals both.
@@ -171,12 +158,12 @@ func TestSeveralNodes(t *testing.T) {
 	engines := map[string]*enginefake.Engine{}
 	for _, n := range nodes {
 		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
-		engines[n] = newFakeEngine(n)
+		engines[n] = enginefake.WithStaleImage(n)
 		startAgent(t, n, engines[n])
 	}
 	other := testenv.UniqueName("node-other") // not selected
 	createNode(t, c, other, map[string]string{"imagecleanup.test/group": "other"})
-	otherEngine := newFakeEngine(other)
+	otherEngine := enginefake.WithStaleImage(other)
 	startAgent(t, other, otherEngine)
 
 	policy := createPolicy(t, c, testenv.UniqueName("fleet"), v1alpha1.ImageCleanupPolicySpec{
@@ -383,7 +370,7 @@ func TestAggregatorHandover(t *testing.T) {
 	var agents []*agent
 	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b"), testenv.UniqueName("node-c")} {
 		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
-		agents = append(agents, startAgent(t, n, newFakeEngine(n)))
+		agents = append(agents, startAgent(t, n, enginefake.WithStaleImage(n)))
 	}
 	stopFirst, stopSecond := startAggregator(t), startAggregator(t)
 	policy := createPolicy(t, c, testenv.UniqueName("handover"), v1alpha1.ImageCleanupPolicySpec{

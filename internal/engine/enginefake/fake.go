@@ -45,6 +45,20 @@ func New() *Engine {
 	return &Engine{images: map[string]*engine.Image{}, containers: map[string]*engine.Container{}, calls: map[string]int{}}
 }
 
+// WithStaleImage returns an engine holding one image, ci.local/app:1,
+// tagged two days ago (the engine's proof of its age), blocked by one
+// stopped container named after the node: what a fleet of fake nodes holds
+// in the e2e tests and make scale.
+func WithStaleImage(node string) *Engine {
+	f := New()
+	old := time.Now().Add(-48 * time.Hour)
+	id := "sha256:" + strings.Repeat("a", 64)
+	f.AddImage(engine.Image{ID: id, RepoTags: []string{"ci.local/app:1"}, Created: old, LastTagTime: old, Size: 1000})
+	f.AddContainer(engine.Container{ID: strings.Repeat("c", 64), Name: node + "-job", ImageID: id,
+		State: engine.StateExited, Created: old, FinishedAt: old})
+	return f
+}
+
 // AddImage puts a copy of an image in the engine: what the engine does to
 // it later never shows in the caller's inventory.
 func (f *Engine) AddImage(img engine.Image) {
