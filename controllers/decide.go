@@ -179,8 +179,7 @@ func pressureSweep(r *v1alpha1.ImageCleanupReportStatus) bool {
 
 // aboveHigh reports whether the filesystem is above a high watermark.
 func aboveHigh(w *v1alpha1.DiskUsage, u *disk.Usage) bool {
-	return w != nil && u != nil && (u.UsedPercent > float64(w.HighPercent) ||
-		(w.HighInodesPercent != nil && u.InodesUsedPercent > float64(*w.HighInodesPercent)))
+	return w != nil && u != nil && cleanup.Watermarks(w).Above(*u) != ""
 }
 
 // verdict is what a sweep came to, judged once.

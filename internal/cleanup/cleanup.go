@@ -132,6 +132,16 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	return out, opts.Clock.Save()
 }
 
+// Watermarks are a policy's diskUsage in the terms of internal/disk; the
+// agent's disk trigger and the sweep read the marks the same way.
+func Watermarks(w *v1alpha1.DiskUsage) disk.Watermarks {
+	m := disk.Watermarks{High: float64(w.HighPercent), Low: float64(w.LowPercent)}
+	if w.HighInodesPercent != nil && w.LowInodesPercent != nil {
+		m.Inodes, m.HighInodes, m.LowInodes = true, float64(*w.HighInodesPercent), float64(*w.LowInodesPercent)
+	}
+	return m
+}
+
 // measureBefore measures the data filesystem before a sweep and says
 // whether it is under pressure; under pressure every candidate may go,
 // else only those unused for maxUnusedAge.
@@ -143,13 +153,7 @@ func measureBefore(w *v1alpha1.DiskUsage, popts *plan.Options, measure func() (d
 	if err != nil {
 		return nil, fmt.Errorf("diskUsage: %w", err)
 	}
-	r := &DiskReport{Before: before, After: before}
-	switch {
-	case before.UsedPercent > float64(w.HighPercent):
-		r.Pressure = "space"
-	case w.HighInodesPercent != nil && before.InodesUsedPercent > float64(*w.HighInodesPercent):
-		r.Pressure = "inodes"
-	}
+	r := &DiskReport{Before: before, After: before, Pressure: Watermarks(w).Above(before)}
 	if r.Pressure != "" {
 		popts.UnusedFor = 0
 	}
@@ -161,8 +165,7 @@ func measureBefore(w *v1alpha1.DiskUsage, popts *plan.Options, measure func() (d
 func enoughWhenBelowLow(w *v1alpha1.DiskUsage, measure func() (disk.Usage, error)) func() (bool, string) {
 	return func() (bool, string) {
 		u, err := measure()
-		if err != nil || u.UsedPercent >= float64(w.LowPercent) ||
-			(w.LowInodesPercent != nil && u.InodesUsedPercent >= float64(*w.LowInodesPercent)) {
+		if err != nil || !Watermarks(w).Below(u) {
 			return false, ""
 		}
 		return true, fmt.Sprintf("the disk is under its low watermark: %.1f %% used (lowPercent %d)", u.UsedPercent, w.LowPercent)

@@ -34,3 +34,28 @@ func Measure(path string) (Usage, error) {
 	}
 	return u, nil
 }
+
+// Watermarks are a high and a low mark of use, in percent, for space and,
+// when Inodes is set, for inodes.
+type Watermarks struct {
+	High, Low             float64
+	Inodes                bool
+	HighInodes, LowInodes float64
+}
+
+// Above says which high mark the usage is above: "space", "inodes", or ""
+// for neither.
+func (w Watermarks) Above(u Usage) string {
+	switch {
+	case u.UsedPercent > w.High:
+		return "space"
+	case w.Inodes && u.InodesUsedPercent > w.HighInodes:
+		return "inodes"
+	}
+	return ""
+}
+
+// Below reports whether the usage is under every low mark.
+func (w Watermarks) Below(u Usage) bool {
+	return u.UsedPercent < w.Low && (!w.Inodes || u.InodesUsedPercent < w.LowInodes)
+}

@@ -54,3 +54,28 @@ func TestMeasure(t *testing.T) {
 		t.Fatal("a missing path measured")
 	}
 }
+
+func TestWatermarks(t *testing.T) {
+	w := disk.Watermarks{High: 85, Low: 70, Inodes: true, HighInodes: 90, LowInodes: 80}
+	for _, tc := range []struct {
+		u     disk.Usage
+		above string
+		below bool
+	}{
+		{disk.Usage{UsedPercent: 86, InodesUsedPercent: 10}, "space", false},
+		{disk.Usage{UsedPercent: 85, InodesUsedPercent: 91}, "inodes", false},
+		{disk.Usage{UsedPercent: 75, InodesUsedPercent: 10}, "", false},
+		{disk.Usage{UsedPercent: 69, InodesUsedPercent: 85}, "", false},
+		{disk.Usage{UsedPercent: 69, InodesUsedPercent: 79}, "", true},
+	} {
+		if got := w.Above(tc.u); got != tc.above {
+			t.Errorf("Above(%+v) = %q, want %q", tc.u, got, tc.above)
+		}
+		if got := w.Below(tc.u); got != tc.below {
+			t.Errorf("Below(%+v) = %v, want %v", tc.u, got, tc.below)
+		}
+	}
+	if (disk.Watermarks{High: 85, Low: 70}).Above(disk.Usage{UsedPercent: 50, InodesUsedPercent: 99}) != "" {
+		t.Error("inodes counted though not watched")
+	}
+}
