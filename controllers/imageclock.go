@@ -27,6 +27,19 @@ type nodeClock struct {
 
 	mu    sync.Mutex
 	clock *imageclock.Clock
+	info  *engine.Info // asked once: it names the state file and the data root
+}
+
+// engineInfo asks the engine who it is, once; n.mu is held.
+func (n *nodeClock) engineInfo(ctx context.Context) (engine.Info, error) {
+	if n.info == nil {
+		info, err := n.rt.Info(ctx)
+		if err != nil {
+			return engine.Info{}, err
+		}
+		n.info = &info
+	}
+	return *n.info, nil
 }
 
 // disk measures the engine's data filesystem, for policies with diskUsage.
@@ -43,14 +56,11 @@ func (n *nodeClock) disk(ctx context.Context) func() (disk.Usage, error) {
 func (n *nodeClock) root(ctx context.Context) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.dataRoot == "" {
-		info, err := n.rt.Info(ctx)
-		if err != nil {
-			return "", err
-		}
-		n.dataRoot = info.RootDir
+	if n.dataRoot != "" {
+		return n.dataRoot, nil
 	}
-	return n.dataRoot, nil
+	info, err := n.engineInfo(ctx)
+	return info.RootDir, err
 }
 
 // get returns the clock, opening it if need be.
@@ -64,7 +74,7 @@ func (n *nodeClock) get(ctx context.Context) (*imageclock.Clock, error) {
 		n.clock = imageclock.InMemory()
 		return n.clock, nil
 	}
-	info, err := n.rt.Info(ctx)
+	info, err := n.engineInfo(ctx)
 	if err != nil {
 		return nil, err
 	}

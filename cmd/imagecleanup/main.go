@@ -13,6 +13,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -189,13 +190,17 @@ func execute(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.
 	rt.RemoveTimeout = o.callTimeout
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	clock, err := openClock(ctx, rt, o.stateDir, stderr)
+	info, err := engineInfo(ctx, rt)
+	if err != nil {
+		return exitError, fmt.Errorf("cannot reach the Docker engine at %s: %w", rt.Host(), err)
+	}
+	clock, err := openClock(info, o.stateDir, stderr)
 	if err != nil {
 		return exitError, err
 	}
 	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, time.Now(), cleanup.Options{
 		Policy: policy.Name, Clock: clock, Protected: o.protect, PlanOnly: o.mode == "plan",
-		Disk: measureDisk(ctx, rt, o.dataRoot),
+		Disk: measureDisk(cmp.Or(o.dataRoot, info.RootDir)),
 	})
 	switch {
 	case errors.Is(err, cleanup.ErrInvalidPolicy):
@@ -215,13 +220,9 @@ func execute(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.
 	return exitOK, nil
 }
 
-// openClock finds which engine this is and opens its image clock; a clock
-// that had to start afresh says so on stderr.
-func openClock(ctx context.Context, rt *docker.Runtime, dir string, stderr io.Writer) (*imageclock.Clock, error) {
-	info, err := engineInfo(ctx, rt)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w", rt.Host(), err)
-	}
+// openClock opens the engine's image clock; a clock that had to start
+// afresh says so on stderr.
+func openClock(info engine.Info, dir string, stderr io.Writer) (*imageclock.Clock, error) {
 	clock, warning, err := imageclock.Open(imageclock.FileFor(dir, info.ID))
 	if err != nil {
 		return nil, err
@@ -232,17 +233,10 @@ func openClock(ctx context.Context, rt *docker.Runtime, dir string, stderr io.Wr
 	return clock, nil
 }
 
-// measureDisk measures the engine's data filesystem: --data-root, else the
-// engine's DockerRootDir, which must then be on this machine.
-func measureDisk(ctx context.Context, rt *docker.Runtime, dataRoot string) func() (disk.Usage, error) {
+// measureDisk measures the engine's data filesystem at dataRoot: --data-root,
+// else the engine's DockerRootDir, which must then be on this machine.
+func measureDisk(dataRoot string) func() (disk.Usage, error) {
 	return func() (disk.Usage, error) {
-		if dataRoot == "" {
-			info, err := rt.Info(ctx)
-			if err != nil {
-				return disk.Usage{}, err
-			}
-			dataRoot = info.RootDir
-		}
 		u, err := disk.Measure(dataRoot)
 		if err != nil {
 			return disk.Usage{}, fmt.Errorf("%w (give --data-root where the engine's data root is)", err)
