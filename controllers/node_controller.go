@@ -238,14 +238,9 @@ func (r *nodeReconciler) writeUnwritten(ctx context.Context, s *situation, repor
 	}
 	r.mu.Lock()
 	delete(r.unwritten, s.policy.Name)
+	*report = r.reports[s.policy.Name] // as writeReport remembered it
 	r.mu.Unlock()
 	s.report = st
-	written := &v1alpha1.ImageCleanupReport{Status: *st}
-	if *report != nil {
-		written = (*report).DeepCopy()
-		written.Status = *st
-	}
-	*report = written
 	return nil
 }
 

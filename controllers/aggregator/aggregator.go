@@ -192,8 +192,8 @@ type aggregateReconciler struct {
 	interval time.Duration
 	clock    func() time.Time
 
-	mu      sync.Mutex
-	written map[string]time.Time // by policy: the last computation
+	mu         sync.Mutex
+	computedAt map[string]time.Time // by policy: the last computation
 }
 
 // reportPolicyIndex indexes reports by spec.policyName.
@@ -205,7 +205,7 @@ const reportPolicyIndex = "spec.policyName"
 func (r *aggregateReconciler) untilWritable(policy string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	last, ok := r.written[policy]
+	last, ok := r.computedAt[policy]
 	if !ok || r.interval <= 0 {
 		return 0
 	}
@@ -215,10 +215,10 @@ func (r *aggregateReconciler) untilWritable(policy string) time.Duration {
 func (r *aggregateReconciler) computed(policy string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.written == nil {
-		r.written = map[string]time.Time{}
+	if r.computedAt == nil {
+		r.computedAt = map[string]time.Time{}
 	}
-	r.written[policy] = r.clock()
+	r.computedAt[policy] = r.clock()
 }
 
 func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -153,15 +153,11 @@ func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Res
 		var g errgroup.Group
 		g.SetLimit(opts.Concurrency)
 		for i := range wave {
-			if runCtx.Err() != nil {
-				if ctx.Err() != nil {
-					x.halt("the sweep's deadline passed")
-				}
-				outcomes[i].interrupted = true
-				continue
-			}
 			g.Go(func() error {
-				if runCtx.Err() != nil { // stopped while this one waited for a slot
+				if runCtx.Err() != nil { // stopped before this one's turn
+					if ctx.Err() != nil {
+						x.halt("the sweep's deadline passed")
+					}
 					outcomes[i].interrupted = true
 					return nil
 				}
