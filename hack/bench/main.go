@@ -266,17 +266,22 @@ func (b *bench) leftovers(repo string) (int, error) {
 // docker rm of every stopped container of the target images, then one
 // docker rmi of all the targets.
 func (b *bench) batchedRecipeCLI(repo string) error {
-	refs, err := b.targets(repo)
-	if err != nil {
-		return err
-	}
-	script := `set -e
+	return b.recipeCLI(repo, `set -e
 filters=()
 for img in "$@"; do filters+=(--filter "ancestor=$img"); done
 ids=$(docker ps -aq "${filters[@]}")
 if [ -n "$ids" ]; then docker rm $ids >/dev/null; fi
 docker rmi "$@" >/dev/null
-`
+`)
+}
+
+// recipeCLI runs a bash recipe with the docker CLI through the counting
+// proxy; the seed's target images are its arguments.
+func (b *bench) recipeCLI(repo, script string) error {
+	refs, err := b.targets(repo)
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command("bash", append([]string{"-c", script, "recipe"}, refs...)...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+b.proxy.Host())
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -353,23 +358,13 @@ func (b *bench) rawThroughput() {
 // handRecipeCLI is the article's second answer as a person scripts it:
 // per image, docker rm of the containers that use it, then one docker rmi.
 func (b *bench) handRecipeCLI(repo string) error {
-	refs, err := b.targets(repo)
-	if err != nil {
-		return err
-	}
-	script := `set -e
+	return b.recipeCLI(repo, `set -e
 for img in "$@"; do
   ids=$(docker ps -aq --filter "ancestor=$img")
   if [ -n "$ids" ]; then docker rm $ids >/dev/null; fi
 done
 docker rmi "$@" >/dev/null
-`
-	cmd := exec.Command("bash", append([]string{"-c", script, "recipe"}, refs...)...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+b.proxy.Host())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%w\n%s", err, out)
-	}
-	return nil
+`)
 }
 
 // handRecipeAPI is the same recipe through the Engine API, one call at a
