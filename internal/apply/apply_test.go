@@ -355,3 +355,37 @@ func TestRunStopsWhenEnough(t *testing.T) {
 		t.Fatal("the first two in order should go, the rest stay")
 	}
 }
+
+// A forced delete goes by ID and so takes every reference: one added since
+// the plan stops it.
+func TestRunForceRechecksReferences(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
+	p := deleteA()
+	p.Actions[0].Force = true
+	f.BeforeCall = func(method, arg string) {
+		if method == "ImageInspect" {
+			f.Tag(imageA, "fresh:1")
+		}
+	}
+	r := apply.Run(context.Background(), f, p, apply.Options{})
+	if !f.HasImage(imageA) || len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.Changed {
+		t.Fatalf("a forced delete took a tag added since the plan: %+v", r)
+	}
+}
+
+// A stopped container created on an image about to be deleted (without
+// force) since the plan stops the action before any untag.
+func TestRunContainerCreatedMeanwhile(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}}, nil)
+	f.BeforeCall = func(method, arg string) {
+		if method == "ContainerList" && !f.HasContainer("new") {
+			f.AddContainer(engine.Container{ID: "new", ImageID: imageA, State: engine.StateCreated})
+		}
+	}
+	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1", "app:2"}, Delete: true}}}
+	r := apply.Run(context.Background(), f, p, apply.Options{})
+	if len(f.Tags(imageA)) != 2 || len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.Changed {
+		t.Fatalf("want both tags kept and the image blocked: tags %v, %+v", f.Tags(imageA), r)
+	}
+}

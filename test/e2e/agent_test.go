@@ -372,7 +372,7 @@ func TestAggregatorHandover(t *testing.T) {
 		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
 		agents = append(agents, startAgent(t, n, enginefake.WithStaleImage(n)))
 	}
-	stopFirst, stopSecond := startAggregator(t), startAggregator(t)
+	stopFirst := startAggregator(t) // alone, so it leads
 	policy := createPolicy(t, c, testenv.UniqueName("handover"), v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
 		Images:       []v1alpha1.ImagePattern{"ci.local/**"},
@@ -396,11 +396,12 @@ func TestAggregatorHandover(t *testing.T) {
 		}
 		return p.Generation // as the API server answered
 	}
-	readyAt("Ready with two aggregators")
+	readyAt("Ready with the first aggregator leading")
+	stopSecond := startAggregator(t)
 
-	stopFirst() // the leader, or the follower: either way one is left
+	stopFirst() // the leader goes: the second replica takes over
 	bump()
-	readyAt("Ready again with one aggregator left")
+	readyAt("Ready again under the second replica")
 
 	stopSecond()
 	gen := bump()
