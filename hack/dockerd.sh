@@ -14,7 +14,8 @@
 #
 # IMAGECLEANUP_DOCKERD_DATA_SIZE (e.g. 300m) puts the data root on a tmpfs
 # of that size, made at start and removed at stop: a small disk that tests
-# fill past a watermark.
+# fill past a watermark. IMAGECLEANUP_DOCKERD_ARGS adds dockerd flags (the
+# test node's runtime, hack/cluster.sh).
 #
 # Installs Debian's docker.io when dockerd is missing. Needs root, as dockerd
 # does. The machine allows no bridge or iptables, so containers run with
@@ -79,6 +80,7 @@ start() {
   rm -f "${socket}" "${pidfile}"
   # Own containerd too (under the exec root), so a system containerd, if any,
   # is never shared: its "moby" namespace belongs to the default engine.
+  # shellcheck disable=SC2086 # IMAGECLEANUP_DOCKERD_ARGS is a list of flags
   setsid dockerd \
     --host "${docker_host}" \
     --data-root "${state}/data" \
@@ -89,6 +91,7 @@ start() {
     --bridge=none --iptables=false --ip6tables=false --ip-masq=false --ip-forward=false \
     --userland-proxy=false \
     --log-level=warn \
+    ${IMAGECLEANUP_DOCKERD_ARGS:-} \
     </dev/null >"${logfile}" 2>&1 &
   for _ in $(seq 1 120); do
     if answers; then

@@ -28,34 +28,18 @@ if [[ -x "${cache}/kube-apiserver" && -x "${cache}/etcd" ]]; then
 fi
 
 log() { echo "envtest-assets: $*" >&2; }
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
 
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
-staging_version="v0.${KUBERNETES_VERSION#v1.}"
 
 log "building kube-apiserver ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} (first time only, several minutes)"
-k8s_mod="$(go mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
-[[ -f "${k8s_mod}" ]] || { log "cannot download k8s.io/kubernetes@${KUBERNETES_VERSION}"; exit 1; }
-
-{
-  echo "module envtestassets"
-  echo
-  echo "go 1.26.0"
-  echo
-  echo "require ("
-  echo "  k8s.io/kubernetes ${KUBERNETES_VERSION}"
-  echo "  go.etcd.io/etcd/server/v3 ${ETCD_VERSION}"
-  echo ")"
-  echo
-  echo "replace ("
-  grep -E '^[[:space:]]*k8s\.io/[a-z0-9-]+ => \./staging/' "${k8s_mod}" |
-    awk -v v="${staging_version}" '{ printf "  %s => %s %s\n", $1, $1, v }'
-  echo ")"
-} >"${work}/go.mod"
+k8s_wrapper_module "${work}" "${KUBERNETES_VERSION}" go.etcd.io/etcd/server/v3 "${ETCD_VERSION}"
 cat >"${work}/tools.go" <<'GO'
 //go:build tools
 
-package envtestassets
+package k8swrapper
 
 import (
 	_ "go.etcd.io/etcd/server/v3"

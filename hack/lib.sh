@@ -46,3 +46,31 @@ stop_small_dockerd() {
     IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_SMALL_DOCKERD_DIR}" hack/dockerd.sh stop
   fi
 }
+
+# k8s_wrapper_module writes, into folder $1, a throwaway Go module that requires
+# k8s.io/kubernetes $2 (plus the "module version" pairs that follow) with the
+# k8s.io/* staging modules pointed at their published v0.x versions, as
+# kubernetes' own go.mod points them at ./staging. Packages to build are named
+# in a tools.go that the caller writes.
+k8s_wrapper_module() {
+  local dir="$1" version="$2"
+  shift 2
+  local k8s_mod
+  k8s_mod="$(go mod download -json "k8s.io/kubernetes@${version}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  [[ -f "${k8s_mod}" ]] || { echo "cannot download k8s.io/kubernetes@${version}" >&2; return 1; }
+  {
+    echo "module k8swrapper"
+    echo
+    echo "go 1.26.0"
+    echo
+    echo "require ("
+    echo "  k8s.io/kubernetes ${version}"
+    while [[ $# -gt 0 ]]; do echo "  $1 $2"; shift 2; done
+    echo ")"
+    echo
+    echo "replace ("
+    grep -E '^[[:space:]]*k8s\.io/[a-z0-9-]+ => \./staging/' "${k8s_mod}" |
+      awk -v v="v0.${version#v1.}" '{ printf "  %s => %s %s\n", $1, $1, v }'
+    echo ")"
+  } >"${dir}/go.mod"
+}
