@@ -6,6 +6,8 @@ KUSTOMIZE_VERSION ?= v5.7.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
 IMG ?= imagecleanup/image-cleanup-operator:dev
+# The kustomize folder `make deploy` installs; test/node/overlay on the test node.
+DEPLOY_DIR ?= config/default
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
@@ -109,14 +111,12 @@ uninstall: manifests $(KUSTOMIZE) ## Remove the CRDs (and every policy and repor
 	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: deploy
-deploy: manifests $(KUSTOMIZE) ## Deploy the agent DaemonSet and the aggregator Deployment to the current cluster.
-	cd config/manager && $(KUSTOMIZE) edit set image manager=$(IMG)
-	cd config/aggregator && $(KUSTOMIZE) edit set image manager=$(IMG)
-	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+deploy: manifests $(KUSTOMIZE) ## Deploy the agent DaemonSet and the aggregator Deployment (image IMG, kustomize folder DEPLOY_DIR) to the current cluster.
+	KUSTOMIZE=$(KUSTOMIZE) hack/deploy.sh $(DEPLOY_DIR) $(IMG) | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: $(KUSTOMIZE) ## Remove the agent from the current cluster.
-	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
+	KUSTOMIZE=$(KUSTOMIZE) hack/deploy.sh $(DEPLOY_DIR) $(IMG) | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools
 

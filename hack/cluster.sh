@@ -10,6 +10,7 @@
 #   hack/cluster.sh env     print the env file (KUBECONFIG, the node's DOCKER_HOST, ...)
 #   hack/cluster.sh images  (re)build the pause and agent images into the node's engine
 #   hack/cluster.sh status  exit 0 when the node is Ready
+#   hack/cluster.sh check-clean  exit 1, saying what, if anything of it is left
 #
 # One cluster per machine (it owns the ports 6443, 10250 and the state folder
 # /tmp/imagecleanup-node). Work-rounds for this machine, each applied only
@@ -218,6 +219,8 @@ EOF
 
 up() {
   if status; then
+    assets
+    refresh_images
     env_file
     return
   fi
@@ -225,6 +228,7 @@ up() {
   ensure_host_packages
   assets
   mkdir -p "${state}"
+  rm -f "${state}.sysctls"
   save_sysctls
   make_pki
   local ip
@@ -291,12 +295,31 @@ images() {
   work="$(mktemp -d)"
   (cd "${root}" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${work}/pause" ./internal/seed/sleeper)
   (cd "${root}" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${work}/manager" ./cmd/manager)
-  tar -C "${work}" -cf "${work}/pause.tar" pause
-  DOCKER_HOST="${docker_host}" docker import --change 'ENTRYPOINT ["/pause", "pause"]' "${work}/pause.tar" "${pause_image}" >/dev/null
+  # Made once: a new one would leave the running sandboxes on an untagged image.
+  if ! DOCKER_HOST="${docker_host}" docker image inspect "${pause_image}" >/dev/null 2>&1; then
+    tar -C "${work}" -cf "${work}/pause.tar" pause
+    DOCKER_HOST="${docker_host}" docker import --change 'ENTRYPOINT ["/pause", "pause"]' "${work}/pause.tar" "${pause_image}" >/dev/null
+  fi
   printf 'FROM scratch\nCOPY manager /manager\nENTRYPOINT ["/manager"]\n' >"${work}/Dockerfile"
-  DOCKER_HOST="${docker_host}" DOCKER_BUILDKIT=0 docker build -q -t "${agent_image}" -f "${work}/Dockerfile" "${work}" >/dev/null
+  DOCKER_HOST="${docker_host}" DOCKER_BUILDKIT=0 docker build -q -t "${agent_image}" -f "${work}/Dockerfile" "${work}" >"${work}/build.log" 2>&1 ||
+    { cat "${work}/build.log" >&2; return 1; }
   rm -rf "${work}"
   log "images ${pause_image} and ${agent_image} are in the node's engine"
+}
+
+# refresh_images rebuilds the images of a running node from this checkout
+# and restarts the install's pods when the agent's image changed (the tag is
+# fixed, so the kubelet would keep the old one).
+refresh_images() {
+  local before after
+  before="$(DOCKER_HOST="${docker_host}" docker image inspect -f '{{.Id}}' "${agent_image}" 2>/dev/null || true)"
+  images
+  after="$(DOCKER_HOST="${docker_host}" docker image inspect -f '{{.Id}}' "${agent_image}")"
+  if [[ "${before}" != "${after}" ]] && admin_kubectl get namespace image-cleanup-system >/dev/null 2>&1; then
+    log "the agent's image changed: restarting the install's pods"
+    admin_kubectl -n image-cleanup-system rollout restart daemonset,deployment >/dev/null
+    admin_kubectl -n image-cleanup-system rollout status daemonset,deployment --timeout=3m >/dev/null
+  fi
 }
 
 env_file() {
@@ -354,12 +377,33 @@ down() {
   if [[ -f "${state}/sysctls" ]]; then
     while IFS='=' read -r key value; do sysctl -q -w "${key}=${value}" || true; done <"${state}/sysctls"
   fi
+  # The values it found stay next to the state folder, for check-clean.
+  [[ ! -f "${state}/sysctls" ]] || cp "${state}/sysctls" "${state}.sysctls"
   rm -rf "${state}"
   log "test node stopped"
 }
 
+# check_clean lists what a stopped node left behind: processes, mounts,
+# cgroups, the pod bridge, changed sysctls. None is expected.
+check_clean() {
+  local left=0 pids
+  pids="$(pgrep -f "${state}|/kubelet --config|/cri-dockerd " || true)"
+  [[ -z "${pids}" ]] || { log "processes left: ${pids//$'\n'/ }"; left=1; }
+  if grep -q " ${state}" /proc/mounts; then log "mounts left under ${state}"; left=1; fi
+  if compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null; then log "kubepods cgroups left"; left=1; fi
+  if ip link show icnode0 >/dev/null 2>&1; then log "bridge icnode0 left"; left=1; fi
+  [[ ! -d "${state}" ]] || { log "${state} left"; left=1; }
+  if [[ -f "${state}.sysctls" ]]; then
+    while IFS='=' read -r key value; do
+      [[ "$(sysctl -n "${key}")" == "${value}" ]] || { log "sysctl ${key} is $(sysctl -n "${key}"), was ${value}"; left=1; }
+    done <"${state}.sysctls"
+  fi
+  return "${left}"
+}
+
 case "${1:-}" in
   up) up ;;
+  check-clean) check_clean ;;
   down) down ;;
   env) assets && env_file ;;
   images) assets && images ;;

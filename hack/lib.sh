@@ -21,12 +21,33 @@ use_private_dockerd() {
   trap stop_dockerds EXIT
 }
 
-# stop_dockerds stops, on exit, the engines this script started.
+# stop_dockerds stops, on exit, the engines (and the test node) this script
+# started.
 stop_dockerds() {
   if [[ "${STOP_PRIVATE_DOCKERD:-}" == 1 ]]; then
     hack/dockerd.sh stop
   fi
   stop_small_dockerd
+  stop_test_node
+}
+
+# use_test_node brings up the single-node cluster (hack/cluster.sh) unless it
+# runs already, exports its TEST_CLUSTER_* variables, and on exit takes it
+# down (and checks that nothing of it is left) if it started it here and
+# KEEP_CLUSTER is not 1.
+use_test_node() {
+  trap stop_dockerds EXIT
+  hack/cluster.sh status || STOP_TEST_NODE=1
+  local env
+  env="$(hack/cluster.sh up)"
+  eval "${env}"
+}
+
+stop_test_node() {
+  if [[ "${STOP_TEST_NODE:-}" == 1 && "${KEEP_CLUSTER:-}" != 1 ]]; then
+    hack/cluster.sh down
+    hack/cluster.sh check-clean || TEST_NODE_LEFTOVERS=1
+  fi
 }
 
 # use_small_dockerd starts a second private dockerd whose data root is a

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the Go tests with the real parts they need: a private dockerd
-# (hack/dockerd.sh) and envtest's kube-apiserver + etcd (hack/envtest-assets.sh).
+# (hack/dockerd.sh), envtest's kube-apiserver + etcd (hack/envtest-assets.sh)
+# and the single-node cluster (hack/cluster.sh) for test/node.
 # Arguments go to `go test` (default ./...). Set KEEP_DOCKERD=1 to leave the
-# private dockerd running afterwards.
+# private dockerds running afterwards, KEEP_CLUSTER=1 the test node.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,8 +13,9 @@ source hack/lib.sh
 use_envtest
 use_private_dockerd
 use_small_dockerd
+use_test_node
 
-echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST}"
+echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST} TEST_CLUSTER_KUBECONFIG=${TEST_CLUSTER_KUBECONFIG}"
 status=0
 go test -count=1 -timeout 30m "${@:-./...}" || status=$?
 # A test binary that dies (a timeout panic) cannot stop its envtest; its
@@ -25,4 +27,11 @@ for pid in $(pgrep -f "^${KUBEBUILDER_ASSETS}/(etcd|kube-apiserver) " || true); 
     kill -9 "${pid}" 2>/dev/null || true
   fi
 done
+# The test node goes down on exit; anything of it left behind fails the run.
+trap - EXIT
+stop_dockerds
+if [[ "${TEST_NODE_LEFTOVERS:-}" == 1 ]]; then
+  echo "test.sh: the test node left something behind (above)" >&2
+  status=1
+fi
 exit "${status}"

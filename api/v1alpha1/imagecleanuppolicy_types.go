@@ -156,7 +156,9 @@ type ImageCleanupPolicySpec struct {
 
 	// Force removes target images even when stopped containers still use them
 	// (docker rmi -f); those containers can no longer start. A running
-	// container still blocks its image.
+	// container still blocks its image, and so does a stopped container of
+	// the kubelet unless includeKubernetesManaged is set (the kubelet
+	// restarts its containers from their image).
 	// +optional
 	Force bool `json:"force,omitempty"`
 

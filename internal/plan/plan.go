@@ -378,7 +378,7 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if len(a.Refs) == 0 {
 		a.Refs = []string{img.ID}
 	}
-	var kept []*engine.Container
+	var kept, kubeletKeeps []*engine.Container
 	var keptWhy Reason
 	for _, c := range ix.containers[img.ID] {
 		why := keepReason(c, opts, now)
@@ -388,6 +388,15 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 		}
 		keptWhy = cmp.Or(keptWhy, why)
 		kept = append(kept, c)
+		if c.KubernetesManaged() && !opts.IncludeKubernetesManaged {
+			kubeletKeeps = append(kubeletKeeps, c)
+		}
+	}
+	// Force never takes the image of a kubelet's container: the kubelet
+	// restarts it from that image (and imagePullPolicy Never cannot pull it
+	// back), so the image is the kubelet's until includeKubernetesManaged.
+	if len(kubeletKeeps) > 0 {
+		return keep(KubernetesManaged, keptMessage(KubernetesManaged, kubeletKeeps, opts))
 	}
 	if len(kept) > 0 && !opts.Force {
 		return keep(keptWhy, keptMessage(keptWhy, kept, opts))

@@ -254,6 +254,12 @@ func TestMake(t *testing.T) {
 			spec:       spec("app:1"),
 			want:       []string{"blocked app:1 KubernetesManaged"},
 		},
+		"force does not take a Kubernetes-managed container's image": {
+			images:     []engine.Image{img("a", "app:1")},
+			containers: []engine.Container{kubelet},
+			spec:       with(spec("app:1"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Force = true }),
+			want:       []string{"blocked app:1 KubernetesManaged"},
+		},
 		"Kubernetes-managed container goes with opt-in": {
 			images:     []engine.Image{img("a", "app:1")},
 			containers: []engine.Container{kubelet},

@@ -303,6 +303,9 @@ func checkEngine(t *testing.T, inv *engine.Inventory, opts *plan.Options, fake *
 			if !fake.HasContainer(c.ID) {
 				t.Errorf("container %s (%s) is gone\n%s", c.Name, c.State, describe())
 			}
+			if !fake.HasImage(c.ImageID) {
+				t.Errorf("image %s of container %s (%s) is gone\n%s", c.ImageID, c.Name, c.State, describe())
+			}
 		}
 		if !c.Stopped() {
 			for _, im := range inv.Images {

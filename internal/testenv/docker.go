@@ -272,3 +272,17 @@ func drainJSONStream(rc io.ReadCloser) error {
 		}
 	}
 }
+
+// NodeDocker returns a client of the test node's engine (hack/cluster.sh),
+// the one its kubelet runs pods on, held like Docker holds the private one.
+func NodeDocker(t testing.TB) *client.Client {
+	t.Helper()
+	host := os.Getenv("TEST_CLUSTER_DOCKER_HOST")
+	if host == "" {
+		Unavailable(t, "no test node: TEST_CLUSTER_DOCKER_HOST is not set (hack/cluster.sh up)")
+	}
+	if slices.Contains(defaultSockets, host) {
+		t.Fatalf("TEST_CLUSTER_DOCKER_HOST=%s is the machine's default engine", host)
+	}
+	return connect(t, host, "test node's dockerd")
+}

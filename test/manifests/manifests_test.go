@@ -6,6 +6,7 @@ package manifests
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -269,5 +271,48 @@ func TestSamples(t *testing.T) {
 		if err := c.Create(context.Background(), u, client.DryRunAll, client.FieldValidation("Strict")); err != nil {
 			t.Errorf("sample %s refused by the API server: %v", p.Name, err)
 		}
+	}
+}
+
+// TestReportWritersPolicyMatchesTheAgent holds the admission policy's
+// username to the DaemonSet's ServiceAccount as kustomize renders both: a
+// rename of either would silently let every agent write every report.
+func TestReportWritersPolicyMatchesTheAgent(t *testing.T) {
+	docs := build(t, "config/default")
+	ds := find[appsv1.DaemonSet](t, docs, "DaemonSet", "image-cleanup-agent")
+	vap := find[admissionregistrationv1.ValidatingAdmissionPolicy](t, docs, "ValidatingAdmissionPolicy", "image-cleanup-report-writers")
+	binding := find[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, docs, "ValidatingAdmissionPolicyBinding", "image-cleanup-report-writers")
+	want := fmt.Sprintf("request.userInfo.username == 'system:serviceaccount:%s:%s'", ds.Namespace, ds.Spec.Template.Spec.ServiceAccountName)
+	if len(vap.Spec.MatchConditions) != 1 || vap.Spec.MatchConditions[0].Expression != want {
+		t.Errorf("the policy matches %+v, want %s", vap.Spec.MatchConditions, want)
+	}
+	if binding.Spec.PolicyName != vap.Name || !slices.Equal(binding.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("binding %+v does not deny by policy %s", binding.Spec, vap.Name)
+	}
+	if vap.Spec.FailurePolicy == nil || *vap.Spec.FailurePolicy != admissionregistrationv1.Fail {
+		t.Error("the policy must fail closed")
+	}
+}
+
+// TestInstallRunsWhereUsersRunIt: what clusters refuse or need, found when
+// installing as users do.
+func TestInstallRunsWhereUsersRunIt(t *testing.T) {
+	docs := build(t, "config/default")
+	ds := find[appsv1.DaemonSet](t, docs, "DaemonSet", "image-cleanup-agent")
+	agg := find[appsv1.Deployment](t, docs, "Deployment", "image-cleanup-aggregator")
+	for name, pod := range map[string]corev1.PodSpec{"agent": ds.Spec.Template.Spec, "aggregator": agg.Spec.Template.Spec} {
+		// system-node-critical outside kube-system is refused where a
+		// ResourceQuota limits it (GKE).
+		if pod.PriorityClassName != "" {
+			t.Errorf("%s sets priorityClassName %q", name, pod.PriorityClassName)
+		}
+		if pod.NodeSelector["kubernetes.io/os"] != "linux" {
+			t.Errorf("%s has no kubernetes.io/os: linux node selector", name)
+		}
+	}
+	ns := find[corev1.Namespace](t, docs, "Namespace", "image-cleanup-system")
+	// hostPath is refused by the baseline and restricted levels.
+	if ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Errorf("namespace labels %v: the agent's hostPath volumes need pod-security.kubernetes.io/enforce=privileged", ns.Labels)
 	}
 }

@@ -44,7 +44,9 @@ type ImageCleanupPolicySpecApplyConfiguration struct {
 	StoppedContainers *StoppedContainersPolicyApplyConfiguration `json:"stoppedContainers,omitempty"`
 	// Force removes target images even when stopped containers still use them
 	// (docker rmi -f); those containers can no longer start. A running
-	// container still blocks its image.
+	// container still blocks its image, and so does a stopped container of
+	// the kubelet unless includeKubernetesManaged is set (the kubelet
+	// restarts its containers from their image).
 	Force *bool `json:"force,omitempty"`
 	// DryRun plans and reports, and changes nothing.
 	DryRun *bool `json:"dryRun,omitempty"`

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Renders an install for `make deploy` / `make undeploy`: the kustomize folder
+# DEPLOY_DIR (default config/default) with the agent's image set to IMG, in a
+# throwaway overlay under bin/, so that the checkout's files never change.
+# The agent's AGENT_IMAGE (the image it must never remove) follows.
+#
+#   hack/deploy.sh <kustomize folder> <image>   prints the manifests
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dir="$1" img="$2"
+kustomize="${KUSTOMIZE:-kustomize}"
+[[ "${kustomize}" != */* ]] || kustomize="$(realpath "${kustomize}")"
+overlay="$(mktemp -d "${root}/bin/deploy.XXXXXX")"
+trap 'rm -rf "${overlay}"' EXIT
+cat >"${overlay}/kustomization.yaml" <<YAML
+resources:
+- $(realpath --relative-to="${overlay}" "${root}/${dir}")
+replacements:
+- source:
+    kind: DaemonSet
+    name: image-cleanup-agent
+    fieldPath: spec.template.spec.containers.[name=agent].image
+  targets:
+  - select:
+      kind: DaemonSet
+      name: image-cleanup-agent
+    fieldPaths:
+    - spec.template.spec.containers.[name=agent].env.[name=AGENT_IMAGE].value
+YAML
+(cd "${overlay}" && "${kustomize}" edit set image "imagecleanup/image-cleanup-operator=${img}")
+"${kustomize}" build "${overlay}"
