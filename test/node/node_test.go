@@ -45,8 +45,8 @@ const (
 // node is the test node and the handles to it.
 type node struct {
 	name, kubectl, kubeconfig, kubeletRoot, pauseImage, agentImage string
-	docker                                                        *client.Client
-	api                                                           ctrlclient.Client
+	docker                                                         *client.Client
+	api                                                            ctrlclient.Client
 }
 
 func init() { logf.SetLogger(logr.Discard()) }
