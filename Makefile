@@ -100,6 +100,10 @@ run: manifests generate fmt vet ## Run the node agent against the current kubeco
 docker-build: ## Build the agent's container image.
 	$(CONTAINER_TOOL) build -t $(IMG) .
 
+.PHONY: docker-push
+docker-push: ## Push the agent's container image.
+	$(CONTAINER_TOOL) push $(IMG)
+
 ##@ Deployment
 
 .PHONY: install
