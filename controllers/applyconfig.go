@@ -44,6 +44,9 @@ func reportStatusApplyConfiguration(st *v1alpha1.ImageCleanupReportStatus) *ac.I
 	if st.Phase != "" {
 		out.WithPhase(st.Phase)
 	}
+	if st.Reason != "" {
+		out.WithReason(st.Reason)
+	}
 	if st.Message != "" {
 		out.WithMessage(st.Message)
 	}

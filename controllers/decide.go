@@ -186,6 +186,8 @@ func aboveHigh(w *v1alpha1.DiskUsage, u *disk.Usage) bool {
 type verdict struct {
 	phase   v1alpha1.ReportPhase
 	message string
+	// reason is the report's reason of a Failed phase.
+	reason string
 	// errorKind labels imagecleanup_sweep_errors_total; "" when none.
 	errorKind string
 	// retry: the sweep failed in a way a later try may mend (engine down,
@@ -198,14 +200,16 @@ func judge(out *cleanup.Outcome, err error, dryRun bool) verdict {
 	r := &out.Result
 	switch {
 	case errors.Is(err, cleanup.ErrInvalidPolicy):
-		return verdict{phase: v1alpha1.PhaseFailed, message: err.Error(), errorKind: "invalid_policy"}
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonInvalidPolicy, message: err.Error(), errorKind: "invalid_policy"}
 	case err != nil:
-		return verdict{phase: v1alpha1.PhaseFailed, message: err.Error(), errorKind: "engine", retry: true}
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonEngineUnavailable, message: err.Error(),
+			errorKind: "engine", retry: true}
 	case r.Stopped != "":
-		return verdict{phase: v1alpha1.PhaseFailed, message: "the sweep stopped early: " + r.Stopped, errorKind: "stopped", retry: true}
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonSweepStopped, message: "the sweep stopped early: " + r.Stopped,
+			errorKind: "stopped", retry: true}
 	case len(r.Failed) > 0:
-		return verdict{phase: v1alpha1.PhaseFailed, message: fmt.Sprintf("%d of the sweep's engine calls failed", len(r.Failed)),
-			errorKind: "removal", retry: true}
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonRemovalFailed,
+			message: fmt.Sprintf("%d of the sweep's engine calls failed", len(r.Failed)), errorKind: "removal", retry: true}
 	case dryRun:
 		return verdict{phase: v1alpha1.PhaseDryRun, message: "dry run: the lists say what a sweep would remove"}
 	case len(r.Blocked) > 0:

@@ -138,11 +138,13 @@ func TestJudge(t *testing.T) {
 		dryRun bool
 		want   verdict
 	}{
-		"invalid policy": {err: invalid, want: verdict{phase: v1alpha1.PhaseFailed, errorKind: "invalid_policy"}},
-		"engine down":    {err: errors.New("list images: cannot connect"), want: verdict{phase: v1alpha1.PhaseFailed, errorKind: "engine", retry: true}},
-		"stopped":        {out: cleanup.Outcome{Result: apply.Result{Stopped: "the Docker engine stalled"}}, want: verdict{phase: v1alpha1.PhaseFailed, errorKind: "stopped", retry: true}},
+		"invalid policy": {err: invalid, want: verdict{phase: v1alpha1.PhaseFailed, reason: "InvalidPolicy", errorKind: "invalid_policy"}},
+		"engine down": {err: errors.New("list images: cannot connect"),
+			want: verdict{phase: v1alpha1.PhaseFailed, reason: "EngineUnavailable", errorKind: "engine", retry: true}},
+		"stopped": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the Docker engine stalled"}},
+			want: verdict{phase: v1alpha1.PhaseFailed, reason: "SweepStopped", errorKind: "stopped", retry: true}},
 		"a removal failed": {out: cleanup.Outcome{Result: apply.Result{Failed: []apply.Failure{{Image: "a"}}}},
-			want: verdict{phase: v1alpha1.PhaseFailed, errorKind: "removal", retry: true}},
+			want: verdict{phase: v1alpha1.PhaseFailed, reason: "RemovalFailed", errorKind: "removal", retry: true}},
 		"dry run": {dryRun: true, want: verdict{phase: v1alpha1.PhaseDryRun}},
 		"blocked": {out: cleanup.Outcome{Result: apply.Result{Blocked: make([]plan.Decision, 2)}}, want: verdict{phase: v1alpha1.PhaseBlocked}},
 		"clean":   {want: verdict{phase: v1alpha1.PhaseSucceeded}},

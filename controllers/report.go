@@ -21,6 +21,7 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 	st := v1alpha1.ImageCleanupReportStatus{
 		PolicyGeneration:  generation,
 		Phase:             v.phase,
+		Reason:            v.reason,
 		Message:           v.message,
 		LastSweepTime:     &metav1.Time{Time: start.Truncate(time.Second)},
 		LastSweepDuration: elapsed.Round(time.Millisecond).String(),

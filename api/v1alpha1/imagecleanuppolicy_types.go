@@ -266,14 +266,27 @@ type DiskUsage struct {
 	LowInodesPercent *int32 `json:"lowInodesPercent,omitempty"`
 }
 
-// Condition types of an ImageCleanupPolicy.
+// Condition types of an ImageCleanupPolicy. Reconciling and Stalled are the
+// ones kstatus (Flux, kubectl-style waiting) reads; they are never True
+// together.
 const (
 	// ConditionReady is True when every selected node has applied the current
 	// generation and none failed.
 	ConditionReady = "Ready"
 	// ConditionDegraded is True when at least one node failed to apply it.
 	ConditionDegraded = "Degraded"
+	// ConditionReconciling is True while selected nodes have not yet applied
+	// the current generation.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the policy cannot make progress: its
+	// node selector is invalid, a node found it invalid, or at least
+	// StalledFailingPercent of the selected nodes failed.
+	ConditionStalled = "Stalled"
 )
+
+// StalledFailingPercent: when at least this share of the selected nodes (and
+// at least one) failed, the policy is Stalled, not just Degraded.
+const StalledFailingPercent = 10
 
 // Reasons of the policy's conditions.
 const (
@@ -284,6 +297,9 @@ const (
 	ReasonNoNodesSelected     = "NoNodesSelected"
 	ReasonInvalidNodeSelector = "InvalidNodeSelector"
 	ReasonSuspended           = "Suspended"
+	ReasonInvalidPolicy       = "InvalidPolicy"
+	ReasonAllNodesReported    = "AllNodesReported"
+	ReasonProgressing         = "Progressing"
 )
 
 // ImageCleanupPolicyStatus is recomputed from the nodes' reports by one
@@ -293,7 +309,8 @@ type ImageCleanupPolicyStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready and Degraded.
+	// Conditions: Ready, Degraded, Reconciling and Stalled, each with the
+	// generation it was computed for.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -353,7 +370,12 @@ type ImageCleanupPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ImageCleanupPolicySpec   `json:"spec"`
+	Spec ImageCleanupPolicySpec `json:"spec"`
+	// Status is written by the aggregator. A new policy reads as
+	// observedGeneration 0 until then, so that tools that wait for
+	// observedGeneration (kstatus) see it in progress rather than done.
+	// +kubebuilder:default={observedGeneration: 0}
+	// +optional
 	Status ImageCleanupPolicyStatus `json:"status,omitempty"`
 }
 

@@ -29,6 +29,14 @@ const (
 	PhaseSkipped ReportPhase = "Skipped"
 )
 
+// Reasons of a Failed report.
+const (
+	ReportReasonInvalidPolicy     = "InvalidPolicy"
+	ReportReasonEngineUnavailable = "EngineUnavailable"
+	ReportReasonSweepStopped      = "SweepStopped"
+	ReportReasonRemovalFailed     = "RemovalFailed"
+)
+
 // Bounds of the lists in a report, which keep it small however much a node holds.
 const (
 	MaxReportedItems  = 20
@@ -74,6 +82,11 @@ type ImageCleanupReportStatus struct {
 	PolicyGeneration int64 `json:"policyGeneration,omitempty"`
 	// +optional
 	Phase ReportPhase `json:"phase,omitempty"`
+	// Reason says in one word why the phase is Failed: InvalidPolicy (this
+	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
+	// SweepStopped or RemovalFailed (the last three are retried).
+	// +optional
+	Reason string `json:"reason,omitempty"`
 	// Message explains a Failed or Skipped phase.
 	// +optional
 	Message string `json:"message,omitempty"`

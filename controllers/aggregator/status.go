@@ -33,8 +33,8 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, reports
 	}
 	selector, err := policy.Spec.NodeSelector.Selector()
 	if err != nil {
-		msg := "spec.nodeSelector: " + err.Error()
-		setConditions(&st, policy.Generation, false, v1alpha1.ReasonInvalidNodeSelector, msg, true, v1alpha1.ReasonInvalidNodeSelector, msg)
+		setConditions(&st, policy.Generation, health{stalled: true, reason: v1alpha1.ReasonInvalidNodeSelector,
+			message: "spec.nodeSelector: " + err.Error()})
 		return aggregation{status: st}
 	}
 	selected := map[string]bool{}
@@ -45,75 +45,114 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, reports
 	}
 	st.NodesMatched = int32(len(selected))
 	var agg aggregation
-	for _, r := range reports {
+	var invalid []*v1alpha1.ImageCleanupReport
+	for i := range reports {
+		r := &reports[i]
 		if !selected[r.Spec.NodeName] {
-			agg.stale = append(agg.stale, r)
+			agg.stale = append(agg.stale, *r)
 			continue
 		}
-		tally(&st, policy.Generation, &r)
+		if tally(&st, policy.Generation, r) {
+			invalid = append(invalid, r)
+		}
 	}
 	sort.Strings(st.FailingNodes)
 	if len(st.FailingNodes) > maxFailingNodes {
 		st.FailingNodes = st.FailingNodes[:maxFailingNodes]
 	}
-	judgePolicy(&st, policy)
+	setConditions(&st, policy.Generation, judgePolicy(&st, policy, invalid))
 	agg.status = st
 	return agg
 }
 
-// tally adds one selected node's report to the status.
-func tally(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, r *v1alpha1.ImageCleanupReport) {
+// tally adds one selected node's report to the status, and says whether
+// the node found the current generation invalid.
+func tally(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, r *v1alpha1.ImageCleanupReport) (invalid bool) {
 	s := &r.Status
 	st.ImagesRemoved += s.Totals.ImagesRemoved
 	st.ContainersRemoved += s.Totals.ContainersRemoved
 	st.BytesReclaimed += s.Totals.BytesReclaimed
 	if s.PolicyGeneration != generation {
-		return // not yet at this generation: not reported
+		return false // not yet at this generation: not reported
 	}
 	st.NodesReported++
 	switch s.Phase {
 	case v1alpha1.PhaseFailed:
 		st.NodesFailed++
 		st.FailingNodes = append(st.FailingNodes, r.Spec.NodeName)
+		return s.Reason == v1alpha1.ReportReasonInvalidPolicy
 	case v1alpha1.PhaseBlocked:
 		st.NodesBlocked++
 	case v1alpha1.PhaseSucceeded, v1alpha1.PhaseDryRun, v1alpha1.PhaseSkipped:
 		st.NodesSucceeded++
 	}
+	return false
 }
 
-// judgePolicy sets Ready and Degraded from the tallies.
-func judgePolicy(st *v1alpha1.ImageCleanupPolicyStatus, policy *v1alpha1.ImageCleanupPolicy) {
+// health is the policy's state, judged once; setConditions spells it as
+// the four conditions.
+type health struct {
+	ready, stalled bool
+	// reason and message: why Ready is what it is (and why it is Stalled).
+	reason, message string
+}
+
+// judgePolicy judges the policy from the tallies. Stalled (no progress
+// without a change: the policy is invalid on a node, or too many nodes fail)
+// wins over waiting for nodes, so kstatus says Failed, not InProgress.
+func judgePolicy(st *v1alpha1.ImageCleanupPolicyStatus, policy *v1alpha1.ImageCleanupPolicy, invalid []*v1alpha1.ImageCleanupReport) health {
 	gen := policy.Generation
-	healthy := func(ready bool, reason, msg string) {
-		setConditions(st, gen, ready, reason, msg, false, v1alpha1.ReasonNoFailures, "no node failed")
+	failed := fmt.Sprintf("%d of %d nodes failed: %s", st.NodesFailed, st.NodesMatched, strings.Join(st.FailingNodes, ", "))
+	switch {
+	case len(invalid) > 0:
+		return health{stalled: true, reason: v1alpha1.ReasonInvalidPolicy,
+			message: fmt.Sprintf("%d nodes cannot apply generation %d (node %s: %s)", len(invalid), gen, invalid[0].Spec.NodeName, invalid[0].Status.Message)}
+	case st.NodesFailed > 0 && int64(st.NodesFailed)*100 >= int64(v1alpha1.StalledFailingPercent)*int64(st.NodesMatched):
+		return health{stalled: true, reason: v1alpha1.ReasonNodesFailed, message: failed}
+	case st.NodesFailed > 0:
+		return health{reason: v1alpha1.ReasonNodesFailed, message: failed}
+	case st.NodesMatched == 0:
+		return health{ready: true, reason: v1alpha1.ReasonNoNodesSelected, message: "no node matches spec.nodeSelector"}
+	case st.NodesReported < st.NodesMatched:
+		return health{reason: v1alpha1.ReasonWaitingForNodes, message: progress(st, gen)}
+	case policy.Spec.Suspend:
+		return health{ready: true, reason: v1alpha1.ReasonSuspended, message: "the policy is suspended on every node"}
+	}
+	return health{ready: true, reason: v1alpha1.ReasonAllNodesApplied, message: progress(st, gen)}
+}
+
+func progress(st *v1alpha1.ImageCleanupPolicyStatus, gen int64) string {
+	return fmt.Sprintf("%d of %d nodes applied generation %d", st.NodesReported, st.NodesMatched, gen)
+}
+
+// setConditions sets Ready, Degraded, Reconciling and Stalled at the
+// policy's generation.
+func setConditions(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, h health) {
+	set := func(kind string, on bool, reason, message string) {
+		status := metav1.ConditionFalse
+		if on {
+			status = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: kind, Status: status,
+			Reason: reason, Message: message, ObservedGeneration: generation})
+	}
+	set(v1alpha1.ConditionReady, h.ready, h.reason, h.message)
+	if st.NodesFailed > 0 || h.stalled {
+		set(v1alpha1.ConditionDegraded, true, h.reason, h.message)
+	} else {
+		set(v1alpha1.ConditionDegraded, false, v1alpha1.ReasonNoFailures, "no node failed")
 	}
 	switch {
-	case st.NodesFailed > 0:
-		msg := fmt.Sprintf("%d of %d nodes failed: %s", st.NodesFailed, st.NodesMatched, strings.Join(st.FailingNodes, ", "))
-		setConditions(st, gen, false, v1alpha1.ReasonNodesFailed, msg, true, v1alpha1.ReasonNodesFailed, msg)
-	case st.NodesMatched == 0:
-		healthy(true, v1alpha1.ReasonNoNodesSelected, "no node matches spec.nodeSelector")
+	case h.stalled:
+		set(v1alpha1.ConditionReconciling, false, h.reason, "stalled: "+h.message)
 	case st.NodesReported < st.NodesMatched:
-		healthy(false, v1alpha1.ReasonWaitingForNodes, fmt.Sprintf("%d of %d nodes applied generation %d", st.NodesReported, st.NodesMatched, gen))
-	case policy.Spec.Suspend:
-		healthy(true, v1alpha1.ReasonSuspended, "the policy is suspended on every node")
+		set(v1alpha1.ConditionReconciling, true, v1alpha1.ReasonWaitingForNodes, progress(st, generation))
 	default:
-		healthy(true, v1alpha1.ReasonAllNodesApplied, fmt.Sprintf("%d nodes applied generation %d", st.NodesMatched, gen))
+		set(v1alpha1.ConditionReconciling, false, v1alpha1.ReasonAllNodesReported, progress(st, generation))
 	}
-}
-
-// setConditions sets Ready and Degraded at the policy's generation.
-func setConditions(st *v1alpha1.ImageCleanupPolicyStatus, generation int64,
-	ready bool, readyReason, readyMsg string, degraded bool, degradedReason, degradedMsg string) {
-	status := func(b bool) metav1.ConditionStatus {
-		if b {
-			return metav1.ConditionTrue
-		}
-		return metav1.ConditionFalse
+	if h.stalled {
+		set(v1alpha1.ConditionStalled, true, h.reason, h.message)
+	} else {
+		set(v1alpha1.ConditionStalled, false, v1alpha1.ReasonProgressing, "the policy can make progress")
 	}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: status(ready),
-		Reason: readyReason, Message: readyMsg, ObservedGeneration: generation})
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionDegraded, Status: status(degraded),
-		Reason: degradedReason, Message: degradedMsg, ObservedGeneration: generation})
 }

@@ -103,6 +103,8 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: status
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ImageCleanupPolicyStatus
+      default:
+        observedGeneration: 0
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ImageCleanupPolicySpec
   map:
     fields:
@@ -279,6 +281,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: policyGeneration
       type:
         scalar: numeric
+    - name: reason
+      type:
+        scalar: string
     - name: removedContainers
       type:
         list:

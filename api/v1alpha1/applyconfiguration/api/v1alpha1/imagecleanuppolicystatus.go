@@ -29,7 +29,8 @@ import (
 type ImageCleanupPolicyStatusApplyConfiguration struct {
 	// ObservedGeneration is the generation the aggregate was computed for.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready and Degraded.
+	// Conditions: Ready, Degraded, Reconciling and Stalled, each with the
+	// generation it was computed for.
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// NodesMatched counts the nodes the policy selects.
 	NodesMatched *int32 `json:"nodesMatched,omitempty"`

@@ -31,6 +31,10 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	// PolicyGeneration is the policy generation the sweep applied.
 	PolicyGeneration *int64                   `json:"policyGeneration,omitempty"`
 	Phase            *apiv1alpha1.ReportPhase `json:"phase,omitempty"`
+	// Reason says in one word why the phase is Failed: InvalidPolicy (this
+	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
+	// SweepStopped or RemovalFailed (the last three are retried).
+	Reason *string `json:"reason,omitempty"`
 	// Message explains a Failed or Skipped phase.
 	Message *string `json:"message,omitempty"`
 	// LastSweepTime is when the last sweep started.
@@ -79,6 +83,14 @@ func (b *ImageCleanupReportStatusApplyConfiguration) WithPolicyGeneration(value 
 // If called multiple times, the Phase field is set to the value of the last call.
 func (b *ImageCleanupReportStatusApplyConfiguration) WithPhase(value apiv1alpha1.ReportPhase) *ImageCleanupReportStatusApplyConfiguration {
 	b.Phase = &value
+	return b
+}
+
+// WithReason sets the Reason field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Reason field is set to the value of the last call.
+func (b *ImageCleanupReportStatusApplyConfiguration) WithReason(value string) *ImageCleanupReportStatusApplyConfiguration {
+	b.Reason = &value
 	return b
 }
 
