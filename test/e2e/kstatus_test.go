@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -17,30 +18,61 @@ import (
 // appliers see: kstatus on the object as the API server serves it.
 func kstatusOf(t *testing.T, c client.Client, name string) (status.Status, string) {
 	t.Helper()
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(v1alpha1.SchemeGroupVersion.WithKind("ImageCleanupPolicy"))
-	if err := c.Get(context.Background(), client.ObjectKey{Name: name}, u); err != nil {
-		t.Fatal(err)
-	}
-	res, err := status.Compute(u)
+	res, err := status.Compute(served(t, c, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res.Status, res.Message
 }
 
-func waitKstatus(t *testing.T, c client.Client, name string, want status.Status) {
+// served is the policy as the API server serves it.
+func served(t *testing.T, c client.Client, name string) *unstructured.Unstructured {
 	t.Helper()
-	eventually(t, name+" to be "+string(want)+" for kstatus", func() (bool, string) {
-		got, msg := kstatusOf(t, c, name)
-		return got == want, string(got) + ": " + msg + "; status " + statusLine(getPolicy(t, c, name))
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(v1alpha1.SchemeGroupVersion.WithKind("ImageCleanupPolicy"))
+	if err := c.Get(context.Background(), client.ObjectKey{Name: name}, u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// gitopsView is what a user of each tool sees: kstatus (Flux's default, and
+// kubectl-style waiting), the shipped Flux healthCheckExprs and the shipped
+// Argo CD health check.
+type gitopsView struct {
+	kstatus status.Status
+	flux    string
+	argo    string
+}
+
+func viewOf(t *testing.T, c client.Client, name string) (gitopsView, string) {
+	t.Helper()
+	k, msg := kstatusOf(t, c, name)
+	obj := served(t, c, name).Object
+	argo, argoMsg := argoHealth(t, obj)
+	return gitopsView{kstatus: k, flux: fluxHealth(t, obj), argo: argo}, msg + " | argo: " + argoMsg
+}
+
+func waitView(t *testing.T, c client.Client, name string, want gitopsView) {
+	t.Helper()
+	eventually(t, name+" to look "+fmt.Sprint(want), func() (bool, string) {
+		got, msg := viewOf(t, c, name)
+		return got == want, fmt.Sprintf("%+v: %s; status %s", got, msg, statusLine(getPolicy(t, c, name)))
 	})
 }
 
-// TestKstatusSeesWhatAUserWould: a new policy is in progress (not done
-// before anything happened), then in progress while nodes have not
-// reported, Current when they all did, Failed when nodes fail or find it
-// invalid, and Current when suspended.
+var (
+	inProgress = gitopsView{kstatus: status.InProgressStatus, flux: "InProgress", argo: "Progressing"}
+	current    = gitopsView{kstatus: status.CurrentStatus, flux: "Current", argo: "Healthy"}
+	failed     = gitopsView{kstatus: status.FailedStatus, flux: "Failed", argo: "Degraded"}
+	suspended  = gitopsView{kstatus: status.CurrentStatus, flux: "Current", argo: "Suspended"}
+)
+
+// TestKstatusSeesWhatAUserWould: for kstatus, the shipped Flux expressions
+// and the shipped Argo CD health check, a new policy is in progress (not
+// done before anything happened), then in progress while nodes have not
+// reported, done when they all did, failed when nodes fail or find it
+// invalid, and done (Suspended for Argo CD) when suspended.
 func TestKstatusSeesWhatAUserWould(t *testing.T) {
 	c := apiClient(t)
 	group := testenv.UniqueName("kstatus")
@@ -56,26 +88,25 @@ func TestKstatusSeesWhatAUserWould(t *testing.T) {
 
 	// New: nothing has looked at it yet (no aggregator runs).
 	policy := createPolicy(t, c, testenv.UniqueName("kstatus"), spec)
-	if got, msg := kstatusOf(t, c, policy.Name); got != status.InProgressStatus {
-		t.Fatalf("a new policy is %s (%s), want InProgress", got, msg)
+	if got, msg := viewOf(t, c, policy.Name); got != inProgress {
+		t.Fatalf("a new policy looks %+v (%s), want %+v", got, msg, inProgress)
 	}
 
 	// Progressing: one of two nodes has applied it.
 	startAggregator(t)
 	engineA := enginefake.WithStaleImage(nodeA)
 	startAgent(t, nodeA, engineA)
-	waitKstatus(t, c, policy.Name, status.InProgressStatus)
 	eventually(t, "node a to report", func() (bool, string) {
 		return getPolicy(t, c, policy.Name).Status.NodesReported == 1, statusLine(getPolicy(t, c, policy.Name))
 	})
-	if got, msg := kstatusOf(t, c, policy.Name); got != status.InProgressStatus {
-		t.Fatalf("one of two nodes reported: %s (%s), want InProgress", got, msg)
+	if got, msg := viewOf(t, c, policy.Name); got != inProgress {
+		t.Fatalf("one of two nodes reported: %+v (%s), want %+v", got, msg, inProgress)
 	}
 
 	// Ready: both have.
 	engineB := enginefake.WithStaleImage(nodeB)
 	startAgent(t, nodeB, engineB)
-	waitKstatus(t, c, policy.Name, status.CurrentStatus)
+	waitView(t, c, policy.Name, current)
 
 	// Failing: node b's engine is down when the spec changes (1 of 2 nodes).
 	engineB.SetDown(true)
@@ -84,9 +115,9 @@ func TestKstatusSeesWhatAUserWould(t *testing.T) {
 	if err := c.Update(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	waitKstatus(t, c, policy.Name, status.FailedStatus)
+	waitView(t, c, policy.Name, failed)
 	engineB.SetDown(false)
-	waitKstatus(t, c, policy.Name, status.CurrentStatus)
+	waitView(t, c, policy.Name, current)
 
 	// Suspended: done, not waiting.
 	p = getPolicy(t, c, policy.Name)
@@ -94,11 +125,11 @@ func TestKstatusSeesWhatAUserWould(t *testing.T) {
 	if err := c.Update(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	waitKstatus(t, c, policy.Name, status.CurrentStatus)
+	waitView(t, c, policy.Name, suspended)
 
 	// Invalid on the nodes (a selector key the CRD cannot check): Failed.
 	invalid := spec
 	invalid.NodeSelector = &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group), "bad key!": "x"}}
 	bad := createPolicy(t, c, testenv.UniqueName("kstatus-invalid"), invalid)
-	waitKstatus(t, c, bad.Name, status.FailedStatus)
+	waitView(t, c, bad.Name, failed)
 }
