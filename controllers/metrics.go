@@ -8,6 +8,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
 
 // Metrics of the agent, on the controller-runtime registry (served at
@@ -45,16 +46,43 @@ var (
 	diskSweepsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "imagecleanup_disk_sweeps_total", Help: "Sweeps of policies with diskUsage, by the high watermark usage was above (space, inodes, or none).",
 	}, []string{"policy", "watermark"})
+	lastSweepTimestamp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "imagecleanup_last_sweep_timestamp_seconds", Help: "When the last sweep of a policy started (Unix time): alert when it is too old.",
+	}, []string{"policy"})
+	buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "imagecleanup_build_info", Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "revision", "goversion"})
+
+	// perPolicy are the series labelled by policy, forgotten with it.
+	perPolicy = []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{sweepsTotal, imagesRemovedTotal, containersRemovedTotal, bytesReclaimedTotal, sweepErrorsTotal, sweepDuration,
+		blockedImages, sweepTriggers, diskSweepsTotal, lastSweepTimestamp}
 )
 
 func init() {
 	metrics.Registry.MustRegister(sweepsTotal, imagesRemovedTotal, containersRemovedTotal, bytesReclaimedTotal,
-		sweepErrorsTotal, sweepDuration, blockedImages, diskUsedPercent, diskSweepsTotal, sweepTriggers)
+		sweepErrorsTotal, sweepDuration, blockedImages, diskUsedPercent, diskSweepsTotal, sweepTriggers,
+		lastSweepTimestamp, buildInfo)
+	v := version.Get()
+	buildInfo.WithLabelValues(v.Version, v.Revision, v.GoVersion).Set(1)
+}
+
+// forgetPolicyMetrics drops a policy's series when the node stops applying
+// it (deleted, or the node left its selector): a scrape then shows only
+// policies that exist, and their number stays bounded.
+func forgetPolicyMetrics(policy string) {
+	for _, vec := range perPolicy {
+		vec.DeletePartialMatch(prometheus.Labels{"policy": policy})
+	}
 }
 
 // observeSweep counts a sweep by its verdict.
 func observeSweep(policy string, v verdict, st *v1alpha1.ImageCleanupReportStatus, out *cleanup.Outcome) {
 	sweepsTotal.WithLabelValues(policy, string(st.Phase)).Inc()
+	if st.LastSweepTime != nil {
+		lastSweepTimestamp.WithLabelValues(policy).Set(float64(st.LastSweepTime.Unix()))
+	}
 	if v.errorKind != "" {
 		sweepErrorsTotal.WithLabelValues(policy, v.errorKind).Inc()
 	}

@@ -94,6 +94,7 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, nil
 	case stepDeleteReport:
 		r.forget(req.Name)
+		forgetPolicyMetrics(req.Name)
 		return ctrl.Result{}, r.deleteReport(ctx, req.Name)
 	case stepWriteIdle:
 		st := idleStatus(statusOf(report), s.policy.Generation, d.phase, d.message)

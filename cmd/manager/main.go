@@ -9,8 +9,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -22,10 +24,13 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	switch err := run(os.Args[1:], os.Stdout); {
+	case errors.Is(err, flag.ErrHelp): // --help: usage printed, on stdout
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
@@ -39,11 +44,14 @@ type flags struct {
 	dockerHost, protected string
 	callTimeout           time.Duration
 	zap                   zap.Options
+	version               bool
 }
 
-func parse(args []string) (*flags, error) {
+func parse(args []string, stdout io.Writer) (*flags, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.StringVar(&f.role, "role", "agent", "agent (the DaemonSet, one per node) or aggregator (the Deployment that writes policy status)")
 	fs.StringVar(&f.agent.NodeName, "node-name", os.Getenv("NODE_NAME"), "agent: the node it cleans (default $NODE_NAME, from the downward API)")
 	fs.StringVar(&f.dockerHost, "docker-host", "", "agent: the node's Docker engine (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
@@ -61,6 +69,9 @@ func parse(args []string) (*flags, error) {
 	config.RegisterFlags(fs) // --kubeconfig
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if f.version {
+		return f, nil
 	}
 	f.agent.MetricsBindAddress, f.agent.HealthProbeBindAddress = *metrics, *probes
 	f.aggregator.MetricsBindAddress, f.aggregator.HealthProbeBindAddress = *metrics, *probes
@@ -81,9 +92,13 @@ func parse(args []string) (*flags, error) {
 	return f, nil
 }
 
-func run(args []string) error {
-	f, err := parse(args)
+func run(args []string, stdout io.Writer) error {
+	f, err := parse(args, stdout)
 	if err != nil {
+		return err
+	}
+	if f.version {
+		_, err := fmt.Fprintln(stdout, "manager", version.Get())
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
@@ -97,7 +112,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		log.Info("starting aggregator", "leaseNamespace", f.aggregator.LeaseNamespace)
+		log.Info("starting aggregator", "version", version.Version, "leaseNamespace", f.aggregator.LeaseNamespace)
 		return mgr.Start(ctrl.SetupSignalHandler())
 	}
 	rt, err := docker.New(f.dockerHost)
@@ -111,7 +126,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting agent", "node", f.agent.NodeName, "docker", rt.Host(), "protected", f.agent.ProtectedImages)
+	log.Info("starting agent", "version", version.Version, "node", f.agent.NodeName, "docker", rt.Host(), "protected", f.agent.ProtectedImages)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
