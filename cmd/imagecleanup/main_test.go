@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
@@ -42,17 +44,19 @@ func TestInvalidInputExitsTwo(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no mode":         {[]string{}, "plan or apply"},
-		"unknown mode":    {[]string{"remove", "-f", "x"}, "plan or apply"},
+		"unknown command": {[]string{"remove", "-f", "x"}, `unknown command "remove" for "imagecleanup"`},
+		"unknown flag":    {[]string{"plan", "--bogus"}, "unknown flag: --bogus"},
 		"no file":         {[]string{"plan"}, "-f policy.yaml is required"},
-		"bad output":      {[]string{"plan", "-f", "x", "-o", "xml"}, "table or json"},
+		"bad output":      {[]string{"plan", "-f", "x", "-o", "xml"}, "--output must be table, json or yaml"},
 		"missing file":    {[]string{"plan", "-f", "/nonexistent/policy.yaml"}, "no such file"},
-		"invalid pattern": {[]string{"apply", "-f", writePolicy(t, policyYAML("  images: [\"Busy Box\"]\n"))}, `spec.images[0]: Invalid value: "Busy Box": must not contain spaces`},
-		"unknown field":   {[]string{"apply", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  forse: true\n"))}, `unknown field "forse"`},
-		"wrong kind":      {[]string{"apply", "-f", writePolicy(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")}, "kind ImageCleanupPolicy"},
+		"invalid pattern": {[]string{"apply", "-f", writePolicy(t, policyYAML("  images: [\"Busy Box\"]\n"))}, `* spec.images[0]: Invalid value: "Busy Box": must not contain spaces`},
+		"unknown field":   {[]string{"apply", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  forse: true\n"))}, `* unknown field "spec.forse"`},
+		"wrong kind":      {[]string{"apply", "-f", writePolicy(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")}, "want imagecleanup.io/v1alpha1 and ImageCleanupPolicy"},
 		"two policies":    {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [a]\n")+"---\n"+policyYAML("  images: [b]\n"))}, "2 YAML documents"},
 		"empty file":      {[]string{"plan", "-f", writePolicy(t, "")}, "0 YAML documents"},
 		"interval":        {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  interval: 10s\n"))}, "interval must be at least 1m"},
+		"two reasons": {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  interval: 10s\n  maxImagesPerSweep: -1\n"))},
+			"* spec.maxImagesPerSweep"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -63,10 +67,90 @@ func TestInvalidInputExitsTwo(t *testing.T) {
 			if !strings.Contains(stderr, tc.want) {
 				t.Fatalf("stderr %q does not say %q", stderr, tc.want)
 			}
-			if first, _, _ := strings.Cut(stderr, "\n"); !strings.HasPrefix(first, "imagecleanup: ") {
-				t.Fatalf("the error is not on one line of its own: %q", stderr)
-			}
+			checkErrorLines(t, stderr)
 		})
+	}
+}
+
+// checkErrorLines: "error: " first, as kubectl; then one reason per line
+// ("* "), or where to find the usage.
+func checkErrorLines(t *testing.T, stderr string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if !strings.HasPrefix(lines[0], "error: ") {
+		t.Fatalf("the error does not start with \"error: \": %q", stderr)
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "* ") && !strings.HasPrefix(l, "See 'imagecleanup") {
+			t.Fatalf("line %q is neither a reason nor the usage hint:\n%s", l, stderr)
+		}
+	}
+}
+
+func TestHelpVersionAndCompletion(t *testing.T) {
+	for _, args := range [][]string{{}, {"--help"}, {"plan", "--help"}, {"help", "validate"}} {
+		code, stdout, stderr := runCLI(args...)
+		if code != exitOK || !strings.Contains(stdout, "Usage:") || stderr != "" {
+			t.Errorf("%v: exit %d\n%s%s", args, code, stdout, stderr)
+		}
+	}
+	if code, stdout, _ := runCLI("plan", "--help"); code != exitOK || !strings.Contains(stdout, "-f, --filename") || !strings.Contains(stdout, "--protect-images") {
+		t.Errorf("plan --help does not list its flags GNU-style:\n%s", stdout)
+	}
+	code, stdout, _ := runCLI("version")
+	if code != exitOK || !strings.HasPrefix(stdout, "imagecleanup v") {
+		t.Errorf("version: exit %d %q", code, stdout)
+	}
+	code, stdout, _ = runCLI("version", "-o", "json")
+	var v struct{ Version, GoVersion string }
+	if err := json.Unmarshal([]byte(stdout), &v); code != exitOK || err != nil || v.Version == "" || v.GoVersion == "" {
+		t.Errorf("version -o json: exit %d %v %q", code, err, stdout)
+	}
+	if code, stdout, _ := runCLI("--version"); code != exitOK || !strings.HasPrefix(stdout, "imagecleanup v") {
+		t.Errorf("--version: exit %d %q", code, stdout)
+	}
+	if code, stdout, _ := runCLI("completion", "bash"); code != exitOK || !strings.Contains(stdout, "__start_imagecleanup") {
+		t.Errorf("completion bash: exit %d", code)
+	}
+}
+
+func TestValidateIsOffline(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("good.yaml", policyYAML("  images: [busybox]\n"))
+	write("typo.yaml", policyYAML("  images: [busybox]\n  minImageAg: 1h\n  interval: 10s\n"))
+	write("others.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"+policyYAML("  images: [app]\n"))
+	write("notes.txt", "not a policy")
+
+	// No engine, no cluster: DOCKER_HOST and KUBECONFIG point nowhere.
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+	t.Setenv("KUBECONFIG", "/nonexistent")
+	code, stdout, stderr := runCLI("validate", "-f", good)
+	if code != exitOK || !strings.Contains(stdout, `ImageCleanupPolicy "test" is valid`) || stderr != "" {
+		t.Fatalf("a valid policy: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI("validate", "-f", dir)
+	if code != exitInvalid {
+		t.Fatalf("a folder with an invalid policy: exit %d, want 2\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{`typo.yaml: ImageCleanupPolicy "test" is invalid:`, `* unknown field "spec.minImageAg"`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	if !strings.Contains(stdout, "good.yaml") || !strings.Contains(stdout, "others.yaml (document 2)") || strings.Contains(stdout+stderr, "notes.txt") {
+		t.Errorf("the folder's policies, and only those, are checked:\n%s%s", stdout, stderr)
+	}
+	// The same file's other reasons, once the typo is fixed: one per line.
+	code, _, stderr = runCLI("validate", "-f", write("fixed.yaml", policyYAML("  images: [busybox]\n  minImageAge: 1h\n  interval: 10s\n")))
+	if code != exitInvalid || !strings.Contains(stderr, "* spec.interval") {
+		t.Errorf("exit %d\n%s", code, stderr)
 	}
 }
 
@@ -84,6 +168,12 @@ func TestSuspendedPolicyDoesNothing(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, "suspended") {
 		t.Fatalf("exit %d, stdout %q", code, stdout)
 	}
+	// -o yaml is the JSON document, field for field.
+	code, stdout, _ = runCLI("apply", "-f", policy, "--docker-host", "unix:///nonexistent.sock", "-o", "yaml")
+	var doc document
+	if err := yaml.UnmarshalStrict([]byte(stdout), &doc); code != exitOK || err != nil || doc.Kind != "SweepResult" || !doc.Suspended {
+		t.Fatalf("-o yaml: exit %d, %v\n%s", code, err, stdout)
+	}
 }
 
 // plan changes nothing, apply removes, JSON is what docs/cli.md says, and
@@ -99,7 +189,7 @@ func TestPlanAndApply(t *testing.T) {
 	policy := writePolicy(t, policyYAML("  images: [\""+repo+"/**\"]\n  minImageAge: 0s\n  stoppedContainers: {minStoppedAge: 0s}\n"))
 
 	code, stdout, stderr := runCLI("plan", "-f", policy, "--docker-host", host)
-	if code != exitOK || !strings.Contains(stdout, "would remove 1 images") || !strings.Contains(stdout, "RunningContainer") {
+	if code != exitOK || !strings.Contains(stdout, "would remove 1 image (1 deleted") || !strings.Contains(stdout, "RunningContainer") {
 		t.Fatalf("plan: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if !testenv.ImageExists(t, cli, id) || !testenv.ContainerExists(t, cli, c) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"sigs.k8s.io/yaml"
+
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
@@ -125,10 +127,19 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-func writeJSON(w io.Writer, d document) error {
+// encode writes v as JSON or YAML; the YAML has the JSON's field names.
+func encode(w io.Writer, format string, v any) error {
+	if format == "yaml" {
+		out, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(out)
+		return err
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(d)
+	return enc.Encode(v)
 }
 
 func writeTable(w io.Writer, d document) error {
@@ -192,9 +203,18 @@ func writeTable(w io.Writer, d document) error {
 		fmt.Fprintf(w, "\ndisk: %.1f %% used before, %.1f %% after (%s)\n", dd.UsedPercentBefore, dd.UsedPercentAfter, above)
 	}
 	s := d.Summary
-	_, err := fmt.Fprintf(w, "\n%s %d images (%d deleted, %s) and %d stopped containers; %d blocked, %d skipped, %d failed; %.2fs\n",
-		verb, s.ImagesRemoved, s.ImagesDeleted, humanBytes(s.BytesReclaimed), s.ContainersRemoved, s.Blocked, s.Skipped, s.Failed, d.DurationSeconds)
+	_, err := fmt.Fprintf(w, "\n%s %s (%d deleted, %s) and %s; %d blocked, %d skipped, %d failed; %.2fs\n",
+		verb, count(s.ImagesRemoved, "image"), s.ImagesDeleted, humanBytes(s.BytesReclaimed), count(s.ContainersRemoved, "stopped container"),
+		s.Blocked, s.Skipped, s.Failed, d.DurationSeconds)
 	return err
+}
+
+// count says "1 image", "2 images".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func humanBytes(n int64) string {

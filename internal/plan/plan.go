@@ -359,10 +359,10 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 		return keep(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
 	}
 	if age := now.Sub(arrived(img, now)); age < opts.MinImageAge {
-		return keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", age.Round(time.Second), opts.MinImageAge))
+		return keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", FormatDuration(age), FormatDuration(opts.MinImageAge)))
 	}
 	if idle := now.Sub(idleSince(img, now)); opts.UnusedFor > 0 && idle < opts.UnusedFor {
-		return keep(RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", idle.Round(time.Second), opts.UnusedFor))
+		return keep(RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", FormatDuration(idle), FormatDuration(opts.UnusedFor)))
 	}
 	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now), LastUsedAt: lastUsed(img, now)}
 	if !s.deletes() {
@@ -485,7 +485,7 @@ func keptMessage(why Reason, kept []*engine.Container, opts *Options) string {
 	case KubernetesManaged:
 		return "stopped Kubernetes container " + list + " uses it; the kubelet collects those unless includeKubernetesManaged is set"
 	default:
-		return fmt.Sprintf("container %s stopped less than %s ago", list, opts.MinStoppedAge)
+		return fmt.Sprintf("container %s stopped less than %s ago", list, FormatDuration(opts.MinStoppedAge))
 	}
 }
 
@@ -781,4 +781,17 @@ func SortDecisions(ds []Decision) {
 		}
 		return ds[i].ImageID < ds[j].ImageID
 	})
+}
+
+// FormatDuration writes a duration as a policy does (24h, 1h30m, 90s),
+// rounded to the second, not as Go does (24h0m0s).
+func FormatDuration(d time.Duration) string {
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -458,3 +458,14 @@ func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
 		t.Fatalf("with no age guards nothing needs inspecting, got %v %v", images, containers)
 	}
 }
+
+func TestFormatDurationAsAPolicyWritesIt(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 90 * time.Second: "1m30s", 45 * time.Second: "45s",
+		time.Hour + 2*time.Second: "1h0m2s", 1500 * time.Millisecond: "2s", 0: "0s",
+	} {
+		if got := plan.FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -117,6 +118,21 @@ func asAPIServerReadsIt(obj map[string]any) (map[string]any, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// UnknownFields names the fields of obj (a policy as decoded from YAML or
+// JSON) that the CRD does not know, by path (spec.minImageAg), as the API
+// server's strict field validation does; obj is left as it was.
+func UnknownFields(obj map[string]any) []string {
+	s, err := load()
+	if err != nil {
+		return nil
+	}
+	copied, err := asAPIServerReadsIt(obj)
+	if err != nil {
+		return nil
+	}
+	return pruning.PruneWithOptions(copied, s.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
 }
 
 // Check admits a typed policy: p is defaulted in place.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -354,5 +355,23 @@ func TestFallbacksAreTheCRDDefaults(t *testing.T) {
 	if *p.Spec.MinImageAge != v1alpha1.DefaultMinImageAge || *p.Spec.Interval != v1alpha1.DefaultInterval ||
 		*p.Spec.StoppedContainers.MinStoppedAge != v1alpha1.DefaultMinStoppedAge {
 		t.Fatalf("CRD defaults %v %v %v differ from the accessors' fallbacks", *p.Spec.MinImageAge, *p.Spec.Interval, *p.Spec.StoppedContainers.MinStoppedAge)
+	}
+}
+
+func TestUnknownFieldsAreNamedByPath(t *testing.T) {
+	obj := map[string]any{
+		"apiVersion": "imagecleanup.io/v1alpha1", "kind": "ImageCleanupPolicy",
+		"metadata": map[string]any{"name": "p"},
+		"spec": map[string]any{"images": []any{"busybox"}, "minImageAg": "1h",
+			"stoppedContainers": map[string]any{"actoin": "Remove"}},
+		"extra": true,
+	}
+	got := policyschema.UnknownFields(obj)
+	slices.Sort(got)
+	if want := []string{"extra", "spec.minImageAg", "spec.stoppedContainers.actoin"}; !slices.Equal(got, want) {
+		t.Fatalf("unknown fields %v, want %v", got, want)
+	}
+	if _, ok := obj["spec"].(map[string]any)["minImageAg"]; !ok {
+		t.Fatal("UnknownFields changed its input")
 	}
 }
