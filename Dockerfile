@@ -5,10 +5,14 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY api/ api/
 COPY cmd/ cmd/
+# The CRD is embedded: policies are admitted with its own rules.
+COPY config/crd/ config/crd/
 COPY controllers/ controllers/
 COPY internal/ internal/
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/manager ./cmd/manager \
- && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/imagecleanup ./cmd/imagecleanup
+ARG VERSION=v0.0.0-dev
+RUN LDFLAGS="-s -w -X github.com/imagecleanup/image-cleanup-operator/internal/version.Version=${VERSION}" \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="${LDFLAGS}" -o /out/manager ./cmd/manager \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="${LDFLAGS}" -o /out/imagecleanup ./cmd/imagecleanup
 
 # Runs as root, with every capability dropped by the DaemonSet: the node's
 # Docker socket is root's (mode 660), and the owner needs no capability.

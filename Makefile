@@ -5,9 +5,13 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.7.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
-IMG ?= imagecleanup/image-cleanup-operator:dev
+# The release: set VERSION=v0.2.0 to cut one; by default the checkout's commit.
+VERSION ?= $(shell git describe --tags --always --dirty --match 'v*' 2>/dev/null || echo v0.0.0-dev)
+LDFLAGS ?= -X github.com/imagecleanup/image-cleanup-operator/internal/version.Version=$(VERSION)
+IMG ?= imagecleanup/image-cleanup-operator:$(VERSION)
 # The kustomize folder `make deploy` installs; test/node/overlay on the test node.
 DEPLOY_DIR ?= config/default
+INSTALLER ?= dist/install.yaml
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
@@ -89,8 +93,8 @@ dockerd-stop: ## Stop the private dockerd.
 
 .PHONY: build
 build: generate fmt vet ## Build bin/manager and bin/imagecleanup.
-	go build -o bin/manager ./cmd/manager
-	go build -o bin/imagecleanup ./cmd/imagecleanup
+	go build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
+	go build -ldflags "$(LDFLAGS)" -o bin/imagecleanup ./cmd/imagecleanup
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the node agent against the current kubeconfig (needs NODE_NAME).
@@ -98,11 +102,17 @@ run: manifests generate fmt vet ## Run the node agent against the current kubeco
 
 .PHONY: docker-build
 docker-build: ## Build the agent's container image.
-	$(CONTAINER_TOOL) build -t $(IMG) .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
 .PHONY: docker-push
 docker-push: ## Push the agent's container image.
 	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: build-installer
+build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml (INSTALLER): the whole install (config/default) for IMG, labelled with VERSION.
+	mkdir -p $(dir $(INSTALLER))
+	KUSTOMIZE=$(KUSTOMIZE) VERSION=$(VERSION) hack/deploy.sh config/default $(IMG) > $(INSTALLER)
+	@echo "$(INSTALLER): $(VERSION), image $(IMG)"
 
 ##@ Deployment
 

@@ -2,7 +2,9 @@
 # Renders an install for `make deploy` / `make undeploy`: the kustomize folder
 # DEPLOY_DIR (default config/default) with the agent's image set to IMG, in a
 # throwaway overlay under bin/, so that the checkout's files never change.
-# The agent's AGENT_IMAGE (the image it must never remove) follows.
+# The agent's AGENT_IMAGE (the image it must never remove) follows. With
+# VERSION set (make build-installer), every object is labelled
+# app.kubernetes.io/version (selectors are left alone: they are immutable).
 #
 #   hack/deploy.sh <kustomize folder> <image>   prints the manifests
 set -euo pipefail
@@ -27,5 +29,14 @@ replacements:
     fieldPaths:
     - spec.template.spec.containers.[name=agent].env.[name=AGENT_IMAGE].value
 YAML
+if [[ -n "${VERSION:-}" ]]; then
+  cat >>"${overlay}/kustomization.yaml" <<YAML
+labels:
+- pairs:
+    app.kubernetes.io/version: "${VERSION}"
+  includeSelectors: false
+  includeTemplates: true
+YAML
+fi
 (cd "${overlay}" && "${kustomize}" edit set image "imagecleanup/image-cleanup-operator=${img}")
 "${kustomize}" build "${overlay}"

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +47,13 @@ func build(t *testing.T, dir string) []map[string]any {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr.String())
 	}
+	return decode(&out)
+}
+
+// decode splits a stream of manifests into objects.
+func decode(in io.Reader) []map[string]any {
 	var docs []map[string]any
-	dec := utilyaml.NewYAMLOrJSONDecoder(&out, 4096)
+	dec := utilyaml.NewYAMLOrJSONDecoder(in, 4096)
 	for {
 		var doc map[string]any
 		if err := dec.Decode(&doc); err != nil {
@@ -314,5 +320,67 @@ func TestInstallRunsWhereUsersRunIt(t *testing.T) {
 	// hostPath is refused by the baseline and restricted levels.
 	if ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
 		t.Errorf("namespace labels %v: the agent's hostPath volumes need pod-security.kubernetes.io/enforce=privileged", ns.Labels)
+	}
+}
+
+// TestInstallerIsTheWholeVersionedInstall: make build-installer writes one
+// file a user can kubectl apply: every object labelled with the version,
+// the image of that version (also as the agent's own protected image), and
+// the API server takes it.
+func TestInstallerIsTheWholeVersionedInstall(t *testing.T) {
+	kustomize := os.Getenv("KUSTOMIZE")
+	if kustomize == "" {
+		testenv.Unavailable(t, "KUSTOMIZE is not set (make test installs kustomize into bin/)")
+	}
+	out := filepath.Join(t.TempDir(), "install.yaml")
+	img := "registry.example.com/imagecleanup/agent:v9.8.7"
+	cmd := exec.Command("make", "-s", "build-installer", "VERSION=v9.8.7", "IMG="+img, "INSTALLER="+out, "KUSTOMIZE="+kustomize)
+	cmd.Dir = testenv.RepoRoot()
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make build-installer: %v\n%s", err, msg)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	docs := decode(f)
+	kinds := map[string]int{}
+	for _, d := range docs {
+		u := unstructured.Unstructured{Object: d}
+		kinds[u.GetKind()]++
+		if u.GetLabels()["app.kubernetes.io/version"] != "v9.8.7" {
+			t.Errorf("%s %s has no version label", u.GetKind(), u.GetName())
+		}
+	}
+	for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ClusterRole", "ServiceAccount", "DaemonSet", "Deployment",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		if kinds[kind] == 0 {
+			t.Errorf("no %s in the installer: %v", kind, kinds)
+		}
+	}
+	ds := find[appsv1.DaemonSet](t, docs, "DaemonSet", "image-cleanup-agent")
+	if c := ds.Spec.Template.Spec.Containers[0]; c.Image != img || !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "AGENT_IMAGE" && e.Value == img
+	}) {
+		t.Errorf("the agent runs %s and protects %v, want %s for both", c.Image, c.Env, img)
+	}
+	if sel := ds.Spec.Selector.MatchLabels; sel["app.kubernetes.io/version"] != "" {
+		t.Error("the version is in the DaemonSet's selector: an upgrade could not change it")
+	}
+	ns := find[corev1.Namespace](t, docs, "Namespace", "image-cleanup-system")
+	if ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Errorf("namespace labels %v", ns.Labels)
+	}
+	// The API server takes every object, as kubectl apply --server-side would.
+	c, err := client.New(testenv.APIServer(t), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		u := &unstructured.Unstructured{Object: d}
+		if err := c.Patch(context.Background(), u, client.Apply, client.FieldOwner("installer-test"), client.ForceOwnership); err != nil {
+			t.Errorf("%s %s refused: %v", u.GetKind(), u.GetName(), err)
+		}
 	}
 }

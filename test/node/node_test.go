@@ -572,3 +572,32 @@ spec: {policyName: e2e-forged, nodeName: %s}
 		}
 	}
 }
+
+// TestViewAndEditUsersGetPoliciesByAggregation: the install adds policies
+// and reports to the built-in view and edit roles (the controller-manager
+// aggregates them); reports stay the agents' to write.
+func TestViewAndEditUsersGetPoliciesByAggregation(t *testing.T) {
+	n := testNode(t)
+	for user, role := range map[string]string{"e2e-viewer": "view", "e2e-editor": "edit"} {
+		binding := "e2e-" + role
+		n.kubectlOK(t, "", "create", "clusterrolebinding", binding, "--clusterrole="+role, "--user="+user)
+		t.Cleanup(func() { _, _ = n.run(nil, "delete", "clusterrolebinding", binding) })
+	}
+	for _, tc := range []struct {
+		user, verb, resource, want string
+	}{
+		{"e2e-viewer", "list", "imagecleanuppolicies.imagecleanup.io", "yes"},
+		{"e2e-viewer", "get", "imagecleanupreports.imagecleanup.io", "yes"},
+		{"e2e-viewer", "create", "imagecleanuppolicies.imagecleanup.io", "no"},
+		{"e2e-editor", "create", "imagecleanuppolicies.imagecleanup.io", "yes"},
+		{"e2e-editor", "delete", "imagecleanuppolicies.imagecleanup.io", "yes"},
+		{"e2e-editor", "list", "imagecleanupreports.imagecleanup.io", "yes"},
+		{"e2e-editor", "delete", "imagecleanupreports.imagecleanup.io", "no"},
+		{"e2e-editor", "patch", "imagecleanuppolicies.imagecleanup.io/status", "no"},
+	} {
+		eventually(t, 30*time.Second, tc.user+" "+tc.verb+" "+tc.resource, func() (bool, string) {
+			out, _ := n.run(nil, "auth", "can-i", tc.verb, tc.resource, "--as="+tc.user)
+			return strings.TrimSpace(out) == tc.want, out
+		})
+	}
+}
