@@ -279,12 +279,13 @@ func TestAgentPodIsReadyWithItsOwnIdentity(t *testing.T) {
 		{"patch", "imagecleanupreports.imagecleanup.io", "yes"},
 		{"create", "events.events.k8s.io", "yes"},
 		{"get", "nodes/" + n.name, "yes"},
-		{"patch", "imagecleanuppolicies.imagecleanup.io/status", "no"},
+		{"patch", "imagecleanuppolicies.imagecleanup.io --subresource=status", "no"},
 		{"list", "pods", "no"},
 		{"get", "secrets", "no"},
 		{"create", "leases.coordination.k8s.io", "no"},
 	} {
-		out, _ := n.asPod(t, pod, "", "auth", "can-i", tc.verb, tc.resource, "--all-namespaces")
+		args := append([]string{"auth", "can-i", tc.verb}, strings.Fields(tc.resource)...)
+		out, _ := n.asPod(t, pod, "", append(args, "--all-namespaces")...)
 		if got := strings.TrimSpace(out); got != tc.want {
 			t.Errorf("agent can-i %s %s = %q, want %q", tc.verb, tc.resource, got, tc.want)
 		}
@@ -593,10 +594,11 @@ func TestViewAndEditUsersGetPoliciesByAggregation(t *testing.T) {
 		{"e2e-editor", "delete", "imagecleanuppolicies.imagecleanup.io", "yes"},
 		{"e2e-editor", "list", "imagecleanupreports.imagecleanup.io", "yes"},
 		{"e2e-editor", "delete", "imagecleanupreports.imagecleanup.io", "no"},
-		{"e2e-editor", "patch", "imagecleanuppolicies.imagecleanup.io/status", "no"},
+		{"e2e-editor", "patch", "imagecleanuppolicies.imagecleanup.io --subresource=status", "no"},
 	} {
 		eventually(t, 30*time.Second, tc.user+" "+tc.verb+" "+tc.resource, func() (bool, string) {
-			out, _ := n.run(nil, "auth", "can-i", tc.verb, tc.resource, "--as="+tc.user)
+			args := append([]string{"auth", "can-i", tc.verb}, strings.Fields(tc.resource)...)
+			out, _ := n.run(nil, append(args, "--as="+tc.user)...)
 			return strings.TrimSpace(out) == tc.want, out
 		})
 	}
