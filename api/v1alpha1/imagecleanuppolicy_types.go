@@ -21,9 +21,9 @@ import (
 // +kubebuilder:validation:XValidation:rule="self.startsWith('sha256:') || self.matches('^(([a-zA-Z0-9*]|[a-zA-Z0-9*][a-zA-Z0-9*-]*[a-zA-Z0-9*])([.]([a-zA-Z0-9*]|[a-zA-Z0-9*][a-zA-Z0-9*-]*[a-zA-Z0-9*]))*(:[0-9]+)?/)?[a-z0-9*]+(([._]|__|[-]+)[a-z0-9*]+)*(/[a-z0-9*]+(([._]|__|[-]+)[a-z0-9*]+)*)*(:[a-zA-Z0-9_*][a-zA-Z0-9_.*-]{0,127})?(@sha256:[0-9a-f]{64})?$')",message="must be an image reference (busybox, registry.example.com/team/app:1.2, app@sha256:<64 hex>), an image ID (sha256:<hex>) or a pattern (registry.example.com/ci/**, app:pr-*); repository paths are lowercase"
 type ImagePattern string
 
-// Duration is a Go duration written with hours, minutes and seconds only, such
-// as 0s, 90s, 30m, 1h or 2h30m (Go's own form, like 1h0m0s, is accepted too).
-// Each number has at most six digits, which keeps the value far from overflow.
+// Duration is written with hours, minutes and seconds only, such as 0s, 90s,
+// 30m, 1h or 2h30m (1h0m0s is accepted too); each number has at most six
+// digits.
 //
 // +kubebuilder:validation:MaxLength=24
 // +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') && size(self) > 0",message="must be a duration like 0s, 30m, 1h or 2h30m"
@@ -42,31 +42,35 @@ type NodeSelectorOperator string
 // NodeSelectorRequirement is one matchExpressions entry of a NodeSelector.
 // +kubebuilder:validation:XValidation:rule="self.operator in ['Exists', 'DoesNotExist'] ? (!has(self.values) || size(self.values) == 0) : (has(self.values) && size(self.values) > 0)",message="In and NotIn need values; Exists and DoesNotExist take none"
 type NodeSelectorRequirement struct {
-	// Key is a label key: an optional DNS prefix and a slash, then a name.
+	// key is a label key: an optional DNS prefix and a slash, then a name.
 	// +kubebuilder:validation:MaxLength=317
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$')",message="a label key is an optional DNS prefix and a slash, then a name of at most 63 letters, digits, '-', '_' or '.'"
 	Key string `json:"key"`
-	// Operator is In, NotIn, Exists or DoesNotExist.
+	// operator is In, NotIn, Exists or DoesNotExist.
 	Operator NodeSelectorOperator `json:"operator"`
-	// Values for In and NotIn.
+	// values for In and NotIn; none for Exists and DoesNotExist. Default:
+	// none.
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=atomic
 	// +optional
 	Values []LabelValue `json:"values,omitempty"`
 }
 
-// NodeSelector selects nodes by their labels. It is a metav1.LabelSelector
-// with bounds, which the API server needs to afford the CEL rules.
-//
-// Label keys in matchLabels are checked by the agent, not at admission: CEL
-// cannot bound the cost of a rule over map keys. An invalid key makes every
-// node's report Failed with the reason.
+// NodeSelector selects nodes by their labels, as a Kubernetes label selector
+// does (matchLabels and matchExpressions, all of which must hold).
 type NodeSelector struct {
-	// MatchLabels: every label must be present with this value.
+	// A metav1.LabelSelector with bounds, which the API server needs to
+	// afford the CEL rules. Label keys in matchLabels are checked by the
+	// agent, not at admission: CEL cannot bound the cost of a rule over map
+	// keys; an invalid key makes every node's report Failed, InvalidPolicy.
+
+	// matchLabels: every label must be present with this value. A key that is
+	// not a valid label key makes every node report Failed (InvalidPolicy).
+	// Default: none.
 	// +kubebuilder:validation:MaxProperties=64
 	// +optional
 	MatchLabels map[string]LabelValue `json:"matchLabels,omitempty"`
-	// MatchExpressions: every expression must hold.
+	// matchExpressions: every expression must hold. Default: none.
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=atomic
 	// +optional
@@ -91,27 +95,30 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.action == 'Remove' || !has(self.removeVolumes) || !self.removeVolumes",message="removeVolumes needs action Remove: kept containers keep their volumes"
 // +kubebuilder:validation:XValidation:rule="self.action == 'Remove' || !has(self.includeKubernetesManaged) || !self.includeKubernetesManaged",message="includeKubernetesManaged needs action Remove: with Keep no container is removed"
 type StoppedContainersPolicy struct {
-	// Action is Remove (delete the blocking stopped containers, then the
+	// action is Remove (delete the blocking stopped containers, then the
 	// image) or Keep (leave them and report the image as blocked).
+	// Default: Remove.
 	// +kubebuilder:default=Remove
 	// +optional
 	Action StoppedContainerAction `json:"action,omitempty"`
 
-	// MinStoppedAge spares containers that finished (or were created and never
-	// started) less than this long ago; the image they use is blocked meanwhile.
+	// minStoppedAge spares containers that finished (or were created and never
+	// started) less than this long ago; the image they use is blocked
+	// meanwhile. Default: 1h.
 	// +kubebuilder:default="1h"
 	// +optional
 	MinStoppedAge *Duration `json:"minStoppedAge,omitempty"`
 
-	// RemoveVolumes also removes the anonymous volumes of removed containers
-	// (docker rm -v). Named volumes are never removed.
+	// removeVolumes also removes the anonymous volumes of removed containers
+	// (docker rm -v). Named volumes are never removed. Needs action Remove.
+	// Default: false.
 	// +optional
 	RemoveVolumes bool `json:"removeVolumes,omitempty"`
 
-	// IncludeKubernetesManaged lets the agent remove stopped containers that
+	// includeKubernetesManaged lets the agent remove stopped containers that
 	// carry io.kubernetes.* labels. Without it they are the kubelet's to
 	// collect (it keeps them for kubectl logs --previous) and they block
-	// their image.
+	// their image, even with force. Needs action Remove. Default: false.
 	// +optional
 	IncludeKubernetesManaged bool `json:"includeKubernetesManaged,omitempty"`
 }
@@ -120,109 +127,125 @@ type StoppedContainersPolicy struct {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.exclude) || !self.exclude.exists(e, e in self.images)",message="an entry in both images and exclude would remove nothing: drop it from one of the two lists"
 type ImageCleanupPolicySpec struct {
-	// NodeSelector selects the nodes the policy applies to; empty or absent
-	// selects every node.
+	// nodeSelector selects the nodes the policy applies to, by label. Default:
+	// every node.
 	// +optional
 	NodeSelector *NodeSelector `json:"nodeSelector,omitempty"`
 
-	// Images lists what to remove: references, image IDs or patterns.
-	// "**" alone selects every image; pair it with exclude and minImageAge.
+	// images lists what to remove (1 to 256 entries): references
+	// (busybox, registry.example.com/team/app:1.2), digest references
+	// (app@sha256:<64 hex>), image IDs (sha256:<12 to 64 hex>) or patterns,
+	// where * matches within a path segment or the tag and ** whole path
+	// segments (registry.example.com/ci/**, app:pr-*). A name without a tag
+	// means :latest, as for docker rmi; a pattern without a tag matches every
+	// tag. "**" alone selects every image: pair it with exclude and
+	// minImageAge.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=256
 	// +listType=set
 	Images []ImagePattern `json:"images"`
 
-	// Exclude lists images that are never removed, whatever else matches.
+	// exclude lists images that are never removed, whatever else matches,
+	// in the syntax of images. Default: none.
 	// +kubebuilder:validation:MaxItems=256
 	// +listType=set
 	// +optional
 	Exclude []ImagePattern `json:"exclude,omitempty"`
 
-	// Dangling also removes untagged (<none>) images that no container uses.
+	// dangling also removes untagged (<none>) images that no container uses.
+	// Default: false.
 	// +optional
 	Dangling bool `json:"dangling,omitempty"`
 
-	// MinImageAge keeps images that arrived on the node less than this long
-	// ago (their last tag time, else their creation time).
+	// minImageAge keeps images that arrived on the node less than this long
+	// ago. Arrival is when the node's agent first saw the image (or its last
+	// docker tag), never its build date. Default: 1h.
 	// +kubebuilder:default="1h"
 	// +optional
 	MinImageAge *Duration `json:"minImageAge,omitempty"`
 
-	// StoppedContainers decides what happens to stopped containers that block
-	// a target image.
+	// stoppedContainers decides what happens to stopped containers (exited,
+	// created and never started, or dead) that block a target image. Default:
+	// each of its fields' defaults.
 	// +kubebuilder:default={}
 	// +optional
 	StoppedContainers StoppedContainersPolicy `json:"stoppedContainers,omitempty"`
 
-	// Force removes target images even when stopped containers still use them
+	// force removes target images even when stopped containers still use them
 	// (docker rmi -f); those containers can no longer start. A running
 	// container still blocks its image, and so does a stopped container of
 	// the kubelet unless includeKubernetesManaged is set (the kubelet
-	// restarts its containers from their image).
+	// restarts its containers from their image). Default: false.
 	// +optional
 	Force bool `json:"force,omitempty"`
 
-	// DryRun plans and reports, and changes nothing.
+	// dryRun plans and reports what would be removed, and changes nothing.
+	// Default: false.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
 
-	// Suspend stops the policy on every node.
+	// suspend stops the policy on every node: nothing is looked at or
+	// removed. Default: false.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
-	// Interval is how often each node applies the policy again; a change of
-	// the spec applies at once. At least 1m.
+	// interval is how often each node applies the policy again; a change of
+	// the spec applies at once. At least 1m. Default: 1h.
 	// +kubebuilder:default="1h"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') || size(self) == 0 || duration(self) >= duration('1m')",message="interval must be at least 1m"
 	// +optional
 	Interval *Duration `json:"interval,omitempty"`
 
-	// MaxImagesPerSweep limits how many images one node removes in one sweep,
-	// first in the policy's order; 0 means no limit.
+	// maxImagesPerSweep limits how many images one node removes in one sweep,
+	// first in the policy's order. Default: 0, no limit.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	MaxImagesPerSweep int32 `json:"maxImagesPerSweep,omitempty"`
 
-	// DiskUsage makes the policy keep the engine's data filesystem under a
+	// diskUsage makes the policy keep the engine's data filesystem under a
 	// watermark: when usage is above highPercent, a sweep removes candidates,
 	// in the policy's order, until usage is under lowPercent; below it, a
 	// sweep removes only images unused for longer than maxUnusedAge (if set).
+	// The agent looks every 30s. Default: none (sweeps only by interval).
 	// +optional
 	DiskUsage *DiskUsage `json:"diskUsage,omitempty"`
 
-	// Order is the order in which candidates go: LeastRecentlyUsed (by the
+	// order is the order in which candidates go: LeastRecentlyUsed (by the
 	// last start or stop of a container of the image, else its arrival) or
-	// OldestFirst (by arrival). Absent: LeastRecentlyUsed with diskUsage,
+	// OldestFirst (by arrival). Default: LeastRecentlyUsed with diskUsage,
 	// OldestFirst without.
 	// +kubebuilder:validation:Enum=LeastRecentlyUsed;OldestFirst
 	// +optional
 	Order RemovalOrder `json:"order,omitempty"`
 
-	// KeepNewest keeps the N most recently arrived images of each repository
-	// among the candidates (keep the last 3 builds of ci/app); 0 keeps none.
+	// keepNewest keeps the N most recently arrived images of each repository
+	// among the candidates (keep the last 3 builds of ci/app). Default: 0,
+	// none kept.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	KeepNewest int32 `json:"keepNewest,omitempty"`
 
-	// MaxUnusedAge: when set, only images that no container has used (and
+	// maxUnusedAge: when set, only images that no container has used (and
 	// that have not arrived) for longer than this are candidates, except under
 	// disk pressure (diskUsage above highPercent), when every candidate may go.
+	// Default: none.
 	// +optional
 	MaxUnusedAge *Duration `json:"maxUnusedAge,omitempty"`
 
-	// Rollout spreads a new generation over the fleet.
+	// rollout spreads the first sweep of a new generation over time.
+	// Default: every node sweeps at once.
 	// +optional
 	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // Rollout spreads the first sweep of a new generation over time.
 type Rollout struct {
-	// Window: after a change of the spec, each node starts its first sweep
+	// window: after a change of the spec, each node starts its first sweep
 	// at its own offset within this window (fixed per node and policy), so a
 	// fleet does not sweep, and write reports, in the same second. The disk
-	// watermark does not wait for it. 0s (the default) sweeps at once.
+	// watermark does not wait for it. Default: 0s, at once.
 	// +optional
 	Window *Duration `json:"window,omitempty"`
 }
@@ -245,21 +268,24 @@ const (
 // +kubebuilder:validation:XValidation:rule="has(self.highInodesPercent) == has(self.lowInodesPercent)",message="highInodesPercent and lowInodesPercent go together"
 // +kubebuilder:validation:XValidation:rule="!has(self.highInodesPercent) || self.lowInodesPercent < self.highInodesPercent",message="lowInodesPercent must be below highInodesPercent"
 type DiskUsage struct {
-	// HighPercent: above this usage of the filesystem, a sweep frees space.
+	// highPercent: above this usage of the filesystem (percent), a sweep
+	// frees space.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	HighPercent int32 `json:"highPercent"`
-	// LowPercent: a sweep that frees space stops once usage is under this.
+	// lowPercent: a sweep that frees space stops once usage (percent) is
+	// under this; below highPercent.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=99
 	LowPercent int32 `json:"lowPercent"`
-	// HighInodesPercent: the same for inodes (many small layers fill the
-	// inode table before the disk).
+	// highInodesPercent: the same for inodes (many small layers fill the
+	// inode table before the disk). Default: inodes are not watched.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	HighInodesPercent *int32 `json:"highInodesPercent,omitempty"`
-	// LowInodesPercent: a sweep that frees inodes stops under this.
+	// lowInodesPercent: a sweep that frees inodes stops under this. Set
+	// with highInodesPercent. Default: none.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=99
 	// +optional
@@ -284,8 +310,9 @@ const (
 	ConditionStalled = "Stalled"
 )
 
-// StalledFailingPercent: when at least this share of the selected nodes (and
-// at least one) failed, the policy is Stalled, not just Degraded.
+// StalledFailingPercent is the share of failing nodes that stalls a policy:
+// when at least this percent of the selected nodes (and at least one)
+// failed, the policy is Stalled, not just Degraded.
 const StalledFailingPercent = 10
 
 // Reasons of the policy's conditions.
@@ -305,46 +332,46 @@ const (
 // ImageCleanupPolicyStatus is recomputed from the nodes' reports by one
 // aggregator; nodes never write it.
 type ImageCleanupPolicyStatus struct {
-	// ObservedGeneration is the generation the aggregate was computed for.
+	// observedGeneration is the generation the aggregate was computed for.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Degraded, Reconciling and Stalled, each with the
+	// conditions: Ready, Degraded, Reconciling and Stalled, each with the
 	// generation it was computed for.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// NodesMatched counts the nodes the policy selects.
+	// nodesMatched counts the nodes the policy selects.
 	// +optional
 	NodesMatched int32 `json:"nodesMatched"`
-	// NodesReported counts selected nodes whose report is for the current generation.
+	// nodesReported counts selected nodes whose report is for the current generation.
 	// +optional
 	NodesReported int32 `json:"nodesReported"`
-	// NodesSucceeded counts current reports in phase Succeeded or DryRun.
+	// nodesSucceeded counts current reports in phase Succeeded, DryRun or Skipped.
 	// +optional
 	NodesSucceeded int32 `json:"nodesSucceeded"`
-	// NodesBlocked counts current reports in phase Blocked.
+	// nodesBlocked counts current reports in phase Blocked.
 	// +optional
 	NodesBlocked int32 `json:"nodesBlocked"`
-	// NodesFailed counts current reports in phase Failed.
+	// nodesFailed counts current reports in phase Failed.
 	// +optional
 	NodesFailed int32 `json:"nodesFailed"`
 
-	// ImagesRemoved is the total over the reports of the nodes selected now:
+	// imagesRemoved is the total over the reports of the nodes selected now:
 	// a node that leaves the selection takes its share with its report.
 	// +optional
 	ImagesRemoved int64 `json:"imagesRemoved"`
-	// ContainersRemoved is the total over the reports of the nodes selected now.
+	// containersRemoved is the total over the reports of the nodes selected now.
 	// +optional
 	ContainersRemoved int64 `json:"containersRemoved"`
-	// BytesReclaimed estimates the disk space freed, over the reports of the
+	// bytesReclaimed estimates the disk space freed, over the reports of the
 	// nodes selected now.
 	// +optional
 	BytesReclaimed int64 `json:"bytesReclaimed"`
 
-	// FailingNodes names up to 10 failed nodes, sorted.
+	// failingNodes names up to 10 failed nodes, sorted.
 	// +kubebuilder:validation:MaxItems=10
 	// +listType=atomic
 	// +optional
@@ -370,8 +397,9 @@ type ImageCleanupPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// spec says which images to remove from which nodes, and how.
 	Spec ImageCleanupPolicySpec `json:"spec"`
-	// Status is written by the aggregator. A new policy reads as
+	// status is written by the aggregator from the nodes' reports. A new policy reads as
 	// observedGeneration 0 until then, so that tools that wait for
 	// observedGeneration (kstatus) see it in progress rather than done.
 	// +kubebuilder:default={observedGeneration: 0}

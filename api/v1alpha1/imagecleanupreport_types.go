@@ -45,31 +45,37 @@ const (
 
 // BlockedImage is a target image that stayed on the node, and why.
 type BlockedImage struct {
-	// Image is the reference (or ID) the policy matched.
+	// image is the reference (or ID) the policy matched.
 	Image string `json:"image"`
-	// Reason is a CamelCase word, such as RunningContainer or KeptStoppedContainer.
+	// reason is a CamelCase word, such as RunningContainer or KeptStoppedContainer.
 	Reason string `json:"reason"`
-	// Message says it for a person, naming the container or child image.
+	// message says it for a person, naming the container or child image.
 	// +optional
 	Message string `json:"message,omitempty"`
 }
 
 // ImageCleanupReportSpec identifies the (policy, node) pair a report belongs to.
 type ImageCleanupReportSpec struct {
-	// PolicyName is the ImageCleanupPolicy this report is about.
+	// policyName is the ImageCleanupPolicy this report is about.
 	PolicyName string `json:"policyName"`
-	// NodeName is the node whose agent writes this report.
+	// nodeName is the node whose agent writes this report.
 	NodeName string `json:"nodeName"`
 }
 
 // SweepTotals add up every sweep of a policy on a node.
 type SweepTotals struct {
+	// sweeps counts the sweeps of this policy on this node, dry runs included.
 	// +optional
 	Sweeps int64 `json:"sweeps"`
+	// imagesRemoved counts the images (or tags) removed by all of them (dry
+	// runs not included).
 	// +optional
 	ImagesRemoved int64 `json:"imagesRemoved"`
+	// containersRemoved counts the stopped containers removed by all of them.
 	// +optional
 	ContainersRemoved int64 `json:"containersRemoved"`
+	// bytesReclaimed estimates the disk space all of them freed (an upper
+	// bound: layers shared with other images count).
 	// +optional
 	BytesReclaimed int64 `json:"bytesReclaimed"`
 }
@@ -77,66 +83,69 @@ type SweepTotals struct {
 // ImageCleanupReportStatus is what the last sweep did. In a dry run the
 // removed counts and lists say what a real sweep would have removed.
 type ImageCleanupReportStatus struct {
-	// PolicyGeneration is the policy generation the sweep applied.
+	// policyGeneration is the policy generation the sweep applied.
 	// +optional
 	PolicyGeneration int64 `json:"policyGeneration,omitempty"`
+	// phase sums up the last sweep: Succeeded (nothing left blocked),
+	// blocked (a target image stayed: see blocked), Failed (see reason and
+	// message), DryRun or Skipped (suspended).
 	// +optional
 	Phase ReportPhase `json:"phase,omitempty"`
-	// Reason says in one word why the phase is Failed: InvalidPolicy (this
+	// reason says in one word why the phase is Failed: InvalidPolicy (this
 	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
 	// SweepStopped or RemovalFailed (the last three are retried).
 	// +optional
 	Reason string `json:"reason,omitempty"`
-	// Message explains a Failed or Skipped phase.
+	// message explains a Failed or Skipped phase.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// LastSweepTime is when the last sweep started.
+	// lastSweepTime is when the last sweep started.
 	// +optional
 	LastSweepTime *metav1.Time `json:"lastSweepTime,omitempty"`
-	// LastSweepDuration is how long it took, such as 1.2s.
+	// lastSweepDuration is how long it took, such as 1.2s.
 	// +optional
 	LastSweepDuration string `json:"lastSweepDuration,omitempty"`
 
-	// ImagesRemoved counts images (or tags) removed by the last sweep.
+	// imagesRemoved counts images (or tags) removed by the last sweep.
 	// +optional
 	ImagesRemoved int32 `json:"imagesRemoved"`
-	// ContainersRemoved counts stopped containers removed by the last sweep.
+	// containersRemoved counts stopped containers removed by the last sweep.
 	// +optional
 	ContainersRemoved int32 `json:"containersRemoved"`
-	// BytesReclaimed estimates the disk space the last sweep freed.
+	// bytesReclaimed estimates the disk space the last sweep freed.
 	// +optional
 	BytesReclaimed int64 `json:"bytesReclaimed"`
-	// RemovedImages names the first 20 images removed.
+	// removedImages names the first 20 images removed.
 	// +kubebuilder:validation:MaxItems=20
 	// +listType=atomic
 	// +optional
 	RemovedImages []string `json:"removedImages,omitempty"`
-	// RemovedContainers names the first 20 containers removed (name and short ID).
+	// removedContainers names the first 20 containers removed (name and short ID).
 	// +kubebuilder:validation:MaxItems=20
 	// +listType=atomic
 	// +optional
 	RemovedContainers []string `json:"removedContainers,omitempty"`
 
-	// BlockedCount counts the target images that stayed.
+	// blockedCount counts the target images that stayed.
 	// +optional
 	BlockedCount int32 `json:"blockedCount"`
-	// Blocked lists the first 20 of them, and why.
+	// blocked lists the first 20 of them, and why.
 	// +kubebuilder:validation:MaxItems=20
 	// +listType=atomic
 	// +optional
 	Blocked []BlockedImage `json:"blocked,omitempty"`
 
-	// Errors lists the first 10 errors of the last sweep.
+	// errors lists the first 10 errors of the last sweep.
 	// +kubebuilder:validation:MaxItems=10
 	// +listType=atomic
 	// +optional
 	Errors []string `json:"errors,omitempty"`
 
-	// Totals over every sweep of this policy on this node.
+	// totals over every sweep of this policy on this node.
 	// +optional
 	Totals SweepTotals `json:"totals,omitempty"`
 
-	// Disk is the engine's data filesystem around the last sweep, for a
+	// disk is the engine's data filesystem around the last sweep, for a
 	// policy with diskUsage.
 	// +optional
 	Disk *DiskStatus `json:"disk,omitempty"`
@@ -145,27 +154,27 @@ type ImageCleanupReportStatus struct {
 // DiskStatus is the engine's data filesystem before and after a sweep, in
 // percent used (rounded down).
 type DiskStatus struct {
-	// UsedPercentBefore is the space used before the sweep.
+	// usedPercentBefore is the space used before the sweep.
 	UsedPercentBefore int32 `json:"usedPercentBefore"`
-	// UsedPercentAfter is the space used after it.
+	// usedPercentAfter is the space used after it.
 	UsedPercentAfter int32 `json:"usedPercentAfter"`
-	// InodesUsedPercentBefore is the inodes used before the sweep.
+	// inodesUsedPercentBefore is the inodes used before the sweep.
 	InodesUsedPercentBefore int32 `json:"inodesUsedPercentBefore"`
-	// InodesUsedPercentAfter is the inodes used after it.
+	// inodesUsedPercentAfter is the inodes used after it.
 	InodesUsedPercentAfter int32 `json:"inodesUsedPercentAfter"`
-	// Watermark is the high watermark usage was above (space or inodes);
+	// watermark is the high watermark usage was above (space or inodes);
 	// empty when under both, and then only images unused for maxUnusedAge
 	// were candidates.
 	// +optional
 	Watermark string `json:"watermark,omitempty"`
 }
 
+// It has no status subresource on purpose: it has a single writer, and one
+// server-side apply writes labels, owner and results together.
+
 // ImageCleanupReport is one node's account of one policy. Only that node's
 // agent writes it, at most once per sweep; it belongs to the policy and goes
 // with it.
-//
-// It has no status subresource on purpose: it has a single writer, and one
-// server-side apply writes labels, owner and results together.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=icr,categories=imagecleanup
@@ -183,7 +192,9 @@ type ImageCleanupReport struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ImageCleanupReportSpec   `json:"spec"`
+	// spec names the policy and the node.
+	Spec ImageCleanupReportSpec `json:"spec"`
+	// status is what the last sweep did, and totals over every sweep.
 	Status ImageCleanupReportStatus `json:"status,omitempty"`
 }
 

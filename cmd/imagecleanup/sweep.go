@@ -114,4 +114,3 @@ func engineInfo(ctx context.Context, rt *docker.Runtime) (engine.Info, error) {
 	}
 	return rt.Info(ctx)
 }
-

@@ -166,31 +166,31 @@ func TestConditionsForKstatus(t *testing.T) {
 	suspended := policyGen(1, nil)
 	suspended.Spec.Suspend = true
 	tests := map[string]struct {
-		policy                               *v1alpha1.ImageCleanupPolicy
-		nodes                                []corev1.Node
-		reports                              []v1alpha1.ImageCleanupReport
+		policy                                *v1alpha1.ImageCleanupPolicy
+		nodes                                 []corev1.Node
+		reports                               []v1alpha1.ImageCleanupReport
 		ready, degraded, reconciling, stalled string
 	}{
 		"no report yet": {policy: policyGen(1, nil), nodes: many(2),
 			ready: "False/WaitingForNodes", degraded: "False/NoFailures", reconciling: "True/WaitingForNodes", stalled: "False/Progressing"},
 		"all reported": {policy: policyGen(1, nil), nodes: many(2),
 			reports: []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseSucceeded, 1), report("b", 1, v1alpha1.PhaseBlocked, 0)},
-			ready: "True/AllNodesApplied", degraded: "False/NoFailures", reconciling: "False/AllNodesReported", stalled: "False/Progressing"},
+			ready:   "True/AllNodesApplied", degraded: "False/NoFailures", reconciling: "False/AllNodesReported", stalled: "False/Progressing"},
 		"invalid on a node, others still to come": {policy: policyGen(1, nil), nodes: many(20),
 			reports: []v1alpha1.ImageCleanupReport{invalid},
-			ready: "False/InvalidPolicy", degraded: "True/InvalidPolicy", reconciling: "False/InvalidPolicy", stalled: "True/InvalidPolicy"},
+			ready:   "False/InvalidPolicy", degraded: "True/InvalidPolicy", reconciling: "False/InvalidPolicy", stalled: "True/InvalidPolicy"},
 		"one failing node of 20 is under the threshold": {policy: policyGen(1, nil), nodes: many(20),
 			reports: append(succeededOn(many(20)[1:]), report("a", 1, v1alpha1.PhaseFailed, 0)),
-			ready: "False/NodesFailed", degraded: "True/NodesFailed", reconciling: "False/AllNodesReported", stalled: "False/Progressing"},
+			ready:   "False/NodesFailed", degraded: "True/NodesFailed", reconciling: "False/AllNodesReported", stalled: "False/Progressing"},
 		"two failing nodes of 20 reach it": {policy: policyGen(1, nil), nodes: many(20),
 			reports: append(succeededOn(many(20)[2:]), report("a", 1, v1alpha1.PhaseFailed, 0), report("b", 1, v1alpha1.PhaseFailed, 0)),
-			ready: "False/NodesFailed", degraded: "True/NodesFailed", reconciling: "False/NodesFailed", stalled: "True/NodesFailed"},
+			ready:   "False/NodesFailed", degraded: "True/NodesFailed", reconciling: "False/NodesFailed", stalled: "True/NodesFailed"},
 		"the only node failing": {policy: policyGen(1, nil), nodes: many(1),
 			reports: []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseFailed, 0)},
-			ready: "False/NodesFailed", degraded: "True/NodesFailed", reconciling: "False/NodesFailed", stalled: "True/NodesFailed"},
+			ready:   "False/NodesFailed", degraded: "True/NodesFailed", reconciling: "False/NodesFailed", stalled: "True/NodesFailed"},
 		"suspended": {policy: suspended, nodes: many(1),
 			reports: []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseSkipped, 0)},
-			ready: "True/Suspended", degraded: "False/NoFailures", reconciling: "False/AllNodesReported", stalled: "False/Progressing"},
+			ready:   "True/Suspended", degraded: "False/NoFailures", reconciling: "False/AllNodesReported", stalled: "False/Progressing"},
 		"invalid node selector": {policy: policyGen(1, &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"bad key!": "x"}}), nodes: many(1),
 			ready: "False/InvalidNodeSelector", degraded: "True/InvalidNodeSelector", reconciling: "False/InvalidNodeSelector", stalled: "True/InvalidNodeSelector"},
 	}

@@ -21,38 +21,38 @@ func argoHealth(t *testing.T, obj map[string]any) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	L := lua.NewState()
-	defer L.Close()
-	L.SetGlobal("obj", toLua(L, obj))
-	fn, err := L.LoadString(string(script))
+	state := lua.NewState()
+	defer state.Close()
+	state.SetGlobal("obj", toLua(state, obj))
+	fn, err := state.LoadString(string(script))
 	if err != nil {
 		t.Fatalf("argocd-health.lua: %v", err)
 	}
-	L.Push(fn)
-	if err := L.PCall(0, 1, nil); err != nil {
+	state.Push(fn)
+	if err := state.PCall(0, 1, nil); err != nil {
 		t.Fatalf("argocd-health.lua: %v", err)
 	}
-	hs, ok := L.Get(-1).(*lua.LTable)
+	hs, ok := state.Get(-1).(*lua.LTable)
 	if !ok {
-		t.Fatalf("argocd-health.lua returned %v, want a table", L.Get(-1))
+		t.Fatalf("argocd-health.lua returned %v, want a table", state.Get(-1))
 	}
 	return hs.RawGetString("status").String(), hs.RawGetString("message").String()
 }
 
 // toLua converts decoded JSON as Argo CD does: objects to tables, arrays to
 // 1-based tables.
-func toLua(L *lua.LState, v any) lua.LValue {
+func toLua(state *lua.LState, v any) lua.LValue {
 	switch v := v.(type) {
 	case map[string]any:
-		t := L.NewTable()
+		t := state.NewTable()
 		for k, x := range v {
-			t.RawSetString(k, toLua(L, x))
+			t.RawSetString(k, toLua(state, x))
 		}
 		return t
 	case []any:
-		t := L.NewTable()
+		t := state.NewTable()
 		for _, x := range v {
-			t.Append(toLua(L, x))
+			t.Append(toLua(state, x))
 		}
 		return t
 	case string:

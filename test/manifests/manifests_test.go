@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -379,8 +381,51 @@ func TestInstallerIsTheWholeVersionedInstall(t *testing.T) {
 	}
 	for _, d := range docs {
 		u := &unstructured.Unstructured{Object: d}
-		if err := c.Patch(context.Background(), u, client.Apply, client.FieldOwner("installer-test"), client.ForceOwnership); err != nil {
+		if err := c.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("installer-test"), client.ForceOwnership); err != nil {
 			t.Errorf("%s %s refused: %v", u.GetKind(), u.GetName(), err)
 		}
+	}
+}
+
+// TestFieldDescriptionsFitKubectlExplain: every field of both kinds says
+// what it is, every optional spec field says its default, and none speaks
+// of the code behind it.
+func TestFieldDescriptionsFitKubectlExplain(t *testing.T) {
+	internal := regexp.MustCompile(`\bGo\b|metav1|\bCEL\b|\bstruct\b|kubebuilder|omitempty|\bnil\b|\bpointer\b`)
+	for _, file := range []string{"imagecleanup.io_imagecleanuppolicies.yaml", "imagecleanup.io_imagecleanupreports.yaml"} {
+		raw, err := os.ReadFile(filepath.Join(testenv.CRDDir(), file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(raw, &crd); err != nil {
+			t.Fatal(err)
+		}
+		var walk func(path string, s *apiextensionsv1.JSONSchemaProps, required bool)
+		walk = func(path string, s *apiextensionsv1.JSONSchemaProps, required bool) {
+			if path == ".status.conditions[]" {
+				return // metav1.Condition's own descriptions, as every API has them
+			}
+			if s.Description == "" && !strings.HasSuffix(path, "[]") {
+				t.Errorf("%s %s has no description", crd.Spec.Names.Kind, path)
+			}
+			if internal.MatchString(s.Description) {
+				t.Errorf("%s %s speaks of the code: %q", crd.Spec.Names.Kind, path, s.Description)
+			}
+			if strings.HasPrefix(path, ".spec.") && crd.Spec.Names.Kind == "ImageCleanupPolicy" && !required &&
+				!strings.HasSuffix(path, "[]") && !strings.Contains(s.Description, "Default:") {
+				t.Errorf("%s %s does not say its default: %q", crd.Spec.Names.Kind, path, s.Description)
+			}
+			for name, prop := range s.Properties {
+				if path == "" && (name == "apiVersion" || name == "kind" || name == "metadata") {
+					continue
+				}
+				walk(path+"."+name, &prop, slices.Contains(s.Required, name))
+			}
+			if s.Items != nil && s.Items.Schema != nil {
+				walk(path+"[]", s.Items.Schema, true)
+			}
+		}
+		walk("", crd.Spec.Versions[0].Schema.OpenAPIV3Schema, true)
 	}
 }

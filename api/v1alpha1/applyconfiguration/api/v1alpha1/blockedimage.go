@@ -22,11 +22,11 @@ package v1alpha1
 //
 // BlockedImage is a target image that stayed on the node, and why.
 type BlockedImageApplyConfiguration struct {
-	// Image is the reference (or ID) the policy matched.
+	// image is the reference (or ID) the policy matched.
 	Image *string `json:"image,omitempty"`
-	// Reason is a CamelCase word, such as RunningContainer or KeptStoppedContainer.
+	// reason is a CamelCase word, such as RunningContainer or KeptStoppedContainer.
 	Reason *string `json:"reason,omitempty"`
-	// Message says it for a person, naming the container or child image.
+	// message says it for a person, naming the container or child image.
 	Message *string `json:"message,omitempty"`
 }
 

@@ -23,15 +23,15 @@ package v1alpha1
 // DiskStatus is the engine's data filesystem before and after a sweep, in
 // percent used (rounded down).
 type DiskStatusApplyConfiguration struct {
-	// UsedPercentBefore is the space used before the sweep.
+	// usedPercentBefore is the space used before the sweep.
 	UsedPercentBefore *int32 `json:"usedPercentBefore,omitempty"`
-	// UsedPercentAfter is the space used after it.
+	// usedPercentAfter is the space used after it.
 	UsedPercentAfter *int32 `json:"usedPercentAfter,omitempty"`
-	// InodesUsedPercentBefore is the inodes used before the sweep.
+	// inodesUsedPercentBefore is the inodes used before the sweep.
 	InodesUsedPercentBefore *int32 `json:"inodesUsedPercentBefore,omitempty"`
-	// InodesUsedPercentAfter is the inodes used after it.
+	// inodesUsedPercentAfter is the inodes used after it.
 	InodesUsedPercentAfter *int32 `json:"inodesUsedPercentAfter,omitempty"`
-	// Watermark is the high watermark usage was above (space or inodes);
+	// watermark is the high watermark usage was above (space or inodes);
 	// empty when under both, and then only images unused for maxUnusedAge
 	// were candidates.
 	Watermark *string `json:"watermark,omitempty"`

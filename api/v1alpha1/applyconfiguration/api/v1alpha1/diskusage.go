@@ -23,14 +23,17 @@ package v1alpha1
 // DiskUsage is the watermark of the engine's data filesystem (Docker's data
 // root), in percent of its size and, optionally, of its inodes.
 type DiskUsageApplyConfiguration struct {
-	// HighPercent: above this usage of the filesystem, a sweep frees space.
+	// highPercent: above this usage of the filesystem (percent), a sweep
+	// frees space.
 	HighPercent *int32 `json:"highPercent,omitempty"`
-	// LowPercent: a sweep that frees space stops once usage is under this.
+	// lowPercent: a sweep that frees space stops once usage (percent) is
+	// under this; below highPercent.
 	LowPercent *int32 `json:"lowPercent,omitempty"`
-	// HighInodesPercent: the same for inodes (many small layers fill the
-	// inode table before the disk).
+	// highInodesPercent: the same for inodes (many small layers fill the
+	// inode table before the disk). Default: inodes are not watched.
 	HighInodesPercent *int32 `json:"highInodesPercent,omitempty"`
-	// LowInodesPercent: a sweep that frees inodes stops under this.
+	// lowInodesPercent: a sweep that frees inodes stops under this. Set
+	// with highInodesPercent. Default: none.
 	LowInodesPercent *int32 `json:"lowInodesPercent,omitempty"`
 }
 

@@ -34,8 +34,9 @@ import (
 type ImageCleanupPolicyApplyConfiguration struct {
 	v1.TypeMetaApplyConfiguration    `json:""`
 	*v1.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`
-	Spec                             *ImageCleanupPolicySpecApplyConfiguration `json:"spec,omitempty"`
-	// Status is written by the aggregator. A new policy reads as
+	// spec says which images to remove from which nodes, and how.
+	Spec *ImageCleanupPolicySpecApplyConfiguration `json:"spec,omitempty"`
+	// status is written by the aggregator from the nodes' reports. A new policy reads as
 	// observedGeneration 0 until then, so that tools that wait for
 	// observedGeneration (kstatus) see it in progress rather than done.
 	Status *ImageCleanupPolicyStatusApplyConfiguration `json:"status,omitempty"`

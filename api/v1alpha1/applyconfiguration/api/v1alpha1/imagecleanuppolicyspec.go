@@ -26,56 +26,72 @@ import (
 //
 // ImageCleanupPolicySpec says which images to remove from which nodes, and how.
 type ImageCleanupPolicySpecApplyConfiguration struct {
-	// NodeSelector selects the nodes the policy applies to; empty or absent
-	// selects every node.
+	// nodeSelector selects the nodes the policy applies to, by label. Default:
+	// every node.
 	NodeSelector *NodeSelectorApplyConfiguration `json:"nodeSelector,omitempty"`
-	// Images lists what to remove: references, image IDs or patterns.
-	// "**" alone selects every image; pair it with exclude and minImageAge.
+	// images lists what to remove (1 to 256 entries): references
+	// (busybox, registry.example.com/team/app:1.2), digest references
+	// (app@sha256:<64 hex>), image IDs (sha256:<12 to 64 hex>) or patterns,
+	// where * matches within a path segment or the tag and ** whole path
+	// segments (registry.example.com/ci/**, app:pr-*). A name without a tag
+	// means :latest, as for docker rmi; a pattern without a tag matches every
+	// tag. "**" alone selects every image: pair it with exclude and
+	// minImageAge.
 	Images []apiv1alpha1.ImagePattern `json:"images,omitempty"`
-	// Exclude lists images that are never removed, whatever else matches.
+	// exclude lists images that are never removed, whatever else matches,
+	// in the syntax of images. Default: none.
 	Exclude []apiv1alpha1.ImagePattern `json:"exclude,omitempty"`
-	// Dangling also removes untagged (<none>) images that no container uses.
+	// dangling also removes untagged (<none>) images that no container uses.
+	// Default: false.
 	Dangling *bool `json:"dangling,omitempty"`
-	// MinImageAge keeps images that arrived on the node less than this long
-	// ago (their last tag time, else their creation time).
+	// minImageAge keeps images that arrived on the node less than this long
+	// ago. Arrival is when the node's agent first saw the image (or its last
+	// docker tag), never its build date. Default: 1h.
 	MinImageAge *apiv1alpha1.Duration `json:"minImageAge,omitempty"`
-	// StoppedContainers decides what happens to stopped containers that block
-	// a target image.
+	// stoppedContainers decides what happens to stopped containers (exited,
+	// created and never started, or dead) that block a target image. Default:
+	// each of its fields' defaults.
 	StoppedContainers *StoppedContainersPolicyApplyConfiguration `json:"stoppedContainers,omitempty"`
-	// Force removes target images even when stopped containers still use them
+	// force removes target images even when stopped containers still use them
 	// (docker rmi -f); those containers can no longer start. A running
 	// container still blocks its image, and so does a stopped container of
 	// the kubelet unless includeKubernetesManaged is set (the kubelet
-	// restarts its containers from their image).
+	// restarts its containers from their image). Default: false.
 	Force *bool `json:"force,omitempty"`
-	// DryRun plans and reports, and changes nothing.
+	// dryRun plans and reports what would be removed, and changes nothing.
+	// Default: false.
 	DryRun *bool `json:"dryRun,omitempty"`
-	// Suspend stops the policy on every node.
+	// suspend stops the policy on every node: nothing is looked at or
+	// removed. Default: false.
 	Suspend *bool `json:"suspend,omitempty"`
-	// Interval is how often each node applies the policy again; a change of
-	// the spec applies at once. At least 1m.
+	// interval is how often each node applies the policy again; a change of
+	// the spec applies at once. At least 1m. Default: 1h.
 	Interval *apiv1alpha1.Duration `json:"interval,omitempty"`
-	// MaxImagesPerSweep limits how many images one node removes in one sweep,
-	// first in the policy's order; 0 means no limit.
+	// maxImagesPerSweep limits how many images one node removes in one sweep,
+	// first in the policy's order. Default: 0, no limit.
 	MaxImagesPerSweep *int32 `json:"maxImagesPerSweep,omitempty"`
-	// DiskUsage makes the policy keep the engine's data filesystem under a
+	// diskUsage makes the policy keep the engine's data filesystem under a
 	// watermark: when usage is above highPercent, a sweep removes candidates,
 	// in the policy's order, until usage is under lowPercent; below it, a
 	// sweep removes only images unused for longer than maxUnusedAge (if set).
+	// The agent looks every 30s. Default: none (sweeps only by interval).
 	DiskUsage *DiskUsageApplyConfiguration `json:"diskUsage,omitempty"`
-	// Order is the order in which candidates go: LeastRecentlyUsed (by the
+	// order is the order in which candidates go: LeastRecentlyUsed (by the
 	// last start or stop of a container of the image, else its arrival) or
-	// OldestFirst (by arrival). Absent: LeastRecentlyUsed with diskUsage,
+	// OldestFirst (by arrival). Default: LeastRecentlyUsed with diskUsage,
 	// OldestFirst without.
 	Order *apiv1alpha1.RemovalOrder `json:"order,omitempty"`
-	// KeepNewest keeps the N most recently arrived images of each repository
-	// among the candidates (keep the last 3 builds of ci/app); 0 keeps none.
+	// keepNewest keeps the N most recently arrived images of each repository
+	// among the candidates (keep the last 3 builds of ci/app). Default: 0,
+	// none kept.
 	KeepNewest *int32 `json:"keepNewest,omitempty"`
-	// MaxUnusedAge: when set, only images that no container has used (and
+	// maxUnusedAge: when set, only images that no container has used (and
 	// that have not arrived) for longer than this are candidates, except under
 	// disk pressure (diskUsage above highPercent), when every candidate may go.
+	// Default: none.
 	MaxUnusedAge *apiv1alpha1.Duration `json:"maxUnusedAge,omitempty"`
-	// Rollout spreads a new generation over the fleet.
+	// rollout spreads the first sweep of a new generation over time.
+	// Default: every node sweeps at once.
 	Rollout *RolloutApplyConfiguration `json:"rollout,omitempty"`
 }
 

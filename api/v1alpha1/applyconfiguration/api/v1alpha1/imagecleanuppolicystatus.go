@@ -27,30 +27,30 @@ import (
 // ImageCleanupPolicyStatus is recomputed from the nodes' reports by one
 // aggregator; nodes never write it.
 type ImageCleanupPolicyStatusApplyConfiguration struct {
-	// ObservedGeneration is the generation the aggregate was computed for.
+	// observedGeneration is the generation the aggregate was computed for.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Degraded, Reconciling and Stalled, each with the
+	// conditions: Ready, Degraded, Reconciling and Stalled, each with the
 	// generation it was computed for.
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
-	// NodesMatched counts the nodes the policy selects.
+	// nodesMatched counts the nodes the policy selects.
 	NodesMatched *int32 `json:"nodesMatched,omitempty"`
-	// NodesReported counts selected nodes whose report is for the current generation.
+	// nodesReported counts selected nodes whose report is for the current generation.
 	NodesReported *int32 `json:"nodesReported,omitempty"`
-	// NodesSucceeded counts current reports in phase Succeeded or DryRun.
+	// nodesSucceeded counts current reports in phase Succeeded, DryRun or Skipped.
 	NodesSucceeded *int32 `json:"nodesSucceeded,omitempty"`
-	// NodesBlocked counts current reports in phase Blocked.
+	// nodesBlocked counts current reports in phase Blocked.
 	NodesBlocked *int32 `json:"nodesBlocked,omitempty"`
-	// NodesFailed counts current reports in phase Failed.
+	// nodesFailed counts current reports in phase Failed.
 	NodesFailed *int32 `json:"nodesFailed,omitempty"`
-	// ImagesRemoved is the total over the reports of the nodes selected now:
+	// imagesRemoved is the total over the reports of the nodes selected now:
 	// a node that leaves the selection takes its share with its report.
 	ImagesRemoved *int64 `json:"imagesRemoved,omitempty"`
-	// ContainersRemoved is the total over the reports of the nodes selected now.
+	// containersRemoved is the total over the reports of the nodes selected now.
 	ContainersRemoved *int64 `json:"containersRemoved,omitempty"`
-	// BytesReclaimed estimates the disk space freed, over the reports of the
+	// bytesReclaimed estimates the disk space freed, over the reports of the
 	// nodes selected now.
 	BytesReclaimed *int64 `json:"bytesReclaimed,omitempty"`
-	// FailingNodes names up to 10 failed nodes, sorted.
+	// failingNodes names up to 10 failed nodes, sorted.
 	FailingNodes []string `json:"failingNodes,omitempty"`
 }
 

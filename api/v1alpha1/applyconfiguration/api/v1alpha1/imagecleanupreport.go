@@ -29,17 +29,18 @@ import (
 // ImageCleanupReportApplyConfiguration represents a declarative configuration of the ImageCleanupReport type for use
 // with apply.
 //
+// It has no status subresource on purpose: it has a single writer, and one
+// server-side apply writes labels, owner and results together.
 // ImageCleanupReport is one node's account of one policy. Only that node's
 // agent writes it, at most once per sweep; it belongs to the policy and goes
 // with it.
-//
-// It has no status subresource on purpose: it has a single writer, and one
-// server-side apply writes labels, owner and results together.
 type ImageCleanupReportApplyConfiguration struct {
 	v1.TypeMetaApplyConfiguration    `json:""`
 	*v1.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`
-	Spec                             *ImageCleanupReportSpecApplyConfiguration   `json:"spec,omitempty"`
-	Status                           *ImageCleanupReportStatusApplyConfiguration `json:"status,omitempty"`
+	// spec names the policy and the node.
+	Spec *ImageCleanupReportSpecApplyConfiguration `json:"spec,omitempty"`
+	// status is what the last sweep did, and totals over every sweep.
+	Status *ImageCleanupReportStatusApplyConfiguration `json:"status,omitempty"`
 }
 
 // ImageCleanupReport constructs a declarative configuration of the ImageCleanupReport type for use with

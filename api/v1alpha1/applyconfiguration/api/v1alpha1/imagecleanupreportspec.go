@@ -22,9 +22,9 @@ package v1alpha1
 //
 // ImageCleanupReportSpec identifies the (policy, node) pair a report belongs to.
 type ImageCleanupReportSpecApplyConfiguration struct {
-	// PolicyName is the ImageCleanupPolicy this report is about.
+	// policyName is the ImageCleanupPolicy this report is about.
 	PolicyName *string `json:"policyName,omitempty"`
-	// NodeName is the node whose agent writes this report.
+	// nodeName is the node whose agent writes this report.
 	NodeName *string `json:"nodeName,omitempty"`
 }
 

@@ -28,38 +28,41 @@ import (
 // ImageCleanupReportStatus is what the last sweep did. In a dry run the
 // removed counts and lists say what a real sweep would have removed.
 type ImageCleanupReportStatusApplyConfiguration struct {
-	// PolicyGeneration is the policy generation the sweep applied.
-	PolicyGeneration *int64                   `json:"policyGeneration,omitempty"`
-	Phase            *apiv1alpha1.ReportPhase `json:"phase,omitempty"`
-	// Reason says in one word why the phase is Failed: InvalidPolicy (this
+	// policyGeneration is the policy generation the sweep applied.
+	PolicyGeneration *int64 `json:"policyGeneration,omitempty"`
+	// phase sums up the last sweep: Succeeded (nothing left blocked),
+	// blocked (a target image stayed: see blocked), Failed (see reason and
+	// message), DryRun or Skipped (suspended).
+	Phase *apiv1alpha1.ReportPhase `json:"phase,omitempty"`
+	// reason says in one word why the phase is Failed: InvalidPolicy (this
 	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
 	// SweepStopped or RemovalFailed (the last three are retried).
 	Reason *string `json:"reason,omitempty"`
-	// Message explains a Failed or Skipped phase.
+	// message explains a Failed or Skipped phase.
 	Message *string `json:"message,omitempty"`
-	// LastSweepTime is when the last sweep started.
+	// lastSweepTime is when the last sweep started.
 	LastSweepTime *v1.Time `json:"lastSweepTime,omitempty"`
-	// LastSweepDuration is how long it took, such as 1.2s.
+	// lastSweepDuration is how long it took, such as 1.2s.
 	LastSweepDuration *string `json:"lastSweepDuration,omitempty"`
-	// ImagesRemoved counts images (or tags) removed by the last sweep.
+	// imagesRemoved counts images (or tags) removed by the last sweep.
 	ImagesRemoved *int32 `json:"imagesRemoved,omitempty"`
-	// ContainersRemoved counts stopped containers removed by the last sweep.
+	// containersRemoved counts stopped containers removed by the last sweep.
 	ContainersRemoved *int32 `json:"containersRemoved,omitempty"`
-	// BytesReclaimed estimates the disk space the last sweep freed.
+	// bytesReclaimed estimates the disk space the last sweep freed.
 	BytesReclaimed *int64 `json:"bytesReclaimed,omitempty"`
-	// RemovedImages names the first 20 images removed.
+	// removedImages names the first 20 images removed.
 	RemovedImages []string `json:"removedImages,omitempty"`
-	// RemovedContainers names the first 20 containers removed (name and short ID).
+	// removedContainers names the first 20 containers removed (name and short ID).
 	RemovedContainers []string `json:"removedContainers,omitempty"`
-	// BlockedCount counts the target images that stayed.
+	// blockedCount counts the target images that stayed.
 	BlockedCount *int32 `json:"blockedCount,omitempty"`
-	// Blocked lists the first 20 of them, and why.
+	// blocked lists the first 20 of them, and why.
 	Blocked []BlockedImageApplyConfiguration `json:"blocked,omitempty"`
-	// Errors lists the first 10 errors of the last sweep.
+	// errors lists the first 10 errors of the last sweep.
 	Errors []string `json:"errors,omitempty"`
-	// Totals over every sweep of this policy on this node.
+	// totals over every sweep of this policy on this node.
 	Totals *SweepTotalsApplyConfiguration `json:"totals,omitempty"`
-	// Disk is the engine's data filesystem around the last sweep, for a
+	// disk is the engine's data filesystem around the last sweep, for a
 	// policy with diskUsage.
 	Disk *DiskStatusApplyConfiguration `json:"disk,omitempty"`
 }

@@ -24,16 +24,14 @@ import (
 // NodeSelectorApplyConfiguration represents a declarative configuration of the NodeSelector type for use
 // with apply.
 //
-// NodeSelector selects nodes by their labels. It is a metav1.LabelSelector
-// with bounds, which the API server needs to afford the CEL rules.
-//
-// Label keys in matchLabels are checked by the agent, not at admission: CEL
-// cannot bound the cost of a rule over map keys. An invalid key makes every
-// node's report Failed with the reason.
+// NodeSelector selects nodes by their labels, as a Kubernetes label selector
+// does (matchLabels and matchExpressions, all of which must hold).
 type NodeSelectorApplyConfiguration struct {
-	// MatchLabels: every label must be present with this value.
+	// matchLabels: every label must be present with this value. A key that is
+	// not a valid label key makes every node report Failed (InvalidPolicy).
+	// Default: none.
 	MatchLabels map[string]apiv1alpha1.LabelValue `json:"matchLabels,omitempty"`
-	// MatchExpressions: every expression must hold.
+	// matchExpressions: every expression must hold. Default: none.
 	MatchExpressions []NodeSelectorRequirementApplyConfiguration `json:"matchExpressions,omitempty"`
 }
 

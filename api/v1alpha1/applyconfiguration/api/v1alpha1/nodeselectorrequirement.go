@@ -26,11 +26,12 @@ import (
 //
 // NodeSelectorRequirement is one matchExpressions entry of a NodeSelector.
 type NodeSelectorRequirementApplyConfiguration struct {
-	// Key is a label key: an optional DNS prefix and a slash, then a name.
+	// key is a label key: an optional DNS prefix and a slash, then a name.
 	Key *string `json:"key,omitempty"`
-	// Operator is In, NotIn, Exists or DoesNotExist.
+	// operator is In, NotIn, Exists or DoesNotExist.
 	Operator *apiv1alpha1.NodeSelectorOperator `json:"operator,omitempty"`
-	// Values for In and NotIn.
+	// values for In and NotIn; none for Exists and DoesNotExist. Default:
+	// none.
 	Values []apiv1alpha1.LabelValue `json:"values,omitempty"`
 }
 

@@ -26,10 +26,10 @@ import (
 //
 // Rollout spreads the first sweep of a new generation over time.
 type RolloutApplyConfiguration struct {
-	// Window: after a change of the spec, each node starts its first sweep
+	// window: after a change of the spec, each node starts its first sweep
 	// at its own offset within this window (fixed per node and policy), so a
 	// fleet does not sweep, and write reports, in the same second. The disk
-	// watermark does not wait for it. 0s (the default) sweeps at once.
+	// watermark does not wait for it. Default: 0s, at once.
 	Window *apiv1alpha1.Duration `json:"window,omitempty"`
 }
 

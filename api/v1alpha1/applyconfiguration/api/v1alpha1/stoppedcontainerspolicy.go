@@ -27,19 +27,22 @@ import (
 // StoppedContainersPolicy decides the fate of stopped containers (exited,
 // created and never started, or dead) that use a target image.
 type StoppedContainersPolicyApplyConfiguration struct {
-	// Action is Remove (delete the blocking stopped containers, then the
+	// action is Remove (delete the blocking stopped containers, then the
 	// image) or Keep (leave them and report the image as blocked).
+	// Default: Remove.
 	Action *apiv1alpha1.StoppedContainerAction `json:"action,omitempty"`
-	// MinStoppedAge spares containers that finished (or were created and never
-	// started) less than this long ago; the image they use is blocked meanwhile.
+	// minStoppedAge spares containers that finished (or were created and never
+	// started) less than this long ago; the image they use is blocked
+	// meanwhile. Default: 1h.
 	MinStoppedAge *apiv1alpha1.Duration `json:"minStoppedAge,omitempty"`
-	// RemoveVolumes also removes the anonymous volumes of removed containers
-	// (docker rm -v). Named volumes are never removed.
+	// removeVolumes also removes the anonymous volumes of removed containers
+	// (docker rm -v). Named volumes are never removed. Needs action Remove.
+	// Default: false.
 	RemoveVolumes *bool `json:"removeVolumes,omitempty"`
-	// IncludeKubernetesManaged lets the agent remove stopped containers that
+	// includeKubernetesManaged lets the agent remove stopped containers that
 	// carry io.kubernetes.* labels. Without it they are the kubelet's to
 	// collect (it keeps them for kubectl logs --previous) and they block
-	// their image.
+	// their image, even with force. Needs action Remove. Default: false.
 	IncludeKubernetesManaged *bool `json:"includeKubernetesManaged,omitempty"`
 }
 

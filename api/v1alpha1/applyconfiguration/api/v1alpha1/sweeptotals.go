@@ -22,10 +22,16 @@ package v1alpha1
 //
 // SweepTotals add up every sweep of a policy on a node.
 type SweepTotalsApplyConfiguration struct {
-	Sweeps            *int64 `json:"sweeps,omitempty"`
-	ImagesRemoved     *int64 `json:"imagesRemoved,omitempty"`
+	// sweeps counts the sweeps of this policy on this node, dry runs included.
+	Sweeps *int64 `json:"sweeps,omitempty"`
+	// imagesRemoved counts the images (or tags) removed by all of them (dry
+	// runs not included).
+	ImagesRemoved *int64 `json:"imagesRemoved,omitempty"`
+	// containersRemoved counts the stopped containers removed by all of them.
 	ContainersRemoved *int64 `json:"containersRemoved,omitempty"`
-	BytesReclaimed    *int64 `json:"bytesReclaimed,omitempty"`
+	// bytesReclaimed estimates the disk space all of them freed (an upper
+	// bound: layers shared with other images count).
+	BytesReclaimed *int64 `json:"bytesReclaimed,omitempty"`
 }
 
 // SweepTotalsApplyConfiguration constructs a declarative configuration of the SweepTotals type for use with
