@@ -4,6 +4,7 @@
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.7.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v3.22.0
 
 # The release: set VERSION=v0.2.0 to cut one; by default the checkout's commit.
 VERSION ?= $(shell git describe --tags --always --dirty --match 'v*' 2>/dev/null || echo v0.0.0-dev)
@@ -17,6 +18,7 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 KUBECTL ?= kubectl
 CONTAINER_TOOL ?= docker
 
@@ -43,6 +45,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and the two roles' RBAC from the k
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=agent-role paths="./controllers" output:rbac:artifacts:config=config/rbac/agent
 	$(CONTROLLER_GEN) rbac:roleName=aggregator-role paths="./controllers/aggregator" output:rbac:artifacts:config=config/rbac/aggregator
+	cp config/crd/bases/*.yaml charts/image-cleanup-operator/crds/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods and typed apply configurations.
@@ -66,8 +69,8 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run
 
 .PHONY: test
-test: verify-generated vet $(KUSTOMIZE) ## Run every test, unit and integration, against a private dockerd and envtest.
-	KUSTOMIZE=$(KUSTOMIZE) hack/test.sh ./...
+test: verify-generated vet $(KUSTOMIZE) $(HELM) ## Run every test, unit and integration, against a private dockerd, envtest and the test node.
+	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) hack/test.sh ./...
 
 .PHONY: bench
 bench: ## Benchmark imagecleanup apply against the article's hand recipe on the private dockerd.
@@ -146,10 +149,14 @@ $(KUSTOMIZE): | $(LOCALBIN)
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
-.PHONY: controller-gen kustomize golangci-lint
+$(HELM): | $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+.PHONY: controller-gen kustomize golangci-lint helm
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
 kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
 golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
+helm: $(HELM) ## Install helm into bin/ (the chart's tests render with it).
 
 # go-install-tool installs a pinned tool as bin/<name>-<version>; the
 # temporary GOBIN holds only that one binary.

@@ -1,0 +1,290 @@
+// Package chart_test renders the Helm chart (charts/image-cleanup-operator)
+// with the helm binary the Makefile installs, and holds it to config/default:
+// the same objects, the same pod specs, RBAC rules and admission policy, so
+// that the two install paths cannot drift. The rendered objects are checked
+// against the API server's schemas (envtest), and the values against the
+// chart's values.schema.json.
+package chart_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithAPIServer(m)) }
+
+const namespace = "image-cleanup-system"
+
+var chartDir = filepath.Join(testenv.RepoRoot(), "charts", "image-cleanup-operator")
+
+func tool(t *testing.T, env string) string {
+	t.Helper()
+	bin := os.Getenv(env)
+	if bin == "" {
+		testenv.Unavailable(t, "%s is not set (make test installs it into bin/)", env)
+	}
+	return bin
+}
+
+func runTool(t *testing.T, bin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), func() error {
+		if err != nil {
+			return &toolError{err: err, stderr: errOut.String()}
+		}
+		return nil
+	}()
+}
+
+type toolError struct {
+	err    error
+	stderr string
+}
+
+func (e *toolError) Error() string { return e.err.Error() + ": " + e.stderr }
+
+// render runs helm template with the values given as --set pairs.
+func render(t *testing.T, set ...string) []*unstructured.Unstructured {
+	t.Helper()
+	out, err := renderErr(t, set...)
+	if err != nil {
+		t.Fatalf("helm template %v: %v", set, err)
+	}
+	return out
+}
+
+func renderErr(t *testing.T, set ...string) ([]*unstructured.Unstructured, error) {
+	t.Helper()
+	args := []string{"template", "ico", chartDir, "--namespace", namespace, "--kube-version", "1.37.2", "--include-crds"}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	out, err := runTool(t, tool(t, "HELM"), args...)
+	if err != nil {
+		return nil, err
+	}
+	return decode(t, out), nil
+}
+
+func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	out, err := runTool(t, tool(t, "KUSTOMIZE"), "build", filepath.Join(testenv.RepoRoot(), dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, out)
+}
+
+func decode(t *testing.T, s string) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(s), 4096)
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		if m != nil {
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+		}
+	}
+	return objs
+}
+
+func key(u *unstructured.Unstructured) string { return u.GetKind() + "/" + u.GetName() }
+
+func index(objs []*unstructured.Unstructured) map[string]*unstructured.Unstructured {
+	out := map[string]*unstructured.Unstructured{}
+	for _, o := range objs {
+		out[key(o)] = o
+	}
+	return out
+}
+
+// substance is an object without what only says who rendered it: labels
+// and annotations of the object itself, and comments (already gone).
+func substance(u *unstructured.Unstructured) map[string]any {
+	c := u.DeepCopy()
+	unstructured.RemoveNestedField(c.Object, "metadata", "labels")
+	unstructured.RemoveNestedField(c.Object, "metadata", "annotations")
+	if rules, ok, _ := unstructured.NestedSlice(c.Object, "rules"); ok {
+		_ = unstructured.SetNestedSlice(c.Object, normalizeRules(rules), "rules")
+	}
+	return c.Object
+}
+
+// normalizeRules sorts RBAC rules and their lists: the order says nothing.
+func normalizeRules(rules []any) []any {
+	for _, r := range rules {
+		rule := r.(map[string]any)
+		for _, k := range []string{"apiGroups", "resources", "verbs"} {
+			if list, ok := rule[k].([]any); ok {
+				sort.Slice(list, func(i, j int) bool { return list[i].(string) < list[j].(string) })
+			}
+		}
+	}
+	sort.Slice(rules, func(i, j int) bool { return fmtAny(rules[i]) < fmtAny(rules[j]) })
+	return rules
+}
+
+func fmtAny(v any) string {
+	out, _ := yaml.Marshal(v)
+	return string(out)
+}
+
+// TestChartIsConfigDefault: with the image of config/default and a chart-made
+// namespace, the chart renders config/default's objects, field for field
+// (labels aside), plus a metrics Service.
+func TestChartIsConfigDefault(t *testing.T) {
+	chart := index(render(t, "image.tag=dev", "namespace.create=true"))
+	kust := index(kustomize(t, "config/default"))
+	for k, want := range kust {
+		got, ok := chart[k]
+		if !ok {
+			t.Errorf("the chart has no %s", k)
+			continue
+		}
+		if !reflect.DeepEqual(substance(got), substance(want)) {
+			t.Errorf("%s differs from config/default's:\nchart:     %s\nkustomize: %s", k, fmtAny(substance(got)), fmtAny(substance(want)))
+		}
+	}
+	for k := range chart {
+		if _, ok := kust[k]; !ok && k != "Service/image-cleanup-metrics" {
+			t.Errorf("the chart has %s, config/default does not", k)
+		}
+	}
+	if ns := chart["Namespace/"+namespace]; ns == nil || ns.GetLabels()["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Error("the chart's namespace is not labelled for privileged Pod Security")
+	}
+}
+
+func TestChartLintsAndRefusesBadValues(t *testing.T) {
+	if out, err := runTool(t, tool(t, "HELM"), "lint", "--strict", chartDir); err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+	for name, set := range map[string]string{
+		"unknown value":         "agent.dockerSokcet=/run/docker.sock",
+		"relative socket path":  "agent.dockerSocket=run/docker.sock",
+		"bad pull policy":       "image.pullPolicy=Sometimes",
+		"zero replicas":         "aggregator.replicas=0",
+		"flag without dashes":   "agent.extraArgs[0]=disk-tick=10s",
+		"bad status interval":   "aggregator.statusInterval=ten",
+		"pod security is typed": "namespace.podSecurityEnforce=open",
+	} {
+		if _, err := renderErr(t, set); err == nil || !strings.Contains(err.Error(), "values don't meet the specifications of the schema") {
+			t.Errorf("%s (%s): rendered, or failed for another reason: %v", name, set, err)
+		}
+	}
+}
+
+func find(t *testing.T, objs []*unstructured.Unstructured, k string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if key(o) == k {
+			return o
+		}
+	}
+	return nil
+}
+
+func podSpec(t *testing.T, u *unstructured.Unstructured) corev1.PodSpec {
+	t.Helper()
+	tmpl, _, _ := unstructured.NestedMap(u.Object, "spec", "template", "spec")
+	var spec corev1.PodSpec
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(tmpl, &spec); err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+func TestChartValues(t *testing.T) {
+	// Defaults: no namespace object (helm --create-namespace or yours), the
+	// chart's appVersion, linux nodes, no priority class.
+	objs := render(t)
+	if find(t, objs, "Namespace/"+namespace) != nil {
+		t.Error("the chart makes the namespace without namespace.create")
+	}
+	agent := podSpec(t, find(t, objs, "DaemonSet/image-cleanup-agent"))
+	if !strings.HasPrefix(agent.Containers[0].Image, "imagecleanup/image-cleanup-operator:v") || agent.PriorityClassName != "" ||
+		agent.NodeSelector["kubernetes.io/os"] != "linux" {
+		t.Errorf("defaults: image %s, priority %q, nodeSelector %v", agent.Containers[0].Image, agent.PriorityClassName, agent.NodeSelector)
+	}
+
+	objs = render(t, "image.repository=registry.example.com/ic", "image.tag=v1.2.3", "agent.dockerSocket=/run/k3s/docker.sock",
+		"agent.dataRoot=", "agent.priorityClassName=node-agents", "agent.extraProtectedImages={registry.example.com/sandbox:1}",
+		"metrics.podMonitor.enabled=true", "metrics.service.enabled=false", "reportWritersPolicy.enabled=false",
+		"aggregatedRoles.enabled=false", "aggregator.replicas=1", "namePrefix=ic-")
+	agent = podSpec(t, find(t, objs, "DaemonSet/ic-agent"))
+	c := agent.Containers[0]
+	if c.Image != "registry.example.com/ic:v1.2.3" || agent.PriorityClassName != "node-agents" {
+		t.Errorf("image %s, priority %q", c.Image, agent.PriorityClassName)
+	}
+	if !slices.Contains(c.Args, "--protect-images=registry.example.com/ic:v1.2.3,registry.example.com/sandbox:1") {
+		t.Errorf("args %v: the agent's own image and the extra ones are protected", c.Args)
+	}
+	if len(agent.Volumes) != 2 || agent.Volumes[0].HostPath.Path != "/run/k3s/docker.sock" {
+		t.Errorf("volumes %+v: the socket at its path, no data root", agent.Volumes)
+	}
+	for _, k := range []string{"PodMonitor/ic-metrics"} {
+		if find(t, objs, k) == nil {
+			t.Errorf("no %s", k)
+		}
+	}
+	for _, k := range []string{"Service/ic-metrics", "ValidatingAdmissionPolicy/ic-report-writers", "ClusterRole/ic-view-role",
+		"PodDisruptionBudget/ic-aggregator"} {
+		if find(t, objs, k) != nil {
+			t.Errorf("%s rendered though turned off", k)
+		}
+	}
+	vapUser := render(t, "namePrefix=ic-")
+	vap := find(t, vapUser, "ValidatingAdmissionPolicy/ic-report-writers")
+	conds, _, _ := unstructured.NestedSlice(vap.Object, "spec", "matchConditions")
+	if len(conds) != 1 || !strings.Contains(conds[0].(map[string]any)["expression"].(string), "system:serviceaccount:"+namespace+":ic-agent'") {
+		t.Errorf("the admission policy does not follow the agent's ServiceAccount: %v", conds)
+	}
+}
+
+// TestRenderedObjectsPassTheAPIServer: every object the chart renders (a
+// PodMonitor aside: its CRD is Prometheus Operator's) is accepted by the API
+// server with strict field validation.
+func TestRenderedObjectsPassTheAPIServer(t *testing.T) {
+	c, err := client.New(testenv.APIServer(t), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": namespace}}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	for _, o := range render(t, "agent.priorityClassName=system-node-critical", "agent.extraProtectedImages={x:1}") {
+		if o.GetKind() == "Namespace" {
+			continue
+		}
+		if err := c.Create(ctx, o, client.DryRunAll, client.FieldValidation("Strict")); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Errorf("%s refused: %v", key(o), err)
+		}
+	}
+}
