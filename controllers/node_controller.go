@@ -398,7 +398,7 @@ func (r *nodeReconciler) recordEvents(policy *v1alpha1.ImageCleanupPolicy, prev,
 		r.Recorder.Eventf(policy, nil, corev1.EventTypeWarning, "SweepFailed", "Sweep", "node %s: %s", r.Node, st.Message)
 	case st.Phase != v1alpha1.PhaseDryRun && (st.ImagesRemoved > 0 || st.ContainersRemoved > 0):
 		r.Recorder.Eventf(policy, nil, corev1.EventTypeNormal, "Removed", "Sweep",
-			"node %s: removed %d images and %d stopped containers, about %d bytes", r.Node, st.ImagesRemoved, st.ContainersRemoved, st.BytesReclaimed)
+			"node %s: images removed: %d, stopped containers removed: %d, bytes freed: about %d", r.Node, st.ImagesRemoved, st.ContainersRemoved, st.BytesReclaimed)
 	}
 }
 
