@@ -267,7 +267,7 @@ func TestAgentPodIsReadyWithItsOwnIdentity(t *testing.T) {
 		}
 	}
 	// kubectl logs reaches the kubelet (the API server prefers its InternalIP).
-	if logs := n.kubectlOK(t, "", "-n", namespace, "logs", pod.Name, "--tail=50"); !strings.Contains(logs, "starting agent") {
+	if logs := n.kubectlOK(t, "", "-n", namespace, "logs", pod.Name); !strings.Contains(logs, "starting agent") {
 		t.Errorf("kubectl logs of the agent has no start line:\n%s", logs)
 	}
 	who, err := n.asPod(t, pod, "", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.extra.authentication\\.kubernetes\\.io/node-name[0]}")
