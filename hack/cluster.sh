@@ -49,13 +49,13 @@ assets() {
 
 ensure_host_packages() {
   if [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] &&
-    command -v openssl >/dev/null && command -v ip >/dev/null; then
+    command -v openssl >/dev/null && command -v ip >/dev/null && command -v sysctl >/dev/null && command -v pgrep >/dev/null; then
     return
   fi
-  log "installing Debian's containernetworking-plugins, openssl, iproute2"
+  log "installing Debian's containernetworking-plugins, openssl, iproute2, procps"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends containernetworking-plugins openssl iproute2 >&2
+  apt-get install -y -qq --no-install-recommends containernetworking-plugins openssl iproute2 procps >&2
 }
 
 # cert NAME CN [O] [SANS] [USAGE]: a key and a certificate signed by the cluster CA.
