@@ -429,3 +429,31 @@ func TestFieldDescriptionsFitKubectlExplain(t *testing.T) {
 		walk("", crd.Spec.Versions[0].Schema.OpenAPIV3Schema, true)
 	}
 }
+
+// TestUnknownFieldsAsTheAPIServerNamesThem: imagecleanup validate names an
+// unknown field by the path the API server's strict field validation gives.
+func TestUnknownFieldsAsTheAPIServerNamesThem(t *testing.T) {
+	c, err := client.New(testenv.APIServer(t), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := map[string]any{
+		"apiVersion": "imagecleanup.io/v1alpha1", "kind": "ImageCleanupPolicy",
+		"metadata": map[string]any{"name": "typos"},
+		"spec": map[string]any{"images": []any{"busybox"}, "minImageAg": "1h",
+			"stoppedContainers": map[string]any{"actoin": "Remove"}},
+	}
+	ours := policyschema.UnknownFields(obj)
+	if len(ours) != 2 {
+		t.Fatalf("unknown fields %v, want 2", ours)
+	}
+	err = c.Create(context.Background(), &unstructured.Unstructured{Object: obj}, client.DryRunAll, client.FieldValidation("Strict"))
+	if err == nil {
+		t.Fatal("the API server took a policy with unknown fields")
+	}
+	for _, path := range ours {
+		if !strings.Contains(err.Error(), fmt.Sprintf("unknown field %q", path)) {
+			t.Errorf("the API server says %q, which does not name %q as we do", err, path)
+		}
+	}
+}
