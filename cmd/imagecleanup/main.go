@@ -48,7 +48,7 @@ func main() {
 	os.Exit(code)
 }
 
-// exitError carries the exit code of a failed command; its message (if any)
+// codedError carries the exit code of a failed command; its message
 // is printed once, by run.
 type codedError struct {
 	code int
