@@ -4,11 +4,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ImagePattern names images: a Docker reference (normalized as Docker does,
-// so busybox is docker.io/library/busybox:latest), a pattern with * (within
-// one path segment or within the tag) and ** (whole path segments), a digest
-// reference repo@sha256:<64 hex>, or an image ID sha256:<hex> (12 to 64 hex
-// digits, a prefix of the ID).
+// ImagePattern is one entry: a reference, normalized as Docker does (busybox
+// is docker.io/library/busybox:latest), a digest reference, an image ID or a
+// pattern.
 //
 // +kubebuilder:validation:MaxLength=200
 // +kubebuilder:validation:XValidation:rule="size(self) > 0",message="must not be empty"
