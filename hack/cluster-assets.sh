@@ -5,7 +5,9 @@
 # technique of hack/envtest-assets.sh, version-stamped so the node does not
 # report v0.0.0-master) and cri-dockerd from its own vendored module.
 #
-# Prints the folder that holds them (etcd comes from the envtest cache).
+# Prints the folder that holds them, and a copy of the envtest cache's etcd:
+# the cluster's etcd must not run from the envtest folder, where hack/test.sh
+# stops orphaned envtest processes (the cluster's are daemons, parent 1).
 set -euo pipefail
 
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.37.2}"
@@ -16,8 +18,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${CLUSTER_CACHE:-${root}/bin/cluster}/k8s-${KUBERNETES_VERSION}-cri-dockerd-${CRI_DOCKERD_VERSION}"
 components=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 
+# A cache built before etcd was copied in gets its copy.
+if [[ -x "${cache}/kubelet" && ! -x "${cache}/etcd" ]]; then
+  cp "$("${root}/hack/envtest-assets.sh")/etcd" "${cache}/etcd"
+fi
 complete=true
-for bin in "${components[@]}" cri-dockerd; do
+for bin in "${components[@]}" cri-dockerd etcd; do
   [[ -x "${cache}/${bin}" ]] || complete=false
 done
 if [[ "${complete}" == true ]]; then
@@ -76,6 +82,7 @@ chmod -R u+w "${work}/cri-dockerd"
     -o "${cache}.partial/cri-dockerd" .
 )
 
+cp "$("${root}/hack/envtest-assets.sh")/etcd" "${cache}.partial/etcd"
 rm -rf "${cache}"
 mv "${cache}.partial" "${cache}"
 log "built into ${cache}"

@@ -43,7 +43,7 @@ node_ip() {
 
 assets() {
   bin="$("${root}/hack/cluster-assets.sh")"
-  etcd_bin="$("${root}/hack/envtest-assets.sh")/etcd"
+  etcd_bin="${bin}/etcd"
   kubectl="${bin}/kubectl"
 }
 

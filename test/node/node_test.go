@@ -612,3 +612,59 @@ func TestViewAndEditUsersGetPoliciesByAggregation(t *testing.T) {
 		})
 	}
 }
+
+// TestHelmInstallRunsOnTheNode replaces the install with the Helm chart, in
+// a namespace of its own, and runs a policy through it: the chart's pods
+// become Ready on the kubelet and clean the node. It runs last (it takes the
+// kustomize install away).
+func TestHelmInstallRunsOnTheNode(t *testing.T) {
+	n := testNode(t)
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		testenv.Unavailable(t, "HELM is not set (make test installs helm into bin/)")
+	}
+	undeploy := exec.Command("make", "-s", "undeploy", "DEPLOY_DIR=test/node/overlay", "IMG="+n.agentImage,
+		"KUSTOMIZE="+os.Getenv("KUSTOMIZE"), "KUBECTL="+n.kubectl+" --kubeconfig "+n.kubeconfig)
+	undeploy.Dir = testenv.RepoRoot()
+	if out, err := undeploy.CombinedOutput(); err != nil {
+		t.Fatalf("make undeploy: %v\n%s", err, out)
+	}
+	const ns = "image-cleanup-helm"
+	repo, tag, _ := strings.Cut(n.agentImage, ":")
+	install := exec.Command(helm, "install", "ico", filepath.Join(testenv.RepoRoot(), "charts", "image-cleanup-operator"),
+		"--kubeconfig", n.kubeconfig, "--namespace", ns, "--create-namespace", "--wait", "--timeout", "3m",
+		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
+		// The test node's paths and API server address, as test/node/overlay has them.
+		"--set", "agent.dockerSocket=/tmp/imagecleanup-node/engine/docker.sock",
+		"--set", "agent.dataRoot=/tmp/imagecleanup-node/engine/data",
+		"--set", "agent.stateDir=/tmp/imagecleanup-node/agent-state",
+		"--set-string", "agent.extraEnv[0].name=KUBERNETES_SERVICE_HOST,agent.extraEnv[0].value=10.244.0.1",
+		"--set-string", "agent.extraEnv[1].name=KUBERNETES_SERVICE_PORT,agent.extraEnv[1].value=6443",
+		"--set-string", "aggregator.extraEnv[0].name=KUBERNETES_SERVICE_HOST,aggregator.extraEnv[0].value=10.244.0.1",
+		"--set-string", "aggregator.extraEnv[1].name=KUBERNETES_SERVICE_PORT,aggregator.extraEnv[1].value=6443")
+	t.Cleanup(func() {
+		_ = exec.Command(helm, "uninstall", "ico", "--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait").Run()
+	})
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	// --create-namespace makes a namespace without a Pod Security label;
+	// the chart says to label it (hostPath needs privileged).
+	n.kubectlOK(t, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged", "--overwrite")
+
+	img := testenv.ImportImage(t, n.docker, "e2e.test/helm:1")
+	ctr := testenv.CreateContainer(t, n.docker, img, testenv.ContainerOptions{Run: "exit"})
+	n.applyPolicy(t, "e2e-helm", `images: ["e2e.test/helm:*"]
+minImageAge: 0s
+stoppedContainers:
+  minStoppedAge: 0s
+`)
+	report := n.sweptReport(t, "e2e-helm")
+	if report.Status.Phase != v1alpha1.PhaseSucceeded || testenv.ImageExists(t, n.docker, img) || testenv.ContainerExists(t, n.docker, ctr) {
+		t.Errorf("the chart's agent did not clean: report %+v", report.Status)
+	}
+	eventually(t, time.Minute, "the policy Ready through the chart's aggregator", func() (bool, string) {
+		out, err := n.run(nil, "get", "icp", "e2e-helm", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+		return err == nil && out == "True", out + fmt.Sprint(err)
+	})
+}
