@@ -114,6 +114,19 @@ make_pki() {
   for name in admin controller-manager scheduler kubelet; do kubeconfig "${name}"; done
 }
 
+# preflight_ports fails early, and says why, when another program holds a
+# port the node needs (another cluster on this machine, say).
+preflight_ports() {
+  local port busy=""
+  for port in 6443 10250 10257 10259 "${etcd_port}" 23800; do
+    if ss -Hltn "sport = :${port}" 2>/dev/null | grep -q .; then busy+=" ${port}"; fi
+  done
+  if [[ -n "${busy}" && ! -f "${state}/kube-apiserver.pid" ]]; then
+    log "ports in use by another program:${busy}; stop it (another cluster?) or run the test node elsewhere"
+    exit 1
+  fi
+}
+
 # start NAME COMMAND...: run a component in its own session, logged and pid-filed.
 start() {
   local name="$1"
@@ -226,6 +239,7 @@ up() {
   fi
   [[ "$(id -u)" == 0 ]] || { log "the test node needs root (kubelet, dockerd)"; exit 1; }
   ensure_host_packages
+  preflight_ports
   assets
   mkdir -p "${state}"
   rm -f "${state}.sysctls"
