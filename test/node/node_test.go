@@ -296,6 +296,21 @@ func TestAgentPodIsReadyWithItsOwnIdentity(t *testing.T) {
 	}
 }
 
+// TestAggregatorElectionIsRecorded: the aggregator's leader election records
+// its event with the aggregator's own rights (the RBAC gap the issue found
+// with kubectl auth can-i).
+func TestAggregatorElectionIsRecorded(t *testing.T) {
+	n := testNode(t)
+	eventually(t, time.Minute, "a LeaderElection event", func() (bool, string) {
+		out, err := n.run(nil, "-n", namespace, "get", "events", "--field-selector", "reason=LeaderElection", "-o", "name")
+		return err == nil && strings.TrimSpace(out) != "", out + fmt.Sprint(err)
+	})
+	out, _ := n.run(nil, "auth", "can-i", "create", "events", "-n", namespace, "--as=system:serviceaccount:"+namespace+":image-cleanup-aggregator")
+	if strings.TrimSpace(out) != "yes" {
+		t.Errorf("the aggregator may not create events in %s: %q", namespace, out)
+	}
+}
+
 func TestPolicyAppliedWithKubectlCleansTheNode(t *testing.T) {
 	n := testNode(t)
 	app1 := testenv.ImportImage(t, n.docker, "e2e.test/app:1")
