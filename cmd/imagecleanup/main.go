@@ -48,18 +48,26 @@ func main() {
 	os.Exit(code)
 }
 
-// codedError carries the exit code of a failed command; its message
-// is printed once, by run.
+// codedError carries the exit code of a command that did not end with 0;
+// its message, if it has one, is printed once, by run. A sweep can end with
+// 1 or 3 and nothing to add to its output: err is nil then.
 type codedError struct {
 	code int
 	err  error
 }
 
-func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit code %d", e.code)
+	}
+	return e.err.Error()
+}
+
 func (e *codedError) Unwrap() error { return e.err }
 
+// withCode is err with its exit code; nil when there is nothing to report.
 func withCode(code int, err error) error {
-	if err == nil {
+	if err == nil && code == exitOK {
 		return nil
 	}
 	return &codedError{code: code, err: err}
@@ -76,17 +84,19 @@ func usageError(err error) error { return withCode(exitInvalid, usageErr{err}) }
 // run executes the command line and returns the exit code. Errors go to
 // stderr as kubectl prints them: "error: ", then one reason per line.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	code := exitOK
-	root := newRoot(ctx, stdin, stdout, stderr, &code)
+	root := newRoot(ctx, stdin, stdout, stderr)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
-		return code
+		return exitOK
 	}
 	var coded *codedError
 	if !errors.As(err, &coded) {
 		// cobra's own: an unknown command or flag, a missing argument.
 		coded = &codedError{code: exitInvalid, err: usageErr{err}}
+	}
+	if coded.err == nil {
+		return coded.code
 	}
 	fmt.Fprintf(stderr, "error: %s\n", coded.Error())
 	if errors.As(coded.err, new(usageErr)) {
@@ -108,7 +118,7 @@ func commandPath(root *cobra.Command, args []string) string {
 	return root.Name()
 }
 
-func newRoot(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, code *int) *cobra.Command {
+func newRoot(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "imagecleanup",
 		Short: "Plan, apply or validate ImageCleanupPolicies against a Docker engine, without Kubernetes",
@@ -126,8 +136,8 @@ Exit codes: 0 done, 1 error, 2 invalid policy or usage, 3 blocked (with --fail-o
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.SetContext(ctx)
-	root.AddCommand(sweepCommand("plan", "Show what apply would remove; change nothing", code),
-		sweepCommand("apply", "Remove what the policy selects", code),
+	root.AddCommand(sweepCommand("plan", "Show what apply would remove; change nothing"),
+		sweepCommand("apply", "Remove what the policy selects"),
 		validateCommand(), versionCommand())
 	return root
 }
@@ -146,7 +156,7 @@ type sweepOptions struct {
 	callTimeout   time.Duration
 }
 
-func sweepCommand(mode, short string, code *int) *cobra.Command {
+func sweepCommand(mode, short string) *cobra.Command {
 	o := &sweepOptions{mode: mode}
 	cmd := &cobra.Command{
 		Use:   mode + " -f policy.yaml",
@@ -156,9 +166,7 @@ func sweepCommand(mode, short string, code *int) *cobra.Command {
 			if err := o.check(); err != nil {
 				return usageError(err)
 			}
-			c, err := execute(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
-			*code = c
-			return withCode(c, err)
+			return withCode(execute(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
 	f := cmd.Flags()
@@ -230,11 +238,16 @@ func versionCommand() *cobra.Command {
 				return usageError(err)
 			}
 			info := version.Get()
+			var err error
 			if output == "table" {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), "imagecleanup", info)
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), "imagecleanup", info)
+			} else {
+				err = encode(cmd.OutOrStdout(), output, info)
+			}
+			if err != nil {
 				return withCode(exitError, err)
 			}
-			return withCode(exitError, encode(cmd.OutOrStdout(), output, info))
+			return nil
 		},
 	}
 	outputFlag(cmd.Flags(), &output)

@@ -204,17 +204,17 @@ func writeTable(w io.Writer, d document) error {
 	}
 	s := d.Summary
 	_, err := fmt.Fprintf(w, "\n%s %s (%d deleted, %s) and %s; %d blocked, %d skipped, %d failed; %.2fs\n",
-		verb, count(s.ImagesRemoved, "image"), s.ImagesDeleted, humanBytes(s.BytesReclaimed), count(s.ContainersRemoved, "stopped container"),
+		verb, count(s.ImagesRemoved, "image", "images"), s.ImagesDeleted, humanBytes(s.BytesReclaimed), count(s.ContainersRemoved, "stopped container", "stopped containers"),
 		s.Blocked, s.Skipped, s.Failed, d.DurationSeconds)
 	return err
 }
 
 // count says "1 image", "2 images".
-func count(n int, noun string) string {
+func count(n int, one, many string) string {
 	if n == 1 {
-		return "1 " + noun
+		return "1 " + one
 	}
-	return fmt.Sprintf("%d %ss", n, noun)
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func humanBytes(n int64) string {

@@ -65,16 +65,9 @@ func validateFiles(cmd *cobra.Command, paths []string) error {
 		}
 	}
 	if invalid > 0 {
-		return withCode(exitInvalid, fmt.Errorf("%d invalid %s", invalid, plural(invalid, "policy", "policies")))
+		return withCode(exitInvalid, fmt.Errorf("%s invalid", count(invalid, "policy", "policies")))
 	}
 	return nil
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // documents splits a YAML stream into its non-empty documents.
