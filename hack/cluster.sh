@@ -242,6 +242,7 @@ up() {
   preflight_ports
   assets
   mkdir -p "${state}"
+  ln -sf "${kubectl}" "${state}/kubectl"
   rm -f "${state}.sysctls"
   save_sysctls
   make_pki
@@ -307,10 +308,10 @@ up() {
 images() {
   local work
   work="$(mktemp -d)"
-  (cd "${root}" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${work}/pause" ./internal/seed/sleeper)
   (cd "${root}" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${work}/manager" ./cmd/manager)
   # Made once: a new one would leave the running sandboxes on an untagged image.
   if ! DOCKER_HOST="${docker_host}" docker image inspect "${pause_image}" >/dev/null 2>&1; then
+    (cd "${root}" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${work}/pause" ./internal/seed/sleeper)
     tar -C "${work}" -cf "${work}/pause.tar" pause
     DOCKER_HOST="${docker_host}" docker import --change 'ENTRYPOINT ["/pause", "pause"]' "${work}/pause.tar" "${pause_image}" >/dev/null
   fi
@@ -339,7 +340,7 @@ refresh_images() {
 env_file() {
   cat <<EOF
 export TEST_CLUSTER_KUBECONFIG=${state}/admin.kubeconfig
-export TEST_CLUSTER_KUBECTL=${bin:-$("${root}/hack/cluster-assets.sh")}/kubectl
+export TEST_CLUSTER_KUBECTL=${state}/kubectl
 export TEST_CLUSTER_DOCKER_HOST=${docker_host}
 export TEST_CLUSTER_NODE=${node_name}
 export TEST_CLUSTER_KUBELET_ROOT=${state}/kubelet
@@ -348,12 +349,11 @@ export TEST_CLUSTER_AGENT_IMAGE=${agent_image}
 EOF
 }
 
+# status asks the running node's own kubectl (linked by up): it never
+# builds anything.
 status() {
-  [[ -f "${state}/admin.kubeconfig" ]] || return 1
-  local k
-  k="$("${root}/hack/cluster-assets.sh" 2>/dev/null)/kubectl"
-  [[ -x "${k}" ]] || return 1
-  timeout 10 "${k}" --kubeconfig "${state}/admin.kubeconfig" wait --for=condition=Ready "node/${node_name}" --timeout=2s >/dev/null 2>&1
+  [[ -f "${state}/admin.kubeconfig" && -x "${state}/kubectl" ]] || return 1
+  timeout 10 "${state}/kubectl" --kubeconfig "${state}/admin.kubeconfig" wait --for=condition=Ready "node/${node_name}" --timeout=2s >/dev/null 2>&1
 }
 
 stop_component() {
@@ -419,7 +419,7 @@ case "${1:-}" in
   up) up ;;
   check-clean) check_clean ;;
   down) down ;;
-  env) assets && env_file ;;
+  env) env_file ;;
   images) assets && images ;;
   status) status ;;
   *)

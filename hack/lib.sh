@@ -18,12 +18,12 @@ use_private_dockerd() {
   if [[ "${started_here}" == true && "${KEEP_DOCKERD:-}" != 1 ]]; then
     STOP_PRIVATE_DOCKERD=1
   fi
-  trap stop_dockerds EXIT
+  trap stop_started EXIT
 }
 
-# stop_dockerds stops, on exit, the engines (and the test node) this script
+# stop_started stops, on exit, the engines and the test node this script
 # started.
-stop_dockerds() {
+stop_started() {
   if [[ "${STOP_PRIVATE_DOCKERD:-}" == 1 ]]; then
     hack/dockerd.sh stop
   fi
@@ -36,7 +36,7 @@ stop_dockerds() {
 # down (and checks that nothing of it is left) if it started it here and
 # KEEP_CLUSTER is not 1.
 use_test_node() {
-  trap stop_dockerds EXIT
+  trap stop_started EXIT
   hack/cluster.sh status || STOP_TEST_NODE=1
   local env
   env="$(hack/cluster.sh up)"
@@ -54,7 +54,7 @@ stop_test_node() {
 # 300 MiB tmpfs (disk-pressure tests), exports TEST_SMALL_DOCKER_HOST and
 # TEST_SMALL_DATA_ROOT, and stops it on exit unless KEEP_DOCKERD is 1.
 use_small_dockerd() {
-  trap stop_dockerds EXIT
+  trap stop_started EXIT
   local dir="/tmp/imagecleanup-dockerd-small-$(printf '%s' "$(pwd)" | sha256sum | cut -c1-10)"
   export IMAGECLEANUP_SMALL_DOCKERD_DIR="${dir}"
   TEST_SMALL_DOCKER_HOST="$(IMAGECLEANUP_DOCKERD_DIR="${dir}" IMAGECLEANUP_DOCKERD_DATA_SIZE=300m hack/dockerd.sh start)"

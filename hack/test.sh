@@ -29,7 +29,7 @@ for pid in $(pgrep -f "^${KUBEBUILDER_ASSETS}/(etcd|kube-apiserver) " || true); 
 done
 # The test node goes down on exit; anything of it left behind fails the run.
 trap - EXIT
-stop_dockerds
+stop_started
 if [[ "${TEST_NODE_LEFTOVERS:-}" == 1 ]]; then
   echo "test.sh: the test node left something behind (above)" >&2
   status=1
