@@ -37,14 +37,20 @@ var defaultSockets = []string{
 // DockerHost returns the private engine's address, or skips (fails in CI).
 func DockerHost(t testing.TB) string {
 	t.Helper()
-	host := os.Getenv(DockerHostEnv)
+	return engineHost(t, DockerHostEnv, "private dockerd")
+}
+
+// engineHost reads a private engine's address from env; it skips (fails in
+// CI) when there is none, and refuses the machine's default engine, which
+// holds a user's images.
+func engineHost(t testing.TB, env, what string) string {
+	t.Helper()
+	host := os.Getenv(env)
 	if host == "" {
-		Unavailable(t, "no private dockerd: %s is not set", DockerHostEnv)
+		Unavailable(t, "no %s: %s is not set", what, env)
 	}
-	for _, s := range defaultSockets {
-		if host == s {
-			t.Fatalf("%s=%s is the machine's default engine; tests only use the private one from hack/dockerd.sh", DockerHostEnv, host)
-		}
+	if slices.Contains(defaultSockets, host) {
+		t.Fatalf("%s=%s is the machine's default engine; tests only use the private ones hack/ starts", env, host)
 	}
 	return host
 }
@@ -54,12 +60,10 @@ func DockerHost(t testing.TB) string {
 // root, for disk-pressure tests; it holds the engine like Docker does.
 func SmallDocker(t testing.TB) (*client.Client, string, string) {
 	t.Helper()
-	host, root := os.Getenv("TEST_SMALL_DOCKER_HOST"), os.Getenv("TEST_SMALL_DATA_ROOT")
-	if host == "" || root == "" {
-		Unavailable(t, "no small private dockerd: TEST_SMALL_DOCKER_HOST and TEST_SMALL_DATA_ROOT are not set")
-	}
-	if slices.Contains(defaultSockets, host) {
-		t.Fatalf("TEST_SMALL_DOCKER_HOST=%s is the machine's default engine", host)
+	host := engineHost(t, "TEST_SMALL_DOCKER_HOST", "small private dockerd")
+	root := os.Getenv("TEST_SMALL_DATA_ROOT")
+	if root == "" {
+		Unavailable(t, "no small private dockerd: TEST_SMALL_DATA_ROOT is not set")
 	}
 	return connect(t, host, "small private dockerd"), host, root
 }
@@ -277,12 +281,5 @@ func drainJSONStream(rc io.ReadCloser) error {
 // the one its kubelet runs pods on, held like Docker holds the private one.
 func NodeDocker(t testing.TB) *client.Client {
 	t.Helper()
-	host := os.Getenv("TEST_CLUSTER_DOCKER_HOST")
-	if host == "" {
-		Unavailable(t, "no test node: TEST_CLUSTER_DOCKER_HOST is not set (hack/cluster.sh up)")
-	}
-	if slices.Contains(defaultSockets, host) {
-		t.Fatalf("TEST_CLUSTER_DOCKER_HOST=%s is the machine's default engine", host)
-	}
-	return connect(t, host, "test node's dockerd")
+	return connect(t, engineHost(t, "TEST_CLUSTER_DOCKER_HOST", "test node's dockerd (hack/cluster.sh up)"), "test node's dockerd")
 }

@@ -16,9 +16,9 @@ import (
 
 // kstatusOf computes what Flux, `kubectl wait`-style tools and cli-utils'
 // appliers see: kstatus on the object as the API server serves it.
-func kstatusOf(t *testing.T, c client.Client, name string) (status.Status, string) {
+func kstatusOf(t *testing.T, u *unstructured.Unstructured) (status.Status, string) {
 	t.Helper()
-	res, err := status.Compute(served(t, c, name))
+	res, err := status.Compute(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +47,10 @@ type gitopsView struct {
 
 func viewOf(t *testing.T, c client.Client, name string) (gitopsView, string) {
 	t.Helper()
-	k, msg := kstatusOf(t, c, name)
-	obj := served(t, c, name).Object
-	argo, argoMsg := argoHealth(t, obj)
-	return gitopsView{kstatus: k, flux: fluxHealth(t, obj), argo: argo}, msg + " | argo: " + argoMsg
+	u := served(t, c, name)
+	k, msg := kstatusOf(t, u)
+	argo, argoMsg := argoHealth(t, u.Object)
+	return gitopsView{kstatus: k, flux: fluxHealth(t, u.Object), argo: argo}, msg + " | argo: " + argoMsg
 }
 
 func waitView(t *testing.T, c client.Client, name string, want gitopsView) {

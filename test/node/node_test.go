@@ -23,6 +23,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +34,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -461,19 +463,34 @@ stoppedContainers:
 func TestAgentPodDeletedMidSweep(t *testing.T) {
 	n := testNode(t)
 	const count = 300
-	ids := make([]string, count)
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < count; i += 4 {
-				ids[i] = testenv.ImportImage(t, n.docker, fmt.Sprintf("e2e.test/many:%d", i))
-				testenv.CreateContainer(t, n.docker, ids[i], testenv.ContainerOptions{})
+	ids, ctrs := make([]string, count), make([]string, count)
+	// Seeded four at a time; the helpers that fail the test belong to its
+	// own goroutine, so these return errors.
+	s := &seed.Engine{Client: n.docker}
+	var g errgroup.Group
+	g.SetLimit(4)
+	for i := range ids {
+		g.Go(func() (err error) {
+			if ids[i], err = s.Image(context.Background(), fmt.Sprintf("e2e.test/many:%d", i)); err != nil {
+				return err
 			}
-		}()
+			ctrs[i], err = s.Container(context.Background(), ids[i], seed.Created, seed.ContainerOptions{})
+			return err
+		})
 	}
-	wg.Wait()
+	t.Cleanup(func() { // what the policy left, if the test failed
+		for i := range ids {
+			if ctrs[i] != "" {
+				_ = n.docker.ContainerRemove(context.Background(), ctrs[i], container.RemoveOptions{Force: true})
+			}
+			if ids[i] != "" {
+				testenv.RemoveImage(n.docker, ids[i])
+			}
+		}
+	})
+	if err := g.Wait(); err != nil {
+		t.Fatalf("seeding: %v", err)
+	}
 	// Inspecting an image while the engine deletes it can fail ("layer does
 	// not exist"): that one counts as still there.
 	remaining := func() int {
