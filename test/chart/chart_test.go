@@ -9,6 +9,7 @@ package chart_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +23,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -49,21 +49,11 @@ func runTool(t *testing.T, bin string, args ...string) (string, error) {
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	return out.String(), func() error {
-		if err != nil {
-			return &toolError{err: err, stderr: errOut.String()}
-		}
-		return nil
-	}()
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s: %w: %s", filepath.Base(bin), err, errOut.String())
+	}
+	return out.String(), nil
 }
-
-type toolError struct {
-	err    error
-	stderr string
-}
-
-func (e *toolError) Error() string { return e.err.Error() + ": " + e.stderr }
 
 // render runs helm template with the values given as --set pairs.
 func render(t *testing.T, set ...string) []*unstructured.Unstructured {
@@ -85,7 +75,7 @@ func renderErr(t *testing.T, set ...string) ([]*unstructured.Unstructured, error
 	if err != nil {
 		return nil, err
 	}
-	return decode(t, out), nil
+	return testenv.DecodeManifests(t, strings.NewReader(out)), nil
 }
 
 func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
@@ -94,23 +84,7 @@ func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return decode(t, out)
-}
-
-func decode(t *testing.T, s string) []*unstructured.Unstructured {
-	t.Helper()
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(s), 4096)
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			break
-		}
-		if m != nil {
-			objs = append(objs, &unstructured.Unstructured{Object: m})
-		}
-	}
-	return objs
+	return testenv.DecodeManifests(t, strings.NewReader(out))
 }
 
 func key(u *unstructured.Unstructured) string { return u.GetKind() + "/" + u.GetName() }

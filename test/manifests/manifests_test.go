@@ -25,7 +25,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -49,21 +48,15 @@ func build(t *testing.T, dir string) []map[string]any {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr.String())
 	}
-	return decode(&out)
+	return decode(t, &out)
 }
 
 // decode splits a stream of manifests into objects.
-func decode(in io.Reader) []map[string]any {
+func decode(t *testing.T, in io.Reader) []map[string]any {
+	t.Helper()
 	var docs []map[string]any
-	dec := utilyaml.NewYAMLOrJSONDecoder(in, 4096)
-	for {
-		var doc map[string]any
-		if err := dec.Decode(&doc); err != nil {
-			break
-		}
-		if doc != nil {
-			docs = append(docs, doc)
-		}
+	for _, u := range testenv.DecodeManifests(t, in) {
+		docs = append(docs, u.Object)
 	}
 	return docs
 }
@@ -346,7 +339,7 @@ func TestInstallerIsTheWholeVersionedInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	docs := decode(f)
+	docs := decode(t, f)
 	kinds := map[string]int{}
 	for _, d := range docs {
 		u := unstructured.Unstructured{Object: d}
