@@ -193,6 +193,9 @@ type verdict struct {
 	// retry: the sweep failed in a way a later try may mend (engine down,
 	// stalled, a removal failed); an invalid policy waits for a new spec.
 	retry bool
+	// superseded: the policy or this node changed under the sweep, which
+	// stopped before its next removal; the change brings the policy back.
+	superseded bool
 }
 
 // judge classifies a sweep that ran (out) or could not run (err).
@@ -204,6 +207,9 @@ func judge(out *cleanup.Outcome, err error, dryRun bool) verdict {
 	case err != nil:
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonEngineUnavailable, message: err.Error(),
 			errorKind: "engine", retry: true}
+	case r.Refused:
+		return verdict{phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonSuperseded,
+			message: "the sweep stopped before its next removal: " + r.Stopped, superseded: true}
 	case r.Stopped != "":
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonSweepStopped, message: "the sweep stopped early: " + r.Stopped,
 			errorKind: "stopped", retry: true}
@@ -212,6 +218,9 @@ func judge(out *cleanup.Outcome, err error, dryRun bool) verdict {
 			message: fmt.Sprintf("%d of the sweep's engine calls failed", len(r.Failed)), errorKind: "removal", retry: true}
 	case dryRun:
 		return verdict{phase: v1alpha1.PhaseDryRun, message: "dry run: the lists say what a sweep would remove"}
+	case out.Disk != nil && out.Disk.Unreached:
+		return verdict{phase: v1alpha1.PhaseBlocked, reason: v1alpha1.ReportReasonWatermarkNotReached,
+			message: fmt.Sprintf("the disk is still %.0f %% used, above its low watermark: nothing more that the policy may remove", out.Disk.After.UsedPercent)}
 	case len(r.Blocked) > 0:
 		return verdict{phase: v1alpha1.PhaseBlocked, message: fmt.Sprintf("%d target images stay blocked", len(r.Blocked))}
 	}

@@ -5,117 +5,129 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 )
 
-// nodeClock is this node's image clock (internal/imageclock). It opens on
-// first use, because the engine names the state file and may not answer
-// when the agent starts; and while the agent runs it follows the engine's
-// container starts and stops, which record when each image was last used.
-type nodeClock struct {
-	// dir holds the state (a hostPath folder); "" keeps it in memory only.
-	dir string
-	rt  engine.Runtime
-	// dataRoot is where the engine's data filesystem can be measured; ""
-	// asks the engine (its DockerRootDir, which the DaemonSet mounts at the
-	// same path).
-	dataRoot string
+// clockSaveEvery is how often what the event stream taught the clock is
+// written, at most: a use or a departure seen survives an agent restart.
+const clockSaveEvery = 2 * time.Second
 
-	mu    sync.Mutex
-	clock *imageclock.Clock
-	info  *engine.Info // asked once: it names the state file and the data root
+// nodeClock is this node's engine, prepared for sweeping
+// (internal/enginehost): its image clock and its data filesystem. It opens
+// on first use, because the engine names the state file and may not answer
+// when the agent starts; and while the agent runs it follows the engine's
+// events, which tell when each image was last used and when one left.
+type nodeClock struct {
+	rt   engine.Runtime
+	opts enginehost.Options
+	// clock paces the event stream's reconnects and the saves.
+	clock clock.WithTicker
+
+	mu   sync.Mutex
+	host *enginehost.Host
 }
 
-// engineInfo asks the engine who it is, once; n.mu is held.
-func (n *nodeClock) engineInfo(ctx context.Context) (engine.Info, error) {
-	if n.info == nil {
-		info, err := n.rt.Info(ctx)
-		if err != nil {
-			return engine.Info{}, err
-		}
-		n.info = &info
+// open returns the engine's host, opening it if need be.
+func (n *nodeClock) open(ctx context.Context) (*enginehost.Host, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.host != nil {
+		return n.host, nil
 	}
-	return *n.info, nil
+	h, err := enginehost.Open(ctx, n.rt, n.opts)
+	if err != nil {
+		return nil, err
+	}
+	if h.Warning != nil {
+		logf.FromContext(ctx).Info("image clock reset", "reason", h.Warning.Error())
+	}
+	n.host = h
+	return h, nil
+}
+
+// get returns the image clock.
+func (n *nodeClock) get(ctx context.Context) (*imageclock.Clock, error) {
+	h, err := n.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.Clock, nil
 }
 
 // disk measures the engine's data filesystem, for policies with diskUsage.
 func (n *nodeClock) disk(ctx context.Context) func() (disk.Usage, error) {
 	return func() (disk.Usage, error) {
-		root, err := n.root(ctx)
+		h, err := n.open(ctx)
 		if err != nil {
 			return disk.Usage{}, err
 		}
-		return disk.Measure(root)
+		return h.Disk(ctx)()
 	}
-}
-
-func (n *nodeClock) root(ctx context.Context) (string, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.dataRoot != "" {
-		return n.dataRoot, nil
-	}
-	info, err := n.engineInfo(ctx)
-	return info.RootDir, err
-}
-
-// get returns the clock, opening it if need be.
-func (n *nodeClock) get(ctx context.Context) (*imageclock.Clock, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.clock != nil {
-		return n.clock, nil
-	}
-	if n.dir == "" {
-		n.clock = imageclock.InMemory()
-		return n.clock, nil
-	}
-	info, err := n.engineInfo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, warning, err := imageclock.Open(imageclock.FileFor(n.dir, info.ID))
-	if err != nil {
-		return nil, err
-	}
-	if warning != nil {
-		logf.FromContext(ctx).Info("image clock reset", "reason", warning.Error())
-	}
-	n.clock = c
-	return c, nil
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: every
 // node follows its own engine.
 func (n *nodeClock) NeedLeaderElection() bool { return false }
 
-// Start implements manager.Runnable: it follows the engine's container
-// events until the agent stops, and reconnects with back-off when the
-// stream breaks (the engine restarted, or is not there yet).
+// Start implements manager.Runnable: it follows the engine's events until
+// the agent stops, from where the clock's file says it stopped (the engine
+// replays what it still holds), reconnecting with back-off when the stream
+// breaks (the engine restarted, or is not there yet), and saves what it
+// learns every few seconds.
 func (n *nodeClock) Start(ctx context.Context) error {
 	log := logf.FromContext(ctx).WithName("imageclock")
-	delay := time.Second
+	go n.saveEvery(ctx)
+	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Steps: 7, Cap: time.Minute}
+	delay := backoff.Step()
 	for {
 		clock, err := n.get(ctx)
 		if err == nil {
-			err = n.rt.WatchContainers(ctx, func(e engine.ContainerEvent) {
-				clock.ContainerUsed(e.ContainerID, e.Time)
-				delay = time.Second // the stream works again
-			})
+			err = clock.Follow(ctx, n.rt)
 		}
 		if ctx.Err() != nil {
+			n.save(ctx)
 			return nil
 		}
-		log.V(1).Info("container events interrupted; retrying", "error", err.Error(), "after", delay)
+		log.V(1).Info("engine events interrupted; retrying", "error", err.Error(), "after", delay)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(delay):
+		case <-n.clock.After(delay):
 		}
-		delay = min(2*delay, time.Minute)
+		if backoff.Steps > 0 {
+			delay = backoff.Step()
+		}
+	}
+}
+
+func (n *nodeClock) saveEvery(ctx context.Context) {
+	tick := n.clock.NewTicker(clockSaveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+			n.save(ctx)
+		}
+	}
+}
+
+func (n *nodeClock) save(ctx context.Context) {
+	n.mu.Lock()
+	h := n.host
+	n.mu.Unlock()
+	if h == nil || !h.Clock.Dirty() {
+		return
+	}
+	if err := h.Clock.Save(); err != nil {
+		logf.FromContext(ctx).Error(err, "saving the image clock")
 	}
 }

@@ -25,6 +25,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 )
 
@@ -111,7 +112,11 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("docker", engineCheck(o.Runtime)); err != nil {
 		return nil, err
 	}
-	images := &nodeClock{dir: o.StateDir, rt: o.Runtime, dataRoot: o.DataRoot}
+	ticking, ok := o.Clock.(clock.WithTicker)
+	if !ok {
+		ticking = clock.RealClock{}
+	}
+	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot}, clock: ticking}
 	if err := mgr.Add(images); err != nil {
 		return nil, err
 	}

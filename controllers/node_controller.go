@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 )
 
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies,verbs=get;list;watch
@@ -93,7 +95,7 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		log.V(1).Info("waiting for this node's Node object")
 		return ctrl.Result{}, nil
 	case stepDeleteReport:
-		r.forget(req.Name)
+		r.forget(ctx, req.Name)
 		forgetPolicyMetrics(req.Name)
 		return ctrl.Result{}, r.deleteReport(ctx, req.Name)
 	case stepWriteIdle:
@@ -158,9 +160,14 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	var out cleanup.Outcome
 	images, err := r.Images.get(sweepCtx)
 	if err == nil {
-		out, err = cleanup.Sweep(sweepCtx, r.Runtime, &policy.Spec, s.now, cleanup.Options{
+		opts := cleanup.Options{
 			Policy: policy.Name, Clock: images, Protected: r.Protected, Disk: r.Images.disk(sweepCtx),
-		})
+			Proceed: r.stillWanted(ctx, policy),
+		}
+		if s.report != nil && s.report.LastSweepTime != nil {
+			opts.ReportedThrough = s.report.LastSweepTime.Time
+		}
+		out, err = cleanup.Sweep(sweepCtx, r.Runtime, &policy.Spec, s.now, opts)
 	}
 	cancel()
 	v := judge(&out, err, policy.Spec.DryRun)
@@ -177,8 +184,14 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 		r.keepUnwritten(policy.Name, &st)
 		return ctrl.Result{}, err
 	}
+	r.reported(ctx, images, policy.Name, s.now)
 
 	t := r.timing()
+	if v.superseded {
+		// The policy or this node changed under the sweep: the change's own
+		// event brings the policy back; this is a safety net.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 	if v.retry {
 		failures := r.noteFailure(policy.Name)
 		return ctrl.Result{RequeueAfter: t.retryAfter(policy, failures)}, nil
@@ -270,14 +283,64 @@ func (r *nodeReconciler) noteSuccess(policy string) {
 }
 
 // forget drops what the agent remembers of a policy that no longer
-// concerns this node.
-func (r *nodeReconciler) forget(policy string) {
+// concerns this node, its begun removals in the image clock included.
+func (r *nodeReconciler) forget(ctx context.Context, policy string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	delete(r.streak, policy)
 	delete(r.unwritten, policy)
 	delete(r.generations, policy)
+	r.mu.Unlock()
+	if clock, err := r.Images.get(ctx); err == nil {
+		clock.ForgetPolicy(policy)
+	}
 }
+
+// reported tells the image clock that the sweep started at sweep is in the
+// policy's report: its begun removals are counted and can go.
+func (r *nodeReconciler) reported(ctx context.Context, clock *imageclock.Clock, policy string, sweep time.Time) {
+	if clock == nil {
+		return
+	}
+	clock.Reported(policy, sweep)
+	if err := clock.Save(); err != nil {
+		logf.FromContext(ctx).Error(err, "saving the image clock")
+	}
+}
+
+// stillWanted is asked before every destructive call of a sweep: the policy
+// must still exist at the generation the sweep applies, and still select
+// this node. It reads the agent's cache, which the watches keep current,
+// so a deletion, a suspension, a dryRun or a relabel stops the sweep
+// within moments, not after its last removal.
+func (r *nodeReconciler) stillWanted(ctx context.Context, swept *v1alpha1.ImageCleanupPolicy) func() error {
+	return func() error {
+		var p v1alpha1.ImageCleanupPolicy
+		switch err := r.Client.Get(ctx, types.NamespacedName{Name: swept.Name}, &p); {
+		case apierrors.IsNotFound(err):
+			return &supersededError{"the policy was deleted"}
+		case err != nil:
+			return &supersededError{"the policy cannot be read: " + err.Error()}
+		case !p.DeletionTimestamp.IsZero():
+			return &supersededError{"the policy is being deleted"}
+		case p.Generation != swept.Generation:
+			return &supersededError{fmt.Sprintf("the policy changed (generation %d to %d)", swept.Generation, p.Generation)}
+		}
+		var node corev1.Node
+		if err := r.Client.Get(ctx, types.NamespacedName{Name: r.Node}, &node); err != nil {
+			return &supersededError{"this node's Node cannot be read: " + err.Error()}
+		}
+		selector, err := p.Spec.NodeSelector.Selector()
+		if err != nil || !selector.Matches(labels.Set(node.Labels)) {
+			return &supersededError{"this node no longer matches the policy's nodeSelector"}
+		}
+		return nil
+	}
+}
+
+// supersededError stops a sweep whose policy or node changed under it.
+type supersededError struct{ why string }
+
+func (e *supersededError) Error() string { return e.why }
 
 // logSweep logs a sweep with the project's stable keys: one line per sweep,
 // and a line per removal, block and failure at verbosity 1.

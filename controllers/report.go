@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,10 +16,13 @@ import (
 
 // sweepStatus is the report status after a sweep judged v, which started at
 // start and took elapsed. Totals carry over from prev; a dry run adds
-// nothing to them.
+// nothing to them. What earlier sweeps removed and never reported (the
+// agent or the engine died mid-sweep) is counted here, marked as such, so
+// that the reports add up to what the engine lost.
 func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, start time.Time, elapsed time.Duration,
 	v verdict, out *cleanup.Outcome) v1alpha1.ImageCleanupReportStatus {
 	r := &out.Result
+	rec := &out.Recovered
 	st := v1alpha1.ImageCleanupReportStatus{
 		PolicyGeneration:  generation,
 		Phase:             v.phase,
@@ -25,14 +30,15 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		Message:           v.message,
 		LastSweepTime:     &metav1.Time{Time: start.Truncate(time.Second)},
 		LastSweepDuration: elapsed.Round(time.Millisecond).String(),
-		ImagesRemoved:     int32(len(r.RemovedImages)),
-		ContainersRemoved: int32(len(r.RemovedContainers)),
+		ImagesRemoved:     int32(len(r.RemovedImages) + len(rec.Images)),
+		ContainersRemoved: int32(len(r.RemovedContainers) + len(rec.Containers)),
 		BytesReclaimed:    r.BytesReclaimed,
 		BlockedCount:      int32(len(r.Blocked)),
-		RemovedImages:     firstN(r.RemovedImages, v1alpha1.MaxReportedItems, removedImageLine),
-		RemovedContainers: firstN(r.RemovedContainers, v1alpha1.MaxReportedItems, func(c *plan.ContainerRef) string {
+		RemovedImages: append(firstN(r.RemovedImages, v1alpha1.MaxReportedItems, removedImageLine),
+			firstN(rec.Images, v1alpha1.MaxReportedItems-min(len(r.RemovedImages), v1alpha1.MaxReportedItems), recoveredLine)...),
+		RemovedContainers: append(firstN(r.RemovedContainers, v1alpha1.MaxReportedItems, func(c *plan.ContainerRef) string {
 			return engine.DisplayContainer(c.Name, c.ID)
-		}),
+		}), firstN(rec.Containers, v1alpha1.MaxReportedItems-min(len(r.RemovedContainers), v1alpha1.MaxReportedItems), recoveredLine)...),
 		Blocked: firstN(r.Blocked, v1alpha1.MaxReportedItems, func(b *plan.Decision) v1alpha1.BlockedImage {
 			return v1alpha1.BlockedImage{Image: b.Image, Reason: string(b.Reason), Message: b.Message}
 		}),
@@ -47,10 +53,19 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		}
 	}
 	st.Totals.Sweeps++
+	if !rec.Empty() {
+		st.Totals.Sweeps++ // the interrupted one, never reported
+		note := fmt.Sprintf("counted here: %d images and %d stopped containers that a sweep begun at %s removed before it was interrupted",
+			len(rec.Images), len(rec.Containers), rec.Since.UTC().Format(time.RFC3339))
+		st.Message = strings.TrimPrefix(st.Message+"; "+note, "; ")
+	}
 	if v.phase != v1alpha1.PhaseDryRun {
 		st.Totals.ImagesRemoved += int64(st.ImagesRemoved)
 		st.Totals.ContainersRemoved += int64(st.ContainersRemoved)
 		st.Totals.BytesReclaimed += st.BytesReclaimed
+	} else {
+		st.Totals.ImagesRemoved += int64(len(rec.Images))
+		st.Totals.ContainersRemoved += int64(len(rec.Containers))
 	}
 	return st
 }
@@ -64,10 +79,15 @@ func firstN[T, U any](items []T, n int, f func(*T) U) []U {
 	return out
 }
 
+// recoveredLine names a removal of an interrupted sweep.
+func recoveredLine(name *string) string { return *name + " (removed by an interrupted sweep)" }
+
 // removedImageLine names a removal: the reference, and whether the image
 // itself went.
 func removedImageLine(ri *apply.RemovedImage) string {
 	switch {
+	case ri.PrunedWith != "":
+		return ri.Image + " (untagged parent, pruned with " + ri.PrunedWith + ")"
 	case ri.Deleted && ri.Forced:
 		return ri.Image + " (deleted, forced)"
 	case ri.Deleted:

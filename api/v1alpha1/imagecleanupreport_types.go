@@ -29,12 +29,19 @@ const (
 	PhaseSkipped ReportPhase = "Skipped"
 )
 
-// Reasons of a Failed report.
+// Reasons of a report: of a Failed one, and the two below.
 const (
 	ReportReasonInvalidPolicy     = "InvalidPolicy"
 	ReportReasonEngineUnavailable = "EngineUnavailable"
 	ReportReasonSweepStopped      = "SweepStopped"
 	ReportReasonRemovalFailed     = "RemovalFailed"
+	// ReportReasonSuperseded (phase Skipped): the policy or the node's
+	// labels changed during the sweep, which stopped before its next
+	// removal; the new generation sweeps next.
+	ReportReasonSuperseded = "Superseded"
+	// ReportReasonWatermarkNotReached (phase Blocked): under disk pressure
+	// the sweep removed all it may and the disk is still above lowPercent.
+	ReportReasonWatermarkNotReached = "WatermarkNotReached"
 )
 
 // Bounds of the lists in a report, which keep it small however much a node holds.
@@ -93,7 +100,10 @@ type ImageCleanupReportStatus struct {
 	Phase ReportPhase `json:"phase,omitempty"`
 	// reason says in one word why the phase is Failed: InvalidPolicy (this
 	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
-	// SweepStopped or RemovalFailed (the last three are retried).
+	// SweepStopped or RemovalFailed (the last three are retried); why it is
+	// Skipped: Superseded (the policy or the node's labels changed during
+	// the sweep, which stopped before its next removal); or why it is
+	// Blocked: WatermarkNotReached (the disk stayed above lowPercent).
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// message explains a Failed or Skipped phase.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +8,8 @@ import (
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
-	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 )
 
 // execute runs plan or apply; the error, if any, is the one line to print.
@@ -37,17 +34,26 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	rt.RemoveTimeout = o.callTimeout
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	info, err := engineInfo(ctx, rt)
-	if err != nil {
+	if err := rt.Ping(ctx); err != nil { // settles the API version
 		return exitError, fmt.Errorf("cannot reach the Docker engine at %s: %w", rt.Host(), err)
 	}
-	clock, err := openClock(info, o.stateDir, stderr)
+	host, err := enginehost.Open(ctx, rt, enginehost.Options{StateDir: o.stateDir, DataRoot: o.dataRoot})
 	if err != nil {
-		return exitError, err
+		return exitError, fmt.Errorf("the Docker engine at %s: %w", rt.Host(), err)
 	}
-	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, time.Now(), cleanup.Options{
-		Policy: policy.Name, Clock: clock, Protected: o.protect, PlanOnly: o.mode == "plan",
-		Disk: measureDisk(cmp.Or(o.dataRoot, info.RootDir)),
+	defer host.Close()
+	if host.Warning != nil {
+		fmt.Fprintf(stderr, "warning: %s\n", oneLine(host.Warning))
+	}
+	// What happened since the last run: uses of containers gone since, and
+	// images that left (a return is an arrival).
+	if err := host.Clock.CatchUp(ctx, rt); err != nil {
+		return exitError, fmt.Errorf("reading the Docker engine's events: %w", err)
+	}
+	now := time.Now()
+	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, now, cleanup.Options{
+		Policy: policy.Name, Clock: host.Clock, Protected: o.protect, PlanOnly: o.mode == "plan",
+		Disk: host.Disk(ctx),
 	})
 	switch {
 	case errors.Is(err, cleanup.ErrInvalidPolicy):
@@ -58,6 +64,11 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	if code, err := write(stdout, o, newDocument(policy, o.mode, rt.Host(), &out, rt.Calls())); err != nil {
 		return code, err
 	}
+	// Printed: the begun removals of this run are told.
+	host.Clock.Reported(policy.Name, now)
+	if err := host.Clock.Save(); err != nil {
+		return exitError, err
+	}
 	switch {
 	case len(out.Result.Failed) > 0 || out.Result.Stopped != "":
 		return exitError, nil
@@ -65,31 +76,6 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 		return exitBlocked, nil
 	}
 	return exitOK, nil
-}
-
-// openClock opens the engine's image clock; a clock that had to start
-// afresh says so on stderr.
-func openClock(info engine.Info, dir string, stderr io.Writer) (*imageclock.Clock, error) {
-	clock, warning, err := imageclock.Open(imageclock.FileFor(dir, info.ID))
-	if err != nil {
-		return nil, err
-	}
-	if warning != nil {
-		fmt.Fprintf(stderr, "warning: %s\n", oneLine(warning))
-	}
-	return clock, nil
-}
-
-// measureDisk measures the engine's data filesystem at dataRoot: --data-root,
-// else the engine's DockerRootDir, which must then be on this machine.
-func measureDisk(dataRoot string) func() (disk.Usage, error) {
-	return func() (disk.Usage, error) {
-		u, err := disk.Measure(dataRoot)
-		if err != nil {
-			return disk.Usage{}, fmt.Errorf("%w (give --data-root where the engine's data root is)", err)
-		}
-		return u, nil
-	}
 }
 
 // write prints the document in the chosen format.
@@ -104,13 +90,4 @@ func write(stdout io.Writer, o *sweepOptions, doc document) (int, error) {
 		return exitError, fmt.Errorf("writing the result: %w", err)
 	}
 	return exitOK, nil
-}
-
-// engineInfo pings the engine (which settles the API version) and asks
-// which engine it is, for the image clock's file.
-func engineInfo(ctx context.Context, rt *docker.Runtime) (engine.Info, error) {
-	if err := rt.Ping(ctx); err != nil {
-		return engine.Info{}, err
-	}
-	return rt.Info(ctx)
 }

@@ -48,6 +48,10 @@ type Options struct {
 	// enough (the disk is under its low watermark), the rest of the plan is
 	// skipped as BelowLowWatermark with its message.
 	Enough func() (bool, string)
+	// Proceed, if set, is asked just before every destructive call; an
+	// error (the policy changed since the plan) stops the sweep there: calls
+	// under way finish, nothing more starts.
+	Proceed func() error
 }
 
 // RemovedImage is one action carried out.
@@ -61,6 +65,9 @@ type RemovedImage struct {
 	Deleted bool  `json:"deleted"`
 	Bytes   int64 `json:"bytes"`
 	Forced  bool  `json:"forced,omitempty"`
+	// PrunedWith names the image whose deletion took this untagged parent
+	// with it (the engine prunes it; its bytes are counted in that image's).
+	PrunedWith string `json:"prunedWith,omitempty"`
 }
 
 // Failure is an engine call that failed for another reason than a conflict.
@@ -81,8 +88,12 @@ type Result struct {
 	Failed            []Failure           `json:"failed"`
 	BytesReclaimed    int64               `json:"bytesReclaimed"`
 	// Stopped says why the sweep stopped before the end of its plan (a
-	// stalled engine, the sweep's deadline); empty when it did not.
-	Stopped  string        `json:"stopped,omitempty"`
+	// stalled engine, the sweep's deadline, Proceed's refusal); empty when
+	// it did not.
+	Stopped string `json:"stopped,omitempty"`
+	// Refused: it stopped because Options.Proceed refused (the policy
+	// changed), not because of a fault.
+	Refused  bool          `json:"-"`
 	Duration time.Duration `json:"-"`
 }
 
@@ -118,6 +129,7 @@ func refsOnly(refs []string, id string) []string {
 type outcome struct {
 	containers  []plan.ContainerRef
 	image       *RemovedImage
+	pruned      []RemovedImage // untagged parents the engine deleted with it
 	blocked     *plan.Decision
 	failure     *Failure
 	interrupted bool
@@ -132,12 +144,14 @@ type executor struct {
 	stop    context.CancelFunc
 	mu      sync.Mutex
 	stopped string
+	refused bool // Proceed refused
 }
 
 // Run carries out the plan, wave after wave (an image after those built on
-// it), up to Concurrency actions at once within a wave. It stops starting
-// actions when ctx ends or the engine stalls; those not started are skipped
-// as Interrupted.
+// it), up to Concurrency actions at once within a wave; with a Concurrency
+// of 1, one action after the other in the plan's order. It stops starting
+// actions when ctx ends, the engine stalls or Proceed refuses; those not
+// started are skipped as Interrupted.
 func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Result {
 	start := time.Now()
 	if opts.Concurrency <= 0 {
@@ -148,13 +162,13 @@ func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Res
 	x := &executor{rt: rt, opts: opts, stop: cancel}
 
 	r := Result{Blocked: slices.Clone(p.Blocked), Skipped: slices.Clone(p.Skipped)}
-	for _, wave := range waves(p.Actions) {
+	for _, wave := range batches(p.Actions, opts.Concurrency) {
 		outcomes := make([]outcome, len(wave))
 		var g errgroup.Group
 		g.SetLimit(opts.Concurrency)
 		for i := range wave {
 			g.Go(func() error {
-				if runCtx.Err() != nil { // stopped before this one's turn
+				if runCtx.Err() != nil || x.reason() != "" { // stopped before this one's turn
 					if ctx.Err() != nil {
 						x.halt("the sweep's deadline passed")
 					}
@@ -175,6 +189,7 @@ func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Res
 		}
 	}
 	r.Stopped = x.reason()
+	r.Refused = x.refused
 	r.normalize()
 	r.Duration = time.Since(start)
 	return r
@@ -185,6 +200,7 @@ func (r *Result) add(a *plan.Action, o outcome, x *executor) {
 	switch {
 	case o.image != nil:
 		r.RemovedImages = append(r.RemovedImages, *o.image)
+		r.RemovedImages = append(r.RemovedImages, o.pruned...)
 		r.BytesReclaimed += o.image.Bytes
 	case o.blocked != nil:
 		r.Blocked = append(r.Blocked, *o.blocked)
@@ -208,14 +224,40 @@ func (x *executor) enough() (bool, string) {
 	return x.opts.Enough()
 }
 
-// halt stops the sweep for a reason (the first one wins).
+// halt stops the sweep for a reason (the first one wins), and cancels the
+// calls under way.
 func (x *executor) halt(reason string) {
+	x.refuse(reason)
+	x.stop()
+}
+
+// refuse stops the sweep for a reason (the first one wins): no new action
+// starts, calls under way finish.
+func (x *executor) refuse(reason string) {
 	x.mu.Lock()
 	if x.stopped == "" {
 		x.stopped = reason
 	}
 	x.mu.Unlock()
-	x.stop()
+}
+
+// proceed asks Options.Proceed before a destructive call; a refusal stops
+// the sweep.
+func (x *executor) proceed() bool {
+	if x.reason() != "" {
+		return false
+	}
+	if x.opts.Proceed == nil {
+		return true
+	}
+	if err := x.opts.Proceed(); err != nil {
+		x.mu.Lock()
+		x.refused = x.stopped == ""
+		x.mu.Unlock()
+		x.refuse(err.Error())
+		return false
+	}
+	return true
 }
 
 func (x *executor) reason() string {
@@ -231,6 +273,20 @@ func (x *executor) check(ctx context.Context, err error) error {
 		x.halt("the Docker engine stalled: " + err.Error())
 	}
 	return err
+}
+
+// batches are the plan's waves, or with a concurrency of 1 each action
+// alone, in the plan's order (least recently used first, a parent right
+// after its children).
+func batches(actions []plan.Action, concurrency int) [][]plan.Action {
+	if concurrency == 1 {
+		out := make([][]plan.Action, len(actions))
+		for i := range actions {
+			out[i] = actions[i : i+1]
+		}
+		return out
+	}
+	return waves(actions)
 }
 
 func waves(actions []plan.Action) [][]plan.Action {
@@ -268,6 +324,26 @@ func (s *step) failed(err error) outcome {
 	return s.o
 }
 
+// prunedWith notes the untagged parents the engine deleted with the image
+// (it also lists the layers it deleted, which are not images).
+func (s *step) prunedWith(del engine.Deleted) {
+	for _, id := range del.Deleted {
+		if slices.Contains(s.a.PruneParents, id) {
+			s.o.pruned = append(s.o.pruned, RemovedImage{ImageID: id, Image: engine.ShortID(id), Refs: []string{}, Deleted: true, PrunedWith: s.a.Image})
+		}
+	}
+}
+
+// stopped ends an action the sweep stopped before its next destructive
+// call: what went so far is reported, the rest is Interrupted.
+func (s *step) stopped() outcome {
+	if len(s.ri.Refs) > 0 {
+		return s.done()
+	}
+	s.o.interrupted = true
+	return s.o
+}
+
 func (s *step) done() outcome {
 	if s.ri.Deleted {
 		s.ri.Bytes = s.a.Size
@@ -281,6 +357,9 @@ func (s *step) done() outcome {
 func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 	s := &step{a: a, ri: RemovedImage{ImageID: a.ImageID, Image: a.Image, Refs: []string{}, Forced: a.Force}}
 	for _, c := range a.Containers {
+		if !x.proceed() {
+			return s.stopped()
+		}
 		err := x.check(ctx, x.rt.RemoveContainer(ctx, c.ID, x.opts.RemoveVolumes))
 		switch {
 		case err == nil || errors.Is(err, engine.ErrNotFound):
@@ -310,7 +389,10 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 		} else if !hasRef(&cur, ref) {
 			continue // untagged or moved to another image since the plan: not ours to remove
 		}
-		del, err := x.rt.RemoveImage(ctx, ref, false)
+		if !x.proceed() {
+			return s.stopped()
+		}
+		del, err := x.rt.RemoveImage(ctx, ref, engine.RemoveImageOptions{Prune: len(a.PruneParents) > 0})
 		switch err := x.check(ctx, err); {
 		case err == nil:
 			if ref != a.ImageID {
@@ -318,6 +400,7 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 			}
 			if slices.Contains(del.Deleted, a.ImageID) {
 				s.ri.Deleted = true
+				s.prunedWith(del)
 				return s.done()
 			}
 		case errors.Is(err, engine.ErrNotFound):
@@ -347,11 +430,15 @@ func (x *executor) forceDelete(ctx context.Context, s *step) outcome {
 	if extra := refsNotIn(&cur, a.Refs); len(extra) > 0 {
 		return s.blocked(plan.Changed, "it was tagged since the plan: "+strings.Join(extra, ", "))
 	}
-	_, err := x.rt.RemoveImage(ctx, a.ImageID, true)
+	if !x.proceed() {
+		return s.stopped()
+	}
+	del, err := x.rt.RemoveImage(ctx, a.ImageID, engine.RemoveImageOptions{Force: true, Prune: len(a.PruneParents) > 0})
 	switch err := x.check(ctx, err); {
 	case err == nil:
 		s.ri.Refs = refsOnly(a.Refs, a.ImageID)
 		s.ri.Deleted = true
+		s.prunedWith(del)
 		return s.done()
 	case errors.Is(err, engine.ErrNotFound):
 		return s.done() // another hand was quicker

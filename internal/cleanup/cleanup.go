@@ -39,6 +39,13 @@ type Options struct {
 	// Disk measures the engine's data filesystem; a policy with diskUsage
 	// needs it.
 	Disk func() (disk.Usage, error)
+	// ReportedThrough is the start of the policy's last sweep whose report
+	// is written (zero: none known): removals begun by sweeps up to then
+	// are not recovered again.
+	ReportedThrough time.Time
+	// Proceed, if set, is asked before every destructive call: an error
+	// (the policy changed, the node left its selector) stops the sweep.
+	Proceed func() error
 }
 
 // Outcome is a sweep: its plan and what applying it did.
@@ -47,6 +54,9 @@ type Outcome struct {
 	Result apply.Result
 	// Disk is set for a policy with diskUsage.
 	Disk *DiskReport
+	// Recovered is what earlier sweeps of the policy removed and never
+	// reported (the process or the engine died): counted now.
+	Recovered imageclock.Recovered
 }
 
 // DiskReport is the data filesystem around a sweep.
@@ -55,6 +65,9 @@ type DiskReport struct {
 	// Pressure says which watermark was above high ("space" or "inodes"),
 	// "" when none: then only images unused for maxUnusedAge went.
 	Pressure string
+	// Unreached: under pressure, the sweep ended with the disk still above
+	// its low watermark (nothing left that the policy may remove).
+	Unreached bool
 }
 
 // ErrNoDataRoot is a policy with diskUsage and nothing to measure the
@@ -84,49 +97,53 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 		return Outcome{}, err
 	}
 	opts.Clock.Observe(&inv, now)
+	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough)}
 	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
-	var report *DiskReport
 	if spec.DiskUsage != nil {
-		if report, err = measureBefore(spec.DiskUsage, &popts, opts.Disk); err != nil {
+		if out.Disk, err = measureBefore(spec.DiskUsage, &popts, opts.Disk); err != nil {
 			return Outcome{}, err
 		}
-		if report.Pressure == "" && popts.UnusedFor == 0 {
+		if out.Disk.Pressure == "" && popts.UnusedFor == 0 {
 			// Under the watermarks, and no maxUnusedAge: nothing to do.
-			return Outcome{Disk: report, Result: apply.Result{Duration: time.Since(start)}}, opts.Clock.Save()
+			out.Result.Duration = time.Since(start)
+			return out, opts.Clock.Save()
 		}
 	}
 	imageIDs, containerIDs := plan.Candidates(&inv, &popts, now)
 	if err := inspect(ctx, rt, opts.Clock, &inv, imageIDs, containerIDs, opts.Concurrency); err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Plan: plan.Make(&inv, &popts, now), Disk: report}
+	out.Plan = plan.Make(&inv, &popts, now)
 	if spec.DryRun || opts.PlanOnly {
 		out.Result = apply.DryRun(&out.Plan)
 		out.Result.Duration = time.Since(start)
 		return out, opts.Clock.Save()
 	}
 
-	// Remember the deletions before they start: if the engine or this
-	// process dies half-way, the next sweep finds and finishes them.
-	deleting := deletions(&out.Plan)
-	opts.Clock.Begin(opts.Policy, deleting, now)
+	// Remember the removals before they start: if the engine or this
+	// process dies half-way, the next sweep finishes them and counts what
+	// went. The record stays until the sweep is reported (Clock.Reported).
+	opts.Clock.Begin(opts.Policy, now, removals(&out.Plan))
 	if err := opts.Clock.Save(); err != nil {
 		return Outcome{}, err
 	}
-	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency}
-	if report != nil && report.Pressure != "" {
+	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency, Proceed: opts.Proceed}
+	if out.Disk != nil && out.Disk.Pressure != "" {
 		// One at a time, in order, asking the disk before each: the sweep
 		// stops as soon as usage is under the low watermarks.
 		applyOpts.Concurrency, applyOpts.Enough = 1, enoughWhenBelowLow(spec.DiskUsage, opts.Disk)
 	}
 	out.Result = apply.Run(ctx, rt, &out.Plan, applyOpts)
 	if len(out.Result.Failed) > 0 || out.Result.Stopped != "" {
-		settle(ctx, rt, opts.Clock, &out)
-	} else {
-		opts.Clock.Finish(deleting)
+		settle(ctx, rt, &out)
 	}
-	if report != nil {
-		measureAfter(report, &out.Result, opts.Disk)
+	for _, ri := range out.Result.RemovedImages {
+		if ri.Deleted {
+			opts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again
+		}
+	}
+	if out.Disk != nil {
+		measureAfter(spec.DiskUsage, out.Disk, &out.Result, opts.Disk)
 	}
 	out.Result.Duration = time.Since(start)
 	return out, opts.Clock.Save()
@@ -174,42 +191,48 @@ func enoughWhenBelowLow(w *v1alpha1.DiskUsage, measure func() (disk.Usage, error
 
 // measureAfter measures again and counts what the sweep freed as the
 // filesystem shows it, not the sum of image sizes (layers are shared).
-func measureAfter(r *DiskReport, res *apply.Result, measure func() (disk.Usage, error)) {
+func measureAfter(w *v1alpha1.DiskUsage, r *DiskReport, res *apply.Result, measure func() (disk.Usage, error)) {
 	after, err := measure()
 	if err != nil {
 		return
 	}
 	r.After = after
+	r.Unreached = r.Pressure != "" && !Watermarks(w).Below(after)
 	res.BytesReclaimed = 0
 	if r.Before.UsedBytes > after.UsedBytes {
 		res.BytesReclaimed = int64(r.Before.UsedBytes - after.UsedBytes)
 	}
 }
 
-func deletions(p *plan.Plan) []string {
-	var ids []string
+// removals are the plan's actions as the clock remembers them.
+func removals(p *plan.Plan) []imageclock.Removal {
+	out := make([]imageclock.Removal, 0, len(p.Actions))
 	for _, a := range p.Actions {
-		if a.Delete {
-			ids = append(ids, a.ImageID)
+		r := imageclock.Removal{ImageID: a.ImageID, Image: a.Image}
+		if len(a.Containers) > 0 {
+			r.Containers = make(map[string]string, len(a.Containers))
+			for _, c := range a.Containers {
+				r.Containers[c.ID] = c.Name
+			}
 		}
+		out = append(out, r)
 	}
-	return ids
+	return out
 }
 
 // settle rebuilds the result of failed actions from a fresh listing, so that
 // the report counts what the engine shows (a call can fail on this side and
-// succeed on the engine's), and keeps in the clock only the removals that
-// are really unfinished: images that lost every reference and stayed. It
-// has its own short deadline: the sweep's may be spent.
-func settle(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, out *Outcome) {
+// succeed on the engine's). It has its own short deadline: the sweep's may
+// be spent. When the engine cannot be listed, the clock's begun removals
+// let the next sweep count what went.
+func settle(ctx context.Context, rt engine.Runtime, out *Outcome) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	inv, err := Collect(ctx, rt)
 	if err != nil {
-		return // the clock keeps every begun removal; the next sweep sorts them out
+		return
 	}
-	unfinished := out.Result.Recount(&out.Plan, &inv)
-	clock.Finish(slices.DeleteFunc(deletions(&out.Plan), func(id string) bool { return slices.Contains(unfinished, id) }))
+	out.Result.Recount(&out.Plan, &inv)
 }
 
 // Collect lists the engine's images and containers: one call each.
@@ -266,6 +289,7 @@ func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, in
 			}
 			c := &inv.Containers[containerAt[id]]
 			c.State, c.FinishedAt = state, finished
+			clock.ImageUsed(c.ImageID, finished) // a run the events may have missed
 			return nil
 		})
 	}
@@ -275,6 +299,11 @@ func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, in
 	if len(gone) > 0 {
 		inv.Images = slices.DeleteFunc(inv.Images, func(i engine.Image) bool { return gone[i.ID] })
 		inv.Containers = slices.DeleteFunc(inv.Containers, func(c engine.Container) bool { return gone[c.ID] })
+	}
+	for i := range inv.Images {
+		if r, ok := clock.Record(inv.Images[i].ID); ok {
+			inv.Images[i].LastUsed = r.LastUsed
+		}
 	}
 	return nil
 }

@@ -102,11 +102,17 @@ func TestFindingPulledImageIsYoung(t *testing.T) {
 	day := v1alpha1.Duration("24h")
 	spec.MinImageAge = &day
 	stateDir := t.TempDir()
-	openClock := func() *imageclock.Clock {
-		c, warn, err := imageclock.Open(imageclock.FileFor(stateDir, "private"))
+	var open *imageclock.Clock
+	openClock := func() *imageclock.Clock { // a restart: the last one closes
+		if open != nil {
+			open.Close()
+		}
+		c, warn, err := imageclock.Open(stateDir, imageclock.EngineKey{ID: "private"})
 		if err != nil || warn != nil {
 			t.Fatal(err, warn)
 		}
+		t.Cleanup(c.Close)
+		open = c
 		return c
 	}
 	now := time.Now()
@@ -341,8 +347,9 @@ func TestFindingInterruptedRemovalIsFinished(t *testing.T) {
 	if len(out.Result.RemovedImages) != 1 || out.Result.RemovedImages[0].ImageID != id || !out.Result.RemovedImages[0].Deleted {
 		t.Fatalf("result %+v", out.Result)
 	}
+	clock.Reported("p", time.Now())
 	if len(clock.UnfinishedFor("p")) != 0 {
-		t.Fatal("the finished removal is still remembered")
+		t.Fatal("the finished and reported removal is still remembered")
 	}
 }
 

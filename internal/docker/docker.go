@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -268,11 +269,11 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string, removeVolumes 
 }
 
 // RemoveImage implements engine.Runtime.
-func (r *Runtime) RemoveImage(ctx context.Context, ref string, force bool) (engine.Deleted, error) {
+func (r *Runtime) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
 	r.count("ImageRemove")
 	ctx, cancel := r.remove(ctx)
 	defer cancel()
-	resp, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: force, PruneChildren: true})
+	resp, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: opts.Force, PruneChildren: opts.Prune})
 	if err != nil {
 		return engine.Deleted{}, wrap(err)
 	}
@@ -297,24 +298,116 @@ func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
 	return engine.Info{ID: info.ID, RootDir: info.DockerRootDir}, nil
 }
 
-// WatchContainers implements engine.Runtime with the engine's event stream,
-// containers' start and die events only. It has no timeout: it lasts.
-func (r *Runtime) WatchContainers(ctx context.Context, f func(engine.ContainerEvent)) error {
+// eventBuffer is how many events the engine keeps for replay (moby's
+// daemon/events eventsLimit): a replay of that many may have lost older
+// ones.
+const eventBuffer = 256
+
+// Events implements engine.Runtime with the engine's event stream. The
+// replay asks for every type: the engine's buffer is shared by all of them
+// (exec probes fill it fast), and only the unfiltered replay tells whether
+// it turned over since. The follow has no timeout: it lasts.
+func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f func(engine.Event)) error {
 	r.count("Events")
-	msgs, errs := r.cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+	now, err := r.engineNow(ctx)
+	if err != nil {
+		return err
+	}
+	if !since.IsZero() {
+		var replay []events.Message
+		if err := r.stream(ctx, events.ListOptions{Since: apiTime(since), Until: apiTime(now)}, func(m events.Message) {
+			replay = append(replay, m)
+		}); err != nil {
+			return err
+		}
+		if len(replay) >= eventBuffer && replay[0].TimeNano > since.UnixNano() {
+			f(engine.Event{Type: engine.EventGap, Time: time.Unix(0, replay[0].TimeNano)})
+		}
+		for _, m := range replay {
+			if e, ok := toEvent(m); ok {
+				f(e)
+			}
+		}
+	}
+	f(engine.Event{Type: engine.EventNow, Time: now})
+	if !follow {
+		return nil
+	}
+	// From the present on, inclusive: what came since the replay is
+	// replayed first.
+	opts := events.ListOptions{Since: apiTime(now), Filters: filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("event", string(events.ActionStart)),
-		filters.Arg("event", string(events.ActionDie)),
-	)})
+		filters.Arg("type", string(events.ImageEventType)),
+	)}
+	err = r.stream(ctx, opts, func(m events.Message) {
+		if e, ok := toEvent(m); ok {
+			f(e)
+		}
+	})
+	if err == nil {
+		err = errors.New("the engine closed its event stream")
+	}
+	return err
+}
+
+// stream calls f for each event until the stream ends (nil, for a replay
+// with an until), ctx ends or it breaks.
+func (r *Runtime) stream(ctx context.Context, opts events.ListOptions, f func(events.Message)) error {
+	msgs, errs := r.cli.Events(ctx, opts)
 	for {
 		select {
 		case m := <-msgs:
-			f(engine.ContainerEvent{ContainerID: m.Actor.ID, Action: string(m.Action), Time: time.Unix(0, m.TimeNano)})
+			f(m)
 		case err := <-errs:
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return ctx.Err()
+			case errors.Is(err, io.EOF):
+				return nil
 			}
 			return wrap(err)
 		}
 	}
+}
+
+// engineNow is the engine's own clock: event times are the engine's, and a
+// remote engine's clock may differ from this machine's.
+func (r *Runtime) engineNow(ctx context.Context) (time.Time, error) {
+	r.count("Info")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
+	info, err := r.cli.Info(ctx)
+	if err != nil {
+		return time.Time{}, wrap(err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, info.SystemTime)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the engine's time %q: %w", info.SystemTime, err)
+	}
+	return t, nil
+}
+
+// apiTime writes a time as the events API reads it: seconds.nanoseconds.
+func apiTime(t time.Time) string {
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+}
+
+// toEvent keeps the events the image clock reads: a container's create,
+// start, die and destroy, and an image's arrivals and departures.
+func toEvent(m events.Message) (engine.Event, bool) {
+	e := engine.Event{Type: string(m.Type), Action: string(m.Action), ID: m.Actor.ID, Time: time.Unix(0, m.TimeNano)}
+	switch m.Type {
+	case events.ContainerEventType:
+		switch m.Action {
+		case events.ActionCreate, events.ActionStart, events.ActionDie, events.ActionDestroy:
+			e.Image = m.Actor.Attributes["image"]
+			return e, true
+		}
+	case events.ImageEventType:
+		switch m.Action {
+		case events.ActionDelete, events.ActionUnTag, events.ActionTag, events.ActionPull, events.ActionLoad, events.ActionImport:
+			return e, true
+		}
+	}
+	return engine.Event{}, false
 }

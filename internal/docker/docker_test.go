@@ -3,18 +3,23 @@ package docker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/image"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
-// The image clock learns last uses from the engine's event stream: a
-// container that runs and exits yields its start and its die, with its ID.
-func TestWatchContainersSeesStartAndDie(t *testing.T) {
+// The image clock learns from the engine's events: a container that runs,
+// exits and is removed yields its create, start, die and destroy, naming
+// the image it was created from; an image deleted yields its delete.
+func TestEventsFollow(t *testing.T) {
 	cli := testenv.Docker(t)
 	rt, err := docker.New(testenv.DockerHost(t))
 	if err != nil {
@@ -25,33 +30,94 @@ func TestWatchContainersSeesStartAndDie(t *testing.T) {
 	defer cancel()
 	var mu sync.Mutex
 	seen := map[string][]string{}
+	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- rt.WatchContainers(ctx, func(e engine.ContainerEvent) {
+		done <- rt.Events(ctx, time.Time{}, true, func(e engine.Event) {
 			mu.Lock()
-			seen[e.ContainerID] = append(seen[e.ContainerID], e.Action)
-			mu.Unlock()
+			defer mu.Unlock()
+			if e.Type == engine.EventNow {
+				close(ready)
+				return
+			}
+			seen[e.ID] = append(seen[e.ID], e.Action+" "+e.Image)
 		})
 	}()
-	time.Sleep(200 * time.Millisecond) // the stream is open before the container starts
+	<-ready
 	ref := "itest.local/" + testenv.UniqueName("events") + "/app:1"
-	testenv.ImportImage(t, cli, ref)
+	img := testenv.ImportImage(t, cli, ref)
 	id := testenv.CreateContainer(t, cli, ref, testenv.ContainerOptions{Run: "exit"})
+	testenv.RemoveContainer(t, cli, id)
+	testenv.RemoveImage(cli, img)
+	want := []string{"create " + ref, "start " + ref, "die " + ref, "destroy " + ref}
 	for {
 		mu.Lock()
-		got := append([]string(nil), seen[id]...)
+		got, gotImage := slices.Clone(seen[id]), slices.Clone(seen[img])
 		mu.Unlock()
-		if len(got) == 2 && got[0] == "start" && got[1] == "die" {
+		if slices.Equal(got, want) && slices.Contains(gotImage, "delete ") {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("events of the container: %v", got)
+			t.Fatalf("events of the container: %q, want %q; of the image: %q", got, want, gotImage)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("the watch ended with %v, want the context's end", err)
+		t.Fatalf("the stream ended with %v, want the context's end", err)
+	}
+}
+
+// A replay from a past time delivers what the engine still holds, then the
+// engine's present; when more events than the engine keeps came since, a
+// gap comes first, so the clock knows that it cannot know.
+func TestEventsReplayAndGap(t *testing.T) {
+	cli := testenv.Docker(t)
+	rt, err := docker.New(testenv.DockerHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx := context.Background()
+	replay := func(since time.Time) (actions []string, gap, now time.Time) {
+		t.Helper()
+		err := rt.Events(ctx, since, false, func(e engine.Event) {
+			switch e.Type {
+			case engine.EventGap:
+				gap = e.Time
+			case engine.EventNow:
+				now = e.Time
+			default:
+				actions = append(actions, e.Action)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return actions, gap, now
+	}
+	_, _, before := replay(time.Now().Add(-time.Millisecond))
+	ref := "itest.local/" + testenv.UniqueName("replay") + "/app:1"
+	img := testenv.ImportImage(t, cli, ref)
+	testenv.RemoveImage(cli, img)
+	actions, gap, now := replay(before)
+	if !slices.Contains(actions, "delete") || !gap.IsZero() || !now.After(before) {
+		t.Fatalf("replay since %s: %v, gap %v, now %v", before, actions, gap, now)
+	}
+	// 300 tag and untag events push the delete out of the engine's buffer.
+	noise := testenv.ImportImage(t, cli, "itest.local/"+testenv.UniqueName("noise")+"/app:0")
+	for i := range 150 {
+		tag := fmt.Sprintf("itest.local/noise/app:%d", i)
+		if err := cli.ImageTag(ctx, noise, tag); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.ImageRemove(ctx, tag, image.RemoveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actions, gap, _ = replay(before)
+	if gap.IsZero() || slices.Contains(actions, "delete") {
+		t.Fatalf("after 300 events the replay since %s shows no gap (%v) or still the delete", before, gap)
 	}
 }
 

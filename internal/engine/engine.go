@@ -137,9 +137,19 @@ type Inventory struct {
 
 // Deleted is what one image removal did.
 type Deleted struct {
-	// Deleted lists the image IDs whose content went (the image, and
-	// untagged parents pruned with it).
+	// Deleted lists what went: the image and the untagged parents pruned
+	// with it (the Docker engine lists the layers it deleted too).
 	Deleted []string
+}
+
+// RemoveImageOptions are the engine's options of an image removal.
+type RemoveImageOptions struct {
+	// Force removes the image although stopped containers use it (docker
+	// rmi -f); by tag, it also untags an image a running container uses.
+	Force bool
+	// Prune also deletes the untagged parents that the deletion leaves
+	// without reference and child (docker rmi's default; --no-prune off).
+	Prune bool
 }
 
 // Info is what the engine says of itself.
@@ -151,12 +161,31 @@ type Info struct {
 	RootDir string
 }
 
-// ContainerEvent is a container starting or stopping.
-type ContainerEvent struct {
-	ContainerID string
-	// Action is the engine's word: start, die, ...
+// Event types.
+const (
+	EventContainer = "container"
+	EventImage     = "image"
+	// EventGap: the engine may have dropped events between the since asked
+	// for and Time (its buffer turned over); nothing is known of that span.
+	EventGap = "gap"
+	// EventNow marks the end of the replay: Time is the engine's present,
+	// and every event before it was delivered.
+	EventNow = "now"
+)
+
+// Event is what the engine tells of a container or an image.
+type Event struct {
+	Type string
+	// Action is the engine's word: create, start, die, destroy for
+	// containers; delete, untag, tag, pull, load, import for images.
 	Action string
-	Time   time.Time
+	// ID is the container's ID, or the image's: its ID for delete, untag,
+	// tag, import and load, the reference pulled for pull.
+	ID string
+	// Image is, for a container event, the image the container was created
+	// from as it was named (a reference or an ID).
+	Image string
+	Time  time.Time
 }
 
 // Runtime is the part of a Docker engine the cleanup uses. Implementations
@@ -175,15 +204,19 @@ type Runtime interface {
 	// RemoveContainer removes a container that is not running (never forced).
 	RemoveContainer(ctx context.Context, id string, removeVolumes bool) error
 	// RemoveImage removes one reference (tag, digest reference or ID), and the
-	// image with its last reference; untagged parents are pruned with it.
-	RemoveImage(ctx context.Context, ref string, force bool) (Deleted, error)
+	// image with its last reference.
+	RemoveImage(ctx context.Context, ref string, opts RemoveImageOptions) (Deleted, error)
 	// ContainersUsing lists the containers, in any state, whose image is imageID.
 	ContainersUsing(ctx context.Context, imageID string) ([]Container, error)
 	// Ping checks that the engine answers.
 	Ping(ctx context.Context) error
 	// Info says which engine this is and where it keeps its data.
 	Info(ctx context.Context) (Info, error)
-	// WatchContainers calls f for every container start and stop until ctx
-	// ends or the stream breaks (the error says why).
-	WatchContainers(ctx context.Context, f func(ContainerEvent)) error
+	// Events calls f for every container and image event from since on,
+	// oldest first: first those the engine still holds (it keeps a bounded
+	// number; a first EventGap says that some since then may be lost), then
+	// an EventNow with the engine's present, then, with follow, the new ones
+	// until ctx ends or the stream breaks (the error says why). Without
+	// follow it returns after the EventNow. A zero since replays nothing.
+	Events(ctx context.Context, since time.Time, follow bool, f func(Event)) error
 }

@@ -1,12 +1,17 @@
 package imageclock_test
 
 import (
+	"context"
+	"errors"
 	"os"
+	"slices"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 )
 
@@ -46,10 +51,9 @@ func TestGoneImageIsForgotten(t *testing.T) {
 	c := imageclock.InMemory()
 	inv := inventory("a")
 	c.Observe(&inv, t0)
-	c.Begin("p", []string{"a"}, t0)
 	empty := inventory()
 	c.Observe(&empty, t0.Add(time.Hour))
-	if _, ok := c.Record("a"); ok || len(c.UnfinishedFor("p")) > 0 {
+	if _, ok := c.Record("a"); ok {
 		t.Fatal("a gone image is still remembered")
 	}
 	inv = inventory("a")
@@ -87,7 +91,7 @@ func TestLastUse(t *testing.T) {
 		{ID: "s", ImageID: "stopped", State: engine.StateExited, Created: t0.Add(-3 * time.Hour)},
 		{ID: "e", ImageID: "evented", State: engine.StateExited, Created: t0.Add(-3 * time.Hour)},
 	}
-	c.ContainerUsed("e", t0.Add(-10*time.Minute))
+	c.ImageUsed("evented", t0.Add(-10*time.Minute))
 	c.Observe(&inv, t0)
 	want := map[string]time.Time{"running": t0, "stopped": t0.Add(-3 * time.Hour), "evented": t0.Add(-10 * time.Minute), "unused": {}}
 	for _, img := range inv.Images {
@@ -97,20 +101,24 @@ func TestLastUse(t *testing.T) {
 	}
 }
 
+var key = imageclock.EngineKey{ID: "ENGINE:ID/1", RootDir: "/var/lib/docker"}
+
 func TestStateSurvivesARestart(t *testing.T) {
-	path := imageclock.FileFor(t.TempDir(), "ENGINE:ID/1")
-	c, warn, err := imageclock.Open(path)
+	dir := t.TempDir()
+	c, warn, err := imageclock.Open(dir, key)
 	if err != nil || warn != nil {
 		t.Fatal(err, warn)
 	}
 	inv := inventory("a")
 	inv.Containers = []engine.Container{{ID: "r", ImageID: "a", State: engine.StateRunning}}
 	c.Observe(&inv, t0)
-	c.Begin("p", []string{"a"}, t0)
+	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a"}})
+	c.SeenUntil(t0)
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
-	again, warn, err := imageclock.Open(path)
+	c.Close()
+	again, warn, err := imageclock.Open(dir, key)
 	if err != nil || warn != nil {
 		t.Fatal(err, warn)
 	}
@@ -119,10 +127,10 @@ func TestStateSurvivesARestart(t *testing.T) {
 	if got := inv.Images[0]; !got.Arrived.Equal(t0) || !got.LastUsed.Equal(t0) {
 		t.Fatalf("after a restart: arrived %v, last used %v", got.Arrived, got.LastUsed)
 	}
-	if !again.UnfinishedFor("p")["a"] {
-		t.Fatal("the unfinished removal is forgotten")
+	if !again.UnfinishedFor("p")["a"] || !again.EventsSeen().Equal(t0) {
+		t.Fatal("the unfinished removal or the events cursor is forgotten")
 	}
-	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 { // the file and its lock
 		t.Fatalf("temporary files left: %v", entries)
 	}
 }
@@ -130,11 +138,12 @@ func TestStateSurvivesARestart(t *testing.T) {
 // Fail closed: a corrupt state file means every image arrived now, never
 // that every image is old; the bad file is kept aside for a person.
 func TestCorruptStateFailsClosed(t *testing.T) {
-	path := imageclock.FileFor(t.TempDir(), "e")
-	if err := os.WriteFile(path, []byte(`{"version":1,"images":{"a":{"arrived":"2000-01-01T00:00:00Z"`), 0o600); err != nil {
+	dir := t.TempDir()
+	path := imageclock.FileFor(dir, key)
+	if err := os.WriteFile(path, []byte(`{"version":2,"images":{"a":{"arrived":"2000-01-01T00:00:00Z"`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, warn, err := imageclock.Open(path)
+	c, warn, err := imageclock.Open(dir, key)
 	if err != nil || warn == nil {
 		t.Fatalf("want a warning, got %v %v", warn, err)
 	}
@@ -155,7 +164,7 @@ func TestUnwritableStateIsAnError(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := imageclock.Open(imageclock.FileFor(blocker, "e")); err == nil {
+	if _, _, err := imageclock.Open(blocker, key); err == nil {
 		t.Fatal("a state folder that cannot exist was accepted")
 	}
 }
@@ -164,13 +173,139 @@ func TestUnfinishedIsPerPolicy(t *testing.T) {
 	c := imageclock.InMemory()
 	inv := inventory("a", "b")
 	c.Observe(&inv, t0)
-	c.Begin("p", []string{"a"}, t0)
-	c.Begin("q", []string{"b"}, t0)
+	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a"}})
+	c.Begin("q", t0, []imageclock.Removal{{ImageID: "b"}})
 	if got := c.UnfinishedFor("p"); len(got) != 1 || !got["a"] {
 		t.Fatalf("unfinished for p: %v", got)
 	}
-	c.Finish([]string{"a"})
+	c.Reported("p", t0)
 	if len(c.UnfinishedFor("p")) != 0 || len(c.UnfinishedFor("q")) != 1 {
-		t.Fatal("Finish forgot the wrong removal")
+		t.Fatal("Reported forgot the wrong removal")
+	}
+}
+
+// Finding 10 of the second review: a sweep killed mid-way never reported
+// what it removed. The next sweep's harvest counts what is gone of the
+// removals it began, once, and leaves the rest to the new plan.
+func TestHarvestCountsWhatAnInterruptedSweepRemoved(t *testing.T) {
+	c := imageclock.InMemory()
+	inv := inventory("gone", "tagged", "untagged")
+	inv.Images[1].RepoTags = []string{"app:1"}
+	c.Observe(&inv, t0)
+	c.Begin("p", t0, []imageclock.Removal{
+		{ImageID: "gone", Image: "app:gone", Containers: map[string]string{"c1": "job-1"}},
+		{ImageID: "tagged", Image: "app:1"},
+		{ImageID: "untagged", Image: "app:2", Containers: map[string]string{"c2": "job-2", "c3": "job-3"}},
+	})
+	inv.Images = inv.Images[1:]
+	inv.Containers = []engine.Container{{ID: "c3", ImageID: "untagged", State: engine.StateExited}}
+	rec := c.Harvest("p", &inv, time.Time{})
+	if !slices.Equal(rec.Images, []string{"app:gone"}) || !slices.Equal(rec.Containers, []string{"job-1 (c1)", "job-2 (c2)"}) || !rec.Since.Equal(t0) {
+		t.Fatalf("recovered %+v", rec)
+	}
+	if u := c.UnfinishedFor("p"); len(u) != 1 || !u["untagged"] {
+		t.Fatalf("still unfinished: %v, want the image without reference only", u)
+	}
+	if again := c.Harvest("p", &inv, time.Time{}); !again.Empty() {
+		t.Fatalf("counted twice: %+v", again)
+	}
+	// Removals of a sweep whose report was written are not counted again.
+	c.Begin("q", t0, []imageclock.Removal{{ImageID: "gone2", Image: "x"}})
+	if rec := c.Harvest("q", &inv, t0); !rec.Empty() || len(c.UnfinishedFor("q")) != 0 {
+		t.Fatalf("a reported sweep's removals were recovered: %+v", rec)
+	}
+}
+
+// Finding 6 of the second review: two engines on one machine can share an
+// ID (Docker 20.10 reads it from /etc/docker/key.json); each data root has
+// its own clock, a clock is held by one process, and a file that names
+// another engine is refused.
+func TestOneClockPerEngineStore(t *testing.T) {
+	dir := t.TempDir()
+	a := imageclock.EngineKey{ID: "same", RootDir: "/var/lib/docker"}
+	b := imageclock.EngineKey{ID: "same", RootDir: "/srv/docker"}
+	if imageclock.FileFor(dir, a) == imageclock.FileFor(dir, b) {
+		t.Fatal("two data roots share one clock file")
+	}
+	ca, _, err := imageclock.Open(dir, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := inventory("x")
+	ca.Observe(&inv, t0)
+	if err := ca.Save(); err != nil {
+		t.Fatal(err)
+	}
+	cb, _, err := imageclock.Open(dir, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv = inventory("x")
+	cb.Observe(&inv, t0.Add(time.Hour))
+	if !inv.Images[0].Arrived.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("engine b's image counts as arrived on engine a: %v", inv.Images[0].Arrived)
+	}
+	if _, _, err := imageclock.Open(dir, a); !errors.Is(err, imageclock.ErrInUse) {
+		t.Fatalf("a second process opened a held clock: %v", err)
+	}
+	ca.Close()
+	// A file that names another engine (copied by hand) is refused.
+	data, _ := os.ReadFile(imageclock.FileFor(dir, a))
+	other := imageclock.EngineKey{ID: "other", RootDir: "/x"}
+	if err := os.WriteFile(imageclock.FileFor(dir, other), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := imageclock.Open(dir, other); err == nil || !strings.Contains(err.Error(), "refusing to share") {
+		t.Fatalf("another engine's clock was accepted: %v", err)
+	}
+}
+
+// Finding 2 and 3 of the second review, the clock's side: an image deleted
+// is forgotten, so its return is an arrival; a use is credited to the
+// image even when its container is gone before anything lists it; a gap in
+// the engine's history counts as an arrival and a use of every image.
+func TestEventsTeachTheClock(t *testing.T) {
+	f := enginefake.New()
+	now := t0
+	f.Now = func() time.Time { return now }
+	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"app:1"}})
+	id := "sha256:" + strings.Repeat("a", 64)
+	c := imageclock.InMemory()
+	ctx := context.Background()
+	catchUp := func() {
+		t.Helper()
+		if err := c.CatchUp(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	catchUp() // sets the cursor
+	inv, _ := f.ListImages(ctx)
+	c.Observe(&engine.Inventory{Images: inv}, now)
+
+	now = t0.Add(time.Hour) // docker run --rm: created, ran and removed between two looks
+	f.AddContainer(engine.Container{ID: "c", ImageID: id, State: engine.StateRunning, Created: now})
+	now = now.Add(time.Minute)
+	f.RemoveContainerByHand("c")
+	catchUp()
+	if r, _ := c.Record(id); !r.LastUsed.Equal(t0.Add(time.Hour + time.Minute)) {
+		t.Fatalf("last use %v, want the run's stop", r.LastUsed)
+	}
+
+	now = t0.Add(2 * time.Hour) // removed by another hand and loaded again
+	f.RemoveImageByHand(id)
+	f.AddImage(engine.Image{ID: id, RepoTags: []string{"app:1"}})
+	catchUp()
+	inv, _ = f.ListImages(ctx)
+	later := t0.Add(3 * time.Hour)
+	c.Observe(&engine.Inventory{Images: inv}, later)
+	if r, _ := c.Record(id); !r.Arrived.Equal(later) {
+		t.Fatalf("arrival %v: the return of the image is not an arrival", r.Arrived)
+	}
+
+	now = t0.Add(4 * time.Hour) // more happened than the engine keeps
+	f.Noise(300)
+	catchUp()
+	if r, _ := c.Record(id); !r.Arrived.Equal(now) || !r.LastUsed.Equal(now) {
+		t.Fatalf("after a gap: %+v, want arrival and use at its end", r)
 	}
 }

@@ -80,6 +80,9 @@ type Pattern struct {
 	name     *regexp.Regexp // byName: normalized domain/path
 	tag      *regexp.Regexp // byName: nil matches every tag
 	wildcard bool           // byName: the name has a wildcard
+	// everyTag: byName with no tag and a wildcard name, or the tag *: the
+	// entry names whole repositories.
+	everyTag bool
 }
 
 // String is the entry as the policy wrote it.
@@ -115,8 +118,11 @@ func Compile(raw string) (*Pattern, error) {
 	switch {
 	case hasTag:
 		p.tag = globRegexp(tag)
+		p.everyTag = tag == "*"
 	case !p.wildcard:
 		p.tag = regexp.MustCompile(`^latest$`) // Docker's default tag
+	default:
+		p.everyTag = true
 	}
 	return p, nil
 }
@@ -299,6 +305,28 @@ func (s Set) Select(img Image) Selection {
 		}
 	}
 	return sel
+}
+
+// NamesAnyDigest reports whether an entry names one of the image's repo
+// digests: the digest itself, or its whole repository (a tagless wildcard
+// entry, or one whose tag is *), whether the image has tags or not. An
+// exclusion uses it: an image any of whose references is excluded stays.
+func (s Set) NamesAnyDigest(img Image) bool {
+	for _, d := range img.RepoDigests {
+		name, digest, err := ParseDigest(d)
+		if err != nil {
+			continue
+		}
+		for _, p := range s {
+			switch {
+			case p.kind == byDigest && p.MatchesDigest(name, digest):
+				return true
+			case p.kind == byName && p.everyTag && p.name.MatchString(name):
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // MatchTag reports whether any entry of the set selects the tag.

@@ -6,7 +6,6 @@ package plan
 
 import (
 	"cmp"
-	"container/heap"
 	"fmt"
 	"maps"
 	"slices"
@@ -82,11 +81,19 @@ type Action struct {
 	// Force: kept stopped containers still use the image and the policy
 	// says force (docker rmi -f); those containers can no longer start.
 	Force bool `json:"force,omitempty"`
+	// PruneParents are the untagged parents the engine may delete with the
+	// image when it leaves them without children (docker rmi's default):
+	// set only when the policy may remove each of them (none is excluded
+	// or protected); empty, the engine is asked not to prune.
+	PruneParents []string `json:"pruneParents,omitempty"`
 	// Size is the image's size, an upper bound of what deleting it frees.
 	Size int64 `json:"size"`
 	// Wave orders deletions: an image goes after the images built on it.
 	Wave      int       `json:"wave"`
 	ArrivedAt time.Time `json:"arrivedAt"`
+	// BuiltAt is the image's build date (Created): what "newest" means to
+	// keepNewest, and the tie-breaker of the removal order.
+	BuiltAt time.Time `json:"builtAt"`
 	// LastUsedAt is the last start or stop of one of its containers, else
 	// its arrival: the key of least-recently-used order.
 	LastUsedAt time.Time `json:"lastUsedAt"`
@@ -172,6 +179,8 @@ type index struct {
 	images     map[string]*engine.Image
 	children   map[string][]string // parent ID → child IDs
 	containers map[string][]*engine.Container
+	// sandboxes are the images of pod sandbox containers, in any state.
+	sandboxes map[string]bool
 }
 
 func newIndex(inv *engine.Inventory) *index {
@@ -191,7 +200,42 @@ func newIndex(inv *engine.Inventory) *index {
 		c := &inv.Containers[i]
 		ix.containers[c.ImageID] = append(ix.containers[c.ImageID], c)
 	}
+	ix.sandboxes = sandboxImages(inv)
 	return ix
+}
+
+// kept reports whether an image is excluded (by ID: it has no reference) or
+// protected, whatever else the policy says of it.
+func (ix *index) kept(img *engine.Image, opts *Options) bool {
+	mi := matchImage(img)
+	return ix.sandboxes[img.ID] || opts.Exclude.Select(mi).Any() || opts.Protected.Select(mi).Any()
+}
+
+// prunable returns the chain of untagged parents from parentID up that the
+// engine may prune with the deletion of their child (it deletes each parent
+// left without reference and child), or nil when the policy keeps one of
+// them (excluded by ID, protected): then nothing may be pruned.
+func (ix *index) prunable(parentID string, opts *Options) []string {
+	var chain []string
+	for id := parentID; id != ""; {
+		img := ix.images[id]
+		if img == nil || !img.Unreferenced() {
+			break // the engine stops at a referenced parent
+		}
+		if ix.kept(img, opts) {
+			return nil
+		}
+		chain = append(chain, id)
+		id = img.ParentID
+	}
+	return chain
+}
+
+// mayPrune reports whether the untagged parents from parentID up may go
+// with their child.
+func (ix *index) mayPrune(parentID string, opts *Options) bool {
+	img := ix.images[parentID]
+	return img == nil || !img.Unreferenced() || ix.prunable(parentID, opts) != nil
 }
 
 // intermediate: an untagged image with children, a build step of another
@@ -235,7 +279,9 @@ func selectImage(ix *index, img *engine.Image, opts *Options) (selection, bool) 
 		}
 	}
 	excl := opts.Exclude.Select(mi)
-	if excl.Whole {
+	if excl.Whole || opts.Exclude.NamesAnyDigest(mi) {
+		// Any excluded reference keeps the image: its digest references
+		// would go with its last tag.
 		s.excluded = true
 		return s, true
 	}
@@ -284,9 +330,14 @@ func (s *selection) display() string {
 // the images the policy selects that the image clock holds for younger than
 // minImageAge (the engine's LastTagTime may prove them older), and the
 // stopped containers that use selected images (for their finish time, when
-// minStoppedAge matters). Everything else is decided from the lists alone.
+// minStoppedAge matters, and as the truth of when each image was last used
+// when maxUnusedAge or least-recently-used order do: a run the agent did
+// not see, because it was down, still shows there). Everything else is
+// decided from the lists alone.
 func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, containerIDs []string) {
 	ix := newIndex(inv)
+	finishTimes := (opts.MinStoppedAge > 0 && !opts.KeepStoppedContainers) || opts.UnusedFor > 0 ||
+		opts.Order == v1alpha1.OrderLeastRecentlyUsed
 	for i := range inv.Images {
 		img := &inv.Images[i]
 		s, ok := selectImage(ix, img, opts)
@@ -298,7 +349,7 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 		if now.Sub(arrived(img, now)) < opts.MinImageAge || opts.KeepNewest > 0 {
 			imageIDs = append(imageIDs, img.ID)
 		}
-		if opts.MinStoppedAge > 0 && !opts.KeepStoppedContainers {
+		if finishTimes {
 			for _, c := range ix.containers[img.ID] {
 				if c.Stopped() && c.State != engine.StateCreated {
 					containerIDs = append(containerIDs, c.ID)
@@ -314,7 +365,6 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 // Kubernetes-managed container without opt-in.
 func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 	ix := newIndex(inv)
-	sandboxes := sandboxImages(inv)
 	var p Plan
 	actions := map[string]*Action{}
 	for _, id := range slices.Sorted(maps.Keys(ix.images)) {
@@ -322,7 +372,7 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 		if !ok {
 			continue
 		}
-		a, d := decideImage(ix, &s, sandboxes[id], opts, now)
+		a, d := decideImage(ix, &s, ix.sandboxes[id], opts, now)
 		switch {
 		case a != nil:
 			actions[id] = a
@@ -364,13 +414,15 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if idle := now.Sub(idleSince(img, now)); opts.UnusedFor > 0 && idle < opts.UnusedFor {
 		return keep(RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", FormatDuration(idle), FormatDuration(opts.UnusedFor)))
 	}
-	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now), LastUsedAt: lastUsed(img, now)}
+	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now),
+		LastUsedAt: lastUsed(img, now), BuiltAt: img.Created}
 	if !s.deletes() {
 		// Untagging while other tags stay: containers keep their image.
 		a.Refs = s.tags
 		return a, Decision{}
 	}
 	a.Delete = true
+	a.PruneParents = ix.prunable(img.ParentID, opts)
 	// Every reference, digests included, so the image goes with the last
 	// one; by ID only when it has none. Never by ID otherwise: a tag added
 	// since the plan would go with it.
@@ -407,12 +459,14 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 }
 
 // order puts the actions in the plan: deletions that images built on them
-// would block are blocked, the budget of maxImagesPerSweep is applied (the
-// rest deferred), and each action gets its wave.
+// would block are blocked, the rest are put in the policy's order with
+// each image's children right before it, the budget of maxImagesPerSweep
+// takes the first of them (the rest deferred), and each action gets its
+// wave.
 func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
 	p.keepNewest(ix, actions, opts.KeepNewest)
 	selected := inOrder(actions, opts.Order)
-	waiting := blockedByChildren(ix, actions, selected)
+	waiting := blockedByChildren(ix, actions, selected, opts)
 	for _, a := range selected {
 		if child, ok := waiting[a.ImageID]; ok {
 			p.Blocked = append(p.Blocked, Decision{ImageID: a.ImageID, Image: a.Image, Reason: DependentChildren,
@@ -420,21 +474,19 @@ func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
 			delete(actions, a.ImageID)
 		}
 	}
-	selected = inOrder(actions, opts.Order)
-	if opts.MaxImages > 0 && len(selected) > opts.MaxImages {
-		var deferred []*Action
-		selected, deferred = withinBudget(ix, actions, selected, opts.MaxImages)
-		for _, a := range deferred {
+	sequence := childrenFirst(ix, actions, inOrder(actions, opts.Order))
+	if opts.MaxImages > 0 && len(sequence) > opts.MaxImages {
+		for _, a := range sequence[opts.MaxImages:] {
 			p.Skipped = append(p.Skipped, Decision{ImageID: a.ImageID, Image: a.Image, Reason: Deferred,
 				Message: fmt.Sprintf("maxImagesPerSweep is %d", opts.MaxImages)})
 			delete(actions, a.ImageID)
 		}
+		sequence = sequence[:opts.MaxImages]
 	}
 	assignWaves(ix, actions)
-	for _, a := range selected {
+	for _, a := range sequence {
 		p.Actions = append(p.Actions, *a)
 	}
-	sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Wave < p.Actions[j].Wave })
 }
 
 // Blocks reports whether the reason is a blocking one (shown as blocked),
@@ -553,7 +605,8 @@ func isPauseImage(img *engine.Image) bool {
 }
 
 // inOrder lists the actions in the policy's order: least recently used
-// first, or oldest arrival first; ties by ID, so plans are stable.
+// first, or oldest arrival first; ties go to the older build, then by ID,
+// so plans are stable.
 func inOrder(actions map[string]*Action, order v1alpha1.RemovalOrder) []*Action {
 	key := func(a *Action) time.Time { return a.ArrivedAt }
 	if order == v1alpha1.OrderLeastRecentlyUsed {
@@ -564,14 +617,19 @@ func inOrder(actions map[string]*Action, order v1alpha1.RemovalOrder) []*Action 
 		if ki, kj := key(out[i]), key(out[j]); !ki.Equal(kj) {
 			return ki.Before(kj)
 		}
+		if !out[i].BuiltAt.Equal(out[j].BuiltAt) {
+			return out[i].BuiltAt.Before(out[j].BuiltAt)
+		}
 		return out[i].ImageID < out[j].ImageID
 	})
 	return out
 }
 
-// keepNewest keeps, in each repository, the n most recently arrived images
-// among the actions: skipped as KeptNewest. An image counts in every
-// repository one of its references names.
+// keepNewest keeps, in each repository, the n newest builds among the
+// actions (by build date, then by arrival, then by ID): skipped as
+// KeptNewest. Build date, not arrival: the clock meets together every
+// image present when it starts and every image pulled between two sweeps.
+// An image counts in every repository one of its references names.
 func (p *Plan) keepNewest(ix *index, actions map[string]*Action, n int) {
 	if n <= 0 {
 		return
@@ -586,6 +644,9 @@ func (p *Plan) keepNewest(ix *index, actions map[string]*Action, n int) {
 	for _, repo := range slices.Sorted(maps.Keys(byRepo)) {
 		as := byRepo[repo]
 		sort.Slice(as, func(i, j int) bool {
+			if !as[i].BuiltAt.Equal(as[j].BuiltAt) {
+				return as[i].BuiltAt.After(as[j].BuiltAt)
+			}
 			if !as[i].ArrivedAt.Equal(as[j].ArrivedAt) {
 				return as[i].ArrivedAt.After(as[j].ArrivedAt)
 			}
@@ -621,82 +682,60 @@ func repositories(img *engine.Image) []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-// withinBudget takes up to max actions in the given order, but never a
-// deletion before the deletions of the images built on it: those are its
-// prerequisites (through untagged intermediates, which go with their last
-// child). Each sweep then makes progress on a parent and child pair: the
-// child goes first, the parent next time. order must hold no action whose
-// prerequisites cannot go (blockedByChildren removed those).
-func withinBudget(ix *index, actions map[string]*Action, order []*Action, max int) (taken, deferred []*Action) {
+// childrenFirst lists the actions in the given order, each deletion right
+// after the deletions of the images built on it (its prerequisites, found
+// through untagged intermediates, which go with their last child): the
+// oldest image and what must go before it come first, so that a sweep that
+// stops early (the disk is under its low watermark, the budget is spent)
+// has removed the least recently used images, not every child first. order
+// must hold no action whose prerequisites cannot go (blockedByChildren
+// removed those).
+func childrenFirst(ix *index, actions map[string]*Action, order []*Action) []*Action {
 	rank := make(map[string]int, len(order))
 	for i, a := range order {
 		rank[a.ImageID] = i
 	}
-	waitingOn := map[string]int{}    // action → prerequisites not yet taken
-	unlocks := map[string][]string{} // prerequisite → actions waiting on it
-	var prerequisites func(id string, of string)
-	prerequisites = func(id, of string) {
+	var prerequisites func(id string) []*Action
+	prerequisites = func(id string) []*Action {
+		var out []*Action
 		for _, child := range ix.children[id] {
-			if actions[child] != nil {
-				waitingOn[of]++
-				unlocks[child] = append(unlocks[child], of)
+			if a := actions[child]; a != nil {
+				out = append(out, a)
 				continue
 			}
-			prerequisites(child, of) // an intermediate: look through it
+			out = append(out, prerequisites(child)...) // an intermediate: look through it
 		}
+		return out
 	}
-	for _, a := range order {
+	placed := make(map[string]bool, len(order))
+	out := make([]*Action, 0, len(order))
+	var place func(a *Action)
+	place = func(a *Action) {
+		if placed[a.ImageID] {
+			return
+		}
+		placed[a.ImageID] = true // no cycles in a real engine; be safe anyway
 		if a.Delete {
-			prerequisites(a.ImageID, a.ImageID)
-		}
-	}
-	ready := &rankHeap{rank: rank}
-	for _, a := range order {
-		if waitingOn[a.ImageID] == 0 {
-			heap.Push(ready, a.ImageID)
-		}
-	}
-	took := map[string]bool{}
-	for len(taken) < max && ready.Len() > 0 {
-		id := heap.Pop(ready).(string)
-		took[id] = true
-		taken = append(taken, actions[id])
-		for _, waiting := range unlocks[id] {
-			if waitingOn[waiting]--; waitingOn[waiting] == 0 {
-				heap.Push(ready, waiting)
+			before := prerequisites(a.ImageID)
+			sort.Slice(before, func(i, j int) bool { return rank[before[i].ImageID] < rank[before[j].ImageID] })
+			for _, b := range before {
+				place(b)
 			}
 		}
+		out = append(out, a)
 	}
 	for _, a := range order {
-		if !took[a.ImageID] {
-			deferred = append(deferred, a)
-		}
+		place(a)
 	}
-	sort.SliceStable(taken, func(i, j int) bool { return rank[taken[i].ImageID] < rank[taken[j].ImageID] })
-	return taken, deferred
-}
-
-// rankHeap pops the image ID of lowest rank first.
-type rankHeap struct {
-	ids  []string
-	rank map[string]int
-}
-
-func (h *rankHeap) Len() int           { return len(h.ids) }
-func (h *rankHeap) Less(i, j int) bool { return h.rank[h.ids[i]] < h.rank[h.ids[j]] }
-func (h *rankHeap) Swap(i, j int)      { h.ids[i], h.ids[j] = h.ids[j], h.ids[i] }
-func (h *rankHeap) Push(x any)         { h.ids = append(h.ids, x.(string)) }
-func (h *rankHeap) Pop() any {
-	last := h.ids[len(h.ids)-1]
-	h.ids = h.ids[:len(h.ids)-1]
-	return last
+	return out
 }
 
 // blockedByChildren returns the deleting actions that cannot happen because
 // an image built on theirs stays (mapped to that child, for the message).
 // Children go first when they are deleted too; untagged intermediate images
-// go with their last child, as the engine prunes them.
-func blockedByChildren(ix *index, actions map[string]*Action, order []*Action) map[string]string {
+// go with their last child, as the engine prunes them, unless the policy
+// keeps them (excluded by ID, protected).
+func blockedByChildren(ix *index, actions map[string]*Action, order []*Action, opts *Options) map[string]string {
 	memo := map[string]bool{}
 	var goes func(id string) bool
 	goes = func(id string) bool {
@@ -710,7 +749,7 @@ func blockedByChildren(ix *index, actions map[string]*Action, order []*Action) m
 		switch {
 		case a != nil && a.Delete:
 			v = true
-		case a == nil && img != nil && ix.intermediate(img) && len(ix.containers[id]) == 0:
+		case a == nil && img != nil && ix.intermediate(img) && len(ix.containers[id]) == 0 && ix.mayPrune(id, opts):
 			v = true
 		}
 		for _, child := range ix.children[id] {

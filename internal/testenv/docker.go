@@ -178,6 +178,14 @@ type ContainerOptions struct {
 	SleepWhenStarted bool
 }
 
+// RemoveContainer removes a test's container (forcibly, it is the test's own).
+func RemoveContainer(t testing.TB, cli *client.Client, id string) {
+	t.Helper()
+	if err := cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatalf("remove container %s: %v", id, err)
+	}
+}
+
 // CreateContainer makes a container of img with no network. It is removed
 // (forcibly, it is a test's own) when the test ends.
 func CreateContainer(t testing.TB, cli *client.Client, img string, opts ContainerOptions) string {

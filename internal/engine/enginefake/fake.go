@@ -5,6 +5,7 @@
 package enginefake
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -38,6 +39,16 @@ type Engine struct {
 	// method name and its argument: a test can change the engine there, as
 	// another hand would between plan and apply.
 	BeforeCall func(method, arg string)
+	// Now is the engine's clock, for event times (default time.Now).
+	Now func() time.Time
+	// EventBuffer is how many events the engine keeps for replay (default
+	// 256, as Docker keeps).
+	EventBuffer int
+	// RootDir is the data root Info reports (default /var/lib/docker).
+	RootDir string
+
+	events []engine.Event             // the replay buffer, oldest first
+	subs   map[chan engine.Event]bool // followers
 }
 
 // New returns an empty engine.
@@ -59,23 +70,106 @@ func WithStaleImage(node string) *Engine {
 	return f
 }
 
-// AddImage puts a copy of an image in the engine: what the engine does to
-// it later never shows in the caller's inventory.
+// AddImage puts a copy of an image in the engine (an image load event):
+// what the engine does to it later never shows in the caller's inventory.
 func (f *Engine) AddImage(img engine.Image) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := img
 	c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
 	f.images[img.ID] = &c
+	f.emit(engine.EventImage, "load", img.ID, "")
 }
 
-// AddContainer puts a container in the engine.
+// AddContainer puts a container in the engine: a create event, and a start
+// event if it is not stopped.
 func (f *Engine) AddContainer(c engine.Container) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cc := c
 	cc.Labels = maps.Clone(c.Labels)
 	f.containers[c.ID] = &cc
+	f.emit(engine.EventContainer, "create", c.ID, c.ImageID)
+	if !cc.Stopped() {
+		f.emit(engine.EventContainer, "start", c.ID, c.ImageID)
+	}
+}
+
+// RemoveImageByHand deletes an image whatever uses it, as another hand
+// (the kubelet's image GC, docker rmi -f) would: a delete event.
+func (f *Engine) RemoveImageByHand(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.images[id] != nil {
+		delete(f.images, id)
+		f.emit(engine.EventImage, "delete", id, "")
+	}
+}
+
+// RemoveContainerByHand removes a container in any state, as docker rm -f
+// or the kubelet's container GC would: a destroy event (after a die event
+// if it ran).
+func (f *Engine) RemoveContainerByHand(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.containers[id]
+	if c == nil {
+		return
+	}
+	if !c.Stopped() {
+		f.emit(engine.EventContainer, "die", id, c.ImageID)
+	}
+	delete(f.containers, id)
+	f.emit(engine.EventContainer, "destroy", id, c.ImageID)
+}
+
+// Noise adds n events the image clock does not read (exec probes), which
+// push older events out of the replay buffer.
+func (f *Engine) Noise(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for range n {
+		f.emit("container", "exec_start", "", "")
+	}
+}
+
+// Restart empties the event buffer and breaks every follower's stream, as
+// an engine restart does; images and containers stay (running ones are
+// left as they are: the test decides what restarts).
+func (f *Engine) Restart() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = nil
+	for ch := range f.subs {
+		close(ch)
+		delete(f.subs, ch)
+	}
+}
+
+func (f *Engine) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// emit records an event; f.mu is held.
+func (f *Engine) emit(typ, action, id, image string) {
+	e := engine.Event{Type: typ, Action: action, ID: id, Image: image, Time: f.now()}
+	limit := f.EventBuffer
+	if limit == 0 {
+		limit = 256
+	}
+	f.events = append(f.events, e)
+	if len(f.events) > limit {
+		f.events = slices.Delete(f.events, 0, len(f.events)-limit)
+	}
+	for ch := range f.subs {
+		select {
+		case ch <- e:
+		default: // a follower that does not keep up loses events, as Docker's do
+		}
+	}
 }
 
 // SetDown makes the engine unreachable (true) or reachable again.
@@ -107,11 +201,20 @@ func (f *Engine) Tag(id, ref string) {
 	f.images[id].RepoTags = append(f.images[id].RepoTags, ref)
 }
 
-// SetState changes a container's state, as starting or stopping it would.
+// SetState changes a container's state, as starting or stopping it would:
+// a start or die event when it starts or stops running.
 func (f *Engine) SetState(id, state string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.containers[id].State = state
+	c := f.containers[id]
+	was := c.Stopped()
+	c.State = state
+	switch {
+	case was && !c.Stopped():
+		f.emit(engine.EventContainer, "start", id, c.ImageID)
+	case !was && c.Stopped():
+		f.emit(engine.EventContainer, "die", id, c.ImageID)
+	}
 }
 
 // HasImage reports whether the image is still there.
@@ -235,18 +338,67 @@ func (f *Engine) Info(ctx context.Context) (engine.Info, error) {
 		return engine.Info{}, err
 	}
 	defer f.mu.Unlock()
-	return engine.Info{ID: "fake", RootDir: "/var/lib/docker"}, nil
+	return engine.Info{ID: "fake", RootDir: cmp.Or(f.RootDir, "/var/lib/docker")}, nil
 }
 
-// WatchContainers implements engine.Runtime: the fake has no events; it
-// waits for the context to end.
-func (f *Engine) WatchContainers(ctx context.Context, _ func(engine.ContainerEvent)) error {
+// Events implements engine.Runtime with Docker's rules: a replay of the
+// buffered events since (a gap first when the buffer has turned over since
+// then), then, with follow, the new ones until ctx ends or Restart.
+func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn func(engine.Event)) error {
 	if err := f.enter(ctx, "Events", ""); err != nil {
 		return err
 	}
+	var replay []engine.Event
+	if !since.IsZero() {
+		for _, e := range f.events {
+			if !e.Time.Before(since) {
+				replay = append(replay, e)
+			}
+		}
+		limit := f.EventBuffer
+		if limit == 0 {
+			limit = 256
+		}
+		if len(replay) >= limit && replay[0].Time.After(since) {
+			replay = append([]engine.Event{{Type: engine.EventGap, Time: replay[0].Time}}, replay...)
+		}
+	}
+	replay = append(replay, engine.Event{Type: engine.EventNow, Time: f.now()})
+	var ch chan engine.Event
+	if follow {
+		ch = make(chan engine.Event, 1024)
+		if f.subs == nil {
+			f.subs = map[chan engine.Event]bool{}
+		}
+		f.subs[ch] = true
+	}
 	f.mu.Unlock()
-	<-ctx.Done()
-	return ctx.Err()
+	for _, e := range replay {
+		if e.Action != "exec_start" {
+			fn(e)
+		}
+	}
+	if !follow {
+		return nil
+	}
+	defer func() {
+		f.mu.Lock()
+		delete(f.subs, ch)
+		f.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("the engine restarted")
+			}
+			if e.Action != "exec_start" {
+				fn(e)
+			}
+		}
+	}
 }
 
 // ContainerFinishedAt implements engine.Runtime.
@@ -277,6 +429,7 @@ func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
 		return fmt.Errorf("you cannot remove a %s container %s: %w", c.State, engine.ShortID(id), engine.ErrConflict)
 	}
 	delete(f.containers, id)
+	f.emit(engine.EventContainer, "destroy", id, c.ImageID)
 	return nil
 }
 
@@ -312,7 +465,8 @@ func (f *Engine) Ping(ctx context.Context) error {
 //   - by ID: conflict when other images are built on it or a running
 //     container uses it (even forced), when a stopped one does or it has
 //     several tags (unless forced).
-func (f *Engine) RemoveImage(ctx context.Context, ref string, force bool) (engine.Deleted, error) {
+func (f *Engine) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
+	force := opts.Force
 	if err := f.enter(ctx, "ImageRemove", ref); err != nil {
 		return engine.Deleted{}, err
 	}
@@ -346,7 +500,7 @@ func (f *Engine) RemoveImage(ctx context.Context, ref string, force bool) (engin
 			return engine.Deleted{}, nil // untagged, kept
 		}
 		img.RepoDigests = nil
-		return engine.Deleted{Deleted: f.deleteAndPrune(img.ID)}, nil
+		return engine.Deleted{Deleted: f.deleteAndPrune(img.ID, opts.Prune)}, nil
 	}
 
 	switch {
@@ -359,7 +513,7 @@ func (f *Engine) RemoveImage(ctx context.Context, ref string, force bool) (engin
 	case len(img.RepoTags) > 1 && !force:
 		return engine.Deleted{}, fmt.Errorf("unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", engine.ShortID(img.ID), engine.ErrConflict)
 	}
-	return engine.Deleted{Deleted: f.deleteAndPrune(img.ID)}, nil
+	return engine.Deleted{Deleted: f.deleteAndPrune(img.ID, opts.Prune)}, nil
 }
 
 // resolve finds the image a reference names: "id", "tag" or "digest".
@@ -419,14 +573,19 @@ func (f *Engine) children(id string) []string {
 	return out
 }
 
-// deleteAndPrune deletes the image and then its untagged, unused parents.
-func (f *Engine) deleteAndPrune(id string) []string {
+// deleteAndPrune deletes the image and then, with prune, its parents left
+// without reference, child or container.
+func (f *Engine) deleteAndPrune(id string, prune bool) []string {
 	var deleted []string
 	for id != "" {
 		img := f.images[id]
 		delete(f.images, id)
+		f.emit(engine.EventImage, "delete", id, "")
 		deleted = append(deleted, id)
 		parent := f.images[img.ParentID]
+		if !prune || parent == nil || len(parent.RepoDigests) > 0 {
+			break
+		}
 		if parent == nil || len(parent.RepoTags) > 0 || len(f.children(parent.ID)) > 0 {
 			break
 		}

@@ -1,0 +1,166 @@
+package cleanup_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/image"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+// One test per finding of the second safety review (issue 17, docs/policy.md
+// "Invariants"), each on the private dockerd.
+
+// Finding 1: an image pulled by digest from an excluded repository and
+// tagged into a selected one stays whole: the excluded digest reference
+// would go with the last tag.
+func TestFinding2ExclusionCoversADigestReference(t *testing.T) {
+	s := newScenario(t)
+	reg := testenv.StartRegistry(t)
+	prod := "prod/" + testenv.UniqueName("app")
+	digest := reg.Push(t, prod, "1", time.Now().Add(-time.Hour))
+	byDigest := reg.Host + "/" + prod + "@" + digest
+	id := testenv.PullImage(t, s.cli, byDigest)
+	if err := s.cli.ImageTag(context.Background(), id, s.ref("pr-7")); err != nil {
+		t.Fatal(err)
+	}
+	spec := s.spec(s.repo + "/**")
+	spec.Exclude = []v1alpha1.ImagePattern{v1alpha1.ImagePattern(reg.Host + "/prod/**")}
+	out := s.sweep(spec)
+	if !testenv.ImageExists(t, s.cli, id) || !testenv.ImageExists(t, s.cli, byDigest) {
+		t.Fatalf("the image with an excluded digest reference went: %+v", out.Result)
+	}
+	if d := decisionFor(out.Result.Skipped, id); d == nil || d.Reason != plan.Excluded {
+		t.Fatalf("want it skipped as Excluded: %+v", out.Result)
+	}
+}
+
+// Finding 4: the engine pruned an untagged parent with its last child, even
+// when the policy excluded it by ID or protected it; now it prunes only
+// what the policy may remove, and the result names what it pruned.
+func TestFinding2PruneRespectsExclusionAndProtection(t *testing.T) {
+	for _, how := range []string{"excluded", "protected", "neither"} {
+		t.Run(how, func(t *testing.T) {
+			s := newScenario(t)
+			parent := testenv.ImportImage(t, s.cli, s.ref("base"))
+			c := testenv.CreateContainer(t, s.cli, s.ref("base"), testenv.ContainerOptions{})
+			child := testenv.CommitChild(t, s.cli, c, s.ref("child"))
+			// The parent loses its tag and stays, untagged, under its child.
+			if _, err := s.cli.ImageRemove(context.Background(), s.ref("base"), image.RemoveOptions{}); err == nil {
+				t.Fatal("the engine untagged a parent used by a container; the scenario is void")
+			}
+			testenv.RemoveContainer(t, s.cli, c)
+			if _, err := s.cli.ImageRemove(context.Background(), s.ref("base"), image.RemoveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			byID := "sha256:" + strings.TrimPrefix(parent, "sha256:")[:16]
+			spec := s.spec(s.ref("child"))
+			var protected []string
+			switch how {
+			case "excluded":
+				spec.Exclude = []v1alpha1.ImagePattern{v1alpha1.ImagePattern(byID)}
+			case "protected":
+				protected = []string{byID}
+			}
+			out := s.sweepWith(s.rt, spec, time.Now(), cleanup.Options{Protected: protected})
+			if testenv.ImageExists(t, s.cli, child) {
+				t.Fatalf("the child stayed: %+v", out.Result)
+			}
+			if keep := how != "neither"; testenv.ImageExists(t, s.cli, parent) != keep {
+				t.Fatalf("%s parent present: %v, want %v: %+v", how, !keep, keep, out.Result)
+			}
+			var pruned []string
+			for _, ri := range out.Result.RemovedImages {
+				if ri.PrunedWith != "" {
+					pruned = append(pruned, ri.ImageID)
+				}
+			}
+			if how == "neither" && (len(pruned) != 1 || pruned[0] != parent) {
+				t.Fatalf("the pruned parent is not in the result: %+v", out.Result.RemovedImages)
+			}
+			if how != "neither" && len(pruned) != 0 {
+				t.Fatalf("the result names a prune that did not happen: %+v", out.Result.RemovedImages)
+			}
+		})
+	}
+}
+
+// Finding 5: under disk pressure, the least recently used image goes first
+// with the children that must go before it; a recently used standalone
+// image is not taken before an old base and its child.
+func TestFinding2LeastRecentlyUsedAcrossParentAndChild(t *testing.T) {
+	s := newScenario(t)
+	base := testenv.ImportImage(t, s.cli, s.ref("base"))
+	c := testenv.CreateContainer(t, s.cli, s.ref("base"), testenv.ContainerOptions{})
+	child := testenv.CommitChild(t, s.cli, c, s.ref("child"))
+	testenv.RemoveContainer(t, s.cli, c)
+	standalone := testenv.ImportImage(t, s.cli, s.ref("standalone"))
+
+	clock := imageclock.InMemory()
+	now := time.Now()
+	// Uses, as the event stream tells them: the base a month ago, the
+	// standalone image ten days ago, the child an hour ago.
+	clock.ImageUsed(base, now.Add(-30*24*time.Hour))
+	clock.ImageUsed(standalone, now.Add(-10*24*time.Hour))
+	clock.ImageUsed(child, now.Add(-time.Hour))
+	removed := 0
+	measure := func() (disk.Usage, error) {
+		// 90 % until two images went, then 60 %.
+		if n := countMissing(t, s, base, child, standalone); n >= 2 {
+			return disk.Usage{UsedPercent: 60, UsedBytes: 60}, nil
+		}
+		return disk.Usage{UsedPercent: 90, UsedBytes: 90}, nil
+	}
+	spec := s.spec(s.repo + "/app:*")
+	spec.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 85, LowPercent: 70}
+	spec.Order = v1alpha1.OrderLeastRecentlyUsed
+	out := s.sweepWith(s.rt, spec, now, cleanup.Options{Clock: clock, Disk: measure})
+	_ = removed
+	if testenv.ImageExists(t, s.cli, base) || testenv.ImageExists(t, s.cli, child) || !testenv.ImageExists(t, s.cli, standalone) {
+		t.Fatalf("want the old base and its child gone, the standalone image kept: %+v", out.Result)
+	}
+}
+
+func countMissing(t *testing.T, s *scenario, ids ...string) int {
+	n := 0
+	for _, id := range ids {
+		if !testenv.ImageExists(t, s.cli, id) {
+			n++
+		}
+	}
+	return n
+}
+
+// Finding 9: keepNewest keeps the newest builds, whatever order they were
+// pulled in; here all arrive between two sweeps, the older builds last.
+func TestFinding2KeepNewestKeepsTheNewestBuilds(t *testing.T) {
+	s := newScenario(t)
+	reg := testenv.StartRegistry(t)
+	repo := "itest/" + testenv.UniqueName("builds")
+	built := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ids := map[int]string{}
+	for _, build := range []int{8, 7, 6, 5, 4, 3, 2, 1} { // newest first
+		tag := "build" + string(rune('0'+build))
+		reg.Push(t, repo, tag, built.Add(time.Duration(build)*24*time.Hour))
+		ids[build] = testenv.PullImage(t, s.cli, reg.Host+"/"+repo+":"+tag)
+	}
+	spec := s.spec(reg.Host + "/" + repo + ":*")
+	spec.KeepNewest = 2
+	out := s.sweepWith(s.rt, spec, time.Now(), cleanup.Options{Clock: imageclock.InMemory()})
+	for build, id := range ids {
+		if keep := build >= 7; testenv.ImageExists(t, s.cli, id) != keep {
+			t.Errorf("build%d present %v, want %v", build, !keep, keep)
+		}
+	}
+	if t.Failed() {
+		t.Logf("result: %+v", out.Result)
+	}
+}

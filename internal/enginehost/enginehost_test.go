@@ -1,0 +1,64 @@
+package enginehost_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+)
+
+// Finding 7 of the second review: the CLI measured the path the engine
+// reports as its data root on its own machine, where it may be another
+// disk (a remote engine, another mount namespace); a full local disk then
+// removed every selected image. The path is measured only once it holds
+// what the engine keeps there.
+func TestDataRootMustBeProven(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	f := enginefake.New()
+	f.RootDir = root
+	id := strings.Repeat("c", 64)
+	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64)})
+	f.AddContainer(engine.Container{ID: id, ImageID: "sha256:" + strings.Repeat("a", 64), State: engine.StateExited})
+
+	h, err := enginehost.Open(ctx, f, enginehost.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Disk(ctx)(); !errors.Is(err, enginehost.ErrNotProven) {
+		t.Fatalf("an unproven data root was measured: %v", err)
+	}
+	// The engine's container folder is there: it is the engine's.
+	if err := os.MkdirAll(filepath.Join(root, "containers", id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Disk(ctx)(); err != nil {
+		t.Fatalf("a proven data root: %v", err)
+	}
+	// A data root given by the caller is taken at its word.
+	given, err := enginehost.Open(ctx, f, enginehost.Options{DataRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := given.Disk(ctx)(); err != nil {
+		t.Fatalf("a given data root: %v", err)
+	}
+}
+
+// Docker 23 and later write their ID into the data root: proof enough.
+func TestEngineIDFileProves(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "engine-id"), []byte("fake\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := enginehost.Proves(context.Background(), enginefake.New(), engine.Info{ID: "fake"}, root)
+	if err != nil || !ok {
+		t.Fatalf("engine-id did not prove the data root: %v %v", ok, err)
+	}
+}

@@ -1,0 +1,63 @@
+package imageclock
+
+import (
+	"context"
+	"strings"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+)
+
+// Apply learns from one engine event: a container's create, start, stop or
+// removal is a use of its image (found through the clock's listings, else
+// through the name the container was created from); an image deleted is
+// forgotten, so that it arrives again if it comes back; a gap in the
+// engine's history counts as a use and an arrival of every image.
+func (c *Clock) Apply(ctx context.Context, rt engine.Runtime, e engine.Event) {
+	switch e.Type {
+	case engine.EventGap:
+		c.Gap(e.Time)
+	case engine.EventImage:
+		if e.Action == "delete" {
+			c.ImageGone(e.ID)
+		}
+	case engine.EventContainer:
+		imageID := c.imageOf(e.ID)
+		if imageID == "" && e.Action != "destroy" {
+			if imageID = resolve(ctx, rt, e.Image); imageID != "" {
+				c.setImageOf(e.ID, imageID)
+			}
+		}
+		if imageID != "" {
+			c.ImageUsed(imageID, e.Time)
+		}
+	}
+	c.SeenUntil(e.Time)
+}
+
+// resolve finds the image ID a container's image name stands for now.
+func resolve(ctx context.Context, rt engine.Runtime, name string) string {
+	if name == "" {
+		return ""
+	}
+	if strings.HasPrefix(name, "sha256:") && len(name) == len("sha256:")+64 {
+		return name
+	}
+	img, err := rt.InspectImage(ctx, name)
+	if err != nil {
+		return "" // gone already: nothing left to protect
+	}
+	return img.ID
+}
+
+// Follow applies the engine's events from the clock's cursor on (those the
+// engine still holds first) until ctx ends or the stream breaks.
+func (c *Clock) Follow(ctx context.Context, rt engine.Runtime) error {
+	return rt.Events(ctx, c.EventsSeen(), true, func(e engine.Event) { c.Apply(ctx, rt, e) })
+}
+
+// CatchUp applies the events since the clock's cursor up to the engine's
+// present: what a process that does not follow the engine (the CLI, between
+// two runs) missed.
+func (c *Clock) CatchUp(ctx context.Context, rt engine.Runtime) error {
+	return rt.Events(ctx, c.EventsSeen(), false, func(e engine.Event) { c.Apply(ctx, rt, e) })
+}

@@ -1,0 +1,137 @@
+package plan_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+)
+
+// The planner's side of the second safety review's findings (issue 17);
+// each has a real-engine twin in internal/cleanup.
+
+func makePlan(t *testing.T, s v1alpha1.ImageCleanupPolicySpec, protected []string, images []engine.Image, containers ...engine.Container) plan.Plan {
+	t.Helper()
+	opts, err := plan.OptionsFor(&s, protected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := engine.Inventory{Images: images, Containers: containers}
+	return plan.Make(&inv, &opts, now)
+}
+
+func wantPlan(t *testing.T, p plan.Plan, want ...string) {
+	t.Helper()
+	if got := summary(p); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("plan:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// Finding 1: an exclusion by repository covers an image through any of its
+// references, a digest reference in another repository than the selected
+// tag included: the image stays whole.
+func TestFindingExclusionCoversEveryReference(t *testing.T) {
+	both := img("both", "ci.local/app:pr-7")
+	both.RepoDigests = []string{"registry.example/prod/app@sha256:" + strings.Repeat("a", 64)}
+	for _, exclude := range []string{"registry.example/prod/**", "registry.example/prod/app:*", "registry.example/*/app"} {
+		s := with(spec("ci.local/**"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+			s.Exclude = []v1alpha1.ImagePattern{v1alpha1.ImagePattern(exclude)}
+		})
+		wantPlan(t, makePlan(t, s, nil, []engine.Image{both}), "skipped ci.local/app:pr-7 Excluded")
+	}
+	// A tag-specific exclusion names a tag, not the repository's digests.
+	s := with(spec("ci.local/**"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.Exclude = []v1alpha1.ImagePattern{"registry.example/prod/app:v1"}
+	})
+	wantPlan(t, makePlan(t, s, nil, []engine.Image{both}),
+		"remove ci.local/app:pr-7 refs=ci.local/app:pr-7,registry.example/prod/app@sha256:"+strings.Repeat("a", 64)+" delete")
+}
+
+// Finding 4: the engine prunes an untagged parent with its last child; the
+// planner allows that only when it may remove the parent too, and says which.
+func TestFindingPruneOnlyWhatThePolicyMayRemove(t *testing.T) {
+	intermediate := img("intermediate")
+	child := img("child", "app:child")
+	child.ParentID = intermediate.ID
+	byID := "sha256:" + strings.TrimPrefix(intermediate.ID, "sha256:")[:12]
+
+	p := makePlan(t, spec("app:*"), nil, []engine.Image{intermediate, child})
+	if len(p.Actions) != 1 || len(p.Actions[0].PruneParents) != 1 {
+		t.Fatalf("an unprotected intermediate goes with its child, as the engine prunes it: %+v", p.Actions)
+	}
+	excluded := with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.Exclude = []v1alpha1.ImagePattern{v1alpha1.ImagePattern(byID)}
+	})
+	for name, p := range map[string]plan.Plan{
+		"excluded by ID":  makePlan(t, excluded, nil, []engine.Image{intermediate, child}),
+		"protected by ID": makePlan(t, spec("app:*"), []string{byID}, []engine.Image{intermediate, child}),
+	} {
+		if len(p.Actions) != 1 || len(p.Actions[0].PruneParents) > 0 {
+			t.Fatalf("%s: the child goes without pruning its parent: %+v", name, p.Actions)
+		}
+	}
+	// A tagged grandparent then waits for the parent that stays.
+	grandparent := img("grandparent", "app:base")
+	intermediate.ParentID = grandparent.ID
+	wantPlan(t, makePlan(t, excluded, nil, []engine.Image{grandparent, intermediate, child}),
+		"remove app:child refs=app:child delete", "blocked app:base DependentChildren")
+}
+
+// Finding 5: least recently used first across parents and children: a
+// parent's children go right before it, not every child before any parent.
+func TestFindingLeastRecentlyUsedAcrossWaves(t *testing.T) {
+	base := img("base", "app:base")
+	base.LastUsed = now.Add(-30 * 24 * time.Hour)
+	child := img("child", "app:child")
+	child.ParentID = base.ID
+	child.LastUsed = now.Add(-time.Hour)
+	standalone := img("standalone", "other:1")
+	standalone.LastUsed = now.Add(-10 * 24 * time.Hour)
+	s := with(spec("**"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.Order = v1alpha1.OrderLeastRecentlyUsed })
+	wantPlan(t, makePlan(t, s, nil, []engine.Image{base, child, standalone}),
+		"remove app:child refs=app:child delete", "remove app:base refs=app:base delete", "remove other:1 refs=other:1 delete")
+}
+
+// Finding 9: keepNewest keeps the newest builds, by build date, whatever
+// order they arrived in: the clock meets every image present at install
+// time together, and pulls between two sweeps arrive together too.
+func TestFindingKeepNewestByBuild(t *testing.T) {
+	var images []engine.Image
+	arrived := now.Add(-48 * time.Hour) // all at once, as at install
+	for i, build := range []int{3, 8, 1, 7, 2, 6, 4, 5} {
+		im := img(string(rune('a'+i)), "app:build"+string(rune('0'+build)))
+		im.Created = now.Add(-time.Duration(100-build) * time.Hour)
+		im.Arrived = arrived
+		images = append(images, im)
+	}
+	s := with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.KeepNewest = 2 })
+	p := makePlan(t, s, nil, images)
+	var kept []string
+	for _, d := range p.Skipped {
+		if d.Reason == plan.KeptNewest {
+			kept = append(kept, d.Image)
+		}
+	}
+	if strings.Join(kept, ",") != "app:build7,app:build8" {
+		t.Fatalf("keepNewest 2 kept %v, want the two newest builds (7 and 8)", kept)
+	}
+
+	// Builds of the same date: the later arrival is the newer.
+	for i := range images {
+		images[i].Created = now.Add(-1000 * time.Hour)
+		images[i].Arrived = now.Add(-time.Duration(100-i) * time.Hour)
+	}
+	p = makePlan(t, s, nil, images)
+	kept = nil
+	for _, d := range p.Skipped {
+		if d.Reason == plan.KeptNewest {
+			kept = append(kept, d.Image)
+		}
+	}
+	if strings.Join(kept, ",") != "app:build4,app:build5" {
+		t.Fatalf("with equal build dates keepNewest kept %v, want the last two to arrive (builds 4 and 5)", kept)
+	}
+}
