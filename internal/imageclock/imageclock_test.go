@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
-	"path/filepath"
 	"testing"
 	"time"
 
