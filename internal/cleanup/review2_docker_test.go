@@ -1,7 +1,9 @@
 package cleanup_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
+	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
@@ -162,5 +165,174 @@ func TestFinding2KeepNewestKeepsTheNewestBuilds(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("result: %+v", out.Result)
+	}
+}
+
+// reopen is a restart of the process that keeps the image clock: the clock
+// held so far is closed and the state folder opened again.
+type restartable struct {
+	t     *testing.T
+	dir   string
+	clock *imageclock.Clock
+}
+
+func newRestartable(t *testing.T) *restartable {
+	r := &restartable{t: t, dir: t.TempDir()}
+	r.restart()
+	t.Cleanup(func() { r.clock.Close() })
+	return r
+}
+
+func (r *restartable) restart() *imageclock.Clock {
+	r.t.Helper()
+	if r.clock != nil {
+		r.clock.Close()
+	}
+	c, warn, err := imageclock.Open(r.dir, imageclock.EngineKey{ID: "private", RootDir: "/private"})
+	if err != nil || warn != nil {
+		r.t.Fatal(err, warn)
+	}
+	r.clock = c
+	return c
+}
+
+// catchUp reads what the engine did since the clock's cursor, as the CLI
+// does at each start and the agent's event follower does all along.
+func (r *restartable) catchUp(rt *docker.Runtime) {
+	r.t.Helper()
+	if err := r.clock.CatchUp(context.Background(), rt); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// saveImage is docker save of a reference: a tarball that docker load
+// brings back with the same ID and tag.
+func saveImage(t *testing.T, s *scenario, ref string) []byte {
+	t.Helper()
+	rc, err := s.cli.ImageSave(context.Background(), []string{ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	saved, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return saved
+}
+
+// reload removes the image if it is there (another hand: the kubelet's GC,
+// docker rmi) and loads it again: the same image, back on the node.
+func reload(t *testing.T, s *scenario, id string, saved []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if testenv.ImageExists(t, s.cli, id) {
+		if _, err := s.cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := s.cli.ImageLoad(ctx, bytes.NewReader(saved))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if !testenv.ImageExists(t, s.cli, id) {
+		t.Fatal("the image did not come back with the same ID")
+	}
+}
+
+// Finding 2: an image seen long ago, removed by another hand and loaded
+// again, kept its old arrival and went at once; and the agent did not
+// forget the images it removed itself, so one the kubelet pulled again
+// went on every sweep. A return is an arrival.
+func TestFinding2ReturnIsAnArrival(t *testing.T) {
+	s := newScenario(t)
+	id := testenv.ImportImage(t, s.cli, s.ref("1"))
+	saved := saveImage(t, s, s.ref("1"))
+	r := newRestartable(t)
+	spec := s.spec(s.ref("1"))
+	hour := v1alpha1.Duration("1h")
+	spec.MinImageAge = &hour
+	start := time.Now()
+	planOnly := cleanup.Options{Clock: r.clock, Policy: "p", PlanOnly: true}
+
+	// First seen two hours ago (a plan then); removed by another hand and
+	// loaded again since; the CLI starts again and catches up.
+	r.catchUp(s.rt)
+	s.sweepWith(s.rt, spec, start.Add(-2*time.Hour), planOnly)
+	reload(t, s, id, saved)
+	r.restart()
+	r.catchUp(s.rt)
+	out := s.sweepWith(s.rt, spec, start, cleanup.Options{Clock: r.clock, Policy: "p"})
+	if d := decisionFor(out.Result.Skipped, id); d == nil || d.Reason != plan.TooYoung || !testenv.ImageExists(t, s.cli, id) {
+		t.Fatalf("an image that came back seconds ago went (or was not held as TooYoung): %+v", out.Result)
+	}
+
+	// The sweep removes it an hour later; it is loaded again at once; the
+	// next sweep holds it back, whether or not the delete was read.
+	out = s.sweepWith(s.rt, spec, start.Add(61*time.Minute), cleanup.Options{Clock: r.clock, Policy: "p"})
+	if testenv.ImageExists(t, s.cli, id) {
+		t.Fatalf("an hour after its return the image should go: %+v", out.Result)
+	}
+	reload(t, s, id, saved)
+	out = s.sweepWith(s.rt, spec, start.Add(62*time.Minute), cleanup.Options{Clock: r.clock, Policy: "p"})
+	if !testenv.ImageExists(t, s.cli, id) {
+		t.Fatalf("the image the sweep removed came back and went again a minute later: %+v", out.Result)
+	}
+}
+
+// Finding 3: a container that ran and was removed between two sweeps
+// (docker run --rm, a Job's pod collected) is a use of its image, also
+// when the process that keeps the clock was not running then.
+func TestFinding2UseOfARemovedContainerCounts(t *testing.T) {
+	s := newScenario(t)
+	id := testenv.ImportImage(t, s.cli, s.ref("1"))
+	r := newRestartable(t)
+	spec := s.spec(s.ref("1"))
+	hour := v1alpha1.Duration("1h")
+	spec.MaxUnusedAge = &hour
+	start := time.Now()
+
+	r.catchUp(s.rt)
+	s.sweepWith(s.rt, spec, start.Add(-3*time.Hour), cleanup.Options{Clock: r.clock, Policy: "p", PlanOnly: true})
+	r.clock.Close() // the process is down while the container runs and goes
+	c := testenv.CreateContainer(t, s.cli, id, testenv.ContainerOptions{Run: "exit"})
+	testenv.RemoveContainer(t, s.cli, c)
+	r.restart()
+	r.catchUp(s.rt)
+	out := s.sweepWith(s.rt, spec, start.Add(30*time.Minute), cleanup.Options{Clock: r.clock, Policy: "p"})
+	if d := decisionFor(out.Result.Skipped, id); d == nil || d.Reason != plan.RecentlyUsed || !testenv.ImageExists(t, s.cli, id) {
+		t.Fatalf("an image used half an hour ago (container since removed) was not kept as RecentlyUsed: %+v", out.Result)
+	}
+}
+
+// Finding 10: the process was killed after its sweep removed images and
+// before it reported: nothing counted them. The next sweep does, once.
+func TestFinding2RemovalsOfAKilledSweepAreCounted(t *testing.T) {
+	s := newScenario(t)
+	var ids []string
+	for _, tag := range []string{"1", "2", "3"} {
+		id := testenv.ImportImage(t, s.cli, s.ref(tag))
+		testenv.CreateContainer(t, s.cli, id, testenv.ContainerOptions{Run: "exit"})
+		ids = append(ids, id)
+	}
+	r := newRestartable(t)
+	spec := s.spec(s.repo + "/app:*")
+	out := s.sweepWith(s.rt, spec, time.Now(), cleanup.Options{Clock: r.clock, Policy: "p"})
+	if len(out.Result.RemovedImages) != 3 {
+		t.Fatalf("the first sweep: %+v", out.Result)
+	}
+	// Killed before it reported (its begun removals were saved before the
+	// first removal; a kill mid-sweep leaves the same file).
+	r.restart()
+	out = s.sweepWith(s.rt, spec, time.Now(), cleanup.Options{Clock: r.clock, Policy: "p"})
+	if len(out.Recovered.Images) != 3 || len(out.Recovered.Containers) != 3 {
+		t.Fatalf("the next sweep recovered %+v, want the 3 images and 3 containers the killed one removed", out.Recovered)
+	}
+	r.clock.Reported("p", time.Now())
+	out = s.sweepWith(s.rt, spec, time.Now(), cleanup.Options{Clock: r.clock, Policy: "p"})
+	if !out.Recovered.Empty() {
+		t.Fatalf("counted twice: %+v", out.Recovered)
 	}
 }
