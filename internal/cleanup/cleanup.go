@@ -208,7 +208,7 @@ func measureAfter(w *v1alpha1.DiskUsage, r *DiskReport, res *apply.Result, measu
 func removals(p *plan.Plan) []imageclock.Removal {
 	out := make([]imageclock.Removal, 0, len(p.Actions))
 	for _, a := range p.Actions {
-		r := imageclock.Removal{ImageID: a.ImageID, Image: a.Image}
+		r := imageclock.Removal{ImageID: a.ImageID, Image: a.Image, Refs: a.Refs}
 		if len(a.Containers) > 0 {
 			r.Containers = make(map[string]string, len(a.Containers))
 			for _, c := range a.Containers {

@@ -10,15 +10,24 @@ import (
 // Apply learns from one engine event: a container's create, start, stop or
 // removal is a use of its image (found through the clock's listings, else
 // through the name the container was created from); an image deleted is
-// forgotten, so that it arrives again if it comes back; a gap in the
-// engine's history counts as a use and an arrival of every image.
+// forgotten, so that it arrives again if it comes back, and an image
+// pulled, loaded or imported arrives then; a gap in the engine's history
+// counts as a use and an arrival of every image.
 func (c *Clock) Apply(ctx context.Context, rt engine.Runtime, e engine.Event) {
 	switch e.Type {
 	case engine.EventGap:
 		c.Gap(e.Time)
 	case engine.EventImage:
-		if e.Action == "delete" {
+		switch e.Action {
+		case "delete":
 			c.ImageGone(e.ID)
+		case "pull", "load", "import":
+			// An arrival: after a gap, the image may have left in the part
+			// of the history that is lost, and come back in the part that
+			// is not.
+			if imageID := resolve(ctx, rt, e.ID); imageID != "" {
+				c.ImageArrived(imageID, e.Time)
+			}
 		}
 	case engine.EventContainer:
 		imageID := c.imageOf(e.ID)

@@ -55,6 +55,8 @@ type Removal struct {
 	ImageID string `json:"imageID"`
 	// Image is the reference the plan named it by, for reports.
 	Image string `json:"image"`
+	// Refs are the references the plan removes.
+	Refs []string `json:"refs,omitempty"`
 	// Containers are the planned containers, ID to name.
 	Containers map[string]string `json:"containers,omitempty"`
 }
@@ -67,6 +69,7 @@ type Unfinished struct {
 	// Sweep is when the sweep that began it started.
 	Sweep      time.Time         `json:"since"`
 	Image      string            `json:"image,omitempty"`
+	Refs       []string          `json:"refs,omitempty"`
 	Containers map[string]string `json:"containers,omitempty"`
 }
 
@@ -323,6 +326,18 @@ func (c *Clock) ImageGone(imageID string) {
 	}
 }
 
+// ImageArrived records that the image came to the engine at t (a pull, a
+// load): its arrival is at least t.
+func (c *Clock) ImageArrived(imageID string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.images[imageID]; at.After(r.Arrived) {
+		r.Arrived = at
+		c.images[imageID] = r
+		c.dirty = true
+	}
+}
+
 // Gap records that the engine's history before until is partly lost: any
 // image may have left and come back, and any may have been used, in that
 // span. Every image known counts as arrived and used at until (fail
@@ -399,7 +414,7 @@ func (c *Clock) Begin(policy string, sweep time.Time, removals []Removal) {
 	defer c.mu.Unlock()
 	for _, r := range removals {
 		if _, ok := c.unfinished[r.ImageID]; !ok {
-			c.unfinished[r.ImageID] = Unfinished{Policy: policy, Sweep: sweep, Image: r.Image, Containers: maps.Clone(r.Containers)}
+			c.unfinished[r.ImageID] = Unfinished{Policy: policy, Sweep: sweep, Image: r.Image, Refs: slices.Clone(r.Refs), Containers: maps.Clone(r.Containers)}
 			c.dirty = true
 		}
 	}
@@ -420,10 +435,11 @@ func (r *Recovered) Empty() bool { return len(r.Images) == 0 && len(r.Containers
 
 // Harvest settles the policy's begun removals against a fresh listing,
 // before a new sweep plans: those of sweeps reported through reported are
-// dropped; of the others, the images and planned containers that are gone
-// are returned (the engine lost them while their removal was under way),
-// an image that stayed with a reference is left to the new plan, and an
-// image that stayed without any reference stays unfinished (the next plan
+// dropped; of the others, the images that are gone or lost a reference the
+// plan meant to remove, and the planned containers that are gone, are
+// returned (the engine lost them while their removal was under way); an
+// image that stayed with a reference is left to the new plan, and an image
+// that stayed without any reference stays unfinished (the next plan
 // selects it by ID).
 func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time) Recovered {
 	images := make(map[string]*engine.Image, len(inv.Images))
@@ -455,12 +471,12 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time
 			}
 		}
 		img := images[id]
-		switch {
-		case img == nil:
+		if img == nil || lostARef(img, u.Refs) {
 			rec.Images = append(rec.Images, u.Image)
-			delete(c.unfinished, id)
-		case img.Unreferenced():
-			u.Containers = nil // counted
+		}
+		switch {
+		case img != nil && img.Unreferenced():
+			u.Containers, u.Refs = nil, nil // counted
 			c.unfinished[id] = u
 		default:
 			delete(c.unfinished, id)
@@ -470,6 +486,16 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time
 	slices.Sort(rec.Images)
 	slices.Sort(rec.Containers)
 	return rec
+}
+
+// lostARef reports whether the image lacks one of the references.
+func lostARef(img *engine.Image, refs []string) bool {
+	for _, r := range refs {
+		if !slices.Contains(img.RepoTags, r) && !slices.Contains(img.RepoDigests, r) && r != img.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // Reported drops the policy's begun removals of sweeps that started at or

@@ -309,3 +309,34 @@ func TestEventsTeachTheClock(t *testing.T) {
 		t.Fatalf("after a gap: %+v, want arrival and use at its end", r)
 	}
 }
+
+// Found by the model test (TestAgentLife): an image left in the part of the
+// engine's history that is lost (the buffer turned over) and came back in
+// the part that is replayed. The gap alone raised its arrival to the gap's
+// end, before its return; the load it replays is its arrival.
+func TestReturnAfterAGapIsAnArrival(t *testing.T) {
+	f := enginefake.New()
+	now := t0
+	f.Now = func() time.Time { return now }
+	id := "sha256:" + strings.Repeat("b", 64)
+	f.AddImage(engine.Image{ID: id, RepoTags: []string{"app:1"}})
+	c := imageclock.InMemory()
+	ctx := context.Background()
+	if err := c.CatchUp(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	inv, _ := f.ListImages(ctx)
+	c.Observe(&engine.Inventory{Images: inv}, now)
+
+	now = t0.Add(time.Hour)
+	f.RemoveImageByHand(id)
+	f.Noise(300) // the delete is lost
+	now = t0.Add(2 * time.Hour)
+	f.AddImage(engine.Image{ID: id, RepoTags: []string{"app:1"}})
+	if err := c.CatchUp(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := c.Record(id); r.Arrived.Before(now) {
+		t.Fatalf("arrival %v, want its return at %v", r.Arrived, now)
+	}
+}

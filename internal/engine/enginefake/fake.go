@@ -46,6 +46,10 @@ type Engine struct {
 	EventBuffer int
 	// RootDir is the data root Info reports (default /var/lib/docker).
 	RootDir string
+	// OnRemove, if set, is called (with the engine's lock held: it must not
+	// call the engine) for each image or container the API removes, as it
+	// goes: kind is "image" or "container".
+	OnRemove func(kind, id string)
 
 	events []engine.Event             // the replay buffer, oldest first
 	subs   map[chan engine.Event]bool // followers
@@ -199,6 +203,19 @@ func (f *Engine) Tag(id, ref string) {
 		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return sameTag(t, ref) })
 	}
 	f.images[id].RepoTags = append(f.images[id].RepoTags, ref)
+	f.images[id].LastTagTime = f.now()
+	f.emit(engine.EventImage, "tag", id, "")
+}
+
+// Untag removes a tag from an image, as docker tag moving it elsewhere
+// does: the image stays, untagged if it was its last.
+func (f *Engine) Untag(id, ref string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if img := f.images[id]; img != nil {
+		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return sameTag(t, ref) })
+		f.emit(engine.EventImage, "untag", id, "")
+	}
 }
 
 // SetState changes a container's state, as starting or stopping it would:
@@ -213,8 +230,22 @@ func (f *Engine) SetState(id, state string) {
 	case was && !c.Stopped():
 		f.emit(engine.EventContainer, "start", id, c.ImageID)
 	case !was && c.Stopped():
+		c.FinishedAt = f.now()
 		f.emit(engine.EventContainer, "die", id, c.ImageID)
 	}
+}
+
+// Image returns a copy of the image as the engine holds it now.
+func (f *Engine) Image(id string) (engine.Image, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	img := f.images[id]
+	if img == nil {
+		return engine.Image{}, false
+	}
+	c := *img
+	c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
+	return c, true
 }
 
 // HasImage reports whether the image is still there.
@@ -430,6 +461,9 @@ func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
 	}
 	delete(f.containers, id)
 	f.emit(engine.EventContainer, "destroy", id, c.ImageID)
+	if f.OnRemove != nil {
+		f.OnRemove("container", id)
+	}
 	return nil
 }
 
@@ -581,6 +615,9 @@ func (f *Engine) deleteAndPrune(id string, prune bool) []string {
 		img := f.images[id]
 		delete(f.images, id)
 		f.emit(engine.EventImage, "delete", id, "")
+		if f.OnRemove != nil {
+			f.OnRemove("image", id)
+		}
 		deleted = append(deleted, id)
 		parent := f.images[img.ParentID]
 		if !prune || parent == nil || len(parent.RepoDigests) > 0 {

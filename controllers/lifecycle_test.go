@@ -1,0 +1,818 @@
+package controllers
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"pgregory.net/rapid"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
+)
+
+// The model test of the agent's whole life (docs/policy.md, "Invariants"):
+// a simulated node (the fake engine, with its event stream) is driven by
+// random sequences of steps over simulated time: pulls, returns, tags,
+// runs, stops, removals by other hands, engine restarts, agent restarts
+// with its state file, kills mid-sweep, disk fills, policy changes (also
+// in the middle of a sweep), node relabels, and sweeps. The agent's own
+// pieces run for real: the image clock and its state file, the event
+// catch-up, cleanup.Sweep, the sweep guard (stillWanted), the verdict and
+// the report's status. Every removal is checked against the truth the
+// model keeps, as it happens, and the report after every sweep.
+//
+// go test ./controllers -run TestAgentLife -rapid.checks=20000 searches
+// longer; a failure prints a short sequence to replay with -rapid.failfile.
+
+var lifeChecks = flag.Int("life.checks", 0, "sequences TestAgentLife tries (0: rapid's -rapid.checks)")
+
+const (
+	lifePolicy = "life"
+	lifeNode   = "node-1"
+)
+
+var (
+	lifeRepos = []string{"ci.local/app", "ci.local/tool", "registry.example/prod/app", "registry.k8s.io/pause", "agent"}
+	lifeStart = time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+)
+
+// truth is what really happened on the node, as the model did it.
+type truth struct {
+	arrived    map[string]time.Time // present image → its latest arrival
+	used       map[string]time.Time // image → its latest container create, start or stop
+	containers map[string]engine.Container
+	// removed by the agent since its report (re)started counting
+	images, ctrs int64
+}
+
+type lifeModel struct {
+	t   *rapid.T
+	ctx context.Context
+	now time.Time
+	f   *enginefake.Engine
+	dir string
+	// clock is the agent's image clock; nil while the agent is down.
+	clock *imageclock.Clock
+	truth truth
+	known []string // every image ID ever made, so that one can return
+	containersMade int
+	// the API server's view: the policy (nil: none) and the node
+	kube     client.Client
+	policy   *v1alpha1.ImageCleanupPolicy
+	selected bool
+	report   *v1alpha1.ImageCleanupReportStatus // nil: none written
+	fill     float64                            // disk percent used besides images
+	// pending: a killed sweep's removals are not reported yet; other hands
+	// then leave the node alone, so that what went is the agent's doing.
+	pending bool
+	// during a sweep
+	sweeping   *v1alpha1.ImageCleanupPolicySpec
+	changedAt  int // the destructive call at which the policy changed (0: none)
+	destroyers int // destructive calls so far
+	onDestroy  func(n int)
+	// snap is every image as it was just before the latest destructive
+	// call: what a removal is checked against.
+	snap map[string]engine.Image
+	// pressure: the disk was above its high watermark when the sweep began.
+	pressure bool
+	// violation is the first broken promise seen on the engine's side of a
+	// sweep (its calls run on the executor's goroutines, where the test
+	// cannot stop): the sweep's step fails with it.
+	violation string
+	// newestBefore are, by repository, the images present when the sweep
+	// began, newest build first.
+	newestBefore map[string][]engine.Image
+}
+
+func TestAgentLife(t *testing.T) {
+	checks := *lifeChecks
+	if checks == 0 && !flagSet("rapid.checks") {
+		checks = 300 // make test: a fixed number; more on demand
+	}
+	if checks > 0 {
+		old := flag.Lookup("rapid.checks").Value.String()
+		_ = flag.Set("rapid.checks", fmt.Sprint(checks))
+		defer func() { _ = flag.Set("rapid.checks", old) }()
+	}
+	rapid.Check(t, func(rt *rapid.T) {
+		m := newLifeModel(rt, t.TempDir())
+		defer m.stop()
+		rt.Repeat(map[string]func(*rapid.T){
+			"":               m.check,
+			"pull":           m.pull,
+			"return":         m.returnImage,
+			"tag":            m.tag,
+			"run":            m.run,
+			"stop":           m.stopContainer,
+			"runAndRemove":   m.runAndRemove,
+			"removeImage":    m.removeImageByHand,
+			"removeCtr":      m.removeContainerByHand,
+			"time":           m.advance,
+			"noise":          m.noise,
+			"engineRestart":  m.engineRestart,
+			"agentRestart":   m.agentRestart,
+			"diskFill":       m.diskFill,
+			"policy":         m.changePolicy,
+			"deletePolicy":   m.deletePolicy,
+			"relabel":        m.relabel,
+			"sweep":          m.sweep,
+			"sweepAndChange": m.sweepAndChange,
+			"sweepAndKill":   m.sweepAndKill,
+		})
+	})
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func newLifeModel(t *rapid.T, dir string) *lifeModel {
+	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true,
+		truth: truth{arrived: map[string]time.Time{}, used: map[string]time.Time{}, containers: map[string]engine.Container{}}}
+	m.f = enginefake.New()
+	m.f.Now = func() time.Time { return m.now }
+	m.f.OnRemove = m.onRemove
+	m.f.BeforeCall = m.beforeCall
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: lifeNode, Labels: map[string]string{"pool": "a"}}}
+	m.kube = fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(node).Build()
+	m.agentUp()
+	return m
+}
+
+func (m *lifeModel) stop() {
+	if m.clock != nil {
+		m.clock.Close()
+	}
+}
+
+// agentUp starts the agent: its clock from the state file, and the events
+// it missed (the follower replays from the file's cursor).
+func (m *lifeModel) agentUp() {
+	c, _, err := imageclock.Open(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"})
+	if err != nil {
+		m.t.Fatalf("agent start: %v", err)
+	}
+	m.clock = c
+	m.follow()
+}
+
+// follow is the agent's event follower, run to the present after every
+// step: deterministic, where the real one runs alongside.
+func (m *lifeModel) follow() {
+	if m.clock == nil {
+		return
+	}
+	if err := m.clock.CatchUp(m.ctx, m.f); err != nil {
+		m.t.Fatalf("events: %v", err)
+	}
+}
+
+// --- the node's life -------------------------------------------------------
+
+func (m *lifeModel) newID() string {
+	id := fmt.Sprintf("sha256:%064x", len(m.known)+1)
+	m.known = append(m.known, id)
+	return id
+}
+
+func (m *lifeModel) randomTags(t *rapid.T) []string {
+	repo := rapid.SampledFrom(lifeRepos).Draw(t, "repo")
+	n := rapid.IntRange(0, 2).Draw(t, "tags")
+	var tags []string
+	for range n {
+		tags = append(tags, fmt.Sprintf("%s:%d", repo, rapid.IntRange(1, 4).Draw(t, "tag")))
+	}
+	return slices.Compact(slices.Sorted(slices.Values(tags)))
+}
+
+func (m *lifeModel) present() []string {
+	var ids []string
+	for _, id := range m.known {
+		if m.f.HasImage(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// addImage brings an image to the node (a pull or a load), built at built.
+func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
+	img := engine.Image{ID: id, Created: built, Size: 1 << 20, RepoTags: m.randomTags(t)}
+	for _, tag := range img.RepoTags { // a tag moves to the new image, as on the engine
+		for _, other := range m.present() {
+			if cur, _ := m.f.Image(other); slices.Contains(cur.RepoTags, tag) {
+				m.f.Untag(other, tag)
+			}
+		}
+	}
+	if rapid.IntRange(0, 3).Draw(t, "digest") == 0 {
+		img.RepoDigests = []string{fmt.Sprintf("registry.example/prod/app@sha256:%064x", len(m.known))}
+	}
+	if present := m.present(); len(present) > 0 && rapid.IntRange(0, 4).Draw(t, "child") == 0 {
+		img.ParentID = rapid.SampledFrom(present).Draw(t, "parent")
+	}
+	m.f.AddImage(img)
+	m.truth.arrived[id] = m.now
+	m.follow()
+}
+
+func (m *lifeModel) pull(t *rapid.T) {
+	built := m.now.Add(-time.Duration(rapid.IntRange(0, 1000).Draw(t, "age")) * time.Hour)
+	m.addImage(t, m.newID(), built)
+}
+
+// returnImage brings back an image that left: the same ID arrives again.
+func (m *lifeModel) returnImage(t *rapid.T) {
+	var gone []string
+	for _, id := range m.known {
+		if !m.f.HasImage(id) {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 {
+		t.Skip("no image has left")
+	}
+	m.addImage(t, rapid.SampledFrom(gone).Draw(t, "image"), lifeStart.Add(-1000*time.Hour))
+}
+
+func (m *lifeModel) tag(t *rapid.T) {
+	present := m.present()
+	if len(present) == 0 {
+		t.Skip("no image")
+	}
+	id := rapid.SampledFrom(present).Draw(t, "image")
+	tags := m.randomTags(t)
+	if len(tags) == 0 {
+		t.Skip("no tag drawn")
+	}
+	for _, other := range present {
+		if cur, _ := m.f.Image(other); slices.Contains(cur.RepoTags, tags[0]) {
+			m.f.Untag(other, tags[0])
+		}
+	}
+	m.f.Tag(id, tags[0])
+	m.follow()
+}
+
+func (m *lifeModel) newContainer(t *rapid.T, state string) (engine.Container, bool) {
+	present := m.present()
+	if len(present) == 0 {
+		return engine.Container{}, false
+	}
+	m.containersMade++
+	id := fmt.Sprintf("%064x", 1<<40+m.containersMade)
+	c := engine.Container{ID: id, Name: "c" + id[58:], ImageID: rapid.SampledFrom(present).Draw(t, "image"), State: state, Created: m.now}
+	if rapid.IntRange(0, 3).Draw(t, "kubelet") == 0 {
+		c.Labels = map[string]string{"io.kubernetes.pod.name": "pod"}
+	}
+	return c, true
+}
+
+func (m *lifeModel) run(t *rapid.T) {
+	state := rapid.SampledFrom([]string{engine.StateRunning, engine.StateCreated, engine.StateExited}).Draw(t, "state")
+	c, ok := m.newContainer(t, state)
+	if !ok {
+		t.Skip("no image")
+	}
+	if state == engine.StateExited {
+		c.FinishedAt = m.now
+	}
+	m.f.AddContainer(c)
+	m.truth.containers[c.ID] = c
+	m.truth.used[c.ImageID] = m.now
+	m.follow()
+}
+
+func (m *lifeModel) stopContainer(t *rapid.T) {
+	var running []string
+	for id, c := range m.truth.containers {
+		if !c.Stopped() {
+			running = append(running, id)
+		}
+	}
+	if len(running) == 0 {
+		t.Skip("nothing runs")
+	}
+	slices.Sort(running)
+	id := rapid.SampledFrom(running).Draw(t, "container")
+	m.f.SetState(id, engine.StateExited)
+	c := m.truth.containers[id]
+	c.State, c.FinishedAt = engine.StateExited, m.now
+	m.truth.containers[id] = c
+	m.truth.used[c.ImageID] = m.now
+	m.follow()
+}
+
+// runAndRemove is docker run --rm, or a Job's pod collected: a use that
+// leaves no container behind.
+func (m *lifeModel) runAndRemove(t *rapid.T) {
+	if m.pending {
+		t.Skip("a killed sweep's removals are not reported yet")
+	}
+	c, ok := m.newContainer(t, engine.StateRunning)
+	if !ok {
+		t.Skip("no image")
+	}
+	m.f.AddContainer(c)
+	m.now = m.now.Add(time.Duration(rapid.IntRange(1, 600).Draw(t, "runtime")) * time.Second)
+	m.f.RemoveContainerByHand(c.ID)
+	m.truth.used[c.ImageID] = m.now
+	m.follow()
+}
+
+func (m *lifeModel) removeImageByHand(t *rapid.T) {
+	present := m.present()
+	if len(present) == 0 || m.pending {
+		t.Skip("no image, or a killed sweep's removals are not reported yet")
+	}
+	id := rapid.SampledFrom(present).Draw(t, "image")
+	m.f.RemoveImageByHand(id)
+	delete(m.truth.arrived, id)
+	m.follow()
+}
+
+func (m *lifeModel) removeContainerByHand(t *rapid.T) {
+	if len(m.truth.containers) == 0 || m.pending {
+		t.Skip("no container, or a killed sweep's removals are not reported yet")
+	}
+	ids := slices.Sorted(maps.Keys(m.truth.containers))
+	id := rapid.SampledFrom(ids).Draw(t, "container")
+	c := m.truth.containers[id]
+	m.f.RemoveContainerByHand(id)
+	if !c.Stopped() {
+		m.truth.used[c.ImageID] = m.now
+	}
+	delete(m.truth.containers, id)
+	m.follow()
+}
+
+func (m *lifeModel) advance(t *rapid.T) {
+	m.now = m.now.Add(time.Duration(rapid.IntRange(1, 48*60).Draw(t, "minutes")) * time.Minute)
+	m.follow()
+}
+
+// noise is exec probes: more events than the engine keeps.
+func (m *lifeModel) noise(t *rapid.T) {
+	m.f.Noise(rapid.IntRange(1, 300).Draw(t, "events"))
+	m.follow()
+}
+
+func (m *lifeModel) engineRestart(*rapid.T) {
+	m.f.Restart()
+	m.follow()
+}
+
+// agentRestart stops the agent for a while (a rollout, an OOM kill): the
+// node goes on without it; then it starts from its state file.
+func (m *lifeModel) agentRestart(t *rapid.T) {
+	m.clock.Close()
+	m.clock = nil
+	defer m.agentUp()
+	for range rapid.IntRange(0, 3).Draw(t, "steps while down") {
+		switch rapid.IntRange(0, 4).Draw(t, "while down") {
+		case 0:
+			m.pull(t)
+		case 1:
+			if c, ok := m.newContainer(t, engine.StateRunning); ok && !m.pending {
+				m.f.AddContainer(c)
+				m.now = m.now.Add(time.Minute)
+				m.f.RemoveContainerByHand(c.ID)
+				m.truth.used[c.ImageID] = m.now
+			}
+		case 2:
+			if present := m.present(); len(present) > 0 && !m.pending {
+				id := rapid.SampledFrom(present).Draw(t, "image")
+				m.f.RemoveImageByHand(id)
+				delete(m.truth.arrived, id)
+			}
+		case 3:
+			m.f.Noise(rapid.IntRange(1, 300).Draw(t, "events"))
+		case 4:
+			m.now = m.now.Add(time.Duration(rapid.IntRange(1, 48*60).Draw(t, "minutes")) * time.Minute)
+		}
+	}
+}
+
+func (m *lifeModel) diskFill(t *rapid.T) {
+	m.fill = float64(rapid.IntRange(0, 95).Draw(t, "fill"))
+}
+
+// measure is the data filesystem: what is filled besides, and 1 % per image.
+func (m *lifeModel) measure() (disk.Usage, error) {
+	imgs, err := m.f.ListImages(m.ctx)
+	if err != nil {
+		return disk.Usage{}, err
+	}
+	used := min(100, m.fill+float64(len(imgs)))
+	return disk.Usage{UsedPercent: used, InodesUsedPercent: used, UsedBytes: uint64(used * 1e6)}, nil
+}
+
+// --- the policy and the node in the API ------------------------------------
+
+func (m *lifeModel) randomSpec(t *rapid.T) v1alpha1.ImageCleanupPolicySpec {
+	var p v1alpha1.ImageCleanupPolicy
+	for _, pat := range rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"**", "ci.local/**", "ci.local/app:*", "registry.example/**", "agent:*"}), 1, 3, rapid.ID[string]).Draw(t, "images") {
+		p.Spec.Images = append(p.Spec.Images, v1alpha1.ImagePattern(pat))
+	}
+	excludes := []string{"registry.example/prod/**", "ci.local/tool:*", "ci.local/app:1"}
+	if present := m.present(); len(present) > 0 {
+		excludes = append(excludes, rapid.SampledFrom(present).Draw(t, "excluded id")[:7+12])
+	}
+	for _, pat := range rapid.SliceOfNDistinct(rapid.SampledFrom(excludes), 0, 2, rapid.ID[string]).Draw(t, "exclude") {
+		p.Spec.Exclude = append(p.Spec.Exclude, v1alpha1.ImagePattern(pat))
+	}
+	ages := []v1alpha1.Duration{"0s", "30m", "1h", "24h"}
+	p.Spec.MinImageAge = ptrTo(rapid.SampledFrom(ages).Draw(t, "minImageAge"))
+	p.Spec.StoppedContainers.MinStoppedAge = ptrTo(rapid.SampledFrom(ages).Draw(t, "minStoppedAge"))
+	p.Spec.StoppedContainers.IncludeKubernetesManaged = rapid.Bool().Draw(t, "includeKubernetesManaged")
+	if rapid.Bool().Draw(t, "maxUnusedAge set") {
+		p.Spec.MaxUnusedAge = ptrTo(rapid.SampledFrom([]v1alpha1.Duration{"1h", "24h", "720h"}).Draw(t, "maxUnusedAge"))
+	}
+	p.Spec.KeepNewest = int32(rapid.IntRange(0, 2).Draw(t, "keepNewest"))
+	p.Spec.Force = rapid.IntRange(0, 3).Draw(t, "force") == 0
+	p.Spec.Dangling = rapid.Bool().Draw(t, "dangling")
+	p.Spec.DryRun = rapid.IntRange(0, 5).Draw(t, "dryRun") == 0
+	p.Spec.Suspend = rapid.IntRange(0, 7).Draw(t, "suspend") == 0
+	if rapid.Bool().Draw(t, "diskUsage") {
+		p.Spec.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 85, LowPercent: 70}
+	}
+	p.Spec.NodeSelector = &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"pool": "a"}}
+	p.Spec.MaxImagesPerSweep = int32(rapid.SampledFrom([]int{0, 0, 1, 3}).Draw(t, "maxImagesPerSweep"))
+	p.Spec.Order = rapid.SampledFrom([]v1alpha1.RemovalOrder{"", v1alpha1.OrderLeastRecentlyUsed, v1alpha1.OrderOldestFirst}).Draw(t, "order")
+	policyschema.Default(&p)
+	return p.Spec
+}
+
+// changePolicy creates the policy or changes its spec: a new generation.
+func (m *lifeModel) changePolicy(t *rapid.T) {
+	spec := m.randomSpec(t)
+	if m.policy == nil {
+		m.policy = &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: lifePolicy, UID: "uid-1", Generation: 1}, Spec: spec}
+		m.must(m.kube.Create(m.ctx, m.policy.DeepCopy()))
+		return
+	}
+	m.policy.Spec = spec
+	m.policy.Generation++
+	var cur v1alpha1.ImageCleanupPolicy
+	m.must(m.kube.Get(m.ctx, client.ObjectKey{Name: lifePolicy}, &cur))
+	cur.Spec, cur.Generation = spec, m.policy.Generation
+	m.must(m.kube.Update(m.ctx, &cur))
+}
+
+func (m *lifeModel) deletePolicy(t *rapid.T) {
+	if m.policy == nil {
+		t.Skip("no policy")
+	}
+	m.must(m.kube.Delete(m.ctx, m.policy.DeepCopy()))
+	m.policy = nil
+	m.forgetReport()
+}
+
+// forgetReport is the agent deleting its report (the policy is gone, or the
+// node left its selector) and forgetting the policy's begun removals.
+func (m *lifeModel) forgetReport() {
+	m.report = nil
+	m.truth.images, m.truth.ctrs = 0, 0
+	m.pending = false
+	if m.clock != nil {
+		m.clock.ForgetPolicy(lifePolicy)
+	}
+}
+
+func (m *lifeModel) relabel(*rapid.T) {
+	m.selected = !m.selected
+	pool := "a"
+	if !m.selected {
+		pool = "b"
+	}
+	var n corev1.Node
+	m.must(m.kube.Get(m.ctx, client.ObjectKey{Name: lifeNode}, &n))
+	n.Labels["pool"] = pool
+	m.must(m.kube.Update(m.ctx, &n))
+	if !m.selected {
+		m.forgetReport()
+	}
+}
+
+func (m *lifeModel) must(err error) {
+	if err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// --- sweeps ----------------------------------------------------------------
+
+func (m *lifeModel) sweep(t *rapid.T) { m.sweepWith(t, "") }
+
+func (m *lifeModel) sweepAndChange(t *rapid.T) { m.sweepWith(t, "change") }
+
+func (m *lifeModel) sweepAndKill(t *rapid.T) { m.sweepWith(t, "kill") }
+
+// sweepWith runs one sweep as the node controller does, when the policy
+// selects the node; with "change", the policy (or the node's labels)
+// changes at a destructive call; with "kill", the agent dies there.
+func (m *lifeModel) sweepWith(t *rapid.T, during string) {
+	if m.policy == nil || !m.selected || m.policy.Spec.Suspend {
+		t.Skip("nothing to sweep")
+	}
+	m.now = m.now.Add(time.Second) // a sweep starts after the last one
+	at := rapid.IntRange(1, 6).Draw(t, "at call")
+	var change func()
+	if during == "change" {
+		kind := rapid.IntRange(0, 3).Draw(t, "change")
+		change = func() {
+			switch kind {
+			case 0:
+				m.changePolicy(t)
+			case 1:
+				m.deletePolicy(t)
+			case 2:
+				m.relabel(t)
+			case 3:
+				m.policy.Spec.Suspend = true
+				m.policy.Generation++
+				var cur v1alpha1.ImageCleanupPolicy
+				m.must(m.kube.Get(m.ctx, client.ObjectKey{Name: lifePolicy}, &cur))
+				cur.Spec.Suspend, cur.Generation = true, m.policy.Generation
+				m.must(m.kube.Update(m.ctx, &cur))
+			}
+		}
+	}
+	policy := m.policy.DeepCopy()
+	m.sweeping, m.changedAt, m.destroyers, m.violation = &policy.Spec, 0, 0, ""
+	m.pressure = false
+	if w := policy.Spec.DiskUsage; w != nil {
+		u, _ := m.measure()
+		m.pressure = cleanup.Watermarks(w).Above(u) != ""
+	}
+	m.newestBefore = map[string][]engine.Image{}
+	for _, id := range m.present() {
+		img, _ := m.f.Image(id)
+		for _, repo := range repositoriesOf(img) {
+			m.newestBefore[repo] = append(m.newestBefore[repo], img)
+		}
+	}
+	for _, imgs := range m.newestBefore {
+		slices.SortFunc(imgs, func(a, b engine.Image) int { return b.Created.Compare(a.Created) })
+	}
+	var saved []byte
+	m.onDestroy = func(n int) {
+		if n != at {
+			return
+		}
+		switch during {
+		case "change":
+			m.changedAt = n
+			change()
+		case "kill":
+			saved, _ = os.ReadFile(imageclock.FileFor(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"}))
+			m.f.SetDown(true)
+		}
+	}
+	r := &nodeReconciler{Client: m.kube, Node: lifeNode}
+	opts := cleanup.Options{Policy: lifePolicy, Clock: m.clock, Protected: []string{"agent:*"}, Disk: m.measure,
+		Proceed: r.stillWanted(m.ctx, policy), Concurrency: 1}
+	if m.report != nil && m.report.LastSweepTime != nil {
+		opts.ReportedThrough = m.report.LastSweepTime.Time
+	}
+	before := map[string]engine.Image{}
+	for _, id := range m.present() {
+		before[id], _ = m.f.Image(id)
+	}
+	out, err := cleanup.Sweep(m.ctx, m.f, &policy.Spec, m.now, opts)
+	m.sweeping, m.onDestroy = nil, nil
+	if m.violation != "" {
+		m.t.Fatal(m.violation)
+	}
+	if !policy.Spec.DryRun {
+		m.countRemovals(before)
+	}
+	if during == "kill" && saved != nil {
+		// The agent died at that call: what it wrote since is lost, what it
+		// wrote before is on disk; the engine comes back, the agent starts.
+		m.clock.Close()
+		m.clock = nil
+		m.must(os.WriteFile(imageclock.FileFor(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"}), saved, 0o600))
+		m.f.SetDown(false)
+		m.pending = true
+		m.agentUp()
+		return
+	}
+	m.f.SetDown(false)
+	if err != nil {
+		m.t.Fatalf("sweep: %v", err)
+	}
+	if m.policy == nil || !m.selected {
+		return // the report goes with the policy, or with the selection
+	}
+	v := judge(&out, err, policy.Spec.DryRun)
+	prev := m.report
+	if prev == nil {
+		prev = &v1alpha1.ImageCleanupReportStatus{}
+	}
+	st := sweepStatus(prev, policy.Generation, m.now, 0, v, &out)
+	m.report = &st
+	m.clock.Reported(lifePolicy, m.now)
+	m.must(m.clock.Save())
+	m.pending = false
+	m.checkKeepNewest(&policy.Spec)
+	if u, _ := m.measure(); m.pressure && !policy.Spec.DryRun && st.Phase == v1alpha1.PhaseSucceeded &&
+		!cleanup.Watermarks(policy.Spec.DiskUsage).Below(u) {
+		m.t.Fatalf("the report says Succeeded with the disk still %.0f %% used, above lowPercent", u.UsedPercent)
+	}
+	if st.Totals.ImagesRemoved != m.truth.images || st.Totals.ContainersRemoved != m.truth.ctrs {
+		m.t.Fatalf("the report counts %d images and %d containers removed, the engine lost %d and %d (phase %s: %s)",
+			st.Totals.ImagesRemoved, st.Totals.ContainersRemoved, m.truth.images, m.truth.ctrs, st.Phase, st.Message)
+	}
+	m.follow()
+}
+
+// violate records a broken promise, for the sweep's step to fail with.
+func (m *lifeModel) violate(format string, args ...any) {
+	if m.violation == "" {
+		m.violation = fmt.Sprintf(format, args...)
+	}
+}
+
+// beforeCall sees every engine call: destructive calls made after the
+// policy changed break the promise that a change stops the sweep.
+func (m *lifeModel) beforeCall(method, arg string) {
+	if m.sweeping == nil || (method != "ImageRemove" && method != "ContainerRemove") {
+		return
+	}
+	m.destroyers++
+	if m.changedAt > 0 {
+		m.violate("%s %s after the policy changed (at destructive call %d)", method, arg, m.changedAt)
+	}
+	m.snap = map[string]engine.Image{}
+	for _, id := range m.present() {
+		m.snap[id], _ = m.f.Image(id)
+	}
+	if m.onDestroy != nil {
+		m.onDestroy(m.destroyers)
+	}
+}
+
+// onRemove checks each removal by the agent as it happens.
+func (m *lifeModel) onRemove(kind, id string) {
+	spec := m.sweeping
+	if spec == nil {
+		m.violate("%s %s removed outside a sweep", kind, id)
+	}
+	if kind == "container" {
+		c := m.truth.containers[id]
+		switch {
+		case !c.Stopped():
+			m.violate("running container %s removed", id)
+		case c.KubernetesManaged() && !spec.StoppedContainers.IncludeKubernetesManaged:
+			m.violate("the kubelet's container %s removed without includeKubernetesManaged", id)
+		}
+		delete(m.truth.containers, id)
+		m.truth.ctrs++
+		return
+	}
+	img := m.snap[id]
+	for _, c := range m.truth.containers {
+		if c.ImageID != id {
+			continue
+		}
+		if !c.Stopped() || !spec.Force {
+			m.violate("image %s removed while %s container %s uses it (force %v)", id, c.State, c.ID, spec.Force)
+		}
+		if c.KubernetesManaged() && !spec.StoppedContainers.IncludeKubernetesManaged {
+			m.violate("image %s of the kubelet's container %s removed", id, c.ID)
+		}
+	}
+	if why := excluded(spec, id, img); why != "" {
+		m.violate("image %s removed although %s", id, why)
+	}
+	for _, tag := range img.RepoTags {
+		if strings.HasPrefix(tag, "registry.k8s.io/pause:") || strings.HasPrefix(tag, "agent:") {
+			m.violate("protected image %s (%s) removed", id, tag)
+		}
+	}
+	if age := m.now.Sub(m.truth.arrived[id]); age < spec.MinImageAgeDuration() {
+		m.violate("image %s removed %s after it arrived, minImageAge %s", id, age, spec.MinImageAgeDuration())
+	}
+	if unused := spec.MaxUnusedAgeDuration(); unused > 0 && !m.pressure {
+		idle := m.now.Sub(later(m.truth.used[id], m.truth.arrived[id]))
+		if idle < unused {
+			m.violate("image %s removed %s after its last use or arrival, maxUnusedAge %s", id, idle, unused)
+		}
+	}
+	delete(m.truth.arrived, id)
+}
+
+// countRemovals adds to the truth what the sweep took from the images that
+// were there when it began: an image deleted, or one that lost a
+// reference, counts once (a report counts images or tags removed).
+func (m *lifeModel) countRemovals(before map[string]engine.Image) {
+	for id, was := range before {
+		now, ok := m.f.Image(id)
+		if !ok || len(now.RepoTags)+len(now.RepoDigests) < len(was.RepoTags)+len(was.RepoDigests) {
+			m.truth.images++
+		}
+	}
+}
+
+// excluded says why the policy's exclusions keep the image, "" if they do
+// not: by a tag, by a digest reference's repository or digest, by its ID.
+func excluded(spec *v1alpha1.ImageCleanupPolicySpec, id string, img engine.Image) string {
+	for _, e := range spec.Exclude {
+		pat := string(e)
+		set, _ := match.CompileSet([]string{pat})
+		for _, tag := range img.RepoTags {
+			if set.MatchTag(tag) {
+				return fmt.Sprintf("its tag %s is excluded by %s", tag, pat)
+			}
+		}
+		for _, d := range img.RepoDigests {
+			if prefix, ok := strings.CutSuffix(pat, "/**"); ok && strings.HasPrefix(d, prefix+"/") {
+				return fmt.Sprintf("its digest reference %s is excluded by %s", d, pat)
+			}
+		}
+		if strings.HasPrefix(pat, "sha256:") && strings.HasPrefix(id, pat) {
+			return "its ID is excluded by " + pat
+		}
+	}
+	return ""
+}
+
+// checkKeepNewest: the keepNewest newest builds of each repository, as
+// they were when the sweep began, are all still there (a candidate among
+// them is kept by keepNewest, any other by whatever made it no candidate).
+// A repository whose N-th and N+1-th builds have the same date is left
+// out: which of the two is newer is the clock's call.
+func (m *lifeModel) checkKeepNewest(spec *v1alpha1.ImageCleanupPolicySpec) {
+	n := int(spec.KeepNewest)
+	if n == 0 || spec.DryRun {
+		return
+	}
+	for repo, imgs := range m.newestBefore {
+		if len(imgs) > n && imgs[n-1].Created.Equal(imgs[n].Created) {
+			continue
+		}
+		for _, img := range imgs[:min(n, len(imgs))] {
+			if !m.f.HasImage(img.ID) {
+				m.t.Fatalf("keepNewest %d: %s, one of the newest builds of %s (built %s), went", n, img.ID, repo, img.Created)
+			}
+		}
+	}
+}
+
+// check runs after every step: the engine holds what the model says.
+func (m *lifeModel) check(*rapid.T) {
+	for id := range m.truth.arrived {
+		if !m.f.HasImage(id) {
+			m.t.Fatalf("image %s went without the model knowing", id)
+		}
+	}
+	for id := range m.truth.containers {
+		if !m.f.HasContainer(id) {
+			m.t.Fatalf("container %s went without the model knowing", id)
+		}
+	}
+}
+
+// repositoriesOf names the repositories of an image's references.
+func repositoriesOf(img engine.Image) []string {
+	var out []string
+	for _, tag := range img.RepoTags {
+		if ref, err := match.ParseTag(tag); err == nil {
+			out = append(out, ref.Name)
+		}
+	}
+	for _, d := range img.RepoDigests {
+		if name, _, err := match.ParseDigest(d); err == nil {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
