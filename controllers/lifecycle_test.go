@@ -69,9 +69,9 @@ type lifeModel struct {
 	f   *enginefake.Engine
 	dir string
 	// clock is the agent's image clock; nil while the agent is down.
-	clock *imageclock.Clock
-	truth truth
-	known []string // every image ID ever made, so that one can return
+	clock          *imageclock.Clock
+	truth          truth
+	known          []string // every image ID ever made, so that one can return
 	containersMade int
 	// the API server's view: the policy (nil: none) and the node
 	kube     client.Client
