@@ -12,6 +12,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
 // The node controller decides, then acts, as the engine does: decide is a
@@ -27,7 +28,8 @@ const (
 	stepNothing step = iota
 	// stepDeleteReport: the policy is gone or does not select this node.
 	stepDeleteReport
-	// stepWriteIdle: no sweep, but the report says why (phase, message).
+	// stepWriteIdle: no sweep, but the report says why (phase, reason,
+	// message); with a wait, come back then.
 	stepWriteIdle
 	// stepWait: the policy is not due; come back after the wait.
 	stepWait
@@ -52,6 +54,12 @@ type situation struct {
 	// generationSeen is when this agent first saw the policy's generation.
 	generationSeen time.Time
 	now            time.Time
+	// pods are the images the pods bound to this node name; podsErr says
+	// why they are not known (then no sweep), podsFresh that the agent has
+	// just started (then it waits without reporting).
+	pods      []plan.PodImage
+	podsErr   error
+	podsFresh bool
 }
 
 // policyName names the policy read, "" when it is gone.
@@ -66,11 +74,16 @@ func (s *situation) policyName() string {
 type decision struct {
 	step    step
 	phase   v1alpha1.ReportPhase // stepWriteIdle
+	reason  string               // stepWriteIdle
 	message string               // stepWriteIdle
-	wait    time.Duration        // stepWait
+	wait    time.Duration        // stepWait, stepWriteIdle
 	// trigger says why a sweep runs now: generation, interval, retry, disk.
 	trigger string
 }
+
+// podsRetry is how soon the agent looks again at the pods of its node when
+// it does not know them yet.
+const podsRetry = 2 * time.Second
 
 // diskRetry is the least time between a sweep that ran above a high
 // watermark and the next one the disk starts: a full disk that sweeping
@@ -144,6 +157,12 @@ func (t timing) decide(s *situation) decision {
 		return decision{step: stepDeleteReport}
 	case p.Spec.Suspend:
 		return decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped, message: "the policy is suspended"}
+	case s.podsErr != nil && s.podsFresh:
+		return decision{step: stepWait, wait: podsRetry} // the agent has just started: its cache syncs
+	case s.podsErr != nil:
+		// Fail closed: a pod about to start on this node may need any image.
+		return decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonPodsUnknown,
+			message: s.podsErr.Error(), wait: 5 * podsRetry}
 	}
 	r := s.report
 	if r == nil || r.LastSweepTime == nil || r.PolicyGeneration != p.Generation {

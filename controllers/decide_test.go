@@ -65,7 +65,11 @@ func TestDecide(t *testing.T) {
 		"bad node selector": {situation{policy: selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) { p.Spec.NodeSelector.MatchLabels["bad key!"] = "x" }), node: worker}, decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed}},
 		"suspended":         {situation{policy: selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) { p.Spec.Suspend = true }), node: worker}, decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped}},
 		"never swept":       {situation{policy: selecting(4, "ci"), node: worker}, decision{step: stepSweep}},
-		"new generation":    {situation{policy: selecting(4, "ci"), node: worker, report: swept(3, time.Minute, v1alpha1.PhaseSucceeded)}, decision{step: stepSweep}},
+		"pods not known yet, the agent just started": {situation{policy: selecting(4, "ci"), node: worker, podsErr: errors.New("not synced"), podsFresh: true},
+			decision{step: stepWait, wait: podsRetry}},
+		"pods not known": {situation{policy: selecting(4, "ci"), node: worker, podsErr: errors.New("watch failed"), report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+			decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonPodsUnknown, wait: 5 * podsRetry}},
+		"new generation": {situation{policy: selecting(4, "ci"), node: worker, report: swept(3, time.Minute, v1alpha1.PhaseSucceeded)}, decision{step: stepSweep}},
 		"swept a minute ago": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded)},
 			decision{step: stepWait, wait: interval - time.Minute}},
 		"blocked a minute ago": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseBlocked)},
@@ -92,7 +96,7 @@ func TestDecide(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tc.s.now = now
 			got := agent.decide(&tc.s)
-			if got.step != tc.want.step || got.phase != tc.want.phase || got.wait != tc.want.wait {
+			if got.step != tc.want.step || got.phase != tc.want.phase || got.wait != tc.want.wait || got.reason != tc.want.reason {
 				t.Fatalf("decide = %+v, want %+v", got, tc.want)
 			}
 		})

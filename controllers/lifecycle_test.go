@@ -24,6 +24,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 )
 
@@ -78,7 +79,9 @@ type lifeModel struct {
 	policy   *v1alpha1.ImageCleanupPolicy
 	selected bool
 	report   *v1alpha1.ImageCleanupReportStatus // nil: none written
-	fill     float64                            // disk percent used besides images
+	// pods bound to the node, not done: the images they name
+	pods []plan.PodImage
+	fill float64 // disk percent used besides images
 	// pending: a killed sweep's removals are not reported yet; other hands
 	// then leave the node alone, so that what went is the agent's doing.
 	pending bool
@@ -132,6 +135,8 @@ func TestAgentLife(t *testing.T) {
 			"policy":         m.changePolicy,
 			"deletePolicy":   m.deletePolicy,
 			"relabel":        m.relabel,
+			"bindPod":        m.bindPod,
+			"podDone":        m.podDone,
 			"sweep":          m.sweep,
 			"sweepAndChange": m.sweepAndChange,
 			"sweepAndKill":   m.sweepAndKill,
@@ -225,7 +230,8 @@ func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
 		}
 	}
 	if rapid.IntRange(0, 3).Draw(t, "digest") == 0 {
-		img.RepoDigests = []string{fmt.Sprintf("registry.example/prod/app@sha256:%064x", len(m.known))}
+		// A repo digest names one image: derived from its ID.
+		img.RepoDigests = []string{"registry.example/prod/app@" + id}
 	}
 	if present := m.present(); len(present) > 0 && rapid.IntRange(0, 4).Draw(t, "child") == 0 {
 		img.ParentID = rapid.SampledFrom(present).Draw(t, "parent")
@@ -426,6 +432,35 @@ func (m *lifeModel) measure() (disk.Usage, error) {
 	return disk.Usage{UsedPercent: used, InodesUsedPercent: used, UsedBytes: uint64(used * 1e6)}, nil
 }
 
+// bindPod binds a pod to the node: it names an image by a tag from the
+// pool (present or not yet pulled) or by the ID of an image on the node.
+func (m *lifeModel) bindPod(t *rapid.T) {
+	ref := rapid.SampledFrom(lifeRepos).Draw(t, "pod repo") + fmt.Sprintf(":%d", rapid.IntRange(1, 4).Draw(t, "pod tag"))
+	if present := m.present(); len(present) > 0 && rapid.Bool().Draw(t, "by ID") {
+		ref = rapid.SampledFrom(present).Draw(t, "pod image")
+	}
+	m.pods = append(m.pods, plan.PodImage{Ref: ref, Pod: fmt.Sprintf("default/pod-%d (container c)", len(m.pods))})
+}
+
+// podDone: a pod finishes or is deleted; its images are the policy's again.
+func (m *lifeModel) podDone(t *rapid.T) {
+	if len(m.pods) == 0 {
+		t.Skip("no pod")
+	}
+	i := rapid.IntRange(0, len(m.pods)-1).Draw(t, "pod")
+	m.pods = slices.Delete(m.pods, i, i+1)
+}
+
+// podNames reports a pod that names the image (by a tag or its ID).
+func (m *lifeModel) podNames(id string, img engine.Image) string {
+	for _, p := range m.pods {
+		if p.Ref == id || slices.Contains(img.RepoTags, p.Ref) {
+			return p.Pod
+		}
+	}
+	return ""
+}
+
 // --- the policy and the node in the API ------------------------------------
 
 func (m *lifeModel) randomSpec(t *rapid.T) v1alpha1.ImageCleanupPolicySpec {
@@ -590,7 +625,7 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	}
 	r := &nodeReconciler{Client: m.kube, Node: lifeNode}
 	opts := cleanup.Options{Policy: lifePolicy, Clock: m.clock, Protected: []string{"agent:*"}, Disk: m.measure,
-		Proceed: r.stillWanted(m.ctx, policy), Concurrency: 1}
+		Proceed: r.stillWanted(m.ctx, policy), Concurrency: 1, PodImages: slices.Clone(m.pods)}
 	if m.report != nil && m.report.LastSweepTime != nil {
 		opts.ReportedThrough = m.report.LastSweepTime.Time
 	}
@@ -701,6 +736,9 @@ func (m *lifeModel) onRemove(kind, id string) {
 		if c.KubernetesManaged() && !spec.StoppedContainers.IncludeKubernetesManaged {
 			m.violate("image %s of the kubelet's container %s removed", id, c.ID)
 		}
+	}
+	if pod := m.podNames(id, img); pod != "" {
+		m.violate("image %s removed although pod %s is bound to the node and names it", id, pod)
 	}
 	if why := excluded(spec, id, img); why != "" {
 		m.violate("image %s removed although %s", id, why)

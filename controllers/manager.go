@@ -47,6 +47,9 @@ type AgentOptions struct {
 	// DiskTick is how often policies with diskUsage look at the disk
 	// (default 30s).
 	DiskTick time.Duration
+	// PodsGrace is how long a starting agent waits quietly for its view of
+	// the node's pods before it reports that it has none (default 30s).
+	PodsGrace time.Duration
 
 	MetricsBindAddress     string // "0" disables
 	HealthProbeBindAddress string // "" or "0" disables
@@ -72,13 +75,16 @@ func Scheme() *runtime.Scheme {
 }
 
 // agentCacheOptions scope the agent's cache: every policy, but only this
-// node's Node and this node's reports. Reading any other type from it fails
-// instead of starting a cluster-wide informer.
-func agentCacheOptions(node string) cache.Options {
+// node's Node. Reading any other type from it fails instead of starting a
+// cluster-wide informer. (The pods bound to the node have a cache of their
+// own, podView's.) A watch that fails tells pods, which then distrusts the
+// agent's view of the API for a while.
+func agentCacheOptions(node string, pods *podView) cache.Options {
 	return cache.Options{
 		ReaderFailOnMissingInformer: true,
 		// Managed fields are a third of a small object and never read here.
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform:         cache.TransformStripManagedFields(),
+		DefaultWatchErrorHandler: pods.watchFailed,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Node{}:                 {Field: fields.OneTermEqualSelector("metadata.name", node), Transform: aggregator.TrimNode},
 			&v1alpha1.ImageCleanupPolicy{}: {},
@@ -93,9 +99,10 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		return nil, err
 	}
 	scheme := Scheme()
+	pods := &podView{clock: o.Clock, started: o.Clock.Now(), grace: cmp.Or(o.PodsGrace, 30*time.Second)}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  agentCacheOptions(o.NodeName),
+		Cache:                  agentCacheOptions(o.NodeName, pods),
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		// No election: every node's agent works on its own node, and the
@@ -107,6 +114,15 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("manager: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	// The pods' cache starts once the manager runs, without holding its
+	// start back: the agent reports when it cannot see its pods, and sweeps
+	// only once it does.
+	if pods.cache, err = cache.New(cfg, podCacheOptions(o.NodeName, scheme, pods)); err != nil {
+		return nil, fmt.Errorf("the cache of node %s's pods: %w", o.NodeName, err)
+	}
+	if err := mgr.Add(pods); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("docker", engineCheck(o.Runtime)); err != nil {
@@ -134,6 +150,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		Clock:          o.Clock,
 		Protected:      o.ProtectedImages,
 		Images:         images,
+		Pods:           pods,
 		SweepTimeout:   o.SweepTimeout,
 		RetryBaseDelay: o.RetryBaseDelay,
 		RetryMaxDelay:  o.RetryMaxDelay,

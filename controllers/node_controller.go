@@ -55,6 +55,8 @@ type nodeReconciler struct {
 	Protected []string
 	// Images is the node's image clock: arrivals, last uses, removals begun.
 	Images *nodeClock
+	// Pods are the pods bound to this node, whose images stay.
+	Pods *podView
 	// DiskTicks brings policies with diskUsage back every tick, so that a
 	// disk crossing its high watermark is swept without waiting.
 	DiskTicks chan event.GenericEvent
@@ -99,8 +101,8 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		forgetPolicyMetrics(req.Name)
 		return ctrl.Result{}, r.deleteReport(ctx, req.Name)
 	case stepWriteIdle:
-		st := idleStatus(statusOf(report), s.policy.Generation, d.phase, d.message)
-		return ctrl.Result{}, r.writeReport(ctx, s.policy, report, st)
+		st := idleStatus(statusOf(report), s.policy.Generation, d.phase, d.reason, d.message)
+		return ctrl.Result{RequeueAfter: d.wait}, r.writeReport(ctx, s.policy, report, st)
 	case stepWait:
 		return ctrl.Result{RequeueAfter: d.wait}, nil
 	}
@@ -130,6 +132,10 @@ func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1
 	report, err := r.currentReport(ctx, name)
 	if err != nil {
 		return nil, nil, err
+	}
+	if r.Pods != nil {
+		s.pods, s.podsErr = r.Pods.images(ctx)
+		s.podsFresh = r.Pods.fresh()
 	}
 	if report != nil {
 		s.report = &report.Status
@@ -162,7 +168,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	if err == nil {
 		opts := cleanup.Options{
 			Policy: policy.Name, Clock: images, Protected: r.Protected, Disk: r.Images.disk(sweepCtx),
-			Proceed: r.stillWanted(ctx, policy),
+			Proceed: r.stillWanted(ctx, policy), PodImages: s.pods,
 		}
 		if s.report != nil && s.report.LastSweepTime != nil {
 			opts.ReportedThrough = s.report.LastSweepTime.Time

@@ -99,10 +99,11 @@ func removedImageLine(ri *apply.RemovedImage) string {
 // idleStatus is the report status of a policy this node does not sweep now
 // (suspended, or a node selector that cannot be read): the phase says why,
 // the last sweep's figures stay.
-func idleStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, phase v1alpha1.ReportPhase, message string) v1alpha1.ImageCleanupReportStatus {
+func idleStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, phase v1alpha1.ReportPhase, reason, message string) v1alpha1.ImageCleanupReportStatus {
 	st := *prev.DeepCopy()
 	st.PolicyGeneration = generation
 	st.Phase = phase
+	st.Reason = reason
 	st.Message = message
 	return st
 }

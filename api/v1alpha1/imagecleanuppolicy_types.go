@@ -325,7 +325,16 @@ const (
 	ReasonInvalidPolicy       = "InvalidPolicy"
 	ReasonAllNodesReported    = "AllNodesReported"
 	ReasonProgressing         = "Progressing"
+	// ReasonAppliedWhereAgentsRun (Ready True): every selected node with a
+	// running agent applied the generation; the others have no agent (see
+	// nodesWithoutAgent): the DaemonSet does not run there.
+	ReasonAppliedWhereAgentsRun = "AppliedWhereAgentsRun"
 )
+
+// KubeletImageGCHighThresholdPercent is the kubelet's default
+// imageGCHighThresholdPercent: a diskUsage.highPercent at or above it races
+// the kubelet's own image garbage collection.
+const KubeletImageGCHighThresholdPercent = 85
 
 // ImageCleanupPolicyStatus is recomputed from the nodes' reports by one
 // aggregator; nodes never write it.
@@ -374,6 +383,26 @@ type ImageCleanupPolicyStatus struct {
 	// +listType=atomic
 	// +optional
 	FailingNodes []string `json:"failingNodes,omitempty"`
+
+	// nodesWithoutAgent counts selected nodes where no agent pod runs and
+	// that have not applied the current generation (the DaemonSet does not
+	// run there: no supported runtime, a taint it does not tolerate, a pod
+	// that cannot start). Ready is computed over the other nodes.
+	// +optional
+	NodesWithoutAgent int32 `json:"nodesWithoutAgent"`
+	// agentlessNodes names up to 10 of them, sorted.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	AgentlessNodes []string `json:"agentlessNodes,omitempty"`
+
+	// warnings name settings that work against the nodes, such as a
+	// diskUsage.highPercent at or above the kubelet's image garbage
+	// collection threshold (85 by default), which makes the two race.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	// +optional
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ImageCleanupPolicy removes the listed images, and the stopped containers

@@ -42,6 +42,10 @@ const (
 	// ReportReasonWatermarkNotReached (phase Blocked): under disk pressure
 	// the sweep removed all it may and the disk is still above lowPercent.
 	ReportReasonWatermarkNotReached = "WatermarkNotReached"
+	// ReportReasonPodsUnknown (phase Failed): the agent cannot see the pods
+	// bound to its node (its cache has not synced, or a watch fails), and
+	// does not sweep until it can.
+	ReportReasonPodsUnknown = "PodsUnknown"
 )
 
 // Bounds of the lists in a report, which keep it small however much a node holds.
@@ -100,7 +104,8 @@ type ImageCleanupReportStatus struct {
 	Phase ReportPhase `json:"phase,omitempty"`
 	// reason says in one word why the phase is Failed: InvalidPolicy (this
 	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
-	// SweepStopped or RemovalFailed (the last three are retried); why it is
+	// SweepStopped, RemovalFailed or PodsUnknown (the last four are
+	// retried); why it is
 	// Skipped: Superseded (the policy or the node's labels changed during
 	// the sweep, which stopped before its next removal); or why it is
 	// Blocked: WatermarkNotReached (the disk stayed above lowPercent).

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -63,6 +64,8 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
 	fs.DurationVar(&f.aggregator.StatusInterval, "status-interval", 10*time.Second, "aggregator: least time between two status writes of one policy while it changes (every agent watches policies)")
 	fs.StringVar(&f.aggregator.LeaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "image-cleanup-system"), "aggregator: namespace of its lease")
+	agentSelector := fs.String("agent-selector", "app.kubernetes.io/name=image-cleanup-operator,app.kubernetes.io/component=agent",
+		"aggregator: labels of the agent's pods, in the aggregator's namespace, to tell which selected nodes run no agent; empty counts every node as having one")
 	metrics := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	probes := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	f.zap.BindFlags(fs)
@@ -79,6 +82,13 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 		if img = strings.TrimSpace(img); img != "" {
 			f.agent.ProtectedImages = append(f.agent.ProtectedImages, img)
 		}
+	}
+	if *agentSelector != "" {
+		sel, err := labels.Parse(*agentSelector)
+		if err != nil {
+			return nil, fmt.Errorf("--agent-selector: %w", err)
+		}
+		f.aggregator.Agents = &aggregator.AgentPods{Namespace: f.aggregator.LeaseNamespace, Selector: sel}
 	}
 	switch f.role {
 	case "agent":

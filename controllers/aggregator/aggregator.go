@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -38,6 +39,7 @@ import (
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies/status,verbs=get;patch
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanupreports,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",namespace=image-cleanup-system,resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;create;update
 // +kubebuilder:rbac:groups="",namespace=image-cleanup-system,resources=events,verbs=create;patch
 
@@ -55,6 +57,14 @@ type statusAggregator struct {
 	// StatusInterval is the least time between two status writes of one
 	// policy while it changes (coalescing: every agent watches policies).
 	StatusInterval time.Duration
+	// Agents finds the agent pods; nil: every node counts as having one.
+	Agents *AgentPods
+}
+
+// AgentPods names the agent's pods: the DaemonSet's, in its namespace.
+type AgentPods struct {
+	Namespace string
+	Selector  labels.Selector
 }
 
 var _ interface {
@@ -62,19 +72,23 @@ var _ interface {
 	NeedLeaderElection() bool
 } = (*statusAggregator)(nil)
 
-// NeedLeaderElection is true: one aggregator in the whole DaemonSet.
+// NeedLeaderElection is true: one aggregator leads among the Deployment's
+// replicas.
 func (a *statusAggregator) NeedLeaderElection() bool { return true }
 
 // Start runs the aggregator until ctx ends; the manager calls it once this
 // pod leads.
 func (a *statusAggregator) Start(ctx context.Context) error {
-	c, err := cache.New(a.Config, cache.Options{
-		Scheme: a.Scheme,
-		ByObject: map[client.Object]cache.ByObject{
-			// Only names and labels of Nodes matter; their status churns.
-			&corev1.Node{}: {Transform: TrimNode},
-		},
-	})
+	byObject := map[client.Object]cache.ByObject{
+		// Only names and labels of Nodes matter; their status churns.
+		&corev1.Node{}: {Transform: TrimNode},
+	}
+	if a.Agents != nil {
+		// Where the agent runs: its own pods only, trimmed to node and readiness.
+		byObject[&corev1.Pod{}] = cache.ByObject{Namespaces: map[string]cache.Config{a.Agents.Namespace: {}},
+			Label: a.Agents.Selector, Transform: trimPod}
+	}
+	c, err := cache.New(a.Config, cache.Options{Scheme: a.Scheme, ByObject: byObject})
 	if err != nil {
 		return fmt.Errorf("aggregator cache: %w", err)
 	}
@@ -84,7 +98,7 @@ func (a *statusAggregator) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("aggregator cache: %w", err)
 	}
-	r := &aggregateReconciler{reader: c, writer: a.Writer, interval: a.StatusInterval, clock: time.Now}
+	r := &aggregateReconciler{reader: c, writer: a.Writer, interval: a.StatusInterval, clock: time.Now, agents: a.Agents}
 	ctl, err := controller.NewUnmanaged("imagecleanup-aggregator", controller.Options{
 		Reconciler:         r,
 		SkipNameValidation: ptr.To(a.SkipNameValidation),
@@ -100,7 +114,7 @@ func (a *statusAggregator) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := watch(ctl, c); err != nil {
+	if err := watch(ctl, c, a.Agents != nil); err != nil {
 		return err
 	}
 	// The cache and the controller run together; whichever ends first, with
@@ -133,8 +147,9 @@ func cacheError(err error) error {
 }
 
 // watch feeds the aggregator: policy spec changes, every report change,
-// and Node label changes (they change which nodes a policy selects).
-func watch(ctl controller.Controller, c cache.Cache) error {
+// Node label changes (they change which nodes a policy selects), and, with
+// agents, an agent pod that comes, goes or changes readiness.
+func watch(ctl controller.Controller, c cache.Cache, agents bool) error {
 	onNode := func(ctx context.Context, _ *corev1.Node) []reconcile.Request { return allPolicies(ctx, c) }
 	nodeMembership := predicate.TypedFuncs[*corev1.Node]{
 		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
@@ -149,6 +164,15 @@ func watch(ctl controller.Controller, c cache.Cache) error {
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Spec.PolicyName}}}
 			})),
 		source.Kind(c, &corev1.Node{}, handler.TypedEnqueueRequestsFromMapFunc(onNode), nodeMembership),
+	}
+	if agents {
+		onPod := func(ctx context.Context, _ *corev1.Pod) []reconcile.Request { return allPolicies(ctx, c) }
+		placement := predicate.TypedFuncs[*corev1.Pod]{
+			UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Pod]) bool {
+				return e.ObjectOld.Spec.NodeName != e.ObjectNew.Spec.NodeName || agentRuns(e.ObjectOld) != agentRuns(e.ObjectNew)
+			},
+		}
+		watches = append(watches, source.Kind(c, &corev1.Pod{}, handler.TypedEnqueueRequestsFromMapFunc(onPod), placement))
 	}
 	for _, w := range watches {
 		if err := ctl.Watch(w); err != nil {
@@ -173,6 +197,37 @@ func allPolicies(ctx context.Context, c cache.Cache) []reconcile.Request {
 	return reqs
 }
 
+// trimPod is a cache transform: an agent pod trimmed to its node and its
+// readiness.
+func trimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID, Labels: p.Labels,
+		ResourceVersion: p.ResourceVersion, DeletionTimestamp: p.DeletionTimestamp}, Spec: corev1.PodSpec{NodeName: p.Spec.NodeName}}
+	out.Status.Phase = p.Status.Phase
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+		}
+	}
+	return out, nil
+}
+
+// agentRuns reports whether an agent pod runs and is ready.
+func agentRuns(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 // TrimNode is a cache transform: a Node trimmed to what selection needs
 // (name and labels); its status churns and is large.
 func TrimNode(obj any) (any, error) {
@@ -191,6 +246,7 @@ type aggregateReconciler struct {
 	// interval coalesces status writes; clock is time.Now but in tests.
 	interval time.Duration
 	clock    func() time.Time
+	agents   *AgentPods
 
 	mu         sync.Mutex
 	computedAt map[string]time.Time // by policy: the last computation
@@ -248,7 +304,11 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// Never a status computed from no reports: that would say zero.
 		return ctrl.Result{}, err
 	}
-	agg := aggregate(&policy, nodes.Items, reports)
+	agents, err := r.agentNodes(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	agg := aggregate(&policy, nodes.Items, agents, reports)
 	r.computed(policy.Name)
 	if err := r.deleteReports(ctx, agg.stale); err != nil {
 		return ctrl.Result{}, err
@@ -268,6 +328,25 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 }
 
 const aggregatorFieldManager = "imagecleanup-aggregator"
+
+// agentNodes are the nodes where an agent pod runs ready; nil when the
+// aggregator does not look (every node counts as having one).
+func (r *aggregateReconciler) agentNodes(ctx context.Context) (map[string]bool, error) {
+	if r.agents == nil {
+		return nil, nil
+	}
+	var pods corev1.PodList
+	if err := r.reader.List(ctx, &pods, client.InNamespace(r.agents.Namespace), client.MatchingLabelsSelector{Selector: r.agents.Selector}); err != nil {
+		return nil, fmt.Errorf("listing the agent's pods: %w", err)
+	}
+	nodes := map[string]bool{}
+	for i := range pods.Items {
+		if agentRuns(&pods.Items[i]) {
+			nodes[pods.Items[i].Spec.NodeName] = true
+		}
+	}
+	return nodes, nil
+}
 
 func (r *aggregateReconciler) reportsOf(ctx context.Context, policy string) ([]v1alpha1.ImageCleanupReport, error) {
 	var list v1alpha1.ImageCleanupReportList

@@ -24,7 +24,10 @@ func policyStatusApplyConfiguration(name string, st *v1alpha1.ImageCleanupPolicy
 		WithImagesRemoved(st.ImagesRemoved).
 		WithContainersRemoved(st.ContainersRemoved).
 		WithBytesReclaimed(st.BytesReclaimed).
-		WithFailingNodes(st.FailingNodes...)
+		WithFailingNodes(st.FailingNodes...).
+		WithNodesWithoutAgent(st.NodesWithoutAgent).
+		WithAgentlessNodes(st.AgentlessNodes...).
+		WithWarnings(st.Warnings...)
 	if st.ObservedGeneration != 0 {
 		status.WithObservedGeneration(st.ObservedGeneration)
 	}

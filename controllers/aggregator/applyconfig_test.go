@@ -20,6 +20,7 @@ func TestStatusApplyConfigurationMatchesTheType(t *testing.T) {
 			LastTransitionTime: metav1.NewTime(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)), Reason: "R", Message: "m"}},
 		NodesMatched: 1, NodesReported: 2, NodesSucceeded: 3, NodesBlocked: 4, NodesFailed: 5,
 		ImagesRemoved: 6, ContainersRemoved: 7, BytesReclaimed: 8, FailingNodes: []string{"a", "b"},
+		NodesWithoutAgent: 9, AgentlessNodes: []string{"c"}, Warnings: []string{"w"},
 	}
 	// A field added to the type and not to this test fails here: every
 	// field of full must be set.

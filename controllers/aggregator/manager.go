@@ -38,6 +38,9 @@ type Options struct {
 	StatusInterval time.Duration
 	// SkipNameValidation allows several aggregators in one process (tests).
 	SkipNameValidation bool
+	// Agents finds the agent's pods, to tell which selected nodes run no
+	// agent; nil: every node counts as having one.
+	Agents *AgentPods
 }
 
 // NewManager builds the aggregator's manager with the given scheme.
@@ -65,7 +68,7 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o Options) (ctrl.Manag
 		return nil, err
 	}
 	if err := mgr.Add(&statusAggregator{Config: cfg, Scheme: scheme, Writer: mgr.GetClient(), SkipNameValidation: o.SkipNameValidation,
-		StatusInterval: cmp.Or(o.StatusInterval, 10*time.Second)}); err != nil {
+		StatusInterval: cmp.Or(o.StatusInterval, 10*time.Second), Agents: o.Agents}); err != nil {
 		return nil, err
 	}
 	return mgr, nil

@@ -23,13 +23,16 @@ type aggregation struct {
 	stale  []v1alpha1.ImageCleanupReport
 }
 
-// aggregate recomputes a policy's status from the nodes and its reports. It
-// is a pure function: the same inputs give the same status, so the
-// aggregator writes only when something changed.
-func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, reports []v1alpha1.ImageCleanupReport) aggregation {
+// aggregate recomputes a policy's status from the nodes, the nodes where
+// an agent runs (nil: not known, every node counts as having one) and the
+// policy's reports. It is a pure function but for the conditions' times:
+// the same inputs give the same status, so the aggregator writes only when
+// something changed.
+func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents map[string]bool, reports []v1alpha1.ImageCleanupReport) aggregation {
 	st := v1alpha1.ImageCleanupPolicyStatus{
 		ObservedGeneration: policy.Generation,
 		Conditions:         slices.Clone(policy.Status.Conditions),
+		Warnings:           warnings(&policy.Spec),
 	}
 	selector, err := policy.Spec.NodeSelector.Selector()
 	if err != nil {
@@ -46,23 +49,54 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, reports
 	st.NodesMatched = int32(len(selected))
 	var agg aggregation
 	var invalid []*v1alpha1.ImageCleanupReport
+	current := map[string]bool{} // nodes that applied this generation
 	for i := range reports {
 		r := &reports[i]
 		if !selected[r.Spec.NodeName] {
 			agg.stale = append(agg.stale, *r)
 			continue
 		}
+		if r.Status.PolicyGeneration == policy.Generation {
+			current[r.Spec.NodeName] = true
+		}
 		if tally(&st, policy.Generation, r) {
 			invalid = append(invalid, r)
 		}
 	}
-	sort.Strings(st.FailingNodes)
-	if len(st.FailingNodes) > maxFailingNodes {
-		st.FailingNodes = st.FailingNodes[:maxFailingNodes]
+	for name := range selected {
+		if agents != nil && !agents[name] && !current[name] {
+			st.NodesWithoutAgent++
+			st.AgentlessNodes = append(st.AgentlessNodes, name)
+		}
 	}
+	st.FailingNodes = firstSorted(st.FailingNodes)
+	st.AgentlessNodes = firstSorted(st.AgentlessNodes)
 	setConditions(&st, policy.Generation, judgePolicy(&st, policy, invalid))
 	agg.status = st
 	return agg
+}
+
+// firstSorted sorts node names and keeps the first few.
+func firstSorted(names []string) []string {
+	sort.Strings(names)
+	return names[:min(len(names), maxFailingNodes)]
+}
+
+// warnings names settings of the spec that work against the node.
+func warnings(spec *v1alpha1.ImageCleanupPolicySpec) []string {
+	var out []string
+	if w := spec.DiskUsage; w != nil && w.HighPercent >= v1alpha1.KubeletImageGCHighThresholdPercent {
+		out = append(out, fmt.Sprintf("diskUsage.highPercent %d is at or above the kubelet's default image garbage collection threshold (%d %%): "+
+			"the two race to remove images; choose a lower one (docs/policy.md, \"The kubelet's own image GC\")",
+			w.HighPercent, v1alpha1.KubeletImageGCHighThresholdPercent))
+	}
+	return out
+}
+
+// expected counts the selected nodes that should report: those where an
+// agent runs, or that reported this generation anyway.
+func expected(st *v1alpha1.ImageCleanupPolicyStatus) int32 {
+	return st.NodesMatched - st.NodesWithoutAgent
 }
 
 // tally adds one selected node's report to the status, and says whether
@@ -113,16 +147,22 @@ func judgePolicy(st *v1alpha1.ImageCleanupPolicyStatus, policy *v1alpha1.ImageCl
 		return health{reason: v1alpha1.ReasonNodesFailed, message: failed}
 	case st.NodesMatched == 0:
 		return health{ready: true, reason: v1alpha1.ReasonNoNodesSelected, message: "no node matches spec.nodeSelector"}
-	case st.NodesReported < st.NodesMatched:
+	case st.NodesReported < expected(st):
 		return health{reason: v1alpha1.ReasonWaitingForNodes, message: progress(st, gen)}
 	case policy.Spec.Suspend:
 		return health{ready: true, reason: v1alpha1.ReasonSuspended, message: "the policy is suspended on every node"}
+	case st.NodesWithoutAgent > 0:
+		return health{ready: true, reason: v1alpha1.ReasonAppliedWhereAgentsRun, message: progress(st, gen)}
 	}
 	return health{ready: true, reason: v1alpha1.ReasonAllNodesApplied, message: progress(st, gen)}
 }
 
 func progress(st *v1alpha1.ImageCleanupPolicyStatus, gen int64) string {
-	return fmt.Sprintf("%d of %d nodes applied generation %d", st.NodesReported, st.NodesMatched, gen)
+	msg := fmt.Sprintf("%d of %d nodes applied generation %d", st.NodesReported, st.NodesMatched, gen)
+	if st.NodesWithoutAgent > 0 {
+		msg += fmt.Sprintf("; %d selected nodes run no agent: %s", st.NodesWithoutAgent, strings.Join(st.AgentlessNodes, ", "))
+	}
+	return msg
 }
 
 // setConditions sets Ready, Degraded, Reconciling and Stalled at the
@@ -145,7 +185,7 @@ func setConditions(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, h he
 	switch {
 	case h.stalled:
 		set(v1alpha1.ConditionReconciling, false, h.reason, "stalled: "+h.message)
-	case st.NodesReported < st.NodesMatched:
+	case st.NodesReported < expected(st):
 		set(v1alpha1.ConditionReconciling, true, v1alpha1.ReasonWaitingForNodes, progress(st, generation))
 	default:
 		set(v1alpha1.ConditionReconciling, false, v1alpha1.ReasonAllNodesReported, progress(st, generation))

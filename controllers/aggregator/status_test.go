@@ -90,7 +90,7 @@ func TestAggregate(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			agg := aggregate(tc.policy, tc.nodes, tc.reports)
+			agg := aggregate(tc.policy, tc.nodes, nil, tc.reports)
 			st := agg.status
 			if st.ObservedGeneration != tc.policy.Generation {
 				t.Errorf("observedGeneration %d", st.ObservedGeneration)
@@ -126,12 +126,12 @@ func TestAggregateIsStable(t *testing.T) {
 	p := policyGen(1, nil)
 	nodes := []corev1.Node{node("a", nil)}
 	reports := []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseSucceeded, 1)}
-	first := aggregate(p, nodes, reports).status
+	first := aggregate(p, nodes, nil, reports).status
 	for i := range first.Conditions {
 		first.Conditions[i].LastTransitionTime = metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
 	}
 	p.Status = first
-	second := aggregate(p, nodes, reports).status
+	second := aggregate(p, nodes, nil, reports).status
 	if !slices.EqualFunc(first.Conditions, second.Conditions, func(a, b metav1.Condition) bool { return a == b }) {
 		t.Fatalf("conditions changed:\n%+v\n%+v", first.Conditions, second.Conditions)
 	}
@@ -144,7 +144,7 @@ func TestFailingNodesAreBounded(t *testing.T) {
 		nodes = append(nodes, node(n, nil))
 		reports = append(reports, report(n, 1, v1alpha1.PhaseFailed, 0))
 	}
-	st := aggregate(policyGen(1, nil), nodes, reports).status
+	st := aggregate(policyGen(1, nil), nodes, nil, reports).status
 	if st.NodesFailed != 12 || len(st.FailingNodes) != 10 || st.FailingNodes[0] != "n00" {
 		t.Fatalf("%d failed, failing %v", st.NodesFailed, st.FailingNodes)
 	}
@@ -196,7 +196,7 @@ func TestConditionsForKstatus(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			st := aggregate(tc.policy, tc.nodes, tc.reports).status
+			st := aggregate(tc.policy, tc.nodes, nil, tc.reports).status
 			got := []string{cond(&st, "Ready"), cond(&st, "Degraded"), cond(&st, "Reconciling"), cond(&st, "Stalled")}
 			want := []string{tc.ready, tc.degraded, tc.reconciling, tc.stalled}
 			if !slices.Equal(got, want) {
@@ -217,4 +217,56 @@ func succeededOn(nodes []corev1.Node) []v1alpha1.ImageCleanupReport {
 		out[i] = report(n.Name, 1, v1alpha1.PhaseSucceeded, 0)
 	}
 	return out
+}
+
+// Issue 18: a selected node where no agent runs (no supported runtime, a
+// taint the DaemonSet does not tolerate) does not hold Ready back for ever;
+// the status names it. A node whose agent applied the generation and then
+// went (a restart) is not one of them.
+func TestNodesWithoutAgent(t *testing.T) {
+	nodes := []corev1.Node{node("a", nil), node("b", nil), node("containerd-1", nil), node("tainted", nil)}
+	agents := map[string]bool{"a": true, "b": true}
+	reports := []v1alpha1.ImageCleanupReport{
+		report("a", 1, v1alpha1.PhaseSucceeded, 1),
+		report("b", 1, v1alpha1.PhaseSucceeded, 1),
+		report("tainted", 1, v1alpha1.PhaseSucceeded, 1), // reported, then its agent went
+	}
+	st := aggregate(policyGen(1, nil), nodes, agents, reports).status
+	if st.NodesWithoutAgent != 1 || !slices.Equal(st.AgentlessNodes, []string{"containerd-1"}) {
+		t.Fatalf("without agent: %d %v", st.NodesWithoutAgent, st.AgentlessNodes)
+	}
+	if got := cond(&st, v1alpha1.ConditionReady); got != "True/AppliedWhereAgentsRun" {
+		t.Fatalf("Ready %s", got)
+	}
+	if got := cond(&st, v1alpha1.ConditionReconciling); got != "False/AllNodesReported" {
+		t.Fatalf("Reconciling %s", got)
+	}
+	ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+	if want := "3 of 4 nodes applied generation 1; 1 selected nodes run no agent: containerd-1"; ready.Message != want {
+		t.Fatalf("Ready message %q, want %q", ready.Message, want)
+	}
+	// A node with an agent that has not reported still holds Ready back.
+	st = aggregate(policyGen(1, nil), nodes, agents, reports[1:]).status
+	if got := cond(&st, v1alpha1.ConditionReady); got != "False/WaitingForNodes" {
+		t.Fatalf("Ready %s, want waiting for node a", got)
+	}
+	// Without knowledge of the agents, every node counts as having one.
+	st = aggregate(policyGen(1, nil), nodes, nil, reports).status
+	if st.NodesWithoutAgent != 0 || cond(&st, v1alpha1.ConditionReady) != "False/WaitingForNodes" {
+		t.Fatalf("without agent knowledge: %+v", st)
+	}
+}
+
+// Issue 18: a disk watermark at or above the kubelet's image GC threshold
+// races the kubelet; the status says so.
+func TestKubeletGCWarning(t *testing.T) {
+	p := policyGen(1, nil)
+	p.Spec.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 84, LowPercent: 70}
+	if st := aggregate(p, nil, nil, nil).status; len(st.Warnings) != 0 {
+		t.Fatalf("warnings at 84 %%: %v", st.Warnings)
+	}
+	p.Spec.DiskUsage.HighPercent = 85
+	if st := aggregate(p, nil, nil, nil).status; len(st.Warnings) != 1 {
+		t.Fatalf("no warning at 85 %%: %v", st.Warnings)
+	}
 }

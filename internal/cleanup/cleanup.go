@@ -46,6 +46,8 @@ type Options struct {
 	// Proceed, if set, is asked before every destructive call: an error
 	// (the policy changed, the node left its selector) stops the sweep.
 	Proceed func() error
+	// PodImages are the images the pods bound to this node name: they stay.
+	PodImages []plan.PodImage
 }
 
 // Outcome is a sweep: its plan and what applying it did.
@@ -99,6 +101,7 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	opts.Clock.Observe(&inv, now)
 	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough)}
 	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
+	popts.PodImages = opts.PodImages
 	if spec.DiskUsage != nil {
 		if out.Disk, err = measureBefore(spec.DiskUsage, &popts, opts.Disk); err != nil {
 			return Outcome{}, err
@@ -204,10 +207,14 @@ func measureAfter(w *v1alpha1.DiskUsage, r *DiskReport, res *apply.Result, measu
 	}
 }
 
-// removals are the plan's actions as the clock remembers them.
+// removals are the plan's actions as the clock remembers them, with the
+// untagged parents the engine may prune on the way.
 func removals(p *plan.Plan) []imageclock.Removal {
 	out := make([]imageclock.Removal, 0, len(p.Actions))
 	for _, a := range p.Actions {
+		for _, parent := range a.PruneParents {
+			out = append(out, imageclock.Removal{ImageID: parent, Image: engine.ShortID(parent)})
+		}
 		r := imageclock.Removal{ImageID: a.ImageID, Image: a.Image, Refs: a.Refs}
 		if len(a.Containers) > 0 {
 			r.Containers = make(map[string]string, len(a.Containers))

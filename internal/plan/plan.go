@@ -36,6 +36,9 @@ const (
 const (
 	Excluded  Reason = "Excluded"  // an exclude entry matches
 	Protected Reason = "Protected" // a pod sandbox (pause) image, or the agent's own
+	// PodOnNode: a pod bound to this node names it; the kubelet will run it
+	// (its container may not exist yet).
+	PodOnNode Reason = "PodOnNode"
 	TooYoung  Reason = "TooYoung"  // arrived less than minImageAge ago
 	Deferred  Reason = "Deferred"  // over maxImagesPerSweep; next sweep
 	// RecentlyUsed: used (or arrived) less than maxUnusedAge ago, and the
@@ -132,6 +135,10 @@ type Options struct {
 	// sweep and did not finish: they are selected whole if they lost every
 	// reference on the way, since no pattern can name them any more.
 	Unfinished map[string]bool
+	// PodImages are the images the pods bound to this node name: never
+	// removed, whatever else the policy says (includeKubernetesManaged and
+	// force included).
+	PodImages []PodImage
 }
 
 // OptionsFor reads a (defaulted, valid) policy spec. protected are extra
@@ -181,6 +188,8 @@ type index struct {
 	containers map[string][]*engine.Container
 	// sandboxes are the images of pod sandbox containers, in any state.
 	sandboxes map[string]bool
+	// pods are the images of the pods bound to the node.
+	pods podImages
 }
 
 func newIndex(inv *engine.Inventory) *index {
@@ -204,11 +213,13 @@ func newIndex(inv *engine.Inventory) *index {
 	return ix
 }
 
-// kept reports whether an image is excluded (by ID: it has no reference) or
-// protected, whatever else the policy says of it.
+// kept reports whether an image is excluded (by ID: it has no reference),
+// protected or named by a pod on the node, whatever else the policy says of
+// it.
 func (ix *index) kept(img *engine.Image, opts *Options) bool {
 	mi := matchImage(img)
-	return ix.sandboxes[img.ID] || opts.Exclude.Select(mi).Any() || opts.Protected.Select(mi).Any()
+	return ix.sandboxes[img.ID] || opts.Exclude.Select(mi).Any() || opts.Protected.Select(mi).Any() ||
+		ix.pods.using(img.ID, img.RepoTags, img.RepoDigests) != ""
 }
 
 // prunable returns the chain of untagged parents from parentID up that the
@@ -365,6 +376,7 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 // Kubernetes-managed container without opt-in.
 func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 	ix := newIndex(inv)
+	ix.pods = newPodImages(opts.PodImages)
 	var p Plan
 	actions := map[string]*Action{}
 	for _, id := range slices.Sorted(maps.Keys(ix.images)) {
@@ -404,6 +416,9 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 		return keep(Protected, "pod sandbox (pause) images are never removed")
 	case opts.Protected.Select(matchImage(img)).Any():
 		return keep(Protected, "the agent's own image, or one given to --protect-images")
+	}
+	if pod := ix.pods.using(img.ID, img.RepoTags, img.RepoDigests); pod != "" {
+		return keep(PodOnNode, "pod "+pod+" is bound to this node and names it: the kubelet runs it, or will")
 	}
 	if c := firstInUse(ix.containers[img.ID]); c != nil {
 		return keep(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
@@ -493,7 +508,7 @@ func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
 // rather than one of the policy's own guards (skipped).
 func (r Reason) Blocks() bool {
 	switch r {
-	case Excluded, Protected, TooYoung, Deferred, Interrupted, RecentlyUsed, KeptNewest, BelowLowWatermark:
+	case Excluded, Protected, PodOnNode, TooYoung, Deferred, Interrupted, RecentlyUsed, KeptNewest, BelowLowWatermark:
 		return false
 	}
 	return true

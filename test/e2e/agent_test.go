@@ -320,8 +320,10 @@ func TestIdleAgentIsQuiet(t *testing.T) {
 		calls, writes, a.writes.reports.Load())
 }
 
-// The agent's cache holds its own Node and its own reports, and refuses to
-// start an informer for anything it was not scoped for.
+// The agent's cache holds its own Node, and refuses to start an informer
+// for anything it was not scoped for; the pods bound to its node have a
+// cache of their own, asked for with a field selector (its cost grows with
+// one node's pods, never with the cluster's).
 func TestAgentCacheIsScoped(t *testing.T) {
 	c := apiClient(t)
 	group := map[string]string{"imagecleanup.test/group": testenv.UniqueName("scoped")}
@@ -347,9 +349,26 @@ func TestAgentCacheIsScoped(t *testing.T) {
 	if err := agentCache.Get(ctx, client.ObjectKey{Name: otherNode}, &n); err == nil {
 		t.Fatal("the cache returned another node")
 	}
+	bindPod(t, c, node, "ci.local/app:1")
 	var pods corev1.PodList
 	if err := agentCache.List(ctx, &pods); !errors.As(err, new(*cache.ErrResourceNotCached)) {
-		t.Fatalf("listing pods from the agent's cache: %v, want ErrResourceNotCached", err)
+		t.Fatalf("listing pods from the agent's main cache: %v, want ErrResourceNotCached (they have a cache of their own)", err)
+	}
+	var podRequests []string
+	eventually(t, "the agent to watch its node's pods", func() (bool, string) {
+		a.writes.mu.Lock()
+		podRequests = slices.Clone(a.writes.podRequests)
+		a.writes.mu.Unlock()
+		return len(podRequests) > 0, "no request for pods"
+	})
+	for _, q := range podRequests {
+		if !strings.Contains(q, "fieldSelector=spec.nodeName%3D"+node) {
+			t.Fatalf("a request for pods without this node's field selector: %q", q)
+		}
+	}
+	var secrets corev1.SecretList
+	if err := agentCache.List(ctx, &secrets); !errors.As(err, new(*cache.ErrResourceNotCached)) {
+		t.Fatalf("listing secrets from the agent's cache: %v, want ErrResourceNotCached", err)
 	}
 
 	// Reports are not cached at all: every report write would reach every

@@ -36,7 +36,12 @@ var logOnce sync.Once
 // heartbeat) and the aggregator's work (policy status, deleting stale
 // reports: the leader may be any agent of the test process, for any test's
 // policies) are not counted.
-type writeCounter struct{ n, reports, leases atomic.Int64 }
+type writeCounter struct {
+	n, reports, leases atomic.Int64
+	// podRequests are the agent's requests for pods (lists and watches).
+	mu          sync.Mutex
+	podRequests []string
+}
 
 type countingTransport struct {
 	next http.RoundTripper
@@ -47,6 +52,11 @@ func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	path := req.URL.Path
 	if strings.Contains(path, "/leases") {
 		t.c.leases.Add(1)
+	}
+	if strings.HasSuffix(path, "/pods") {
+		t.c.mu.Lock()
+		t.c.podRequests = append(t.c.podRequests, req.URL.RawQuery)
+		t.c.mu.Unlock()
 	}
 	aggregator := strings.HasSuffix(path, "/status") ||
 		(req.Method == http.MethodDelete && strings.Contains(path, "/imagecleanupreports/"))
@@ -77,11 +87,20 @@ func startAgent(t *testing.T, node string, rt engine.Runtime) *agent {
 // startAgentWith lets a test change the agent's options first.
 func startAgentWith(t *testing.T, node string, rt engine.Runtime, adjust func(*controllers.AgentOptions)) *agent {
 	t.Helper()
+	return startAgentOn(t, node, rt, nil, adjust)
+}
+
+// startAgentOn also puts wrap between the agent and the API server.
+func startAgentOn(t *testing.T, node string, rt engine.Runtime, wrap func(http.RoundTripper) http.RoundTripper, adjust func(*controllers.AgentOptions)) *agent {
+	t.Helper()
 	logOnce.Do(func() { log.SetLogger(zap.New(zap.WriteTo(testWriter{}), zap.UseDevMode(true))) })
 	cfg := testenv.APIServer(t)
 	counter := &writeCounter{}
 	stateDir := t.TempDir()
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, c: counter} })
+	if wrap != nil {
+		cfg.Wrap(wrap)
+	}
 	opts := controllers.AgentOptions{
 		NodeName:               node,
 		Runtime:                rt,
@@ -231,4 +250,20 @@ func ready(p *v1alpha1.ImageCleanupPolicy) (bool, string) {
 	cond := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
 	ok := p.Status.ObservedGeneration == p.Generation && cond != nil && cond.Status == metav1.ConditionTrue && cond.ObservedGeneration == p.Generation
 	return ok, fmt.Sprintf("generation %d, status %+v", p.Generation, p.Status)
+}
+
+// bindPod creates a pod bound to the node (as the scheduler binds it; no
+// kubelet runs it here) that names the image, and returns its name.
+func bindPod(t *testing.T, c client.Client, node, image string) string {
+	t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: testenv.UniqueName("pod"), Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main", Image: image}},
+			InitContainers: []corev1.Container{{Name: "init", Image: "ci.local/init:1"}}},
+	}
+	if err := c.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), p) })
+	return p.Name
 }

@@ -168,6 +168,12 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ImageCleanupPolicyStatus
   map:
     fields:
+    - name: agentlessNodes
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
     - name: bytesReclaimed
       type:
         scalar: numeric
@@ -206,9 +212,18 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: nodesSucceeded
       type:
         scalar: numeric
+    - name: nodesWithoutAgent
+      type:
+        scalar: numeric
     - name: observedGeneration
       type:
         scalar: numeric
+    - name: warnings
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ImageCleanupReport
   map:
     fields:

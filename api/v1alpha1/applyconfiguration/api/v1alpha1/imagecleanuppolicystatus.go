@@ -52,6 +52,17 @@ type ImageCleanupPolicyStatusApplyConfiguration struct {
 	BytesReclaimed *int64 `json:"bytesReclaimed,omitempty"`
 	// failingNodes names up to 10 failed nodes, sorted.
 	FailingNodes []string `json:"failingNodes,omitempty"`
+	// nodesWithoutAgent counts selected nodes where no agent pod runs and
+	// that have not applied the current generation (the DaemonSet does not
+	// run there: no supported runtime, a taint it does not tolerate, a pod
+	// that cannot start). Ready is computed over the other nodes.
+	NodesWithoutAgent *int32 `json:"nodesWithoutAgent,omitempty"`
+	// agentlessNodes names up to 10 of them, sorted.
+	AgentlessNodes []string `json:"agentlessNodes,omitempty"`
+	// warnings name settings that work against the nodes, such as a
+	// diskUsage.highPercent at or above the kubelet's image garbage
+	// collection threshold (85 by default), which makes the two race.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ImageCleanupPolicyStatusApplyConfiguration constructs a declarative configuration of the ImageCleanupPolicyStatus type for use with
@@ -151,6 +162,34 @@ func (b *ImageCleanupPolicyStatusApplyConfiguration) WithBytesReclaimed(value in
 func (b *ImageCleanupPolicyStatusApplyConfiguration) WithFailingNodes(values ...string) *ImageCleanupPolicyStatusApplyConfiguration {
 	for i := range values {
 		b.FailingNodes = append(b.FailingNodes, values[i])
+	}
+	return b
+}
+
+// WithNodesWithoutAgent sets the NodesWithoutAgent field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the NodesWithoutAgent field is set to the value of the last call.
+func (b *ImageCleanupPolicyStatusApplyConfiguration) WithNodesWithoutAgent(value int32) *ImageCleanupPolicyStatusApplyConfiguration {
+	b.NodesWithoutAgent = &value
+	return b
+}
+
+// WithAgentlessNodes adds the given value to the AgentlessNodes field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the AgentlessNodes field.
+func (b *ImageCleanupPolicyStatusApplyConfiguration) WithAgentlessNodes(values ...string) *ImageCleanupPolicyStatusApplyConfiguration {
+	for i := range values {
+		b.AgentlessNodes = append(b.AgentlessNodes, values[i])
+	}
+	return b
+}
+
+// WithWarnings adds the given value to the Warnings field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Warnings field.
+func (b *ImageCleanupPolicyStatusApplyConfiguration) WithWarnings(values ...string) *ImageCleanupPolicyStatusApplyConfiguration {
+	for i := range values {
+		b.Warnings = append(b.Warnings, values[i])
 	}
 	return b
 }

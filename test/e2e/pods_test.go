@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/controllers"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+// fleetImage puts an image, tagged two days ago, in a fake engine.
+func fleetImage(f *enginefake.Engine, n int, tag string) string {
+	old := time.Now().Add(-48 * time.Hour)
+	id := fmt.Sprintf("sha256:%064x", n)
+	f.AddImage(engine.Image{ID: id, RepoTags: []string{tag}, Created: old, LastTagTime: old, Size: 1000})
+	return id
+}
+
+func everything(group string) v1alpha1.ImageCleanupPolicySpec {
+	return v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		Images:       []v1alpha1.ImagePattern{"**"},
+		MinImageAge:  dur("0s"),
+		Force:        true,
+		StoppedContainers: v1alpha1.StoppedContainersPolicy{
+			MinStoppedAge: dur("0s"), IncludeKubernetesManaged: true,
+		},
+		Interval: dur("1h"),
+	}
+}
+
+// Issue 18: a pod bound to the node keeps the images it names before any
+// container of them exists (an init container runs, a volume is not ready),
+// whatever the policy; when the pod goes, so does the protection.
+func TestPodsOnTheNodeKeepTheirImages(t *testing.T) {
+	c := apiClient(t)
+	node := testenv.UniqueName("node")
+	group := testenv.UniqueName("group")
+	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
+	f := enginefake.New()
+	app := fleetImage(f, 1, "ci.local/app:1")
+	initImage := fleetImage(f, 2, "ci.local/init:1")
+	loose := fleetImage(f, 3, "ci.local/loose:1")
+	pod := bindPod(t, c, node, "ci.local/app:1") // its init container names ci.local/init:1
+	startAgent(t, node, f)
+	p := createPolicy(t, c, testenv.UniqueName("pods"), everything(group))
+	eventually(t, "the sweep", func() (bool, string) {
+		r := getReport(t, c, p.Name, node)
+		return r != nil && r.Status.PolicyGeneration == p.Generation, "no report"
+	})
+	if f.HasImage(loose) || !f.HasImage(app) || !f.HasImage(initImage) {
+		t.Fatalf("want the pod's images kept and the loose one gone: app %v, init %v, loose %v", f.HasImage(app), f.HasImage(initImage), f.HasImage(loose))
+	}
+
+	// The pod goes; the next sweep (a spec change) may take its images.
+	// No kubelet here to finish a graceful deletion: at once.
+	if err := c.Delete(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: pod}}, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the agent's cache sees the deletion
+	cur := getPolicy(t, c, p.Name)
+	cur.Spec.Interval = dur("2h")
+	if err := c.Update(context.Background(), cur); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the images of a pod that is gone to go", func() (bool, string) {
+		return !f.HasImage(app) && !f.HasImage(initImage), "still there"
+	})
+}
+
+// failingPods fails the agent's requests for pods while on is set, as an
+// API server that refuses them (RBAC, an outage) would.
+type failingPods struct {
+	next http.RoundTripper
+	on   *atomic.Bool
+}
+
+func (f failingPods) RoundTrip(req *http.Request) (*http.Response, error) {
+	if f.on.Load() && strings.HasSuffix(req.URL.Path, "/pods") {
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable", Header: http.Header{},
+			Body: http.NoBody, Request: req}, nil
+	}
+	return f.next.RoundTrip(req)
+}
+
+// Issue 18: until the agent sees the pods bound to its node, it does not
+// sweep, and its report says why; once it sees them, it sweeps.
+func TestNoSweepWithoutThePods(t *testing.T) {
+	c := apiClient(t)
+	node := testenv.UniqueName("node")
+	group := testenv.UniqueName("group")
+	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
+	f := enginefake.New()
+	loose := fleetImage(f, 1, "ci.local/loose:1")
+	var refuse atomic.Bool
+	refuse.Store(true)
+	startAgentOn(t, node, f, func(rt http.RoundTripper) http.RoundTripper { return failingPods{next: rt, on: &refuse} },
+		func(o *controllers.AgentOptions) { o.PodsGrace = time.Second })
+	p := createPolicy(t, c, testenv.UniqueName("blind"), everything(group))
+	eventually(t, "a report that says the pods are not known", func() (bool, string) {
+		r := getReport(t, c, p.Name, node)
+		if r == nil {
+			return false, "no report"
+		}
+		return r.Status.Phase == v1alpha1.PhaseFailed && r.Status.Reason == v1alpha1.ReportReasonPodsUnknown,
+			string(r.Status.Phase) + "/" + r.Status.Reason + ": " + r.Status.Message
+	})
+	if !f.HasImage(loose) || f.Calls()["ListImages"] > 0 {
+		t.Fatalf("the agent swept without knowing the pods: %v", f.Calls())
+	}
+	refuse.Store(false)
+	eventually(t, "a sweep once the pods are known", func() (bool, string) {
+		r := getReport(t, c, p.Name, node)
+		return r != nil && r.Status.Phase == v1alpha1.PhaseSucceeded && !f.HasImage(loose), fmt.Sprintf("%+v", r.Status)
+	})
+}
