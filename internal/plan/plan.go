@@ -39,8 +39,8 @@ const (
 	// PodOnNode: a pod bound to this node names it; the kubelet will run it
 	// (its container may not exist yet).
 	PodOnNode Reason = "PodOnNode"
-	TooYoung  Reason = "TooYoung"  // arrived less than minImageAge ago
-	Deferred  Reason = "Deferred"  // over maxImagesPerSweep; next sweep
+	TooYoung  Reason = "TooYoung" // arrived less than minImageAge ago
+	Deferred  Reason = "Deferred" // over maxImagesPerSweep; next sweep
 	// RecentlyUsed: used (or arrived) less than maxUnusedAge ago, and the
 	// disk is not above its high watermark.
 	RecentlyUsed Reason = "RecentlyUsed"
