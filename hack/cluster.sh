@@ -227,6 +227,8 @@ readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 resolvConf: /etc/resolv.conf
 serializeImagePulls: true
+# Static pods (their mirror pods bound to this node) for test/node.
+staticPodPath: ${state}/static-pods
 EOF
 }
 
@@ -291,6 +293,7 @@ up() {
     --cni-conf-dir "${state}/cni/net.d" --cni-cache-dir "${state}/cni/cache"
   wait_for "cri-dockerd" 30 test -S "${state}/cri-dockerd.sock"
 
+  mkdir -p "${state}/static-pods"
   write_kubelet_config
   start kubelet "${bin}/kubelet" --config "${state}/kubelet.yaml" \
     --kubeconfig "${state}/kubelet.kubeconfig" --root-dir "${state}/kubelet" \
@@ -346,6 +349,7 @@ export TEST_CLUSTER_NODE=${node_name}
 export TEST_CLUSTER_KUBELET_ROOT=${state}/kubelet
 export TEST_CLUSTER_PAUSE_IMAGE=${pause_image}
 export TEST_CLUSTER_AGENT_IMAGE=${agent_image}
+export TEST_CLUSTER_STATIC_PODS=${state}/static-pods
 EOF
 }
 

@@ -417,11 +417,11 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	case opts.Protected.Select(matchImage(img)).Any():
 		return keep(Protected, "the agent's own image, or one given to --protect-images")
 	}
-	if pod := ix.pods.using(img.ID, img.RepoTags, img.RepoDigests); pod != "" {
-		return keep(PodOnNode, "pod "+pod+" is bound to this node and names it: the kubelet runs it, or will")
-	}
 	if c := firstInUse(ix.containers[img.ID]); c != nil {
 		return keep(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
+	}
+	if pod := ix.pods.using(img.ID, img.RepoTags, img.RepoDigests); pod != "" {
+		return keep(PodOnNode, "pod "+pod+" is bound to this node and names it: the kubelet runs it, or will")
 	}
 	if age := now.Sub(arrived(img, now)); age < opts.MinImageAge {
 		return keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", FormatDuration(age), FormatDuration(opts.MinImageAge)))
