@@ -99,9 +99,12 @@ func (h *Host) prove(ctx context.Context) error {
 	if h.given || h.proven {
 		return nil
 	}
-	ok, err := Proves(ctx, h.Runtime, h.Info, h.dataRoot)
+	ok, empty, err := Proves(ctx, h.Runtime, h.Info, h.dataRoot)
 	if err != nil {
 		return err
+	}
+	if empty {
+		return nil // nothing to remove, nothing to lose: measure, and look again next time
 	}
 	if !ok {
 		return fmt.Errorf("%s: %w (a remote engine, or another mount namespace?): give the data root as it is seen here (--data-root)", h.dataRoot, ErrNotProven)
@@ -113,38 +116,40 @@ func (h *Host) prove(ctx context.Context) error {
 // Proves reports whether root, on this machine, is the engine's data root:
 // it holds the engine's own ID file, or the folder of one of its
 // containers, or the record of one of its images. The engine writes those
-// there; another disk at the same path does not have them.
-func Proves(ctx context.Context, rt engine.Runtime, info engine.Info, root string) (bool, error) {
+// there; another disk at the same path does not have them. empty says that
+// the engine holds no container and no image: nothing can prove it, and
+// nothing could be removed.
+func Proves(ctx context.Context, rt engine.Runtime, info engine.Info, root string) (proven, empty bool, err error) {
 	if root == "" {
-		return false, nil
+		return false, false, nil
 	}
 	if id, err := os.ReadFile(filepath.Join(root, "engine-id")); err == nil && strings.TrimSpace(string(id)) == info.ID {
-		return true, nil // Docker 23 and later
+		return true, false, nil // Docker 23 and later
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	containers, err := rt.ListContainers(ctx)
 	if err != nil {
-		return false, fmt.Errorf("list containers: %w", err)
+		return false, false, fmt.Errorf("list containers: %w", err)
 	}
 	for _, c := range containers {
 		if exists(filepath.Join(root, "containers", c.ID)) {
-			return true, nil
+			return true, false, nil
 		}
 	}
 	images, err := rt.ListImages(ctx)
 	if err != nil {
-		return false, fmt.Errorf("list images: %w", err)
+		return false, false, fmt.Errorf("list images: %w", err)
 	}
 	stores, _ := filepath.Glob(filepath.Join(root, "image", "*", "imagedb", "content", "sha256"))
 	for _, img := range images {
 		for _, store := range stores {
 			if exists(filepath.Join(store, strings.TrimPrefix(img.ID, "sha256:"))) {
-				return true, nil
+				return true, false, nil
 			}
 		}
 	}
-	return false, nil
+	return false, len(containers) == 0 && len(images) == 0, nil
 }
 
 func exists(path string) bool {

@@ -1,0 +1,60 @@
+package enginehost_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+func runtimeAt(t *testing.T, host string) *docker.Runtime {
+	t.Helper()
+	rt, err := docker.New(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	return rt
+}
+
+// Finding 6 of the second review, on the real engines: the two private
+// engines of make test run on one machine (Docker 20.10 takes its ID from
+// /etc/docker/key.json, so they may share it), and each gets a clock of
+// its own in one state folder, held by one process at a time.
+func TestTwoEnginesOnOneMachineKeepTwoClocks(t *testing.T) {
+	testenv.Docker(t)
+	_, smallHost, _ := testenv.SmallDocker(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, err := enginehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), enginehost.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := enginehost.Open(ctx, runtimeAt(t, smallHost), enginehost.Options{StateDir: dir})
+	if err != nil {
+		t.Fatalf("the second engine's clock: %v", err)
+	}
+	defer b.Close()
+	t.Logf("engine IDs %q and %q, data roots %s and %s", a.Info.ID, b.Info.ID, a.Info.RootDir, b.Info.RootDir)
+	if _, err := enginehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), enginehost.Options{StateDir: dir}); err == nil {
+		t.Fatal("a second process opened a clock that is held")
+	}
+}
+
+// Finding 7 of the second review, on the real engine: the data root the
+// engine reports is measured once it is shown to be the engine's here.
+func TestTheEnginesDataRootIsProvenHere(t *testing.T) {
+	cli := testenv.Docker(t)
+	testenv.ImportImage(t, cli, "itest.local/"+testenv.UniqueName("proof")+"/app:1")
+	ctx := context.Background()
+	h, err := enginehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), enginehost.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Disk(ctx)(); err != nil {
+		t.Fatalf("the private engine's own data root, on this machine: %v", err)
+	}
+}
