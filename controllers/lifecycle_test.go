@@ -544,6 +544,7 @@ func (m *lifeModel) forgetReport() {
 	m.pending = false
 	if m.clock != nil {
 		m.clock.ForgetPolicy(lifePolicy)
+		m.must(m.clock.Save()) // as the agent's forget does
 	}
 }
 
@@ -652,8 +653,10 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	if m.violation != "" {
 		m.t.Fatal(m.violation)
 	}
-	if !policy.Spec.DryRun {
-		m.countRemovals(before)
+	// What went counts for the policy's report, unless the report went too
+	// (the policy was deleted, or the node left its selector, mid-sweep).
+	if removed := m.countRemovals(before); !policy.Spec.DryRun && m.policy != nil && m.selected {
+		m.truth.images += removed
 	}
 	if during == "kill" && saved != nil {
 		// The agent died at that call: what it wrote since is lost, what it
@@ -774,16 +777,18 @@ func (m *lifeModel) onRemove(kind, id string) {
 	delete(m.truth.arrived, id)
 }
 
-// countRemovals adds to the truth what the sweep took from the images that
-// were there when it began: an image deleted, or one that lost a
-// reference, counts once (a report counts images or tags removed).
-func (m *lifeModel) countRemovals(before map[string]engine.Image) {
+// countRemovals counts what the sweep took from the images that were there
+// when it began: an image deleted, or one that lost a reference, counts
+// once (a report counts images or tags removed).
+func (m *lifeModel) countRemovals(before map[string]engine.Image) int64 {
+	var n int64
 	for id, was := range before {
 		now, ok := m.f.Image(id)
 		if !ok || len(now.RepoTags)+len(now.RepoDigests) < len(was.RepoTags)+len(was.RepoDigests) {
-			m.truth.images++
+			n++
 		}
 	}
+	return n
 }
 
 // excluded says why the policy's exclusions keep the image, "" if they do

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -71,6 +72,8 @@ type Unfinished struct {
 	Image      string            `json:"image,omitempty"`
 	Refs       []string          `json:"refs,omitempty"`
 	Containers map[string]string `json:"containers,omitempty"`
+	// Gone: the image left the engine since (it may be back).
+	Gone bool `json:"gone,omitempty"`
 }
 
 // EngineKey names one engine's store: its ID alone is not enough (Docker
@@ -316,12 +319,18 @@ func (c *Clock) ImageUsed(imageID string, at time.Time) {
 }
 
 // ImageGone forgets an image that left the engine (deleted by a sweep, by
-// another hand, by the kubelet): if it comes back, it arrives again.
+// another hand, by the kubelet): if it comes back, it arrives again. A
+// removal begun on it counts as done.
 func (c *Clock) ImageGone(imageID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.images[imageID]; ok {
 		delete(c.images, imageID)
+		c.dirty = true
+	}
+	if u, ok := c.unfinished[imageID]; ok && !u.Gone {
+		u.Gone = true
+		c.unfinished[imageID] = u
 		c.dirty = true
 	}
 }
@@ -450,6 +459,12 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time
 	for _, ct := range inv.Containers {
 		containers[ct.ID] = true
 	}
+	held := map[string]bool{} // every reference some image holds now
+	for i := range inv.Images {
+		for _, r := range append(slices.Clone(inv.Images[i].RepoTags), inv.Images[i].RepoDigests...) {
+			held[r] = true
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var rec Recovered
@@ -471,11 +486,11 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time
 			}
 		}
 		img := images[id]
-		if img == nil || lostARef(img, u.Refs) {
+		if img == nil || u.Gone || removedARef(u.Refs, held) {
 			rec.Images = append(rec.Images, u.Image)
 		}
 		switch {
-		case img != nil && img.Unreferenced():
+		case img != nil && img.Unreferenced() && !u.Gone:
 			u.Containers, u.Refs = nil, nil // counted
 			c.unfinished[id] = u
 		default:
@@ -488,10 +503,12 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time
 	return rec
 }
 
-// lostARef reports whether the image lacks one of the references.
-func lostARef(img *engine.Image, refs []string) bool {
+// removedARef reports whether one of the references (not an ID) is held
+// by no image any more: removed, not moved to another image by a pull or a
+// tag, which is another hand's doing.
+func removedARef(refs []string, held map[string]bool) bool {
 	for _, r := range refs {
-		if !slices.Contains(img.RepoTags, r) && !slices.Contains(img.RepoDigests, r) && r != img.ID {
+		if !strings.HasPrefix(r, "sha256:") && !held[r] {
 			return true
 		}
 	}
