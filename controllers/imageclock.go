@@ -91,8 +91,10 @@ func (n *nodeClock) Start(ctx context.Context) error {
 		if err == nil {
 			err = clock.Follow(ctx, n.rt)
 		}
+		// Saved now: the engine may be restarting, and its replay of what
+		// the clock learned since the last save goes with it.
+		n.save(ctx)
 		if ctx.Err() != nil {
-			n.save(ctx)
 			return nil
 		}
 		log.V(1).Info("engine events interrupted; retrying", "error", err.Error(), "after", delay)

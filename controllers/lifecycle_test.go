@@ -114,6 +114,11 @@ func TestAgentLife(t *testing.T) {
 		_ = flag.Set("rapid.checks", fmt.Sprint(checks))
 		defer func() { _ = flag.Set("rapid.checks", old) }()
 	}
+	if !flagSet("rapid.steps") { // a life is longer than rapid's 30 steps
+		old := flag.Lookup("rapid.steps").Value.String()
+		_ = flag.Set("rapid.steps", "60")
+		defer func() { _ = flag.Set("rapid.steps", old) }()
+	}
 	rapid.Check(t, func(rt *rapid.T) {
 		m := newLifeModel(rt, t.TempDir())
 		defer m.stop()
@@ -140,6 +145,7 @@ func TestAgentLife(t *testing.T) {
 			"bindPod":        m.bindPod,
 			"podDone":        m.podDone,
 			"sweep":          m.sweep,
+			"sweep again":    m.sweep,
 			"sweepAndChange": m.sweepAndChange,
 			"sweepAndKill":   m.sweepAndKill,
 		})
@@ -162,6 +168,7 @@ func newLifeModel(t *rapid.T, dir string) *lifeModel {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: lifeNode, Labels: map[string]string{"pool": "a"}}}
 	m.kube = fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(node).Build()
 	m.agentUp()
+	m.changePolicy(t) // a life starts with a policy
 	return m
 }
 
@@ -183,13 +190,17 @@ func (m *lifeModel) agentUp() {
 }
 
 // follow is the agent's event follower, run to the present after every
-// step: deterministic, where the real one runs alongside.
+// step: deterministic, where the real one runs alongside; and its saver,
+// which writes what the clock learned within seconds (steps are longer).
 func (m *lifeModel) follow() {
 	if m.clock == nil {
 		return
 	}
 	if err := m.clock.CatchUp(m.ctx, m.f); err != nil {
 		m.t.Fatalf("events: %v", err)
+	}
+	if m.clock.Dirty() {
+		m.must(m.clock.Save())
 	}
 }
 
@@ -771,7 +782,9 @@ func (m *lifeModel) onRemove(kind, id string) {
 	if unused := spec.MaxUnusedAgeDuration(); unused > 0 && !m.pressure {
 		idle := m.now.Sub(later(m.truth.used[id], m.truth.arrived[id]))
 		if idle < unused {
-			m.violate("image %s removed %s after its last use or arrival, maxUnusedAge %s", id, idle, unused)
+			rec, _ := m.clock.Record(id)
+			m.violate("image %s removed %s after its last use or arrival, maxUnusedAge %s (truth: arrived %s, used %s; clock: %+v)",
+				id, idle, unused, m.truth.arrived[id], m.truth.used[id], rec)
 		}
 	}
 	delete(m.truth.arrived, id)

@@ -422,10 +422,11 @@ func (c *Clock) Begin(policy string, sweep time.Time, removals []Removal) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range removals {
-		if _, ok := c.unfinished[r.ImageID]; !ok {
-			c.unfinished[r.ImageID] = Unfinished{Policy: policy, Sweep: sweep, Image: r.Image, Refs: slices.Clone(r.Refs), Containers: maps.Clone(r.Containers)}
-			c.dirty = true
-		}
+		// A record of an earlier sweep is this sweep's now: this sweep will
+		// report what goes (a record kept by its older time would be taken
+		// for one already reported).
+		c.unfinished[r.ImageID] = Unfinished{Policy: policy, Sweep: sweep, Image: r.Image, Refs: slices.Clone(r.Refs), Containers: maps.Clone(r.Containers)}
+		c.dirty = true
 	}
 }
 

@@ -340,3 +340,20 @@ func TestReturnAfterAGapIsAnArrival(t *testing.T) {
 		t.Fatalf("arrival %v, want its return at %v", r.Arrived, now)
 	}
 }
+
+// Found by the model test (TestAgentLife): a removal begun by a sweep that
+// was killed stayed on record under an older sweep's time; the next sweep
+// began it again and was killed too; a report written in between made the
+// record look reported, and what the second sweep removed was never
+// counted. A new Begin takes the record over.
+func TestBeginTakesOverAnOlderRecord(t *testing.T) {
+	c := imageclock.InMemory()
+	inv := inventory("a")
+	c.Observe(&inv, t0)
+	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a", Image: "app:1"}})
+	c.Begin("p", t0.Add(2*time.Minute), []imageclock.Removal{{ImageID: "a", Image: "app:1"}})
+	empty := inventory()
+	if rec := c.Harvest("p", &empty, t0.Add(time.Minute)); len(rec.Images) != 1 {
+		t.Fatalf("the second sweep's removal was taken for one already reported: %+v", rec)
+	}
+}

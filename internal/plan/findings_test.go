@@ -135,3 +135,29 @@ func TestFindingKeepNewestByBuild(t *testing.T) {
 		t.Fatalf("with equal build dates keepNewest kept %v, want the last two to arrive (builds 4 and 5)", kept)
 	}
 }
+
+// Found by the model test (TestAgentLife): a dangling child was removed and
+// the engine pruned its untagged parent with it, though a container had
+// run the parent a second before and the policy said maxUnusedAge: the
+// parent's own guards now hold the prune back.
+func TestPruneHonoursTheParentsGuards(t *testing.T) {
+	parent := img("parent")
+	child := img("child")
+	child.ParentID = parent.ID
+	s := with(spec("**"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.Dangling = true
+		s.MaxUnusedAge = dur("1h")
+	})
+	parent.LastUsed = now.Add(-time.Second)
+	p := makePlan(t, s, nil, []engine.Image{parent, child})
+	if len(p.Actions) != 1 || len(p.Actions[0].PruneParents) != 0 {
+		t.Fatalf("a parent used a second ago may be pruned: %+v", p.Actions)
+	}
+	parent.LastUsed = now.Add(-2 * time.Hour)
+	young := with(s, func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("24h") })
+	parent.Arrived = now.Add(-time.Hour)
+	child.Arrived = now.Add(-48 * time.Hour)
+	if p := makePlan(t, young, nil, []engine.Image{parent, child}); len(p.Actions) != 1 || len(p.Actions[0].PruneParents) != 0 {
+		t.Fatalf("a parent that arrived an hour ago may be pruned under minImageAge 24h: %+v", p.Actions)
+	}
+}

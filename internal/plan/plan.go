@@ -190,6 +190,8 @@ type index struct {
 	sandboxes map[string]bool
 	// pods are the images of the pods bound to the node.
 	pods podImages
+	// now is the plan's time (Make).
+	now time.Time
 }
 
 func newIndex(inv *engine.Inventory) *index {
@@ -222,10 +224,21 @@ func (ix *index) kept(img *engine.Image, opts *Options) bool {
 		ix.pods.using(img.ID, img.RepoTags, img.RepoDigests) != ""
 }
 
+// keptParent reports whether the policy keeps an untagged parent that it
+// would otherwise prune with its last child: kept, arrived less than
+// minImageAge ago, or used less than maxUnusedAge ago (found by the model
+// test: a parent used a second ago was pruned with its dangling child).
+func (ix *index) keptParent(img *engine.Image, opts *Options) bool {
+	return ix.kept(img, opts) ||
+		ix.now.Sub(arrived(img, ix.now)) < opts.MinImageAge ||
+		(opts.UnusedFor > 0 && ix.now.Sub(idleSince(img, ix.now)) < opts.UnusedFor)
+}
+
 // prunable returns the chain of untagged parents from parentID up that the
 // engine may prune with the deletion of their child (it deletes each parent
 // left without reference and child), or nil when the policy keeps one of
-// them (excluded by ID, protected): then nothing may be pruned.
+// them (excluded by ID, protected, too young, used lately): then nothing
+// may be pruned.
 func (ix *index) prunable(parentID string, opts *Options) []string {
 	var chain []string
 	for id := parentID; id != ""; {
@@ -233,7 +246,7 @@ func (ix *index) prunable(parentID string, opts *Options) []string {
 		if img == nil || !img.Unreferenced() {
 			break // the engine stops at a referenced parent
 		}
-		if ix.kept(img, opts) {
+		if ix.keptParent(img, opts) {
 			return nil
 		}
 		chain = append(chain, id)
@@ -377,6 +390,7 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 	ix := newIndex(inv)
 	ix.pods = newPodImages(opts.PodImages)
+	ix.now = now
 	var p Plan
 	actions := map[string]*Action{}
 	for _, id := range slices.Sorted(maps.Keys(ix.images)) {
