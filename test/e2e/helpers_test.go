@@ -135,12 +135,22 @@ func startAgentOn(t *testing.T, node string, rt engine.Runtime, wrap func(http.R
 // until the test ends (or stop is called); elections are fast in tests.
 func startAggregator(t *testing.T) (stop func()) {
 	t.Helper()
-	mgr, err := aggregator.NewManager(testenv.APIServer(t), controllers.Scheme(), aggregator.Options{
+	return startAggregatorWith(t, nil)
+}
+
+// startAggregatorWith lets a test change the aggregator's options first.
+func startAggregatorWith(t *testing.T, adjust func(*aggregator.Options)) (stop func()) {
+	t.Helper()
+	opts := aggregator.Options{
 		LeaseNamespace: leaseNamespace, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 		LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond,
 		StatusInterval:     300 * time.Millisecond,
 		SkipNameValidation: true,
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	mgr, err := aggregator.NewManager(testenv.APIServer(t), controllers.Scheme(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,17 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+
 	"testing"
+
+	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -132,4 +142,45 @@ func TestKstatusSeesWhatAUserWould(t *testing.T) {
 	invalid.NodeSelector = &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group), "bad key!": "x"}}
 	bad := createPolicy(t, c, testenv.UniqueName("kstatus-invalid"), invalid)
 	waitView(t, c, bad.Name, failed)
+}
+
+// Issue 18: a selected node where no agent runs (here: no agent pod on it)
+// is named in the status and does not hold the policy back: kstatus, the
+// Flux expressions and Argo CD all say done, and Ready's reason says why.
+func TestNodesWithoutAnAgentAreNamedNotWaitedFor(t *testing.T) {
+	c := apiClient(t)
+	group := testenv.UniqueName("agentless")
+	withAgent, without := testenv.UniqueName("node-agent"), testenv.UniqueName("node-none")
+	labels := map[string]string{"imagecleanup.test/group": group}
+	createNode(t, c, withAgent, labels)
+	createNode(t, c, without, labels)
+	podLabels := map[string]string{"app.kubernetes.io/component": "agent", "imagecleanup.test/group": group}
+	agentPod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: testenv.UniqueName("agent"), Namespace: leaseNamespace, Labels: podLabels},
+		Spec:       corev1.PodSpec{NodeName: withAgent, Containers: []corev1.Container{{Name: "agent", Image: "imagecleanup/agent:test"}}},
+	}
+	if err := c.Create(context.Background(), agentPod); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), agentPod, client.GracePeriodSeconds(0)) })
+	agentPod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if err := c.Status().Update(context.Background(), agentPod); err != nil {
+		t.Fatal(err)
+	}
+	startAggregatorWith(t, func(o *aggregator.Options) {
+		o.Agents = &aggregator.AgentPods{Namespace: leaseNamespace, Selector: k8slabels.SelectorFromSet(podLabels)}
+	})
+	startAgent(t, withAgent, enginefake.WithStaleImage(withAgent))
+	policy := createPolicy(t, c, testenv.UniqueName("agentless"), v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		Images:       []v1alpha1.ImagePattern{"ci.local/**"},
+		Interval:     dur("1m"),
+	})
+	waitView(t, c, policy.Name, current)
+	p := getPolicy(t, c, policy.Name)
+	ready := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+	if p.Status.NodesWithoutAgent != 1 || !slices.Equal(p.Status.AgentlessNodes, []string{without}) ||
+		ready == nil || ready.Reason != v1alpha1.ReasonAppliedWhereAgentsRun || !strings.Contains(ready.Message, without) {
+		t.Fatalf("status %s, Ready %+v", statusLine(p), ready)
+	}
 }
