@@ -39,10 +39,15 @@ import (
 // the report's status. Every removal is checked against the truth the
 // model keeps, as it happens, and the report after every sweep.
 //
-// go test ./controllers -run TestAgentLife -rapid.checks=20000 searches
-// longer; a failure prints a short sequence to replay with -rapid.failfile.
+// make test runs 1,000 sequences from a fixed seed, the same on every run;
+// go test ./controllers -run TestAgentLife -life.checks=20000 -life.seed=0
+// searches longer from a random seed. A failure prints the sequence and a
+// file to replay it with -rapid.failfile.
 
-var lifeChecks = flag.Int("life.checks", 0, "sequences TestAgentLife tries (0: rapid's -rapid.checks)")
+var (
+	lifeChecks = flag.Int("life.checks", 1000, "sequences TestAgentLife tries")
+	lifeSeed   = flag.Uint64("life.seed", 20261130, "TestAgentLife's seed (0: a random one)")
+)
 
 const (
 	lifePolicy = "life"
@@ -105,19 +110,18 @@ type lifeModel struct {
 }
 
 func TestAgentLife(t *testing.T) {
-	checks := *lifeChecks
-	if checks == 0 && !flagSet("rapid.checks") {
-		checks = 300 // make test: a fixed number; more on demand
+	setRapid := func(name, value string) {
+		if flagSet(name) {
+			return // the command line wins
+		}
+		old := flag.Lookup(name).Value.String()
+		_ = flag.Set(name, value)
+		t.Cleanup(func() { _ = flag.Set(name, old) })
 	}
-	if checks > 0 {
-		old := flag.Lookup("rapid.checks").Value.String()
-		_ = flag.Set("rapid.checks", fmt.Sprint(checks))
-		defer func() { _ = flag.Set("rapid.checks", old) }()
-	}
-	if !flagSet("rapid.steps") { // a life is longer than rapid's 30 steps
-		old := flag.Lookup("rapid.steps").Value.String()
-		_ = flag.Set("rapid.steps", "60")
-		defer func() { _ = flag.Set("rapid.steps", old) }()
+	setRapid("rapid.checks", fmt.Sprint(*lifeChecks))
+	setRapid("rapid.steps", "60") // a life is longer than rapid's 30 steps
+	if *lifeSeed != 0 {
+		setRapid("rapid.seed", fmt.Sprint(*lifeSeed))
 	}
 	rapid.Check(t, func(rt *rapid.T) {
 		m := newLifeModel(rt, t.TempDir())
