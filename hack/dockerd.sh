@@ -17,6 +17,12 @@
 # fill past a watermark. IMAGECLEANUP_DOCKERD_ARGS adds dockerd flags (the
 # test node's runtime, hack/cluster.sh).
 #
+# IMAGECLEANUP_DOCKERD_BIN_DIR runs another engine: a folder with dockerd,
+# containerd, containerd-shim-runc-v2 and runc (hack/docker29-assets.sh
+# builds Docker 29 so). Its own containerd is then started first, under the
+# state folder, with that folder first in its PATH (containerd starts its
+# shims, and they runc, from PATH).
+#
 # Installs Debian's docker.io when dockerd is missing. Needs root, as dockerd
 # does. The machine allows no bridge or iptables, so containers run with
 # --network none (or host).
@@ -29,11 +35,14 @@ socket="${state}/docker.sock"
 pidfile="${state}/dockerd.pid"
 logfile="${state}/dockerd.log"
 docker_host="unix://${socket}"
+bin_dir="${IMAGECLEANUP_DOCKERD_BIN_DIR:-}"
+containerd_socket="${state}/containerd/containerd.sock"
+containerd_pidfile="${state}/containerd.pid"
 
 log() { echo "dockerd.sh: $*" >&2; }
 
 ensure_installed() {
-  if command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1; then
+  if command -v docker >/dev/null 2>&1 && { [[ -n "${bin_dir}" ]] || command -v dockerd >/dev/null 2>&1; }; then
     return
   fi
   if [[ "$(id -u)" != 0 ]]; then
@@ -78,10 +87,16 @@ start() {
     mount -t tmpfs -o "size=${IMAGECLEANUP_DOCKERD_DATA_SIZE}" tmpfs "${state}/data"
   fi
   rm -f "${socket}" "${pidfile}"
+  local dockerd=dockerd extra=()
+  if [[ -n "${bin_dir}" ]]; then
+    start_containerd
+    dockerd="${bin_dir}/dockerd"
+    extra=(--containerd "${containerd_socket}")
+  fi
   # Own containerd too (under the exec root), so a system containerd, if any,
   # is never shared: its "moby" namespace belongs to the default engine.
   # shellcheck disable=SC2086 # IMAGECLEANUP_DOCKERD_ARGS is a list of flags
-  setsid dockerd \
+  PATH="${bin_dir:+${bin_dir}:}${PATH}" setsid "${dockerd}" "${extra[@]}" \
     --host "${docker_host}" \
     --data-root "${state}/data" \
     --exec-root "${state}/exec" \
@@ -106,6 +121,53 @@ start() {
   exit 1
 }
 
+# start_containerd starts the engine's own containerd (IMAGECLEANUP_DOCKERD_BIN_DIR):
+# its root, state and socket under the state folder, the CRI plugin off (the
+# engine does not need it).
+start_containerd() {
+  if [[ -f "${containerd_pidfile}" ]] && kill -0 "$(cat "${containerd_pidfile}")" 2>/dev/null; then
+    return
+  fi
+  mkdir -p "${state}/containerd"
+  cat >"${state}/containerd.toml" <<TOML
+version = 3
+root = "${state}/containerd/root"
+state = "${state}/containerd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"]
+[grpc]
+  address = "${containerd_socket}"
+[ttrpc]
+  address = "${containerd_socket}.ttrpc"
+[debug]
+  level = "warn"
+TOML
+  rm -f "${containerd_socket}"
+  PATH="${bin_dir}:${PATH}" setsid "${bin_dir}/containerd" --config "${state}/containerd.toml" \
+    </dev/null >"${state}/containerd.log" 2>&1 &
+  echo $! >"${containerd_pidfile}"
+  for _ in $(seq 1 60); do
+    [[ -S "${containerd_socket}" ]] && return
+    sleep 0.5
+  done
+  log "containerd did not start within 30s; last lines of ${state}/containerd.log:"
+  tail -n 20 "${state}/containerd.log" >&2 || true
+  exit 1
+}
+
+stop_containerd() {
+  [[ -f "${containerd_pidfile}" ]] || return 0
+  local pid
+  pid="$(cat "${containerd_pidfile}")"
+  kill "${pid}" 2>/dev/null || true
+  for _ in $(seq 1 40); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -9 "${pid}" 2>/dev/null || true
+  rm -f "${containerd_pidfile}" "${containerd_socket}"
+  { grep -o " ${state}/containerd/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "${m}" || true; done
+}
+
 # unmount_data removes the data root's tmpfs, if there is one.
 unmount_data() {
   if mountpoint -q "${state}/data" 2>/dev/null; then
@@ -117,6 +179,7 @@ stop() {
   local pid
   if ! pid="$(running_pid)"; then
     rm -f "${socket}" "${pidfile}"
+    stop_containerd
     unmount_data
     return
   fi
@@ -141,6 +204,7 @@ stop() {
   rm -f "${socket}" "${pidfile}"
   # Mounts of the engine's containers under the data root go first.
   { grep -o " ${state}/data/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "${m}" || true; done
+  stop_containerd
   unmount_data
   log "private dockerd stopped"
 }

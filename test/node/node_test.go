@@ -286,7 +286,9 @@ func TestAgentPodIsReadyWithItsOwnIdentity(t *testing.T) {
 		{"create", "events.events.k8s.io", "yes"},
 		{"get", "nodes/" + n.name, "yes"},
 		{"patch", "imagecleanuppolicies.imagecleanup.io --subresource=status", "no"},
-		{"list", "pods", "no"},
+		{"list", "pods", "yes"}, // its node's, by field selector: the kubelet's images stay
+		{"create", "pods", "no"},
+		{"delete", "pods", "no"},
 		{"get", "secrets", "no"},
 		{"create", "leases.coordination.k8s.io", "no"},
 	} {

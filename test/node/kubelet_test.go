@@ -68,7 +68,8 @@ func crashLooping(p *corev1.Pod) bool {
 	return s.RestartCount >= 1 && s.State.Waiting != nil && s.State.Waiting.Reason == "CrashLoopBackOff"
 }
 
-// Issue 18, on a real kubelet: a policy that takes everything, with force
+// Issue 18, on a real kubelet (this file sorts before node_test.go, whose
+// last test replaces the install with the Helm chart's): a policy that takes everything, with force
 // and the kubelet's containers included, sweeps while a pod runs its init
 // container, while another waits between two restarts of a crashing
 // container, and while a static pod runs its init container. Their images
