@@ -138,10 +138,11 @@ func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
 	}
 	out := make([]engine.Image, 0, len(list))
 	for _, s := range list {
+		tags, digests := references(s.RepoTags, s.RepoDigests)
 		out = append(out, engine.Image{
 			ID:          s.ID,
-			RepoTags:    withoutNone(s.RepoTags),
-			RepoDigests: withoutNone(s.RepoDigests),
+			RepoTags:    tags,
+			RepoDigests: digests,
 			ParentID:    s.ParentID,
 			Created:     time.Unix(s.Created, 0),
 			Size:        s.Size,
@@ -150,16 +151,25 @@ func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
 	return out, nil
 }
 
-// withoutNone drops the "<none>:<none>" and "<none>@<none>" that some engine
-// versions list for untagged images.
-func withoutNone(digests []string) []string {
-	var out []string
-	for _, d := range digests {
-		if !strings.HasPrefix(d, "<none>") {
-			out = append(out, d)
+// references sorts what an engine lists of an image into tags and digest
+// references, as Docker 20.10's store has them: "<none>:<none>" and
+// "<none>@<none>" (old engines' untagged images) and "moby-dangling@…" (the
+// containerd store's record of an untagged image) are no references; a
+// name@digest the containerd store lists among the tags (an image pulled
+// by digest) is a digest reference.
+func references(tags, digests []string) (outTags, outDigests []string) {
+	for _, r := range append(slices.Clone(tags), digests...) {
+		switch {
+		case strings.HasPrefix(r, "<none>"), strings.HasPrefix(r, "moby-dangling@"):
+		case strings.Contains(r, "@"):
+			if !slices.Contains(outDigests, r) {
+				outDigests = append(outDigests, r)
+			}
+		case !slices.Contains(outTags, r):
+			outTags = append(outTags, r)
 		}
 	}
-	return out
+	return outTags, outDigests
 }
 
 func toContainer(s *container.Summary) engine.Container {
@@ -221,10 +231,11 @@ func (r *Runtime) InspectImage(ctx context.Context, id string) (engine.Image, er
 	if err != nil {
 		return engine.Image{}, wrap(err)
 	}
+	tags, digests := references(info.RepoTags, info.RepoDigests)
 	img := engine.Image{
 		ID:          info.ID,
-		RepoTags:    withoutNone(info.RepoTags),
-		RepoDigests: withoutNone(info.RepoDigests),
+		RepoTags:    tags,
+		RepoDigests: digests,
 		Size:        info.Size,
 		LastTagTime: info.Metadata.LastTagTime,
 	}

@@ -178,6 +178,23 @@ type ContainerOptions struct {
 	SleepWhenStarted bool
 }
 
+// ContainerdStore reports whether the engine keeps its images in
+// containerd's store (the containerd snapshotter: Docker 29's default on a
+// new data root) rather than the classic graph-driver store of Docker 20.10.
+func ContainerdStore(t testing.TB, cli *client.Client) bool {
+	t.Helper()
+	info, err := cli.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range info.DriverStatus {
+		if kv[0] == "driver-type" && kv[1] == "io.containerd.snapshotter.v1" {
+			return true
+		}
+	}
+	return false
+}
+
 // RemoveContainer removes a test's container (forcibly, it is the test's own).
 func RemoveContainer(t testing.TB, cli *client.Client, id string) {
 	t.Helper()

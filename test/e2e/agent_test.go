@@ -91,11 +91,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 
 	// The real thing: a spec change sweeps at once.
-	p := getPolicy(t, c, policy.Name)
-	p.Spec.DryRun = false
-	if err := c.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	p := updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.DryRun = false })
 	eventually(t, "the blocking containers and the image to go", func() (bool, string) {
 		gone := !testenv.ImageExists(t, cli, old) && !testenv.ContainerExists(t, cli, c1) && !testenv.ContainerExists(t, cli, c2)
 		return gone, "still there"
@@ -152,7 +148,6 @@ func TestAgentEndToEnd(t *testing.T) {
 func TestSeveralNodes(t *testing.T) {
 	startAggregator(t)
 	c := apiClient(t)
-	ctx := context.Background()
 	group := testenv.UniqueName("group")
 	nodes := []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b"), testenv.UniqueName("node-c")}
 	engines := map[string]*enginefake.Engine{}
@@ -190,11 +185,7 @@ func TestSeveralNodes(t *testing.T) {
 	// node-b's engine goes down; a spec change makes every node sweep.
 	down := nodes[1]
 	engines[down].SetDown(true)
-	p := getPolicy(t, c, policy.Name)
-	p.Spec.MinImageAge = dur("2h")
-	if err := c.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("2h") })
 	eventually(t, "node-b Failed and the policy Degraded", func() (bool, string) {
 		p := getPolicy(t, c, policy.Name)
 		deg := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionDegraded)
@@ -408,11 +399,7 @@ func TestAggregatorHandover(t *testing.T) {
 	}
 	bump := func() int64 {
 		t.Helper()
-		p := getPolicy(t, c, policy.Name)
-		p.Spec.DryRun = !p.Spec.DryRun
-		if err := c.Update(context.Background(), p); err != nil {
-			t.Fatal(err)
-		}
+		p := updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.DryRun = !s.DryRun })
 		return p.Generation // as the API server answered
 	}
 	readyAt("Ready with the first aggregator leading")

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -276,4 +277,23 @@ func bindPod(t *testing.T, c client.Client, node, image string) string {
 	}
 	t.Cleanup(func() { _ = c.Delete(context.Background(), p) })
 	return p.Name
+}
+
+// updateSpec changes a policy's spec as a user would, again on a conflict
+// (the aggregator writes the status meanwhile), and returns it as the API
+// server answered.
+func updateSpec(t *testing.T, c client.Client, name string, change func(*v1alpha1.ImageCleanupPolicySpec)) *v1alpha1.ImageCleanupPolicy {
+	t.Helper()
+	p := &v1alpha1.ImageCleanupPolicy{}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(context.Background(), client.ObjectKey{Name: name}, p); err != nil {
+			return err
+		}
+		change(&p.Spec)
+		return c.Update(context.Background(), p)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

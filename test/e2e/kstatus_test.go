@@ -120,21 +120,13 @@ func TestKstatusSeesWhatAUserWould(t *testing.T) {
 
 	// Failing: node b's engine is down when the spec changes (1 of 2 nodes).
 	engineB.SetDown(true)
-	p := getPolicy(t, c, policy.Name)
-	p.Spec.MinImageAge = dur("2h")
-	if err := c.Update(context.Background(), p); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("2h") })
 	waitView(t, c, policy.Name, failed)
 	engineB.SetDown(false)
 	waitView(t, c, policy.Name, current)
 
 	// Suspended: done, not waiting.
-	p = getPolicy(t, c, policy.Name)
-	p.Spec.Suspend = true
-	if err := c.Update(context.Background(), p); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.Suspend = true })
 	waitView(t, c, policy.Name, suspended)
 
 	// Invalid on the nodes (a selector key the CRD cannot check): Failed.

@@ -70,11 +70,7 @@ func TestPodsOnTheNodeKeepTheirImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // the agent's cache sees the deletion
-	cur := getPolicy(t, c, p.Name)
-	cur.Spec.Interval = dur("2h")
-	if err := c.Update(context.Background(), cur); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, c, p.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.Interval = dur("2h") })
 	eventually(t, "the images of a pod that is gone to go", func() (bool, string) {
 		return !f.HasImage(app) && !f.HasImage(initImage), "still there"
 	})
