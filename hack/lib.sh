@@ -28,7 +28,28 @@ stop_started() {
     hack/dockerd.sh stop
   fi
   stop_small_dockerd
+  stop_docker29
   stop_test_node
+}
+
+# use_docker29 builds (once, hack/docker29-assets.sh) and starts a private
+# Docker 29 with its containerd image store (its default on a new data
+# root), exports TEST_DOCKER29_HOST, and stops it on exit unless
+# KEEP_DOCKERD is 1.
+use_docker29() {
+  trap stop_started EXIT
+  local bins
+  bins="$(hack/docker29-assets.sh)"
+  export IMAGECLEANUP_DOCKER29_DIR="/tmp/imagecleanup-docker29-$(printf '%s' "$(pwd)" | sha256sum | cut -c1-10)"
+  export IMAGECLEANUP_DOCKER29_BIN_DIR="${bins}"
+  TEST_DOCKER29_HOST="$(IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_DOCKER29_DIR}" IMAGECLEANUP_DOCKERD_BIN_DIR="${bins}" hack/dockerd.sh start)"
+  export TEST_DOCKER29_HOST
+}
+
+stop_docker29() {
+  if [[ -n "${IMAGECLEANUP_DOCKER29_DIR:-}" && "${KEEP_DOCKERD:-}" != 1 ]]; then
+    IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_DOCKER29_DIR}" IMAGECLEANUP_DOCKERD_BIN_DIR="${IMAGECLEANUP_DOCKER29_BIN_DIR}" hack/dockerd.sh stop
+  fi
 }
 
 # use_test_node brings up the single-node cluster (hack/cluster.sh) unless it

@@ -33,16 +33,21 @@ func TestEnvtestAssetsHonoursPreset(t *testing.T) {
 func TestDockerdScriptIsIdempotent(t *testing.T) {
 	host := testenv.DockerHost(t)
 	testenv.Docker(t) // it answers
-	if runScript(t, nil, "dockerd.sh", "env") != "export DOCKER_HOST="+host {
+	dir := filepath.Dir(strings.TrimPrefix(host, "unix://"))
+	env := []string{"IMAGECLEANUP_DOCKERD_DIR=" + dir}
+	if host == os.Getenv("TEST_DOCKER29_HOST") { // the pass on Docker 29 (hack/test.sh)
+		env = append(env, "IMAGECLEANUP_DOCKERD_BIN_DIR="+os.Getenv("IMAGECLEANUP_DOCKER29_BIN_DIR"))
+	}
+	if runScript(t, env, "dockerd.sh", "env") != "export DOCKER_HOST="+host {
 		testenv.Unavailable(t, "the private dockerd of this run is not the one hack/dockerd.sh manages in this checkout")
 	}
-	pidFile := filepath.Join(filepath.Dir(strings.TrimPrefix(host, "unix://")), "dockerd.pid")
+	pidFile := filepath.Join(dir, "dockerd.pid")
 	before, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if got := runScript(t, nil, "dockerd.sh", "start"); got != host {
+		if got := runScript(t, env, "dockerd.sh", "start"); got != host {
 			t.Fatalf("start printed %q, want %q", got, host)
 		}
 	}
