@@ -65,6 +65,9 @@ func reportStatusApplyConfiguration(st *v1alpha1.ImageCleanupReportStatus) *ac.I
 		}
 		out.WithDisk(disk)
 	}
+	if e := st.Engine; e != nil {
+		out.WithEngine(ac.EngineStatus().WithName(e.Name).WithVersion(e.Version).WithImageStore(e.ImageStore))
+	}
 	for _, b := range st.Blocked {
 		item := ac.BlockedImage().WithImage(b.Image).WithReason(b.Reason)
 		if b.Message != "" {

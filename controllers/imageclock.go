@@ -48,8 +48,19 @@ func (n *nodeClock) open(ctx context.Context) (*enginehost.Host, error) {
 	if h.Warning != nil {
 		logf.FromContext(ctx).Info("image clock reset", "reason", h.Warning.Error())
 	}
+	observeEngine(h.Info)
 	n.host = h
 	return h, nil
+}
+
+// engine says which engine the node runs, once it was asked.
+func (n *nodeClock) engine() (engine.Info, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.host == nil {
+		return engine.Info{}, false
+	}
+	return n.host.Info, true
 }
 
 // get returns the image clock.

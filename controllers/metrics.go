@@ -8,6 +8,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
 
@@ -52,6 +53,9 @@ var (
 	buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "imagecleanup_build_info", Help: "Always 1; the labels say which build runs.",
 	}, []string{"version", "revision", "goversion"})
+	engineInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "imagecleanup_engine_info", Help: "Always 1; the labels say which container engine the node runs, and where it keeps images.",
+	}, []string{"engine", "version", "image_store"})
 
 	// perPolicy are the series labelled by policy, forgotten with it.
 	perPolicy = []interface {
@@ -63,9 +67,16 @@ var (
 func init() {
 	metrics.Registry.MustRegister(sweepsTotal, imagesRemovedTotal, containersRemovedTotal, bytesReclaimedTotal,
 		sweepErrorsTotal, sweepDuration, blockedImages, diskUsedPercent, diskSweepsTotal, sweepTriggers,
-		lastSweepTimestamp, buildInfo)
+		lastSweepTimestamp, buildInfo, engineInfo)
 	v := version.Get()
 	buildInfo.WithLabelValues(v.Version, v.Revision, v.GoVersion).Set(1)
+}
+
+// observeEngine says which engine the node runs: one series, replaced when
+// the engine changes (an upgrade).
+func observeEngine(info engine.Info) {
+	engineInfo.Reset()
+	engineInfo.WithLabelValues(info.Name, info.Version, info.ImageStore).Set(1)
 }
 
 // forgetPolicyMetrics drops a policy's series when the node stops applying

@@ -180,6 +180,9 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	sweepTriggers.WithLabelValues(policy.Name, trigger).Inc()
 	prev := statusOf(report)
 	st := sweepStatus(prev, policy.Generation, s.now, r.Clock.Since(s.now), v, &out)
+	if info, ok := r.Images.engine(); ok {
+		st.Engine = &v1alpha1.EngineStatus{Name: info.Name, Version: info.Version, ImageStore: info.ImageStore}
+	}
 	observeSweep(policy.Name, v, &st, &out)
 	r.recordEvents(policy, prev, &st)
 	logSweep(logf.FromContext(ctx), &out, &st)

@@ -164,6 +164,21 @@ type ImageCleanupReportStatus struct {
 	// policy with diskUsage.
 	// +optional
 	Disk *DiskStatus `json:"disk,omitempty"`
+	// engine is the node's container engine, as the last sweep found it.
+	// +optional
+	Engine *EngineStatus `json:"engine,omitempty"`
+}
+
+// EngineStatus names a node's container engine.
+type EngineStatus struct {
+	// name is the engine: docker.
+	Name string `json:"name"`
+	// version is the engine's version, as it reports it.
+	Version string `json:"version"`
+	// imageStore is where it keeps images: containerd (the containerd
+	// snapshotter: Docker 29's default on a new data root), or the graph
+	// driver of the classic store, such as overlay2.
+	ImageStore string `json:"imageStore"`
 }
 
 // DiskStatus is the engine's data filesystem before and after a sweep, in

@@ -31,6 +31,10 @@ type document struct {
 	// Suspended: the policy says suspend, so nothing was looked at.
 	Suspended         bool                 `json:"suspended,omitempty"`
 	Engine            string               `json:"engine"`
+	// EngineVersion and ImageStore say which engine answered, and where it
+	// keeps images (containerd, or a classic store's driver: overlay2).
+	EngineVersion string `json:"engineVersion,omitempty"`
+	ImageStore    string `json:"imageStore,omitempty"`
 	RemovedImages     []apply.RemovedImage `json:"removedImages"`
 	RemovedContainers []plan.ContainerRef  `json:"removedContainers"`
 	Blocked           []plan.Decision      `json:"blocked"`
@@ -67,9 +71,11 @@ type summary struct {
 	Failed            int   `json:"failed"`
 }
 
-func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, out *cleanup.Outcome, calls map[string]int) document {
+func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info engine.Info, out *cleanup.Outcome, calls map[string]int) document {
 	r := &out.Result
 	d := document{
+		EngineVersion:     info.Version,
+		ImageStore:        info.ImageStore,
 		APIVersion:        v1alpha1.GroupVersion.String(),
 		Kind:              "SweepResult",
 		Policy:            p.Name,
@@ -151,7 +157,11 @@ func writeTable(w io.Writer, d document) error {
 	if d.DryRun {
 		verb = "would remove"
 	}
-	fmt.Fprintf(w, "policy %s, %s on %s\n", d.Policy, d.Mode, d.Engine)
+	engineName := d.Engine
+	if d.EngineVersion != "" {
+		engineName += fmt.Sprintf(" (Docker %s, %s image store)", d.EngineVersion, d.ImageStore)
+	}
+	fmt.Fprintf(w, "policy %s, %s on %s\n", d.Policy, d.Mode, engineName)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(d.RemovedImages) > 0 {
 		fmt.Fprintf(tw, "\nIMAGES (%s)\tID\tREFERENCES\tDELETED\tSIZE\n", verb)

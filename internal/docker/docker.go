@@ -306,7 +306,13 @@ func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
 	if err != nil {
 		return engine.Info{}, wrap(err)
 	}
-	return engine.Info{ID: info.ID, RootDir: info.DockerRootDir}, nil
+	store := info.Driver
+	for _, kv := range info.DriverStatus {
+		if kv[0] == "driver-type" && kv[1] == "io.containerd.snapshotter.v1" {
+			store = "containerd"
+		}
+	}
+	return engine.Info{ID: info.ID, RootDir: info.DockerRootDir, Name: "docker", Version: info.ServerVersion, ImageStore: store}, nil
 }
 
 // eventBuffer is how many events the engine keeps for replay (moby's

@@ -129,3 +129,25 @@ func TestBadHost(t *testing.T) {
 		}
 	}
 }
+
+// Issue 19: the engine says what it is and where it keeps images: the
+// classic store's driver on Docker 20.10, containerd on Docker 29's default.
+func TestInfoNamesTheEngineAndItsImageStore(t *testing.T) {
+	cli := testenv.Docker(t)
+	rt, err := docker.New(testenv.DockerHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	info, err := rt.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "containerd"
+	if !testenv.ContainerdStore(t, cli) {
+		want = "overlay2"
+	}
+	if info.Name != "docker" || info.Version == "" || info.ImageStore != want {
+		t.Fatalf("info %+v, want docker, a version and image store %s", info, want)
+	}
+}

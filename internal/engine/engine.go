@@ -159,6 +159,12 @@ type Info struct {
 	ID string
 	// RootDir is the engine's data root (DockerRootDir).
 	RootDir string
+	// Name and Version say which engine it is ("docker", "29.0.0").
+	Name, Version string
+	// ImageStore says where it keeps images: "containerd" (the containerd
+	// snapshotter, Docker 29's default), or the graph driver of the classic
+	// store ("overlay2").
+	ImageStore string
 }
 
 // Event types.

@@ -105,6 +105,9 @@ func TestAgentEndToEnd(t *testing.T) {
 	if r.Status.Phase != v1alpha1.PhaseSucceeded || r.Status.PolicyGeneration != p.Generation || r.Status.Totals.Sweeps != 2 || r.Status.BytesReclaimed <= 0 {
 		t.Fatalf("report %+v", r.Status)
 	}
+	if e := r.Status.Engine; e == nil || e.Name != "docker" || e.Version == "" || e.ImageStore == "" {
+		t.Fatalf("the report does not say which engine the node runs: %+v", e)
+	}
 	if !testenv.ImageExists(t, cli, keep) {
 		t.Fatal("the excluded image went")
 	}

@@ -37,6 +37,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.DiskStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("DiskUsage"):
 		return &apiv1alpha1.DiskUsageApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EngineStatus"):
+		return &apiv1alpha1.EngineStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImageCleanupPolicy"):
 		return &apiv1alpha1.ImageCleanupPolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImageCleanupPolicySpec"):

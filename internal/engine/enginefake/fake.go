@@ -369,7 +369,7 @@ func (f *Engine) Info(ctx context.Context) (engine.Info, error) {
 		return engine.Info{}, err
 	}
 	defer f.mu.Unlock()
-	return engine.Info{ID: "fake", RootDir: cmp.Or(f.RootDir, "/var/lib/docker")}, nil
+	return engine.Info{ID: "fake", RootDir: cmp.Or(f.RootDir, "/var/lib/docker"), Name: "fake", Version: "1", ImageStore: "memory"}, nil
 }
 
 // Events implements engine.Runtime with Docker's rules: a replay of the

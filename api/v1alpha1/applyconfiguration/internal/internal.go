@@ -85,6 +85,18 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: numeric
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Duration
   scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.EngineStatus
+  map:
+    fields:
+    - name: imageStore
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+    - name: version
+      type:
+        scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ImageCleanupPolicy
   map:
     fields:
@@ -272,6 +284,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: disk
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskStatus
+    - name: engine
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.EngineStatus
     - name: errors
       type:
         list:

@@ -69,6 +69,8 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	// disk is the engine's data filesystem around the last sweep, for a
 	// policy with diskUsage.
 	Disk *DiskStatusApplyConfiguration `json:"disk,omitempty"`
+	// engine is the node's container engine, as the last sweep found it.
+	Engine *EngineStatusApplyConfiguration `json:"engine,omitempty"`
 }
 
 // ImageCleanupReportStatusApplyConfiguration constructs a declarative configuration of the ImageCleanupReportStatus type for use with
@@ -213,5 +215,13 @@ func (b *ImageCleanupReportStatusApplyConfiguration) WithTotals(value *SweepTota
 // If called multiple times, the Disk field is set to the value of the last call.
 func (b *ImageCleanupReportStatusApplyConfiguration) WithDisk(value *DiskStatusApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
 	b.Disk = value
+	return b
+}
+
+// WithEngine sets the Engine field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Engine field is set to the value of the last call.
+func (b *ImageCleanupReportStatusApplyConfiguration) WithEngine(value *EngineStatusApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
+	b.Engine = value
 	return b
 }
