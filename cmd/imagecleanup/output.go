@@ -29,12 +29,12 @@ type document struct {
 	// removed lists say what apply would remove.
 	DryRun bool `json:"dryRun"`
 	// Suspended: the policy says suspend, so nothing was looked at.
-	Suspended         bool                 `json:"suspended,omitempty"`
-	Engine            string               `json:"engine"`
+	Suspended bool   `json:"suspended,omitempty"`
+	Engine    string `json:"engine"`
 	// EngineVersion and ImageStore say which engine answered, and where it
 	// keeps images (containerd, or a classic store's driver: overlay2).
-	EngineVersion string `json:"engineVersion,omitempty"`
-	ImageStore    string `json:"imageStore,omitempty"`
+	EngineVersion     string               `json:"engineVersion,omitempty"`
+	ImageStore        string               `json:"imageStore,omitempty"`
 	RemovedImages     []apply.RemovedImage `json:"removedImages"`
 	RemovedContainers []plan.ContainerRef  `json:"removedContainers"`
 	Blocked           []plan.Decision      `json:"blocked"`
