@@ -83,7 +83,7 @@ func (d *demo) diskDemo(ctx context.Context, c client.Client, kubeconfig, node s
 	before := usage(e.dataRoot)
 	high, low := int32(before)+8, int32(before)-12
 	d.step("kubectl apply: policy disk-hygiene, diskUsage {highPercent: %d, lowPercent: %d} (disk at %.0f %%)", high, low, before)
-	fmt.Println("    (the demo sets the watermarks around what it just filled; a cluster would use 85/70, see config/samples/disk-hygiene.yaml)")
+	fmt.Println("    (the demo sets the watermarks around what it just filled; a cluster would use 75/65, under the kubelet's 85, see config/samples/disk-hygiene.yaml)")
 	zero := v1alpha1.Duration("0s")
 	policy := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "disk-hygiene"}, Spec: v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"node.kubernetes.io/pool": "builders"}},

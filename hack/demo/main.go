@@ -94,7 +94,8 @@ func (d *demo) run() error {
 	d.showEngine("engine before")
 
 	d.step("kubectl apply -f config/samples/article-stopped-containers.yaml -f config/samples/ci-runner-cleanup.yaml")
-	fmt.Println("    (the demo's images and containers are seconds old, so it sets minImageAge and minStoppedAge to 0s)")
+	fmt.Println("    (the demo's images and containers are seconds old, so it sets minImageAge and minStoppedAge to 0s;")
+	fmt.Println("     the samples ship with dryRun: true, which it turns off, as you would once their reports look right)")
 	for _, f := range []string{"config/samples/article-stopped-containers.yaml", "config/samples/ci-runner-cleanup.yaml"} {
 		if err := d.applySample(ctx, c, f); err != nil {
 			return err
@@ -254,6 +255,7 @@ func (d *demo) applySample(ctx context.Context, c client.Client, file string) er
 	zero := v1alpha1.Duration("0s")
 	p.Spec.MinImageAge = &zero
 	p.Spec.StoppedContainers.MinStoppedAge = &zero
+	p.Spec.DryRun = false // the samples ship as previews
 	if err := c.Create(ctx, &p); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}

@@ -266,7 +266,9 @@ func TestAggregatorDeployment(t *testing.T) {
 	}
 }
 
-// Every sample is a valid policy, for the CLI's admission and for the API server.
+// Every sample is a valid policy, for the CLI's admission and for the API
+// server, and changes nothing until edited: `kubectl apply -k
+// config/samples` previews, it does not remove.
 func TestSamples(t *testing.T) {
 	docs := build(t, "config/samples")
 	if len(docs) < 4 {
@@ -284,6 +286,12 @@ func TestSamples(t *testing.T) {
 		}
 		if errs := policyschema.Check(&p); len(errs) > 0 {
 			t.Errorf("sample %s: %v", p.Name, errs.ToAggregate())
+		}
+		if !p.Spec.DryRun {
+			t.Errorf("sample %s would remove images as it ships: set dryRun: true", p.Name)
+		}
+		if w := p.Spec.DiskUsage; w != nil && w.HighPercent >= v1alpha1.KubeletImageGCHighThresholdPercent {
+			t.Errorf("sample %s races the kubelet's image GC: highPercent %d", p.Name, w.HighPercent)
 		}
 		u := &unstructured.Unstructured{Object: d}
 		if err := c.Create(context.Background(), u, client.DryRunAll, client.FieldValidation("Strict")); err != nil {
