@@ -34,7 +34,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies,verbs=get;list;watch
-// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanupreports,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanupreports,verbs=get;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -480,8 +480,8 @@ func (r *nodeReconciler) recordEvents(policy *v1alpha1.ImageCleanupPolicy, prev,
 }
 
 // SetupWithManager registers the controller: policies (spec changes only),
-// this node's Node (label changes), and this node's reports (deletions, so a
-// report removed by hand comes back).
+// this node's Node (label changes) and the disk ticks. Reports are not
+// watched: a report removed by hand comes back with the next sweep.
 func (r *nodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	allPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		return policyRequests(ctx, mgr.GetCache())

@@ -77,8 +77,10 @@ type Failure struct {
 	Error   string `json:"error"`
 }
 
-// Result is what a sweep did. Each planned image is in exactly one of
-// RemovedImages, Blocked, Skipped and Failed.
+// Result is what a sweep did. Each planned image is in at most one of
+// RemovedImages, Blocked, Skipped and Failed: in none when it vanished
+// (another hand removed it) before its removal; untagged parents the engine
+// pruned with an image are in RemovedImages too.
 type Result struct {
 	DryRun            bool                `json:"dryRun"`
 	RemovedImages     []RemovedImage      `json:"removedImages"`

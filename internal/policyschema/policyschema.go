@@ -1,12 +1,14 @@
 // Package policyschema admits ImageCleanupPolicies as the API server does,
 // from the generated CRD itself: its OpenAPI schema, defaults, list types and
 // CEL rules, run by the API server's own code (k8s.io/apiextensions-apiserver).
-// The CLI, the agent and the API server therefore cannot disagree, and there
-// is no hand-written twin of the rules to keep in step.
+// The CLI and the API server therefore agree on everything the CRD states,
+// and there is no hand-written twin of its rules to keep in step.
 //
 // What CEL cannot express is checked here in Go, and only here: label keys
 // of nodeSelector.matchLabels (no cost bound for rules over map keys), and
-// that every images and exclude entry compiles as a pattern.
+// that every images and exclude entry compiles as a pattern. The API server
+// does not run these: a policy that passes it and fails them is refused by
+// the CLI, and reported InvalidPolicy by the agent on every node.
 package policyschema
 
 import (

@@ -191,7 +191,7 @@ func TestRBAC(t *testing.T) {
 			"/pods: get,list,watch",
 			"events.k8s.io/events: create,patch",
 			"imagecleanup.io/imagecleanuppolicies: get,list,watch",
-			"imagecleanup.io/imagecleanupreports: create,delete,get,list,patch,watch",
+			"imagecleanup.io/imagecleanupreports: create,delete,get,patch",
 		}, nil},
 		{"aggregator", []string{
 			"/nodes: get,list,watch",
