@@ -69,8 +69,12 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run
 
 .PHONY: test
-test: verify-generated vet $(KUSTOMIZE) $(HELM) ## Run every test, unit and integration, against a private dockerd, envtest and the test node.
-	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) hack/test.sh ./...
+test: verify-generated vet $(KUSTOMIZE) $(HELM) ## Run every test, unit and integration, against private dockerds (20.10 and 29), envtest and the test node.
+	KUSTOMIZE=$(KUSTOMIZE) HELM=$(HELM) hack/test.sh
+
+.PHONY: test-unit
+test-unit: ## Run the pure tests only (seconds): no engine, no API server; the model test runs 100 sequences.
+	env -u CI -u TEST_DOCKER_HOST -u TEST_SMALL_DOCKER_HOST -u KUBEBUILDER_ASSETS -u TEST_CLUSTER_KUBECONFIG go test -short -count=1 ./...
 
 .PHONY: bench
 bench: ## Benchmark imagecleanup apply against the article's hand recipe on the private dockerd.
@@ -95,7 +99,7 @@ dockerd-stop: ## Stop the private dockerd.
 ##@ Build
 
 .PHONY: build
-build: generate fmt vet ## Build bin/manager and bin/imagecleanup.
+build: ## Build bin/manager and bin/imagecleanup (from the tree as it is: `make manifests generate` regenerates).
 	go build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
 	go build -ldflags "$(LDFLAGS)" -o bin/imagecleanup ./cmd/imagecleanup
 
@@ -132,7 +136,7 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the agent DaemonSet and the aggregator 
 	KUSTOMIZE=$(KUSTOMIZE) hack/deploy.sh $(DEPLOY_DIR) $(IMG) | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: $(KUSTOMIZE) ## Remove the agent from the current cluster.
+undeploy: $(KUSTOMIZE) ## Remove the whole install (agent, aggregator, RBAC, admission policy, namespace) from the current cluster; the CRDs stay (make uninstall).
 	KUSTOMIZE=$(KUSTOMIZE) hack/deploy.sh $(DEPLOY_DIR) $(IMG) | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools

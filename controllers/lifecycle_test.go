@@ -118,7 +118,11 @@ func TestAgentLife(t *testing.T) {
 		_ = flag.Set(name, value)
 		t.Cleanup(func() { _ = flag.Set(name, old) })
 	}
-	setRapid("rapid.checks", fmt.Sprint(*lifeChecks))
+	checks := *lifeChecks
+	if testing.Short() && !flagSet("life.checks") {
+		checks = 100 // make test-unit
+	}
+	setRapid("rapid.checks", fmt.Sprint(checks))
 	setRapid("rapid.steps", "60") // a life is longer than rapid's 30 steps
 	if *lifeSeed != 0 {
 		setRapid("rapid.seed", fmt.Sprint(*lifeSeed))
