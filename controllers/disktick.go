@@ -6,6 +6,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 )
@@ -40,7 +41,8 @@ func (t *diskTicker) Start(ctx context.Context) error {
 		}
 		var list v1alpha1.ImageCleanupPolicyList
 		if err := t.reader.List(ctx, &list); err != nil {
-			continue // the cache is not ready; next tick
+			logf.FromContext(ctx).Info("the disk tick cannot list policies; next tick", "error", err.Error())
+			continue
 		}
 		for i := range list.Items {
 			if list.Items[i].Spec.DiskUsage == nil {

@@ -50,7 +50,11 @@ func admit(file string, data []byte) (*v1alpha1.ImageCleanupPolicy, error) {
 	invalid := func(name string, reasons ...string) error {
 		return &invalidPolicyError{file: file, name: name, reasons: reasons}
 	}
-	if n := len(documents(data)); n != 1 {
+	docs, err := documents(data)
+	if err != nil {
+		return nil, invalid("", oneLine(err))
+	}
+	if n := len(docs); n != 1 {
 		return nil, invalid("", fmt.Sprintf("the file holds %d YAML documents; give one policy per file", n))
 	}
 	var obj map[string]any
@@ -68,7 +72,11 @@ func admit(file string, data []byte) (*v1alpha1.ImageCleanupPolicy, error) {
 			v1alpha1.GroupVersion, obj["apiVersion"], obj["kind"]))
 	}
 	var reasons []string
-	for _, path := range policyschema.UnknownFields(obj) {
+	unknown, err := policyschema.UnknownFields(obj)
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range unknown {
 		reasons = append(reasons, fmt.Sprintf("unknown field %q", path))
 	}
 	if len(reasons) > 0 {

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -46,7 +48,12 @@ func validateFiles(cmd *cobra.Command, paths []string) error {
 		if err != nil {
 			return withCode(exitError, err)
 		}
-		docs := documents(data)
+		docs, err := documents(data)
+		if err != nil {
+			invalid++
+			fmt.Fprintf(cmd.ErrOrStderr(), "error: %s: %s\n", path, oneLine(err))
+			continue
+		}
 		for i, doc := range docs {
 			where := path
 			if len(docs) > 1 {
@@ -71,13 +78,16 @@ func validateFiles(cmd *cobra.Command, paths []string) error {
 }
 
 // documents splits a YAML stream into its non-empty documents.
-func documents(data []byte) [][]byte {
+func documents(data []byte) ([][]byte, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var out [][]byte
 	for {
 		doc, err := r.Read()
-		if err != nil { // io.EOF at the end
-			return out
+		switch {
+		case errors.Is(err, io.EOF):
+			return out, nil
+		case err != nil:
+			return nil, fmt.Errorf("reading YAML document %d: %w", len(out)+1, err)
 		}
 		if trimmed := bytes.TrimSpace(doc); len(trimmed) > 0 && string(trimmed) != "---" {
 			out = append(out, doc)

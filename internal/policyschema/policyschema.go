@@ -125,16 +125,16 @@ func asAPIServerReadsIt(obj map[string]any) (map[string]any, error) {
 // UnknownFields names the fields of obj (a policy as decoded from YAML or
 // JSON) that the CRD does not know, by path (spec.minImageAg), as the API
 // server's strict field validation does; obj is left as it was.
-func UnknownFields(obj map[string]any) []string {
+func UnknownFields(obj map[string]any) ([]string, error) {
 	s, err := load()
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	copied, err := asAPIServerReadsIt(obj)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return pruning.PruneWithOptions(copied, s.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+	return pruning.PruneWithOptions(copied, s.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}), nil
 }
 
 // Check admits a typed policy: p is defaulted in place.

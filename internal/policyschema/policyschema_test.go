@@ -366,7 +366,10 @@ func TestUnknownFieldsAreNamedByPath(t *testing.T) {
 			"stoppedContainers": map[string]any{"actoin": "Remove"}},
 		"extra": true,
 	}
-	got := policyschema.UnknownFields(obj)
+	got, err := policyschema.UnknownFields(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
 	slices.Sort(got)
 	if want := []string{"extra", "spec.minImageAg", "spec.stoppedContainers.actoin"}; !slices.Equal(got, want) {
 		t.Fatalf("unknown fields %v, want %v", got, want)

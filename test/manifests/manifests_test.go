@@ -461,7 +461,10 @@ func TestUnknownFieldsAsTheAPIServerNamesThem(t *testing.T) {
 		"spec": map[string]any{"images": []any{"busybox"}, "minImageAg": "1h",
 			"stoppedContainers": map[string]any{"actoin": "Remove"}},
 	}
-	ours := policyschema.UnknownFields(obj)
+	ours, err := policyschema.UnknownFields(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(ours) != 2 {
 		t.Fatalf("unknown fields %v, want 2", ours)
 	}
