@@ -223,6 +223,12 @@ func judge(out *cleanup.Outcome, err error, dryRun bool) verdict {
 	switch {
 	case errors.Is(err, cleanup.ErrInvalidPolicy):
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonInvalidPolicy, message: err.Error(), errorKind: "invalid_policy"}
+	case errors.Is(err, cleanup.ErrDisk):
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonDiskUnmeasured, message: err.Error(),
+			errorKind: "disk", retry: true}
+	case errors.Is(err, cleanup.ErrState):
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonStateNotSaved, message: err.Error(),
+			errorKind: "state", retry: true}
 	case err != nil:
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonEngineUnavailable, message: err.Error(),
 			errorKind: "engine", retry: true}

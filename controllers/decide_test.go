@@ -64,39 +64,40 @@ func TestDecide(t *testing.T) {
 		"not selected":      {situation{policy: selecting(4, "other"), node: worker}, decision{step: stepDeleteReport}},
 		"bad node selector": {situation{policy: selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) { p.Spec.NodeSelector.MatchLabels["bad key!"] = "x" }), node: worker}, decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed}},
 		"suspended":         {situation{policy: selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) { p.Spec.Suspend = true }), node: worker}, decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped}},
-		"never swept":       {situation{policy: selecting(4, "ci"), node: worker}, decision{step: stepSweep}},
+		"never swept":       {situation{policy: selecting(4, "ci"), node: worker}, decision{step: stepSweep, trigger: "generation"}},
 		"pods not known yet, the agent just started": {situation{policy: selecting(4, "ci"), node: worker, podsErr: errors.New("not synced"), podsFresh: true},
 			decision{step: stepWait, wait: podsRetry}},
 		"pods not known": {situation{policy: selecting(4, "ci"), node: worker, podsErr: errors.New("watch failed"), report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
 			decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonPodsUnknown, wait: 5 * podsRetry}},
-		"new generation": {situation{policy: selecting(4, "ci"), node: worker, report: swept(3, time.Minute, v1alpha1.PhaseSucceeded)}, decision{step: stepSweep}},
+		"new generation": {situation{policy: selecting(4, "ci"), node: worker, report: swept(3, time.Minute, v1alpha1.PhaseSucceeded)}, decision{step: stepSweep, trigger: "generation"}},
 		"swept a minute ago": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded)},
 			decision{step: stepWait, wait: interval - time.Minute}},
 		"blocked a minute ago": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseBlocked)},
 			decision{step: stepWait, wait: interval - time.Minute}},
-		"interval and jitter gone": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, interval, v1alpha1.PhaseSucceeded)}, decision{step: stepSweep}},
-		"failed, first retry due":  {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Second, v1alpha1.PhaseFailed), failures: 1}, decision{step: stepSweep}},
+		"interval and jitter gone": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, interval, v1alpha1.PhaseSucceeded)}, decision{step: stepSweep, trigger: "interval"}},
+		"failed, first retry due":  {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Second, v1alpha1.PhaseFailed), failures: 1}, decision{step: stepSweep, trigger: "retry"}},
 		"failed 4 times, waits 8s": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, 2*time.Second, v1alpha1.PhaseFailed), failures: 4},
 			decision{step: stepWait, wait: 6 * time.Second}},
-		"failed, agent restarted": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseFailed)}, decision{step: stepSweep}},
+		"failed, agent restarted": {situation{policy: selecting(4, "ci"), node: worker, report: swept(4, time.Minute, v1alpha1.PhaseFailed)}, decision{step: stepSweep, trigger: "retry"}},
 		"disk above high: sweep now": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
-			decision{step: stepSweep}},
+			decision{step: stepSweep, trigger: "disk"}},
 		"disk above high, a pressure sweep a minute ago": {situation{policy: watched, node: worker, report: pressured(swept(4, time.Minute, v1alpha1.PhaseSucceeded)), disk: &full},
 			decision{step: stepWait, wait: interval - time.Minute}},
 		"disk above high, a calm sweep a minute ago": {situation{policy: watched, node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
-			decision{step: stepSweep}},
+			decision{step: stepSweep, trigger: "disk"}},
 		"disk under high: the interval": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &half},
 			decision{step: stepWait, wait: interval - 10*time.Minute}},
 		"disk above high, engine failing: the back-off holds": {situation{policy: watched, node: worker, report: swept(4, time.Second, v1alpha1.PhaseFailed), failures: 3, disk: &full},
 			decision{step: stepWait, wait: 3 * time.Second}},
 		"inodes above high": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &inodesFull},
-			decision{step: stepSweep}},
+			decision{step: stepSweep, trigger: "disk"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			tc.s.now = now
 			got := agent.decide(&tc.s)
-			if got.step != tc.want.step || got.phase != tc.want.phase || got.wait != tc.want.wait || got.reason != tc.want.reason {
+			got.message = "" // every field but the words
+			if got != tc.want {
 				t.Fatalf("decide = %+v, want %+v", got, tc.want)
 			}
 		})
@@ -143,8 +144,17 @@ func TestJudge(t *testing.T) {
 		want   verdict
 	}{
 		"invalid policy": {err: invalid, want: verdict{phase: v1alpha1.PhaseFailed, reason: "InvalidPolicy", errorKind: "invalid_policy"}},
-		"engine down": {err: errors.New("list images: cannot connect"),
+		"engine down": {err: fmt.Errorf("%w: list images: cannot connect", cleanup.ErrEngine),
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "EngineUnavailable", errorKind: "engine", retry: true}},
+		"disk unmeasured": {err: fmt.Errorf("%w: statfs: no such file", cleanup.ErrDisk),
+			want: verdict{phase: v1alpha1.PhaseFailed, reason: "DiskUnmeasured", errorKind: "disk", retry: true}},
+		"clock not saved, after removals": {err: fmt.Errorf("%w: read-only", cleanup.ErrState),
+			out:  cleanup.Outcome{Result: apply.Result{RemovedImages: make([]apply.RemovedImage, 1)}},
+			want: verdict{phase: v1alpha1.PhaseFailed, reason: "StateNotSaved", errorKind: "state", retry: true}},
+		"superseded": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the policy changed", Refused: true}},
+			want: verdict{phase: v1alpha1.PhaseSkipped, reason: "Superseded", superseded: true}},
+		"watermark not reached": {out: cleanup.Outcome{Disk: &cleanup.DiskReport{Pressure: "space", Unreached: true}},
+			want: verdict{phase: v1alpha1.PhaseBlocked, reason: "WatermarkNotReached"}},
 		"stopped": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the Docker engine stalled"}},
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "SweepStopped", errorKind: "stopped", retry: true}},
 		"a removal failed": {out: cleanup.Outcome{Result: apply.Result{Failed: []apply.Failure{{Image: "a"}}}},
@@ -155,7 +165,8 @@ func TestJudge(t *testing.T) {
 	}
 	for name, tc := range tests {
 		got := judge(&tc.out, tc.err, tc.dryRun)
-		if got.phase != tc.want.phase || got.errorKind != tc.want.errorKind || got.retry != tc.want.retry {
+		got.message = "" // every field but the words
+		if got != tc.want {
 			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
 		}
 	}

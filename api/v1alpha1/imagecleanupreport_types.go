@@ -42,6 +42,12 @@ const (
 	// ReportReasonWatermarkNotReached (phase Blocked): under disk pressure
 	// the sweep removed all it may and the disk is still above lowPercent.
 	ReportReasonWatermarkNotReached = "WatermarkNotReached"
+	// ReportReasonDiskUnmeasured (phase Failed): a policy with diskUsage,
+	// and the disk that holds the images cannot be measured.
+	ReportReasonDiskUnmeasured = "DiskUnmeasured"
+	// ReportReasonStateNotSaved (phase Failed): the image clock's file
+	// cannot be written; what the sweep removed is still counted.
+	ReportReasonStateNotSaved = "StateNotSaved"
 	// ReportReasonPodsUnknown (phase Failed): the agent cannot see the pods
 	// bound to its node (its cache has not synced, or a watch fails), and
 	// does not sweep until it can.
@@ -104,8 +110,8 @@ type ImageCleanupReportStatus struct {
 	Phase ReportPhase `json:"phase,omitempty"`
 	// reason says in one word why the phase is Failed: InvalidPolicy (this
 	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
-	// SweepStopped, RemovalFailed or PodsUnknown (the last four are
-	// retried); why it is
+	// SweepStopped, RemovalFailed, PodsUnknown, DiskUnmeasured or
+	// StateNotSaved (all but the first are retried); why it is
 	// Skipped: Superseded (the policy or the node's labels changed during
 	// the sweep, which stopped before its next removal); or why it is
 	// Blocked: WatermarkNotReached (the disk stayed above lowPercent).

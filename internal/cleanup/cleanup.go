@@ -76,8 +76,19 @@ type DiskReport struct {
 // engine's data filesystem with.
 var ErrNoDataRoot = errors.New("diskUsage needs the engine's data root: give --data-root (the agent's DaemonSet mounts it)")
 
-// ErrInvalidPolicy wraps the errors of a policy that cannot be planned.
-var ErrInvalidPolicy = errors.New("invalid policy")
+// Causes of a sweep that could not run, or not to its end; the error wraps
+// one of them, so that callers judge it without reading messages.
+var (
+	// ErrInvalidPolicy: the policy cannot be planned (a new spec is needed).
+	ErrInvalidPolicy = errors.New("invalid policy")
+	// ErrEngine: the engine could not be listed or inspected.
+	ErrEngine = errors.New("engine")
+	// ErrDisk: a policy with diskUsage, and the disk cannot be measured.
+	ErrDisk = errors.New("disk")
+	// ErrState: the image clock cannot be saved (the outcome is still
+	// returned: what was removed was removed).
+	ErrState = errors.New("image clock")
+)
 
 // Sweep applies the policy spec once. An error means the sweep could not
 // run (invalid policy, engine unreachable); per-image failures are in the
@@ -96,7 +107,7 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	}
 	inv, err := Collect(ctx, rt)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
 	opts.Clock.Observe(&inv, now)
 	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough)}
@@ -104,31 +115,31 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	popts.PodImages = opts.PodImages
 	if spec.DiskUsage != nil {
 		if out.Disk, err = measureBefore(spec.DiskUsage, &popts, opts.Disk); err != nil {
-			return Outcome{}, err
+			return Outcome{}, fmt.Errorf("%w: %w", ErrDisk, err)
 		}
 		if out.Disk.Pressure == "" && popts.UnusedFor == 0 {
 			// Under the watermarks, and no maxUnusedAge: nothing to do.
 			out.Result.Duration = time.Since(start)
-			return out, opts.Clock.Save()
+			return out, save(opts.Clock)
 		}
 	}
 	imageIDs, containerIDs := plan.Candidates(&inv, &popts, now)
 	if err := inspect(ctx, rt, opts.Clock, &inv, imageIDs, containerIDs, opts.Concurrency); err != nil {
-		return Outcome{}, err
+		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
 	out.Plan = plan.Make(&inv, &popts, now)
 	if spec.DryRun || opts.PlanOnly {
 		out.Result = apply.DryRun(&out.Plan)
 		out.Result.Duration = time.Since(start)
-		return out, opts.Clock.Save()
+		return out, save(opts.Clock)
 	}
 
 	// Remember the removals before they start: if the engine or this
 	// process dies half-way, the next sweep finishes them and counts what
 	// went. The record stays until the sweep is reported (Clock.Reported).
 	opts.Clock.Begin(opts.Policy, now, removals(&out.Plan))
-	if err := opts.Clock.Save(); err != nil {
-		return Outcome{}, err
+	if err := save(opts.Clock); err != nil {
+		return Outcome{}, err // nothing removed: no record, no removal
 	}
 	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency, Proceed: opts.Proceed}
 	if out.Disk != nil && out.Disk.Pressure != "" {
@@ -149,7 +160,15 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 		measureAfter(spec.DiskUsage, out.Disk, &out.Result, opts.Disk)
 	}
 	out.Result.Duration = time.Since(start)
-	return out, opts.Clock.Save()
+	return out, save(opts.Clock)
+}
+
+// save saves the clock, the error wrapping ErrState.
+func save(c *imageclock.Clock) error {
+	if err := c.Save(); err != nil {
+		return fmt.Errorf("%w: %w", ErrState, err)
+	}
+	return nil
 }
 
 // Watermarks are a policy's diskUsage in the terms of internal/disk; the

@@ -36,8 +36,8 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	Phase *apiv1alpha1.ReportPhase `json:"phase,omitempty"`
 	// reason says in one word why the phase is Failed: InvalidPolicy (this
 	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
-	// SweepStopped, RemovalFailed or PodsUnknown (the last four are
-	// retried); why it is
+	// SweepStopped, RemovalFailed, PodsUnknown, DiskUnmeasured or
+	// StateNotSaved (all but the first are retried); why it is
 	// Skipped: Superseded (the policy or the node's labels changed during
 	// the sweep, which stopped before its next removal); or why it is
 	// Blocked: WatermarkNotReached (the disk stayed above lowPercent).
