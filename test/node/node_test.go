@@ -110,10 +110,29 @@ func (n *node) install() error {
 		{"-n", namespace, "rollout", "status", "deployment/image-cleanup-aggregator", "--timeout=3m"},
 	} {
 		if _, err := n.run(nil, args...); err != nil {
-			return err
+			return fmt.Errorf("%w\n%s", err, n.diagnose())
 		}
 	}
 	return nil
+}
+
+// diagnose says why the install is not ready: the namespace's pods and
+// events, and the agent's logs (this run's and the previous container's).
+func (n *node) diagnose() string {
+	var b strings.Builder
+	for _, args := range [][]string{
+		{"-n", namespace, "get", "pods", "-o", "wide"},
+		{"-n", namespace, "describe", "pods"},
+		{"-n", namespace, "logs", "-l", agentLabel, "--tail=40", "--all-containers"},
+		{"-n", namespace, "logs", "-l", agentLabel, "--tail=40", "--all-containers", "--previous"},
+	} {
+		out, err := n.run(nil, args...)
+		fmt.Fprintf(&b, "$ kubectl %s\n%s", strings.Join(args, " "), out)
+		if err != nil {
+			fmt.Fprintf(&b, "(%v)\n", err)
+		}
+	}
+	return b.String()
 }
 
 // run runs kubectl as the cluster's admin.
