@@ -1,5 +1,14 @@
 # The node agent's image: a static binary on distroless.
-FROM golang:1.26 AS build
+#
+# The two base images are build arguments, so that a registry mirror (or,
+# in make test, local stand-ins made by hack/image.sh) can replace them
+# without editing this file. The build reaches the Go module proxy: give
+# --build-arg GOPROXY=… behind a mirror.
+ARG BUILDER_IMAGE=golang:1.26
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12
+
+FROM ${BUILDER_IMAGE} AS build
+ARG GOPROXY
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -16,6 +25,6 @@ RUN LDFLAGS="-s -w -X github.com/imagecleanup/image-cleanup-operator/internal/ve
 
 # Runs as root, with every capability dropped by the DaemonSet: the node's
 # Docker socket is root's (mode 660), and the owner needs no capability.
-FROM gcr.io/distroless/static-debian12
+FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/manager /out/imagecleanup /
 ENTRYPOINT ["/manager"]

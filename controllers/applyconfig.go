@@ -63,6 +63,9 @@ func reportStatusApplyConfiguration(st *v1alpha1.ImageCleanupReportStatus) *ac.I
 		if d.Watermark != "" {
 			disk.WithWatermark(d.Watermark)
 		}
+		if d.Path != "" {
+			disk.WithPath(d.Path)
+		}
 		out.WithDisk(disk)
 	}
 	if e := st.Engine; e != nil {

@@ -44,6 +44,10 @@ type AgentOptions struct {
 	// DataRoot is where the engine's data filesystem is mounted, for
 	// policies with diskUsage; empty asks the engine (DockerRootDir).
 	DataRoot string
+	// ContainerdRoot is where containerd's root is mounted, for an engine
+	// that keeps its images in containerd's store; empty looks for it
+	// (enginehost.Options).
+	ContainerdRoot string
 	// DiskTick is how often policies with diskUsage look at the disk
 	// (default 30s).
 	DiskTick time.Duration
@@ -132,7 +136,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if !ok {
 		ticking = clock.RealClock{}
 	}
-	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot}, clock: ticking}
+	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot}, clock: ticking}
 	if err := mgr.Add(images); err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		st.Disk = &v1alpha1.DiskStatus{
 			UsedPercentBefore: int32(d.Before.UsedPercent), UsedPercentAfter: int32(d.After.UsedPercent),
 			InodesUsedPercentBefore: int32(d.Before.InodesUsedPercent), InodesUsedPercentAfter: int32(d.After.InodesUsedPercent),
-			Watermark: d.Pressure,
+			Watermark: d.Pressure, Path: d.Before.Path,
 		}
 	}
 	st.Totals.Sweeps++

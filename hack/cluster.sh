@@ -27,6 +27,8 @@ etcd_port=23790
 pause_image="registry.k8s.io/pause:3.10"
 # The agent's image as test/node/overlay names it (imagePullPolicy Never).
 agent_image="imagecleanup/image-cleanup-operator:node-e2e"
+# The version the Dockerfile stamps into it (test/node checks it).
+agent_version="v0.0.0-node-e2e"
 engine_dir="${state}/engine"
 docker_host="unix://${engine_dir}/docker.sock"
 cri_socket="unix://${state}/cri-dockerd.sock"
@@ -307,21 +309,20 @@ up() {
 
 # images builds the pause image (the sandbox image cri-dockerd is given) and
 # the agent's image from this checkout into the node's engine: nothing can be
-# pulled here. The agent's image gets the name and tag the install uses.
+# pulled here. The agent's image is the shipped Dockerfile's, built as users
+# build it (hack/image.sh, with local stand-ins for its base images), with
+# the name and tag the install uses.
 images() {
-  local work
-  work="$(mktemp -d)"
-  (cd "${root}" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${work}/manager" ./cmd/manager)
   # Made once: a new one would leave the running sandboxes on an untagged image.
   if ! DOCKER_HOST="${docker_host}" docker image inspect "${pause_image}" >/dev/null 2>&1; then
+    local work
+    work="$(mktemp -d)"
     (cd "${root}" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${work}/pause" ./internal/seed/sleeper)
     tar -C "${work}" -cf "${work}/pause.tar" pause
     DOCKER_HOST="${docker_host}" docker import --change 'ENTRYPOINT ["/pause", "pause"]' "${work}/pause.tar" "${pause_image}" >/dev/null
+    rm -rf "${work}"
   fi
-  printf 'FROM scratch\nCOPY manager /manager\nENTRYPOINT ["/manager"]\n' >"${work}/Dockerfile"
-  DOCKER_HOST="${docker_host}" DOCKER_BUILDKIT=0 docker build -q -t "${agent_image}" -f "${work}/Dockerfile" "${work}" >"${work}/build.log" 2>&1 ||
-    { cat "${work}/build.log" >&2; return 1; }
-  rm -rf "${work}"
+  DOCKER_HOST="${docker_host}" "${root}/hack/image.sh" "${agent_image}" "${agent_version}"
   log "images ${pause_image} and ${agent_image} are in the node's engine"
 }
 
@@ -349,6 +350,7 @@ export TEST_CLUSTER_NODE=${node_name}
 export TEST_CLUSTER_KUBELET_ROOT=${state}/kubelet
 export TEST_CLUSTER_PAUSE_IMAGE=${pause_image}
 export TEST_CLUSTER_AGENT_IMAGE=${agent_image}
+export TEST_CLUSTER_AGENT_VERSION=${agent_version}
 export TEST_CLUSTER_STATIC_PODS=${state}/static-pods
 EOF
 }

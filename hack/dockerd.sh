@@ -12,16 +12,20 @@
 # /var/run/docker.sock are never used, started or stopped. Unix socket paths
 # are limited to 108 bytes, hence /tmp rather than the checkout itself.
 #
-# IMAGECLEANUP_DOCKERD_DATA_SIZE (e.g. 300m) puts the data root on a tmpfs
-# of that size, made at start and removed at stop: a small disk that tests
-# fill past a watermark. IMAGECLEANUP_DOCKERD_ARGS adds dockerd flags (the
+# IMAGECLEANUP_DOCKERD_DATA_SIZE (e.g. 300m) puts the images' filesystem on
+# a tmpfs of that size, made at start and removed at stop: a small disk that
+# tests fill past a watermark. That is the data root, or, for an engine with
+# its own containerd (below), containerd's root: the containerd image store
+# keeps the images there, and the data root stays on the big disk. IMAGECLEANUP_DOCKERD_ARGS adds dockerd flags (the
 # test node's runtime, hack/cluster.sh).
 #
 # IMAGECLEANUP_DOCKERD_BIN_DIR runs another engine: a folder with dockerd,
 # containerd, containerd-shim-runc-v2 and runc (hack/docker29-assets.sh
 # builds Docker 29 so). Its own containerd is then started first, under the
 # state folder, with that folder first in its PATH (containerd starts its
-# shims, and they runc, from PATH).
+# shims, and they runc, from PATH); its root is under the data root,
+# containerd/daemon, where dockerd puts the containerd it runs itself
+# (beside the data root on a small disk).
 #
 # Installs Debian's docker.io when dockerd is missing. Needs root, as dockerd
 # does. The machine allows no bridge or iptables, so containers run with
@@ -38,6 +42,18 @@ docker_host="unix://${socket}"
 bin_dir="${IMAGECLEANUP_DOCKERD_BIN_DIR:-}"
 containerd_socket="${state}/containerd/containerd.sock"
 containerd_pidfile="${state}/containerd.pid"
+# containerd's root: under the data root, where dockerd puts the containerd
+# it runs itself; beside it for a small disk (dockerd 29 bind-mounts its data
+# root onto itself, which would hide a tmpfs mounted inside it).
+containerd_root="${state}/data/containerd/daemon"
+if [[ -n "${IMAGECLEANUP_DOCKERD_DATA_SIZE:-}" ]]; then
+  containerd_root="${state}/containerd/root"
+fi
+# image_root is the folder whose filesystem holds the images.
+image_root="${state}/data"
+if [[ -n "${bin_dir}" ]]; then
+  image_root="${containerd_root}"
+fi
 
 log() { echo "dockerd.sh: $*" >&2; }
 
@@ -82,9 +98,9 @@ start() {
     log "dockerd ${pid} runs but does not answer; stopping it"
     stop
   fi
-  mkdir -p "${state}/data" "${state}/exec"
-  if [[ -n "${IMAGECLEANUP_DOCKERD_DATA_SIZE:-}" ]] && ! mountpoint -q "${state}/data"; then
-    mount -t tmpfs -o "size=${IMAGECLEANUP_DOCKERD_DATA_SIZE}" tmpfs "${state}/data"
+  mkdir -p "${state}/data" "${state}/exec" "${image_root}"
+  if [[ -n "${IMAGECLEANUP_DOCKERD_DATA_SIZE:-}" ]] && ! mountpoint -q "${image_root}"; then
+    mount -t tmpfs -o "size=${IMAGECLEANUP_DOCKERD_DATA_SIZE}" tmpfs "${image_root}"
   fi
   rm -f "${socket}" "${pidfile}"
   local dockerd=dockerd extra=()
@@ -131,7 +147,7 @@ start_containerd() {
   mkdir -p "${state}/containerd"
   cat >"${state}/containerd.toml" <<TOML
 version = 3
-root = "${state}/containerd/root"
+root = "${containerd_root}"
 state = "${state}/containerd/state"
 disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"]
 [grpc]
@@ -168,10 +184,10 @@ stop_containerd() {
   { grep -o " ${state}/containerd/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "${m}" || true; done
 }
 
-# unmount_data removes the data root's tmpfs, if there is one.
+# unmount_data removes the images' tmpfs, if there is one.
 unmount_data() {
-  if mountpoint -q "${state}/data" 2>/dev/null; then
-    umount -l "${state}/data" || true
+  if mountpoint -q "${image_root}" 2>/dev/null; then
+    umount -l "${image_root}" || true
   fi
 }
 
@@ -203,9 +219,15 @@ stop() {
   fi
   rm -f "${socket}" "${pidfile}"
   # Mounts of the engine's containers under the data root go first.
-  { grep -o " ${state}/data/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "${m}" || true; done
+  { grep -o " ${state}/data/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do
+    [[ "${m}" == "${image_root}" ]] || umount -l "${m}" || true
+  done
   stop_containerd
   unmount_data
+  # Docker 29 bind-mounts its data root onto itself; a killed one leaves it.
+  if [[ "${image_root}" != "${state}/data" ]] && mountpoint -q "${state}/data" 2>/dev/null; then
+    umount -l "${state}/data" || true
+  fi
   log "private dockerd stopped"
 }
 
@@ -214,9 +236,10 @@ case "${1:-}" in
   stop) stop ;;
   env) echo "export DOCKER_HOST=${docker_host}" ;;
   data-root) echo "${state}/data" ;;
+  image-root) echo "${image_root}" ;;
   status) answers ;;
   *)
-    echo "usage: $0 start|stop|env|status|data-root" >&2
+    echo "usage: $0 start|stop|env|status|data-root|image-root" >&2
     exit 2
     ;;
 esac

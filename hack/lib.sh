@@ -28,6 +28,7 @@ stop_started() {
     hack/dockerd.sh stop
   fi
   stop_small_dockerd
+  stop_small_docker29
   stop_docker29
   stop_test_node
 }
@@ -80,7 +81,29 @@ use_small_dockerd() {
   export IMAGECLEANUP_SMALL_DOCKERD_DIR="${dir}"
   TEST_SMALL_DOCKER_HOST="$(IMAGECLEANUP_DOCKERD_DIR="${dir}" IMAGECLEANUP_DOCKERD_DATA_SIZE=300m hack/dockerd.sh start)"
   TEST_SMALL_DATA_ROOT="$(IMAGECLEANUP_DOCKERD_DIR="${dir}" hack/dockerd.sh data-root)"
-  export TEST_SMALL_DOCKER_HOST TEST_SMALL_DATA_ROOT
+  TEST_SMALL_IMAGE_ROOT="$(IMAGECLEANUP_DOCKERD_DIR="${dir}" hack/dockerd.sh image-root)"
+  export TEST_SMALL_DOCKER_HOST TEST_SMALL_DATA_ROOT TEST_SMALL_IMAGE_ROOT
+}
+
+# use_small_docker29 starts a small Docker 29 (after use_docker29): its data
+# root on the big disk, containerd's root, where its images are, on a
+# 300 MiB tmpfs; exports TEST_SMALL29_DOCKER_HOST, TEST_SMALL29_DATA_ROOT and
+# TEST_SMALL29_IMAGE_ROOT, and stops it on exit unless KEEP_DOCKERD is 1.
+use_small_docker29() {
+  trap stop_started EXIT
+  export IMAGECLEANUP_SMALL29_DIR="/tmp/imagecleanup-docker29-small-$(printf '%s' "$(pwd)" | sha256sum | cut -c1-10)"
+  local env=(IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_SMALL29_DIR}" IMAGECLEANUP_DOCKERD_BIN_DIR="${IMAGECLEANUP_DOCKER29_BIN_DIR}" IMAGECLEANUP_DOCKERD_DATA_SIZE=300m)
+  TEST_SMALL29_DOCKER_HOST="$(env "${env[@]}" hack/dockerd.sh start)"
+  TEST_SMALL29_DATA_ROOT="$(env "${env[@]}" hack/dockerd.sh data-root)"
+  TEST_SMALL29_IMAGE_ROOT="$(env "${env[@]}" hack/dockerd.sh image-root)"
+  export TEST_SMALL29_DOCKER_HOST TEST_SMALL29_DATA_ROOT TEST_SMALL29_IMAGE_ROOT
+}
+
+stop_small_docker29() {
+  if [[ -n "${IMAGECLEANUP_SMALL29_DIR:-}" && "${KEEP_DOCKERD:-}" != 1 ]]; then
+    IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_SMALL29_DIR}" IMAGECLEANUP_DOCKERD_BIN_DIR="${IMAGECLEANUP_DOCKER29_BIN_DIR}" \
+      IMAGECLEANUP_DOCKERD_DATA_SIZE=300m hack/dockerd.sh stop
+  fi
 }
 
 stop_small_dockerd() {

@@ -14,17 +14,21 @@ use_envtest
 use_private_dockerd
 use_small_dockerd
 use_docker29
+use_small_docker29
 use_test_node
 
 echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST} TEST_DOCKER29_HOST=${TEST_DOCKER29_HOST} TEST_CLUSTER_KUBECONFIG=${TEST_CLUSTER_KUBECONFIG}"
 status=0
 go test -count=1 -timeout 30m "${@:-./...}" || status=$?
 # The real-engine tier again, on Docker 29 with the containerd image store
-# (what a user installs today); the small engine stays Debian's 20.10.
+# (what a user installs today), its small engine with containerd's root on
+# the small disk; and the end-to-end tests that use an engine.
 if [[ $# -eq 0 ]]; then
   echo "test.sh: the real-engine tier on Docker 29 (containerd image store) at ${TEST_DOCKER29_HOST}"
-  TEST_DOCKER_HOST="${TEST_DOCKER29_HOST}" go test -count=1 -timeout 20m \
-    ./internal/cleanup ./internal/docker ./internal/testenv ./internal/enginehost ./cmd/imagecleanup || status=$?
+  TEST_DOCKER_HOST="${TEST_DOCKER29_HOST}" TEST_SMALL_DOCKER_HOST="${TEST_SMALL29_DOCKER_HOST}" \
+    TEST_SMALL_DATA_ROOT="${TEST_SMALL29_DATA_ROOT}" TEST_SMALL_IMAGE_ROOT="${TEST_SMALL29_IMAGE_ROOT}" \
+    go test -count=1 -timeout 20m \
+    ./internal/cleanup ./internal/docker ./internal/testenv ./internal/enginehost ./cmd/imagecleanup ./test/e2e || status=$?
 fi
 # A test binary that dies (a timeout panic) cannot stop its envtest; its
 # kube-apiserver and etcd are then orphans: kill those, and only those

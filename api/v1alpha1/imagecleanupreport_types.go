@@ -187,9 +187,14 @@ type EngineStatus struct {
 	ImageStore string `json:"imageStore"`
 }
 
-// DiskStatus is the engine's data filesystem before and after a sweep, in
-// percent used (rounded down).
+// DiskStatus is the filesystem that holds the engine's images before and
+// after a sweep, in percent used (rounded down).
 type DiskStatus struct {
+	// path is the folder whose filesystem was measured, as the agent sees
+	// it: the engine's data root, or containerd's root when the engine
+	// keeps its images in containerd's store (Docker 29's default).
+	// +optional
+	Path string `json:"path,omitempty"`
 	// usedPercentBefore is the space used before the sweep.
 	UsedPercentBefore int32 `json:"usedPercentBefore"`
 	// usedPercentAfter is the space used after it.

@@ -29,6 +29,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
@@ -144,16 +145,17 @@ Exit codes: 0 done, 1 error, 2 invalid policy or usage, 3 blocked (with --fail-o
 
 // sweepOptions are the flags of plan and apply.
 type sweepOptions struct {
-	mode          string
-	file          string
-	dockerHost    string
-	output        string
-	failOnBlocked bool
-	stateDir      string
-	protect       []string
-	dataRoot      string
-	timeout       time.Duration
-	callTimeout   time.Duration
+	mode           string
+	file           string
+	dockerHost     string
+	output         string
+	failOnBlocked  bool
+	stateDir       string
+	protect        []string
+	dataRoot       string
+	containerdRoot string
+	timeout        time.Duration
+	callTimeout    time.Duration
 }
 
 func sweepCommand(mode, short string) *cobra.Command {
@@ -179,6 +181,7 @@ func sweepCommand(mode, short string) *cobra.Command {
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of the whole sweep")
 	f.DurationVar(&o.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "deadline of one engine removal (reads get 30s)")
 	f.StringVar(&o.dataRoot, "data-root", "", "the engine's data root, measured for a policy's diskUsage (default: the engine's DockerRootDir, when it is on this machine)")
+	f.StringVar(&o.containerdRoot, "containerd-root", "", "containerd's root, measured for a policy's diskUsage when the engine keeps its images in containerd's store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }

@@ -37,7 +37,7 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	if err := rt.Ping(ctx); err != nil { // settles the API version
 		return exitError, fmt.Errorf("cannot reach the Docker engine at %s: %w", rt.Host(), err)
 	}
-	host, err := enginehost.Open(ctx, rt, enginehost.Options{StateDir: o.stateDir, DataRoot: o.dataRoot})
+	host, err := enginehost.Open(ctx, rt, enginehost.Options{StateDir: o.stateDir, DataRoot: o.dataRoot, ContainerdRoot: o.containerdRoot})
 	if err != nil {
 		return exitError, fmt.Errorf("the Docker engine at %s: %w", rt.Host(), err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
 
@@ -60,6 +61,7 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	fs.StringVar(&f.agent.StateDir, "state-dir", "/var/lib/imagecleanup", "agent: folder of the node's image clock (a hostPath); it must outlive the pod")
 	fs.DurationVar(&f.agent.DiskTick, "disk-tick", 30*time.Second, "agent: how often policies with diskUsage look at the disk (a statfs, no API write)")
 	fs.StringVar(&f.agent.DataRoot, "data-root", "", "agent: where the engine's data root is mounted, for policies with diskUsage (default: the engine's DockerRootDir, mounted at the same path)")
+	fs.StringVar(&f.agent.ContainerdRoot, "containerd-root", "", "agent: where containerd's root is mounted, for policies with diskUsage on an engine with the containerd image store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
 	fs.DurationVar(&f.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "agent: deadline of one engine removal; reads get 30s")
 	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
 	fs.DurationVar(&f.aggregator.StatusInterval, "status-interval", 10*time.Second, "aggregator: least time between two status writes of one policy while it changes (every agent watches policies)")

@@ -15,6 +15,8 @@ type Usage struct {
 	InodesUsedPercent float64
 	// UsedBytes is the space in use, for measuring what a sweep freed.
 	UsedBytes uint64
+	// Path is the folder measured: its filesystem is the one described.
+	Path string
 }
 
 // Measure reads the filesystem that holds path.
@@ -25,7 +27,7 @@ func Measure(path string) (Usage, error) {
 	}
 	bsize := uint64(st.Bsize)
 	used := st.Blocks - st.Bfree
-	u := Usage{UsedBytes: used * bsize}
+	u := Usage{UsedBytes: used * bsize, Path: path}
 	if avail := used + st.Bavail; avail > 0 {
 		u.UsedPercent = 100 * float64(used) / float64(avail)
 	}

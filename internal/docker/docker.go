@@ -309,7 +309,7 @@ func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
 	store := info.Driver
 	for _, kv := range info.DriverStatus {
 		if kv[0] == "driver-type" && kv[1] == "io.containerd.snapshotter.v1" {
-			store = "containerd"
+			store = engine.ContainerdStore
 		}
 	}
 	return engine.Info{ID: info.ID, RootDir: info.DockerRootDir, Name: "docker", Version: info.ServerVersion, ImageStore: store}, nil

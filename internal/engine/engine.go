@@ -167,6 +167,10 @@ type Info struct {
 	ImageStore string
 }
 
+// ContainerdStore is Info.ImageStore of an engine that keeps its images in
+// containerd's store: their data is under containerd's root.
+const ContainerdStore = "containerd"
+
 // Event types.
 const (
 	EventContainer = "container"

@@ -28,7 +28,20 @@ type Options struct {
 	// the engine's own path (DockerRootDir), which must then be provably
 	// the engine's on this machine. A given path is taken at its word.
 	DataRoot string
+	// ContainerdRoot is where containerd's root is seen from here, for an
+	// engine that keeps its images in containerd's store (Docker 29's
+	// default): the images are there, not under the data root. "" looks
+	// for it where Docker puts it (the containerd dockerd runs itself keeps
+	// it under the data root, containerd/daemon; a system containerd at
+	// /var/lib/containerd), and measures a folder only once it is shown to
+	// hold the engine's images. A given path is taken at its word.
+	ContainerdRoot string
 }
+
+// SystemContainerdRoot is containerd's default root: where a Docker that
+// uses the node's containerd (as Docker's own packages install it) keeps
+// its images under the containerd store.
+const SystemContainerdRoot = "/var/lib/containerd"
 
 // Host is one engine, ready to sweep.
 type Host struct {
@@ -40,9 +53,14 @@ type Host struct {
 
 	dataRoot string
 	given    bool // the caller named the data root
+	// containerdRoots are where containerd's root may be; one given root, or
+	// Docker's two places to look. nil for the classic store.
+	containerdRoots []string
+	givenContainerd bool
 
-	mu     sync.Mutex
-	proven bool
+	mu        sync.Mutex
+	proven    bool
+	imageRoot string // the folder measured: the data root, or containerd's root
 }
 
 // Open asks the engine who it is and opens its image clock.
@@ -54,6 +72,18 @@ func Open(ctx context.Context, rt engine.Runtime, o Options) (*Host, error) {
 	h := &Host{Runtime: rt, Info: info, dataRoot: o.DataRoot, given: o.DataRoot != ""}
 	if h.dataRoot == "" {
 		h.dataRoot = info.RootDir
+	}
+	h.imageRoot = h.dataRoot
+	if info.ImageStore == engine.ContainerdStore {
+		switch {
+		case o.ContainerdRoot != "":
+			h.containerdRoots, h.givenContainerd = []string{o.ContainerdRoot}, true
+			h.imageRoot = o.ContainerdRoot
+		case h.dataRoot != "":
+			h.containerdRoots = []string{filepath.Join(h.dataRoot, "containerd", "daemon"), SystemContainerdRoot}
+		default:
+			h.containerdRoots = []string{SystemContainerdRoot}
+		}
 	}
 	if o.StateDir == "" {
 		h.Clock = imageclock.InMemory()
@@ -69,8 +99,17 @@ func Open(ctx context.Context, rt engine.Runtime, o Options) (*Host, error) {
 // Close releases the image clock.
 func (h *Host) Close() { h.Clock.Close() }
 
-// DataRoot is where the images' filesystem is measured.
+// DataRoot is where the engine's data root is seen from here.
 func (h *Host) DataRoot() string { return h.dataRoot }
+
+// ImageRoot is the folder whose filesystem holds the images, and is
+// measured: the data root, or containerd's root under the containerd store
+// (the first place that holds the engine's images, once one was found).
+func (h *Host) ImageRoot() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.imageRoot
+}
 
 // ErrNotProven is a data root this machine cannot show to be the engine's.
 var ErrNotProven = errors.New("cannot show that it is the engine's data root on this machine")
@@ -82,35 +121,90 @@ var ErrNotProven = errors.New("cannot show that it is the engine's data root on 
 // removals on the engine.
 func (h *Host) Disk(ctx context.Context) func() (disk.Usage, error) {
 	return func() (disk.Usage, error) {
-		if err := h.prove(ctx); err != nil {
+		root, err := h.prove(ctx)
+		if err != nil {
 			return disk.Usage{}, err
 		}
-		u, err := disk.Measure(h.dataRoot)
+		u, err := disk.Measure(root)
 		if err != nil {
-			return disk.Usage{}, fmt.Errorf("%w (give --data-root where the engine's data root is seen from here)", err)
+			flag := "--data-root"
+			if h.containerdRoots != nil {
+				flag = "--containerd-root"
+			}
+			return disk.Usage{}, fmt.Errorf("%w (give %s where it is seen from here)", err, flag)
 		}
 		return u, nil
 	}
 }
 
-func (h *Host) prove(ctx context.Context) error {
+// prove returns the folder to measure, once shown to be the engine's.
+func (h *Host) prove(ctx context.Context) (string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.containerdRoots != nil {
+		return h.proveContainerd(ctx)
+	}
 	if h.given || h.proven {
-		return nil
+		return h.imageRoot, nil
 	}
 	ok, empty, err := Proves(ctx, h.Runtime, h.Info, h.dataRoot)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if empty {
-		return nil // nothing to remove, nothing to lose: measure, and look again next time
+		return h.imageRoot, nil // nothing to remove, nothing to lose: measure, and look again next time
 	}
 	if !ok {
-		return fmt.Errorf("%s: %w (a remote engine, or another mount namespace?): give the data root as it is seen here (--data-root)", h.dataRoot, ErrNotProven)
+		return "", fmt.Errorf("%s: %w (a remote engine, or another mount namespace?): give the data root as it is seen here (--data-root)", h.dataRoot, ErrNotProven)
 	}
 	h.proven = true
-	return nil
+	return h.imageRoot, nil
+}
+
+// proveContainerd finds containerd's root among the places to look: the
+// first that holds the content of one of the engine's images.
+func (h *Host) proveContainerd(ctx context.Context) (string, error) {
+	if h.givenContainerd || h.proven {
+		return h.imageRoot, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	images, err := h.Runtime.ListImages(ctx)
+	if err != nil {
+		return "", fmt.Errorf("list images: %w", err)
+	}
+	if len(images) == 0 {
+		// Nothing to remove, nothing to lose: measure the first place that
+		// exists, and look again next time.
+		for _, root := range h.containerdRoots {
+			if exists(root) {
+				h.imageRoot = root
+				return root, nil
+			}
+		}
+		return "", fmt.Errorf("containerd's root: none of %s exists here: give it as it is seen here (--containerd-root)", strings.Join(h.containerdRoots, ", "))
+	}
+	for _, root := range h.containerdRoots {
+		if HoldsContent(root, images) {
+			h.imageRoot, h.proven = root, true
+			return root, nil
+		}
+	}
+	return "", fmt.Errorf("containerd's root: %w in %s: give it as it is seen here (--containerd-root)", ErrNotProven, strings.Join(h.containerdRoots, ", "))
+}
+
+// HoldsContent reports whether root is a containerd root holding the
+// content of one of images: under the containerd store an image's ID is
+// the digest of its manifest or index, a blob of containerd's content store.
+func HoldsContent(root string, images []engine.Image) bool {
+	blobs := filepath.Join(root, "io.containerd.content.v1.content", "blobs")
+	for _, img := range images {
+		algo, hex, ok := strings.Cut(img.ID, ":")
+		if ok && exists(filepath.Join(blobs, algo, hex)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Proves reports whether root, on this machine, is the engine's data root:

@@ -2,6 +2,7 @@ package enginehost_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
@@ -54,7 +55,18 @@ func TestTheEnginesDataRootIsProvenHere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Disk(ctx)(); err != nil {
+	u, err := h.Disk(ctx)()
+	if err != nil {
 		t.Fatalf("the private engine's own data root, on this machine: %v", err)
+	}
+	// Under the containerd store the images are in containerd's root: the
+	// private Docker 29 runs its containerd where dockerd puts the one it
+	// runs itself, under the data root, and it is found there.
+	want := h.Info.RootDir
+	if testenv.ContainerdStore(t, cli) {
+		want = filepath.Join(h.Info.RootDir, "containerd", "daemon")
+	}
+	if u.Path != want {
+		t.Errorf("measured %s, want %s (image store %s)", u.Path, want, h.Info.ImageStore)
 	}
 }

@@ -62,3 +62,61 @@ func TestEngineIDFileProves(t *testing.T) {
 		t.Fatalf("engine-id did not prove the data root: %v %v", ok, err)
 	}
 }
+
+// Issue 19, point 3: under the containerd image store the images are in
+// containerd's root, not the data root. The folder measured is the one that
+// holds the content of the engine's images, and the measure says which.
+func TestContainerdStoreMeasuresContainerdsRoot(t *testing.T) {
+	ctx := context.Background()
+	dataRoot := t.TempDir()
+	// The data root is provably the engine's...
+	if err := os.WriteFile(filepath.Join(dataRoot, "engine-id"), []byte("fake\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := enginefake.New()
+	f.RootDir, f.ImageStore = dataRoot, engine.ContainerdStore
+	digest := strings.Repeat("d", 64)
+	f.AddImage(engine.Image{ID: "sha256:" + digest, RepoTags: []string{"app:1"}})
+
+	h, err := enginehost.Open(ctx, f, enginehost.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ...but the images are not there, and no containerd root holds them.
+	if u, err := h.Disk(ctx)(); !errors.Is(err, enginehost.ErrNotProven) {
+		t.Fatalf("measured %q though no containerd root holds the images: %v", u.Path, err)
+	}
+	// The containerd dockerd runs itself keeps its root under the data root.
+	managed := filepath.Join(dataRoot, "containerd", "daemon")
+	blobs := filepath.Join(managed, "io.containerd.content.v1.content", "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(blobs, digest), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := h.Disk(ctx)()
+	if err != nil || u.Path != managed || h.ImageRoot() != managed {
+		t.Fatalf("measured %q (image root %q, %v), want containerd's root %s", u.Path, h.ImageRoot(), err, managed)
+	}
+
+	// A containerd root given by the caller is taken at its word.
+	given := t.TempDir()
+	g, err := enginehost.Open(ctx, f, enginehost.Options{ContainerdRoot: given})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := g.Disk(ctx)(); err != nil || u.Path != given {
+		t.Fatalf("a given containerd root: measured %q, %v", u.Path, err)
+	}
+
+	// The classic store measures the data root, whatever is beside it.
+	f.ImageStore = "overlay2"
+	c, err := enginehost.Open(ctx, f, enginehost.Options{ContainerdRoot: given})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := c.Disk(ctx)(); err != nil || u.Path != dataRoot {
+		t.Fatalf("the classic store: measured %q, %v, want the data root %s", u.Path, err, dataRoot)
+	}
+}

@@ -68,6 +68,18 @@ func SmallDocker(t testing.TB) (*client.Client, string, string) {
 	return connect(t, host, "small private dockerd"), host, root
 }
 
+// SmallImageRoot is the folder whose filesystem holds the small engine's
+// images (the 300 MiB tmpfs): its data root under Docker 20.10's store,
+// containerd's root under the containerd store.
+func SmallImageRoot(t testing.TB) string {
+	t.Helper()
+	root := os.Getenv("TEST_SMALL_IMAGE_ROOT")
+	if root == "" {
+		Unavailable(t, "no small private dockerd: TEST_SMALL_IMAGE_ROOT is not set")
+	}
+	return root
+}
+
 // Docker returns a client of the private engine and holds the engine for this
 // test alone until it ends: test packages run in parallel, and a test that
 // sweeps the whole engine (dangling images, "**") must not see another's.

@@ -207,7 +207,7 @@ func TestChartValues(t *testing.T) {
 	}
 
 	objs = render(t, "image.repository=registry.example.com/ic", "image.tag=v1.2.3", "agent.dockerSocket=/run/k3s/docker.sock",
-		"agent.dataRoot=", "agent.priorityClassName=node-agents", "agent.extraProtectedImages={registry.example.com/sandbox:1}",
+		"agent.dataRoot=", "agent.containerdRoot=", "agent.priorityClassName=node-agents", "agent.extraProtectedImages={registry.example.com/sandbox:1}",
 		"metrics.podMonitor.enabled=true", "metrics.service.enabled=false", "reportWritersPolicy.enabled=false",
 		"aggregatedRoles.enabled=false", "aggregator.replicas=1", "namePrefix=ic-")
 	agent = podSpec(t, find(t, objs, "DaemonSet/ic-agent"))
@@ -219,7 +219,7 @@ func TestChartValues(t *testing.T) {
 		t.Errorf("args %v: the agent's own image and the extra ones are protected", c.Args)
 	}
 	if len(agent.Volumes) != 2 || agent.Volumes[0].HostPath.Path != "/run/k3s/docker.sock" {
-		t.Errorf("volumes %+v: the socket at its path, no data root", agent.Volumes)
+		t.Errorf("volumes %+v: the socket at its path, no data root, no containerd root", agent.Volumes)
 	}
 	for _, k := range []string{"PodMonitor/ic-metrics"} {
 		if find(t, objs, k) == nil {

@@ -21,10 +21,10 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
-const imageMiB = 20
-
-// Real disk pressure: an engine whose data root is a 300 MiB tmpfs, filled
-// with 20 MiB images. The policy's watermark is crossed by a file written
+// Real disk pressure: an engine whose images' filesystem is a 300 MiB tmpfs
+// (Docker 20.10's data root; Docker 29's containerd root, its data root on
+// the big disk), filled with 20 MiB images (10 MiB under the containerd
+// store, which keeps each twice: the layer's blob and its snapshot). The policy's watermark is crossed by a file written
 // into the data root while the agent runs: its disk tick sweeps without
 // waiting for the interval, least recently used first (by the container
 // runs it saw), and stops as soon as usage is under low. The image of a
@@ -32,7 +32,15 @@ const imageMiB = 20
 func TestDiskPressureOnARealEngine(t *testing.T) {
 	c := apiClient(t)
 	cli, host, dataRoot := testenv.SmallDocker(t)
+	imageRoot := testenv.SmallImageRoot(t)
 	emptyEngine(t, cli) // a run that died may have left the small disk full
+	imageMiB, containerdRoot := 20, ""
+	if testenv.ContainerdStore(t, cli) {
+		// The small engine's containerd root is beside its data root (on
+		// its own small disk): named, as an operator would on such a node.
+		imageMiB, containerdRoot = 10, imageRoot
+	}
+	empty := usage(t, imageRoot)
 	rt, err := docker.New(host)
 	if err != nil {
 		t.Fatal(err)
@@ -41,27 +49,32 @@ func TestDiskPressureOnARealEngine(t *testing.T) {
 	node, group := testenv.UniqueName("node-disk"), testenv.UniqueName("group")
 	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
 	startAgentWith(t, node, rt, func(o *controllers.AgentOptions) {
-		o.DataRoot, o.DiskTick = dataRoot, 500*time.Millisecond
+		o.DataRoot, o.ContainerdRoot, o.DiskTick = dataRoot, containerdRoot, 500*time.Millisecond
 	})
 
 	s := &seed.Engine{Client: cli}
 	repo := "disk.local/" + testenv.UniqueName("lru")
 	var lru []string // in order of last use
+	var step float64 // one image and its stopped container, in percent of the disk, as the engine stores them
 	for i := range 8 {
-		id := seedSized(t, s, cli, fmt.Sprintf("%s/app:%d", repo, i))
+		before := usage(t, imageRoot)
+		id := seedSized(t, s, cli, imageMiB, fmt.Sprintf("%s/app:%d", repo, i))
 		// Run and stop a container: the agent sees it on the event stream.
 		seedContainer(t, s, cli, id, seed.Exited)
 		lru = append(lru, id)
+		if i == 0 {
+			step = usage(t, imageRoot) - before
+		}
 	}
-	running := seedSized(t, s, cli, repo+"/busy:1")
+	running := seedSized(t, s, cli, imageMiB, repo+"/busy:1")
 	seedContainer(t, s, cli, running, seed.Running)
-	excluded := seedSized(t, s, cli, repo+"/keep:1")
-	pause := seedSized(t, s, cli, "registry.k8s.io/pause:3.9")
+	excluded := seedSized(t, s, cli, imageMiB, repo+"/keep:1")
+	pause := seedSized(t, s, cli, imageMiB, "registry.k8s.io/pause:3.9")
 
-	u0 := usage(t, dataRoot)
-	step := 100 * float64(imageMiB) / 300 // one image, in percent of the disk
-	high := int32(math.Ceil(u0)) + 5
-	low := high - int32(math.Ceil(3.5*step)) // four removals get under it
+	u0 := usage(t, imageRoot)
+	t.Logf("%s: %.1f %% used when empty, %.1f %% seeded; one image %.1f %%", imageRoot, empty, u0, step)
+	high := int32(math.Ceil(u0 + step))      // one image more crosses it
+	low := high - int32(math.Ceil(3.5*step)) // a few removals get under it
 	policy := createPolicy(t, c, testenv.UniqueName("disk"), v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector:      &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
 		Images:            []v1alpha1.ImagePattern{"**"},
@@ -82,19 +95,19 @@ func TestDiskPressureOnARealEngine(t *testing.T) {
 	}
 
 	// The disk fills (another tenant of the filesystem): past high.
-	filler := filepath.Join(dataRoot, "filler")
+	filler := filepath.Join(imageRoot, "filler")
 	if err := os.WriteFile(filler, make([]byte, int(step*2*3*1024*1024)), 0o600); err != nil { // two images' worth
 		t.Fatal(err)
 	}
 	defer os.Remove(filler)
-	if u := usage(t, dataRoot); u <= float64(high) {
+	if u := usage(t, imageRoot); u <= float64(high) {
 		t.Fatalf("the filler did not cross the watermark: %.1f %% <= %d %%", u, high)
 	}
 	eventually(t, "a sweep started by the disk", func() (bool, string) {
 		r := getReport(t, c, policy.Name, node)
 		return r != nil && r.Status.Disk != nil && r.Status.Disk.Watermark == "space", "no pressure report yet"
 	})
-	if u := usage(t, dataRoot); u >= float64(low) {
+	if u := usage(t, imageRoot); u >= float64(low) {
 		t.Fatalf("the sweep ended at %.1f %%, not under low %d %%", u, low)
 	}
 	gone := 0
@@ -116,13 +129,16 @@ func TestDiskPressureOnARealEngine(t *testing.T) {
 		}
 	}
 	r := getReport(t, c, policy.Name, node)
-	t.Logf("usage %d %% → %d %% (high %d, low %d): %d least recently used images went, %d stayed",
-		r.Status.Disk.UsedPercentBefore, r.Status.Disk.UsedPercentAfter, high, low, gone, len(lru)-gone)
+	if r.Status.Disk.Path != imageRoot {
+		t.Errorf("the report says it measured %q, not the images' filesystem %s", r.Status.Disk.Path, imageRoot)
+	}
+	t.Logf("usage of %s %d %% → %d %% (high %d, low %d, one image %.1f %%): %d least recently used images went, %d stayed",
+		r.Status.Disk.Path, r.Status.Disk.UsedPercentBefore, r.Status.Disk.UsedPercentAfter, high, low, step, gone, len(lru)-gone)
 }
 
-func seedSized(t *testing.T, s *seed.Engine, cli *client.Client, ref string) string {
+func seedSized(t *testing.T, s *seed.Engine, cli *client.Client, mib int, ref string) string {
 	t.Helper()
-	id, err := s.ImageOfSize(context.Background(), imageMiB<<20, ref)
+	id, err := s.ImageOfSize(context.Background(), mib<<20, ref)
 	if err != nil {
 		t.Fatal(err)
 	}

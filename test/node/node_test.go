@@ -695,6 +695,7 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 		// The test node's paths and API server address, as test/node/overlay has them.
 		"--set", "agent.dockerSocket=/tmp/imagecleanup-node/engine/docker.sock",
 		"--set", "agent.dataRoot=/tmp/imagecleanup-node/engine/data",
+		"--set", "agent.containerdRoot=/tmp/imagecleanup-node/containerd",
 		"--set", "agent.stateDir=/tmp/imagecleanup-node/agent-state",
 		"--set-string", "agent.extraEnv[0].name=KUBERNETES_SERVICE_HOST,agent.extraEnv[0].value=10.244.0.1",
 		"--set-string", "agent.extraEnv[1].name=KUBERNETES_SERVICE_PORT,agent.extraEnv[1].value=6443",

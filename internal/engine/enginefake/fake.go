@@ -46,6 +46,9 @@ type Engine struct {
 	EventBuffer int
 	// RootDir is the data root Info reports (default /var/lib/docker).
 	RootDir string
+	// ImageStore is the image store Info reports (default "memory";
+	// engine.ContainerdStore makes it look like Docker 29's).
+	ImageStore string
 	// OnRemove, if set, is called (with the engine's lock held: it must not
 	// call the engine) for each image or container the API removes, as it
 	// goes: kind is "image" or "container".
@@ -369,7 +372,7 @@ func (f *Engine) Info(ctx context.Context) (engine.Info, error) {
 		return engine.Info{}, err
 	}
 	defer f.mu.Unlock()
-	return engine.Info{ID: "fake", RootDir: cmp.Or(f.RootDir, "/var/lib/docker"), Name: "fake", Version: "1", ImageStore: "memory"}, nil
+	return engine.Info{ID: "fake", RootDir: cmp.Or(f.RootDir, "/var/lib/docker"), Name: "fake", Version: "1", ImageStore: cmp.Or(f.ImageStore, "memory")}, nil
 }
 
 // Events implements engine.Runtime with Docker's rules: a replay of the

@@ -59,6 +59,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: inodesUsedPercentBefore
       type:
         scalar: numeric
+    - name: path
+      type:
+        scalar: string
     - name: usedPercentAfter
       type:
         scalar: numeric

@@ -20,9 +20,13 @@ package v1alpha1
 // DiskStatusApplyConfiguration represents a declarative configuration of the DiskStatus type for use
 // with apply.
 //
-// DiskStatus is the engine's data filesystem before and after a sweep, in
-// percent used (rounded down).
+// DiskStatus is the filesystem that holds the engine's images before and
+// after a sweep, in percent used (rounded down).
 type DiskStatusApplyConfiguration struct {
+	// path is the folder whose filesystem was measured, as the agent sees
+	// it: the engine's data root, or containerd's root when the engine
+	// keeps its images in containerd's store (Docker 29's default).
+	Path *string `json:"path,omitempty"`
 	// usedPercentBefore is the space used before the sweep.
 	UsedPercentBefore *int32 `json:"usedPercentBefore,omitempty"`
 	// usedPercentAfter is the space used after it.
@@ -41,6 +45,14 @@ type DiskStatusApplyConfiguration struct {
 // apply.
 func DiskStatus() *DiskStatusApplyConfiguration {
 	return &DiskStatusApplyConfiguration{}
+}
+
+// WithPath sets the Path field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Path field is set to the value of the last call.
+func (b *DiskStatusApplyConfiguration) WithPath(value string) *DiskStatusApplyConfiguration {
+	b.Path = &value
+	return b
 }
 
 // WithUsedPercentBefore sets the UsedPercentBefore field in the declarative configuration to the given value
