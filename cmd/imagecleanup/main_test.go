@@ -333,8 +333,14 @@ func TestDiskUsageWithDataRoot(t *testing.T) {
 	repo := "cli.local/" + testenv.UniqueName("disk")
 	id := testenv.ImportImage(t, cli, repo+"/app:1")
 	policy := writePolicy(t, policyYAML("  images: [\""+repo+"/**\"]\n  minImageAge: 0s\n  diskUsage: {highPercent: 50, lowPercent: 40}\n"))
+	// The folder that holds the images: the data root, or containerd's root
+	// under the containerd store (Docker 29), where a data root is not enough.
+	flag := "--data-root"
+	if testenv.ContainerdStore(t, cli) {
+		flag = "--containerd-root"
+	}
 
-	code, stdout, stderr := runCLI("apply", "-f", policy, "--docker-host", host, "--data-root", root, "-o", "json")
+	code, stdout, stderr := runCLI("apply", "-f", policy, "--docker-host", host, flag, root, "-o", "json")
 	var doc document
 	if code != exitOK || json.Unmarshal([]byte(stdout), &doc) != nil || doc.Disk == nil || doc.Disk.Watermark != "" || !testenv.ImageExists(t, cli, id) {
 		t.Fatalf("under the watermark: exit %d, image there %v\n%s%s", code, testenv.ImageExists(t, cli, id), stdout, stderr)
@@ -342,7 +348,7 @@ func TestDiskUsageWithDataRoot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "fill"), make([]byte, 12<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr = runCLI("apply", "-f", policy, "--docker-host", host, "--data-root", root, "-o", "json")
+	code, stdout, stderr = runCLI("apply", "-f", policy, "--docker-host", host, flag, root, "-o", "json")
 	doc = document{}
 	if code != exitOK || json.Unmarshal([]byte(stdout), &doc) != nil || doc.Disk == nil || doc.Disk.Watermark != "space" || doc.Disk.UsedPercentBefore < 70 {
 		t.Fatalf("above the watermark: exit %d\n%s%s", code, stdout, stderr)
@@ -350,7 +356,7 @@ func TestDiskUsageWithDataRoot(t *testing.T) {
 	if testenv.ImageExists(t, cli, id) {
 		t.Fatal("above the high watermark the policy's image should go")
 	}
-	if code, _, stderr := runCLI("apply", "-f", policy, "--docker-host", host, "--data-root", filepath.Join(root, "missing")); code != exitError || !strings.Contains(stderr, "--data-root") {
+	if code, _, stderr := runCLI("apply", "-f", policy, "--docker-host", host, flag, filepath.Join(root, "missing")); code != exitError || !strings.Contains(stderr, flag) {
 		t.Fatalf("a missing data root: exit %d, %q", code, stderr)
 	}
 }

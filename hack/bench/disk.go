@@ -10,9 +10,7 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
@@ -140,7 +138,7 @@ func rawRemove(cli *client.Client, images []seededImage, n int) {
 	g.SetLimit(n)
 	for _, img := range images {
 		for _, c := range img.containers {
-			g.Go(func() error { return cli.ContainerRemove(ctx, c, container.RemoveOptions{}) })
+			g.Go(func() error { _, err := cli.ContainerRemove(ctx, c, client.ContainerRemoveOptions{}); return err })
 		}
 	}
 	if err := g.Wait(); err != nil {
@@ -148,7 +146,7 @@ func rawRemove(cli *client.Client, images []seededImage, n int) {
 	}
 	for _, img := range images {
 		g.Go(func() error {
-			_, err := cli.ImageRemove(ctx, img.id, image.RemoveOptions{PruneChildren: true})
+			_, err := cli.ImageRemove(ctx, img.id, client.ImageRemoveOptions{PruneChildren: true})
 			return err
 		})
 	}
@@ -162,9 +160,9 @@ func clearSeed(cli *client.Client, images []seededImage) {
 	ctx := context.Background()
 	for _, img := range images {
 		for _, c := range img.containers {
-			_ = cli.ContainerRemove(ctx, c, container.RemoveOptions{Force: true})
+			_, _ = cli.ContainerRemove(ctx, c, client.ContainerRemoveOptions{Force: true})
 		}
-		_, _ = cli.ImageRemove(ctx, img.id, image.RemoveOptions{Force: true, PruneChildren: true})
+		_, _ = cli.ImageRemove(ctx, img.id, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	}
 }
 

@@ -22,10 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 
 	"golang.org/x/sync/errgroup"
 
@@ -230,7 +227,8 @@ func (b *bench) seedImage(ctx context.Context, ref string) error {
 }
 
 func (b *bench) targets(repo string) ([]string, error) {
-	list, err := b.direct.ImageList(context.Background(), image.ListOptions{})
+	listRes, err := b.direct.ImageList(context.Background(), client.ImageListOptions{})
+	list := listRes.Items
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +252,7 @@ func (b *bench) leftovers(repo string) (int, error) {
 	}
 	n := len(refs)
 	for _, id := range b.seeded {
-		if _, err := b.direct.ContainerInspect(context.Background(), id); err == nil {
+		if _, err := b.direct.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{}); err == nil {
 			n++
 		}
 	}
@@ -308,12 +306,13 @@ func (b *bench) rawRemovals(repo string, n int) error {
 		return g.Wait()
 	}
 	if err := remove(b.seeded, func(id string) error {
-		return b.counted.ContainerRemove(ctx, id, container.RemoveOptions{})
+		_, err := b.counted.ContainerRemove(ctx, id, client.ContainerRemoveOptions{})
+		return err
 	}); err != nil {
 		return err
 	}
 	return remove(refs, func(ref string) error {
-		_, err := b.counted.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+		_, err := b.counted.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
 		return err
 	})
 }
@@ -345,9 +344,12 @@ func (b *bench) rawThroughput() {
 			}
 			return float64(len(ids)) / time.Since(start).Seconds()
 		}
-		cps := rate(b.seeded, func(id string) error { return b.direct.ContainerRemove(ctx, id, container.RemoveOptions{}) })
+		cps := rate(b.seeded, func(id string) error {
+			_, err := b.direct.ContainerRemove(ctx, id, client.ContainerRemoveOptions{})
+			return err
+		})
 		ips := rate(refs, func(ref string) error {
-			_, err := b.direct.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+			_, err := b.direct.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
 			return err
 		})
 		b.seeded = nil
@@ -376,16 +378,17 @@ func (b *bench) handRecipeAPI(repo string) error {
 		return err
 	}
 	for _, ref := range refs {
-		ctrs, err := b.counted.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", ref))})
+		ctrsRes, err := b.counted.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("ancestor", ref)})
+		ctrs := ctrsRes.Items
 		if err != nil {
 			return err
 		}
 		for _, c := range ctrs {
-			if err := b.counted.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil {
+			if _, err := b.counted.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{}); err != nil {
 				return err
 			}
 		}
-		if _, err := b.counted.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
+		if _, err := b.counted.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
 			return err
 		}
 	}

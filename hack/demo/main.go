@@ -20,9 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	dockerclient "github.com/docker/docker/client"
+	dockerclient "github.com/moby/moby/client"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -408,16 +406,16 @@ func stopProcess(cmd *exec.Cmd) {
 // removeLabelled removes the demo's containers and images from an engine.
 func removeLabelled(cli *dockerclient.Client) {
 	ctx := context.Background()
-	ctrs, _ := cli.ContainerList(ctx, container.ListOptions{All: true})
-	for _, c := range ctrs {
+	ctrs, _ := cli.ContainerList(ctx, dockerclient.ContainerListOptions{All: true})
+	for _, c := range ctrs.Items {
 		if c.Labels[demoLabel] == "true" {
-			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			_, _ = cli.ContainerRemove(ctx, c.ID, dockerclient.ContainerRemoveOptions{Force: true})
 		}
 	}
-	imgs, _ := cli.ImageList(ctx, image.ListOptions{All: true})
-	for _, img := range imgs {
+	imgs, _ := cli.ImageList(ctx, dockerclient.ImageListOptions{All: true})
+	for _, img := range imgs.Items {
 		if img.Labels[demoLabel] == "true" {
-			_, _ = cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+			_, _ = cli.ImageRemove(ctx, img.ID, dockerclient.ImageRemoveOptions{Force: true, PruneChildren: true})
 		}
 	}
 }

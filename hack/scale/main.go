@@ -79,6 +79,10 @@ func (t counting) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(req)
 }
 
+// WrappedRoundTripper lets client-go reach the transport beneath, to cancel
+// a request that timed out (k8s.io/apimachinery's RoundTripperWrapper).
+func (t counting) WrappedRoundTripper() http.RoundTripper { return t.next }
+
 func main() {
 	nodes := flag.Int("nodes", 200, "agents (nodes)")
 	selected := flag.Float64("selected", 0.9, "share of the nodes the policy selects")
@@ -142,8 +146,16 @@ func run(n int, share float64, idle time.Duration) error {
 		}
 		go func() { _ = m.Start(ctx) }()
 	}
-	fmt.Printf("%d agents (%d selected) and one aggregator started in %s\n\n", n, nSelected, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("%d agents (%d selected) and one aggregator started in %s\n", n, nSelected, time.Since(start).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
+	// Each agent lists and watches its own Node and the pods bound to it
+	// (field selectors): one of each, whatever the fleet's size.
+	started := agents.snapshot()
+	fmt.Printf("start-up requests per agent:")
+	for _, k := range []string{"GET nodes", "WATCH nodes", "GET pods", "WATCH pods"} {
+		fmt.Printf("  %s %.2f", k, float64(started[k])/float64(n))
+	}
+	fmt.Printf("\n\n")
 
 	policy := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "fleet"}, Spec: v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"group": "fleet"}},

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
@@ -56,15 +56,15 @@ func (s *scenario) sweepWith(rt *docker.Runtime, spec v1alpha1.ImageCleanupPolic
 // goroutines: errors are reported, not fatal.
 func (s *scenario) runOn(imageID string) {
 	ctx := context.Background()
-	c, err := s.cli.ContainerCreate(ctx, &container.Config{Image: imageID, Cmd: []string{"sleep"}}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+	c, err := s.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: imageID, Cmd: []string{"sleep"}}, HostConfig: &container.HostConfig{NetworkMode: "none"}})
 	if err != nil {
 		s.t.Errorf("create: %v", err)
 		return
 	}
 	s.t.Cleanup(func() {
-		_ = s.cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+		_, _ = s.cli.ContainerRemove(context.Background(), c.ID, client.ContainerRemoveOptions{Force: true})
 	})
-	if err := s.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+	if _, err := s.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
 		s.t.Errorf("start: %v", err)
 	}
 }
@@ -174,7 +174,7 @@ func TestFindingDanglingImageTaggedMeanwhile(t *testing.T) {
 	proxy, rt := s.proxied()
 	proxy.On(faultproxy.Rule{Method: http.MethodGet, Path: regexp.MustCompile(`^/images/` + id + `/json$`), Times: 1,
 		Before: func(*http.Request) {
-			if err := s.cli.ImageTag(context.Background(), id, s.ref("late")); err != nil {
+			if _, err := s.cli.ImageTag(context.Background(), client.ImageTagOptions{Source: id, Target: s.ref("late")}); err != nil {
 				t.Error(err)
 			}
 		}})
@@ -199,7 +199,7 @@ func TestFindingForcedRemovalRacesAStart(t *testing.T) {
 	proxy, rt := s.proxied()
 	proxy.On(faultproxy.Rule{Method: http.MethodDelete, Path: regexp.MustCompile(`^/images/`), Times: 1,
 		Before: func(*http.Request) {
-			if err := s.cli.ContainerStart(context.Background(), c, container.StartOptions{}); err != nil {
+			if _, err := s.cli.ContainerStart(context.Background(), c, client.ContainerStartOptions{}); err != nil {
 				t.Error(err)
 			}
 		}})
@@ -256,7 +256,7 @@ func TestFindingBudgetProgressesOnParentAndChild(t *testing.T) {
 	parent := testenv.ImportImage(t, s.cli, s.ref("1"))
 	c := testenv.CreateContainer(t, s.cli, s.ref("1"), testenv.ContainerOptions{})
 	child := testenv.CommitChild(t, s.cli, c, s.ref("child"))
-	if err := s.cli.ContainerRemove(context.Background(), c, container.RemoveOptions{}); err != nil {
+	if _, err := s.cli.ContainerRemove(context.Background(), c, client.ContainerRemoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	spec := s.spec(s.repo + "/app:*")
@@ -331,7 +331,7 @@ func TestFindingInterruptedRemovalIsFinished(t *testing.T) {
 		// image that keeps the parent while the tag goes, removed right after.
 		Before: func(*http.Request) { child = s.childOf(id) },
 		After: func(*http.Request) {
-			if _, err := s.cli.ImageRemove(context.Background(), child, image.RemoveOptions{PruneChildren: false}); err != nil {
+			if _, err := s.cli.ImageRemove(context.Background(), child, client.ImageRemoveOptions{PruneChildren: false}); err != nil {
 				t.Error(err)
 			}
 		}})
@@ -357,16 +357,16 @@ func TestFindingInterruptedRemovalIsFinished(t *testing.T) {
 // removed again) and returns its ID.
 func (s *scenario) childOf(imageID string) string {
 	ctx := context.Background()
-	c, err := s.cli.ContainerCreate(ctx, &container.Config{Image: imageID}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+	c, err := s.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: imageID}, HostConfig: &container.HostConfig{NetworkMode: "none"}, Name: ""})
 	if err != nil {
 		s.t.Error(err)
 		return ""
 	}
-	resp, err := s.cli.ContainerCommit(ctx, c.ID, container.CommitOptions{})
+	resp, err := s.cli.ContainerCommit(ctx, c.ID, client.ContainerCommitOptions{})
 	if err != nil {
 		s.t.Error(err)
 	}
-	_ = s.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{})
+	_, _ = s.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{})
 	s.t.Cleanup(func() { testenv.RemoveImage(s.cli, resp.ID) })
 	return resp.ID
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/image"
-
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
@@ -17,6 +15,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/moby/moby/client"
 )
 
 // One test per finding of the second safety review (issue 17, docs/policy.md
@@ -32,7 +31,7 @@ func TestFinding2ExclusionCoversADigestReference(t *testing.T) {
 	digest := reg.Push(t, prod, "1", time.Now().Add(-time.Hour))
 	byDigest := reg.Host + "/" + prod + "@" + digest
 	id := testenv.PullImage(t, s.cli, byDigest)
-	if err := s.cli.ImageTag(context.Background(), id, s.ref("pr-7")); err != nil {
+	if _, err := s.cli.ImageTag(context.Background(), client.ImageTagOptions{Source: id, Target: s.ref("pr-7")}); err != nil {
 		t.Fatal(err)
 	}
 	spec := s.spec(s.repo + "/**")
@@ -57,11 +56,11 @@ func TestFinding2PruneRespectsExclusionAndProtection(t *testing.T) {
 			c := testenv.CreateContainer(t, s.cli, s.ref("base"), testenv.ContainerOptions{})
 			child := testenv.CommitChild(t, s.cli, c, s.ref("child"))
 			// The parent loses its tag and stays, untagged, under its child.
-			if _, err := s.cli.ImageRemove(context.Background(), s.ref("base"), image.RemoveOptions{}); err == nil {
+			if _, err := s.cli.ImageRemove(context.Background(), s.ref("base"), client.ImageRemoveOptions{}); err == nil {
 				t.Fatal("the engine untagged a parent used by a container; the scenario is void")
 			}
 			testenv.RemoveContainer(t, s.cli, c)
-			if _, err := s.cli.ImageRemove(context.Background(), s.ref("base"), image.RemoveOptions{}); err != nil {
+			if _, err := s.cli.ImageRemove(context.Background(), s.ref("base"), client.ImageRemoveOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			byID := "sha256:" + strings.TrimPrefix(parent, "sha256:")[:16]
@@ -227,7 +226,7 @@ func reload(t *testing.T, s *scenario, id string, saved []byte) {
 	t.Helper()
 	ctx := context.Background()
 	if testenv.ImageExists(t, s.cli, id) {
-		if _, err := s.cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true}); err != nil {
+		if _, err := s.cli.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -235,8 +234,8 @@ func reload(t *testing.T, s *scenario, id string, saved []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp)
+	_ = resp.Close()
 	if !testenv.ImageExists(t, s.cli, id) {
 		t.Fatal("the image did not come back with the same ID")
 	}

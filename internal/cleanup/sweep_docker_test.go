@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
@@ -92,7 +90,7 @@ func TestSweepRemovesStoppedContainersThenImage(t *testing.T) {
 	id := testenv.ImportImage(t, s.cli, s.ref("1"))
 	c1 := testenv.CreateContainer(t, s.cli, s.ref("1"), testenv.ContainerOptions{Run: "exit"})
 	c2 := testenv.CreateContainer(t, s.cli, s.ref("1"), testenv.ContainerOptions{})
-	if _, err := s.cli.ImageRemove(context.Background(), s.ref("1"), image.RemoveOptions{}); err == nil {
+	if _, err := s.cli.ImageRemove(context.Background(), s.ref("1"), client.ImageRemoveOptions{}); err == nil {
 		t.Fatal("the engine removed an image used by stopped containers; the scenario is void")
 	}
 
@@ -222,7 +220,7 @@ func TestApplyContainerStartedAfterPlan(t *testing.T) {
 		t.Fatalf("plan %+v", p)
 	}
 
-	if err := s.cli.ContainerStart(ctx, c, container.StartOptions{}); err != nil {
+	if _, err := s.cli.ContainerStart(ctx, c, client.ContainerStartOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r := apply.Run(ctx, s.rt, &p, apply.Options{})
@@ -262,11 +260,13 @@ type engineState struct{ images, containers []string }
 func stateOf(t *testing.T, cli *client.Client) engineState {
 	t.Helper()
 	ctx := context.Background()
-	imgs, err := cli.ImageList(ctx, image.ListOptions{All: true})
+	imgsRes, err := cli.ImageList(ctx, client.ImageListOptions{All: true})
+	imgs := imgsRes.Items
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	ctrsRes, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true})
+	ctrs := ctrsRes.Items
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func stateOf(t *testing.T, cli *client.Client) engineState {
 		st.images = append(st.images, i.ID+" "+strings.Join(i.RepoTags, ","))
 	}
 	for _, c := range ctrs {
-		st.containers = append(st.containers, c.ID+" "+c.State)
+		st.containers = append(st.containers, c.ID+" "+string(c.State))
 	}
 	sort.Strings(st.images)
 	sort.Strings(st.containers)

@@ -16,11 +16,9 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 )
@@ -58,11 +56,13 @@ func New(host string) (*Runtime, error) {
 			return nil, fmt.Errorf("%w: %q: the address must start with unix://, tcp://, http:// or https://", ErrBadHost, h)
 		}
 	}
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	// The client negotiates the API version with the engine (Docker 20.10's
+	// 1.41 to Docker 29's 1.56) on its first call.
+	opts := []client.Opt{client.FromEnv}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
 	}
-	cli, err := client.NewClientWithOpts(opts...)
+	cli, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadHost, err)
 	}
@@ -77,6 +77,10 @@ func (r *Runtime) read(ctx context.Context) (context.Context, context.CancelFunc
 func (r *Runtime) remove(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, r.RemoveTimeout)
 }
+
+// APIVersion is the Engine API version the client speaks: the engine's own,
+// once negotiated (the first call), capped at the client's newest.
+func (r *Runtime) APIVersion() string { return r.cli.ClientVersion() }
 
 // Host is the engine's address.
 func (r *Runtime) Host() string { return r.cli.DaemonHost() }
@@ -119,12 +123,8 @@ func (r *Runtime) Ping(ctx context.Context) error {
 	r.count("Ping")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
-	ping, err := r.cli.Ping(ctx)
-	if err != nil {
-		return wrap(err)
-	}
-	r.cli.NegotiateAPIVersionPing(ping)
-	return nil
+	_, err := r.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	return wrap(err)
 }
 
 // ListImages implements engine.Runtime.
@@ -132,12 +132,12 @@ func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
 	r.count("ImageList")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
-	list, err := r.cli.ImageList(ctx, image.ListOptions{All: true})
+	res, err := r.cli.ImageList(ctx, client.ImageListOptions{All: true})
 	if err != nil {
 		return nil, wrap(err)
 	}
-	out := make([]engine.Image, 0, len(list))
-	for _, s := range list {
+	out := make([]engine.Image, 0, len(res.Items))
+	for _, s := range res.Items {
 		tags, digests := references(s.RepoTags, s.RepoDigests)
 		out = append(out, engine.Image{
 			ID:          s.ID,
@@ -181,7 +181,7 @@ func toContainer(s *container.Summary) engine.Container {
 		ID:      s.ID,
 		Name:    name,
 		ImageID: s.ImageID,
-		State:   s.State,
+		State:   string(s.State),
 		Labels:  s.Labels,
 		Created: time.Unix(s.Created, 0),
 	}
@@ -192,10 +192,11 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error
 	r.count("ContainerList")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
-	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true})
+	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true})
 	if err != nil {
 		return nil, wrap(err)
 	}
+	list := res.Items
 	out := make([]engine.Container, 0, len(list))
 	for i := range list {
 		out = append(out, toContainer(&list[i]))
@@ -209,10 +210,11 @@ func (r *Runtime) ContainersUsing(ctx context.Context, imageID string) ([]engine
 	r.count("ContainerList")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
-	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", imageID))})
+	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("ancestor", imageID)})
 	if err != nil {
 		return nil, wrap(err)
 	}
+	list := res.Items
 	var out []engine.Container
 	for i := range list {
 		if list[i].ImageID == imageID {
@@ -250,11 +252,12 @@ func (r *Runtime) ContainerFinishedAt(ctx context.Context, id string) (string, t
 	r.count("ContainerInspect")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
-	info, err := r.cli.ContainerInspect(ctx, id)
+	res, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return "", time.Time{}, wrap(err)
 	}
-	if info.ContainerJSONBase == nil || info.State == nil {
+	info := res.Container
+	if info.State == nil {
 		return "", time.Time{}, fmt.Errorf("container %s: the engine returned no state", id)
 	}
 	var finished time.Time
@@ -267,7 +270,7 @@ func (r *Runtime) ContainerFinishedAt(ctx context.Context, id string) (string, t
 			finished = t
 		}
 	}
-	return info.State.Status, finished, nil
+	return string(info.State.Status), finished, nil
 }
 
 // RemoveContainer implements engine.Runtime; it never forces, so the engine
@@ -276,7 +279,8 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string, removeVolumes 
 	r.count("ContainerRemove")
 	ctx, cancel := r.remove(ctx)
 	defer cancel()
-	return wrap(r.cli.ContainerRemove(ctx, id, container.RemoveOptions{RemoveVolumes: removeVolumes}))
+	_, err := r.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{RemoveVolumes: removeVolumes})
+	return wrap(err)
 }
 
 // RemoveImage implements engine.Runtime.
@@ -284,12 +288,12 @@ func (r *Runtime) RemoveImage(ctx context.Context, ref string, opts engine.Remov
 	r.count("ImageRemove")
 	ctx, cancel := r.remove(ctx)
 	defer cancel()
-	resp, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: opts.Force, PruneChildren: opts.Prune})
+	resp, err := r.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: opts.Force, PruneChildren: opts.Prune})
 	if err != nil {
 		return engine.Deleted{}, wrap(err)
 	}
 	var del engine.Deleted
-	for _, item := range resp {
+	for _, item := range resp.Items {
 		if item.Deleted != "" {
 			del.Deleted = append(del.Deleted, item.Deleted)
 		}
@@ -302,10 +306,11 @@ func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
 	r.count("Info")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
-	info, err := r.cli.Info(ctx)
+	res, err := r.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return engine.Info{}, wrap(err)
 	}
+	info := res.Info
 	store := info.Driver
 	for _, kv := range info.DriverStatus {
 		if kv[0] == "driver-type" && kv[1] == "io.containerd.snapshotter.v1" {
@@ -332,7 +337,7 @@ func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f fu
 	}
 	if !since.IsZero() {
 		var replay []events.Message
-		if err := r.stream(ctx, events.ListOptions{Since: apiTime(since), Until: apiTime(now)}, func(m events.Message) {
+		if err := r.stream(ctx, client.EventsListOptions{Since: apiTime(since), Until: apiTime(now)}, func(m events.Message) {
 			replay = append(replay, m)
 		}); err != nil {
 			return err
@@ -352,10 +357,8 @@ func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f fu
 	}
 	// From the present on, inclusive: what came since the replay is
 	// replayed first.
-	opts := events.ListOptions{Since: apiTime(now), Filters: filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("type", string(events.ImageEventType)),
-	)}
+	opts := client.EventsListOptions{Since: apiTime(now), Filters: make(client.Filters).Add("type",
+		string(events.ContainerEventType), string(events.ImageEventType))}
 	err = r.stream(ctx, opts, func(m events.Message) {
 		if e, ok := toEvent(m); ok {
 			f(e)
@@ -369,8 +372,9 @@ func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f fu
 
 // stream calls f for each event until the stream ends (nil, for a replay
 // with an until), ctx ends or it breaks.
-func (r *Runtime) stream(ctx context.Context, opts events.ListOptions, f func(events.Message)) error {
-	msgs, errs := r.cli.Events(ctx, opts)
+func (r *Runtime) stream(ctx context.Context, opts client.EventsListOptions, f func(events.Message)) error {
+	res := r.cli.Events(ctx, opts)
+	msgs, errs := res.Messages, res.Err
 	for {
 		select {
 		case m := <-msgs:
@@ -393,10 +397,11 @@ func (r *Runtime) engineNow(ctx context.Context) (time.Time, error) {
 	r.count("Info")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
-	info, err := r.cli.Info(ctx)
+	res, err := r.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return time.Time{}, wrap(err)
 	}
+	info := res.Info
 	t, err := time.Parse(time.RFC3339Nano, info.SystemTime)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("the engine's time %q: %w", info.SystemTime, err)

@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/image"
-
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/moby/moby/client"
 )
 
 // The image clock learns from the engine's events: a container that runs,
@@ -108,10 +107,10 @@ func TestEventsReplayAndGap(t *testing.T) {
 	noise := testenv.ImportImage(t, cli, "itest.local/"+testenv.UniqueName("noise")+"/app:0")
 	for i := range 150 {
 		tag := fmt.Sprintf("itest.local/noise/app:%d", i)
-		if err := cli.ImageTag(ctx, noise, tag); err != nil {
+		if _, err := cli.ImageTag(ctx, client.ImageTagOptions{Source: noise, Target: tag}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cli.ImageRemove(ctx, tag, image.RemoveOptions{}); err != nil {
+		if _, err := cli.ImageRemove(ctx, tag, client.ImageRemoveOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -150,4 +149,31 @@ func TestInfoNamesTheEngineAndItsImageStore(t *testing.T) {
 	if info.Name != "docker" || info.Version == "" || info.ImageStore != want {
 		t.Fatalf("info %+v, want docker, a version and image store %s", info, want)
 	}
+}
+
+// The client (github.com/moby/moby/client) negotiates the API version with
+// each engine: Docker 20.10's 1.41 and Docker 29's 1.56 are both spoken as
+// the engine speaks them, never a newer one it would refuse.
+func TestAPIVersionIsNegotiated(t *testing.T) {
+	cli := testenv.Docker(t)
+	rt, err := docker.New(testenv.DockerHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx := context.Background()
+	if err := rt.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	server, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.APIVersion(); got != server.APIVersion {
+		t.Errorf("the adapter speaks API %s to an engine of API %s (engine %s)", got, server.APIVersion, server.Version)
+	}
+	if _, err := rt.ListImages(ctx); err != nil {
+		t.Errorf("a call at the negotiated version: %v", err)
+	}
+	t.Logf("engine %s, API %s (minimum %s)", server.Version, server.APIVersion, server.MinAPIVersion)
 }

@@ -20,9 +20,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 )
 
 // State is what a seeded container is left as.
@@ -139,8 +138,8 @@ func (e *Engine) ImageOfSize(ctx context.Context, size int, refs ...string) (str
 	for k, v := range e.Labels {
 		changes = append(changes, "LABEL "+k+"="+v)
 	}
-	rc, err := e.Client.ImageImport(ctx, image.ImportSource{Source: bytes.NewReader(Tar(files...)), SourceName: "-"}, "",
-		image.ImportOptions{Changes: changes})
+	rc, err := e.Client.ImageImport(ctx, client.ImageImportSource{Source: bytes.NewReader(Tar(files...)), SourceName: "-"}, "",
+		client.ImageImportOptions{Changes: changes})
 	if err != nil {
 		return "", fmt.Errorf("import image: %w", err)
 	}
@@ -149,7 +148,7 @@ func (e *Engine) ImageOfSize(ctx context.Context, size int, refs ...string) (str
 		return "", fmt.Errorf("import image: %w", err)
 	}
 	for _, ref := range refs {
-		if err := e.Client.ImageTag(ctx, id, ref); err != nil {
+		if _, err := e.Client.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: ref}); err != nil {
 			return "", fmt.Errorf("tag %s: %w", ref, err)
 		}
 	}
@@ -178,14 +177,14 @@ func (e *Engine) Container(ctx context.Context, img string, state State, opts Co
 	if state == Running || opts.SleepWhenStarted {
 		cfg.Cmd = []string{"sleep"}
 	}
-	created, err := e.Client.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: "none"}, nil, nil, opts.Name)
+	created, err := e.Client.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: &container.HostConfig{NetworkMode: "none"}, Name: opts.Name})
 	if err != nil {
 		return "", fmt.Errorf("create container of %s: %w", img, err)
 	}
 	switch state {
 	case Created:
 	case Exited, Running:
-		if err := e.Client.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		if _, err := e.Client.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 			return created.ID, fmt.Errorf("start container %s: %w", created.ID, err)
 		}
 		if state == Exited {
@@ -201,13 +200,25 @@ func (e *Engine) Container(ctx context.Context, img string, state State, opts Co
 
 // waitStopped waits until a started container is no longer running.
 func waitStopped(ctx context.Context, cli *client.Client, id string) error {
-	waitCh, errCh := cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
+	wait := cli.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 	select {
-	case <-waitCh:
-		return nil
-	case err := <-errCh:
+	case <-wait.Result:
+	case err := <-wait.Error:
 		return err
 	}
+	// Docker 29 answers the wait when the task exits, and may list the
+	// container as running a moment longer: wait until it says it stopped.
+	for range 200 {
+		res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			return err
+		}
+		if res.Container.State != nil && !res.Container.State.Running {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("container %s still runs 10 s after it exited", id)
 }
 
 // importedID reads the image ID from the progress stream of an import, and

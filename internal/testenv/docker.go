@@ -17,10 +17,8 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/client"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 )
@@ -99,7 +97,7 @@ func connect(t testing.TB, host, what string) *client.Client {
 	t.Cleanup(func() { _ = cli.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := cli.Ping(ctx); err != nil {
+	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		Unavailable(t, "%s at %s does not answer: %v", what, host, err)
 	}
 	lockEngine(t, host)
@@ -170,7 +168,7 @@ func ImportImage(t testing.TB, cli *client.Client, refs ...string) string {
 // tagged ref; the parent then has a dependent child.
 func CommitChild(t testing.TB, cli *client.Client, containerID, ref string) string {
 	t.Helper()
-	resp, err := cli.ContainerCommit(context.Background(), containerID, container.CommitOptions{Reference: ref})
+	resp, err := cli.ContainerCommit(context.Background(), containerID, client.ContainerCommitOptions{Reference: ref})
 	if err != nil {
 		t.Fatalf("commit %s: %v", containerID, err)
 	}
@@ -195,7 +193,8 @@ type ContainerOptions struct {
 // new data root) rather than the classic graph-driver store of Docker 20.10.
 func ContainerdStore(t testing.TB, cli *client.Client) bool {
 	t.Helper()
-	info, err := cli.Info(context.Background())
+	infoRes, err := cli.Info(context.Background(), client.InfoOptions{})
+	info := infoRes.Info
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +209,7 @@ func ContainerdStore(t testing.TB, cli *client.Client) bool {
 // RemoveContainer removes a test's container (forcibly, it is the test's own).
 func RemoveContainer(t testing.TB, cli *client.Client, id string) {
 	t.Helper()
-	if err := cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true}); err != nil {
+	if _, err := cli.ContainerRemove(context.Background(), id, client.ContainerRemoveOptions{Force: true}); err != nil {
 		t.Fatalf("remove container %s: %v", id, err)
 	}
 }
@@ -227,7 +226,7 @@ func CreateContainer(t testing.TB, cli *client.Client, img string, opts Containe
 		seed.ContainerOptions{Name: opts.Name, Labels: opts.Labels, SleepWhenStarted: opts.SleepWhenStarted})
 	if id != "" {
 		t.Cleanup(func() {
-			_ = cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			_, _ = cli.ContainerRemove(context.Background(), id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 		})
 	}
 	if err != nil {
@@ -239,7 +238,7 @@ func CreateContainer(t testing.TB, cli *client.Client, img string, opts Containe
 // RemoveImage removes an image of a test, whatever it takes; errors are
 // ignored because the test under way may have removed it already.
 func RemoveImage(cli *client.Client, id string) {
-	_, _ = cli.ImageRemove(context.Background(), id, image.RemoveOptions{Force: true, PruneChildren: true})
+	_, _ = cli.ImageRemove(context.Background(), id, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 }
 
 // ImageExists reports whether the engine still has the image (by ID or reference).
@@ -259,7 +258,7 @@ func ImageExists(t testing.TB, cli *client.Client, ref string) bool {
 // ContainerExists reports whether the engine still has the container.
 func ContainerExists(t testing.TB, cli *client.Client, id string) bool {
 	t.Helper()
-	_, err := cli.ContainerInspect(context.Background(), id)
+	_, err := cli.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
 	if err == nil {
 		return true
 	}
@@ -278,7 +277,7 @@ func BuildImage(t testing.TB, cli *client.Client, ref string) string {
 	bin := program(t)
 	dockerfile := "FROM scratch\nCOPY sleeper /sleeper\nLABEL imagecleanup.test=" + UniqueName("build") + "\nENTRYPOINT [\"/sleeper\"]\n"
 	buildContext := seed.Tar(seed.File{Name: "Dockerfile", Mode: 0o644, Data: []byte(dockerfile)}, seed.File{Name: "sleeper", Mode: 0o755, Data: bin})
-	resp, err := cli.ImageBuild(context.Background(), bytes.NewReader(buildContext), build.ImageBuildOptions{
+	resp, err := cli.ImageBuild(context.Background(), bytes.NewReader(buildContext), client.ImageBuildOptions{
 		Tags: []string{ref}, Remove: true, ForceRemove: true, Version: build.BuilderV1,
 	})
 	if err != nil {

@@ -6,8 +6,7 @@ import (
 	"testing"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
+	"github.com/moby/moby/client"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
@@ -22,19 +21,19 @@ func TestStoppedContainerBlocksImageRemoval(t *testing.T) {
 	id := testenv.BuildImage(t, cli, ref)
 
 	ctr := testenv.CreateContainer(t, cli, ref, testenv.ContainerOptions{Run: "exit"})
-	inspect, err := cli.ContainerInspect(ctx, ctr)
+	inspect, err := cli.ContainerInspect(ctx, ctr, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inspect.State.Status != "exited" {
-		t.Fatalf("container state = %q, want exited", inspect.State.Status)
+	if inspect.Container.State.Status != "exited" {
+		t.Fatalf("container state = %q, want exited", inspect.Container.State.Status)
 	}
 
-	_, err = cli.ImageRemove(ctx, id, image.RemoveOptions{})
+	_, err = cli.ImageRemove(ctx, id, client.ImageRemoveOptions{})
 	if !cerrdefs.IsConflict(err) || !strings.Contains(err.Error(), "image is being used by stopped container") {
 		t.Fatalf("removing by ID: err = %v, want the conflict 'image is being used by stopped container'", err)
 	}
-	_, err = cli.ImageRemove(ctx, ref, image.RemoveOptions{})
+	_, err = cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{})
 	if !cerrdefs.IsConflict(err) {
 		t.Fatalf("removing by tag: err = %v, want a conflict", err)
 	}
@@ -43,10 +42,10 @@ func TestStoppedContainerBlocksImageRemoval(t *testing.T) {
 	}
 
 	// The article's second answer: remove the container, then the image.
-	if err := cli.ContainerRemove(ctx, ctr, container.RemoveOptions{}); err != nil {
+	if _, err := cli.ContainerRemove(ctx, ctr, client.ContainerRemoveOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil {
+	if _, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
 		t.Fatalf("removing after the container is gone: %v", err)
 	}
 	if testenv.ImageExists(t, cli, id) {
@@ -62,12 +61,12 @@ func TestImportedImagesAreDistinct(t *testing.T) {
 		t.Fatalf("two imports gave the same image %s", a)
 	}
 	running := testenv.CreateContainer(t, cli, a, testenv.ContainerOptions{Run: "sleep"})
-	inspect, err := cli.ContainerInspect(context.Background(), running)
+	inspect, err := cli.ContainerInspect(context.Background(), running, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !inspect.State.Running {
-		t.Fatalf("container of %s is %s, want running", a, inspect.State.Status)
+	if !inspect.Container.State.Running {
+		t.Fatalf("container of %s is %s, want running", a, inspect.Container.State.Status)
 	}
 }
 

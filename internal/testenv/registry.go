@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 )
 
 // Registry is a tiny read-only image registry (the v2 pull API) on a
@@ -123,7 +122,7 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // image ID; the image is removed when the test ends.
 func PullImage(t testing.TB, cli *client.Client, ref string) string {
 	t.Helper()
-	rc, err := cli.ImagePull(context.Background(), ref, image.PullOptions{})
+	rc, err := cli.ImagePull(context.Background(), ref, client.ImagePullOptions{})
 	if err != nil {
 		t.Fatalf("pull %s: %v", ref, err)
 	}

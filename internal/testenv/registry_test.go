@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -40,7 +42,7 @@ func TestPulledImageTimes(t *testing.T) {
 	if len(info.RepoDigests) != 1 || info.RepoDigests[0] != reg.Host+"/"+repo+"@"+digest {
 		t.Fatalf("RepoDigests %v", info.RepoDigests)
 	}
-	if err := cli.ImageTag(context.Background(), id, reg.Host+"/"+repo+":2"); err != nil {
+	if _, err := cli.ImageTag(context.Background(), client.ImageTagOptions{Source: id, Target: reg.Host + "/" + repo + ":2"}); err != nil {
 		t.Fatal(err)
 	}
 	info, _ = cli.ImageInspect(context.Background(), id)

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
@@ -153,7 +151,7 @@ func seedContainer(t *testing.T, s *seed.Engine, cli *client.Client, image strin
 	id, err := s.Container(context.Background(), image, state, seed.ContainerOptions{})
 	if id != "" {
 		t.Cleanup(func() {
-			_ = cli.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true})
+			_, _ = cli.ContainerRemove(context.Background(), id, client.ContainerRemoveOptions{Force: true})
 		})
 	}
 	if err != nil {
@@ -166,19 +164,21 @@ func seedContainer(t *testing.T, s *seed.Engine, cli *client.Client, image strin
 func emptyEngine(t *testing.T, cli *client.Client) {
 	t.Helper()
 	ctx := context.Background()
-	ctrs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	ctrsRes, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true})
+	ctrs := ctrsRes.Items
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range ctrs {
-		_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		_, _ = cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
 	}
-	imgs, err := cli.ImageList(ctx, image.ListOptions{All: true})
+	imgsRes, err := cli.ImageList(ctx, client.ImageListOptions{All: true})
+	imgs := imgsRes.Items
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, img := range imgs {
-		_, _ = cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+		_, _ = cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	}
 }
 

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 )
 
 // The node runs the image users build: the shipped Dockerfile (its base
@@ -51,18 +52,21 @@ func runOnce(t *testing.T, n *node, image string, entrypoint string, args ...str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	created, err := n.docker.ContainerCreate(ctx, &container.Config{Image: image, Entrypoint: []string{entrypoint}, Cmd: args},
-		&container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+	created, err := n.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: image, Entrypoint: []string{entrypoint}, Cmd: args},
+		HostConfig: &container.HostConfig{NetworkMode: "none"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		_ = n.docker.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
+		_, _ = n.docker.ContainerRemove(context.Background(), created.ID, client.ContainerRemoveOptions{Force: true})
 	}()
-	if err := n.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	if _, err := n.docker.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitC, errC := n.docker.ContainerWait(ctx, created.ID, container.WaitConditionNotRunning)
+	wait := n.docker.ContainerWait(ctx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	waitC, errC := wait.Result, wait.Error
 	select {
 	case w := <-waitC:
 		if w.StatusCode != 0 {
@@ -71,7 +75,7 @@ func runOnce(t *testing.T, n *node, image string, entrypoint string, args ...str
 	case err := <-errC:
 		t.Fatal(err)
 	}
-	logs, err := n.docker.ContainerLogs(ctx, created.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	logs, err := n.docker.ContainerLogs(ctx, created.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		t.Fatal(err)
 	}

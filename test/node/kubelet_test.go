@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/moby/moby/client"
 )
 
 // sleeper is a container of a test image running the sleeper with args.
@@ -149,9 +148,9 @@ stoppedContainers:
 	// stopped its container (a running one keeps it, pod or not).
 	n.deletePod(t, "e2e-init")
 	eventually(t, time.Minute, "the deleted pod's container to stop", func() (bool, string) {
-		list, err := n.docker.ContainerList(context.Background(), container.ListOptions{
-			Filters: filters.NewArgs(filters.Arg("ancestor", late), filters.Arg("status", "running"))})
-		return err == nil && len(list) == 0, fmt.Sprint(len(list), err)
+		list, err := n.docker.ContainerList(context.Background(), client.ContainerListOptions{
+			Filters: make(client.Filters).Add("ancestor", late).Add("status", "running")})
+		return err == nil && len(list.Items) == 0, fmt.Sprint(len(list.Items), err)
 	})
 	n.kubectlOK(t, "", "patch", "icp", "e2e-pods", "--type=merge", "-p", `{"spec":{"interval":"2h"}}`)
 	again := n.sweptReport(t, "e2e-pods")

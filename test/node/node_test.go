@@ -19,11 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
 	"github.com/go-logr/logr"
+	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -389,14 +386,14 @@ stoppedContainers:
 // (sandboxes included), running or not.
 func kubeletContainers(t *testing.T, docker *client.Client) map[string]string {
 	t.Helper()
-	list, err := docker.ContainerList(context.Background(), container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", "io.kubernetes.pod.name"))})
+	list, err := docker.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", "io.kubernetes.pod.name")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]string{}
-	for _, c := range list {
-		out[c.ID] = c.Labels["io.kubernetes.pod.name"] + " " + c.Labels["io.kubernetes.docker.type"] + " " + c.State
+	for _, c := range list.Items {
+		out[c.ID] = c.Labels["io.kubernetes.pod.name"] + " " + c.Labels["io.kubernetes.docker.type"] + " " + string(c.State)
 	}
 	return out
 }
@@ -503,7 +500,7 @@ func TestAgentPodDeletedMidSweep(t *testing.T) {
 	t.Cleanup(func() { // what the policy left, if the test failed
 		for i := range ids {
 			if ctrs[i] != "" {
-				_ = n.docker.ContainerRemove(context.Background(), ctrs[i], container.RemoveOptions{Force: true})
+				_, _ = n.docker.ContainerRemove(context.Background(), ctrs[i], client.ContainerRemoveOptions{Force: true})
 			}
 			if ids[i] != "" {
 				testenv.RemoveImage(n.docker, ids[i])
@@ -516,7 +513,8 @@ func TestAgentPodDeletedMidSweep(t *testing.T) {
 	// One listing a poll (300 inspects took longer than the sweep on a busy
 	// machine); an image the engine is deleting still counts.
 	remaining := func() int {
-		list, err := n.docker.ImageList(context.Background(), image.ListOptions{All: true})
+		listRes, err := n.docker.ImageList(context.Background(), client.ImageListOptions{All: true})
+		list := listRes.Items
 		if err != nil {
 			return count // cannot tell: not fewer
 		}
@@ -567,10 +565,10 @@ stoppedContainers:
 	if report.Status.Totals.ImagesRemoved > count {
 		t.Errorf("totals count %d images removed, only %d existed", report.Status.Totals.ImagesRemoved, count)
 	}
-	left, err := n.docker.ContainerList(context.Background(), container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("ancestor", "e2e.test/many:0"))})
-	if err != nil || len(left) != 0 {
-		t.Errorf("containers of the swept images left: %d (%v)", len(left), err)
+	left, err := n.docker.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("ancestor", "e2e.test/many:0")})
+	if err != nil || len(left.Items) != 0 {
+		t.Errorf("containers of the swept images left: %d (%v)", len(left.Items), err)
 	}
 }
 
