@@ -177,3 +177,48 @@ func TestAPIVersionIsNegotiated(t *testing.T) {
 	}
 	t.Logf("engine %s, API %s (minimum %s)", server.Version, server.APIVersion, server.MinAPIVersion)
 }
+
+// Force on an image a stopped container uses, by reference and by ID. The
+// engines differ by reference: Docker 20.10 untags and deletes it, Docker
+// 29's containerd store only untags it, leaving it dangling (untagged, with
+// its container). By ID both delete it and keep the container: a forced
+// removal goes by ID (docs/engine-behaviour.md), the same on both.
+func TestForceOnAnImageInUse(t *testing.T) {
+	cli := testenv.Docker(t)
+	rt, err := docker.New(testenv.DockerHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx := context.Background()
+	containerd := testenv.ContainerdStore(t, cli)
+	for _, by := range []string{"reference", "ID"} {
+		ref := "itest.local/" + testenv.UniqueName("force") + "/app:1"
+		id := testenv.ImportImage(t, cli, ref)
+		c := testenv.CreateContainer(t, cli, ref, testenv.ContainerOptions{Run: "exit"})
+		target := ref
+		if by == "ID" {
+			target = id
+		}
+		if _, err := rt.RemoveImage(ctx, target, engine.RemoveImageOptions{Force: true}); err != nil {
+			t.Fatalf("force by %s: %v", by, err)
+		}
+		wantLeft := by == "reference" && containerd
+		if left := testenv.ImageExists(t, cli, id); left != wantLeft {
+			t.Errorf("force by %s on the %s store: image left %v, want %v", by, store(containerd), left, wantLeft)
+		}
+		if testenv.ImageExists(t, cli, ref) {
+			t.Errorf("force by %s: the tag stays", by)
+		}
+		if !testenv.ContainerExists(t, cli, c) {
+			t.Errorf("force by %s removed the container", by)
+		}
+	}
+}
+
+func store(containerd bool) string {
+	if containerd {
+		return "containerd"
+	}
+	return "classic"
+}

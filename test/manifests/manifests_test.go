@@ -122,8 +122,16 @@ func TestDaemonSet(t *testing.T) {
 	}) {
 		t.Errorf("no read-only mount of the engine's data root at /var/lib/docker: %+v", c.VolumeMounts)
 	}
-	if len(pod.Volumes) != 3 {
-		t.Errorf("the agent mounts more than the Docker socket, its state folder and the data root: %+v", pod.Volumes)
+	// containerd's root, read-only, where it is: Docker 29's containerd image
+	// store keeps the images there (created empty on a node without it).
+	if root := hostPaths["/var/lib/containerd"]; root == nil || root.Type == nil || *root.Type != corev1.HostPathDirectoryOrCreate ||
+		!slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.MountPath == "/var/lib/containerd" && m.ReadOnly
+		}) {
+		t.Errorf("no read-only mount of containerd's root at /var/lib/containerd: %+v %+v", pod.Volumes, c.VolumeMounts)
+	}
+	if len(pod.Volumes) != 4 {
+		t.Errorf("the agent mounts more than the Docker socket, its state folder, the data root and containerd's root: %+v", pod.Volumes)
 	}
 
 	sc := c.SecurityContext
