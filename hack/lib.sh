@@ -29,6 +29,7 @@ stop_started() {
   fi
   stop_small_dockerd
   stop_small_docker29
+  stop_docker29_classic
   stop_docker29
   stop_test_node
 }
@@ -45,6 +46,24 @@ use_docker29() {
   export IMAGECLEANUP_DOCKER29_BIN_DIR="${bins}"
   TEST_DOCKER29_HOST="$(IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_DOCKER29_DIR}" IMAGECLEANUP_DOCKERD_BIN_DIR="${bins}" hack/dockerd.sh start)"
   export TEST_DOCKER29_HOST
+}
+
+# use_docker29_classic starts a third private engine (after use_docker29):
+# Docker 29 with the classic overlay2 store (--feature
+# containerd-snapshotter=false), exports TEST_DOCKER29_CLASSIC_HOST, and stops
+# it on exit unless KEEP_DOCKERD is 1.
+use_docker29_classic() {
+  trap stop_started EXIT
+  export IMAGECLEANUP_DOCKER29_CLASSIC_DIR="/tmp/imagecleanup-docker29-classic-$(printf '%s' "$(pwd)" | sha256sum | cut -c1-10)"
+  TEST_DOCKER29_CLASSIC_HOST="$(IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_DOCKER29_CLASSIC_DIR}" IMAGECLEANUP_DOCKERD_BIN_DIR="${IMAGECLEANUP_DOCKER29_BIN_DIR}" \
+    IMAGECLEANUP_DOCKERD_ARGS="--feature containerd-snapshotter=false" hack/dockerd.sh start)"
+  export TEST_DOCKER29_CLASSIC_HOST
+}
+
+stop_docker29_classic() {
+  if [[ -n "${IMAGECLEANUP_DOCKER29_CLASSIC_DIR:-}" && "${KEEP_DOCKERD:-}" != 1 ]]; then
+    IMAGECLEANUP_DOCKERD_DIR="${IMAGECLEANUP_DOCKER29_CLASSIC_DIR}" IMAGECLEANUP_DOCKERD_BIN_DIR="${IMAGECLEANUP_DOCKER29_BIN_DIR}" hack/dockerd.sh stop
+  fi
 }
 
 stop_docker29() {

@@ -15,6 +15,7 @@ use_private_dockerd
 use_small_dockerd
 use_docker29
 use_small_docker29
+use_docker29_classic
 use_test_node
 
 echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST} TEST_DOCKER29_HOST=${TEST_DOCKER29_HOST} TEST_CLUSTER_KUBECONFIG=${TEST_CLUSTER_KUBECONFIG}"
@@ -29,6 +30,10 @@ if [[ $# -eq 0 ]]; then
     TEST_SMALL_DATA_ROOT="${TEST_SMALL29_DATA_ROOT}" TEST_SMALL_IMAGE_ROOT="${TEST_SMALL29_IMAGE_ROOT}" \
     go test -count=1 -timeout 20m \
     ./internal/cleanup ./internal/docker ./internal/testenv ./internal/enginehost ./cmd/imagecleanup ./test/e2e || status=$?
+  # And on Docker 29 with the classic overlay2 store, which behaves as 20.10's.
+  echo "test.sh: the real-engine tier on Docker 29 (classic overlay2 store) at ${TEST_DOCKER29_CLASSIC_HOST}"
+  TEST_DOCKER_HOST="${TEST_DOCKER29_CLASSIC_HOST}" go test -count=1 -timeout 20m \
+    ./internal/cleanup ./internal/docker ./internal/testenv ./internal/enginehost ./cmd/imagecleanup || status=$?
 fi
 # A test binary that dies (a timeout panic) cannot stop its envtest; its
 # kube-apiserver and etcd are then orphans: kill those, and only those
