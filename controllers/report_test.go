@@ -3,12 +3,14 @@ package controllers
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
@@ -49,5 +51,21 @@ func TestSweepStatus(t *testing.T) {
 	bounded := sweepStatus(prev, 1, start, time.Second, judge(many, nil, false), many)
 	if len(bounded.Blocked) != v1alpha1.MaxReportedItems || bounded.BlockedCount != 30 || len(bounded.Errors) != v1alpha1.MaxReportedErrors || bounded.Phase != v1alpha1.PhaseFailed {
 		t.Fatalf("bounds: %d blocked listed of %d, %d errors", len(bounded.Blocked), bounded.BlockedCount, len(bounded.Errors))
+	}
+}
+
+// Second review, finding 8: a report whose disk was not measured after the
+// sweep says so, and which folder it measured.
+func TestSweepStatusSaysTheDiskWasNotMeasuredAfter(t *testing.T) {
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	before := disk.Usage{UsedPercent: 91, Path: "/var/lib/containerd"}
+	out := &cleanup.Outcome{Disk: &cleanup.DiskReport{Before: before, After: before, Pressure: "space",
+		AfterErr: errors.New("statfs /var/lib/containerd: input/output error")}}
+	st := sweepStatus(&v1alpha1.ImageCleanupReportStatus{}, 1, start, time.Second, judge(out, nil, false), out)
+	if !strings.Contains(st.Message, "could not be measured after the sweep") || !strings.Contains(st.Message, "input/output error") {
+		t.Errorf("message %q does not say the disk went unmeasured", st.Message)
+	}
+	if st.Disk == nil || st.Disk.Path != "/var/lib/containerd" || st.Disk.UsedPercentBefore != 91 {
+		t.Errorf("disk %+v", st.Disk)
 	}
 }

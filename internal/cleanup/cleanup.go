@@ -70,6 +70,9 @@ type DiskReport struct {
 	// Unreached: under pressure, the sweep ended with the disk still above
 	// its low watermark (nothing left that the policy may remove).
 	Unreached bool
+	// AfterErr is why the disk could not be measured after the sweep: After
+	// then repeats Before, and the bytes reclaimed are the images' sizes.
+	AfterErr error
 }
 
 // ErrNoDataRoot is a policy with diskUsage and nothing to measure the
@@ -216,6 +219,7 @@ func enoughWhenBelowLow(w *v1alpha1.DiskUsage, measure func() (disk.Usage, error
 func measureAfter(w *v1alpha1.DiskUsage, r *DiskReport, res *apply.Result, measure func() (disk.Usage, error)) {
 	after, err := measure()
 	if err != nil {
+		r.AfterErr = err
 		return
 	}
 	r.After = after

@@ -243,3 +243,34 @@ func TestDiskUsageNeedsADataRoot(t *testing.T) {
 		t.Fatalf("err = %v, calls %v", err, f.Calls())
 	}
 }
+
+// Second review, finding 8: a disk that cannot be measured after the sweep
+// is said so, not shown as unchanged.
+func TestDiskUnmeasuredAfterTheSweep(t *testing.T) {
+	calls := 0
+	counting := func(measure func() (disk.Usage, error)) func() (disk.Usage, error) {
+		return func() (disk.Usage, error) { calls++; return measure() }
+	}
+	f, ids := fakeWithUses()
+	if _, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{Disk: counting(fakeDisk(f, ids))}); err != nil {
+		t.Fatal(err)
+	}
+	last := calls // the measure after the sweep is the last one
+
+	f, ids = fakeWithUses()
+	calls = 0
+	measure := fakeDisk(f, ids)
+	failing := func() (disk.Usage, error) {
+		if calls++; calls == last {
+			return disk.Usage{}, errors.New("statfs: input/output error")
+		}
+		return measure()
+	}
+	out, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{Disk: failing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Disk == nil || out.Disk.AfterErr == nil || !strings.Contains(out.Disk.AfterErr.Error(), "input/output error") {
+		t.Fatalf("disk report %+v: the failed measure after the sweep is not said", out.Disk)
+	}
+}
