@@ -398,3 +398,37 @@ func TestFindingCountsMatchTheEngineAfterAStall(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// An image pulled by digest only (no tag), on both stores: a tagless
+// wildcard selects it by its repo digest, and a sweep removes it; dangling:
+// true does not (it carries a repo digest: Docker's own "dangling" excludes
+// it). The containerd store lists its name@digest among the tags; the
+// adapter reads it as the digest reference it is.
+func TestImagePulledByDigestOnly(t *testing.T) {
+	s := newScenario(t)
+	reg := testenv.StartRegistry(t)
+	repo := testenv.UniqueName("bydigest") + "/app"
+	digest := reg.Push(t, repo, "1", time.Now())
+	id := testenv.PullImage(t, s.cli, reg.Host+"/"+repo+"@"+digest)
+
+	dangling := s.spec(s.ref("none")) // selects nothing by name
+	dangling.Dangling = true
+	out, err := cleanup.Sweep(context.Background(), s.rt, &dangling, time.Now(), cleanup.Options{PlanOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range out.Plan.Actions {
+		if a.ImageID == id {
+			t.Fatalf("dangling: true selects an image pulled by digest: %+v", a)
+		}
+	}
+
+	out = s.sweep(s.spec(reg.Host + "/" + testenv.UniqueName("other") + "/**"))
+	if !testenv.ImageExists(t, s.cli, id) || len(out.Result.RemovedImages) != 0 {
+		t.Fatalf("a wildcard of another repository removed it: %+v", out.Result)
+	}
+	out = s.sweep(s.spec(reg.Host + "/" + repo[:strings.Index(repo, "/")] + "/**"))
+	if testenv.ImageExists(t, s.cli, id) || len(out.Result.RemovedImages) != 1 || !out.Result.RemovedImages[0].Deleted {
+		t.Fatalf("the repository's wildcard did not remove the image pulled by digest: %+v", out.Result)
+	}
+}
