@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
@@ -13,15 +14,42 @@ import (
 // that the API omits when empty are left out when empty. A round-trip test
 // holds these to the API types, so a new field cannot be forgotten here.
 
-// reportApplyConfiguration is the whole report of (policy, node).
-func reportApplyConfiguration(policy *v1alpha1.ImageCleanupPolicy, node string, st *v1alpha1.ImageCleanupReportStatus) *ac.ImageCleanupReportApplyConfiguration {
-	return ac.ImageCleanupReport(v1alpha1.ReportName(policy.Name, node)).
-		WithLabels(v1alpha1.ReportLabels(policy.Name, node)).
-		WithOwnerReferences(metav1ac.OwnerReference().
-			WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind("ImageCleanupPolicy").
-			WithName(policy.Name).WithUID(policy.UID).WithController(true)).
-		WithSpec(ac.ImageCleanupReportSpec().WithPolicyName(policy.Name).WithNodeName(node)).
-		WithStatus(reportStatusApplyConfiguration(st))
+// desiredReport is the one description of a node's report of a policy:
+// what the report that exists is compared with, and what is applied.
+func desiredReport(policy *v1alpha1.ImageCleanupPolicy, node string, st *v1alpha1.ImageCleanupReportStatus) *v1alpha1.ImageCleanupReport {
+	return &v1alpha1.ImageCleanupReport{
+		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ImageCleanupReport"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   v1alpha1.ReportName(policy.Name, node),
+			Labels: v1alpha1.ReportLabels(policy.Name, node),
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: v1alpha1.GroupVersion.String(), Kind: "ImageCleanupPolicy",
+				Name: policy.Name, UID: policy.UID, Controller: ptrTo(true),
+			}},
+		},
+		Spec:   v1alpha1.ImageCleanupReportSpec{PolicyName: policy.Name, NodeName: node},
+		Status: *st,
+	}
+}
+
+// reportApplyConfiguration is the report as server-side apply takes it:
+// every field the agent owns, taken from the typed report.
+func reportApplyConfiguration(r *v1alpha1.ImageCleanupReport) *ac.ImageCleanupReportApplyConfiguration {
+	out := ac.ImageCleanupReport(r.Name).
+		WithLabels(r.Labels).
+		WithSpec(ac.ImageCleanupReportSpec().WithPolicyName(r.Spec.PolicyName).WithNodeName(r.Spec.NodeName)).
+		WithStatus(reportStatusApplyConfiguration(&r.Status))
+	for _, o := range r.OwnerReferences {
+		ref := metav1ac.OwnerReference().WithAPIVersion(o.APIVersion).WithKind(o.Kind).WithName(o.Name).WithUID(o.UID)
+		if o.Controller != nil {
+			ref.WithController(*o.Controller)
+		}
+		if o.BlockOwnerDeletion != nil {
+			ref.WithBlockOwnerDeletion(*o.BlockOwnerDeletion)
+		}
+		out.WithOwnerReferences(ref)
+	}
+	return out
 }
 
 func reportStatusApplyConfiguration(st *v1alpha1.ImageCleanupReportStatus) *ac.ImageCleanupReportStatusApplyConfiguration {

@@ -68,5 +68,10 @@ func TestApplyConfigurationsMatchTheTypes(t *testing.T) {
 			fill(reflect.ValueOf(&report).Elem())
 		}
 		sameJSON(t, "report status", report, reportStatusApplyConfiguration(&report))
+
+		// The whole report: what is compared is what is applied.
+		policy := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "0123"}}
+		desired := desiredReport(policy, "node-1", &report)
+		sameJSON(t, "report", desired, reportApplyConfiguration(desired))
 	}
 }

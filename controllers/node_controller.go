@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -439,27 +438,16 @@ func (r *nodeReconciler) fieldManager() string {
 // writeReport applies the report when it differs from the stored one: at
 // most one write per sweep, none when nothing changed.
 func (r *nodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.ImageCleanupPolicy, existing *v1alpha1.ImageCleanupReport, st v1alpha1.ImageCleanupReportStatus) error {
-	desired := &v1alpha1.ImageCleanupReport{
-		ObjectMeta: metav1.ObjectMeta{
-			Labels: v1alpha1.ReportLabels(policy.Name, r.Node),
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v1alpha1.GroupVersion.String(), Kind: "ImageCleanupPolicy",
-				Name: policy.Name, UID: policy.UID, Controller: ptrTo(true),
-			}},
-		},
-		Spec:   v1alpha1.ImageCleanupReportSpec{PolicyName: policy.Name, NodeName: r.Node},
-		Status: st,
-	}
+	desired := desiredReport(policy, r.Node, &st)
 	if existing != nil && equality.Semantic.DeepEqual(existing.Status, desired.Status) &&
 		equality.Semantic.DeepEqual(existing.Spec, desired.Spec) &&
 		equality.Semantic.DeepEqual(existing.OwnerReferences, desired.OwnerReferences) &&
 		labels.Equals(existing.Labels, desired.Labels) {
 		return nil
 	}
-	if err := r.Client.Apply(ctx, reportApplyConfiguration(policy, r.Node, &st), client.FieldOwner(r.fieldManager()), client.ForceOwnership); err != nil {
+	if err := r.Client.Apply(ctx, reportApplyConfiguration(desired), client.FieldOwner(r.fieldManager()), client.ForceOwnership); err != nil {
 		return err
 	}
-	desired.Name = v1alpha1.ReportName(policy.Name, r.Node)
 	r.remember(policy.Name, desired)
 	return nil
 }
