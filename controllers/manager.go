@@ -165,11 +165,14 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	return mgr, nil
 }
 
+// ErrNoNodeName is an agent started without its node's name.
+var ErrNoNodeName = errors.New("no node name: set NODE_NAME (the DaemonSet takes it from spec.nodeName) or --node-name")
+
 // complete checks the options and fills in the defaults.
 func (o *AgentOptions) complete() error {
 	switch {
 	case o.NodeName == "":
-		return errors.New("no node name: set NODE_NAME (from spec.nodeName) or --node-name")
+		return ErrNoNodeName
 	case o.Runtime == nil:
 		return errors.New("no Docker engine")
 	}

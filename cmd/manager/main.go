@@ -95,7 +95,7 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	switch f.role {
 	case "agent":
 		if f.agent.NodeName == "" {
-			return nil, fmt.Errorf("no node name: set NODE_NAME (the DaemonSet takes it from spec.nodeName) or --node-name")
+			return nil, controllers.ErrNoNodeName
 		}
 	case "aggregator":
 	default:

@@ -613,18 +613,7 @@ func sandboxImages(inv *engine.Inventory) map[string]bool {
 // k8s.gcr.io/pause-amd64, rancher/mirrored-pause), the kubelet's sandbox
 // image. Digests count: a node can hold the pause image by digest only.
 func isPauseImage(img *engine.Image) bool {
-	var names []string
-	for _, t := range img.RepoTags {
-		if ref, err := match.ParseTag(t); err == nil {
-			names = append(names, ref.Name)
-		}
-	}
-	for _, d := range img.RepoDigests {
-		if name, _, err := match.ParseDigest(d); err == nil {
-			names = append(names, name)
-		}
-	}
-	for _, name := range names {
+	for _, name := range repositories(img) {
 		last := name[strings.LastIndex(name, "/")+1:]
 		if last == "pause" || strings.HasPrefix(last, "pause-") || strings.HasSuffix(last, "-pause") {
 			return true
