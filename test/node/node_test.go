@@ -685,10 +685,15 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 	if out, err := undeploy.CombinedOutput(); err != nil {
 		t.Fatalf("make undeploy: %v\n%s", err, out)
 	}
+	// As README says: the namespace first, labelled for the agent's hostPath
+	// volumes (Helm keeps its release in it, so it must exist), then the chart.
 	const ns = "image-cleanup-helm"
+	n.kubectlOK(t, "", "create", "namespace", ns)
+	t.Cleanup(func() { _, _ = n.run(nil, "delete", "namespace", ns, "--wait=false") })
+	n.kubectlOK(t, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged")
 	repo, tag, _ := strings.Cut(n.agentImage, ":")
 	install := exec.Command(helm, "install", "ico", filepath.Join(testenv.RepoRoot(), "charts", "image-cleanup-operator"),
-		"--kubeconfig", n.kubeconfig, "--namespace", ns, "--create-namespace", "--wait", "--timeout", "3m",
+		"--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait", "--timeout", "3m",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
 		// The test node's paths and API server address, as test/node/overlay has them.
 		"--set", "agent.dockerSocket=/tmp/imagecleanup-node/engine/docker.sock",
@@ -705,9 +710,6 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
-	// --create-namespace makes a namespace without a Pod Security label;
-	// the chart says to label it (hostPath needs privileged).
-	n.kubectlOK(t, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged", "--overwrite")
 
 	img := testenv.ImportImage(t, n.docker, "e2e.test/helm:1")
 	ctr := testenv.CreateContainer(t, n.docker, img, testenv.ContainerOptions{Run: "exit"})
