@@ -109,15 +109,19 @@ type lifeModel struct {
 	newestBefore map[string][]engine.Image
 }
 
-func TestAgentLife(t *testing.T) {
-	setRapid := func(name, value string) {
-		if flagSet(name) {
-			return // the command line wins
-		}
-		old := flag.Lookup(name).Value.String()
-		_ = flag.Set(name, value)
-		t.Cleanup(func() { _ = flag.Set(name, old) })
+// setRapid sets one of rapid's flags for the test, unless the command line
+// gave it.
+func setRapid(t *testing.T, name, value string) {
+	if flagSet(name) {
+		return // the command line wins
 	}
+	old := flag.Lookup(name).Value.String()
+	_ = flag.Set(name, value)
+	t.Cleanup(func() { _ = flag.Set(name, old) })
+}
+
+func TestAgentLife(t *testing.T) {
+	setRapid := func(name, value string) { setRapid(t, name, value) }
 	checks := *lifeChecks
 	if testing.Short() && !flagSet("life.checks") {
 		checks = 100 // make test-unit
@@ -127,7 +131,33 @@ func TestAgentLife(t *testing.T) {
 	if *lifeSeed != 0 {
 		setRapid("rapid.seed", fmt.Sprint(*lifeSeed))
 	}
-	rapid.Check(t, func(rt *rapid.T) {
+	rapid.Check(t, agentLife(t))
+}
+
+// lifesThatFoundBugs are seeds of single lives that a longer random search
+// found to break an invariant once a fix was reverted; each is replayed in
+// every run, so that make test fails with that fix reverted too.
+var lifesThatFoundBugs = map[string]uint64{
+	// Issue 17, finding 4: the engine pruned an untagged parent, used within
+	// maxUnusedAge, with its last child (found after 2,710 random lives).
+	"a pruned parent keeps its guards": 5941374525844711985,
+}
+
+func TestAgentLivesThatFoundBugs(t *testing.T) {
+	for name, seed := range lifesThatFoundBugs {
+		t.Run(name, func(t *testing.T) {
+			setRapid(t, "rapid.checks", "1")
+			setRapid(t, "rapid.steps", "60")
+			setRapid(t, "rapid.seed", fmt.Sprint(seed))
+			rapid.Check(t, agentLife(t))
+		})
+	}
+}
+
+// agentLife is one life of the agent on a simulated node: random steps,
+// every invariant checked at every removal and after every sweep.
+func agentLife(t *testing.T) func(*rapid.T) {
+	return func(rt *rapid.T) {
 		m := newLifeModel(rt, t.TempDir())
 		defer m.stop()
 		rt.Repeat(map[string]func(*rapid.T){
@@ -157,7 +187,7 @@ func TestAgentLife(t *testing.T) {
 			"sweepAndChange": m.sweepAndChange,
 			"sweepAndKill":   m.sweepAndKill,
 		})
-	})
+	}
 }
 
 func flagSet(name string) bool {
