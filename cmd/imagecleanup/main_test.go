@@ -360,3 +360,36 @@ func TestDiskUsageWithDataRoot(t *testing.T) {
 		t.Fatalf("a missing data root: exit %d, %q", code, stderr)
 	}
 }
+
+// Issue 21, point 6: validate in CI must not pass on nothing, and says what
+// is wrong in words: a missing apiVersion, a path that is not there (not a
+// usage error), a file or folder without a policy (an error, not exit 0).
+func TestValidateSaysWhatIsMissing(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	noAPI := write("noapi.yaml", "kind: ImageCleanupPolicy\nmetadata:\n  name: x\nspec:\n  images: [\"a:1\"]\n")
+	code, _, stderr := runCLI("validate", "-f", noAPI)
+	if code != exitInvalid || !strings.Contains(stderr, "got no apiVersion and \"ImageCleanupPolicy\"") || strings.Contains(stderr, "%!") {
+		t.Errorf("a missing apiVersion: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = runCLI("validate", "-f", filepath.Join(dir, "missing.yaml"))
+	if code != exitError || !strings.Contains(stderr, "no such file") || strings.Contains(stderr, "--help") {
+		t.Errorf("a missing file: exit %d, %q (an error, not a usage hint)", code, stderr)
+	}
+	other := write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")
+	for _, path := range []string{other, write("empty.yaml", "# nothing here\n"), t.TempDir()} {
+		if code, _, stderr := runCLI("validate", "-f", path); code != exitError || !strings.Contains(stderr, "no ") {
+			t.Errorf("%s holds no policy: exit %d, %q", path, code, stderr)
+		}
+	}
+	good := writePolicy(t, policyYAML("  images: [\"a:1\"]\n"))
+	if code, _, stderr := runCLI("validate", "-f", good, "-f", other); code != exitOK {
+		t.Errorf("a policy beside another kind: exit %d, %q", code, stderr)
+	}
+}

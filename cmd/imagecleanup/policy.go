@@ -68,8 +68,8 @@ func admit(file string, data []byte) (*v1alpha1.ImageCleanupPolicy, error) {
 		name, _ = md["name"].(string)
 	}
 	if obj["apiVersion"] != v1alpha1.GroupVersion.String() || obj["kind"] != "ImageCleanupPolicy" {
-		return nil, invalid(name, fmt.Sprintf("apiVersion and kind: want %s and ImageCleanupPolicy, got %q and %q",
-			v1alpha1.GroupVersion, obj["apiVersion"], obj["kind"]))
+		return nil, invalid(name, fmt.Sprintf("apiVersion and kind: want %s and ImageCleanupPolicy, got %s and %s",
+			v1alpha1.GroupVersion, given(obj, "apiVersion"), given(obj, "kind")))
 	}
 	var reasons []string
 	unknown, err := policyschema.UnknownFields(obj)
@@ -159,3 +159,11 @@ func policyFiles(args []string) ([]string, error) {
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// given shows a top-level field as the document has it, or says it has none.
+func given(obj map[string]any, field string) string {
+	if v, ok := obj[field]; ok && v != nil {
+		return fmt.Sprintf("%q", fmt.Sprint(v))
+	}
+	return "no " + field
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -30,7 +31,7 @@ can be given as it is. Exit 0 when every policy is valid, 2 when one is not.`,
 			}
 			paths, err := policyFiles(files)
 			if err != nil {
-				return usageError(err)
+				return withCode(exitError, err) // a file that is not there is no misuse of the command
 			}
 			return validateFiles(cmd, paths)
 		},
@@ -42,7 +43,7 @@ can be given as it is. Exit 0 when every policy is valid, 2 when one is not.`,
 // validateFiles prints one line per valid policy on stdout and every reason
 // of every invalid one on stderr.
 func validateFiles(cmd *cobra.Command, paths []string) error {
-	invalid := 0
+	invalid, policies := 0, 0
 	for _, path := range paths {
 		data, err := readBounded(cmd.Context(), path, cmd.InOrStdin())
 		if err != nil {
@@ -62,6 +63,7 @@ func validateFiles(cmd *cobra.Command, paths []string) error {
 			if !isPolicyDocument(doc) {
 				continue
 			}
+			policies++
 			p, err := admit(where, doc)
 			if err != nil {
 				invalid++
@@ -73,6 +75,10 @@ func validateFiles(cmd *cobra.Command, paths []string) error {
 	}
 	if invalid > 0 {
 		return withCode(exitInvalid, fmt.Errorf("%s invalid", count(invalid, "policy", "policies")))
+	}
+	if policies == 0 {
+		// A CI step that validates nothing must not pass.
+		return withCode(exitError, fmt.Errorf("no ImageCleanupPolicy in %s", strings.Join(paths, ", ")))
 	}
 	return nil
 }
