@@ -19,12 +19,7 @@ import (
 // exits and is removed yields its create, start, die and destroy, naming
 // the image it was created from; an image deleted yields its delete.
 func TestEventsFollow(t *testing.T) {
-	cli := testenv.Docker(t)
-	rt, err := docker.New(testenv.DockerHost(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	cli, rt := engineUnderTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var mu sync.Mutex
@@ -71,12 +66,7 @@ func TestEventsFollow(t *testing.T) {
 // engine's present; when more events than the engine keeps came since, a
 // gap comes first, so the clock knows that it cannot know.
 func TestEventsReplayAndGap(t *testing.T) {
-	cli := testenv.Docker(t)
-	rt, err := docker.New(testenv.DockerHost(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	cli, rt := engineUnderTest(t)
 	ctx := context.Background()
 	replay := func(since time.Time) (actions []string, gap, now time.Time) {
 		t.Helper()
@@ -120,6 +110,19 @@ func TestEventsReplayAndGap(t *testing.T) {
 	}
 }
 
+// engineUnderTest is the private engine, held for the test, through the
+// client and through the adapter (closed when the test ends).
+func engineUnderTest(t *testing.T) (*client.Client, *docker.Runtime) {
+	t.Helper()
+	cli := testenv.Docker(t)
+	rt, err := docker.New(testenv.DockerHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	return cli, rt
+}
+
 // A host that is not an address is refused before any call.
 func TestBadHost(t *testing.T) {
 	for _, host := range []string{"bogus://x", "ssh://user@host", "/var/run/docker.sock"} {
@@ -132,17 +135,12 @@ func TestBadHost(t *testing.T) {
 // Issue 19: the engine says what it is and where it keeps images: the
 // classic store's driver on Docker 20.10, containerd on Docker 29's default.
 func TestInfoNamesTheEngineAndItsImageStore(t *testing.T) {
-	cli := testenv.Docker(t)
-	rt, err := docker.New(testenv.DockerHost(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	cli, rt := engineUnderTest(t)
 	info, err := rt.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "containerd"
+	want := engine.ContainerdStore
 	if !testenv.ContainerdStore(t, cli) {
 		want = "overlay2"
 	}
@@ -155,12 +153,7 @@ func TestInfoNamesTheEngineAndItsImageStore(t *testing.T) {
 // each engine: Docker 20.10's 1.41 and Docker 29's 1.56 are both spoken as
 // the engine speaks them, never a newer one it would refuse.
 func TestAPIVersionIsNegotiated(t *testing.T) {
-	cli := testenv.Docker(t)
-	rt, err := docker.New(testenv.DockerHost(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	cli, rt := engineUnderTest(t)
 	ctx := context.Background()
 	if err := rt.Ping(ctx); err != nil {
 		t.Fatal(err)
@@ -184,12 +177,7 @@ func TestAPIVersionIsNegotiated(t *testing.T) {
 // its container). By ID both delete it and keep the container: a forced
 // removal goes by ID (docs/engine-behaviour.md), the same on both.
 func TestForceOnAnImageInUse(t *testing.T) {
-	cli := testenv.Docker(t)
-	rt, err := docker.New(testenv.DockerHost(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	cli, rt := engineUnderTest(t)
 	ctx := context.Background()
 	containerd := testenv.ContainerdStore(t, cli)
 	for _, by := range []string{"reference", "ID"} {
