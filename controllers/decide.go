@@ -209,6 +209,9 @@ type verdict struct {
 	reason string
 	// errorKind labels imagecleanup_sweep_errors_total; "" when none.
 	errorKind string
+	// ran: the sweep read the engine and its outcome holds real figures
+	// (removals, blocked images, disk), even when it then failed.
+	ran bool
 	// retry: the sweep failed in a way a later try may mend (engine down,
 	// stalled, a removal failed); an invalid policy waits for a new spec.
 	retry bool
@@ -219,6 +222,12 @@ type verdict struct {
 
 // judge classifies a sweep that ran (out) or could not run (err).
 func judge(out *cleanup.Outcome, err error, dryRun bool) verdict {
+	v := judgeCause(out, err, dryRun)
+	v.ran = err == nil || errors.Is(err, cleanup.ErrState)
+	return v
+}
+
+func judgeCause(out *cleanup.Outcome, err error, dryRun bool) verdict {
 	r := &out.Result
 	switch {
 	case errors.Is(err, cleanup.ErrInvalidPolicy):

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -21,6 +23,7 @@ const diskTick = 30 * time.Second
 // the high watermark (decide.go).
 type diskTicker struct {
 	reader client.Reader
+	clock  clock.WithTicker
 	every  time.Duration
 	out    chan<- event.GenericEvent
 }
@@ -31,13 +34,13 @@ func (t *diskTicker) NeedLeaderElection() bool { return false }
 
 // Start implements manager.Runnable.
 func (t *diskTicker) Start(ctx context.Context) error {
-	tick := time.NewTicker(t.every)
+	tick := t.clock.NewTicker(t.every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-tick.C():
 		}
 		var list v1alpha1.ImageCleanupPolicyList
 		if err := t.reader.List(ctx, &list); err != nil {

@@ -58,7 +58,9 @@ type AgentOptions struct {
 	MetricsBindAddress     string // "0" disables
 	HealthProbeBindAddress string // "" or "0" disables
 
-	Clock        clock.Clock
+	// Clock times everything the agent decides by: sweeps, intervals,
+	// back-offs, the disk tick (default: the wall clock).
+	Clock        clock.WithTicker
 	SweepTimeout time.Duration
 	// RetryBaseDelay and RetryMaxDelay bound the back-off after a failed sweep.
 	RetryBaseDelay, RetryMaxDelay time.Duration
@@ -132,16 +134,12 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("docker", engineCheck(o.Runtime)); err != nil {
 		return nil, err
 	}
-	ticking, ok := o.Clock.(clock.WithTicker)
-	if !ok {
-		ticking = clock.RealClock{}
-	}
-	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot}, clock: ticking}
+	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot}, clock: o.Clock}
 	if err := mgr.Add(images); err != nil {
 		return nil, err
 	}
 	ticks := make(chan event.GenericEvent)
-	if err := mgr.Add(&diskTicker{reader: mgr.GetCache(), every: cmp.Or(o.DiskTick, diskTick), out: ticks}); err != nil {
+	if err := mgr.Add(&diskTicker{reader: mgr.GetCache(), clock: o.Clock, every: cmp.Or(o.DiskTick, diskTick), out: ticks}); err != nil {
 		return nil, err
 	}
 	nodes := &nodeReconciler{
@@ -179,7 +177,7 @@ func (o *AgentOptions) complete() error {
 	if _, err := match.CompileSet(o.ProtectedImages); err != nil {
 		return fmt.Errorf("protected images: %w", err)
 	}
-	o.Clock = cmp.Or[clock.Clock](o.Clock, clock.RealClock{})
+	o.Clock = cmp.Or[clock.WithTicker](o.Clock, clock.RealClock{})
 	o.SweepTimeout = cmp.Or(o.SweepTimeout, 10*time.Minute)
 	o.RetryBaseDelay = cmp.Or(o.RetryBaseDelay, time.Second)
 	o.RetryMaxDelay = cmp.Or(o.RetryMaxDelay, 5*time.Minute)

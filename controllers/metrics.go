@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"cmp"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -89,7 +90,7 @@ func forgetPolicyMetrics(policy string) {
 }
 
 // observeSweep counts a sweep by its verdict.
-func observeSweep(policy string, v verdict, st *v1alpha1.ImageCleanupReportStatus, out *cleanup.Outcome) {
+func observeSweep(policy string, v verdict, st *v1alpha1.ImageCleanupReportStatus, out *cleanup.Outcome, elapsed time.Duration) {
 	sweepsTotal.WithLabelValues(policy, string(st.Phase)).Inc()
 	if st.LastSweepTime != nil {
 		lastSweepTimestamp.WithLabelValues(policy).Set(float64(st.LastSweepTime.Unix()))
@@ -97,10 +98,10 @@ func observeSweep(policy string, v verdict, st *v1alpha1.ImageCleanupReportStatu
 	if v.errorKind != "" {
 		sweepErrorsTotal.WithLabelValues(policy, v.errorKind).Inc()
 	}
-	if v.errorKind == "invalid_policy" || v.errorKind == "engine" {
-		return // nothing ran
+	if !v.ran {
+		return
 	}
-	sweepDuration.WithLabelValues(policy).Observe(out.Result.Duration.Seconds())
+	sweepDuration.WithLabelValues(policy).Observe(elapsed.Seconds())
 	if d := out.Disk; d != nil {
 		diskUsedPercent.WithLabelValues("space").Set(d.After.UsedPercent)
 		diskUsedPercent.WithLabelValues("inodes").Set(d.After.InodesUsedPercent)

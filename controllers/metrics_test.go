@@ -14,8 +14,8 @@ import (
 func TestPolicySeriesGoWithThePolicy(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	st := &v1alpha1.ImageCleanupReportStatus{Phase: v1alpha1.PhaseSucceeded, ImagesRemoved: 2, LastSweepTime: &metav1.Time{Time: start}}
-	observeSweep("gone-soon", verdict{phase: v1alpha1.PhaseSucceeded}, st, &cleanup.Outcome{})
-	observeSweep("stays", verdict{phase: v1alpha1.PhaseSucceeded}, st, &cleanup.Outcome{})
+	observeSweep("gone-soon", verdict{phase: v1alpha1.PhaseSucceeded, ran: true}, st, &cleanup.Outcome{}, time.Second)
+	observeSweep("stays", verdict{phase: v1alpha1.PhaseSucceeded, ran: true}, st, &cleanup.Outcome{}, time.Second)
 	if got := testutil.ToFloat64(lastSweepTimestamp.WithLabelValues("stays")); got != float64(start.Unix()) {
 		t.Fatalf("last sweep timestamp %v, want %v", got, start.Unix())
 	}

@@ -178,11 +178,12 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	v := judge(&out, err, policy.Spec.DryRun)
 	sweepTriggers.WithLabelValues(policy.Name, trigger).Inc()
 	prev := statusOf(report)
-	st := sweepStatus(prev, policy.Generation, s.now, r.Clock.Since(s.now), v, &out)
+	elapsed := r.Clock.Since(s.now)
+	st := sweepStatus(prev, policy.Generation, s.now, elapsed, v, &out)
 	if info, ok := r.Images.engine(); ok {
 		st.Engine = &v1alpha1.EngineStatus{Name: info.Name, Version: info.Version, ImageStore: info.ImageStore}
 	}
-	observeSweep(policy.Name, v, &st, &out)
+	observeSweep(policy.Name, v, &st, &out, elapsed)
 	r.recordEvents(policy, prev, &st)
 	logSweep(logf.FromContext(ctx), &out, &st)
 	if err := r.writeReport(ctx, policy, report, st); err != nil {

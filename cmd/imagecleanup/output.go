@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/docker/go-units"
 
@@ -73,7 +74,7 @@ type summary struct {
 	Failed            int   `json:"failed"`
 }
 
-func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info engine.Info, out *cleanup.Outcome, calls map[string]int) document {
+func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info engine.Info, out *cleanup.Outcome, elapsed time.Duration, calls map[string]int) document {
 	r := &out.Result
 	d := document{
 		EngineVersion:     info.Version,
@@ -91,7 +92,7 @@ func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info engine.
 		Failed:            nonNil(r.Failed),
 		Stopped:           r.Stopped,
 		Disk:              diskDocument(out.Disk),
-		DurationSeconds:   r.Duration.Seconds(),
+		DurationSeconds:   elapsed.Seconds(),
 		APICalls:          calls,
 	}
 	d.Summary = summary{

@@ -61,7 +61,7 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	case err != nil:
 		return exitError, err
 	}
-	if code, err := write(stdout, o, newDocument(policy, o.mode, rt.Host(), host.Info, &out, rt.Calls())); err != nil {
+	if code, err := write(stdout, o, newDocument(policy, o.mode, rt.Host(), host.Info, &out, time.Since(now), rt.Calls())); err != nil {
 		return code, err
 	}
 	// Printed: the begun removals of this run are told.

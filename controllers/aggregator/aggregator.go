@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -98,7 +99,7 @@ func (a *statusAggregator) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("aggregator cache: %w", err)
 	}
-	r := &aggregateReconciler{reader: c, writer: a.Writer, interval: a.StatusInterval, clock: time.Now, agents: a.Agents}
+	r := &aggregateReconciler{reader: c, writer: a.Writer, interval: a.StatusInterval, clock: clock.RealClock{}, agents: a.Agents}
 	ctl, err := controller.NewUnmanaged("imagecleanup-aggregator", controller.Options{
 		Reconciler:         r,
 		SkipNameValidation: ptr.To(a.SkipNameValidation),
@@ -243,9 +244,10 @@ func TrimNode(obj any) (any, error) {
 type aggregateReconciler struct {
 	reader client.Reader
 	writer client.Client
-	// interval coalesces status writes; clock is time.Now but in tests.
+	// interval coalesces status writes; clock times them and stamps the
+	// conditions.
 	interval time.Duration
-	clock    func() time.Time
+	clock    clock.PassiveClock
 	agents   *AgentPods
 
 	mu         sync.Mutex
@@ -265,7 +267,7 @@ func (r *aggregateReconciler) untilWritable(policy string) time.Duration {
 	if !ok || r.interval <= 0 {
 		return 0
 	}
-	return last.Add(r.interval).Sub(r.clock())
+	return last.Add(r.interval).Sub(r.clock.Now())
 }
 
 func (r *aggregateReconciler) computed(policy string) {
@@ -274,7 +276,7 @@ func (r *aggregateReconciler) computed(policy string) {
 	if r.computedAt == nil {
 		r.computedAt = map[string]time.Time{}
 	}
-	r.computedAt[policy] = r.clock()
+	r.computedAt[policy] = r.clock.Now()
 }
 
 func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -308,7 +310,7 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	agg := aggregate(&policy, nodes.Items, agents, reports)
+	agg := aggregate(&policy, nodes.Items, agents, reports, r.clock.Now())
 	r.computed(policy.Name)
 	if err := r.deleteReports(ctx, agg.stale); err != nil {
 		return ctrl.Result{}, err

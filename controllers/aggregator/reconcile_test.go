@@ -6,10 +6,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -37,7 +39,8 @@ func TestStatusWritesAreCoalesced(t *testing.T) {
 			return c.SubResource(sub).Apply(ctx, obj, opts...)
 		}}).Build()
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	r := &aggregateReconciler{reader: c, writer: c, interval: 10 * time.Second, clock: func() time.Time { return now }}
+	clk := clocktesting.NewFakePassiveClock(now)
+	r := &aggregateReconciler{reader: c, writer: c, interval: 10 * time.Second, clock: clk}
 	reconcile := func() ctrl.Result {
 		t.Helper()
 		res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}})
@@ -58,12 +61,12 @@ func TestStatusWritesAreCoalesced(t *testing.T) {
 		t.Fatalf("%d writes for a new policy", writes)
 	}
 	addReport("n1")
-	now = now.Add(time.Second)
+	clk.SetTime(now.Add(time.Second))
 	if res := reconcile(); writes != 1 || res.RequeueAfter != 9*time.Second {
 		t.Fatalf("a change 1 s after a write: %d writes, requeue %s", writes, res.RequeueAfter)
 	}
 	addReport("n2")
-	now = now.Add(9 * time.Second)
+	clk.SetTime(now.Add(10 * time.Second))
 	reconcile()
 	var got v1alpha1.ImageCleanupPolicy
 	if err := c.Get(context.Background(), types.NamespacedName{Name: "p"}, &got); err != nil {
@@ -71,5 +74,10 @@ func TestStatusWritesAreCoalesced(t *testing.T) {
 	}
 	if writes != 2 || got.Status.NodesReported != 2 {
 		t.Fatalf("after the interval: %d writes, %d nodes reported", writes, got.Status.NodesReported)
+	}
+	// The conditions' times are the aggregator's clock, not the wall's:
+	// Reconciling turned False (all reported) at the second write.
+	if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReconciling); c == nil || !c.LastTransitionTime.Time.Equal(now.Add(10*time.Second)) {
+		t.Fatalf("Reconciling %+v, want its transition at %s", c, now.Add(10*time.Second))
 	}
 }

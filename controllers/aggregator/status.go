@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -25,10 +26,10 @@ type aggregation struct {
 
 // aggregate recomputes a policy's status from the nodes, the nodes where
 // an agent runs (nil: not known, every node counts as having one) and the
-// policy's reports. It is a pure function but for the conditions' times:
-// the same inputs give the same status, so the aggregator writes only when
-// something changed.
-func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents map[string]bool, reports []v1alpha1.ImageCleanupReport) aggregation {
+// policy's reports; now stamps a condition that changes. It is a pure
+// function: the same inputs give the same status, so the aggregator writes
+// only when something changed.
+func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents map[string]bool, reports []v1alpha1.ImageCleanupReport, now time.Time) aggregation {
 	st := v1alpha1.ImageCleanupPolicyStatus{
 		ObservedGeneration: policy.Generation,
 		Conditions:         slices.Clone(policy.Status.Conditions),
@@ -36,7 +37,7 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents 
 	}
 	selector, err := policy.Spec.NodeSelector.Selector()
 	if err != nil {
-		setConditions(&st, policy.Generation, health{stalled: true, reason: v1alpha1.ReasonInvalidNodeSelector,
+		setConditions(&st, policy.Generation, now, health{stalled: true, reason: v1alpha1.ReasonInvalidNodeSelector,
 			message: "spec.nodeSelector: " + err.Error()})
 		return aggregation{status: st}
 	}
@@ -71,7 +72,7 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents 
 	}
 	st.FailingNodes = firstSorted(st.FailingNodes)
 	st.AgentlessNodes = firstSorted(st.AgentlessNodes)
-	setConditions(&st, policy.Generation, judgePolicy(&st, policy, invalid))
+	setConditions(&st, policy.Generation, now, judgePolicy(&st, policy, invalid))
 	agg.status = st
 	return agg
 }
@@ -167,14 +168,14 @@ func progress(st *v1alpha1.ImageCleanupPolicyStatus, gen int64) string {
 
 // setConditions sets Ready, Degraded, Reconciling and Stalled at the
 // policy's generation.
-func setConditions(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, h health) {
+func setConditions(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, now time.Time, h health) {
 	set := func(kind string, on bool, reason, message string) {
 		status := metav1.ConditionFalse
 		if on {
 			status = metav1.ConditionTrue
 		}
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: kind, Status: status,
-			Reason: reason, Message: message, ObservedGeneration: generation})
+			Reason: reason, Message: message, ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)})
 	}
 	set(v1alpha1.ConditionReady, h.ready, h.reason, h.message)
 	if st.NodesFailed > 0 || h.stalled {

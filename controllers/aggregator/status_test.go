@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -90,7 +91,7 @@ func TestAggregate(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			agg := aggregate(tc.policy, tc.nodes, nil, tc.reports)
+			agg := aggregate(tc.policy, tc.nodes, nil, tc.reports, now)
 			st := agg.status
 			if st.ObservedGeneration != tc.policy.Generation {
 				t.Errorf("observedGeneration %d", st.ObservedGeneration)
@@ -120,18 +121,28 @@ func TestAggregate(t *testing.T) {
 	}
 }
 
-// Recomputing an unchanged status gives an equal one: transition times
-// stay, so the aggregator does not write.
+// now is the aggregator's clock in these tests.
+var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+// aggregate is pure: the same inputs give the same status, its conditions'
+// times included (they come from the clock it is given). Recomputing an
+// unchanged status later gives an equal one: transition times stay, so the
+// aggregator does not write.
 func TestAggregateIsStable(t *testing.T) {
 	p := policyGen(1, nil)
 	nodes := []corev1.Node{node("a", nil)}
 	reports := []v1alpha1.ImageCleanupReport{report("a", 1, v1alpha1.PhaseSucceeded, 1)}
-	first := aggregate(p, nodes, nil, reports).status
-	for i := range first.Conditions {
-		first.Conditions[i].LastTransitionTime = metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	first := aggregate(p, nodes, nil, reports, now).status
+	if again := aggregate(p, nodes, nil, reports, now).status; !equality.Semantic.DeepEqual(first, again) {
+		t.Fatalf("the same inputs, two statuses:\n%+v\n%+v", first, again)
+	}
+	for _, c := range first.Conditions {
+		if !c.LastTransitionTime.Time.Equal(now) {
+			t.Fatalf("%s changed at %s, not at the given time %s", c.Type, c.LastTransitionTime, now)
+		}
 	}
 	p.Status = first
-	second := aggregate(p, nodes, nil, reports).status
+	second := aggregate(p, nodes, nil, reports, now.Add(time.Hour)).status
 	if !slices.EqualFunc(first.Conditions, second.Conditions, func(a, b metav1.Condition) bool { return a == b }) {
 		t.Fatalf("conditions changed:\n%+v\n%+v", first.Conditions, second.Conditions)
 	}
@@ -144,7 +155,7 @@ func TestFailingNodesAreBounded(t *testing.T) {
 		nodes = append(nodes, node(n, nil))
 		reports = append(reports, report(n, 1, v1alpha1.PhaseFailed, 0))
 	}
-	st := aggregate(policyGen(1, nil), nodes, nil, reports).status
+	st := aggregate(policyGen(1, nil), nodes, nil, reports, now).status
 	if st.NodesFailed != 12 || len(st.FailingNodes) != 10 || st.FailingNodes[0] != "n00" {
 		t.Fatalf("%d failed, failing %v", st.NodesFailed, st.FailingNodes)
 	}
@@ -196,7 +207,7 @@ func TestConditionsForKstatus(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			st := aggregate(tc.policy, tc.nodes, nil, tc.reports).status
+			st := aggregate(tc.policy, tc.nodes, nil, tc.reports, now).status
 			got := []string{cond(&st, "Ready"), cond(&st, "Degraded"), cond(&st, "Reconciling"), cond(&st, "Stalled")}
 			want := []string{tc.ready, tc.degraded, tc.reconciling, tc.stalled}
 			if !slices.Equal(got, want) {
@@ -231,7 +242,7 @@ func TestNodesWithoutAgent(t *testing.T) {
 		report("b", 1, v1alpha1.PhaseSucceeded, 1),
 		report("tainted", 1, v1alpha1.PhaseSucceeded, 1), // reported, then its agent went
 	}
-	st := aggregate(policyGen(1, nil), nodes, agents, reports).status
+	st := aggregate(policyGen(1, nil), nodes, agents, reports, now).status
 	if st.NodesWithoutAgent != 1 || !slices.Equal(st.AgentlessNodes, []string{"containerd-1"}) {
 		t.Fatalf("without agent: %d %v", st.NodesWithoutAgent, st.AgentlessNodes)
 	}
@@ -246,12 +257,12 @@ func TestNodesWithoutAgent(t *testing.T) {
 		t.Fatalf("Ready message %q, want %q", ready.Message, want)
 	}
 	// A node with an agent that has not reported still holds Ready back.
-	st = aggregate(policyGen(1, nil), nodes, agents, reports[1:]).status
+	st = aggregate(policyGen(1, nil), nodes, agents, reports[1:], now).status
 	if got := cond(&st, v1alpha1.ConditionReady); got != "False/WaitingForNodes" {
 		t.Fatalf("Ready %s, want waiting for node a", got)
 	}
 	// Without knowledge of the agents, every node counts as having one.
-	st = aggregate(policyGen(1, nil), nodes, nil, reports).status
+	st = aggregate(policyGen(1, nil), nodes, nil, reports, now).status
 	if st.NodesWithoutAgent != 0 || cond(&st, v1alpha1.ConditionReady) != "False/WaitingForNodes" {
 		t.Fatalf("without agent knowledge: %+v", st)
 	}
@@ -262,11 +273,11 @@ func TestNodesWithoutAgent(t *testing.T) {
 func TestKubeletGCWarning(t *testing.T) {
 	p := policyGen(1, nil)
 	p.Spec.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 84, LowPercent: 70}
-	if st := aggregate(p, nil, nil, nil).status; len(st.Warnings) != 0 {
+	if st := aggregate(p, nil, nil, nil, now).status; len(st.Warnings) != 0 {
 		t.Fatalf("warnings at 84 %%: %v", st.Warnings)
 	}
 	p.Spec.DiskUsage.HighPercent = 85
-	if st := aggregate(p, nil, nil, nil).status; len(st.Warnings) != 1 {
+	if st := aggregate(p, nil, nil, nil, now).status; len(st.Warnings) != 1 {
 		t.Fatalf("no warning at 85 %%: %v", st.Warnings)
 	}
 }

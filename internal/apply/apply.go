@@ -23,7 +23,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -95,8 +94,7 @@ type Result struct {
 	Stopped string `json:"stopped,omitempty"`
 	// Refused: it stopped because Options.Proceed refused (the policy
 	// changed), not because of a fault.
-	Refused  bool          `json:"-"`
-	Duration time.Duration `json:"-"`
+	Refused bool `json:"-"`
 }
 
 // DryRun is the result a real run would aim for: every action as planned.
@@ -155,7 +153,6 @@ type executor struct {
 // actions when ctx ends, the engine stalls or Proceed refuses; those not
 // started are skipped as Interrupted.
 func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Result {
-	start := time.Now()
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
@@ -193,7 +190,6 @@ func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Res
 	r.Stopped = x.reason()
 	r.Refused = x.refused
 	r.normalize()
-	r.Duration = time.Since(start)
 	return r
 }
 

@@ -95,9 +95,9 @@ var (
 
 // Sweep applies the policy spec once. An error means the sweep could not
 // run (invalid policy, engine unreachable); per-image failures are in the
-// result instead.
+// result instead. now is the caller's clock, from which ages are measured;
+// the caller, who owns the clock, also times the sweep.
 func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPolicySpec, now time.Time, opts Options) (Outcome, error) {
-	start := time.Now()
 	if opts.Clock == nil {
 		opts.Clock = imageclock.InMemory()
 	}
@@ -122,7 +122,6 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 		}
 		if out.Disk.Pressure == "" && popts.UnusedFor == 0 {
 			// Under the watermarks, and no maxUnusedAge: nothing to do.
-			out.Result.Duration = time.Since(start)
 			return out, save(opts.Clock)
 		}
 	}
@@ -133,7 +132,6 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	out.Plan = plan.Make(&inv, &popts, now)
 	if spec.DryRun || opts.PlanOnly {
 		out.Result = apply.DryRun(&out.Plan)
-		out.Result.Duration = time.Since(start)
 		return out, save(opts.Clock)
 	}
 
@@ -162,7 +160,6 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	if out.Disk != nil {
 		measureAfter(spec.DiskUsage, out.Disk, &out.Result, opts.Disk)
 	}
-	out.Result.Duration = time.Since(start)
 	return out, save(opts.Clock)
 }
 
