@@ -25,7 +25,9 @@ func TestDiskTickFollowsTheAgentsClock(t *testing.T) {
 	out := make(chan event.GenericEvent)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- (&diskTicker{reader: reader, clock: clk, every: 30 * time.Second, out: out}).Start(ctx) }()
+	go func() {
+		done <- (&diskTicker{reader: reader, clock: clk, every: 30 * time.Second, out: out}).Start(ctx)
+	}()
 	for !clk.HasWaiters() {
 		time.Sleep(time.Millisecond) // the ticker is set up
 	}
