@@ -9,6 +9,12 @@
 // that every images and exclude entry compiles as a pattern. The API server
 // does not run these: a policy that passes it and fails them is refused by
 // the CLI, and reported InvalidPolicy by the agent on every node.
+//
+// Admit and UnknownFields serve the CLI. Check, Default (a typed policy
+// admitted or defaulted as the API server stores it) and PatternErrors (what
+// the CRD alone says of one pattern) are the same admission in typed form;
+// today the tests are their callers, building policies exactly as a
+// cluster would hold them, and they stay as this package's API for that.
 package policyschema
 
 import (
