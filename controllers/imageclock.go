@@ -29,6 +29,8 @@ type nodeClock struct {
 	opts enginehost.Options
 	// clock paces the event stream's reconnects and the saves.
 	clock clock.WithTicker
+	// metrics say which engine the node runs, once it is known.
+	metrics *agentMetrics
 
 	mu   sync.Mutex
 	host *enginehost.Host
@@ -48,7 +50,7 @@ func (n *nodeClock) open(ctx context.Context) (*enginehost.Host, error) {
 	if h.Warning != nil {
 		logf.FromContext(ctx).Info("image clock reset", "reason", h.Warning.Error())
 	}
-	observeEngine(h.Info)
+	n.metrics.observeEngine(h.Info)
 	n.host = h
 	return h, nil
 }

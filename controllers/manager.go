@@ -23,10 +23,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policywatch"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // AgentOptions configure one node's agent.
@@ -57,6 +58,10 @@ type AgentOptions struct {
 
 	MetricsBindAddress     string // "0" disables
 	HealthProbeBindAddress string // "" or "0" disables
+	// Metrics is where the agent's series are registered: the binary gives
+	// controller-runtime's registry, served at /metrics. nil: nowhere (agents
+	// side by side in one process, each with its own series).
+	Metrics prometheus.Registerer
 
 	// Clock times everything the agent decides by: sweeps, intervals,
 	// back-offs, the disk tick (default: the wall clock).
@@ -92,7 +97,7 @@ func agentCacheOptions(node string, pods *podView) cache.Options {
 		DefaultTransform:         cache.TransformStripManagedFields(),
 		DefaultWatchErrorHandler: pods.watchFailed,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Node{}:                 {Field: fields.OneTermEqualSelector("metadata.name", node), Transform: aggregator.TrimNode},
+			&corev1.Node{}:                 {Field: fields.OneTermEqualSelector("metadata.name", node), Transform: policywatch.TrimNode},
 			&v1alpha1.ImageCleanupPolicy{}: {},
 		},
 	}
@@ -134,7 +139,12 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("docker", engineCheck(o.Runtime)); err != nil {
 		return nil, err
 	}
-	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot}, clock: o.Clock}
+	metrics := newAgentMetrics()
+	if err := metrics.register(o.Metrics); err != nil {
+		return nil, err
+	}
+	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot},
+		clock: o.Clock, metrics: metrics}
 	if err := mgr.Add(images); err != nil {
 		return nil, err
 	}
@@ -150,6 +160,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		Runtime:        o.Runtime,
 		Recorder:       mgr.GetEventRecorder("imagecleanup-agent"),
 		Clock:          o.Clock,
+		Metrics:        metrics,
 		Protected:      o.ProtectedImages,
 		Images:         images,
 		Pods:           pods,

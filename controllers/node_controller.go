@@ -30,6 +30,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policywatch"
 )
 
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies,verbs=get;list;watch
@@ -51,6 +52,7 @@ type nodeReconciler struct {
 	Runtime   engine.Runtime
 	Recorder  events.EventRecorder
 	Clock     clock.Clock
+	Metrics   *agentMetrics
 	Protected []string
 	// Images is the node's image clock: arrivals, last uses, removals begun.
 	Images *nodeClock
@@ -97,7 +99,7 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, nil
 	case stepDeleteReport:
 		r.forget(ctx, req.Name)
-		forgetPolicyMetrics(req.Name)
+		r.Metrics.forgetPolicy(req.Name)
 		return ctrl.Result{}, r.deleteReport(ctx, req.Name)
 	case stepWriteIdle:
 		st := idleStatus(statusOf(report), s.policy.Generation, d.phase, d.reason, d.message)
@@ -176,14 +178,14 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	}
 	cancel()
 	v := judge(&out, err, policy.Spec.DryRun)
-	sweepTriggers.WithLabelValues(policy.Name, trigger).Inc()
+	r.Metrics.sweepTriggers.WithLabelValues(policy.Name, trigger).Inc()
 	prev := statusOf(report)
 	elapsed := r.Clock.Since(s.now)
 	st := sweepStatus(prev, policy.Generation, s.now, elapsed, v, &out)
 	if info, ok := r.Images.engine(); ok {
 		st.Engine = &v1alpha1.EngineStatus{Name: info.Name, Version: info.Version, ImageStore: info.ImageStore}
 	}
-	observeSweep(policy.Name, v, &st, &out, elapsed)
+	r.Metrics.observeSweep(policy.Name, v, &st, &out, elapsed)
 	r.recordEvents(policy, prev, &st)
 	logSweep(logf.FromContext(ctx), &out, &st)
 	if err := r.writeReport(ctx, policy, report, st); err != nil {
@@ -472,14 +474,11 @@ func (r *nodeReconciler) recordEvents(policy *v1alpha1.ImageCleanupPolicy, prev,
 // this node's Node (label changes) and the disk ticks. Reports are not
 // watched: a report removed by hand comes back with the next sweep.
 func (r *nodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	allPolicies := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-		return policyRequests(ctx, mgr.GetCache())
-	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("imagecleanup-node").
 		WatchesRawSource(source.Channel(r.DiskTicks, &handler.EnqueueRequestForObject{})).
 		For(&v1alpha1.ImageCleanupPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Node{}, allPolicies, builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&corev1.Node{}, policywatch.EveryPolicy(mgr.GetCache()), policywatch.NodeLabelsChanged()).
 		WithOptions(controller.Options{
 			// One sweep at a time on this node's engine, whatever the number of policies.
 			MaxConcurrentReconciles: 1,
@@ -487,21 +486,6 @@ func (r *nodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),
 		}).
 		Complete(r)
-}
-
-// policyRequests asks for a reconcile of every policy: what a change of a
-// Node's labels calls for.
-func policyRequests(ctx context.Context, reader client.Reader) []reconcile.Request {
-	var list v1alpha1.ImageCleanupPolicyList
-	if err := reader.List(ctx, &list); err != nil {
-		logf.FromContext(ctx).Error(err, "listing policies")
-		return nil
-	}
-	reqs := make([]reconcile.Request, len(list.Items))
-	for i := range list.Items {
-		reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}}
-	}
-	return reqs
 }
 
 func ptrTo[T any](v T) *T { return &v }

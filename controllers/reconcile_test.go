@@ -45,8 +45,9 @@ func newHarness(t *testing.T, policy *v1alpha1.ImageCleanupPolicy, funcs ...inte
 	f.AddImage(engine.Image{ID: "sha256:" + repeat("a"), RepoTags: []string{"ci.local/app:1"}, LastTagTime: old, Size: 10})
 	f.AddContainer(engine.Container{ID: repeat("c"), Name: "job", ImageID: "sha256:" + repeat("a"), State: engine.StateExited, Created: old, FinishedAt: old})
 	clock := clocktesting.NewFakeClock(now)
-	r := &nodeReconciler{Client: c, APIReader: c, Node: "worker-1", Runtime: f, Clock: clock,
-		Images: &nodeClock{rt: f}, SweepTimeout: time.Minute, RetryBaseDelay: time.Second, RetryMaxDelay: 5 * time.Minute}
+	metrics := newAgentMetrics()
+	r := &nodeReconciler{Client: c, APIReader: c, Node: "worker-1", Runtime: f, Clock: clock, Metrics: metrics,
+		Images: &nodeClock{rt: f, metrics: metrics}, SweepTimeout: time.Minute, RetryBaseDelay: time.Second, RetryMaxDelay: 5 * time.Minute}
 	return &harness{r: r, c: c, engine: f, clock: clock}
 }
 

@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
@@ -134,6 +135,7 @@ func run(args []string, stdout io.Writer) error {
 	defer rt.Close()
 	rt.RemoveTimeout = f.callTimeout
 	f.agent.Runtime = rt
+	f.agent.Metrics = ctrlmetrics.Registry // served at /metrics
 	mgr, err := controllers.NewAgent(cfg, f.agent)
 	if err != nil {
 		return err

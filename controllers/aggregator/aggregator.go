@@ -2,23 +2,20 @@ package aggregator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -27,9 +24,9 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policywatch"
 )
 
 // The aggregator's rights (config/rbac/aggregator, generated): it reads
@@ -44,158 +41,56 @@ import (
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=image-cleanup-system,resources=leases,verbs=get;create;update
 // +kubebuilder:rbac:groups="",namespace=image-cleanup-system,resources=events,verbs=create;patch
 
-// statusAggregator recomputes each policy's status from its reports and deletes
-// the reports of nodes that are gone or no longer selected. It runs on the
-// leader only, with a cache of its own: the only part of the agent that
-// watches every Node and every report, so that the other pods never hold
-// them.
-type statusAggregator struct {
-	Config *rest.Config
-	Scheme *runtime.Scheme
-	// Writer writes policy status and deletes reports (the manager's client).
-	Writer             client.Client
-	SkipNameValidation bool
-	// StatusInterval is the least time between two status writes of one
-	// policy while it changes (coalescing: every agent watches policies).
-	StatusInterval time.Duration
-	// Agents finds the agent pods; nil: every node counts as having one.
-	Agents *AgentPods
-}
-
 // AgentPods names the agent's pods: the DaemonSet's, in its namespace.
 type AgentPods struct {
 	Namespace string
 	Selector  labels.Selector
 }
 
-var _ interface {
-	Start(context.Context) error
-	NeedLeaderElection() bool
-} = (*statusAggregator)(nil)
+// cacheOptions scope the aggregator's cache: policies, reports and Nodes
+// (trimmed to name and labels), and, with agents, only the agent's own pods
+// (trimmed to node and readiness). Reading any other type fails instead of
+// starting a cluster-wide informer.
+func cacheOptions(agents *AgentPods) cache.Options {
+	byObject := map[client.Object]cache.ByObject{&corev1.Node{}: {Transform: policywatch.TrimNode}}
+	if agents != nil {
+		byObject[&corev1.Pod{}] = cache.ByObject{Namespaces: map[string]cache.Config{agents.Namespace: {}},
+			Label: agents.Selector, Transform: trimPod}
+	}
+	return cache.Options{
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            cache.TransformStripManagedFields(),
+		ByObject:                    byObject,
+	}
+}
 
-// NeedLeaderElection is true: one aggregator leads among the Deployment's
-// replicas.
-func (a *statusAggregator) NeedLeaderElection() bool { return true }
-
-// Start runs the aggregator until ctx ends; the manager calls it once this
-// pod leads.
-func (a *statusAggregator) Start(ctx context.Context) error {
-	byObject := map[client.Object]cache.ByObject{
-		// Only names and labels of Nodes matter; their status churns.
-		&corev1.Node{}: {Transform: TrimNode},
-	}
-	if a.Agents != nil {
-		// Where the agent runs: its own pods only, trimmed to node and readiness.
-		byObject[&corev1.Pod{}] = cache.ByObject{Namespaces: map[string]cache.Config{a.Agents.Namespace: {}},
-			Label: a.Agents.Selector, Transform: trimPod}
-	}
-	c, err := cache.New(a.Config, cache.Options{Scheme: a.Scheme, ByObject: byObject})
-	if err != nil {
-		return fmt.Errorf("aggregator cache: %w", err)
-	}
+// setupWithManager runs the aggregator as the manager's controller, on the
+// elected replica only. It is fed by policy spec changes, every report
+// change, Node label changes (they change which nodes a policy selects),
+// and, with agents, an agent pod that comes, goes or changes readiness.
+func (r *aggregateReconciler) setupWithManager(mgr ctrl.Manager, skipNameValidation bool) error {
 	// Reports by policy: an index, not a label scan per reconcile.
-	if err := c.IndexField(ctx, &v1alpha1.ImageCleanupReport{}, reportPolicyIndex, func(o client.Object) []string {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.ImageCleanupReport{}, reportPolicyIndex, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.ImageCleanupReport).Spec.PolicyName}
 	}); err != nil {
-		return fmt.Errorf("aggregator cache: %w", err)
+		return fmt.Errorf("aggregator: %w", err)
 	}
-	r := &aggregateReconciler{reader: c, writer: a.Writer, interval: a.StatusInterval, clock: clock.RealClock{}, agents: a.Agents}
-	ctl, err := controller.NewUnmanaged("imagecleanup-aggregator", controller.Options{
-		Reconciler:         r,
-		SkipNameValidation: ptr.To(a.SkipNameValidation),
-		NeedLeaderElection: ptr.To(true),
-		LogConstructor: func(req *reconcile.Request) logr.Logger {
-			l := logf.FromContext(ctx).WithName("aggregator")
-			if req != nil {
-				l = l.WithValues("policy", req.Name)
-			}
-			return l
-		},
-	})
-	if err != nil {
-		return err
+	everyPolicy := policywatch.EveryPolicy(mgr.GetCache())
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("imagecleanup-aggregator").
+		For(&v1alpha1.ImageCleanupPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.ImageCleanupReport{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.(*v1alpha1.ImageCleanupReport).Spec.PolicyName}}}
+		})).
+		Watches(&corev1.Node{}, everyPolicy, policywatch.NodeLabelsChanged())
+	if r.agents != nil {
+		placement := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			before, after := e.ObjectOld.(*corev1.Pod), e.ObjectNew.(*corev1.Pod)
+			return before.Spec.NodeName != after.Spec.NodeName || agentRuns(before) != agentRuns(after)
+		}}
+		b = b.Watches(&corev1.Pod{}, everyPolicy, builder.WithPredicates(placement))
 	}
-	if err := watch(ctl, c, a.Agents != nil); err != nil {
-		return err
-	}
-	// The cache and the controller run together; whichever ends first, with
-	// an error or not, ends the aggregator, and its error is returned.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cacheErr := make(chan error, 1)
-	go func() { cacheErr <- c.Start(ctx) }()
-	if !c.WaitForCacheSync(ctx) {
-		cancel()
-		return errors.Join(errors.New("aggregator cache did not sync"), cacheError(<-cacheErr))
-	}
-	ctlErr := make(chan error, 1)
-	go func() { ctlErr <- ctl.Start(ctx) }()
-	select {
-	case err := <-cacheErr:
-		cancel()
-		return errors.Join(cacheError(err), <-ctlErr)
-	case err := <-ctlErr:
-		cancel()
-		return errors.Join(err, cacheError(<-cacheErr))
-	}
-}
-
-func cacheError(err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("aggregator cache: %w", err)
-}
-
-// watch feeds the aggregator: policy spec changes, every report change,
-// Node label changes (they change which nodes a policy selects), and, with
-// agents, an agent pod that comes, goes or changes readiness.
-func watch(ctl controller.Controller, c cache.Cache, agents bool) error {
-	onNode := func(ctx context.Context, _ *corev1.Node) []reconcile.Request { return allPolicies(ctx, c) }
-	nodeMembership := predicate.TypedFuncs[*corev1.Node]{
-		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
-			return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels)
-		},
-	}
-	watches := []source.Source{
-		source.Kind(c, &v1alpha1.ImageCleanupPolicy{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.ImageCleanupPolicy]{},
-			predicate.TypedGenerationChangedPredicate[*v1alpha1.ImageCleanupPolicy]{}),
-		source.Kind(c, &v1alpha1.ImageCleanupReport{}, handler.TypedEnqueueRequestsFromMapFunc(
-			func(_ context.Context, r *v1alpha1.ImageCleanupReport) []reconcile.Request {
-				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Spec.PolicyName}}}
-			})),
-		source.Kind(c, &corev1.Node{}, handler.TypedEnqueueRequestsFromMapFunc(onNode), nodeMembership),
-	}
-	if agents {
-		onPod := func(ctx context.Context, _ *corev1.Pod) []reconcile.Request { return allPolicies(ctx, c) }
-		placement := predicate.TypedFuncs[*corev1.Pod]{
-			UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Pod]) bool {
-				return e.ObjectOld.Spec.NodeName != e.ObjectNew.Spec.NodeName || agentRuns(e.ObjectOld) != agentRuns(e.ObjectNew)
-			},
-		}
-		watches = append(watches, source.Kind(c, &corev1.Pod{}, handler.TypedEnqueueRequestsFromMapFunc(onPod), placement))
-	}
-	for _, w := range watches {
-		if err := ctl.Watch(w); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// allPolicies asks for a reconcile of every policy: a Node's labels
-// changed, so any policy may select it, or not, now.
-func allPolicies(ctx context.Context, c cache.Cache) []reconcile.Request {
-	var list v1alpha1.ImageCleanupPolicyList
-	if err := c.List(ctx, &list); err != nil {
-		logf.FromContext(ctx).Error(err, "listing policies")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, p := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
-	}
-	return reqs
+	return b.WithOptions(controller.Options{SkipNameValidation: ptr.To(skipNameValidation)}).Complete(r)
 }
 
 // trimPod is a cache transform: an agent pod trimmed to its node and its
@@ -229,18 +124,8 @@ func agentRuns(p *corev1.Pod) bool {
 	return false
 }
 
-// TrimNode is a cache transform: a Node trimmed to what selection needs
-// (name and labels); its status churns and is large.
-func TrimNode(obj any) (any, error) {
-	n, ok := obj.(*corev1.Node)
-	if !ok {
-		return obj, nil
-	}
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-		Name: n.Name, UID: n.UID, Labels: n.Labels, ResourceVersion: n.ResourceVersion,
-	}}, nil
-}
-
+// aggregateReconciler recomputes each policy's status from its reports and
+// deletes the reports of nodes that are gone or no longer selected.
 type aggregateReconciler struct {
 	reader client.Reader
 	writer client.Client

@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -57,6 +58,7 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o Options) (ctrl.Manag
 		RenewDeadline:                 nonZero(o.RenewDeadline),
 		RetryPeriod:                   nonZero(o.RetryPeriod),
 		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		Cache:                         cacheOptions(o.Agents),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
@@ -67,8 +69,9 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o Options) (ctrl.Manag
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(&statusAggregator{Config: cfg, Scheme: scheme, Writer: mgr.GetClient(), SkipNameValidation: o.SkipNameValidation,
-		StatusInterval: cmp.Or(o.StatusInterval, 10*time.Second), Agents: o.Agents}); err != nil {
+	r := &aggregateReconciler{reader: mgr.GetClient(), writer: mgr.GetClient(), interval: cmp.Or(o.StatusInterval, 10*time.Second),
+		clock: clock.RealClock{}, agents: o.Agents}
+	if err := r.setupWithManager(mgr, o.SkipNameValidation); err != nil {
 		return nil, err
 	}
 	return mgr, nil

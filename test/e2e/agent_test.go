@@ -21,12 +21,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunWithAPIServer(m)) }
@@ -112,7 +112,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatal("the excluded image went")
 	}
 	checkRemovedEvent(t, c, policy.Name, node)
-	checkMetrics(t, policy.Name)
+	checkMetrics(t, a.metrics, policy.Name)
 
 	// Relabel the node: not selected any more, its report goes.
 	var n corev1.Node
@@ -226,10 +226,10 @@ func checkRemovedEvent(t *testing.T, c client.Client, policy, node string) {
 	})
 }
 
-// checkMetrics: the sweep shows on the controller-runtime registry.
-func checkMetrics(t *testing.T, policy string) {
+// checkMetrics: the sweep shows on the agent's registry.
+func checkMetrics(t *testing.T, reg prometheus.Gatherer, policy string) {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
+	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

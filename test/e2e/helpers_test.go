@@ -26,6 +26,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const leaseNamespace = "image-cleanup-system"
@@ -76,6 +77,8 @@ type agent struct {
 	writes *writeCounter
 	// stateDir holds the agent's image clock, as the DaemonSet's hostPath does.
 	stateDir string
+	// metrics is this agent's registry, as its pod's /metrics serves it.
+	metrics *prometheus.Registry
 }
 
 // startAgent runs one node's agent, as its DaemonSet pod would, until the
@@ -102,6 +105,7 @@ func startAgentOn(t *testing.T, node string, rt engine.Runtime, wrap func(http.R
 	if wrap != nil {
 		cfg.Wrap(wrap)
 	}
+	reg := prometheus.NewRegistry()
 	opts := controllers.AgentOptions{
 		NodeName:               node,
 		Runtime:                rt,
@@ -109,6 +113,7 @@ func startAgentOn(t *testing.T, node string, rt engine.Runtime, wrap func(http.R
 		StateDir:               stateDir,
 		MetricsBindAddress:     "0",
 		HealthProbeBindAddress: "0",
+		Metrics:                reg,
 		SkipNameValidation:     true,
 		RetryBaseDelay:         200 * time.Millisecond,
 		RetryMaxDelay:          2 * time.Second,
@@ -129,7 +134,7 @@ func startAgentOn(t *testing.T, node string, rt engine.Runtime, wrap func(http.R
 			t.Errorf("agent %s: %v", node, err)
 		}
 	})
-	return &agent{node: node, mgr: mgr, writes: counter, stateDir: stateDir}
+	return &agent{node: node, mgr: mgr, writes: counter, stateDir: stateDir, metrics: reg}
 }
 
 // startAggregator runs an aggregator, as one replica of its Deployment,
