@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
@@ -27,7 +28,7 @@ func FuzzLoadPolicy(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := plan.OptionsFor(&p.Spec, nil); err != nil {
+		if _, err := plan.OptionsFor(&p.Spec, nil, engine.Capabilities{}); err != nil {
 			t.Fatalf("a valid policy cannot be planned: %v\n%s", err, data)
 		}
 	})

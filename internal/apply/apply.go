@@ -369,8 +369,8 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 			return s.failed(fmt.Errorf("remove container %s: %w", engine.DisplayContainer(c.Name, c.ID), err))
 		}
 	}
-	if a.Force {
-		return x.forceDelete(ctx, s)
+	if a.Force || a.Whole {
+		return x.deleteWhole(ctx, s)
 	}
 	for _, ref := range a.Refs {
 		cur, gone, stop := x.recheck(ctx, s)
@@ -412,11 +412,14 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 	return s.done()
 }
 
-// forceDelete removes the image by ID with force: the engine deletes it with
-// every reference even though stopped containers use it, and refuses (hard
-// conflict) while a running container does. The re-check just before makes
-// sure no reference appeared that the plan did not mean to remove.
-func (x *executor) forceDelete(ctx context.Context, s *step) outcome {
+// deleteWhole removes the image by ID, every reference with it: with force
+// (the engine deletes it although stopped containers use it, and refuses
+// while a running container does), or on a runtime that cannot remove one
+// reference alone and may not check containers at all (containerd's CRI).
+// The re-check just before makes sure that no reference appeared that the
+// plan did not mean to remove and, without force, that no container of any
+// state uses the image.
+func (x *executor) deleteWhole(ctx context.Context, s *step) outcome {
 	a := s.a
 	cur, gone, stop := x.recheck(ctx, s)
 	if stop != nil {
@@ -431,7 +434,7 @@ func (x *executor) forceDelete(ctx context.Context, s *step) outcome {
 	if !x.proceed() {
 		return s.stopped()
 	}
-	del, err := x.rt.RemoveImage(ctx, a.ImageID, engine.RemoveImageOptions{Force: true, Prune: len(a.PruneParents) > 0})
+	del, err := x.rt.RemoveImage(ctx, a.ImageID, engine.RemoveImageOptions{Force: a.Force, Prune: len(a.PruneParents) > 0})
 	switch err := x.check(ctx, err); {
 	case err == nil:
 		s.ri.Refs = refsOnly(a.Refs, a.ImageID)

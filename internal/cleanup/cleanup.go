@@ -104,7 +104,7 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = apply.DefaultConcurrency
 	}
-	popts, err := plan.OptionsFor(spec, opts.Protected)
+	popts, err := plan.OptionsFor(spec, opts.Protected, rt.Capabilities())
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
 	}

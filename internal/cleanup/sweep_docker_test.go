@@ -15,6 +15,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
@@ -207,7 +208,7 @@ func TestApplyContainerStartedAfterPlan(t *testing.T) {
 	c := testenv.CreateContainer(t, s.cli, s.ref("1"), testenv.ContainerOptions{SleepWhenStarted: true})
 	ctx := context.Background()
 	spec := s.spec(s.ref("1"))
-	opts, err := plan.OptionsFor(&spec, nil)
+	opts, err := plan.OptionsFor(&spec, nil, enginefake.Docker)
 	if err != nil {
 		t.Fatal(err)
 	}

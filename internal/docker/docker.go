@@ -82,6 +82,13 @@ func (r *Runtime) remove(ctx context.Context) (context.Context, context.CancelFu
 // once negotiated (the first call), capped at the client's newest.
 func (r *Runtime) APIVersion() string { return r.cli.ClientVersion() }
 
+// Capabilities implements engine.Runtime: the Docker engine untags by
+// reference, forces, checks conflicts itself, has container volumes, and
+// replays its recent events, images' included.
+func (r *Runtime) Capabilities() engine.Capabilities {
+	return engine.Capabilities{UntagByReference: true, ForceRemoval: true, ChecksConflicts: true, ContainerVolumes: true, ImageEvents: true}
+}
+
 // Host is the engine's address.
 func (r *Runtime) Host() string { return r.cli.DaemonHost() }
 

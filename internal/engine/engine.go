@@ -1,7 +1,10 @@
-// Package engine is this project's model of a Docker engine: what it holds
-// (images, containers) and the few calls the cleanup needs, behind the Runtime
-// interface. internal/docker implements it with the Docker client; the fake in
-// internal/engine/enginefake implements it in memory for table tests.
+// Package engine is this project's model of a container runtime: what it
+// holds (images, containers), the few calls the cleanup needs, behind the
+// Runtime interface, and what only some runtimes can do (Capabilities).
+// internal/docker implements it with the Docker Engine API, internal/cri
+// with the Kubelet's Container Runtime Interface (containerd, CRI-O); the
+// fake in internal/engine/enginefake implements either in memory for table
+// tests.
 package engine
 
 import (
@@ -40,6 +43,9 @@ type Image struct {
 	// LastUsed is the latest start or stop of a container of the image,
 	// from the image clock; zero when none was seen.
 	LastUsed time.Time
+	// Pinned: the runtime keeps the image and says so (the CRI's pinned,
+	// containerd's sandbox image); never removed.
+	Pinned bool
 }
 
 // Untagged reports whether the image has no tag (docker images shows <none>).
@@ -198,9 +204,42 @@ type Event struct {
 	Time  time.Time
 }
 
-// Runtime is the part of a Docker engine the cleanup uses. Implementations
-// wrap ErrNotFound and ErrConflict, and bound every call with a timeout.
+// Capabilities are what a runtime can do beyond what every runtime does
+// (list, inspect, remove a stopped container, remove an image by ID). The
+// planner asks for them; it never asks which runtime it is.
+type Capabilities struct {
+	// UntagByReference: removing one reference (a tag, a digest reference)
+	// leaves the image and its other references (docker rmi <tag>).
+	// Without it, removing an image removes every reference with it
+	// (containerd's CRI), so an image goes only when the policy selects all
+	// of them.
+	UntagByReference bool
+	// ForceRemoval: the runtime removes an image that stopped containers
+	// use when asked to (docker rmi -f). Without it, a policy's force is
+	// not honoured: such images stay, blocked.
+	ForceRemoval bool
+	// ChecksConflicts: the runtime refuses to remove an image a container
+	// uses (Docker, CRI-O). Without it (containerd's CRI), the agent's
+	// check from a fresh listing right before each removal is the only
+	// guard; the executor makes that check on every runtime anyway.
+	ChecksConflicts bool
+	// ContainerVolumes: a container has anonymous volumes of its own that
+	// can go with it (docker rm -v). Without it, removeVolumes has nothing
+	// to remove.
+	ContainerVolumes bool
+	// ImageEvents: the runtime tells when an image arrives or leaves, and
+	// replays its recent events. Without it, an image arrives when a
+	// listing first shows it, and a restart of the agent is a gap in the
+	// history (every image counts as arrived and used then: fail closed).
+	ImageEvents bool
+}
+
+// Runtime is the part of a container runtime the cleanup uses.
+// Implementations wrap ErrNotFound and ErrConflict, and bound every call
+// with a timeout.
 type Runtime interface {
+	// Capabilities say what this runtime can do beyond the common calls.
+	Capabilities() Capabilities
 	// ListImages lists every image, intermediate ones included (docker images -a).
 	ListImages(ctx context.Context) ([]Image, error)
 	// ListContainers lists every container, stopped ones included (docker ps -a).
@@ -214,7 +253,8 @@ type Runtime interface {
 	// RemoveContainer removes a container that is not running (never forced).
 	RemoveContainer(ctx context.Context, id string, removeVolumes bool) error
 	// RemoveImage removes one reference (tag, digest reference or ID), and the
-	// image with its last reference.
+	// image with its last reference; without UntagByReference, the image
+	// with every reference.
 	RemoveImage(ctx context.Context, ref string, opts RemoveImageOptions) (Deleted, error)
 	// ContainersUsing lists the containers, in any state, whose image is imageID.
 	ContainersUsing(ctx context.Context, imageID string) ([]Container, error)

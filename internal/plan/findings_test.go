@@ -7,6 +7,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
@@ -15,7 +16,7 @@ import (
 
 func makePlan(t *testing.T, s v1alpha1.ImageCleanupPolicySpec, protected []string, images []engine.Image, containers ...engine.Container) plan.Plan {
 	t.Helper()
-	opts, err := plan.OptionsFor(&s, protected)
+	opts, err := plan.OptionsFor(&s, protected, enginefake.Docker)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,9 @@ const (
 	BelowLowWatermark Reason = "BelowLowWatermark"
 	// Interrupted: the sweep stopped (deadline, stalled engine) before it.
 	Interrupted Reason = "Interrupted"
+	// OtherReferences: the runtime removes an image with every reference
+	// at once, and the policy does not select all of them.
+	OtherReferences Reason = "OtherReferences"
 )
 
 // Decision is a target image that stays, and why.
@@ -76,8 +79,13 @@ type Action struct {
 	By string `json:"by"`
 	// Containers are removed first (never forced).
 	Containers []ContainerRef `json:"containers,omitempty"`
-	// Refs are removed one by one; tags are untagged.
+	// Refs are removed one by one; tags are untagged. With Whole, they go
+	// together with the image.
 	Refs []string `json:"refs"`
+	// Whole: the image is removed by ID in one call, every reference with
+	// it; the runtime cannot remove one reference alone (containerd's CRI).
+	// The policy selects every one of Refs.
+	Whole bool `json:"whole,omitempty"`
 	// Delete: the image itself goes (its last reference is among Refs, or it
 	// is removed by ID).
 	Delete bool `json:"delete"`
@@ -139,11 +147,14 @@ type Options struct {
 	// removed, whatever else the policy says (includeKubernetesManaged and
 	// force included).
 	PodImages []PodImage
+	// Runtime is what the runtime can do: the rules that depend on it ask
+	// here (per-reference untag, forced removal).
+	Runtime engine.Capabilities
 }
 
-// OptionsFor reads a (defaulted, valid) policy spec. protected are extra
-// references or IDs never to remove.
-func OptionsFor(spec *v1alpha1.ImageCleanupPolicySpec, protected []string) (Options, error) {
+// OptionsFor reads a (defaulted, valid) policy spec for a runtime that can
+// do what caps say. protected are extra references or IDs never to remove.
+func OptionsFor(spec *v1alpha1.ImageCleanupPolicySpec, protected []string, caps engine.Capabilities) (Options, error) {
 	images, err := match.CompileSet(patterns(spec.Images))
 	if err != nil {
 		return Options{}, fmt.Errorf("images: %w", err)
@@ -170,6 +181,7 @@ func OptionsFor(spec *v1alpha1.ImageCleanupPolicySpec, protected []string) (Opti
 		Order:                    spec.OrderOrDefault(),
 		KeepNewest:               int(spec.KeepNewest),
 		UnusedFor:                spec.MaxUnusedAgeDuration(),
+		Runtime:                  caps,
 	}, nil
 }
 
@@ -430,6 +442,8 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 		return keep(Protected, "pod sandbox (pause) images are never removed")
 	case opts.Protected.Select(matchImage(img)).Any():
 		return keep(Protected, "the agent's own image, or one given to --protect-images")
+	case img.Pinned:
+		return keep(Protected, "the runtime pins it (its sandbox image, or one it was told to keep)")
 	}
 	if c := firstInUse(ix.containers[img.ID]); c != nil {
 		return keep(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
@@ -446,11 +460,16 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now),
 		LastUsedAt: lastUsed(img, now), BuiltAt: img.Created}
 	if !s.deletes() {
+		if !opts.Runtime.UntagByReference {
+			return keep(OtherReferences, "the runtime removes an image with all its references at once, and the policy does not select "+
+				strings.Join(unselected(img, s.tags), ", "))
+		}
 		// Untagging while other tags stay: containers keep their image.
 		a.Refs = s.tags
 		return a, Decision{}
 	}
 	a.Delete = true
+	a.Whole = !opts.Runtime.UntagByReference
 	a.PruneParents = ix.prunable(img.ParentID, opts)
 	// Every reference, digests included, so the image goes with the last
 	// one; by ID only when it has none. Never by ID otherwise: a tag added
@@ -482,9 +501,23 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if len(kept) > 0 && !opts.Force {
 		return keep(keptWhy, keptMessage(keptWhy, kept, opts))
 	}
+	if len(kept) > 0 && !opts.Runtime.ForceRemoval {
+		return keep(keptWhy, keptMessage(keptWhy, kept, opts)+"; force is not honoured: the runtime has no forced removal")
+	}
 	a.Force = len(kept) > 0
 	sortContainers(a.Containers)
 	return a, Decision{}
+}
+
+// unselected are the image's tags that are not among selected.
+func unselected(img *engine.Image, selected []string) []string {
+	var out []string
+	for _, t := range img.RepoTags {
+		if !slices.Contains(selected, t) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // order puts the actions in the plan: deletions that images built on them

@@ -11,6 +11,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 )
@@ -413,7 +414,7 @@ func TestMake(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			opts, err := plan.OptionsFor(&tc.spec, tc.protected)
+			opts, err := plan.OptionsFor(&tc.spec, tc.protected, enginefake.Docker)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -443,7 +444,7 @@ func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
 		s.StoppedContainers.MinStoppedAge = dur("1h")
 		s.Exclude = []v1alpha1.ImagePattern{"app:2"}
 	})
-	opts, err := plan.OptionsFor(&s, nil)
+	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +454,7 @@ func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
 	}
 
 	s.MinImageAge, s.StoppedContainers.MinStoppedAge = dur("0s"), dur("0s")
-	opts, _ = plan.OptionsFor(&s, nil)
+	opts, _ = plan.OptionsFor(&s, nil, enginefake.Docker)
 	if images, containers := plan.Candidates(&inv, &opts, now); len(images)+len(containers) > 0 {
 		t.Fatalf("with no age guards nothing needs inspecting, got %v %v", images, containers)
 	}

@@ -6,6 +6,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
@@ -34,7 +35,7 @@ func TestPodsOnTheNodeKeepTheirImages(t *testing.T) {
 		s.Force = true
 		s.StoppedContainers.IncludeKubernetesManaged = true
 	})
-	opts, err := plan.OptionsFor(&s, nil)
+	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker)
 	if err != nil {
 		t.Fatal(err)
 	}

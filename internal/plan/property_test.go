@@ -37,7 +37,8 @@ func pick[T any](r *rand.Rand, from []T, n int) []T {
 }
 
 // randomInventory also returns when the image clock first saw each image.
-func randomInventory(r *rand.Rand) (engine.Inventory, map[string]time.Time) {
+// A CRI runtime has no parent images, and pins some.
+func randomInventory(r *rand.Rand, cri bool) (engine.Inventory, map[string]time.Time) {
 	var inv engine.Inventory
 	firstSeen := map[string]time.Time{}
 	unusedTags := pick(r, tagPool, len(tagPool))
@@ -53,8 +54,11 @@ func randomInventory(r *rand.Rand) (engine.Inventory, map[string]time.Time) {
 		if r.IntN(5) == 0 {
 			im.RepoDigests = []string{fmt.Sprintf("registry.example.com/ci/x@sha256:%064x", i)}
 		}
-		if i > 0 && r.IntN(4) == 0 {
+		if i > 0 && r.IntN(4) == 0 && !cri {
 			im.ParentID = inv.Images[r.IntN(i)].ID
+		}
+		if cri && r.IntN(6) == 0 {
+			im.Pinned = true
 		}
 		if r.IntN(4) == 0 {
 			im.LastTagTime = now.Add(-time.Duration(r.IntN(120)) * time.Minute)
@@ -126,17 +130,33 @@ func randomSpec(r *rand.Rand) v1alpha1.ImageCleanupPolicySpec {
 }
 
 // The safety rules hold for every plan, and the engine afterwards shows it:
-// 2,000 random inventories and policies, fixed seed. While the plan is
-// applied, containers start at random moments: one that started before the
-// re-check of a removal protects every tag its image had then.
+// 2,000 random inventories and policies, fixed seed, on each runtime's
+// rules (Docker's, and containerd's CRI, which removes an image with every
+// reference and checks no container). While the plan is applied, containers
+// start, and new ones are created, at random moments: one that started or
+// was created before the re-check of a removal protects its image (every
+// tag it had then).
 func TestPlanSafetyProperties(t *testing.T) {
+	for _, runtime := range []struct {
+		name string
+		cri  bool
+	}{{"docker", false}, {"cri", true}} {
+		t.Run(runtime.name, func(t *testing.T) { planSafetyProperties(t, runtime.cri) })
+	}
+}
+
+func planSafetyProperties(t *testing.T, cri bool) {
 	r := rand.New(rand.NewPCG(2026, 11))
+	caps := enginefake.Docker
+	if cri {
+		caps = enginefake.CRI
+	}
 	actions := 0
 	for round := range 2000 {
-		inv, firstSeen := randomInventory(r)
+		inv, firstSeen := randomInventory(r, cri)
 		throughTheClock(&inv, firstSeen)
 		s := randomSpec(r)
-		opts, err := plan.OptionsFor(&s, []string{"agent:v1"})
+		opts, err := plan.OptionsFor(&s, []string{"agent:v1"}, caps)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,26 +167,40 @@ func TestPlanSafetyProperties(t *testing.T) {
 		checkClock(t, &inv, &opts, &p, firstSeen, describe)
 
 		fake := enginefake.New()
+		fake.CRI = cri
 		for _, im := range inv.Images {
 			fake.AddImage(im)
 		}
 		for _, c := range inv.Containers {
 			fake.AddContainer(c)
 		}
-		started := startContainersMeanwhile(r, fake, &inv)
+		meanwhile := anotherHandMeanwhile(r, fake, &inv)
 		// One action at a time, so that "before the re-check" is well defined.
 		apply.Run(context.Background(), fake, &p, apply.Options{Concurrency: 1})
 		checkEngine(t, &inv, &opts, fake, describe)
-		for _, st := range *started {
+		for _, st := range meanwhile.started {
 			if missing := slices.DeleteFunc(slices.Clone(st.tags), func(tag string) bool { return slices.Contains(fake.Tags(st.imageID), tag) }); len(missing) > 0 {
 				t.Errorf("container %s started before a re-check, yet its image lost %v\n%s", st.name, missing, describe())
+			}
+		}
+		if !opts.Force || cri {
+			// Without force, a container created before the re-check keeps
+			// its image (with force, on Docker, stopped ones do not).
+			for _, c := range meanwhile.created {
+				if !fake.HasImage(c.imageID) {
+					t.Errorf("container %s was created before a re-check, yet its image %s is gone\n%s", c.name, c.imageID, describe())
+				}
 			}
 		}
 		if t.Failed() {
 			return
 		}
 	}
-	if actions < 1000 {
+	least := 1000
+	if cri {
+		least = 600 // fewer: an image goes only with all its tags selected
+	}
+	if actions < least {
 		t.Fatalf("only %d actions in 2000 rounds: the generator does not exercise removal", actions)
 	}
 }
@@ -176,14 +210,28 @@ type startedContainer struct {
 	tags          []string // the image's tags when it started
 }
 
-// startContainersMeanwhile starts a random stopped container of the engine,
-// now and then, as the executor re-checks an image (the call that lists the
-// image's containers) or removes a container: another hand at work during
-// the sweep.
-func startContainersMeanwhile(r *rand.Rand, fake *enginefake.Engine, inv *engine.Inventory) *[]startedContainer {
-	started := &[]startedContainer{}
+type meanwhile struct {
+	started, created []startedContainer
+}
+
+// anotherHandMeanwhile starts a random stopped container of the engine, or
+// creates a new stopped one on a random image, now and then, as the
+// executor re-checks an image (the call that lists the image's containers)
+// or removes a container: another hand at work during the sweep.
+func anotherHandMeanwhile(r *rand.Rand, fake *enginefake.Engine, inv *engine.Inventory) *meanwhile {
+	m := &meanwhile{}
 	fake.BeforeCall = func(method, _ string) {
 		if (method != "ContainerList" && method != "ContainerRemove") || r.IntN(3) != 0 {
+			return
+		}
+		if r.IntN(4) == 0 {
+			im := inv.Images[r.IntN(len(inv.Images))]
+			if !fake.HasImage(im.ID) {
+				return
+			}
+			name := fmt.Sprintf("meanwhile-%d", len(m.created))
+			fake.AddContainer(engine.Container{ID: cid(name), Name: name, ImageID: im.ID, State: engine.StateCreated, Created: now})
+			m.created = append(m.created, startedContainer{name: name, imageID: im.ID, tags: fake.Tags(im.ID)})
 			return
 		}
 		if len(inv.Containers) == 0 {
@@ -194,9 +242,9 @@ func startContainersMeanwhile(r *rand.Rand, fake *enginefake.Engine, inv *engine
 			return
 		}
 		fake.SetState(c.ID, engine.StateRunning)
-		*started = append(*started, startedContainer{name: c.Name, imageID: c.ImageID, tags: fake.Tags(c.ImageID)})
+		m.started = append(m.started, startedContainer{name: c.Name, imageID: c.ImageID, tags: fake.Tags(c.ImageID)})
 	}
-	return started
+	return m
 }
 
 // checkClock: an image is removed only if it arrived at least minImageAge
@@ -320,6 +368,18 @@ func checkEngine(t *testing.T, inv *engine.Inventory, opts *plan.Options, fake *
 			protected := opts.Exclude.MatchTag(tag) || strings.Contains(tag, "pause") || opts.Protected.MatchTag(tag)
 			if protected && !slices.Contains(fake.Tags(im.ID), tag) {
 				t.Errorf("excluded or protected tag %s is gone\n%s", tag, describe())
+			}
+		}
+		if im.Pinned && !fake.HasImage(im.ID) {
+			t.Errorf("pinned image %s is gone\n%s", im.ID, describe())
+		}
+	}
+	if !opts.Force || !opts.Runtime.ForceRemoval {
+		// Without a forced removal, no container, in any state, is left
+		// without its image.
+		for _, c := range inv.Containers {
+			if fake.HasContainer(c.ID) && !fake.HasImage(c.ImageID) {
+				t.Errorf("container %s (%s) stays, its image %s is gone\n%s", c.Name, c.State, c.ImageID, describe())
 			}
 		}
 	}

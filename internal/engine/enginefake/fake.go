@@ -1,7 +1,10 @@
 // Package enginefake is an in-memory engine.Runtime that removes images and
 // containers by the rules the Docker engine follows (measured on dockerd
-// 20.10, see docs/engine-behaviour.md), for fast table tests of the planner
-// and the executor. Integration tests run the same scenarios on a real dockerd.
+// 20.10, see docs/engine-behaviour.md), or, with CRI set, by containerd's
+// CRI rules (an image goes with every reference at once, and nothing checks
+// its containers), for fast table tests of the planner and the executor.
+// Integration tests run the same scenarios on a real dockerd and a real
+// containerd.
 package enginefake
 
 import (
@@ -20,6 +23,14 @@ import (
 )
 
 var _ engine.Runtime = (*Engine)(nil)
+
+// What the fake can do, as each runtime does.
+var (
+	// Docker: the Docker Engine API (internal/docker).
+	Docker = engine.Capabilities{UntagByReference: true, ForceRemoval: true, ChecksConflicts: true, ContainerVolumes: true, ImageEvents: true}
+	// CRI: containerd's CRI (internal/cri).
+	CRI = engine.Capabilities{}
+)
 
 // Engine is the fake. The zero value is not usable; call New.
 type Engine struct {
@@ -49,6 +60,10 @@ type Engine struct {
 	// ImageStore is the image store Info reports (default "memory";
 	// engine.ContainerdStore makes it look like Docker 29's).
 	ImageStore string
+	// CRI makes the fake containerd's CRI: removing an image by any
+	// reference deletes it with all its references, whatever containers
+	// use it; there is no forced removal, no image event, and no replay.
+	CRI bool
 	// OnRemove, if set, is called (with the engine's lock held: it must not
 	// call the engine) for each image or container the API removes, as it
 	// goes: kind is "image" or "container".
@@ -162,6 +177,9 @@ func (f *Engine) now() time.Time {
 
 // emit records an event; f.mu is held.
 func (f *Engine) emit(typ, action, id, image string) {
+	if f.CRI && typ == engine.EventImage {
+		return // the CRI tells of containers only
+	}
 	e := engine.Event{Type: typ, Action: action, ID: id, Image: image, Time: f.now()}
 	limit := f.EventBuffer
 	if limit == 0 {
@@ -375,6 +393,14 @@ func (f *Engine) Info(ctx context.Context) (engine.Info, error) {
 	return engine.Info{ID: "fake", RootDir: cmp.Or(f.RootDir, "/var/lib/docker"), Name: "fake", Version: "1", ImageStore: cmp.Or(f.ImageStore, "memory")}, nil
 }
 
+// Capabilities implements engine.Runtime.
+func (f *Engine) Capabilities() engine.Capabilities {
+	if f.CRI {
+		return CRI
+	}
+	return Docker
+}
+
 // Events implements engine.Runtime with Docker's rules: a replay of the
 // buffered events since (a gap first when the buffer has turned over since
 // then), then, with follow, the new ones until ctx ends or Restart.
@@ -383,7 +409,11 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 		return err
 	}
 	var replay []engine.Event
-	if !since.IsZero() {
+	switch {
+	case f.CRI && !since.IsZero():
+		// No replay: all that happened since is unknown.
+		replay = []engine.Event{{Type: engine.EventGap, Time: f.now()}}
+	case !since.IsZero():
 		for _, e := range f.events {
 			if !e.Time.Before(since) {
 				replay = append(replay, e)
@@ -511,6 +541,14 @@ func (f *Engine) RemoveImage(ctx context.Context, ref string, opts engine.Remove
 	img, kind := f.resolve(ref)
 	if img == nil {
 		return engine.Deleted{}, fmt.Errorf("no such image: %s: %w", ref, engine.ErrNotFound)
+	}
+	if f.CRI {
+		if force {
+			return engine.Deleted{}, fmt.Errorf("the CRI has no forced removal")
+		}
+		// containerd's CRI: every reference goes, and nothing looks at the
+		// containers that use the image.
+		return engine.Deleted{Deleted: f.deleteAndPrune(img.ID, false)}, nil
 	}
 	running, stopped := f.users(img.ID)
 	children := f.children(img.ID)
