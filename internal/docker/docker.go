@@ -83,10 +83,9 @@ func (r *Runtime) remove(ctx context.Context) (context.Context, context.CancelFu
 func (r *Runtime) APIVersion() string { return r.cli.ClientVersion() }
 
 // Capabilities implements engine.Runtime: the Docker engine untags by
-// reference, forces, checks conflicts itself, has container volumes, and
-// replays its recent events, images' included.
+// reference, forces, and has container volumes.
 func (r *Runtime) Capabilities() engine.Capabilities {
-	return engine.Capabilities{UntagByReference: true, ForceRemoval: true, ChecksConflicts: true, ContainerVolumes: true, ImageEvents: true}
+	return engine.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true}
 }
 
 // Host is the engine's address.

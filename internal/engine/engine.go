@@ -168,9 +168,16 @@ type Info struct {
 	// Name and Version say which engine it is ("docker", "29.0.0").
 	Name, Version string
 	// ImageStore says where it keeps images: "containerd" (the containerd
-	// snapshotter, Docker 29's default), or the graph driver of the classic
-	// store ("overlay2").
+	// snapshotter, Docker 29's default, and containerd's own CRI), the
+	// graph driver of the classic store ("overlay2"), or "cri" (a CRI
+	// runtime that is not containerd).
 	ImageStore string
+	// ImageFS is the folder of the filesystem where the runtime says it
+	// keeps image layers (the CRI's ImageFsInfo); empty when it does not say.
+	ImageFS string
+	// ContainerdRoot is containerd's root when the runtime is containerd
+	// itself (its CRI): the images' content is there. Empty otherwise.
+	ContainerdRoot string
 }
 
 // ContainerdStore is Info.ImageStore of an engine that keeps its images in
@@ -218,20 +225,10 @@ type Capabilities struct {
 	// use when asked to (docker rmi -f). Without it, a policy's force is
 	// not honoured: such images stay, blocked.
 	ForceRemoval bool
-	// ChecksConflicts: the runtime refuses to remove an image a container
-	// uses (Docker, CRI-O). Without it (containerd's CRI), the agent's
-	// check from a fresh listing right before each removal is the only
-	// guard; the executor makes that check on every runtime anyway.
-	ChecksConflicts bool
 	// ContainerVolumes: a container has anonymous volumes of its own that
 	// can go with it (docker rm -v). Without it, removeVolumes has nothing
 	// to remove.
 	ContainerVolumes bool
-	// ImageEvents: the runtime tells when an image arrives or leaves, and
-	// replays its recent events. Without it, an image arrives when a
-	// listing first shows it, and a restart of the agent is a gap in the
-	// history (every image counts as arrived and used then: fail closed).
-	ImageEvents bool
 }
 
 // Runtime is the part of a container runtime the cleanup uses.

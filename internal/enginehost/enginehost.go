@@ -79,6 +79,10 @@ func Open(ctx context.Context, rt engine.Runtime, o Options) (*Host, error) {
 		case o.ContainerdRoot != "":
 			h.containerdRoots, h.givenContainerd = []string{o.ContainerdRoot}, true
 			h.imageRoot = o.ContainerdRoot
+		case info.ContainerdRoot != "":
+			// containerd itself, through its CRI: it says where its root is.
+			h.containerdRoots = []string{info.ContainerdRoot}
+			h.imageRoot = info.ContainerdRoot
 		case h.dataRoot != "":
 			h.containerdRoots = []string{filepath.Join(h.dataRoot, "containerd", "daemon"), SystemContainerdRoot}
 		default:

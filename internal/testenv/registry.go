@@ -88,6 +88,19 @@ func (reg *Registry) Push(t testing.TB, repository, tag string, created time.Tim
 	return d
 }
 
+// Alias serves the manifest of repository:tag under another tag too: one
+// image, two references.
+func (reg *Registry) Alias(t testing.TB, repository, tag, alias string) {
+	t.Helper()
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	m, ok := reg.manifests[repository+"/"+tag]
+	if !ok {
+		t.Fatalf("alias of %s:%s, which was never pushed", repository, tag)
+	}
+	reg.manifests[repository+"/"+alias] = m
+}
+
 // ServeHTTP answers /v2/, manifests and blobs, GET and HEAD.
 func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/v2/")

@@ -27,7 +27,7 @@ var _ engine.Runtime = (*Engine)(nil)
 // What the fake can do, as each runtime does.
 var (
 	// Docker: the Docker Engine API (internal/docker).
-	Docker = engine.Capabilities{UntagByReference: true, ForceRemoval: true, ChecksConflicts: true, ContainerVolumes: true, ImageEvents: true}
+	Docker = engine.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true}
 	// CRI: containerd's CRI (internal/cri).
 	CRI = engine.Capabilities{}
 )

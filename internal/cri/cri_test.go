@@ -1,0 +1,153 @@
+package cri_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+func runtimeFor(t *testing.T, c *testenv.CRI) *cri.Runtime {
+	t.Helper()
+	rt, err := cri.New(c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	return rt
+}
+
+// The adapter on a real containerd: what it lists, in the engine's words,
+// and the CRI's rules it stands between: a running container is refused
+// (the CRI would stop it), an image goes with every reference.
+func TestAdapterOnContainerd(t *testing.T) {
+	c := testenv.Containerd(t)
+	rt := runtimeFor(t, c)
+	ctx := context.Background()
+	reg := testenv.StartRegistry(t)
+	repo := testenv.UniqueName("cri/app")
+	id := c.Image(reg, repo, "1", "one")
+	exited := c.Container(id, seed.Exited, nil)
+	running := c.Container(id, seed.Running, map[string]string{"io.kubernetes.pod.name": "p"})
+	created := c.Container(id, seed.Created, nil)
+
+	info, err := rt.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "containerd" || info.ImageStore != engine.ContainerdStore || info.ContainerdRoot == "" {
+		t.Fatalf("info %+v", info)
+	}
+	images, err := rt.ListImages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(images, func(img engine.Image) bool { return img.ID == id })
+	if i < 0 {
+		t.Fatalf("%s not listed in %+v", id, images)
+	}
+	img := images[i]
+	if want := []string{reg.Host + "/" + repo + ":1", reg.Host + "/" + repo + ":one"}; !slices.Equal(slices.Sorted(slices.Values(img.RepoTags)), want) || len(img.RepoDigests) != 1 || img.Pinned {
+		t.Fatalf("image %+v, want tags %v and one digest", img, want)
+	}
+	if !slices.ContainsFunc(images, func(img engine.Image) bool { return img.Pinned }) {
+		t.Fatal("the sandbox image is not pinned")
+	}
+	if !enginehost.HoldsContent(info.ContainerdRoot, images) {
+		t.Fatalf("containerd's root %s holds none of the images' content", info.ContainerdRoot)
+	}
+	users, err := rt.ContainersUsing(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, u := range users {
+		states[u.ID] = u.State
+	}
+	if states[exited] != engine.StateExited || states[running] != engine.StateRunning || states[created] != engine.StateCreated {
+		t.Fatalf("containers of the image: %v", states)
+	}
+	state, finished, err := rt.ContainerFinishedAt(ctx, exited)
+	if err != nil || state != engine.StateExited || time.Since(finished) > time.Minute {
+		t.Fatalf("finished at %s (%s, %v)", finished, state, err)
+	}
+	if err := rt.RemoveContainer(ctx, running, false); !errors.Is(err, engine.ErrConflict) || c.State(running) != 1 {
+		t.Fatalf("removing a running container: %v; its state now %s", err, c.State(running))
+	}
+	for _, ctr := range []string{exited, created} {
+		if err := rt.RemoveContainer(ctx, ctr, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.RemoveContainer(ctx, exited, false); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("removing a container twice: %v", err)
+	}
+
+	// containerd removes an image in use: the adapter does not refuse, the
+	// executor's re-check does (internal/apply). One reference removes all.
+	other := c.Image(reg, testenv.UniqueName("cri/other"), "a", "b")
+	del, err := rt.RemoveImage(ctx, reg.Host+"/"+"x:none", engine.RemoveImageOptions{})
+	if !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("removing an image that is not there: %+v, %v", del, err)
+	}
+	img2, err := rt.InspectImage(ctx, other)
+	if err != nil || len(img2.RepoTags) != 2 || img2.Created.IsZero() {
+		t.Fatalf("inspect: %+v, %v", img2, err)
+	}
+	if del, err = rt.RemoveImage(ctx, img2.RepoTags[0], engine.RemoveImageOptions{}); err != nil || !slices.Equal(del.Deleted, []string{other}) {
+		t.Fatalf("remove by one tag: %+v, %v", del, err)
+	}
+	if c.HasImage(other) {
+		t.Fatal("the image stayed with its other tag")
+	}
+	if _, err := rt.RemoveImage(ctx, id, engine.RemoveImageOptions{Force: true}); err == nil {
+		t.Fatal("a forced removal on the CRI")
+	}
+}
+
+// Following: the CRI's container events become the engine's, and images
+// that come and go are seen by the next listing.
+func TestEventsOnContainerd(t *testing.T) {
+	c := testenv.Containerd(t)
+	rt := runtimeFor(t, c)
+	rt.ImagePoll = 200 * time.Millisecond
+	reg := testenv.StartRegistry(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan engine.Event, 100)
+	done := make(chan error, 1)
+	go func() { done <- rt.Events(ctx, time.Now().Add(-time.Hour), true, func(e engine.Event) { got <- e }) }()
+	if e := <-got; e.Type != engine.EventGap {
+		t.Fatalf("first event %+v: a since in the past is a gap (no replay)", e)
+	}
+	if e := <-got; e.Type != engine.EventNow {
+		t.Fatalf("second event %+v", e)
+	}
+	time.Sleep(300 * time.Millisecond) // the baseline listing
+	id := c.Image(reg, testenv.UniqueName("cri/ev"), "1")
+	ctr := c.Container(id, seed.Exited, nil)
+	want := map[string]bool{"image pull " + id: true, "container create " + ctr: true, "container start " + ctr: true, "container die " + ctr: true}
+	deadline := time.After(30 * time.Second)
+	for len(want) > 0 {
+		select {
+		case e := <-got:
+			delete(want, e.Type+" "+e.Action+" "+e.ID)
+			if e.Type == engine.EventContainer && e.ID == ctr && e.Image != id {
+				t.Fatalf("event %+v: image %q, want %s", e, e.Image, id)
+			}
+		case <-deadline:
+			t.Fatalf("events never seen: %v", want)
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow ended with %v", err)
+	}
+}

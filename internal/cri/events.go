@@ -1,0 +1,173 @@
+package cri
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+)
+
+// Events implements engine.Runtime. The CRI replays nothing: a since in the
+// past is a gap at the present (what happened since is unknown: the image
+// clock counts every image as arrived and used then). Following, it turns
+// the runtime's container events (GetContainerEvents) into the engine's,
+// and lists images every ImagePoll: an image that appears arrives then, one
+// that went is deleted. A runtime that serves no container events (CRI-O
+// without enable_pod_events) has its containers listed as often: a running
+// one is used then, and one that went was used until then.
+func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f func(engine.Event)) error {
+	now := time.Now()
+	if !since.IsZero() {
+		f(engine.Event{Type: engine.EventGap, Time: now})
+	}
+	f(engine.Event{Type: engine.EventNow, Time: now})
+	if !follow {
+		return nil
+	}
+	return r.follow(ctx, f)
+}
+
+func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.count("GetContainerEvents")
+	events := make(chan *runtimeapi.ContainerEventResponse)
+	broken := make(chan error, 1)
+	stream, err := r.runtime.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		broken <- err
+	} else {
+		go func() {
+			for {
+				e, err := stream.Recv()
+				if err != nil {
+					broken <- err
+					return
+				}
+				select {
+				case events <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	p := &poller{r: r}
+	if err := p.baseline(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(r.ImagePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-broken:
+			if status.Code(err) != codes.Unimplemented {
+				return wrap(err)
+			}
+			p.containers = true // no events: list containers too
+		case e := <-events:
+			if ev, ok := toEvent(e); ok {
+				f(ev)
+			}
+		case <-tick.C:
+			if err := p.poll(ctx, f); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// toEvent is the engine's event for one of the CRI's.
+func toEvent(e *runtimeapi.ContainerEventResponse) (engine.Event, bool) {
+	action := map[runtimeapi.ContainerEventType]string{
+		runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT: "create",
+		runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT: "start",
+		runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT: "die",
+		runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT: "destroy",
+	}[e.GetContainerEventType()]
+	if action == "" || e.GetContainerId() == "" {
+		return engine.Event{}, false
+	}
+	ev := engine.Event{Type: engine.EventContainer, Action: action, ID: e.GetContainerId(), Time: time.Unix(0, e.GetCreatedAt())}
+	for _, st := range e.GetContainersStatuses() {
+		if st.GetId() == e.GetContainerId() {
+			ev.Image = imageOf(st.GetImageId(), st.GetImageRef())
+		}
+	}
+	return ev, true
+}
+
+// poller lists what the CRI does not tell of: images, and containers when
+// the runtime serves no container events.
+type poller struct {
+	r          *Runtime
+	containers bool
+	images     map[string]bool
+	running    map[string]bool // containers listed last time, by ID: running or not
+}
+
+func (p *poller) baseline(ctx context.Context) error {
+	imgs, err := p.r.ListImages(ctx)
+	if err != nil {
+		return err
+	}
+	p.images = map[string]bool{}
+	for _, img := range imgs {
+		p.images[img.ID] = true
+	}
+	return nil
+}
+
+// poll lists images (and containers, without events) and tells what changed
+// since the last listing.
+func (p *poller) poll(ctx context.Context, f func(engine.Event)) error {
+	imgs, err := p.r.ListImages(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	listed := map[string]bool{}
+	for _, img := range imgs {
+		listed[img.ID] = true
+		if !p.images[img.ID] {
+			f(engine.Event{Type: engine.EventImage, Action: "pull", ID: img.ID, Time: now})
+		}
+	}
+	for id := range p.images {
+		if !listed[id] {
+			f(engine.Event{Type: engine.EventImage, Action: "delete", ID: id, Time: now})
+		}
+	}
+	p.images = listed
+	if !p.containers {
+		return nil
+	}
+	cs, err := p.r.ListContainers(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range cs {
+		seen[c.ID] = true
+		if !c.Stopped() || p.running[c.ID] {
+			// Running now, or stopped since the last listing: used until now.
+			f(engine.Event{Type: engine.EventContainer, Action: "start", ID: c.ID, Image: c.ImageID, Time: now})
+		}
+	}
+	for id := range p.running {
+		if !seen[id] { // gone since: it may have run until now
+			f(engine.Event{Type: engine.EventContainer, Action: "destroy", ID: id, Time: now})
+		}
+	}
+	p.running = map[string]bool{}
+	for _, c := range cs {
+		p.running[c.ID] = !c.Stopped()
+	}
+	return nil
+}

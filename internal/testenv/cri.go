@@ -1,0 +1,220 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
+)
+
+// CRIEndpointEnv names the private containerd's CRI socket (hack/containerd.sh);
+// hack/test.sh sets it. Tests never use a system containerd.
+const CRIEndpointEnv = "TEST_CRI_ENDPOINT"
+
+var defaultCRISockets = []string{
+	"unix:///run/containerd/containerd.sock",
+	"unix:///var/run/containerd/containerd.sock",
+	"unix:///var/run/crio/crio.sock",
+}
+
+// CRI is a test's hold on the private containerd, through the CRI as the
+// kubelet speaks it: it pulls images and makes pods and containers, and
+// removes what is left of them when the test ends.
+type CRI struct {
+	t        testing.TB
+	Endpoint string
+	Runtime  runtimeapi.RuntimeServiceClient
+	Images   runtimeapi.ImageServiceClient
+	pod      string
+}
+
+// Containerd connects to the private containerd, or skips (fails in CI),
+// and holds it for this test alone until it ends.
+func Containerd(t testing.TB) *CRI {
+	t.Helper()
+	endpoint := os.Getenv(CRIEndpointEnv)
+	if endpoint == "" {
+		Unavailable(t, "no private containerd: %s is not set", CRIEndpointEnv)
+	}
+	if slices.Contains(defaultCRISockets, endpoint) {
+		t.Fatalf("%s=%s is the machine's own runtime; tests only use the private one hack/ starts", CRIEndpointEnv, endpoint)
+	}
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("CRI client for %s: %v", endpoint, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	c := &CRI{t: t, Endpoint: endpoint, Runtime: runtimeapi.NewRuntimeServiceClient(conn), Images: runtimeapi.NewImageServiceClient(conn)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
+		Unavailable(t, "private containerd at %s does not answer: %v", endpoint, err)
+	}
+	lockEngine(t, endpoint)
+	return c
+}
+
+func (c *CRI) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), time.Minute)
+}
+
+// Pull pulls ref (from a Registry: containerd reaches 127.0.0.1 over plain
+// HTTP) as the kubelet does, and returns the image ID; the image is removed
+// when the test ends, if it is still there.
+func (c *CRI) Pull(ref string) string {
+	c.t.Helper()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	res, err := c.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	if err != nil {
+		c.t.Fatalf("pull %s: %v", ref, err)
+	}
+	id := c.ImageID(res.GetImageRef())
+	c.t.Cleanup(func() {
+		ctx, cancel := c.ctx()
+		defer cancel()
+		_, _ = c.Images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: id}})
+	})
+	return id
+}
+
+// ImageID is the ID of the image ref names, "" when there is none.
+func (c *CRI) ImageID(ref string) string {
+	c.t.Helper()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	res, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	if err != nil {
+		c.t.Fatalf("image status %s: %v", ref, err)
+	}
+	return res.GetImage().GetId()
+}
+
+// HasImage reports whether ref (a reference or an ID) names an image.
+func (c *CRI) HasImage(ref string) bool {
+	c.t.Helper()
+	return c.ImageID(ref) != ""
+}
+
+// sandbox is the test's pod, made on first use: host networking (no CNI
+// here), removed with its containers when the test ends.
+func (c *CRI) sandbox() (string, *runtimeapi.PodSandboxConfig) {
+	c.t.Helper()
+	name := UniqueName("pod")
+	config := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "imagecleanup-test", Uid: name},
+		LogDirectory: c.t.TempDir(),
+		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}},
+	}
+	if c.pod != "" {
+		return c.pod, config
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	res, err := c.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: config})
+	if err != nil {
+		c.t.Fatalf("run pod sandbox: %v", err)
+	}
+	c.pod = res.GetPodSandboxId()
+	c.t.Cleanup(func() {
+		ctx, cancel := c.ctx()
+		defer cancel()
+		_, _ = c.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: c.pod})
+		_, _ = c.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: c.pod})
+	})
+	return c.pod, config
+}
+
+// Container makes a container of the image in the test's pod and leaves it
+// in state: created (never started), exited (ran to completion) or running
+// (sleeping an hour). labels go on it (io.kubernetes.* ones make it the
+// kubelet's). It returns the container's ID.
+func (c *CRI) Container(image string, state seed.State, labels map[string]string) string {
+	c.t.Helper()
+	pod, podConfig := c.sandbox()
+	name := UniqueName("ctr")
+	command := []string{"/sleeper"}
+	if state == seed.Running {
+		command = append(command, "sleep")
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	res, err := c.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podConfig,
+		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: &runtimeapi.ImageSpec{Image: image},
+			Command: command, Labels: labels, LogPath: name + ".log"}})
+	if err != nil {
+		c.t.Fatalf("create container of %s: %v", image, err)
+	}
+	id := res.GetContainerId()
+	if state == seed.Created {
+		return id
+	}
+	if _, err := c.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		c.t.Fatalf("start container %s: %v", name, err)
+	}
+	want := runtimeapi.ContainerState_CONTAINER_RUNNING
+	if state == seed.Exited {
+		want = runtimeapi.ContainerState_CONTAINER_EXITED
+	}
+	for ctx.Err() == nil {
+		if c.State(id) == want {
+			return id
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("container %s did not become %s", name, want)
+	return ""
+}
+
+// State is a container's state; CONTAINER_UNKNOWN when it is gone.
+func (c *CRI) State(id string) runtimeapi.ContainerState {
+	c.t.Helper()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	res, err := c.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+	}
+	return res.GetStatus().GetState()
+}
+
+// HasContainer reports whether the container is there.
+func (c *CRI) HasContainer(id string) bool {
+	c.t.Helper()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	_, err := c.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	return err == nil
+}
+
+// Image makes an image FROM scratch holding the sleeper, served by a
+// registry of this test, pulled under every tag (repository:tag) given: one
+// image, several references. It returns the image ID.
+func (c *CRI) Image(reg *Registry, repository string, tags ...string) string {
+	c.t.Helper()
+	if len(tags) == 0 {
+		c.t.Fatal("an image needs a tag to be pulled")
+	}
+	reg.Push(c.t, repository, tags[0], time.Now())
+	for _, tag := range tags[1:] {
+		reg.Alias(c.t, repository, tags[0], tag)
+	}
+	var id string
+	for _, tag := range tags {
+		got := c.Pull(fmt.Sprintf("%s/%s:%s", reg.Host, repository, tag))
+		if id != "" && got != id {
+			c.t.Fatalf("%s:%s is another image", repository, tag)
+		}
+		id = got
+	}
+	return id
+}
