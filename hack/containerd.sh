@@ -11,8 +11,10 @@
 # The binaries (containerd, its runc shim, runc ≥ 1.2, ctr, crictl) come from
 # hack/cri-assets.sh, first in containerd's PATH (it starts its shims, and
 # they runc, from there). No registry can be reached: the sandbox image the
-# CRI pins, registry.k8s.io/pause:3.10, is made here (hack/pauseimage) and
-# imported with ctr. Pods run with host networking: there is no CNI.
+# CRI pins is made here (hack/pauseimage) and imported with ctr. It is named
+# imagecleanup.test/sandbox:3.10, not …/pause, so that in the tests only its
+# pin keeps it (the planner also protects anything named pause). Pods run
+# with host networking: there is no CNI.
 #
 # IMAGECLEANUP_CONTAINERD_DIR names another state folder (a second engine);
 # IMAGECLEANUP_CONTAINERD_DATA_SIZE (e.g. 300m) puts containerd's root on a
@@ -28,7 +30,7 @@ endpoint="unix://${socket}"
 pidfile="${state}/containerd.pid"
 logfile="${state}/containerd.log"
 data="${state}/root"
-sandbox_image="registry.k8s.io/pause:3.10"
+sandbox_image="imagecleanup.test/sandbox:3.10"
 
 log() { echo "containerd.sh: $*" >&2; }
 
@@ -113,11 +115,15 @@ TOML
 # import_sandbox_image puts the pinned sandbox image in the CRI's namespace.
 import_sandbox_image() {
   local bin_dir="$1" archive="${state}/pause.tar"
-  if "${bin_dir}/ctr" --address "${socket}" -n k8s.io images ls -q | grep -qx "${sandbox_image}"; then
+  if "${bin_dir}/ctr" --address "${socket}" -n k8s.io images ls -q 2>/dev/null | grep -qx "${sandbox_image}"; then
     return
   fi
   (cd "${root}" && go run ./hack/pauseimage -name "${sandbox_image}" -o "${archive}")
-  "${bin_dir}/ctr" --address "${socket}" -n k8s.io images import "${archive}" >/dev/null
+  local out
+  if ! out="$("${bin_dir}/ctr" --address "${socket}" -n k8s.io images import "${archive}" 2>&1)"; then
+    log "importing the sandbox image failed: ${out}"
+    exit 1
+  fi
 }
 
 stop() {

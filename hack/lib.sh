@@ -31,7 +31,25 @@ stop_started() {
   stop_small_docker29
   stop_docker29_classic
   stop_docker29
+  stop_containerd
   stop_test_node
+}
+
+# use_private_containerd builds (once, hack/cri-assets.sh) and starts a
+# private containerd 2 with its CRI (hack/containerd.sh), exports
+# TEST_CRI_ENDPOINT, and stops it on exit if it started it here and
+# KEEP_DOCKERD is not 1.
+use_private_containerd() {
+  trap stop_started EXIT
+  hack/containerd.sh status || STOP_PRIVATE_CONTAINERD=1
+  TEST_CRI_ENDPOINT="$(hack/containerd.sh start)"
+  export TEST_CRI_ENDPOINT
+}
+
+stop_containerd() {
+  if [[ "${STOP_PRIVATE_CONTAINERD:-}" == 1 && "${KEEP_DOCKERD:-}" != 1 ]]; then
+    hack/containerd.sh stop
+  fi
 }
 
 # use_docker29 builds (once, hack/docker29-assets.sh) and starts a private

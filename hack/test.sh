@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the Go tests with the real parts they need: a private dockerd
-# (hack/dockerd.sh), envtest's kube-apiserver + etcd (hack/envtest-assets.sh)
+# (hack/dockerd.sh), a private containerd with its CRI (hack/containerd.sh), envtest's kube-apiserver + etcd (hack/envtest-assets.sh)
 # and the single-node cluster (hack/cluster.sh) for test/node.
 # Arguments go to `go test` (default ./...). Set KEEP_DOCKERD=1 to leave the
 # private dockerds running afterwards, KEEP_CLUSTER=1 the test node.
@@ -16,9 +16,10 @@ use_small_dockerd
 use_docker29
 use_small_docker29
 use_docker29_classic
+use_private_containerd
 use_test_node
 
-echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST} TEST_DOCKER29_HOST=${TEST_DOCKER29_HOST} TEST_CLUSTER_KUBECONFIG=${TEST_CLUSTER_KUBECONFIG}"
+echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_CRI_ENDPOINT=${TEST_CRI_ENDPOINT} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST} TEST_DOCKER29_HOST=${TEST_DOCKER29_HOST} TEST_CLUSTER_KUBECONFIG=${TEST_CLUSTER_KUBECONFIG}"
 status=0
 go test -count=1 -timeout 30m "${@:-./...}" || status=$?
 # The real-engine tier again, on Docker 29 with the containerd image store

@@ -30,6 +30,10 @@ const (
 	DependentChildren    Reason = "DependentChildren"    // other images are built on it
 	Conflict             Reason = "Conflict"             // the engine refused at delete time
 	Changed              Reason = "ChangedSincePlan"     // re-read just before a removal, the image or its containers had changed
+	// OtherReferences: the runtime removes an image with every reference at
+	// once (containerd's CRI), and the policy does not select all of them:
+	// what it selects cannot go alone.
+	OtherReferences Reason = "OtherReferences"
 )
 
 // Skipping reasons: the policy's own guards; not a problem.
@@ -50,9 +54,6 @@ const (
 	BelowLowWatermark Reason = "BelowLowWatermark"
 	// Interrupted: the sweep stopped (deadline, stalled engine) before it.
 	Interrupted Reason = "Interrupted"
-	// OtherReferences: the runtime removes an image with every reference
-	// at once, and the policy does not select all of them.
-	OtherReferences Reason = "OtherReferences"
 )
 
 // Decision is a target image that stays, and why.

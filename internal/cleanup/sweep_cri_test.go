@@ -1,0 +1,203 @@
+package cleanup_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+// These tests run the article's scenarios in CRI form on the private
+// containerd: images pulled from a registry of the test, containers made in
+// a pod, as the kubelet makes them. containerd's CRI removes an image with
+// every reference and whatever containers use it: the rules that keep an
+// image are the planner's and the executor's alone.
+
+type criScenario struct {
+	t    *testing.T
+	c    *testenv.CRI
+	rt   *cri.Runtime
+	reg  *testenv.Registry
+	repo string
+}
+
+func newCRIScenario(t *testing.T) *criScenario {
+	c := testenv.Containerd(t)
+	rt, err := cri.New(c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	return &criScenario{t: t, c: c, rt: rt, reg: testenv.StartRegistry(t), repo: testenv.UniqueName("sweep")}
+}
+
+// image pulls one image under the given tags of the scenario's repository.
+func (s *criScenario) image(tags ...string) string { return s.c.Image(s.reg, s.repo, tags...) }
+
+func (s *criScenario) ref(tag string) string { return s.reg.Host + "/" + s.repo + ":" + tag }
+
+// spec selects what patterns say, without age guards, adjusted.
+func (s *criScenario) spec(adjust func(*v1alpha1.ImageCleanupPolicySpec), patterns ...string) v1alpha1.ImageCleanupPolicySpec {
+	var p v1alpha1.ImageCleanupPolicy
+	for _, pat := range patterns {
+		p.Spec.Images = append(p.Spec.Images, v1alpha1.ImagePattern(pat))
+	}
+	zero := v1alpha1.Duration("0s")
+	p.Spec.MinImageAge, p.Spec.StoppedContainers.MinStoppedAge = &zero, &zero
+	if adjust != nil {
+		adjust(&p.Spec)
+	}
+	if errs := policyschema.Check(&p); len(errs) > 0 {
+		s.t.Fatalf("test policy is invalid: %v", errs.ToAggregate())
+	}
+	return p.Spec
+}
+
+func (s *criScenario) sweep(spec v1alpha1.ImageCleanupPolicySpec) cleanup.Outcome {
+	s.t.Helper()
+	out, err := cleanup.Sweep(context.Background(), s.rt, &spec, time.Now(), cleanup.Options{})
+	if err != nil {
+		s.t.Fatalf("sweep: %v", err)
+	}
+	if len(out.Result.Failed) > 0 {
+		s.t.Fatalf("sweep failures: %+v", out.Result.Failed)
+	}
+	return out
+}
+
+// The article's second answer on containerd: the stopped containers (run
+// to completion, or created and never started) go first, then the image,
+// with both its tags.
+func TestCRISweepRemovesStoppedContainersThenImage(t *testing.T) {
+	s := newCRIScenario(t)
+	id := s.image("1", "latest")
+	exited := s.c.Container(id, seed.Exited, nil)
+	created := s.c.Container(id, seed.Created, nil)
+
+	out := s.sweep(s.spec(nil, s.reg.Host+"/"+s.repo+":*"))
+	if s.c.HasImage(id) || s.c.HasContainer(exited) || s.c.HasContainer(created) {
+		t.Fatal("the image or its stopped containers are still there")
+	}
+	r := out.Result
+	if len(r.RemovedImages) != 1 || !r.RemovedImages[0].Deleted || len(r.RemovedImages[0].Refs) != 3 || len(r.RemovedContainers) != 2 {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// A running container keeps its image, force or not; and force is not
+// honoured on the CRI: a kept stopped container keeps its image too, and
+// the report says why.
+func TestCRIRunningContainerBlocksAndForceIsNotHonoured(t *testing.T) {
+	s := newCRIScenario(t)
+	running := s.image("running")
+	stopped := s.c.Image(s.reg, s.repo+"-kept", "1")
+	runner := s.c.Container(running, seed.Running, nil)
+	keptCtr := s.c.Container(stopped, seed.Exited, nil)
+
+	out := s.sweep(s.spec(func(p *v1alpha1.ImageCleanupPolicySpec) {
+		p.Force = true
+		p.StoppedContainers.Action = v1alpha1.StoppedContainersKeep
+	}, s.reg.Host+"/"+s.repo+"*:*"))
+	if !s.c.HasImage(running) || !s.c.HasImage(stopped) || !s.c.HasContainer(runner) || !s.c.HasContainer(keptCtr) {
+		t.Fatal("an image or a container went")
+	}
+	if got := reasons(out.Result.Blocked); !slices.Equal(got, []string{"KeptStoppedContainer", "RunningContainer"}) {
+		t.Fatalf("blocked %v, want KeptStoppedContainer and RunningContainer: %+v", got, out.Result)
+	}
+	for _, d := range out.Result.Blocked {
+		if d.Reason == plan.KeptStoppedContainer && !strings.Contains(d.Message, "force is not honoured") {
+			t.Fatalf("the report does not say that force is not honoured: %q", d.Message)
+		}
+	}
+}
+
+// Removing one tag removes the image on containerd: an image with a tag
+// the policy does not select stays, with both tags, blocked (what the
+// policy asks cannot be done on this runtime).
+func TestCRITagNotSelectedKeepsTheImage(t *testing.T) {
+	s := newCRIScenario(t)
+	id := s.image("1", "keep")
+
+	out := s.sweep(s.spec(nil, s.ref("1")))
+	if !s.c.HasImage(s.ref("1")) || !s.c.HasImage(s.ref("keep")) {
+		t.Fatal("a tag went")
+	}
+	if got := reasons(out.Result.Blocked); !slices.Equal(got, []string{"OtherReferences"}) || len(out.Result.RemovedImages) > 0 {
+		t.Fatalf("want %s blocked by its other reference: %+v", id, out.Result)
+	}
+}
+
+// The runtime's pinned image (its sandbox image, named so that only the pin
+// keeps it) stays under a policy that selects every image, with force.
+func TestCRIPinnedImageStays(t *testing.T) {
+	s := newCRIScenario(t)
+	loose := s.image("loose")
+	out := s.sweep(s.spec(func(p *v1alpha1.ImageCleanupPolicySpec) { p.Force = true }, "**"))
+	if s.c.HasImage(loose) {
+		t.Fatal("the loose image stayed")
+	}
+	pinned := slices.IndexFunc(out.Result.Skipped, func(d plan.Decision) bool {
+		return d.Reason == plan.Protected && strings.Contains(d.Message, "pins")
+	})
+	if pinned < 0 || !s.c.HasImage(out.Result.Skipped[pinned].ImageID) {
+		t.Fatalf("no pinned image kept: %+v", out.Result)
+	}
+}
+
+// A container created between the plan and the removal keeps its image:
+// containerd would remove the image from under it; the executor's re-check,
+// from a fresh listing, does not let it.
+func TestCRIContainerCreatedBetweenPlanAndRemoval(t *testing.T) {
+	s := newCRIScenario(t)
+	id := s.image("1")
+	ctx := context.Background()
+	spec := s.spec(nil, s.ref("1"))
+	opts, err := plan.OptionsFor(&spec, nil, s.rt.Capabilities())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := cleanup.Collect(ctx, s.rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plan.Make(&inv, &opts, time.Now())
+	if len(p.Actions) != 1 || !p.Actions[0].Whole {
+		t.Fatalf("plan %+v", p)
+	}
+	late := s.c.Container(id, seed.Created, nil)
+
+	r := apply.Run(ctx, s.rt, &p, apply.Options{})
+	if !s.c.HasImage(id) || !s.c.HasContainer(late) {
+		t.Fatal("the image of the new container, or the container, went")
+	}
+	if got := reasons(r.Blocked); !slices.Equal(got, []string{"ChangedSincePlan"}) || len(r.RemovedImages) > 0 {
+		t.Fatalf("want the image blocked as changed since the plan: %+v", r)
+	}
+}
+
+// The kubelet's containers (io.kubernetes.* labels) are its own to collect:
+// they and their image stay unless includeKubernetesManaged.
+func TestCRIKubernetesManagedContainers(t *testing.T) {
+	s := newCRIScenario(t)
+	id := s.image("1")
+	ctr := s.c.Container(id, seed.Exited, map[string]string{"io.kubernetes.pod.name": "web", "io.kubernetes.container.name": "app"})
+
+	out := s.sweep(s.spec(nil, s.ref("1")))
+	if !s.c.HasImage(id) || !s.c.HasContainer(ctr) || !slices.Equal(reasons(out.Result.Blocked), []string{"KubernetesManaged"}) {
+		t.Fatalf("without opt-in: %+v", out.Result)
+	}
+	s.sweep(s.spec(func(p *v1alpha1.ImageCleanupPolicySpec) { p.StoppedContainers.IncludeKubernetesManaged = true }, s.ref("1")))
+	if s.c.HasImage(id) || s.c.HasContainer(ctr) {
+		t.Fatal("with opt-in, the container or its image stayed")
+	}
+}
