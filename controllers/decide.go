@@ -12,6 +12,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
@@ -235,6 +236,9 @@ func judgeCause(out *cleanup.Outcome, err error, dryRun bool) verdict {
 	case errors.Is(err, cleanup.ErrDisk):
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonDiskUnmeasured, message: err.Error(),
 			errorKind: "disk", retry: true}
+	case errors.Is(err, engine.ErrNoRuntime):
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonNoRuntime, message: err.Error(),
+			errorKind: "no_runtime", retry: true}
 	case errors.Is(err, cleanup.ErrState):
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonStateNotSaved, message: err.Error(),
 			errorKind: "state", retry: true}

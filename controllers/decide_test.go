@@ -13,6 +13,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
@@ -146,6 +147,8 @@ func TestJudge(t *testing.T) {
 		"invalid policy": {err: invalid, want: verdict{phase: v1alpha1.PhaseFailed, reason: "InvalidPolicy", errorKind: "invalid_policy"}},
 		"engine down": {err: fmt.Errorf("%w: list images: cannot connect", cleanup.ErrEngine),
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "EngineUnavailable", errorKind: "engine", retry: true}},
+		"no runtime": {err: fmt.Errorf("%w: %w: no socket at /host/run/docker.sock", cleanup.ErrEngine, engine.ErrNoRuntime),
+			want: verdict{phase: v1alpha1.PhaseFailed, reason: "NoRuntime", errorKind: "no_runtime", retry: true}},
 		"disk unmeasured": {err: fmt.Errorf("%w: statfs: no such file", cleanup.ErrDisk),
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "DiskUnmeasured", errorKind: "disk", retry: true}},
 		"clock not saved, after removals": {err: fmt.Errorf("%w: read-only", cleanup.ErrState),
@@ -155,7 +158,7 @@ func TestJudge(t *testing.T) {
 			want: verdict{phase: v1alpha1.PhaseSkipped, reason: "Superseded", superseded: true, ran: true}},
 		"watermark not reached": {out: cleanup.Outcome{Disk: &cleanup.DiskReport{Pressure: "space", Unreached: true}},
 			want: verdict{phase: v1alpha1.PhaseBlocked, reason: "WatermarkNotReached", ran: true}},
-		"stopped": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the Docker engine stalled"}},
+		"stopped": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the container runtime stalled"}},
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "SweepStopped", errorKind: "stopped", retry: true, ran: true}},
 		"a removal failed": {out: cleanup.Outcome{Result: apply.Result{Failed: []apply.Failure{{Image: "a"}}}},
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "RemovalFailed", errorKind: "removal", retry: true, ran: true}},

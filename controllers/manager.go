@@ -34,7 +34,7 @@ import (
 type AgentOptions struct {
 	// NodeName is the node this agent cleans; required.
 	NodeName string
-	// Runtime is the node's Docker engine.
+	// Runtime is the node's container runtime (internal/connect opens it).
 	Runtime engine.Runtime
 	// ProtectedImages are never removed: the agent's own image, and the
 	// node's sandbox image when its name is not a pause one.
@@ -136,7 +136,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.Add(pods); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("docker", engineCheck(o.Runtime)); err != nil {
+	if err := mgr.AddReadyzCheck("runtime", engineCheck(o.Runtime)); err != nil {
 		return nil, err
 	}
 	metrics := newAgentMetrics()
@@ -183,7 +183,7 @@ func (o *AgentOptions) complete() error {
 	case o.NodeName == "":
 		return ErrNoNodeName
 	case o.Runtime == nil:
-		return errors.New("no Docker engine")
+		return errors.New("no container runtime")
 	}
 	if _, err := match.CompileSet(o.ProtectedImages); err != nil {
 		return fmt.Errorf("protected images: %w", err)
@@ -195,13 +195,13 @@ func (o *AgentOptions) complete() error {
 	return nil
 }
 
-// engineCheck is the readiness probe: ready while the Docker engine answers.
+// engineCheck is the readiness probe: ready while the node's container runtime answers.
 func engineCheck(rt engine.Runtime) healthz.Checker {
 	return func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
 		defer cancel()
 		if err := rt.Ping(ctx); err != nil {
-			return fmt.Errorf("docker engine: %w", err)
+			return fmt.Errorf("container runtime: %w", err)
 		}
 		return nil
 	}

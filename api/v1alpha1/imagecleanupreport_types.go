@@ -52,6 +52,10 @@ const (
 	// bound to its node (its cache has not synced, or a watch fails), and
 	// does not sweep until it can.
 	ReportReasonPodsUnknown = "PodsUnknown"
+	// ReportReasonNoRuntime (phase Failed): the agent finds no container
+	// runtime it supports on its node (Docker, containerd, CRI-O); the
+	// message says where it looked.
+	ReportReasonNoRuntime = "NoRuntime"
 )
 
 // Bounds of the lists in a report, which keep it small however much a node holds.

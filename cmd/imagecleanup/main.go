@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
@@ -122,9 +123,10 @@ func commandPath(root *cobra.Command, args []string) string {
 func newRoot(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "imagecleanup",
-		Short: "Plan, apply or validate ImageCleanupPolicies against a Docker engine, without Kubernetes",
-		Long: `imagecleanup runs the node agent's engine on one Docker engine, without Kubernetes:
-the same policy files, the same planner, the same safety rules.
+		Short: "Plan, apply or validate ImageCleanupPolicies against a container runtime, without Kubernetes",
+		Long: `imagecleanup runs the node agent's engine on one container runtime (a Docker engine,
+or containerd or CRI-O through the CRI), without Kubernetes: the same policy files, the
+same planner, the same safety rules.
 
 Exit codes: 0 done, 1 error, 2 invalid policy or usage, 3 blocked (with --fail-on-blocked).`,
 		SilenceErrors: true,
@@ -148,6 +150,7 @@ type sweepOptions struct {
 	mode           string
 	file           string
 	dockerHost     string
+	endpoint       string
 	output         string
 	failOnBlocked  bool
 	stateDir       string
@@ -173,13 +176,14 @@ func sweepCommand(mode, short string) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "filename", "f", "", `the policy, as kubectl apply takes it ("-" reads stdin; at most 1 MiB)`)
-	f.StringVar(&o.dockerHost, "docker-host", "", "the engine (default: $DOCKER_HOST, else the default socket)")
+	f.StringVar(&o.dockerHost, "docker-host", "", "a Docker engine (unix:///var/run/docker.sock, tcp://...)")
+	f.StringVar(&o.endpoint, "runtime-endpoint", "", "a CRI runtime's socket (unix:///run/containerd/containerd.sock); neither flag: $DOCKER_HOST, else the first socket present of Docker, containerd and CRI-O")
 	outputFlag(f, &o.output)
 	f.BoolVar(&o.failOnBlocked, "fail-on-blocked", false, "exit 3 when an image stayed blocked")
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the image clock is kept, one file per engine")
 	f.StringSliceVar(&o.protect, "protect-images", nil, "references or patterns never removed, such as your sandbox image (pause images are protected anyway)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of the whole sweep")
-	f.DurationVar(&o.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "deadline of one engine removal (reads get 30s)")
+	f.DurationVar(&o.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "deadline of one runtime removal (reads get 30s)")
 	f.StringVar(&o.dataRoot, "data-root", "", "the engine's data root, measured for a policy's diskUsage (default: the engine's DockerRootDir, when it is on this machine)")
 	f.StringVar(&o.containerdRoot, "containerd-root", "", "containerd's root, measured for a policy's diskUsage when the engine keeps its images in containerd's store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
@@ -206,6 +210,8 @@ func (o *sweepOptions) check() error {
 		return errors.New("--timeout and --call-timeout must be positive")
 	case o.stateDir == "":
 		return errors.New("--state-dir must not be empty")
+	case o.dockerHost != "" && o.endpoint != "":
+		return connect.ErrBothEndpoints
 	}
 	if err := checkOutput(o.output); err != nil {
 		return err

@@ -8,9 +8,25 @@ import (
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
-	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
 	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 )
+
+// endpointFlag names the flag of an endpoint's kind.
+func endpointFlag(e connect.Endpoint) string {
+	if e.Kind == connect.CRI {
+		return "runtime-endpoint"
+	}
+	return "docker-host"
+}
+
+// runtimeName says which runtime an endpoint is, for messages.
+func runtimeName(e connect.Endpoint) string {
+	if e.Kind == connect.CRI {
+		return "CRI runtime"
+	}
+	return "Docker engine"
+}
 
 // execute runs plan or apply; the error, if any, is the one line to print.
 func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
@@ -26,20 +42,26 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	if policy.Spec.Suspend {
 		return write(stdout, o, suspendedDocument(policy, o.mode))
 	}
-	rt, err := docker.New(o.dockerHost)
+	endpoint, err := connect.Choose(o.dockerHost, o.endpoint, func() (connect.Endpoint, error) {
+		return connect.Find(connect.Sockets("/var/run"))
+	})
 	if err != nil {
-		return exitInvalid, fmt.Errorf("--docker-host: %w", err)
+		return exitError, err
+	}
+	rt, err := connect.Open(endpoint, o.callTimeout)
+	if err != nil {
+		return exitInvalid, fmt.Errorf("--%s: %w", endpointFlag(endpoint), err)
 	}
 	defer rt.Close()
-	rt.RemoveTimeout = o.callTimeout
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	if err := rt.Ping(ctx); err != nil { // settles the API version
-		return exitError, fmt.Errorf("cannot reach the Docker engine at %s: %w", rt.Host(), err)
+	what := runtimeName(endpoint)
+	if err := rt.Ping(ctx); err != nil { // settles the Docker API version
+		return exitError, fmt.Errorf("cannot reach the %s at %s: %w", what, rt.Host(), err)
 	}
 	host, err := enginehost.Open(ctx, rt, enginehost.Options{StateDir: o.stateDir, DataRoot: o.dataRoot, ContainerdRoot: o.containerdRoot})
 	if err != nil {
-		return exitError, fmt.Errorf("the Docker engine at %s: %w", rt.Host(), err)
+		return exitError, fmt.Errorf("the %s at %s: %w", what, rt.Host(), err)
 	}
 	defer host.Close()
 	if host.Warning != nil {
@@ -48,7 +70,7 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	// What happened since the last run: uses of containers gone since, and
 	// images that left (a return is an arrival).
 	if err := host.Clock.CatchUp(ctx, rt); err != nil {
-		return exitError, fmt.Errorf("reading the Docker engine's events: %w", err)
+		return exitError, fmt.Errorf("reading the %s's events: %w", what, err)
 	}
 	now := time.Now()
 	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, now, cleanup.Options{

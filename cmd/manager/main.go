@@ -2,13 +2,15 @@
 // two roles:
 //
 //   - agent (the default): a DaemonSet pod on every node; it talks to the
-//     node's Docker engine through its socket, applies every policy that
+//     node's container runtime (the Docker engine, or containerd or CRI-O
+//     through the CRI) through its socket, applies every policy that
 //     selects the node and writes the node's reports;
 //   - aggregator: a small Deployment, leader-elected between its replicas,
 //     that recomputes each policy's status from the reports.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,15 +19,20 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
+	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
@@ -45,6 +52,8 @@ type flags struct {
 	agent                 controllers.AgentOptions
 	aggregator            aggregator.Options
 	dockerHost, protected string
+	runtimeEndpoint       string
+	hostRun               string
 	callTimeout           time.Duration
 	zap                   zap.Options
 	version               bool
@@ -57,13 +66,15 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.StringVar(&f.role, "role", "agent", "agent (the DaemonSet, one per node) or aggregator (the Deployment that writes policy status)")
 	fs.StringVar(&f.agent.NodeName, "node-name", os.Getenv("NODE_NAME"), "agent: the node it cleans (default $NODE_NAME, from the downward API)")
-	fs.StringVar(&f.dockerHost, "docker-host", "", "agent: the node's Docker engine (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	fs.StringVar(&f.dockerHost, "docker-host", "", "agent: the node's Docker engine (unix:///var/run/docker.sock); default: $DOCKER_HOST, else the runtime the node's kubelet uses")
+	fs.StringVar(&f.runtimeEndpoint, "runtime-endpoint", "", "agent: the node's CRI runtime socket (unix:///run/containerd/containerd.sock); default: the runtime the node's kubelet uses")
+	fs.StringVar(&f.hostRun, "host-run", "/host/run", "agent: where the host's /run is mounted, to find the runtime the node's kubelet uses (the Node's status.nodeInfo.containerRuntimeVersion) by its socket")
 	fs.StringVar(&f.protected, "protect-images", os.Getenv("AGENT_IMAGE"), "agent: comma-separated references, IDs or patterns never to remove: its own image (default $AGENT_IMAGE), and the node's sandbox image if its name does not end in pause")
 	fs.StringVar(&f.agent.StateDir, "state-dir", "/var/lib/imagecleanup", "agent: folder of the node's image clock (a hostPath); it must outlive the pod")
 	fs.DurationVar(&f.agent.DiskTick, "disk-tick", 30*time.Second, "agent: how often policies with diskUsage look at the disk (a statfs, no API write)")
 	fs.StringVar(&f.agent.DataRoot, "data-root", "", "agent: where the engine's data root is mounted, for policies with diskUsage (default: the engine's DockerRootDir, mounted at the same path)")
 	fs.StringVar(&f.agent.ContainerdRoot, "containerd-root", "", "agent: where containerd's root is mounted, for policies with diskUsage on an engine with the containerd image store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
-	fs.DurationVar(&f.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "agent: deadline of one engine removal; reads get 30s")
+	fs.DurationVar(&f.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "agent: deadline of one runtime removal; reads get 30s")
 	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
 	fs.DurationVar(&f.aggregator.StatusInterval, "status-interval", 10*time.Second, "aggregator: least time between two status writes of one policy while it changes (every agent watches policies)")
 	fs.StringVar(&f.aggregator.LeaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "image-cleanup-system"), "aggregator: namespace of its lease")
@@ -98,6 +109,9 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 		if f.agent.NodeName == "" {
 			return nil, controllers.ErrNoNodeName
 		}
+		if f.dockerHost != "" && f.runtimeEndpoint != "" {
+			return nil, connect.ErrBothEndpoints
+		}
 	case "aggregator":
 	default:
 		return nil, fmt.Errorf("--role must be agent or aggregator, not %q", f.role)
@@ -128,20 +142,59 @@ func run(args []string, stdout io.Writer) error {
 		log.Info("starting aggregator", "version", version.Version, "leaseNamespace", f.aggregator.LeaseNamespace)
 		return mgr.Start(ctrl.SetupSignalHandler())
 	}
-	rt, err := docker.New(f.dockerHost)
+	ctx := ctrl.SetupSignalHandler()
+	rt, err := openRuntime(ctx, cfg, f)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
-	rt.RemoveTimeout = f.callTimeout
 	f.agent.Runtime = rt
 	f.agent.Metrics = ctrlmetrics.Registry // served at /metrics
 	mgr, err := controllers.NewAgent(cfg, f.agent)
 	if err != nil {
 		return err
 	}
-	log.Info("starting agent", "version", version.Version, "node", f.agent.NodeName, "docker", rt.Host(), "protected", f.agent.ProtectedImages)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	log.Info("starting agent", "version", version.Version, "node", f.agent.NodeName, "runtime", rt.Host(), "protected", f.agent.ProtectedImages)
+	return mgr.Start(ctx)
+}
+
+// openRuntime opens the runtime named by flag, or else the one the node's
+// kubelet uses. Where there is none the agent supports, it still runs, on a
+// runtime whose every call says so: each policy's report then gives the
+// reason (NoRuntime), and the pod is not Ready, instead of a pod that never
+// starts.
+func openRuntime(ctx context.Context, cfg *rest.Config, f *flags) (connect.Runtime, error) {
+	endpoint, err := connect.Choose(f.dockerHost, f.runtimeEndpoint, func() (connect.Endpoint, error) {
+		return nodeRuntime(ctx, cfg, f.agent.NodeName, f.hostRun)
+	})
+	if errors.Is(err, engine.ErrNoRuntime) {
+		ctrl.Log.WithName("setup").Error(err, "the agent cannot clean this node")
+		return connect.Missing(err), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return connect.Open(endpoint, f.callTimeout)
+}
+
+// nodeRuntime is the socket, under the host's /run, of the runtime the
+// node's kubelet reports; where the Node cannot be read, the first socket
+// present.
+func nodeRuntime(ctx context.Context, cfg *rest.Config, node, hostRun string) (connect.Endpoint, error) {
+	candidates := connect.Sockets(hostRun)
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return connect.Find(candidates)
+	}
+	var n corev1.Node
+	if err := c.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
+		return connect.Find(candidates)
+	}
+	e, err := connect.ForNode(n.Status.NodeInfo.ContainerRuntimeVersion, candidates)
+	if err != nil {
+		return connect.Endpoint{}, err
+	}
+	return connect.Find([]connect.Endpoint{e})
 }
 
 func envOr(key, def string) string {

@@ -268,7 +268,7 @@ func (x *executor) reason() string {
 // sweep still had time means the engine is stalled, and the sweep stops.
 func (x *executor) check(ctx context.Context, err error) error {
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		x.halt("the Docker engine stalled: " + err.Error())
+		x.halt("the container runtime stalled: " + err.Error())
 	}
 	return err
 }

@@ -21,6 +21,8 @@ var (
 	// ErrConflict: the engine refuses because of its state, such as a
 	// container using the image, or a container that is running.
 	ErrConflict = errors.New("conflict")
+	// ErrNoRuntime: there is no supported runtime to talk to.
+	ErrNoRuntime = errors.New("no supported container runtime found")
 )
 
 // Image is one image as the engine lists it.

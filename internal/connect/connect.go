@@ -1,0 +1,175 @@
+// Package connect chooses and opens the node's container runtime, for the
+// node agent and the CLI alike: the Docker Engine API (internal/docker) or a
+// CRI runtime (internal/cri), named by flag or found. Everything after it
+// sees an engine.Runtime and the capabilities it states.
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
+	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+)
+
+// Kind is the API a runtime is spoken to with.
+type Kind string
+
+const (
+	// Docker is the Docker Engine API (Docker 20.10 to 29).
+	Docker Kind = "docker"
+	// CRI is the Kubelet's Container Runtime Interface (containerd, CRI-O).
+	CRI Kind = "cri"
+)
+
+// Endpoint is a runtime to open: its API, and its address (a Docker host
+// such as unix:///var/run/docker.sock, or a CRI socket).
+type Endpoint struct {
+	Kind    Kind
+	Address string
+	// Runtime names what listens there, as the kubelet reports it
+	// ("docker", "containerd", "cri-o"); informative.
+	Runtime string
+}
+
+func (e Endpoint) String() string { return string(e.Kind) + " " + e.Address }
+
+// Runtime is an opened runtime: what the cleanup uses, and what the
+// binaries say of it.
+type Runtime interface {
+	engine.Runtime
+	// Host is the runtime's address.
+	Host() string
+	// Calls are the API calls made so far, by method.
+	Calls() map[string]int
+	Close() error
+}
+
+// ErrNoRuntime is a node, or a machine, where no supported runtime's socket
+// is found.
+var ErrNoRuntime = engine.ErrNoRuntime
+
+// Sockets are where each runtime's socket is, below a folder that stands
+// for the host's /run: docker.sock (Docker; cri-dockerd nodes keep their
+// images there), containerd/containerd.sock, crio/crio.sock. In this order:
+// where a node has Docker, its images are Docker's.
+func Sockets(run string) []Endpoint {
+	return []Endpoint{
+		{Kind: Docker, Runtime: "docker", Address: "unix://" + filepath.Join(run, "docker.sock")},
+		{Kind: CRI, Runtime: "containerd", Address: "unix://" + filepath.Join(run, "containerd", "containerd.sock")},
+		{Kind: CRI, Runtime: "cri-o", Address: "unix://" + filepath.Join(run, "crio", "crio.sock")},
+	}
+}
+
+// Find returns the first of candidates whose socket exists.
+func Find(candidates []Endpoint) (Endpoint, error) {
+	var looked []string
+	for _, c := range candidates {
+		path := strings.TrimPrefix(c.Address, "unix://")
+		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return c, nil
+		}
+		looked = append(looked, path)
+	}
+	return Endpoint{}, fmt.Errorf("%w: no socket at %s", ErrNoRuntime, strings.Join(looked, ", "))
+}
+
+// ForNode returns the candidate of the runtime the kubelet uses, as the
+// Node's status.nodeInfo.containerRuntimeVersion names it
+// ("containerd://2.1.4", "docker://29.0.0" through cri-dockerd,
+// "cri-o://1.34.0"). A node with Docker for builds and containerd for the
+// kubelet is then cleaned where the kubelet's images are.
+func ForNode(runtimeVersion string, candidates []Endpoint) (Endpoint, error) {
+	name, _, ok := strings.Cut(runtimeVersion, "://")
+	if !ok || name == "" {
+		return Endpoint{}, fmt.Errorf("%w: the node's runtime is %q", ErrNoRuntime, runtimeVersion)
+	}
+	for _, c := range candidates {
+		if c.Runtime == name {
+			return c, nil
+		}
+	}
+	return Endpoint{}, fmt.Errorf("%w: the node's runtime is %s, which is not supported (docker, containerd, cri-o)", ErrNoRuntime, name)
+}
+
+// ErrBothEndpoints is a usage error: a Docker host and a CRI endpoint.
+var ErrBothEndpoints = errors.New("give --docker-host or --runtime-endpoint, not both")
+
+// Choose is the one place a runtime is chosen: the Docker host given, or
+// the CRI endpoint given, or $DOCKER_HOST, or else found: found(), which
+// the agent asks of its Node and the CLI of the sockets present.
+func Choose(dockerHost, criEndpoint string, found func() (Endpoint, error)) (Endpoint, error) {
+	switch {
+	case dockerHost != "" && criEndpoint != "":
+		return Endpoint{}, ErrBothEndpoints
+	case dockerHost != "":
+		return Endpoint{Kind: Docker, Address: dockerHost}, nil
+	case criEndpoint != "":
+		return Endpoint{Kind: CRI, Address: criEndpoint}, nil
+	case os.Getenv("DOCKER_HOST") != "":
+		return Endpoint{Kind: Docker}, nil // the Docker client reads it
+	}
+	return found()
+}
+
+// Open opens the endpoint; removeTimeout bounds one removal (0: the
+// adapter's default). Nothing is called yet.
+func Open(e Endpoint, removeTimeout time.Duration) (Runtime, error) {
+	switch e.Kind {
+	case Docker:
+		rt, err := docker.New(e.Address)
+		if err != nil {
+			return nil, err
+		}
+		if removeTimeout > 0 {
+			rt.RemoveTimeout = removeTimeout
+		}
+		return rt, nil
+	case CRI:
+		rt, err := cri.New(e.Address)
+		if err != nil {
+			return nil, err
+		}
+		if removeTimeout > 0 {
+			rt.RemoveTimeout = removeTimeout
+		}
+		return rt, nil
+	}
+	return nil, fmt.Errorf("unknown runtime API %q", e.Kind)
+}
+
+// Missing is the runtime of a node where none was found: every call fails
+// with err (which wraps ErrNoRuntime), so that the agent still runs and
+// reports why on every policy, instead of a pod that never starts.
+func Missing(err error) Runtime { return missing{err: err} }
+
+type missing struct{ err error }
+
+func (m missing) Capabilities() engine.Capabilities                  { return engine.Capabilities{} }
+func (m missing) Host() string                                       { return "none" }
+func (m missing) Calls() map[string]int                              { return map[string]int{} }
+func (m missing) Close() error                                       { return nil }
+func (m missing) Ping(context.Context) error                         { return m.err }
+func (m missing) Info(context.Context) (engine.Info, error)          { return engine.Info{}, m.err }
+func (m missing) ListImages(context.Context) ([]engine.Image, error) { return nil, m.err }
+func (m missing) InspectImage(context.Context, string) (engine.Image, error) {
+	return engine.Image{}, m.err
+}
+func (m missing) ListContainers(context.Context) ([]engine.Container, error) { return nil, m.err }
+func (m missing) ContainersUsing(context.Context, string) ([]engine.Container, error) {
+	return nil, m.err
+}
+func (m missing) ContainerFinishedAt(context.Context, string) (string, time.Time, error) {
+	return "", time.Time{}, m.err
+}
+func (m missing) RemoveContainer(context.Context, string, bool) error { return m.err }
+func (m missing) RemoveImage(context.Context, string, engine.RemoveImageOptions) (engine.Deleted, error) {
+	return engine.Deleted{}, m.err
+}
+func (m missing) Events(context.Context, time.Time, bool, func(engine.Event)) error { return m.err }
