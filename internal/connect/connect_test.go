@@ -15,7 +15,9 @@ import (
 // The one place a runtime is chosen: a flag wins, then $DOCKER_HOST, then
 // what is found; both flags are a usage error.
 func TestChoose(t *testing.T) {
-	found := func() (connect.Endpoint, error) { return connect.Endpoint{Kind: connect.CRI, Address: "unix:///found.sock"}, nil }
+	found := func() (connect.Endpoint, error) {
+		return connect.Endpoint{Kind: connect.CRI, Address: "unix:///found.sock"}, nil
+	}
 	t.Setenv("DOCKER_HOST", "")
 	tests := map[string]struct {
 		docker, cri, env string
