@@ -56,6 +56,9 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		note := fmt.Sprintf("the disk could not be measured after the sweep (%v): usedPercentAfter repeats the measure before it", d.AfterErr)
 		st.Message = strings.TrimPrefix(st.Message+"; "+note, "; ")
 	}
+	for _, note := range out.Unhonoured {
+		st.Message = strings.TrimPrefix(st.Message+"; "+note, "; ")
+	}
 	st.Totals.Sweeps++
 	if !rec.Empty() {
 		st.Totals.Sweeps++ // the interrupted one, never reported

@@ -69,3 +69,12 @@ func TestSweepStatusSaysTheDiskWasNotMeasuredAfter(t *testing.T) {
 		t.Errorf("disk %+v", st.Disk)
 	}
 }
+
+// A field the node's runtime cannot honour is in the report's message.
+func TestSweepStatusSaysWhatTheRuntimeCannotHonour(t *testing.T) {
+	out := &cleanup.Outcome{Unhonoured: []string{"force is not honoured: …"}}
+	st := sweepStatus(&v1alpha1.ImageCleanupReportStatus{}, 1, time.Now(), time.Second, judge(out, nil, false), out)
+	if st.Phase != v1alpha1.PhaseSucceeded || st.Message != "force is not honoured: …" {
+		t.Errorf("phase %s, message %q", st.Phase, st.Message)
+	}
+}

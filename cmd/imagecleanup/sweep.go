@@ -83,6 +83,9 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	case err != nil:
 		return exitError, err
 	}
+	for _, note := range out.Unhonoured {
+		fmt.Fprintf(stderr, "warning: %s\n", note)
+	}
 	if code, err := write(stdout, o, newDocument(policy, o.mode, rt.Host(), host.Info, &out, time.Since(now), rt.Calls())); err != nil {
 		return code, err
 	}

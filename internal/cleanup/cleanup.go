@@ -59,6 +59,22 @@ type Outcome struct {
 	// Recovered is what earlier sweeps of the policy removed and never
 	// reported (the process or the engine died): counted now.
 	Recovered imageclock.Recovered
+	// Unhonoured says which of the policy's fields this runtime cannot
+	// honour, and what they mean here instead (never silently different).
+	Unhonoured []string
+}
+
+// Unhonoured lists the policy's fields a runtime with caps cannot honour,
+// each with what it means there.
+func Unhonoured(spec *v1alpha1.ImageCleanupPolicySpec, caps engine.Capabilities) []string {
+	var out []string
+	if spec.Force && !caps.ForceRemoval {
+		out = append(out, "force is not honoured: this runtime has no forced removal, so an image that kept stopped containers use stays blocked")
+	}
+	if spec.StoppedContainers.RemoveVolumes && !caps.ContainerVolumes {
+		out = append(out, "stoppedContainers.removeVolumes has no effect: this runtime's containers have no volumes of their own (a pod's volumes are the kubelet's)")
+	}
+	return out
 }
 
 // DiskReport is the data filesystem around a sweep.
@@ -113,7 +129,7 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
 	opts.Clock.Observe(&inv, now)
-	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough)}
+	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough), Unhonoured: Unhonoured(spec, rt.Capabilities())}
 	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
 	popts.PodImages = opts.PodImages
 	if spec.DiskUsage != nil {

@@ -119,6 +119,9 @@ func TestCRIRunningContainerBlocksAndForceIsNotHonoured(t *testing.T) {
 			t.Fatalf("the report does not say that force is not honoured: %q", d.Message)
 		}
 	}
+	if len(out.Unhonoured) != 1 || !strings.HasPrefix(out.Unhonoured[0], "force is not honoured") {
+		t.Fatalf("the sweep does not say that force is not honoured: %q", out.Unhonoured)
+	}
 }
 
 // Removing one tag removes the image on containerd: an image with a tag

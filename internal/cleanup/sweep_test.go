@@ -274,3 +274,31 @@ func TestDiskUnmeasuredAfterTheSweep(t *testing.T) {
 		t.Fatalf("disk report %+v: the failed measure after the sweep is not said", out.Disk)
 	}
 }
+
+// A field the runtime cannot honour is said, never silently different:
+// removeVolumes and force on the CRI; nothing on Docker.
+func TestUnhonouredFieldsAreSaid(t *testing.T) {
+	spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { s.Force, s.StoppedContainers.RemoveVolumes = true, true })
+	for _, runtime := range []struct {
+		cri  bool
+		want []string
+	}{{false, nil}, {true, []string{"force is not honoured", "stoppedContainers.removeVolumes has no effect"}}} {
+		f := fakeWithStoppedContainer()
+		f.CRI = runtime.cri
+		out, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Unhonoured) != len(runtime.want) {
+			t.Fatalf("CRI %v: %q, want %q", runtime.cri, out.Unhonoured, runtime.want)
+		}
+		for i, w := range runtime.want {
+			if !strings.HasPrefix(out.Unhonoured[i], w) {
+				t.Fatalf("CRI %v: %q, want %q", runtime.cri, out.Unhonoured, runtime.want)
+			}
+		}
+		if f.HasImage(imageA) {
+			t.Fatalf("CRI %v: the image of a container the policy removes stayed", runtime.cri)
+		}
+	}
+}
