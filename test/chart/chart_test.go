@@ -159,8 +159,8 @@ func TestChartLintsAndRefusesBadValues(t *testing.T) {
 		t.Fatalf("helm lint: %v\n%s", err, out)
 	}
 	for name, set := range map[string]string{
-		"unknown value":         "agent.dockerSokcet=/run/docker.sock",
-		"relative socket path":  "agent.dockerSocket=run/docker.sock",
+		"unknown value":         "agent.hostRn=/run",
+		"relative socket path":  "agent.hostRun=run",
 		"bad pull policy":       "image.pullPolicy=Sometimes",
 		"zero replicas":         "aggregator.replicas=0",
 		"flag without dashes":   "agent.extraArgs[0]=disk-tick=10s",
@@ -206,7 +206,7 @@ func TestChartValues(t *testing.T) {
 		t.Errorf("defaults: image %s, priority %q, nodeSelector %v", agent.Containers[0].Image, agent.PriorityClassName, agent.NodeSelector)
 	}
 
-	objs = render(t, "image.repository=registry.example.com/ic", "image.tag=v1.2.3", "agent.dockerSocket=/run/k3s/docker.sock",
+	objs = render(t, "image.repository=registry.example.com/ic", "image.tag=v1.2.3", "agent.hostRun=/run/k3s",
 		"agent.dataRoot=", "agent.containerdRoot=", "agent.priorityClassName=node-agents", "agent.extraProtectedImages={registry.example.com/sandbox:1}",
 		"metrics.podMonitor.enabled=true", "metrics.service.enabled=false", "reportWritersPolicy.enabled=false",
 		"aggregatedRoles.enabled=false", "aggregator.replicas=1", "namePrefix=ic-")
@@ -218,8 +218,8 @@ func TestChartValues(t *testing.T) {
 	if !slices.Contains(c.Args, "--protect-images=registry.example.com/ic:v1.2.3,registry.example.com/sandbox:1") {
 		t.Errorf("args %v: the agent's own image and the extra ones are protected", c.Args)
 	}
-	if len(agent.Volumes) != 2 || agent.Volumes[0].HostPath.Path != "/run/k3s/docker.sock" {
-		t.Errorf("volumes %+v: the socket at its path, no data root, no containerd root", agent.Volumes)
+	if len(agent.Volumes) != 2 || agent.Volumes[0].HostPath.Path != "/run/k3s" {
+		t.Errorf("volumes %+v: the sockets' folder at its path, no data root, no containerd root", agent.Volumes)
 	}
 	for _, k := range []string{"PodMonitor/ic-metrics"} {
 		if find(t, objs, k) == nil {

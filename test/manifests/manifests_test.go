@@ -108,8 +108,20 @@ func TestDaemonSet(t *testing.T) {
 			hostPaths[hp.Path] = hp
 		}
 	}
-	if socket := hostPaths["/var/run/docker.sock"]; socket == nil || socket.Type == nil || *socket.Type != corev1.HostPathSocket {
-		t.Errorf("no hostPath volume of type Socket for /var/run/docker.sock: %+v", pod.Volumes)
+	// The runtime's socket is found in the host's /run, read-only: a folder
+	// every node has, so the pod starts where a runtime is missing (no
+	// hostPath of type Socket, which would hold it in ContainerCreating).
+	if run := hostPaths["/run"]; run == nil || run.Type == nil || *run.Type != corev1.HostPathDirectory ||
+		!slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/host/run" && m.ReadOnly }) {
+		t.Errorf("no read-only mount of the host's /run at /host/run: %+v %+v", pod.Volumes, c.VolumeMounts)
+	}
+	for path, hp := range hostPaths {
+		if hp.Type != nil && (*hp.Type == corev1.HostPathSocket || *hp.Type == corev1.HostPathDirectory && path != "/run") {
+			t.Errorf("hostPath %s of type %s: a node without it would never start the agent", path, *hp.Type)
+		}
+	}
+	if _, ok := env["DOCKER_HOST"]; ok {
+		t.Error("DOCKER_HOST is set: the agent would talk to Docker on every node, not to the runtime the kubelet uses")
 	}
 	// The image clock outlives the pod: a folder on the node, given as --state-dir.
 	if state := hostPaths["/var/lib/imagecleanup"]; state == nil || state.Type == nil || *state.Type != corev1.HostPathDirectoryOrCreate ||

@@ -696,7 +696,7 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 		"--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait", "--timeout", "3m",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
 		// The test node's paths and API server address, as test/node/overlay has them.
-		"--set", "agent.dockerSocket=/tmp/imagecleanup-node/engine/docker.sock",
+		"--set", "agent.hostRun=/tmp/imagecleanup-node/engine",
 		"--set", "agent.dataRoot=/tmp/imagecleanup-node/engine/data",
 		"--set", "agent.containerdRoot=/tmp/imagecleanup-node/containerd",
 		"--set", "agent.stateDir=/tmp/imagecleanup-node/agent-state",
