@@ -74,6 +74,12 @@ type lifeModel struct {
 	now time.Time
 	f   *enginefake.Engine
 	dir string
+	// cri: the node runs containerd's CRI (the fake's CRI rules): images go
+	// with every reference, some are pinned, nothing is replayed, and the
+	// follower lists images (sub and poller are its connection).
+	cri    bool
+	sub    *enginefake.Subscription
+	poller engine.Poller
 	// clock is the agent's image clock; nil while the agent is down.
 	clock          *imageclock.Clock
 	truth          truth
@@ -131,7 +137,24 @@ func TestAgentLife(t *testing.T) {
 	if *lifeSeed != 0 {
 		setRapid("rapid.seed", fmt.Sprint(*lifeSeed))
 	}
-	rapid.Check(t, agentLife(t))
+	rapid.Check(t, agentLife(t, false))
+}
+
+// The same lives on containerd's CRI rules (issue 20): the invariants hold
+// where the runtime removes an image with all its references and checks no
+// container, pins images, sends no image event and replays nothing; and no
+// tag the policy does not select, and no pinned image, ever goes.
+func TestAgentLifeOnCRI(t *testing.T) {
+	checks := *lifeChecks / 2
+	if testing.Short() && !flagSet("life.checks") {
+		checks = 50 // make test-unit
+	}
+	setRapid(t, "rapid.checks", fmt.Sprint(checks))
+	setRapid(t, "rapid.steps", "60")
+	if *lifeSeed != 0 {
+		setRapid(t, "rapid.seed", fmt.Sprint(*lifeSeed))
+	}
+	rapid.Check(t, agentLife(t, true))
 }
 
 // lifesThatFoundBugs are seeds of single lives that a longer random search
@@ -149,16 +172,16 @@ func TestAgentLivesThatFoundBugs(t *testing.T) {
 			setRapid(t, "rapid.checks", "1")
 			setRapid(t, "rapid.steps", "60")
 			setRapid(t, "rapid.seed", fmt.Sprint(seed))
-			rapid.Check(t, agentLife(t))
+			rapid.Check(t, agentLife(t, false))
 		})
 	}
 }
 
 // agentLife is one life of the agent on a simulated node: random steps,
 // every invariant checked at every removal and after every sweep.
-func agentLife(t *testing.T) func(*rapid.T) {
+func agentLife(t *testing.T, cri bool) func(*rapid.T) {
 	return func(rt *rapid.T) {
-		m := newLifeModel(rt, t.TempDir())
+		m := newLifeModel(rt, t.TempDir(), cri)
 		defer m.stop()
 		rt.Repeat(map[string]func(*rapid.T){
 			"":               m.check,
@@ -196,10 +219,11 @@ func flagSet(name string) bool {
 	return set
 }
 
-func newLifeModel(t *rapid.T, dir string) *lifeModel {
-	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true,
+func newLifeModel(t *rapid.T, dir string, cri bool) *lifeModel {
+	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: cri,
 		truth: truth{arrived: map[string]time.Time{}, used: map[string]time.Time{}, containers: map[string]engine.Container{}}}
 	m.f = enginefake.New()
+	m.f.CRI = cri
 	m.f.Now = func() time.Time { return m.now }
 	m.f.OnRemove = m.onRemove
 	m.f.BeforeCall = m.beforeCall
@@ -234,12 +258,36 @@ func (m *lifeModel) follow() {
 	if m.clock == nil {
 		return
 	}
-	if err := m.clock.CatchUp(m.ctx, m.f); err != nil {
+	if m.cri {
+		m.followCRI()
+	} else if err := m.clock.CatchUp(m.ctx, m.f); err != nil {
 		m.t.Fatalf("events: %v", err)
 	}
 	if m.clock.Dirty() {
 		m.must(m.clock.Save())
 	}
+}
+
+// followCRI is the agent's follower on the CRI (internal/cri's Events):
+// connected, it applies the container events as they came, then lists
+// images (the CRI sends no image event: engine.Poller); connecting, it
+// starts with what the CRI says of the past since the clock's cursor,
+// which is nothing (a gap), and a first listing.
+func (m *lifeModel) followCRI() {
+	apply := func(e engine.Event) { m.clock.Apply(m.ctx, m.f, e) }
+	if m.sub != nil {
+		events, broken := m.sub.Drain()
+		for _, e := range events {
+			apply(e)
+		}
+		if !broken {
+			m.must(m.poller.Poll(m.ctx, m.f, m.now, apply))
+			return
+		}
+	}
+	m.must(m.clock.CatchUp(m.ctx, m.f))
+	m.sub, m.poller = m.f.Subscribe(), engine.Poller{}
+	m.must(m.poller.Baseline(m.ctx, m.f))
 }
 
 // --- the node's life -------------------------------------------------------
@@ -273,6 +321,11 @@ func (m *lifeModel) present() []string {
 // addImage brings an image to the node (a pull or a load), built at built.
 func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
 	img := engine.Image{ID: id, Created: built, Size: 1 << 20, RepoTags: m.randomTags(t)}
+	if m.cri && rapid.Bool().Draw(t, "a second repository") {
+		// References the policy may select in part: on the CRI the image
+		// then stays whole.
+		img.RepoTags = slices.Compact(slices.Sorted(slices.Values(append(img.RepoTags, m.randomTags(t)...))))
+	}
 	for _, tag := range img.RepoTags { // a tag moves to the new image, as on the engine
 		for _, other := range m.present() {
 			if cur, _ := m.f.Image(other); slices.Contains(cur.RepoTags, tag) {
@@ -284,7 +337,9 @@ func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
 		// A repo digest names one image: derived from its ID.
 		img.RepoDigests = []string{"registry.example/prod/app@" + id}
 	}
-	if present := m.present(); len(present) > 0 && rapid.IntRange(0, 4).Draw(t, "child") == 0 {
+	if m.cri {
+		img.Pinned = rapid.IntRange(0, 5).Draw(t, "pinned") == 0 // no parents on the CRI
+	} else if present := m.present(); len(present) > 0 && rapid.IntRange(0, 4).Draw(t, "child") == 0 {
 		img.ParentID = rapid.SampledFrom(present).Draw(t, "parent")
 	}
 	m.f.AddImage(img)
@@ -445,6 +500,10 @@ func (m *lifeModel) engineRestart(*rapid.T) {
 func (m *lifeModel) agentRestart(t *rapid.T) {
 	m.clock.Close()
 	m.clock = nil
+	if m.sub != nil {
+		m.f.Unsubscribe(m.sub)
+		m.sub = nil
+	}
 	defer m.agentUp()
 	for range rapid.IntRange(0, 3).Draw(t, "steps while down") {
 		switch rapid.IntRange(0, 5).Draw(t, "while down") {
@@ -809,6 +868,12 @@ func (m *lifeModel) onRemove(kind, id string) {
 	if why := excluded(spec, id, img); why != "" {
 		m.violate("image %s removed although %s", id, why)
 	}
+	if img.Pinned {
+		m.violate("pinned image %s removed", id)
+	}
+	if tag := unselectedTag(spec, img); tag != "" {
+		m.violate("image %s removed with its tag %s, which the policy does not select", id, tag)
+	}
 	for _, tag := range img.RepoTags {
 		if strings.HasPrefix(tag, "registry.k8s.io/pause:") || strings.HasPrefix(tag, "agent:") {
 			m.violate("protected image %s (%s) removed", id, tag)
@@ -826,6 +891,26 @@ func (m *lifeModel) onRemove(kind, id string) {
 		}
 	}
 	delete(m.truth.arrived, id)
+}
+
+// unselectedTag is a tag of img that the policy's images do not select,
+// "" when there is none (or the policy selects the image whole).
+func unselectedTag(spec *v1alpha1.ImageCleanupPolicySpec, img engine.Image) string {
+	var pats []string
+	for _, p := range spec.Images {
+		pats = append(pats, string(p))
+	}
+	set, _ := match.CompileSet(pats)
+	sel := set.Select(match.Image{ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests})
+	if sel.Whole {
+		return ""
+	}
+	for _, tag := range img.RepoTags {
+		if !slices.Contains(sel.Tags, tag) {
+			return tag
+		}
+	}
+	return ""
 }
 
 // countRemovals counts what the sweep took from the images that were there

@@ -56,8 +56,8 @@ func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
 			}
 		}()
 	}
-	p := &poller{r: r}
-	if err := p.baseline(ctx); err != nil {
+	var p engine.Poller
+	if err := p.Baseline(ctx, r); err != nil {
 		return err
 	}
 	tick := time.NewTicker(r.ImagePoll)
@@ -70,13 +70,13 @@ func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
 			if status.Code(err) != codes.Unimplemented {
 				return wrap(err)
 			}
-			p.containers = true // no events: list containers too
+			p.Containers = true // no events: list containers too
 		case e := <-events:
 			if ev, ok := toEvent(e); ok {
 				f(ev)
 			}
 		case <-tick.C:
-			if err := p.poll(ctx, f); err != nil {
+			if err := p.Poll(ctx, r, time.Now(), f); err != nil {
 				return err
 			}
 		}
@@ -101,73 +101,4 @@ func toEvent(e *runtimeapi.ContainerEventResponse) (engine.Event, bool) {
 		}
 	}
 	return ev, true
-}
-
-// poller lists what the CRI does not tell of: images, and containers when
-// the runtime serves no container events.
-type poller struct {
-	r          *Runtime
-	containers bool
-	images     map[string]bool
-	running    map[string]bool // containers listed last time, by ID: running or not
-}
-
-func (p *poller) baseline(ctx context.Context) error {
-	imgs, err := p.r.ListImages(ctx)
-	if err != nil {
-		return err
-	}
-	p.images = map[string]bool{}
-	for _, img := range imgs {
-		p.images[img.ID] = true
-	}
-	return nil
-}
-
-// poll lists images (and containers, without events) and tells what changed
-// since the last listing.
-func (p *poller) poll(ctx context.Context, f func(engine.Event)) error {
-	imgs, err := p.r.ListImages(ctx)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	listed := map[string]bool{}
-	for _, img := range imgs {
-		listed[img.ID] = true
-		if !p.images[img.ID] {
-			f(engine.Event{Type: engine.EventImage, Action: "pull", ID: img.ID, Time: now})
-		}
-	}
-	for id := range p.images {
-		if !listed[id] {
-			f(engine.Event{Type: engine.EventImage, Action: "delete", ID: id, Time: now})
-		}
-	}
-	p.images = listed
-	if !p.containers {
-		return nil
-	}
-	cs, err := p.r.ListContainers(ctx)
-	if err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	for _, c := range cs {
-		seen[c.ID] = true
-		if !c.Stopped() || p.running[c.ID] {
-			// Running now, or stopped since the last listing: used until now.
-			f(engine.Event{Type: engine.EventContainer, Action: "start", ID: c.ID, Image: c.ImageID, Time: now})
-		}
-	}
-	for id := range p.running {
-		if !seen[id] { // gone since: it may have run until now
-			f(engine.Event{Type: engine.EventContainer, Action: "destroy", ID: id, Time: now})
-		}
-	}
-	p.running = map[string]bool{}
-	for _, c := range cs {
-		p.running[c.ID] = !c.Stopped()
-	}
-	return nil
 }

@@ -465,6 +465,52 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	}
 }
 
+// Subscription is a live stream of the fake's events, read without
+// blocking: a model test's follower, that runs to the present after each
+// step instead of alongside.
+type Subscription struct{ ch chan engine.Event }
+
+// Subscribe starts a live stream of the events from now on (a follower
+// connected to the engine; nothing is replayed).
+func (f *Engine) Subscribe() *Subscription {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan engine.Event, 4096)
+	if f.subs == nil {
+		f.subs = map[chan engine.Event]bool{}
+	}
+	f.subs[ch] = true
+	return &Subscription{ch: ch}
+}
+
+// Unsubscribe ends a stream.
+func (f *Engine) Unsubscribe(s *Subscription) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.subs[s.ch] {
+		delete(f.subs, s.ch)
+		close(s.ch)
+	}
+}
+
+// Drain returns the events sent since the last Drain, oldest first; broken
+// says that the stream ended (the engine restarted) after them.
+func (s *Subscription) Drain() (events []engine.Event, broken bool) {
+	for {
+		select {
+		case e, ok := <-s.ch:
+			if !ok {
+				return events, true
+			}
+			if e.Action != "exec_start" {
+				events = append(events, e)
+			}
+		default:
+			return events, false
+		}
+	}
+}
+
 // ContainerFinishedAt implements engine.Runtime.
 func (f *Engine) ContainerFinishedAt(ctx context.Context, id string) (string, time.Time, error) {
 	if err := f.enter(ctx, "ContainerInspect", id); err != nil {

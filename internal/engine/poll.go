@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Poller tells, from listings, what a runtime sends no event of (the CRI
+// tells of containers only): images that arrived or left since the last
+// listing, as pull and delete events, and, with Containers (a runtime that
+// sends no container event either), containers that ran or went since, as
+// uses of their images. What happens between two listings and is undone
+// before the second is not seen.
+type Poller struct {
+	// Containers: list containers too.
+	Containers bool
+
+	images  map[string]bool
+	running map[string]bool // by container ID: running at the last listing
+}
+
+// Baseline takes the first listing: nothing is told of it.
+func (p *Poller) Baseline(ctx context.Context, rt Runtime) error {
+	imgs, err := rt.ListImages(ctx)
+	if err != nil {
+		return err
+	}
+	p.images = map[string]bool{}
+	for _, img := range imgs {
+		p.images[img.ID] = true
+	}
+	return nil
+}
+
+// Poll lists again and tells f what changed since, at now.
+func (p *Poller) Poll(ctx context.Context, rt Runtime, now time.Time, f func(Event)) error {
+	imgs, err := rt.ListImages(ctx)
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, img := range imgs {
+		listed[img.ID] = true
+		if !p.images[img.ID] {
+			f(Event{Type: EventImage, Action: "pull", ID: img.ID, Time: now})
+		}
+	}
+	for id := range p.images {
+		if !listed[id] {
+			f(Event{Type: EventImage, Action: "delete", ID: id, Time: now})
+		}
+	}
+	p.images = listed
+	if !p.Containers {
+		return nil
+	}
+	cs, err := rt.ListContainers(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range cs {
+		seen[c.ID] = true
+		if !c.Stopped() || p.running[c.ID] {
+			// Running now, or stopped since the last listing: used until now.
+			f(Event{Type: EventContainer, Action: "start", ID: c.ID, Image: c.ImageID, Time: now})
+		}
+	}
+	for id := range p.running {
+		if !seen[id] { // gone since: it may have run until now
+			f(Event{Type: EventContainer, Action: "destroy", ID: id, Time: now})
+		}
+	}
+	p.running = map[string]bool{}
+	for _, c := range cs {
+		p.running[c.ID] = !c.Stopped()
+	}
+	return nil
+}
