@@ -80,6 +80,10 @@ test-unit: ## Run the pure tests only (seconds): no engine, no API server; the m
 bench: ## Benchmark imagecleanup apply against the article's hand recipe on the private dockerd.
 	hack/bench.sh
 
+.PHONY: bench-cri
+bench-cri: ## Benchmark a sweep on containerd against crictl's raw removals of the same objects.
+	hack/bench-cri.sh
+
 .PHONY: scale
 scale: ## Control-plane cost with NODES in-process agents (default 200) against one envtest API server.
 	hack/scale.sh

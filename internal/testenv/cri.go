@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -141,38 +142,49 @@ func (c *CRI) sandbox() (string, *runtimeapi.PodSandboxConfig) {
 func (c *CRI) Container(image string, state seed.State, labels map[string]string) string {
 	c.t.Helper()
 	pod, podConfig := c.sandbox()
+	id, err := c.container(pod, podConfig, image, state, labels)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return id
+}
+
+func (c *CRI) container(pod string, podConfig *runtimeapi.PodSandboxConfig, image string, state seed.State, labels ...map[string]string) (string, error) {
 	name := UniqueName("ctr")
 	command := []string{"/sleeper"}
 	if state == seed.Running {
 		command = append(command, "sleep")
 	}
+	config := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: &runtimeapi.ImageSpec{Image: image},
+		Command: command, LogPath: name + ".log"}
+	if len(labels) > 0 {
+		config.Labels = labels[0]
+	}
 	ctx, cancel := c.ctx()
 	defer cancel()
-	res, err := c.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podConfig,
-		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: &runtimeapi.ImageSpec{Image: image},
-			Command: command, Labels: labels, LogPath: name + ".log"}})
+	res, err := c.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podConfig, Config: config})
 	if err != nil {
-		c.t.Fatalf("create container of %s: %v", image, err)
+		return "", fmt.Errorf("create container of %s: %w", image, err)
 	}
 	id := res.GetContainerId()
 	if state == seed.Created {
-		return id
+		return id, nil
 	}
 	if _, err := c.Runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
-		c.t.Fatalf("start container %s: %v", name, err)
+		return id, fmt.Errorf("start container %s: %w", name, err)
 	}
 	want := runtimeapi.ContainerState_CONTAINER_RUNNING
 	if state == seed.Exited {
 		want = runtimeapi.ContainerState_CONTAINER_EXITED
 	}
 	for ctx.Err() == nil {
-		if c.State(id) == want {
-			return id
+		st, err := c.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+		if err == nil && st.GetStatus().GetState() == want {
+			return id, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatalf("container %s did not become %s", name, want)
-	return ""
+	return id, fmt.Errorf("container %s did not become %s", name, want)
 }
 
 // State is a container's state; CONTAINER_UNKNOWN when it is gone.
@@ -217,4 +229,25 @@ func (c *CRI) Image(reg *Registry, repository string, tags ...string) string {
 		id = got
 	}
 	return id
+}
+
+// Containers makes n containers of the image in state, up to 8 at once
+// (as Container does, one by one), and returns their IDs.
+func (c *CRI) Containers(image string, state seed.State, n int) []string {
+	c.t.Helper()
+	pod, podConfig := c.sandbox()
+	ids := make([]string, n)
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error {
+			id, err := c.container(pod, podConfig, image, state)
+			ids[i] = id
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		c.t.Fatal(err)
+	}
+	return ids
 }
