@@ -11,6 +11,8 @@ CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
 CRI_TOOLS_VERSION="${CRI_TOOLS_VERSION:-v1.37.0}"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
 engine="$("${root}/hack/docker29-assets.sh")"
 cache="${CRI_CACHE:-${root}/bin/cri}/containerd-${CONTAINERD_VERSION}-cri-tools-${CRI_TOOLS_VERSION}"
 
@@ -21,27 +23,19 @@ fi
 
 log() { echo "cri-assets: $*" >&2; }
 
-source_of() {
-  local module="$1" version="$2" dest="$3" dir
-  dir="$(go mod download -json "${module}@${version}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [[ -d "${dir}" ]] || { log "cannot download ${module}@${version}"; exit 1; }
-  cp -r "${dir}" "${dest}"
-  chmod -R u+w "${dest}"
-}
-
 work="$(mktemp -d)"
 trap 'rm -rf "${work}" "${cache}.partial"' EXIT
 rm -rf "${cache}.partial"
 mkdir -p "${cache}.partial"
 
 log "building ctr ${CONTAINERD_VERSION}"
-source_of github.com/containerd/containerd/v2 "${CONTAINERD_VERSION}" "${work}/containerd"
+module_source github.com/containerd/containerd/v2 "${CONTAINERD_VERSION}" "${work}/containerd"
 (
   cd "${work}/containerd"
   CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s" -o "${cache}.partial/ctr" ./cmd/ctr
 )
 log "building crictl ${CRI_TOOLS_VERSION}"
-source_of sigs.k8s.io/cri-tools "${CRI_TOOLS_VERSION}" "${work}/cri-tools"
+module_source sigs.k8s.io/cri-tools "${CRI_TOOLS_VERSION}" "${work}/cri-tools"
 (
   cd "${work}/cri-tools"
   CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s" -o "${cache}.partial/crictl" ./cmd/crictl

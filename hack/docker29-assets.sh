@@ -18,6 +18,8 @@ CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
 RUNC_VERSION="${RUNC_VERSION:-v1.5.3}"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
 cache="${DOCKER29_CACHE:-${root}/bin/docker29}/moby-${MOBY_VERSION}-containerd-${CONTAINERD_VERSION}-runc-${RUNC_VERSION}"
 bins=(dockerd containerd containerd-shim-runc-v2 runc)
 
@@ -31,16 +33,6 @@ if [[ "${done_already}" == true ]]; then
 fi
 
 log() { echo "docker29-assets: $*" >&2; }
-
-# source copies a module from the proxy into a writable folder: it is built
-# as its own main module, so that its go.mod (replaces included) holds.
-source_of() {
-  local module="$1" version="$2" dest="$3" dir
-  dir="$(go mod download -json "${module}@${version}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [[ -d "${dir}" ]] || { log "cannot download ${module}@${version}"; exit 1; }
-  cp -r "${dir}" "${dest}"
-  chmod -R u+w "${dest}"
-}
 
 if ! pkg-config --exists libseccomp 2>/dev/null; then
   if [[ "$(id -u)" != 0 ]]; then
@@ -59,7 +51,7 @@ rm -rf "${cache}.partial"
 mkdir -p "${cache}.partial"
 
 log "building runc ${RUNC_VERSION}"
-source_of github.com/opencontainers/runc "${RUNC_VERSION}" "${work}/runc"
+module_source github.com/opencontainers/runc "${RUNC_VERSION}" "${work}/runc"
 (
   cd "${work}/runc"
   CGO_ENABLED=1 GOFLAGS=-mod=mod go build -trimpath -tags seccomp \
@@ -67,7 +59,7 @@ source_of github.com/opencontainers/runc "${RUNC_VERSION}" "${work}/runc"
 )
 
 log "building containerd ${CONTAINERD_VERSION} and its runc shim"
-source_of github.com/containerd/containerd/v2 "${CONTAINERD_VERSION}" "${work}/containerd"
+module_source github.com/containerd/containerd/v2 "${CONTAINERD_VERSION}" "${work}/containerd"
 (
   cd "${work}/containerd"
   stamp="-X github.com/containerd/containerd/v2/version.Version=${CONTAINERD_VERSION}"
@@ -76,7 +68,7 @@ source_of github.com/containerd/containerd/v2 "${CONTAINERD_VERSION}" "${work}/c
 )
 
 log "building dockerd ${DOCKER_VERSION} (moby ${MOBY_VERSION}; a few minutes the first time)"
-source_of github.com/moby/moby/v2 "${MOBY_VERSION}" "${work}/moby"
+module_source github.com/moby/moby/v2 "${MOBY_VERSION}" "${work}/moby"
 (
   cd "${work}/moby"
   CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \

@@ -149,6 +149,17 @@ stop_small_dockerd() {
   fi
 }
 
+# module_source copies module $1 at version $2 from the Go module proxy into
+# folder $3, writable: it is then built as its own main module, so that its
+# go.mod (replaces included) holds.
+module_source() {
+  local module="$1" version="$2" dest="$3" dir
+  dir="$(go mod download -json "${module}@${version}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "${dir}" ]] || { echo "cannot download ${module}@${version}" >&2; return 1; }
+  cp -r "${dir}" "${dest}"
+  chmod -R u+w "${dest}"
+}
+
 # k8s_wrapper_module writes, into folder $1, a throwaway Go module that requires
 # k8s.io/kubernetes $2 (plus the "module version" pairs that follow) with the
 # k8s.io/* staging modules pointed at their published v0.x versions, as

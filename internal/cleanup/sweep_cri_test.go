@@ -15,6 +15,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultgrpc"
 )
 
 // These tests run the article's scenarios in CRI form on the private
@@ -202,5 +203,64 @@ func TestCRIKubernetesManagedContainers(t *testing.T) {
 	s.sweep(s.spec(func(p *v1alpha1.ImageCleanupPolicySpec) { p.StoppedContainers.IncludeKubernetesManaged = true }, s.ref("1")))
 	if s.c.HasImage(id) || s.c.HasContainer(ctr) {
 		t.Fatal("with opt-in, the container or its image stayed")
+	}
+}
+
+// A runtime that stops answering removals stops the sweep: the first
+// removal runs out of time, the rest are not tried (Interrupted); once the
+// runtime answers again, the next sweep finishes. Through a fault point in
+// front of the CRI socket.
+func TestCRIStalledRuntimeStopsTheSweep(t *testing.T) {
+	s := newCRIScenario(t)
+	a := s.c.Image(s.reg, s.repo+"-a", "1")
+	b := s.c.Image(s.reg, s.repo+"-b", "1")
+	proxy, err := faultgrpc.Start(s.c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	rt, err := cri.New(proxy.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	rt.RemoveTimeout = time.Second
+	const removeImage = "/runtime.v1.ImageService/RemoveImage"
+	proxy.Stall(removeImage, true)
+	spec := s.spec(func(p *v1alpha1.ImageCleanupPolicySpec) { p.MaxImagesPerSweep = 0 }, s.reg.Host+"/"+s.repo+"*:*")
+	start := time.Now()
+	out, err := cleanup.Sweep(context.Background(), rt, &spec, time.Now(), cleanup.Options{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); !strings.Contains(out.Result.Stopped, "stalled") || took > 20*time.Second {
+		t.Fatalf("stopped %q after %s: %+v", out.Result.Stopped, took, out.Result)
+	}
+	if proxy.Calls(removeImage) != 1 || !s.c.HasImage(a) || !s.c.HasImage(b) || !slices.Contains(reasons(out.Result.Skipped), "Interrupted") {
+		t.Fatalf("%d removals tried after the stall: %+v", proxy.Calls(removeImage), out.Result)
+	}
+	proxy.Stall(removeImage, false)
+	out, err = cleanup.Sweep(context.Background(), rt, &spec, time.Now(), cleanup.Options{})
+	if err != nil || out.Result.Stopped != "" || s.c.HasImage(a) || s.c.HasImage(b) {
+		t.Fatalf("after the stall: %v, %+v", err, out.Result)
+	}
+}
+
+// keepNewest on containerd ranks by build date, which the CRI gives only in
+// the image's configuration (the verbose image status): the newest build
+// of the repository stays, the older ones go.
+func TestCRIKeepNewestKeepsTheNewestBuild(t *testing.T) {
+	s := newCRIScenario(t)
+	now := time.Now()
+	oldest := s.c.ImageBuilt(s.reg, s.repo, now.Add(-72*time.Hour), "1")
+	newest := s.c.ImageBuilt(s.reg, s.repo, now.Add(-time.Hour), "3")
+	older := s.c.ImageBuilt(s.reg, s.repo, now.Add(-48*time.Hour), "2")
+
+	out := s.sweep(s.spec(func(p *v1alpha1.ImageCleanupPolicySpec) { p.KeepNewest = 1 }, s.reg.Host+"/"+s.repo+":*"))
+	if !s.c.HasImage(newest) || s.c.HasImage(oldest) || s.c.HasImage(older) {
+		t.Fatalf("want only the newest build kept: %+v", out.Result)
+	}
+	if got := reasons(out.Result.Skipped); !slices.Equal(got, []string{"KeptNewest"}) {
+		t.Fatalf("skipped %v", got)
 	}
 }

@@ -17,11 +17,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/distribution/reference"
@@ -65,8 +63,7 @@ type Runtime struct {
 	// (default ImagePoll).
 	ImagePoll time.Duration
 
-	mu    sync.Mutex
-	calls map[string]int
+	calls engine.CallCount
 }
 
 // New connects to a runtime's CRI socket: unix:///run/containerd/containerd.sock,
@@ -86,7 +83,7 @@ func New(endpoint string) (*Runtime, error) {
 	}
 	return &Runtime{endpoint: "unix://" + path, conn: conn, runtime: runtimeapi.NewRuntimeServiceClient(conn),
 		images: runtimeapi.NewImageServiceClient(conn), ReadTimeout: DefaultReadTimeout, RemoveTimeout: DefaultRemoveTimeout,
-		ImagePoll: ImagePoll, calls: map[string]int{}}, nil
+		ImagePoll: ImagePoll}, nil
 }
 
 // Host is the runtime's endpoint.
@@ -96,17 +93,9 @@ func (r *Runtime) Host() string { return r.endpoint }
 func (r *Runtime) Close() error { return r.conn.Close() }
 
 // Calls returns the CRI calls made so far, by method.
-func (r *Runtime) Calls() map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.calls)
-}
+func (r *Runtime) Calls() map[string]int { return r.calls.All() }
 
-func (r *Runtime) count(method string) {
-	r.mu.Lock()
-	r.calls[method]++
-	r.mu.Unlock()
-}
+func (r *Runtime) count(method string) { r.calls.Add(method) }
 
 func (r *Runtime) read(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, r.ReadTimeout)

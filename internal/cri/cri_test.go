@@ -121,7 +121,9 @@ func TestEventsOnContainerd(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := make(chan engine.Event, 100)
+	// Read at once: containerd hands a new stream what it queued while
+	// nobody listened, and a stream not read holds the runtime's calls.
+	got := make(chan engine.Event, 1<<16)
 	done := make(chan error, 1)
 	go func() { done <- rt.Events(ctx, time.Now().Add(-time.Hour), true, func(e engine.Event) { got <- e }) }()
 	if e := <-got; e.Type != engine.EventGap {

@@ -35,7 +35,9 @@ func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.count("GetContainerEvents")
-	events := make(chan *runtimeapi.ContainerEventResponse)
+	// Read at once, always: containerd sends events as part of the calls
+	// that make them, and a stream that is not read holds those calls.
+	events := make(chan *runtimeapi.ContainerEventResponse, 1024)
 	broken := make(chan error, 1)
 	stream, err := r.runtime.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
 	if err != nil {

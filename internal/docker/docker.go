@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -39,8 +37,7 @@ type Runtime struct {
 	// ReadTimeout and RemoveTimeout bound each call (set before first use).
 	ReadTimeout, RemoveTimeout time.Duration
 
-	mu    sync.Mutex
-	calls map[string]int
+	calls engine.CallCount
 }
 
 // ErrBadHost says the engine address cannot be used (a usage error, not a
@@ -66,7 +63,7 @@ func New(host string) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadHost, err)
 	}
-	return &Runtime{cli: cli, calls: map[string]int{}, ReadTimeout: DefaultReadTimeout, RemoveTimeout: DefaultRemoveTimeout}, nil
+	return &Runtime{cli: cli, ReadTimeout: DefaultReadTimeout, RemoveTimeout: DefaultRemoveTimeout}, nil
 }
 
 // read and remove bound one call; the cancel func must be called.
@@ -95,17 +92,9 @@ func (r *Runtime) Host() string { return r.cli.DaemonHost() }
 func (r *Runtime) Close() error { return r.cli.Close() }
 
 // Calls returns the API calls made so far, by method.
-func (r *Runtime) Calls() map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.calls)
-}
+func (r *Runtime) Calls() map[string]int { return r.calls.All() }
 
-func (r *Runtime) count(method string) {
-	r.mu.Lock()
-	r.calls[method]++
-	r.mu.Unlock()
-}
+func (r *Runtime) count(method string) { r.calls.Add(method) }
 
 // wrap maps Docker's error kinds onto the engine's. A call that ran out of
 // time says so in words a person reads.

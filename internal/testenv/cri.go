@@ -216,7 +216,13 @@ func (c *CRI) Image(reg *Registry, repository string, tags ...string) string {
 	if len(tags) == 0 {
 		c.t.Fatal("an image needs a tag to be pulled")
 	}
-	reg.Push(c.t, repository, tags[0], time.Now())
+	return c.ImageBuilt(reg, repository, time.Now(), tags...)
+}
+
+// ImageBuilt is Image with the image's build date (its config's created).
+func (c *CRI) ImageBuilt(reg *Registry, repository string, built time.Time, tags ...string) string {
+	c.t.Helper()
+	reg.Push(c.t, repository, tags[0], built)
 	for _, tag := range tags[1:] {
 		reg.Alias(c.t, repository, tags[0], tag)
 	}

@@ -1,0 +1,131 @@
+// Package faultgrpc sits between a CRI client and a runtime, on a unix
+// socket of its own, and forwards every gRPC call unchanged, as bytes; a
+// stalled method never answers, as a hung runtime does. The CRI's twin of
+// faultproxy (which speaks the Docker Engine API's HTTP).
+//
+// It does not import testing, so benchmarks can use it too.
+package faultgrpc
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Proxy is one running proxy.
+type Proxy struct {
+	dir  string
+	srv  *grpc.Server
+	conn *grpc.ClientConn
+
+	mu      sync.Mutex
+	stalled map[string]bool
+	calls   map[string]int
+}
+
+// Start forwards a socket of its own to endpoint (unix:///path).
+func Start(endpoint string) (*Proxy, error) {
+	dir, err := os.MkdirTemp("", "faultgrpc-")
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, "cri.sock"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(raw{})))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}}
+	p.srv = grpc.NewServer(grpc.ForceServerCodec(raw{}), grpc.UnknownServiceHandler(p.forward))
+	go func() { _ = p.srv.Serve(ln) }()
+	return p, nil
+}
+
+// Endpoint is the proxy's socket, for the client.
+func (p *Proxy) Endpoint() string { return "unix://" + filepath.Join(p.dir, "cri.sock") }
+
+// Stall makes a method (/runtime.v1.ImageService/RemoveImage) hang until
+// its caller gives up, or answer again.
+func (p *Proxy) Stall(method string, stall bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stalled[method] = stall
+}
+
+// Calls is how many times each method was called.
+func (p *Proxy) Calls(method string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[method]
+}
+
+// Close stops the proxy.
+func (p *Proxy) Close() {
+	p.srv.Stop()
+	_ = p.conn.Close()
+	os.RemoveAll(p.dir)
+}
+
+// forward relays one call, whatever its service, message by message.
+func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
+	method, _ := grpc.MethodFromServerStream(in)
+	p.mu.Lock()
+	p.calls[method]++
+	stalled := p.stalled[method]
+	p.mu.Unlock()
+	if stalled {
+		<-in.Context().Done()
+		return in.Context().Err()
+	}
+	out, err := p.conn.NewStream(in.Context(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			var m []byte
+			if err := in.RecvMsg(&m); err != nil {
+				_ = out.CloseSend()
+				return
+			}
+			if err := out.SendMsg(&m); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		var m []byte
+		if err := out.RecvMsg(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err // the runtime's status, code and message, as it gave it
+		}
+		if err := in.SendMsg(&m); err != nil {
+			return err
+		}
+	}
+}
+
+// raw passes messages through as bytes.
+type raw struct{}
+
+func (raw) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+
+func (raw) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+
+func (raw) Name() string { return "proto" }
