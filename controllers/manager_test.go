@@ -10,7 +10,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 )
 
-// /readyz fails while the engine does not answer.
+// /readyz fails while the runtime does not answer.
 func TestEngineReadiness(t *testing.T) {
 	f := enginefake.New()
 	check := engineCheck(f)
@@ -19,7 +19,7 @@ func TestEngineReadiness(t *testing.T) {
 		t.Fatalf("engine up: %v", err)
 	}
 	f.SetDown(true)
-	if err := check(req); err == nil || !strings.Contains(err.Error(), "docker engine") {
+	if err := check(req); err == nil || !strings.Contains(err.Error(), "container runtime") {
 		t.Fatalf("engine down: %v", err)
 	}
 }
@@ -33,7 +33,7 @@ func TestNewAgentRefusesBadOptions(t *testing.T) {
 		want string
 	}{
 		"no node name":        {AgentOptions{Runtime: enginefake.New()}, "no node name: set NODE_NAME"},
-		"no engine":           {AgentOptions{NodeName: "n"}, "no Docker engine"},
+		"no runtime":          {AgentOptions{NodeName: "n"}, "no container runtime"},
 		"bad protected image": {AgentOptions{NodeName: "n", Runtime: enginefake.New(), ProtectedImages: []string{"Not An Image"}}, "protected images"},
 	} {
 		if _, err := NewAgent(cfg, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {

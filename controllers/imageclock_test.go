@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+)
+
+// The event follower reconnects to a runtime that is down with a back-off
+// on the agent's clock: 1 s, then 2 s, and so on; nothing happens between.
+func TestEventFollowerBacksOffOnTheAgentsClock(t *testing.T) {
+	f := enginefake.New()
+	f.SetDown(true)
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
+	n := &nodeClock{rt: f, clock: clk, metrics: newAgentMetrics()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n.Start(ctx) }()
+	attempts := func() int { return f.Calls()["Info"] }
+	waitFor := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(500 * time.Millisecond) // the fake clock moves it at once; a real second would not
+		for attempts() != want || !clk.HasWaiters() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d attempts, want %d", attempts(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor(1)
+	for i, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		clk.Step(delay - time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
+		if got := attempts(); got != i+1 {
+			t.Fatalf("attempt %d came before its %s back-off", got, delay)
+		}
+		clk.Step(time.Millisecond)
+		waitFor(i + 2)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
