@@ -320,6 +320,9 @@ func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, in
 			}
 			img := &inv.Images[imageAt[id]]
 			img.LastTagTime = cur.LastTagTime
+			if img.Created.IsZero() {
+				img.Created = cur.Created // the CRI lists no build date; its image status has it
+			}
 			clock.ProvenBy(img)
 			return nil
 		})

@@ -345,6 +345,9 @@ func (f *Engine) ListImages(ctx context.Context) ([]engine.Image, error) {
 		c := *img
 		c.LastTagTime = time.Time{}                      // only Inspect tells
 		c.Arrived, c.LastUsed = time.Time{}, time.Time{} // the engine keeps no such clock
+		if f.CRI {
+			c.Created = time.Time{} // the CRI lists no build date; its image status has it
+		}
 		c.RepoTags = slices.Clone(img.RepoTags)
 		c.RepoDigests = slices.Clone(img.RepoDigests)
 		out = append(out, c)
