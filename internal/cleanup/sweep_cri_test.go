@@ -11,6 +11,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
@@ -262,5 +263,39 @@ func TestCRIKeepNewestKeepsTheNewestBuild(t *testing.T) {
 	}
 	if got := reasons(out.Result.Skipped); !slices.Equal(got, []string{"KeptNewest"}) {
 		t.Fatalf("skipped %v", got)
+	}
+}
+
+// maxUnusedAge on containerd: an image a container ran lately stays, one
+// idle since the clock met it goes. The CRI lists no use: the last use is
+// the exited container's finish time (its status) and the clock's record.
+func TestCRIMaxUnusedAge(t *testing.T) {
+	s := newCRIScenario(t)
+	idle := s.image("idle")
+	used := s.image("used")
+	spec := s.spec(func(p *v1alpha1.ImageCleanupPolicySpec) { hour := v1alpha1.Duration("1h"); p.MaxUnusedAge = &hour },
+		s.reg.Host+"/"+s.repo+":*")
+	clock := imageclock.InMemory()
+	now := time.Now()
+	sweep := func(at time.Time) cleanup.Outcome {
+		t.Helper()
+		out, err := cleanup.Sweep(context.Background(), s.rt, &spec, at, cleanup.Options{Clock: clock})
+		if err != nil || len(out.Result.Failed) > 0 {
+			t.Fatalf("sweep: %v %+v", err, out.Result.Failed)
+		}
+		return out
+	}
+	// The clock first met both three hours ago: nothing goes, both just met.
+	sweep(now.Add(-3 * time.Hour))
+	if !s.c.HasImage(idle) || !s.c.HasImage(used) {
+		t.Fatal("images the clock had just met went")
+	}
+	s.c.Container(used, seed.Exited, nil) // a run, now
+	out := sweep(now.Add(30 * time.Minute))
+	if s.c.HasImage(idle) {
+		t.Fatalf("the image idle for 3.5 h stayed: %+v", out.Result)
+	}
+	if !s.c.HasImage(used) || !slices.Equal(reasons(out.Result.Skipped), []string{"RecentlyUsed"}) {
+		t.Fatalf("the image used 30 minutes ago: %+v", out.Result)
 	}
 }
