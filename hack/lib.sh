@@ -50,6 +50,19 @@ stop_containerd() {
   if [[ "${STOP_PRIVATE_CONTAINERD:-}" == 1 && "${KEEP_DOCKERD:-}" != 1 ]]; then
     hack/containerd.sh stop
   fi
+  if [[ -n "${IMAGECLEANUP_SMALL_CONTAINERD_DIR:-}" && "${KEEP_DOCKERD:-}" != 1 ]]; then
+    IMAGECLEANUP_CONTAINERD_DIR="${IMAGECLEANUP_SMALL_CONTAINERD_DIR}" IMAGECLEANUP_CONTAINERD_DATA_SIZE=300m hack/containerd.sh stop
+  fi
+}
+
+# use_small_containerd starts a second private containerd whose root, where
+# its images are, is a 300 MiB tmpfs (disk-pressure tests), exports
+# TEST_SMALL_CRI_ENDPOINT, and stops it on exit unless KEEP_DOCKERD is 1.
+use_small_containerd() {
+  trap stop_started EXIT
+  export IMAGECLEANUP_SMALL_CONTAINERD_DIR="/tmp/imagecleanup-containerd-small-$(printf '%s' "$(pwd)" | sha256sum | cut -c1-10)"
+  TEST_SMALL_CRI_ENDPOINT="$(IMAGECLEANUP_CONTAINERD_DIR="${IMAGECLEANUP_SMALL_CONTAINERD_DIR}" IMAGECLEANUP_CONTAINERD_DATA_SIZE=300m hack/containerd.sh start)"
+  export TEST_SMALL_CRI_ENDPOINT
 }
 
 # use_docker29 builds (once, hack/docker29-assets.sh) and starts a private

@@ -41,12 +41,24 @@ type CRI struct {
 // and holds it for this test alone until it ends.
 func Containerd(t testing.TB) *CRI {
 	t.Helper()
-	endpoint := os.Getenv(CRIEndpointEnv)
+	return connectCRI(t, CRIEndpointEnv, "private containerd")
+}
+
+// SmallContainerd connects to the second private containerd, whose root
+// (where its images are) is a 300 MiB tmpfs, for disk-pressure tests.
+func SmallContainerd(t testing.TB) *CRI {
+	t.Helper()
+	return connectCRI(t, "TEST_SMALL_CRI_ENDPOINT", "small private containerd")
+}
+
+func connectCRI(t testing.TB, env, what string) *CRI {
+	t.Helper()
+	endpoint := os.Getenv(env)
 	if endpoint == "" {
-		Unavailable(t, "no private containerd: %s is not set", CRIEndpointEnv)
+		Unavailable(t, "no %s: %s is not set", what, env)
 	}
 	if slices.Contains(defaultCRISockets, endpoint) {
-		t.Fatalf("%s=%s is the machine's own runtime; tests only use the private one hack/ starts", CRIEndpointEnv, endpoint)
+		t.Fatalf("%s=%s is the machine's own runtime; tests only use the private ones hack/ starts", env, endpoint)
 	}
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -57,7 +69,7 @@ func Containerd(t testing.TB) *CRI {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
-		Unavailable(t, "private containerd at %s does not answer: %v", endpoint, err)
+		Unavailable(t, "%s at %s does not answer: %v", what, endpoint, err)
 	}
 	lockEngine(t, endpoint)
 	return c

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/moby/moby/client"
 )
 
@@ -57,7 +59,23 @@ func digestOf(b []byte) string {
 // repository@digest references.
 func (reg *Registry) Push(t testing.TB, repository, tag string, created time.Time) string {
 	t.Helper()
-	layer := rootfs(t)
+	return reg.push(t, repository, tag, created, rootfs(t))
+}
+
+// PushSized is Push of an image that also holds mib MiB of random bytes
+// (they do not compress): what fills a small disk.
+func (reg *Registry) PushSized(t testing.TB, repository, tag string, mib int) string {
+	t.Helper()
+	payload := make([]byte, mib<<20)
+	_, _ = rand.Read(payload) // crypto/rand does not fail
+	layer := seed.Tar(seed.File{Name: "sleeper", Mode: 0o755, Data: program(t)},
+		seed.File{Name: "unique", Mode: 0o644, Data: []byte(UniqueName("image"))},
+		seed.File{Name: "payload", Mode: 0o644, Data: payload})
+	return reg.push(t, repository, tag, time.Now(), layer)
+}
+
+func (reg *Registry) push(t testing.TB, repository, tag string, created time.Time, layer []byte) string {
+	t.Helper()
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	_, _ = zw.Write(layer)

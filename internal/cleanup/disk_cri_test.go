@@ -1,0 +1,94 @@
+package cleanup_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
+	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
+	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
+	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+)
+
+// Disk watermarks on containerd: the small containerd keeps its images in
+// its root, a 300 MiB tmpfs, which it names (ImageFsInfo) and enginehost
+// proves by the images' content there. Above the high watermark, a sweep
+// removes the least recently used first (by their containers' finish
+// times), and stops under the low one: the most recently used stay.
+func TestCRIDiskWatermarks(t *testing.T) {
+	c := testenv.SmallContainerd(t)
+	rt, err := cri.New(c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx := context.Background()
+	host, err := enginehost.Open(ctx, rt, enginehost.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	measure := host.Disk(ctx)
+	usage := func() disk.Usage {
+		t.Helper()
+		u, err := measure()
+		if err != nil {
+			t.Fatalf("measure the images' filesystem: %v", err)
+		}
+		return u
+	}
+	reg := testenv.StartRegistry(t)
+	repo := testenv.UniqueName("disk")
+	var lru []string // in order of last use
+	var step float64
+	for i := range 6 {
+		before := usage().UsedPercent
+		ref := fmt.Sprintf("%s/%s/app:%d", reg.Host, repo, i)
+		reg.PushSized(t, fmt.Sprintf("%s/app", repo), fmt.Sprint(i), 10)
+		id := c.Pull(ref)
+		c.Container(id, seed.Exited, nil) // its last use, now
+		lru = append(lru, id)
+		if i == 0 {
+			step = usage().UsedPercent - before
+		}
+		time.Sleep(10 * time.Millisecond) // distinct finish times
+	}
+	u0 := usage()
+	if u0.Path != host.ImageRoot() || host.ImageRoot() != host.Info.ContainerdRoot {
+		t.Fatalf("measured %s, containerd's root is %s", u0.Path, host.Info.ContainerdRoot)
+	}
+	high := int32(math.Floor(u0.UsedPercent)) - 1 // above it now
+	low := high - int32(math.Ceil(2.5*step))      // three removals get under it
+	var p v1alpha1.ImageCleanupPolicy
+	p.Spec.Images = []v1alpha1.ImagePattern{v1alpha1.ImagePattern(reg.Host + "/" + repo + "/**")}
+	zero := v1alpha1.Duration("0s")
+	p.Spec.MinImageAge, p.Spec.StoppedContainers.MinStoppedAge = &zero, &zero
+	p.Spec.DiskUsage = &v1alpha1.DiskUsage{HighPercent: high, LowPercent: low}
+	if errs := policyschema.Check(&p); len(errs) > 0 {
+		t.Fatalf("test policy: %v", errs.ToAggregate())
+	}
+	t.Logf("%s: %.1f %% used, one image %.1f %%; high %d, low %d", u0.Path, u0.UsedPercent, step, high, low)
+
+	out, err := cleanup.Sweep(ctx, rt, &p.Spec, time.Now(), cleanup.Options{Clock: host.Clock, Disk: measure})
+	if err != nil || len(out.Result.Failed) > 0 {
+		t.Fatalf("sweep: %v %+v", err, out.Result.Failed)
+	}
+	if out.Disk == nil || out.Disk.Pressure != "space" || out.Disk.After.UsedPercent >= float64(low) {
+		t.Fatalf("disk %+v: want a sweep under pressure that ends under %d %%", out.Disk, low)
+	}
+	gone := 0
+	for gone < len(lru) && !c.HasImage(lru[gone]) {
+		gone++
+	}
+	if gone == 0 || gone == len(lru) || slices.ContainsFunc(lru[gone:], func(id string) bool { return !c.HasImage(id) }) {
+		t.Fatalf("want the least recently used removed first, and some kept: %d gone; %+v", gone, out.Result)
+	}
+}
