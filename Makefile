@@ -74,7 +74,7 @@ test: verify-generated vet $(KUSTOMIZE) $(HELM) ## Run every test, unit and inte
 
 .PHONY: test-unit
 test-unit: ## Run the pure tests only (seconds): no engine, no API server; the model test runs 100 sequences.
-	env -u CI -u TEST_DOCKER_HOST -u TEST_SMALL_DOCKER_HOST -u KUBEBUILDER_ASSETS -u TEST_CLUSTER_KUBECONFIG go test -short -count=1 ./...
+	env -u CI -u TEST_DOCKER_HOST -u TEST_SMALL_DOCKER_HOST -u TEST_CRI_ENDPOINT -u TEST_SMALL_CRI_ENDPOINT -u KUBEBUILDER_ASSETS -u TEST_CLUSTER_KUBECONFIG go test -short -count=1 ./...
 
 .PHONY: bench
 bench: ## Benchmark imagecleanup apply against the article's hand recipe on the private dockerd.

@@ -52,6 +52,8 @@ start() {
   local bin_dir
   bin_dir="$(bins)"
   if answers; then
+    # A test gone wrong may have removed the sandbox image: put it back.
+    import_sandbox_image "${bin_dir}"
     echo "${endpoint}"
     return
   fi
