@@ -38,8 +38,6 @@ type Endpoint struct {
 	Runtime string
 }
 
-func (e Endpoint) String() string { return string(e.Kind) + " " + e.Address }
-
 // Runtime is an opened runtime: what the cleanup uses, and what the
 // binaries say of it.
 type Runtime interface {

@@ -164,13 +164,12 @@ func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
 	}
 	for _, f := range fs.GetImageFilesystems() {
 		if mp := f.GetFsId().GetMountpoint(); mp != "" {
-			info.ImageFS = mp
+			info.RootDir = mp
 			break
 		}
 	}
-	info.RootDir = info.ImageFS
-	if info.Name == "containerd" && strings.HasPrefix(filepath.Base(info.ImageFS), "io.containerd.snapshotter.") {
-		info.RootDir = filepath.Dir(info.ImageFS)
+	if info.Name == "containerd" && strings.HasPrefix(filepath.Base(info.RootDir), "io.containerd.snapshotter.") {
+		info.RootDir = filepath.Dir(info.RootDir)
 		info.ImageStore, info.ContainerdRoot = engine.ContainerdStore, info.RootDir
 	}
 	return info, nil

@@ -174,9 +174,6 @@ type Info struct {
 	// graph driver of the classic store ("overlay2"), or "cri" (a CRI
 	// runtime that is not containerd).
 	ImageStore string
-	// ImageFS is the folder of the filesystem where the runtime says it
-	// keeps image layers (the CRI's ImageFsInfo); empty when it does not say.
-	ImageFS string
 	// ContainerdRoot is containerd's root when the runtime is containerd
 	// itself (its CRI): the images' content is there. Empty otherwise.
 	ContainerdRoot string
