@@ -3,7 +3,9 @@
 # tier (test/node): etcd, kube-apiserver (TLS, Node + RBAC authorization,
 # NodeRestriction, service-account keys), kube-controller-manager,
 # kube-scheduler, and a kubelet that runs pods through cri-dockerd on its own
-# private dockerd. Binaries come from hack/cluster-assets.sh (built once).
+# private dockerd, or (IMAGECLEANUP_NODE_RUNTIME=containerd) through the CRI
+# of its own private containerd 2 (hack/containerd.sh), with no Docker on the
+# node at all. Binaries come from hack/cluster-assets.sh (built once).
 #
 #   hack/cluster.sh up      bring it up (no-op when it answers); prints the env file
 #   hack/cluster.sh down    stop everything and undo what it changed on the host
@@ -29,9 +31,25 @@ pause_image="registry.k8s.io/pause:3.10"
 agent_image="imagecleanup/image-cleanup-operator:node-e2e"
 # The version the Dockerfile stamps into it (test/node checks it).
 agent_version="v0.0.0-node-e2e"
+# The folder that stands for the host's /run (test/node/overlay mounts it
+# where the install mounts /run): docker.sock, or containerd/containerd.sock.
 engine_dir="${state}/engine"
 docker_host="unix://${engine_dir}/docker.sock"
-cri_socket="unix://${state}/cri-dockerd.sock"
+containerd_dir="${engine_dir}/containerd"
+containerd_endpoint="unix://${containerd_dir}/containerd.sock"
+# The runtime of a node that runs is the one it was brought up with.
+if [[ -f "${state}/runtime" ]]; then
+  running_runtime="$(cat "${state}/runtime")"
+fi
+runtime="${IMAGECLEANUP_NODE_RUNTIME:-${running_runtime:-docker}}"
+case "${runtime}" in
+  docker) cri_socket="unix://${state}/cri-dockerd.sock" ;;
+  containerd) cri_socket="${containerd_endpoint}" ;;
+  *)
+    echo "cluster.sh: IMAGECLEANUP_NODE_RUNTIME is docker or containerd, not ${runtime}" >&2
+    exit 2
+    ;;
+esac
 pki="${state}/pki"
 
 log() { echo "cluster.sh: $*" >&2; }
@@ -163,7 +181,12 @@ save_sysctls() {
 
 # The node's engine. Without CAP_SYS_RESOURCE runc cannot set the negative
 # oom_score_adj cri-dockerd gives sandboxes; runc-clamp is then its runtime.
+# containerd restricts that itself (hack/containerd.sh).
 start_engine() {
+  if [[ "${runtime}" == containerd ]]; then
+    containerd_sh start >/dev/null
+    return
+  fi
   local args="--exec-opt native.cgroupdriver=cgroupfs"
   if ! has_cap_sys_resource; then
     log "no CAP_SYS_RESOURCE here: the node's engine runs containers through hack/runc-clamp"
@@ -178,6 +201,14 @@ has_cap_sys_resource() {
   local bnd
   bnd="$(awk '/^CapBnd/ {print $2}' /proc/self/status)"
   (( (0x${bnd} >> 24) & 1 ))
+}
+
+# containerd_sh runs hack/containerd.sh on the node's containerd: its state
+# under the node's /run stand-in, the node's pause image pinned as the
+# sandbox image, pods on the node's bridge.
+containerd_sh() {
+  IMAGECLEANUP_CONTAINERD_DIR="${containerd_dir}" IMAGECLEANUP_CONTAINERD_SANDBOX_IMAGE="${pause_image}" \
+    IMAGECLEANUP_CONTAINERD_CNI_CONF_DIR="${state}/cni/net.d" "${root}/hack/containerd.sh" "$@"
 }
 
 write_cni_config() {
@@ -236,6 +267,10 @@ EOF
 
 up() {
   if status; then
+    if [[ "${runtime}" != "${running_runtime:-docker}" ]]; then
+      log "the test node runs ${running_runtime:-docker}, not ${runtime}: hack/cluster.sh down first"
+      exit 1
+    fi
     assets
     refresh_images
     env_file
@@ -246,6 +281,7 @@ up() {
   preflight_ports
   assets
   mkdir -p "${state}"
+  echo "${runtime}" >"${state}/runtime"
   ln -sf "${kubectl}" "${state}/kubectl"
   rm -f "${state}.sysctls"
   save_sysctls
@@ -284,16 +320,18 @@ up() {
     --authorization-kubeconfig "${state}/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --leader-elect=false
 
+  write_cni_config
   start_engine
   images
-  write_cni_config
-  start cri-dockerd "${bin}/cri-dockerd" \
-    --container-runtime-endpoint "${cri_socket}" --docker-endpoint "${docker_host}" \
-    --cri-dockerd-root-directory "${state}/cri-dockerd" \
-    --pod-infra-container-image "${pause_image}" \
-    --network-plugin cni --cni-bin-dir /usr/lib/cni \
-    --cni-conf-dir "${state}/cni/net.d" --cni-cache-dir "${state}/cni/cache"
-  wait_for "cri-dockerd" 30 test -S "${state}/cri-dockerd.sock"
+  if [[ "${runtime}" == docker ]]; then
+    start cri-dockerd "${bin}/cri-dockerd" \
+      --container-runtime-endpoint "${cri_socket}" --docker-endpoint "${docker_host}" \
+      --cri-dockerd-root-directory "${state}/cri-dockerd" \
+      --pod-infra-container-image "${pause_image}" \
+      --network-plugin cni --cni-bin-dir /usr/lib/cni \
+      --cni-conf-dir "${state}/cni/net.d" --cni-cache-dir "${state}/cni/cache"
+    wait_for "cri-dockerd" 30 test -S "${state}/cri-dockerd.sock"
+  fi
 
   mkdir -p "${state}/static-pods"
   write_kubelet_config
@@ -303,7 +341,7 @@ up() {
   wait_for "node ${node_name}" 120 admin_kubectl wait --for=condition=Ready "node/${node_name}" --timeout=1s
   # Pods need their namespace's default ServiceAccount (the controller-manager makes it).
   wait_for "default ServiceAccount" 60 admin_kubectl get serviceaccount default
-  log "node ${node_name} Ready"
+  log "node ${node_name} Ready (runtime ${runtime})"
   env_file
 }
 
@@ -313,6 +351,10 @@ up() {
 # build it (hack/image.sh, with local stand-ins for its base images), with
 # the name and tag the install uses.
 images() {
+  if [[ "${runtime}" == containerd ]]; then
+    containerd_images
+    return
+  fi
   # Made once: a new one would leave the running sandboxes on an untagged image.
   if ! DOCKER_HOST="${docker_host}" docker image inspect "${pause_image}" >/dev/null 2>&1; then
     local work
@@ -326,14 +368,41 @@ images() {
   log "images ${pause_image} and ${agent_image} are in the node's engine"
 }
 
+# containerd_images: hack/containerd.sh made and pinned the pause image; the
+# agent's image is hack/image.sh's archive of the last build, imported into
+# the CRI's namespace as a kubelet would find a pulled one. When the inputs
+# changed since, it is built in the private dockerd (hack/dockerd.sh; left
+# running, as after make test) and saved from there.
+containerd_images() {
+  local archive builder
+  if ! archive="$("${root}/hack/image.sh" --archive "${agent_image}" "${agent_version}")"; then
+    builder="$("${root}/hack/dockerd.sh" start)"
+    DOCKER_HOST="${builder}" "${root}/hack/image.sh" "${agent_image}" "${agent_version}"
+    archive="${state}/agent-image.tar"
+    DOCKER_HOST="${builder}" docker save -o "${archive}" "${agent_image}"
+  fi
+  "$("${root}/hack/cri-assets.sh")/ctr" --address "${containerd_dir}/containerd.sock" -n k8s.io images import "${archive}" >/dev/null
+  log "images ${pause_image} and ${agent_image} are in the node's containerd"
+}
+
+# agent_image_id is the ID of the agent's image in the node's runtime, "" when absent.
+agent_image_id() {
+  if [[ "${runtime}" == containerd ]]; then
+    "$("${root}/hack/cri-assets.sh")/crictl" --runtime-endpoint "${cri_socket}" --image-endpoint "${cri_socket}" \
+      images -q "${agent_image}" 2>/dev/null || true
+    return
+  fi
+  DOCKER_HOST="${docker_host}" docker image inspect -f '{{.Id}}' "${agent_image}" 2>/dev/null || true
+}
+
 # refresh_images rebuilds the images of a running node from this checkout
 # and restarts the install's pods when the agent's image changed (the tag is
 # fixed, so the kubelet would keep the old one).
 refresh_images() {
   local before after
-  before="$(DOCKER_HOST="${docker_host}" docker image inspect -f '{{.Id}}' "${agent_image}" 2>/dev/null || true)"
+  before="$(agent_image_id)"
   images
-  after="$(DOCKER_HOST="${docker_host}" docker image inspect -f '{{.Id}}' "${agent_image}")"
+  after="$(agent_image_id)"
   if [[ "${before}" != "${after}" ]] && admin_kubectl get namespace image-cleanup-system >/dev/null 2>&1; then
     log "the agent's image changed: restarting the install's pods"
     admin_kubectl -n image-cleanup-system rollout restart daemonset,deployment >/dev/null
@@ -342,10 +411,17 @@ refresh_images() {
 }
 
 env_file() {
+  local docker_host_env="" cri_endpoint_env=""
+  case "${runtime}" in
+    docker) docker_host_env="${docker_host}" ;;
+    containerd) cri_endpoint_env="${containerd_endpoint}" ;;
+  esac
   cat <<EOF
 export TEST_CLUSTER_KUBECONFIG=${state}/admin.kubeconfig
 export TEST_CLUSTER_KUBECTL=${state}/kubectl
-export TEST_CLUSTER_DOCKER_HOST=${docker_host}
+export TEST_CLUSTER_RUNTIME=${runtime}
+export TEST_CLUSTER_DOCKER_HOST=${docker_host_env}
+export TEST_CLUSTER_CRI_ENDPOINT=${cri_endpoint_env}
 export TEST_CLUSTER_NODE=${node_name}
 export TEST_CLUSTER_KUBELET_ROOT=${state}/kubelet
 export TEST_CLUSTER_PAUSE_IMAGE=${pause_image}
@@ -389,7 +465,11 @@ down() {
   stop_component kubelet
   stop_component cri-dockerd
   # Stops the pods' containers with the engine.
-  IMAGECLEANUP_DOCKERD_DIR="${engine_dir}" "${root}/hack/dockerd.sh" stop >/dev/null 2>&1 || true
+  if [[ "${runtime}" == containerd ]]; then
+    containerd_sh stop >/dev/null 2>&1 || true
+  else
+    IMAGECLEANUP_DOCKERD_DIR="${engine_dir}" "${root}/hack/dockerd.sh" stop >/dev/null 2>&1 || true
+  fi
   for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_component "${name}"; done
   { grep -o " ${state}/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "${m}" || true; done
   remove_cgroups

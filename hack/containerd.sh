@@ -19,7 +19,11 @@
 # IMAGECLEANUP_CONTAINERD_DIR names another state folder (a second engine);
 # IMAGECLEANUP_CONTAINERD_DATA_SIZE (e.g. 300m) puts containerd's root on a
 # tmpfs of that size, made at start and removed at stop: a small disk that
-# tests fill past a watermark. Needs root, as containerd does.
+# tests fill past a watermark. IMAGECLEANUP_CONTAINERD_SANDBOX_IMAGE names
+# the sandbox image instead (the test node's pause image), and
+# IMAGECLEANUP_CONTAINERD_CNI_CONF_DIR gives pods a network through the CNI
+# plugins of /usr/lib/cni (the test node's bridge) instead of the host's.
+# Needs root, as containerd does.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,7 +34,8 @@ endpoint="unix://${socket}"
 pidfile="${state}/containerd.pid"
 logfile="${state}/containerd.log"
 data="${state}/root"
-sandbox_image="imagecleanup.test/sandbox:3.10"
+sandbox_image="${IMAGECLEANUP_CONTAINERD_SANDBOX_IMAGE:-imagecleanup.test/sandbox:3.10}"
+cni_conf_dir="${IMAGECLEANUP_CONTAINERD_CNI_CONF_DIR:-${state}/cni}"
 
 log() { echo "containerd.sh: $*" >&2; }
 
@@ -91,7 +96,8 @@ state = "${state}/state"
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.cni]
-    conf_dir = "${state}/cni"
+    conf_dir = "${cni_conf_dir}"
+    bin_dirs = ["/usr/lib/cni"]
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"

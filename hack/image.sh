@@ -3,6 +3,9 @@
 # into the engine at DOCKER_HOST, and tags it with the name given:
 #
 #   DOCKER_HOST=unix:///…/docker.sock hack/image.sh <name:tag> [VERSION]
+#   hack/image.sh --archive <name:tag> [VERSION]
+#       prints the archive (docker save) of the last build with the same
+#       inputs, for runtimes without a build of their own; exit 1 when none
 #
 # Nothing can be pulled here, so the Dockerfile's two base images are
 # replaced by local stand-ins (its BUILDER_IMAGE and RUNTIME_IMAGE build
@@ -17,9 +20,13 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tag="${1:?usage: hack/image.sh <name:tag> [VERSION]}"
+archive_only=""
+if [[ "${1:-}" == --archive ]]; then
+  archive_only=1
+  shift
+fi
+tag="${1:?usage: hack/image.sh [--archive] <name:tag> [VERSION]}"
 version="${2:-v0.0.0-test}"
-: "${DOCKER_HOST:?DOCKER_HOST names the engine to build in}"
 
 go_version="$(go env GOVERSION)"
 # The stand-ins are remade when this recipe changes.
@@ -104,6 +111,12 @@ inputs_key() {
 }
 cache_dir="${root}/bin/agent-image"
 cached="${cache_dir}/$(inputs_key).tar"
+if [[ -n "${archive_only}" ]]; then
+  [[ -f "${cached}" ]] || exit 1
+  echo "${cached}"
+  exit 0
+fi
+: "${DOCKER_HOST:?DOCKER_HOST names the engine to build in}"
 if [[ -f "${cached}" ]]; then
   docker load -q -i "${cached}" >/dev/null
   log "loaded ${tag} from ${cached} (its inputs did not change)"

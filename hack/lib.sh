@@ -115,6 +115,22 @@ use_test_node() {
   eval "${env}"
 }
 
+# switch_test_node RUNTIME brings the test node up again on RUNTIME (docker
+# or containerd) when it runs another: the node taken down must leave
+# nothing behind (TEST_NODE_LEFTOVERS=1 otherwise); the new one goes down
+# on exit unless KEEP_CLUSTER is 1.
+switch_test_node() {
+  local want="$1" env
+  if hack/cluster.sh status && [[ "$(hack/cluster.sh env | sed -n 's/^export TEST_CLUSTER_RUNTIME=//p')" != "${want}" ]]; then
+    hack/cluster.sh down
+    hack/cluster.sh check-clean || TEST_NODE_LEFTOVERS=1
+  fi
+  trap stop_started EXIT
+  hack/cluster.sh status || STOP_TEST_NODE=1
+  env="$(IMAGECLEANUP_NODE_RUNTIME="${want}" hack/cluster.sh up)"
+  eval "${env}"
+}
+
 stop_test_node() {
   if [[ "${STOP_TEST_NODE:-}" == 1 && "${KEEP_CLUSTER:-}" != 1 ]]; then
     hack/cluster.sh down

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Go tests with the real parts they need: a private dockerd
 # (hack/dockerd.sh), a private containerd with its CRI (hack/containerd.sh), envtest's kube-apiserver + etcd (hack/envtest-assets.sh)
-# and the single-node cluster (hack/cluster.sh) for test/node.
+# and the single-node cluster (hack/cluster.sh) for test/node, on Docker and
+# then on containerd.
 # Arguments go to `go test` (default ./...). Set KEEP_DOCKERD=1 to leave the
 # private dockerds running afterwards, KEEP_CLUSTER=1 the test node.
 set -euo pipefail
@@ -21,6 +22,8 @@ use_small_containerd
 use_test_node
 
 echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_CRI_ENDPOINT=${TEST_CRI_ENDPOINT} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST} TEST_DOCKER29_HOST=${TEST_DOCKER29_HOST} TEST_CLUSTER_KUBECONFIG=${TEST_CLUSTER_KUBECONFIG}"
+# test/node's tests that hold on every runtime the node may run.
+NODE_TESTS_ON_EVERY_RUNTIME='^(TestAgentPodIsReadyWithItsOwnIdentity|TestKubeletsOwnWorldIsLeftAlone|TestPodsBoundToTheNodeKeepTheirImages)$'
 status=0
 go test -count=1 -timeout 30m "${@:-./...}" || status=$?
 # The real-engine tier again, on Docker 29 with the containerd image store
@@ -36,6 +39,13 @@ if [[ $# -eq 0 ]]; then
   echo "test.sh: the real-engine tier on Docker 29 (classic overlay2 store) at ${TEST_DOCKER29_CLASSIC_HOST}"
   TEST_DOCKER_HOST="${TEST_DOCKER29_CLASSIC_HOST}" go test -count=1 -timeout 20m \
     ./internal/cleanup ./internal/docker ./internal/testenv ./internal/enginehost ./cmd/imagecleanup || status=$?
+fi
+# The test node again, its kubelet on containerd's CRI (no Docker on it):
+# the install and the kubelet's world, the tests that hold on both runtimes.
+if [[ $# -eq 0 ]]; then
+  echo "test.sh: the test node on containerd's CRI"
+  switch_test_node containerd
+  go test -count=1 -timeout 15m -run "${NODE_TESTS_ON_EVERY_RUNTIME}" ./test/node || status=$?
 fi
 # A test binary that dies (a timeout panic) cannot stop its envtest; its
 # kube-apiserver and etcd are then orphans: kill those, and only those

@@ -51,6 +51,14 @@ func SmallContainerd(t testing.TB) *CRI {
 	return connectCRI(t, "TEST_SMALL_CRI_ENDPOINT", "small private containerd")
 }
 
+// NodeCRI connects to the test node's containerd (hack/cluster.sh with
+// IMAGECLEANUP_NODE_RUNTIME=containerd), the one its kubelet runs pods
+// through, and holds it for this test alone until it ends.
+func NodeCRI(t testing.TB) *CRI {
+	t.Helper()
+	return connectCRI(t, "TEST_CLUSTER_CRI_ENDPOINT", "test node's containerd (IMAGECLEANUP_NODE_RUNTIME=containerd hack/cluster.sh up)")
+}
+
 func connectCRI(t testing.TB, env, what string) *CRI {
 	t.Helper()
 	endpoint := os.Getenv(env)

@@ -18,7 +18,7 @@ import (
 // images replaced by local stand-ins through its build arguments), with
 // both binaries and the version it stamps.
 func TestTheNodeRunsTheShippedImage(t *testing.T) {
-	n := testNode(t)
+	n := testDockerNode(t)
 	want := os.Getenv("TEST_CLUSTER_AGENT_VERSION")
 	if want == "" {
 		t.Fatal("TEST_CLUSTER_AGENT_VERSION is not set (hack/cluster.sh env sets it)")

@@ -14,7 +14,6 @@ import (
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
-	"github.com/moby/moby/client"
 )
 
 // sleeper is a container of a test image running the sleeper with args.
@@ -81,28 +80,28 @@ func TestPodsBoundToTheNodeKeepTheirImages(t *testing.T) {
 	if staticDir == "" {
 		testenv.Unavailable(t, "the test node has no static pod folder (TEST_CLUSTER_STATIC_PODS)")
 	}
-	late := testenv.ImportImage(t, n.docker, "e2e.test/late:1")
-	testenv.ImportImage(t, n.docker, "e2e.test/init:1")
-	crash := testenv.ImportImage(t, n.docker, "e2e.test/crash:1")
-	static := testenv.ImportImage(t, n.docker, "e2e.test/static:1")
-	testenv.ImportImage(t, n.docker, "e2e.test/static-init:1")
-	loose := testenv.ImportImage(t, n.docker, "e2e.test/loose-pods:1")
+	lateRef, late := n.rt.image(t, "e2e.test/late:1")
+	initRef, _ := n.rt.image(t, "e2e.test/init:1")
+	crashRef, crash := n.rt.image(t, "e2e.test/crash:1")
+	staticRef, static := n.rt.image(t, "e2e.test/static:1")
+	staticInitRef, _ := n.rt.image(t, "e2e.test/static-init:1")
+	_, loose := n.rt.image(t, "e2e.test/loose-pods:1")
 
 	n.createPodSpec(t, "e2e-init", corev1.PodSpec{
-		InitContainers: []corev1.Container{sleeper("init", "e2e.test/init:1", "sleep", "40s")},
-		Containers:     []corev1.Container{sleeper("main", "e2e.test/late:1", "sleep")},
+		InitContainers: []corev1.Container{sleeper("init", initRef, "sleep", "40s")},
+		Containers:     []corev1.Container{sleeper("main", lateRef, "sleep")},
 	})
-	n.createPodSpec(t, "e2e-crash", corev1.PodSpec{Containers: []corev1.Container{sleeper("main", "e2e.test/crash:1", "fail")}})
+	n.createPodSpec(t, "e2e-crash", corev1.PodSpec{Containers: []corev1.Container{sleeper("main", crashRef, "fail")}})
 	manifest := fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: e2e-static, namespace: default}
 spec:
   terminationGracePeriodSeconds: 0
   initContainers:
-  - {name: init, image: e2e.test/static-init:1, imagePullPolicy: Never, command: [/sleeper, sleep, 40s]}
+  - {name: init, image: %s, imagePullPolicy: Never, command: [/sleeper, sleep, 40s]}
   containers:
-  - {name: main, image: e2e.test/static:1, imagePullPolicy: Never, command: [/sleeper, sleep]}
-`)
+  - {name: main, image: %s, imagePullPolicy: Never, command: [/sleeper, sleep]}
+`, staticInitRef, staticRef)
 	staticFile := filepath.Join(staticDir, "e2e-static.yaml")
 	if err := os.WriteFile(staticFile, []byte(manifest), 0o600); err != nil {
 		t.Fatal(err)
@@ -129,11 +128,11 @@ stoppedContainers:
 `)
 	report := n.sweptReport(t, "e2e-pods")
 	t.Logf("report: phase %s, removed %v, blocked %+v", report.Status.Phase, report.Status.RemovedImages, report.Status.Blocked)
-	if testenv.ImageExists(t, n.docker, loose) {
+	if n.rt.hasImage(t, loose) {
 		t.Fatal("the policy left e2e.test/loose-pods:1: it did not act at all")
 	}
 	for what, id := range map[string]string{"the init-phase pod's main image": late, "the crashing pod's image": crash, "the static pod's main image": static} {
-		if !testenv.ImageExists(t, n.docker, id) {
+		if !n.rt.hasImage(t, id) {
 			t.Errorf("%s went", what)
 		}
 	}
@@ -148,14 +147,13 @@ stoppedContainers:
 	// stopped its container (a running one keeps it, pod or not).
 	n.deletePod(t, "e2e-init")
 	eventually(t, time.Minute, "the deleted pod's container to stop", func() (bool, string) {
-		list, err := n.docker.ContainerList(context.Background(), client.ContainerListOptions{
-			Filters: make(client.Filters).Add("ancestor", late).Add("status", "running")})
-		return err == nil && len(list.Items) == 0, fmt.Sprint(len(list.Items), err)
+		running := n.rt.runningContainers(t, late)
+		return running == 0, fmt.Sprint(running, " running")
 	})
 	n.kubectlOK(t, "", "patch", "icp", "e2e-pods", "--type=merge", "-p", `{"spec":{"interval":"2h"}}`)
 	again := n.sweptReport(t, "e2e-pods")
 	eventually(t, time.Minute, "the image of a deleted pod to go", func() (bool, string) {
-		return !testenv.ImageExists(t, n.docker, late), fmt.Sprintf("e2e.test/late:1 still there; report %s %s, removed %v, blocked %+v",
+		return !n.rt.hasImage(t, late), fmt.Sprintf("e2e.test/late:1 still there; report %s %s, removed %v, blocked %+v",
 			again.Status.Phase, again.Status.Message, again.Status.RemovedImages, again.Status.Blocked)
 	})
 }

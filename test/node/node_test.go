@@ -1,7 +1,9 @@
 // Package node_test runs the product as users deploy it, on a real node:
 // the install (test/node/overlay on config/default) applied with kubectl to
 // the single-node cluster of hack/cluster.sh, whose kubelet runs pods through
-// cri-dockerd on the node's own dockerd. The agent is a DaemonSet pod with
+// cri-dockerd on the node's own dockerd, or through the CRI of its own
+// containerd (the tests of the install and of the kubelet's world run on
+// both; hack/test.sh names them). The agent is a DaemonSet pod with
 // its ServiceAccount's permissions only; these tests talk to it through
 // kubectl, the API and the node's engine, as an operator would.
 package node_test
@@ -45,7 +47,8 @@ const (
 // node is the test node and the handles to it.
 type node struct {
 	name, kubectl, kubeconfig, kubeletRoot, pauseImage, agentImage string
-	docker                                                         *client.Client
+	rt                                                             nodeRuntime
+	docker                                                         *client.Client // nil on a containerd node
 	api                                                            ctrlclient.Client
 }
 
@@ -71,7 +74,10 @@ func testNode(t *testing.T) *node {
 	if n.name == "" || n.kubectl == "" || n.kubeconfig == "" {
 		testenv.Unavailable(t, "no test node: TEST_CLUSTER_* are not set (hack/cluster.sh up)")
 	}
-	n.docker = testenv.NodeDocker(t)
+	n.rt = nodeRuntimeFor(t)
+	if d, ok := n.rt.(dockerNode); ok {
+		n.docker = d.cli
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", n.kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +91,18 @@ func testNode(t *testing.T) *node {
 	installOnce.Do(func() { installErr = n.install() })
 	if installErr != nil {
 		t.Fatalf("install: %v", installErr)
+	}
+	return n
+}
+
+// testDockerNode is testNode for a test that drives the node's Docker
+// engine itself; on a containerd node it is unavailable (a failure in CI:
+// hack/test.sh runs only the tests of both runtimes there).
+func testDockerNode(t *testing.T) *node {
+	t.Helper()
+	n := testNode(t)
+	if n.docker == nil {
+		testenv.Unavailable(t, "this test drives the node's Docker engine; the test node runs %s", runtimeName())
 	}
 	return n
 }
@@ -333,7 +351,7 @@ func TestAggregatorElectionIsRecorded(t *testing.T) {
 }
 
 func TestPolicyAppliedWithKubectlCleansTheNode(t *testing.T) {
-	n := testNode(t)
+	n := testDockerNode(t)
 	app1 := testenv.ImportImage(t, n.docker, "e2e.test/app:1")
 	app2 := testenv.ImportImage(t, n.docker, "e2e.test/app:2")
 	other := testenv.ImportImage(t, n.docker, "e2e.test/other:1")
@@ -433,17 +451,27 @@ func (n *node) waitPodPhase(t *testing.T, name string, phase corev1.PodPhase) {
 	})
 }
 
+// TestKubeletsOwnWorldIsLeftAlone, on either runtime: a policy that takes
+// everything, with force, leaves every sandbox and kubelet container, the
+// pause image, the running and the completed pods' images and the agent's
+// own image; a loose image goes, which proves the policy acted.
 func TestKubeletsOwnWorldIsLeftAlone(t *testing.T) {
 	n := testNode(t)
-	running := testenv.ImportImage(t, n.docker, "e2e.test/running:1")
-	done := testenv.ImportImage(t, n.docker, "e2e.test/done:1")
-	loose := testenv.ImportImage(t, n.docker, "e2e.test/loose:1")
-	looseCtr := testenv.CreateContainer(t, n.docker, loose, testenv.ContainerOptions{Run: "exit"})
-	n.createPod(t, "e2e-running", "e2e.test/running:1", []string{"sleep"}, corev1.RestartPolicyAlways)
-	n.createPod(t, "e2e-done", "e2e.test/done:1", nil, corev1.RestartPolicyNever)
+	runningRef, running := n.rt.image(t, "e2e.test/running:1")
+	doneRef, done := n.rt.image(t, "e2e.test/done:1")
+	_, loose := n.rt.image(t, "e2e.test/loose:1")
+	// A stopped container outside the kubelet, on Docker; on a CRI node
+	// every container is the kubelet's (it removes those of pods it does
+	// not know).
+	var looseCtr string
+	if n.docker != nil {
+		looseCtr = testenv.CreateContainer(t, n.docker, loose, testenv.ContainerOptions{Run: "exit"})
+	}
+	n.createPod(t, "e2e-running", runningRef, []string{"sleep"}, corev1.RestartPolicyAlways)
+	n.createPod(t, "e2e-done", doneRef, nil, corev1.RestartPolicyNever)
 	n.waitPodPhase(t, "e2e-running", corev1.PodRunning)
 	n.waitPodPhase(t, "e2e-done", corev1.PodSucceeded)
-	before := kubeletContainers(t, n.docker)
+	before := n.rt.kubeletContainers(t)
 
 	n.applyPolicy(t, "e2e-everything", `images: ["**"]
 force: true
@@ -455,16 +483,16 @@ stoppedContainers:
 	report := n.sweptReport(t, "e2e-everything")
 	t.Logf("report: phase %s, removed %v, blocked %+v", report.Status.Phase, report.Status.RemovedImages, report.Status.Blocked)
 
-	if testenv.ImageExists(t, n.docker, loose) || testenv.ContainerExists(t, n.docker, looseCtr) {
+	if n.rt.hasImage(t, loose) || (looseCtr != "" && testenv.ContainerExists(t, n.docker, looseCtr)) {
 		t.Error("the policy left e2e.test/loose:1 or its stopped container: it did not act at all")
 	}
 	for what, ref := range map[string]string{"running pod's image": running, "completed pod's image": done,
 		"pause image": n.pauseImage, "agent's image": n.agentImage} {
-		if !testenv.ImageExists(t, n.docker, ref) {
+		if !n.rt.hasImage(t, ref) {
 			t.Errorf("the %s (%s) is gone", what, ref)
 		}
 	}
-	after := kubeletContainers(t, n.docker)
+	after := n.rt.kubeletContainers(t)
 	for id, what := range before {
 		if _, ok := after[id]; !ok {
 			t.Errorf("kubelet container %s (%s) is gone", id[:12], what)
@@ -474,13 +502,13 @@ stoppedContainers:
 	for _, b := range report.Status.Blocked {
 		blocked[b.Image] = b.Reason
 	}
-	if blocked["e2e.test/running:1"] != "RunningContainer" || blocked["e2e.test/done:1"] != "KubernetesManaged" {
-		t.Errorf("blocked %v: want e2e.test/running:1 RunningContainer and e2e.test/done:1 KubernetesManaged", blocked)
+	if blocked[runningRef] != "RunningContainer" || blocked[doneRef] != "KubernetesManaged" {
+		t.Errorf("blocked %v: want %s RunningContainer and %s KubernetesManaged", blocked, runningRef, doneRef)
 	}
 }
 
 func TestAgentPodDeletedMidSweep(t *testing.T) {
-	n := testNode(t)
+	n := testDockerNode(t)
 	const count = 300
 	ids, ctrs := make([]string, count), make([]string, count)
 	// Seeded four at a time; the helpers that fail the test belong to its
@@ -674,7 +702,7 @@ func TestViewAndEditUsersGetPoliciesByAggregation(t *testing.T) {
 // become Ready on the kubelet and clean the node. It runs last (it takes the
 // kustomize install away).
 func TestHelmInstallRunsOnTheNode(t *testing.T) {
-	n := testNode(t)
+	n := testDockerNode(t)
 	helm := os.Getenv("HELM")
 	if helm == "" {
 		testenv.Unavailable(t, "HELM is not set (make test installs helm into bin/)")
