@@ -23,4 +23,14 @@ if ! go mod tidy -diff >/dev/null; then
   go mod tidy -diff >&2 || true
   exit 1
 fi
+# The Kubernetes staging modules (k8s.io/api, client-go, apiserver, ...) are
+# released together; mixed patch versions build, but pair fixes of one with
+# bugs of another. Pseudo-versions (k8s.io/utils, kube-openapi) and klog are
+# versioned on their own.
+k8s_versions="$(awk '$1 ~ /^k8s\.io\// && $2 ~ /^v0\.[0-9]+\.[0-9]+$/ {print $2}' go.mod | sort -u)"
+if [[ "$(wc -l <<<"${k8s_versions}")" != 1 ]]; then
+  echo "verify-generated: the k8s.io modules in go.mod are at several versions; require one:" >&2
+  grep -E '^\s*k8s\.io/\S+ v0\.[0-9]+\.[0-9]+(\s|$)' go.mod >&2
+  exit 1
+fi
 echo "verify-generated: up to date"
