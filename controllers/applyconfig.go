@@ -106,5 +106,12 @@ func reportStatusApplyConfiguration(st *v1alpha1.ImageCleanupReportStatus) *ac.I
 		}
 		out.WithBlocked(item)
 	}
+	for _, d := range st.Decisions {
+		item := ac.DecisionCount().WithReason(d.Reason).WithImages(d.Images).WithBytes(d.Bytes)
+		if d.EligibleFrom != nil {
+			item.WithEligibleFrom(*d.EligibleFrom)
+		}
+		out.WithDecisions(item)
+	}
 	return out
 }

@@ -43,6 +43,7 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 			return v1alpha1.BlockedImage{Image: b.Image, Reason: string(b.Reason), Message: b.Message}
 		}),
 		Errors: firstN(r.Failed, v1alpha1.MaxReportedErrors, func(f *apply.Failure) string { return f.Image + ": " + f.Error }),
+		Decisions: firstN(r.Tallies(), v1alpha1.MaxDecisionCounts, decisionCount),
 		Totals: prev.Totals,
 	}
 	if d := out.Disk; d != nil {
@@ -84,6 +85,16 @@ func firstN[T, U any](items []T, n int, f func(*T) U) []U {
 		out = append(out, f(&items[i]))
 	}
 	return out
+}
+
+// decisionCount is a tally as the report says it. The API keeps times to
+// the second: eligibleFrom is rounded up, never before the image may go.
+func decisionCount(t *apply.Tally) v1alpha1.DecisionCount {
+	d := v1alpha1.DecisionCount{Reason: t.Reason, Images: int32(t.Images), Bytes: t.Bytes}
+	if !t.EligibleFrom.IsZero() {
+		d.EligibleFrom = &metav1.Time{Time: t.EligibleFrom.Add(time.Second - 1).Truncate(time.Second)}
+	}
+	return d
 }
 
 // recoveredLine names a removal of an interrupted sweep.

@@ -32,6 +32,11 @@ func TestSweepStatus(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 
+	want := []v1alpha1.DecisionCount{{Reason: "Removed", Images: 2, Bytes: 50}, {Reason: "RunningContainer", Images: 1}}
+	if !slices.Equal(st.Decisions, want) {
+		t.Fatalf("decisions %+v, want %+v", st.Decisions, want)
+	}
+
 	dry := sweepStatus(prev, 3, start, time.Second, judge(out, nil, true), out)
 	if dry.Phase != v1alpha1.PhaseDryRun || dry.Totals.ImagesRemoved != 10 {
 		t.Fatalf("a dry run counts in totals: %+v", dry)
@@ -51,6 +56,29 @@ func TestSweepStatus(t *testing.T) {
 	bounded := sweepStatus(prev, 1, start, time.Second, judge(many, nil, false), many)
 	if len(bounded.Blocked) != v1alpha1.MaxReportedItems || bounded.BlockedCount != 30 || len(bounded.Errors) != v1alpha1.MaxReportedErrors || bounded.Phase != v1alpha1.PhaseFailed {
 		t.Fatalf("bounds: %d blocked listed of %d, %d errors", len(bounded.Blocked), bounded.BlockedCount, len(bounded.Errors))
+	}
+	// The lists stop; the counts do not.
+	if want := []v1alpha1.DecisionCount{{Reason: "Conflict", Images: 30}, {Reason: "RemovalFailed", Images: 30}}; !slices.Equal(bounded.Decisions, want) {
+		t.Fatalf("decisions %+v, want %+v", bounded.Decisions, want)
+	}
+}
+
+// A report keeps times to the second: eligibleFrom is rounded up, so it
+// never says an image may go before the clock lets it.
+func TestDecisionEligibleFromRoundsUp(t *testing.T) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for eligible, want := range map[time.Time]time.Time{
+		at:                                    at,
+		at.Add(time.Millisecond):              at.Add(time.Second),
+		at.Add(time.Second - time.Nanosecond): at.Add(time.Second),
+	} {
+		d := decisionCount(&apply.Tally{Reason: "TooYoung", Images: 1, EligibleFrom: eligible})
+		if !d.EligibleFrom.Time.Equal(want) {
+			t.Errorf("eligible at %s: eligibleFrom %s, want %s", eligible.Format(time.RFC3339Nano), d.EligibleFrom.Time, want)
+		}
+	}
+	if d := decisionCount(&apply.Tally{Reason: "Excluded", Images: 1}); d.EligibleFrom != nil {
+		t.Errorf("an Excluded count has eligibleFrom %v", d.EligibleFrom)
 	}
 }
 

@@ -378,6 +378,15 @@ type ImageCleanupPolicyStatus struct {
 	// +optional
 	BytesReclaimed int64 `json:"bytesReclaimed"`
 
+	// imagesWouldRemove counts, over the nodes whose current report is a
+	// dry run, the images (or references) a real sweep would remove: what
+	// setting dryRun to false would do now.
+	// +optional
+	ImagesWouldRemove int64 `json:"imagesWouldRemove"`
+	// bytesWouldReclaim estimates the disk space those removals would free.
+	// +optional
+	BytesWouldReclaim int64 `json:"bytesWouldReclaim"`
+
 	// failingNodes names up to 10 failed nodes, sorted.
 	// +kubebuilder:validation:MaxItems=10
 	// +listType=atomic
@@ -417,7 +426,8 @@ type ImageCleanupPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.nodesFailed`
 // +kubebuilder:printcolumn:name="Images",type=integer,JSONPath=`.status.imagesRemoved`,description="images removed, all nodes"
 // +kubebuilder:printcolumn:name="Containers",type=integer,JSONPath=`.status.containersRemoved`,description="stopped containers removed, all nodes"
-// +kubebuilder:printcolumn:name="DryRun",type=boolean,JSONPath=`.spec.dryRun`,priority=1
+// +kubebuilder:printcolumn:name="DryRun",type=boolean,JSONPath=`.spec.dryRun`
+// +kubebuilder:printcolumn:name="Would remove",type=integer,JSONPath=`.status.imagesWouldRemove`,description="images a real sweep would remove now, over the nodes of a dry run"
 // +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ImageCleanupPolicy struct {

@@ -189,7 +189,8 @@ func TestPlanAndApply(t *testing.T) {
 	policy := writePolicy(t, policyYAML("  images: [\""+repo+"/**\"]\n  minImageAge: 0s\n  stoppedContainers: {minStoppedAge: 0s}\n"))
 
 	code, stdout, stderr := runCLI("plan", "-f", policy, "--docker-host", host)
-	if code != exitOK || !strings.Contains(stdout, "would remove 1 image (1 deleted") || !strings.Contains(stdout, "RunningContainer") {
+	if code != exitOK || !strings.Contains(stdout, "would remove 1 image (1 deleted") || !strings.Contains(stdout, "RunningContainer") ||
+		!strings.Contains(stdout, "BY REASON") {
 		t.Fatalf("plan: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if !testenv.ImageExists(t, cli, id) || !testenv.ContainerExists(t, cli, c) {
@@ -207,6 +208,10 @@ func TestPlanAndApply(t *testing.T) {
 	if doc.Kind != "SweepResult" || doc.Mode != "apply" || doc.DryRun || doc.Summary.ImagesDeleted != 1 ||
 		doc.Summary.ContainersRemoved != 1 || doc.Summary.Blocked != 1 || doc.Blocked[0].ImageID != busy || doc.APICalls["ImageList"] != 1 {
 		t.Fatalf("unexpected document: %+v", doc)
+	}
+	if len(doc.Decisions) != 2 || doc.Decisions[0].Reason != "Removed" || doc.Decisions[0].Images != 1 ||
+		doc.Decisions[0].Bytes != doc.Summary.BytesReclaimed || doc.Decisions[1].Reason != "RunningContainer" || doc.Decisions[1].Images != 1 {
+		t.Fatalf("decisions %+v: want 1 Removed with the bytes reclaimed, 1 RunningContainer", doc.Decisions)
 	}
 	if testenv.ImageExists(t, cli, id) || testenv.ContainerExists(t, cli, c) || !testenv.ImageExists(t, cli, busy) {
 		t.Fatal("apply did not do what it reported")

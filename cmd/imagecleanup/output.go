@@ -43,6 +43,9 @@ type document struct {
 	Blocked           []plan.Decision      `json:"blocked"`
 	Skipped           []plan.Decision      `json:"skipped"`
 	Failed            []apply.Failure      `json:"failed"`
+	// Decisions count every decision by reason, with sizes: the agent's
+	// report gives the same counts (status.decisions).
+	Decisions []apply.Tally `json:"decisions"`
 	// Disk is the engine's data filesystem around the sweep, for a policy
 	// with diskUsage.
 	Disk *diskDoc `json:"disk,omitempty"`
@@ -90,6 +93,7 @@ func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info engine.
 		Blocked:           nonNil(r.Blocked),
 		Skipped:           nonNil(r.Skipped),
 		Failed:            nonNil(r.Failed),
+		Decisions:         r.Tallies(),
 		Stopped:           r.Stopped,
 		Disk:              diskDocument(out.Disk),
 		DurationSeconds:   elapsed.Seconds(),
@@ -124,7 +128,7 @@ func suspendedDocument(p *v1alpha1.ImageCleanupPolicy, mode string) document {
 	return document{
 		APIVersion: v1alpha1.GroupVersion.String(), Kind: "SweepResult", Policy: p.Name, Mode: mode,
 		DryRun: true, Suspended: true, RemovedImages: []apply.RemovedImage{}, RemovedContainers: []plan.ContainerRef{},
-		Blocked: []plan.Decision{}, Skipped: []plan.Decision{}, Failed: []apply.Failure{}, APICalls: map[string]int{},
+		Blocked: []plan.Decision{}, Skipped: []plan.Decision{}, Failed: []apply.Failure{}, Decisions: []apply.Tally{}, APICalls: map[string]int{},
 	}
 }
 
@@ -200,6 +204,16 @@ func writeTable(w io.Writer, d document) error {
 		fmt.Fprintf(tw, "\nFAILED\tID\tERROR\n")
 		for _, f := range d.Failed {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Image, engine.ShortID(f.ImageID), f.Error)
+		}
+	}
+	if len(d.Decisions) > 0 {
+		fmt.Fprintf(tw, "\nBY REASON\tIMAGES\tSIZE\tELIGIBLE FROM\n")
+		for _, t := range d.Decisions {
+			eligible := ""
+			if !t.EligibleFrom.IsZero() {
+				eligible = t.EligibleFrom.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", t.Reason, t.Images, humanBytes(t.Bytes), eligible)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -24,6 +24,8 @@ func policyStatusApplyConfiguration(name string, st *v1alpha1.ImageCleanupPolicy
 		WithImagesRemoved(st.ImagesRemoved).
 		WithContainersRemoved(st.ContainersRemoved).
 		WithBytesReclaimed(st.BytesReclaimed).
+		WithImagesWouldRemove(st.ImagesWouldRemove).
+		WithBytesWouldReclaim(st.BytesWouldReclaim).
 		WithFailingNodes(st.FailingNodes...).
 		WithNodesWithoutAgent(st.NodesWithoutAgent).
 		WithAgentlessNodes(st.AgentlessNodes...).

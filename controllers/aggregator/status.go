@@ -121,6 +121,10 @@ func tally(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, r *v1alpha1.
 	case v1alpha1.PhaseSucceeded, v1alpha1.PhaseDryRun, v1alpha1.PhaseSkipped:
 		st.NodesSucceeded++
 	}
+	if s.Phase == v1alpha1.PhaseDryRun {
+		st.ImagesWouldRemove += int64(s.ImagesRemoved)
+		st.BytesWouldReclaim += s.BytesReclaimed
+	}
 	return false
 }
 

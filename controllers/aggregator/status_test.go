@@ -281,3 +281,25 @@ func TestKubeletGCWarning(t *testing.T) {
 		t.Fatalf("no warning at 85 %%: %v", st.Warnings)
 	}
 }
+
+// What a dry run would remove is summed over the current dry-run reports
+// only: a real sweep's removals and a report of an older generation are
+// not previews of this spec.
+func TestAggregateSumsWhatDryRunsWouldRemove(t *testing.T) {
+	preview := func(node string, gen int64, phase v1alpha1.ReportPhase, images int32, bytes int64) v1alpha1.ImageCleanupReport {
+		r := report(node, gen, phase, 0)
+		r.Status.ImagesRemoved, r.Status.BytesReclaimed = images, bytes
+		return r
+	}
+	nodes := []corev1.Node{node("a", nil), node("b", nil), node("c", nil), node("d", nil)}
+	reports := []v1alpha1.ImageCleanupReport{
+		preview("a", 2, v1alpha1.PhaseDryRun, 3, 300),
+		preview("b", 2, v1alpha1.PhaseDryRun, 4, 400),
+		preview("c", 2, v1alpha1.PhaseSucceeded, 5, 500), // removed, not a preview
+		preview("d", 1, v1alpha1.PhaseDryRun, 6, 600),    // the spec before
+	}
+	st := aggregate(policyGen(2, nil), nodes, nil, reports, now).status
+	if st.ImagesWouldRemove != 7 || st.BytesWouldReclaim != 700 {
+		t.Fatalf("would remove %d images, %d bytes; want 7 and 700", st.ImagesWouldRemove, st.BytesWouldReclaim)
+	}
+}

@@ -206,9 +206,9 @@ func (r *Result) add(a *plan.Action, o outcome, x *executor) {
 		r.Failed = append(r.Failed, *o.failure)
 	case o.interrupted:
 		r.Skipped = append(r.Skipped, plan.Decision{ImageID: a.ImageID, Image: a.Image, Reason: plan.Interrupted,
-			Message: "the sweep stopped before it: " + x.reason()})
+			Message: "the sweep stopped before it: " + x.reason(), Size: a.Size})
 	case o.enough != "":
-		r.Skipped = append(r.Skipped, plan.Decision{ImageID: a.ImageID, Image: a.Image, Reason: plan.BelowLowWatermark, Message: o.enough})
+		r.Skipped = append(r.Skipped, plan.Decision{ImageID: a.ImageID, Image: a.Image, Reason: plan.BelowLowWatermark, Message: o.enough, Size: a.Size})
 	}
 }
 
@@ -309,7 +309,7 @@ func (s *step) blocked(r plan.Reason, msg string) outcome {
 	if len(s.ri.Refs) > 0 {
 		msg += "; already removed: " + strings.Join(s.ri.Refs, ", ")
 	}
-	s.o.blocked = &plan.Decision{ImageID: s.a.ImageID, Image: s.a.Image, Reason: r, Message: msg}
+	s.o.blocked = &plan.Decision{ImageID: s.a.ImageID, Image: s.a.Image, Reason: r, Message: msg, Size: s.a.Size}
 	return s.o
 }
 

@@ -63,6 +63,12 @@ type Decision struct {
 	Image   string `json:"image"`
 	Reason  Reason `json:"reason"`
 	Message string `json:"message,omitempty"`
+	// Size is the image's size: what keeping it keeps on the disk, at most.
+	Size int64 `json:"size,omitempty"`
+	// EligibleAt is when the image clock lets it go, for TooYoung (arrival
+	// plus minImageAge) and RecentlyUsed (last use plus maxUnusedAge), if
+	// nothing else keeps it by then.
+	EligibleAt time.Time `json:"eligibleAt,omitzero"`
 }
 
 // ContainerRef names a container to remove.
@@ -432,7 +438,7 @@ func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now time.Time) (*Action, Decision) {
 	img := s.img
 	keep := func(r Reason, msg string) (*Action, Decision) {
-		return nil, Decision{ImageID: img.ID, Image: s.display(), Reason: r, Message: msg}
+		return nil, Decision{ImageID: img.ID, Image: s.display(), Reason: r, Message: msg, Size: img.Size}
 	}
 	switch {
 	case s.excluded:
@@ -452,11 +458,15 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if pod := ix.pods.using(img.ID, img.RepoTags, img.RepoDigests); pod != "" {
 		return keep(PodOnNode, "pod "+pod+" is bound to this node and names it: the kubelet runs it, or will")
 	}
-	if age := now.Sub(arrived(img, now)); age < opts.MinImageAge {
-		return keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", FormatDuration(age), FormatDuration(opts.MinImageAge)))
+	if arrival := arrived(img, now); now.Sub(arrival) < opts.MinImageAge {
+		_, d := keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", FormatDuration(now.Sub(arrival)), FormatDuration(opts.MinImageAge)))
+		d.EligibleAt = arrival.Add(opts.MinImageAge)
+		return nil, d
 	}
-	if idle := now.Sub(idleSince(img, now)); opts.UnusedFor > 0 && idle < opts.UnusedFor {
-		return keep(RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", FormatDuration(idle), FormatDuration(opts.UnusedFor)))
+	if since := idleSince(img, now); opts.UnusedFor > 0 && now.Sub(since) < opts.UnusedFor {
+		_, d := keep(RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", FormatDuration(now.Sub(since)), FormatDuration(opts.UnusedFor)))
+		d.EligibleAt = since.Add(opts.UnusedFor)
+		return nil, d
 	}
 	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now),
 		LastUsedAt: lastUsed(img, now), BuiltAt: img.Created}
@@ -533,7 +543,7 @@ func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
 	for _, a := range selected {
 		if child, ok := waiting[a.ImageID]; ok {
 			p.Blocked = append(p.Blocked, Decision{ImageID: a.ImageID, Image: a.Image, Reason: DependentChildren,
-				Message: fmt.Sprintf("image %s is built on it", child)})
+				Message: fmt.Sprintf("image %s is built on it", child), Size: a.Size})
 			delete(actions, a.ImageID)
 		}
 	}
@@ -541,7 +551,7 @@ func (p *Plan) order(ix *index, actions map[string]*Action, opts *Options) {
 	if opts.MaxImages > 0 && len(sequence) > opts.MaxImages {
 		for _, a := range sequence[opts.MaxImages:] {
 			p.Skipped = append(p.Skipped, Decision{ImageID: a.ImageID, Image: a.Image, Reason: Deferred,
-				Message: fmt.Sprintf("maxImagesPerSweep is %d", opts.MaxImages)})
+				Message: fmt.Sprintf("maxImagesPerSweep is %d", opts.MaxImages), Size: a.Size})
 			delete(actions, a.ImageID)
 		}
 		sequence = sequence[:opts.MaxImages]
@@ -713,7 +723,7 @@ func (p *Plan) keepNewest(ix *index, actions map[string]*Action, n int) {
 	for id, repo := range kept {
 		a := actions[id]
 		p.Skipped = append(p.Skipped, Decision{ImageID: id, Image: a.Image, Reason: KeptNewest,
-			Message: fmt.Sprintf("one of the %d newest of %s", n, repo)})
+			Message: fmt.Sprintf("one of the %d newest of %s", n, repo), Size: a.Size})
 		delete(actions, id)
 	}
 }

@@ -427,6 +427,40 @@ func TestMake(t *testing.T) {
 	}
 }
 
+// What the clock holds back says when it lets it go, and every decision
+// carries the image's size: a preview counts both (the report's decisions).
+func TestDecisionsSayWhenAndHowBig(t *testing.T) {
+	young := img("young", "app:young")
+	young.Arrived, young.Size = now.Add(-10*time.Minute), 300
+	used := img("used", "app:used")
+	used.LastUsed, used.Size = now.Add(-time.Hour), 200
+	excluded := img("excluded", "app:excluded")
+	excluded.Size = 100
+	inv := engine.Inventory{Images: []engine.Image{young, used, excluded}}
+	s := with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.MinImageAge, s.MaxUnusedAge = dur("1h"), dur("24h")
+		s.Exclude = []v1alpha1.ImagePattern{"app:excluded"}
+	})
+	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]plan.Decision{}
+	for _, d := range plan.Make(&inv, &opts, now).Skipped {
+		got[d.Image] = d
+	}
+	for image, want := range map[string]plan.Decision{
+		"app:young":    {Reason: plan.TooYoung, Size: 300, EligibleAt: now.Add(50 * time.Minute)},
+		"app:used":     {Reason: plan.RecentlyUsed, Size: 200, EligibleAt: now.Add(23 * time.Hour)},
+		"app:excluded": {Reason: plan.Excluded, Size: 100},
+	} {
+		d := got[image]
+		if d.Reason != want.Reason || d.Size != want.Size || !d.EligibleAt.Equal(want.EligibleAt) {
+			t.Errorf("%s: %s size %d eligible %s; want %s size %d eligible %s", image, d.Reason, d.Size, d.EligibleAt, want.Reason, want.Size, want.EligibleAt)
+		}
+	}
+}
+
 func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
 	recent := img("a", "app:1")
 	recent.Arrived = now.Add(-10 * time.Minute) // the engine may prove it older

@@ -33,6 +33,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=imagecleanup.io, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithKind("BlockedImage"):
 		return &apiv1alpha1.BlockedImageApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("DecisionCount"):
+		return &apiv1alpha1.DecisionCountApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("DiskStatus"):
 		return &apiv1alpha1.DiskStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("DiskUsage"):

@@ -50,6 +50,21 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: reason
       type:
         scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DecisionCount
+  map:
+    fields:
+    - name: bytes
+      type:
+        scalar: numeric
+    - name: eligibleFrom
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: images
+      type:
+        scalar: numeric
+    - name: reason
+      type:
+        scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskStatus
   map:
     fields:
@@ -192,6 +207,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: bytesReclaimed
       type:
         scalar: numeric
+    - name: bytesWouldReclaim
+      type:
+        scalar: numeric
     - name: conditions
       type:
         list:
@@ -210,6 +228,9 @@ var schemaYAML = typed.YAMLObject(`types:
             scalar: string
           elementRelationship: atomic
     - name: imagesRemoved
+      type:
+        scalar: numeric
+    - name: imagesWouldRemove
       type:
         scalar: numeric
     - name: nodesBlocked
@@ -284,6 +305,14 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: containersRemoved
       type:
         scalar: numeric
+    - name: decisions
+      type:
+        list:
+          elementType:
+            namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DecisionCount
+          elementRelationship: associative
+          keys:
+          - reason
     - name: disk
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskStatus

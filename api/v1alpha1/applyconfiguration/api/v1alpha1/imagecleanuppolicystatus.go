@@ -50,6 +50,12 @@ type ImageCleanupPolicyStatusApplyConfiguration struct {
 	// bytesReclaimed estimates the disk space freed, over the reports of the
 	// nodes selected now.
 	BytesReclaimed *int64 `json:"bytesReclaimed,omitempty"`
+	// imagesWouldRemove counts, over the nodes whose current report is a
+	// dry run, the images (or references) a real sweep would remove: what
+	// setting dryRun to false would do now.
+	ImagesWouldRemove *int64 `json:"imagesWouldRemove,omitempty"`
+	// bytesWouldReclaim estimates the disk space those removals would free.
+	BytesWouldReclaim *int64 `json:"bytesWouldReclaim,omitempty"`
 	// failingNodes names up to 10 failed nodes, sorted.
 	FailingNodes []string `json:"failingNodes,omitempty"`
 	// nodesWithoutAgent counts selected nodes where no agent pod runs and
@@ -153,6 +159,22 @@ func (b *ImageCleanupPolicyStatusApplyConfiguration) WithContainersRemoved(value
 // If called multiple times, the BytesReclaimed field is set to the value of the last call.
 func (b *ImageCleanupPolicyStatusApplyConfiguration) WithBytesReclaimed(value int64) *ImageCleanupPolicyStatusApplyConfiguration {
 	b.BytesReclaimed = &value
+	return b
+}
+
+// WithImagesWouldRemove sets the ImagesWouldRemove field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ImagesWouldRemove field is set to the value of the last call.
+func (b *ImageCleanupPolicyStatusApplyConfiguration) WithImagesWouldRemove(value int64) *ImageCleanupPolicyStatusApplyConfiguration {
+	b.ImagesWouldRemove = &value
+	return b
+}
+
+// WithBytesWouldReclaim sets the BytesWouldReclaim field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the BytesWouldReclaim field is set to the value of the last call.
+func (b *ImageCleanupPolicyStatusApplyConfiguration) WithBytesWouldReclaim(value int64) *ImageCleanupPolicyStatusApplyConfiguration {
+	b.BytesWouldReclaim = &value
 	return b
 }
 

@@ -62,6 +62,11 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	BlockedCount *int32 `json:"blockedCount,omitempty"`
 	// blocked lists the first 20 of them, and why.
 	Blocked []BlockedImageApplyConfiguration `json:"blocked,omitempty"`
+	// decisions counts what the last sweep decided for every image the
+	// policy selects, one entry per reason, with their sizes, sorted by
+	// reason: the whole picture, where the lists stop at 20. In a dry run
+	// it is the preview (WouldRemove, and what stays and why).
+	Decisions []DecisionCountApplyConfiguration `json:"decisions,omitempty"`
 	// errors lists the first 10 errors of the last sweep.
 	Errors []string `json:"errors,omitempty"`
 	// totals over every sweep of this policy on this node.
@@ -188,6 +193,19 @@ func (b *ImageCleanupReportStatusApplyConfiguration) WithBlocked(values ...*Bloc
 			panic("nil value passed to WithBlocked")
 		}
 		b.Blocked = append(b.Blocked, *values[i])
+	}
+	return b
+}
+
+// WithDecisions adds the given value to the Decisions field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Decisions field.
+func (b *ImageCleanupReportStatusApplyConfiguration) WithDecisions(values ...*DecisionCountApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithDecisions")
+		}
+		b.Decisions = append(b.Decisions, *values[i])
 	}
 	return b
 }
