@@ -42,9 +42,9 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		Blocked: firstN(r.Blocked, v1alpha1.MaxReportedItems, func(b *plan.Decision) v1alpha1.BlockedImage {
 			return v1alpha1.BlockedImage{Image: b.Image, Reason: string(b.Reason), Message: b.Message}
 		}),
-		Errors: firstN(r.Failed, v1alpha1.MaxReportedErrors, func(f *apply.Failure) string { return f.Image + ": " + f.Error }),
+		Errors:    firstN(r.Failed, v1alpha1.MaxReportedErrors, func(f *apply.Failure) string { return f.Image + ": " + f.Error }),
 		Decisions: firstN(r.Tallies(), v1alpha1.MaxDecisionCounts, decisionCount),
-		Totals: prev.Totals,
+		Totals:    prev.Totals,
 	}
 	if d := out.Disk; d != nil {
 		st.Disk = &v1alpha1.DiskStatus{
