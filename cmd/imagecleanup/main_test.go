@@ -52,9 +52,13 @@ func TestInvalidInputExitsTwo(t *testing.T) {
 		"invalid pattern": {[]string{"apply", "-f", writePolicy(t, policyYAML("  images: [\"Busy Box\"]\n"))}, `* spec.images[0]: Invalid value: "Busy Box": must not contain spaces`},
 		"unknown field":   {[]string{"apply", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  forse: true\n"))}, `* unknown field "spec.forse"`},
 		"wrong kind":      {[]string{"apply", "-f", writePolicy(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")}, "want imagecleanup.io/v1alpha1 and ImageCleanupPolicy"},
-		"two policies":    {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [a]\n")+"---\n"+policyYAML("  images: [b]\n"))}, "2 YAML documents"},
-		"empty file":      {[]string{"plan", "-f", writePolicy(t, "")}, "0 YAML documents"},
-		"interval":        {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  interval: 10s\n"))}, "interval must be at least 1m"},
+		"two policies":    {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [a]\n")+"---\n"+policyYAML("  images: [b]\n"))}, "2 ImageCleanupPolicies; plan and apply take one"},
+		"empty file":      {[]string{"plan", "-f", writePolicy(t, "")}, "0 ImageCleanupPolicies"},
+		"no policy among others": {[]string{"plan", "-f", writePolicy(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: y}\n")},
+			"0 ImageCleanupPolicies"},
+		"bad metadata": {[]string{"plan", "-f", writePolicy(t, strings.Replace(policyYAML("  images: [a]\n"), "metadata:", "metadata:\n  lables: {a: b}", 1))},
+			`* unknown field "metadata.lables"`},
+		"interval": {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  interval: 10s\n"))}, "interval must be at least 1m"},
 		"two reasons": {[]string{"plan", "-f", writePolicy(t, policyYAML("  images: [busybox]\n  interval: 10s\n  maxImagesPerSweep: -1\n"))},
 			"* spec.maxImagesPerSweep"},
 	}
@@ -396,5 +400,30 @@ func TestValidateSaysWhatIsMissing(t *testing.T) {
 	good := writePolicy(t, policyYAML("  images: [\"a:1\"]\n"))
 	if code, _, stderr := runCLI("validate", "-f", good, "-f", other); code != exitOK {
 		t.Errorf("a policy beside another kind: exit %d, %q", code, stderr)
+	}
+}
+
+// Issue 21, point 6: a v1 List (kubectl get -o yaml) is checked item by
+// item, not skipped; plan reads the same files validate reads, and takes
+// the one policy among other kinds; help shows bool flags as flags.
+func TestPlanAndValidateReadTheSameFiles(t *testing.T) {
+	list := writePolicy(t, "apiVersion: v1\nkind: List\nitems:\n- apiVersion: imagecleanup.io/v1alpha1\n  kind: ImageCleanupPolicy\n"+
+		"  metadata: {name: listed}\n  spec: {images: 5}\n")
+	code, _, stderr := runCLI("validate", "-f", list)
+	if code != exitInvalid || !strings.Contains(stderr, "(item 1): ImageCleanupPolicy \"listed\" is invalid") {
+		t.Errorf("an invalid policy in a List: exit %d, %q", code, stderr)
+	}
+	mixed := writePolicy(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns}\n---\n"+policyYAML("  images: [\"a:1\"]\n"))
+	if code, _, stderr := runCLI("validate", "-f", mixed); code != exitOK {
+		t.Errorf("validate, a policy beside a Namespace: exit %d, %q", code, stderr)
+	}
+	// plan gets past reading the file: it is the engine it cannot reach.
+	code, _, stderr = runCLI("plan", "-f", mixed, "--docker-host", "unix:///nonexistent.sock")
+	if code != exitError || !strings.Contains(stderr, "cannot reach") {
+		t.Errorf("plan, a policy beside a Namespace: exit %d, %q", code, stderr)
+	}
+	_, stdout, _ := runCLI("apply", "--help")
+	if strings.Contains(stdout, "[=true|false]") || !strings.Contains(stdout, "--fail-on-blocked ") {
+		t.Errorf("bool flags in help:\n%s", stdout)
 	}
 }

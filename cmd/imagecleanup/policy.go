@@ -38,24 +38,38 @@ func (e *invalidPolicyError) Error() string {
 // loadPolicy reads a policy file as kubectl apply -f takes it, and admits it
 // as the API server does: strict field validation (an unknown field is an
 // error, named by its path), then the CRD's defaults, schema and CEL rules.
+// The file is read as validate reads it (several documents, v1 Lists, other
+// kinds skipped), and must hold exactly one policy: plan and apply sweep one.
 func loadPolicy(ctx context.Context, file string, stdin io.Reader) (*v1alpha1.ImageCleanupPolicy, error) {
 	data, err := readBounded(ctx, file, stdin)
 	if err != nil {
 		return nil, err
 	}
-	return admit(file, data)
-}
-
-func admit(file string, data []byte) (*v1alpha1.ImageCleanupPolicy, error) {
-	invalid := func(name string, reasons ...string) error {
-		return &invalidPolicyError{file: file, name: name, reasons: reasons}
-	}
 	docs, err := documents(data)
 	if err != nil {
-		return nil, invalid("", oneLine(err))
+		return nil, &invalidPolicyError{file: file, reasons: []string{oneLine(err)}}
 	}
-	if n := len(docs); n != 1 {
-		return nil, invalid("", fmt.Sprintf("the file holds %d YAML documents; give one policy per file", n))
+	placed := unwrapLists(file, docs)
+	if len(placed) == 1 {
+		return admit(placed[0].where, placed[0].data) // whatever it is: admit says what is wrong with it
+	}
+	var policies []placedDocument
+	for _, d := range placed {
+		if isPolicyDocument(d.data) {
+			policies = append(policies, d)
+		}
+	}
+	if len(policies) != 1 {
+		return nil, &invalidPolicyError{file: file, reasons: []string{fmt.Sprintf(
+			"the file holds %s; plan and apply take one (validate checks them all)", count(len(policies), "ImageCleanupPolicy", "ImageCleanupPolicies"))}}
+	}
+	return admit(policies[0].where, policies[0].data)
+}
+
+// admit admits one YAML or JSON document, named where in messages.
+func admit(where string, data []byte) (*v1alpha1.ImageCleanupPolicy, error) {
+	invalid := func(name string, reasons ...string) error {
+		return &invalidPolicyError{file: where, name: name, reasons: reasons}
 	}
 	var obj map[string]any
 	if err := yaml.UnmarshalStrict(data, &obj); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +23,8 @@ func validateCommand() *cobra.Command {
 		Short: "Check policies offline, with the API server's verdicts (no engine, no cluster)",
 		Long: `validate admits every ImageCleanupPolicy in the files (folders: their .yaml, .yml and
 .json files) as the API server would: strict fields, the CRD's defaults, schema and CEL
-rules, and the patterns. Documents of other kinds are skipped, so a folder of manifests
-can be given as it is. Exit 0 when every policy is valid, 2 when one is not.`,
+rules, and the patterns. The items of a v1 List are checked as documents of their own;
+documents of other kinds are skipped, so a folder of manifests can be given as it is. Exit 0 when every policy is valid, 2 when one is not.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
@@ -55,11 +56,8 @@ func validateFiles(cmd *cobra.Command, paths []string) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "error: %s: %s\n", path, oneLine(err))
 			continue
 		}
-		for i, doc := range docs {
-			where := path
-			if len(docs) > 1 {
-				where = fmt.Sprintf("%s (document %d)", path, i+1)
-			}
+		for _, d := range unwrapLists(path, docs) {
+			where, doc := d.where, d.data
 			if !isPolicyDocument(doc) {
 				continue
 			}
@@ -99,6 +97,37 @@ func documents(data []byte) ([][]byte, error) {
 			out = append(out, doc)
 		}
 	}
+}
+
+// placedDocument is a document and where it is, for messages.
+type placedDocument struct {
+	where string
+	data  []byte
+}
+
+// unwrapLists names the documents of a file, and replaces a v1 List (what
+// kubectl get -o yaml prints) with its items, as kubectl apply takes them.
+func unwrapLists(path string, docs [][]byte) []placedDocument {
+	var out []placedDocument
+	for i, doc := range docs {
+		where := path
+		if len(docs) > 1 {
+			where = fmt.Sprintf("%s (document %d)", path, i+1)
+		}
+		var list struct {
+			APIVersion string            `json:"apiVersion"`
+			Kind       string            `json:"kind"`
+			Items      []json.RawMessage `json:"items"`
+		}
+		if err := yaml.Unmarshal(doc, &list); err != nil || list.APIVersion != "v1" || list.Kind != "List" {
+			out = append(out, placedDocument{where, doc})
+			continue
+		}
+		for j, item := range list.Items {
+			out = append(out, placedDocument{fmt.Sprintf("%s (item %d)", where, j+1), item})
+		}
+	}
+	return out
 }
 
 // isPolicyDocument: a document that says it is an ImageCleanupPolicy, or

@@ -89,7 +89,8 @@ func (s *schema) validate(obj map[string]any) field.ErrorList {
 }
 
 // Admit defaults obj (a policy as decoded from YAML or JSON) in place, as
-// the API server would, validates it, and returns it typed. Errors carry the
+// the API server would, validates it (metadata first, then the CRD's
+// rules), and returns it typed. Errors carry the
 // field path (spec.images[0]) and the CRD's own messages.
 func Admit(obj map[string]any) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
 	s, err := load()
@@ -99,8 +100,9 @@ func Admit(obj map[string]any) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
 	if obj, err = asAPIServerReadsIt(obj); err != nil {
 		return nil, field.ErrorList{field.Invalid(nil, nil, err.Error())}
 	}
+	metaErrs := validateMetadata(obj)
 	structuraldefaulting.Default(obj, s.structural)
-	if errs := s.validate(obj); len(errs) > 0 {
+	if errs := append(metaErrs, s.validate(obj)...); len(errs) > 0 {
 		return nil, errs
 	}
 	var p v1alpha1.ImageCleanupPolicy
@@ -140,7 +142,8 @@ func UnknownFields(obj map[string]any) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pruning.PruneWithOptions(copied, s.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}), nil
+	unknown := pruning.PruneWithOptions(copied, s.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+	return append(unknown, unknownMetadataFields(obj)...), nil
 }
 
 // Check admits a typed policy: p is defaulted in place.
