@@ -45,7 +45,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and the two roles' RBAC from the k
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=agent-role paths="./controllers" output:rbac:artifacts:config=config/rbac/agent
 	$(CONTROLLER_GEN) rbac:roleName=aggregator-role paths="./controllers/aggregator" output:rbac:artifacts:config=config/rbac/aggregator
-	cp config/crd/bases/*.yaml charts/image-cleanup-operator/crds/
+	cp config/crd/bases/*.yaml charts/image-cleanup-operator/files/crds/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods and typed apply configurations.
@@ -141,7 +141,7 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the agent DaemonSet and the aggregator 
 
 .PHONY: undeploy
 undeploy: $(KUSTOMIZE) ## Remove the whole install (agent, aggregator, RBAC, admission policy, namespace) from the current cluster; the CRDs stay (make uninstall).
-	KUSTOMIZE=$(KUSTOMIZE) hack/deploy.sh $(DEPLOY_DIR) $(IMG) | $(KUBECTL) delete --ignore-not-found -f -
+	KUSTOMIZE=$(KUSTOMIZE) hack/deploy.sh $(DEPLOY_DIR) $(IMG) --without-crds | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools
 

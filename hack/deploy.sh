@@ -6,10 +6,12 @@
 # VERSION set (make build-installer), every object is labelled
 # app.kubernetes.io/version (selectors are left alone: they are immutable).
 #
-#   hack/deploy.sh <kustomize folder> <image>   prints the manifests
+#   hack/deploy.sh <kustomize folder> <image> [--without-crds]
+#       prints the manifests; --without-crds leaves the CRDs out (make
+#       undeploy: deleting a CRD deletes every policy and report with it)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dir="$1" img="$2"
+dir="$1" img="$2" without_crds="${3:-}"
 kustomize="${KUSTOMIZE:-kustomize}"
 [[ "${kustomize}" != */* ]] || kustomize="$(realpath "${kustomize}")"
 overlay="$(mktemp -d "${root}/bin/deploy.XXXXXX")"
@@ -29,6 +31,19 @@ replacements:
     fieldPaths:
     - spec.template.spec.containers.[name=agent].env.[name=AGENT_IMAGE].value
 YAML
+if [[ "${without_crds}" == --without-crds ]]; then
+  cat >>"${overlay}/kustomization.yaml" <<YAML
+patches:
+- target:
+    kind: CustomResourceDefinition
+  patch: |-
+    \$patch: delete
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata:
+      name: any
+YAML
+fi
 if [[ -n "${VERSION:-}" ]]; then
   cat >>"${overlay}/kustomization.yaml" <<YAML
 labels:

@@ -98,11 +98,15 @@ func index(objs []*unstructured.Unstructured) map[string]*unstructured.Unstructu
 }
 
 // substance is an object without what only says who rendered it: labels
-// and annotations of the object itself, and comments (already gone).
+// and annotations of the object itself, the release and version labels of
+// its pods, and comments (already gone).
 func substance(u *unstructured.Unstructured) map[string]any {
 	c := u.DeepCopy()
 	unstructured.RemoveNestedField(c.Object, "metadata", "labels")
 	unstructured.RemoveNestedField(c.Object, "metadata", "annotations")
+	for _, l := range []string{"app.kubernetes.io/instance", "app.kubernetes.io/version"} {
+		unstructured.RemoveNestedField(c.Object, "spec", "template", "metadata", "labels", l)
+	}
 	if rules, ok, _ := unstructured.NestedSlice(c.Object, "rules"); ok {
 		_ = unstructured.SetNestedSlice(c.Object, normalizeRules(rules), "rules")
 	}
@@ -166,10 +170,59 @@ func TestChartLintsAndRefusesBadValues(t *testing.T) {
 		"flag without dashes":   "agent.extraArgs[0]=disk-tick=10s",
 		"bad status interval":   "aggregator.statusInterval=ten",
 		"pod security is typed": "namespace.podSecurityEnforce=open",
+		// The agent's hostPath volumes would be refused under restricted.
+		"pod security the agent cannot run under": "namespace.podSecurityEnforce=restricted",
+		"a quantity that is none":                 "agent.resources.requests.cpu=abc",
+		"aggregator flag without dashes":          "aggregator.extraArgs[0]=status-interval=5s",
+		"unknown crds value":                      "crds.upgrade=true",
 	} {
 		if _, err := renderErr(t, set); err == nil || !strings.Contains(err.Error(), "values don't meet the specifications of the schema") {
 			t.Errorf("%s (%s): rendered, or failed for another reason: %v", name, set, err)
 		}
+	}
+}
+
+// The chart as a subchart: a parent's global values reach it, and are
+// accepted; quantities in their usual spellings are too.
+func TestChartTakesGlobalsAndQuantities(t *testing.T) {
+	if _, err := renderErr(t, "global.imageRegistry=registry.example.com", "agent.resources.requests.cpu=0.5",
+		"agent.resources.limits.memory=1.5Gi", "aggregator.resources.requests.cpu=100m", "agent.resources.requests.memory=64974848"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CRDs are templates of the chart, so helm upgrade brings their changes;
+// kept on uninstall unless crds.keep=false; left out with crds.enabled=false.
+func TestChartCRDs(t *testing.T) {
+	crds := func(objs []*unstructured.Unstructured) map[string]*unstructured.Unstructured {
+		out := map[string]*unstructured.Unstructured{}
+		for _, o := range objs {
+			if o.GetKind() == "CustomResourceDefinition" {
+				out[o.GetName()] = o
+			}
+		}
+		return out
+	}
+	kust := crds(kustomize(t, "config/default"))
+	rendered := crds(render(t))
+	if len(rendered) != 2 || len(kust) != 2 {
+		t.Fatalf("the chart renders %d CRDs, config/default %d; want both 2", len(rendered), len(kust))
+	}
+	for name, crd := range rendered {
+		if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" || crd.GetLabels()["app.kubernetes.io/instance"] != "ico" {
+			t.Errorf("%s: annotations %v, labels %v", name, crd.GetAnnotations(), crd.GetLabels())
+		}
+		if !reflect.DeepEqual(substance(crd), substance(kust[name])) {
+			t.Errorf("%s differs from config/default's", name)
+		}
+	}
+	for name, crd := range crds(render(t, "crds.keep=false")) {
+		if _, ok := crd.GetAnnotations()["helm.sh/resource-policy"]; ok {
+			t.Errorf("%s is kept though crds.keep=false", name)
+		}
+	}
+	if n := len(crds(render(t, "crds.enabled=false"))); n != 0 {
+		t.Errorf("crds.enabled=false renders %d CRDs", n)
 	}
 }
 
@@ -232,6 +285,26 @@ func TestChartValues(t *testing.T) {
 			t.Errorf("%s rendered though turned off", k)
 		}
 	}
+	// Pods say which release and version run them; the aggregator's
+	// replicas spread over nodes; affinity and extra args as given.
+	objs = render(t, "image.tag=v1.2.3", "aggregator.extraArgs[0]=--status-interval=5s",
+		"aggregator.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=pool",
+		"aggregator.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists")
+	for _, k := range []string{"DaemonSet/image-cleanup-agent", "Deployment/image-cleanup-aggregator"} {
+		labels, _, _ := unstructured.NestedStringMap(find(t, objs, k).Object, "spec", "template", "metadata", "labels")
+		if labels["app.kubernetes.io/instance"] != "ico" || labels["app.kubernetes.io/version"] != "v1.2.3" {
+			t.Errorf("%s pod labels %v", k, labels)
+		}
+	}
+	aggregator := podSpec(t, find(t, objs, "Deployment/image-cleanup-aggregator"))
+	if len(aggregator.TopologySpreadConstraints) != 1 || aggregator.TopologySpreadConstraints[0].TopologyKey != "kubernetes.io/hostname" ||
+		aggregator.Affinity == nil || aggregator.Affinity.NodeAffinity == nil || !slices.Contains(aggregator.Containers[0].Args, "--status-interval=5s") {
+		t.Errorf("aggregator: spread %+v, affinity %+v, args %v", aggregator.TopologySpreadConstraints, aggregator.Affinity, aggregator.Containers[0].Args)
+	}
+	if spread := podSpec(t, find(t, render(t, "aggregator.spreadAcrossNodes=false"), "Deployment/image-cleanup-aggregator")).TopologySpreadConstraints; len(spread) != 0 {
+		t.Errorf("spreadAcrossNodes=false still spreads: %+v", spread)
+	}
+
 	vapUser := render(t, "namePrefix=ic-")
 	vap := find(t, vapUser, "ValidatingAdmissionPolicy/ic-report-writers")
 	conds, _, _ := unstructured.NestedSlice(vap.Object, "spec", "matchConditions")

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,6 +423,37 @@ func TestInstallerIsTheWholeVersionedInstall(t *testing.T) {
 		if err := c.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("installer-test"), client.ForceOwnership); err != nil {
 			t.Errorf("%s %s refused: %v", u.GetKind(), u.GetName(), err)
 		}
+	}
+}
+
+// make undeploy deletes what make deploy applied except the CRDs: deleting
+// a CRD deletes every policy and report with it (make uninstall does that,
+// when asked).
+func TestUndeployLeavesTheCRDs(t *testing.T) {
+	kustomize := os.Getenv("KUSTOMIZE")
+	if kustomize == "" {
+		testenv.Unavailable(t, "KUSTOMIZE is not set (make test installs kustomize into bin/)")
+	}
+	render := func(args ...string) map[string]int {
+		cmd := exec.Command("hack/deploy.sh", append([]string{"config/default", "registry.example.com/agent:1"}, args...)...)
+		cmd.Dir, cmd.Env = testenv.RepoRoot(), append(os.Environ(), "KUSTOMIZE="+kustomize)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("hack/deploy.sh %v: %v", args, err)
+		}
+		kinds := map[string]int{}
+		for _, d := range decode(t, bytes.NewReader(out)) {
+			kinds[(&unstructured.Unstructured{Object: d}).GetKind()]++
+		}
+		return kinds
+	}
+	deployed, undeployed := render(), render("--without-crds")
+	if deployed["CustomResourceDefinition"] != 2 || undeployed["CustomResourceDefinition"] != 0 {
+		t.Fatalf("CRDs: %d deployed, %d undeployed; want 2 and 0", deployed["CustomResourceDefinition"], undeployed["CustomResourceDefinition"])
+	}
+	delete(deployed, "CustomResourceDefinition")
+	if !maps.Equal(deployed, undeployed) {
+		t.Errorf("undeploy deletes %v, deploy applied %v", undeployed, deployed)
 	}
 }
 

@@ -719,6 +719,11 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 	n.kubectlOK(t, "", "create", "namespace", ns)
 	t.Cleanup(func() { _, _ = n.run(nil, "delete", "namespace", ns, "--wait=false") })
 	n.kubectlOK(t, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged")
+	// make undeploy leaves the CRDs (and every policy): the release adopts
+	// them, as the chart's README says to move an install to Helm.
+	crds := []string{"crd", "imagecleanuppolicies.imagecleanup.io", "imagecleanupreports.imagecleanup.io"}
+	n.kubectlOK(t, "", append(append([]string{"annotate", "--overwrite"}, crds...), "meta.helm.sh/release-name=ico", "meta.helm.sh/release-namespace="+ns)...)
+	n.kubectlOK(t, "", append(append([]string{"label", "--overwrite"}, crds...), "app.kubernetes.io/managed-by=Helm")...)
 	repo, tag, _ := strings.Cut(n.agentImage, ":")
 	install := exec.Command(helm, "install", "ico", filepath.Join(testenv.RepoRoot(), "charts", "image-cleanup-operator"),
 		"--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait", "--timeout", "3m",
@@ -754,4 +759,15 @@ stoppedContainers:
 		out, err := n.run(nil, "get", "icp", "e2e-helm", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
 		return err == nil && out == "True", out + fmt.Sprint(err)
 	})
+
+	// helm uninstall takes the agent and the aggregator, and leaves the
+	// CRDs (crds.keep) and with them the policy.
+	if out, err := exec.Command(helm, "uninstall", "ico", "--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait").CombinedOutput(); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	n.kubectlOK(t, "", append([]string{"get"}, crds...)...)
+	n.kubectlOK(t, "", "get", "icp", "e2e-helm")
+	if out, _ := n.run(nil, "-n", ns, "get", "daemonset,deployment", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("helm uninstall left %s", out)
+	}
 }

@@ -19,3 +19,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "ico.agentServiceAccount" -}}
 {{ .Values.namePrefix }}agent
 {{- end -}}
+
+
+{{- /* Pod labels: the selector's, and which release and version run it. */ -}}
+{{- define "ico.podLabels" -}}
+{{ include "ico.selector" (dict "component" .component) }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Values.image.tag | default .root.Chart.AppVersion | quote }}
+{{- end -}}
