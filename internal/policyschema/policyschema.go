@@ -93,6 +93,12 @@ func (s *schema) validate(obj map[string]any) field.ErrorList {
 // rules), and returns it typed. Errors carry the
 // field path (spec.images[0]) and the CRD's own messages.
 func Admit(obj map[string]any) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
+	return admit(obj, true)
+}
+
+// admit is Admit; withMetadata false leaves metadata to the caller (Check:
+// a typed policy is judged by its spec).
+func admit(obj map[string]any, withMetadata bool) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
 	s, err := load()
 	if err != nil {
 		return nil, field.ErrorList{field.InternalError(nil, err)}
@@ -100,7 +106,10 @@ func Admit(obj map[string]any) (*v1alpha1.ImageCleanupPolicy, field.ErrorList) {
 	if obj, err = asAPIServerReadsIt(obj); err != nil {
 		return nil, field.ErrorList{field.Invalid(nil, nil, err.Error())}
 	}
-	metaErrs := validateMetadata(obj)
+	var metaErrs field.ErrorList
+	if withMetadata {
+		metaErrs = validateMetadata(obj)
+	}
 	structuraldefaulting.Default(obj, s.structural)
 	if errs := append(metaErrs, s.validate(obj)...); len(errs) > 0 {
 		return nil, errs
@@ -146,13 +155,14 @@ func UnknownFields(obj map[string]any) ([]string, error) {
 	return append(unknown, unknownMetadataFields(obj)...), nil
 }
 
-// Check admits a typed policy: p is defaulted in place.
+// Check admits a typed policy by its spec (its metadata is the caller's:
+// tests build policies without a name): p is defaulted in place.
 func Check(p *v1alpha1.ImageCleanupPolicy) field.ErrorList {
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p)
 	if err != nil {
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
-	admitted, errs := Admit(obj)
+	admitted, errs := admit(obj, false)
 	if len(errs) > 0 {
 		return errs
 	}
