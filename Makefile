@@ -46,6 +46,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and the two roles' RBAC from the k
 	$(CONTROLLER_GEN) rbac:roleName=agent-role paths="./controllers" output:rbac:artifacts:config=config/rbac/agent
 	$(CONTROLLER_GEN) rbac:roleName=aggregator-role paths="./controllers/aggregator" output:rbac:artifacts:config=config/rbac/aggregator
 	cp config/crd/bases/*.yaml charts/image-cleanup-operator/files/crds/
+	cp config/monitoring/prometheusrule.yaml config/monitoring/dashboard.json charts/image-cleanup-operator/files/monitoring/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods and typed apply configurations.

@@ -140,7 +140,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		return nil, err
 	}
 	metrics := newAgentMetrics()
-	if err := metrics.register(o.Metrics); err != nil {
+	if err := metrics.register(o.Metrics, o.NodeName); err != nil {
 		return nil, err
 	}
 	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot},

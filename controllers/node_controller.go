@@ -89,6 +89,9 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if s.policy != nil {
+		r.Metrics.observePolicy(s.policy, s.report)
+	}
 	if err := r.writeUnwritten(ctx, s, &report); err != nil {
 		return ctrl.Result{}, err
 	}

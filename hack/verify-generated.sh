@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 generated() {
-  find api config/crd/bases config/rbac charts/image-cleanup-operator/files/crds -type f \( -name 'zz_generated.*' -o -name '*.yaml' -o -path '*/applyconfiguration/*' \) 2>/dev/null |
+  find api config/crd/bases config/rbac charts/image-cleanup-operator/files -type f \( -name 'zz_generated.*' -o -name '*.yaml' -o -name '*.json' -o -path '*/applyconfiguration/*' \) 2>/dev/null |
     sort | xargs -r sha256sum
 }
 

@@ -135,6 +135,7 @@ func run(args []string, stdout io.Writer) error {
 		return fmt.Errorf("kubernetes config: %w", err)
 	}
 	if f.role == "aggregator" {
+		f.aggregator.Metrics = ctrlmetrics.Registry // served at /metrics
 		mgr, err := aggregator.NewManager(cfg, controllers.Scheme(), f.aggregator)
 		if err != nil {
 			return err

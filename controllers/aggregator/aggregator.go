@@ -134,6 +134,7 @@ type aggregateReconciler struct {
 	interval time.Duration
 	clock    clock.PassiveClock
 	agents   *AgentPods
+	metrics  *policyMetrics // nil: none
 
 	mu         sync.Mutex
 	computedAt map[string]time.Time // by policy: the last computation
@@ -168,6 +169,7 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	var policy v1alpha1.ImageCleanupPolicy
 	if err := r.reader.Get(ctx, req.NamespacedName, &policy); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.metrics.forget(req.Name)
 			// Normally garbage collection's job, through the owner reference.
 			reports, err := r.reportsOf(ctx, req.Name)
 			if err != nil {
@@ -197,6 +199,7 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	agg := aggregate(&policy, nodes.Items, agents, reports, r.clock.Now())
 	r.computed(policy.Name)
+	r.metrics.observe(policy.Name, &agg.status)
 	if err := r.deleteReports(ctx, agg.stale); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -42,6 +44,9 @@ type Options struct {
 	// Agents finds the agent's pods, to tell which selected nodes run no
 	// agent; nil: every node counts as having one.
 	Agents *AgentPods
+	// Metrics is where the policies' series are registered (the binary
+	// gives controller-runtime's registry); nil: nowhere.
+	Metrics prometheus.Registerer
 }
 
 // NewManager builds the aggregator's manager with the given scheme.
@@ -69,8 +74,12 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o Options) (ctrl.Manag
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
+	metrics := newPolicyMetrics()
+	if err := metrics.register(o.Metrics); err != nil {
+		return nil, err
+	}
 	r := &aggregateReconciler{reader: mgr.GetClient(), writer: mgr.GetClient(), interval: cmp.Or(o.StatusInterval, 10*time.Second),
-		clock: clock.RealClock{}, agents: o.Agents}
+		clock: clock.RealClock{}, agents: o.Agents, metrics: metrics}
 	if err := r.setupWithManager(mgr, o.SkipNameValidation); err != nil {
 		return nil, err
 	}

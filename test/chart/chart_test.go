@@ -9,6 +9,7 @@ package chart_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -332,6 +333,40 @@ func TestRenderedObjectsPassTheAPIServer(t *testing.T) {
 		}
 		if err := c.Create(ctx, o, client.DryRunAll, client.FieldValidation("Strict")); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Errorf("%s refused: %v", key(o), err)
+		}
+	}
+}
+
+// The monitoring kit: the chart's alerts and dashboard are config/monitoring's
+// (make manifests copies them), off by default; the dashboard is JSON that
+// Grafana's sidecar finds by its label.
+func TestChartShipsTheMonitoringKit(t *testing.T) {
+	for _, o := range render(t) {
+		if k := o.GetKind(); k == "PrometheusRule" || (k == "ConfigMap" && strings.Contains(o.GetName(), "dashboard")) {
+			t.Errorf("%s rendered by default", key(o))
+		}
+	}
+	objs := render(t, "metrics.prometheusRule.enabled=true", "metrics.dashboard.enabled=true")
+	kit := index(kustomize(t, "config/monitoring"))
+	rule, want := find(t, objs, "PrometheusRule/image-cleanup-alerts"), kit["PrometheusRule/image-cleanup-alerts"]
+	if rule == nil || want == nil || !reflect.DeepEqual(rule.Object["spec"], want.Object["spec"]) {
+		t.Errorf("the chart's alerts differ from config/monitoring's")
+	}
+	dash, wantDash := find(t, objs, "ConfigMap/image-cleanup-dashboard"), kit["ConfigMap/image-cleanup-dashboard"]
+	if dash == nil || wantDash == nil {
+		t.Fatalf("no dashboard ConfigMap: chart %v, config/monitoring %v", dash != nil, wantDash != nil)
+	}
+	got, _, _ := unstructured.NestedString(dash.Object, "data", "dashboard.json")
+	wantJSON, _, _ := unstructured.NestedString(wantDash.Object, "data", "dashboard.json")
+	var parsed struct {
+		Panels []map[string]any `json:"panels"`
+	}
+	if err := json.Unmarshal([]byte(got), &parsed); err != nil || len(parsed.Panels) == 0 || strings.TrimSpace(got) != strings.TrimSpace(wantJSON) {
+		t.Errorf("the chart's dashboard: %d panels, %v, same as config/monitoring's: %v", len(parsed.Panels), err, strings.TrimSpace(got) == strings.TrimSpace(wantJSON))
+	}
+	for _, d := range []*unstructured.Unstructured{dash, wantDash} {
+		if d.GetLabels()["grafana_dashboard"] != "1" {
+			t.Errorf("%s has no grafana_dashboard label: %v", key(d), d.GetLabels())
 		}
 	}
 }
