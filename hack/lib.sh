@@ -103,24 +103,14 @@ stop_docker29() {
   fi
 }
 
-# use_test_node brings up the single-node cluster (hack/cluster.sh) unless it
-# runs already, exports its TEST_CLUSTER_* variables, and on exit takes it
-# down (and checks that nothing of it is left) if it started it here and
-# KEEP_CLUSTER is not 1.
+# use_test_node brings up the single-node cluster (hack/cluster.sh) on
+# RUNTIME (docker or containerd; default docker) unless it runs so already,
+# and exports its TEST_CLUSTER_* variables. A node that runs the other
+# runtime goes down first, and must leave nothing behind
+# (TEST_NODE_LEFTOVERS=1 otherwise). On exit the node goes down (and is
+# checked the same way) if it was started here and KEEP_CLUSTER is not 1.
 use_test_node() {
-  trap stop_started EXIT
-  hack/cluster.sh status || STOP_TEST_NODE=1
-  local env
-  env="$(hack/cluster.sh up)"
-  eval "${env}"
-}
-
-# switch_test_node RUNTIME brings the test node up again on RUNTIME (docker
-# or containerd) when it runs another: the node taken down must leave
-# nothing behind (TEST_NODE_LEFTOVERS=1 otherwise); the new one goes down
-# on exit unless KEEP_CLUSTER is 1.
-switch_test_node() {
-  local want="$1" env
+  local want="${1:-docker}" env
   if hack/cluster.sh status && [[ "$(hack/cluster.sh env | sed -n 's/^export TEST_CLUSTER_RUNTIME=//p')" != "${want}" ]]; then
     hack/cluster.sh down
     hack/cluster.sh check-clean || TEST_NODE_LEFTOVERS=1

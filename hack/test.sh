@@ -44,7 +44,7 @@ fi
 # the install and the kubelet's world, the tests that hold on both runtimes.
 if [[ $# -eq 0 ]]; then
   echo "test.sh: the test node on containerd's CRI"
-  switch_test_node containerd
+  use_test_node containerd
   go test -count=1 -timeout 15m -run "${NODE_TESTS_ON_EVERY_RUNTIME}" ./test/node || status=$?
 fi
 # A test binary that dies (a timeout panic) cannot stop its envtest; its

@@ -67,7 +67,6 @@ func alertRules(t *testing.T) map[string]alertRule {
 	var rule struct {
 		Spec struct {
 			Groups []struct {
-				Name  string      `json:"name"`
 				Rules []alertRule `json:"rules"`
 			} `json:"groups"`
 		} `json:"spec"`

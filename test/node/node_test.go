@@ -400,22 +400,6 @@ stoppedContainers:
 	})
 }
 
-// kubeletContainers are the IDs of every container the kubelet made
-// (sandboxes included), running or not.
-func kubeletContainers(t *testing.T, docker *client.Client) map[string]string {
-	t.Helper()
-	list, err := docker.ContainerList(context.Background(), client.ContainerListOptions{All: true,
-		Filters: make(client.Filters).Add("label", "io.kubernetes.pod.name")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, c := range list.Items {
-		out[c.ID] = c.Labels["io.kubernetes.pod.name"] + " " + c.Labels["io.kubernetes.docker.type"] + " " + string(c.State)
-	}
-	return out
-}
-
 func (n *node) createPod(t *testing.T, name, image string, args []string, restart corev1.RestartPolicy) {
 	t.Helper()
 	pod := &corev1.Pod{

@@ -62,7 +62,16 @@ func (d dockerNode) hasImage(t *testing.T, ref string) bool {
 
 func (d dockerNode) kubeletContainers(t *testing.T) map[string]string {
 	t.Helper()
-	return kubeletContainers(t, d.cli)
+	list, err := d.cli.ContainerList(context.Background(), client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", "io.kubernetes.pod.name")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, c := range list.Items {
+		out[c.ID] = c.Labels["io.kubernetes.pod.name"] + " " + c.Labels["io.kubernetes.docker.type"] + " " + string(c.State)
+	}
+	return out
 }
 
 func (d dockerNode) runningContainers(t *testing.T, imageID string) int {
