@@ -96,10 +96,9 @@ var (
 // Issue 21, point 4: every alert of config/monitoring (and the chart) names
 // only series that a real agent and a real aggregator export after a sweep,
 // with every label it groups, matches or selects by; each has a for, a
-// severity and a summary. What they compute is not evaluated here:
-// Prometheus' engine (promqltest) or promtool cost minutes of compilation
-// per CI run (docs/monitoring.md).
-func TestAlertsNameTheSeriesTheProductExports(t *testing.T) {
+// severity and a summary; and promtool, told a story per alert in the label
+// sets those series carry, sees each fire when it should and only then.
+func TestAlertsFireOnTheSeriesTheProductExports(t *testing.T) {
 	aggregatorMetrics := prometheus.NewRegistry()
 	startAggregatorWith(t, func(o *aggregator.Options) { o.Metrics = aggregatorMetrics })
 	c := apiClient(t)
@@ -122,9 +121,11 @@ func TestAlertsNameTheSeriesTheProductExports(t *testing.T) {
 	})
 	// metric name → the label names its series carry
 	labelsOf := map[string]map[string]bool{}
+	var real []series
 	eventually(t, "the series of a sweep", func() (bool, string) {
 		clear(labelsOf)
-		for _, s := range exported(t, a.metrics, aggregatorMetrics) {
+		real = exported(t, a.metrics, aggregatorMetrics)
+		for _, s := range real {
 			if labelsOf[s.name] == nil {
 				labelsOf[s.name] = map[string]bool{}
 			}
@@ -171,4 +172,5 @@ func TestAlertsNameTheSeriesTheProductExports(t *testing.T) {
 			}
 		}
 	}
+	checkAlertsWithPromtool(t, rules, real)
 }
