@@ -682,9 +682,14 @@ func TestViewAndEditUsersGetPoliciesByAggregation(t *testing.T) {
 }
 
 // TestHelmInstallRunsOnTheNode replaces the install with the Helm chart, in
-// a namespace of its own, and runs a policy through it: the chart's pods
-// become Ready on the kubelet and clean the node. It runs last (it takes the
-// kustomize install away).
+// a namespace of its own, as a Helm user has it: the previous chart version
+// (test/node/testdata/chart-0.1.0, whose CRDs were in crds/ and lacked the
+// preview's fields) installed into a namespace that README has you create,
+// a dry-run policy through it, then helm upgrade to this chart, which must
+// bring the new CRD fields to the cluster, keep the policy and, enabled,
+// clean the node and report its decisions; helm
+// uninstall leaves the CRDs and the policy. It runs last (it takes the
+// kustomize install away, CRDs included).
 func TestHelmInstallRunsOnTheNode(t *testing.T) {
 	n := testDockerNode(t)
 	helm := os.Getenv("HELM")
@@ -697,47 +702,85 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 	if out, err := undeploy.CombinedOutput(); err != nil {
 		t.Fatalf("make undeploy: %v\n%s", err, out)
 	}
+	// A cluster that never had the kustomize install: the previous chart
+	// brings its own CRDs.
+	crds := []string{"crd", "imagecleanuppolicies.imagecleanup.io", "imagecleanupreports.imagecleanup.io"}
+	n.kubectlOK(t, "", append(append([]string{"delete", "--wait"}, crds...), "--ignore-not-found")...)
+
 	// As README says: the namespace first, labelled for the agent's hostPath
 	// volumes (Helm keeps its release in it, so it must exist), then the chart.
 	const ns = "image-cleanup-helm"
 	n.kubectlOK(t, "", "create", "namespace", ns)
 	t.Cleanup(func() { _, _ = n.run(nil, "delete", "namespace", ns, "--wait=false") })
 	n.kubectlOK(t, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged")
-	// make undeploy leaves the CRDs (and every policy): the release adopts
-	// them, as the chart's README says to move an install to Helm.
-	crds := []string{"crd", "imagecleanuppolicies.imagecleanup.io", "imagecleanupreports.imagecleanup.io"}
-	n.kubectlOK(t, "", append(append([]string{"annotate", "--overwrite"}, crds...), "meta.helm.sh/release-name=ico", "meta.helm.sh/release-namespace="+ns)...)
-	n.kubectlOK(t, "", append(append([]string{"label", "--overwrite"}, crds...), "app.kubernetes.io/managed-by=Helm")...)
-	repo, tag, _ := strings.Cut(n.agentImage, ":")
-	install := exec.Command(helm, "install", "ico", filepath.Join(testenv.RepoRoot(), "charts", "image-cleanup-operator"),
-		"--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait", "--timeout", "3m",
-		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
-		// The test node's paths and API server address, as test/node/overlay has them.
-		"--set", "agent.hostRun=/tmp/imagecleanup-node/engine",
-		"--set", "agent.dataRoot=/tmp/imagecleanup-node/engine/data",
-		"--set", "agent.containerdRoot=/tmp/imagecleanup-node/containerd",
-		"--set", "agent.stateDir=/tmp/imagecleanup-node/agent-state",
-		"--set-string", "agent.extraEnv[0].name=KUBERNETES_SERVICE_HOST,agent.extraEnv[0].value=10.244.0.1",
-		"--set-string", "agent.extraEnv[1].name=KUBERNETES_SERVICE_PORT,agent.extraEnv[1].value=6443",
-		"--set-string", "aggregator.extraEnv[0].name=KUBERNETES_SERVICE_HOST,aggregator.extraEnv[0].value=10.244.0.1",
-		"--set-string", "aggregator.extraEnv[1].name=KUBERNETES_SERVICE_PORT,aggregator.extraEnv[1].value=6443")
+	helmOK := func(verb, chart string) {
+		t.Helper()
+		repo, tag, _ := strings.Cut(n.agentImage, ":")
+		cmd := exec.Command(helm, verb, "ico", chart,
+			"--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait", "--timeout", "3m",
+			"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
+			// The test node's paths and API server address, as test/node/overlay has them.
+			"--set", "agent.hostRun=/tmp/imagecleanup-node/engine",
+			"--set", "agent.dataRoot=/tmp/imagecleanup-node/engine/data",
+			"--set", "agent.containerdRoot=/tmp/imagecleanup-node/containerd",
+			"--set", "agent.stateDir=/tmp/imagecleanup-node/agent-state",
+			"--set-string", "agent.extraEnv[0].name=KUBERNETES_SERVICE_HOST,agent.extraEnv[0].value=10.244.0.1",
+			"--set-string", "agent.extraEnv[1].name=KUBERNETES_SERVICE_PORT,agent.extraEnv[1].value=6443",
+			"--set-string", "aggregator.extraEnv[0].name=KUBERNETES_SERVICE_HOST,aggregator.extraEnv[0].value=10.244.0.1",
+			"--set-string", "aggregator.extraEnv[1].name=KUBERNETES_SERVICE_PORT,aggregator.extraEnv[1].value=6443")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("helm %s %s: %v\n%s", verb, chart, err, out)
+		}
+	}
 	t.Cleanup(func() {
 		_ = exec.Command(helm, "uninstall", "ico", "--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait").Run()
 	})
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("helm install: %v\n%s", err, out)
+	helmOK("install", filepath.Join(testenv.RepoRoot(), "test", "node", "testdata", "chart-0.1.0"))
+	reportSchema := func() string {
+		return n.kubectlOK(t, "", "get", "crd", "imagecleanupreports.imagecleanup.io",
+			"-o", "jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.status.properties}")
+	}
+	if strings.Contains(reportSchema(), `"decisions"`) {
+		t.Fatal("the previous chart's report CRD already has status.decisions: the upgrade below would prove nothing")
 	}
 
-	img := testenv.ImportImage(t, n.docker, "e2e.test/helm:1")
-	ctr := testenv.CreateContainer(t, n.docker, img, testenv.ContainerOptions{Run: "exit"})
-	n.applyPolicy(t, "e2e-helm", `images: ["e2e.test/helm:*"]
+	// A policy made under the previous release. (Its agent runs this tree's
+	// image, there being no other here, and this tree's agent writes
+	// status.decisions, which the previous CRD does not declare: so nothing
+	// on the node matches the policy yet, and its report has no decisions.
+	// Helm upgrades the CRDs before the agent, as every install must.)
+	const spec = `images: ["e2e.test/helm:*"]
 minImageAge: 0s
 stoppedContainers:
   minStoppedAge: 0s
-`)
+`
+	n.applyPolicy(t, "e2e-helm", "dryRun: true\n"+spec)
+	if report := n.sweptReport(t, "e2e-helm"); report.Status.Phase != v1alpha1.PhaseDryRun {
+		t.Fatalf("the previous chart's agent, dry run: report %+v", report.Status)
+	}
+
+	// The upgrade, as the chart's README says: the CRDs Helm installed from
+	// the previous chart's crds/ belong to no release; the release adopts
+	// them, and helm upgrade brings the new schema.
+	n.kubectlOK(t, "", append(append([]string{"annotate", "--overwrite"}, crds...), "meta.helm.sh/release-name=ico", "meta.helm.sh/release-namespace="+ns)...)
+	n.kubectlOK(t, "", append(append([]string{"label", "--overwrite"}, crds...), "app.kubernetes.io/managed-by=Helm")...)
+	helmOK("upgrade", filepath.Join(testenv.RepoRoot(), "charts", "image-cleanup-operator"))
+	if !strings.Contains(reportSchema(), `"decisions"`) {
+		t.Fatalf("helm upgrade left the report CRD without status.decisions: %s", reportSchema())
+	}
+	n.kubectlOK(t, "", "get", "icp", "e2e-helm")
+
+	// The policy made under the old CRD, now enabled, runs through the new
+	// release; its report carries the new field.
+	img := testenv.ImportImage(t, n.docker, "e2e.test/helm:1")
+	ctr := testenv.CreateContainer(t, n.docker, img, testenv.ContainerOptions{Run: "exit"})
+	n.applyPolicy(t, "e2e-helm", "dryRun: false\n"+spec)
 	report := n.sweptReport(t, "e2e-helm")
 	if report.Status.Phase != v1alpha1.PhaseSucceeded || testenv.ImageExists(t, n.docker, img) || testenv.ContainerExists(t, n.docker, ctr) {
-		t.Errorf("the chart's agent did not clean: report %+v", report.Status)
+		t.Errorf("the upgraded chart's agent did not clean: report %+v", report.Status)
+	}
+	if !slices.ContainsFunc(report.Status.Decisions, func(d v1alpha1.DecisionCount) bool { return d.Reason == v1alpha1.DecisionRemoved && d.Images == 1 }) {
+		t.Errorf("after the upgrade the report's decisions are %+v, want one image Removed", report.Status.Decisions)
 	}
 	eventually(t, time.Minute, "the policy Ready through the chart's aggregator", func() (bool, string) {
 		out, err := n.run(nil, "get", "icp", "e2e-helm", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
