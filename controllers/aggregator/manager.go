@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -47,6 +48,8 @@ type Options struct {
 	// Metrics is where the policies' series are registered (the binary
 	// gives controller-runtime's registry); nil: nowhere.
 	Metrics prometheus.Registerer
+	// Logger is the manager's; zero: controller-runtime's global logger.
+	Logger logr.Logger
 }
 
 // NewManager builds the aggregator's manager with the given scheme.
@@ -64,6 +67,7 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o Options) (ctrl.Manag
 		RetryPeriod:                   nonZero(o.RetryPeriod),
 		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 		Cache:                         cacheOptions(o.Agents),
+		Logger:                        o.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("manager: %w", err)

@@ -3,8 +3,10 @@
 // envtest API server: time to all reports and to Ready after a new policy
 // and after a spec change, API requests per node by verb and resource
 // (leases apart) over an idle minute, the aggregator's status writes, the
-// API server's CPU and memory, and the policy's size. Run it with
-// `make scale NODES=200`. It is a benchmark, not a test.
+// API server's CPU and memory, and the policy's size. The aggregator runs
+// as the Deployment runs it: two replicas, each started again when it stops
+// (a lost lease stops it); their logs, lease changes and reconciles are
+// printed. Run it with `make scale NODES=200`. It is a benchmark, not a test.
 package main
 
 import (
@@ -20,16 +22,22 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
@@ -122,11 +130,15 @@ func run(n int, share float64, idle time.Duration) error {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return counting{next: rt, c: c} })
 		return cfg
 	}
-	mgr, err := aggregator.NewManager(wrap(cfg, agg), controllers.Scheme(), aggregator.Options{MetricsBindAddress: "0", HealthProbeBindAddress: "0", SkipNameValidation: true})
-	if err != nil {
-		return err
+	// Two aggregator replicas, as the Deployment runs them, each started
+	// again when it stops (a lost lease ends the process; the kubelet
+	// restarts the container).
+	restarts := &atomic.Int64{}
+	for i := range 2 {
+		if err := startReplica(ctx, fmt.Sprintf("aggregator-%d", i), wrap(cfg, agg), restarts); err != nil {
+			return err
+		}
 	}
-	go func() { _ = mgr.Start(ctx) }()
 
 	nSelected := int(float64(n) * share)
 	start := time.Now()
@@ -146,7 +158,7 @@ func run(n int, share float64, idle time.Duration) error {
 		}
 		go func() { _ = m.Start(ctx) }()
 	}
-	fmt.Printf("%d agents (%d selected) and one aggregator started in %s\n", n, nSelected, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("%d agents (%d selected) and two aggregator replicas started in %s\n", n, nSelected, time.Since(start).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
 	// Each agent lists and watches its own Node and the pods bound to it
 	// (field selectors): one of each, whatever the fleet's size.
@@ -163,7 +175,8 @@ func run(n int, share float64, idle time.Duration) error {
 	}}
 	interval := v1alpha1.Duration("1m")
 	policy.Spec.Interval = &interval
-	fmt.Printf("%-14s %14s %14s %14s %14s\n", "phase", "all reports", "Ready", "status writes", "agent writes")
+	fmt.Printf("%-14s %14s %14s %14s %14s %14s %14s   %s\n", "phase", "all reports", "Ready", "status writes", "agent writes",
+		"reconciles", "lease changes", "lease holder")
 	phase := func(name string, change func() error) error {
 		before, aggBefore := agents.snapshot(), agg.snapshot()
 		t0 := time.Now()
@@ -179,8 +192,9 @@ func run(n int, share float64, idle time.Duration) error {
 			return err
 		}
 		aggDiff, agDiff := diff(agg.snapshot(), aggBefore), diff(agents.snapshot(), before)
-		fmt.Printf("%-14s %14s %14s %14d %14d\n", name, reports.Round(time.Millisecond), ready.Round(time.Millisecond),
-			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"])
+		holder, transitions := leaseHolder(ctx, c)
+		fmt.Printf("%-14s %14s %14s %14d %14d %14d %14d   %s\n", name, reports.Round(time.Millisecond), ready.Round(time.Millisecond),
+			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"], aggregatorReconciles(), transitions, holder)
 		return nil
 	}
 	if err := phase("new policy", func() error { return c.Create(ctx, policy) }); err != nil {
@@ -227,7 +241,70 @@ func run(n int, share float64, idle time.Duration) error {
 		len(raw), apiServerRSS(), apiServerCPU()-cpu0, idle)
 	fmt.Printf("removals counted in the status: %d of %d; watchers the API server terminated: %s\n",
 		counted.Status.ImagesRemoved, nSelected, terminatedWatchers(ctx, cfg))
+	holder, transitions := leaseHolder(ctx, c)
+	fmt.Printf("aggregator restarts: %d; lease transitions: %d (holder %s)\n", restarts.Load(), transitions, holder)
 	return nil
+}
+
+// startReplica runs one aggregator replica until ctx ends, starting it
+// again (after a second) whenever it stops, and logs to stderr what it
+// logs: errors, its lease, its shutdowns.
+func startReplica(ctx context.Context, name string, cfg *rest.Config, restarts *atomic.Int64) error {
+	logger := zap.New(zap.WriteTo(os.Stderr), zap.ConsoleEncoder()).WithName(name)
+	newManager := func() (manager.Manager, error) {
+		return aggregator.NewManager(cfg, controllers.Scheme(), aggregator.Options{MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+			SkipNameValidation: true, Logger: logger})
+	}
+	mgr, err := newManager()
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			err := mgr.Start(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			restarts.Add(1)
+			logger.Error(err, "the replica stopped; starting it again, as the kubelet would")
+			time.Sleep(time.Second)
+			if mgr, err = newManager(); err != nil {
+				logger.Error(err, "the replica cannot start")
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// leaseHolder says who holds the aggregator's lease and how often it
+// changed hands.
+func leaseHolder(ctx context.Context, c client.Client) (string, int32) {
+	var l coordinationv1.Lease
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "image-cleanup-system", Name: aggregator.LeaseName}, &l); err != nil {
+		return err.Error(), 0
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, ""), ptr.Deref(l.Spec.LeaseTransitions, 0)
+}
+
+// aggregatorReconciles sums controller-runtime's reconcile counter of the
+// aggregator's controller over both replicas.
+func aggregatorReconciles() int {
+	families, _ := ctrlmetrics.Registry.Gather()
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "imagecleanup-aggregator" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return int(total)
 }
 
 // terminatedWatchers sums apiserver_terminated_watchers_total: watchers the

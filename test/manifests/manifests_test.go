@@ -18,15 +18,18 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -527,6 +530,86 @@ func TestUnknownFieldsAsTheAPIServerNamesThem(t *testing.T) {
 	for _, path := range ours {
 		if !strings.Contains(err.Error(), fmt.Sprintf("unknown field %q", path)) {
 			t.Errorf("the API server says %q, which does not name %q as we do", err, path)
+		}
+	}
+}
+
+// Issue 23: at 5,000 nodes the fleet's report writes queued the
+// aggregator's lease renewals until it lost its lease. The install's
+// FlowSchema puts the aggregator's lease requests, and only those, in the
+// API server's leader-election priority level; its lists and status writes,
+// and the agents' lease-free traffic, stay with the other workloads'. The
+// API server says how it classified a request in the response headers of
+// API Priority and Fairness.
+func TestAggregatorLeasesHaveTheirOwnPriorityLevel(t *testing.T) {
+	docs := build(t, "config/default")
+	cfg := testenv.APIServer(t)
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	agg := find[appsv1.Deployment](t, docs, "Deployment", "image-cleanup-aggregator")
+	ds := find[appsv1.DaemonSet](t, docs, "DaemonSet", "image-cleanup-agent")
+	for _, d := range docs {
+		if d["kind"] != "FlowSchema" {
+			continue
+		}
+		// Applied, as other tests here install the whole build too.
+		u := &unstructured.Unstructured{Object: d}
+		if err := c.Patch(ctx, u, client.Apply, client.ForceOwnership, client.FieldOwner("manifests-test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var leaderElection flowcontrolv1.PriorityLevelConfiguration
+	if err := c.Get(ctx, client.ObjectKey{Name: "leader-election"}, &leaderElection); err != nil {
+		t.Fatal(err)
+	}
+	// priorityLevel asks the API server as a service account and returns
+	// the priority level it put the request in.
+	priorityLevel := func(namespace, serviceAccount, path string) (string, error) {
+		as := rest.CopyConfig(cfg)
+		as.Impersonate = rest.ImpersonationConfig{
+			UserName: fmt.Sprintf("system:serviceaccount:%s:%s", namespace, serviceAccount),
+			Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+		}
+		hc, err := rest.HTTPClientFor(as)
+		if err != nil {
+			return "", err
+		}
+		resp, err := hc.Get(as.Host + path)
+		if err != nil {
+			return "", err
+		}
+		_ = resp.Body.Close()
+		return resp.Header.Get(flowcontrolv1.ResponseHeaderMatchedPriorityLevelConfigurationUID), nil
+	}
+	lease := "/apis/coordination.k8s.io/v1/namespaces/" + agg.Namespace + "/leases/imagecleanup-aggregator"
+	// The API server takes the new FlowSchema in asynchronously.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := priorityLevel(agg.Namespace, agg.Spec.Template.Spec.ServiceAccountName, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == string(leaderElection.UID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the aggregator's lease GET went to priority level %s, not leader-election (%s)", got, leaderElection.UID)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, other := range []struct{ who, serviceAccount, path string }{
+		{"the aggregator's list of reports", agg.Spec.Template.Spec.ServiceAccountName, "/apis/imagecleanup.io/v1alpha1/imagecleanupreports"},
+		{"an agent's lease GET", ds.Spec.Template.Spec.ServiceAccountName, lease},
+	} {
+		got, err := priorityLevel(agg.Namespace, other.serviceAccount, other.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == "" || got == string(leaderElection.UID) {
+			t.Errorf("%s went to priority level %q: only the aggregator's lease requests belong in leader-election", other.who, got)
 		}
 	}
 }
