@@ -89,8 +89,8 @@ bench-cri: ## Benchmark a sweep on containerd against crictl's raw removals of t
 	hack/bench-cri.sh
 
 .PHONY: scale
-scale: ## Control-plane cost with NODES in-process agents (default 200) against one envtest API server.
-	hack/scale.sh
+scale: $(KUSTOMIZE) ## Control-plane cost with NODES in-process agents (default 200) against one envtest API server.
+	KUSTOMIZE=$(KUSTOMIZE) hack/scale.sh
 
 .PHONY: envtest
 envtest: ## Build (once) the envtest control plane and print its folder.

@@ -58,6 +58,9 @@ type AgentOptions struct {
 
 	MetricsBindAddress     string // "0" disables
 	HealthProbeBindAddress string // "" or "0" disables
+	// PprofBindAddress serves Go's profiles (/debug/pprof); "" or "0"
+	// disables, the default.
+	PprofBindAddress string
 	// Metrics is where the agent's series are registered: the binary gives
 	// controller-runtime's registry, served at /metrics. nil: nowhere (agents
 	// side by side in one process, each with its own series).
@@ -116,6 +119,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		Cache:                  agentCacheOptions(o.NodeName, pods),
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		PprofBindAddress:       o.PprofBindAddress,
 		// No election: every node's agent works on its own node, and the
 		// aggregator is a Deployment of its own (controllers/aggregator).
 		LeaderElection: false,

@@ -82,6 +82,7 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 		"aggregator: labels of the agent's pods, in the aggregator's namespace, to tell which selected nodes run no agent; empty counts every node as having one")
 	metrics := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	probes := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	pprof := fs.String("pprof-bind-address", "0", "address of Go's profiles (/debug/pprof/heap, ...), to measure memory and CPU; 0 disables it")
 	f.zap.BindFlags(fs)
 	config.RegisterFlags(fs) // --kubeconfig
 	if err := fs.Parse(args); err != nil {
@@ -92,6 +93,7 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	}
 	f.agent.MetricsBindAddress, f.agent.HealthProbeBindAddress = *metrics, *probes
 	f.aggregator.MetricsBindAddress, f.aggregator.HealthProbeBindAddress = *metrics, *probes
+	f.agent.PprofBindAddress, f.aggregator.PprofBindAddress = *pprof, *pprof
 	for _, img := range strings.Split(f.protected, ",") {
 		if img = strings.TrimSpace(img); img != "" {
 			f.agent.ProtectedImages = append(f.agent.ProtectedImages, img)

@@ -33,6 +33,7 @@ type Options struct {
 	LeaseNamespace         string
 	MetricsBindAddress     string // "0" disables
 	HealthProbeBindAddress string // "" or "0" disables
+	PprofBindAddress       string // Go's profiles; "" or "0" disables
 	// LeaseDuration, RenewDeadline and RetryPeriod tune the election
 	// (controller-runtime's defaults when zero: 15s, 10s, 2s).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
@@ -58,6 +59,7 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o Options) (ctrl.Manag
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		PprofBindAddress:              o.PprofBindAddress,
 		LeaderElection:                true,
 		LeaderElectionID:              LeaseName,
 		LeaderElectionNamespace:       cmp.Or(o.LeaseNamespace, "image-cleanup-system"),

@@ -108,7 +108,8 @@ func (d *demo) run() error {
 		return err
 	}
 	time.Sleep(3 * time.Second)
-	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d)", residentMemory(d.agent.Process.Pid), d.agent.Process.Pid)
+	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d)\n    %s", residentMemory(d.agent.Process.Pid), d.agent.Process.Pid,
+		memoryBreakdown(d.agent.Process.Pid, agentPprofAddress))
 	d.showEngine("engine after")
 	if err := d.showResults(ctx, c, cfg, nodeName); err != nil {
 		return err
@@ -276,7 +277,7 @@ func (d *demo) kubeconfig(cfg *rest.Config) (string, error) {
 
 func (d *demo) startAgent(kubeconfig, node string) error {
 	var err error
-	if d.agent, d.agentLog, err = d.agentProcess(kubeconfig, node, d.dockerHost, "agent"); err != nil {
+	if d.agent, d.agentLog, err = d.agentProcess(kubeconfig, node, d.dockerHost, "agent", "--pprof-bind-address", agentPprofAddress); err != nil {
 		return err
 	}
 	// The aggregator writes the policies' status: its own Deployment in a

@@ -10,13 +10,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -30,6 +34,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -95,15 +101,16 @@ func main() {
 	nodes := flag.Int("nodes", 200, "agents (nodes)")
 	selected := flag.Float64("selected", 0.9, "share of the nodes the policy selects")
 	idle := flag.Duration("idle", time.Minute, "idle time measured")
+	kustomize := flag.String("kustomize", "kustomize", "the kustomize binary, to build the install's RBAC and FlowSchema")
 	flag.Parse()
 	log.SetLogger(logr.Discard())
-	if err := run(*nodes, *selected, *idle); err != nil {
+	if err := run(*nodes, *selected, *idle, *kustomize); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, share float64, idle time.Duration) error {
+func run(n int, share float64, idle time.Duration, kustomize string) error {
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
@@ -119,14 +126,15 @@ func run(n int, share float64, idle time.Duration) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "image-cleanup-system"}}); err != nil {
+	if err := installIdentities(ctx, c, kustomize); err != nil {
 		return err
 	}
 
 	agents, agg := &counter{n: map[string]int{}}, &counter{n: map[string]int{}}
-	wrap := func(cfg *rest.Config, c *counter) *rest.Config {
+	wrap := func(cfg *rest.Config, c *counter, as rest.ImpersonationConfig) *rest.Config {
 		cfg = rest.CopyConfig(cfg)
 		cfg.QPS, cfg.Burst = 1000, 2000
+		cfg.Impersonate = as
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return counting{next: rt, c: c} })
 		return cfg
 	}
@@ -135,7 +143,7 @@ func run(n int, share float64, idle time.Duration) error {
 	// restarts the container).
 	restarts := &atomic.Int64{}
 	for i := range 2 {
-		if err := startReplica(ctx, fmt.Sprintf("aggregator-%d", i), wrap(cfg, agg), restarts); err != nil {
+		if err := startReplica(ctx, fmt.Sprintf("aggregator-%d", i), wrap(cfg, agg, serviceAccount(aggregatorSA, "")), restarts); err != nil {
 			return err
 		}
 	}
@@ -151,7 +159,7 @@ func run(n int, share float64, idle time.Duration) error {
 		if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"group": group}}}); err != nil {
 			return err
 		}
-		m, err := controllers.NewAgent(wrap(cfg, agents), controllers.AgentOptions{NodeName: name, Runtime: enginefake.WithStaleImage(name),
+		m, err := controllers.NewAgent(wrap(cfg, agents, serviceAccount(agentSA, name)), controllers.AgentOptions{NodeName: name, Runtime: enginefake.WithStaleImage(name),
 			MetricsBindAddress: "0", HealthProbeBindAddress: "0", SkipNameValidation: true})
 		if err != nil {
 			return err
@@ -246,6 +254,55 @@ func run(n int, share float64, idle time.Duration) error {
 	return nil
 }
 
+// The install's namespace and ServiceAccounts (config/default).
+const (
+	installNamespace = "image-cleanup-system"
+	agentSA          = "image-cleanup-agent"
+	aggregatorSA     = "image-cleanup-aggregator"
+)
+
+// serviceAccount is the identity of a pod of the ServiceAccount, bound to
+// node (the agent's token carries its node's name) when node is set.
+func serviceAccount(name, node string) rest.ImpersonationConfig {
+	as := rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + installNamespace + ":" + name,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + installNamespace, "system:authenticated"},
+	}
+	if node != "" {
+		as.Extra = map[string][]string{"authentication.kubernetes.io/node-name": {node}}
+	}
+	return as
+}
+
+// installIdentities applies what of the install (kustomize build
+// config/default) gives the agents and the aggregator their identities and
+// their place in API Priority and Fairness: the namespace, ServiceAccounts,
+// RBAC and the FlowSchema. The workloads are this process, and the
+// report-writers admission policy is left out (its cost is not measured).
+func installIdentities(ctx context.Context, c client.Client, kustomize string) error {
+	out, err := exec.Command(kustomize, "build", filepath.Join("config", "default")).Output()
+	if err != nil {
+		return fmt.Errorf("kustomize build config/default: %w", err)
+	}
+	wanted := map[string]bool{"Namespace": true, "ServiceAccount": true, "ClusterRole": true, "ClusterRoleBinding": true,
+		"Role": true, "RoleBinding": true, "FlowSchema": true}
+	dec := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if !wanted[u.GetKind()] {
+			continue
+		}
+		if err := c.Patch(ctx, u, client.Apply, client.ForceOwnership, client.FieldOwner("scale")); err != nil {
+			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+}
+
 // startReplica runs one aggregator replica until ctx ends, starting it
 // again (after a second) whenever it stops, and logs to stderr what it
 // logs: errors, its lease, its shutdowns.
@@ -281,7 +338,7 @@ func startReplica(ctx context.Context, name string, cfg *rest.Config, restarts *
 // changed hands.
 func leaseHolder(ctx context.Context, c client.Client) (string, int32) {
 	var l coordinationv1.Lease
-	if err := c.Get(ctx, client.ObjectKey{Namespace: "image-cleanup-system", Name: aggregator.LeaseName}, &l); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: installNamespace, Name: aggregator.LeaseName}, &l); err != nil {
 		return err.Error(), 0
 	}
 	return ptr.Deref(l.Spec.HolderIdentity, ""), ptr.Deref(l.Spec.LeaseTransitions, 0)
