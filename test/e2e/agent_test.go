@@ -392,25 +392,17 @@ func TestAggregatorHandover(t *testing.T) {
 		MinImageAge:  dur("1h"),
 		Interval:     dur("1m"),
 	})
-	readyAt := func(what string) {
-		t.Helper()
-		eventually(t, what, func() (bool, string) {
-			p := getPolicy(t, c, policy.Name)
-			ok, msg := ready(p)
-			return ok && p.Status.NodesReported == 3, msg
-		})
-	}
 	bump := func() int64 {
 		t.Helper()
 		p := updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.DryRun = !s.DryRun })
 		return p.Generation // as the API server answered
 	}
-	readyAt("Ready with the first aggregator leading")
+	readyWithNodes(t, c, policy.Name, 3, "Ready with the first aggregator leading")
 	stopSecond := startAggregator(t)
 
 	stopFirst() // the leader goes: the second replica takes over
 	bump()
-	readyAt("Ready again under the second replica")
+	readyWithNodes(t, c, policy.Name, 3, "Ready again under the second replica")
 
 	stopSecond()
 	gen := bump()
@@ -431,7 +423,7 @@ func TestAggregatorHandover(t *testing.T) {
 		t.Fatal("the status moved with no aggregator running")
 	}
 	startAggregator(t)
-	readyAt("the status to catch up when an aggregator returns")
+	readyWithNodes(t, c, policy.Name, 3, "the status to catch up when an aggregator returns")
 	for _, a := range agents {
 		if n := a.writes.leases.Load(); n != 0 {
 			t.Errorf("agent %s made %d lease requests", a.node, n)

@@ -268,6 +268,17 @@ func ready(p *v1alpha1.ImageCleanupPolicy) (bool, string) {
 	return ok, fmt.Sprintf("generation %d, status %+v", p.Generation, p.Status)
 }
 
+// readyWithNodes waits until the policy is Ready at its generation,
+// counting the reports of that many nodes.
+func readyWithNodes(t *testing.T, c client.Client, policy string, nodes int32, what string) {
+	t.Helper()
+	eventually(t, what, func() (bool, string) {
+		p := getPolicy(t, c, policy)
+		ok, msg := ready(p)
+		return ok && p.Status.NodesReported == nodes, msg
+	})
+}
+
 // bindPod creates a pod bound to the node (as the scheduler binds it; no
 // kubelet runs it here) that names the image, and returns its name.
 func bindPod(t *testing.T, c client.Client, node, image string) string {

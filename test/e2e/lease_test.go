@@ -85,15 +85,7 @@ func TestAggregatorWhoseLeaseStallsHandsOver(t *testing.T) {
 		MinImageAge:  dur("1h"),
 		Interval:     dur("1m"),
 	})
-	readyAt := func(what string) {
-		t.Helper()
-		eventually(t, what, func() (bool, string) {
-			p := getPolicy(t, c, policy.Name)
-			ok, msg := ready(p)
-			return ok && p.Status.NodesReported == 2, msg
-		})
-	}
-	readyAt("Ready under the first aggregator")
+	readyWithNodes(t, c, policy.Name, 2, "Ready under the first aggregator")
 	startAggregator(t) // the standby, as the Deployment's second replica
 
 	stall.Store(true)
@@ -106,7 +98,7 @@ func TestAggregatorWhoseLeaseStallsHandsOver(t *testing.T) {
 		t.Fatal("the aggregator kept running with its lease renewals stalled")
 	}
 	updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.DryRun = true })
-	readyAt("Ready at the new generation under the standby")
+	readyWithNodes(t, c, policy.Name, 2, "Ready at the new generation under the standby")
 	if holder := lease(); holder == firstHolder {
 		t.Errorf("the lease is still held by %s", holder)
 	}
