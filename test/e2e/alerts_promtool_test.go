@@ -112,16 +112,16 @@ var alertCases = []alertCase{{
 	quiet: "25m", fires: "35m", value: "2",
 }}
 
-// selectorsOf are the label values an alert selects by ({type="Stalled"}):
-// the series of its story carry them.
+// selectorValues finds the label values an alert selects by
+// ({type="Stalled"}): the series of its story carry them.
 var selectorValues = regexp.MustCompile(`\b(imagecleanup_[a-z_]+)\{([a-z_]+)="([^"]*)"\}`)
 
 // checkAlertsWithPromtool runs promtool over the alerts of config/monitoring:
 // `check rules` (syntax, templates), then `test rules` with a story per
-// alert, told in the label sets a real agent and aggregator exported
-// (real). An alert fires for
-// the object whose series should set it off, with the labels and the
-// rendered annotations an operator will read, and not for the healthy one.
+// alert, told in the label sets of real, the series a real agent and
+// aggregator exported. An alert must fire for the object whose series
+// should set it off, with the labels and the rendered annotations an
+// operator will read, and not for the healthy one.
 func checkAlertsWithPromtool(t *testing.T, rules map[string]alertRule, real []series) {
 	t.Helper()
 	promtool := os.Getenv("PROMTOOL")
