@@ -82,6 +82,8 @@ func main() {
 			}
 			results[i].times = append(results[i].times, elapsed)
 			results[i].calls = b.proxy.Calls()
+			results[i].busy = b.proxy.Busy()
+			results[i].beforeDelete = append(results[i].beforeDelete, b.proxy.BeforeFirstDelete())
 		}
 	}
 
@@ -95,6 +97,10 @@ func main() {
 			float64(med)/float64(base), total(results[i].calls), format(results[i].calls))
 	}
 	fmt.Println("\nratio: time / time of the batched docker CLI recipe in the same run (lower is faster)")
+	fmt.Printf("\n%-26s %14s  %s\n", "where the time went", "before removal", "engine time by endpoint (last round; calls in flight together each count whole)")
+	for i, m := range methods {
+		fmt.Printf("%-26s %14s  %s\n", m.name, median(results[i].beforeDelete).Round(time.Millisecond), formatBusy(results[i].busy))
+	}
 	if *raw {
 		b.rawThroughput()
 	}
@@ -108,12 +114,32 @@ type method struct {
 type measurement struct {
 	times []time.Duration
 	calls map[string]int
+	// busy is the engine's time by endpoint; beforeDelete the time from
+	// the first call to the first removal, each round.
+	busy         map[string]time.Duration
+	beforeDelete []time.Duration
 }
 
-func (m measurement) median() time.Duration {
-	t := append([]time.Duration(nil), m.times...)
+func (m measurement) median() time.Duration { return median(m.times) }
+
+func median(times []time.Duration) time.Duration {
+	t := append([]time.Duration(nil), times...)
 	sort.Slice(t, func(i, j int) bool { return t[i] < t[j] })
 	return t[len(t)/2]
+}
+
+// formatBusy lists the endpoints by the time they took, longest first.
+func formatBusy(busy map[string]time.Duration) string {
+	keys := make([]string, 0, len(busy))
+	for k := range busy {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return busy[keys[i]] > busy[keys[j]] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%s", k, busy[k].Round(time.Millisecond))
+	}
+	return strings.Join(parts, " ")
 }
 
 func total(calls map[string]int) int {

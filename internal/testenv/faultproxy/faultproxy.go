@@ -61,6 +61,10 @@ type Proxy struct {
 	mu    sync.Mutex
 	rules []*Rule
 	calls map[string]int
+	// busy sums the time requests took, by endpoint; first and
+	// firstDelete are when the first request and the first DELETE came.
+	busy               map[string]time.Duration
+	first, firstDelete time.Time
 }
 
 var versionPrefix = regexp.MustCompile(`^/v[0-9.]+`)
@@ -80,7 +84,7 @@ func Start(engineHost string) (*Proxy, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &Proxy{dir: dir, ln: ln, calls: map[string]int{}}
+	p := &Proxy{dir: dir, ln: ln, calls: map[string]int{}, busy: map[string]time.Duration{}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) { r.Out.URL.Scheme, r.Out.URL.Host = "http", "docker" },
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -107,7 +111,28 @@ func (p *Proxy) On(r Rule) {
 func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.rules, p.calls = nil, map[string]int{}
+	p.rules, p.calls, p.busy = nil, map[string]int{}, map[string]time.Duration{}
+	p.first, p.firstDelete = time.Time{}, time.Time{}
+}
+
+// Busy returns the time the engine's answers took, summed by endpoint
+// (calls in flight together each count whole).
+func (p *Proxy) Busy() map[string]time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.busy)
+}
+
+// BeforeFirstDelete is the time from the first request to the first DELETE
+// (a client's reading and planning before it removes anything); zero when
+// no DELETE came.
+func (p *Proxy) BeforeFirstDelete() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.firstDelete.IsZero() {
+		return 0
+	}
+	return p.firstDelete.Sub(p.first)
 }
 
 // Calls returns how many requests went by, keyed "METHOD /path" with the
@@ -147,6 +172,12 @@ func (p *Proxy) match(r *http.Request) *Rule {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[endpoint(r.Method, r.URL.Path)]++
+	if now := time.Now(); p.first.IsZero() {
+		p.first = now
+	}
+	if r.Method == http.MethodDelete && p.firstDelete.IsZero() {
+		p.firstDelete = time.Now()
+	}
 	for _, rule := range p.rules {
 		if (rule.Method != "" && rule.Method != r.Method) ||
 			(rule.Path != nil && !rule.Path.MatchString(path)) ||
@@ -161,6 +192,12 @@ func (p *Proxy) match(r *http.Request) *Rule {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() {
+		p.mu.Lock()
+		p.busy[endpoint(r.Method, r.URL.Path)] += time.Since(start)
+		p.mu.Unlock()
+	}()
 	rule := p.match(r)
 	if rule == nil {
 		p.rp.ServeHTTP(w, r)
