@@ -144,15 +144,21 @@ func startAggregator(t *testing.T) (stop func()) {
 	return startAggregatorWith(t, nil)
 }
 
-// startAggregatorWith lets a test change the aggregator's options first.
-func startAggregatorWith(t *testing.T, adjust func(*aggregator.Options)) (stop func()) {
-	t.Helper()
-	opts := aggregator.Options{
+// aggregatorOptions are an aggregator's options in tests: fast elections
+// and status writes, no servers.
+func aggregatorOptions() aggregator.Options {
+	return aggregator.Options{
 		LeaseNamespace: leaseNamespace, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 		LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond,
 		StatusInterval:     300 * time.Millisecond,
 		SkipNameValidation: true,
 	}
+}
+
+// startAggregatorWith lets a test change the aggregator's options first.
+func startAggregatorWith(t *testing.T, adjust func(*aggregator.Options)) (stop func()) {
+	t.Helper()
+	opts := aggregatorOptions()
 	if adjust != nil {
 		adjust(&opts)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
@@ -53,11 +53,7 @@ func TestAggregatorWhoseLeaseStallsHandsOver(t *testing.T) {
 	var stall atomic.Bool
 	cfg := rest.CopyConfig(testenv.APIServer(t))
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return stallingLeases{next: rt, stall: &stall} })
-	first, err := aggregator.NewManager(cfg, controllers.Scheme(), aggregator.Options{
-		LeaseNamespace: leaseNamespace, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
-		LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond,
-		StatusInterval: 300 * time.Millisecond, SkipNameValidation: true,
-	})
+	first, err := aggregator.NewManager(cfg, controllers.Scheme(), aggregatorOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,9 +71,12 @@ func TestAggregatorWhoseLeaseStallsHandsOver(t *testing.T) {
 		if err := c.Get(context.Background(), client.ObjectKey{Namespace: leaseNamespace, Name: aggregator.LeaseName}, &l); err != nil {
 			t.Fatal(err)
 		}
-		return fmt.Sprint(l.Spec.HolderIdentity)
+		return ptr.Deref(l.Spec.HolderIdentity, "")
 	}
 	firstHolder := lease()
+	if firstHolder == "" {
+		t.Fatal("the elected aggregator holds no lease")
+	}
 
 	policy := createPolicy(t, c, testenv.UniqueName("stalled-lease"), v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
