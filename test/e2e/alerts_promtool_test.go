@@ -116,35 +116,21 @@ var alertCases = []alertCase{{
 // ({type="Stalled"}): the series of its story carry them.
 var selectorValues = regexp.MustCompile(`\b(imagecleanup_[a-z_]+)\{([a-z_]+)="([^"]*)"\}`)
 
-// checkAlertsWithPromtool runs promtool over the alerts of config/monitoring:
+// checkAlertsWithPromtool runs promtool over a rule file and its alerts:
 // `check rules` (syntax, templates), then `test rules` with a story per
 // alert, told in the label sets of real, the series a real agent and
 // aggregator exported. An alert must fire for the object whose series
 // should set it off, with the labels and the rendered annotations an
 // operator will read, and not for the healthy one.
-func checkAlertsWithPromtool(t *testing.T, rules map[string]alertRule, real []series) {
+func checkAlertsWithPromtool(t *testing.T, rulesYAML []byte, rules map[string]alertRule, real []series) {
 	t.Helper()
 	promtool := os.Getenv("PROMTOOL")
 	if promtool == "" {
 		testenv.Unavailable(t, "PROMTOOL is not set (make test installs promtool into bin/)")
 	}
 	dir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "monitoring", "prometheusrule.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rule struct {
-		Spec map[string]any `json:"spec"`
-	}
-	if err := yaml.Unmarshal(data, &rule); err != nil {
-		t.Fatal(err)
-	}
-	groups, err := yaml.Marshal(rule.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rulesFile := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesFile, groups, 0o644); err != nil {
+	if err := os.WriteFile(rulesFile, rulesYAML, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(promtool, "check", "rules", rulesFile).CombinedOutput(); err != nil {
@@ -228,15 +214,22 @@ func realSeries(t *testing.T, alert, name, expr string, pick map[string]string, 
 		}
 	}
 	for _, s := range real {
-		if s.name != name {
-			continue
-		}
-		if !slices.ContainsFunc(slices.Collect(maps.Keys(selected)), func(l string) bool { return s.labels[l] != selected[l] }) {
+		if s.name == name && hasLabels(s.labels, selected) {
 			return maps.Clone(s.labels)
 		}
 	}
 	t.Fatalf("%s: no series of %s with %v was exported, to tell its story with", alert, name, selected)
 	return nil
+}
+
+// hasLabels: labels has every label of want, with its value.
+func hasLabels(labels, want map[string]string) bool {
+	for k, v := range want {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // promSeries writes a series in PromQL's notation.

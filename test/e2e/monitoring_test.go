@@ -57,25 +57,40 @@ type alertRule struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-// alertRules are the alerts of config/monitoring, by name.
-func alertRules(t *testing.T) map[string]alertRule {
+// ruleFile is the spec of config/monitoring's PrometheusRule: a Prometheus
+// rule file (groups of rules).
+func ruleFile(t *testing.T) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "monitoring", "prometheusrule.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rule struct {
-		Spec struct {
-			Groups []struct {
-				Rules []alertRule `json:"rules"`
-			} `json:"groups"`
-		} `json:"spec"`
+		Spec map[string]any `json:"spec"`
 	}
 	if err := yaml.Unmarshal(data, &rule); err != nil {
 		t.Fatal(err)
 	}
+	spec, err := yaml.Marshal(rule.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// alertRules are the alerts of a rule file, by name.
+func alertRules(t *testing.T, file []byte) map[string]alertRule {
+	t.Helper()
+	var groups struct {
+		Groups []struct {
+			Rules []alertRule `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := yaml.Unmarshal(file, &groups); err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]alertRule{}
-	for _, g := range rule.Spec.Groups {
+	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
 			out[r.Alert] = r
 		}
@@ -140,7 +155,8 @@ func TestAlertsFireOnTheSeriesTheProductExports(t *testing.T) {
 		t.Fatalf("the agent's series carry no node label: %v", labelsOf["imagecleanup_disk_used_ratio"])
 	}
 
-	rules := alertRules(t)
+	file := ruleFile(t)
+	rules := alertRules(t, file)
 	if len(rules) < 5 {
 		t.Fatalf("%d alerts in config/monitoring", len(rules))
 	}
@@ -172,5 +188,5 @@ func TestAlertsFireOnTheSeriesTheProductExports(t *testing.T) {
 			}
 		}
 	}
-	checkAlertsWithPromtool(t, rules, real)
+	checkAlertsWithPromtool(t, file, rules, real)
 }

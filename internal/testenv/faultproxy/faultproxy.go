@@ -167,16 +167,17 @@ func endpoint(method, path string) string {
 	return method + " " + path
 }
 
-func (p *Proxy) match(r *http.Request) *Rule {
+// match counts the request (at now, on endpoint ep) and finds its rule.
+func (p *Proxy) match(r *http.Request, ep string, now time.Time) *Rule {
 	path := versionPrefix.ReplaceAllString(r.URL.Path, "")
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.calls[endpoint(r.Method, r.URL.Path)]++
-	if now := time.Now(); p.first.IsZero() {
+	p.calls[ep]++
+	if p.first.IsZero() {
 		p.first = now
 	}
 	if r.Method == http.MethodDelete && p.firstDelete.IsZero() {
-		p.firstDelete = time.Now()
+		p.firstDelete = now
 	}
 	for _, rule := range p.rules {
 		if (rule.Method != "" && rule.Method != r.Method) ||
@@ -192,13 +193,13 @@ func (p *Proxy) match(r *http.Request) *Rule {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start, ep := time.Now(), endpoint(r.Method, r.URL.Path)
 	defer func() {
 		p.mu.Lock()
-		p.busy[endpoint(r.Method, r.URL.Path)] += time.Since(start)
+		p.busy[ep] += time.Since(start)
 		p.mu.Unlock()
 	}()
-	rule := p.match(r)
+	rule := p.match(r, ep, start)
 	if rule == nil {
 		p.rp.ServeHTTP(w, r)
 		return
