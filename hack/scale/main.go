@@ -186,7 +186,7 @@ func run(n int, share float64, idle time.Duration, kustomize string) error {
 	fmt.Printf("%-14s %14s %14s %14s %14s %14s %14s   %s\n", "phase", "all reports", "Ready", "status writes", "agent writes",
 		"reconciles", "lease changes", "lease holder")
 	phase := func(name string, change func() error) error {
-		before, aggBefore := agents.snapshot(), agg.snapshot()
+		before, aggBefore, reconcilesBefore := agents.snapshot(), agg.snapshot(), aggregatorReconciles()
 		t0 := time.Now()
 		if err := change(); err != nil {
 			return err
@@ -202,7 +202,7 @@ func run(n int, share float64, idle time.Duration, kustomize string) error {
 		aggDiff, agDiff := diff(agg.snapshot(), aggBefore), diff(agents.snapshot(), before)
 		holder, transitions := leaseHolder(ctx, c)
 		fmt.Printf("%-14s %14s %14s %14d %14d %14d %14d   %s\n", name, reports.Round(time.Millisecond), ready.Round(time.Millisecond),
-			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"], aggregatorReconciles(), transitions, holder)
+			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"], aggregatorReconciles()-reconcilesBefore, transitions, holder)
 		return nil
 	}
 	if err := phase("new policy", func() error { return c.Create(ctx, policy) }); err != nil {
