@@ -100,7 +100,7 @@ type lifeModel struct {
 	sweeping   *v1alpha1.ImageCleanupPolicySpec
 	changedAt  int // the destructive call at which the policy changed (0: none)
 	destroyers int // destructive calls so far
-	onDestroy  func(n int)
+	onDestroy  func(n int, method, arg string)
 	// snap is every image as it was just before the latest destructive
 	// call: what a removal is checked against.
 	snap map[string]engine.Image
@@ -209,6 +209,7 @@ func agentLife(t *testing.T, cri bool) func(*rapid.T) {
 			"sweep again":    m.sweep,
 			"sweepAndChange": m.sweepAndChange,
 			"sweepAndKill":   m.sweepAndKill,
+			"sweepAndRun":    m.sweepAndRun,
 		})
 	}
 }
@@ -685,9 +686,54 @@ func (m *lifeModel) sweepAndChange(t *rapid.T) { m.sweepWith(t, "change") }
 
 func (m *lifeModel) sweepAndKill(t *rapid.T) { m.sweepWith(t, "kill") }
 
+func (m *lifeModel) sweepAndRun(t *rapid.T) { m.sweepWith(t, "run") }
+
+// runDuring is the node going on while a sweep runs, at one of its
+// destructive calls (method on arg): a container is created, in any state,
+// on an image, or a stopped one starts. The re-check before each removal
+// must see it. Not on the image this very call removes: that is the window
+// of one round trip the executor states (docs/policy.md, "At delete time").
+func (m *lifeModel) runDuring(t *rapid.T, method, arg string) {
+	target := ""
+	if method == "ImageRemove" {
+		target = m.f.Named(arg)
+	}
+	if rapid.Bool().Draw(t, "start a stopped one") {
+		var stopped []string
+		for id, c := range m.truth.containers {
+			if c.Stopped() && c.ImageID != target {
+				stopped = append(stopped, id)
+			}
+		}
+		if len(stopped) == 0 {
+			return
+		}
+		slices.Sort(stopped)
+		id := rapid.SampledFrom(stopped).Draw(t, "start")
+		m.f.SetState(id, engine.StateRunning)
+		c := m.truth.containers[id]
+		c.State = engine.StateRunning
+		m.truth.containers[id] = c
+		m.truth.used[c.ImageID] = m.now
+		return
+	}
+	state := rapid.SampledFrom([]string{engine.StateRunning, engine.StateCreated, engine.StateExited}).Draw(t, "state")
+	c, ok := m.newContainer(t, state)
+	if !ok || c.ImageID == target {
+		return
+	}
+	if state == engine.StateExited {
+		c.FinishedAt = m.now
+	}
+	m.f.AddContainer(c)
+	m.truth.containers[c.ID] = c
+	m.truth.used[c.ImageID] = m.now
+}
+
 // sweepWith runs one sweep as the node controller does, when the policy
 // selects the node; with "change", the policy (or the node's labels)
-// changes at a destructive call; with "kill", the agent dies there.
+// changes at a destructive call; with "kill", the agent dies there; with
+// "run", a container is created or started there.
 func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	if m.policy == nil || !m.selected || m.policy.Spec.Suspend {
 		t.Skip("nothing to sweep")
@@ -733,11 +779,13 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 		slices.SortFunc(imgs, func(a, b engine.Image) int { return b.Created.Compare(a.Created) })
 	}
 	var saved []byte
-	m.onDestroy = func(n int) {
+	m.onDestroy = func(n int, method, arg string) {
 		if n != at {
 			return
 		}
 		switch during {
+		case "run":
+			m.runDuring(t, method, arg)
 		case "change":
 			m.changedAt = n
 			change()
@@ -828,7 +876,7 @@ func (m *lifeModel) beforeCall(method, arg string) {
 		m.snap[id], _ = m.f.Image(id)
 	}
 	if m.onDestroy != nil {
-		m.onDestroy(m.destroyers)
+		m.onDestroy(m.destroyers, method, arg)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ func main() {
 	perImage := flag.Int("containers", 10, "stopped containers per image")
 	rounds := flag.Int("rounds", 3, "rounds per method (the median is reported)")
 	raw := flag.Bool("raw", false, "also measure the engine's own removal throughput with 1 to 16 calls in flight")
+	label := flag.String("label", "", "the engine's name in the closing ratios line (make bench gathers those lines)")
 	diskOnly := flag.Bool("disk", false, "measure instead the time from above a disk watermark to under it, on the small engine (TEST_SMALL_DOCKER_HOST)")
 	flag.Parse()
 	if *diskOnly {
@@ -57,11 +59,11 @@ func main() {
 	defer b.close()
 
 	methods := []method{
-		{"batched recipe, docker CLI", b.batchedRecipeCLI},
+		{batchedRecipe, b.batchedRecipeCLI},
 		{"hand recipe, docker CLI", b.handRecipeCLI},
 		{"hand recipe, Engine API", b.handRecipeAPI},
-		{"imagecleanup apply", func(repo string) error { return b.imagecleanup(*cliBin, repo) }},
-		{"raw removals, 8 in flight", func(repo string) error { return b.rawRemovals(repo, 8) }},
+		{applyMethod, func(repo string) error { return b.imagecleanup(*cliBin, repo) }},
+		{rawMethod, func(repo string) error { return b.rawRemovals(repo, 8) }},
 	}
 	results := make([]measurement, len(methods))
 	for r := 0; r < *rounds; r++ {
@@ -101,10 +103,28 @@ func main() {
 	for i, m := range methods {
 		fmt.Printf("%-26s %14s  %s\n", m.name, median(results[i].beforeDelete).Round(time.Millisecond), formatBusy(results[i].busy))
 	}
+	if *label != "" {
+		// One line per engine, gathered by hack/bench.sh into its summary.
+		medianOf := func(name string) time.Duration {
+			i := slices.IndexFunc(methods, func(m method) bool { return m.name == name })
+			return results[i].median()
+		}
+		recipe, apply, rawRemovals := medianOf(batchedRecipe), medianOf(applyMethod), medianOf(rawMethod)
+		fmt.Printf("\nratios %s: apply/recipe %.2fx apply/raw %.2fx (recipe %s, apply %s, raw %s; %d images x %d containers, median of %d)\n",
+			*label, float64(apply)/float64(recipe), float64(apply)/float64(rawRemovals),
+			recipe.Round(time.Millisecond), apply.Round(time.Millisecond), rawRemovals.Round(time.Millisecond), *images, *perImage, *rounds)
+	}
 	if *raw {
 		b.rawThroughput()
 	}
 }
+
+// The methods the closing ratios line compares.
+const (
+	batchedRecipe = "batched recipe, docker CLI"
+	applyMethod   = "imagecleanup apply"
+	rawMethod     = "raw removals, 8 in flight"
+)
 
 type method struct {
 	name string

@@ -31,17 +31,19 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
-// DefaultConcurrency is how many image actions run at once by default.
-// Measured on dockerd 20.10 (make bench --raw): container removals per
-// second rise from 1 to 4 calls in flight and level off after; 8 keeps the
-// engine busy while an action waits on its re-check.
+// DefaultConcurrency is how many engine calls, and image actions, are under
+// way at once by default. Measured on dockerd 20.10 (make bench --raw):
+// container removals per second rise from 1 to 4 calls in flight and level
+// off after; 8 keeps the engine busy while an action waits on its re-check.
 const DefaultConcurrency = 8
 
 // Options tune the executor.
 type Options struct {
 	// RemoveVolumes removes the anonymous volumes of removed containers.
 	RemoveVolumes bool
-	// Concurrency bounds the image actions under way at once (default 8).
+	// Concurrency bounds the engine calls under way at once, and the image
+	// actions (default 8). With 1, everything goes one after the other in
+	// the plan's order.
 	Concurrency int
 	// Enough, if set, is asked before each action starts; when it says
 	// enough (the disk is under its low watermark), the rest of the plan is
@@ -140,6 +142,12 @@ type outcome struct {
 type executor struct {
 	rt   engine.Runtime
 	opts Options
+	// slots holds one token per engine call under way: an action fans out
+	// its container removals and its re-check's two reads, and the engine
+	// still sees at most Concurrency calls, so that the last actions of a
+	// wave keep it as busy as the first (it sat half idle while they
+	// removed their containers one by one).
+	slots chan struct{}
 
 	stop    context.CancelFunc
 	mu      sync.Mutex
@@ -158,7 +166,7 @@ func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Res
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	x := &executor{rt: rt, opts: opts, stop: cancel}
+	x := &executor{rt: rt, opts: opts, stop: cancel, slots: make(chan struct{}, opts.Concurrency)}
 
 	r := Result{Blocked: slices.Clone(p.Blocked), Skipped: slices.Clone(p.Skipped)}
 	for _, wave := range batches(p.Actions, opts.Concurrency) {
@@ -264,6 +272,24 @@ func (x *executor) reason() string {
 	return x.stopped
 }
 
+// call makes one engine call in a slot of its own.
+func (x *executor) call(f func() error) error {
+	x.slots <- struct{}{}
+	defer func() { <-x.slots }()
+	return f()
+}
+
+// fanOut runs fs at once, as many as Concurrency allows (with 1, one after
+// the other in their order), and waits for them.
+func (x *executor) fanOut(fs ...func()) {
+	var g errgroup.Group
+	g.SetLimit(x.opts.Concurrency)
+	for _, f := range fs {
+		g.Go(func() error { f(); return nil })
+	}
+	_ = g.Wait()
+}
+
 // check classifies an engine error: a call that ran out of time while the
 // sweep still had time means the engine is stalled, and the sweep stops.
 func (x *executor) check(ctx context.Context, err error) error {
@@ -354,20 +380,8 @@ func (s *step) done() outcome {
 
 func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 	s := &step{a: a, ri: RemovedImage{ImageID: a.ImageID, Image: a.Image, Refs: []string{}, Forced: a.Force}}
-	for _, c := range a.Containers {
-		if !x.proceed() {
-			return s.stopped()
-		}
-		err := x.check(ctx, x.rt.RemoveContainer(ctx, c.ID, x.opts.RemoveVolumes))
-		switch {
-		case err == nil || errors.Is(err, engine.ErrNotFound):
-			s.o.containers = append(s.o.containers, c)
-		case errors.Is(err, engine.ErrConflict):
-			// It started since the plan: it stays, and so does the image.
-			return s.blocked(plan.RunningContainer, fmt.Sprintf("container %s started since the plan: %v", engine.DisplayContainer(c.Name, c.ID), err))
-		default:
-			return s.failed(fmt.Errorf("remove container %s: %w", engine.DisplayContainer(c.Name, c.ID), err))
-		}
+	if end := x.removeContainers(ctx, s); end != nil {
+		return end()
 	}
 	if a.Force || a.Whole {
 		return x.deleteWhole(ctx, s)
@@ -390,7 +404,11 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 		if !x.proceed() {
 			return s.stopped()
 		}
-		del, err := x.rt.RemoveImage(ctx, ref, engine.RemoveImageOptions{Prune: len(a.PruneParents) > 0})
+		var del engine.Deleted
+		err := x.call(func() (err error) {
+			del, err = x.rt.RemoveImage(ctx, ref, engine.RemoveImageOptions{Prune: len(a.PruneParents) > 0})
+			return err
+		})
 		switch err := x.check(ctx, err); {
 		case err == nil:
 			if ref != a.ImageID {
@@ -410,6 +428,60 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 		}
 	}
 	return s.done()
+}
+
+// removeContainers removes the action's stopped containers, several at once.
+// The first that is refused (it started since the plan), fails, or meets a
+// refusal of Proceed ends the action: no further removal of its containers
+// begins, those under way finish and count. It returns how the action ends,
+// or nil when every container went.
+func (x *executor) removeContainers(ctx context.Context, s *step) (end func() outcome) {
+	var mu sync.Mutex
+	ended := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return end != nil
+	}
+	endWith := func(f func() outcome) {
+		if end == nil {
+			end = f
+		}
+	}
+	removals := make([]func(), len(s.a.Containers))
+	for i, c := range s.a.Containers {
+		removals[i] = func() {
+			_ = x.call(func() error {
+				if ended() {
+					return nil
+				}
+				if !x.proceed() {
+					mu.Lock()
+					endWith(s.stopped)
+					mu.Unlock()
+					return nil
+				}
+				err := x.check(ctx, x.rt.RemoveContainer(ctx, c.ID, x.opts.RemoveVolumes))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil || errors.Is(err, engine.ErrNotFound):
+					s.o.containers = append(s.o.containers, c)
+				case errors.Is(err, engine.ErrConflict):
+					// It started since the plan: it stays, and so does the image.
+					endWith(func() outcome {
+						return s.blocked(plan.RunningContainer, fmt.Sprintf("container %s started since the plan: %v", engine.DisplayContainer(c.Name, c.ID), err))
+					})
+				default:
+					endWith(func() outcome {
+						return s.failed(fmt.Errorf("remove container %s: %w", engine.DisplayContainer(c.Name, c.ID), err))
+					})
+				}
+				return nil
+			})
+		}
+	}
+	x.fanOut(removals...)
+	return end
 }
 
 // deleteWhole removes the image by ID, every reference with it: with force
@@ -434,7 +506,11 @@ func (x *executor) deleteWhole(ctx context.Context, s *step) outcome {
 	if !x.proceed() {
 		return s.stopped()
 	}
-	del, err := x.rt.RemoveImage(ctx, a.ImageID, engine.RemoveImageOptions{Force: a.Force, Prune: len(a.PruneParents) > 0})
+	var del engine.Deleted
+	err := x.call(func() (err error) {
+		del, err = x.rt.RemoveImage(ctx, a.ImageID, engine.RemoveImageOptions{Force: a.Force, Prune: len(a.PruneParents) > 0})
+		return err
+	})
 	switch err := x.check(ctx, err); {
 	case err == nil:
 		s.ri.Refs = refsOnly(a.Refs, a.ImageID)
@@ -451,19 +527,42 @@ func (x *executor) deleteWhole(ctx context.Context, s *step) outcome {
 }
 
 // recheck re-reads the image and its containers just before a destructive
-// call. It returns the image as it is now, or gone when it is no longer
-// there, or the outcome that ends the action: a container runs it, or (for
-// a deletion without force) a container was created on it since the plan.
+// call, both reads under way at once (both begin after every earlier call
+// of the action ended). It returns the image as it is now, or gone when it
+// is no longer there, or the outcome that ends the action: a container
+// runs it, or (for a deletion without force) a container was created on it
+// since the plan.
 func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone bool, stop *outcome) {
 	a := s.a
-	users, err := x.rt.ContainersUsing(ctx, a.ImageID)
+	var (
+		users           []engine.Container
+		err, inspectErr error
+	)
+	x.fanOut(func() {
+		err = x.call(func() (err error) {
+			users, err = x.rt.ContainersUsing(ctx, a.ImageID)
+			return err
+		})
+	}, func() {
+		inspectErr = x.call(func() (err error) {
+			cur, err = x.rt.InspectImage(ctx, a.ImageID)
+			return err
+		})
+	})
 	if err = x.check(ctx, err); err != nil {
 		o := s.failed(fmt.Errorf("re-check containers of %s: %w", a.Image, err))
 		return cur, false, &o
 	}
-	planned := map[string]bool{}
+	// The plan weighed these: the containers it removed, and with force the
+	// stopped ones it leaves behind. Any other container of an image to be
+	// deleted came since (a kubelet's, perhaps, whose image force must not
+	// take).
+	weighed := map[string]bool{}
 	for _, c := range a.Containers {
-		planned[c.ID] = true
+		weighed[c.ID] = true
+	}
+	for _, id := range a.Kept {
+		weighed[id] = true
 	}
 	for i := range users {
 		c := &users[i]
@@ -471,13 +570,12 @@ func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone
 		case !c.Stopped():
 			o := s.blocked(plan.RunningContainer, fmt.Sprintf("%s container %s started using it since the plan", c.State, c.Display()))
 			return cur, false, &o
-		case a.Delete && !a.Force && !planned[c.ID]:
+		case a.Delete && !weighed[c.ID]:
 			o := s.blocked(plan.Changed, fmt.Sprintf("container %s was created on it since the plan", c.Display()))
 			return cur, false, &o
 		}
 	}
-	cur, err = x.rt.InspectImage(ctx, a.ImageID)
-	switch err = x.check(ctx, err); {
+	switch err = x.check(ctx, inspectErr); {
 	case errors.Is(err, engine.ErrNotFound):
 		return cur, true, nil
 	case err != nil:

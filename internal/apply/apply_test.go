@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,7 +78,7 @@ func TestRunForceRechecksRunningContainers(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
 		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
 	p := deleteA()
-	p.Actions[0].Force = true
+	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
 		if method == "ContainerList" {
 			f.SetState("kept", engine.StateRunning)
@@ -96,7 +97,7 @@ func TestRunForceRemovesImageOfStoppedContainer(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
 		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
 	p := deleteA()
-	p.Actions[0].Force = true
+	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	r := apply.Run(context.Background(), f, p, apply.Options{})
 	if f.HasImage(imageA) || !f.HasContainer("kept") {
 		t.Fatal("want the image gone and the kept container still there")
@@ -259,7 +260,7 @@ func TestRunForceStartedAfterRecheck(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
 		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
 	p := deleteA()
-	p.Actions[0].Force = true
+	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
 		if method == "ImageRemove" {
 			f.SetState("kept", engine.StateRunning)
@@ -362,7 +363,7 @@ func TestRunForceRechecksReferences(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
 		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
 	p := deleteA()
-	p.Actions[0].Force = true
+	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
 		if method == "ImageInspect" {
 			f.Tag(imageA, "fresh:1")
@@ -387,5 +388,115 @@ func TestRunContainerCreatedMeanwhile(t *testing.T) {
 	r := apply.Run(context.Background(), f, p, apply.Options{})
 	if len(f.Tags(imageA)) != 2 || len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.Changed {
 		t.Fatalf("want both tags kept and the image blocked: tags %v, %+v", f.Tags(imageA), r)
+	}
+}
+
+// Found with the model test's new step (a container created during a
+// sweep): with force, the re-check let any stopped container through, also
+// one created since the plan that the plan never weighed, such as the
+// kubelet's, whose image force must never take (the kubelet restarts it
+// from that image). Only the stopped containers the plan kept, and those
+// it removes, may use an image deleted with force.
+func TestRunForceStopsAtAContainerCreatedMeanwhile(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
+	p := deleteA()
+	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
+	f.BeforeCall = func(method, arg string) {
+		if method == "ContainerList" && !f.HasContainer("new") {
+			f.AddContainer(engine.Container{ID: "new", ImageID: imageA, State: engine.StateCreated,
+				Labels: map[string]string{"io.kubernetes.pod.name": "web"}})
+		}
+	}
+	r := apply.Run(context.Background(), f, p, apply.Options{})
+	if !f.HasImage(imageA) {
+		t.Fatal("the image of a container created since the plan was deleted with force")
+	}
+	if len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.Changed || !strings.Contains(r.Blocked[0].Message, "new") {
+		t.Fatalf("want the image blocked as changed since the plan, naming the new container: %+v", r)
+	}
+}
+
+// inFlight counts the engine calls under way at once.
+type inFlight struct {
+	engine.Runtime
+	mu       sync.Mutex
+	now, max int
+}
+
+func (f *inFlight) during(call func()) {
+	f.mu.Lock()
+	f.now++
+	f.max = max(f.max, f.now)
+	f.mu.Unlock()
+	time.Sleep(time.Millisecond) // long enough for the calls that can overlap to overlap
+	call()
+	f.mu.Lock()
+	f.now--
+	f.mu.Unlock()
+}
+
+func (f *inFlight) RemoveContainer(ctx context.Context, id string, volumes bool) (err error) {
+	f.during(func() { err = f.Runtime.RemoveContainer(ctx, id, volumes) })
+	return err
+}
+
+func (f *inFlight) ContainersUsing(ctx context.Context, id string) (cs []engine.Container, err error) {
+	f.during(func() { cs, err = f.Runtime.ContainersUsing(ctx, id) })
+	return cs, err
+}
+
+func (f *inFlight) InspectImage(ctx context.Context, id string) (img engine.Image, err error) {
+	f.during(func() { img, err = f.Runtime.InspectImage(ctx, id) })
+	return img, err
+}
+
+func (f *inFlight) RemoveImage(ctx context.Context, ref string, o engine.RemoveImageOptions) (d engine.Deleted, err error) {
+	f.during(func() { d, err = f.Runtime.RemoveImage(ctx, ref, o) })
+	return d, err
+}
+
+// Two images of ten containers each, four calls at once: the executor keeps
+// the engine at four calls (it sat at two, one per image, when an image's
+// containers went one by one), and never above.
+func TestRunKeepsTheEngineAtConcurrency(t *testing.T) {
+	f := enginefake.New()
+	p := &plan.Plan{}
+	for i, id := range []string{imageA, imageB} {
+		ref := fmt.Sprintf("app:%d", i)
+		f.AddImage(engine.Image{ID: id, RepoTags: []string{ref}})
+		a := plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true}
+		for j := range 10 {
+			c := fmt.Sprintf("c%d-%d", i, j)
+			f.AddContainer(engine.Container{ID: c, ImageID: id, State: engine.StateExited})
+			a.Containers = append(a.Containers, plan.ContainerRef{ID: c, Name: c})
+		}
+		p.Actions = append(p.Actions, a)
+	}
+	rt := &inFlight{Runtime: f}
+	r := apply.Run(context.Background(), rt, p, apply.Options{Concurrency: 4})
+	if len(r.RemovedImages) != 2 || len(r.RemovedContainers) != 20 {
+		t.Fatalf("result %+v", r)
+	}
+	if rt.max != 4 {
+		t.Fatalf("at most %d engine calls were under way at once, want 4", rt.max)
+	}
+}
+
+// The first container the engine refuses ends its image's action: no
+// removal of its other containers begins after it (one at a time here, so
+// the one after it is never tried).
+func TestRunStopsAnImagesContainersAtTheFirstRefusal(t *testing.T) {
+	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, []engine.Container{
+		{ID: "c1", ImageID: imageA, State: engine.StateExited},
+		{ID: "c2", ImageID: imageA, State: engine.StateRunning}, // started since the plan
+		{ID: "c3", ImageID: imageA, State: engine.StateExited},
+	})
+	r := apply.Run(context.Background(), f, deleteA("c1", "c2", "c3"), apply.Options{Concurrency: 1})
+	if f.HasContainer("c1") || !f.HasContainer("c2") || !f.HasContainer("c3") || !f.HasImage(imageA) {
+		t.Fatal("want c1 removed, c2, c3 and the image kept")
+	}
+	if len(r.Blocked) != 1 || r.Blocked[0].Reason != plan.RunningContainer || len(r.RemovedContainers) != 1 {
+		t.Fatalf("result %+v", r)
 	}
 }

@@ -278,17 +278,31 @@ func settle(ctx context.Context, rt engine.Runtime, out *Outcome) {
 	out.Result.Recount(&out.Plan, &inv)
 }
 
-// Collect lists the engine's images and containers: one call each.
+// Collect lists the engine's images and containers: one call each, both
+// under way at once (on Docker 29's containerd store an image listing takes
+// as long as a hundred container removals). The order of the two does not
+// matter to safety: a container created after its listing began is missed
+// whichever came first, and the executor's re-check before each removal is
+// what stands between such a container and its image.
 func Collect(ctx context.Context, rt engine.Runtime) (engine.Inventory, error) {
-	images, err := rt.ListImages(ctx)
-	if err != nil {
-		return engine.Inventory{}, fmt.Errorf("list images: %w", err)
+	var inv engine.Inventory
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if inv.Images, err = rt.ListImages(gctx); err != nil {
+			return fmt.Errorf("list images: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if inv.Containers, err = rt.ListContainers(gctx); err != nil {
+			return fmt.Errorf("list containers: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return engine.Inventory{}, err
 	}
-	containers, err := rt.ListContainers(ctx)
-	if err != nil {
-		return engine.Inventory{}, fmt.Errorf("list containers: %w", err)
-	}
-	return engine.Inventory{Images: images, Containers: containers}, nil
+	return inv, nil
 }
 
 // inspect fills in what the lists do not tell: whether the engine proves

@@ -148,7 +148,7 @@ func TestEngineDownFailsTheSweep(t *testing.T) {
 	f := fakeWithStoppedContainer()
 	f.SetDown(true)
 	_, err := cleanup.Sweep(context.Background(), f, fakeSpec(), t0, cleanup.Options{})
-	if err == nil || errors.Is(err, cleanup.ErrInvalidPolicy) || !strings.Contains(err.Error(), "list images") {
+	if !errors.Is(err, cleanup.ErrEngine) || !strings.Contains(err.Error(), "engine is down") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -99,6 +99,9 @@ type Action struct {
 	// Force: kept stopped containers still use the image and the policy
 	// says force (docker rmi -f); those containers can no longer start.
 	Force bool `json:"force,omitempty"`
+	// Kept are the IDs of those kept stopped containers: the only ones,
+	// besides Containers, that may use the image when it is deleted.
+	Kept []string `json:"kept,omitempty"`
 	// PruneParents are the untagged parents the engine may delete with the
 	// image when it leaves them without children (docker rmi's default):
 	// set only when the policy may remove each of them (none is excluded
@@ -516,6 +519,10 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 		return keep(keptWhy, keptMessage(keptWhy, kept, opts)+"; force is not honoured: the runtime has no forced removal")
 	}
 	a.Force = len(kept) > 0
+	for _, c := range kept {
+		a.Kept = append(a.Kept, c.ID)
+	}
+	slices.Sort(a.Kept)
 	sortContainers(a.Containers)
 	return a, Decision{}
 }

@@ -269,6 +269,17 @@ func (f *Engine) Image(id string) (engine.Image, bool) {
 	return c, true
 }
 
+// Named returns the ID of the image a reference (ID, tag or digest
+// reference) names now, "" when none does.
+func (f *Engine) Named(ref string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if img, _ := f.resolve(ref); img != nil {
+		return img.ID
+	}
+	return ""
+}
+
 // HasImage reports whether the image is still there.
 func (f *Engine) HasImage(id string) bool {
 	f.mu.Lock()
