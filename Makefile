@@ -81,12 +81,16 @@ test-unit: ## Run the pure tests only (seconds): no engine, no API server; the m
 	env -u CI -u TEST_DOCKER_HOST -u TEST_SMALL_DOCKER_HOST -u TEST_CRI_ENDPOINT -u TEST_SMALL_CRI_ENDPOINT -u KUBEBUILDER_ASSETS -u TEST_CLUSTER_KUBECONFIG go test -short -count=1 ./...
 
 .PHONY: bench
-bench: ## Benchmark imagecleanup apply against the article's hand recipe on the private dockerd.
-	hack/bench.sh
+bench: ## Benchmark imagecleanup apply against the article's recipes and raw removals on every engine make test runs (ARGS go to hack/bench).
+	hack/bench.sh $(ARGS)
 
 .PHONY: bench-cri
 bench-cri: ## Benchmark a sweep on containerd against crictl's raw removals of the same objects.
 	hack/bench-cri.sh
+
+.PHONY: agent-memory
+agent-memory: $(KUSTOMIZE) ## The agent container's working set and resident memory on the test node, as the kubelet reports them.
+	KUSTOMIZE=$(KUSTOMIZE) hack/agent-memory.sh
 
 .PHONY: scale
 scale: $(KUSTOMIZE) ## Control-plane cost with NODES in-process agents (default 200) against one envtest API server.

@@ -21,9 +21,13 @@ func TestEventFollowerBacksOffOnTheAgentsClock(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- n.Start(ctx) }()
 	attempts := func() int { return f.Calls()["Info"] }
+	// The fake clock moves the follower at once, so the whole test takes
+	// milliseconds; back-offs on the real clock would take 7 s. (A deadline
+	// of half a second per attempt failed on a loaded machine.)
+	start := time.Now()
 	waitFor := func(want int) {
 		t.Helper()
-		deadline := time.Now().Add(500 * time.Millisecond) // the fake clock moves it at once; a real second would not
+		deadline := time.Now().Add(10 * time.Second)
 		for attempts() != want || !clk.HasWaiters() {
 			if time.Now().After(deadline) {
 				t.Fatalf("%d attempts, want %d", attempts(), want)
@@ -40,6 +44,9 @@ func TestEventFollowerBacksOffOnTheAgentsClock(t *testing.T) {
 		}
 		clk.Step(time.Millisecond)
 		waitFor(i + 2)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("three back-offs took %s of real time: the follower waits on the real clock", took)
 	}
 	cancel()
 	if err := <-done; err != nil {

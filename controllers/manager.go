@@ -76,14 +76,26 @@ type AgentOptions struct {
 	SkipNameValidation bool
 }
 
-// Scheme knows the built-in types and this project's.
+// Scheme knows the built-in types and this project's: the aggregator's, and
+// the harnesses' (leases, events).
 func Scheme() *runtime.Scheme {
+	return schemeOf(clientgoscheme.AddToScheme, v1alpha1.AddToScheme)
+}
+
+// agentScheme knows the types the agent reads and writes, and no other: the
+// core group (its Node, its pods; the events it records go through a typed
+// client) and this project's. A scheme of every built-in group is a few
+// thousand map entries the agent, on every node, would hold for nothing.
+func agentScheme() *runtime.Scheme {
+	return schemeOf(corev1.AddToScheme, v1alpha1.AddToScheme)
+}
+
+func schemeOf(groups ...func(*runtime.Scheme) error) *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
+	for _, add := range groups {
+		if err := add(s); err != nil {
+			panic(err)
+		}
 	}
 	return s
 }
@@ -112,7 +124,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := o.complete(); err != nil {
 		return nil, err
 	}
-	scheme := Scheme()
+	scheme := agentScheme()
 	pods := &podView{clock: o.Clock, started: o.Clock.Now(), grace: cmp.Or(o.PodsGrace, 30*time.Second)}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,

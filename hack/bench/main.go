@@ -21,8 +21,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
 	"golang.org/x/sync/errgroup"
@@ -57,6 +59,9 @@ func main() {
 		fail(err.Error())
 	}
 	defer b.close()
+	if err := b.clearEarlierRuns(); err != nil {
+		fail(fmt.Sprintf("clearing what an earlier, interrupted run left: %v", err))
+	}
 
 	methods := []method{
 		{batchedRecipe, b.batchedRecipeCLI},
@@ -68,7 +73,7 @@ func main() {
 	results := make([]measurement, len(methods))
 	for r := 0; r < *rounds; r++ {
 		for i, m := range methods {
-			repo := fmt.Sprintf("bench.local/r%d-m%d", r, i)
+			repo := fmt.Sprintf("%sr%d-m%d", benchRepos, r, i)
 			if err := b.seed(repo); err != nil {
 				fail(fmt.Sprintf("seed: %v", err))
 			}
@@ -110,9 +115,10 @@ func main() {
 			return results[i].median()
 		}
 		recipe, apply, rawRemovals := medianOf(batchedRecipe), medianOf(applyMethod), medianOf(rawMethod)
-		fmt.Printf("\nratios %s: apply/recipe %.2fx apply/raw %.2fx (recipe %s, apply %s, raw %s; %d images x %d containers, median of %d)\n",
+		fmt.Printf("\nratios %s: apply/recipe %.2fx apply/raw %.2fx (recipe %s, apply %s, raw %s; %d images x %d containers, median of %d; apply's peak resident %.1f MiB)\n",
 			*label, float64(apply)/float64(recipe), float64(apply)/float64(rawRemovals),
-			recipe.Round(time.Millisecond), apply.Round(time.Millisecond), rawRemovals.Round(time.Millisecond), *images, *perImage, *rounds)
+			recipe.Round(time.Millisecond), apply.Round(time.Millisecond), rawRemovals.Round(time.Millisecond), *images, *perImage, *rounds,
+			float64(b.applyPeak)/(1<<20))
 	}
 	if *raw {
 		b.rawThroughput()
@@ -198,6 +204,9 @@ type bench struct {
 
 	mu     sync.Mutex
 	seeded []string // containers of the current seed
+	// applyPeak is the largest resident set an imagecleanup apply reached
+	// (its rusage), in bytes: the same sweep code as the agent's.
+	applyPeak int64
 }
 
 func newBench(host string, images, perImage int) (*bench, error) {
@@ -223,6 +232,48 @@ func (b *bench) close() {
 	b.proxy.Close()
 	_ = b.direct.Close()
 	_ = b.counted.Close()
+}
+
+// benchRepos is the registry name every seed is tagged under.
+const benchRepos = "bench.local/"
+
+// clearEarlierRuns removes what an interrupted run left in the private
+// engine: every image tagged under benchRepos and its containers. Seeds
+// reuse their names from run to run, and a policy over one would take an
+// earlier run's leftovers with it (and the counts would not match).
+func (b *bench) clearEarlierRuns() error {
+	ctx := context.Background()
+	images, err := b.direct.ImageList(ctx, client.ImageListOptions{})
+	if err != nil {
+		return err
+	}
+	ours := map[string]bool{}
+	for _, img := range images.Items {
+		if slices.ContainsFunc(img.RepoTags, func(t string) bool { return strings.HasPrefix(t, benchRepos) }) {
+			ours[img.ID] = true
+		}
+	}
+	if len(ours) == 0 {
+		return nil
+	}
+	containers, err := b.direct.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return err
+	}
+	for _, c := range containers.Items {
+		if ours[c.ImageID] {
+			if _, err := b.direct.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+				return err
+			}
+		}
+	}
+	for id := range ours {
+		if _, err := b.direct.ImageRemove(ctx, id, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	fmt.Printf("removed %d images (and their containers) an earlier run left\n", len(ours))
+	return nil
 }
 
 // seed makes repo/app-N:1 images, each with its stopped containers.
@@ -369,7 +420,7 @@ func (b *bench) rawThroughput() {
 	fmt.Println("\nengine throughput (raw API, removals by ID, nothing else):")
 	fmt.Printf("%-10s %18s %14s\n", "in flight", "containers/s", "images/s")
 	for _, n := range []int{1, 2, 4, 8, 16} {
-		repo := fmt.Sprintf("bench.local/raw-%d", n)
+		repo := fmt.Sprintf("%sraw-%d", benchRepos, n)
 		if err := b.seed(repo); err != nil {
 			fail(err.Error())
 		}
@@ -470,6 +521,9 @@ spec:
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%w\n%s", err, stdout.String())
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		b.applyPeak = max(b.applyPeak, ru.Maxrss<<10) // kilobytes on Linux
 	}
 	var doc struct {
 		Summary struct{ ImagesDeleted, ContainersRemoved int }

@@ -131,8 +131,8 @@ func (d *demo) idleCost(diskAgent *exec.Cmd) error {
 	cpu0, base0 := cpuTime(diskAgent.Process.Pid), cpuTime(d.agent.Process.Pid)
 	time.Sleep(window)
 	cpu, base := cpuTime(diskAgent.Process.Pid)-cpu0, cpuTime(d.agent.Process.Pid)-base0
-	fmt.Printf("    agent with the disk policy: %s CPU, %s resident\n", cpu, residentMemory(diskAgent.Process.Pid))
-	fmt.Printf("    agent without one (same run): %s CPU, %s resident\n", base, residentMemory(d.agent.Process.Pid))
+	fmt.Printf("    agent with the disk policy: %s CPU, %s resident\n", cpu, statusField(diskAgent.Process.Pid, "VmRSS"))
+	fmt.Printf("    agent without one (same run): %s CPU, %s resident\n", base, statusField(d.agent.Process.Pid, "VmRSS"))
 	return nil
 }
 

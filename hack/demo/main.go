@@ -108,8 +108,9 @@ func (d *demo) run() error {
 		return err
 	}
 	time.Sleep(3 * time.Second)
-	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d)\n    %s", residentMemory(d.agent.Process.Pid), d.agent.Process.Pid,
-		memoryBreakdown(d.agent.Process.Pid, agentPprofAddress))
+	pid := d.agent.Process.Pid
+	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d; at its peak, after its sweeps, %s: VmHWM)\n    %s",
+		statusField(pid, "VmRSS"), pid, statusField(pid, "VmHWM"), memoryBreakdown(pid, agentPprofAddress))
 	d.showEngine("engine after")
 	if err := d.showResults(ctx, c, cfg, nodeName); err != nil {
 		return err
@@ -332,14 +333,15 @@ func (d *demo) waitReady(ctx context.Context, c client.Client, names ...string) 
 	}
 }
 
-// residentMemory reads a process's resident set size from /proc.
-func residentMemory(pid int) string {
+// statusField reads one field of a process's /proc status (VmRSS: its
+// resident set size; VmHWM: the largest it has been).
+func statusField(pid int, field string) string {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strings.TrimSpace(v)
 		}
 	}

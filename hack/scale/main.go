@@ -101,16 +101,17 @@ func main() {
 	nodes := flag.Int("nodes", 200, "agents (nodes)")
 	selected := flag.Float64("selected", 0.9, "share of the nodes the policy selects")
 	idle := flag.Duration("idle", time.Minute, "idle time measured")
+	within := flag.Duration("converge-within", 5*time.Minute, "how long a wave may take to converge before the run fails")
 	kustomize := flag.String("kustomize", "kustomize", "the kustomize binary, to build the install's RBAC and FlowSchema")
 	flag.Parse()
 	log.SetLogger(logr.Discard())
-	if err := run(*nodes, *selected, *idle, *kustomize); err != nil {
+	if err := run(*nodes, *selected, *idle, *within, *kustomize); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, share float64, idle time.Duration, kustomize string) error {
+func run(n int, share float64, idle, within time.Duration, kustomize string) error {
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
@@ -195,7 +196,7 @@ func run(n int, share float64, idle time.Duration, kustomize string) error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(policy), &p); err != nil {
 			return err
 		}
-		reports, ready, err := waitConverged(ctx, c, p.Name, p.Generation, nSelected, t0)
+		reports, ready, err := waitConverged(ctx, c, p.Name, p.Generation, nSelected, t0, within)
 		if err != nil {
 			return err
 		}
@@ -400,8 +401,8 @@ func terminatedWatchers(ctx context.Context, cfg *rest.Config) string {
 
 // waitConverged waits until every selected node reported the generation,
 // and until the policy is Ready at it; it returns both times since t0.
-func waitConverged(ctx context.Context, c client.Client, policy string, gen int64, want int, t0 time.Time) (reports, ready time.Duration, err error) {
-	deadline := t0.Add(5 * time.Minute)
+func waitConverged(ctx context.Context, c client.Client, policy string, gen int64, want int, t0 time.Time, within time.Duration) (reports, ready time.Duration, err error) {
+	deadline := t0.Add(within)
 	for time.Now().Before(deadline) {
 		if reports == 0 {
 			var list v1alpha1.ImageCleanupReportList
@@ -428,7 +429,7 @@ func waitConverged(ctx context.Context, c client.Client, policy string, gen int6
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return 0, 0, fmt.Errorf("not converged in 5 minutes")
+	return 0, 0, fmt.Errorf("not converged in %s", within)
 }
 
 func diff(after, before map[string]int) map[string]int {

@@ -148,6 +148,9 @@ type executor struct {
 	// wave keep it as busy as the first (it sat half idle while they
 	// removed their containers one by one).
 	slots chan struct{}
+	// users makes the re-checks' container listings, one for every
+	// re-check that asks while the one before is under way.
+	users *sharedListing
 
 	stop    context.CancelFunc
 	mu      sync.Mutex
@@ -167,6 +170,13 @@ func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Res
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	x := &executor{rt: rt, opts: opts, stop: cancel, slots: make(chan struct{}, opts.Concurrency)}
+	x.users = &sharedListing{list: func(ctx context.Context, imageIDs []string) (users []engine.Container, err error) {
+		err = x.call(func() error {
+			users, err = rt.ContainersUsing(ctx, imageIDs)
+			return err
+		})
+		return users, err
+	}}
 
 	r := Result{Blocked: slices.Clone(p.Blocked), Skipped: slices.Clone(p.Skipped)}
 	for _, wave := range batches(p.Actions, opts.Concurrency) {
@@ -539,10 +549,7 @@ func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone
 		err, inspectErr error
 	)
 	x.fanOut(func() {
-		err = x.call(func() (err error) {
-			users, err = x.rt.ContainersUsing(ctx, a.ImageID)
-			return err
-		})
+		users, err = x.users.using(ctx, a.ImageID)
 	}, func() {
 		inspectErr = x.call(func() (err error) {
 			cur, err = x.rt.InspectImage(ctx, a.ImageID)

@@ -441,8 +441,8 @@ func (f *inFlight) RemoveContainer(ctx context.Context, id string, volumes bool)
 	return err
 }
 
-func (f *inFlight) ContainersUsing(ctx context.Context, id string) (cs []engine.Container, err error) {
-	f.during(func() { cs, err = f.Runtime.ContainersUsing(ctx, id) })
+func (f *inFlight) ContainersUsing(ctx context.Context, ids []string) (cs []engine.Container, err error) {
+	f.during(func() { cs, err = f.Runtime.ContainersUsing(ctx, ids) })
 	return cs, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 
 // BenchmarkCRISweepAgainstCrictl measures, on the private containerd, one
 // sweep of a policy over 100 images each used by 10 exited containers
-// (1,000), against the same objects removed raw with crictl (crictl rm of
+// (1,000; CRI_BENCH_IMAGES and CRI_BENCH_CONTAINERS change that), against the same objects removed raw with crictl (crictl rm of
 // every container, then crictl rmi of every image: what a person would
 // type, with no check at all) in the same run. It reports the sweep's time,
 // crictl's, and their ratio. Run by make bench-cri (hack/bench-cri.sh).
@@ -35,7 +36,7 @@ func BenchmarkCRISweepAgainstCrictl(b *testing.B) {
 	}
 	defer rt.Close()
 	reg := testenv.StartRegistry(b)
-	const images, perImage = 100, 10
+	images, perImage := sizeFromEnv(b, "CRI_BENCH_IMAGES", 100), sizeFromEnv(b, "CRI_BENCH_CONTAINERS", 10)
 	seedAll := func(repo string) (imageIDs, containerIDs []string) {
 		for i := range images {
 			id := c.Image(reg, fmt.Sprintf("%s/app-%d", repo, i), "1")
@@ -87,4 +88,17 @@ func BenchmarkCRISweepAgainstCrictl(b *testing.B) {
 	b.ReportMetric(sweepTime.Seconds()/n, "sweep-s")
 	b.ReportMetric(crictlTime.Seconds()/n, "crictl-s")
 	b.ReportMetric(float64(sweepTime)/float64(crictlTime), "sweep/crictl")
+}
+
+// sizeFromEnv reads a positive count from the environment, def when unset.
+func sizeFromEnv(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive count", name, v)
+	}
+	return n
 }

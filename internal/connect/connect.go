@@ -160,7 +160,7 @@ func (m missing) InspectImage(context.Context, string) (engine.Image, error) {
 	return engine.Image{}, m.err
 }
 func (m missing) ListContainers(context.Context) ([]engine.Container, error) { return nil, m.err }
-func (m missing) ContainersUsing(context.Context, string) ([]engine.Container, error) {
+func (m missing) ContainersUsing(context.Context, []string) ([]engine.Container, error) {
 	return nil, m.err
 }
 func (m missing) ContainerFinishedAt(context.Context, string) (string, time.Time, error) {

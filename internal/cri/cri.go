@@ -295,14 +295,18 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error
 }
 
 // ContainersUsing implements engine.Runtime from a fresh listing of every
-// container: the check that stands between the executor and a runtime that
-// would remove an image in use.
-func (r *Runtime) ContainersUsing(ctx context.Context, imageID string) ([]engine.Container, error) {
+// container (the CRI filters by state, sandbox and label, not by image):
+// the check that stands between the executor and a runtime that would
+// remove an image in use.
+func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error) {
+	if len(imageIDs) == 0 {
+		return nil, nil
+	}
 	all, err := r.ListContainers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(all, func(c engine.Container) bool { return c.ImageID != imageID }), nil
+	return slices.DeleteFunc(all, func(c engine.Container) bool { return !slices.Contains(imageIDs, c.ImageID) }), nil
 }
 
 // ContainerFinishedAt implements engine.Runtime.

@@ -63,7 +63,7 @@ func TestAdapterOnContainerd(t *testing.T) {
 	if !enginehost.HoldsContent(info.ContainerdRoot, images) {
 		t.Fatalf("containerd's root %s holds none of the images' content", info.ContainerdRoot)
 	}
-	users, err := rt.ContainersUsing(ctx, id)
+	users, err := rt.ContainersUsing(ctx, []string{id})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,20 +199,25 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error
 	return out, nil
 }
 
-// ContainersUsing implements engine.Runtime. The ancestor filter also lists
-// containers of child images, which are dropped here.
-func (r *Runtime) ContainersUsing(ctx context.Context, imageID string) ([]engine.Container, error) {
+// ContainersUsing implements engine.Runtime: one listing with an ancestor
+// filter per image (the engine ORs them). The filter also lists containers
+// of child images, which are dropped here; an image that is gone matches
+// nothing.
+func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error) {
+	if len(imageIDs) == 0 {
+		return nil, nil // no filter would list every container
+	}
 	r.count("ContainerList")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
-	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("ancestor", imageID)})
+	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("ancestor", imageIDs...)})
 	if err != nil {
 		return nil, wrap(err)
 	}
 	list := res.Items
 	var out []engine.Container
 	for i := range list {
-		if list[i].ImageID == imageID {
+		if slices.Contains(imageIDs, list[i].ImageID) {
 			out = append(out, toContainer(&list[i]))
 		}
 	}

@@ -252,8 +252,9 @@ type Runtime interface {
 	// image with its last reference; without UntagByReference, the image
 	// with every reference.
 	RemoveImage(ctx context.Context, ref string, opts RemoveImageOptions) (Deleted, error)
-	// ContainersUsing lists the containers, in any state, whose image is imageID.
-	ContainersUsing(ctx context.Context, imageID string) ([]Container, error)
+	// ContainersUsing lists, in one call, the containers in any state whose
+	// image is one of imageIDs (none when imageIDs is empty).
+	ContainersUsing(ctx context.Context, imageIDs []string) ([]Container, error)
 	// Ping checks that the engine answers.
 	Ping(ctx context.Context) error
 	// Info says which engine this is and where it keeps its data.

@@ -561,14 +561,14 @@ func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
 }
 
 // ContainersUsing implements engine.Runtime.
-func (f *Engine) ContainersUsing(ctx context.Context, imageID string) ([]engine.Container, error) {
-	if err := f.enter(ctx, "ContainerList", imageID); err != nil {
+func (f *Engine) ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error) {
+	if err := f.enter(ctx, "ContainerList", strings.Join(imageIDs, ",")); err != nil {
 		return nil, err
 	}
 	defer f.mu.Unlock()
 	var out []engine.Container
 	for _, c := range f.containers {
-		if c.ImageID == imageID {
+		if slices.Contains(imageIDs, c.ImageID) {
 			out = append(out, *c)
 		}
 	}
