@@ -84,8 +84,8 @@ func Scheme() *runtime.Scheme {
 
 // agentScheme knows the types the agent reads and writes, and no other: the
 // core group (its Node, its pods; the events it records go through a typed
-// client) and this project's. A scheme of every built-in group is a few
-// thousand map entries the agent, on every node, would hold for nothing.
+// client) and this project's: 68 types instead of 752. (The heap it saves
+// is small, 0.06 MiB; what it says is which types the agent may touch.)
 func agentScheme() *runtime.Scheme {
 	return schemeOf(corev1.AddToScheme, v1alpha1.AddToScheme)
 }

@@ -163,7 +163,7 @@ func TestDaemonSet(t *testing.T) {
 	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
 		t.Error("the agent shares a host namespace")
 	}
-	if !c.Resources.Requests.Cpu().Equal(resource.MustParse("10m")) || !c.Resources.Requests.Memory().Equal(resource.MustParse("32Mi")) {
+	if !c.Resources.Requests.Cpu().Equal(resource.MustParse("10m")) || !c.Resources.Requests.Memory().Equal(resource.MustParse("24Mi")) {
 		t.Errorf("requests %v", c.Resources.Requests)
 	}
 	if c.Resources.Limits.Memory().IsZero() {
