@@ -540,8 +540,8 @@ func (x *executor) deleteWhole(ctx context.Context, s *step) outcome {
 // call, both reads under way at once (both begin after every earlier call
 // of the action ended). It returns the image as it is now, or gone when it
 // is no longer there, or the outcome that ends the action: a container
-// runs it, or (for a deletion without force) a container was created on it
-// since the plan.
+// runs it, or (for a deletion, with or without force) a container the plan
+// did not weigh uses it.
 func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone bool, stop *outcome) {
 	a := s.a
 	var (
