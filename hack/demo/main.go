@@ -333,17 +333,11 @@ func (d *demo) waitReady(ctx context.Context, c client.Client, names ...string) 
 	}
 }
 
-// statusField reads one field of a process's /proc status (VmRSS: its
+// statusField reads one size of a process's /proc status (VmRSS: its
 // resident set size; VmHWM: the largest it has been).
 func statusField(pid int, field string) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "unknown (" + err.Error() + ")"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return strings.TrimSpace(v)
-		}
+	if v, ok := kibFields(fmt.Sprintf("/proc/%d/status", pid))[field]; ok {
+		return mib(v)
 	}
 	return "unknown"
 }
