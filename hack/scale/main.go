@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -188,6 +192,9 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 		"reconciles", "lease changes", "lease holder")
 	phase := func(name string, change func() error) error {
 		before, aggBefore, reconcilesBefore := agents.snapshot(), agg.snapshot(), aggregatorReconciles()
+		metricsBefore := apiServerMetrics(ctx, cfg)
+		rejectedBefore := counterBy(metricsBefore, rejectedRequests, "priority_level", "reason")
+		dispatchedBefore := counterBy(metricsBefore, dispatchedRequests, "priority_level")
 		t0 := time.Now()
 		if err := change(); err != nil {
 			return err
@@ -204,6 +211,11 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 		holder, transitions := leaseHolder(ctx, c)
 		fmt.Printf("%-14s %14s %14s %14d %14d %14d %14d   %s\n", name, reports.Round(time.Millisecond), ready.Round(time.Millisecond),
 			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"], aggregatorReconciles()-reconcilesBefore, transitions, holder)
+		metricsAfter := apiServerMetrics(ctx, cfg)
+		fmt.Printf("%-14s API Priority and Fairness, requests dispatched by level: %s\n", "",
+			increases(counterBy(metricsAfter, dispatchedRequests, "priority_level"), dispatchedBefore))
+		fmt.Printf("%-14s rejected by level/reason: %s\n", "",
+			increases(counterBy(metricsAfter, rejectedRequests, "priority_level", "reason"), rejectedBefore))
 		return nil
 	}
 	if err := phase("new policy", func() error { return c.Create(ctx, policy) }); err != nil {
@@ -248,8 +260,8 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 	raw, _ := json.Marshal(&p)
 	fmt.Printf("\npolicy object: %d bytes; API server: %s resident, %.1f s CPU over the idle %s\n",
 		len(raw), apiServerRSS(), apiServerCPU()-cpu0, idle)
-	fmt.Printf("removals counted in the status: %d of %d; watchers the API server terminated: %s\n",
-		counted.Status.ImagesRemoved, nSelected, terminatedWatchers(ctx, cfg))
+	fmt.Printf("removals counted in the status: %d of %d; watchers the API server terminated: %d\n",
+		counted.Status.ImagesRemoved, nSelected, counterBy(apiServerMetrics(ctx, cfg), "apiserver_terminated_watchers_total")[""])
 	holder, transitions := leaseHolder(ctx, c)
 	fmt.Printf("aggregator restarts: %d; lease transitions: %d (holder %s)\n", restarts.Load(), transitions, holder)
 	return nil
@@ -278,15 +290,16 @@ func serviceAccount(name, node string) rest.ImpersonationConfig {
 // installIdentities applies what of the install (kustomize build
 // config/default) gives the agents and the aggregator their identities and
 // their place in API Priority and Fairness: the namespace, ServiceAccounts,
-// RBAC and the FlowSchema. The workloads are this process, and the
-// report-writers admission policy is left out (its cost is not measured).
+// RBAC, the FlowSchemas and the agents' priority level. The workloads are
+// this process, and the report-writers admission policy is left out (its
+// cost is not measured).
 func installIdentities(ctx context.Context, c client.Client, kustomize string) error {
 	out, err := exec.Command(kustomize, "build", filepath.Join("config", "default")).Output()
 	if err != nil {
 		return fmt.Errorf("kustomize build config/default: %w", err)
 	}
 	wanted := map[string]bool{"Namespace": true, "ServiceAccount": true, "ClusterRole": true, "ClusterRoleBinding": true,
-		"Role": true, "RoleBinding": true, "FlowSchema": true}
+		"Role": true, "RoleBinding": true, "FlowSchema": true, "PriorityLevelConfiguration": true}
 	dec := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	for {
 		u := &unstructured.Unstructured{}
@@ -365,39 +378,68 @@ func aggregatorReconciles() int {
 	return int(total)
 }
 
-// terminatedWatchers sums apiserver_terminated_watchers_total: watchers the
-// API server dropped because they did not keep up.
-func terminatedWatchers(ctx context.Context, cfg *rest.Config) string {
+// apiServerMetrics reads the API server's /metrics; nil when it cannot.
+func apiServerMetrics(ctx context.Context, cfg *rest.Config) map[string]*dto.MetricFamily {
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return "unknown"
+		return nil
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
+	// envtest's Host ends in a slash, and //metrics is not found.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/metrics", nil)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "unknown"
+		fmt.Fprintln(os.Stderr, "scale: the API server's metrics:", err)
+		return nil
 	}
 	defer resp.Body.Close()
-	var body strings.Builder
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		body.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "scale: the API server's metrics:", resp.Status)
+		return nil
 	}
-	total := 0.0
-	for _, line := range strings.Split(body.String(), "\n") {
-		if strings.HasPrefix(line, "apiserver_terminated_watchers_total") {
-			if f := strings.Fields(line); len(f) == 2 {
-				v, _ := strconv.ParseFloat(f[1], 64)
-				total += v
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale: the API server's metrics:", err)
+	}
+	return families
+}
+
+// counterBy sums a counter family by the values of the labels named, joined
+// by "/".
+func counterBy(families map[string]*dto.MetricFamily, name string, labels ...string) map[string]int {
+	out := map[string]int{}
+	for _, m := range families[name].GetMetric() {
+		values := make([]string, len(labels))
+		for _, l := range m.GetLabel() {
+			if i := slices.Index(labels, l.GetName()); i >= 0 {
+				values[i] = l.GetValue()
 			}
 		}
+		out[strings.Join(values, "/")] += int(m.GetCounter().GetValue())
 	}
-	return strconv.FormatFloat(total, 'f', 0, 64)
+	return out
 }
+
+// increases lists the counters that grew since before, by key
+// ("workload-low/queue-full=12"), or says "none".
+func increases(after, before map[string]int) string {
+	d := diff(after, before)
+	if len(d) == 0 {
+		return "none"
+	}
+	keys := slices.Sorted(maps.Keys(d))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, d[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// API Priority and Fairness's counters of the API server.
+const (
+	dispatchedRequests = "apiserver_flowcontrol_dispatched_requests_total"
+	rejectedRequests   = "apiserver_flowcontrol_rejected_requests_total"
+)
 
 // waitConverged waits until every selected node reported the generation,
 // and until the policy is Ready at it; it returns both times since t0.

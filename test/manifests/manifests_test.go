@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -535,13 +536,17 @@ func TestUnknownFieldsAsTheAPIServerNamesThem(t *testing.T) {
 }
 
 // Issue 23: at 5,000 nodes the fleet's report writes queued the
-// aggregator's lease renewals until it lost its lease. The install's
-// FlowSchema puts the aggregator's lease requests, and only those, in the
-// API server's leader-election priority level; its lists and status writes,
-// and the agents' lease-free traffic, stay with the other workloads'. The
-// API server says how it classified a request in the response headers of
-// API Priority and Fairness.
-func TestAggregatorLeasesHaveTheirOwnPriorityLevel(t *testing.T) {
+// aggregator's lease renewals until it lost its lease, and in the default
+// workload-low level, where the whole fleet (one ServiceAccount) is one
+// flow of at most 300 queued requests, thousands of report writes were
+// rejected. The install's FlowSchemas put the aggregator's lease requests,
+// and only those, in the API server's leader-election priority level, and
+// the agents' report writes, and only those, in a level of their own; the
+// aggregator's lists and status writes and the agents' other requests stay
+// with the other workloads'. The API server says how it classified a
+// request in the response headers of API Priority and Fairness (it
+// classifies before it authorizes, so a write refused by RBAC says it too).
+func TestLeasesAndReportWritesHaveTheirOwnPriorityLevels(t *testing.T) {
 	docs := build(t, "config/default")
 	cfg := testenv.APIServer(t)
 	c, err := client.New(cfg, client.Options{})
@@ -551,65 +556,90 @@ func TestAggregatorLeasesHaveTheirOwnPriorityLevel(t *testing.T) {
 	ctx := context.Background()
 	agg := find[appsv1.Deployment](t, docs, "Deployment", "image-cleanup-aggregator")
 	ds := find[appsv1.DaemonSet](t, docs, "DaemonSet", "image-cleanup-agent")
-	for _, d := range docs {
-		if d["kind"] != "FlowSchema" {
-			continue
-		}
-		// Applied, as other tests here install the whole build too.
-		u := &unstructured.Unstructured{Object: d}
-		if err := c.Patch(ctx, u, client.Apply, client.ForceOwnership, client.FieldOwner("manifests-test")); err != nil {
-			t.Fatal(err)
+	find[flowcontrolv1.PriorityLevelConfiguration](t, docs, "PriorityLevelConfiguration", "image-cleanup-reports")
+	for _, kind := range []string{"PriorityLevelConfiguration", "FlowSchema"} {
+		for _, d := range docs {
+			if d["kind"] != kind {
+				continue
+			}
+			// Applied, as other tests here install the whole build too.
+			u := &unstructured.Unstructured{Object: d}
+			if err := c.Patch(ctx, u, client.Apply, client.ForceOwnership, client.FieldOwner("manifests-test")); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	var leaderElection flowcontrolv1.PriorityLevelConfiguration
+	var leaderElection, reports flowcontrolv1.PriorityLevelConfiguration
 	if err := c.Get(ctx, client.ObjectKey{Name: "leader-election"}, &leaderElection); err != nil {
 		t.Fatal(err)
 	}
-	// priorityLevel asks the API server as a service account and returns
-	// the priority level it put the request in.
-	priorityLevel := func(namespace, serviceAccount, path string) (string, error) {
+	if err := c.Get(ctx, client.ObjectKey{Name: "image-cleanup-reports"}, &reports); err != nil {
+		t.Fatal(err)
+	}
+	// priorityLevel sends a request as a service account and returns the
+	// priority level the API server put it in.
+	priorityLevel := func(serviceAccount, method, path string) (string, error) {
 		as := rest.CopyConfig(cfg)
 		as.Impersonate = rest.ImpersonationConfig{
-			UserName: fmt.Sprintf("system:serviceaccount:%s:%s", namespace, serviceAccount),
-			Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+			UserName: fmt.Sprintf("system:serviceaccount:%s:%s", agg.Namespace, serviceAccount),
+			Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + agg.Namespace, "system:authenticated"},
 		}
 		hc, err := rest.HTTPClientFor(as)
 		if err != nil {
 			return "", err
 		}
-		resp, err := hc.Get(as.Host + path)
+		req, err := http.NewRequestWithContext(ctx, method, as.Host+path, strings.NewReader("{}"))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+		resp, err := hc.Do(req)
 		if err != nil {
 			return "", err
 		}
 		_ = resp.Body.Close()
 		return resp.Header.Get(flowcontrolv1.ResponseHeaderMatchedPriorityLevelConfigurationUID), nil
 	}
+	aggregatorSA, agentSA := agg.Spec.Template.Spec.ServiceAccountName, ds.Spec.Template.Spec.ServiceAccountName
 	lease := "/apis/coordination.k8s.io/v1/namespaces/" + agg.Namespace + "/leases/imagecleanup-aggregator"
-	// The API server takes the new FlowSchema in asynchronously.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := priorityLevel(agg.Namespace, agg.Spec.Template.Spec.ServiceAccountName, lease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got == string(leaderElection.UID) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the aggregator's lease GET went to priority level %s, not leader-election (%s)", got, leaderElection.UID)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	for _, other := range []struct{ who, serviceAccount, path string }{
-		{"the aggregator's list of reports", agg.Spec.Template.Spec.ServiceAccountName, "/apis/imagecleanup.io/v1alpha1/imagecleanupreports"},
-		{"an agent's lease GET", ds.Spec.Template.Spec.ServiceAccountName, lease},
+	report := "/apis/imagecleanup.io/v1alpha1/imagecleanupreports/node-1.policy?dryRun=All"
+	for _, own := range []struct {
+		who, serviceAccount, method, path string
+		level                             *flowcontrolv1.PriorityLevelConfiguration
+	}{
+		{"the aggregator's lease GET", aggregatorSA, http.MethodGet, lease, &leaderElection},
+		{"an agent's report write", agentSA, http.MethodPatch, report, &reports},
 	} {
-		got, err := priorityLevel(agg.Namespace, other.serviceAccount, other.path)
+		// The API server takes new FlowSchemas in asynchronously.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, err := priorityLevel(own.serviceAccount, own.method, own.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == string(own.level.UID) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s went to priority level %s, not %s (%s)", own.who, got, own.level.Name, own.level.UID)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for _, other := range []struct{ who, serviceAccount, method, path string }{
+		{"the aggregator's list of reports", aggregatorSA, http.MethodGet, "/apis/imagecleanup.io/v1alpha1/imagecleanupreports"},
+		{"the aggregator's report write", aggregatorSA, http.MethodPatch, report},
+		{"an agent's lease GET", agentSA, http.MethodGet, lease},
+		{"an agent's report GET", agentSA, http.MethodGet, "/apis/imagecleanup.io/v1alpha1/imagecleanupreports/node-1.policy"},
+		{"an agent's policy write", agentSA, http.MethodPatch, "/apis/imagecleanup.io/v1alpha1/imagecleanuppolicies/policy?dryRun=All"},
+	} {
+		got, err := priorityLevel(other.serviceAccount, other.method, other.path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got == "" || got == string(leaderElection.UID) {
-			t.Errorf("%s went to priority level %q: only the aggregator's lease requests belong in leader-election", other.who, got)
+		if got == "" || got == string(leaderElection.UID) || got == string(reports.UID) {
+			t.Errorf("%s went to priority level %q: only the aggregator's lease requests belong in leader-election, only the agents' report writes in %s",
+				other.who, got, reports.Name)
 		}
 	}
 }
