@@ -210,6 +210,7 @@ func agentLife(t *testing.T, cri bool) func(*rapid.T) {
 			"sweepAndChange": m.sweepAndChange,
 			"sweepAndKill":   m.sweepAndKill,
 			"sweepAndRun":    m.sweepAndRun,
+			"sweepAndDie":    m.sweepAndDieAfterReport,
 		})
 	}
 }
@@ -688,6 +689,11 @@ func (m *lifeModel) sweepAndKill(t *rapid.T) { m.sweepWith(t, "kill") }
 
 func (m *lifeModel) sweepAndRun(t *rapid.T) { m.sweepWith(t, "run") }
 
+// sweepAndDieAfterReport: the agent dies after the sweep's report is
+// written and before the image clock saved that it was: the clock's
+// records of the sweep outlive its report.
+func (m *lifeModel) sweepAndDieAfterReport(t *rapid.T) { m.sweepWith(t, "dieAfterReport") }
+
 // runDuring is the node going on while a sweep runs, at one of its
 // destructive calls (method on arg): a container is created, in any state,
 // on an image, or a stopped one starts. The re-check before each removal
@@ -733,12 +739,15 @@ func (m *lifeModel) runDuring(t *rapid.T, method, arg string) {
 // sweepWith runs one sweep as the node controller does, when the policy
 // selects the node; with "change", the policy (or the node's labels)
 // changes at a destructive call; with "kill", the agent dies there; with
-// "run", a container is created or started there.
+// "run", a container is created or started there; with "dieAfterReport",
+// the agent dies between the report's write and the clock's save.
 func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	if m.policy == nil || !m.selected || m.policy.Spec.Suspend {
 		t.Skip("nothing to sweep")
 	}
-	m.now = m.now.Add(time.Second) // a sweep starts after the last one
+	// A sweep starts after the last one, anywhere in a second: a report
+	// keeps its start to the second only.
+	m.now = m.now.Add(time.Second + time.Duration(rapid.IntRange(0, 999).Draw(t, "ms into the second"))*time.Millisecond)
 	at := rapid.IntRange(1, 3).Draw(t, "at call")
 	var change func()
 	if during == "change" {
@@ -839,9 +848,18 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	}
 	st := sweepStatus(prev, policy.Generation, m.now, 0, v, &out)
 	m.report = &st
-	m.clock.Reported(lifePolicy, m.now)
-	m.must(m.clock.Save())
 	m.pending = false
+	if during == "dieAfterReport" {
+		file := imageclock.FileFor(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"})
+		onDisk, _ := os.ReadFile(file)
+		m.clock.Close()
+		m.clock = nil
+		m.must(os.WriteFile(file, onDisk, 0o600))
+		m.agentUp()
+	} else {
+		m.clock.Reported(lifePolicy, m.now)
+		m.must(m.clock.Save())
+	}
 	m.checkKeepNewest(&policy.Spec)
 	if u, _ := m.measure(); m.pressure && !policy.Spec.DryRun && st.Phase == v1alpha1.PhaseSucceeded &&
 		!cleanup.Watermarks(policy.Spec.DiskUsage).Below(u) {

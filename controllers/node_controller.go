@@ -110,7 +110,23 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	case stepWait:
 		return ctrl.Result{RequeueAfter: d.wait}, nil
 	}
+	if wait := secondTaken(report, s.now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	return r.sweep(ctx, s, report, d.trigger)
+}
+
+// secondTaken says how long to wait for the next second when the policy's
+// last reported sweep began in this one. A report keeps its sweep's start
+// to the second (lastSweepTime), and the next sweep takes it as the end of
+// what was reported (the image clock's records of begun removals up to it
+// are dropped, not counted again): so no two sweeps of a policy begin in
+// the same second.
+func secondTaken(report *v1alpha1.ImageCleanupReport, now time.Time) time.Duration {
+	if report == nil || report.Status.LastSweepTime == nil || !now.Truncate(time.Second).Equal(report.Status.LastSweepTime.Time) {
+		return 0
+	}
+	return report.Status.LastSweepTime.Add(time.Second).Sub(now)
 }
 
 // read gathers what decide needs: the policy, this node, its report.

@@ -186,3 +186,63 @@ func TestReportWriteRetriedWithTheComputedStatus(t *testing.T) {
 		t.Fatal("the retry swept again")
 	}
 }
+
+// Finding (make scale at 5,000 nodes counted 4,521 removals of 4,500): a
+// report keeps its sweep's start to the second (lastSweepTime), the image
+// clock's records of begun removals to the nanosecond, and the next sweep
+// dropped only the records begun at or before lastSweepTime. So a sweep
+// begun 0.3 s into a second whose records outlived its report (its first
+// write failed and the retry wrote it; or the agent died between the write
+// and the clock's save) was counted again by the next sweep, as removed by
+// an interrupted one.
+func TestARemovalIsCountedOnceWhenItsReportWasWrittenOnRetry(t *testing.T) {
+	failures := 1
+	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
+		zero := v1alpha1.Duration("0s")
+		p.Spec.StoppedContainers.MinStoppedAge = &zero
+	}), interceptor.Funcs{Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+		if failures > 0 {
+			failures--
+			return errors.New("the API server is unavailable")
+		}
+		return c.Apply(ctx, obj, opts...)
+	}})
+	h.clock.Step(300 * time.Millisecond)
+	if _, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}}); err == nil {
+		t.Fatal("a failed write is not returned")
+	}
+	h.clock.Step(time.Second)
+	h.reconcile(t) // the retry writes the sweep's status
+	h.clock.Step(2 * time.Hour)
+	h.reconcile(t) // the next sweep, at the interval: nothing left to remove
+	rep := h.report(t)
+	if rep == nil || rep.Status.Totals.Sweeps != 2 || rep.Status.Totals.ImagesRemoved != 1 || rep.Status.Totals.ContainersRemoved != 1 {
+		t.Fatalf("after two sweeps, one of which removed 1 image and 1 container: totals %+v, message %q", rep.Status.Totals, rep.Status.Message)
+	}
+}
+
+// The other half of counting to the second: no two sweeps of a policy
+// begin in the second of the last reported one.
+func TestNoTwoSweepsOfAPolicyBeginInOneSecond(t *testing.T) {
+	reported := func(at time.Time) *v1alpha1.ImageCleanupReport {
+		return &v1alpha1.ImageCleanupReport{Status: v1alpha1.ImageCleanupReportStatus{LastSweepTime: &metav1.Time{Time: at}}}
+	}
+	for _, c := range []struct {
+		name   string
+		report *v1alpha1.ImageCleanupReport
+		now    time.Time
+		want   time.Duration
+	}{
+		{"no report", nil, now.Add(300 * time.Millisecond), 0},
+		{"never swept", &v1alpha1.ImageCleanupReport{}, now, 0},
+		{"the same second", reported(now), now.Add(300 * time.Millisecond), 700 * time.Millisecond},
+		{"its very start", reported(now), now, time.Second},
+		{"the next second", reported(now), now.Add(time.Second), 0},
+		{"a clock set back", reported(now), now.Add(-time.Hour), 0},
+	} {
+		if got := secondTaken(c.report, c.now); got != c.want {
+			t.Errorf("%s: wait %s, want %s", c.name, got, c.want)
+		}
+	}
+}

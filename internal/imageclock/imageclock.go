@@ -445,7 +445,9 @@ func (r *Recovered) Empty() bool { return len(r.Images) == 0 && len(r.Containers
 
 // Harvest settles the policy's begun removals against a fresh listing,
 // before a new sweep plans: those of sweeps reported through reported are
-// dropped; of the others, the images that are gone or lost a reference the
+// dropped (to the second: a report keeps its sweep's start to the second,
+// and the agent begins no two sweeps of a policy in one second); of the
+// others, the images that are gone or lost a reference the
 // plan meant to remove, and the planned containers that are gone, are
 // returned (the engine lost them while their removal was under way); an
 // image that stayed with a reference is left to the new plan, and an image
@@ -473,7 +475,7 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time
 		if u.Policy != policy {
 			continue
 		}
-		if !reported.IsZero() && !u.Sweep.After(reported) {
+		if !reported.IsZero() && !u.Sweep.Truncate(time.Second).After(reported) {
 			delete(c.unfinished, id)
 			c.dirty = true
 			continue

@@ -214,6 +214,16 @@ func TestHarvestCountsWhatAnInterruptedSweepRemoved(t *testing.T) {
 	if rec := c.Harvest("q", &inv, t0); !rec.Empty() || len(c.UnfinishedFor("q")) != 0 {
 		t.Fatalf("a reported sweep's removals were recovered: %+v", rec)
 	}
+	// Also when the sweep began within the second its report names (a
+	// report keeps lastSweepTime to the second); the next second's sweep
+	// is not reported by it.
+	c.Begin("r", t0.Add(300*time.Millisecond), []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
+	if rec := c.Harvest("r", &inv, t0.Add(-time.Second).Truncate(time.Second)); !slices.Equal(rec.Images, []string{"y"}) {
+		t.Fatalf("an unreported sweep's removal was not recovered: %+v", rec)
+	}
+	if rec := c.Harvest("r", &inv, t0.Truncate(time.Second)); !rec.Empty() || len(c.UnfinishedFor("r")) != 0 {
+		t.Fatalf("the removals of a sweep reported to the second were recovered: %+v", rec)
+	}
 }
 
 // Finding 6 of the second review: two engines on one machine can share an
