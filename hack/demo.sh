@@ -14,5 +14,6 @@ use_small_dockerd
 mkdir -p bin
 go build -o bin/manager ./cmd/manager
 go build -o bin/demo ./hack/demo
+go build -o bin/demo-baseline ./hack/demo/baseline
 bin/demo --docker-host "${TEST_DOCKER_HOST}" --manager bin/manager \
   --small-docker-host "${TEST_SMALL_DOCKER_HOST}" --small-data-root "${TEST_SMALL_DATA_ROOT}"

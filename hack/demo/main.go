@@ -41,10 +41,11 @@ const demoLabel = "imagecleanup.demo"
 func main() {
 	dockerHost := flag.String("docker-host", os.Getenv("TEST_DOCKER_HOST"), "the private engine")
 	manager := flag.String("manager", "bin/manager", "the agent binary")
+	baseline := flag.String("baseline", "bin/demo-baseline", "a bare controller-runtime manager (hack/demo/baseline), the agent's memory baseline")
 	smallHost := flag.String("small-docker-host", os.Getenv("TEST_SMALL_DOCKER_HOST"), "a private engine whose data root is a small disk")
 	smallRoot := flag.String("small-data-root", os.Getenv("TEST_SMALL_DATA_ROOT"), "that engine's data root")
 	flag.Parse()
-	d := &demo{start: time.Now(), dockerHost: *dockerHost, manager: *manager, small: smallEngine{host: *smallHost, dataRoot: *smallRoot}}
+	d := &demo{start: time.Now(), dockerHost: *dockerHost, manager: *manager, baseline: *baseline, small: smallEngine{host: *smallHost, dataRoot: *smallRoot}}
 	err := d.run()
 	d.cleanup()
 	if err != nil {
@@ -58,12 +59,14 @@ type demo struct {
 	start      time.Time
 	dockerHost string
 	manager    string
+	baseline   string
 
 	env        *envtest.Environment
 	docker     *dockerclient.Client
 	agent      *exec.Cmd
 	agentLog   *os.File
 	aggregator *exec.Cmd
+	bare       *exec.Cmd // the baseline manager
 	workDir    string
 
 	small smallEngine
@@ -108,9 +111,12 @@ func (d *demo) run() error {
 		return err
 	}
 	time.Sleep(3 * time.Second)
-	pid := d.agent.Process.Pid
-	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d; at its peak, after its sweeps, %s: VmHWM)\n    %s",
-		statusField(pid, "VmRSS"), pid, statusField(pid, "VmHWM"), memoryBreakdown(pid, agentPprofAddress))
+	pid, bare := d.agent.Process.Pid, d.bare.Process.Pid
+	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d; at its peak, after its sweeps, %s: VmHWM)\n    %s\n"+
+		"    baseline, a bare controller-runtime manager started with it (%s: one controller, on ConfigMaps): %s resident, %.2fx of it the agent's\n    %s",
+		statusField(pid, "VmRSS"), pid, statusField(pid, "VmHWM"), memoryBreakdown(pid, agentPprofAddress),
+		d.baseline, statusField(bare, "VmRSS"), ratio(kibFields(fmt.Sprintf("/proc/%d/status", pid))["VmRSS"], kibFields(fmt.Sprintf("/proc/%d/status", bare))["VmRSS"]),
+		memoryBreakdown(bare, baselinePprofAddress))
 	d.showEngine("engine after")
 	if err := d.showResults(ctx, c, cfg, nodeName); err != nil {
 		return err
@@ -290,7 +296,17 @@ func (d *demo) startAgent(kubeconfig, node string) error {
 	d.aggregator = exec.Command(d.manager, "--role=aggregator", "--kubeconfig", kubeconfig,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--leader-election-namespace", "default", "--status-interval", "1s")
 	d.aggregator.Stdout, d.aggregator.Stderr = logFile, logFile
-	return d.aggregator.Start()
+	if err := d.aggregator.Start(); err != nil {
+		return err
+	}
+	// The memory baseline, idle as long as the agent.
+	bareLog, err := os.Create(filepath.Join(d.workDir, "baseline.log"))
+	if err != nil {
+		return err
+	}
+	d.bare = exec.Command(d.baseline, "--kubeconfig", kubeconfig, "--pprof-bind-address", baselinePprofAddress)
+	d.bare.Stdout, d.bare.Stderr = bareLog, bareLog
+	return d.bare.Start()
 }
 
 // agentProcess starts bin/manager for one node and engine; name names its
@@ -421,6 +437,7 @@ func (d *demo) cleanup() {
 	d.step("cleaning up: agents, control plane, demo images and containers")
 	stopProcess(d.agent)
 	stopProcess(d.aggregator)
+	stopProcess(d.bare)
 	d.small.cleanup()
 	if d.agentLog != nil {
 		d.agentLog.Close()

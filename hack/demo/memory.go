@@ -14,6 +14,17 @@ import (
 // what its resident memory is made of.
 const agentPprofAddress = "127.0.0.1:18086"
 
+// baselinePprofAddress is the baseline manager's (hack/demo/baseline).
+const baselinePprofAddress = "127.0.0.1:18087"
+
+// ratio is a / b, for sizes in KiB; 0 when b is unknown.
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
 // memoryBreakdown says what a process's resident memory is made of: the
 // pages of its binary (file-backed: code and read-only data the kernel
 // shares and can drop), and the anonymous ones: the Go heap in use, the

@@ -211,6 +211,7 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 		holder, transitions := leaseHolder(ctx, c)
 		fmt.Printf("%-14s %14s %14s %14d %14d %14d %14d   %s\n", name, reports.Round(time.Millisecond), ready.Round(time.Millisecond),
 			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"], aggregatorReconciles()-reconcilesBefore, transitions, holder)
+		fmt.Printf("%-14s the agents' requests: %s\n", "", increases(agents.snapshot(), before))
 		metricsAfter := apiServerMetrics(ctx, cfg)
 		fmt.Printf("%-14s API Priority and Fairness, requests dispatched by level: %s\n", "",
 			increases(counterBy(metricsAfter, dispatchedRequests, "priority_level"), dispatchedBefore))

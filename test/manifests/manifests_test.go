@@ -541,12 +541,12 @@ func TestUnknownFieldsAsTheAPIServerNamesThem(t *testing.T) {
 // flow of at most 300 queued requests, thousands of report writes were
 // rejected. The install's FlowSchemas put the aggregator's lease requests,
 // and only those, in the API server's leader-election priority level, and
-// the agents' report writes, and only those, in a level of their own; the
-// aggregator's lists and status writes and the agents' other requests stay
-// with the other workloads'. The API server says how it classified a
+// the agents' report writes, and only those, in a level of their own, and
+// the agents' events in a small one; the aggregator's lists and status
+// writes and the agents' other requests stay with the other workloads'. The API server says how it classified a
 // request in the response headers of API Priority and Fairness (it
 // classifies before it authorizes, so a write refused by RBAC says it too).
-func TestLeasesAndReportWritesHaveTheirOwnPriorityLevels(t *testing.T) {
+func TestLeasesReportsAndEventsHaveTheirOwnPriorityLevels(t *testing.T) {
 	docs := build(t, "config/default")
 	cfg := testenv.APIServer(t)
 	c, err := client.New(cfg, client.Options{})
@@ -556,7 +556,6 @@ func TestLeasesAndReportWritesHaveTheirOwnPriorityLevels(t *testing.T) {
 	ctx := context.Background()
 	agg := find[appsv1.Deployment](t, docs, "Deployment", "image-cleanup-aggregator")
 	ds := find[appsv1.DaemonSet](t, docs, "DaemonSet", "image-cleanup-agent")
-	find[flowcontrolv1.PriorityLevelConfiguration](t, docs, "PriorityLevelConfiguration", "image-cleanup-reports")
 	for _, kind := range []string{"PriorityLevelConfiguration", "FlowSchema"} {
 		for _, d := range docs {
 			if d["kind"] != kind {
@@ -569,12 +568,12 @@ func TestLeasesAndReportWritesHaveTheirOwnPriorityLevels(t *testing.T) {
 			}
 		}
 	}
-	var leaderElection, reports flowcontrolv1.PriorityLevelConfiguration
-	if err := c.Get(ctx, client.ObjectKey{Name: "leader-election"}, &leaderElection); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Get(ctx, client.ObjectKey{Name: "image-cleanup-reports"}, &reports); err != nil {
-		t.Fatal(err)
+	var leaderElection, reports, events flowcontrolv1.PriorityLevelConfiguration
+	for name, level := range map[string]*flowcontrolv1.PriorityLevelConfiguration{
+		"leader-election": &leaderElection, "image-cleanup-agent-reports": &reports, "image-cleanup-agent-events": &events} {
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, level); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// priorityLevel sends a request as a service account and returns the
 	// priority level the API server put it in.
@@ -609,6 +608,7 @@ func TestLeasesAndReportWritesHaveTheirOwnPriorityLevels(t *testing.T) {
 	}{
 		{"the aggregator's lease GET", aggregatorSA, http.MethodGet, lease, &leaderElection},
 		{"an agent's report write", agentSA, http.MethodPatch, report, &reports},
+		{"an agent's event", agentSA, http.MethodPost, "/apis/events.k8s.io/v1/namespaces/default/events?dryRun=All", &events},
 	} {
 		// The API server takes new FlowSchemas in asynchronously.
 		deadline := time.Now().Add(30 * time.Second)
@@ -632,14 +632,15 @@ func TestLeasesAndReportWritesHaveTheirOwnPriorityLevels(t *testing.T) {
 		{"an agent's lease GET", agentSA, http.MethodGet, lease},
 		{"an agent's report GET", agentSA, http.MethodGet, "/apis/imagecleanup.io/v1alpha1/imagecleanupreports/node-1.policy"},
 		{"an agent's policy write", agentSA, http.MethodPatch, "/apis/imagecleanup.io/v1alpha1/imagecleanuppolicies/policy?dryRun=All"},
+		{"the aggregator's event", aggregatorSA, http.MethodPost, "/apis/events.k8s.io/v1/namespaces/default/events?dryRun=All"},
 	} {
 		got, err := priorityLevel(other.serviceAccount, other.method, other.path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got == "" || got == string(leaderElection.UID) || got == string(reports.UID) {
-			t.Errorf("%s went to priority level %q: only the aggregator's lease requests belong in leader-election, only the agents' report writes in %s",
-				other.who, got, reports.Name)
+		if got == "" || got == string(leaderElection.UID) || got == string(reports.UID) || got == string(events.UID) {
+			t.Errorf("%s went to priority level %q: only the aggregator's lease requests belong in leader-election, only the agents' report writes in %s, only their events in %s",
+				other.who, got, reports.Name, events.Name)
 		}
 	}
 }
