@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
@@ -243,6 +244,38 @@ func TestNoTwoSweepsOfAPolicyBeginInOneSecond(t *testing.T) {
 	} {
 		if got := secondTaken(c.report, c.now); got != c.want {
 			t.Errorf("%s: wait %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// A policy created after the agent started (a create event after the
+// cache's initial list) has no report of this node: its first sweep writes
+// one without reading it first. One in the initial list may have one, from
+// the agent's last run: it is read.
+func TestANewPolicysFirstSweepReadsNoReport(t *testing.T) {
+	for _, initial := range []bool{false, true} {
+		reads := 0
+		h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+			p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
+		}), interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*v1alpha1.ImageCleanupReport); ok {
+				reads++
+			}
+			return c.Get(ctx, key, obj, opts...)
+		}})
+		var p v1alpha1.ImageCleanupPolicy
+		if err := h.c.Get(context.Background(), client.ObjectKey{Name: "p"}, &p); err != nil {
+			t.Fatal(err)
+		}
+		if !h.r.notingNewPolicies().Create(event.CreateEvent{Object: &p, IsInInitialList: initial}) {
+			t.Fatal("the predicate held back a create event")
+		}
+		h.reconcile(t)
+		if want := map[bool]int{false: 0, true: 1}[initial]; reads != want {
+			t.Errorf("initial list %t: %d reads of the report, want %d", initial, reads, want)
+		}
+		if rep := h.report(t); rep == nil || rep.Status.ImagesRemoved != 1 {
+			t.Fatalf("initial list %t: report %+v", initial, rep)
 		}
 	}
 }

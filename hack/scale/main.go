@@ -79,22 +79,31 @@ type counting struct {
 }
 
 func (t counting) RoundTrip(req *http.Request) (*http.Response, error) {
-	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-	resource := ""
-	for i, p := range parts { // .../<resource>[/<name>[/status]]
-		if p == "namespaces" || i < 2 {
-			continue
-		}
-		if resource == "" && !strings.Contains(p, ".") && p != "v1" && p != "v1alpha1" {
-			resource = p
-		}
-	}
 	verb := req.Method
 	if req.URL.Query().Get("watch") == "true" {
 		verb = "WATCH"
 	}
-	t.c.add(verb + " " + resource)
+	t.c.add(verb + " " + resourceOf(req.URL.Path))
 	return t.next.RoundTrip(req)
+}
+
+// resourceOf names the resource of an API path: /api/v1/<resource>... or
+// /apis/<group>/<version>/<resource>..., after namespaces/<namespace>/ for
+// a namespaced one.
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case len(parts) > 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) > 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return path
+	}
+	if len(parts) > 2 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	return parts[0]
 }
 
 // WrappedRoundTripper lets client-go reach the transport beneath, to cancel
