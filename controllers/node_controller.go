@@ -431,12 +431,20 @@ func (r *nodeReconciler) remember(policy string, report *v1alpha1.ImageCleanupRe
 }
 
 // deleteReport deletes this node's report of the policy, read first from
-// the API server (deletions are rare): the UID precondition makes sure it
-// is that report and not a newer one of the same name.
+// the API server: the UID precondition makes sure it is that report and not
+// a newer one of the same name. Where the agent knows there is none (it
+// read none, or the policy was created after it started, and only this
+// node's agent writes this node's report), nothing is read: a policy that
+// does not select this node comes back at every wave of a fleet.
 func (r *nodeReconciler) deleteReport(ctx context.Context, policy string) error {
 	r.mu.Lock()
+	known, ok := r.reports[policy]
 	delete(r.reports, policy)
 	r.mu.Unlock()
+	if ok && known == nil {
+		r.remember(policy, nil)
+		return nil
+	}
 	report, err := r.currentReport(ctx, policy)
 	if err != nil || report == nil {
 		return err

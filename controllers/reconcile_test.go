@@ -279,3 +279,31 @@ func TestANewPolicysFirstSweepReadsNoReport(t *testing.T) {
 		}
 	}
 }
+
+// A node the policy does not select deletes its report, if it has one: it
+// reads it first (for its UID), unless it knows there is none.
+func TestANodeNotSelectedReadsNoReportItKnowsItHasNot(t *testing.T) {
+	reads := 0
+	h := newHarness(t, selecting(1, "other"), interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if _, ok := obj.(*v1alpha1.ImageCleanupReport); ok {
+			reads++
+		}
+		return c.Get(ctx, key, obj, opts...)
+	}})
+	h.reconcile(t) // the agent's first look: one read, none found
+	h.reconcile(t) // and again, at the next wave
+	if reads != 1 {
+		t.Fatalf("%d reads of a report the agent knows it has not, want 1", reads)
+	}
+	// One it has (from its last run, say) is read and deleted.
+	if err := h.c.Create(context.Background(), &v1alpha1.ImageCleanupReport{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.ReportName("p", "worker-1")}}); err != nil {
+		t.Fatal(err)
+	}
+	h.r.mu.Lock()
+	delete(h.r.reports, "p") // as after a restart
+	h.r.mu.Unlock()
+	h.reconcile(t)
+	if h.report(t) != nil {
+		t.Fatal("the report of a node the policy does not select stays")
+	}
+}
