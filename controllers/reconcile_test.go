@@ -155,22 +155,27 @@ func TestReconcileSuspended(t *testing.T) {
 	}
 }
 
+// failingReportWrites fails the first n report writes, as an API server
+// that is away or rejects them would.
+func failingReportWrites(n int) interceptor.Funcs {
+	return interceptor.Funcs{Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+		if n > 0 {
+			n--
+			return errors.New("the API server is unavailable")
+		}
+		return c.Apply(ctx, obj, opts...)
+	}}
+}
+
 // Finding: a failed report write lost the sweep's tallies (the retry swept
 // again, found nothing, and reported zero). The retry writes the status the
 // sweep computed, and does not sweep.
 func TestReportWriteRetriedWithTheComputedStatus(t *testing.T) {
-	failures := 1
 	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
 		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
 		zero := v1alpha1.Duration("0s")
 		p.Spec.StoppedContainers.MinStoppedAge = &zero
-	}), interceptor.Funcs{Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-		if failures > 0 {
-			failures--
-			return errors.New("the API server is unavailable")
-		}
-		return c.Apply(ctx, obj, opts...)
-	}})
+	}), failingReportWrites(1))
 	if _, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}}); err == nil {
 		t.Fatal("a failed write is not returned")
 	}
@@ -197,18 +202,11 @@ func TestReportWriteRetriedWithTheComputedStatus(t *testing.T) {
 // and the clock's save) was counted again by the next sweep, as removed by
 // an interrupted one.
 func TestARemovalIsCountedOnceWhenItsReportWasWrittenOnRetry(t *testing.T) {
-	failures := 1
 	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
 		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
 		zero := v1alpha1.Duration("0s")
 		p.Spec.StoppedContainers.MinStoppedAge = &zero
-	}), interceptor.Funcs{Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-		if failures > 0 {
-			failures--
-			return errors.New("the API server is unavailable")
-		}
-		return c.Apply(ctx, obj, opts...)
-	}})
+	}), failingReportWrites(1))
 	h.clock.Step(300 * time.Millisecond)
 	if _, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}}); err == nil {
 		t.Fatal("a failed write is not returned")
@@ -248,6 +246,16 @@ func TestNoTwoSweepsOfAPolicyBeginInOneSecond(t *testing.T) {
 	}
 }
 
+// countingReportReads counts the agent's reads of reports.
+func countingReportReads(reads *int) interceptor.Funcs {
+	return interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if _, ok := obj.(*v1alpha1.ImageCleanupReport); ok {
+			*reads++
+		}
+		return c.Get(ctx, key, obj, opts...)
+	}}
+}
+
 // A policy created after the agent started (a create event after the
 // cache's initial list) has no report of this node: its first sweep writes
 // one without reading it first. One in the initial list may have one, from
@@ -257,12 +265,7 @@ func TestANewPolicysFirstSweepReadsNoReport(t *testing.T) {
 		reads := 0
 		h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
 			p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
-		}), interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if _, ok := obj.(*v1alpha1.ImageCleanupReport); ok {
-				reads++
-			}
-			return c.Get(ctx, key, obj, opts...)
-		}})
+		}), countingReportReads(&reads))
 		var p v1alpha1.ImageCleanupPolicy
 		if err := h.c.Get(context.Background(), client.ObjectKey{Name: "p"}, &p); err != nil {
 			t.Fatal(err)
@@ -284,12 +287,7 @@ func TestANewPolicysFirstSweepReadsNoReport(t *testing.T) {
 // reads it first (for its UID), unless it knows there is none.
 func TestANodeNotSelectedReadsNoReportItKnowsItHasNot(t *testing.T) {
 	reads := 0
-	h := newHarness(t, selecting(1, "other"), interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-		if _, ok := obj.(*v1alpha1.ImageCleanupReport); ok {
-			reads++
-		}
-		return c.Get(ctx, key, obj, opts...)
-	}})
+	h := newHarness(t, selecting(1, "other"), countingReportReads(&reads))
 	h.reconcile(t) // the agent's first look: one read, none found
 	h.reconcile(t) // and again, at the next wave
 	if reads != 1 {
