@@ -70,6 +70,9 @@ type AgentOptions struct {
 	// back-offs, the disk tick (default: the wall clock).
 	Clock        clock.WithTicker
 	SweepTimeout time.Duration
+	// EngineCalls bounds a sweep's runtime calls under way at once
+	// (default apply.DefaultConcurrency).
+	EngineCalls int
 	// RetryBaseDelay and RetryMaxDelay bound the back-off after a failed sweep.
 	RetryBaseDelay, RetryMaxDelay time.Duration
 	// SkipNameValidation allows several agents in one process (tests).
@@ -181,6 +184,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		Images:         images,
 		Pods:           pods,
 		SweepTimeout:   o.SweepTimeout,
+		EngineCalls:    o.EngineCalls,
 		RetryBaseDelay: o.RetryBaseDelay,
 		RetryMaxDelay:  o.RetryMaxDelay,
 	}

@@ -63,6 +63,9 @@ type nodeReconciler struct {
 	DiskTicks chan event.GenericEvent
 	// SweepTimeout bounds one sweep.
 	SweepTimeout time.Duration
+	// EngineCalls bounds a sweep's runtime calls under way at once (0: the
+	// default).
+	EngineCalls int
 	// RetryBaseDelay and RetryMaxDelay bound the back-off after a failed sweep.
 	RetryBaseDelay, RetryMaxDelay time.Duration
 
@@ -188,7 +191,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	if err == nil {
 		opts := cleanup.Options{
 			Policy: policy.Name, Clock: images, Protected: r.Protected, Disk: r.Images.disk(sweepCtx),
-			Proceed: r.stillWanted(ctx, policy), PodImages: s.pods,
+			Proceed: r.stillWanted(ctx, policy), PodImages: s.pods, Concurrency: r.EngineCalls,
 		}
 		if s.report != nil && s.report.LastSweepTime != nil {
 			opts.ReportedThrough = s.report.LastSweepTime.Time

@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
@@ -159,6 +160,7 @@ type sweepOptions struct {
 	containerdRoot string
 	timeout        time.Duration
 	callTimeout    time.Duration
+	engineCalls    int
 }
 
 func sweepCommand(mode, short string) *cobra.Command {
@@ -184,6 +186,7 @@ func sweepCommand(mode, short string) *cobra.Command {
 	f.StringSliceVar(&o.protect, "protect-images", nil, "references or patterns never removed, such as your sandbox image (pause images are protected anyway)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of the whole sweep")
 	f.DurationVar(&o.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "deadline of one runtime removal (reads get 30s)")
+	f.IntVar(&o.engineCalls, "max-engine-calls", apply.DefaultConcurrency, fmt.Sprintf("most runtime calls of the sweep under way at once (1 to %d)", apply.MaxConcurrency))
 	f.StringVar(&o.dataRoot, "data-root", "", "the engine's data root, measured for a policy's diskUsage (default: the engine's DockerRootDir, when it is on this machine)")
 	f.StringVar(&o.containerdRoot, "containerd-root", "", "containerd's root, measured for a policy's diskUsage when the engine keeps its images in containerd's store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
@@ -208,6 +211,8 @@ func (o *sweepOptions) check() error {
 		return errors.New("-f policy.yaml is required")
 	case o.timeout <= 0 || o.callTimeout <= 0:
 		return errors.New("--timeout and --call-timeout must be positive")
+	case o.engineCalls < 1 || o.engineCalls > apply.MaxConcurrency:
+		return fmt.Errorf("--max-engine-calls must be 1 to %d, not %d", apply.MaxConcurrency, o.engineCalls)
 	case o.stateDir == "":
 		return errors.New("--state-dir must not be empty")
 	case o.dockerHost != "" && o.endpoint != "":

@@ -75,7 +75,7 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	now := time.Now()
 	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, now, cleanup.Options{
 		Policy: policy.Name, Clock: host.Clock, Protected: o.protect, PlanOnly: o.mode == "plan",
-		Disk: host.Disk(ctx),
+		Disk: host.Disk(ctx), Concurrency: o.engineCalls,
 	})
 	switch {
 	case errors.Is(err, cleanup.ErrInvalidPolicy):

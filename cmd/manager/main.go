@@ -30,6 +30,7 @@ import (
 
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
@@ -76,6 +77,8 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	fs.StringVar(&f.agent.ContainerdRoot, "containerd-root", "", "agent: where containerd's root is mounted, for policies with diskUsage on an engine with the containerd image store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
 	fs.DurationVar(&f.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "agent: deadline of one runtime removal; reads get 30s")
 	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
+	fs.IntVar(&f.agent.EngineCalls, "max-engine-calls", apply.DefaultConcurrency,
+		fmt.Sprintf("agent: most runtime calls of a sweep under way at once (1 to %d); the node's kubelet uses the same runtime", apply.MaxConcurrency))
 	fs.DurationVar(&f.aggregator.StatusInterval, "status-interval", 10*time.Second, "aggregator: least time between two status writes of one policy while it changes (every agent watches policies)")
 	fs.StringVar(&f.aggregator.LeaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "image-cleanup-system"), "aggregator: namespace of its lease")
 	agentSelector := fs.String("agent-selector", "app.kubernetes.io/name=image-cleanup-operator,app.kubernetes.io/component=agent",
@@ -110,6 +113,9 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	case "agent":
 		if f.agent.NodeName == "" {
 			return nil, controllers.ErrNoNodeName
+		}
+		if f.agent.EngineCalls < 1 || f.agent.EngineCalls > apply.MaxConcurrency {
+			return nil, fmt.Errorf("--max-engine-calls must be 1 to %d, not %d", apply.MaxConcurrency, f.agent.EngineCalls)
 		}
 		if f.dockerHost != "" && f.runtimeEndpoint != "" {
 			return nil, connect.ErrBothEndpoints

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,7 @@ func main() {
 	perImage := flag.Int("containers", 10, "stopped containers per image")
 	rounds := flag.Int("rounds", 3, "rounds per method (the median is reported)")
 	raw := flag.Bool("raw", false, "also measure the engine's own removal throughput with 1 to 16 calls in flight")
+	engineCalls := flag.Int("max-engine-calls", 8, "imagecleanup apply's --max-engine-calls (the agent's and the CLI's default is 8)")
 	label := flag.String("label", "", "the engine's name in the closing ratios line (make bench gathers those lines)")
 	diskOnly := flag.Bool("disk", false, "measure instead the time from above a disk watermark to under it, on the small engine (TEST_SMALL_DOCKER_HOST)")
 	flag.Parse()
@@ -67,7 +69,7 @@ func main() {
 		{batchedRecipe, b.batchedRecipeCLI},
 		{"hand recipe, docker CLI", b.handRecipeCLI},
 		{"hand recipe, Engine API", b.handRecipeAPI},
-		{applyMethod, func(repo string) error { return b.imagecleanup(*cliBin, repo) }},
+		{applyMethod, func(repo string) error { return b.imagecleanup(*cliBin, repo, *engineCalls) }},
 		{rawMethod, func(repo string) error { return b.rawRemovals(repo, 8) }},
 	}
 	results := make([]measurement, len(methods))
@@ -492,7 +494,7 @@ func (b *bench) handRecipeAPI(repo string) error {
 	return nil
 }
 
-func (b *bench) imagecleanup(bin, repo string) error {
+func (b *bench) imagecleanup(bin, repo string, engineCalls int) error {
 	policy := fmt.Sprintf(`apiVersion: imagecleanup.io/v1alpha1
 kind: ImageCleanupPolicy
 metadata: {name: bench}
@@ -516,7 +518,8 @@ spec:
 	}
 	defer os.RemoveAll(stateDir)
 	var stdout bytes.Buffer
-	cmd := exec.Command(bin, "apply", "-f", f.Name(), "--docker-host", b.proxy.Host(), "-o", "json", "--state-dir", stateDir)
+	cmd := exec.Command(bin, "apply", "-f", f.Name(), "--docker-host", b.proxy.Host(), "-o", "json", "--state-dir", stateDir,
+		"--max-engine-calls", strconv.Itoa(engineCalls))
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
