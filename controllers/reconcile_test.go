@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,5 +305,60 @@ func TestANodeNotSelectedReadsNoReportItKnowsItHasNot(t *testing.T) {
 	h.reconcile(t)
 	if h.report(t) != nil {
 		t.Fatal("the report of a node the policy does not select stays")
+	}
+}
+
+// pacedRemovals is a runtime whose container removals each wait (up to a
+// second) until want of them are under way, and which records the most
+// that were under way at once.
+type pacedRemovals struct {
+	engine.Runtime
+	want      int
+	mu        sync.Mutex
+	now, most int
+}
+
+func (p *pacedRemovals) RemoveContainer(ctx context.Context, id string, removeVolumes bool) error {
+	p.mu.Lock()
+	p.now++
+	p.most = max(p.most, p.now)
+	p.mu.Unlock()
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		enough := p.now >= p.want
+		p.mu.Unlock()
+		if enough {
+			break
+		}
+	}
+	err := p.Runtime.RemoveContainer(ctx, id, removeVolumes)
+	p.mu.Lock()
+	p.now--
+	p.mu.Unlock()
+	return err
+}
+
+// The agent's --max-engine-calls reaches its sweeps.
+func TestTheAgentsSweepKeepsToItsEngineCalls(t *testing.T) {
+	for _, calls := range []int{1, 3} {
+		h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+			p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
+			zero := v1alpha1.Duration("0s")
+			p.Spec.StoppedContainers.MinStoppedAge = &zero
+		}))
+		old := now.Add(-48 * time.Hour)
+		for i := range 8 {
+			h.engine.AddContainer(engine.Container{ID: repeat(fmt.Sprint(i)), Name: fmt.Sprintf("job-%d", i), ImageID: "sha256:" + repeat("a"),
+				State: engine.StateExited, Created: old, FinishedAt: old})
+		}
+		paced := &pacedRemovals{Runtime: h.engine, want: calls}
+		h.r.Runtime, h.r.EngineCalls = paced, calls
+		h.reconcile(t)
+		if rep := h.report(t); rep == nil || rep.Status.ContainersRemoved != 9 {
+			t.Fatalf("--max-engine-calls %d: report %+v", calls, rep)
+		}
+		if paced.most != calls {
+			t.Errorf("--max-engine-calls %d: %d container removals under way at once", calls, paced.most)
+		}
 	}
 }
