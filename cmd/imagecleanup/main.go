@@ -211,8 +211,6 @@ func (o *sweepOptions) check() error {
 		return errors.New("-f policy.yaml is required")
 	case o.timeout <= 0 || o.callTimeout <= 0:
 		return errors.New("--timeout and --call-timeout must be positive")
-	case o.engineCalls < 1 || o.engineCalls > apply.MaxConcurrency:
-		return fmt.Errorf("--max-engine-calls must be 1 to %d, not %d", apply.MaxConcurrency, o.engineCalls)
 	case o.stateDir == "":
 		return errors.New("--state-dir must not be empty")
 	case o.dockerHost != "" && o.endpoint != "":
@@ -220,6 +218,9 @@ func (o *sweepOptions) check() error {
 	}
 	if err := checkOutput(o.output); err != nil {
 		return err
+	}
+	if err := apply.CheckConcurrency(o.engineCalls); err != nil {
+		return fmt.Errorf("--max-engine-calls %w", err)
 	}
 	for i := range o.protect {
 		o.protect[i] = strings.TrimSpace(o.protect[i])

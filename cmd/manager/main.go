@@ -114,8 +114,8 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 		if f.agent.NodeName == "" {
 			return nil, controllers.ErrNoNodeName
 		}
-		if f.agent.EngineCalls < 1 || f.agent.EngineCalls > apply.MaxConcurrency {
-			return nil, fmt.Errorf("--max-engine-calls must be 1 to %d, not %d", apply.MaxConcurrency, f.agent.EngineCalls)
+		if err := apply.CheckConcurrency(f.agent.EngineCalls); err != nil {
+			return nil, fmt.Errorf("--max-engine-calls %w", err)
 		}
 		if f.dockerHost != "" && f.runtimeEndpoint != "" {
 			return nil, connect.ErrBothEndpoints

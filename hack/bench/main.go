@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
@@ -41,7 +42,7 @@ func main() {
 	perImage := flag.Int("containers", 10, "stopped containers per image")
 	rounds := flag.Int("rounds", 3, "rounds per method (the median is reported)")
 	raw := flag.Bool("raw", false, "also measure the engine's own removal throughput with 1 to 16 calls in flight")
-	engineCalls := flag.Int("max-engine-calls", 8, "imagecleanup apply's --max-engine-calls (the agent's and the CLI's default is 8)")
+	engineCalls := flag.Int("max-engine-calls", apply.DefaultConcurrency, "imagecleanup apply's --max-engine-calls")
 	label := flag.String("label", "", "the engine's name in the closing ratios line (make bench gathers those lines)")
 	diskOnly := flag.Bool("disk", false, "measure instead the time from above a disk watermark to under it, on the small engine (TEST_SMALL_DOCKER_HOST)")
 	flag.Parse()

@@ -42,6 +42,14 @@ const DefaultConcurrency = 8
 // flight, 20.10 levelled off at 4), and every call holds a connection.
 const MaxConcurrency = 64
 
+// CheckConcurrency refuses what a user may not set.
+func CheckConcurrency(n int) error {
+	if n < 1 || n > MaxConcurrency {
+		return fmt.Errorf("must be 1 to %d, not %d", MaxConcurrency, n)
+	}
+	return nil
+}
+
 // Options tune the executor.
 type Options struct {
 	// RemoveVolumes removes the anonymous volumes of removed containers.
