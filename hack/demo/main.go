@@ -112,11 +112,11 @@ func (d *demo) run() error {
 	}
 	time.Sleep(3 * time.Second)
 	pid, bare := d.agent.Process.Pid, d.bare.Process.Pid
+	agentRSS, bareRSS := statusSize(pid, "VmRSS"), statusSize(bare, "VmRSS")
 	d.step("the agent, idle now: resident memory %s (VmRSS of pid %d; at its peak, after its sweeps, %s: VmHWM)\n    %s\n"+
 		"    baseline, a bare controller-runtime manager started with it (%s: one controller, on ConfigMaps): %s resident, %.2fx of it the agent's\n    %s",
 		statusField(pid, "VmRSS"), pid, statusField(pid, "VmHWM"), memoryBreakdown(pid, agentPprofAddress),
-		d.baseline, statusField(bare, "VmRSS"), ratio(kibFields(fmt.Sprintf("/proc/%d/status", pid))["VmRSS"], kibFields(fmt.Sprintf("/proc/%d/status", bare))["VmRSS"]),
-		memoryBreakdown(bare, baselinePprofAddress))
+		d.baseline, statusField(bare, "VmRSS"), ratio(agentRSS, bareRSS), memoryBreakdown(bare, baselinePprofAddress))
 	d.showEngine("engine after")
 	if err := d.showResults(ctx, c, cfg, nodeName); err != nil {
 		return err
@@ -352,10 +352,15 @@ func (d *demo) waitReady(ctx context.Context, c client.Client, names ...string) 
 // statusField reads one size of a process's /proc status (VmRSS: its
 // resident set size; VmHWM: the largest it has been).
 func statusField(pid int, field string) string {
-	if v, ok := kibFields(fmt.Sprintf("/proc/%d/status", pid))[field]; ok {
+	if v := statusSize(pid, field); v > 0 {
 		return mib(v)
 	}
 	return "unknown"
+}
+
+// statusSize is one size of a process's /proc status, in bytes (0: unknown).
+func statusSize(pid int, field string) int64 {
+	return kibFields(fmt.Sprintf("/proc/%d/status", pid))[field]
 }
 
 // printTable prints what `kubectl get` shows: the API server's own table,

@@ -17,7 +17,7 @@ const agentPprofAddress = "127.0.0.1:18086"
 // baselinePprofAddress is the baseline manager's (hack/demo/baseline).
 const baselinePprofAddress = "127.0.0.1:18087"
 
-// ratio is a / b, for sizes in KiB; 0 when b is unknown.
+// ratio is a / b, for two sizes; 0 when b is unknown.
 func ratio(a, b int64) float64 {
 	if b == 0 {
 		return 0

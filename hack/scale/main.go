@@ -220,12 +220,12 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 		holder, transitions := leaseHolder(ctx, c)
 		fmt.Printf("%-14s %14s %14s %14d %14d %14d %14d   %s\n", name, reports.Round(time.Millisecond), ready.Round(time.Millisecond),
 			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"], aggregatorReconciles()-reconcilesBefore, transitions, holder)
-		fmt.Printf("%-14s the agents' requests: %s\n", "", increases(agents.snapshot(), before))
+		fmt.Printf("%-14s the agents' requests: %s\n", "", listed(agDiff))
 		metricsAfter := apiServerMetrics(ctx, cfg)
 		fmt.Printf("%-14s API Priority and Fairness, requests dispatched by level: %s\n", "",
-			increases(counterBy(metricsAfter, dispatchedRequests, "priority_level"), dispatchedBefore))
+			listed(diff(counterBy(metricsAfter, dispatchedRequests, "priority_level"), dispatchedBefore)))
 		fmt.Printf("%-14s rejected by level/reason: %s\n", "",
-			increases(counterBy(metricsAfter, rejectedRequests, "priority_level", "reason"), rejectedBefore))
+			listed(diff(counterBy(metricsAfter, rejectedRequests, "priority_level", "reason"), rejectedBefore)))
 		return nil
 	}
 	if err := phase("new policy", func() error { return c.Create(ctx, policy) }); err != nil {
@@ -430,10 +430,9 @@ func counterBy(families map[string]*dto.MetricFamily, name string, labels ...str
 	return out
 }
 
-// increases lists the counters that grew since before, by key
-// ("workload-low/queue-full=12"), or says "none".
-func increases(after, before map[string]int) string {
-	d := diff(after, before)
+// listed prints counts by key ("workload-low/queue-full=12"), or says
+// "none".
+func listed(d map[string]int) string {
 	if len(d) == 0 {
 		return "none"
 	}
