@@ -56,6 +56,16 @@ func newHarness(t *testing.T, policy *v1alpha1.ImageCleanupPolicy, funcs ...inte
 
 func repeat(s string) string { return strings.Repeat(s, 64) }
 
+// ciJobs selects the harness's node and its ci.local images, and lets
+// stopped containers go at once.
+func ciJobs() *v1alpha1.ImageCleanupPolicy {
+	return selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
+		zero := v1alpha1.Duration("0s")
+		p.Spec.StoppedContainers.MinStoppedAge = &zero
+	})
+}
+
 func (h *harness) reconcile(t *testing.T) ctrl.Result {
 	t.Helper()
 	res, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}})
@@ -75,11 +85,7 @@ func (h *harness) report(t *testing.T) *v1alpha1.ImageCleanupReport {
 }
 
 func TestReconcileSweepsThenWaits(t *testing.T) {
-	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
-		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
-		zero := v1alpha1.Duration("0s")
-		p.Spec.StoppedContainers.MinStoppedAge = &zero
-	}))
+	h := newHarness(t, ciJobs())
 	res := h.reconcile(t)
 	rep := h.report(t)
 	if rep == nil || rep.Status.Phase != v1alpha1.PhaseSucceeded || rep.Status.ImagesRemoved != 1 || rep.Status.ContainersRemoved != 1 {
@@ -173,11 +179,7 @@ func failingReportWrites(n int) interceptor.Funcs {
 // again, found nothing, and reported zero). The retry writes the status the
 // sweep computed, and does not sweep.
 func TestReportWriteRetriedWithTheComputedStatus(t *testing.T) {
-	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
-		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
-		zero := v1alpha1.Duration("0s")
-		p.Spec.StoppedContainers.MinStoppedAge = &zero
-	}), failingReportWrites(1))
+	h := newHarness(t, ciJobs(), failingReportWrites(1))
 	if _, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}}); err == nil {
 		t.Fatal("a failed write is not returned")
 	}
@@ -204,11 +206,7 @@ func TestReportWriteRetriedWithTheComputedStatus(t *testing.T) {
 // and the clock's save) was counted again by the next sweep, as removed by
 // an interrupted one.
 func TestARemovalIsCountedOnceWhenItsReportWasWrittenOnRetry(t *testing.T) {
-	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
-		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
-		zero := v1alpha1.Duration("0s")
-		p.Spec.StoppedContainers.MinStoppedAge = &zero
-	}), failingReportWrites(1))
+	h := newHarness(t, ciJobs(), failingReportWrites(1))
 	h.clock.Step(300 * time.Millisecond)
 	if _, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}}); err == nil {
 		t.Fatal("a failed write is not returned")
@@ -341,11 +339,7 @@ func (p *pacedRemovals) RemoveContainer(ctx context.Context, id string, removeVo
 // The agent's --max-engine-calls reaches its sweeps.
 func TestTheAgentsSweepKeepsToItsEngineCalls(t *testing.T) {
 	for _, calls := range []int{1, 3} {
-		h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
-			p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
-			zero := v1alpha1.Duration("0s")
-			p.Spec.StoppedContainers.MinStoppedAge = &zero
-		}))
+		h := newHarness(t, ciJobs())
 		old := now.Add(-48 * time.Hour)
 		for i := range 8 {
 			h.engine.AddContainer(engine.Container{ID: repeat(fmt.Sprint(i)), Name: fmt.Sprintf("job-%d", i), ImageID: "sha256:" + repeat("a"),

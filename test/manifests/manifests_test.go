@@ -535,17 +535,18 @@ func TestUnknownFieldsAsTheAPIServerNamesThem(t *testing.T) {
 	}
 }
 
-// Issue 23: at 5,000 nodes the fleet's report writes queued the
-// aggregator's lease renewals until it lost its lease, and in the default
-// workload-low level, where the whole fleet (one ServiceAccount) is one
-// flow of at most 300 queued requests, thousands of report writes were
-// rejected. The install's FlowSchemas put the aggregator's lease requests,
-// and only those, in the API server's leader-election priority level, and
-// the agents' report writes, and only those, in a level of their own, and
-// the agents' events in a small one; the aggregator's lists and status
-// writes and the agents' other requests stay with the other workloads'. The API server says how it classified a
-// request in the response headers of API Priority and Fairness (it
-// classifies before it authorizes, so a write refused by RBAC says it too).
+// Issue 23: at 5,000 nodes the fleet's report writes queued the aggregator's
+// lease renewals until it lost its lease, and in the default workload-low
+// level, where the whole fleet (one ServiceAccount) is one flow of at most
+// 300 queued requests, thousands of report writes were rejected. The
+// install's FlowSchemas put the aggregator's lease requests, and only those,
+// in the API server's leader-election priority level, and the agents' report
+// writes, and only those, in a level of their own, and the agents' events in
+// a small one; the aggregator's lists and status writes and the agents'
+// other requests stay with the other workloads'. The API server says how it
+// classified a request in the response headers of API Priority and Fairness
+// (it classifies before it authorizes, so a write refused by RBAC says it
+// too).
 func TestLeasesReportsAndEventsHaveTheirOwnPriorityLevels(t *testing.T) {
 	docs := build(t, "config/default")
 	cfg := testenv.APIServer(t)
