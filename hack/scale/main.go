@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -116,15 +117,16 @@ func main() {
 	idle := flag.Duration("idle", time.Minute, "idle time measured")
 	within := flag.Duration("converge-within", 5*time.Minute, "how long a wave may take to converge before the run fails")
 	kustomize := flag.String("kustomize", "kustomize", "the kustomize binary, to build the install's RBAC and FlowSchema")
+	profile := flag.String("profile", "", "a folder to write CPU profiles of the new policy's wave to: the agents' and aggregators' (this process) and the API server's")
 	flag.Parse()
 	log.SetLogger(logr.Discard())
-	if err := run(*nodes, *selected, *idle, *within, *kustomize); err != nil {
+	if err := run(*nodes, *selected, *idle, *within, *kustomize, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, share float64, idle, within time.Duration, kustomize string) error {
+func run(n int, share float64, idle, within time.Duration, kustomize, profile string) error {
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
@@ -199,8 +201,16 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 	policy.Spec.Interval = &interval
 	fmt.Printf("%-14s %14s %14s %14s %14s %14s %14s   %s\n", "phase", "all reports", "Ready", "status writes", "agent writes",
 		"reconciles", "lease changes", "lease holder")
-	phase := func(name string, change func() error) error {
+	phase := func(name string, change func() error, profiling bool) error {
 		before, aggBefore, reconcilesBefore := agents.snapshot(), agg.snapshot(), aggregatorReconciles()
+		cpuBefore := cpuNow()
+		if profiling {
+			stop, err := startProfiles(ctx, cfg, profile)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		metricsBefore := apiServerMetrics(ctx, cfg)
 		rejectedBefore := counterBy(metricsBefore, rejectedRequests, "priority_level", "reason")
 		dispatchedBefore := counterBy(metricsBefore, dispatchedRequests, "priority_level")
@@ -220,6 +230,7 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 		holder, transitions := leaseHolder(ctx, c)
 		fmt.Printf("%-14s %14s %14s %14d %14d %14d %14d   %s\n", name, reports.Round(time.Millisecond), ready.Round(time.Millisecond),
 			aggDiff["PATCH imagecleanuppolicies"], agDiff["PATCH imagecleanupreports"], aggregatorReconciles()-reconcilesBefore, transitions, holder)
+		fmt.Printf("%-14s CPU: %s\n", "", cpuNow().since(cpuBefore))
 		fmt.Printf("%-14s the agents' requests: %s\n", "", listed(agDiff))
 		metricsAfter := apiServerMetrics(ctx, cfg)
 		fmt.Printf("%-14s API Priority and Fairness, requests dispatched by level: %s\n", "",
@@ -228,7 +239,7 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 			listed(diff(counterBy(metricsAfter, rejectedRequests, "priority_level", "reason"), rejectedBefore)))
 		return nil
 	}
-	if err := phase("new policy", func() error { return c.Create(ctx, policy) }); err != nil {
+	if err := phase("new policy", func() error { return c.Create(ctx, policy) }, profile != ""); err != nil {
 		return err
 	}
 	// Every removal counted: each selected node removed one image.
@@ -244,12 +255,12 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 		}
 		p.Spec.DryRun = true
 		return c.Update(ctx, &p)
-	}); err != nil {
+	}, false); err != nil {
 		return err
 	}
 
 	before := agents.snapshot()
-	cpu0 := apiServerCPU()
+	cpu0 := cpuNow()
 	time.Sleep(idle)
 	idleReqs := diff(agents.snapshot(), before)
 	fmt.Printf("\nidle %s, requests per node per minute by the agents:\n", idle)
@@ -269,7 +280,7 @@ func run(n int, share float64, idle, within time.Duration, kustomize string) err
 	_ = c.Get(ctx, client.ObjectKeyFromObject(policy), &p)
 	raw, _ := json.Marshal(&p)
 	fmt.Printf("\npolicy object: %d bytes; API server: %s resident, %.1f s CPU over the idle %s\n",
-		len(raw), apiServerRSS(), apiServerCPU()-cpu0, idle)
+		len(raw), apiServerRSS(), cpuNow().apiServer-cpu0.apiServer, idle)
 	fmt.Printf("removals counted in the status: %d of %d; watchers the API server terminated: %d\n",
 		counted.Status.ImagesRemoved, nSelected, counterBy(apiServerMetrics(ctx, cfg), "apiserver_terminated_watchers_total")[""])
 	holder, transitions := leaseHolder(ctx, c)
@@ -414,6 +425,53 @@ func apiServerMetrics(ctx context.Context, cfg *rest.Config) map[string]*dto.Met
 	return families
 }
 
+// startProfiles profiles this process's CPU into dir/harness.pprof until the
+// returned stop is called, and has the API server profile its own into
+// dir/apiserver.pprof over the wave's first minute (its length is fixed
+// when asked; stop waits for it).
+func startProfiles(ctx context.Context, cfg *rest.Config, dir string) (stop func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, "harness.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, err
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		url := strings.TrimSuffix(cfg.Host, "/") + "/debug/pprof/profile?seconds=60"
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scale: the API server's profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		out, err := os.Create(filepath.Join(dir, "apiserver.pprof"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scale: the API server's profile:", err)
+			return
+		}
+		defer out.Close()
+		if _, err := io.Copy(out, resp.Body); err != nil {
+			fmt.Fprintln(os.Stderr, "scale: the API server's profile:", err)
+		}
+	}()
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		<-done
+	}, nil
+}
+
 // counterBy sums a counter family by the values of the labels named, joined
 // by "/".
 func counterBy(families map[string]*dto.MetricFamily, name string, labels ...string) map[string]int {
@@ -493,8 +551,9 @@ func diff(after, before map[string]int) map[string]int {
 	return out
 }
 
-// apiServerPID finds the envtest kube-apiserver of this process.
-func apiServerPID() int {
+// childPID finds the envtest process of this harness whose command line
+// names binary (kube-apiserver, etcd).
+func childPID(binary string) int {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -503,7 +562,7 @@ func apiServerPID() int {
 		}
 		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if strings.Contains(string(cmd), "kube-apiserver") && strings.Contains(string(stat), " "+strconv.Itoa(os.Getpid())+" ") {
+		if strings.Contains(string(cmd), binary) && strings.Contains(string(stat), " "+strconv.Itoa(os.Getpid())+" ") {
 			return pid
 		}
 	}
@@ -511,7 +570,7 @@ func apiServerPID() int {
 }
 
 func apiServerRSS() string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", apiServerPID()))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", childPID("kube-apiserver")))
 	if err != nil {
 		return "unknown"
 	}
@@ -523,8 +582,9 @@ func apiServerRSS() string {
 	return "unknown"
 }
 
-func apiServerCPU() float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", apiServerPID()))
+// cpuSeconds is the user and system CPU time pid has used (0 when unknown).
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -535,4 +595,18 @@ func apiServerCPU() float64 {
 	u, _ := strconv.ParseFloat(fields[11], 64)
 	s, _ := strconv.ParseFloat(fields[12], 64)
 	return (u + s) / 100
+}
+
+// cpuSplit is the CPU time used so far by the API server, etcd and this
+// process (the agents, the aggregator replicas and the harness), to show
+// what of the two cores a wave took.
+type cpuSplit struct{ apiServer, etcd, harness float64 }
+
+func cpuNow() cpuSplit {
+	return cpuSplit{cpuSeconds(childPID("kube-apiserver")), cpuSeconds(childPID("etcd")), cpuSeconds(os.Getpid())}
+}
+
+func (c cpuSplit) since(before cpuSplit) string {
+	return fmt.Sprintf("API server %.1f s, etcd %.1f s, agents and aggregators %.1f s",
+		c.apiServer-before.apiServer, c.etcd-before.etcd, c.harness-before.harness)
 }
