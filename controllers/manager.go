@@ -148,8 +148,12 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	}
 	// The pods' cache starts once the manager runs, without holding its
 	// start back: the agent reports when it cannot see its pods, and sweeps
-	// only once it does.
-	if pods.cache, err = cache.New(cfg, podCacheOptions(o.NodeName, scheme, pods)); err != nil {
+	// only once it does. It shares the manager's HTTP client (one
+	// connection to the API server per agent) and REST mapper (no second
+	// discovery).
+	podOpts := podCacheOptions(o.NodeName, scheme, pods)
+	podOpts.HTTPClient, podOpts.Mapper = mgr.GetHTTPClient(), mgr.GetRESTMapper()
+	if pods.cache, err = cache.New(cfg, podOpts); err != nil {
 		return nil, fmt.Errorf("the cache of node %s's pods: %w", o.NodeName, err)
 	}
 	if err := mgr.Add(pods); err != nil {
