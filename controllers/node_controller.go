@@ -485,18 +485,16 @@ func (r *nodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.Image
 	return nil
 }
 
-// recordEvents tells of removals and of failures on the policy: nothing for
-// a sweep that changed nothing, one event when a node starts failing.
+// recordEvents tells of a node's failure on the policy: one event when a
+// node starts failing (not again while the message stays the same). What
+// the nodes removed is told by the aggregator, once for the fleet
+// (controllers/aggregator).
 func (r *nodeReconciler) recordEvents(policy *v1alpha1.ImageCleanupPolicy, prev, st *v1alpha1.ImageCleanupReportStatus) {
 	if r.Recorder == nil {
 		return
 	}
-	switch {
-	case st.Phase == v1alpha1.PhaseFailed && (prev.Phase != v1alpha1.PhaseFailed || prev.Message != st.Message):
+	if st.Phase == v1alpha1.PhaseFailed && (prev.Phase != v1alpha1.PhaseFailed || prev.Message != st.Message) {
 		r.Recorder.Eventf(policy, nil, corev1.EventTypeWarning, "SweepFailed", "Sweep", "node %s: %s", r.Node, st.Message)
-	case st.Phase != v1alpha1.PhaseDryRun && (st.ImagesRemoved > 0 || st.ContainersRemoved > 0):
-		r.Recorder.Eventf(policy, nil, corev1.EventTypeNormal, "Removed", "Sweep",
-			"node %s: images removed: %d, stopped containers removed: %d, bytes freed: about %d", r.Node, st.ImagesRemoved, st.ContainersRemoved, st.BytesReclaimed)
 	}
 }
 

@@ -85,7 +85,7 @@ func NewManager(cfg *rest.Config, scheme *runtime.Scheme, o Options) (ctrl.Manag
 		return nil, err
 	}
 	r := &aggregateReconciler{reader: mgr.GetClient(), writer: mgr.GetClient(), interval: cmp.Or(o.StatusInterval, 10*time.Second),
-		clock: clock.RealClock{}, agents: o.Agents, metrics: metrics}
+		clock: clock.RealClock{}, agents: o.Agents, metrics: metrics, recorder: mgr.GetEventRecorder("imagecleanup-aggregator")}
 	if err := r.setupWithManager(mgr, o.SkipNameValidation); err != nil {
 		return nil, err
 	}

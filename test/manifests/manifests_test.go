@@ -220,6 +220,7 @@ func TestRBAC(t *testing.T) {
 		}, nil},
 		{"aggregator", []string{
 			"/nodes: get,list,watch",
+			"events.k8s.io/events: create,patch",
 			"imagecleanup.io/imagecleanuppolicies/status: get,patch",
 			"imagecleanup.io/imagecleanuppolicies: get,list,watch",
 			"imagecleanup.io/imagecleanupreports: delete,get,list,watch",

@@ -393,7 +393,7 @@ stoppedContainers:
 		}
 	}
 	t.Logf("kubectl get icp,icr:\n%s", table)
-	// The removal is told on the policy, with the agent's own rights.
+	// The removal is told on the policy, with the aggregator's own rights.
 	eventually(t, time.Minute, "a Removed event on the policy", func() (bool, string) {
 		out, err := n.run(nil, "get", "events", "-n", "default", "--field-selector", "involvedObject.name=e2e-app,reason=Removed", "-o", "name")
 		return err == nil && strings.TrimSpace(out) != "", out + fmt.Sprint(err)
