@@ -23,7 +23,7 @@ import (
 // disk before each) against raw removals of the same number of images and
 // their containers, with 1 and 8 calls in flight.
 func diskBench(cliBin, host, dataRoot string, rounds int) {
-	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(host))
 	if err != nil {
 		fail(err.Error())
 	}

@@ -213,7 +213,7 @@ type bench struct {
 }
 
 func newBench(host string, images, perImage int) (*bench, error) {
-	direct, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	direct, err := client.New(client.WithHost(host))
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +221,7 @@ func newBench(host string, images, perImage int) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	counted, err := client.NewClientWithOpts(client.WithHost(proxy.Host()), client.WithAPIVersionNegotiation())
+	counted, err := client.New(client.WithHost(proxy.Host()))
 	if err != nil {
 		return nil, err
 	}

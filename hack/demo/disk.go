@@ -53,7 +53,7 @@ func (d *demo) diskDemo(ctx context.Context, c client.Client, kubeconfig, node s
 		return errors.New("no small private engine: run the demo through `make demo`")
 	}
 	var err error
-	if e.docker, err = dockerclient.NewClientWithOpts(dockerclient.WithHost(e.host), dockerclient.WithAPIVersionNegotiation()); err != nil {
+	if e.docker, err = dockerclient.New(dockerclient.WithHost(e.host)); err != nil {
 		return err
 	}
 	removeLabelled(e.docker)

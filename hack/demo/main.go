@@ -133,7 +133,7 @@ func (d *demo) setUp() (client.Client, *rest.Config, string, error) {
 	if d.workDir, err = os.MkdirTemp("", "imagecleanup-demo-"); err != nil {
 		return nil, nil, "", err
 	}
-	d.docker, err = dockerclient.NewClientWithOpts(dockerclient.WithHost(d.dockerHost), dockerclient.WithAPIVersionNegotiation())
+	d.docker, err = dockerclient.New(dockerclient.WithHost(d.dockerHost))
 	if err != nil {
 		return nil, nil, "", err
 	}

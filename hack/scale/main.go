@@ -344,7 +344,7 @@ func installIdentities(ctx context.Context, c client.Client, kustomize string) e
 		if !wanted[u.GetKind()] {
 			continue
 		}
-		if err := c.Patch(ctx, u, client.Apply, client.ForceOwnership, client.FieldOwner("scale")); err != nil {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.ForceOwnership, client.FieldOwner("scale")); err != nil {
 			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}

@@ -327,6 +327,11 @@ func TestFinding2RemovalsOfAKilledSweepAreCounted(t *testing.T) {
 	if len(out.Result.RemovedImages) != 3 {
 		t.Fatalf("the first sweep: %+v", out.Result)
 	}
+	for _, id := range ids {
+		if testenv.ImageExists(t, s.cli, id) {
+			t.Fatalf("the first sweep left %s", id)
+		}
+	}
 	// Killed before it reported (its begun removals were saved before the
 	// first removal; a kill mid-sweep leaves the same file).
 	r.restart()

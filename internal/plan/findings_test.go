@@ -14,13 +14,13 @@ import (
 // The planner's side of the second safety review's findings (issue 17);
 // each has a real-engine twin in internal/cleanup.
 
-func makePlan(t *testing.T, s v1alpha1.ImageCleanupPolicySpec, protected []string, images []engine.Image, containers ...engine.Container) plan.Plan {
+func makePlan(t *testing.T, s v1alpha1.ImageCleanupPolicySpec, protected []string, images []engine.Image) plan.Plan {
 	t.Helper()
 	opts, err := plan.OptionsFor(&s, protected, enginefake.Docker)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := engine.Inventory{Images: images, Containers: containers}
+	inv := engine.Inventory{Images: images}
 	return plan.Make(&inv, &opts, now)
 }
 

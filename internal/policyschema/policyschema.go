@@ -21,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
@@ -111,7 +112,7 @@ func admit(obj map[string]any, withMetadata bool) (*v1alpha1.ImageCleanupPolicy,
 		metaErrs = validateMetadata(obj)
 	}
 	structuraldefaulting.Default(obj, s.structural)
-	if errs := append(metaErrs, s.validate(obj)...); len(errs) > 0 {
+	if errs := slices.Concat(metaErrs, s.validate(obj)); len(errs) > 0 {
 		return nil, errs
 	}
 	var p v1alpha1.ImageCleanupPolicy

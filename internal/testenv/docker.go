@@ -90,7 +90,7 @@ func Docker(t testing.TB) *client.Client {
 // holds the engine's lock until the test ends.
 func connect(t testing.TB, host, what string) *client.Client {
 	t.Helper()
-	cli, err := client.NewClientWithOpts(client.WithHost(host), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(host))
 	if err != nil {
 		t.Fatalf("docker client for %s: %v", host, err)
 	}

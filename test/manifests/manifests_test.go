@@ -565,7 +565,7 @@ func TestLeasesReportsAndEventsHaveTheirOwnPriorityLevels(t *testing.T) {
 			}
 			// Applied, as other tests here install the whole build too.
 			u := &unstructured.Unstructured{Object: d}
-			if err := c.Patch(ctx, u, client.Apply, client.ForceOwnership, client.FieldOwner("manifests-test")); err != nil {
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.ForceOwnership, client.FieldOwner("manifests-test")); err != nil {
 				t.Fatal(err)
 			}
 		}
