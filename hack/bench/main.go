@@ -43,6 +43,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds per method (the median is reported)")
 	raw := flag.Bool("raw", false, "also measure the engine's own removal throughput with 1 to 16 calls in flight")
 	engineCalls := flag.Int("max-engine-calls", apply.DefaultConcurrency, "imagecleanup apply's --max-engine-calls")
+	hand := flag.Bool("hand", true, "also time the article's hand recipes (one image at a time: slow at 2,000 containers)")
 	label := flag.String("label", "", "the engine's name in the closing ratios line (make bench gathers those lines)")
 	diskOnly := flag.Bool("disk", false, "measure instead the time from above a disk watermark to under it, on the small engine (TEST_SMALL_DOCKER_HOST)")
 	flag.Parse()
@@ -72,6 +73,9 @@ func main() {
 		{"hand recipe, Engine API", b.handRecipeAPI},
 		{applyMethod, func(repo string) error { return b.imagecleanup(*cliBin, repo, *engineCalls) }},
 		{rawMethod, func(repo string) error { return b.rawRemovals(repo, 8) }},
+	}
+	if !*hand {
+		methods = slices.DeleteFunc(methods, func(m method) bool { return strings.HasPrefix(m.name, "hand recipe") })
 	}
 	results := make([]measurement, len(methods))
 	for r := 0; r < *rounds; r++ {
