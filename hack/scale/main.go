@@ -442,6 +442,10 @@ func apiServerMetrics(ctx context.Context, cfg *rest.Config) map[string]*dto.Met
 // dir/apiserver.pprof over the wave's first minute (its length is fixed
 // when asked; stop waits for it).
 func startProfiles(ctx context.Context, cfg *rest.Config, dir string) (stop func(), err error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -450,10 +454,7 @@ func startProfiles(ctx context.Context, cfg *rest.Config, dir string) (stop func
 		return nil, err
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		return nil, err
-	}
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
+		_ = f.Close()
 		return nil, err
 	}
 	done := make(chan struct{})

@@ -37,9 +37,11 @@ import (
 // off after; 8 keeps the engine busy while an action waits on its re-check.
 const DefaultConcurrency = 8
 
-// MaxConcurrency is the most a user may set (--max-engine-calls): past it
-// no engine measured here removed faster (Docker 29 rose to 16 calls in
-// flight, 20.10 levelled off at 4), and every call holds a connection.
+// MaxConcurrency is the most a user may set (--max-engine-calls): every
+// call holds a connection and the node's kubelet shares the engine. Docker
+// 20.10 levelled off at 4 calls in flight; Docker 29's containerd store was
+// still faster at 64 than at 32 on a backlog of 2,000 containers
+// (docs/testing.md), which is where the bound stops it.
 const MaxConcurrency = 64
 
 // CheckConcurrency refuses what a user may not set.
