@@ -60,7 +60,7 @@ func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
 	}
 	var p engine.Poller
 	if err := p.Baseline(ctx, r); err != nil {
-		return err
+		return ended(ctx, err)
 	}
 	tick := time.NewTicker(r.ImagePoll)
 	defer tick.Stop()
@@ -70,7 +70,7 @@ func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
 			return ctx.Err()
 		case err := <-broken:
 			if status.Code(err) != codes.Unimplemented {
-				return wrap(err)
+				return ended(ctx, wrap(err))
 			}
 			p.Containers = true // no events: list containers too
 		case e := <-events:
@@ -79,10 +79,20 @@ func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
 			}
 		case <-tick.C:
 			if err := p.Poll(ctx, r, time.Now(), f); err != nil {
-				return err
+				return ended(ctx, err)
 			}
 		}
 	}
+}
+
+// ended is ctx's error when ctx has ended, else err: once the caller
+// cancels, the stream and a poll under way fail with a gRPC status that
+// does not wrap context.Canceled, and select may take their case first.
+func ended(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // toEvent is the engine's event for one of the CRI's.
