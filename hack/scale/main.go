@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -187,7 +188,9 @@ func run(n int, share float64, idle, within time.Duration, kustomize, profile st
 		if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"group": group}}}); err != nil {
 			return err
 		}
-		m, err := controllers.NewAgent(wrap(cfg, agents, serviceAccount(agentSA, name)), controllers.AgentOptions{NodeName: name, Runtime: enginefake.WithStaleImage(name),
+		rt := enginefake.WithStaleImage(name)
+		rt.FollowBuffer = 16 // a sweep here tells of a few events; 1,024 held 0.08 MB per agent
+		m, err := controllers.NewAgent(wrap(cfg, agents, serviceAccount(agentSA, name)), controllers.AgentOptions{NodeName: name, Runtime: rt,
 			MetricsBindAddress: "0", HealthProbeBindAddress: "0", SkipNameValidation: true})
 		if err != nil {
 			return err
@@ -297,6 +300,36 @@ func run(n int, share float64, idle, within time.Duration, kustomize, profile st
 		counted.Status.ImagesRemoved, nSelected, counterBy(apiServerMetrics(ctx, cfg), "apiserver_terminated_watchers_total")[""])
 	holder, transitions := leaseHolder(ctx, c)
 	fmt.Printf("aggregator restarts: %d; lease transitions: %d (holder %s)\n", restarts.Load(), transitions, holder)
+	return harnessMemory(n, profile)
+}
+
+// harnessMemory prints what this process (the agents and the aggregator
+// replicas) holds after the idle time, per agent: what limits how many
+// nodes one machine can simulate. With a profile folder it also writes the
+// heap and goroutine profiles there (dir/harness.heap.pprof,
+// dir/harness.goroutine.pprof).
+func harnessMemory(n int, dir string) error {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("this process (agents and aggregators): %s resident; Go heap in use %.2f MiB per agent; %.0f goroutines per agent\n",
+		processRSS("self"), float64(ms.HeapInuse)/(1<<20)/float64(n), float64(runtime.NumGoroutine())/float64(n))
+	if dir == "" {
+		return nil
+	}
+	for _, name := range []string{"heap", "goroutine"} {
+		f, err := os.Create(filepath.Join(dir, "harness."+name+".pprof"))
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -582,8 +615,12 @@ func childPID(binary string) int {
 	return 0
 }
 
-func apiServerRSS() string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", childPID("kube-apiserver")))
+func apiServerRSS() string { return processRSS(strconv.Itoa(childPID("kube-apiserver"))) }
+
+// processRSS is the resident size /proc/<pid>/status gives ("self" for this
+// process).
+func processRSS(pid string) string {
+	data, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return "unknown"
 	}

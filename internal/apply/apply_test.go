@@ -500,3 +500,59 @@ func TestRunStopsAnImagesContainersAtTheFirstRefusal(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 }
+
+// waitsForAnother makes the removal of one image wait for the removal of a
+// container of another image (at most a few seconds, so that a test of an
+// executor that never gets there fails instead of hanging).
+type waitsForAnother struct {
+	engine.Runtime
+	image, container string
+	removed          chan struct{}
+	once             sync.Once
+	waited           bool
+}
+
+func (w *waitsForAnother) RemoveContainer(ctx context.Context, id string, volumes bool) error {
+	err := w.Runtime.RemoveContainer(ctx, id, volumes)
+	if id == w.container {
+		w.once.Do(func() { close(w.removed) })
+	}
+	return err
+}
+
+func (w *waitsForAnother) RemoveImage(ctx context.Context, ref string, o engine.RemoveImageOptions) (engine.Deleted, error) {
+	if ref == w.image {
+		select {
+		case <-w.removed:
+			w.waited = true
+		case <-time.After(3 * time.Second):
+		}
+	}
+	return w.Runtime.RemoveImage(ctx, ref, o)
+}
+
+// Two engine calls at once, three images of one stopped container each:
+// while the first two images are re-checked and removed, the third's
+// container removal is already under way (it waited for a free action
+// before: the engine sat at one call or none while the actions in flight
+// finished one after the other, at every action's end).
+func TestRunStartsTheNextActionsContainersWhileOthersFinish(t *testing.T) {
+	f := enginefake.New()
+	p := &plan.Plan{}
+	for i := range 3 {
+		id := fmt.Sprintf("sha256:%064d", i+1)
+		ref, c := fmt.Sprintf("app:%d", i), fmt.Sprintf("c%d", i)
+		f.AddImage(engine.Image{ID: id, RepoTags: []string{ref}})
+		f.AddContainer(engine.Container{ID: c, ImageID: id, State: engine.StateExited})
+		p.Actions = append(p.Actions, plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true,
+			Containers: []plan.ContainerRef{{ID: c, Name: c}}})
+	}
+	rt := &waitsForAnother{Runtime: f, image: "app:0", container: "c2", removed: make(chan struct{})}
+	r := apply.Run(context.Background(), rt, p, apply.Options{Concurrency: 2})
+	if len(r.RemovedImages) != 3 || len(r.RemovedContainers) != 3 {
+		t.Fatalf("result %+v", r)
+	}
+	if !rt.waited {
+		t.Fatal("the third image's container was removed only after the first image: no action started while others finished")
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +20,12 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
@@ -373,6 +378,95 @@ func TestAgentCacheIsScoped(t *testing.T) {
 		t.Fatalf("listing reports from the agent's cache: %v, want ErrResourceNotCached", err)
 	}
 }
+
+// The agent maps the few kinds it reads and writes itself: it asks the API
+// server for no discovery, which a fleet's rollout would otherwise ask of it
+// once per node (all groups' resources, every time; 0.2 MB of mappings per
+// agent that it never reads). Its mappings are the API server's.
+func TestAgentAsksNoDiscovery(t *testing.T) {
+	startAggregator(t)
+	c := apiClient(t)
+	node := testenv.UniqueName("node-nodisc")
+	group := testenv.UniqueName("group")
+	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
+	var mu sync.Mutex
+	var discovery []string
+	record := func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if isDiscovery(req.URL.Path) {
+				mu.Lock()
+				discovery = append(discovery, req.Method+" "+req.URL.Path)
+				mu.Unlock()
+			}
+			return next.RoundTrip(req)
+		})
+	}
+	a := startAgentOn(t, node, enginefake.WithStaleImage(node), record, nil)
+	policy := createPolicy(t, c, testenv.UniqueName("nodisc"), v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		Images:       []v1alpha1.ImagePattern{"ci.local/**"},
+	})
+	eventually(t, "the agent's report", func() (bool, string) {
+		var r v1alpha1.ImageCleanupReport
+		err := c.Get(context.Background(), client.ObjectKey{Name: v1alpha1.ReportName(policy.Name, node)}, &r)
+		return err == nil && r.Status.Phase == v1alpha1.PhaseSucceeded, fmt.Sprintf("report: %v %s", err, r.Status.Phase)
+	})
+	bindPod(t, c, node, "ci.local/app:1") // its pods' cache maps pods too
+	eventually(t, "the agent's pods cache to see the pod", func() (bool, string) {
+		a.writes.mu.Lock()
+		defer a.writes.mu.Unlock()
+		return len(a.writes.podRequests) > 0, "no request for pods"
+	})
+	mu.Lock()
+	if len(discovery) > 0 {
+		t.Errorf("the agent asked for discovery: %v", discovery)
+	}
+	mu.Unlock()
+
+	cfg := testenv.APIServer(t)
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := apiutil.NewDynamicRESTMapper(cfg, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gvk := range []schema.GroupVersionKind{
+		corev1.SchemeGroupVersion.WithKind("Node"), corev1.SchemeGroupVersion.WithKind("Pod"),
+		v1alpha1.GroupVersion.WithKind("ImageCleanupPolicy"), v1alpha1.GroupVersion.WithKind("ImageCleanupReport"),
+	} {
+		want, err := served.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Errorf("the agent cannot map %s: %v", gvk, err)
+			continue
+		}
+		if got.Resource != want.Resource || got.Scope.Name() != want.Scope.Name() {
+			t.Errorf("the agent maps %s to %s (%s), the API server serves it as %s (%s)", gvk, got.Resource, got.Scope.Name(), want.Resource, want.Scope.Name())
+		}
+	}
+}
+
+// isDiscovery says whether path asks for discovery: the lists of groups,
+// versions and resources (/api, /apis, /api/v1, /apis/<group>/<version>).
+func isDiscovery(path string) bool {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch parts[0] {
+	case "api":
+		return len(parts) <= 2
+	case "apis":
+		return len(parts) <= 3
+	}
+	return false
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // The aggregator is a Deployment of two replicas: one leads; when it goes
 // the other takes over; while none runs, agents keep sweeping and

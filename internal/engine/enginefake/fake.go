@@ -68,6 +68,10 @@ type Engine struct {
 	// call the engine) for each image or container the API removes, as it
 	// goes: kind is "image" or "container".
 	OnRemove func(kind, id string)
+	// FollowBuffer is how many events a follower may lag behind before it
+	// loses some (default 1024); make scale, with thousands of engines of
+	// one image each, keeps it small.
+	FollowBuffer int
 
 	events []engine.Event             // the replay buffer, oldest first
 	subs   map[chan engine.Event]bool // followers
@@ -444,7 +448,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	replay = append(replay, engine.Event{Type: engine.EventNow, Time: f.now()})
 	var ch chan engine.Event
 	if follow {
-		ch = make(chan engine.Event, 1024)
+		ch = make(chan engine.Event, cmp.Or(f.FollowBuffer, 1024))
 		if f.subs == nil {
 			f.subs = map[chan engine.Event]bool{}
 		}
