@@ -45,6 +45,7 @@ import (
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -148,6 +149,19 @@ func run(n int, share float64, idle, within time.Duration, kustomize, profile st
 		return err
 	}
 
+	seen, err := cache.New(cfg, cache.Options{Scheme: controllers.Scheme(), DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{&v1alpha1.ImageCleanupReport{}: {}}})
+	if err != nil {
+		return err
+	}
+	if _, err := seen.GetInformer(ctx, &v1alpha1.ImageCleanupReport{}); err != nil {
+		return err
+	}
+	go func() { _ = seen.Start(ctx) }()
+	if !seen.WaitForCacheSync(ctx) {
+		return errors.New("the harness's cache of reports did not sync")
+	}
+
 	agents, agg := &counter{n: map[string]int{}}, &counter{n: map[string]int{}}
 	dials, dialer := &atomic.Int64{}, &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	wrap := func(cfg *rest.Config, c *counter, as rest.ImpersonationConfig) *rest.Config {
@@ -237,7 +251,7 @@ func run(n int, share float64, idle, within time.Duration, kustomize, profile st
 		if err := c.Get(ctx, client.ObjectKeyFromObject(policy), &p); err != nil {
 			return err
 		}
-		reports, ready, err := waitConverged(ctx, c, p.Name, p.Generation, nSelected, t0, within)
+		reports, ready, err := waitConverged(ctx, c, seen, p.Name, p.Generation, nSelected, t0, within)
 		if err != nil {
 			return err
 		}
@@ -556,12 +570,16 @@ const (
 
 // waitConverged waits until every selected node reported the generation,
 // and until the policy is Ready at it; it returns both times since t0.
-func waitConverged(ctx context.Context, c client.Client, policy string, gen int64, want int, t0 time.Time, within time.Duration) (reports, ready time.Duration, err error) {
+// waitConverged waits for want reports of the policy's generation, read
+// from the harness's own cache of reports (one watch: polling a list of
+// 10,000 reports ten times a second cost the API server more than the
+// fleet did, and timed out), then for Ready at that generation.
+func waitConverged(ctx context.Context, c client.Client, seen client.Reader, policy string, gen int64, want int, t0 time.Time, within time.Duration) (reports, ready time.Duration, err error) {
 	deadline := t0.Add(within)
 	for time.Now().Before(deadline) {
 		if reports == 0 {
 			var list v1alpha1.ImageCleanupReportList
-			if err := c.List(ctx, &list); err != nil {
+			if err := seen.List(ctx, &list); err != nil {
 				return 0, 0, err
 			}
 			n := 0
