@@ -568,12 +568,11 @@ const (
 	rejectedRequests   = "apiserver_flowcontrol_rejected_requests_total"
 )
 
-// waitConverged waits until every selected node reported the generation,
-// and until the policy is Ready at it; it returns both times since t0.
-// waitConverged waits for want reports of the policy's generation, read
-// from the harness's own cache of reports (one watch: polling a list of
-// 10,000 reports ten times a second cost the API server more than the
-// fleet did, and timed out), then for Ready at that generation.
+// waitConverged waits until every selected node (want) reported the
+// generation, and until the policy is Ready at it; it returns both times
+// since t0. It counts the reports in the harness's own cache (one watch:
+// a list of every report ten times a second loaded the API server, and at
+// 10,000 nodes timed out).
 func waitConverged(ctx context.Context, c client.Client, seen client.Reader, policy string, gen int64, want int, t0 time.Time, within time.Duration) (reports, ready time.Duration, err error) {
 	deadline := t0.Add(within)
 	for time.Now().Before(deadline) {
