@@ -129,7 +129,7 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
 	opts.Clock.Observe(&inv, now)
-	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough), Unhonoured: Unhonoured(spec, rt.Capabilities())}
+	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Unhonoured: Unhonoured(spec, rt.Capabilities())}
 	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
 	popts.PodImages = opts.PodImages
 	if spec.DiskUsage != nil {

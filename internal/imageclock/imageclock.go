@@ -84,11 +84,23 @@ type EngineKey struct {
 	RootDir string `json:"rootDir"`
 }
 
+// Harvested is what a sweep's harvest counted for its report, kept until
+// that report is written: a process that dies in between must not lose it
+// (the begun removals it came from are settled by then).
+type Harvested struct {
+	// Sweep is when the sweep that harvested it started: its report, once
+	// written, names that time.
+	Sweep time.Time `json:"sweep"`
+	Recovered
+}
+
 type file struct {
 	Version    int                   `json:"version"`
 	Engine     EngineKey             `json:"engine"`
 	Images     map[string]Record     `json:"images"`
 	Unfinished map[string]Unfinished `json:"unfinished,omitempty"`
+	// Harvested is per policy.
+	Harvested map[string]Harvested `json:"harvested,omitempty"`
 	// EventsSeen is the engine's time up to which its events were applied:
 	// the next start replays from there.
 	EventsSeen time.Time `json:"eventsSeen,omitzero"`
@@ -105,6 +117,7 @@ type Clock struct {
 	mu         sync.Mutex
 	images     map[string]Record
 	unfinished map[string]Unfinished
+	harvested  map[string]Harvested // by policy
 	eventsSeen time.Time
 	// containerImages maps containers to their image, from listings and
 	// events, so that a stop seen after the container is gone still
@@ -116,7 +129,7 @@ type Clock struct {
 // InMemory returns a clock that persists nothing: every image it has not
 // seen before arrives when it first sees it.
 func InMemory() *Clock {
-	return &Clock{images: map[string]Record{}, unfinished: map[string]Unfinished{}, containerImages: map[string]string{}}
+	return &Clock{images: map[string]Record{}, unfinished: map[string]Unfinished{}, harvested: map[string]Harvested{}, containerImages: map[string]string{}}
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
@@ -187,6 +200,7 @@ func (c *Clock) load() (warning, err error) {
 	}
 	maps.Copy(c.images, f.Images)
 	maps.Copy(c.unfinished, f.Unfinished)
+	maps.Copy(c.harvested, f.Harvested)
 	c.eventsSeen = f.EventsSeen
 	return nil, nil
 }
@@ -209,7 +223,7 @@ func (c *Clock) Save() error {
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
 	c.mu.Lock()
-	data, err := json.Marshal(file{Version: formatVersion, Engine: c.key, Images: c.images, Unfinished: c.unfinished, EventsSeen: c.eventsSeen})
+	data, err := json.Marshal(file{Version: formatVersion, Engine: c.key, Images: c.images, Unfinished: c.unfinished, Harvested: c.harvested, EventsSeen: c.eventsSeen})
 	c.dirty = false
 	c.mu.Unlock()
 	if err != nil {
@@ -434,10 +448,19 @@ func (c *Clock) Begin(policy string, sweep time.Time, removals []Removal) {
 // way in sweeps that never reported it (the process or the engine died).
 type Recovered struct {
 	// Images and Containers are display names, sorted.
-	Images     []string
-	Containers []string
+	Images     []string `json:"images,omitempty"`
+	Containers []string `json:"containers,omitempty"`
 	// Since is the start of the earliest such sweep.
-	Since time.Time
+	Since time.Time `json:"since"`
+}
+
+// add takes in what another harvest recovered.
+func (r *Recovered) add(o Recovered) {
+	r.Images = append(r.Images, o.Images...)
+	r.Containers = append(r.Containers, o.Containers...)
+	if r.Since.IsZero() || (!o.Since.IsZero() && o.Since.Before(r.Since)) {
+		r.Since = o.Since
+	}
 }
 
 // Empty reports whether nothing was recovered.
@@ -452,8 +475,11 @@ func (r *Recovered) Empty() bool { return len(r.Images) == 0 && len(r.Containers
 // returned (the engine lost them while their removal was under way); an
 // image that stayed with a reference is left to the new plan, and an image
 // that stayed without any reference stays unfinished (the next plan
-// selects it by ID).
-func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time) Recovered {
+// selects it by ID). What it returns is also kept, as the harvest of the
+// sweep that starts at sweep, until that sweep is reported (Reported, or a
+// later harvest whose reported covers it): a sweep that dies before its
+// report leaves it to the next harvest, which returns it again.
+func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported, sweep time.Time) Recovered {
 	images := make(map[string]*engine.Image, len(inv.Images))
 	for i := range inv.Images {
 		images[inv.Images[i].ID] = &inv.Images[i]
@@ -471,11 +497,14 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var rec Recovered
+	if h, ok := c.harvested[policy]; ok && !covered(h.Sweep, reported) {
+		rec.add(h.Recovered) // its sweep never reported it
+	}
 	for id, u := range c.unfinished {
 		if u.Policy != policy {
 			continue
 		}
-		if !reported.IsZero() && !u.Sweep.Truncate(time.Second).After(reported) {
+		if covered(u.Sweep, reported) {
 			delete(c.unfinished, id)
 			c.dirty = true
 			continue
@@ -503,7 +532,19 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported time.Time
 	}
 	slices.Sort(rec.Images)
 	slices.Sort(rec.Containers)
+	delete(c.harvested, policy)
+	if !rec.Empty() {
+		c.harvested[policy] = Harvested{Sweep: sweep, Recovered: rec}
+	}
+	c.dirty = true
 	return rec
+}
+
+// covered reports whether a report written through reported (its sweep's
+// start, to the second: the agent begins no two sweeps of a policy in one
+// second) counts what the sweep that started at sweep did.
+func covered(sweep, reported time.Time) bool {
+	return !reported.IsZero() && !sweep.Truncate(time.Second).After(reported)
 }
 
 // removedARef reports whether one of the references (not an ID) is held
@@ -518,11 +559,15 @@ func removedARef(refs []string, held map[string]bool) bool {
 	return false
 }
 
-// Reported drops the policy's begun removals of sweeps that started at or
-// before through: their report is written.
+// Reported drops the policy's begun removals, and its harvest, of sweeps
+// that started at or before through: their report is written.
 func (c *Clock) Reported(policy string, through time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if h, ok := c.harvested[policy]; ok && !h.Sweep.After(through) {
+		delete(c.harvested, policy)
+		c.dirty = true
+	}
 	for id, u := range c.unfinished {
 		if u.Policy == policy && !u.Sweep.After(through) {
 			delete(c.unfinished, id)
@@ -531,10 +576,15 @@ func (c *Clock) Reported(policy string, through time.Time) {
 	}
 }
 
-// ForgetPolicy drops every begun removal of a policy that is gone.
+// ForgetPolicy drops every begun removal, and the harvest, of a policy
+// that is gone.
 func (c *Clock) ForgetPolicy(policy string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.harvested[policy]; ok {
+		delete(c.harvested, policy)
+		c.dirty = true
+	}
 	for id, u := range c.unfinished {
 		if u.Policy == policy {
 			delete(c.unfinished, id)

@@ -199,30 +199,81 @@ func TestHarvestCountsWhatAnInterruptedSweepRemoved(t *testing.T) {
 	})
 	inv.Images = inv.Images[1:]
 	inv.Containers = []engine.Container{{ID: "c3", ImageID: "untagged", State: engine.StateExited}}
-	rec := c.Harvest("p", &inv, time.Time{})
+	t1 := t0.Add(time.Hour) // the harvesting sweep
+	rec := c.Harvest("p", &inv, time.Time{}, t1)
 	if !slices.Equal(rec.Images, []string{"app:gone"}) || !slices.Equal(rec.Containers, []string{"job-1 (c1)", "job-2 (c2)"}) || !rec.Since.Equal(t0) {
 		t.Fatalf("recovered %+v", rec)
 	}
 	if u := c.UnfinishedFor("p"); len(u) != 1 || !u["untagged"] {
 		t.Fatalf("still unfinished: %v, want the image without reference only", u)
 	}
-	if again := c.Harvest("p", &inv, time.Time{}); !again.Empty() {
+	// The harvesting sweep's report is written: nothing is counted again.
+	if again := c.Harvest("p", &inv, t1, t1.Add(time.Hour)); !again.Empty() {
 		t.Fatalf("counted twice: %+v", again)
 	}
 	// Removals of a sweep whose report was written are not counted again.
 	c.Begin("q", t0, []imageclock.Removal{{ImageID: "gone2", Image: "x"}})
-	if rec := c.Harvest("q", &inv, t0); !rec.Empty() || len(c.UnfinishedFor("q")) != 0 {
+	if rec := c.Harvest("q", &inv, t0, t1); !rec.Empty() || len(c.UnfinishedFor("q")) != 0 {
 		t.Fatalf("a reported sweep's removals were recovered: %+v", rec)
 	}
 	// Also when the sweep began within the second its report names (a
 	// report keeps lastSweepTime to the second); the next second's sweep
 	// is not reported by it.
 	c.Begin("r", t0.Add(300*time.Millisecond), []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
-	if rec := c.Harvest("r", &inv, t0.Add(-time.Second).Truncate(time.Second)); !slices.Equal(rec.Images, []string{"y"}) {
+	if rec := c.Harvest("r", &inv, t0.Add(-time.Second).Truncate(time.Second), t1); !slices.Equal(rec.Images, []string{"y"}) {
 		t.Fatalf("an unreported sweep's removal was not recovered: %+v", rec)
 	}
-	if rec := c.Harvest("r", &inv, t0.Truncate(time.Second)); !rec.Empty() || len(c.UnfinishedFor("r")) != 0 {
+	c.Reported("r", t1) // the harvest's own sweep
+	if rec := c.Harvest("r", &inv, t0.Truncate(time.Second), t1.Add(time.Hour)); !rec.Empty() || len(c.UnfinishedFor("r")) != 0 {
 		t.Fatalf("the removals of a sweep reported to the second were recovered: %+v", rec)
+	}
+}
+
+// Found by the model test (TestAgentLife, two sweeps killed one after the
+// other): a harvest settles the begun removals it counts, and the clock is
+// saved before the harvesting sweep's first removal; an agent that died
+// after that and before the sweep's report lost what the harvest counted.
+// The harvest is kept until its sweep is reported.
+func TestAHarvestOutlivesASweepThatDiesBeforeItsReport(t *testing.T) {
+	dir := t.TempDir()
+	c, _, err := imageclock.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := inventory("a")
+	inv.Images[0].RepoTags = []string{"app:1"}
+	c.Observe(&inv, t0)
+	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a", Image: "app:1", Refs: []string{"app:1"}, Containers: map[string]string{"c1": "job-1"}}})
+	// The first sweep removed c1 and died. The second harvests, saves, dies.
+	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	if rec := c.Harvest("p", &inv, time.Time{}, t1); !slices.Equal(rec.Containers, []string{"job-1 (c1)"}) {
+		t.Fatalf("first harvest: %+v", rec)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c, _, err = imageclock.Open(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec := c.Harvest("p", &inv, time.Time{}, t2)
+	if !slices.Equal(rec.Containers, []string{"job-1 (c1)"}) || !rec.Since.Equal(t0) {
+		t.Fatalf("the harvest of a sweep that never reported was lost: %+v", rec)
+	}
+	// Reported (or covered by the report's time), it is not counted again.
+	c.Reported("p", t2)
+	if rec := c.Harvest("p", &inv, time.Time{}, t2.Add(time.Minute)); !rec.Empty() {
+		t.Fatalf("counted again after its report: %+v", rec)
+	}
+	c.Begin("p", t2, []imageclock.Removal{{ImageID: "a", Image: "app:1", Refs: []string{"app:1"}}})
+	inv.Images = nil
+	if rec := c.Harvest("p", &inv, time.Time{}, t2.Add(2*time.Minute)); len(rec.Images) != 1 {
+		t.Fatalf("harvest: %+v", rec)
+	}
+	if rec := c.Harvest("p", &inv, t2.Add(2*time.Minute), t2.Add(3*time.Minute)); !rec.Empty() {
+		t.Fatalf("counted again although the report names its sweep: %+v", rec)
 	}
 }
 
@@ -363,7 +414,7 @@ func TestBeginTakesOverAnOlderRecord(t *testing.T) {
 	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a", Image: "app:1"}})
 	c.Begin("p", t0.Add(2*time.Minute), []imageclock.Removal{{ImageID: "a", Image: "app:1"}})
 	empty := inventory()
-	if rec := c.Harvest("p", &empty, t0.Add(time.Minute)); len(rec.Images) != 1 {
+	if rec := c.Harvest("p", &empty, t0.Add(time.Minute), t0.Add(3*time.Minute)); len(rec.Images) != 1 {
 		t.Fatalf("the second sweep's removal was taken for one already reported: %+v", rec)
 	}
 }
