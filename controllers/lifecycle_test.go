@@ -164,6 +164,9 @@ var lifesThatFoundBugs = map[string]uint64{
 	// Issue 17, finding 4: the engine pruned an untagged parent, used within
 	// maxUnusedAge, with its last child (found after 2,710 random lives).
 	"a pruned parent keeps its guards": 5941374525844711985,
+	// A pod bound to the node in the middle of a sweep named an image the
+	// sweep removed later (found after 789 random lives).
+	"a pod bound mid-sweep keeps its image": 13857524404908797904,
 }
 
 func TestAgentLivesThatFoundBugs(t *testing.T) {
@@ -210,6 +213,7 @@ func agentLife(t *testing.T, cri bool) func(*rapid.T) {
 			"sweepAndChange": m.sweepAndChange,
 			"sweepAndKill":   m.sweepAndKill,
 			"sweepAndRun":    m.sweepAndRun,
+			"sweepAndBind":   m.sweepAndBind,
 			"sweepAndDie":    m.sweepAndDieAfterReport,
 		})
 	}
@@ -689,6 +693,9 @@ func (m *lifeModel) sweepAndKill(t *rapid.T) { m.sweepWith(t, "kill") }
 
 func (m *lifeModel) sweepAndRun(t *rapid.T) { m.sweepWith(t, "run") }
 
+// sweepAndBind: a pod is bound to the node in the middle of a sweep.
+func (m *lifeModel) sweepAndBind(t *rapid.T) { m.sweepWith(t, "bind") }
+
 // sweepAndDieAfterReport: the agent dies after the sweep's report is
 // written and before the image clock saved that it was: the clock's
 // records of the sweep outlive its report.
@@ -736,10 +743,39 @@ func (m *lifeModel) runDuring(t *rapid.T, method, arg string) {
 	m.truth.used[c.ImageID] = m.now
 }
 
+// bindDuring is a pod bound to the node while a sweep runs, at one of its
+// destructive calls: it names an image on the node (the pick-th of those
+// there, by its ID, or by its tag-th tag when byTag). The agent must see it
+// before that image's next destructive call. Not the image this very call
+// removes: that is the re-check's window of one round trip. (It draws
+// nothing: it runs on the executor's goroutine, where rapid cannot stop.)
+func (m *lifeModel) bindDuring(method, arg string, pick, tag int, byTag bool) {
+	target := ""
+	if method == "ImageRemove" {
+		target = m.f.Named(arg)
+	}
+	var candidates []string
+	for _, id := range m.present() {
+		if id != target {
+			candidates = append(candidates, id)
+		}
+	}
+	if len(candidates) == 0 {
+		return
+	}
+	id := candidates[pick%len(candidates)]
+	ref := id
+	if img, _ := m.f.Image(id); len(img.RepoTags) > 0 && byTag {
+		ref = img.RepoTags[tag%len(img.RepoTags)]
+	}
+	m.pods = append(m.pods, plan.PodImage{Ref: ref, Pod: fmt.Sprintf("default/pod-%d (container c)", len(m.pods))})
+}
+
 // sweepWith runs one sweep as the node controller does, when the policy
 // selects the node; with "change", the policy (or the node's labels)
 // changes at a destructive call; with "kill", the agent dies there; with
-// "run", a container is created or started there; with "dieAfterReport",
+// "run", a container is created or started there; with "bind", a pod is
+// bound to the node there; with "dieAfterReport",
 // the agent dies between the report's write and the clock's save.
 func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	if m.policy == nil || !m.selected || m.policy.Spec.Suspend {
@@ -787,6 +823,13 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	for _, imgs := range m.newestBefore {
 		slices.SortFunc(imgs, func(a, b engine.Image) int { return b.Created.Compare(a.Created) })
 	}
+	var bindPick, bindTag int
+	var bindByTag bool
+	if during == "bind" {
+		bindPick = rapid.IntRange(0, 99).Draw(t, "bound pod's image")
+		bindByTag = rapid.Bool().Draw(t, "by tag")
+		bindTag = rapid.IntRange(0, 9).Draw(t, "bound pod's tag")
+	}
 	var saved []byte
 	m.onDestroy = func(n int, method, arg string) {
 		if n != at {
@@ -795,6 +838,8 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 		switch during {
 		case "run":
 			m.runDuring(t, method, arg)
+		case "bind":
+			m.bindDuring(method, arg, bindPick, bindTag, bindByTag)
 		case "change":
 			m.changedAt = n
 			change()
@@ -805,7 +850,8 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	}
 	r := &nodeReconciler{Client: m.kube, Node: lifeNode}
 	opts := cleanup.Options{Policy: lifePolicy, Clock: m.clock, Protected: []string{"agent:*"}, Disk: m.measure,
-		Proceed: r.stillWanted(m.ctx, policy), Concurrency: 1, PodImages: slices.Clone(m.pods)}
+		Proceed: r.stillWanted(m.ctx, policy), Concurrency: 1, PodImages: slices.Clone(m.pods),
+		Pods: func() ([]plan.PodImage, error) { return slices.Clone(m.pods), nil }}
 	if m.report != nil && m.report.LastSweepTime != nil {
 		opts.ReportedThrough = m.report.LastSweepTime.Time
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policywatch"
 )
 
@@ -192,6 +193,9 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 		opts := cleanup.Options{
 			Policy: policy.Name, Clock: images, Protected: r.Protected, Disk: r.Images.disk(sweepCtx),
 			Proceed: r.stillWanted(ctx, policy), PodImages: s.pods, Concurrency: r.EngineCalls,
+		}
+		if r.Pods != nil {
+			opts.Pods = func() ([]plan.PodImage, error) { return r.Pods.images(ctx) }
 		}
 		if s.report != nil && s.report.LastSweepTime != nil {
 			opts.ReportedThrough = s.report.LastSweepTime.Time

@@ -68,6 +68,12 @@ type Options struct {
 	// error (the policy changed since the plan) stops the sweep there: calls
 	// under way finish, nothing more starts.
 	Proceed func() error
+	// Pods, if set, says what the pods bound to the node name now. It is
+	// asked with the re-check before every destructive call on an image: a
+	// pod bound since the plan that names the image (or an untagged parent
+	// its deletion would prune) keeps it, skipped as PodOnNode. An error
+	// (the pods cannot be seen) stops the sweep there.
+	Pods func() ([]plan.PodImage, error)
 }
 
 // RemovedImage is one action carried out.
@@ -148,6 +154,7 @@ type outcome struct {
 	image       *RemovedImage
 	pruned      []RemovedImage // untagged parents the engine deleted with it
 	blocked     *plan.Decision
+	skipped     *plan.Decision // a reason to keep it that came up since the plan
 	failure     *Failure
 	interrupted bool
 	enough      string // why the action was not needed
@@ -235,6 +242,8 @@ func (r *Result) add(a *plan.Action, o outcome, x *executor) {
 		r.BytesReclaimed += o.image.Bytes
 	case o.blocked != nil:
 		r.Blocked = append(r.Blocked, *o.blocked)
+	case o.skipped != nil:
+		r.Skipped = append(r.Skipped, *o.skipped)
 	case o.failure != nil:
 		r.Failed = append(r.Failed, *o.failure)
 	case o.interrupted:
@@ -361,6 +370,14 @@ func (s *step) blocked(r plan.Reason, msg string) outcome {
 		msg += "; already removed: " + strings.Join(s.ri.Refs, ", ")
 	}
 	s.o.blocked = &plan.Decision{ImageID: s.a.ImageID, Image: s.a.Image, Reason: r, Message: msg, Size: s.a.Size}
+	return s.o
+}
+
+func (s *step) skipped(r plan.Reason, msg string) outcome {
+	if len(s.ri.Refs) > 0 {
+		msg += "; already removed: " + strings.Join(s.ri.Refs, ", ")
+	}
+	s.o.skipped = &plan.Decision{ImageID: s.a.ImageID, Image: s.a.Image, Reason: r, Message: msg, Size: s.a.Size}
 	return s.o
 }
 
@@ -604,7 +621,36 @@ func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone
 		o := s.failed(fmt.Errorf("re-check image %s: %w", a.Image, err))
 		return cur, false, &o
 	}
-	return cur, false, nil
+	return cur, false, x.podsKeep(s, &cur)
+}
+
+// podsKeep asks, last thing before a destructive call, what the pods bound
+// to the node name now: a pod bound since the plan that names the image,
+// or an untagged parent its deletion would prune, keeps the action's image.
+// When the pods cannot be seen, the sweep stops.
+func (x *executor) podsKeep(s *step, cur *engine.Image) *outcome {
+	if x.opts.Pods == nil {
+		return nil
+	}
+	pods, err := x.opts.Pods()
+	if err != nil {
+		x.refuse(err.Error())
+		o := s.stopped()
+		return &o
+	}
+	ix := plan.PodsNaming(pods)
+	pod, what := ix.Using(cur.ID, cur.RepoTags, cur.RepoDigests), "it"
+	for _, parent := range s.a.PruneParents {
+		if pod != "" {
+			break
+		}
+		pod, what = ix.Using(parent, nil, nil), "its untagged parent "+engine.ShortID(parent)+", which its deletion would prune"
+	}
+	if pod == "" {
+		return nil
+	}
+	o := s.skipped(plan.PodOnNode, "pod "+pod+" was bound to this node since the plan and names "+what)
+	return &o
 }
 
 // hasRef reports whether ref (a tag or digest reference) still names img.

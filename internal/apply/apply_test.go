@@ -500,3 +500,61 @@ func TestRunStopsAnImagesContainersAtTheFirstRefusal(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 }
+
+// A pod bound to the node between the plan and an image's removal keeps
+// the image (docs/policy.md, invariant 4): the executor asks for the pods
+// again just before each destructive call, by tag, by ID, and for an
+// untagged parent the deletion would prune. When the pods cannot be seen,
+// the sweep stops there.
+func TestRunKeepsAnImageAPodWasBoundTo(t *testing.T) {
+	parent := "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+	for name, tc := range map[string]struct {
+		ref     string // what the pod bound after the container's removal names
+		podsErr error
+		skipped string // PodOnNode's message names this ("" : removed)
+		stopped bool
+	}{
+		"by the tag to remove":         {ref: "docker.io/library/app:1", skipped: "names it"},
+		"by a tag of its short name":   {ref: "app", skipped: ""}, // app:latest is another image
+		"by its ID":                    {ref: imageA, skipped: "names it"},
+		"by the parent it would prune": {ref: parent, skipped: "its untagged parent"},
+		"another image":                {ref: "other:1"},
+		"pods unknown":                 {podsErr: fmt.Errorf("a watch of the API failed"), stopped: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := engineWith([]engine.Image{{ID: parent}, {ID: imageA, RepoTags: []string{"app:1"}, ParentID: parent}},
+				[]engine.Container{{ID: "c1", ImageID: imageA, State: engine.StateExited}})
+			p := deleteA("c1")
+			p.Actions[0].PruneParents = []string{parent}
+			var pods []plan.PodImage
+			f.BeforeCall = func(method, arg string) {
+				if method == "ContainerRemove" && tc.ref != "" {
+					pods = []plan.PodImage{{Ref: tc.ref, Pod: "default/web (container c)"}}
+				}
+			}
+			podsErr := tc.podsErr
+			r := apply.Run(context.Background(), f, p, apply.Options{Pods: func() ([]plan.PodImage, error) {
+				return pods, podsErr
+			}})
+			kept := tc.skipped != "" || tc.stopped
+			if f.HasImage(imageA) != kept || f.HasImage(parent) != kept {
+				t.Fatalf("image there: %v, parent there: %v; want both %v (result %+v)", f.HasImage(imageA), f.HasImage(parent), kept, r)
+			}
+			switch {
+			case tc.skipped != "":
+				if len(r.Skipped) != 1 || r.Skipped[0].Reason != plan.PodOnNode || !strings.Contains(r.Skipped[0].Message, tc.skipped) ||
+					!strings.Contains(r.Skipped[0].Message, "default/web") {
+					t.Fatalf("want skipped PodOnNode naming %q: %+v", tc.skipped, r)
+				}
+			case tc.stopped:
+				if r.Stopped == "" || !strings.Contains(r.Stopped, "watch") || r.Refused || len(r.Skipped) != 1 || r.Skipped[0].Reason != plan.Interrupted {
+					t.Fatalf("want the sweep stopped, the image interrupted: %+v", r)
+				}
+			default:
+				if len(r.RemovedImages) != 2 || len(r.Skipped)+len(r.Blocked) != 0 {
+					t.Fatalf("want the image and its parent removed: %+v", r)
+				}
+			}
+		})
+	}
+}

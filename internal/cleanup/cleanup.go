@@ -48,6 +48,9 @@ type Options struct {
 	Proceed func() error
 	// PodImages are the images the pods bound to this node name: they stay.
 	PodImages []plan.PodImage
+	// Pods, if set, says what the pods bound to this node name now: asked
+	// again before every destructive call on an image (apply.Options.Pods).
+	Pods func() ([]plan.PodImage, error)
 }
 
 // Outcome is a sweep: its plan and what applying it did.
@@ -158,7 +161,7 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	if err := save(opts.Clock); err != nil {
 		return Outcome{}, err // nothing removed: no record, no removal
 	}
-	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency, Proceed: opts.Proceed}
+	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency, Proceed: opts.Proceed, Pods: opts.Pods}
 	if out.Disk != nil && out.Disk.Pressure != "" {
 		// One at a time, in order, asking the disk before each: the sweep
 		// stops as soon as usage is under the low watermarks.

@@ -211,7 +211,7 @@ type index struct {
 	// sandboxes are the images of pod sandbox containers, in any state.
 	sandboxes map[string]bool
 	// pods are the images of the pods bound to the node.
-	pods podImages
+	pods PodIndex
 	// now is the plan's time (Make).
 	now time.Time
 }
@@ -243,7 +243,7 @@ func newIndex(inv *engine.Inventory) *index {
 func (ix *index) kept(img *engine.Image, opts *Options) bool {
 	mi := matchImage(img)
 	return ix.sandboxes[img.ID] || opts.Exclude.Select(mi).Any() || opts.Protected.Select(mi).Any() ||
-		ix.pods.using(img.ID, img.RepoTags, img.RepoDigests) != ""
+		ix.pods.Using(img.ID, img.RepoTags, img.RepoDigests) != ""
 }
 
 // keptParent reports whether the policy keeps an untagged parent that it
@@ -411,7 +411,7 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 // Kubernetes-managed container without opt-in.
 func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
 	ix := newIndex(inv)
-	ix.pods = newPodImages(opts.PodImages)
+	ix.pods = PodsNaming(opts.PodImages)
 	ix.now = now
 	var p Plan
 	actions := map[string]*Action{}
@@ -458,7 +458,7 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if c := firstInUse(ix.containers[img.ID]); c != nil {
 		return keep(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
 	}
-	if pod := ix.pods.using(img.ID, img.RepoTags, img.RepoDigests); pod != "" {
+	if pod := ix.pods.Using(img.ID, img.RepoTags, img.RepoDigests); pod != "" {
 		return keep(PodOnNode, "pod "+pod+" is bound to this node and names it: the kubelet runs it, or will")
 	}
 	if arrival := arrived(img, now); now.Sub(arrival) < opts.MinImageAge {

@@ -18,18 +18,19 @@ type PodImage struct {
 	Pod string
 }
 
-// podImages looks up the images that pods bound to the node name, the way
+// PodIndex looks up the images that pods bound to the node name, the way
 // the engine resolves references: tags normalized (nginx is
 // docker.io/library/nginx:latest), digest references by name and digest,
 // image IDs by ID.
-type podImages struct {
+type PodIndex struct {
 	tags    map[match.Ref]string
 	digests map[string]string // normalized name@digest
 	ids     map[string]string
 }
 
-func newPodImages(refs []PodImage) podImages {
-	p := podImages{tags: map[match.Ref]string{}, digests: map[string]string{}, ids: map[string]string{}}
+// PodsNaming indexes what the pods bound to the node name.
+func PodsNaming(refs []PodImage) PodIndex {
+	p := PodIndex{tags: map[match.Ref]string{}, digests: map[string]string{}, ids: map[string]string{}}
 	for _, pi := range refs {
 		ref := pi.Ref
 		for _, scheme := range []string{"docker-pullable://", "docker://", "containerd://"} {
@@ -51,9 +52,9 @@ func newPodImages(refs []PodImage) podImages {
 	return p
 }
 
-// using names a pod that uses an image with this ID and these references,
+// Using names a pod that uses an image with this ID and these references,
 // "" when none does.
-func (p podImages) using(id string, tags, digests []string) string {
+func (p PodIndex) Using(id string, tags, digests []string) string {
 	if pod, ok := p.ids[id]; ok {
 		return pod
 	}

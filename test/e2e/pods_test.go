@@ -76,6 +76,72 @@ func TestPodsOnTheNodeKeepTheirImages(t *testing.T) {
 	})
 }
 
+// A pod bound to the node while a sweep runs keeps the image it names from
+// that sweep on (docs/policy.md, invariant 4): here it is bound just as the
+// agent re-checks the image, after the image's stopped container went and
+// before the image's removal. The plan could not know of it; the re-check
+// must.
+func TestAPodBoundMidSweepKeepsItsImage(t *testing.T) {
+	c := apiClient(t)
+	node := testenv.UniqueName("node")
+	group := testenv.UniqueName("group")
+	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
+	f := enginefake.New()
+	var others []string
+	for i := range 20 {
+		others = append(others, fleetImage(f, 100+i, fmt.Sprintf("ci.local/other:%d", i)))
+	}
+	app := fleetImage(f, 1, "ci.local/app:1")
+	f.AddContainer(engine.Container{ID: "app-job", Name: "app-job", ImageID: app, State: engine.StateExited,
+		FinishedAt: time.Now().Add(-48 * time.Hour)})
+	var containerGone, bound atomic.Bool
+	var pod string
+	f.BeforeCall = func(method, arg string) {
+		switch {
+		case method == "ContainerRemove" && arg == "app-job":
+			containerGone.Store(true)
+		case method == "ImageInspect" && arg == app && containerGone.Load() && !bound.Swap(true):
+			// The re-check's read of the image: the pod is bound now, and
+			// the agent's watch has a second to hear of it.
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: testenv.UniqueName("pod"), Namespace: "default"},
+				Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main", Image: "ci.local/app:1"}}}}
+			if err := c.Create(context.Background(), p); err != nil {
+				t.Error(err)
+			}
+			pod = p.Name
+			time.Sleep(time.Second)
+		}
+	}
+	t.Cleanup(func() {
+		if pod != "" {
+			_ = c.Delete(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: pod}})
+		}
+	})
+	startAgent(t, node, f)
+	spec := everything(group)
+	spec.Force = false
+	p := createPolicy(t, c, testenv.UniqueName("bound"), spec)
+	var r *v1alpha1.ImageCleanupReport
+	eventually(t, "the sweep's report", func() (bool, string) {
+		r = getReport(t, c, p.Name, node)
+		return r != nil && r.Status.PolicyGeneration == p.Generation, "no report"
+	})
+	if !bound.Load() {
+		t.Fatal("the agent never re-checked the image after removing its container: the test bound no pod")
+	}
+	if !f.HasImage(app) {
+		t.Fatalf("the image of pod %s, bound to the node before its removal, was removed (report: %s: %s)", pod, r.Status.Phase, r.Status.Message)
+	}
+	if f.HasContainer("app-job") {
+		t.Fatal("the image's stopped container, removed before the pod was bound, is still there")
+	}
+	for _, id := range others {
+		if f.HasImage(id) {
+			t.Fatalf("image %s, which no pod names, stayed", id)
+		}
+	}
+}
+
 // failingPods fails the agent's requests for pods while on is set, as an
 // API server that refuses them (RBAC, an outage) would.
 type failingPods struct {
