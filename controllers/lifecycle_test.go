@@ -169,6 +169,9 @@ var lifesThatFoundBugs = map[string]uint64{
 	// sweep removed later (found after 789 and, with the lives as they are
 	// now, 548 random lives).
 	"a pod bound mid-sweep keeps its image": 8744754102268636980,
+	// An image used (a container run and removed) while a sweep ran, within
+	// maxUnusedAge, was removed by it (found after 479 random lives).
+	"a use mid-sweep keeps its image": 9053215684955292702,
 }
 
 func TestAgentLivesThatFoundBugs(t *testing.T) {
@@ -216,6 +219,7 @@ func agentLife(t *testing.T, cri bool) func(*rapid.T) {
 			"sweepAndKill":   m.sweepAndKill,
 			"sweepAndRun":    m.sweepAndRun,
 			"sweepAndBind":   m.sweepAndBind,
+			"sweepAndUse":    m.sweepAndUse,
 			"sweepAndDie":    m.sweepAndDieAfterReport,
 		})
 	}
@@ -703,6 +707,10 @@ func (m *lifeModel) sweepAndRun(t *rapid.T) { m.sweepWith(t, "run") }
 // sweepAndBind: a pod is bound to the node in the middle of a sweep.
 func (m *lifeModel) sweepAndBind(t *rapid.T) { m.sweepWith(t, "bind") }
 
+// sweepAndUse: in the middle of a sweep, an image leaves the node and comes
+// back, or a container runs on it and is removed.
+func (m *lifeModel) sweepAndUse(t *rapid.T) { m.sweepWith(t, "use") }
+
 // sweepAndDieAfterReport: the agent dies after the sweep's report is
 // written and before the image clock saved that it was: the clock's
 // records of the sweep outlive its report.
@@ -801,11 +809,50 @@ func (m *lifeModel) bindDuring(method, arg string, d midSweep) {
 	m.pods = append(m.pods, plan.PodImage{Ref: ref, Pod: fmt.Sprintf("default/pod-%d (container c)", len(m.pods))})
 }
 
+// useDuring is the node going on while a sweep runs, at one of its
+// destructive calls: an image other hands remove and pull again (d.flag;
+// not while a killed sweep's removals are unreported, when other hands
+// leave the node alone), or a container run on it and removed (docker run
+// --rm, a Job's pod the kubelet collected). The agent's follower hears of
+// it (the real one runs alongside); its re-check must see it. Not the
+// image this very call removes: that is the re-check's window.
+func (m *lifeModel) useDuring(method, arg string, d midSweep) {
+	target := ""
+	if method == "ImageRemove" {
+		target = m.f.Named(arg)
+	}
+	var candidates []string
+	for _, id := range m.present() {
+		if id != target {
+			candidates = append(candidates, id)
+		}
+	}
+	if len(candidates) == 0 {
+		return
+	}
+	id := candidates[d.pick%len(candidates)]
+	if d.flag && !m.pending {
+		img, _ := m.f.Image(id)
+		m.f.RemoveImageByHand(id)
+		m.follow()
+		m.f.AddImage(img)
+		m.truth.arrived[id] = m.now
+		m.follow()
+		return
+	}
+	c := m.makeContainer(id, engine.StateRunning, d.kubelet)
+	m.f.AddContainer(c)
+	m.f.RemoveContainerByHand(c.ID)
+	m.truth.used[id] = m.now
+	m.follow()
+}
+
 // sweepWith runs one sweep as the node controller does, when the policy
 // selects the node; with "change", the policy (or the node's labels)
 // changes at a destructive call; with "kill", the agent dies there; with
 // "run", a container is created or started there; with "bind", a pod is
-// bound to the node there; with "dieAfterReport",
+// bound to the node there; with "use", an image returns or is used there;
+// with "dieAfterReport",
 // the agent dies between the report's write and the clock's save.
 func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	if m.policy == nil || !m.selected || m.policy.Spec.Suspend {
@@ -854,7 +901,7 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 		slices.SortFunc(imgs, func(a, b engine.Image) int { return b.Created.Compare(a.Created) })
 	}
 	var mid midSweep
-	if during == "run" || during == "bind" {
+	if during == "run" || during == "bind" || during == "use" {
 		mid = drawMidSweep(t)
 	}
 	var saved []byte
@@ -867,6 +914,8 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 			m.runDuring(method, arg, mid)
 		case "bind":
 			m.bindDuring(method, arg, mid)
+		case "use":
+			m.useDuring(method, arg, mid)
 		case "change":
 			m.changedAt = n
 			change()

@@ -74,6 +74,12 @@ type Options struct {
 	// its deletion would prune) keeps it, skipped as PodOnNode. An error
 	// (the pods cannot be seen) stops the sweep there.
 	Pods func() ([]plan.PodImage, error)
+	// Recent, if set, is asked with the re-check too, after Pods: whether
+	// the image (or an untagged parent its deletion would prune) arrived
+	// again, or was used, since the plan, too recently for the policy (the
+	// agent's image clock, which its event follower keeps current): a
+	// reason skips the action with its message.
+	Recent func(a *plan.Action) (plan.Reason, string)
 }
 
 // RemovedImage is one action carried out.
@@ -621,13 +627,30 @@ func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone
 		o := s.failed(fmt.Errorf("re-check image %s: %w", a.Image, err))
 		return cur, false, &o
 	}
-	return cur, false, x.podsKeep(s, &cur)
+	return cur, false, x.keep(s, &cur)
 }
 
-// podsKeep asks, last thing before a destructive call, what the pods bound
-// to the node name now: a pod bound since the plan that names the image,
-// or an untagged parent its deletion would prune, keeps the action's image.
-// When the pods cannot be seen, the sweep stops.
+// keep asks, last thing before a destructive call, what the agent knows now
+// that the plan could not: the pods bound to the node, and the image
+// clock.
+func (x *executor) keep(s *step, cur *engine.Image) *outcome {
+	if o := x.podsKeep(s, cur); o != nil {
+		return o
+	}
+	if x.opts.Recent == nil {
+		return nil
+	}
+	if reason, msg := x.opts.Recent(s.a); reason != "" {
+		o := s.skipped(reason, msg)
+		return &o
+	}
+	return nil
+}
+
+// podsKeep asks what the pods bound to the node name now: a pod bound since
+// the plan that names the image, or an untagged parent its deletion would
+// prune, keeps the action's image. When the pods cannot be seen, the sweep
+// stops.
 func (x *executor) podsKeep(s *step, cur *engine.Image) *outcome {
 	if x.opts.Pods == nil {
 		return nil

@@ -161,7 +161,8 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 	if err := save(opts.Clock); err != nil {
 		return Outcome{}, err // nothing removed: no record, no removal
 	}
-	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency, Proceed: opts.Proceed, Pods: opts.Pods}
+	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency, Proceed: opts.Proceed, Pods: opts.Pods,
+		Recent: recentSince(opts.Clock, &popts, now)}
 	if out.Disk != nil && out.Disk.Pressure != "" {
 		// One at a time, in order, asking the disk before each: the sweep
 		// stops as soon as usage is under the low watermarks.
@@ -180,6 +181,48 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 		measureAfter(spec.DiskUsage, out.Disk, &out.Result, opts.Disk)
 	}
 	return out, save(opts.Clock)
+}
+
+// recentSince is the re-check's reading of the image clock, by the plan's
+// own rules (popts, as the disk's pressure left them) at the plan's now: an
+// image, or an untagged parent its deletion would prune, that arrived or
+// was used since the plan, more recently than the policy allows, stays.
+// The plan passed these rules on the same records; only what the clock
+// learned since (the agent's follower applies the engine's events as they
+// come) can fail them now. An image the clock no longer knows (it left, and
+// its return is not applied yet) counts as arrived now.
+func recentSince(clock *imageclock.Clock, popts *plan.Options, now time.Time) func(a *plan.Action) (plan.Reason, string) {
+	return func(a *plan.Action) (plan.Reason, string) {
+		for _, id := range append([]string{a.ImageID}, a.PruneParents...) {
+			what := "it"
+			if id != a.ImageID {
+				what = "its untagged parent " + engine.ShortID(id) + ", which its deletion would prune,"
+			}
+			rec, _ := clock.Record(id)
+			arrived := rec.Arrived
+			if arrived.IsZero() || arrived.After(now) {
+				arrived = now
+			}
+			if age := now.Sub(arrived); age < popts.MinImageAge {
+				return plan.TooYoung, fmt.Sprintf("%s arrived again since the plan: %s ago, minImageAge is %s",
+					what, plan.FormatDuration(age), plan.FormatDuration(popts.MinImageAge))
+			}
+			since := arrived // idle since its last use or arrival, whichever is later
+			if rec.LastUsed.After(since) {
+				since = rec.LastUsed
+			}
+			if since.After(now) {
+				since = now
+			}
+			if popts.UnusedFor > 0 {
+				if idle := now.Sub(since); idle < popts.UnusedFor {
+					return plan.RecentlyUsed, fmt.Sprintf("%s was used since the plan: %s ago, maxUnusedAge is %s",
+						what, plan.FormatDuration(idle), plan.FormatDuration(popts.UnusedFor))
+				}
+			}
+		}
+		return "", ""
+	}
 }
 
 // save saves the clock, the error wrapping ErrState.
