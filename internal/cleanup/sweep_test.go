@@ -302,3 +302,49 @@ func TestUnhonouredFieldsAreSaid(t *testing.T) {
 		}
 	}
 }
+
+// What the agent's image clock learns while a sweep runs (its event
+// follower applies the engine's events as they come) is read again just
+// before the image's removal (docs/policy.md, invariants 5 and 6): an
+// image used or back since the plan keeps its guards; one the clock lost
+// sight of (it left; its return is not applied yet) counts as arrived now.
+func TestWhatTheClockLearnsMidSweepKeepsTheImage(t *testing.T) {
+	for name, tc := range map[string]struct {
+		learn  func(c *imageclock.Clock)
+		reason plan.Reason // "": removed
+	}{
+		"nothing":                    {learn: func(*imageclock.Clock) {}},
+		"used":                       {learn: func(c *imageclock.Clock) { c.ImageUsed(imageA, t0) }, reason: plan.RecentlyUsed},
+		"used long ago":              {learn: func(c *imageclock.Clock) { c.ImageUsed(imageA, t0.Add(-2*time.Hour)) }},
+		"left and came back":         {learn: func(c *imageclock.Clock) { c.ImageGone(imageA); c.ImageArrived(imageA, t0) }, reason: plan.TooYoung},
+		"left, return not heard yet": {learn: func(c *imageclock.Clock) { c.ImageGone(imageA) }, reason: plan.TooYoung},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := fakeWithStoppedContainer()
+			clock := imageclock.InMemory()
+			f.BeforeCall = func(method, arg string) {
+				if method == "ContainerRemove" {
+					tc.learn(clock) // after the plan, before the image's re-check
+				}
+			}
+			spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxUnusedAge = ptr(v1alpha1.Duration("1h")) })
+			out, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.HasContainer("c1") {
+				t.Fatal("the stopped container, removed before the clock learned anything, is still there")
+			}
+			if tc.reason == "" {
+				if f.HasImage(imageA) || len(out.Result.RemovedImages) != 1 {
+					t.Fatalf("want the image removed: %+v", out.Result)
+				}
+				return
+			}
+			if !f.HasImage(imageA) || len(out.Result.Skipped) != 1 || out.Result.Skipped[0].Reason != tc.reason ||
+				!strings.Contains(out.Result.Skipped[0].Message, "since the plan") {
+				t.Fatalf("want the image kept, skipped %s: %+v", tc.reason, out.Result)
+			}
+		})
+	}
+}
