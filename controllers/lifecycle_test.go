@@ -166,9 +166,9 @@ var lifesThatFoundBugs = map[string]uint64{
 	// after 8,248 once the lives changed with the pods bound mid-sweep).
 	"a pruned parent keeps its guards": 4632590970615418065,
 	// A pod bound to the node in the middle of a sweep named an image the
-	// sweep removed later (found after 789 and, with the lives as they are
-	// now, 548 random lives).
-	"a pod bound mid-sweep keeps its image": 8744754102268636980,
+	// sweep removed later (found after 789, 548 and, with the lives as they
+	// are now, 115 random lives).
+	"a pod bound mid-sweep keeps its image": 2267263591024883985,
 	// An image used (a container run and removed) while a sweep ran, within
 	// maxUnusedAge, was removed by it (found after 479 random lives).
 	"a use mid-sweep keeps its image": 9053215684955292702,
