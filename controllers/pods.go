@@ -118,7 +118,8 @@ func (v *podView) images(ctx context.Context) ([]plan.PodImage, error) {
 		return nil, &errPodsUnknown{"a watch of the API failed " + v.clock.Since(broken).Round(time.Second).String() + " ago: " + why}
 	}
 	var pods corev1.PodList
-	if err := v.cache.List(ctx, &pods); err != nil {
+	// Read only, and asked again before every image's removal: no copies.
+	if err := v.cache.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, &errPodsUnknown{err.Error()}
 	}
 	var out []plan.PodImage
