@@ -348,3 +348,37 @@ func TestWhatTheClockLearnsMidSweepKeepsTheImage(t *testing.T) {
 		})
 	}
 }
+
+// The sweep's own removals are no use of the image: the agent's follower
+// hears of each stopped container the sweep removes (a destroy event)
+// before the image's re-check, and reading it as a use kept every image
+// that had stopped containers under maxUnusedAge, sweep after sweep.
+func TestTheSweepsOwnRemovalsAreNoUse(t *testing.T) {
+	f := enginefake.New()
+	engineNow := t0.Add(-48 * time.Hour)
+	f.Now = func() time.Time { return engineNow }
+	old := t0.Add(-48 * time.Hour)
+	f.AddImage(engine.Image{ID: imageA, RepoTags: []string{"app:1"}, LastTagTime: old, Size: 100})
+	f.AddContainer(engine.Container{ID: "c1", Name: "job", ImageID: imageA, State: engine.StateExited, Created: old, FinishedAt: old})
+	clock := imageclock.InMemory()
+	if err := clock.CatchUp(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	engineNow = t0
+	f.BeforeCall = func(method, _ string) {
+		if method == "ImageInspect" || method == "ImageRemove" {
+			// The follower, running alongside, has applied what came.
+			if err := clock.CatchUp(context.Background(), f); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxUnusedAge = ptr(v1alpha1.Duration("1h")) })
+	out, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.HasImage(imageA) || f.HasContainer("c1") {
+		t.Fatalf("want the container and the image removed: %+v", out.Result)
+	}
+}

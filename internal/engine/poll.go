@@ -67,8 +67,8 @@ func (p *Poller) Poll(ctx context.Context, rt Runtime, now time.Time, f func(Eve
 		}
 	}
 	for id := range p.running {
-		if !seen[id] { // gone since: it may have run until now
-			f(Event{Type: EventContainer, Action: "destroy", ID: id, Time: now})
+		if !seen[id] { // gone since: it may have run until now, a stop now
+			f(Event{Type: EventContainer, Action: "die", ID: id, Time: now})
 		}
 	}
 	p.running = map[string]bool{}

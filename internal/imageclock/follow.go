@@ -7,12 +7,14 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 )
 
-// Apply learns from one engine event: a container's create, start, stop or
-// removal is a use of its image (found through the clock's listings, else
-// through the name the container was created from); an image deleted is
-// forgotten, so that it arrives again if it comes back, and an image
-// pulled, loaded or imported arrives then; a gap in the engine's history
-// counts as a use and an arrival of every image.
+// Apply learns from one engine event: a container's create, start or stop
+// is a use of its image (found through the clock's listings, else through
+// the name the container was created from); its removal is not (a
+// container that ran stopped first, and the sweeps' own removals of stopped
+// containers would otherwise count as uses of the very images they clear);
+// an image deleted is forgotten, so that it arrives again if it comes back,
+// and an image pulled, loaded or imported arrives then; a gap in the
+// engine's history counts as a use and an arrival of every image.
 func (c *Clock) Apply(ctx context.Context, rt engine.Runtime, e engine.Event) {
 	switch e.Type {
 	case engine.EventGap:
@@ -30,8 +32,11 @@ func (c *Clock) Apply(ctx context.Context, rt engine.Runtime, e engine.Event) {
 			}
 		}
 	case engine.EventContainer:
+		if e.Action == "destroy" {
+			break
+		}
 		imageID := c.imageOf(e.ID)
-		if imageID == "" && e.Action != "destroy" {
+		if imageID == "" {
 			if imageID = resolve(ctx, rt, e.Image); imageID != "" {
 				c.setImageOf(e.ID, imageID)
 			}
