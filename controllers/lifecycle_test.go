@@ -353,6 +353,16 @@ func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
 		img.Pinned = rapid.IntRange(0, 5).Draw(t, "pinned") == 0 // no parents on the CRI
 	} else if present := m.present(); len(present) > 0 && rapid.IntRange(0, 4).Draw(t, "child") == 0 {
 		img.ParentID = rapid.SampledFrom(present).Draw(t, "parent")
+		// An engine never makes a parent of a descendant: an image that
+		// returns does not become the parent of its own child's line.
+		for p := img.ParentID; p != ""; {
+			if p == id {
+				img.ParentID = ""
+				break
+			}
+			cur, _ := m.f.Image(p)
+			p = cur.ParentID
+		}
 	}
 	m.f.AddImage(img)
 	m.truth.arrived[id] = m.now

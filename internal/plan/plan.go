@@ -263,7 +263,7 @@ func (ix *index) keptParent(img *engine.Image, opts *Options) bool {
 // may be pruned.
 func (ix *index) prunable(parentID string, opts *Options) []string {
 	var chain []string
-	for id := parentID; id != ""; {
+	for id := parentID; id != "" && !slices.Contains(chain, id); { // a cycle no engine makes ends it
 		img := ix.images[id]
 		if img == nil || !img.Unreferenced() {
 			break // the engine stops at a referenced parent
