@@ -162,3 +162,22 @@ func TestPruneHonoursTheParentsGuards(t *testing.T) {
 		t.Fatalf("a parent that arrived an hour ago may be pruned under minImageAge 24h: %+v", p.Actions)
 	}
 }
+
+// No engine makes a parent of its own descendant, but the fake engine of
+// the model test once did (an image that left and came back drew a child
+// of its own as parent), and the walk up the untagged parents then never
+// ended. The planner stops at a cycle.
+func TestAParentCycleEnds(t *testing.T) {
+	a, b, c := img("a"), img("b"), img("c", "app:c")
+	a.ParentID, b.ParentID, c.ParentID = b.ID, a.ID, a.ID
+	done := make(chan plan.Plan, 1)
+	go func() { done <- makePlan(t, spec("**"), nil, []engine.Image{a, b, c}) }()
+	select {
+	case p := <-done:
+		if len(p.Actions) != 1 || p.Actions[0].ImageID != c.ID {
+			t.Fatalf("want the tagged child's action only: %+v; blocked %+v; skipped %+v", p.Actions, p.Blocked, p.Skipped)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the plan of a parent cycle does not end")
+	}
+}
