@@ -1045,7 +1045,11 @@ func (m *lifeModel) onRemove(kind, id string) {
 			m.violate("the kubelet's container %s removed without includeKubernetesManaged", id)
 		}
 		delete(m.truth.containers, id)
-		m.truth.ctrs++
+		if m.policy != nil && m.selected {
+			// Not the call under way when the policy was deleted or the
+			// node left its selector: its report went with that.
+			m.truth.ctrs++
+		}
 		return
 	}
 	img := m.snap[id]
