@@ -166,12 +166,14 @@ var lifesThatFoundBugs = map[string]uint64{
 	// the lives with the mid-sweep steps, after 887).
 	"a pruned parent keeps its guards": 4360477535083464628,
 	// A pod bound to the node in the middle of a sweep named an image the
-	// sweep removed later (found after 789, 548 and, with the lives as they
-	// are now, 115 random lives).
-	"a pod bound mid-sweep keeps its image": 2267263591024883985,
-	// An image used (a container run and removed) while a sweep ran, within
-	// maxUnusedAge, was removed by it (found after 479 random lives).
-	"a use mid-sweep keeps its image": 9053215684955292702,
+	// sweep removed later (found after 789 random lives; on the lives as
+	// they are now, after 472).
+	"a pod bound mid-sweep keeps its image": 7740431090200527909,
+	// An image used (a container run and removed), or back on the node,
+	// while a sweep ran was removed by it under maxUnusedAge or minImageAge
+	// (found after 479 random lives; on the lives as they are now, after
+	// 1,414: one back 0s before, minImageAge 1h).
+	"a use mid-sweep keeps its image": 1559666231438887993,
 }
 
 func TestAgentLivesThatFoundBugs(t *testing.T) {
