@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,11 +228,18 @@ func agentLife(t *testing.T, cri bool) func(*rapid.T) {
 	}
 }
 
-func flagSet(name string) bool {
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+// flagSet reports whether the command line set the flag. flag.Visit alone
+// cannot tell: it also visits the flags setRapid set, so the second test
+// that set a flag took it for the command line's, kept the first one's
+// value restored to rapid's default (100 lives, a random seed), and the
+// replayed lives after the first were random ones.
+func flagSet(name string) bool { return commandLineFlags()[name] }
+
+var commandLineFlags = sync.OnceValue(func() map[string]bool {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	return set
-}
+})
 
 func newLifeModel(t *rapid.T, dir string, cri bool) *lifeModel {
 	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: cri,
