@@ -802,12 +802,9 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 	m.truth.used[c.ImageID] = m.now
 }
 
-// bindDuring is a pod bound to the node while a sweep runs, at one of its
-// destructive calls: it names an image on the node, by its ID, or by one of
-// its tags (d.flag). The agent must see it before that image's next
-// destructive call. Not the image this very call removes: that is the
-// re-check's window of one round trip.
-func (m *lifeModel) bindDuring(method, arg string, d midSweep) {
+// pickOtherThan picks the pick-th image on the node, other than the one
+// the destructive call (method on arg) removes: the re-check's window.
+func (m *lifeModel) pickOtherThan(method, arg string, pick int) (string, bool) {
 	target := ""
 	if method == "ImageRemove" {
 		target = m.f.Named(arg)
@@ -819,9 +816,21 @@ func (m *lifeModel) bindDuring(method, arg string, d midSweep) {
 		}
 	}
 	if len(candidates) == 0 {
+		return "", false
+	}
+	return candidates[pick%len(candidates)], true
+}
+
+// bindDuring is a pod bound to the node while a sweep runs, at one of its
+// destructive calls: it names an image on the node, by its ID, or by one of
+// its tags (d.flag). The agent must see it before that image's next
+// destructive call. Not the image this very call removes: that is the
+// re-check's window of one round trip.
+func (m *lifeModel) bindDuring(method, arg string, d midSweep) {
+	id, ok := m.pickOtherThan(method, arg, d.pick)
+	if !ok {
 		return
 	}
-	id := candidates[d.pick%len(candidates)]
 	ref := id
 	if img, _ := m.f.Image(id); len(img.RepoTags) > 0 && d.flag {
 		ref = img.RepoTags[d.tag%len(img.RepoTags)]
@@ -837,20 +846,10 @@ func (m *lifeModel) bindDuring(method, arg string, d midSweep) {
 // it (the real one runs alongside); its re-check must see it. Not the
 // image this very call removes: that is the re-check's window.
 func (m *lifeModel) useDuring(method, arg string, d midSweep) {
-	target := ""
-	if method == "ImageRemove" {
-		target = m.f.Named(arg)
-	}
-	var candidates []string
-	for _, id := range m.present() {
-		if id != target {
-			candidates = append(candidates, id)
-		}
-	}
-	if len(candidates) == 0 {
+	id, ok := m.pickOtherThan(method, arg, d.pick)
+	if !ok {
 		return
 	}
-	id := candidates[d.pick%len(candidates)]
 	if d.flag && !m.pending {
 		img, _ := m.f.Image(id)
 		m.f.RemoveImageByHand(id)
