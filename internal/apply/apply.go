@@ -6,7 +6,9 @@
 //     image's containers and its current references. A container that
 //     started, or was created, or a reference that moved or appeared since
 //     the plan, stops the action with a reason. The window that remains is
-//     one engine round trip;
+//     one engine round trip. Then it asks the caller what the engine cannot
+//     say (Options.Pods, Options.Recent): a pod bound to the node since, or
+//     an arrival or a use since, keeps the image;
 //   - the engine checks again at every delete: a conflict is a blocked
 //     outcome, not an error, and "not found" counts as done;
 //   - a forced removal deletes by ID, where the engine itself refuses an
