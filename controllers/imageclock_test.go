@@ -24,11 +24,14 @@ func TestEventFollowerBacksOffOnTheAgentsClock(t *testing.T) {
 	// The fake clock moves the follower at once, so the whole test takes
 	// milliseconds; back-offs on the real clock would take 7 s. (A deadline
 	// of half a second per attempt failed on a loaded machine.)
+	// Two waiters mean the follower waits on its back-off: the other one is
+	// the save ticker. (Waiting for any waiter let a step land before the
+	// back-off began, which then never ended within the test: CI failed so.)
 	start := time.Now()
 	waitFor := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for attempts() != want || !clk.HasWaiters() {
+		for attempts() != want || clk.Waiters() != 2 {
 			if time.Now().After(deadline) {
 				t.Fatalf("%d attempts, want %d", attempts(), want)
 			}
