@@ -78,7 +78,11 @@ type lifeModel struct {
 	// cri: the node runs containerd's CRI (the fake's CRI rules): images go
 	// with every reference, some are pinned, nothing is replayed, and the
 	// follower lists images (sub and poller are its connection).
-	cri    bool
+	cri bool
+	// ahead: the engine's clock runs this far ahead of the agent's (m.now),
+	// in every time it stamps. Never behind: a use would then look older
+	// than it was, which nothing on the node could tell.
+	ahead  time.Duration
 	sub    *enginefake.Subscription
 	poller engine.Poller
 	// clock is the agent's image clock; nil while the agent is down.
@@ -138,7 +142,7 @@ func TestAgentLife(t *testing.T) {
 	if *lifeSeed != 0 {
 		setRapid("rapid.seed", fmt.Sprint(*lifeSeed))
 	}
-	rapid.Check(t, agentLife(t, false))
+	rapid.Check(t, agentLife(t, lifeRules{}))
 }
 
 // The same lives on containerd's CRI rules (issue 20): the invariants hold
@@ -155,7 +159,26 @@ func TestAgentLifeOnCRI(t *testing.T) {
 	if *lifeSeed != 0 {
 		setRapid(t, "rapid.seed", fmt.Sprint(*lifeSeed))
 	}
-	rapid.Check(t, agentLife(t, true))
+	rapid.Check(t, agentLife(t, lifeRules{cri: true}))
+}
+
+// The same lives with the engine's clock ahead of the agent's, by a second
+// to two hours: every time the engine stamps (its events, its containers'
+// starts and stops) is later than when it happened by the agent's clock.
+// An agent shares its node's clock with the engine, but the CLI on a
+// remote engine, or an engine in a VM whose clock drifted, does not. A use
+// stamped after the plan's now used to count as no use at all.
+func TestAgentLifeWithTheEngineClockAhead(t *testing.T) {
+	checks := *lifeChecks / 4
+	if testing.Short() && !flagSet("life.checks") {
+		checks = 25 // make test-unit
+	}
+	setRapid(t, "rapid.checks", fmt.Sprint(checks))
+	setRapid(t, "rapid.steps", "60")
+	if *lifeSeed != 0 {
+		setRapid(t, "rapid.seed", fmt.Sprint(*lifeSeed))
+	}
+	rapid.Check(t, agentLife(t, lifeRules{engineAhead: true}))
 }
 
 // lifesThatFoundBugs are seeds of single lives that a longer random search
@@ -168,34 +191,44 @@ func TestAgentLifeOnCRI(t *testing.T) {
 // the new lives had not found it again within 25 minutes. Its own tests
 // hold it: TestPruneHonoursTheParentsGuards (plan) and
 // TestFinding2PruneRespectsExclusionAndProtection (real engines).
-var lifesThatFoundBugs = map[string]uint64{
+var lifesThatFoundBugs = map[string]replayedLife{
 	// A pod bound to the node in the middle of a sweep named an image the
 	// sweep removed later (found after 789 random lives; on the lives as
 	// they are now, after 472).
-	"a pod bound mid-sweep keeps its image": 7740431090200527909,
+	"a pod bound mid-sweep keeps its image": {seed: 7740431090200527909},
 	// An image used (a container run and removed), or back on the node,
 	// while a sweep ran was removed by it under maxUnusedAge or minImageAge
 	// (found after 479 random lives; on the lives as they are now, after
 	// 1,414: one back 0s before, minImageAge 1h).
-	"a use mid-sweep keeps its image": 1559666231438887993,
+	"a use mid-sweep keeps its image": {seed: 1559666231438887993},
+	// The engine's clock 6,082 s ahead: a use it stamped after the plan's
+	// now counted as none, and the image went 3 minutes after its use, under
+	// maxUnusedAge 24h (found after 33 random lives).
+	"a use stamped ahead of the agent's clock keeps its image": {seed: 20261691, rules: lifeRules{engineAhead: true}},
+}
+
+// replayedLife is one life by its seed, on the rules it was found on.
+type replayedLife struct {
+	seed  uint64
+	rules lifeRules
 }
 
 func TestAgentLivesThatFoundBugs(t *testing.T) {
-	for name, seed := range lifesThatFoundBugs {
+	for name, life := range lifesThatFoundBugs {
 		t.Run(name, func(t *testing.T) {
 			setRapid(t, "rapid.checks", "1")
 			setRapid(t, "rapid.steps", "60")
-			setRapid(t, "rapid.seed", fmt.Sprint(seed))
-			rapid.Check(t, agentLife(t, false))
+			setRapid(t, "rapid.seed", fmt.Sprint(life.seed))
+			rapid.Check(t, agentLife(t, life.rules))
 		})
 	}
 }
 
 // agentLife is one life of the agent on a simulated node: random steps,
 // every invariant checked at every removal and after every sweep.
-func agentLife(t *testing.T, cri bool) func(*rapid.T) {
+func agentLife(t *testing.T, rules lifeRules) func(*rapid.T) {
 	return func(rt *rapid.T) {
-		m := newLifeModel(rt, t.TempDir(), cri)
+		m := newLifeModel(rt, t.TempDir(), rules)
 		defer m.stop()
 		rt.Repeat(map[string]func(*rapid.T){
 			"":               m.check,
@@ -244,12 +277,22 @@ var commandLineFlags = sync.OnceValue(func() map[string]bool {
 	return set
 })
 
-func newLifeModel(t *rapid.T, dir string, cri bool) *lifeModel {
-	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: cri,
+// lifeRules are what a run of lives holds fixed: the runtime's rules, and
+// whether the engine's clock runs ahead of the agent's.
+type lifeRules struct {
+	cri         bool
+	engineAhead bool
+}
+
+func newLifeModel(t *rapid.T, dir string, rules lifeRules) *lifeModel {
+	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: rules.cri,
 		truth: truth{arrived: map[string]time.Time{}, used: map[string]time.Time{}, containers: map[string]engine.Container{}}}
+	if rules.engineAhead {
+		m.ahead = time.Duration(rapid.IntRange(1, 2*60*60).Draw(t, "engine clock ahead (s)")) * time.Second
+	}
 	m.f = enginefake.New()
-	m.f.CRI = cri
-	m.f.Now = func() time.Time { return m.now }
+	m.f.CRI = rules.cri
+	m.f.Now = m.engineNow
 	m.f.OnRemove = m.onRemove
 	m.f.BeforeCall = m.beforeCall
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: lifeNode, Labels: map[string]string{"pool": "a"}}}
@@ -258,6 +301,9 @@ func newLifeModel(t *rapid.T, dir string, cri bool) *lifeModel {
 	m.changePolicy(t) // a life starts with a policy
 	return m
 }
+
+// engineNow is the engine's clock.
+func (m *lifeModel) engineNow() time.Time { return m.now.Add(m.ahead) }
 
 func (m *lifeModel) stop() {
 	if m.clock != nil {
@@ -432,7 +478,7 @@ func (m *lifeModel) newContainer(t *rapid.T, state string) (engine.Container, bo
 func (m *lifeModel) makeContainer(image, state string, kubelet bool) engine.Container {
 	m.containersMade++
 	id := fmt.Sprintf("%064x", 1<<40+m.containersMade)
-	c := engine.Container{ID: id, Name: "c" + id[58:], ImageID: image, State: state, Created: m.now}
+	c := engine.Container{ID: id, Name: "c" + id[58:], ImageID: image, State: state, Created: m.engineNow()}
 	if kubelet {
 		c.Labels = map[string]string{"io.kubernetes.pod.name": "pod"}
 	}
@@ -446,7 +492,7 @@ func (m *lifeModel) run(t *rapid.T) {
 		t.Skip("no image")
 	}
 	if state == engine.StateExited {
-		c.FinishedAt = m.now
+		c.FinishedAt = m.engineNow()
 	}
 	m.f.AddContainer(c)
 	m.truth.containers[c.ID] = c
@@ -660,8 +706,9 @@ func (m *lifeModel) randomSpec(t *rapid.T) v1alpha1.ImageCleanupPolicySpec {
 }
 
 // changePolicy creates the policy or changes its spec: a new generation.
-func (m *lifeModel) changePolicy(t *rapid.T) {
-	spec := m.randomSpec(t)
+func (m *lifeModel) changePolicy(t *rapid.T) { m.setPolicy(m.randomSpec(t)) }
+
+func (m *lifeModel) setPolicy(spec v1alpha1.ImageCleanupPolicySpec) {
 	if m.policy == nil {
 		m.policy = &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: lifePolicy, UID: "uid-1", Generation: 1}, Spec: spec}
 		m.must(m.kube.Create(m.ctx, m.policy.DeepCopy()))
@@ -798,23 +845,34 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 		return
 	}
 	if d.state == engine.StateExited {
-		c.FinishedAt = m.now
+		c.FinishedAt = m.engineNow()
 	}
 	m.f.AddContainer(c)
 	m.truth.containers[c.ID] = c
 	m.truth.used[c.ImageID] = m.now
 }
 
-// pickOtherThan picks the pick-th image on the node, other than the one
-// the destructive call (method on arg) removes: the re-check's window.
+// pickOtherThan picks the pick-th image on the node, other than those the
+// destructive call (method on arg) may remove: the re-check's window. That
+// is the image it names and the untagged parents above it, which the
+// engine prunes with it (found by a search: a pod bound at the call named
+// such a parent, which went with its child).
 func (m *lifeModel) pickOtherThan(method, arg string, pick int) (string, bool) {
-	target := ""
+	window := map[string]bool{}
 	if method == "ImageRemove" {
-		target = m.f.Named(arg)
+		for id := m.f.Named(arg); id != "" && !window[id]; {
+			window[id] = true
+			img, _ := m.f.Image(id)
+			up, ok := m.f.Image(img.ParentID)
+			if !ok || len(up.RepoTags)+len(up.RepoDigests) > 0 {
+				break
+			}
+			id = img.ParentID
+		}
 	}
 	var candidates []string
 	for _, id := range m.present() {
-		if id != target {
+		if !window[id] {
 			candidates = append(candidates, id)
 		}
 	}
@@ -887,10 +945,14 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	var change func()
 	if during == "change" {
 		kind := rapid.IntRange(0, 3).Draw(t, "change")
+		var next v1alpha1.ImageCleanupPolicySpec
+		if kind == 0 { // drawn now: see midSweep
+			next = m.randomSpec(t)
+		}
 		change = func() {
 			switch kind {
 			case 0:
-				m.changePolicy(t)
+				m.setPolicy(next)
 			case 1:
 				m.deletePolicy(t)
 			case 2:

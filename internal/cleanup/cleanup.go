@@ -184,7 +184,8 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 }
 
 // recentSince is the re-check's reading of the image clock, by the plan's
-// own rules (popts, as the disk's pressure left them) at the plan's now: an
+// own rules (plan.ClockGuard with popts, as the disk's pressure left them)
+// at the plan's now: an
 // image, or an untagged parent its deletion would prune, that arrived or
 // was used since the plan, more recently than the policy allows, stays.
 // The plan passed these rules on the same records; only what the clock
@@ -199,26 +200,8 @@ func recentSince(clock *imageclock.Clock, popts *plan.Options, now time.Time) fu
 				what = "its untagged parent " + engine.ShortID(id) + ", which its deletion would prune,"
 			}
 			rec, _ := clock.Record(id)
-			arrived := rec.Arrived
-			if arrived.IsZero() || arrived.After(now) {
-				arrived = now
-			}
-			if age := now.Sub(arrived); age < popts.MinImageAge {
-				return plan.TooYoung, fmt.Sprintf("%s arrived again since the plan: %s ago, minImageAge is %s",
-					what, plan.FormatDuration(age), plan.FormatDuration(popts.MinImageAge))
-			}
-			since := arrived // idle since its last use or arrival, whichever is later
-			if rec.LastUsed.After(since) {
-				since = rec.LastUsed
-			}
-			if since.After(now) {
-				since = now
-			}
-			if popts.UnusedFor > 0 {
-				if idle := now.Sub(since); idle < popts.UnusedFor {
-					return plan.RecentlyUsed, fmt.Sprintf("%s was used since the plan: %s ago, maxUnusedAge is %s",
-						what, plan.FormatDuration(idle), plan.FormatDuration(popts.UnusedFor))
-				}
+			if reason, detail, _ := plan.ClockGuard(rec.Arrived, rec.LastUsed, popts, now); reason != "" {
+				return reason, what + " changed since the plan: " + detail
 			}
 		}
 		return "", ""

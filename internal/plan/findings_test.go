@@ -181,3 +181,37 @@ func TestAParentCycleEnds(t *testing.T) {
 		t.Fatal("the plan of a parent cycle does not end")
 	}
 }
+
+// A use stamped later than the plan's time (the engine's clock ahead of
+// the agent's, or of the CLI's when it drives a remote engine) is a use
+// now: it used to fall back to the arrival, so an image that ran a moment
+// ago, but had arrived long ago, went under maxUnusedAge; and it sorted
+// first in least-recently-used order.
+func TestAUseAheadOfThePlansClockIsAUseNow(t *testing.T) {
+	ahead := img("ahead", "app:ahead")
+	ahead.Arrived = now.Add(-30 * 24 * time.Hour)
+	ahead.LastUsed = now.Add(10 * time.Minute)
+	idle := img("idle", "app:idle")
+	idle.Arrived = now.Add(-20 * 24 * time.Hour)
+	unused := with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxUnusedAge = dur("1h") })
+	p := makePlan(t, unused, nil, []engine.Image{ahead, idle})
+	if len(p.Actions) != 1 || p.Actions[0].ImageID != idle.ID || len(p.Skipped) != 1 || p.Skipped[0].Reason != plan.RecentlyUsed {
+		t.Fatalf("an image used after the plan's time may go under maxUnusedAge: actions %+v, skipped %+v", p.Actions, p.Skipped)
+	}
+	lru := with(spec("app:*"), func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.Order, s.MaxImagesPerSweep = v1alpha1.OrderLeastRecentlyUsed, 1
+	})
+	if p := makePlan(t, lru, nil, []engine.Image{ahead, idle}); len(p.Actions) != 1 || p.Actions[0].ImageID != idle.ID {
+		t.Fatalf("an image used after the plan's time comes first in least-recently-used order: %+v", p.Actions)
+	}
+	parent := img("parent")
+	parent.Arrived, parent.LastUsed = now.Add(-30*24*time.Hour), now.Add(time.Minute)
+	child := img("child")
+	child.ParentID = parent.ID
+	dangling := with(unused, func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.Images, s.Dangling = []v1alpha1.ImagePattern{"none:*"}, true
+	})
+	if p := makePlan(t, dangling, nil, []engine.Image{parent, child}); len(p.Actions) != 1 || len(p.Actions[0].PruneParents) != 0 {
+		t.Fatalf("a parent used after the plan's time may be pruned: %+v", p.Actions)
+	}
+}

@@ -251,9 +251,11 @@ func (ix *index) kept(img *engine.Image, opts *Options) bool {
 // minImageAge ago, or used less than maxUnusedAge ago (found by the model
 // test: a parent used a second ago was pruned with its dangling child).
 func (ix *index) keptParent(img *engine.Image, opts *Options) bool {
-	return ix.kept(img, opts) ||
-		ix.now.Sub(arrived(img, ix.now)) < opts.MinImageAge ||
-		(opts.UnusedFor > 0 && ix.now.Sub(idleSince(img, ix.now)) < opts.UnusedFor)
+	if ix.kept(img, opts) {
+		return true
+	}
+	reason, _, _ := ClockGuard(img.Arrived, img.LastUsed, opts, ix.now)
+	return reason != ""
 }
 
 // prunable returns the chain of untagged parents from parentID up that the
@@ -392,7 +394,7 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 		}
 		// keepNewest ranks by arrival, which the engine's LastTagTime may
 		// refine for images the clock met together.
-		if now.Sub(arrived(img, now)) < opts.MinImageAge || opts.KeepNewest > 0 {
+		if now.Sub(arrived(img.Arrived, now)) < opts.MinImageAge || opts.KeepNewest > 0 {
 			imageIDs = append(imageIDs, img.ID)
 		}
 		if finishTimes {
@@ -461,18 +463,13 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if pod := ix.pods.Using(img.ID, img.RepoTags, img.RepoDigests); pod != "" {
 		return keep(PodOnNode, "pod "+pod+" is bound to this node and names it: the kubelet runs it, or will")
 	}
-	if arrival := arrived(img, now); now.Sub(arrival) < opts.MinImageAge {
-		_, d := keep(TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", FormatDuration(now.Sub(arrival)), FormatDuration(opts.MinImageAge)))
-		d.EligibleAt = arrival.Add(opts.MinImageAge)
+	if reason, detail, eligible := ClockGuard(img.Arrived, img.LastUsed, opts, now); reason != "" {
+		_, d := keep(reason, detail)
+		d.EligibleAt = eligible
 		return nil, d
 	}
-	if since := idleSince(img, now); opts.UnusedFor > 0 && now.Sub(since) < opts.UnusedFor {
-		_, d := keep(RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", FormatDuration(now.Sub(since)), FormatDuration(opts.UnusedFor)))
-		d.EligibleAt = since.Add(opts.UnusedFor)
-		return nil, d
-	}
-	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img, now),
-		LastUsedAt: lastUsed(img, now), BuiltAt: img.Created}
+	a := &Action{ImageID: img.ID, Image: s.display(), By: s.by, Size: img.Size, ArrivedAt: arrived(img.Arrived, now),
+		LastUsedAt: lastUsed(img.Arrived, img.LastUsed, now), BuiltAt: img.Created}
 	if !s.deletes() {
 		if !opts.Runtime.UntagByReference {
 			return keep(OtherReferences, "the runtime removes an image with all its references at once, and the policy does not select "+
@@ -623,29 +620,54 @@ func keptMessage(why Reason, kept []*engine.Container, opts *Options) string {
 
 // arrived is when the image came to the node by the image clock; an image
 // the clock does not know arrived now (fail closed: never the build date).
-func arrived(img *engine.Image, now time.Time) time.Time {
-	if img.Arrived.IsZero() || img.Arrived.After(now) {
+// An arrival later than now (an engine whose clock runs ahead) is now.
+func arrived(arrivedAt, now time.Time) time.Time {
+	if arrivedAt.IsZero() || arrivedAt.After(now) {
 		return now
 	}
-	return img.Arrived
+	return arrivedAt
 }
 
 // lastUsed is the key of least-recently-used order: the image's last use by
-// the clock, else its arrival (an image no container ran).
-func lastUsed(img *engine.Image, now time.Time) time.Time {
-	if !img.LastUsed.IsZero() && !img.LastUsed.After(now) {
-		return img.LastUsed
+// the clock, else its arrival (an image no container ran). A use later than
+// now is a use now: an engine whose clock runs ahead of the agent's (or of
+// the CLI's, on a remote engine) stamps a use that just happened in the
+// future, and falling back to the arrival would make it the least recent.
+func lastUsed(arrivedAt, lastUsedAt, now time.Time) time.Time {
+	switch {
+	case lastUsedAt.IsZero():
+		return arrived(arrivedAt, now)
+	case lastUsedAt.After(now):
+		return now
 	}
-	return arrived(img, now)
+	return lastUsedAt
 }
 
-// idleSince is when the image was last used or arrived, whichever is later:
-// an image is idle only as long as the clock has known it (fail closed).
-func idleSince(img *engine.Image, now time.Time) time.Time {
-	if a := arrived(img, now); a.After(lastUsed(img, now)) {
-		return a
+// ClockGuard applies the image clock's rules to one image's records at now:
+// minImageAge to its arrival, maxUnusedAge to its last use or arrival,
+// whichever is later (an image is idle only as long as the clock has known
+// it). It returns TooYoung or RecentlyUsed, why, and when the image may go;
+// an empty reason when the clock lets it go. The plan weighs each image and
+// each untagged parent with it, and the executor's re-check weighs them
+// again with what the clock learned since (internal/cleanup).
+func ClockGuard(arrivedAt, lastUsedAt time.Time, opts *Options, now time.Time) (Reason, string, time.Time) {
+	arrival := arrived(arrivedAt, now)
+	if age := now.Sub(arrival); age < opts.MinImageAge {
+		return TooYoung, fmt.Sprintf("arrived %s ago, minImageAge is %s", FormatDuration(age), FormatDuration(opts.MinImageAge)),
+			arrival.Add(opts.MinImageAge)
 	}
-	return lastUsed(img, now)
+	if opts.UnusedFor <= 0 {
+		return "", "", time.Time{}
+	}
+	since := arrival
+	if used := lastUsed(arrivedAt, lastUsedAt, now); used.After(since) {
+		since = used
+	}
+	if idle := now.Sub(since); idle < opts.UnusedFor {
+		return RecentlyUsed, fmt.Sprintf("used %s ago, maxUnusedAge is %s", FormatDuration(idle), FormatDuration(opts.UnusedFor)),
+			since.Add(opts.UnusedFor)
+	}
+	return "", "", time.Time{}
 }
 
 // sandboxImages are the images of pod sandbox containers, in any state.
