@@ -199,8 +199,8 @@ var lifesThatFoundBugs = map[string]replayedLife{
 	// An image used (a container run and removed), or back on the node,
 	// while a sweep ran was removed by it under maxUnusedAge or minImageAge
 	// (found after 479 random lives; on the lives as they are now, after
-	// 1,414: one back 0s before, minImageAge 1h).
-	"a use mid-sweep keeps its image": {seed: 1559666231438887993},
+	// 962: one used 0s before, maxUnusedAge 24h).
+	"a use mid-sweep keeps its image": {seed: 11468247861031748778},
 	// The engine's clock 6,082 s ahead: a use it stamped after the plan's
 	// now counted as none, and the image went 3 minutes after its use, under
 	// maxUnusedAge 24h (found after 33 random lives).
