@@ -131,36 +131,13 @@ func setRapid(t *testing.T, name, value string) {
 	t.Cleanup(func() { _ = flag.Set(name, old) })
 }
 
-func TestAgentLife(t *testing.T) {
-	setRapid := func(name, value string) { setRapid(t, name, value) }
-	checks := *lifeChecks
-	if testing.Short() && !flagSet("life.checks") {
-		checks = 100 // make test-unit
-	}
-	setRapid("rapid.checks", fmt.Sprint(checks))
-	setRapid("rapid.steps", "60") // a life is longer than rapid's 30 steps
-	if *lifeSeed != 0 {
-		setRapid("rapid.seed", fmt.Sprint(*lifeSeed))
-	}
-	rapid.Check(t, agentLife(t, lifeRules{}))
-}
+func TestAgentLife(t *testing.T) { checkLives(t, 1, lifeRules{}) }
 
 // The same lives on containerd's CRI rules (issue 20): the invariants hold
 // where the runtime removes an image with all its references and checks no
 // container, pins images, sends no image event and replays nothing; and no
 // tag the policy does not select, and no pinned image, ever goes.
-func TestAgentLifeOnCRI(t *testing.T) {
-	checks := *lifeChecks / 2
-	if testing.Short() && !flagSet("life.checks") {
-		checks = 50 // make test-unit
-	}
-	setRapid(t, "rapid.checks", fmt.Sprint(checks))
-	setRapid(t, "rapid.steps", "60")
-	if *lifeSeed != 0 {
-		setRapid(t, "rapid.seed", fmt.Sprint(*lifeSeed))
-	}
-	rapid.Check(t, agentLife(t, lifeRules{cri: true}))
-}
+func TestAgentLifeOnCRI(t *testing.T) { checkLives(t, 2, lifeRules{cri: true}) }
 
 // The same lives with the engine's clock ahead of the agent's, by a second
 // to two hours: every time the engine stamps (its events, its containers'
@@ -169,16 +146,22 @@ func TestAgentLifeOnCRI(t *testing.T) {
 // remote engine, or an engine in a VM whose clock drifted, does not. A use
 // stamped after the plan's now used to count as no use at all.
 func TestAgentLifeWithTheEngineClockAhead(t *testing.T) {
-	checks := *lifeChecks / 4
+	checkLives(t, 4, lifeRules{engineAhead: true})
+}
+
+// checkLives runs one part in share of -life.checks lives on rules (100
+// lives divided so under -short: make test-unit), from -life.seed if set.
+func checkLives(t *testing.T, share int, rules lifeRules) {
+	checks := *lifeChecks / share
 	if testing.Short() && !flagSet("life.checks") {
-		checks = 25 // make test-unit
+		checks = 100 / share
 	}
 	setRapid(t, "rapid.checks", fmt.Sprint(checks))
-	setRapid(t, "rapid.steps", "60")
+	setRapid(t, "rapid.steps", "60") // a life is longer than rapid's 30 steps
 	if *lifeSeed != 0 {
 		setRapid(t, "rapid.seed", fmt.Sprint(*lifeSeed))
 	}
-	rapid.Check(t, agentLife(t, lifeRules{engineAhead: true}))
+	rapid.Check(t, agentLife(t, rules))
 }
 
 // lifesThatFoundBugs are seeds of single lives that a longer random search
