@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Mutants of the model test (docs/testing.md, "the model test of the
+# agent's whole life"): each reverts one fix that a finding asked for, and
+# the model's lives must then fail. Each mutant is built in a throwaway
+# worktree of HEAD, so the checkout is never edited.
+#
+#   hack/mutants.sh table [NAME...]   the fixed lives (1,000 on Docker's rules,
+#                                     500 on the CRI's) and the replayed ones;
+#                                     prints the first failing life of each test
+#   hack/mutants.sh search NAME [N]   N random lives on Docker's rules
+#                                     (default 20000), for a new seed to replay
+#
+# The edits are exact strings of the code as it is (hack/mutants.py): when
+# the code moves, a mutant says so and stops. Nothing here runs in make test.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${MUTANTS_OUT:-/tmp/imagecleanup-mutants}
+mkdir -p "$out"
+
+build() { # build NAME: the test binary of the controllers with mutant NAME
+	local name=$1 wt="$out/worktree-$1"
+	rm -rf "$wt"
+	git -C "$root" worktree prune
+	git -C "$root" worktree add -q --detach "$wt" HEAD
+	(cd "$wt" && python3 "$root/hack/mutants.py" "$name" && go test -c -o "$out/$name.test" ./controllers)
+	git -C "$root" worktree remove --force "$wt"
+}
+
+# scratch: an empty working directory for a run, so that rapid's files of
+# failing lives (testdata/rapid) land there and not in the checkout, where
+# every later go test would replay them.
+scratch() { rm -rf "$out/run" && mkdir -p "$out/run" && cd "$out/run"; }
+
+cmd=${1:-table}
+shift || true
+case $cmd in
+table)
+	names=("$@")
+	[ ${#names[@]} -gt 0 ] || mapfile -t names < <(python3 "$root/hack/mutants.py" --list)
+	for name in "${names[@]}"; do
+		echo "== $name: $(python3 "$root/hack/mutants.py" --describe "$name")"
+		build "$name"
+		(scratch && "$out/$name.test" -test.run 'TestAgentLife$|TestAgentLifeOnCRI|TestAgentLifeWithTheEngineClockAhead|TestAgentLivesThatFoundBugs' \
+			-test.v >"$out/$name.log" 2>&1) || true
+		grep -E "failed after [0-9]+ tests|^--- FAIL" "$out/$name.log" | cut -c1-200 || echo "   no life failed: the mutant survived"
+	done
+	;;
+search)
+	name=$1 checks=${2:-20000}
+	build "$name"
+	(scratch && "$out/$name.test" -test.run 'TestAgentLife$' -life.checks="$checks" -life.seed=0 \
+		-rapid.shrinktime=10s >"$out/search-$name.log" 2>&1) || true
+	grep -o "failed after [0-9]* tests\|rapid.seed=[0-9]*" "$out/search-$name.log" | head -2 || echo "no life failed in $checks"
+	;;
+*)
+	sed -n '2,14p' "$0"
+	exit 2
+	;;
+esac
