@@ -185,9 +185,9 @@ func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPo
 
 // recentSince is the re-check's reading of the image clock, by the plan's
 // own rules (plan.ClockGuard with popts, as the disk's pressure left them)
-// at the plan's now: an
-// image, or an untagged parent its deletion would prune, that arrived or
-// was used since the plan, more recently than the policy allows, stays.
+// at the plan's now: an image, or an untagged parent its deletion would
+// prune, that arrived or was used since the plan, more recently than the
+// policy allows, stays.
 // The plan passed these rules on the same records; only what the clock
 // learned since (the agent's follower applies the engine's events as they
 // come) can fail them now. An image the clock no longer knows (it left, and
