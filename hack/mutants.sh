@@ -31,6 +31,18 @@ build() { # build NAME: the test binary of the controllers with mutant NAME
 # every later go test would replay them.
 scratch() { rm -rf "$out/run" && mkdir -p "$out/run" && cd "$out/run"; }
 
+# verdict RC LOG SURVIVED: the lives that failed, with their seeds; else
+# SURVIVED when the run ended well, or how it ended (killed, crashed).
+verdict() {
+	if grep -qE "failed after [0-9]+ tests" "$2"; then
+		grep -oE "failed after [0-9]+ tests: .{0,160}|rapid.seed=[0-9]+|^--- FAIL.*" "$2"
+	elif [ "$1" -eq 0 ]; then
+		echo "   $3"
+	else
+		echo "   the run ended with exit $1 before a verdict: see $2"
+	fi
+}
+
 cmd=${1:-table}
 shift || true
 case $cmd in
@@ -40,17 +52,19 @@ table)
 	for name in "${names[@]}"; do
 		echo "== $name: $(python3 "$root/hack/mutants.py" --describe "$name")"
 		build "$name"
+		rc=0
 		(scratch && "$out/$name.test" -test.run 'TestAgentLife$|TestAgentLifeOnCRI|TestAgentLifeWithTheEngineClockAhead|TestAgentLivesThatFoundBugs' \
-			-test.v >"$out/$name.log" 2>&1) || true
-		grep -E "failed after [0-9]+ tests|^--- FAIL" "$out/$name.log" | cut -c1-200 || echo "   no life failed: the mutant survived"
+			-test.v >"$out/$name.log" 2>&1) || rc=$?
+		verdict "$rc" "$out/$name.log" "the mutant survived every life"
 	done
 	;;
 search)
 	name=$1 checks=${2:-20000}
 	build "$name"
+	rc=0
 	(scratch && "$out/$name.test" -test.run 'TestAgentLife$' -life.checks="$checks" -life.seed=0 \
-		-rapid.shrinktime=10s >"$out/search-$name.log" 2>&1) || true
-	grep -o "failed after [0-9]* tests\|rapid.seed=[0-9]*" "$out/search-$name.log" | head -2 || echo "no life failed in $checks"
+		-rapid.shrinktime=10s >"$out/search-$name.log" 2>&1) || rc=$?
+	verdict "$rc" "$out/search-$name.log" "no life failed in $checks"
 	;;
 *)
 	sed -n '2,14p' "$0"
