@@ -847,7 +847,7 @@ func (m *lifeModel) pickOtherThan(method, arg string, pick int) (string, bool) {
 			window[id] = true
 			img, _ := m.f.Image(id)
 			up, ok := m.f.Image(img.ParentID)
-			if !ok || len(up.RepoTags)+len(up.RepoDigests) > 0 {
+			if !ok || !up.Unreferenced() {
 				break
 			}
 			id = img.ParentID

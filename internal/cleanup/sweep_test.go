@@ -355,9 +355,9 @@ func TestWhatTheClockLearnsMidSweepKeepsTheImage(t *testing.T) {
 // that had stopped containers under maxUnusedAge, sweep after sweep.
 func TestTheSweepsOwnRemovalsAreNoUse(t *testing.T) {
 	f := enginefake.New()
-	engineNow := t0.Add(-48 * time.Hour)
-	f.Now = func() time.Time { return engineNow }
 	old := t0.Add(-48 * time.Hour)
+	engineNow := old
+	f.Now = func() time.Time { return engineNow }
 	f.AddImage(engine.Image{ID: imageA, RepoTags: []string{"app:1"}, LastTagTime: old, Size: 100})
 	f.AddContainer(engine.Container{ID: "c1", Name: "job", ImageID: imageA, State: engine.StateExited, Created: old, FinishedAt: old})
 	clock := imageclock.InMemory()
