@@ -418,3 +418,32 @@ func TestBeginTakesOverAnOlderRecord(t *testing.T) {
 		t.Fatalf("the second sweep's removal was taken for one already reported: %+v", rec)
 	}
 }
+
+// On a runtime that sends no container event (the CRI without
+// GetContainerEvents), the poller's listings tell the clock of uses: a
+// running container gone between two listings ran until the second, and
+// that is a use of its image then. Told as a removal, the clock would not
+// count it (a removal is no use), and the image would look idle since the
+// listing before.
+func TestARunningContainerGoneBetweenListingsIsAUse(t *testing.T) {
+	ctx := context.Background()
+	f := enginefake.New()
+	f.AddImage(engine.Image{ID: "sha256:a"})
+	c := imageclock.InMemory()
+	p := engine.Poller{Containers: true}
+	if err := p.Baseline(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(e engine.Event) { c.Apply(ctx, f, e) }
+	f.AddContainer(engine.Container{ID: "c1", ImageID: "sha256:a", State: engine.StateRunning})
+	if err := p.Poll(ctx, f, t0, apply); err != nil {
+		t.Fatal(err)
+	}
+	f.RemoveContainerByHand("c1")
+	if err := p.Poll(ctx, f, t0.Add(time.Hour), apply); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := c.Record("sha256:a"); !rec.LastUsed.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("last use %s, want the listing that found the running container gone (%s)", rec.LastUsed, t0.Add(time.Hour))
+	}
+}
