@@ -128,32 +128,54 @@ func (v *podView) images(ctx context.Context) ([]plan.PodImage, error) {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue // done: the kubelet will not start it again
 		}
-		name := p.Namespace + "/" + p.Name
-		add := func(container, ref string) {
-			if ref != "" {
-				out = append(out, plan.PodImage{Ref: ref, Pod: fmt.Sprintf("%s (container %s)", name, container)})
-			}
-		}
-		for _, c := range p.Spec.InitContainers {
-			add(c.Name, c.Image)
-		}
-		for _, c := range p.Spec.Containers {
-			add(c.Name, c.Image)
-		}
-		for _, c := range p.Spec.EphemeralContainers {
-			add(c.Name, c.Image)
-		}
-		for _, statuses := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses} {
-			for _, s := range statuses {
-				add(s.Name, s.ImageID)
-			}
-		}
+		out = append(out, podImages(p)...)
 	}
 	return out, nil
 }
 
+// podImages lists every image reference a pod holds, in every field that
+// can hold one (TestTheAgentReadsEveryPodFieldThatNamesAnImage walks the
+// Pod type and fails on one it does not read): its containers of every
+// kind and its image volumes as the spec names them, and the image IDs and
+// digests its status resolved them to.
+func podImages(p *corev1.Pod) []plan.PodImage {
+	var out []plan.PodImage
+	name := p.Namespace + "/" + p.Name
+	add := func(what, ref string) {
+		if ref != "" {
+			out = append(out, plan.PodImage{Ref: ref, Pod: name + " (" + what + ")"})
+		}
+	}
+	for _, c := range p.Spec.InitContainers {
+		add("container "+c.Name, c.Image)
+	}
+	for _, c := range p.Spec.Containers {
+		add("container "+c.Name, c.Image)
+	}
+	for _, c := range p.Spec.EphemeralContainers {
+		add("container "+c.Name, c.Image)
+	}
+	for _, v := range p.Spec.Volumes {
+		if v.Image != nil {
+			add("image volume "+v.Name, v.Image.Reference)
+		}
+	}
+	for _, statuses := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses} {
+		for _, s := range statuses {
+			add("container "+s.Name, s.Image)
+			add("container "+s.Name, s.ImageID)
+			for _, m := range s.VolumeMounts {
+				if m.VolumeStatus != nil && m.VolumeStatus.Image != nil {
+					add("image volume "+m.Name, m.VolumeStatus.Image.ImageRef)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // trimPod is the agent's cache transform of its node's pods: what names
-// their images, and their phase.
+// their images (the fields podImages reads), and their phase.
 func trimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -171,11 +193,24 @@ func trimPod(obj any) (any, error) {
 		out.Spec.EphemeralContainers = append(out.Spec.EphemeralContainers, corev1.EphemeralContainer{
 			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c.Name, Image: c.Image}})
 	}
+	for _, v := range p.Spec.Volumes {
+		if v.Image != nil {
+			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{Name: v.Name,
+				VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: v.Image.Reference}}})
+		}
+	}
 	out.Status.Phase = p.Status.Phase
 	trim := func(in []corev1.ContainerStatus) []corev1.ContainerStatus {
 		var s []corev1.ContainerStatus
 		for _, c := range in {
-			s = append(s, corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.ImageID})
+			t := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.ImageID}
+			for _, m := range c.VolumeMounts {
+				if m.VolumeStatus != nil && m.VolumeStatus.Image != nil {
+					t.VolumeMounts = append(t.VolumeMounts, corev1.VolumeMountStatus{Name: m.Name,
+						VolumeStatus: &corev1.VolumeStatus{Image: &corev1.ImageVolumeStatus{ImageRef: m.VolumeStatus.Image.ImageRef}}})
+				}
+			}
+			s = append(s, t)
 		}
 		return s
 	}

@@ -57,3 +57,45 @@ func TestPodsOnTheNodeKeepTheirImages(t *testing.T) {
 		t.Fatalf("after the pod went: %v", summary(p))
 	}
 }
+
+// A pod names its image in every form the runtime resolves: a tag written
+// short or in full, a digest reference (with or without a tag, under the
+// image's repository or another), the image's ID in full or as a prefix,
+// with or without sha256:, and the kubelet's status forms with a scheme.
+// Each keeps the image; references to other images do not.
+func TestPodReferencesResolveAsTheRuntimeDoes(t *testing.T) {
+	nginx := img("nginx-1.27", "nginx:1.27")
+	digest := "sha256:" + strings.Repeat("d", 64)
+	nginx.RepoDigests = []string{"nginx@" + digest}
+	hex := strings.TrimPrefix(nginx.ID, "sha256:")
+	other := strings.TrimPrefix(id("other"), "sha256:")
+	for ref, keeps := range map[string]bool{
+		"nginx:1.27":                        true,
+		"docker.io/library/nginx:1.27":      true,
+		"library/nginx:1.27":                true,
+		"nginx@" + digest:                   true,
+		"nginx:1.27@" + digest:              true,
+		"nginx:other@" + digest:             true,
+		"mirror.local/nginx@" + digest:      true, // the same content, pulled by another name
+		"docker-pullable://nginx@" + digest: true,
+		nginx.ID:                            true,
+		"docker://" + nginx.ID:              true,
+		"containerd://" + nginx.ID:          true,
+		hex:                                 true, // a bare ID
+		"sha256:" + hex[:12]:                true, // a short ID, as docker ps prints it
+		hex[:12]:                            true,
+		hex[:5]:                             true, // the runtime resolves any unambiguous prefix
+		"nginx":                             false,
+		"nginx:1.26":                        false,
+		"nginx@sha256:" + strings.Repeat("e", 64): false,
+		"sha256:" + other[:12]:                    false,
+		other[:12]:                                false,
+		"sha256:":                                 false,
+		"":                                        false,
+	} {
+		ix := plan.PodsNaming([]plan.PodImage{{Ref: ref, Pod: "ns/pod (container c)"}})
+		if got := ix.Using(nginx.ID, nginx.RepoTags, nginx.RepoDigests) != ""; got != keeps {
+			t.Errorf("a pod naming %q keeps %s: %v, want %v", ref, nginx.ID, got, keeps)
+		}
+	}
+}
