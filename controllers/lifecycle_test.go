@@ -1002,7 +1002,7 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 	for _, id := range m.present() {
 		before[id], _ = m.f.Image(id)
 	}
-	out, err := cleanup.Sweep(m.ctx, m.f, &policy.Spec, m.now, opts)
+	out, err := cleanup.NewSweep(m.f, &policy.Spec, m.now, opts).Run(m.ctx)
 	m.sweeping, m.onDestroy = nil, nil
 	if m.violation != "" {
 		m.t.Fatal(m.violation)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -29,7 +30,6 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policywatch"
 )
@@ -188,6 +188,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	policy := s.policy
 	sweepCtx, cancel := context.WithTimeout(ctx, r.SweepTimeout)
 	var out cleanup.Outcome
+	var sw *cleanup.Sweep
 	images, err := r.Images.get(sweepCtx)
 	if err == nil {
 		opts := cleanup.Options{
@@ -200,7 +201,8 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 		if s.report != nil && s.report.LastSweepTime != nil {
 			opts.ReportedThrough = s.report.LastSweepTime.Time
 		}
-		out, err = cleanup.Sweep(sweepCtx, r.Runtime, &policy.Spec, s.now, opts)
+		sw = cleanup.NewSweep(r.Runtime, &policy.Spec, s.now, opts)
+		out, err = sw.Run(sweepCtx)
 	}
 	cancel()
 	v := judge(&out, err, policy.Spec.DryRun)
@@ -214,14 +216,20 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	r.Metrics.observeSweep(policy.Name, v, &st, &out, elapsed)
 	r.recordEvents(policy, prev, &st)
 	logSweep(logf.FromContext(ctx), &out, &st)
-	if err := r.writeReport(ctx, policy, report, st); err != nil {
+	tell := func() error { return r.writeReport(ctx, policy, report, st) }
+	if sw != nil {
+		tell = func() error { return sw.Commit(func() error { return r.writeReport(ctx, policy, report, st) }) }
+	}
+	switch err := tell(); {
+	case errors.Is(err, cleanup.ErrState):
+		logf.FromContext(ctx).Error(err, "saving the image clock")
+	case err != nil:
 		// The sweep happened: its status is written on the retry, never
 		// made again by sweeping (that would find nothing, and lose the
 		// tallies).
 		r.keepUnwritten(policy.Name, &st)
 		return ctrl.Result{}, err
 	}
-	r.reported(ctx, images, policy.Name, s.now)
 
 	t := r.timing()
 	if v.superseded {
@@ -334,18 +342,6 @@ func (r *nodeReconciler) forget(ctx context.Context, policy string) {
 		if err := clock.Save(); err != nil {
 			logf.FromContext(ctx).Error(err, "saving the image clock")
 		}
-	}
-}
-
-// reported tells the image clock that the sweep started at sweep is in the
-// policy's report: its begun removals are counted and can go.
-func (r *nodeReconciler) reported(ctx context.Context, clock *imageclock.Clock, policy string, sweep time.Time) {
-	if clock == nil {
-		return
-	}
-	clock.Reported(policy, sweep)
-	if err := clock.Save(); err != nil {
-		logf.FromContext(ctx).Error(err, "saving the image clock")
 	}
 }
 

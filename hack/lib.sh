@@ -43,7 +43,9 @@ use_private_containerd() {
   trap stop_started EXIT
   hack/containerd.sh status || STOP_PRIVATE_CONTAINERD=1
   TEST_CRI_ENDPOINT="$(hack/containerd.sh start)"
-  export TEST_CRI_ENDPOINT
+  # containerd's own client (ctr), for tests of containers other clients make.
+  TEST_CRI_BIN_DIR="$(hack/cri-assets.sh)"
+  export TEST_CRI_ENDPOINT TEST_CRI_BIN_DIR
 }
 
 stop_containerd() {

@@ -2,11 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultgrpc"
 )
 
 // The same CLI on containerd's CRI (issue 20): plan changes nothing, apply
@@ -52,5 +57,112 @@ func TestOneRuntimeOnly(t *testing.T) {
 	code, _, stderr := runCLI("plan", "-f", policy, "--docker-host", "unix:///a.sock", "--runtime-endpoint", "unix:///b.sock")
 	if code != exitInvalid || !strings.Contains(stderr, "not both") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// removeImageMethod is the CRI's image removal, as the proxy names it.
+const removeImageMethod = "/runtime.v1.ImageService/RemoveImage"
+
+// cliImages pulls n images of one repository (tags 1..n) and writes a
+// policy that selects them all.
+func cliImages(t *testing.T, c *testenv.CRI, n int) (ids []string, policy string) {
+	t.Helper()
+	reg := testenv.StartRegistry(t)
+	repo := testenv.UniqueName("cli-count")
+	for i := range n {
+		ids = append(ids, c.Image(reg, repo, fmt.Sprint(i+1)))
+	}
+	return ids, writePolicy(t, policyYAML("  images: [\""+reg.Host+"/"+repo+":*\"]\n  minImageAge: 0s\n"))
+}
+
+// applyJSON runs apply with JSON output and reads its document.
+func applyJSON(t *testing.T, args ...string) (int, document) {
+	t.Helper()
+	code, stdout, stderr := runCLI(append([]string{"apply", "-o", "json"}, args...)...)
+	var doc document
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("apply: exit %d, no document: %v\n%s%s", code, err, stdout, stderr)
+	}
+	return code, doc
+}
+
+// counted is what one output counts as gone of the images: removed by the
+// run, and recovered from an earlier one.
+func counted(doc document) int { return doc.Summary.ImagesRemoved + doc.Summary.ImagesRecovered }
+
+// A CLI run killed mid-sweep: what the runtime lost by its hand is counted
+// by the next run's output, once ("recovered"), and by no later one. (The
+// killed run printed nothing; the next one used to count only its own.)
+func TestARunKilledMidSweepIsCountedByTheNextOutput(t *testing.T) {
+	c := testenv.Containerd(t)
+	ids, policy := cliImages(t, c, 6)
+	proxy, err := faultgrpc.Start(c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	proxy.StallAfter(removeImageMethod, 2)
+	state := t.TempDir()
+
+	args, _ := json.Marshal([]string{"apply", "-f", policy, "--runtime-endpoint", proxy.Endpoint(), "--state-dir", state, "--max-engine-calls", "1"})
+	child := exec.Command(os.Args[0])
+	child.Env = append(os.Environ(), cliChildArgs+"="+string(args))
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for proxy.Calls(removeImageMethod) <= 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = child.Process.Kill() // stalled on its third removal, two done
+	_ = child.Wait()
+	gone := 0
+	for _, id := range ids {
+		if !c.HasImage(id) {
+			gone++
+		}
+	}
+	if gone != 2 {
+		t.Fatalf("the killed run removed %d images, want 2", gone)
+	}
+
+	code, doc := applyJSON(t, "-f", policy, "--runtime-endpoint", c.Endpoint, "--state-dir", state)
+	if code != exitOK || doc.Summary.ImagesRecovered != 2 || doc.Recovered == nil || counted(doc) != len(ids) {
+		t.Fatalf("the next run (exit %d) counts %d removed and %d recovered, want %d in all: %+v",
+			code, doc.Summary.ImagesRemoved, doc.Summary.ImagesRecovered, len(ids), doc.Recovered)
+	}
+	if _, again := applyJSON(t, "-f", policy, "--runtime-endpoint", c.Endpoint, "--state-dir", state); counted(again) != 0 {
+		t.Fatalf("a later run counts them again: %+v", again.Summary)
+	}
+}
+
+// containerd killed under a removal (it deleted the image's record, and
+// died before it answered): the run cannot list the runtime afterwards, so
+// its output cannot count the removal; the next run's does, once.
+func TestARuntimeKilledUnderARemovalIsCountedByTheNextRun(t *testing.T) {
+	c := testenv.Containerd(t)
+	ids, policy := cliImages(t, c, 6)
+	proxy, err := faultgrpc.Start(c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	proxy.DieAt(removeImageMethod)
+	state := t.TempDir()
+
+	code, first := applyJSON(t, "-f", policy, "--runtime-endpoint", proxy.Endpoint(), "--state-dir", state)
+	if code != exitError || first.Summary.Failed == 0 {
+		t.Fatalf("the run under a dying runtime: exit %d, %+v", code, first.Summary)
+	}
+	proxy.Revive()
+	_, second := applyJSON(t, "-f", policy, "--runtime-endpoint", proxy.Endpoint(), "--state-dir", state)
+	for _, id := range ids {
+		if c.HasImage(id) {
+			t.Fatalf("image %s is still there after the second run: %+v", id, second)
+		}
+	}
+	if total := counted(first) + counted(second); total != len(ids) || second.Summary.ImagesRecovered == 0 {
+		t.Fatalf("the outputs count %d+%d images gone, want %d in all (the second recovering what the first could not count)",
+			counted(first), counted(second), len(ids))
 	}
 }

@@ -222,8 +222,20 @@ func TestPlanAndApply(t *testing.T) {
 	}
 }
 
+// cliChildArgs, set in the environment, makes the test binary run the CLI
+// with these arguments (a JSON list) instead of the tests: a CLI process
+// that a test can kill.
+const cliChildArgs = "IMAGECLEANUP_TEST_CLI_ARGS"
+
 // The tests never write the image clock into the user's home.
 func TestMain(m *testing.M) {
+	if args := os.Getenv(cliChildArgs); args != "" {
+		var argv []string
+		if err := json.Unmarshal([]byte(args), &argv); err != nil {
+			panic(err)
+		}
+		os.Exit(run(context.Background(), argv, os.Stdin, os.Stdout, os.Stderr))
+	}
 	dir, err := os.MkdirTemp("", "imagecleanup-cli-state-")
 	if err != nil {
 		panic(err)

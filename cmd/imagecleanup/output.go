@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
@@ -34,8 +36,10 @@ type document struct {
 	// Suspended: the policy says suspend, so nothing was looked at.
 	Suspended bool   `json:"suspended,omitempty"`
 	Engine    string `json:"engine"`
-	// EngineVersion and ImageStore say which engine answered, and where it
-	// keeps images (containerd, or a classic store's driver: overlay2).
+	// Runtime, EngineVersion and ImageStore say which runtime answered
+	// (docker, containerd, cri-o), its version, and where it keeps images
+	// (containerd, or a classic store's driver: overlay2).
+	Runtime           string               `json:"runtime,omitempty"`
 	EngineVersion     string               `json:"engineVersion,omitempty"`
 	ImageStore        string               `json:"imageStore,omitempty"`
 	RemovedImages     []apply.RemovedImage `json:"removedImages"`
@@ -49,6 +53,10 @@ type document struct {
 	// Disk is the engine's data filesystem around the sweep, for a policy
 	// with diskUsage.
 	Disk *diskDoc `json:"disk,omitempty"`
+	// Recovered is what an earlier run of the policy on this runtime began
+	// and the runtime did, which no output counted (that run was killed,
+	// or the runtime died under a removal): counted here, once.
+	Recovered *imageclock.Recovered `json:"recovered,omitempty"`
 	// Stopped says why the sweep stopped before the end of its plan.
 	Stopped         string  `json:"stopped,omitempty"`
 	Summary         summary `json:"summary"`
@@ -75,11 +83,15 @@ type summary struct {
 	Blocked           int   `json:"blocked"`
 	Skipped           int   `json:"skipped"`
 	Failed            int   `json:"failed"`
+	// ImagesRecovered and ContainersRecovered count Recovered.
+	ImagesRecovered     int `json:"imagesRecovered"`
+	ContainersRecovered int `json:"containersRecovered"`
 }
 
 func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info engine.Info, out *cleanup.Outcome, elapsed time.Duration, calls map[string]int) document {
 	r := &out.Result
 	d := document{
+		Runtime:           info.Name,
 		EngineVersion:     info.Version,
 		ImageStore:        info.ImageStore,
 		APIVersion:        v1alpha1.GroupVersion.String(),
@@ -100,12 +112,17 @@ func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info engine.
 		APICalls:          calls,
 	}
 	d.Summary = summary{
-		ImagesRemoved:     len(r.RemovedImages),
-		ContainersRemoved: len(r.RemovedContainers),
-		BytesReclaimed:    r.BytesReclaimed,
-		Blocked:           len(r.Blocked),
-		Skipped:           len(r.Skipped),
-		Failed:            len(r.Failed),
+		ImagesRemoved:       len(r.RemovedImages),
+		ContainersRemoved:   len(r.RemovedContainers),
+		BytesReclaimed:      r.BytesReclaimed,
+		Blocked:             len(r.Blocked),
+		Skipped:             len(r.Skipped),
+		Failed:              len(r.Failed),
+		ImagesRecovered:     len(out.Recovered.Images),
+		ContainersRecovered: len(out.Recovered.Containers),
+	}
+	if !out.Recovered.Empty() {
+		d.Recovered = &out.Recovered
 	}
 	for _, ri := range r.RemovedImages {
 		if ri.Deleted {
@@ -166,7 +183,7 @@ func writeTable(w io.Writer, d document) error {
 	}
 	engineName := d.Engine
 	if d.EngineVersion != "" {
-		engineName += fmt.Sprintf(" (Docker %s, %s image store)", d.EngineVersion, d.ImageStore)
+		engineName += fmt.Sprintf(" (%s %s, %s image store)", runtimeTitle(d.Runtime), d.EngineVersion, d.ImageStore)
 	}
 	fmt.Fprintf(w, "policy %s, %s on %s\n", d.Policy, d.Mode, engineName)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -222,6 +239,11 @@ func writeTable(w io.Writer, d document) error {
 	if d.Stopped != "" {
 		fmt.Fprintf(w, "\nstopped early: %s\n", d.Stopped)
 	}
+	if rec := d.Recovered; rec != nil {
+		fmt.Fprintf(w, "\nrecovered: %s and %s that a run begun %s removed and no output counted: %s\n",
+			count(len(rec.Images), "image", "images"), count(len(rec.Containers), "stopped container", "stopped containers"),
+			rec.Since.UTC().Format(time.RFC3339), strings.Join(append(slices.Clone(rec.Images), rec.Containers...), ", "))
+	}
 	if dd := d.Disk; dd != nil {
 		above := "under the high watermarks"
 		if dd.Watermark != "" {
@@ -234,6 +256,17 @@ func writeTable(w io.Writer, d document) error {
 		verb, count(s.ImagesRemoved, "image", "images"), s.ImagesDeleted, humanBytes(s.BytesReclaimed), count(s.ContainersRemoved, "stopped container", "stopped containers"),
 		s.Blocked, s.Skipped, s.Failed, d.DurationSeconds)
 	return err
+}
+
+// runtimeTitle names a runtime as its makers write it.
+func runtimeTitle(name string) string {
+	switch name {
+	case "docker":
+		return "Docker"
+	case "cri-o":
+		return "CRI-O"
+	}
+	return name
 }
 
 // count says "1 image", "2 images".

@@ -73,10 +73,11 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 		return exitError, fmt.Errorf("reading the %s's events: %w", what, err)
 	}
 	now := time.Now()
-	out, err := cleanup.Sweep(ctx, rt, &policy.Spec, now, cleanup.Options{
+	sw := cleanup.NewSweep(rt, &policy.Spec, now, cleanup.Options{
 		Policy: policy.Name, Clock: host.Clock, Protected: o.protect, PlanOnly: o.mode == "plan",
 		Disk: host.Disk(ctx), Concurrency: o.engineCalls,
 	})
+	out, err := sw.Run(ctx)
 	switch {
 	case errors.Is(err, cleanup.ErrInvalidPolicy):
 		return exitInvalid, &invalidPolicyError{file: o.file, name: policy.Name, reasons: []string{err.Error()}}
@@ -86,12 +87,9 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	for _, note := range out.Unhonoured {
 		fmt.Fprintf(stderr, "warning: %s\n", note)
 	}
-	if code, err := write(stdout, o, newDocument(policy, o.mode, rt.Host(), host.Info, &out, time.Since(now), rt.Calls())); err != nil {
-		return code, err
-	}
-	// Printed: the begun removals of this run are told.
-	host.Clock.Reported(policy.Name, now)
-	if err := host.Clock.Save(); err != nil {
+	// Printed, the begun removals of this run are told, and go.
+	doc := newDocument(policy, o.mode, rt.Host(), host.Info, &out, time.Since(now), rt.Calls())
+	if err := sw.Commit(func() error { _, err := write(stdout, o, doc); return err }); err != nil {
 		return exitError, err
 	}
 	switch {

@@ -615,7 +615,8 @@ func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone
 		c := &users[i]
 		switch {
 		case !c.Stopped():
-			o := s.blocked(plan.RunningContainer, fmt.Sprintf("%s container %s started using it since the plan", c.State, c.Display()))
+			reason, msg := plan.InUseBy(c)
+			o := s.blocked(reason, msg+" (since the plan)")
 			return cur, false, &o
 		case a.Delete && !weighed[c.ID]:
 			o := s.blocked(plan.Changed, fmt.Sprintf("container %s was created on it since the plan", c.Display()))

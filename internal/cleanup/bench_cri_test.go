@@ -59,7 +59,7 @@ func BenchmarkCRISweepAgainstCrictl(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		out, err := cleanup.Sweep(context.Background(), rt, &p.Spec, time.Now(), cleanup.Options{})
+		out, err := cleanup.NewSweep(rt, &p.Spec, time.Now(), cleanup.Options{}).Run(context.Background())
 		sweepTime += time.Since(start)
 		b.StopTimer()
 		if err != nil || len(out.Result.RemovedImages) != images || len(out.Result.RemovedContainers) != images*perImage {

@@ -1,7 +1,9 @@
-// Package cleanup runs one sweep of a policy on one engine: list, bring the
-// image clock up to date, inspect the candidates, plan, then apply (or not,
-// in a dry run), and settle the books from a fresh listing if anything went
-// wrong. The CLI and the node agent both call Sweep.
+// Package cleanup runs one sweep of a policy on one runtime (Sweep): list,
+// bring the image clock up to date, inspect the candidates, plan, record
+// the removals it begins, apply them (or not, in a dry run), settle the
+// books from a fresh listing if anything went wrong, and commit: the
+// caller tells the result, then the records go. The node agent's
+// reconcile, the CLI and the model test of the agent's life all drive it.
 package cleanup
 
 import (
@@ -111,77 +113,6 @@ var (
 	// returned: what was removed was removed).
 	ErrState = errors.New("image clock")
 )
-
-// Sweep applies the policy spec once. An error means the sweep could not
-// run (invalid policy, engine unreachable); per-image failures are in the
-// result instead. now is the caller's clock, from which ages are measured;
-// the caller, who owns the clock, also times the sweep.
-func Sweep(ctx context.Context, rt engine.Runtime, spec *v1alpha1.ImageCleanupPolicySpec, now time.Time, opts Options) (Outcome, error) {
-	if opts.Clock == nil {
-		opts.Clock = imageclock.InMemory()
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = apply.DefaultConcurrency
-	}
-	popts, err := plan.OptionsFor(spec, opts.Protected, rt.Capabilities())
-	if err != nil {
-		return Outcome{}, fmt.Errorf("%w: %w", ErrInvalidPolicy, err)
-	}
-	inv, err := Collect(ctx, rt)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
-	}
-	opts.Clock.Observe(&inv, now)
-	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Unhonoured: Unhonoured(spec, rt.Capabilities())}
-	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
-	popts.PodImages = opts.PodImages
-	if spec.DiskUsage != nil {
-		if out.Disk, err = measureBefore(spec.DiskUsage, &popts, opts.Disk); err != nil {
-			return Outcome{}, fmt.Errorf("%w: %w", ErrDisk, err)
-		}
-		if out.Disk.Pressure == "" && popts.UnusedFor == 0 {
-			// Under the watermarks, and no maxUnusedAge: nothing to do.
-			return out, save(opts.Clock)
-		}
-	}
-	imageIDs, containerIDs := plan.Candidates(&inv, &popts, now)
-	if err := inspect(ctx, rt, opts.Clock, &inv, imageIDs, containerIDs, opts.Concurrency); err != nil {
-		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
-	}
-	out.Plan = plan.Make(&inv, &popts, now)
-	if spec.DryRun || opts.PlanOnly {
-		out.Result = apply.DryRun(&out.Plan)
-		return out, save(opts.Clock)
-	}
-
-	// Remember the removals before they start: if the engine or this
-	// process dies half-way, the next sweep finishes them and counts what
-	// went. The record stays until the sweep is reported (Clock.Reported).
-	opts.Clock.Begin(opts.Policy, now, removals(&out.Plan))
-	if err := save(opts.Clock); err != nil {
-		return Outcome{}, err // nothing removed: no record, no removal
-	}
-	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency, Proceed: opts.Proceed, Pods: opts.Pods,
-		Recent: recentSince(opts.Clock, &popts, now)}
-	if out.Disk != nil && out.Disk.Pressure != "" {
-		// One at a time, in order, asking the disk before each: the sweep
-		// stops as soon as usage is under the low watermarks.
-		applyOpts.Concurrency, applyOpts.Enough = 1, enoughWhenBelowLow(spec.DiskUsage, opts.Disk)
-	}
-	out.Result = apply.Run(ctx, rt, &out.Plan, applyOpts)
-	if len(out.Result.Failed) > 0 || out.Result.Stopped != "" {
-		settle(ctx, rt, &out)
-	}
-	for _, ri := range out.Result.RemovedImages {
-		if ri.Deleted {
-			opts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again
-		}
-	}
-	if out.Disk != nil {
-		measureAfter(spec.DiskUsage, out.Disk, &out.Result, opts.Disk)
-	}
-	return out, save(opts.Clock)
-}
 
 // recentSince is the re-check's reading of the image clock, by the plan's
 // own rules (plan.ClockGuard with popts, as the disk's pressure left them)

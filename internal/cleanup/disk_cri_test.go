@@ -77,7 +77,7 @@ func TestCRIDiskWatermarks(t *testing.T) {
 	}
 	t.Logf("%s: %.1f %% used, one image %.1f %%; high %d, low %d", u0.Path, u0.UsedPercent, step, high, low)
 
-	out, err := cleanup.Sweep(ctx, rt, &p.Spec, time.Now(), cleanup.Options{Clock: host.Clock, Disk: measure})
+	out, err := cleanup.NewSweep(rt, &p.Spec, time.Now(), cleanup.Options{Clock: host.Clock, Disk: measure}).Run(ctx)
 	if err != nil || len(out.Result.Failed) > 0 {
 		t.Fatalf("sweep: %v %+v", err, out.Result.Failed)
 	}

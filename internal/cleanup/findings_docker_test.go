@@ -44,7 +44,7 @@ func (s *scenario) proxied() (*faultproxy.Proxy, *docker.Runtime) {
 
 func (s *scenario) sweepWith(rt *docker.Runtime, spec v1alpha1.ImageCleanupPolicySpec, now time.Time, opts cleanup.Options) cleanup.Outcome {
 	s.t.Helper()
-	out, err := cleanup.Sweep(context.Background(), rt, &spec, now, opts)
+	out, err := cleanup.NewSweep(rt, &spec, now, opts).Run(context.Background())
 	if err != nil {
 		s.t.Fatalf("sweep: %v", err)
 	}
@@ -223,7 +223,7 @@ func TestFindingSandboxImagesByDigestAndMirror(t *testing.T) {
 	digest := reg.Push(t, "k8s/pause", "3.9", time.Now())
 	byDigest := testenv.PullImage(t, s.cli, reg.Host+"/k8s/pause@"+digest)
 	mirrored := testenv.ImportImage(t, s.cli, "rancher/mirrored-pause:3.6")
-	out, err := cleanup.Sweep(context.Background(), s.rt, ptr(s.spec("**")), time.Now(), cleanup.Options{PlanOnly: true})
+	out, err := cleanup.NewSweep(s.rt, ptr(s.spec("**")), time.Now(), cleanup.Options{PlanOnly: true}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestFindingExcludeCoversEveryDockerHubRepository(t *testing.T) {
 	id := testenv.ImportImage(t, s.cli, testenv.UniqueName("myorg")+"/app:1")
 	spec := s.spec("**")
 	spec.Exclude = []v1alpha1.ImagePattern{"docker.io/**"}
-	out, err := cleanup.Sweep(context.Background(), s.rt, &spec, time.Now(), cleanup.Options{PlanOnly: true})
+	out, err := cleanup.NewSweep(s.rt, &spec, time.Now(), cleanup.Options{PlanOnly: true}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestFindingStalledListFailsFast(t *testing.T) {
 	rt.ReadTimeout = 300 * time.Millisecond
 	proxy.On(faultproxy.Rule{Method: http.MethodGet, Path: regexp.MustCompile(`^/images/json$`), Stall: true})
 	start := time.Now()
-	_, err := cleanup.Sweep(context.Background(), rt, ptr(s.spec(s.ref("1"))), time.Now(), cleanup.Options{})
+	_, err := cleanup.NewSweep(rt, ptr(s.spec(s.ref("1"))), time.Now(), cleanup.Options{}).Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "did not answer in time") {
 		t.Fatalf("err = %v", err)
 	}
@@ -413,7 +413,7 @@ func TestImagePulledByDigestOnly(t *testing.T) {
 
 	dangling := s.spec(s.ref("none")) // selects nothing by name
 	dangling.Dangling = true
-	out, err := cleanup.Sweep(context.Background(), s.rt, &dangling, time.Now(), cleanup.Options{PlanOnly: true})
+	out, err := cleanup.NewSweep(s.rt, &dangling, time.Now(), cleanup.Options{PlanOnly: true}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestAnImageBackMidSweepStays(t *testing.T) {
 			r.catchUp(s.rt)
 		}
 	}}
-	out, err := cleanup.Sweep(context.Background(), rt, &spec, now, cleanup.Options{Clock: r.clock, Policy: "p"})
+	out, err := cleanup.NewSweep(rt, &spec, now, cleanup.Options{Clock: r.clock, Policy: "p"}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func (s *criScenario) spec(adjust func(*v1alpha1.ImageCleanupPolicySpec), patter
 
 func (s *criScenario) sweep(spec v1alpha1.ImageCleanupPolicySpec) cleanup.Outcome {
 	s.t.Helper()
-	out, err := cleanup.Sweep(context.Background(), s.rt, &spec, time.Now(), cleanup.Options{})
+	out, err := cleanup.NewSweep(s.rt, &spec, time.Now(), cleanup.Options{}).Run(context.Background())
 	if err != nil {
 		s.t.Fatalf("sweep: %v", err)
 	}
@@ -230,7 +230,7 @@ func TestCRIStalledRuntimeStopsTheSweep(t *testing.T) {
 	proxy.Stall(removeImage, true)
 	spec := s.spec(func(p *v1alpha1.ImageCleanupPolicySpec) { p.MaxImagesPerSweep = 0 }, s.reg.Host+"/"+s.repo+"*:*")
 	start := time.Now()
-	out, err := cleanup.Sweep(context.Background(), rt, &spec, time.Now(), cleanup.Options{Concurrency: 1})
+	out, err := cleanup.NewSweep(rt, &spec, time.Now(), cleanup.Options{Concurrency: 1}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestCRIStalledRuntimeStopsTheSweep(t *testing.T) {
 		t.Fatalf("%d removals tried after the stall: %+v", proxy.Calls(removeImage), out.Result)
 	}
 	proxy.Stall(removeImage, false)
-	out, err = cleanup.Sweep(context.Background(), rt, &spec, time.Now(), cleanup.Options{})
+	out, err = cleanup.NewSweep(rt, &spec, time.Now(), cleanup.Options{}).Run(context.Background())
 	if err != nil || out.Result.Stopped != "" || s.c.HasImage(a) || s.c.HasImage(b) {
 		t.Fatalf("after the stall: %v, %+v", err, out.Result)
 	}
@@ -279,7 +279,7 @@ func TestCRIMaxUnusedAge(t *testing.T) {
 	now := time.Now()
 	sweep := func(at time.Time) cleanup.Outcome {
 		t.Helper()
-		out, err := cleanup.Sweep(context.Background(), s.rt, &spec, at, cleanup.Options{Clock: clock})
+		out, err := cleanup.NewSweep(s.rt, &spec, at, cleanup.Options{Clock: clock}).Run(context.Background())
 		if err != nil || len(out.Result.Failed) > 0 {
 			t.Fatalf("sweep: %v %+v", err, out.Result.Failed)
 		}
@@ -297,5 +297,36 @@ func TestCRIMaxUnusedAge(t *testing.T) {
 	}
 	if !s.c.HasImage(used) || !slices.Equal(reasons(out.Result.Skipped), []string{"RecentlyUsed"}) {
 		t.Fatalf("the image used 30 minutes ago: %+v", out.Result)
+	}
+}
+
+// Containers that other clients of containerd make through its own API
+// (ctr here; nerdctl and BuildKit's worker alike) are not in the CRI's
+// listing, and containerd's CRI removes an image whatever uses it: such a
+// container, running or only created, keeps its image, blocked
+// OtherClient, and is never removed; an image nothing uses goes.
+func TestCRIContainersOfOtherClientsKeepTheirImages(t *testing.T) {
+	s := newCRIScenario(t)
+	running := s.image("running")
+	created := s.image("created")
+	loose := s.image("loose")
+	runner := s.c.OthersContainer(s.ref("running"), true)
+	creation := s.c.OthersContainer(s.ref("created"), false)
+
+	out := s.sweep(s.spec(nil, s.reg.Host+"/"+s.repo+":*"))
+	if !s.c.HasImage(running) || !s.c.HasImage(created) {
+		t.Fatalf("an image a container of containerd's own API uses went: %+v", out.Result)
+	}
+	if !s.c.OthersTaskRunning(runner) {
+		t.Fatal("the running container of containerd's own API stopped")
+	}
+	if _, err := s.c.Ctr("container", "info", creation); err != nil {
+		t.Fatalf("the created container of containerd's own API went: %v", err)
+	}
+	if s.c.HasImage(loose) {
+		t.Fatalf("the image nothing uses stayed: %+v", out.Result)
+	}
+	if got := reasons(out.Result.Blocked); !slices.Equal(got, []string{"OtherClient", "OtherClient"}) {
+		t.Fatalf("blocked %v, want OtherClient twice: %+v", got, out.Result.Blocked)
 	}
 }

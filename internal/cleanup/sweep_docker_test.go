@@ -65,7 +65,7 @@ func (s *scenario) sweep(spec v1alpha1.ImageCleanupPolicySpec) cleanup.Outcome {
 
 func (s *scenario) sweepAt(spec v1alpha1.ImageCleanupPolicySpec, now time.Time) cleanup.Outcome {
 	s.t.Helper()
-	out, err := cleanup.Sweep(context.Background(), s.rt, &spec, now, cleanup.Options{})
+	out, err := cleanup.NewSweep(s.rt, &spec, now, cleanup.Options{}).Run(context.Background())
 	if err != nil {
 		s.t.Fatalf("sweep: %v", err)
 	}
@@ -314,7 +314,7 @@ func TestSweepInvalidPolicyChangesNothing(t *testing.T) {
 	before := stateOf(t, s.cli)
 	spec := s.spec(s.ref("1"))
 	spec.Images = append(spec.Images, "Not A Reference")
-	_, err := cleanup.Sweep(context.Background(), s.rt, &spec, time.Now(), cleanup.Options{})
+	_, err := cleanup.NewSweep(s.rt, &spec, time.Now(), cleanup.Options{}).Run(context.Background())
 	if !errors.Is(err, cleanup.ErrInvalidPolicy) {
 		t.Fatalf("err = %v, want ErrInvalidPolicy", err)
 	}

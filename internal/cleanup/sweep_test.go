@@ -53,7 +53,7 @@ func removals(f *enginefake.Engine) int {
 
 func TestSweepRemovesOnTheFake(t *testing.T) {
 	f := fakeWithStoppedContainer()
-	out, err := cleanup.Sweep(context.Background(), f, fakeSpec(), t0, cleanup.Options{})
+	out, err := cleanup.NewSweep(f, fakeSpec(), t0, cleanup.Options{}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestDryRunAndPlanOnlyRemoveNothing(t *testing.T) {
 		"planOnly": {fakeSpec(), cleanup.Options{PlanOnly: true}},
 	} {
 		f := fakeWithStoppedContainer()
-		out, err := cleanup.Sweep(context.Background(), f, tc.spec, t0, tc.opts)
+		out, err := cleanup.NewSweep(f, tc.spec, t0, tc.opts).Run(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func TestContainerVanishingBeforeInspect(t *testing.T) {
 			_ = f.RemoveContainer(context.Background(), "c2", false) // another hand
 		}
 	}
-	out, err := cleanup.Sweep(context.Background(), f, fakeSpec(), t0, cleanup.Options{})
+	out, err := cleanup.NewSweep(f, fakeSpec(), t0, cleanup.Options{}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestInspectErrorFailsTheSweep(t *testing.T) {
 			f.SetDown(true)
 		}
 	}
-	_, err := cleanup.Sweep(context.Background(), f, fakeSpec(), t0, cleanup.Options{})
+	_, err := cleanup.NewSweep(f, fakeSpec(), t0, cleanup.Options{}).Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "inspect ") {
 		t.Fatalf("err = %v", err)
 	}
@@ -129,13 +129,13 @@ func TestClockHoldsBackAPulledImage(t *testing.T) {
 	f.AddImage(engine.Image{ID: imageB, RepoTags: []string{"app:2"}, Created: t0.AddDate(-2, 0, 0)})
 	clock := imageclock.InMemory()
 	spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { d := v1alpha1.Duration("1h"); s.MinImageAge = &d })
-	if _, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{Clock: clock}); err != nil {
+	if _, err := cleanup.NewSweep(f, spec, t0, cleanup.Options{Clock: clock}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !f.HasImage(imageB) {
 		t.Fatal("an image first seen now was removed")
 	}
-	if _, err := cleanup.Sweep(context.Background(), f, spec, t0.Add(61*time.Minute), cleanup.Options{Clock: clock}); err != nil {
+	if _, err := cleanup.NewSweep(f, spec, t0.Add(61*time.Minute), cleanup.Options{Clock: clock}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if f.HasImage(imageB) {
@@ -147,7 +147,7 @@ func TestClockHoldsBackAPulledImage(t *testing.T) {
 func TestEngineDownFailsTheSweep(t *testing.T) {
 	f := fakeWithStoppedContainer()
 	f.SetDown(true)
-	_, err := cleanup.Sweep(context.Background(), f, fakeSpec(), t0, cleanup.Options{})
+	_, err := cleanup.NewSweep(f, fakeSpec(), t0, cleanup.Options{}).Run(context.Background())
 	if !errors.Is(err, cleanup.ErrEngine) || !strings.Contains(err.Error(), "engine is down") {
 		t.Fatalf("err = %v", err)
 	}
@@ -192,7 +192,7 @@ func diskSpec(mutate ...func(*v1alpha1.ImageCleanupPolicySpec)) *v1alpha1.ImageC
 // the sweep stops as soon as usage is under the low one.
 func TestDiskPressureRemovesLeastRecentlyUsedUntilLow(t *testing.T) {
 	f, ids := fakeWithUses()
-	out, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{Disk: fakeDisk(f, ids)})
+	out, err := cleanup.NewSweep(f, diskSpec(), t0, cleanup.Options{Disk: fakeDisk(f, ids)}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,14 +217,14 @@ func TestUnderTheWatermark(t *testing.T) {
 	f, ids := fakeWithUses()
 	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("f", 64), RepoTags: []string{"app:extra"}, LastTagTime: t0.Add(-time.Hour)})
 	measure := func() (disk.Usage, error) { return disk.Usage{UsedPercent: 50}, nil }
-	if _, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{Disk: measure}); err != nil {
+	if _, err := cleanup.NewSweep(f, diskSpec(), t0, cleanup.Options{Disk: measure}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if removals(f) != 0 {
 		t.Fatalf("under the watermark something went: %v", f.Calls())
 	}
 	spec := diskSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { d := v1alpha1.Duration("192h"); s.MaxUnusedAge = &d })
-	if _, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{Disk: measure}); err != nil {
+	if _, err := cleanup.NewSweep(f, spec, t0, cleanup.Options{Disk: measure}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range ids {
@@ -238,7 +238,7 @@ func TestUnderTheWatermark(t *testing.T) {
 // removes nothing.
 func TestDiskUsageNeedsADataRoot(t *testing.T) {
 	f, _ := fakeWithUses()
-	_, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{})
+	_, err := cleanup.NewSweep(f, diskSpec(), t0, cleanup.Options{}).Run(context.Background())
 	if !errors.Is(err, cleanup.ErrNoDataRoot) || removals(f) != 0 {
 		t.Fatalf("err = %v, calls %v", err, f.Calls())
 	}
@@ -252,7 +252,7 @@ func TestDiskUnmeasuredAfterTheSweep(t *testing.T) {
 		return func() (disk.Usage, error) { calls++; return measure() }
 	}
 	f, ids := fakeWithUses()
-	if _, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{Disk: counting(fakeDisk(f, ids))}); err != nil {
+	if _, err := cleanup.NewSweep(f, diskSpec(), t0, cleanup.Options{Disk: counting(fakeDisk(f, ids))}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	last := calls // the measure after the sweep is the last one
@@ -266,7 +266,7 @@ func TestDiskUnmeasuredAfterTheSweep(t *testing.T) {
 		}
 		return measure()
 	}
-	out, err := cleanup.Sweep(context.Background(), f, diskSpec(), t0, cleanup.Options{Disk: failing})
+	out, err := cleanup.NewSweep(f, diskSpec(), t0, cleanup.Options{Disk: failing}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestUnhonouredFieldsAreSaid(t *testing.T) {
 	}{{false, nil}, {true, []string{"force is not honoured", "stoppedContainers.removeVolumes has no effect"}}} {
 		f := fakeWithStoppedContainer()
 		f.CRI = runtime.cri
-		out, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{})
+		out, err := cleanup.NewSweep(f, spec, t0, cleanup.Options{}).Run(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +328,7 @@ func TestWhatTheClockLearnsMidSweepKeepsTheImage(t *testing.T) {
 				}
 			}
 			spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxUnusedAge = ptr(v1alpha1.Duration("1h")) })
-			out, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{Clock: clock})
+			out, err := cleanup.NewSweep(f, spec, t0, cleanup.Options{Clock: clock}).Run(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -374,7 +374,7 @@ func TestTheSweepsOwnRemovalsAreNoUse(t *testing.T) {
 		}
 	}
 	spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { s.MaxUnusedAge = ptr(v1alpha1.Duration("1h")) })
-	out, err := cleanup.Sweep(context.Background(), f, spec, t0, cleanup.Options{Clock: clock})
+	out, err := cleanup.NewSweep(f, spec, t0, cleanup.Options{Clock: clock}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	"github.com/distribution/reference"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -57,6 +58,7 @@ type Runtime struct {
 	conn     *grpc.ClientConn
 	runtime  runtimeapi.RuntimeServiceClient
 	images   runtimeapi.ImageServiceClient
+	native   nativeContainers
 	// ReadTimeout and RemoveTimeout bound each call (set before first use).
 	ReadTimeout, RemoveTimeout time.Duration
 	// ImagePoll is how often Events lists images while it follows
@@ -82,8 +84,8 @@ func New(endpoint string) (*Runtime, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadEndpoint, err)
 	}
 	return &Runtime{endpoint: "unix://" + path, conn: conn, runtime: runtimeapi.NewRuntimeServiceClient(conn),
-		images: runtimeapi.NewImageServiceClient(conn), ReadTimeout: DefaultReadTimeout, RemoveTimeout: DefaultRemoveTimeout,
-		ImagePoll: ImagePoll}, nil
+		images: runtimeapi.NewImageServiceClient(conn), native: nativeContainers{client: containersapi.NewContainersClient(conn)},
+		ReadTimeout: DefaultReadTimeout, RemoveTimeout: DefaultRemoveTimeout, ImagePoll: ImagePoll}, nil
 }
 
 // Host is the runtime's endpoint.
@@ -255,7 +257,7 @@ func state(s runtimeapi.ContainerState) string {
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		return engine.StateExited
 	}
-	return "unknown"
+	return engine.StateUnknown
 }
 
 // imageOf is the image ID a container runs: image_id (CRI 0.30 and later),
@@ -278,8 +280,30 @@ func toContainer(c *runtimeapi.Container) engine.Container {
 	}
 }
 
-// ListContainers implements engine.Runtime: every container, in every state.
+// ListContainers implements engine.Runtime: every container, in every
+// state, the CRI's and (on containerd) those other clients made through
+// containerd's own API, both listings under way at once.
 func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error) {
+	var others []engine.Container
+	var othersErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		others, othersErr = r.othersContainers(ctx)
+	}()
+	out, err := r.criContainers(ctx)
+	<-done
+	if err != nil {
+		return nil, err
+	}
+	if othersErr != nil {
+		return nil, othersErr
+	}
+	return append(out, others...), nil
+}
+
+// criContainers lists the containers the CRI made.
+func (r *Runtime) criContainers(ctx context.Context) ([]engine.Container, error) {
 	r.count("ListContainers")
 	ctx, cancel := r.read(ctx)
 	defer cancel()

@@ -66,6 +66,9 @@ const (
 	StateRemoving   = "removing"
 	StateExited     = "exited"
 	StateDead       = "dead"
+	// StateUnknown is a state the runtime does not say (or says in words
+	// of its own): in use.
+	StateUnknown = "unknown"
 )
 
 // Container is one container as the engine lists it.
@@ -78,11 +81,20 @@ type Container struct {
 	Created time.Time
 	// FinishedAt is filled in by Inspect for candidate containers only.
 	FinishedAt time.Time
+	// MadeBy names another client of the runtime that made the container,
+	// outside the API the cleanup removes containers through (containerd's
+	// own API: ctr, nerdctl, BuildKit); empty for the runtime's own. Such a
+	// container uses its image whatever its state, and is never removed.
+	MadeBy string
 }
 
 // Stopped reports whether the container is exited, created (never started)
-// or dead. Every other state, known or not, counts as in use.
+// or dead, and is the runtime's own. Every other state, known or not, and
+// every container another client made, counts as in use.
 func (c *Container) Stopped() bool {
+	if c.MadeBy != "" {
+		return false
+	}
 	switch c.State {
 	case StateExited, StateCreated, StateDead:
 		return true

@@ -74,6 +74,10 @@ type Unfinished struct {
 	Containers map[string]string `json:"containers,omitempty"`
 	// Gone: the image left the engine since (it may be back).
 	Gone bool `json:"gone,omitempty"`
+	// Unsettled: the sweep's result could not count what the runtime did
+	// of it (a call failed, and no listing after it showed the truth):
+	// kept past that sweep's report, for the next harvest to count.
+	Unsettled bool `json:"unsettled,omitempty"`
 }
 
 // EngineKey names one engine's store: its ID alone is not enough (Docker
@@ -504,7 +508,7 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported, sweep ti
 		if u.Policy != policy {
 			continue
 		}
-		if covered(u.Sweep, reported) {
+		if covered(u.Sweep, reported) && !u.Unsettled {
 			delete(c.unfinished, id)
 			c.dirty = true
 			continue
@@ -569,11 +573,31 @@ func (c *Clock) Reported(policy string, through time.Time) {
 		c.dirty = true
 	}
 	for id, u := range c.unfinished {
-		if u.Policy == policy && !u.Sweep.After(through) {
+		if u.Policy == policy && !u.Sweep.After(through) && !u.Unsettled {
 			delete(c.unfinished, id)
 			c.dirty = true
 		}
 	}
+}
+
+// Unsettled marks the policy's begun removal of the image as one its
+// sweep's result could not count (the call failed, and the runtime could
+// not be listed after it): it outlives the sweep's report, and the next
+// harvest counts what the runtime lost of it, but for the containers the
+// result counted already.
+func (c *Clock) Unsettled(policy, imageID string, counted []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u, ok := c.unfinished[imageID]
+	if !ok || u.Policy != policy {
+		return
+	}
+	u.Unsettled = true
+	for _, id := range counted {
+		delete(u.Containers, id)
+	}
+	c.unfinished[imageID] = u
+	c.dirty = true
 }
 
 // ForgetPolicy drops every begun removal, and the harvest, of a policy

@@ -447,3 +447,31 @@ func TestARunningContainerGoneBetweenListingsIsAUse(t *testing.T) {
 		t.Fatalf("last use %s, want the listing that found the running container gone (%s)", rec.LastUsed, t0.Add(time.Hour))
 	}
 }
+
+// A removal whose call failed where the runtime could not be listed after
+// it (the runtime died under it) is unsettled: its sweep's report does not
+// drop it, and the next harvest counts what the runtime lost of it, though
+// the report covers its sweep; the containers that report counted are not
+// counted again.
+func TestAnUnsettledRemovalOutlivesItsReport(t *testing.T) {
+	c := imageclock.InMemory()
+	inv := inventory("failed", "done")
+	c.Observe(&inv, t0)
+	c.Begin("p", t0, []imageclock.Removal{
+		{ImageID: "failed", Image: "app:1", Containers: map[string]string{"c1": "job-1", "c2": "job-2"}},
+		{ImageID: "done", Image: "app:2"},
+	})
+	c.Unsettled("p", "failed", []string{"c1"})
+	c.Reported("p", t0)
+	if got := c.UnfinishedFor("p"); len(got) != 1 || !got["failed"] {
+		t.Fatalf("after the report, unfinished: %v, want the unsettled one only", got)
+	}
+	inv.Images, inv.Containers = inv.Images[1:], nil // the runtime lost the image, and both containers
+	rec := c.Harvest("p", &inv, t0, t0.Add(time.Minute))
+	if !slices.Equal(rec.Images, []string{"app:1"}) || !slices.Equal(rec.Containers, []string{"job-2 (c2)"}) {
+		t.Fatalf("recovered %+v, want app:1 and job-2 only", rec)
+	}
+	if got := c.UnfinishedFor("p"); len(got) != 0 {
+		t.Fatalf("still unfinished: %v", got)
+	}
+}

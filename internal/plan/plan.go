@@ -30,6 +30,10 @@ const (
 	DependentChildren    Reason = "DependentChildren"    // other images are built on it
 	Conflict             Reason = "Conflict"             // the engine refused at delete time
 	Changed              Reason = "ChangedSincePlan"     // re-read just before a removal, the image or its containers had changed
+	// OtherClient: a container that another client of the runtime made
+	// (containerd's own API: ctr, nerdctl, BuildKit) uses it, whatever its
+	// state; the agent never removes such containers.
+	OtherClient Reason = "OtherClient"
 	// OtherReferences: the runtime removes an image with every reference at
 	// once (containerd's CRI), and the policy does not select all of them:
 	// what it selects cannot go alone.
@@ -458,7 +462,7 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 		return keep(Protected, "the runtime pins it (its sandbox image, or one it was told to keep)")
 	}
 	if c := firstInUse(ix.containers[img.ID]); c != nil {
-		return keep(RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display()))
+		return keep(InUseBy(c))
 	}
 	if pod := ix.pods.Using(img.ID, img.RepoTags, img.RepoDigests); pod != "" {
 		return keep(PodOnNode, "pod "+pod+" is bound to this node and names it: the kubelet runs it, or will")
@@ -574,6 +578,15 @@ func (r Reason) Blocks() bool {
 		return false
 	}
 	return true
+}
+
+// InUseBy is the reason, and its message, that a container in use (not
+// stopped, or another client's) keeps its image.
+func InUseBy(c *engine.Container) (Reason, string) {
+	if c.MadeBy != "" {
+		return OtherClient, fmt.Sprintf("container %s, which %s made, uses it", c.Display(), c.MadeBy)
+	}
+	return RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display())
 }
 
 func firstInUse(cs []*engine.Container) *engine.Container {

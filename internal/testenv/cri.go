@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,4 +279,66 @@ func (c *CRI) Containers(image string, state seed.State, n int) []string {
 		c.t.Fatal(err)
 	}
 	return ids
+}
+
+// CRIBinDirEnv names the folder of containerd's own tools (ctr, crictl),
+// which hack/test.sh sets from hack/cri-assets.sh.
+const CRIBinDirEnv = "TEST_CRI_BIN_DIR"
+
+// Ctr runs containerd's own client on the private containerd, in the CRI's
+// namespace (k8s.io), as nerdctl or BuildKit would reach it, and returns
+// what it printed.
+func (c *CRI) Ctr(args ...string) (string, error) {
+	c.t.Helper()
+	dir := os.Getenv(CRIBinDirEnv)
+	if dir == "" {
+		Unavailable(c.t, "no ctr: %s is not set (hack/test.sh sets it)", CRIBinDirEnv)
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "ctr"), append([]string{"--address", strings.TrimPrefix(c.Endpoint, "unix://"), "--namespace", "k8s.io"}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// OthersContainer makes, through containerd's own API (ctr, as nerdctl
+// would), a container of the image ref names, that the CRI does not list:
+// running (with a task) or created (without one). It goes when the test
+// ends.
+func (c *CRI) OthersContainer(ref string, running bool) string {
+	c.t.Helper()
+	id := UniqueName("ctr-own")
+	args := []string{"container", "create", "--net-host", ref, id, "/sleeper", "sleep"}
+	if running {
+		args = []string{"run", "-d", "--net-host", ref, id, "/sleeper", "sleep"}
+	}
+	if _, err := c.Ctr(args...); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		_, _ = c.Ctr("task", "kill", "--signal", "SIGKILL", id)
+		_, _ = c.Ctr("task", "rm", "--force", id)
+		_, _ = c.Ctr("container", "rm", id)
+	})
+	return id
+}
+
+// OthersTaskRunning reports whether the container made through
+// containerd's own API has a running task.
+func (c *CRI) OthersTaskRunning(id string) bool {
+	c.t.Helper()
+	out, err := c.Ctr("task", "ls")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == id {
+			return f[2] == "RUNNING"
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
@@ -11,6 +12,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultgrpc"
 )
 
 // One policy, three nodes (issue 20): one on the Docker engine, one on
@@ -87,4 +89,58 @@ func TestOnePolicyDockerAndContainerd(t *testing.T) {
 	if !errors.Is(why, engine.ErrNoRuntime) {
 		t.Fatalf("the missing runtime's error %v", why)
 	}
+}
+
+// containerd dies under a removal while the agent sweeps (it deleted the
+// image's record and died before it answered): that sweep's report cannot
+// count the removal, the runtime being gone; once containerd is back, the
+// next sweep's report does. The report's totals count every image exactly
+// once (they used to stay short of what the runtime lost).
+func TestAReportCountsWhatARuntimeKilledUnderARemovalDid(t *testing.T) {
+	c := apiClient(t)
+	crictl := testenv.Containerd(t)
+	proxy, err := faultgrpc.Start(crictl.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	rt, err := cri.New(proxy.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	reg := testenv.StartRegistry(t)
+	u := testenv.UniqueName("killed")
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, crictl.Image(reg, u+"/app", fmt.Sprint(i+1)))
+	}
+	node := u + "-node"
+	createNode(t, c, node, map[string]string{"imagecleanup.test/group": u})
+	proxy.DieAt("/runtime.v1.ImageService/RemoveImage")
+	startAgent(t, node, rt)
+	policy := createPolicy(t, c, u, v1alpha1.ImageCleanupPolicySpec{
+		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(u)}},
+		Images:       []v1alpha1.ImagePattern{v1alpha1.ImagePattern(reg.Host + "/" + u + "/**")},
+		MinImageAge:  dur("0s"),
+	})
+	eventually(t, "a sweep under the dying runtime to fail", func() (bool, string) {
+		r := getReport(t, c, policy.Name, node)
+		if r == nil {
+			return false, "no report"
+		}
+		return r.Status.Phase == v1alpha1.PhaseFailed, string(r.Status.Phase) + ": " + r.Status.Message
+	})
+	proxy.Revive()
+	eventually(t, "every image gone and counted once", func() (bool, string) {
+		r := getReport(t, c, policy.Name, node)
+		left := 0
+		for _, id := range ids {
+			if crictl.HasImage(id) {
+				left++
+			}
+		}
+		return left == 0 && r.Status.Phase == v1alpha1.PhaseSucceeded && r.Status.Totals.ImagesRemoved == int64(len(ids)),
+			fmt.Sprintf("%d images left; report %s, totals %d images: %s", left, r.Status.Phase, r.Status.Totals.ImagesRemoved, r.Status.Message)
+	})
 }

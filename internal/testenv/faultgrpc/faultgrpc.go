@@ -15,7 +15,10 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Proxy is one running proxy.
@@ -27,6 +30,14 @@ type Proxy struct {
 	mu      sync.Mutex
 	stalled map[string]bool
 	calls   map[string]int
+	// stallAfter: calls of a method after this many hang.
+	stallAfter map[string]int
+	// dieAt: the first call of this method is done by the runtime, and the
+	// runtime dies before it answers: from then on, down.
+	dieAt string
+	// down: the runtime is dead; every call fails at once, as on a socket
+	// nobody listens to, and answers under way are lost.
+	down bool
 }
 
 // Start forwards a socket of its own to endpoint (unix:///path).
@@ -46,7 +57,7 @@ func Start(endpoint string) (*Proxy, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}}
+	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}, stallAfter: map[string]int{}}
 	p.srv = grpc.NewServer(grpc.ForceServerCodec(raw{}), grpc.UnknownServiceHandler(p.forward))
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
@@ -62,6 +73,47 @@ func (p *Proxy) Stall(method string, stall bool) {
 	defer p.mu.Unlock()
 	p.stalled[method] = stall
 }
+
+// StallAfter lets n calls of a method through, then makes the next ones
+// hang until their callers give up (a runtime that stops answering
+// mid-sweep).
+func (p *Proxy) StallAfter(method string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stallAfter[method] = n
+}
+
+// DieAt makes the runtime die under the next call of method: the runtime
+// does it, its answer is lost, and every call fails from then on (answers
+// of calls under way included) until Revive. containerd's CRI deletes an
+// image's record before it waits for its garbage collection: a kill in
+// that window is this.
+func (p *Proxy) DieAt(method string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dieAt = method
+}
+
+// Revive brings the runtime back: calls reach it again.
+func (p *Proxy) Revive() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down, p.dieAt = false, ""
+}
+
+// dead reports whether the runtime is down, after a call of method got
+// its answer (it dies there if method is the one to die at).
+func (p *Proxy) dead(method string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dieAt != "" && method == p.dieAt {
+		p.down = true
+	}
+	return p.down
+}
+
+// errDown is what a client sees of a dead runtime.
+var errDown = status.Error(codes.Unavailable, "faultgrpc: the runtime is down")
 
 // Calls is how many times each method was called.
 func (p *Proxy) Calls(method string) int {
@@ -82,13 +134,22 @@ func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
 	method, _ := grpc.MethodFromServerStream(in)
 	p.mu.Lock()
 	p.calls[method]++
-	stalled := p.stalled[method]
+	after, limited := p.stallAfter[method]
+	stalled := p.stalled[method] || limited && p.calls[method] > after
+	down := p.down
 	p.mu.Unlock()
+	if down {
+		return errDown
+	}
 	if stalled {
 		<-in.Context().Done()
 		return in.Context().Err()
 	}
-	out, err := p.conn.NewStream(in.Context(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
+	ctx := in.Context()
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		ctx = metadata.NewOutgoingContext(ctx, md.Copy()) // containerd's namespace header, among others
+	}
+	out, err := p.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
 	if err != nil {
 		return err
 	}
@@ -106,7 +167,11 @@ func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
 	}()
 	for {
 		var m []byte
-		if err := out.RecvMsg(&m); err != nil {
+		err := out.RecvMsg(&m)
+		if p.dead(method) {
+			return errDown // done or not, its answer is lost
+		}
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
