@@ -100,13 +100,7 @@ func (n *nodeClock) Start(ctx context.Context) error {
 	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Steps: 7, Cap: time.Minute}
 	delay := backoff.Step()
 	for {
-		clock, err := n.get(ctx)
-		if err == nil {
-			err = clock.Follow(ctx, n.rt)
-		}
-		// Saved now: the engine may be restarting, and its replay of what
-		// the clock learned since the last save goes with it.
-		n.save(ctx)
+		err := n.follow(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -120,6 +114,18 @@ func (n *nodeClock) Start(ctx context.Context) error {
 			delay = backoff.Step()
 		}
 	}
+}
+
+// follow follows the engine's events from the clock's cursor until the
+// stream breaks or ctx ends, and saves then: the engine may be restarting,
+// and its replay of what the clock learned since the last save goes with it.
+func (n *nodeClock) follow(ctx context.Context) error {
+	clock, err := n.get(ctx)
+	if err == nil {
+		err = clock.Follow(ctx, n.rt)
+	}
+	n.save(ctx)
+	return err
 }
 
 func (n *nodeClock) saveEvery(ctx context.Context) {

@@ -7,16 +7,22 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	"pgregory.net/rapid"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
@@ -24,30 +30,41 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
-	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 )
 
 // The model test of the agent's whole life (docs/policy.md, "Invariants"):
-// a simulated node (the fake engine, with its event stream) is driven by
+// a simulated node (the fake runtime, with its event stream) is driven by
 // random sequences of steps over simulated time: pulls, returns, tags,
-// runs, stops, removals by other hands, engine restarts, agent restarts
-// with its state file, kills mid-sweep, disk fills, policy changes (also
-// in the middle of a sweep), node relabels, and sweeps. The agent's own
-// pieces run for real: the image clock and its state file, the event
-// catch-up, cleanup.Sweep, the sweep guard (stillWanted), the verdict and
-// the report's status. Every removal is checked against the truth the
-// model keeps, as it happens, and the report after every sweep.
+// runs, stops, containers of other clients of the runtime, removals by
+// other hands, runtime and agent restarts, kills of the agent mid-sweep
+// and of the runtime under a removal, disk fills, policy changes (also in
+// the middle of a sweep), node relabels, pods bound and done (naming their
+// images in every field and form), and the agent's workqueue firing.
 //
-// make test runs 1,000 sequences from a fixed seed, the same on every run;
-// go test ./controllers -run TestAgentLife -life.checks=20000 -life.seed=0
-// searches longer from a random seed. A failure prints the sequence and a
-// file to replay it with -rapid.failfile.
+// The agent is the real one, built as the manager builds it
+// (newNodeReconciler): its Reconcile decides, sweeps through the sweep
+// object (cleanup.Sweep) at the default number of engine calls in flight,
+// writes its report through a fake API client and commits; its image
+// clock keeps its state file, its event follower (nodeClock.follow) runs
+// alongside on the runtime's stream, its view of the pods reads them
+// through its cache's trim. The model keeps its own truth of what
+// happened and its own reading of references (lifecycle_oracle_test.go),
+// checks every removal as it happens and every report after every
+// reconcile, and names the invariant a violation breaks.
+//
+// make test runs 1,000 sequences from a fixed seed; go test ./controllers
+// -run TestAgentLife -life.checks=20000 -life.seed=0 searches longer from a
+// random seed. A failure prints the sequence and a file to replay it with
+// -rapid.failfile. The engine calls of a sweep run 8 at a time, as the
+// agent's do: a life that a mid-sweep step shapes may take another course
+// when replayed, which is why the lives replayed for the mutation table
+// run one call at a time.
 
 var (
 	lifeChecks = flag.Int("life.checks", 1000, "sequences TestAgentLife tries")
-	lifeSeed   = flag.Uint64("life.seed", 20261130, "TestAgentLife's seed (0: a random one)")
+	lifeSeed   = flag.Uint64("life.seed", 20261207, "TestAgentLife's seed (0: a random one)")
 )
 
 const (
@@ -69,52 +86,76 @@ type truth struct {
 	images, ctrs int64
 }
 
+// lifePod is a pod bound to the node, not done: the object the API server
+// holds, and the references the model wrote in it (the oracle's record).
+type lifePod struct {
+	name string
+	pod  corev1.Pod
+	refs []string
+}
+
+// lifeAgent is the agent's process: its node controller, and the event
+// follower that runs alongside.
+type lifeAgent struct {
+	r      *nodeReconciler
+	stop   context.CancelFunc
+	follow chan error // the follower's end
+}
+
 type lifeModel struct {
 	t   *rapid.T
 	ctx context.Context
-	now time.Time
 	f   *enginefake.Engine
 	dir string
 	// cri: the node runs containerd's CRI (the fake's CRI rules): images go
-	// with every reference, some are pinned, nothing is replayed, and the
-	// follower lists images (sub and poller are its connection).
+	// with every reference, some are pinned, other clients' containers are
+	// not in the CRI's listing, nothing is replayed, and the follower
+	// lists images.
 	cri bool
-	// ahead: the engine's clock runs this far ahead of the agent's (m.now),
-	// in every time it stamps. Never behind: a use would then look older
-	// than it was, which nothing on the node could tell.
-	ahead  time.Duration
-	sub    *enginefake.Subscription
-	poller engine.Poller
-	// clock is the agent's image clock; nil while the agent is down.
-	clock          *imageclock.Clock
-	truth          truth
+	// ahead: the engine's clock runs this far ahead of the agent's, in
+	// every time it stamps. Never behind: a use would then look older than
+	// it was, which nothing on the node could tell.
+	ahead time.Duration
+	// calls is the agent's engine calls in flight (0: its default).
+	calls int
+	clock *clocktesting.FakeClock
+	agent *lifeAgent // nil while down
+	kube  client.Client
+	// requeueAt is when the agent's workqueue brings the policy back (zero:
+	// only an event does).
+	requeueAt      time.Time
 	known          []string // every image ID ever made, so that one can return
 	containersMade int
-	// the API server's view: the policy (nil: none) and the node
-	kube     client.Client
-	policy   *v1alpha1.ImageCleanupPolicy
+	podsMade       int
+	fill           float64 // disk percent used besides images
+
+	// mu guards what the engine's calls during a sweep (on the executor's
+	// goroutines) share with the model: its truth, its view of the API,
+	// its pods and the sweep's state. It is never held while calling the
+	// engine, which calls back with its own lock held.
+	mu       sync.Mutex
+	now      time.Time
+	truth    truth
+	policy   *v1alpha1.ImageCleanupPolicy // the API server's; nil: none
 	selected bool
-	report   *v1alpha1.ImageCleanupReportStatus // nil: none written
-	// pods bound to the node, not done: the images they name
-	pods []plan.PodImage
-	fill float64 // disk percent used besides images
-	// pending: a killed sweep's removals are not reported yet; other hands
-	// then leave the node alone, so that what went is the agent's doing.
-	pending bool
-	// during a sweep
+	pods     []lifePod
+	// pending: a killed agent's removals are not reported yet; owed: a
+	// report could not count what the runtime did under a removal it died
+	// in. Other hands then leave the node alone, so that what went is the
+	// agent's doing.
+	pending, owed bool
+	// during a reconcile
 	sweeping   *v1alpha1.ImageCleanupPolicySpec
-	changedAt  int // the destructive call at which the policy changed (0: none)
-	destroyers int // destructive calls so far
+	pressure   bool // the disk was above its high watermark when it began
+	changedAt  int  // the destructive call at which the policy changed (0: none)
+	destroyers int  // destructive calls so far
 	onDestroy  func(n int, method, arg string)
-	// snap is every image as it was just before the latest destructive
-	// call: what a removal is checked against.
-	snap map[string]engine.Image
-	// pressure: the disk was above its high watermark when the sweep began.
-	pressure bool
-	// violation is the first broken promise seen on the engine's side of a
-	// sweep (its calls run on the executor's goroutines, where the test
-	// cannot stop): the sweep's step fails with it.
-	violation string
+	dieOn      string // the removal the runtime dies under
+	// dead: the agent died; its API writes are lost. afterReport, if set,
+	// runs after the report's write (the agent dies there).
+	dead        bool
+	afterReport func()
+	violation   string
 	// newestBefore are, by repository, the images present when the sweep
 	// began, newest build first.
 	newestBefore map[string][]engine.Image
@@ -133,18 +174,16 @@ func setRapid(t *testing.T, name, value string) {
 
 func TestAgentLife(t *testing.T) { checkLives(t, 1, lifeRules{}) }
 
-// The same lives on containerd's CRI rules (issue 20): the invariants hold
-// where the runtime removes an image with all its references and checks no
-// container, pins images, sends no image event and replays nothing; and no
-// tag the policy does not select, and no pinned image, ever goes.
+// The same lives on containerd's CRI rules: the invariants hold where the
+// runtime removes an image with all its references and checks no
+// container, pins images, lists only its own containers, sends no image
+// event and replays nothing.
 func TestAgentLifeOnCRI(t *testing.T) { checkLives(t, 2, lifeRules{cri: true}) }
 
 // The same lives with the engine's clock ahead of the agent's, by a second
-// to two hours: every time the engine stamps (its events, its containers'
-// starts and stops) is later than when it happened by the agent's clock.
-// An agent shares its node's clock with the engine, but the CLI on a
-// remote engine, or an engine in a VM whose clock drifted, does not. A use
-// stamped after the plan's now used to count as no use at all.
+// to two hours: every time the engine stamps is later than when it
+// happened by the agent's clock (the CLI on a remote engine, an engine in
+// a VM whose clock drifted).
 func TestAgentLifeWithTheEngineClockAhead(t *testing.T) {
 	checkLives(t, 4, lifeRules{engineAhead: true})
 }
@@ -164,94 +203,53 @@ func checkLives(t *testing.T, share int, rules lifeRules) {
 	rapid.Check(t, agentLife(t, rules))
 }
 
-// lifesThatFoundBugs are seeds of single lives that a longer random search
-// found to break an invariant once a fix was reverted; each is replayed in
-// every run, so that make test fails with that fix reverted too.
-//
-// Issue 17's finding 4 (the engine pruned an untagged parent, used within
-// maxUnusedAge, with its last child) was replayed here until the mid-sweep
-// steps changed every life on 2026-12-01; a search of its fix reverted on
-// the new lives had not found it again within 25 minutes. Its own tests
-// hold it: TestPruneHonoursTheParentsGuards (plan) and
-// TestFinding2PruneRespectsExclusionAndProtection (real engines).
-var lifesThatFoundBugs = map[string]replayedLife{
-	// A pod bound to the node in the middle of a sweep named an image the
-	// sweep removed later (found after 789 random lives; on the lives as
-	// they are now, after 472).
-	"a pod bound mid-sweep keeps its image": {seed: 7740431090200527909},
-	// An image used (a container run and removed), or back on the node,
-	// while a sweep ran was removed by it under maxUnusedAge or minImageAge
-	// (found after 479 random lives; on the lives as they are now, after
-	// 962: one used 0s before, maxUnusedAge 24h).
-	"a use mid-sweep keeps its image": {seed: 11468247861031748778},
-	// The engine's clock 6,082 s ahead: a use it stamped after the plan's
-	// now counted as none, and the image went 3 minutes after its use, under
-	// maxUnusedAge 24h (found after 33 random lives).
-	"a use stamped ahead of the agent's clock keeps its image": {seed: 20261691, rules: lifeRules{engineAhead: true}},
-}
-
-// replayedLife is one life by its seed, on the rules it was found on.
-type replayedLife struct {
-	seed  uint64
-	rules lifeRules
-}
-
-func TestAgentLivesThatFoundBugs(t *testing.T) {
-	for name, life := range lifesThatFoundBugs {
-		t.Run(name, func(t *testing.T) {
-			setRapid(t, "rapid.checks", "1")
-			setRapid(t, "rapid.steps", "60")
-			setRapid(t, "rapid.seed", fmt.Sprint(life.seed))
-			rapid.Check(t, agentLife(t, life.rules))
-		})
-	}
-}
-
 // agentLife is one life of the agent on a simulated node: random steps,
-// every invariant checked at every removal and after every sweep.
+// every invariant checked at every removal and after every reconcile.
 func agentLife(t *testing.T, rules lifeRules) func(*rapid.T) {
 	return func(rt *rapid.T) {
 		m := newLifeModel(rt, t.TempDir(), rules)
-		defer m.stop()
-		rt.Repeat(map[string]func(*rapid.T){
-			"":               m.check,
-			"pull":           m.pull,
-			"pull again":     m.pull, // the node's common case, drawn twice as often
-			"return":         m.returnImage,
-			"tag":            m.tag,
-			"run":            m.run,
-			"stop":           m.stopContainer,
-			"runAndRemove":   m.runAndRemove,
-			"removeImage":    m.removeImageByHand,
-			"removeCtr":      m.removeContainerByHand,
-			"time":           m.advance,
-			"time again":     m.advance,
-			"noise":          m.noise,
-			"engineRestart":  m.engineRestart,
-			"agentRestart":   m.agentRestart,
-			"diskFill":       m.diskFill,
-			"policy":         m.changePolicy,
-			"deletePolicy":   m.deletePolicy,
-			"relabel":        m.relabel,
-			"bindPod":        m.bindPod,
-			"podDone":        m.podDone,
-			"sweep":          m.sweep,
-			"sweep again":    m.sweep,
-			"sweepAndChange": m.sweepAndChange,
-			"sweepAndKill":   m.sweepAndKill,
-			"sweepAndRun":    m.sweepAndRun,
-			"sweepAndBind":   m.sweepAndBind,
-			"sweepAndUse":    m.sweepAndUse,
-			"sweepAndDie":    m.sweepAndDieAfterReport,
-		})
+		defer m.agentDown()
+		steps := map[string]func(*rapid.T){
+			"":                m.check,
+			"pull":            m.pull,
+			"pull again":      m.pull, // the node's common case, drawn twice as often
+			"return":          m.returnImage,
+			"tag":             m.tag,
+			"run":             m.run,
+			"stop":            m.stopContainer,
+			"runAndRemove":    m.runAndRemove,
+			"removeImage":     m.removeImageByHand,
+			"removeCtr":       m.removeContainerByHand,
+			"time":            m.advance,
+			"time again":      m.advance,
+			"noise":           m.noise,
+			"engineRestart":   m.engineRestart,
+			"agentRestart":    m.agentRestart,
+			"diskFill":        m.diskFill,
+			"policy":          m.changePolicy,
+			"deletePolicy":    m.deletePolicy,
+			"relabel":         m.relabel,
+			"bindPod":         m.bindPod,
+			"podDone":         m.podDone,
+			"requeue":         m.requeue,
+			"requeue again":   m.requeue,
+			"requeueAndChange": func(t *rapid.T) { m.requeueWith(t, "change") },
+			"requeueAndKill":   func(t *rapid.T) { m.requeueWith(t, "kill") },
+			"requeueAndRun":    func(t *rapid.T) { m.requeueWith(t, "run") },
+			"requeueAndBind":   func(t *rapid.T) { m.requeueWith(t, "bind") },
+			"requeueAndUse":    func(t *rapid.T) { m.requeueWith(t, "use") },
+			"requeueAndDie":    func(t *rapid.T) { m.requeueWith(t, "dieAfterReport") },
+			"requeueAndCrash":  func(t *rapid.T) { m.requeueWith(t, "runtimeDies") },
+		}
+		if rules.cri {
+			steps["othersRun"] = m.othersRun
+		}
+		rt.Repeat(steps)
 	}
 }
 
 // flagSet reports whether the command line set the flag. flag.Visit alone
-// cannot tell: it also visits the flags setRapid set, so the second test
-// that set a flag took it for the command line's, kept the first one's
-// value restored to rapid's default (100 lives, a random seed), and the
-// replayed lives after the first were random ones.
+// cannot tell: it also visits the flags setRapid set.
 func flagSet(name string) bool { return commandLineFlags()[name] }
 
 var commandLineFlags = sync.OnceValue(func() map[string]bool {
@@ -260,15 +258,17 @@ var commandLineFlags = sync.OnceValue(func() map[string]bool {
 	return set
 })
 
-// lifeRules are what a run of lives holds fixed: the runtime's rules, and
-// whether the engine's clock runs ahead of the agent's.
+// lifeRules are what a run of lives holds fixed: the runtime's rules,
+// whether the engine's clock runs ahead of the agent's, and the agent's
+// engine calls in flight (0: its default).
 type lifeRules struct {
 	cri         bool
 	engineAhead bool
+	calls       int
 }
 
 func newLifeModel(t *rapid.T, dir string, rules lifeRules) *lifeModel {
-	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: rules.cri,
+	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: rules.cri, calls: rules.calls,
 		truth: truth{arrived: map[string]time.Time{}, used: map[string]time.Time{}, containers: map[string]engine.Container{}}}
 	if rules.engineAhead {
 		m.ahead = time.Duration(rapid.IntRange(1, 2*60*60).Draw(t, "engine clock ahead (s)")) * time.Second
@@ -278,71 +278,167 @@ func newLifeModel(t *rapid.T, dir string, rules lifeRules) *lifeModel {
 	m.f.Now = m.engineNow
 	m.f.OnRemove = m.onRemove
 	m.f.BeforeCall = m.beforeCall
+	m.f.DieUnder = func(method, arg string) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.dieOn != "" && method+" "+arg == m.dieOn
+	}
+	m.clock = clocktesting.NewFakeClock(lifeStart)
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: lifeNode, Labels: map[string]string{"pool": "a"}}}
-	m.kube = fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(node).Build()
+	m.kube = fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(node).WithInterceptorFuncs(m.apiServer()).Build()
 	m.agentUp()
-	m.changePolicy(t) // a life starts with a policy
+	m.setPolicy(m.randomSpec(t)) // a life starts with a policy, which the agent applies
+	m.reconcile(t, "")
 	return m
 }
 
 // engineNow is the engine's clock.
-func (m *lifeModel) engineNow() time.Time { return m.now.Add(m.ahead) }
+func (m *lifeModel) engineNow() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.now.Add(m.ahead)
+}
 
-func (m *lifeModel) stop() {
-	if m.clock != nil {
-		m.clock.Close()
+func (m *lifeModel) stateFile() string {
+	return imageclock.FileFor(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"})
+}
+
+// apiServer is the API server's side of the agent's writes: a dead agent
+// writes nothing; a report deleted is the end of what it counted; and the
+// agent may die right after its report's write.
+func (m *lifeModel) apiServer() interceptor.Funcs {
+	return interceptor.Funcs{
+		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+			if m.isDead() {
+				return apierrors.NewServiceUnavailable("the agent is dead")
+			}
+			if err := c.Apply(ctx, obj, opts...); err != nil {
+				return err
+			}
+			m.mu.Lock()
+			after := m.afterReport
+			m.afterReport = nil
+			m.mu.Unlock()
+			if after != nil {
+				after()
+			}
+			return nil
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			if m.isDead() {
+				return apierrors.NewServiceUnavailable("the agent is dead")
+			}
+			if err := c.Delete(ctx, obj, opts...); err != nil {
+				return err
+			}
+			if _, ok := obj.(*v1alpha1.ImageCleanupReport); ok {
+				m.reportGone()
+			}
+			return nil
+		},
 	}
 }
 
-// agentUp starts the agent: its clock from the state file, and the events
-// it missed (the follower replays from the file's cursor).
+func (m *lifeModel) isDead() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dead
+}
+
+// reportGone: the policy's report was deleted; a new one counts afresh.
+func (m *lifeModel) reportGone() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.truth.images, m.truth.ctrs = 0, 0
+	m.pending, m.owed = false, false
+}
+
+// --- the agent's process ----------------------------------------------------
+
+// agentUp starts the agent, as its DaemonSet's pod starts: its node
+// controller built as the manager builds it, its clock from the state
+// file, its follower from the file's cursor.
 func (m *lifeModel) agentUp() {
-	c, _, err := imageclock.Open(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"})
-	if err != nil {
-		m.t.Fatalf("agent start: %v", err)
-	}
-	m.clock = c
-	m.follow()
+	o := AgentOptions{NodeName: lifeNode, Runtime: m.f, ProtectedImages: []string{"agent:*"}, StateDir: m.dir,
+		DataRoot: "/var/lib/docker", Clock: m.clock, EngineCalls: m.calls}
+	m.must(o.complete())
+	metrics := newAgentMetrics()
+	m.must(metrics.register(prometheus.NewRegistry(), lifeNode))
+	r := newNodeReconciler(&o, m.kube, m.kube, lifePods{m}, metrics)
+	r.Images.opts.Measure = func(string) (disk.Usage, error) { return m.measure() }
+	m.agent = &lifeAgent{r: r}
+	m.connect()
 }
 
-// follow is the agent's event follower, run to the present after every
-// step: deterministic, where the real one runs alongside; and its saver,
-// which writes what the clock learned within seconds (steps are longer).
-func (m *lifeModel) follow() {
-	if m.clock == nil {
+// connect starts the agent's event follower and waits until it has
+// applied what the engine replays.
+func (m *lifeModel) connect() {
+	ctx, stop := context.WithCancel(m.ctx)
+	done := make(chan error, 1)
+	m.agent.stop, m.agent.follow = stop, done
+	go func() { done <- m.agent.r.Images.follow(ctx) }()
+	m.f.WaitFollowers(1)
+}
+
+// reconnect: the follower's stream broke (the engine restarted); the
+// follower ends, saves, and the agent connects again.
+func (m *lifeModel) reconnect() {
+	if m.agent == nil {
 		return
 	}
-	if m.cri {
-		m.followCRI()
-	} else if err := m.clock.CatchUp(m.ctx, m.f); err != nil {
-		m.t.Fatalf("events: %v", err)
-	}
-	if m.clock.Dirty() {
-		m.must(m.clock.Save())
-	}
+	<-m.agent.follow
+	m.agent.stop()
+	m.connect()
 }
 
-// followCRI is the agent's follower on the CRI (internal/cri's Events):
-// connected, it applies the container events as they came, then lists
-// images (the CRI sends no image event: engine.Poller); connecting, it
-// starts with what the CRI says of the past since the clock's cursor,
-// which is nothing (a gap), and a first listing.
-func (m *lifeModel) followCRI() {
-	apply := func(e engine.Event) { m.clock.Apply(m.ctx, m.f, e) }
-	if m.sub != nil {
-		events, broken := m.sub.Drain()
-		for _, e := range events {
-			apply(e)
-		}
-		if !broken {
-			m.must(m.poller.Poll(m.ctx, m.f, m.now, apply))
-			return
-		}
+// agentDown stops the agent's process: its follower ends, its clock is
+// released.
+func (m *lifeModel) agentDown() {
+	if m.agent == nil {
+		return
 	}
-	m.must(m.clock.CatchUp(m.ctx, m.f))
-	m.sub, m.poller = m.f.Subscribe(), engine.Poller{}
-	m.must(m.poller.Baseline(m.ctx, m.f))
+	m.agent.stop()
+	<-m.agent.follow
+	if h, err := m.agent.r.Images.open(m.ctx); err == nil {
+		h.Close()
+	}
+	m.agent = nil
 }
+
+// follow lets the agent's follower catch up with what a step did, lists
+// images on the CRI (its follower does every 10 s; steps are longer), and
+// saves (its saver does every 2 s).
+func (m *lifeModel) follow() {
+	if m.agent == nil {
+		return
+	}
+	m.f.WaitFollowers(1)
+	if m.cri {
+		m.f.PollFollowers()
+		m.f.WaitFollowers(1)
+	}
+	m.agent.r.Images.save(m.ctx)
+}
+
+// lifePods is the agent's view of its node's pods: the pods bound to it,
+// through the cache's trim.
+type lifePods struct{ m *lifeModel }
+
+func (p lifePods) images(context.Context) ([]plan.PodImage, error) {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	var pods []corev1.Pod
+	for _, lp := range p.m.pods {
+		trimmed, err := trimPod(lp.pod.DeepCopy())
+		if err != nil {
+			return nil, err
+		}
+		pods = append(pods, *trimmed.(*corev1.Pod))
+	}
+	return imagesOfPods(pods), nil
+}
+
+func (lifePods) fresh() bool { return false }
 
 // --- the node's life -------------------------------------------------------
 
@@ -395,8 +491,7 @@ func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
 		img.Pinned = rapid.IntRange(0, 5).Draw(t, "pinned") == 0 // no parents on the CRI
 	} else if present := m.present(); len(present) > 0 && rapid.IntRange(0, 4).Draw(t, "child") == 0 {
 		img.ParentID = rapid.SampledFrom(present).Draw(t, "parent")
-		// An engine never makes a parent of a descendant: an image that
-		// returns does not become the parent of its own child's line.
+		// An engine never makes a parent of a descendant.
 		for p := img.ParentID; p != ""; {
 			if p == id {
 				img.ParentID = ""
@@ -407,7 +502,9 @@ func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
 		}
 	}
 	m.f.AddImage(img)
+	m.mu.Lock()
 	m.truth.arrived[id] = m.now
+	m.mu.Unlock()
 	m.follow()
 }
 
@@ -468,6 +565,15 @@ func (m *lifeModel) makeContainer(image, state string, kubelet bool) engine.Cont
 	return c
 }
 
+// started records a container the node made: it is there, and it used its
+// image now.
+func (m *lifeModel) started(c engine.Container) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.truth.containers[c.ID] = c
+	m.truth.used[c.ImageID] = m.now
+}
+
 func (m *lifeModel) run(t *rapid.T) {
 	state := rapid.SampledFrom([]string{engine.StateRunning, engine.StateCreated, engine.StateExited}).Draw(t, "state")
 	c, ok := m.newContainer(t, state)
@@ -478,15 +584,28 @@ func (m *lifeModel) run(t *rapid.T) {
 		c.FinishedAt = m.engineNow()
 	}
 	m.f.AddContainer(c)
-	m.truth.containers[c.ID] = c
-	m.truth.used[c.ImageID] = m.now
+	m.started(c)
+	m.follow()
+}
+
+// othersRun is a container that another client of containerd makes
+// through its own API (ctr, nerdctl, BuildKit): running or only created,
+// not in the CRI's listing, told by none of its events.
+func (m *lifeModel) othersRun(t *rapid.T) {
+	c, ok := m.newContainer(t, rapid.SampledFrom([]string{engine.StateRunning, engine.StateCreated}).Draw(t, "state"))
+	if !ok {
+		t.Skip("no image")
+	}
+	c.MadeBy, c.Labels = "ctr", nil
+	m.f.AddContainer(c)
+	m.started(c)
 	m.follow()
 }
 
 func (m *lifeModel) stopContainer(t *rapid.T) {
 	var running []string
 	for id, c := range m.truth.containers {
-		if !c.Stopped() {
+		if c.State == engine.StateRunning && c.MadeBy == "" {
 			running = append(running, id)
 		}
 	}
@@ -498,15 +617,14 @@ func (m *lifeModel) stopContainer(t *rapid.T) {
 	m.f.SetState(id, engine.StateExited)
 	c := m.truth.containers[id]
 	c.State, c.FinishedAt = engine.StateExited, m.now
-	m.truth.containers[id] = c
-	m.truth.used[c.ImageID] = m.now
+	m.started(c)
 	m.follow()
 }
 
 // runAndRemove is docker run --rm, or a Job's pod collected: a use that
 // leaves no container behind.
 func (m *lifeModel) runAndRemove(t *rapid.T) {
-	if m.pending {
+	if m.othersWait() {
 		t.Skip("a killed sweep's removals are not reported yet")
 	}
 	c, ok := m.newContainer(t, engine.StateRunning)
@@ -514,25 +632,48 @@ func (m *lifeModel) runAndRemove(t *rapid.T) {
 		t.Skip("no image")
 	}
 	m.f.AddContainer(c)
-	m.now = m.now.Add(time.Duration(rapid.IntRange(1, 600).Draw(t, "runtime")) * time.Second)
+	m.setNow(m.now.Add(time.Duration(rapid.IntRange(1, 600).Draw(t, "runtime")) * time.Second))
 	m.f.RemoveContainerByHand(c.ID)
-	m.truth.used[c.ImageID] = m.now
+	m.started(c)
+	m.forgetContainer(c.ID)
 	m.follow()
+}
+
+// othersWait: other hands leave the node alone while what a killed agent
+// or a dying runtime removed is not reported yet.
+func (m *lifeModel) othersWait() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pending || m.owed
+}
+
+func (m *lifeModel) forgetContainer(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.truth.containers, id)
+}
+
+func (m *lifeModel) setNow(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = t
 }
 
 func (m *lifeModel) removeImageByHand(t *rapid.T) {
 	present := m.present()
-	if len(present) == 0 || m.pending {
+	if len(present) == 0 || m.othersWait() {
 		t.Skip("no image, or a killed sweep's removals are not reported yet")
 	}
 	id := rapid.SampledFrom(present).Draw(t, "image")
 	m.f.RemoveImageByHand(id)
+	m.mu.Lock()
 	delete(m.truth.arrived, id)
+	m.mu.Unlock()
 	m.follow()
 }
 
 func (m *lifeModel) removeContainerByHand(t *rapid.T) {
-	if len(m.truth.containers) == 0 || m.pending {
+	if len(m.truth.containers) == 0 || m.othersWait() {
 		t.Skip("no container, or a killed sweep's removals are not reported yet")
 	}
 	ids := slices.Sorted(maps.Keys(m.truth.containers))
@@ -540,74 +681,83 @@ func (m *lifeModel) removeContainerByHand(t *rapid.T) {
 	c := m.truth.containers[id]
 	m.f.RemoveContainerByHand(id)
 	if !c.Stopped() {
-		m.truth.used[c.ImageID] = m.now
+		m.started(c) // it ran until now
 	}
-	delete(m.truth.containers, id)
+	m.forgetContainer(id)
 	m.follow()
 }
 
 func (m *lifeModel) advance(t *rapid.T) {
-	m.now = m.now.Add(time.Duration(rapid.IntRange(1, 48*60).Draw(t, "minutes")) * time.Minute)
+	m.setNow(m.now.Add(time.Duration(rapid.IntRange(1, 48*60).Draw(t, "minutes")) * time.Minute))
 	m.follow()
 }
 
 // noise is exec probes; now and then more events than the engine keeps
-// (a gap, which makes the clock count every image as just arrived and used:
-// drawn rarely, or it would hide every other step).
+// (a gap, which makes the clock count every image as just arrived and
+// used: drawn rarely, or it would hide every other step).
 func (m *lifeModel) noise(t *rapid.T) {
 	m.f.Noise(rapid.SampledFrom([]int{5, 20, 100, 100, 300}).Draw(t, "events"))
 	m.follow()
 }
 
+// engineRestart: the runtime restarts; the follower's stream breaks, and
+// it connects again (a replay from its cursor, or on the CRI a gap).
 func (m *lifeModel) engineRestart(*rapid.T) {
 	m.f.Restart()
+	m.reconnect()
 	m.follow()
 }
 
 // agentRestart stops the agent for a while (a rollout, an OOM kill): the
 // node goes on without it; then it starts from its state file.
 func (m *lifeModel) agentRestart(t *rapid.T) {
-	m.clock.Close()
-	m.clock = nil
-	if m.sub != nil {
-		m.f.Unsubscribe(m.sub)
-		m.sub = nil
-	}
-	defer m.agentUp()
+	m.agentDown()
+	defer func() {
+		m.agentUp()
+		m.follow()
+	}()
 	for range rapid.IntRange(0, 3).Draw(t, "steps while down") {
 		switch rapid.IntRange(0, 5).Draw(t, "while down") {
 		case 5: // an image leaves and comes back while nobody listens
-			if present := m.present(); len(present) > 0 && !m.pending {
+			if present := m.present(); len(present) > 0 && !m.othersWait() {
 				id := rapid.SampledFrom(present).Draw(t, "image")
 				m.f.RemoveImageByHand(id)
-				m.now = m.now.Add(time.Minute)
+				m.setNow(m.now.Add(time.Minute))
 				m.addImage(t, id, lifeStart.Add(-1000*time.Hour))
 			}
 		case 0:
 			m.pull(t)
 		case 1:
-			if c, ok := m.newContainer(t, engine.StateRunning); ok && !m.pending {
+			if c, ok := m.newContainer(t, engine.StateRunning); ok && !m.othersWait() {
 				m.f.AddContainer(c)
-				m.now = m.now.Add(time.Minute)
+				m.setNow(m.now.Add(time.Minute))
 				m.f.RemoveContainerByHand(c.ID)
-				m.truth.used[c.ImageID] = m.now
+				m.started(c)
+				m.forgetContainer(c.ID)
 			}
 		case 2:
-			if present := m.present(); len(present) > 0 && !m.pending {
+			if present := m.present(); len(present) > 0 && !m.othersWait() {
 				id := rapid.SampledFrom(present).Draw(t, "image")
 				m.f.RemoveImageByHand(id)
+				m.mu.Lock()
 				delete(m.truth.arrived, id)
+				m.mu.Unlock()
 			}
 		case 3:
 			m.f.Noise(rapid.SampledFrom([]int{5, 20, 100, 100, 300}).Draw(t, "events"))
 		case 4:
-			m.now = m.now.Add(time.Duration(rapid.IntRange(1, 48*60).Draw(t, "minutes")) * time.Minute)
+			m.setNow(m.now.Add(time.Duration(rapid.IntRange(1, 48*60).Draw(t, "minutes")) * time.Minute))
 		}
 	}
 }
 
+// diskFill fills the disk (or frees it); the agent's disk tick brings a
+// policy with diskUsage back at once.
 func (m *lifeModel) diskFill(t *rapid.T) {
+	m.mu.Lock()
 	m.fill = float64(rapid.IntRange(0, 95).Draw(t, "fill"))
+	m.mu.Unlock()
+	m.reconcile(t, "")
 }
 
 // measure is the data filesystem: what is filled besides, and 1 % per image.
@@ -616,21 +766,87 @@ func (m *lifeModel) measure() (disk.Usage, error) {
 	if err != nil {
 		return disk.Usage{}, err
 	}
+	m.mu.Lock()
 	used := min(100, m.fill+float64(len(imgs)))
+	m.mu.Unlock()
 	return disk.Usage{UsedPercent: used, InodesUsedPercent: used, UsedBytes: uint64(used * 1e6)}, nil
 }
 
-// bindPod binds a pod to the node: it names an image by a tag from the
-// pool (present or not yet pulled) or by the ID of an image on the node.
+// --- pods ------------------------------------------------------------------
+
+// podRef draws how a pod names an image: one of its tags (as listed, or
+// spelled in full), its ID in full or short (with or without sha256:), its
+// digest (under its repository, with a tag, or another repository); or a
+// tag of the pool that no image may have yet.
+func podRef(t *rapid.T, img engine.Image, present bool) string {
+	if !present {
+		return rapid.SampledFrom(lifeRepos).Draw(t, "pod repo") + fmt.Sprintf(":%d", rapid.IntRange(1, 4).Draw(t, "pod tag"))
+	}
+	hex := img.ID[len("sha256:"):]
+	forms := []string{img.ID, "sha256:" + hex[:12], hex[:12], hex}
+	for _, tag := range img.RepoTags {
+		forms = append(forms, tag, "docker.io/library/"+tag)
+	}
+	for _, d := range img.RepoDigests {
+		_, digest, _ := cutAt(d)
+		forms = append(forms, d, "registry.example/prod/app:9@"+digest, "mirror.local/app@"+digest, "docker-pullable://"+d)
+	}
+	return rapid.SampledFrom(forms).Draw(t, "pod ref")
+}
+
+func cutAt(ref string) (string, string, bool) {
+	for i := len(ref) - 1; i >= 0; i-- {
+		if ref[i] == '@' {
+			return ref[:i], ref[i+1:], true
+		}
+	}
+	return ref, "", false
+}
+
+// podWith is a pod naming refs in the fields drawn: a container, an init
+// container, an ephemeral container, an image volume, or its status.
+func (m *lifeModel) podWith(t *rapid.T, refs []string) lifePod {
+	m.podsMade++
+	name := fmt.Sprintf("default/pod-%d", m.podsMade)
+	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("pod-%d", m.podsMade)}}
+	p.Spec.NodeName = lifeNode
+	for i, ref := range refs {
+		c := fmt.Sprintf("c%d", i)
+		switch rapid.IntRange(0, 4).Draw(t, "pod field") {
+		case 0:
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c, Image: ref})
+		case 1:
+			p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: c, Image: ref})
+		case 2:
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{
+				EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c, Image: ref}})
+		case 3:
+			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: c, VolumeSource: corev1.VolumeSource{
+				Image: &corev1.ImageVolumeSource{Reference: ref}}})
+		case 4:
+			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c, ImageID: ref})
+		}
+	}
+	return lifePod{name: name, pod: p, refs: refs}
+}
+
+// bindPod binds a pod to the node: it names an image on the node in one of
+// the forms the runtime resolves, or a tag from the pool (pulled or not
+// yet), in one of the fields that can hold an image.
 func (m *lifeModel) bindPod(t *rapid.T) {
 	if len(m.pods) >= 2 {
 		t.Skip("enough pods: more would keep most images")
 	}
-	ref := rapid.SampledFrom(lifeRepos).Draw(t, "pod repo") + fmt.Sprintf(":%d", rapid.IntRange(1, 4).Draw(t, "pod tag"))
-	if present := m.present(); len(present) > 0 && rapid.Bool().Draw(t, "by ID") {
-		ref = rapid.SampledFrom(present).Draw(t, "pod image")
+	present := m.present()
+	var img engine.Image
+	onNode := len(present) > 0 && rapid.Bool().Draw(t, "an image on the node")
+	if onNode {
+		img, _ = m.f.Image(rapid.SampledFrom(present).Draw(t, "pod image"))
 	}
-	m.pods = append(m.pods, plan.PodImage{Ref: ref, Pod: fmt.Sprintf("default/pod-%d (container c)", len(m.pods))})
+	p := m.podWith(t, []string{podRef(t, img, onNode)})
+	m.mu.Lock()
+	m.pods = append(m.pods, p)
+	m.mu.Unlock()
 }
 
 // podDone: a pod finishes or is deleted; its images are the policy's again.
@@ -639,17 +855,9 @@ func (m *lifeModel) podDone(t *rapid.T) {
 		t.Skip("no pod")
 	}
 	i := rapid.IntRange(0, len(m.pods)-1).Draw(t, "pod")
+	m.mu.Lock()
 	m.pods = slices.Delete(m.pods, i, i+1)
-}
-
-// podNames reports a pod that names the image (by a tag or its ID).
-func (m *lifeModel) podNames(id string, img engine.Image) string {
-	for _, p := range m.pods {
-		if p.Ref == id || slices.Contains(img.RepoTags, p.Ref) {
-			return p.Pod
-		}
-	}
-	return ""
+	m.mu.Unlock()
 }
 
 // --- the policy and the node in the API ------------------------------------
@@ -684,61 +892,92 @@ func (m *lifeModel) randomSpec(t *rapid.T) v1alpha1.ImageCleanupPolicySpec {
 	p.Spec.NodeSelector = &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"pool": "a"}}
 	p.Spec.MaxImagesPerSweep = int32(rapid.SampledFrom([]int{0, 0, 1, 3}).Draw(t, "maxImagesPerSweep"))
 	p.Spec.Order = rapid.SampledFrom([]v1alpha1.RemovalOrder{"", v1alpha1.OrderLeastRecentlyUsed, v1alpha1.OrderOldestFirst}).Draw(t, "order")
+	p.Spec.Interval = ptrTo(rapid.SampledFrom([]v1alpha1.Duration{"1m", "10m", "1h"}).Draw(t, "interval"))
 	policyschema.Default(&p)
 	return p.Spec
 }
 
-// changePolicy creates the policy or changes its spec: a new generation.
-func (m *lifeModel) changePolicy(t *rapid.T) { m.setPolicy(m.randomSpec(t)) }
-
-func (m *lifeModel) setPolicy(spec v1alpha1.ImageCleanupPolicySpec) {
-	if m.policy == nil {
-		m.policy = &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: lifePolicy, UID: "uid-1", Generation: 1}, Spec: spec}
-		m.must(m.kube.Create(m.ctx, m.policy.DeepCopy()))
-		return
-	}
-	m.policy.Spec = spec
-	m.policy.Generation++
-	var cur v1alpha1.ImageCleanupPolicy
-	m.must(m.kube.Get(m.ctx, client.ObjectKey{Name: lifePolicy}, &cur))
-	cur.Spec, cur.Generation = spec, m.policy.Generation
-	m.must(m.kube.Update(m.ctx, &cur))
+// changePolicy creates the policy or changes its spec: a new generation,
+// whose event brings the agent at once.
+func (m *lifeModel) changePolicy(t *rapid.T) {
+	m.setPolicy(m.randomSpec(t))
+	m.reconcile(t, "")
 }
 
+// setPolicy writes the policy to the API server; m.mu is not held.
+func (m *lifeModel) setPolicy(spec v1alpha1.ImageCleanupPolicySpec) {
+	m.mu.Lock()
+	cur := m.policy
+	m.mu.Unlock()
+	if cur == nil {
+		p := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: lifePolicy, UID: "uid-1", Generation: 1}, Spec: spec}
+		m.must(m.kube.Create(m.ctx, p.DeepCopy()))
+		m.mu.Lock()
+		m.policy = p
+		m.mu.Unlock()
+		return
+	}
+	m.updatePolicy(func(p *v1alpha1.ImageCleanupPolicy) { p.Spec = spec })
+}
+
+// updatePolicy changes the policy's spec: a new generation.
+func (m *lifeModel) updatePolicy(change func(*v1alpha1.ImageCleanupPolicy)) {
+	var cur v1alpha1.ImageCleanupPolicy
+	m.must(m.kube.Get(m.ctx, client.ObjectKey{Name: lifePolicy}, &cur))
+	change(&cur)
+	cur.Generation++
+	m.must(m.kube.Update(m.ctx, &cur))
+	m.mu.Lock()
+	m.policy = cur.DeepCopy()
+	m.mu.Unlock()
+}
+
+// deletePolicy deletes the policy; the garbage collector deletes its
+// report, and the deletion's event brings the agent at once.
 func (m *lifeModel) deletePolicy(t *rapid.T) {
 	if m.policy == nil {
 		t.Skip("no policy")
 	}
-	m.must(m.kube.Delete(m.ctx, m.policy.DeepCopy()))
-	m.policy = nil
-	m.forgetReport()
+	m.removePolicy()
+	m.reconcile(t, "")
 }
 
-// forgetReport is the agent deleting its report (the policy is gone, or the
-// node left its selector) and forgetting the policy's begun removals.
-func (m *lifeModel) forgetReport() {
-	m.report = nil
-	m.truth.images, m.truth.ctrs = 0, 0
-	m.pending = false
-	if m.clock != nil {
-		m.clock.ForgetPolicy(lifePolicy)
-		m.must(m.clock.Save()) // as the agent's forget does
+func (m *lifeModel) removePolicy() {
+	m.must(m.kube.Delete(m.ctx, &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: lifePolicy}}))
+	m.mu.Lock()
+	m.policy = nil
+	m.mu.Unlock()
+	m.collectReport()
+}
+
+// collectReport is the garbage collector: a report whose policy is gone
+// goes too.
+func (m *lifeModel) collectReport() {
+	r := &v1alpha1.ImageCleanupReport{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.ReportName(lifePolicy, lifeNode)}}
+	if err := m.kube.Delete(m.ctx, r); err != nil && !apierrors.IsNotFound(err) {
+		m.t.Fatal(err)
 	}
 }
 
-func (m *lifeModel) relabel(*rapid.T) {
+// relabel moves the node in or out of the policy's selector; the Node's
+// event brings the agent at once.
+func (m *lifeModel) relabel(t *rapid.T) {
+	m.flipLabel()
+	m.reconcile(t, "")
+}
+
+func (m *lifeModel) flipLabel() {
+	m.mu.Lock()
 	m.selected = !m.selected
 	pool := "a"
 	if !m.selected {
 		pool = "b"
 	}
+	m.mu.Unlock()
 	var n corev1.Node
 	m.must(m.kube.Get(m.ctx, client.ObjectKey{Name: lifeNode}, &n))
 	n.Labels["pool"] = pool
 	m.must(m.kube.Update(m.ctx, &n))
-	if !m.selected {
-		m.forgetReport()
-	}
 }
 
 func (m *lifeModel) must(err error) {
@@ -747,233 +986,75 @@ func (m *lifeModel) must(err error) {
 	}
 }
 
-// --- sweeps ----------------------------------------------------------------
+// --- reconciles ------------------------------------------------------------
 
-func (m *lifeModel) sweep(t *rapid.T) { m.sweepWith(t, "") }
+// requeue: the agent's workqueue brings the policy back when the last
+// reconcile asked (the interval, a back-off, a rollout offset).
+func (m *lifeModel) requeue(t *rapid.T) { m.requeueWith(t, "") }
 
-func (m *lifeModel) sweepAndChange(t *rapid.T) { m.sweepWith(t, "change") }
-
-func (m *lifeModel) sweepAndKill(t *rapid.T) { m.sweepWith(t, "kill") }
-
-func (m *lifeModel) sweepAndRun(t *rapid.T) { m.sweepWith(t, "run") }
-
-// sweepAndBind: a pod is bound to the node in the middle of a sweep.
-func (m *lifeModel) sweepAndBind(t *rapid.T) { m.sweepWith(t, "bind") }
-
-// sweepAndUse: in the middle of a sweep, an image leaves the node and comes
-// back, or a container runs on it and is removed.
-func (m *lifeModel) sweepAndUse(t *rapid.T) { m.sweepWith(t, "use") }
-
-// sweepAndDieAfterReport: the agent dies after the sweep's report is
-// written and before the image clock saved that it was: the clock's
-// records of the sweep outlive its report.
-func (m *lifeModel) sweepAndDieAfterReport(t *rapid.T) { m.sweepWith(t, "dieAfterReport") }
-
-// midSweep are the choices of a step made in the middle of a sweep, drawn
-// before the sweep starts: the step runs on the executor's goroutine, where
-// a draw of rapid's cannot stop the test (it panics there when rapid
-// shrinks a failing life and runs out of data).
-type midSweep struct {
-	pick, tag     int
-	flag, kubelet bool
-	state         string
+func (m *lifeModel) requeueWith(t *rapid.T, during string) {
+	if m.requeueAt.IsZero() {
+		t.Skip("nothing asked to come back")
+	}
+	// Anywhere in the second: a report keeps its sweep's start to the
+	// second only.
+	at := later(m.now, m.requeueAt).Add(time.Duration(rapid.IntRange(0, 999).Draw(t, "ms into the second")) * time.Millisecond)
+	m.setNow(at)
+	m.follow()
+	m.reconcile(t, during)
 }
 
-func drawMidSweep(t *rapid.T) midSweep {
-	return midSweep{
+// midSweep are the choices of a step made in the middle of a sweep, drawn
+// before it starts: the step runs on the executor's goroutine, where a draw
+// of rapid's cannot stop the test.
+type midSweep struct {
+	at, pick, tag, change int
+	flag, kubelet         bool
+	state                 string
+	next                  v1alpha1.ImageCleanupPolicySpec
+}
+
+func (m *lifeModel) drawMidSweep(t *rapid.T, during string) midSweep {
+	d := midSweep{
+		at:      rapid.IntRange(1, 3).Draw(t, "at call"),
 		pick:    rapid.IntRange(0, 99).Draw(t, "mid-sweep pick"),
 		tag:     rapid.IntRange(0, 9).Draw(t, "mid-sweep tag"),
 		flag:    rapid.Bool().Draw(t, "mid-sweep flag"),
 		kubelet: rapid.IntRange(0, 3).Draw(t, "mid-sweep kubelet") == 0,
 		state:   rapid.SampledFrom([]string{engine.StateRunning, engine.StateCreated, engine.StateExited}).Draw(t, "mid-sweep state"),
 	}
-}
-
-// runDuring is the node going on while a sweep runs, at one of its
-// destructive calls (method on arg): a stopped container starts (d.flag),
-// or a container is created, in any state, on an image. The re-check
-// before each removal must see it. Not on the image this very call
-// removes: that is the window of one round trip the executor states
-// (docs/policy.md, "At delete time").
-func (m *lifeModel) runDuring(method, arg string, d midSweep) {
-	target := ""
-	if method == "ImageRemove" {
-		target = m.f.Named(arg)
-	}
-	if d.flag {
-		var stopped []string
-		for id, c := range m.truth.containers {
-			if c.Stopped() && c.ImageID != target {
-				stopped = append(stopped, id)
-			}
-		}
-		if len(stopped) == 0 {
-			return
-		}
-		slices.Sort(stopped)
-		id := stopped[d.pick%len(stopped)]
-		m.f.SetState(id, engine.StateRunning)
-		c := m.truth.containers[id]
-		c.State = engine.StateRunning
-		m.truth.containers[id] = c
-		m.truth.used[c.ImageID] = m.now
-		return
-	}
-	present := m.present()
-	if len(present) == 0 {
-		return
-	}
-	c := m.makeContainer(present[d.pick%len(present)], d.state, d.kubelet)
-	if c.ImageID == target {
-		return
-	}
-	if d.state == engine.StateExited {
-		c.FinishedAt = m.engineNow()
-	}
-	m.f.AddContainer(c)
-	m.truth.containers[c.ID] = c
-	m.truth.used[c.ImageID] = m.now
-}
-
-// pickOtherThan picks the pick-th image on the node, other than those the
-// destructive call (method on arg) may remove: the re-check's window. That
-// is the image it names and the untagged parents above it, which the
-// engine prunes with it (found by a search: a pod bound at the call named
-// such a parent, which went with its child).
-func (m *lifeModel) pickOtherThan(method, arg string, pick int) (string, bool) {
-	window := map[string]bool{}
-	if method == "ImageRemove" {
-		for id := m.f.Named(arg); id != "" && !window[id]; {
-			window[id] = true
-			img, _ := m.f.Image(id)
-			up, ok := m.f.Image(img.ParentID)
-			if !ok || !up.Unreferenced() {
-				break
-			}
-			id = img.ParentID
-		}
-	}
-	var candidates []string
-	for _, id := range m.present() {
-		if !window[id] {
-			candidates = append(candidates, id)
-		}
-	}
-	if len(candidates) == 0 {
-		return "", false
-	}
-	return candidates[pick%len(candidates)], true
-}
-
-// bindDuring is a pod bound to the node while a sweep runs, at one of its
-// destructive calls: it names an image on the node, by its ID, or by one of
-// its tags (d.flag). The agent must see it before that image's next
-// destructive call. Not the image this very call removes: that is the
-// re-check's window of one round trip.
-func (m *lifeModel) bindDuring(method, arg string, d midSweep) {
-	id, ok := m.pickOtherThan(method, arg, d.pick)
-	if !ok {
-		return
-	}
-	ref := id
-	if img, _ := m.f.Image(id); len(img.RepoTags) > 0 && d.flag {
-		ref = img.RepoTags[d.tag%len(img.RepoTags)]
-	}
-	m.pods = append(m.pods, plan.PodImage{Ref: ref, Pod: fmt.Sprintf("default/pod-%d (container c)", len(m.pods))})
-}
-
-// useDuring is the node going on while a sweep runs, at one of its
-// destructive calls: an image other hands remove and pull again (d.flag;
-// not while a killed sweep's removals are unreported, when other hands
-// leave the node alone), or a container run on it and removed (docker run
-// --rm, a Job's pod the kubelet collected). The agent's follower hears of
-// it (the real one runs alongside); its re-check must see it. Not the
-// image this very call removes: that is the re-check's window.
-func (m *lifeModel) useDuring(method, arg string, d midSweep) {
-	id, ok := m.pickOtherThan(method, arg, d.pick)
-	if !ok {
-		return
-	}
-	if d.flag && !m.pending {
-		img, _ := m.f.Image(id)
-		m.f.RemoveImageByHand(id)
-		m.follow()
-		m.f.AddImage(img)
-		m.truth.arrived[id] = m.now
-		m.follow()
-		return
-	}
-	c := m.makeContainer(id, engine.StateRunning, d.kubelet)
-	m.f.AddContainer(c)
-	m.f.RemoveContainerByHand(c.ID)
-	m.truth.used[id] = m.now
-	m.follow()
-}
-
-// sweepWith runs one sweep as the node controller does, when the policy
-// selects the node; with "change", the policy (or the node's labels)
-// changes at a destructive call; with "kill", the agent dies there; with
-// "run", a container is created or started there; with "bind", a pod is
-// bound to the node there; with "use", an image returns or is used there;
-// with "dieAfterReport",
-// the agent dies between the report's write and the clock's save.
-func (m *lifeModel) sweepWith(t *rapid.T, during string) {
-	if m.policy == nil || !m.selected || m.policy.Spec.Suspend {
-		t.Skip("nothing to sweep")
-	}
-	// A sweep starts after the last one, anywhere in a second: a report
-	// keeps its start to the second only.
-	m.now = m.now.Add(time.Second + time.Duration(rapid.IntRange(0, 999).Draw(t, "ms into the second"))*time.Millisecond)
-	at := rapid.IntRange(1, 3).Draw(t, "at call")
-	var change func()
 	if during == "change" {
-		kind := rapid.IntRange(0, 3).Draw(t, "change")
-		var next v1alpha1.ImageCleanupPolicySpec
-		if kind == 0 { // drawn now: see midSweep
-			next = m.randomSpec(t)
-		}
-		change = func() {
-			switch kind {
-			case 0:
-				m.setPolicy(next)
-			case 1:
-				m.deletePolicy(t)
-			case 2:
-				m.relabel(t)
-			case 3:
-				m.policy.Spec.Suspend = true
-				m.policy.Generation++
-				var cur v1alpha1.ImageCleanupPolicy
-				m.must(m.kube.Get(m.ctx, client.ObjectKey{Name: lifePolicy}, &cur))
-				cur.Spec.Suspend, cur.Generation = true, m.policy.Generation
-				m.must(m.kube.Update(m.ctx, &cur))
-			}
+		d.change = rapid.IntRange(0, 3).Draw(t, "change")
+		if d.change == 0 {
+			d.next = m.randomSpec(t)
 		}
 	}
-	policy := m.policy.DeepCopy()
-	m.sweeping, m.changedAt, m.destroyers, m.violation = &policy.Spec, 0, 0, ""
-	m.pressure = false
-	if w := policy.Spec.DiskUsage; w != nil {
-		u, _ := m.measure()
-		m.pressure = cleanup.Watermarks(w).Above(u) != ""
-	}
-	m.newestBefore = map[string][]engine.Image{}
-	for _, id := range m.present() {
-		img, _ := m.f.Image(id)
-		for _, repo := range repositoriesOf(img) {
-			m.newestBefore[repo] = append(m.newestBefore[repo], img)
-		}
-	}
-	for _, imgs := range m.newestBefore {
-		slices.SortFunc(imgs, func(a, b engine.Image) int { return b.Created.Compare(a.Created) })
+	return d
+}
+
+// reconcile runs the agent's Reconcile of the policy at the model's now,
+// as its workqueue does, with what happens in the middle of a sweep
+// (during: "", change, kill, run, bind, use, dieAfterReport, runtimeDies),
+// and checks the report it leaves.
+func (m *lifeModel) reconcile(t *rapid.T, during string) {
+	if m.agent == nil {
+		return
 	}
 	var mid midSweep
-	if during == "run" || during == "bind" || during == "use" {
-		mid = drawMidSweep(t)
+	if during != "" {
+		mid = m.drawMidSweep(t, during)
 	}
+	m.clock.SetTime(m.now)
+	before := map[string]engine.Image{}
+	for _, id := range m.present() {
+		before[id], _ = m.f.Image(id)
+	}
+	m.beginReconcile(before)
+	reportBefore := m.reportVersion()
 	var saved []byte
+	var restart bool
 	m.onDestroy = func(n int, method, arg string) {
-		if n != at {
+		if n != mid.at {
 			return
 		}
 		switch during {
@@ -984,201 +1065,371 @@ func (m *lifeModel) sweepWith(t *rapid.T, during string) {
 		case "use":
 			m.useDuring(method, arg, mid)
 		case "change":
+			m.mu.Lock()
 			m.changedAt = n
-			change()
+			m.mu.Unlock()
+			m.changeDuring(mid)
 		case "kill":
-			saved, _ = os.ReadFile(imageclock.FileFor(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"}))
-			m.f.SetDown(true)
+			saved, _ = os.ReadFile(m.stateFile())
+			m.mu.Lock()
+			m.dead, restart = true, true
+			m.mu.Unlock()
+			m.f.SetDown(true) // a dead agent makes no more calls
+		case "runtimeDies":
+			m.mu.Lock()
+			m.dieOn = method + " " + arg
+			m.mu.Unlock()
 		}
 	}
-	r := &nodeReconciler{Client: m.kube, Node: lifeNode}
-	opts := cleanup.Options{Policy: lifePolicy, Clock: m.clock, Protected: []string{"agent:*"}, Disk: m.measure,
-		Proceed: r.stillWanted(m.ctx, policy), Concurrency: 1, PodImages: slices.Clone(m.pods),
-		Pods: func() ([]plan.PodImage, error) { return slices.Clone(m.pods), nil }}
-	if m.report != nil && m.report.LastSweepTime != nil {
-		opts.ReportedThrough = m.report.LastSweepTime.Time
+	if during == "dieAfterReport" {
+		m.afterReport = func() {
+			saved, _ = os.ReadFile(m.stateFile())
+			m.mu.Lock()
+			m.dead, restart = true, true
+			m.mu.Unlock()
+		}
 	}
-	before := map[string]engine.Image{}
-	for _, id := range m.present() {
-		before[id], _ = m.f.Image(id)
-	}
-	out, err := cleanup.NewSweep(m.f, &policy.Spec, m.now, opts).Run(m.ctx)
-	m.sweeping, m.onDestroy = nil, nil
-	if m.violation != "" {
-		m.t.Fatal(m.violation)
-	}
-	// What went counts for the policy's report, unless the report went too
-	// (the policy was deleted, or the node left its selector, mid-sweep).
-	if removed := m.countRemovals(before); !policy.Spec.DryRun && m.policy != nil && m.selected {
-		m.truth.images += removed
-	}
-	if during == "kill" && saved != nil {
-		// The agent died at that call: what it wrote since is lost, what it
-		// wrote before is on disk; the engine comes back, the agent starts.
-		m.clock.Close()
-		m.clock = nil
-		m.must(os.WriteFile(imageclock.FileFor(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"}), saved, 0o600))
-		m.f.SetDown(false)
-		m.pending = true
-		m.agentUp()
-		return
+	res, err := m.agent.r.Reconcile(m.ctx, ctrl.Request{NamespacedName: types.NamespacedName{Name: lifePolicy}})
+	m.mu.Lock()
+	spec, violated, died, changed := m.sweeping, m.violation, m.dieOn != "", m.changedAt > 0
+	m.sweeping, m.onDestroy, m.afterReport, m.dieOn, m.dead = nil, nil, nil, "", false
+	m.mu.Unlock()
+	if violated != "" {
+		m.t.Fatal(violated)
 	}
 	m.f.SetDown(false)
-	if err != nil {
-		m.t.Fatalf("sweep: %v", err)
+	removed := countRemovals(m.f, before)
+	m.mu.Lock()
+	if spec != nil && !spec.DryRun && m.counting() {
+		m.truth.images += removed
 	}
-	if m.policy == nil || !m.selected {
-		return // the report goes with the policy, or with the selection
-	}
-	v := judge(&out, err, policy.Spec.DryRun)
-	prev := m.report
-	if prev == nil {
-		prev = &v1alpha1.ImageCleanupReportStatus{}
-	}
-	st := sweepStatus(prev, policy.Generation, m.now, 0, v, &out)
-	m.report = &st
-	m.pending = false
-	if during == "dieAfterReport" {
-		file := imageclock.FileFor(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"})
-		onDisk, _ := os.ReadFile(file)
-		m.clock.Close()
-		m.clock = nil
-		m.must(os.WriteFile(file, onDisk, 0o600))
+	m.mu.Unlock()
+	switch {
+	case restart:
+		// The agent died there: what it wrote since is lost, what it wrote
+		// before is on disk; it starts again.
+		m.agentDown()
+		m.must(os.WriteFile(m.stateFile(), saved, 0o600))
+		m.mu.Lock()
+		m.pending = true
+		m.mu.Unlock()
 		m.agentUp()
-	} else {
-		m.clock.Reported(lifePolicy, m.now)
-		m.must(m.clock.Save())
+		m.requeueAt = m.now // a started agent lists every policy
+	case died:
+		// containerd comes back: its event streams broke, and its
+		// follower connects again.
+		m.f.Restart()
+		m.reconnect()
 	}
-	m.checkKeepNewest(&policy.Spec)
-	if u, _ := m.measure(); m.pressure && !policy.Spec.DryRun && st.Phase == v1alpha1.PhaseSucceeded &&
-		!cleanup.Watermarks(policy.Spec.DiskUsage).Below(u) {
-		m.t.Fatalf("the report says Succeeded with the disk still %.0f %% used, above lowPercent", u.UsedPercent)
+	if !restart {
+		switch {
+		case err != nil:
+			m.requeueAt = m.now.Add(time.Second) // the workqueue's back-off
+		case res.RequeueAfter > 0:
+			m.requeueAt = m.now.Add(res.RequeueAfter)
+		default:
+			m.requeueAt = time.Time{}
+		}
 	}
-	if st.Totals.ImagesRemoved != m.truth.images || st.Totals.ContainersRemoved != m.truth.ctrs {
-		m.t.Fatalf("the report counts %d images and %d containers removed, the engine lost %d and %d (phase %s: %s)",
-			st.Totals.ImagesRemoved, st.Totals.ContainersRemoved, m.truth.images, m.truth.ctrs, st.Phase, st.Message)
+	if m.policy == nil {
+		m.collectReport()
+	}
+	if spec != nil {
+		m.checkKeepNewest(spec)
+		m.checkReport(spec, died, reportBefore)
 	}
 	m.follow()
-}
-
-// violate records a broken promise, for the sweep's step to fail with.
-func (m *lifeModel) violate(format string, args ...any) {
-	if m.violation == "" {
-		m.violation = fmt.Sprintf(format, args...)
+	if changed {
+		// The change's own event brings the policy back once this
+		// reconcile is done.
+		m.setNow(m.now.Add(time.Second))
+		m.reconcile(t, "")
 	}
 }
 
-// beforeCall sees every engine call: destructive calls made after the
-// policy changed break the promise that a change stops the sweep.
+// beginReconcile notes what the invariants read during a reconcile: the
+// spec in force, whether the disk was above its high watermark, the
+// newest builds of each repository.
+func (m *lifeModel) beginReconcile(before map[string]engine.Image) {
+	newest := map[string][]engine.Image{}
+	for _, img := range before {
+		for _, repo := range repositoriesOf(img) {
+			newest[repo] = append(newest[repo], img)
+		}
+	}
+	for _, imgs := range newest {
+		slices.SortFunc(imgs, func(a, b engine.Image) int { return b.Created.Compare(a.Created) })
+	}
+	var pressure bool
+	m.mu.Lock()
+	policy := m.policy
+	m.mu.Unlock()
+	if policy != nil && policy.Spec.DiskUsage != nil {
+		u, _ := m.measure()
+		pressure = cleanup.Watermarks(policy.Spec.DiskUsage).Above(u) != ""
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweeping, m.changedAt, m.destroyers, m.violation = nil, 0, 0, ""
+	if policy != nil && m.selected && !policy.Spec.Suspend {
+		m.sweeping = policy.Spec.DeepCopy()
+	}
+	m.pressure, m.newestBefore = pressure, newest
+}
+
+// checkReport: a report equals what the engine lost. After a killed agent
+// or a runtime that died under a removal, the report may lag until the
+// next sweep that lists the runtime counts what they left.
+func (m *lifeModel) checkReport(spec *v1alpha1.ImageCleanupPolicySpec, died bool, versionBefore string) {
+	var r v1alpha1.ImageCleanupReport
+	if err := m.kube.Get(m.ctx, client.ObjectKey{Name: v1alpha1.ReportName(lifePolicy, lifeNode)}, &r); err != nil {
+		return
+	}
+	written := r.ResourceVersion != versionBefore
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.counting() {
+		return // the next reconcile deletes it
+	}
+	st := &r.Status
+	if died {
+		m.owed = true
+	}
+	thisSweep := written && st.LastSweepTime != nil && st.LastSweepTime.Time.Equal(m.now.Truncate(time.Second))
+	if u, _ := m.measureLocked(); thisSweep && m.pressure && !spec.DryRun && st.Phase == v1alpha1.PhaseSucceeded &&
+		!cleanup.Watermarks(spec.DiskUsage).Below(u) {
+		m.t.Fatalf("invariant report: the report says Succeeded with the disk still %.0f %% used, above lowPercent", u.UsedPercent)
+	}
+	swept := thisSweep && st.Reason != v1alpha1.ReportReasonEngineUnavailable && !died
+	if (m.pending || m.owed) && !swept {
+		if st.Totals.ImagesRemoved > m.truth.images || st.Totals.ContainersRemoved > m.truth.ctrs {
+			m.t.Fatalf("invariant report: the report counts %d images and %d containers removed, more than the engine lost (%d and %d)",
+				st.Totals.ImagesRemoved, st.Totals.ContainersRemoved, m.truth.images, m.truth.ctrs)
+		}
+		return
+	}
+	if st.Totals.ImagesRemoved != m.truth.images || st.Totals.ContainersRemoved != m.truth.ctrs {
+		m.t.Fatalf("invariant report: the report counts %d images and %d containers removed, the engine lost %d and %d (phase %s: %s)",
+			st.Totals.ImagesRemoved, st.Totals.ContainersRemoved, m.truth.images, m.truth.ctrs, st.Phase, st.Message)
+	}
+	m.pending, m.owed = false, false
+}
+
+// reportVersion is the policy's report's resourceVersion, "" when there
+// is none: whether a reconcile wrote it.
+func (m *lifeModel) reportVersion() string {
+	var r v1alpha1.ImageCleanupReport
+	if err := m.kube.Get(m.ctx, client.ObjectKey{Name: v1alpha1.ReportName(lifePolicy, lifeNode)}, &r); err != nil {
+		return ""
+	}
+	return r.ResourceVersion
+}
+
+// measureLocked is measure with m.mu held.
+func (m *lifeModel) measureLocked() (disk.Usage, error) {
+	m.mu.Unlock()
+	defer m.mu.Lock()
+	return m.measure()
+}
+
+// violate records a broken promise, for the reconcile's step to fail
+// with; m.mu is held.
+func (m *lifeModel) violate(msg string) {
+	if m.violation == "" {
+		m.violation = msg
+	}
+}
+
+// beforeCall sees every engine call: a destructive call made after the
+// policy changed breaks the promise that a change stops the sweep.
 func (m *lifeModel) beforeCall(method, arg string) {
-	if m.sweeping == nil || (method != "ImageRemove" && method != "ContainerRemove") {
+	if method != "ImageRemove" && method != "ContainerRemove" {
+		return
+	}
+	m.mu.Lock()
+	if m.sweeping == nil {
+		m.mu.Unlock()
 		return
 	}
 	m.destroyers++
+	n, hook := m.destroyers, m.onDestroy
 	if m.changedAt > 0 {
-		m.violate("%s %s after the policy changed (at destructive call %d)", method, arg, m.changedAt)
+		m.violate(violation("8", "%s %s after the policy changed (at destructive call %d)", method, arg, m.changedAt))
 	}
-	m.snap = map[string]engine.Image{}
-	for _, id := range m.present() {
-		m.snap[id], _ = m.f.Image(id)
-	}
-	if m.onDestroy != nil {
-		m.onDestroy(m.destroyers, method, arg)
+	m.mu.Unlock()
+	if hook != nil {
+		hook(n, method, arg)
 	}
 }
 
-// onRemove checks each removal by the agent as it happens.
-func (m *lifeModel) onRemove(kind, id string) {
-	spec := m.sweeping
-	if spec == nil {
-		m.violate("%s %s removed outside a sweep", kind, id)
+// --- the node going on in the middle of a sweep ------------------------------
+
+// changeDuring changes the policy, deletes it, moves the node out of its
+// selector, or suspends it, at a destructive call of a sweep.
+func (m *lifeModel) changeDuring(d midSweep) {
+	switch d.change {
+	case 0:
+		m.setPolicy(d.next)
+	case 1:
+		m.must(m.kube.Delete(m.ctx, &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: lifePolicy}}))
+		m.mu.Lock()
+		m.policy = nil
+		m.mu.Unlock()
+	case 2:
+		m.flipLabel()
+	case 3:
+		m.updatePolicy(func(p *v1alpha1.ImageCleanupPolicy) { p.Spec.Suspend = true })
 	}
-	if kind == "container" {
+}
+
+// window is the image the destructive call (method on arg) may remove and
+// the untagged parents above it, which the engine prunes with it: the
+// re-check's window of one round trip, which mid-sweep steps leave alone.
+func (m *lifeModel) window(method, arg string) map[string]bool {
+	w := map[string]bool{}
+	if method != "ImageRemove" {
+		return w
+	}
+	for id := m.f.Named(arg); id != "" && !w[id]; {
+		w[id] = true
+		img, _ := m.f.Image(id)
+		up, ok := m.f.Image(img.ParentID)
+		if !ok || !up.Unreferenced() {
+			break
+		}
+		id = img.ParentID
+	}
+	return w
+}
+
+// pickOtherThan picks the pick-th image on the node outside the call's
+// window. With calls in flight at once, the window is the images of
+// every action of the sweep that may be past its re-check.
+func (m *lifeModel) pickOtherThan(method, arg string, pick int) (string, bool) {
+	w := m.window(method, arg)
+	var candidates []string
+	for _, id := range m.present() {
+		if !w[id] {
+			candidates = append(candidates, id)
+		}
+	}
+	if len(candidates) == 0 {
+		return "", false
+	}
+	return candidates[pick%len(candidates)], true
+}
+
+// runDuring is the node going on while a sweep runs: a stopped container
+// starts (d.flag), or a container is created, in any state, on an image
+// outside the call's window.
+func (m *lifeModel) runDuring(method, arg string, d midSweep) {
+	w := m.window(method, arg)
+	if d.flag {
+		m.mu.Lock()
+		var stopped []string
+		for id, c := range m.truth.containers {
+			if c.Stopped() && !w[c.ImageID] {
+				stopped = append(stopped, id)
+			}
+		}
+		m.mu.Unlock()
+		if len(stopped) == 0 {
+			return
+		}
+		slices.Sort(stopped)
+		id := stopped[d.pick%len(stopped)]
+		m.f.SetState(id, engine.StateRunning)
+		m.mu.Lock()
 		c := m.truth.containers[id]
-		switch {
-		case !c.Stopped():
-			m.violate("running container %s removed", id)
-		case c.KubernetesManaged() && !spec.StoppedContainers.IncludeKubernetesManaged:
-			m.violate("the kubelet's container %s removed without includeKubernetesManaged", id)
-		}
-		delete(m.truth.containers, id)
-		if m.policy != nil && m.selected {
-			// Not the call under way when the policy was deleted or the
-			// node left its selector: its report went with that.
-			m.truth.ctrs++
-		}
+		c.State = engine.StateRunning
+		m.mu.Unlock()
+		m.started(c)
 		return
 	}
-	img := m.snap[id]
-	for _, c := range m.truth.containers {
-		if c.ImageID != id {
-			continue
-		}
-		if !c.Stopped() || !spec.Force {
-			m.violate("image %s removed while %s container %s uses it (force %v)", id, c.State, c.ID, spec.Force)
-		}
-		if c.KubernetesManaged() && !spec.StoppedContainers.IncludeKubernetesManaged {
-			m.violate("image %s of the kubelet's container %s removed", id, c.ID)
-		}
+	id, ok := m.pickOtherThan(method, arg, d.pick)
+	if !ok {
+		return
 	}
-	if pod := m.podNames(id, img); pod != "" {
-		m.violate("image %s removed although pod %s is bound to the node and names it", id, pod)
+	m.mu.Lock()
+	m.containersMade++
+	n := m.containersMade
+	m.mu.Unlock()
+	cid := fmt.Sprintf("%064x", 1<<41+n)
+	c := engine.Container{ID: cid, Name: "m" + cid[58:], ImageID: id, State: d.state, Created: m.engineNow()}
+	if d.kubelet {
+		c.Labels = map[string]string{"io.kubernetes.pod.name": "pod"}
 	}
-	if why := excluded(spec, id, img); why != "" {
-		m.violate("image %s removed although %s", id, why)
+	if d.state == engine.StateExited {
+		c.FinishedAt = m.engineNow()
 	}
-	if img.Pinned {
-		m.violate("pinned image %s removed", id)
-	}
-	if tag := unselectedTag(spec, img); tag != "" {
-		m.violate("image %s removed with its tag %s, which the policy does not select", id, tag)
-	}
-	for _, tag := range img.RepoTags {
-		if strings.HasPrefix(tag, "registry.k8s.io/pause:") || strings.HasPrefix(tag, "agent:") {
-			m.violate("protected image %s (%s) removed", id, tag)
-		}
-	}
-	if age := m.now.Sub(m.truth.arrived[id]); age < spec.MinImageAgeDuration() {
-		m.violate("image %s removed %s after it arrived, minImageAge %s", id, age, spec.MinImageAgeDuration())
-	}
-	if unused := spec.MaxUnusedAgeDuration(); unused > 0 && !m.pressure {
-		idle := m.now.Sub(later(m.truth.used[id], m.truth.arrived[id]))
-		if idle < unused {
-			rec, _ := m.clock.Record(id)
-			m.violate("image %s removed %s after its last use or arrival, maxUnusedAge %s (truth: arrived %s, used %s; clock: %+v)",
-				id, idle, unused, m.truth.arrived[id], m.truth.used[id], rec)
-		}
-	}
-	delete(m.truth.arrived, id)
+	m.f.AddContainer(c)
+	m.started(c)
 }
 
-// unselectedTag is a tag of img that the policy's images do not select,
-// "" when there is none (or the policy selects the image whole).
-func unselectedTag(spec *v1alpha1.ImageCleanupPolicySpec, img engine.Image) string {
-	var pats []string
-	for _, p := range spec.Images {
-		pats = append(pats, string(p))
+// bindDuring is a pod bound to the node while a sweep runs: it names an
+// image outside the call's window, by its ID, or by one of its tags
+// (d.flag).
+func (m *lifeModel) bindDuring(method, arg string, d midSweep) {
+	id, ok := m.pickOtherThan(method, arg, d.pick)
+	if !ok {
+		return
 	}
-	set, _ := match.CompileSet(pats)
-	sel := set.Select(match.Image{ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests})
-	if sel.Whole {
-		return ""
+	ref := id
+	if img, _ := m.f.Image(id); len(img.RepoTags) > 0 && d.flag {
+		ref = img.RepoTags[d.tag%len(img.RepoTags)]
 	}
-	for _, tag := range img.RepoTags {
-		if !slices.Contains(sel.Tags, tag) {
-			return tag
-		}
-	}
-	return ""
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.podsMade++
+	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("pod-%d", m.podsMade)},
+		Spec: corev1.PodSpec{NodeName: lifeNode, Containers: []corev1.Container{{Name: "c", Image: ref}}}}
+	m.pods = append(m.pods, lifePod{name: "default/" + p.Name, pod: p, refs: []string{ref}})
 }
 
-// countRemovals counts what the sweep took from the images that were there
-// when it began: an image deleted, or one that lost a reference, counts
-// once (a report counts images or tags removed).
-func (m *lifeModel) countRemovals(before map[string]engine.Image) int64 {
+// useDuring is the node going on while a sweep runs: an image outside the
+// call's window that other hands remove and pull again (d.flag; not while
+// a killed sweep's removals are unreported), or a container run on it and
+// removed. The agent's follower hears of it; its re-check must see it.
+func (m *lifeModel) useDuring(method, arg string, d midSweep) {
+	id, ok := m.pickOtherThan(method, arg, d.pick)
+	if !ok {
+		return
+	}
+	if d.flag && !m.othersWait() {
+		img, _ := m.f.Image(id)
+		m.f.RemoveImageByHand(id)
+		m.f.AddImage(img)
+		m.mu.Lock()
+		m.truth.arrived[id] = m.now
+		m.mu.Unlock()
+	} else {
+		m.mu.Lock()
+		m.containersMade++
+		n := m.containersMade
+		m.mu.Unlock()
+		cid := fmt.Sprintf("%064x", 1<<42+n)
+		c := engine.Container{ID: cid, Name: "u" + cid[58:], ImageID: id, State: engine.StateRunning, Created: m.engineNow()}
+		m.f.AddContainer(c)
+		m.f.RemoveContainerByHand(cid)
+		m.mu.Lock()
+		m.truth.used[id] = m.now
+		m.mu.Unlock()
+	}
+	if m.agent != nil {
+		m.f.WaitFollowers(1)
+		if m.cri {
+			m.f.PollFollowers()
+		}
+	}
+}
+
+// countRemovals counts what a reconcile took from the images that were
+// there when it began: an image deleted, or one that lost a reference,
+// counts once (a report counts images or tags removed).
+func countRemovals(f *enginefake.Engine, before map[string]engine.Image) int64 {
 	var n int64
 	for id, was := range before {
-		now, ok := m.f.Image(id)
+		now, ok := f.Image(id)
 		if !ok || len(now.RepoTags)+len(now.RepoDigests) < len(was.RepoTags)+len(was.RepoDigests) {
 			n++
 		}
@@ -1186,34 +1437,9 @@ func (m *lifeModel) countRemovals(before map[string]engine.Image) int64 {
 	return n
 }
 
-// excluded says why the policy's exclusions keep the image, "" if they do
-// not: by a tag, by a digest reference's repository or digest, by its ID.
-func excluded(spec *v1alpha1.ImageCleanupPolicySpec, id string, img engine.Image) string {
-	for _, e := range spec.Exclude {
-		pat := string(e)
-		set, _ := match.CompileSet([]string{pat})
-		for _, tag := range img.RepoTags {
-			if set.MatchTag(tag) {
-				return fmt.Sprintf("its tag %s is excluded by %s", tag, pat)
-			}
-		}
-		for _, d := range img.RepoDigests {
-			if prefix, ok := strings.CutSuffix(pat, "/**"); ok && strings.HasPrefix(d, prefix+"/") {
-				return fmt.Sprintf("its digest reference %s is excluded by %s", d, pat)
-			}
-		}
-		if strings.HasPrefix(pat, "sha256:") && strings.HasPrefix(id, pat) {
-			return "its ID is excluded by " + pat
-		}
-	}
-	return ""
-}
-
 // checkKeepNewest: the keepNewest newest builds of each repository, as
-// they were when the sweep began, are all still there (a candidate among
-// them is kept by keepNewest, any other by whatever made it no candidate).
-// A repository whose N-th and N+1-th builds have the same date is left
-// out: which of the two is newer is the clock's call.
+// they were when the sweep began, are all still there (invariant 7). A
+// repository whose N-th and N+1-th builds have the same date is left out.
 func (m *lifeModel) checkKeepNewest(spec *v1alpha1.ImageCleanupPolicySpec) {
 	n := int(spec.KeepNewest)
 	if n == 0 || spec.DryRun {
@@ -1225,7 +1451,7 @@ func (m *lifeModel) checkKeepNewest(spec *v1alpha1.ImageCleanupPolicySpec) {
 		}
 		for _, img := range imgs[:min(n, len(imgs))] {
 			if !m.f.HasImage(img.ID) {
-				m.t.Fatalf("keepNewest %d: %s, one of the newest builds of %s (built %s), went", n, img.ID, repo, img.Created)
+				m.t.Fatalf("invariant 7: keepNewest %d: %s, one of the newest builds of %s (built %s), went", n, img.ID, repo, img.Created)
 			}
 		}
 	}
@@ -1243,28 +1469,4 @@ func (m *lifeModel) check(*rapid.T) {
 			m.t.Fatalf("container %s went without the model knowing", id)
 		}
 	}
-}
-
-// repositoriesOf names the repositories of an image's references.
-func repositoriesOf(img engine.Image) []string {
-	var out []string
-	for _, tag := range img.RepoTags {
-		if ref, err := match.ParseTag(tag); err == nil {
-			out = append(out, ref.Name)
-		}
-	}
-	for _, d := range img.RepoDigests {
-		if name, _, err := match.ParseDigest(d); err == nil {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

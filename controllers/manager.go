@@ -186,22 +186,32 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := metrics.register(o.Metrics, o.NodeName); err != nil {
 		return nil, err
 	}
+	nodes := newNodeReconciler(&o, mgr.GetClient(), mgr.GetAPIReader(), pods, metrics)
+	nodes.Recorder = mgr.GetEventRecorder("imagecleanup-agent")
+	if err := mgr.Add(nodes.Images); err != nil {
+		return nil, err
+	}
+	nodes.DiskTicks = make(chan event.GenericEvent)
+	if err := mgr.Add(&diskTicker{reader: mgr.GetCache(), clock: o.Clock, every: cmp.Or(o.DiskTick, diskTick), out: nodes.DiskTicks}); err != nil {
+		return nil, err
+	}
+	if err := nodes.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("node controller: %w", err)
+	}
+	return mgr, nil
+}
+
+// newNodeReconciler is the agent's node controller and its image clock,
+// from completed options: the manager runs them, and the model test of the
+// agent's life drives the very same pieces.
+func newNodeReconciler(o *AgentOptions, c client.Client, reader client.Reader, pods nodePods, metrics *agentMetrics) *nodeReconciler {
 	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot},
 		clock: o.Clock, metrics: metrics}
-	if err := mgr.Add(images); err != nil {
-		return nil, err
-	}
-	ticks := make(chan event.GenericEvent)
-	if err := mgr.Add(&diskTicker{reader: mgr.GetCache(), clock: o.Clock, every: cmp.Or(o.DiskTick, diskTick), out: ticks}); err != nil {
-		return nil, err
-	}
-	nodes := &nodeReconciler{
-		DiskTicks:      ticks,
-		Client:         mgr.GetClient(),
-		APIReader:      mgr.GetAPIReader(),
+	return &nodeReconciler{
+		Client:         c,
+		APIReader:      reader,
 		Node:           o.NodeName,
 		Runtime:        o.Runtime,
-		Recorder:       mgr.GetEventRecorder("imagecleanup-agent"),
 		Clock:          o.Clock,
 		Metrics:        metrics,
 		Protected:      o.ProtectedImages,
@@ -212,10 +222,6 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 		RetryBaseDelay: o.RetryBaseDelay,
 		RetryMaxDelay:  o.RetryMaxDelay,
 	}
-	if err := nodes.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("node controller: %w", err)
-	}
-	return mgr, nil
 }
 
 // ErrNoNodeName is an agent started without its node's name.

@@ -58,7 +58,7 @@ type nodeReconciler struct {
 	// Images is the node's image clock: arrivals, last uses, removals begun.
 	Images *nodeClock
 	// Pods are the pods bound to this node, whose images stay.
-	Pods *podView
+	Pods nodePods
 	// DiskTicks brings policies with diskUsage back every tick, so that a
 	// disk crossing its high watermark is swept without waiting.
 	DiskTicks chan event.GenericEvent

@@ -20,6 +20,16 @@ import (
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
+// nodePods is what the agent knows of the pods bound to its node: the
+// images they name (an error when that cannot be trusted), and whether the
+// agent started moments ago (then it waits quietly for them).
+type nodePods interface {
+	images(ctx context.Context) ([]plan.PodImage, error)
+	fresh() bool
+}
+
+var _ nodePods = (*podView)(nil)
+
 // podView is what the agent knows of the pods bound to its node (a cache
 // scoped by spec.nodeName: its cost grows with the pods of one node, never
 // with the cluster's). The kubelet owns their images before any container
@@ -122,15 +132,21 @@ func (v *podView) images(ctx context.Context) ([]plan.PodImage, error) {
 	if err := v.cache.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, &errPodsUnknown{err.Error()}
 	}
+	return imagesOfPods(pods.Items), nil
+}
+
+// imagesOfPods lists what the pods name that are not done (Succeeded or
+// Failed: the kubelet will not start them again).
+func imagesOfPods(pods []corev1.Pod) []plan.PodImage {
 	var out []plan.PodImage
-	for i := range pods.Items {
-		p := &pods.Items[i]
+	for i := range pods {
+		p := &pods[i]
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue // done: the kubelet will not start it again
+			continue
 		}
 		out = append(out, podImages(p)...)
 	}
-	return out, nil
+	return out
 }
 
 // podImages lists every image reference a pod holds, in every field that

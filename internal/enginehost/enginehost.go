@@ -36,6 +36,8 @@ type Options struct {
 	// /var/lib/containerd), and measures a folder only once it is shown to
 	// hold the engine's images. A given path is taken at its word.
 	ContainerdRoot string
+	// Measure measures the filesystem of a path (default disk.Measure).
+	Measure func(path string) (disk.Usage, error)
 }
 
 // SystemContainerdRoot is containerd's default root: where a Docker that
@@ -51,6 +53,7 @@ type Host struct {
 	// Warning is set when the clock had to start afresh (a corrupt file).
 	Warning error
 
+	measure  func(path string) (disk.Usage, error)
 	dataRoot string
 	given    bool // the caller named the data root
 	// containerdRoots are where containerd's root may be; one given root, or
@@ -69,7 +72,10 @@ func Open(ctx context.Context, rt engine.Runtime, o Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{Runtime: rt, Info: info, dataRoot: o.DataRoot, given: o.DataRoot != ""}
+	h := &Host{Runtime: rt, Info: info, dataRoot: o.DataRoot, given: o.DataRoot != "", measure: o.Measure}
+	if h.measure == nil {
+		h.measure = disk.Measure
+	}
 	if h.dataRoot == "" {
 		h.dataRoot = info.RootDir
 	}
@@ -129,7 +135,7 @@ func (h *Host) Disk(ctx context.Context) func() (disk.Usage, error) {
 		if err != nil {
 			return disk.Usage{}, err
 		}
-		u, err := disk.Measure(root)
+		u, err := h.measure(root)
 		if err != nil {
 			flag := "--data-root"
 			if h.containerdRoots != nil {

@@ -66,20 +66,81 @@ type Engine struct {
 	CRI bool
 	// OnRemove, if set, is called (with the engine's lock held: it must not
 	// call the engine) for each image or container the API removes, as it
-	// goes: kind is "image" or "container".
-	OnRemove func(kind, id string)
+	// goes, with the engine as it was when the call began.
+	OnRemove func(Removed)
 	// FollowBuffer is how many events a follower may lag behind before it
 	// loses some (default 1024); make scale, with thousands of engines of
 	// one image each, keeps it small.
 	FollowBuffer int
 
-	events []engine.Event             // the replay buffer, oldest first
-	subs   map[chan engine.Event]bool // followers
+	// DieUnder, if set, is asked (with the engine's lock held) after each
+	// removal the engine has done: true makes the engine die before it
+	// answers, so the caller gets an error for a removal that was done,
+	// and every call fails until SetDown(false) (containerd killed between
+	// deleting an image's record and answering).
+	DieUnder func(method, arg string) bool
+
+	// call is the engine when the removal under way began (for OnRemove).
+	call *callState
+
+	events []engine.Event // the replay buffer, oldest first
+	subs   map[chan engine.Event]*follower
+	// settled is signalled when a follower has applied its events.
+	settled *sync.Cond
+}
+
+// Removed is one image or container that a call of the API removed, with
+// what the engine held when that call began: what a test checks the
+// removal against (a removal's call may take several references first).
+type Removed struct {
+	// Kind is "image" or "container".
+	Kind string
+	// Image is the image removed (an untagged parent pruned with it
+	// included), or Container the container, as they were.
+	Image     engine.Image
+	Container engine.Container
+	// Containers are every container the engine held.
+	Containers []engine.Container
+}
+
+// callState is the engine when a removal's call began.
+type callState struct {
+	images     map[string]engine.Image
+	containers []engine.Container
+}
+
+// began copies the engine for OnRemove; f.mu is held.
+func (f *Engine) began() *callState {
+	if f.OnRemove == nil {
+		return nil
+	}
+	st := &callState{images: make(map[string]engine.Image, len(f.images))}
+	for id, img := range f.images {
+		c := *img
+		c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
+		st.images[id] = c
+	}
+	for _, c := range f.containers {
+		st.containers = append(st.containers, *c)
+	}
+	return st
+}
+
+// follower is one live stream of Events: the events sent and not yet
+// applied, whether its replay is done, and (on the CRI) its requests for
+// an image listing.
+type follower struct {
+	pending  int
+	replayed bool
+	polls    chan chan struct{}
 }
 
 // New returns an empty engine.
 func New() *Engine {
-	return &Engine{images: map[string]*engine.Image{}, containers: map[string]*engine.Container{}, calls: map[string]int{}}
+	f := &Engine{images: map[string]*engine.Image{}, containers: map[string]*engine.Container{}, calls: map[string]int{},
+		subs: map[chan engine.Event]*follower{}}
+	f.settled = sync.NewCond(&f.mu)
+	return f
 }
 
 // WithStaleImage returns an engine holding one image, ci.local/app:1,
@@ -115,11 +176,18 @@ func (f *Engine) AddContainer(c engine.Container) {
 	cc := c
 	cc.Labels = maps.Clone(c.Labels)
 	f.containers[c.ID] = &cc
+	if f.unseen(&cc) {
+		return
+	}
 	f.emit(engine.EventContainer, "create", c.ID, c.ImageID)
 	if !cc.Stopped() {
 		f.emit(engine.EventContainer, "start", c.ID, c.ImageID)
 	}
 }
+
+// unseen reports whether the runtime's events do not tell of the
+// container: on the CRI, one that another client of containerd made.
+func (f *Engine) unseen(c *engine.Container) bool { return f.CRI && c.MadeBy != "" }
 
 // RemoveImageByHand deletes an image whatever uses it, as another hand
 // (the kubelet's image GC, docker rmi -f) would: a delete event.
@@ -142,10 +210,13 @@ func (f *Engine) RemoveContainerByHand(id string) {
 	if c == nil {
 		return
 	}
+	delete(f.containers, id)
+	if f.unseen(c) {
+		return
+	}
 	if !c.Stopped() {
 		f.emit(engine.EventContainer, "die", id, c.ImageID)
 	}
-	delete(f.containers, id)
 	f.emit(engine.EventContainer, "destroy", id, c.ImageID)
 }
 
@@ -170,6 +241,50 @@ func (f *Engine) Restart() {
 		close(ch)
 		delete(f.subs, ch)
 	}
+	f.settled.Broadcast()
+}
+
+// WaitFollowers waits until n followers are connected (Events with
+// follow), each has applied its replay and every event sent to it: a
+// model test's steps then see the agent's clock as the real follower left
+// it, not half-way.
+func (f *Engine) WaitFollowers(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for !f.followersSettled(n) {
+		f.settled.Wait()
+	}
+}
+
+func (f *Engine) followersSettled(n int) bool {
+	if len(f.subs) != n {
+		return false
+	}
+	for _, fl := range f.subs {
+		if !fl.replayed || fl.pending > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// PollFollowers makes every follower of a CRI engine list images now, as
+// the CRI adapter's follower does every ImagePoll, and waits until each
+// has applied what it saw.
+func (f *Engine) PollFollowers() {
+	f.mu.Lock()
+	var asks []chan chan struct{}
+	for _, fl := range f.subs {
+		if fl.polls != nil {
+			asks = append(asks, fl.polls)
+		}
+	}
+	f.mu.Unlock()
+	for _, ask := range asks {
+		done := make(chan struct{})
+		ask <- done
+		<-done
+	}
 }
 
 func (f *Engine) now() time.Time {
@@ -193,11 +308,22 @@ func (f *Engine) emit(typ, action, id, image string) {
 	if len(f.events) > limit {
 		f.events = slices.Delete(f.events, 0, len(f.events)-limit)
 	}
-	for ch := range f.subs {
+	for ch, fl := range f.subs {
 		select {
 		case ch <- e:
+			fl.pending++
 		default: // a follower that does not keep up loses events, as Docker's do
 		}
+	}
+}
+
+// applied notes that a follower applied one event sent to it.
+func (f *Engine) applied(ch chan engine.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fl := f.subs[ch]; fl != nil {
+		fl.pending--
+		f.settled.Broadcast()
 	}
 }
 
@@ -447,12 +573,13 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	}
 	replay = append(replay, engine.Event{Type: engine.EventNow, Time: f.now()})
 	var ch chan engine.Event
+	fl := &follower{}
 	if follow {
 		ch = make(chan engine.Event, cmp.Or(f.FollowBuffer, 1024))
-		if f.subs == nil {
-			f.subs = map[chan engine.Event]bool{}
+		if f.CRI {
+			fl.polls = make(chan chan struct{})
 		}
-		f.subs[ch] = true
+		f.subs[ch] = fl
 	}
 	f.mu.Unlock()
 	for _, e := range replay {
@@ -466,12 +593,31 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	defer func() {
 		f.mu.Lock()
 		delete(f.subs, ch)
+		f.settled.Broadcast()
 		f.mu.Unlock()
 	}()
+	// The CRI tells of containers only: its follower lists images, and an
+	// image that appeared arrived, one that went was deleted.
+	var p engine.Poller
+	if f.CRI {
+		if err := p.Baseline(ctx, f); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	fl.replayed = true
+	f.settled.Broadcast()
+	f.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case done := <-fl.polls:
+			err := p.Poll(ctx, f, f.now(), fn)
+			close(done)
+			if err != nil {
+				return err
+			}
 		case e, ok := <-ch:
 			if !ok {
 				return fmt.Errorf("the engine restarted")
@@ -479,6 +625,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 			if e.Action != "exec_start" {
 				fn(e)
 			}
+			f.applied(ch)
 		}
 	}
 }
@@ -494,10 +641,7 @@ func (f *Engine) Subscribe() *Subscription {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ch := make(chan engine.Event, 4096)
-	if f.subs == nil {
-		f.subs = map[chan engine.Event]bool{}
-	}
-	f.subs[ch] = true
+	f.subs[ch] = &follower{replayed: true}
 	return &Subscription{ch: ch}
 }
 
@@ -505,7 +649,7 @@ func (f *Engine) Subscribe() *Subscription {
 func (f *Engine) Unsubscribe(s *Subscription) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.subs[s.ch] {
+	if f.subs[s.ch] != nil {
 		delete(f.subs, s.ch)
 		close(s.ch)
 	}
@@ -550,16 +694,26 @@ func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
 	}
 	defer f.mu.Unlock()
 	c := f.containers[id]
-	if c == nil {
+	if c == nil || f.unseen(c) { // the CRI knows only its own containers
 		return fmt.Errorf("no such container: %s: %w", id, engine.ErrNotFound)
 	}
 	if !c.Stopped() {
 		return fmt.Errorf("you cannot remove a %s container %s: %w", c.State, engine.ShortID(id), engine.ErrConflict)
 	}
+	st := f.began()
 	delete(f.containers, id)
 	f.emit(engine.EventContainer, "destroy", id, c.ImageID)
-	if f.OnRemove != nil {
-		f.OnRemove("container", id)
+	if st != nil {
+		f.OnRemove(Removed{Kind: "container", Container: *c, Containers: st.containers})
+	}
+	return f.dies("ContainerRemove", id)
+}
+
+// dies asks DieUnder after a removal the engine did; f.mu is held.
+func (f *Engine) dies(method, arg string) error {
+	if f.DieUnder != nil && f.DieUnder(method, arg) {
+		f.down = true
+		return fmt.Errorf("the engine died before it answered %s %s: connection reset", method, engine.ShortID(arg))
 	}
 	return nil
 }
@@ -597,11 +751,23 @@ func (f *Engine) Ping(ctx context.Context) error {
 //     container uses it (even forced), when a stopped one does or it has
 //     several tags (unless forced).
 func (f *Engine) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
-	force := opts.Force
 	if err := f.enter(ctx, "ImageRemove", ref); err != nil {
 		return engine.Deleted{}, err
 	}
 	defer f.mu.Unlock()
+	del, err := f.removeImage(ref, opts)
+	if err == nil {
+		if err = f.dies("ImageRemove", ref); err != nil {
+			del = engine.Deleted{}
+		}
+	}
+	return del, err
+}
+
+// removeImage is RemoveImage's work; f.mu is held.
+func (f *Engine) removeImage(ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
+	force := opts.Force
+	f.call = f.began()
 	img, kind := f.resolve(ref)
 	if img == nil {
 		return engine.Deleted{}, fmt.Errorf("no such image: %s: %w", ref, engine.ErrNotFound)
@@ -720,8 +886,8 @@ func (f *Engine) deleteAndPrune(id string, prune bool) []string {
 		img := f.images[id]
 		delete(f.images, id)
 		f.emit(engine.EventImage, "delete", id, "")
-		if f.OnRemove != nil {
-			f.OnRemove("image", id)
+		if f.call != nil {
+			f.OnRemove(Removed{Kind: "image", Image: f.call.images[id], Containers: f.call.containers})
 		}
 		deleted = append(deleted, id)
 		parent := f.images[img.ParentID]
