@@ -4,8 +4,9 @@ runs in, by exact edits of the code as it is.
 python3 hack/mutants.py NAME | --list | --describe NAME"""
 import sys
 
-PLAN, APPLY, CLEANUP, FOLLOW = ("internal/plan/plan.go", "internal/apply/apply.go",
-                                "internal/cleanup/cleanup.go", "internal/imageclock/follow.go")
+PLAN, APPLY, SWEEP, FOLLOW = ("internal/plan/plan.go", "internal/apply/apply.go",
+                              "internal/cleanup/sweep.go", "internal/imageclock/follow.go")
+PODS, PODINDEX, ENGINE = "controllers/pods.go", "internal/plan/pods.go", "internal/engine/engine.go"
 
 # The executor's re-check of the pods bound to the node, skipped.
 NO_PODS_RECHECK = (APPLY, "\tif x.opts.Pods == nil {\n\t\treturn nil\n\t}", "\tif true {\n\t\treturn nil\n\t}")
@@ -20,7 +21,7 @@ MUTANTS = {
     "f2": ("issue 17 finding 2: a departure is never noticed, from events or the sweep's own removals", [
         (FOLLOW, "\t\t\tc.ImageGone(e.ID)\n", "\t\t\t_ = e.ID\n"),
         (FOLLOW, "\t\t\t\tc.ImageArrived(imageID, e.Time)\n", "\t\t\t\t_ = imageID\n"),
-        (CLEANUP, "\t\t\topts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again\n", "\t\t\t_ = ri.ImageID\n"),
+        (SWEEP, "\t\t\topts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again\n", "\t\t\t_ = ri.ImageID\n"),
     ]),
     "f3": ("issue 17 finding 3: events credited only to containers the clock already knows", [
         (FOLLOW, "\t\tif imageID == \"\" {\n\t\t\tif imageID = resolve(", "\t\tif false {\n\t\t\tif imageID = resolve("),
@@ -37,7 +38,7 @@ MUTANTS = {
         (PLAN, "\t\t\tif !as[i].BuiltAt.Equal(as[j].BuiltAt) {", "\t\t\tif false {"),
     ]),
     "f10": ("issue 17 finding 10: what an interrupted sweep removed is never counted", [
-        (CLEANUP,
+        (SWEEP,
          "\tout := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Unhonoured: Unhonoured(spec, rt.Capabilities())}",
          "\t_ = opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now)\n\tout := Outcome{Unhonoured: Unhonoured(spec, rt.Capabilities())}"),
     ]),
@@ -48,6 +49,18 @@ MUTANTS = {
     "podsmid": ("invariant 4: the re-check does not ask for the pods (a pod bound mid-sweep)", [NO_PODS_RECHECK]),
     "use": ("invariants 5 and 6: the re-check does not read the image clock (a use mid-sweep)", [
         (APPLY, "\tif x.opts.Recent == nil {\n\t\treturn nil\n\t}", "\tif true {\n\t\treturn nil\n\t}"),
+    ]),
+    "volumes": ("issue 33 finding 1: an image volume's image is not read", [
+        (PODS, "\t\t\tadd(\"image volume \"+v.Name, v.Image.Reference)\n", "\t\t\t_ = v\n"),
+    ]),
+    "others": ("issue 33 finding 2: a stopped container another client made counts as the runtime's own", [
+        (ENGINE, "\tif c.MadeBy != \"\" {\n\t\treturn false\n\t}\n", ""),
+    ]),
+    "shortid": ("issue 33 finding 3: a pod's short ID names no image", [
+        (PODINDEX, "isHex(hex) && len(hex) <= idLength {", "isHex(hex) && len(hex) == idLength && hex != ref {"),
+    ]),
+    "unsettled": ("issue 33 findings 5 and 6: a removal the runtime died under is dropped with its report", [
+        (SWEEP, "\tunsettled(opts.Clock, opts.Policy, &out)\n", ""),
     ]),
     "ahead": ("invariants 5 and 6: a use stamped later than now falls back to the arrival", [
         (PLAN, "\tcase lastUsedAt.After(now):\n\t\treturn now\n", "\tcase lastUsedAt.After(now):\n\t\treturn arrived(arrivedAt, now)\n"),
