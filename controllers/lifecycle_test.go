@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"maps"
@@ -65,6 +67,7 @@ import (
 var (
 	lifeChecks = flag.Int("life.checks", 1000, "sequences TestAgentLife tries")
 	lifeSeed   = flag.Uint64("life.seed", 20261207, "TestAgentLife's seed (0: a random one)")
+	lifeCalls  = flag.Int("life.calls", 0, "the agent's engine calls in flight in TestAgentLife's lives (0: its default); 1 makes a life replay exactly")
 )
 
 const (
@@ -200,7 +203,37 @@ func checkLives(t *testing.T, share int, rules lifeRules) {
 	if *lifeSeed != 0 {
 		setRapid(t, "rapid.seed", fmt.Sprint(*lifeSeed))
 	}
+	if *lifeCalls != 0 {
+		rules.calls = *lifeCalls
+	}
 	rapid.Check(t, agentLife(t, rules))
+}
+
+// lifesThatFoundBugs are single lives, by their seeds, that a random search
+// found to break an invariant with one fix reverted, keyed by the mutant of
+// hack/mutants.py that reverts it: each is replayed in every run (it must
+// pass), and hack/mutants.sh replay, which make test runs, checks that each
+// fails with its mutant. They run one engine call at a time, so that they
+// replay exactly.
+var lifesThatFoundBugs = map[string]replayedLife{}
+
+// replayedLife is one life by its seed, on the rules it was found on.
+type replayedLife struct {
+	seed  uint64
+	rules lifeRules
+}
+
+func TestAgentLivesThatFoundBugs(t *testing.T) {
+	for name, life := range lifesThatFoundBugs {
+		t.Run(name, func(t *testing.T) {
+			setRapid(t, "rapid.checks", "1")
+			setRapid(t, "rapid.steps", "60")
+			setRapid(t, "rapid.seed", fmt.Sprint(life.seed))
+			rules := life.rules
+			rules.calls = 1
+			rapid.Check(t, agentLife(t, rules))
+		})
+	}
 }
 
 // agentLife is one life of the agent on a simulated node: random steps,
@@ -442,8 +475,11 @@ func (lifePods) fresh() bool { return false }
 
 // --- the node's life -------------------------------------------------------
 
+// newID makes an image ID that looks like one: a digest, so that its
+// short form names one image, as on a node.
 func (m *lifeModel) newID() string {
-	id := fmt.Sprintf("sha256:%064x", len(m.known)+1)
+	sum := sha256.Sum256(fmt.Append(nil, len(m.known)+1))
+	id := "sha256:" + hex.EncodeToString(sum[:])
 	m.known = append(m.known, id)
 	return id
 }
@@ -782,8 +818,8 @@ func podRef(t *rapid.T, img engine.Image, present bool) string {
 	if !present {
 		return rapid.SampledFrom(lifeRepos).Draw(t, "pod repo") + fmt.Sprintf(":%d", rapid.IntRange(1, 4).Draw(t, "pod tag"))
 	}
-	hex := img.ID[len("sha256:"):]
-	forms := []string{img.ID, "sha256:" + hex[:12], hex[:12], hex}
+	digits := img.ID[len("sha256:"):]
+	forms := []string{img.ID, "sha256:" + digits[:12], digits[:12], digits}
 	for _, tag := range img.RepoTags {
 		forms = append(forms, tag, "docker.io/library/"+tag)
 	}

@@ -1,7 +1,9 @@
 """The mutants of hack/mutants.sh: each reverts one fix in the worktree it
 runs in, by exact edits of the code as it is.
 
-python3 hack/mutants.py NAME | --list | --describe NAME"""
+python3 hack/mutants.py NAME | --list | --describe NAME | --overlay NAME FOLDER"""
+import json
+import os
 import sys
 
 PLAN, APPLY, SWEEP, FOLLOW = ("internal/plan/plan.go", "internal/apply/apply.go",
@@ -68,14 +70,40 @@ MUTANTS = {
 }
 
 
-def apply(name):
+def edited(name):
+    """The files the mutant edits, as it leaves them: path -> text."""
+    out = {}
     for path, old, new in MUTANTS[name][1]:
-        with open(path) as f:
-            s = f.read()
+        s = out.get(path)
+        if s is None:
+            with open(path) as f:
+                s = f.read()
         if s.count(old) != 1:
             sys.exit(f"mutant {name}: {path} no longer holds the code it edits:\n{old}")
+        out[path] = s.replace(old, new)
+    return out
+
+
+def apply(name):
+    for path, text in edited(name).items():
         with open(path, "w") as f:
-            f.write(s.replace(old, new))
+            f.write(text)
+
+
+def overlay(name, folder):
+    """Writes the edited files into folder and go's -overlay file naming
+    them in place of the originals; prints the overlay file's path."""
+    os.makedirs(folder, exist_ok=True)
+    replace = {}
+    for path, text in edited(name).items():
+        copy = os.path.join(folder, path.replace("/", "_"))
+        with open(copy, "w") as f:
+            f.write(text)
+        replace[os.path.abspath(path)] = copy
+    spec = os.path.join(folder, "overlay.json")
+    with open(spec, "w") as f:
+        json.dump({"Replace": replace}, f)
+    print(spec)
 
 
 if __name__ == "__main__":
@@ -86,5 +114,7 @@ if __name__ == "__main__":
         print(MUTANTS[args[1]][0])
     elif len(args) == 1 and args[0] in MUTANTS:
         apply(args[0])
+    elif len(args) == 3 and args[0] == "--overlay" and args[1] in MUTANTS:
+        overlay(args[1], args[2])
     else:
         sys.exit(__doc__)

@@ -7,11 +7,18 @@
 #   hack/mutants.sh table [NAME...]   the fixed lives (1,000 on Docker's rules,
 #                                     500 on the CRI's) and the replayed ones;
 #                                     prints the first failing life of each test
-#   hack/mutants.sh search NAME [N]   N random lives on Docker's rules
-#                                     (default 20000), for a new seed to replay
+#   hack/mutants.sh search NAME [N] [RULES]
+#                                     N random lives (default 20000), one
+#                                     engine call at a time, on Docker's rules
+#                                     or RULES (TestAgentLifeOnCRI,
+#                                     TestAgentLifeWithTheEngineClockAhead),
+#                                     for a new seed to replay
+#   hack/mutants.sh replay            every mutant against its replayed life
+#                                     (TestAgentLivesThatFoundBugs/NAME), which
+#                                     must fail; make test runs this
 #
 # The edits are exact strings of the code as it is (hack/mutants.py): when
-# the code moves, a mutant says so and stops. Nothing here runs in make test.
+# the code moves, a mutant says so and stops, and replay fails.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${MUTANTS_OUT:-/tmp/imagecleanup-mutants}
@@ -59,12 +66,42 @@ table)
 	done
 	;;
 search)
-	name=$1 checks=${2:-20000}
+	name=$1 checks=${2:-20000} rules=${3:-TestAgentLife}
 	build "$name"
 	rc=0
-	(scratch && "$out/$name.test" -test.run 'TestAgentLife$' -life.checks="$checks" -life.seed=0 \
+	(scratch && "$out/$name.test" -test.run "^${rules}\$" -life.checks="$checks" -life.seed=0 -life.calls=1 \
 		-rapid.shrinktime=10s >"$out/search-$name.log" 2>&1) || rc=$?
 	verdict "$rc" "$out/search-$name.log" "no life failed in $checks"
+	;;
+replay)
+	# Built with go's -overlay (the edited files beside, in place of the
+	# originals): no worktree, and the build cache of the checkout's own
+	# test binary serves every package the mutant leaves alone.
+	failed=0
+	mapfile -t names < <(python3 "$root/hack/mutants.py" --list)
+	for name in "${names[@]}"; do
+		rc=0
+		overlay=$(cd "$root" && python3 hack/mutants.py --overlay "$name" "$out/overlay-$name") || rc=$?
+		if [ "$rc" -ne 0 ]; then
+			echo "mutants: $name no longer applies: update hack/mutants.py" >&2
+			failed=1
+			continue
+		fi
+		(cd "$root" && go test -c -overlay "$overlay" -o "$out/$name.test" ./controllers)
+		rc=0
+		(scratch && "$out/$name.test" -test.run "^TestAgentLivesThatFoundBugs\$/^${name}\$" -test.v >"$out/replay-$name.log" 2>&1) || rc=$?
+		if ! grep -q -- "--- FAIL: TestAgentLivesThatFoundBugs/${name} " "$out/replay-$name.log"; then
+			if grep -q -- "--- PASS: TestAgentLivesThatFoundBugs/${name} " "$out/replay-$name.log"; then
+				echo "mutants: $name survived its replayed life: find another (hack/mutants.sh search $name)" >&2
+			else
+				echo "mutants: $name has no replayed life in lifesThatFoundBugs, or its run ended with exit $rc: see $out/replay-$name.log" >&2
+			fi
+			failed=1
+			continue
+		fi
+		echo "mutants: $name fails its replayed life: $(grep -oE 'invariant [0-9a-z]+: .{0,100}' "$out/replay-$name.log" | head -1)"
+	done
+	exit "$failed"
 	;;
 *)
 	sed -n '2,14p' "$0"
