@@ -101,9 +101,14 @@ func (m *lifeModel) counting() bool { return m.policy != nil && m.selected }
 
 // --- references, read the model's way --------------------------------------
 
-// familiar is a tag as the model writes it: Docker Hub's repositories
-// without docker.io/library/.
-func familiar(ref string) string { return strings.TrimPrefix(ref, "docker.io/library/") }
+// familiar is a tag as the model writes it: Docker Hub's official
+// repositories (one path element) without docker.io/library/.
+func familiar(ref string) string {
+	if rest, ok := strings.CutPrefix(ref, "docker.io/library/"); ok && !strings.Contains(rest, "/") {
+		return rest
+	}
+	return ref
+}
 
 // hexRef matches an image ID or a prefix of one, with or without sha256:.
 var hexRef = regexp.MustCompile(`^(sha256:)?[0-9a-f]{1,64}$`)

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
@@ -148,12 +150,22 @@ type lifeModel struct {
 	// agent's doing.
 	pending, owed bool
 	// during a reconcile
-	sweeping   *v1alpha1.ImageCleanupPolicySpec
-	pressure   bool // the disk was above its high watermark when it began
-	changedAt  int  // the destructive call at which the policy changed (0: none)
-	destroyers int  // destructive calls so far
-	onDestroy  func(n int, method, arg string)
-	dieOn      string // the removal the runtime dies under
+	sweeping  *v1alpha1.ImageCleanupPolicySpec
+	pressure  bool // the disk was above its high watermark when it began
+	changedAt int  // the destructive call at which the policy changed (0: none)
+	// afterChange counts the destructive calls since (those under way then
+	// finish).
+	afterChange int
+	// applying: the sweep's plan is made, its re-checks have begun;
+	// rechecked are the images a re-check has read since. With calls in
+	// flight at once, each of them may be between its re-check and its
+	// removal: the window of one round trip that mid-sweep steps leave
+	// alone.
+	applying  bool
+	rechecked map[string]bool
+	destroyers  int // destructive calls so far
+	onDestroy   func(n int, method, arg string)
+	dieOn       string // the removal the runtime dies under
 	// dead: the agent died; its API writes are lost. afterReport, if set,
 	// runs after the report's write (the agent dies there).
 	dead        bool
@@ -243,29 +255,29 @@ func agentLife(t *testing.T, rules lifeRules) func(*rapid.T) {
 		m := newLifeModel(rt, t.TempDir(), rules)
 		defer m.agentDown()
 		steps := map[string]func(*rapid.T){
-			"":                m.check,
-			"pull":            m.pull,
-			"pull again":      m.pull, // the node's common case, drawn twice as often
-			"return":          m.returnImage,
-			"tag":             m.tag,
-			"run":             m.run,
-			"stop":            m.stopContainer,
-			"runAndRemove":    m.runAndRemove,
-			"removeImage":     m.removeImageByHand,
-			"removeCtr":       m.removeContainerByHand,
-			"time":            m.advance,
-			"time again":      m.advance,
-			"noise":           m.noise,
-			"engineRestart":   m.engineRestart,
-			"agentRestart":    m.agentRestart,
-			"diskFill":        m.diskFill,
-			"policy":          m.changePolicy,
-			"deletePolicy":    m.deletePolicy,
-			"relabel":         m.relabel,
-			"bindPod":         m.bindPod,
-			"podDone":         m.podDone,
-			"requeue":         m.requeue,
-			"requeue again":   m.requeue,
+			"":                 m.check,
+			"pull":             m.pull,
+			"pull again":       m.pull, // the node's common case, drawn twice as often
+			"return":           m.returnImage,
+			"tag":              m.tag,
+			"run":              m.run,
+			"stop":             m.stopContainer,
+			"runAndRemove":     m.runAndRemove,
+			"removeImage":      m.removeImageByHand,
+			"removeCtr":        m.removeContainerByHand,
+			"time":             m.advance,
+			"time again":       m.advance,
+			"noise":            m.noise,
+			"engineRestart":    m.engineRestart,
+			"agentRestart":     m.agentRestart,
+			"diskFill":         m.diskFill,
+			"policy":           m.changePolicy,
+			"deletePolicy":     m.deletePolicy,
+			"relabel":          m.relabel,
+			"bindPod":          m.bindPod,
+			"podDone":          m.podDone,
+			"requeue":          m.requeue,
+			"requeue again":    m.requeue,
 			"requeueAndChange": func(t *rapid.T) { m.requeueWith(t, "change") },
 			"requeueAndKill":   func(t *rapid.T) { m.requeueWith(t, "kill") },
 			"requeueAndRun":    func(t *rapid.T) { m.requeueWith(t, "run") },
@@ -821,7 +833,10 @@ func podRef(t *rapid.T, img engine.Image, present bool) string {
 	digits := img.ID[len("sha256:"):]
 	forms := []string{img.ID, "sha256:" + digits[:12], digits[:12], digits}
 	for _, tag := range img.RepoTags {
-		forms = append(forms, tag, "docker.io/library/"+tag)
+		forms = append(forms, tag)
+		if !strings.Contains(tag, "/") { // a Docker Hub repository, spelled in full
+			forms = append(forms, "docker.io/library/"+tag)
+		}
 	}
 	for _, d := range img.RepoDigests {
 		_, digest, _ := cutAt(d)
@@ -1206,7 +1221,8 @@ func (m *lifeModel) beginReconcile(before map[string]engine.Image) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sweeping, m.changedAt, m.destroyers, m.violation = nil, 0, 0, ""
+	m.sweeping, m.changedAt, m.afterChange, m.destroyers, m.violation = nil, 0, 0, 0, ""
+	m.applying, m.rechecked = false, map[string]bool{}
 	if policy != nil && m.selected && !policy.Spec.Suspend {
 		m.sweeping = policy.Spec.DeepCopy()
 	}
@@ -1279,23 +1295,46 @@ func (m *lifeModel) violate(msg string) {
 // beforeCall sees every engine call: a destructive call made after the
 // policy changed breaks the promise that a change stops the sweep.
 func (m *lifeModel) beforeCall(method, arg string) {
-	if method != "ImageRemove" && method != "ContainerRemove" {
-		return
-	}
 	m.mu.Lock()
 	if m.sweeping == nil {
+		m.mu.Unlock()
+		return
+	}
+	switch method {
+	case "ContainerList": // a re-check's listing: the plan is made
+		m.applying = true
+	case "ImageInspect":
+		if m.applying { // a re-check's read
+			m.rechecked[arg] = true
+		}
+	}
+	if method != "ImageRemove" && method != "ContainerRemove" {
 		m.mu.Unlock()
 		return
 	}
 	m.destroyers++
 	n, hook := m.destroyers, m.onDestroy
 	if m.changedAt > 0 {
-		m.violate(violation("8", "%s %s after the policy changed (at destructive call %d)", method, arg, m.changedAt))
+		// Calls under way when the policy changed finish: each asked its
+		// Proceed right before, holding one of the calls in flight. More
+		// than those is a call begun after the change.
+		m.afterChange++
+		if m.afterChange >= m.inFlight() {
+			m.violate(violation("8", "%s %s after the policy changed (at destructive call %d; %d calls since)", method, arg, m.changedAt, m.afterChange))
+		}
 	}
 	m.mu.Unlock()
 	if hook != nil {
 		hook(n, method, arg)
 	}
+}
+
+// inFlight is how many engine calls the agent makes at once.
+func (m *lifeModel) inFlight() int {
+	if m.calls == 0 {
+		return apply.DefaultConcurrency
+	}
+	return m.calls
 }
 
 // --- the node going on in the middle of a sweep ------------------------------
@@ -1318,22 +1357,29 @@ func (m *lifeModel) changeDuring(d midSweep) {
 	}
 }
 
-// window is the image the destructive call (method on arg) may remove and
-// the untagged parents above it, which the engine prunes with it: the
-// re-check's window of one round trip, which mid-sweep steps leave alone.
+// window is what the re-checks' window of one round trip may hold, which
+// mid-sweep steps leave alone: the images re-checked so far (their
+// removal may be under way), the image the destructive call (method on
+// arg) may remove, and the untagged parents above it, which the engine
+// prunes with it.
 func (m *lifeModel) window(method, arg string) map[string]bool {
-	w := map[string]bool{}
-	if method != "ImageRemove" {
-		return w
+	m.mu.Lock()
+	starts := slices.Collect(maps.Keys(m.rechecked))
+	m.mu.Unlock()
+	if method == "ImageRemove" {
+		starts = append(starts, m.f.Named(arg))
 	}
-	for id := m.f.Named(arg); id != "" && !w[id]; {
-		w[id] = true
-		img, _ := m.f.Image(id)
-		up, ok := m.f.Image(img.ParentID)
-		if !ok || !up.Unreferenced() {
-			break
+	w := map[string]bool{}
+	for _, id := range starts {
+		for id != "" && !w[id] {
+			w[id] = true
+			img, _ := m.f.Image(id)
+			up, ok := m.f.Image(img.ParentID)
+			if !ok || !up.Unreferenced() {
+				break
+			}
+			id = img.ParentID
 		}
-		id = img.ParentID
 	}
 	return w
 }

@@ -314,6 +314,19 @@ func (x *executor) reason() string {
 	return x.stopped
 }
 
+// destroy makes one destructive call in a slot of its own, and asks
+// Proceed once it holds the slot, right before the call: a change made
+// while it waited for a slot stops it. refused: Proceed (or an earlier
+// stop) refused, and nothing was called.
+func (x *executor) destroy(f func() error) (refused bool, err error) {
+	x.slots <- struct{}{}
+	defer func() { <-x.slots }()
+	if !x.proceed() {
+		return true, nil
+	}
+	return false, f()
+}
+
 // call makes one engine call in a slot of its own.
 func (x *executor) call(f func() error) error {
 	x.slots <- struct{}{}
@@ -451,14 +464,14 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 		} else if !hasRef(&cur, ref) {
 			continue // untagged or moved to another image since the plan: not ours to remove
 		}
-		if !x.proceed() {
-			return s.stopped()
-		}
 		var del engine.Deleted
-		err := x.call(func() (err error) {
+		refused, err := x.destroy(func() (err error) {
 			del, err = x.rt.RemoveImage(ctx, ref, engine.RemoveImageOptions{Prune: len(a.PruneParents) > 0})
 			return err
 		})
+		if refused {
+			return s.stopped()
+		}
 		switch err := x.check(ctx, err); {
 		case err == nil:
 			if ref != a.ImageID {
@@ -553,14 +566,14 @@ func (x *executor) deleteWhole(ctx context.Context, s *step) outcome {
 	if extra := refsNotIn(&cur, a.Refs); len(extra) > 0 {
 		return s.blocked(plan.Changed, "it was tagged since the plan: "+strings.Join(extra, ", "))
 	}
-	if !x.proceed() {
-		return s.stopped()
-	}
 	var del engine.Deleted
-	err := x.call(func() (err error) {
+	refused, err := x.destroy(func() (err error) {
 		del, err = x.rt.RemoveImage(ctx, a.ImageID, engine.RemoveImageOptions{Force: a.Force, Prune: len(a.PruneParents) > 0})
 		return err
 	})
+	if refused {
+		return s.stopped()
+	}
 	switch err := x.check(ctx, err); {
 	case err == nil:
 		s.ri.Refs = refsOnly(a.Refs, a.ImageID)
