@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
+	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
@@ -328,5 +331,52 @@ func TestCRIContainersOfOtherClientsKeepTheirImages(t *testing.T) {
 	}
 	if got := reasons(out.Result.Blocked); !slices.Equal(got, []string{"OtherClient", "OtherClient"}) {
 		t.Fatalf("blocked %v, want OtherClient twice: %+v", got, out.Result.Blocked)
+	}
+}
+
+// anotherHandFirst is the CRI runtime with another hand (the kubelet's
+// image GC) quicker than each of the sweep's image removals: the image
+// goes between the executor's re-check and its call.
+type anotherHandFirst struct {
+	*cri.Runtime
+	c *testenv.CRI
+}
+
+func (r anotherHandFirst) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
+	if _, err := r.c.Images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+		return engine.Deleted{}, err
+	}
+	return r.Runtime.RemoveImage(ctx, ref, opts)
+}
+
+// An image another hand removes between the re-check and the removal is
+// not counted as the sweep's (the CRI calls the removal of a missing image
+// a success: the adapter looks it up first), and no later sweep counts it
+// as recovered either.
+func TestCRIAnImageAnotherHandRemovedIsNotCounted(t *testing.T) {
+	s := newCRIScenario(t)
+	first, second := s.image("1"), s.image("2")
+	clock := imageclock.InMemory()
+	spec := s.spec(nil, s.reg.Host+"/"+s.repo+":*")
+	sw := cleanup.NewSweep(anotherHandFirst{Runtime: s.rt, c: s.c}, &spec, time.Now(), cleanup.Options{Policy: "p", Clock: clock})
+	out, err := sw.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Commit(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s.c.HasImage(first) || s.c.HasImage(second) {
+		t.Fatal("the images are still there")
+	}
+	if len(out.Result.RemovedImages) != 0 || len(out.Result.Failed) != 0 {
+		t.Fatalf("the sweep counts what another hand removed: %+v", out.Result)
+	}
+	next, err := cleanup.NewSweep(s.rt, &spec, time.Now(), cleanup.Options{Policy: "p", Clock: clock}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !next.Recovered.Empty() {
+		t.Fatalf("the next sweep recovers what another hand removed: %+v", next.Recovered)
 	}
 }
