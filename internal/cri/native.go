@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -10,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 )
@@ -78,17 +78,28 @@ func (r *Runtime) othersContainers(ctx context.Context) ([]engine.Container, err
 			ct.Created = at.AsTime()
 		}
 		if ref := c.GetImage(); ref != "" {
-			img, err := r.InspectImage(ctx, ref)
-			switch {
-			case err == nil:
-				ct.ImageID = img.ID
-			case !errors.Is(err, engine.ErrNotFound):
+			id, err := r.imageID(ctx, ref)
+			if err != nil {
 				return nil, fmt.Errorf("the image of container %s: %w", engine.ShortID(ct.ID), err)
 			}
+			ct.ImageID = id
 		}
 		out = append(out, ct)
 	}
 	return out, nil
+}
+
+// imageID is the ID of the image ref names, as the CRI resolves it; ""
+// when none has that name.
+func (r *Runtime) imageID(ctx context.Context, ref string) (string, error) {
+	r.count("ImageStatus")
+	ctx, cancel := r.read(ctx)
+	defer cancel()
+	res, err := r.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	if err != nil {
+		return "", wrap(err)
+	}
+	return res.GetImage().GetId(), nil
 }
 
 // othersName is a container's name as nerdctl shows it; "" for others,
