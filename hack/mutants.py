@@ -1,7 +1,7 @@
 """The mutants of hack/mutants.sh: each reverts one fix in the worktree it
 runs in, by exact edits of the code as it is.
 
-python3 hack/mutants.py NAME | --list | --describe NAME | --overlay NAME FOLDER"""
+python3 hack/mutants.py NAME | --list | --describe NAME | --catcher NAME | --overlay NAME FOLDER"""
 import json
 import os
 import sys
@@ -13,7 +13,12 @@ PODS, PODINDEX, ENGINE = "controllers/pods.go", "internal/plan/pods.go", "intern
 # The executor's re-check of the pods bound to the node, skipped.
 NO_PODS_RECHECK = (APPLY, "\tif x.opts.Pods == nil {\n\t\treturn nil\n\t}", "\tif true {\n\t\treturn nil\n\t}")
 
-# name: (what it reverts, [(file, old, new), ...])
+# The life kept in the model test for a mutant (lifesThatFoundBugs), which
+# replay runs; a mutant that random lives rarely reach names a test of its
+# own instead: (package, -test.run pattern).
+LIFE = None
+
+# name: (what it reverts, [(file, old, new), ...][, the test that catches it])
 MUTANTS = {
     "f1": ("issue 17 finding 1: exclusions by tag only, digests ignored", [
         (PLAN, "\tif excl.Whole || opts.Exclude.NamesAnyDigest(mi) {", "\tif excl.Whole {"),
@@ -31,7 +36,7 @@ MUTANTS = {
     "parent": ("issue 17 finding 4: a parent's maxUnusedAge does not hold its prune back", [
         (PLAN, "\treason, _, _ := ClockGuard(img.Arrived, img.LastUsed, opts, ix.now)",
          "\tnoUse := *opts\n\tnoUse.UnusedFor = 0\n\treason, _, _ := ClockGuard(img.Arrived, img.LastUsed, &noUse, ix.now)"),
-    ]),
+    ], ("./internal/plan", "^TestPruneHonoursTheParentsGuards$")),
     "f8": ("issue 17 finding 8: a policy change does not stop a running sweep", [
         ("controllers/node_controller.go", "\treturn func() error {\n\t\tvar p v1alpha1.ImageCleanupPolicy\n",
          "\treturn func() error {\n\t\tif true {\n\t\t\treturn nil\n\t\t}\n\t\tvar p v1alpha1.ImageCleanupPolicy\n"),
@@ -48,10 +53,11 @@ MUTANTS = {
         (PLAN, "\tix.pods = PodsNaming(opts.PodImages)", "\tix.pods = PodsNaming(nil)"),
         NO_PODS_RECHECK,
     ]),
-    "podsmid": ("invariant 4: the re-check does not ask for the pods (a pod bound mid-sweep)", [NO_PODS_RECHECK]),
+    "podsmid": ("invariant 4: the re-check does not ask for the pods (a pod bound mid-sweep)", [NO_PODS_RECHECK],
+                ("./internal/apply", "^TestRunKeepsAnImageAPodWasBoundTo$")),
     "use": ("invariants 5 and 6: the re-check does not read the image clock (a use mid-sweep)", [
         (APPLY, "\tif x.opts.Recent == nil {\n\t\treturn nil\n\t}", "\tif true {\n\t\treturn nil\n\t}"),
-    ]),
+    ], ("./internal/cleanup", "^TestWhatTheClockLearnsMidSweepKeepsTheImage$")),
     "volumes": ("issue 33 finding 1: an image volume's image is not read", [
         (PODS, "\t\t\tadd(\"image volume \"+v.Name, v.Image.Reference)\n", "\t\t\t_ = v\n"),
     ]),
@@ -68,6 +74,16 @@ MUTANTS = {
         (PLAN, "\tcase lastUsedAt.After(now):\n\t\treturn now\n", "\tcase lastUsedAt.After(now):\n\t\treturn arrived(arrivedAt, now)\n"),
     ]),
 }
+
+
+def catcher(name):
+    """The package, -test.run pattern and further flags of the test that
+    must fail with the mutant: its replayed life (not shrunk: its failure is
+    enough), unless it names a test of its own."""
+    entry = MUTANTS[name]
+    if len(entry) > 2 and entry[2] is not LIFE:
+        return (*entry[2], "")
+    return ("./controllers", f"^TestAgentLivesThatFoundBugs$/^{name}$", "-rapid.shrinktime=1ms")
 
 
 def edited(name):
@@ -114,6 +130,8 @@ if __name__ == "__main__":
         print(MUTANTS[args[1]][0])
     elif len(args) == 1 and args[0] in MUTANTS:
         apply(args[0])
+    elif len(args) == 2 and args[0] == "--catcher" and args[1] in MUTANTS:
+        print("\t".join(catcher(args[1])))
     elif len(args) == 3 and args[0] == "--overlay" and args[1] in MUTANTS:
         overlay(args[1], args[2])
     else:

@@ -76,7 +76,8 @@ search)
 replay)
 	# Built with go's -overlay (the edited files beside, in place of the
 	# originals): no worktree, and the build cache of the checkout's own
-	# test binary serves every package the mutant leaves alone.
+	# test binaries serves every package the mutant leaves alone. The test
+	# that catches a mutant is its replayed life, or one it names.
 	failed=0
 	mapfile -t names < <(python3 "$root/hack/mutants.py" --list)
 	for name in "${names[@]}"; do
@@ -87,19 +88,26 @@ replay)
 			failed=1
 			continue
 		fi
-		(cd "$root" && go test -c -overlay "$overlay" -o "$out/$name.test" ./controllers)
+		IFS=$'\t' read -r pkg run flags < <(python3 "$root/hack/mutants.py" --catcher "$name")
+		(cd "$root" && go test -c -overlay "$overlay" -o "$out/$name.test" "$pkg")
 		rc=0
-		(scratch && "$out/$name.test" -test.run "^TestAgentLivesThatFoundBugs\$/^${name}\$" -test.v >"$out/replay-$name.log" 2>&1) || rc=$?
-		if ! grep -q -- "--- FAIL: TestAgentLivesThatFoundBugs/${name} " "$out/replay-$name.log"; then
-			if grep -q -- "--- PASS: TestAgentLivesThatFoundBugs/${name} " "$out/replay-$name.log"; then
-				echo "mutants: $name survived its replayed life: find another (hack/mutants.sh search $name)" >&2
+		# shellcheck disable=SC2086 # flags are words
+		(scratch && "$out/$name.test" -test.run "$run" -test.v $flags >"$out/replay-$name.log" 2>&1) || rc=$?
+		if [ "$rc" -eq 0 ]; then
+			if grep -q -- "^--- PASS" "$out/replay-$name.log"; then
+				echo "mutants: $name survived $run ($pkg): find a life that catches it (hack/mutants.sh search $name)" >&2
 			else
-				echo "mutants: $name has no replayed life in lifesThatFoundBugs, or its run ended with exit $rc: see $out/replay-$name.log" >&2
+				echo "mutants: $name: $run ($pkg) ran no test: is its life in lifesThatFoundBugs?" >&2
 			fi
 			failed=1
 			continue
 		fi
-		echo "mutants: $name fails its replayed life: $(grep -oE 'invariant [0-9a-z]+: .{0,100}' "$out/replay-$name.log" | head -1)"
+		if ! grep -q -- "^--- FAIL" "$out/replay-$name.log"; then
+			echo "mutants: $name: $run ended with exit $rc before a verdict: see $out/replay-$name.log" >&2
+			failed=1
+			continue
+		fi
+		echo "mutants: $name fails $run: $(grep -m1 -oE '(invariant [0-9a-z]+: |_test.go:[0-9]+: ).{0,100}' "$out/replay-$name.log")"
 	done
 	exit "$failed"
 	;;

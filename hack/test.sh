@@ -40,6 +40,12 @@ if [[ $# -eq 0 ]]; then
   TEST_DOCKER_HOST="${TEST_DOCKER29_CLASSIC_HOST}" go test -count=1 -timeout 20m \
     ./internal/cleanup ./internal/docker ./internal/testenv ./internal/enginehost ./cmd/imagecleanup || status=$?
 fi
+# The mutation table in the time it fits: each mutant of the model test
+# (hack/mutants.py) against the life that caught it, which must fail.
+if [[ $# -eq 0 ]]; then
+  echo "test.sh: the model's mutants against their replayed lives"
+  hack/mutants.sh replay || status=$?
+fi
 # The test node again, its kubelet on containerd's CRI (no Docker on it):
 # the install and the kubelet's world, the tests that hold on both runtimes.
 if [[ $# -eq 0 ]]; then
