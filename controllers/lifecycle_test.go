@@ -161,11 +161,11 @@ type lifeModel struct {
 	// flight at once, each of them may be between its re-check and its
 	// removal: the window of one round trip that mid-sweep steps leave
 	// alone.
-	applying  bool
-	rechecked map[string]bool
-	destroyers  int // destructive calls so far
-	onDestroy   func(n int, method, arg string)
-	dieOn       string // the removal the runtime dies under
+	applying   bool
+	rechecked  map[string]bool
+	destroyers int // destructive calls so far
+	onDestroy  func(n int, method, arg string)
+	dieOn      string // the removal the runtime dies under
 	// dead: the agent died; its API writes are lost. afterReport, if set,
 	// runs after the report's write (the agent dies there).
 	dead        bool
