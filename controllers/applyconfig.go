@@ -81,6 +81,9 @@ func reportStatusApplyConfiguration(st *v1alpha1.ImageCleanupReportStatus) *ac.I
 	if st.LastSweepTime != nil {
 		out.WithLastSweepTime(*st.LastSweepTime)
 	}
+	if st.CountedThrough != nil {
+		out.WithCountedThrough(*st.CountedThrough)
+	}
 	if st.LastSweepDuration != "" {
 		out.WithLastSweepDuration(st.LastSweepDuration)
 	}

@@ -166,6 +166,8 @@ type lifeModel struct {
 	destroyers int // destructive calls so far
 	onDestroy  func(n int, method, arg string)
 	dieOn      string // the removal the runtime dies under
+	// noDisk: the data filesystem cannot be measured.
+	noDisk bool
 	// dead: the agent died; its API writes are lost. afterReport, if set,
 	// runs after the report's write (the agent dies there).
 	dead        bool
@@ -281,36 +283,38 @@ func agentLife(t *testing.T, rules lifeRules) func(*rapid.T) {
 		m := newLifeModel(rt, t.TempDir(), rules)
 		defer m.agentDown()
 		steps := map[string]func(*rapid.T){
-			"":                 m.check,
-			"pull":             m.pull,
-			"pull again":       m.pull, // the node's common case, drawn twice as often
-			"return":           m.returnImage,
-			"tag":              m.tag,
-			"run":              m.run,
-			"stop":             m.stopContainer,
-			"runAndRemove":     m.runAndRemove,
-			"removeImage":      m.removeImageByHand,
-			"removeCtr":        m.removeContainerByHand,
-			"time":             m.advance,
-			"time again":       m.advance,
-			"noise":            m.noise,
-			"engineRestart":    m.engineRestart,
-			"agentRestart":     m.agentRestart,
-			"diskFill":         m.diskFill,
-			"policy":           m.changePolicy,
-			"deletePolicy":     m.deletePolicy,
-			"relabel":          m.relabel,
-			"bindPod":          m.bindPod,
-			"podDone":          m.podDone,
-			"requeue":          m.requeue,
-			"requeue again":    m.requeue,
-			"requeueAndChange": func(t *rapid.T) { m.requeueWith(t, "change") },
-			"requeueAndKill":   func(t *rapid.T) { m.requeueWith(t, "kill") },
-			"requeueAndRun":    func(t *rapid.T) { m.requeueWith(t, "run") },
-			"requeueAndBind":   func(t *rapid.T) { m.requeueWith(t, "bind") },
-			"requeueAndUse":    func(t *rapid.T) { m.requeueWith(t, "use") },
-			"requeueAndDie":    func(t *rapid.T) { m.requeueWith(t, "dieAfterReport") },
-			"requeueAndCrash":  func(t *rapid.T) { m.requeueWith(t, "runtimeDies") },
+			"":                   m.check,
+			"pull":               m.pull,
+			"pull again":         m.pull, // the node's common case, drawn twice as often
+			"return":             m.returnImage,
+			"tag":                m.tag,
+			"run":                m.run,
+			"stop":               m.stopContainer,
+			"runAndRemove":       m.runAndRemove,
+			"removeImage":        m.removeImageByHand,
+			"removeCtr":          m.removeContainerByHand,
+			"time":               m.advance,
+			"time again":         m.advance,
+			"noise":              m.noise,
+			"engineRestart":      m.engineRestart,
+			"agentRestart":       m.agentRestart,
+			"diskFill":           m.diskFill,
+			"policy":             m.changePolicy,
+			"deletePolicy":       m.deletePolicy,
+			"relabel":            m.relabel,
+			"bindPod":            m.bindPod,
+			"podDone":            m.podDone,
+			"requeue":            m.requeue,
+			"requeue again":      m.requeue,
+			"requeueAndChange":   func(t *rapid.T) { m.requeueWith(t, "change") },
+			"requeueAndKill":     func(t *rapid.T) { m.requeueWith(t, "kill") },
+			"requeueAndRun":      func(t *rapid.T) { m.requeueWith(t, "run") },
+			"requeueAndBind":     func(t *rapid.T) { m.requeueWith(t, "bind") },
+			"requeueAndUse":      func(t *rapid.T) { m.requeueWith(t, "use") },
+			"requeueAndDie":      func(t *rapid.T) { m.requeueWith(t, "dieAfterReport") },
+			"requeueAndCrash":    func(t *rapid.T) { m.requeueWith(t, "runtimeDies") },
+			"requeueRuntimeDown": func(t *rapid.T) { m.requeueWith(t, "runtimeDown") },
+			"requeueNoDisk":      func(t *rapid.T) { m.requeueWith(t, "diskUnmeasured") },
 		}
 		if rules.cri {
 			steps["othersRun"] = m.othersRun
@@ -448,7 +452,19 @@ func (m *lifeModel) connect() {
 	done := make(chan error, 1)
 	m.agent.stop, m.agent.follow = stop, done
 	go func() { done <- m.agent.r.Images.follow(ctx) }()
-	m.f.WaitFollowers(1)
+	m.caughtUp()
+}
+
+// followerWait bounds the wait for the agent's follower to apply what it
+// was sent: it takes milliseconds; a follower that never does is a bug.
+const followerWait = 30 * time.Second
+
+// caughtUp waits until the agent's follower has applied every event sent
+// to it; the test fails if it does not.
+func (m *lifeModel) caughtUp() {
+	if !m.f.WaitFollowers(1, followerWait) {
+		m.t.Fatalf("the agent's event follower did not catch up within %s", followerWait)
+	}
 }
 
 // reconnect: the follower's stream broke (the engine restarted); the
@@ -483,10 +499,10 @@ func (m *lifeModel) follow() {
 	if m.agent == nil {
 		return
 	}
-	m.f.WaitFollowers(1)
+	m.caughtUp()
 	if m.cri {
 		m.f.PollFollowers()
-		m.f.WaitFollowers(1)
+		m.caughtUp()
 	}
 	m.agent.r.Images.save(m.ctx)
 }
@@ -836,6 +852,12 @@ func (m *lifeModel) diskFill(t *rapid.T) {
 
 // measure is the data filesystem: what is filled besides, and 1 % per image.
 func (m *lifeModel) measure() (disk.Usage, error) {
+	m.mu.Lock()
+	broken := m.noDisk
+	m.mu.Unlock()
+	if broken {
+		return disk.Usage{}, fmt.Errorf("statfs: input/output error")
+	}
 	imgs, err := m.f.ListImages(m.ctx)
 	if err != nil {
 		return disk.Usage{}, err
@@ -1158,6 +1180,14 @@ func (m *lifeModel) reconcile(t *rapid.T, during string) {
 			m.mu.Unlock()
 		}
 	}
+	switch during {
+	case "runtimeDown": // the runtime does not answer through the whole reconcile
+		m.f.SetDown(true)
+	case "diskUnmeasured": // the data filesystem cannot be measured
+		m.mu.Lock()
+		m.noDisk = true
+		m.mu.Unlock()
+	}
 	if during == "dieAfterReport" {
 		m.afterReport = func() {
 			saved, _ = os.ReadFile(m.stateFile())
@@ -1169,7 +1199,7 @@ func (m *lifeModel) reconcile(t *rapid.T, during string) {
 	res, err := m.agent.r.Reconcile(m.ctx, ctrl.Request{NamespacedName: types.NamespacedName{Name: lifePolicy}})
 	m.mu.Lock()
 	spec, violated, died, changed := m.sweeping, m.violation, m.dieOn != "", m.changedAt > 0
-	m.sweeping, m.onDestroy, m.afterReport, m.dieOn, m.dead = nil, nil, nil, "", false
+	m.sweeping, m.onDestroy, m.afterReport, m.dieOn, m.dead, m.noDisk = nil, nil, nil, "", false, false
 	m.mu.Unlock()
 	if violated != "" {
 		m.t.Fatal(violated)
@@ -1192,8 +1222,8 @@ func (m *lifeModel) reconcile(t *rapid.T, during string) {
 		m.mu.Unlock()
 		m.agentUp()
 		m.requeueAt = m.now // a started agent lists every policy
-	case died:
-		// containerd comes back: its event streams broke, and its
+	case died || during == "runtimeDown":
+		// The runtime comes back: its event streams broke, and the
 		// follower connects again.
 		m.f.Restart()
 		m.reconnect()
@@ -1367,7 +1397,16 @@ func (m *lifeModel) inFlight() int {
 
 // changeDuring changes the policy, deletes it, moves the node out of its
 // selector, or suspends it, at a destructive call of a sweep.
+// It runs on the executor's goroutine, where a failure of the test cannot
+// stop it: a write that fails is a violation, told after the sweep.
 func (m *lifeModel) changeDuring(d midSweep) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.mu.Lock()
+			m.violate(fmt.Sprintf("the change in the middle of the sweep failed: %v", r))
+			m.mu.Unlock()
+		}
+	}()
 	switch d.change {
 	case 0:
 		m.setPolicy(d.next)
@@ -1523,10 +1562,15 @@ func (m *lifeModel) useDuring(method, arg string, d midSweep) {
 		m.truth.used[id] = m.now
 		m.mu.Unlock()
 	}
-	if m.agent != nil {
-		m.f.WaitFollowers(1)
-		if m.cri {
+	if m.agent != nil { // on the executor's goroutine: a failure is a violation, told after
+		ok := m.f.WaitFollowers(1, followerWait)
+		if ok && m.cri {
 			m.f.PollFollowers()
+		}
+		if !ok {
+			m.mu.Lock()
+			m.violate("the agent's event follower did not catch up in the middle of a sweep")
+			m.mu.Unlock()
 		}
 	}
 }

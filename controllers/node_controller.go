@@ -198,8 +198,10 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 		if r.Pods != nil {
 			opts.Pods = func() ([]plan.PodImage, error) { return r.Pods.images(ctx) }
 		}
-		if s.report != nil && s.report.LastSweepTime != nil {
-			opts.ReportedThrough = s.report.LastSweepTime.Time
+		if s.report != nil {
+			if t := countedThrough(s.report); t != nil {
+				opts.ReportedThrough = t.Time
+			}
 		}
 		sw = cleanup.NewSweep(r.Runtime, &policy.Spec, s.now, opts)
 		out, err = sw.Run(sweepCtx)
@@ -216,11 +218,13 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	r.Metrics.observeSweep(policy.Name, v, &st, &out, elapsed)
 	r.recordEvents(policy, prev, &st)
 	logSweep(logf.FromContext(ctx), &out, &st)
-	tell := func() error { return r.writeReport(ctx, policy, report, st) }
+	write := func() error { return r.writeReport(ctx, policy, report, st) }
 	if sw != nil {
-		tell = func() error { return sw.Commit(func() error { return r.writeReport(ctx, policy, report, st) }) }
+		err = sw.Commit(write)
+	} else {
+		err = write()
 	}
-	switch err := tell(); {
+	switch {
 	case errors.Is(err, cleanup.ErrState):
 		logf.FromContext(ctx).Error(err, "saving the image clock")
 	case err != nil:

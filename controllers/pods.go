@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,6 +176,9 @@ func podImages(p *corev1.Pod) []plan.PodImage {
 		if v.Image != nil {
 			add("image volume "+v.Name, v.Image.Reference)
 		}
+		for _, ref := range driverImages(v.VolumeSource) {
+			add("volume "+v.Name, ref)
+		}
 	}
 	for _, statuses := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses} {
 		for _, s := range statuses {
@@ -185,6 +189,41 @@ func podImages(p *corev1.Pod) []plan.PodImage {
 					add("image volume "+m.Name, m.VolumeStatus.Image.ImageRef)
 				}
 			}
+		}
+	}
+	return out
+}
+
+// driverImages are the values of a CSI or flex volume's driver
+// parameters whose key speaks of an image: drivers that mount an image as
+// a volume (an image CSI driver) take it there, and pull it through the
+// node's runtime.
+func driverImages(v corev1.VolumeSource) []string {
+	var params map[string]string
+	switch {
+	case v.CSI != nil:
+		params = v.CSI.VolumeAttributes
+	case v.FlexVolume != nil:
+		params = v.FlexVolume.Options
+	}
+	var refs []string
+	for key, value := range params {
+		if strings.Contains(strings.ToLower(key), "image") {
+			refs = append(refs, value)
+		}
+	}
+	return refs
+}
+
+// imageParams keeps the driver parameters that driverImages reads.
+func imageParams(params map[string]string) map[string]string {
+	var out map[string]string
+	for key, value := range params {
+		if strings.Contains(strings.ToLower(key), "image") {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[key] = value
 		}
 	}
 	return out
@@ -210,9 +249,16 @@ func trimPod(obj any) (any, error) {
 			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c.Name, Image: c.Image}})
 	}
 	for _, v := range p.Spec.Volumes {
-		if v.Image != nil {
+		switch {
+		case v.Image != nil:
 			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{Name: v.Name,
 				VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: v.Image.Reference}}})
+		case v.CSI != nil && imageParams(v.CSI.VolumeAttributes) != nil:
+			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{Name: v.Name,
+				VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{VolumeAttributes: imageParams(v.CSI.VolumeAttributes)}}})
+		case v.FlexVolume != nil && imageParams(v.FlexVolume.Options) != nil:
+			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{Name: v.Name,
+				VolumeSource: corev1.VolumeSource{FlexVolume: &corev1.FlexVolumeSource{Options: imageParams(v.FlexVolume.Options)}}})
 		}
 	}
 	out.Status.Phase = p.Status.Phase

@@ -39,6 +39,18 @@ var fieldsNamedImageThatHoldNone = map[string]string{
 	"Spec.ImagePullSecrets.Name":                                        "a Secret's name",
 }
 
+// driverParamsRead are the maps of a driver's parameters: the agent reads
+// the entries whose key speaks of an image (an image CSI driver's).
+var driverParamsRead = []string{
+	"Spec.Volumes.VolumeSource.CSI.VolumeAttributes",
+	"Spec.Volumes.VolumeSource.FlexVolume.Options",
+}
+
+// mapsThatHoldNone are the text maps of a Pod that hold no image
+// reference, by the last element of their path: labels and annotations,
+// and label selectors.
+var mapsThatHoldNone = []string{"MatchLabels", "NodeSelector", "Labels", "Annotations", "UserAnnotations"}
+
 // The agent reads every field of a Pod that can hold an image reference:
 // the test walks the Pod type (spec and status), and every text field
 // whose name, or whose parent's name, speaks of an image must be one the
@@ -51,7 +63,14 @@ func TestTheAgentReadsEveryPodFieldThatNamesAnImage(t *testing.T) {
 	var unknown []string
 	for _, root := range []string{"Spec", "Status"} {
 		f, _ := reflect.TypeFor[corev1.Pod]().FieldByName(root)
-		walkTextFields(f.Type, []string{root}, false, nil, func(path string, namedImage bool) {
+		walkTextFields(f.Type, []string{root}, false, nil, func(path string, namedImage, isMap bool) {
+			if isMap {
+				last := path[strings.LastIndex(path, ".")+1:]
+				if !slices.Contains(driverParamsRead, path) && !slices.Contains(mapsThatHoldNone, last) {
+					unknown = append(unknown, path+" (a map)")
+				}
+				return
+			}
 			_, other := fieldsNamedImageThatHoldNone[path]
 			if namedImage && !other && !slices.Contains(imageFieldsRead, path) {
 				unknown = append(unknown, path)
@@ -80,18 +99,63 @@ func TestTheAgentReadsEveryPodFieldThatNamesAnImage(t *testing.T) {
 			t.Errorf("%s: the agent does not read it through its cache (it read %q)", path, refs)
 		}
 	}
+	for _, path := range driverParamsRead {
+		value := "registry.example/driver/" + strings.ToLower(strings.ReplaceAll(path, ".", "-")) + ":1"
+		pod := &corev1.Pod{}
+		setMapEntry(reflect.ValueOf(pod).Elem(), strings.Split(path, "."), "csi.example/Image", value)
+		setMapEntry(reflect.ValueOf(pod).Elem(), strings.Split(path, "."), "readOnly", "true")
+		trimmed, _ := trimPod(pod)
+		var refs []string
+		for _, pi := range podImages(trimmed.(*corev1.Pod)) {
+			refs = append(refs, pi.Ref)
+		}
+		if !slices.Equal(refs, []string{value}) {
+			t.Errorf("%s: the agent reads %q through its cache, want the image-named entry alone", path, refs)
+		}
+	}
+}
+
+// setMapEntry sets an entry of the text map at path in v, making every
+// pointer and one element of every list on the way.
+func setMapEntry(v reflect.Value, path []string, key, value string) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Slice {
+		if v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			v = v.Elem()
+			continue
+		}
+		if v.Len() == 0 {
+			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		}
+		v = v.Index(0)
+	}
+	if len(path) == 0 {
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+		v.SetMapIndex(reflect.ValueOf(key), reflect.ValueOf(value))
+		return
+	}
+	setMapEntry(v.FieldByName(path[0]), path[1:], key, value)
 }
 
 // walkTextFields calls found for every text field (a string, or a list of
-// strings) reachable from t, with its path and whether its name or an
-// enclosing field's name speaks of an image.
-func walkTextFields(t reflect.Type, path []string, namedImage bool, seen []reflect.Type, found func(string, bool)) {
+// strings) and every map of text reachable from t, with its path and
+// whether its name or an enclosing field's name speaks of an image.
+func walkTextFields(t reflect.Type, path []string, namedImage bool, seen []reflect.Type, found func(path string, namedImage, isMap bool)) {
 	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 		t = t.Elem()
 	}
 	switch t.Kind() {
 	case reflect.String:
-		found(strings.Join(path, "."), namedImage)
+		found(strings.Join(path, "."), namedImage, false)
+		return
+	case reflect.Map:
+		if t.Elem().Kind() == reflect.String {
+			found(strings.Join(path, "."), namedImage, true)
+		}
 		return
 	case reflect.Struct:
 	default:

@@ -29,6 +29,7 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		Reason:            v.reason,
 		Message:           v.message,
 		LastSweepTime:     &metav1.Time{Time: start.Truncate(time.Second)},
+		CountedThrough:    countedThrough(prev),
 		LastSweepDuration: elapsed.Round(time.Millisecond).String(),
 		ImagesRemoved:     int32(len(r.RemovedImages) + len(rec.Images)),
 		ContainersRemoved: int32(len(r.RemovedContainers) + len(rec.Containers)),
@@ -59,6 +60,9 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 	}
 	for _, note := range out.Unhonoured {
 		st.Message = strings.TrimPrefix(st.Message+"; "+note, "; ")
+	}
+	if out.Harvested {
+		st.CountedThrough = st.LastSweepTime
 	}
 	st.Totals.Sweeps++
 	if !rec.Empty() {
@@ -117,6 +121,17 @@ func removedImageLine(ri *apply.RemovedImage) string {
 // idleStatus is the report status of a policy this node does not sweep now
 // (suspended, or a node selector that cannot be read): the phase says why,
 // the last sweep's figures stay.
+// countedThrough is the start of the latest sweep that a report says
+// counted what the runtime lost of the removals begun before it; nil when
+// none did. A report written before the field existed counted at every
+// sweep it names.
+func countedThrough(st *v1alpha1.ImageCleanupReportStatus) *metav1.Time {
+	if st.CountedThrough != nil || st.LastSweepTime == nil {
+		return st.CountedThrough
+	}
+	return st.LastSweepTime
+}
+
 func idleStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, phase v1alpha1.ReportPhase, reason, message string) v1alpha1.ImageCleanupReportStatus {
 	st := *prev.DeepCopy()
 	st.PolicyGeneration = generation

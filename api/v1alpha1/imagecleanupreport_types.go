@@ -168,6 +168,12 @@ type ImageCleanupReportStatus struct {
 	// lastSweepTime is when the last sweep started.
 	// +optional
 	LastSweepTime *metav1.Time `json:"lastSweepTime,omitempty"`
+	// countedThrough is the start of the latest sweep that counted here
+	// what the runtime lost of the removals begun before it (a sweep that
+	// could not list the runtime counts nothing, and leaves it as it was):
+	// the agent's records of the removals begun up to then are told.
+	// +optional
+	CountedThrough *metav1.Time `json:"countedThrough,omitempty"`
 	// lastSweepDuration is how long it took, such as 1.2s.
 	// +optional
 	LastSweepDuration string `json:"lastSweepDuration,omitempty"`

@@ -347,6 +347,10 @@ func (in *ImageCleanupReportStatus) DeepCopyInto(out *ImageCleanupReportStatus) 
 		in, out := &in.LastSweepTime, &out.LastSweepTime
 		*out = (*in).DeepCopy()
 	}
+	if in.CountedThrough != nil {
+		in, out := &in.CountedThrough, &out.CountedThrough
+		*out = (*in).DeepCopy()
+	}
 	if in.RemovedImages != nil {
 		in, out := &in.RemovedImages, &out.RemovedImages
 		*out = make([]string, len(*in))

@@ -300,9 +300,10 @@ func (x *executor) proceed() bool {
 	}
 	if err := x.opts.Proceed(); err != nil {
 		x.mu.Lock()
-		x.refused = x.stopped == ""
+		if x.stopped == "" { // the first reason wins, and says what it was
+			x.stopped, x.refused = err.Error(), true
+		}
 		x.mu.Unlock()
-		x.refuse(err.Error())
 		return false
 	}
 	return true

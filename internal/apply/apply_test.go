@@ -558,3 +558,34 @@ func TestRunKeepsAnImageAPodWasBoundTo(t *testing.T) {
 		})
 	}
 }
+
+// Refusals of Proceed made at once, on every call in flight, still say
+// that the sweep stopped because the policy changed, not by a fault: the
+// first refusal's reason stands (a later one used to unsay it, and the
+// agent reported a policy change as a failed sweep).
+func TestRunRefusedOnEveryCallAtOnceSaysSo(t *testing.T) {
+	for range 20 {
+		f := enginefake.New()
+		p := &plan.Plan{}
+		for i := range 8 {
+			id := fmt.Sprintf("sha256:%064x", i+1)
+			ref := fmt.Sprintf("app:%d", i)
+			f.AddImage(engine.Image{ID: id, RepoTags: []string{ref}})
+			c := fmt.Sprintf("c%d", i)
+			f.AddContainer(engine.Container{ID: c, ImageID: id, State: engine.StateExited})
+			p.Actions = append(p.Actions, plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true,
+				Containers: []plan.ContainerRef{{ID: c, Name: c}}})
+		}
+		var asked sync.WaitGroup
+		asked.Add(8)
+		proceed := func() error {
+			asked.Done()
+			asked.Wait() // every call in flight refuses at once
+			return fmt.Errorf("the policy changed")
+		}
+		r := apply.Run(context.Background(), f, p, apply.Options{Concurrency: 8, Proceed: proceed})
+		if !r.Refused || r.Stopped != "the policy changed" {
+			t.Fatalf("refused %v, stopped %q: want a refusal", r.Refused, r.Stopped)
+		}
+	}
+}

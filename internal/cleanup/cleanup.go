@@ -64,6 +64,10 @@ type Outcome struct {
 	// Recovered is what earlier sweeps of the policy removed and never
 	// reported (the process or the engine died): counted now.
 	Recovered imageclock.Recovered
+	// Harvested: the sweep listed the runtime and counted, in Recovered,
+	// what earlier sweeps' records hold; its report tells them, and the
+	// records of sweeps up to its start are settled.
+	Harvested bool
 	// Unhonoured says which of the policy's fields this runtime cannot
 	// honour, and what they mean here instead (never silently different).
 	Unhonoured []string
@@ -226,16 +230,17 @@ func removals(p *plan.Plan) []imageclock.Removal {
 // settle rebuilds the result of failed actions from a fresh listing, so that
 // the report counts what the engine shows (a call can fail on this side and
 // succeed on the engine's). It has its own short deadline: the sweep's may
-// be spent. When the engine cannot be listed, the clock's begun removals
-// let the next sweep count what went.
-func settle(ctx context.Context, rt engine.Runtime, out *Outcome) {
+// be spent. It reports whether it could list: when not, the clock's begun
+// removals let the next sweep count what went.
+func settle(ctx context.Context, rt engine.Runtime, out *Outcome) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	inv, err := Collect(ctx, rt)
 	if err != nil {
-		return
+		return false
 	}
 	out.Result.Recount(&out.Plan, &inv)
+	return true
 }
 
 // Collect lists the engine's images and containers: one call each, both

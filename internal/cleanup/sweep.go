@@ -58,13 +58,16 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
 	opts.Clock.Observe(&inv, now)
-	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Unhonoured: Unhonoured(spec, rt.Capabilities())}
+	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Harvested: true,
+		Unhonoured: Unhonoured(spec, rt.Capabilities())}
 	s.harvested = true
+	// From here on, an error returns the outcome too: what the harvest
+	// counted must reach the report that drops its records.
 	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
 	popts.PodImages = opts.PodImages
 	if spec.DiskUsage != nil {
 		if out.Disk, err = measureBefore(spec.DiskUsage, &popts, opts.Disk); err != nil {
-			return Outcome{}, fmt.Errorf("%w: %w", ErrDisk, err)
+			return out, fmt.Errorf("%w: %w", ErrDisk, err)
 		}
 		if out.Disk.Pressure == "" && popts.UnusedFor == 0 {
 			// Under the watermarks, and no maxUnusedAge: nothing to do.
@@ -73,7 +76,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	}
 	imageIDs, containerIDs := plan.Candidates(&inv, &popts, now)
 	if err := inspect(ctx, rt, opts.Clock, &inv, imageIDs, containerIDs, opts.Concurrency); err != nil {
-		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
+		return out, fmt.Errorf("%w: %w", ErrEngine, err)
 	}
 	out.Plan = plan.Make(&inv, &popts, now)
 	if spec.DryRun || opts.PlanOnly {
@@ -86,7 +89,8 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	// went. The record stays until the sweep is committed.
 	opts.Clock.Begin(opts.Policy, now, removals(&out.Plan))
 	if err := save(opts.Clock); err != nil {
-		return Outcome{}, err // nothing removed: no record, no removal
+		out.Plan, out.Result = plan.Plan{}, apply.Result{}
+		return out, err // nothing removed: no record, no removal
 	}
 	applyOpts := apply.Options{RemoveVolumes: spec.StoppedContainers.RemoveVolumes, Concurrency: opts.Concurrency, Proceed: opts.Proceed, Pods: opts.Pods,
 		Recent: recentSince(opts.Clock, &popts, now)}
@@ -96,17 +100,21 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 		applyOpts.Concurrency, applyOpts.Enough = 1, enoughWhenBelowLow(spec.DiskUsage, opts.Disk)
 	}
 	out.Result = apply.Run(ctx, rt, &out.Plan, applyOpts)
+	listed := true
 	if len(out.Result.Failed) > 0 || out.Result.Stopped != "" {
-		settle(ctx, rt, &out)
+		listed = settle(ctx, rt, &out)
 	}
 	for _, ri := range out.Result.RemovedImages {
 		if ri.Deleted {
 			opts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again
 		}
 	}
-	// What failed may still have been done: the result cannot count it,
-	// the next sweep's harvest will, whatever this one's report says.
-	unsettled(opts.Clock, opts.Policy, &out)
+	if !listed {
+		// What failed may still have been done, and no listing says: the
+		// result cannot count it, the next sweep's harvest will, whatever
+		// this one's report says.
+		unsettled(opts.Clock, opts.Policy, &out)
+	}
 	if out.Disk != nil {
 		measureAfter(spec.DiskUsage, out.Disk, &out.Result, opts.Disk)
 	}

@@ -312,11 +312,11 @@ func TestCRIContainersOfOtherClientsKeepTheirImages(t *testing.T) {
 	s := newCRIScenario(t)
 	running := s.image("running")
 	created := s.image("created")
-	loose := s.image("loose")
+	loose := s.c.Image(s.reg, s.repo+"-loose", "1")
 	runner := s.c.OthersContainer(s.ref("running"), true)
 	creation := s.c.OthersContainer(s.ref("created"), false)
 
-	out := s.sweep(s.spec(nil, s.reg.Host+"/"+s.repo+":*"))
+	out := s.sweep(s.spec(nil, s.reg.Host+"/"+s.repo+"*:*"))
 	if !s.c.HasImage(running) || !s.c.HasImage(created) {
 		t.Fatalf("an image a container of containerd's own API uses went: %+v", out.Result)
 	}
@@ -331,6 +331,24 @@ func TestCRIContainersOfOtherClientsKeepTheirImages(t *testing.T) {
 	}
 	if got := reasons(out.Result.Blocked); !slices.Equal(got, []string{"OtherClient", "OtherClient"}) {
 		t.Fatalf("blocked %v, want OtherClient twice: %+v", got, out.Result.Blocked)
+	}
+}
+
+// Another client's container names its image by a reference, which can
+// move: pulled again, the tag names another image, and the one the
+// container runs keeps only the digest reference of its own pull. It
+// still stays: such a container keeps every image of its repository.
+func TestCRIAnOtherClientsContainerKeepsItsImageWhenItsTagMoves(t *testing.T) {
+	s := newCRIScenario(t)
+	first := s.c.ImageBuilt(s.reg, s.repo, time.Now().Add(-time.Hour), "moving")
+	s.c.OthersContainer(s.ref("moving"), true)
+	second := s.c.ImageBuilt(s.reg, s.repo, time.Now(), "moving")
+	if first == second || !s.c.HasImage(first) {
+		t.Fatalf("the tag did not move to another image while the first stayed: %s, %s", first, second)
+	}
+	out := s.sweep(s.spec(nil, s.reg.Host+"/**"))
+	if !s.c.HasImage(first) {
+		t.Fatalf("the image the container runs went, its tag having moved: %+v", out.Result)
 	}
 }
 

@@ -2,7 +2,10 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"sync/atomic"
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
@@ -12,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 )
 
 // The CRI lists only the containers it made, and containerd's CRI removes
@@ -43,50 +47,157 @@ const madeByOthers = "another client of containerd (ctr, nerdctl, BuildKit)"
 // nativeContainers reads containerd's own containers API.
 type nativeContainers struct {
 	client containersapi.ContainersClient
-	// absent: the runtime serves no containerd API (CRI-O); not asked again.
+	// absent: the runtime serves no containerd API and is not containerd
+	// (CRI-O); not asked again.
 	absent atomic.Bool
 }
 
-// othersContainers lists the containers of the CRI's namespace that the
-// CRI did not make, each with the ID of the image it names (resolved as
-// the CRI resolves it; "" when no image of the CRI has that name). A
-// runtime without containerd's API has none.
+// othersContainers lists the containers of the CRI's namespace but its pod
+// sandboxes (the caller drops those the CRI lists, which it made). A
+// container names its image by a reference, not by the image it runs: a
+// tag may have moved since, or gone. So each one uses the image its
+// reference names now, and every image with a reference in the same
+// repository (the one it runs keeps the digest reference of its pull
+// there): one entry per image, fail closed. A runtime without
+// containerd's API has none; containerd without it is an error, not a
+// node without other clients.
 func (r *Runtime) othersContainers(ctx context.Context) ([]engine.Container, error) {
 	if r.native.absent.Load() {
 		return nil, nil
 	}
-	r.count("containerd.Containers.List")
-	lctx, cancel := r.read(metadata.AppendToOutgoingContext(ctx, namespaceHeader, criNamespace))
-	res, err := r.native.client.List(lctx, &containersapi.ListContainersRequest{})
-	cancel()
-	switch status.Code(err) {
-	case codes.OK:
-	case codes.Unimplemented:
+	listed, err := r.listNative(ctx)
+	switch {
+	case status.Code(err) == codes.Unimplemented:
+		v, verr := r.version(ctx)
+		if verr != nil {
+			return nil, verr
+		}
+		if v.GetRuntimeName() == "containerd" {
+			return nil, fmt.Errorf("containerd's own containers API does not answer on %s, so the containers of ctr, nerdctl or BuildKit cannot be seen: %w", r.endpoint, wrap(err))
+		}
 		r.native.absent.Store(true)
 		return nil, nil
-	default:
+	case err != nil:
 		return nil, fmt.Errorf("containerd's own containers: %w", wrap(err))
 	}
+	users := imageUsers{r: r, ids: map[string]string{}}
 	var out []engine.Container
-	for _, c := range res.GetContainers() {
-		if _, cri := c.GetLabels()[criKindLabel]; cri {
-			continue
+	for _, c := range listed {
+		if c.GetLabels()[criKindLabel] == "sandbox" {
+			continue // a pod's sandbox: the CRI pins its image
 		}
-		ct := engine.Container{ID: c.GetID(), Name: othersName(c), State: engine.StateUnknown, Labels: c.GetLabels(),
-			MadeBy: madeByOthers}
+		ct := engine.Container{ID: c.GetID(), Name: c.GetLabels()["nerdctl/name"], State: engine.StateUnknown,
+			Labels: c.GetLabels(), MadeBy: madeByOthers}
 		if at := c.GetCreatedAt(); at != nil {
 			ct.Created = at.AsTime()
 		}
-		if ref := c.GetImage(); ref != "" {
-			id, err := r.imageID(ctx, ref)
-			if err != nil {
-				return nil, fmt.Errorf("the image of container %s: %w", engine.ShortID(ct.ID), err)
-			}
-			ct.ImageID = id
+		ids, err := users.of(ctx, c.GetImage())
+		if err != nil {
+			return nil, fmt.Errorf("the image of container %s: %w", engine.ShortID(ct.ID), err)
 		}
-		out = append(out, ct)
+		if len(ids) == 0 {
+			out = append(out, ct) // no image by that name (BuildKit's run from snapshots it holds)
+		}
+		for _, id := range ids {
+			ct.ImageID = id
+			out = append(out, ct)
+		}
 	}
 	return out, nil
+}
+
+// listNative lists the containers of the CRI's namespace through
+// containerd's own API, one message each (a whole list in one message can
+// pass containerd's 16 MiB limit: each carries its OCI spec).
+func (r *Runtime) listNative(ctx context.Context) ([]*containersapi.Container, error) {
+	r.count("containerd.Containers.ListStream")
+	ctx, cancel := r.read(metadata.AppendToOutgoingContext(ctx, namespaceHeader, criNamespace))
+	defer cancel()
+	stream, err := r.native.client.ListStream(ctx, &containersapi.ListContainersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	var out []*containersapi.Container
+	for {
+		msg, err := stream.Recv()
+		switch {
+		case errors.Is(err, io.EOF):
+			return out, nil
+		case err != nil:
+			return nil, err
+		}
+		out = append(out, msg.GetContainer())
+	}
+}
+
+// imageUsers finds the images a reference may stand for, for one listing.
+type imageUsers struct {
+	r      *Runtime
+	ids    map[string]string // reference → the ID it names now ("" for none)
+	images []engine.Image    // listed at the first reference that has a repository
+}
+
+// of returns the IDs of the images ref names now, and of every image with
+// a reference in ref's repository.
+func (u *imageUsers) of(ctx context.Context, ref string) ([]string, error) {
+	if ref == "" {
+		return nil, nil
+	}
+	id, ok := u.ids[ref]
+	if !ok {
+		var err error
+		if id, err = u.r.imageID(ctx, ref); err != nil {
+			return nil, err
+		}
+		u.ids[ref] = id
+	}
+	var ids []string
+	if id != "" {
+		ids = append(ids, id)
+	}
+	repo := repositoryOf(ref)
+	if repo == "" {
+		return ids, nil
+	}
+	if u.images == nil {
+		images, err := u.r.ListImages(ctx)
+		if err != nil {
+			return nil, err
+		}
+		u.images = append(images, engine.Image{}) // listed, even when empty
+	}
+	for _, img := range u.images {
+		if img.ID != id && holdsRepository(&img, repo) {
+			ids = append(ids, img.ID)
+		}
+	}
+	return ids, nil
+}
+
+// repositoryOf is a reference's repository, normalized; "" for an ID or
+// what does not parse.
+func repositoryOf(ref string) string {
+	if strings.HasPrefix(ref, "sha256:") {
+		return ""
+	}
+	if name, _, err := match.ParseDigest(ref); err == nil {
+		return name
+	}
+	if tag, err := match.ParseTag(ref); err == nil {
+		return tag.Name
+	}
+	return ""
+}
+
+// holdsRepository reports whether the image has a tag or a digest
+// reference in the repository.
+func holdsRepository(img *engine.Image, repo string) bool {
+	for _, ref := range append(append([]string(nil), img.RepoTags...), img.RepoDigests...) {
+		if repositoryOf(ref) == repo {
+			return true
+		}
+	}
+	return false
 }
 
 // imageID is the ID of the image ref names, as the CRI resolves it; ""
@@ -101,7 +212,3 @@ func (r *Runtime) imageID(ctx context.Context, ref string) (string, error) {
 	}
 	return res.GetImage().GetId(), nil
 }
-
-// othersName is a container's name as nerdctl shows it; "" for others,
-// which reports then name by its ID.
-func othersName(c *containersapi.Container) string { return c.GetLabels()["nerdctl/name"] }

@@ -473,7 +473,8 @@ func (r *Recovered) Empty() bool { return len(r.Images) == 0 && len(r.Containers
 // Harvest settles the policy's begun removals against a fresh listing,
 // before a new sweep plans: those of sweeps reported through reported are
 // dropped (to the second: a report keeps its sweep's start to the second,
-// and the agent begins no two sweeps of a policy in one second); of the
+// and the agent begins no two sweeps of a policy in one second), but for
+// unsettled ones, which no report could count; of the
 // others, the images that are gone or lost a reference the
 // plan meant to remove, and the planned containers that are gone, are
 // returned (the engine lost them while their removal was under way); an
@@ -527,7 +528,7 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported, sweep ti
 		}
 		switch {
 		case img != nil && img.Unreferenced() && !u.Gone:
-			u.Containers, u.Refs = nil, nil // counted
+			u.Containers, u.Refs, u.Unsettled = nil, nil, false // counted
 			c.unfinished[id] = u
 		default:
 			delete(c.unfinished, id)
@@ -564,7 +565,8 @@ func removedARef(refs []string, held map[string]bool) bool {
 }
 
 // Reported drops the policy's begun removals, and its harvest, of sweeps
-// that started at or before through: their report is written.
+// that started at or before through: their report is written. An
+// unsettled removal stays: that report could not count it.
 func (c *Clock) Reported(policy string, through time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

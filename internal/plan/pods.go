@@ -82,6 +82,9 @@ func isHex(s string) bool {
 // Using names a pod that uses an image with this ID and these references,
 // "" when none does.
 func (p PodIndex) Using(id string, tags, digests []string) string {
+	if !strings.HasPrefix(id, "sha256:") && isHex(id) {
+		id = "sha256:" + id // CRI-O lists an image's ID as its bare digits
+	}
 	if pod, ok := p.ids[id]; ok {
 		return pod
 	}

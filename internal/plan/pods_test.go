@@ -99,3 +99,14 @@ func TestPodReferencesResolveAsTheRuntimeDoes(t *testing.T) {
 		}
 	}
 }
+
+// CRI-O lists an image's ID without sha256:, where a pod's status and a
+// short ID name it with or without: they still meet.
+func TestPodReferencesMeetAnIDListedWithoutItsAlgorithm(t *testing.T) {
+	bare := strings.TrimPrefix(id("crio-image"), "sha256:")
+	for _, ref := range []string{"sha256:" + bare, bare, "sha256:" + bare[:12], bare[:12]} {
+		if plan.PodsNaming([]plan.PodImage{{Ref: ref, Pod: "ns/pod"}}).Using(bare, nil, nil) == "" {
+			t.Errorf("a pod naming %q does not keep the image listed as %s", ref, bare)
+		}
+	}
+}

@@ -133,6 +133,7 @@ type follower struct {
 	pending  int
 	replayed bool
 	polls    chan chan struct{}
+	ended    chan struct{} // closed when its Events returns
 }
 
 // New returns an empty engine.
@@ -247,13 +248,23 @@ func (f *Engine) Restart() {
 // WaitFollowers waits until n followers are connected (Events with
 // follow), each has applied its replay and every event sent to it: a
 // model test's steps then see the agent's clock as the real follower left
-// it, not half-way.
-func (f *Engine) WaitFollowers(n int) {
+// it, not half-way. It reports false if that did not happen within the
+// timeout.
+func (f *Engine) WaitFollowers(n int, timeout time.Duration) bool {
+	expired := false
+	timer := time.AfterFunc(timeout, func() {
+		f.mu.Lock()
+		expired = true
+		f.settled.Broadcast()
+		f.mu.Unlock()
+	})
+	defer timer.Stop()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for !f.followersSettled(n) {
+	for !f.followersSettled(n) && !expired {
 		f.settled.Wait()
 	}
+	return f.followersSettled(n)
 }
 
 func (f *Engine) followersSettled(n int) bool {
@@ -273,17 +284,20 @@ func (f *Engine) followersSettled(n int) bool {
 // has applied what it saw.
 func (f *Engine) PollFollowers() {
 	f.mu.Lock()
-	var asks []chan chan struct{}
+	var asks []*follower
 	for _, fl := range f.subs {
 		if fl.polls != nil {
-			asks = append(asks, fl.polls)
+			asks = append(asks, fl)
 		}
 	}
 	f.mu.Unlock()
-	for _, ask := range asks {
+	for _, fl := range asks {
 		done := make(chan struct{})
-		ask <- done
-		<-done
+		select {
+		case fl.polls <- done:
+			<-done
+		case <-fl.ended: // it stopped following meanwhile
+		}
 	}
 }
 
@@ -573,7 +587,8 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	}
 	replay = append(replay, engine.Event{Type: engine.EventNow, Time: f.now()})
 	var ch chan engine.Event
-	fl := &follower{}
+	fl := &follower{ended: make(chan struct{})}
+	defer close(fl.ended)
 	if follow {
 		ch = make(chan engine.Event, cmp.Or(f.FollowBuffer, 1024))
 		if f.CRI {

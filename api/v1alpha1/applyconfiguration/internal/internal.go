@@ -305,6 +305,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: containersRemoved
       type:
         scalar: numeric
+    - name: countedThrough
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
     - name: decisions
       type:
         list:

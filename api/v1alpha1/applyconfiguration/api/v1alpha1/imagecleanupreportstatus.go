@@ -46,6 +46,11 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	Message *string `json:"message,omitempty"`
 	// lastSweepTime is when the last sweep started.
 	LastSweepTime *v1.Time `json:"lastSweepTime,omitempty"`
+	// countedThrough is the start of the latest sweep that counted here
+	// what the runtime lost of the removals begun before it (a sweep that
+	// could not list the runtime counts nothing, and leaves it as it was):
+	// the agent's records of the removals begun up to then are told.
+	CountedThrough *v1.Time `json:"countedThrough,omitempty"`
 	// lastSweepDuration is how long it took, such as 1.2s.
 	LastSweepDuration *string `json:"lastSweepDuration,omitempty"`
 	// imagesRemoved counts images (or tags) removed by the last sweep.
@@ -121,6 +126,14 @@ func (b *ImageCleanupReportStatusApplyConfiguration) WithMessage(value string) *
 // If called multiple times, the LastSweepTime field is set to the value of the last call.
 func (b *ImageCleanupReportStatusApplyConfiguration) WithLastSweepTime(value v1.Time) *ImageCleanupReportStatusApplyConfiguration {
 	b.LastSweepTime = &value
+	return b
+}
+
+// WithCountedThrough sets the CountedThrough field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the CountedThrough field is set to the value of the last call.
+func (b *ImageCleanupReportStatusApplyConfiguration) WithCountedThrough(value v1.Time) *ImageCleanupReportStatusApplyConfiguration {
+	b.CountedThrough = &value
 	return b
 }
 
