@@ -231,30 +231,30 @@ func checkLives(t *testing.T, share int, rules lifeRules) {
 // replay exactly.
 var lifesThatFoundBugs = map[string]replayedLife{
 	// A pod naming its image in an image volume (found after 160 lives).
-	"volumes": {seed: 12502621869661681267},
+	"image-volumes": {seed: 12502621869661681267},
 	// A container that another client of containerd made (found after 37).
-	"others": {seed: 2930002133168743306, rules: lifeRules{cri: true}},
+	"other-clients": {seed: 2930002133168743306, rules: lifeRules{cri: true}},
 	// A pod naming its image by a short ID (found after 10).
-	"shortid": {seed: 9662086541634419060},
+	"short-ids": {seed: 9662086541634419060},
 	// The runtime died under a removal; its sweep's report could not count
 	// it, and dropped its record (found after 148).
 	"unsettled": {seed: 13825145573268618900},
 	// A pod bound to the node names an image (found after 47).
 	"pods": {seed: 15577767196718077203},
 	// A use stamped by an engine whose clock runs ahead (found after 200).
-	"ahead": {seed: 9473385121634281221, rules: lifeRules{engineAhead: true}},
+	"clock-ahead": {seed: 9473385121634281221, rules: lifeRules{engineAhead: true}},
 	// An image excluded by its digest reference's repository (found after 31).
-	"f1": {seed: 11523741279320022107},
+	"digest-exclusion": {seed: 11523741279320022107},
 	// An image that left and came back arrived again (found after 108).
-	"f2": {seed: 6778291047519782483},
+	"departures": {seed: 6778291047519782483},
 	// A use by a container the clock met first in an event (found after 9).
-	"f3": {seed: 17315971817734185359},
+	"event-uses": {seed: 17315971817734185359},
 	// A policy change stops a running sweep (found after 402).
-	"f8": {seed: 11298488828710834414},
+	"change-stops": {seed: 11298488828710834414},
 	// keepNewest ranks by build date (found after 30).
-	"f9": {seed: 16028344778084347758},
+	"build-order": {seed: 16028344778084347758},
 	// What a killed sweep removed is counted by the next one (found after 158).
-	"f10": {seed: 8871587134698557953},
+	"killed-counted": {seed: 8871587134698557953},
 }
 
 // replayedLife is one life by its seed, on the rules it was found on.

@@ -20,58 +20,63 @@ LIFE = None
 
 # name: (what it reverts, [(file, old, new), ...][, the test that catches it])
 MUTANTS = {
-    "f1": ("issue 17 finding 1: exclusions by tag only, digests ignored", [
+    "digest-exclusion": ("an exclusion names tags only, not a digest reference's repository (issue 17, finding 1)", [
         (PLAN, "\tif excl.Whole || opts.Exclude.NamesAnyDigest(mi) {", "\tif excl.Whole {"),
         (PLAN, "\treturn ix.sandboxes[img.ID] || opts.Exclude.Select(mi).Any() ||",
          "\treturn ix.sandboxes[img.ID] || opts.Exclude.Select(match.Image{ID: img.ID, RepoTags: img.RepoTags}).Any() ||"),
     ]),
-    "f2": ("issue 17 finding 2: a departure is never noticed, from events or the sweep's own removals", [
+    "departures": ("an image that leaves is never forgotten, so its return is no arrival (issue 17, finding 2)", [
         (FOLLOW, "\t\t\tc.ImageGone(e.ID)\n", "\t\t\t_ = e.ID\n"),
         (FOLLOW, "\t\t\t\tc.ImageArrived(imageID, e.Time)\n", "\t\t\t\t_ = imageID\n"),
         (SWEEP, "\t\t\topts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again\n", "\t\t\t_ = ri.ImageID\n"),
     ]),
-    "f3": ("issue 17 finding 3: events credited only to containers the clock already knows", [
+    "event-uses": ("an event credits only containers the clock already knows (issue 17, finding 3)", [
         (FOLLOW, "\t\tif imageID == \"\" {\n\t\t\tif imageID = resolve(", "\t\tif false {\n\t\t\tif imageID = resolve("),
     ]),
-    "parent": ("issue 17 finding 4: a parent's maxUnusedAge does not hold its prune back", [
+    "parent-guards": ("a parent's maxUnusedAge does not hold its prune back (issue 17, finding 4)", [
         (PLAN, "\treason, _, _ := ClockGuard(img.Arrived, img.LastUsed, opts, ix.now)",
          "\tnoUse := *opts\n\tnoUse.UnusedFor = 0\n\treason, _, _ := ClockGuard(img.Arrived, img.LastUsed, &noUse, ix.now)"),
     ], ("./internal/plan", "^TestPruneHonoursTheParentsGuards$")),
-    "f8": ("issue 17 finding 8: a policy change does not stop a running sweep", [
+    "change-stops": ("a policy change does not stop a running sweep (issue 17, finding 8)", [
         ("controllers/node_controller.go", "\treturn func() error {\n\t\tvar p v1alpha1.ImageCleanupPolicy\n",
          "\treturn func() error {\n\t\tif true {\n\t\t\treturn nil\n\t\t}\n\t\tvar p v1alpha1.ImageCleanupPolicy\n"),
     ]),
-    "f9": ("issue 17 finding 9: keepNewest ranks by arrival, not by build", [
+    "build-order": ("keepNewest ranks by arrival, not by build (issue 17, finding 9)", [
         (PLAN, "\t\t\tif !as[i].BuiltAt.Equal(as[j].BuiltAt) {", "\t\t\tif false {"),
     ]),
-    "f10": ("issue 17 finding 10: what an interrupted sweep removed is never counted", [
-        (SWEEP,
-         "\tout := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Unhonoured: Unhonoured(spec, rt.Capabilities())}",
-         "\t_ = opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now)\n\tout := Outcome{Unhonoured: Unhonoured(spec, rt.Capabilities())}"),
+    "killed-counted": ("what a killed sweep removed is never counted (issue 17, finding 10)", [
+        (SWEEP, "\tout := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Harvested: true,",
+         "\t_ = opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now)\n\tout := Outcome{Harvested: true,"),
     ]),
-    "pods": ("issue 18: neither the plan nor the re-check sees the pods bound to the node", [
+    "pods": ("neither the plan nor the re-check sees the pods bound to the node (issue 18)", [
         (PLAN, "\tix.pods = PodsNaming(opts.PodImages)", "\tix.pods = PodsNaming(nil)"),
         NO_PODS_RECHECK,
     ]),
-    "podsmid": ("invariant 4: the re-check does not ask for the pods (a pod bound mid-sweep)", [NO_PODS_RECHECK],
-                ("./internal/apply", "^TestRunKeepsAnImageAPodWasBoundTo$")),
-    "use": ("invariants 5 and 6: the re-check does not read the image clock (a use mid-sweep)", [
+    "pods-midsweep": ("the re-check does not ask for the pods: a pod bound mid-sweep (invariant 4)", [NO_PODS_RECHECK],
+                      ("./internal/apply", "^TestRunKeepsAnImageAPodWasBoundTo$")),
+    "use-midsweep": ("the re-check does not read the image clock: a use mid-sweep (invariants 5 and 6)", [
         (APPLY, "\tif x.opts.Recent == nil {\n\t\treturn nil\n\t}", "\tif true {\n\t\treturn nil\n\t}"),
     ], ("./internal/cleanup", "^TestWhatTheClockLearnsMidSweepKeepsTheImage$")),
-    "volumes": ("issue 33 finding 1: an image volume's image is not read", [
+    "clock-ahead": ("a use stamped later than now falls back to the arrival (invariants 5 and 6)", [
+        (PLAN, "\tcase lastUsedAt.After(now):\n\t\treturn now\n", "\tcase lastUsedAt.After(now):\n\t\treturn arrived(arrivedAt, now)\n"),
+    ]),
+    "image-volumes": ("an image volume's image is not read (issue 33, finding 1)", [
         (PODS, "\t\t\tadd(\"image volume \"+v.Name, v.Image.Reference)\n", "\t\t\t_ = v\n"),
     ]),
-    "others": ("issue 33 finding 2: a stopped container another client made counts as the runtime's own", [
+    "other-clients": ("a stopped container another client made counts as the runtime's own (issue 33, finding 2)", [
         (ENGINE, "\tif c.MadeBy != \"\" {\n\t\treturn false\n\t}\n", ""),
     ]),
-    "shortid": ("issue 33 finding 3: a pod's short ID names no image", [
+    "short-ids": ("a pod's short ID names no image (issue 33, finding 3)", [
         (PODINDEX, "isHex(hex) && len(hex) <= idLength {", "isHex(hex) && len(hex) == idLength && hex != ref {"),
     ]),
-    "unsettled": ("issue 33 findings 5 and 6: a removal the runtime died under is dropped with its report", [
-        (SWEEP, "\tunsettled(opts.Clock, opts.Policy, &out)\n", ""),
+    "unsettled": ("a removal the runtime died under is dropped with its report (issue 33, findings 5 and 6)", [
+        (SWEEP, "\t\tunsettled(opts.Clock, opts.Policy, &out)\n", ""),
     ]),
-    "ahead": ("invariants 5 and 6: a use stamped later than now falls back to the arrival", [
-        (PLAN, "\tcase lastUsedAt.After(now):\n\t\treturn now\n", "\tcase lastUsedAt.After(now):\n\t\treturn arrived(arrivedAt, now)\n"),
+    "harvest-kept": ("a sweep that fails after its harvest loses what the harvest counted", [
+        (SWEEP, "\t\t\treturn out, fmt.Errorf(\"%w: %w\", ErrDisk, err)", "\t\t\treturn Outcome{}, fmt.Errorf(\"%w: %w\", ErrDisk, err)"),
+    ]),
+    "counted-through": ("a sweep that could not list the runtime settles the records before it", [
+        ("controllers/node_controller.go", "\t\t\tif t := countedThrough(s.report); t != nil {", "\t\t\tif t := s.report.LastSweepTime; t != nil {"),
     ]),
 }
 

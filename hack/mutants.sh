@@ -93,6 +93,11 @@ replay)
 		rc=0
 		# shellcheck disable=SC2086 # flags are words
 		(scratch && "$out/$name.test" -test.run "$run" -test.v $flags >"$out/replay-$name.log" 2>&1) || rc=$?
+		if [[ "$run" == */* ]] && ! grep -q "^=== RUN .*/${name}\$" "$out/replay-$name.log"; then
+			echo "mutants: $name has no life in lifesThatFoundBugs: find one (hack/mutants.sh search $name)" >&2
+			failed=1
+			continue
+		fi
 		if [ "$rc" -eq 0 ]; then
 			if grep -q -- "^--- PASS" "$out/replay-$name.log"; then
 				echo "mutants: $name survived $run ($pkg): find a life that catches it (hack/mutants.sh search $name)" >&2
