@@ -230,31 +230,31 @@ func checkLives(t *testing.T, share int, rules lifeRules) {
 // fails with its mutant. They run one engine call at a time, so that they
 // replay exactly.
 var lifesThatFoundBugs = map[string]replayedLife{
-	// A pod naming its image in an image volume (found after 160 lives).
-	"image-volumes": {seed: 12502621869661681267},
-	// A container that another client of containerd made (found after 37).
-	"other-clients": {seed: 2930002133168743306, rules: lifeRules{cri: true}},
-	// A pod naming its image by a short ID (found after 10).
-	"short-ids": {seed: 9662086541634419060},
+	// A pod naming its image in an image volume (found after 56 lives).
+	"image-volumes": {seed: 1495664262041221593},
+	// A container that another client of containerd made (found after 471).
+	"other-clients": {seed: 15190104053622574620, rules: lifeRules{cri: true}},
+	// A pod naming its image by a short ID (found after 12).
+	"short-ids": {seed: 8713120889089917093},
 	// The runtime died under a removal; its sweep's report could not count
-	// it, and dropped its record (found after 148).
-	"unsettled": {seed: 13825145573268618900},
-	// A pod bound to the node names an image (found after 47).
-	"pods": {seed: 15577767196718077203},
-	// A use stamped by an engine whose clock runs ahead (found after 200).
-	"clock-ahead": {seed: 9473385121634281221, rules: lifeRules{engineAhead: true}},
-	// An image excluded by its digest reference's repository (found after 31).
-	"digest-exclusion": {seed: 11523741279320022107},
-	// An image that left and came back arrived again (found after 108).
-	"departures": {seed: 6778291047519782483},
-	// A use by a container the clock met first in an event (found after 9).
-	"event-uses": {seed: 17315971817734185359},
-	// A policy change stops a running sweep (found after 402).
-	"change-stops": {seed: 11298488828710834414},
-	// keepNewest ranks by build date (found after 30).
-	"build-order": {seed: 16028344778084347758},
-	// What a killed sweep removed is counted by the next one (found after 158).
-	"killed-counted": {seed: 8871587134698557953},
+	// it, and dropped its record (found after 1,790).
+	"unsettled": {seed: 10533947139916790307},
+	// A pod bound to the node names an image (found after 22).
+	"pods": {seed: 4962015530302331769},
+	// A use stamped by an engine whose clock runs ahead (found at once).
+	"clock-ahead": {seed: 16450350597607239181, rules: lifeRules{engineAhead: true}},
+	// An image excluded by its digest reference's repository (found after 61).
+	"digest-exclusion": {seed: 10043632964531728193},
+	// An image that left and came back arrived again (found after 46).
+	"departures": {seed: 15306989599672579919},
+	// A use by a container the clock met first in an event (found after 42).
+	"event-uses": {seed: 13287469334411053209},
+	// A policy change stops a running sweep (found after 1,946).
+	"change-stops": {seed: 12690338314928406367},
+	// keepNewest ranks by build date (found after 68).
+	"build-order": {seed: 1708872147164061635},
+	// What a killed sweep removed is counted by the next one (found after 72).
+	"killed-counted": {seed: 14004295163205588835},
 }
 
 // replayedLife is one life by its seed, on the rules it was found on.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 )
 
 // Reconcile with a fake API client, a fake engine and a fake clock: the
@@ -354,5 +357,41 @@ func TestTheAgentsSweepKeepsToItsEngineCalls(t *testing.T) {
 		if paced.most != calls {
 			t.Errorf("--max-engine-calls %d: %d container removals under way at once", calls, paced.most)
 		}
+	}
+}
+
+// A sweep killed after the runtime removed an image; the restarted agent's
+// first sweep cannot list the runtime, and writes a report that names its
+// own start. The next sweep still counts the killed sweep's removal: that
+// report counted nothing, so it settled nothing.
+func TestAReportOfASweepThatCouldNotListSettlesNothing(t *testing.T) {
+	h := newHarness(t, ciJobs())
+	ctx := context.Background()
+	killedAt := h.clock.Now().Add(-time.Hour)
+	gone := "sha256:" + repeat("b")
+	h.engine.AddImage(engine.Image{ID: gone, RepoTags: []string{"ci.local/gone:1"}})
+	clock, err := h.r.Images.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := cleanup.Collect(ctx, h.engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Observe(&inv, killedAt)
+	clock.Begin("p", killedAt, []imageclock.Removal{{ImageID: gone, Image: "ci.local/gone:1", Refs: []string{"ci.local/gone:1"}}})
+	h.engine.RemoveImageByHand(gone)
+
+	h.engine.SetDown(true)
+	h.reconcile(t)
+	if rep := h.report(t); rep == nil || rep.Status.Phase != v1alpha1.PhaseFailed {
+		t.Fatalf("the sweep under a runtime that does not answer: %+v", rep)
+	}
+	h.engine.SetDown(false)
+	h.clock.Step(time.Minute)
+	h.reconcile(t)
+	rep := h.report(t)
+	if rep == nil || rep.Status.Totals.ImagesRemoved != 2 || !slices.Contains(rep.Status.RemovedImages, "ci.local/gone:1 (removed by an interrupted sweep)") {
+		t.Fatalf("want the killed sweep's removal counted beside the sweep's own: %+v", rep.Status)
 	}
 }

@@ -123,14 +123,11 @@ func removedImageLine(ri *apply.RemovedImage) string {
 // the last sweep's figures stay.
 // countedThrough is the start of the latest sweep that a report says
 // counted what the runtime lost of the removals begun before it; nil when
-// none did. A report written before the field existed counted at every
-// sweep it names.
-func countedThrough(st *v1alpha1.ImageCleanupReportStatus) *metav1.Time {
-	if st.CountedThrough != nil || st.LastSweepTime == nil {
-		return st.CountedThrough
-	}
-	return st.LastSweepTime
-}
+// none did: then every record is counted. (A report of an agent from
+// before the field was added reads as none: its records were dropped when
+// it was written, but for one whose agent died in between, which counts
+// again once.)
+func countedThrough(st *v1alpha1.ImageCleanupReportStatus) *metav1.Time { return st.CountedThrough }
 
 func idleStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, phase v1alpha1.ReportPhase, reason, message string) v1alpha1.ImageCleanupReportStatus {
 	st := *prev.DeepCopy()

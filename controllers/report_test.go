@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -104,5 +105,26 @@ func TestSweepStatusSaysWhatTheRuntimeCannotHonour(t *testing.T) {
 	st := sweepStatus(&v1alpha1.ImageCleanupReportStatus{}, 1, time.Now(), time.Second, judge(out, nil, false), out)
 	if st.Phase != v1alpha1.PhaseSucceeded || st.Message != "force is not honoured: …" {
 		t.Errorf("phase %s, message %q", st.Phase, st.Message)
+	}
+}
+
+// A report says through which sweep it counted what earlier sweeps' records
+// hold: a sweep that listed the runtime moves countedThrough to its start;
+// one that could not keeps it where it was (the records it never read are
+// not settled by its lastSweepTime), and says none if none did.
+func TestCountedThroughMovesOnlyWithASweepThatCounted(t *testing.T) {
+	first, second := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC), time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
+	counted := sweepStatus(&v1alpha1.ImageCleanupReportStatus{}, 1, first, time.Second, verdict{phase: v1alpha1.PhaseSucceeded}, &cleanup.Outcome{Harvested: true})
+	if counted.CountedThrough == nil || !counted.CountedThrough.Time.Equal(first) {
+		t.Fatalf("after a sweep that counted: countedThrough %v, want %s", counted.CountedThrough, first)
+	}
+	down := sweepStatus(&counted, 1, second, time.Second, judge(&cleanup.Outcome{}, fmt.Errorf("%w: refused", cleanup.ErrEngine), false), &cleanup.Outcome{})
+	if !down.LastSweepTime.Time.Equal(second) || down.CountedThrough == nil || !down.CountedThrough.Time.Equal(first) {
+		t.Fatalf("after a sweep that could not list: lastSweepTime %v, countedThrough %v, want %s and %s", down.LastSweepTime, down.CountedThrough, second, first)
+	}
+	never := sweepStatus(&v1alpha1.ImageCleanupReportStatus{}, 1, first, time.Second,
+		judge(&cleanup.Outcome{}, fmt.Errorf("%w: refused", cleanup.ErrEngine), false), &cleanup.Outcome{})
+	if never.CountedThrough != nil {
+		t.Fatalf("a first sweep that could not list says it counted through %v", never.CountedThrough)
 	}
 }

@@ -74,10 +74,10 @@ MUTANTS = {
     ]),
     "harvest-kept": ("a sweep that fails after its harvest loses what the harvest counted", [
         (SWEEP, "\t\t\treturn out, fmt.Errorf(\"%w: %w\", ErrDisk, err)", "\t\t\treturn Outcome{}, fmt.Errorf(\"%w: %w\", ErrDisk, err)"),
-    ]),
+    ], ("./internal/cleanup", "^TestASweepThatFailsAfterItsHarvestReturnsIt$")),
     "counted-through": ("a sweep that could not list the runtime settles the records before it", [
         ("controllers/node_controller.go", "\t\t\tif t := countedThrough(s.report); t != nil {", "\t\t\tif t := s.report.LastSweepTime; t != nil {"),
-    ]),
+    ], ("./controllers", "^TestAReportOfASweepThatCouldNotListSettlesNothing$")),
 }
 
 

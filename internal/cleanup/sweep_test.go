@@ -382,3 +382,29 @@ func TestTheSweepsOwnRemovalsAreNoUse(t *testing.T) {
 		t.Fatalf("want the container and the image removed: %+v", out.Result)
 	}
 }
+
+// A sweep that counted what earlier sweeps' records hold, and then failed
+// (here: the disk cannot be measured), still returns what it counted: its
+// report, which drops those records, must say it.
+func TestASweepThatFailsAfterItsHarvestReturnsIt(t *testing.T) {
+	f := fakeWithStoppedContainer()
+	clock := imageclock.InMemory()
+	inv, err := cleanup.Collect(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Observe(&inv, t0)
+	clock.Begin("p", t0, []imageclock.Removal{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1"}}})
+	f.RemoveImageByHand(imageA) // the killed sweep's removal went through
+	spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 80, LowPercent: 60}
+	})
+	broken := func() (disk.Usage, error) { return disk.Usage{}, errors.New("statfs: input/output error") }
+	out, err := cleanup.NewSweep(f, spec, t0.Add(time.Minute), cleanup.Options{Policy: "p", Clock: clock, Disk: broken}).Run(context.Background())
+	if !errors.Is(err, cleanup.ErrDisk) {
+		t.Fatalf("err %v, want the disk's", err)
+	}
+	if !out.Harvested || len(out.Recovered.Images) != 1 {
+		t.Fatalf("the failed sweep lost what it counted: harvested %v, recovered %+v", out.Harvested, out.Recovered)
+	}
+}
