@@ -161,8 +161,11 @@ type lifeModel struct {
 	// flight at once, each of them may be between its re-check and its
 	// removal: the window of one round trip that mid-sweep steps leave
 	// alone.
-	applying   bool
-	rechecked  map[string]bool
+	applying  bool
+	rechecked map[string]bool
+	// raced are the images a mid-sweep step acted on while their re-check
+	// began (racedRecheck).
+	raced      map[string]bool
 	destroyers int // destructive calls so far
 	onDestroy  func(n int, method, arg string)
 	dieOn      string // the removal the runtime dies under
@@ -1278,7 +1281,7 @@ func (m *lifeModel) beginReconcile(before map[string]engine.Image) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweeping, m.changedAt, m.afterChange, m.destroyers, m.violation = nil, 0, 0, 0, ""
-	m.applying, m.rechecked = false, map[string]bool{}
+	m.applying, m.rechecked, m.raced = false, map[string]bool{}, map[string]bool{}
 	if policy != nil && m.selected && !policy.Spec.Suspend {
 		m.sweeping = policy.Spec.DeepCopy()
 	}
@@ -1351,17 +1354,30 @@ func (m *lifeModel) violate(msg string) {
 // beforeCall sees every engine call: a destructive call made after the
 // policy changed breaks the promise that a change stops the sweep.
 func (m *lifeModel) beforeCall(method, arg string) {
+	// A re-check reads the image and lists its containers (the listing
+	// shared by the re-checks that ask together); read before m.mu (the
+	// engine takes its own lock) what each read covers: the images, and
+	// the parents their deletion prunes.
+	var chain []string
+	switch method {
+	case "ImageInspect":
+		chain = m.pruneChain(arg)
+	case "ContainerList":
+		for _, id := range strings.Split(arg, ",") {
+			chain = append(chain, m.pruneChain(id)...)
+		}
+	}
 	m.mu.Lock()
 	if m.sweeping == nil {
 		m.mu.Unlock()
 		return
 	}
-	switch method {
-	case "ContainerList": // a re-check's listing: the plan is made
-		m.applying = true
-	case "ImageInspect":
-		if m.applying { // a re-check's read
-			m.rechecked[arg] = true
+	if method == "ContainerList" {
+		m.applying = true // only re-checks list by image: the plan is made
+	}
+	if m.applying {
+		for _, id := range chain {
+			m.rechecked[id] = true
 		}
 	}
 	if method != "ImageRemove" && method != "ContainerRemove" {
@@ -1428,25 +1444,44 @@ func (m *lifeModel) changeDuring(d midSweep) {
 // arg) may remove, and the untagged parents above it, which the engine
 // prunes with it.
 func (m *lifeModel) window(method, arg string) map[string]bool {
+	var w map[string]bool
 	m.mu.Lock()
-	starts := slices.Collect(maps.Keys(m.rechecked))
+	w = maps.Clone(m.rechecked)
 	m.mu.Unlock()
 	if method == "ImageRemove" {
-		starts = append(starts, m.f.Named(arg))
-	}
-	w := map[string]bool{}
-	for _, id := range starts {
-		for id != "" && !w[id] {
+		for _, id := range m.pruneChain(m.f.Named(arg)) {
 			w[id] = true
-			img, _ := m.f.Image(id)
-			up, ok := m.f.Image(img.ParentID)
-			if !ok || !up.Unreferenced() {
-				break
-			}
-			id = img.ParentID
 		}
 	}
 	return w
+}
+
+// pruneChain is the image and the untagged parents above it, which the
+// engine prunes with it.
+func (m *lifeModel) pruneChain(id string) []string {
+	var chain []string
+	for id != "" && !slices.Contains(chain, id) {
+		chain = append(chain, id)
+		img, _ := m.f.Image(id)
+		up, ok := m.f.Image(img.ParentID)
+		if !ok || !up.Unreferenced() {
+			break
+		}
+		id = img.ParentID
+	}
+	return chain
+}
+
+// racedRecheck notes, after a mid-sweep step acted on an image outside
+// the window it saw, that a re-check of the image began meanwhile: the
+// step fell in the re-check's window of one round trip after all, and
+// what the sweep then does to that image is not held against it.
+func (m *lifeModel) racedRecheck(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rechecked[id] {
+		m.raced[id] = true
+	}
 }
 
 // pickOtherThan picks the pick-th image on the node outside the call's
@@ -1491,6 +1526,7 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 		c.State = engine.StateRunning
 		m.mu.Unlock()
 		m.started(c)
+		m.racedRecheck(c.ImageID)
 		return
 	}
 	id, ok := m.pickOtherThan(method, arg, d.pick)
@@ -1511,6 +1547,7 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 	}
 	m.f.AddContainer(c)
 	m.started(c)
+	m.racedRecheck(id)
 }
 
 // bindDuring is a pod bound to the node while a sweep runs: it names an
@@ -1527,6 +1564,9 @@ func (m *lifeModel) bindDuring(method, arg string, d midSweep) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.rechecked[id] {
+		return // its re-check began since the pick: the window
+	}
 	m.podsMade++
 	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("pod-%d", m.podsMade)},
 		Spec: corev1.PodSpec{NodeName: lifeNode, Containers: []corev1.Container{{Name: "c", Image: ref}}}}
@@ -1573,6 +1613,7 @@ func (m *lifeModel) useDuring(method, arg string, d midSweep) {
 			m.mu.Unlock()
 		}
 	}
+	m.racedRecheck(id) // once the agent's follower has heard of it
 }
 
 // countRemovals counts what a reconcile took from the images that were
