@@ -299,19 +299,7 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error
 	if othersErr != nil {
 		return nil, othersErr
 	}
-	criMade := make(map[string]bool, len(out))
-	for _, c := range out {
-		criMade[c.ID] = true
-	}
-	for _, c := range others {
-		// One the CRI made is in its listing; one the CRI made since its
-		// listing, or lost track of, is another client's here: it keeps
-		// its image.
-		if !criMade[c.ID] {
-			out = append(out, c)
-		}
-	}
-	return out, nil
+	return append(out, others...), nil
 }
 
 // criContainers lists the containers the CRI made.

@@ -52,8 +52,8 @@ type nativeContainers struct {
 	absent atomic.Bool
 }
 
-// othersContainers lists the containers of the CRI's namespace but its pod
-// sandboxes (the caller drops those the CRI lists, which it made). A
+// othersContainers lists the containers of the CRI's namespace that the
+// CRI did not make (it labels its containers and its pod sandboxes). A
 // container names its image by a reference, not by the image it runs: a
 // tag may have moved since, or gone. So each one uses the image its
 // reference names now, and every image with a reference in the same
@@ -83,9 +83,6 @@ func (r *Runtime) othersContainers(ctx context.Context) ([]engine.Container, err
 	users := imageUsers{r: r, ids: map[string]string{}}
 	var out []engine.Container
 	for _, c := range listed {
-		if c.GetLabels()[criKindLabel] == "sandbox" {
-			continue // a pod's sandbox: the CRI pins its image
-		}
 		ct := engine.Container{ID: c.GetID(), Name: c.GetLabels()["nerdctl/name"], State: engine.StateUnknown,
 			Labels: c.GetLabels(), MadeBy: madeByOthers}
 		if at := c.GetCreatedAt(); at != nil {
@@ -106,14 +103,21 @@ func (r *Runtime) othersContainers(ctx context.Context) ([]engine.Container, err
 	return out, nil
 }
 
-// listNative lists the containers of the CRI's namespace through
-// containerd's own API, one message each (a whole list in one message can
-// pass containerd's 16 MiB limit: each carries its OCI spec).
+// notTheCRIs selects, in containerd's filter syntax, the containers the
+// CRI did not make: those without its label (a missing label is "", which
+// differs from both values). The CRI's own, each with its OCI spec, stay
+// on the runtime's side: on a node of hundreds of pods they made a listing
+// many times larger than the CRI's own.
+const notTheCRIs = `labels."` + criKindLabel + `"!=container,labels."` + criKindLabel + `"!=sandbox`
+
+// listNative lists the containers of the CRI's namespace that the CRI did
+// not make, through containerd's own API, one message each (a whole list
+// in one message can pass containerd's 16 MiB limit).
 func (r *Runtime) listNative(ctx context.Context) ([]*containersapi.Container, error) {
 	r.count("containerd.Containers.ListStream")
 	ctx, cancel := r.read(metadata.AppendToOutgoingContext(ctx, namespaceHeader, criNamespace))
 	defer cancel()
-	stream, err := r.native.client.ListStream(ctx, &containersapi.ListContainersRequest{})
+	stream, err := r.native.client.ListStream(ctx, &containersapi.ListContainersRequest{Filters: []string{notTheCRIs}})
 	if err != nil {
 		return nil, err
 	}
