@@ -1533,12 +1533,7 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 	if !ok {
 		return
 	}
-	m.mu.Lock()
-	m.containersMade++
-	n := m.containersMade
-	m.mu.Unlock()
-	cid := fmt.Sprintf("%064x", 1<<41+n)
-	c := engine.Container{ID: cid, Name: "m" + cid[58:], ImageID: id, State: d.state, Created: m.engineNow()}
+	c := m.midSweepContainer("m", 1<<41, id, d.state)
 	if d.kubelet {
 		c.Labels = map[string]string{"io.kubernetes.pod.name": "pod"}
 	}
@@ -1548,6 +1543,18 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 	m.f.AddContainer(c)
 	m.started(c)
 	m.racedRecheck(id)
+}
+
+// midSweepContainer is a container of image in state, made in the middle
+// of a sweep (on the executor's goroutine); its ID counts from base, and
+// its name starts with prefix, apart from those the steps make.
+func (m *lifeModel) midSweepContainer(prefix string, base int, image, state string) engine.Container {
+	m.mu.Lock()
+	m.containersMade++
+	n := m.containersMade
+	m.mu.Unlock()
+	id := fmt.Sprintf("%064x", base+n)
+	return engine.Container{ID: id, Name: prefix + id[58:], ImageID: image, State: state, Created: m.engineNow()}
 }
 
 // bindDuring is a pod bound to the node while a sweep runs: it names an
@@ -1590,14 +1597,9 @@ func (m *lifeModel) useDuring(method, arg string, d midSweep) {
 		m.truth.arrived[id] = m.now
 		m.mu.Unlock()
 	} else {
-		m.mu.Lock()
-		m.containersMade++
-		n := m.containersMade
-		m.mu.Unlock()
-		cid := fmt.Sprintf("%064x", 1<<42+n)
-		c := engine.Container{ID: cid, Name: "u" + cid[58:], ImageID: id, State: engine.StateRunning, Created: m.engineNow()}
+		c := m.midSweepContainer("u", 1<<42, id, engine.StateRunning)
 		m.f.AddContainer(c)
-		m.f.RemoveContainerByHand(cid)
+		m.f.RemoveContainerByHand(c.ID)
 		m.mu.Lock()
 		m.truth.used[id] = m.now
 		m.mu.Unlock()

@@ -86,7 +86,7 @@ func TestTheAgentReadsEveryPodFieldThatNamesAnImage(t *testing.T) {
 		value := "registry.example/read/" + strings.ToLower(strings.ReplaceAll(path, ".", "-")) + ":1"
 		pod := &corev1.Pod{}
 		pod.Name, pod.Namespace = "p", "ns"
-		setTextField(reflect.ValueOf(pod).Elem(), strings.Split(path, "."), value)
+		fieldAt(reflect.ValueOf(pod).Elem(), strings.Split(path, ".")).SetString(value)
 		trimmed, err := trimPod(pod)
 		if err != nil {
 			t.Fatal(err)
@@ -102,8 +102,9 @@ func TestTheAgentReadsEveryPodFieldThatNamesAnImage(t *testing.T) {
 	for _, path := range driverParamsRead {
 		value := "registry.example/driver/" + strings.ToLower(strings.ReplaceAll(path, ".", "-")) + ":1"
 		pod := &corev1.Pod{}
-		setMapEntry(reflect.ValueOf(pod).Elem(), strings.Split(path, "."), "csi.example/Image", value)
-		setMapEntry(reflect.ValueOf(pod).Elem(), strings.Split(path, "."), "readOnly", "true")
+		params := fieldAt(reflect.ValueOf(pod).Elem(), strings.Split(path, "."))
+		params.SetMapIndex(reflect.ValueOf("csi.example/Image"), reflect.ValueOf(value))
+		params.SetMapIndex(reflect.ValueOf("readOnly"), reflect.ValueOf("true"))
 		trimmed, _ := trimPod(pod)
 		var refs []string
 		for _, pi := range podImages(trimmed.(*corev1.Pod)) {
@@ -113,32 +114,6 @@ func TestTheAgentReadsEveryPodFieldThatNamesAnImage(t *testing.T) {
 			t.Errorf("%s: the agent reads %q through its cache, want the image-named entry alone", path, refs)
 		}
 	}
-}
-
-// setMapEntry sets an entry of the text map at path in v, making every
-// pointer and one element of every list on the way.
-func setMapEntry(v reflect.Value, path []string, key, value string) {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Slice {
-		if v.Kind() == reflect.Pointer {
-			if v.IsNil() {
-				v.Set(reflect.New(v.Type().Elem()))
-			}
-			v = v.Elem()
-			continue
-		}
-		if v.Len() == 0 {
-			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
-		}
-		v = v.Index(0)
-	}
-	if len(path) == 0 {
-		if v.IsNil() {
-			v.Set(reflect.MakeMap(v.Type()))
-		}
-		v.SetMapIndex(reflect.ValueOf(key), reflect.ValueOf(value))
-		return
-	}
-	setMapEntry(v.FieldByName(path[0]), path[1:], key, value)
 }
 
 // walkTextFields calls found for every text field (a string, or a list of
@@ -175,25 +150,29 @@ func walkTextFields(t reflect.Type, path []string, namedImage bool, seen []refle
 	}
 }
 
-// setTextField sets the text field at path in v, making every pointer and
-// one element of every list on the way.
-func setTextField(v reflect.Value, path []string, value string) {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Slice {
-		if v.Kind() == reflect.Pointer {
-			if v.IsNil() {
-				v.Set(reflect.New(v.Type().Elem()))
+// fieldAt is the field at path in v, making every pointer and one element
+// of every list on the way (and the map at its end).
+func fieldAt(v reflect.Value, path []string) reflect.Value {
+	for {
+		for v.Kind() == reflect.Pointer || v.Kind() == reflect.Slice {
+			if v.Kind() == reflect.Pointer {
+				if v.IsNil() {
+					v.Set(reflect.New(v.Type().Elem()))
+				}
+				v = v.Elem()
+				continue
 			}
-			v = v.Elem()
-			continue
+			if v.Len() == 0 {
+				v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+			}
+			v = v.Index(0)
 		}
-		if v.Len() == 0 {
-			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		if len(path) == 0 {
+			if v.Kind() == reflect.Map && v.IsNil() {
+				v.Set(reflect.MakeMap(v.Type()))
+			}
+			return v
 		}
-		v = v.Index(0)
+		v, path = v.FieldByName(path[0]), path[1:]
 	}
-	if len(path) == 0 {
-		v.SetString(value)
-		return
-	}
-	setTextField(v.FieldByName(path[0]), path[1:], value)
 }

@@ -63,16 +63,33 @@ func TestOneRuntimeOnly(t *testing.T) {
 // removeImageMethod is the CRI's image removal, as the proxy names it.
 const removeImageMethod = "/runtime.v1.ImageService/RemoveImage"
 
-// cliImages pulls n images of one repository (tags 1..n) and writes a
-// policy that selects them all.
-func cliImages(t *testing.T, c *testenv.CRI, n int) (ids []string, policy string) {
+// countScene is n images of one repository (tags 1..n) on the private
+// containerd, a policy that selects them all, a proxy in front of the
+// runtime that can stall it or let it die, and a state folder.
+type countScene struct {
+	c      *testenv.CRI
+	ids    []string
+	policy string
+	proxy  *faultgrpc.Proxy
+	state  string
+}
+
+func newCountScene(t *testing.T, n int) *countScene {
 	t.Helper()
+	s := &countScene{c: testenv.Containerd(t), state: t.TempDir()}
 	reg := testenv.StartRegistry(t)
 	repo := testenv.UniqueName("cli-count")
 	for i := range n {
-		ids = append(ids, c.Image(reg, repo, fmt.Sprint(i+1)))
+		s.ids = append(s.ids, s.c.Image(reg, repo, fmt.Sprint(i+1)))
 	}
-	return ids, writePolicy(t, policyYAML("  images: [\""+reg.Host+"/"+repo+":*\"]\n  minImageAge: 0s\n"))
+	s.policy = writePolicy(t, policyYAML("  images: [\""+reg.Host+"/"+repo+":*\"]\n  minImageAge: 0s\n"))
+	proxy, err := faultgrpc.Start(s.c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	s.proxy = proxy
+	return s
 }
 
 // applyJSON runs apply with JSON output and reads its document.
@@ -94,15 +111,9 @@ func counted(doc document) int { return doc.Summary.ImagesRemoved + doc.Summary.
 // by the next run's output, once ("recovered"), and by no later one. (The
 // killed run printed nothing; the next one used to count only its own.)
 func TestARunKilledMidSweepIsCountedByTheNextOutput(t *testing.T) {
-	c := testenv.Containerd(t)
-	ids, policy := cliImages(t, c, 6)
-	proxy, err := faultgrpc.Start(c.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	s := newCountScene(t, 6)
+	c, ids, policy, proxy, state := s.c, s.ids, s.policy, s.proxy, s.state
 	proxy.StallAfter(removeImageMethod, 2)
-	state := t.TempDir()
 
 	args, _ := json.Marshal([]string{"apply", "-f", policy, "--runtime-endpoint", proxy.Endpoint(), "--state-dir", state, "--max-engine-calls", "1"})
 	child := exec.Command(os.Args[0])
@@ -140,15 +151,9 @@ func TestARunKilledMidSweepIsCountedByTheNextOutput(t *testing.T) {
 // died before it answered): the run cannot list the runtime afterwards, so
 // its output cannot count the removal; the next run's does, once.
 func TestARuntimeKilledUnderARemovalIsCountedByTheNextRun(t *testing.T) {
-	c := testenv.Containerd(t)
-	ids, policy := cliImages(t, c, 6)
-	proxy, err := faultgrpc.Start(c.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	s := newCountScene(t, 6)
+	c, ids, policy, proxy, state := s.c, s.ids, s.policy, s.proxy, s.state
 	proxy.DieAt(removeImageMethod)
-	state := t.TempDir()
 
 	code, first := applyJSON(t, "-f", policy, "--runtime-endpoint", proxy.Endpoint(), "--state-dir", state)
 	if code != exitError || first.Summary.Failed == 0 {
