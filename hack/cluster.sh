@@ -170,6 +170,21 @@ wait_for() {
   return 1
 }
 
+# explain_unready_node prints what a person would look at first when the
+# node never turns Ready: its conditions and the tails of the node's logs.
+explain_unready_node() {
+  log "node conditions:"
+  admin_kubectl get node "${node_name}" \
+    -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' >&2 || true
+  local name
+  local file
+  for file in "${state}/kubelet.log" "${state}/cri-dockerd.log" "${engine_dir}/dockerd.log" "${containerd_dir}/containerd.log"; do
+    [[ -f "${file}" ]] || continue
+    log "last lines of ${file}:"
+    tail -n 40 "${file}" >&2
+  done
+}
+
 admin_kubectl() { "${kubectl}" --kubeconfig "${state}/admin.kubeconfig" "$@"; }
 
 save_sysctls() {
@@ -338,7 +353,10 @@ up() {
   start kubelet "${bin}/kubelet" --config "${state}/kubelet.yaml" \
     --kubeconfig "${state}/kubelet.kubeconfig" --root-dir "${state}/kubelet" \
     --hostname-override "${node_name}" --node-ip "${ip}"
-  wait_for "node ${node_name}" 120 admin_kubectl wait --for=condition=Ready "node/${node_name}" --timeout=1s
+  if ! wait_for "node ${node_name}" 120 admin_kubectl wait --for=condition=Ready "node/${node_name}" --timeout=1s; then
+    explain_unready_node
+    return 1
+  fi
   # Pods need their namespace's default ServiceAccount (the controller-manager makes it).
   wait_for "default ServiceAccount" 60 admin_kubectl get serviceaccount default
   log "node ${node_name} Ready (runtime ${runtime})"
