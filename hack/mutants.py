@@ -6,9 +6,10 @@ import json
 import os
 import sys
 
-PLAN, APPLY, SWEEP, FOLLOW = ("internal/plan/plan.go", "internal/apply/apply.go",
-                              "internal/cleanup/sweep.go", "internal/imageclock/follow.go")
-PODS, PODINDEX, ENGINE = "controllers/pods.go", "internal/plan/pods.go", "internal/engine/engine.go"
+# Each edit names a package folder: the one non-test file in it that holds
+# the edited code is the one edited, so that files may be split or renamed.
+PLAN, APPLY, SWEEP, FOLLOW = "internal/plan", "internal/apply", "internal/cleanup", "internal/imageclock"
+PODS, PODINDEX, ENGINE, AGENT = "controllers", "internal/plan", "internal/engine", "controllers"
 
 # The executor's re-check of the pods bound to the node, skipped.
 NO_PODS_RECHECK = (APPLY, "\tif x.opts.Pods == nil {\n\t\treturn nil\n\t}", "\tif true {\n\t\treturn nil\n\t}")
@@ -38,7 +39,7 @@ MUTANTS = {
          "\tnoUse := *opts\n\tnoUse.UnusedFor = 0\n\treason, _, _ := ClockGuard(img.Arrived, img.LastUsed, &noUse, ix.now)"),
     ], ("./internal/plan", "^TestPruneHonoursTheParentsGuards$")),
     "change-stops": ("a policy change does not stop a running sweep (issue 17, finding 8)", [
-        ("controllers/node_controller.go", "\treturn func() error {\n\t\tvar p v1alpha1.ImageCleanupPolicy\n",
+        (AGENT, "\treturn func() error {\n\t\tvar p v1alpha1.ImageCleanupPolicy\n",
          "\treturn func() error {\n\t\tif true {\n\t\t\treturn nil\n\t\t}\n\t\tvar p v1alpha1.ImageCleanupPolicy\n"),
     ]),
     "build-order": ("keepNewest ranks by arrival, not by build (issue 17, finding 9)", [
@@ -76,7 +77,7 @@ MUTANTS = {
         (SWEEP, "\t\t\treturn out, fmt.Errorf(\"%w: %w\", ErrDisk, err)", "\t\t\treturn Outcome{}, fmt.Errorf(\"%w: %w\", ErrDisk, err)"),
     ], ("./internal/cleanup", "^TestASweepThatFailsAfterItsHarvestReturnsIt$")),
     "counted-through": ("a sweep that could not list the runtime settles the records before it", [
-        ("controllers/node_controller.go", "\t\t\tif t := countedThrough(s.report); t != nil {", "\t\t\tif t := s.report.LastSweepTime; t != nil {"),
+        (AGENT, "\t\t\tif t := countedThrough(s.report); t != nil {", "\t\t\tif t := s.report.LastSweepTime; t != nil {"),
     ], ("./controllers", "^TestAReportOfASweepThatCouldNotListSettlesNothing$")),
 }
 
@@ -91,10 +92,26 @@ def catcher(name):
     return ("./controllers", f"^TestAgentLivesThatFoundBugs$/^{name}$", "-rapid.shrinktime=1ms")
 
 
+def holder(name, folder, old):
+    """The one non-test Go file in folder that holds old."""
+    found = []
+    for entry in sorted(os.listdir(folder)):
+        if not entry.endswith(".go") or entry.endswith("_test.go"):
+            continue
+        path = os.path.join(folder, entry)
+        with open(path) as f:
+            if old in f.read():
+                found.append(path)
+    if len(found) != 1:
+        sys.exit(f"mutant {name}: {len(found)} files of {folder} hold the code it edits (want one):\n{old}")
+    return found[0]
+
+
 def edited(name):
     """The files the mutant edits, as it leaves them: path -> text."""
     out = {}
-    for path, old, new in MUTANTS[name][1]:
+    for folder, old, new in MUTANTS[name][1]:
+        path = holder(name, folder, old)
         s = out.get(path)
         if s is None:
             with open(path) as f:
