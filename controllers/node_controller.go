@@ -71,16 +71,8 @@ type nodeReconciler struct {
 	RetryBaseDelay, RetryMaxDelay time.Duration
 
 	mu sync.Mutex
-	// reports holds, by policy, this node's report as last written or read
-	// (nil: there is none).
-	reports map[string]*v1alpha1.ImageCleanupReport
-	// streak counts the failed sweeps in a row, by policy.
-	streak map[string]int
-	// generations holds, by policy, the generation seen and since when.
-	generations map[string]seen
-	// unwritten holds, by policy, the status of a sweep whose report write
-	// failed, to be written before anything else.
-	unwritten map[string]*v1alpha1.ImageCleanupReportStatus
+	// policies holds what the agent remembers of each policy (policystate.go).
+	policies map[string]*policyState
 }
 
 // Reconcile implements reconcile.Reconciler for one policy: it reads,
@@ -256,99 +248,6 @@ func (r *nodeReconciler) timing() timing {
 	return timing{node: r.Node, retryBase: r.RetryBaseDelay, retryMax: r.RetryMaxDelay}
 }
 
-// seenGeneration returns when this agent first saw the policy at this
-// generation (the start of its rollout window).
-func (r *nodeReconciler) seenGeneration(policy string, generation int64, now time.Time) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.generations == nil {
-		r.generations = map[string]seen{}
-	}
-	if g, ok := r.generations[policy]; ok && g.generation == generation {
-		return g.at
-	}
-	r.generations[policy] = seen{generation: generation, at: now}
-	return now
-}
-
-// seen is a generation and when it was first seen.
-type seen struct {
-	generation int64
-	at         time.Time
-}
-
-// keepUnwritten holds a sweep's status whose write failed.
-func (r *nodeReconciler) keepUnwritten(policy string, st *v1alpha1.ImageCleanupReportStatus) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.unwritten == nil {
-		r.unwritten = map[string]*v1alpha1.ImageCleanupReportStatus{}
-	}
-	r.unwritten[policy] = st
-}
-
-// writeUnwritten writes a sweep's status that an earlier write lost, before
-// anything is decided: decide then sees the sweep as done.
-func (r *nodeReconciler) writeUnwritten(ctx context.Context, s *situation, report **v1alpha1.ImageCleanupReport) error {
-	r.mu.Lock()
-	st := r.unwritten[s.policyName()]
-	r.mu.Unlock()
-	if st == nil || s.policy == nil || s.node == nil {
-		return nil
-	}
-	if err := r.writeReport(ctx, s.policy, *report, *st); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	delete(r.unwritten, s.policy.Name)
-	*report = r.reports[s.policy.Name] // as writeReport remembered it
-	r.mu.Unlock()
-	s.report = st
-	return nil
-}
-
-// failureStreak, noteFailure and noteSuccess keep the count of failed
-// sweeps in a row, per policy, for the back-off.
-func (r *nodeReconciler) failureStreak(policy string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.streak[policy]
-}
-
-func (r *nodeReconciler) noteFailure(policy string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.streak == nil {
-		r.streak = map[string]int{}
-	}
-	r.streak[policy]++
-	return r.streak[policy]
-}
-
-func (r *nodeReconciler) noteSuccess(policy string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.streak, policy)
-}
-
-// forget drops what the agent remembers of a policy that no longer
-// concerns this node, its begun removals in the image clock included.
-func (r *nodeReconciler) forget(ctx context.Context, policy string) {
-	r.mu.Lock()
-	delete(r.streak, policy)
-	delete(r.unwritten, policy)
-	delete(r.generations, policy)
-	r.mu.Unlock()
-	if clock, err := r.Images.get(ctx); err == nil {
-		clock.ForgetPolicy(policy)
-		// Now, not at the next periodic save: a restart in between would
-		// bring the removals back and count them into a new report.
-		if err := clock.Save(); err != nil {
-			logf.FromContext(ctx).Error(err, "saving the image clock")
-		}
-	}
-}
-
 // stillWanted is asked before every destructive call of a sweep: the policy
 // must still exist at the generation the sweep applies, and still select
 // this node. It reads the agent's cache, which the watches keep current,
@@ -401,66 +300,6 @@ func logSweep(log logr.Logger, out *cleanup.Outcome, st *v1alpha1.ImageCleanupRe
 	}
 	log.Info("swept", "phase", st.Phase, "message", st.Message, "images", st.ImagesRemoved, "containers", st.ContainersRemoved,
 		"blocked", st.BlockedCount, "failed", len(out.Result.Failed), "duration", st.LastSweepDuration)
-}
-
-// currentReport is this node's report of the policy: what this agent last
-// wrote or read, else (after a start) one GET. The agent keeps no informer
-// of reports: every report write would otherwise be sent to every node.
-// A report deleted by hand comes back with the next sweep.
-func (r *nodeReconciler) currentReport(ctx context.Context, policy string) (*v1alpha1.ImageCleanupReport, error) {
-	r.mu.Lock()
-	known, ok := r.reports[policy]
-	r.mu.Unlock()
-	if ok {
-		return known, nil
-	}
-	var report v1alpha1.ImageCleanupReport
-	err := r.APIReader.Get(ctx, types.NamespacedName{Name: v1alpha1.ReportName(policy, r.Node)}, &report)
-	switch {
-	case apierrors.IsNotFound(err):
-		r.remember(policy, nil)
-		return nil, nil
-	case err != nil:
-		return nil, err
-	}
-	r.remember(policy, &report)
-	return &report, nil
-}
-
-// remember keeps the report as it now is (nil: there is none).
-func (r *nodeReconciler) remember(policy string, report *v1alpha1.ImageCleanupReport) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.reports == nil {
-		r.reports = map[string]*v1alpha1.ImageCleanupReport{}
-	}
-	r.reports[policy] = report
-}
-
-// deleteReport deletes this node's report of the policy, read first from
-// the API server: the UID precondition makes sure it is that report and not
-// a newer one of the same name. Where the agent knows there is none (it
-// read none, or the policy was created after it started, and only this
-// node's agent writes this node's report), nothing is read: a policy that
-// does not select this node comes back at every wave of a fleet.
-func (r *nodeReconciler) deleteReport(ctx context.Context, policy string) error {
-	r.mu.Lock()
-	known, ok := r.reports[policy]
-	delete(r.reports, policy)
-	r.mu.Unlock()
-	if ok && known == nil {
-		r.remember(policy, nil)
-		return nil
-	}
-	report, err := r.currentReport(ctx, policy)
-	if err != nil || report == nil {
-		return err
-	}
-	err = client.IgnoreNotFound(r.Client.Delete(ctx, report, client.Preconditions{UID: &report.UID}))
-	if err == nil {
-		r.remember(policy, nil)
-	}
-	return err
 }
 
 // fieldManager is this node's server-side apply field manager.

@@ -300,9 +300,7 @@ func TestANodeNotSelectedReadsNoReportItKnowsItHasNot(t *testing.T) {
 	if err := h.c.Create(context.Background(), &v1alpha1.ImageCleanupReport{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.ReportName("p", "worker-1")}}); err != nil {
 		t.Fatal(err)
 	}
-	h.r.mu.Lock()
-	delete(h.r.reports, "p") // as after a restart
-	h.r.mu.Unlock()
+	h.r.forgetReport("p") // as after a restart
 	h.reconcile(t)
 	if h.report(t) != nil {
 		t.Fatal("the report of a node the policy does not select stays")
