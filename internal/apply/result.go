@@ -103,10 +103,10 @@ func (r *Result) add(a *plan.Action, o outcome, x *executor) {
 // Recount corrects the result of failed actions by what the engine shows
 // now (inv, listed after the sweep): a call can fail on this side and still
 // have been done by the engine. Containers that are gone count as removed;
-// a deletion whose image is gone counts as done, and its failure goes. It
-// returns the deletions left unfinished: images still there without any
-// reference, which no pattern can select any more.
-func (r *Result) Recount(p *plan.Plan, inv *engine.Inventory) (unfinished []string) {
+// a deletion whose image is gone counts as done, and its failure goes.
+// (An image a deletion left without any reference stays in the image
+// clock's journal as unfinished, and the next sweep selects it by ID.)
+func (r *Result) Recount(p *plan.Plan, inv *engine.Inventory) {
 	images := map[string]*engine.Image{}
 	for i := range inv.Images {
 		images[inv.Images[i].ID] = &inv.Images[i]
@@ -125,9 +125,6 @@ func (r *Result) Recount(p *plan.Plan, inv *engine.Inventory) (unfinished []stri
 	}
 	for _, a := range p.Actions {
 		img := images[a.ImageID]
-		if a.Delete && img != nil && img.Unreferenced() {
-			unfinished = append(unfinished, a.ImageID)
-		}
 		if !failed[a.ImageID] {
 			continue
 		}
@@ -144,7 +141,6 @@ func (r *Result) Recount(p *plan.Plan, inv *engine.Inventory) (unfinished []stri
 		}
 	}
 	r.normalize()
-	return unfinished
 }
 
 // normalize sorts every list, so that results compare and print the same

@@ -119,27 +119,28 @@ func Choose(dockerHost, criEndpoint string, found func() (Endpoint, error)) (End
 // Open opens the endpoint; removeTimeout bounds one removal (0: the
 // adapter's default). Nothing is called yet.
 func Open(e Endpoint, removeTimeout time.Duration) (Runtime, error) {
+	var rt Runtime
+	var timeout *time.Duration // the adapter's own bound of one removal
 	switch e.Kind {
 	case Docker:
-		rt, err := docker.New(e.Address)
+		d, err := docker.New(e.Address)
 		if err != nil {
 			return nil, err
 		}
-		if removeTimeout > 0 {
-			rt.RemoveTimeout = removeTimeout
-		}
-		return rt, nil
+		rt, timeout = d, &d.RemoveTimeout
 	case CRI:
-		rt, err := cri.New(e.Address)
+		c, err := cri.New(e.Address)
 		if err != nil {
 			return nil, err
 		}
-		if removeTimeout > 0 {
-			rt.RemoveTimeout = removeTimeout
-		}
-		return rt, nil
+		rt, timeout = c, &c.RemoveTimeout
+	default:
+		return nil, fmt.Errorf("unknown runtime API %q", e.Kind)
 	}
-	return nil, fmt.Errorf("unknown runtime API %q", e.Kind)
+	if removeTimeout > 0 {
+		*timeout = removeTimeout
+	}
+	return rt, nil
 }
 
 // Missing is the runtime of a node where none was found: every call fails
