@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
@@ -19,6 +20,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
 
 // These tests run the article's scenarios, and more, on the private dockerd.
@@ -373,4 +375,66 @@ func TestSweepAgeGuards(t *testing.T) {
 	if testenv.ImageExists(t, s.cli, id) || testenv.ContainerExists(t, s.cli, c) {
 		t.Fatal("two hours later both should be gone")
 	}
+}
+
+// proxied returns a fault proxy in front of the private engine and an
+// engine client that talks through it.
+func (s *scenario) proxied() (*faultproxy.Proxy, *docker.Runtime) {
+	s.t.Helper()
+	p, err := faultproxy.Start(testenv.DockerHost(s.t))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(p.Close)
+	rt, err := docker.New(p.Host())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = rt.Close() })
+	return p, rt
+}
+
+func (s *scenario) sweepWith(rt *docker.Runtime, spec v1alpha1.ImageCleanupPolicySpec, now time.Time, opts cleanup.Options) cleanup.Outcome {
+	s.t.Helper()
+	out, err := cleanup.NewSweep(rt, &spec, now, opts).Run(context.Background())
+	if err != nil {
+		s.t.Fatalf("sweep: %v", err)
+	}
+	return out
+}
+
+// runOn starts, from outside the sweep, a container of the image that keeps
+// running: another hand at work. For hooks, which run on the proxy's
+// goroutines: errors are reported, not fatal.
+func (s *scenario) runOn(imageID string) {
+	ctx := context.Background()
+	c, err := s.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: imageID, Cmd: []string{"sleep"}}, HostConfig: &container.HostConfig{NetworkMode: "none"}})
+	if err != nil {
+		s.t.Errorf("create: %v", err)
+		return
+	}
+	s.t.Cleanup(func() {
+		_, _ = s.cli.ContainerRemove(context.Background(), c.ID, client.ContainerRemoveOptions{Force: true})
+	})
+	if _, err := s.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		s.t.Errorf("start: %v", err)
+	}
+}
+
+func (s *scenario) tags(id string) []string {
+	s.t.Helper()
+	info, err := s.cli.ImageInspect(context.Background(), id)
+	if err != nil {
+		s.t.Fatalf("inspect %s: %v", id, err)
+	}
+	return slices.Sorted(slices.Values(info.RepoTags))
+}
+
+func decisionFor(ds []plan.Decision, id string) *plan.Decision {
+	for i := range ds {
+		if ds[i].ImageID == id {
+			return &ds[i]
+		}
+	}
+	return nil
 }

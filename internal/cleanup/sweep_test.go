@@ -244,7 +244,7 @@ func TestDiskUsageNeedsADataRoot(t *testing.T) {
 	}
 }
 
-// Second review, finding 8: a disk that cannot be measured after the sweep
+// A disk that cannot be measured after the sweep
 // is said so, not shown as unchanged.
 func TestDiskUnmeasuredAfterTheSweep(t *testing.T) {
 	calls := 0

@@ -11,8 +11,9 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 )
 
-// The planner's side of the second safety review's findings (issue 17);
-// each has a real-engine twin in internal/cleanup.
+// The planner's rules for exclusions, prunes, ordering and the clock's
+// guards across parents and children; each has a real-engine twin in
+// internal/cleanup.
 
 func makePlan(t *testing.T, s v1alpha1.ImageCleanupPolicySpec, protected []string, images []engine.Image) plan.Plan {
 	t.Helper()
@@ -31,10 +32,10 @@ func wantPlan(t *testing.T, p plan.Plan, want ...string) {
 	}
 }
 
-// Finding 1: an exclusion by repository covers an image through any of its
+// An exclusion by repository covers an image through any of its
 // references, a digest reference in another repository than the selected
 // tag included: the image stays whole.
-func TestFindingExclusionCoversEveryReference(t *testing.T) {
+func TestExclusionCoversEveryReference(t *testing.T) {
 	both := img("both", "ci.local/app:pr-7")
 	both.RepoDigests = []string{"registry.example/prod/app@sha256:" + strings.Repeat("a", 64)}
 	for _, exclude := range []string{"registry.example/prod/**", "registry.example/prod/app:*", "registry.example/*/app"} {
@@ -51,9 +52,9 @@ func TestFindingExclusionCoversEveryReference(t *testing.T) {
 		"remove ci.local/app:pr-7 refs=ci.local/app:pr-7,registry.example/prod/app@sha256:"+strings.Repeat("a", 64)+" delete")
 }
 
-// Finding 4: the engine prunes an untagged parent with its last child; the
+// The engine prunes an untagged parent with its last child; the
 // planner allows that only when it may remove the parent too, and says which.
-func TestFindingPruneOnlyWhatThePolicyMayRemove(t *testing.T) {
+func TestPruneOnlyWhatThePolicyMayRemove(t *testing.T) {
 	intermediate := img("intermediate")
 	child := img("child", "app:child")
 	child.ParentID = intermediate.ID
@@ -81,9 +82,9 @@ func TestFindingPruneOnlyWhatThePolicyMayRemove(t *testing.T) {
 		"remove app:child refs=app:child delete", "blocked app:base DependentChildren")
 }
 
-// Finding 5: least recently used first across parents and children: a
+// Least recently used first across parents and children: a
 // parent's children go right before it, not every child before any parent.
-func TestFindingLeastRecentlyUsedAcrossWaves(t *testing.T) {
+func TestLeastRecentlyUsedAcrossWaves(t *testing.T) {
 	base := img("base", "app:base")
 	base.LastUsed = now.Add(-30 * 24 * time.Hour)
 	child := img("child", "app:child")
@@ -96,10 +97,10 @@ func TestFindingLeastRecentlyUsedAcrossWaves(t *testing.T) {
 		"remove app:child refs=app:child delete", "remove app:base refs=app:base delete", "remove other:1 refs=other:1 delete")
 }
 
-// Finding 9: keepNewest keeps the newest builds, by build date, whatever
+// KeepNewest keeps the newest builds, by build date, whatever
 // order they arrived in: the clock meets every image present at install
 // time together, and pulls between two sweeps arrive together too.
-func TestFindingKeepNewestByBuild(t *testing.T) {
+func TestKeepNewestByBuild(t *testing.T) {
 	var images []engine.Image
 	arrived := now.Add(-48 * time.Hour) // all at once, as at install
 	for i, build := range []int{3, 8, 1, 7, 2, 6, 4, 5} {
