@@ -201,7 +201,7 @@ type ImageCleanupPolicySpec struct {
 	// +optional
 	MaxImagesPerSweep int32 `json:"maxImagesPerSweep,omitempty"`
 
-	// diskUsage makes the policy keep the engine's data filesystem under a
+	// diskUsage makes the policy keep the filesystem of the runtime's images under a
 	// watermark: when usage is above highPercent, a sweep removes candidates,
 	// in the policy's order, until usage is under lowPercent; below it, a
 	// sweep removes only images unused for longer than maxUnusedAge (if set).
@@ -259,8 +259,9 @@ const (
 	OrderOldestFirst RemovalOrder = "OldestFirst"
 )
 
-// DiskUsage is the watermark of the engine's data filesystem (Docker's data
-// root), in percent of its size and, optionally, of its inodes.
+// DiskUsage is the watermark of the filesystem that holds the runtime's
+// images (Docker's data root, or containerd's or CRI-O's storage root), in
+// percent of its size and, optionally, of its inodes.
 //
 // +kubebuilder:validation:XValidation:rule="self.lowPercent < self.highPercent",message="lowPercent must be below highPercent"
 // +kubebuilder:validation:XValidation:rule="has(self.highInodesPercent) == has(self.lowInodesPercent)",message="highInodesPercent and lowInodesPercent go together"
@@ -415,7 +416,8 @@ type ImageCleanupPolicyStatus struct {
 }
 
 // ImageCleanupPolicy removes the listed images, and the stopped containers
-// that block them, from the Docker engine of every selected node.
+// that block them, from the container runtime of every selected node
+// (Docker, containerd or CRI-O).
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status

@@ -21,7 +21,7 @@ const (
 	// PhaseBlocked means the sweep ran, and some targets stay because of containers,
 	// child images or a conflict at delete time.
 	PhaseBlocked ReportPhase = "Blocked"
-	// PhaseFailed means the sweep could not run or an engine call failed.
+	// PhaseFailed means the sweep could not run or a runtime call failed.
 	PhaseFailed ReportPhase = "Failed"
 	// PhaseDryRun means the policy is a dry run; the report lists the plan.
 	PhaseDryRun ReportPhase = "DryRun"
@@ -227,33 +227,34 @@ type ImageCleanupReportStatus struct {
 	// +optional
 	Totals SweepTotals `json:"totals,omitempty"`
 
-	// disk is the engine's data filesystem around the last sweep, for a
-	// policy with diskUsage.
+	// disk is the filesystem of the runtime's images around the last sweep,
+	// for a policy with diskUsage.
 	// +optional
 	Disk *DiskStatus `json:"disk,omitempty"`
-	// engine is the node's container engine, as the last sweep found it.
+	// engine is the node's container runtime, as the last sweep found it.
 	// +optional
 	Engine *EngineStatus `json:"engine,omitempty"`
 }
 
-// EngineStatus names a node's container engine.
+// EngineStatus names a node's container runtime.
 type EngineStatus struct {
-	// name is the engine: docker.
+	// name is the runtime as it names itself: docker, containerd or cri-o.
 	Name string `json:"name"`
-	// version is the engine's version, as it reports it.
+	// version is the runtime's version, as it reports it.
 	Version string `json:"version"`
-	// imageStore is where it keeps images: containerd (the containerd
-	// snapshotter: Docker 29's default on a new data root), or the graph
-	// driver of the classic store, such as overlay2.
+	// imageStore is where it keeps images: containerd (containerd's own
+	// store, and Docker 29's default on a new data root), the graph driver
+	// of Docker's classic store, such as overlay2, or cri where the CRI
+	// says no more (CRI-O).
 	ImageStore string `json:"imageStore"`
 }
 
-// DiskStatus is the filesystem that holds the engine's images before and
+// DiskStatus is the filesystem that holds the runtime's images before and
 // after a sweep, in percent used (rounded down).
 type DiskStatus struct {
 	// path is the folder whose filesystem was measured, as the agent sees
-	// it: the engine's data root, or containerd's root when the engine
-	// keeps its images in containerd's store (Docker 29's default).
+	// it: Docker's data root, or containerd's root where the images are in
+	// containerd's store (containerd itself, and Docker 29's default).
 	// +optional
 	Path string `json:"path,omitempty"`
 	// usedPercentBefore is the space used before the sweep.

@@ -20,12 +20,12 @@ package v1alpha1
 // DiskStatusApplyConfiguration represents a declarative configuration of the DiskStatus type for use
 // with apply.
 //
-// DiskStatus is the filesystem that holds the engine's images before and
+// DiskStatus is the filesystem that holds the runtime's images before and
 // after a sweep, in percent used (rounded down).
 type DiskStatusApplyConfiguration struct {
 	// path is the folder whose filesystem was measured, as the agent sees
-	// it: the engine's data root, or containerd's root when the engine
-	// keeps its images in containerd's store (Docker 29's default).
+	// it: Docker's data root, or containerd's root where the images are in
+	// containerd's store (containerd itself, and Docker 29's default).
 	Path *string `json:"path,omitempty"`
 	// usedPercentBefore is the space used before the sweep.
 	UsedPercentBefore *int32 `json:"usedPercentBefore,omitempty"`

@@ -20,8 +20,9 @@ package v1alpha1
 // DiskUsageApplyConfiguration represents a declarative configuration of the DiskUsage type for use
 // with apply.
 //
-// DiskUsage is the watermark of the engine's data filesystem (Docker's data
-// root), in percent of its size and, optionally, of its inodes.
+// DiskUsage is the watermark of the filesystem that holds the runtime's
+// images (Docker's data root, or containerd's or CRI-O's storage root), in
+// percent of its size and, optionally, of its inodes.
 type DiskUsageApplyConfiguration struct {
 	// highPercent: above this usage of the filesystem (percent), a sweep
 	// frees space.

@@ -20,15 +20,16 @@ package v1alpha1
 // EngineStatusApplyConfiguration represents a declarative configuration of the EngineStatus type for use
 // with apply.
 //
-// EngineStatus names a node's container engine.
+// EngineStatus names a node's container runtime.
 type EngineStatusApplyConfiguration struct {
-	// name is the engine: docker.
+	// name is the runtime as it names itself: docker, containerd or cri-o.
 	Name *string `json:"name,omitempty"`
-	// version is the engine's version, as it reports it.
+	// version is the runtime's version, as it reports it.
 	Version *string `json:"version,omitempty"`
-	// imageStore is where it keeps images: containerd (the containerd
-	// snapshotter: Docker 29's default on a new data root), or the graph
-	// driver of the classic store, such as overlay2.
+	// imageStore is where it keeps images: containerd (containerd's own
+	// store, and Docker 29's default on a new data root), the graph driver
+	// of Docker's classic store, such as overlay2, or cri where the CRI
+	// says no more (CRI-O).
 	ImageStore *string `json:"imageStore,omitempty"`
 }
 

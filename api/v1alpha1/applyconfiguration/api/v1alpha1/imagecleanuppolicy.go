@@ -30,7 +30,8 @@ import (
 // with apply.
 //
 // ImageCleanupPolicy removes the listed images, and the stopped containers
-// that block them, from the Docker engine of every selected node.
+// that block them, from the container runtime of every selected node
+// (Docker, containerd or CRI-O).
 type ImageCleanupPolicyApplyConfiguration struct {
 	v1.TypeMetaApplyConfiguration    `json:""`
 	*v1.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`

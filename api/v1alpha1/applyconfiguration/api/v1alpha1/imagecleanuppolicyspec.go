@@ -70,7 +70,7 @@ type ImageCleanupPolicySpecApplyConfiguration struct {
 	// maxImagesPerSweep limits how many images one node removes in one sweep,
 	// first in the policy's order. Default: 0, no limit.
 	MaxImagesPerSweep *int32 `json:"maxImagesPerSweep,omitempty"`
-	// diskUsage makes the policy keep the engine's data filesystem under a
+	// diskUsage makes the policy keep the filesystem of the runtime's images under a
 	// watermark: when usage is above highPercent, a sweep removes candidates,
 	// in the policy's order, until usage is under lowPercent; below it, a
 	// sweep removes only images unused for longer than maxUnusedAge (if set).

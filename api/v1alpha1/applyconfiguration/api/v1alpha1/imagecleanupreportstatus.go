@@ -76,10 +76,10 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	Errors []string `json:"errors,omitempty"`
 	// totals over every sweep of this policy on this node.
 	Totals *SweepTotalsApplyConfiguration `json:"totals,omitempty"`
-	// disk is the engine's data filesystem around the last sweep, for a
-	// policy with diskUsage.
+	// disk is the filesystem of the runtime's images around the last sweep,
+	// for a policy with diskUsage.
 	Disk *DiskStatusApplyConfiguration `json:"disk,omitempty"`
-	// engine is the node's container engine, as the last sweep found it.
+	// engine is the node's container runtime, as the last sweep found it.
 	Engine *EngineStatusApplyConfiguration `json:"engine,omitempty"`
 }
 
