@@ -51,7 +51,7 @@ import (
 // (newNodeReconciler): its Reconcile decides, sweeps through the sweep
 // object (cleanup.Sweep) at the default number of engine calls in flight,
 // writes its report through a fake API client and commits; its image
-// clock keeps its state file, its event follower (nodeClock.follow) runs
+// clock keeps its state file, its event follower (nodeHost.follow) runs
 // alongside on the runtime's stream, its view of the pods reads them
 // through its cache's trim. The model keeps its own truth of what
 // happened and its own reading of references (lifecycle_oracle_test.go),
@@ -443,7 +443,7 @@ func (m *lifeModel) agentUp() {
 	metrics := newAgentMetrics()
 	m.must(metrics.register(prometheus.NewRegistry(), lifeNode))
 	r := newNodeReconciler(&o, m.kube, m.kube, lifePods{m}, metrics)
-	r.Images.opts.Measure = func(string) (disk.Usage, error) { return m.measure() }
+	r.Host.opts.Measure = func(string) (disk.Usage, error) { return m.measure() }
 	m.agent = &lifeAgent{r: r}
 	m.connect()
 }
@@ -454,7 +454,7 @@ func (m *lifeModel) connect() {
 	ctx, stop := context.WithCancel(m.ctx)
 	done := make(chan error, 1)
 	m.agent.stop, m.agent.follow = stop, done
-	go func() { done <- m.agent.r.Images.follow(ctx) }()
+	go func() { done <- m.agent.r.Host.follow(ctx) }()
 	m.caughtUp()
 }
 
@@ -489,7 +489,7 @@ func (m *lifeModel) agentDown() {
 	}
 	m.agent.stop()
 	<-m.agent.follow
-	if h, err := m.agent.r.Images.open(m.ctx); err == nil {
+	if h, err := m.agent.r.Host.open(m.ctx); err == nil {
 		h.Close()
 	}
 	m.agent = nil
@@ -507,7 +507,7 @@ func (m *lifeModel) follow() {
 		m.f.PollFollowers()
 		m.caughtUp()
 	}
-	m.agent.r.Images.save(m.ctx)
+	m.agent.r.Host.save(m.ctx)
 }
 
 // lifePods is the agent's view of its node's pods: the pods bound to it,

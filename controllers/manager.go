@@ -188,7 +188,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	}
 	nodes := newNodeReconciler(&o, mgr.GetClient(), mgr.GetAPIReader(), pods, metrics)
 	nodes.Recorder = mgr.GetEventRecorder("imagecleanup-agent")
-	if err := mgr.Add(nodes.Images); err != nil {
+	if err := mgr.Add(nodes.Host); err != nil {
 		return nil, err
 	}
 	nodes.DiskTicks = make(chan event.GenericEvent)
@@ -205,7 +205,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 // from completed options: the manager runs them, and the model test of the
 // agent's life drives the very same pieces.
 func newNodeReconciler(o *AgentOptions, c client.Client, reader client.Reader, pods nodePods, metrics *agentMetrics) *nodeReconciler {
-	images := &nodeClock{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot},
+	host := &nodeHost{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot},
 		clock: o.Clock, metrics: metrics}
 	return &nodeReconciler{
 		Client:         c,
@@ -215,7 +215,7 @@ func newNodeReconciler(o *AgentOptions, c client.Client, reader client.Reader, p
 		Clock:          o.Clock,
 		Metrics:        metrics,
 		Protected:      o.ProtectedImages,
-		Images:         images,
+		Host:           host,
 		Pods:           pods,
 		SweepTimeout:   o.SweepTimeout,
 		EngineCalls:    o.EngineCalls,

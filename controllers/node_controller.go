@@ -55,8 +55,9 @@ type nodeReconciler struct {
 	Clock     clock.Clock
 	Metrics   *agentMetrics
 	Protected []string
-	// Images is the node's image clock: arrivals, last uses, removals begun.
-	Images *nodeClock
+	// Host is the node's runtime prepared for sweeping: its image clock
+	// (arrivals, last uses, removals begun), its disk, its event follower.
+	Host *nodeHost
 	// Pods are the pods bound to this node, whose images stay.
 	Pods nodePods
 	// DiskTicks brings policies with diskUsage back every tick, so that a
@@ -158,7 +159,7 @@ func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1
 	}
 	if policy.Spec.DiskUsage != nil {
 		// statfs is cheap; an error here leaves the sweep to report it.
-		if u, err := r.Images.disk(ctx)(); err == nil {
+		if u, err := r.Host.disk(ctx)(); err == nil {
 			s.disk = &u
 		}
 	}
@@ -181,10 +182,10 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	sweepCtx, cancel := context.WithTimeout(ctx, r.SweepTimeout)
 	var out cleanup.Outcome
 	var sw *cleanup.Sweep
-	images, err := r.Images.get(sweepCtx)
+	imageClock, err := r.Host.imageClock(sweepCtx)
 	if err == nil {
 		opts := cleanup.Options{
-			Policy: policy.Name, Clock: images, Protected: r.Protected, Disk: r.Images.disk(sweepCtx),
+			Policy: policy.Name, Clock: imageClock, Protected: r.Protected, Disk: r.Host.disk(sweepCtx),
 			Proceed: r.stillWanted(ctx, policy), PodImages: s.pods, Concurrency: r.EngineCalls,
 		}
 		if r.Pods != nil {
@@ -204,7 +205,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	prev := statusOf(report)
 	elapsed := r.Clock.Since(s.now)
 	st := sweepStatus(prev, policy.Generation, s.now, elapsed, v, &out)
-	if info, ok := r.Images.engine(); ok {
+	if info, ok := r.Host.engine(); ok {
 		st.Engine = &v1alpha1.EngineStatus{Name: info.Name, Version: info.Version, ImageStore: info.ImageStore}
 	}
 	r.Metrics.observeSweep(policy.Name, v, &st, &out, elapsed)
@@ -321,7 +322,11 @@ func (r *nodeReconciler) writeReport(ctx context.Context, policy *v1alpha1.Image
 		labels.Equals(existing.Labels, desired.Labels) {
 		return nil
 	}
-	if err := r.Client.Apply(ctx, reportApplyConfiguration(desired), client.FieldOwner(r.fieldManager()), client.ForceOwnership); err != nil {
+	apply, err := reportApplyConfiguration(desired)
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Apply(ctx, apply, client.FieldOwner(r.fieldManager()), client.ForceOwnership); err != nil {
 		return err
 	}
 	r.remember(policy.Name, desired)

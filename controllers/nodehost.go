@@ -19,12 +19,12 @@ import (
 // written, at most: a use or a departure seen survives an agent restart.
 const clockSaveEvery = 2 * time.Second
 
-// nodeClock is this node's engine, prepared for sweeping
+// nodeHost is this node's runtime, prepared for sweeping
 // (internal/enginehost): its image clock and its data filesystem. It opens
 // on first use, because the engine names the state file and may not answer
 // when the agent starts; and while the agent runs it follows the engine's
 // events, which tell when each image was last used and when one left.
-type nodeClock struct {
+type nodeHost struct {
 	rt   engine.Runtime
 	opts enginehost.Options
 	// clock paces the event stream's reconnects and the saves.
@@ -37,7 +37,7 @@ type nodeClock struct {
 }
 
 // open returns the engine's host, opening it if need be.
-func (n *nodeClock) open(ctx context.Context) (*enginehost.Host, error) {
+func (n *nodeHost) open(ctx context.Context) (*enginehost.Host, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.host != nil {
@@ -56,7 +56,7 @@ func (n *nodeClock) open(ctx context.Context) (*enginehost.Host, error) {
 }
 
 // engine says which engine the node runs, once it was asked.
-func (n *nodeClock) engine() (engine.Info, bool) {
+func (n *nodeHost) engine() (engine.Info, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.host == nil {
@@ -65,8 +65,8 @@ func (n *nodeClock) engine() (engine.Info, bool) {
 	return n.host.Info, true
 }
 
-// get returns the image clock.
-func (n *nodeClock) get(ctx context.Context) (*imageclock.Clock, error) {
+// imageClock returns the image clock.
+func (n *nodeHost) imageClock(ctx context.Context) (*imageclock.Clock, error) {
 	h, err := n.open(ctx)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func (n *nodeClock) get(ctx context.Context) (*imageclock.Clock, error) {
 }
 
 // disk measures the engine's data filesystem, for policies with diskUsage.
-func (n *nodeClock) disk(ctx context.Context) func() (disk.Usage, error) {
+func (n *nodeHost) disk(ctx context.Context) func() (disk.Usage, error) {
 	return func() (disk.Usage, error) {
 		h, err := n.open(ctx)
 		if err != nil {
@@ -87,14 +87,14 @@ func (n *nodeClock) disk(ctx context.Context) func() (disk.Usage, error) {
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: every
 // node follows its own engine.
-func (n *nodeClock) NeedLeaderElection() bool { return false }
+func (n *nodeHost) NeedLeaderElection() bool { return false }
 
 // Start implements manager.Runnable: it follows the engine's events until
 // the agent stops, from where the clock's file says it stopped (the engine
 // replays what it still holds), reconnecting with back-off when the stream
 // breaks (the engine restarted, or is not there yet), and saves what it
 // learns every few seconds.
-func (n *nodeClock) Start(ctx context.Context) error {
+func (n *nodeHost) Start(ctx context.Context) error {
 	log := logf.FromContext(ctx).WithName("imageclock")
 	go n.saveEvery(ctx)
 	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Steps: 7, Cap: time.Minute}
@@ -119,16 +119,16 @@ func (n *nodeClock) Start(ctx context.Context) error {
 // follow follows the engine's events from the clock's cursor until the
 // stream breaks or ctx ends, and saves then: the engine may be restarting,
 // and its replay of what the clock learned since the last save goes with it.
-func (n *nodeClock) follow(ctx context.Context) error {
-	clock, err := n.get(ctx)
+func (n *nodeHost) follow(ctx context.Context) error {
+	imageClock, err := n.imageClock(ctx)
 	if err == nil {
-		err = clock.Follow(ctx, n.rt)
+		err = imageClock.Follow(ctx, n.rt)
 	}
 	n.save(ctx)
 	return err
 }
 
-func (n *nodeClock) saveEvery(ctx context.Context) {
+func (n *nodeHost) saveEvery(ctx context.Context) {
 	tick := n.clock.NewTicker(clockSaveEvery)
 	defer tick.Stop()
 	for {
@@ -141,7 +141,7 @@ func (n *nodeClock) saveEvery(ctx context.Context) {
 	}
 }
 
-func (n *nodeClock) save(ctx context.Context) {
+func (n *nodeHost) save(ctx context.Context) {
 	n.mu.Lock()
 	h := n.host
 	n.mu.Unlock()

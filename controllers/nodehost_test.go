@@ -16,7 +16,7 @@ func TestEventFollowerBacksOffOnTheAgentsClock(t *testing.T) {
 	f := enginefake.New()
 	f.SetDown(true)
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
-	n := &nodeClock{rt: f, clock: clk, metrics: newAgentMetrics()}
+	n := &nodeHost{rt: f, clock: clk, metrics: newAgentMetrics()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- n.Start(ctx) }()

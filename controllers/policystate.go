@@ -117,11 +117,11 @@ func (r *nodeReconciler) forget(ctx context.Context, policy string) {
 		r.policies[policy] = &policyState{report: ps.report, known: ps.known}
 	}
 	r.mu.Unlock()
-	if clock, err := r.Images.get(ctx); err == nil {
-		clock.ForgetPolicy(policy)
+	if imageClock, err := r.Host.imageClock(ctx); err == nil {
+		imageClock.ForgetPolicy(policy)
 		// Now, not at the next periodic save: a restart in between would
 		// bring the removals back and count them into a new report.
-		if err := clock.Save(); err != nil {
+		if err := imageClock.Save(); err != nil {
 			logf.FromContext(ctx).Error(err, "saving the image clock")
 		}
 	}

@@ -53,7 +53,7 @@ func newHarness(t *testing.T, policy *v1alpha1.ImageCleanupPolicy, funcs ...inte
 	clock := clocktesting.NewFakeClock(now)
 	metrics := newAgentMetrics()
 	r := &nodeReconciler{Client: c, APIReader: c, Node: "worker-1", Runtime: f, Clock: clock, Metrics: metrics,
-		Images: &nodeClock{rt: f, metrics: metrics}, SweepTimeout: time.Minute, RetryBaseDelay: time.Second, RetryMaxDelay: 5 * time.Minute}
+		Host: &nodeHost{rt: f, metrics: metrics}, SweepTimeout: time.Minute, RetryBaseDelay: time.Second, RetryMaxDelay: 5 * time.Minute}
 	return &harness{r: r, c: c, engine: f, clock: clock}
 }
 
@@ -368,7 +368,7 @@ func TestAReportOfASweepThatCouldNotListSettlesNothing(t *testing.T) {
 	killedAt := h.clock.Now().Add(-time.Hour)
 	gone := "sha256:" + repeat("b")
 	h.engine.AddImage(engine.Image{ID: gone, RepoTags: []string{"ci.local/gone:1"}})
-	clock, err := h.r.Images.get(ctx)
+	imageClock, err := h.r.Host.imageClock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,8 +376,8 @@ func TestAReportOfASweepThatCouldNotListSettlesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Observe(&inv, killedAt)
-	clock.Begin("p", killedAt, []imageclock.Removal{{ImageID: gone, Image: "ci.local/gone:1", Refs: []string{"ci.local/gone:1"}}})
+	imageClock.Observe(&inv, killedAt)
+	imageClock.Begin("p", killedAt, []imageclock.Removal{{ImageID: gone, Image: "ci.local/gone:1", Refs: []string{"ci.local/gone:1"}}})
 	h.engine.RemoveImageByHand(gone)
 
 	h.engine.SetDown(true)

@@ -211,7 +211,11 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	// Server-side apply of the whole status: zeros are written, and what the
 	// aggregator wrote before and leaves out now (failingNodes) goes.
-	if err := r.writer.Status().Apply(ctx, policyStatusApplyConfiguration(policy.Name, &agg.status), client.FieldOwner(aggregatorFieldManager), client.ForceOwnership); err != nil {
+	apply, err := policyStatusApplyConfiguration(policy.Name, &agg.status)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.writer.Status().Apply(ctx, apply, client.FieldOwner(aggregatorFieldManager), client.ForceOwnership); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}

@@ -26,8 +26,8 @@ type Removal struct {
 // or the process may have died before it reported what went.
 type Unfinished struct {
 	Policy string `json:"policy"`
-	// Sweep is when the sweep that began it started.
-	Sweep      time.Time         `json:"since"`
+	// Since is when the sweep that began it started.
+	Since      time.Time         `json:"since"`
 	Image      string            `json:"image,omitempty"`
 	Refs       []string          `json:"refs,omitempty"`
 	Containers map[string]string `json:"containers,omitempty"`
@@ -58,7 +58,7 @@ func (c *Clock) Begin(policy string, sweep time.Time, removals []Removal) {
 		// A record of an earlier sweep is this sweep's now: this sweep will
 		// report what goes (a record kept by its older time would be taken
 		// for one already reported).
-		c.unfinished[r.ImageID] = Unfinished{Policy: policy, Sweep: sweep, Image: r.Image, Refs: slices.Clone(r.Refs), Containers: maps.Clone(r.Containers)}
+		c.unfinished[r.ImageID] = Unfinished{Policy: policy, Since: sweep, Image: r.Image, Refs: slices.Clone(r.Refs), Containers: maps.Clone(r.Containers)}
 		c.dirty = true
 	}
 }
@@ -124,13 +124,13 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported, sweep ti
 		if u.Policy != policy {
 			continue
 		}
-		if covered(u.Sweep, reported) && !u.Unsettled {
+		if covered(u.Since, reported) && !u.Unsettled {
 			delete(c.unfinished, id)
 			c.dirty = true
 			continue
 		}
-		if rec.Since.IsZero() || u.Sweep.Before(rec.Since) {
-			rec.Since = u.Sweep
+		if rec.Since.IsZero() || u.Since.Before(rec.Since) {
+			rec.Since = u.Since
 		}
 		for cid, name := range u.Containers {
 			if !containers[cid] {
@@ -190,7 +190,7 @@ func (c *Clock) Reported(policy string, through time.Time) {
 		c.dirty = true
 	}
 	for id, u := range c.unfinished {
-		if u.Policy == policy && !u.Sweep.After(through) && !u.Unsettled {
+		if u.Policy == policy && !u.Since.After(through) && !u.Unsettled {
 			delete(c.unfinished, id)
 			c.dirty = true
 		}
