@@ -27,8 +27,8 @@ MUTANTS = {
          "\treturn ix.sandboxes[img.ID] || opts.Exclude.Select(match.Image{ID: img.ID, RepoTags: img.RepoTags}).Any() ||"),
     ]),
     "departures": ("an image that leaves is never forgotten, so its return is no arrival (issue 17, finding 2)", [
-        (FOLLOW, "\t\t\tc.ImageGone(e.ID)\n", "\t\t\t_ = e.ID\n"),
-        (FOLLOW, "\t\t\t\tc.ImageArrived(imageID, e.Time)\n", "\t\t\t\t_ = imageID\n"),
+        (FOLLOW, "\t\tc.ImageGone(e.ID)\n", "\t\t_ = e.ID\n"),
+        (FOLLOW, "\t\t\tc.ImageArrived(imageID, e.Time)\n", "\t\t\t_ = imageID\n"),
         (SWEEP, "\t\t\topts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again\n", "\t\t\t_ = ri.ImageID\n"),
     ]),
     "event-uses": ("an event credits only containers the clock already knows (issue 17, finding 3)", [

@@ -126,22 +126,22 @@ func TestEventsOnContainerd(t *testing.T) {
 	got := make(chan engine.Event, 1<<16)
 	done := make(chan error, 1)
 	go func() { done <- rt.Events(ctx, time.Now().Add(-time.Hour), true, func(e engine.Event) { got <- e }) }()
-	if e := <-got; e.Type != engine.EventGap {
+	if e := <-got; e.Kind != engine.EventGap {
 		t.Fatalf("first event %+v: a since in the past is a gap (no replay)", e)
 	}
-	if e := <-got; e.Type != engine.EventNow {
+	if e := <-got; e.Kind != engine.EventNow {
 		t.Fatalf("second event %+v", e)
 	}
 	time.Sleep(300 * time.Millisecond) // the baseline listing
 	id := c.Image(reg, testenv.UniqueName("cri/ev"), "1")
 	ctr := c.Container(id, seed.Exited, nil)
-	want := map[string]bool{"image pull " + id: true, "container create " + ctr: true, "container start " + ctr: true, "container die " + ctr: true}
+	want := map[string]bool{"ImageArrived " + id: true, "ContainerCreated " + ctr: true, "ContainerStarted " + ctr: true, "ContainerStopped " + ctr: true}
 	deadline := time.After(30 * time.Second)
 	for len(want) > 0 {
 		select {
 		case e := <-got:
-			delete(want, e.Type+" "+e.Action+" "+e.ID)
-			if e.Type == engine.EventContainer && e.ID == ctr && e.Image != id {
+			delete(want, string(e.Kind)+" "+e.ID)
+			if e.Kind.OfContainer() && e.ID == ctr && e.Image != id {
 				t.Fatalf("event %+v: image %q, want %s", e, e.Image, id)
 			}
 		case <-deadline:

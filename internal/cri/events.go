@@ -22,9 +22,9 @@ import (
 func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f func(engine.Event)) error {
 	now := time.Now()
 	if !since.IsZero() {
-		f(engine.Event{Type: engine.EventGap, Time: now})
+		f(engine.Event{Kind: engine.EventGap, Time: now})
 	}
-	f(engine.Event{Type: engine.EventNow, Time: now})
+	f(engine.Event{Kind: engine.EventNow, Time: now})
 	if !follow {
 		return nil
 	}
@@ -97,16 +97,16 @@ func ended(ctx context.Context, err error) error {
 
 // toEvent is the engine's event for one of the CRI's.
 func toEvent(e *runtimeapi.ContainerEventResponse) (engine.Event, bool) {
-	action := map[runtimeapi.ContainerEventType]string{
-		runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT: "create",
-		runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT: "start",
-		runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT: "die",
-		runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT: "destroy",
+	kind := map[runtimeapi.ContainerEventType]engine.EventKind{
+		runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT: engine.ContainerCreated,
+		runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT: engine.ContainerStarted,
+		runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT: engine.ContainerStopped,
+		runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT: engine.ContainerRemoved,
 	}[e.GetContainerEventType()]
-	if action == "" || e.GetContainerId() == "" {
+	if kind == "" || e.GetContainerId() == "" {
 		return engine.Event{}, false
 	}
-	ev := engine.Event{Type: engine.EventContainer, Action: action, ID: e.GetContainerId(), Time: time.Unix(0, e.GetCreatedAt())}
+	ev := engine.Event{Kind: kind, ID: e.GetContainerId(), Time: time.Unix(0, e.GetCreatedAt())}
 	for _, st := range e.GetContainersStatuses() {
 		if st.GetId() == e.GetContainerId() {
 			ev.Image = imageOf(st.GetImageId(), st.GetImageRef())

@@ -343,7 +343,7 @@ func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f fu
 			return err
 		}
 		if len(replay) >= eventBuffer && replay[0].TimeNano > since.UnixNano() {
-			f(engine.Event{Type: engine.EventGap, Time: time.Unix(0, replay[0].TimeNano)})
+			f(engine.Event{Kind: engine.EventGap, Time: time.Unix(0, replay[0].TimeNano)})
 		}
 		for _, m := range replay {
 			if e, ok := toEvent(m); ok {
@@ -351,7 +351,7 @@ func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f fu
 			}
 		}
 	}
-	f(engine.Event{Type: engine.EventNow, Time: now})
+	f(engine.Event{Kind: engine.EventNow, Time: now})
 	if !follow {
 		return nil
 	}
@@ -414,22 +414,30 @@ func apiTime(t time.Time) string {
 	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
 }
 
+// containerEvents and imageEvents are the Docker actions the image clock
+// reads, in the runtime-neutral words.
+var (
+	containerEvents = map[events.Action]engine.EventKind{
+		events.ActionCreate: engine.ContainerCreated, events.ActionStart: engine.ContainerStarted,
+		events.ActionDie: engine.ContainerStopped, events.ActionDestroy: engine.ContainerRemoved,
+	}
+	imageEvents = map[events.Action]engine.EventKind{
+		events.ActionDelete: engine.ImageRemoved, events.ActionUnTag: engine.ImageRetagged, events.ActionTag: engine.ImageRetagged,
+		events.ActionPull: engine.ImageArrived, events.ActionLoad: engine.ImageArrived, events.ActionImport: engine.ImageArrived,
+	}
+)
+
 // toEvent keeps the events the image clock reads: a container's create,
-// start, die and destroy, and an image's arrivals and departures.
+// start, stop and removal, and an image's arrivals, departures and tags.
 func toEvent(m events.Message) (engine.Event, bool) {
-	e := engine.Event{Type: string(m.Type), Action: string(m.Action), ID: m.Actor.ID, Time: time.Unix(0, m.TimeNano)}
+	e := engine.Event{ID: m.Actor.ID, Time: time.Unix(0, m.TimeNano)}
+	var ok bool
 	switch m.Type {
 	case events.ContainerEventType:
-		switch m.Action {
-		case events.ActionCreate, events.ActionStart, events.ActionDie, events.ActionDestroy:
-			e.Image = m.Actor.Attributes["image"]
-			return e, true
-		}
+		e.Kind, ok = containerEvents[m.Action]
+		e.Image = m.Actor.Attributes["image"]
 	case events.ImageEventType:
-		switch m.Action {
-		case events.ActionDelete, events.ActionUnTag, events.ActionTag, events.ActionPull, events.ActionLoad, events.ActionImport:
-			return e, true
-		}
+		e.Kind, ok = imageEvents[m.Action]
 	}
-	return engine.Event{}, false
+	return e, ok
 }

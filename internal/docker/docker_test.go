@@ -30,11 +30,11 @@ func TestEventsFollow(t *testing.T) {
 		done <- rt.Events(ctx, time.Time{}, true, func(e engine.Event) {
 			mu.Lock()
 			defer mu.Unlock()
-			if e.Type == engine.EventNow {
+			if e.Kind == engine.EventNow {
 				close(ready)
 				return
 			}
-			seen[e.ID] = append(seen[e.ID], e.Action+" "+e.Image)
+			seen[e.ID] = append(seen[e.ID], string(e.Kind)+" "+e.Image)
 		})
 	}()
 	<-ready
@@ -43,12 +43,12 @@ func TestEventsFollow(t *testing.T) {
 	id := testenv.CreateContainer(t, cli, ref, testenv.ContainerOptions{Run: "exit"})
 	testenv.RemoveContainer(t, cli, id)
 	testenv.RemoveImage(cli, img)
-	want := []string{"create " + ref, "start " + ref, "die " + ref, "destroy " + ref}
+	want := []string{"ContainerCreated " + ref, "ContainerStarted " + ref, "ContainerStopped " + ref, "ContainerRemoved " + ref}
 	for {
 		mu.Lock()
 		got, gotImage := slices.Clone(seen[id]), slices.Clone(seen[img])
 		mu.Unlock()
-		if slices.Equal(got, want) && slices.Contains(gotImage, "delete ") {
+		if slices.Equal(got, want) && slices.Contains(gotImage, "ImageRemoved ") {
 			break
 		}
 		if ctx.Err() != nil {
@@ -71,13 +71,13 @@ func TestEventsReplayAndGap(t *testing.T) {
 	replay := func(since time.Time) (actions []string, gap, now time.Time) {
 		t.Helper()
 		err := rt.Events(ctx, since, false, func(e engine.Event) {
-			switch e.Type {
+			switch e.Kind {
 			case engine.EventGap:
 				gap = e.Time
 			case engine.EventNow:
 				now = e.Time
 			default:
-				actions = append(actions, e.Action)
+				actions = append(actions, string(e.Kind))
 			}
 		})
 		if err != nil {
@@ -90,7 +90,7 @@ func TestEventsReplayAndGap(t *testing.T) {
 	img := testenv.ImportImage(t, cli, ref)
 	testenv.RemoveImage(cli, img)
 	actions, gap, now := replay(before)
-	if !slices.Contains(actions, "delete") || !gap.IsZero() || !now.After(before) {
+	if !slices.Contains(actions, string(engine.ImageRemoved)) || !gap.IsZero() || !now.After(before) {
 		t.Fatalf("replay since %s: %v, gap %v, now %v", before, actions, gap, now)
 	}
 	// 300 tag and untag events push the delete out of the engine's buffer.
@@ -105,7 +105,7 @@ func TestEventsReplayAndGap(t *testing.T) {
 		}
 	}
 	actions, gap, _ = replay(before)
-	if gap.IsZero() || slices.Contains(actions, "delete") {
+	if gap.IsZero() || slices.Contains(actions, string(engine.ImageRemoved)) {
 		t.Fatalf("after 300 events the replay since %s shows no gap (%v) or still the delete", before, gap)
 	}
 }

@@ -195,26 +195,44 @@ type Info struct {
 // containerd's store: their data is under containerd's root.
 const ContainerdStore = "containerd"
 
-// Event types.
+// EventKind is what an event tells, in no runtime's own words: each
+// adapter maps its runtime's events (Docker's actions, the CRI's container
+// event types, a poller's differences) onto these.
+type EventKind string
+
 const (
-	EventContainer = "container"
-	EventImage     = "image"
-	// EventGap: the engine may have dropped events between the since asked
+	ContainerCreated EventKind = "ContainerCreated"
+	ContainerStarted EventKind = "ContainerStarted"
+	ContainerStopped EventKind = "ContainerStopped"
+	ContainerRemoved EventKind = "ContainerRemoved"
+	// ImageArrived: pulled, loaded or imported; ID is what names it (the
+	// reference pulled, or its ID).
+	ImageArrived EventKind = "ImageArrived"
+	ImageRemoved EventKind = "ImageRemoved"
+	// ImageRetagged: a reference was added to the image or taken from it.
+	ImageRetagged EventKind = "ImageRetagged"
+	// EventGap: the runtime may have dropped events between the since asked
 	// for and Time (its buffer turned over); nothing is known of that span.
-	EventGap = "gap"
-	// EventNow marks the end of the replay: Time is the engine's present,
+	EventGap EventKind = "Gap"
+	// EventNow marks the end of the replay: Time is the runtime's present,
 	// and every event before it was delivered.
-	EventNow = "now"
+	EventNow EventKind = "Now"
 )
+
+// OfContainer says whether the event is about a container.
+func (k EventKind) OfContainer() bool {
+	switch k {
+	case ContainerCreated, ContainerStarted, ContainerStopped, ContainerRemoved:
+		return true
+	}
+	return false
+}
 
 // Event is what the engine tells of a container or an image.
 type Event struct {
-	Type string
-	// Action is the engine's word: create, start, die, destroy for
-	// containers; delete, untag, tag, pull, load, import for images.
-	Action string
-	// ID is the container's ID, or the image's: its ID for delete, untag,
-	// tag, import and load, the reference pulled for pull.
+	Kind EventKind
+	// ID is the container's ID, or the image's: its ID, or for an arrival
+	// by pull the reference pulled.
 	ID string
 	// Image is, for a container event, the image the container was created
 	// from as it was named (a reference or an ID).

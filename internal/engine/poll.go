@@ -42,12 +42,12 @@ func (p *Poller) Poll(ctx context.Context, rt Runtime, now time.Time, f func(Eve
 	for _, img := range imgs {
 		listed[img.ID] = true
 		if !p.images[img.ID] {
-			f(Event{Type: EventImage, Action: "pull", ID: img.ID, Time: now})
+			f(Event{Kind: ImageArrived, ID: img.ID, Time: now})
 		}
 	}
 	for id := range p.images {
 		if !listed[id] {
-			f(Event{Type: EventImage, Action: "delete", ID: id, Time: now})
+			f(Event{Kind: ImageRemoved, ID: id, Time: now})
 		}
 	}
 	p.images = listed
@@ -63,12 +63,12 @@ func (p *Poller) Poll(ctx context.Context, rt Runtime, now time.Time, f func(Eve
 		seen[c.ID] = true
 		if !c.Stopped() || p.running[c.ID] {
 			// Running now, or stopped since the last listing: used until now.
-			f(Event{Type: EventContainer, Action: "start", ID: c.ID, Image: c.ImageID, Time: now})
+			f(Event{Kind: ContainerStarted, ID: c.ID, Image: c.ImageID, Time: now})
 		}
 	}
 	for id := range p.running {
 		if !seen[id] { // gone since: it may have run until now, a stop now
-			f(Event{Type: EventContainer, Action: "die", ID: id, Time: now})
+			f(Event{Kind: ContainerStopped, ID: id, Time: now})
 		}
 	}
 	p.running = map[string]bool{}

@@ -16,25 +16,18 @@ import (
 // and an image pulled, loaded or imported arrives then; a gap in the
 // engine's history counts as a use and an arrival of every image.
 func (c *Clock) Apply(ctx context.Context, rt engine.Runtime, e engine.Event) {
-	switch e.Type {
+	switch e.Kind {
 	case engine.EventGap:
 		c.Gap(e.Time)
-	case engine.EventImage:
-		switch e.Action {
-		case "delete":
-			c.ImageGone(e.ID)
-		case "pull", "load", "import":
-			// An arrival: after a gap, the image may have left in the part
-			// of the history that is lost, and come back in the part that
-			// is not.
-			if imageID := resolve(ctx, rt, e.ID); imageID != "" {
-				c.ImageArrived(imageID, e.Time)
-			}
+	case engine.ImageRemoved:
+		c.ImageGone(e.ID)
+	case engine.ImageArrived:
+		// After a gap, the image may have left in the part of the history
+		// that is lost, and come back in the part that is not.
+		if imageID := resolve(ctx, rt, e.ID); imageID != "" {
+			c.ImageArrived(imageID, e.Time)
 		}
-	case engine.EventContainer:
-		if e.Action == "destroy" {
-			break
-		}
+	case engine.ContainerCreated, engine.ContainerStarted, engine.ContainerStopped:
 		imageID := c.imageOf(e.ID)
 		if imageID == "" {
 			if imageID = resolve(ctx, rt, e.Image); imageID != "" {

@@ -166,7 +166,7 @@ func (f *Engine) AddImage(img engine.Image) {
 	c := img
 	c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
 	f.images[img.ID] = &c
-	f.emit(engine.EventImage, "load", img.ID, "")
+	f.emit(engine.ImageArrived, img.ID, "")
 }
 
 // AddContainer puts a container in the engine: a create event, and a start
@@ -180,9 +180,9 @@ func (f *Engine) AddContainer(c engine.Container) {
 	if f.unseen(&cc) {
 		return
 	}
-	f.emit(engine.EventContainer, "create", c.ID, c.ImageID)
+	f.emit(engine.ContainerCreated, c.ID, c.ImageID)
 	if !cc.Stopped() {
-		f.emit(engine.EventContainer, "start", c.ID, c.ImageID)
+		f.emit(engine.ContainerStarted, c.ID, c.ImageID)
 	}
 }
 
@@ -197,7 +197,7 @@ func (f *Engine) RemoveImageByHand(id string) {
 	defer f.mu.Unlock()
 	if f.images[id] != nil {
 		delete(f.images, id)
-		f.emit(engine.EventImage, "delete", id, "")
+		f.emit(engine.ImageRemoved, id, "")
 	}
 }
 
@@ -216,10 +216,14 @@ func (f *Engine) RemoveContainerByHand(id string) {
 		return
 	}
 	if !c.Stopped() {
-		f.emit(engine.EventContainer, "die", id, c.ImageID)
+		f.emit(engine.ContainerStopped, id, c.ImageID)
 	}
-	f.emit(engine.EventContainer, "destroy", id, c.ImageID)
+	f.emit(engine.ContainerRemoved, id, c.ImageID)
 }
+
+// noise is an event no adapter passes on (Docker's exec_start of a probe):
+// it fills the runtime's replay buffer, and is never delivered.
+const noise engine.EventKind = "noise"
 
 // Noise adds n events the image clock does not read (exec probes), which
 // push older events out of the replay buffer.
@@ -227,7 +231,7 @@ func (f *Engine) Noise(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for range n {
-		f.emit("container", "exec_start", "", "")
+		f.emit(noise, "", "")
 	}
 }
 
@@ -309,11 +313,11 @@ func (f *Engine) now() time.Time {
 }
 
 // emit records an event; f.mu is held.
-func (f *Engine) emit(typ, action, id, image string) {
-	if f.CRI && typ == engine.EventImage {
+func (f *Engine) emit(kind engine.EventKind, id, image string) {
+	if f.CRI && !kind.OfContainer() && kind != noise {
 		return // the CRI tells of containers only
 	}
-	e := engine.Event{Type: typ, Action: action, ID: id, Image: image, Time: f.now()}
+	e := engine.Event{Kind: kind, ID: id, Image: image, Time: f.now()}
 	limit := f.EventBuffer
 	if limit == 0 {
 		limit = 256
@@ -369,7 +373,7 @@ func (f *Engine) Tag(id, ref string) {
 	}
 	f.images[id].RepoTags = append(f.images[id].RepoTags, ref)
 	f.images[id].LastTagTime = f.now()
-	f.emit(engine.EventImage, "tag", id, "")
+	f.emit(engine.ImageRetagged, id, "")
 }
 
 // Untag removes a tag from an image, as docker tag moving it elsewhere
@@ -379,7 +383,7 @@ func (f *Engine) Untag(id, ref string) {
 	defer f.mu.Unlock()
 	if img := f.images[id]; img != nil {
 		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return sameTag(t, ref) })
-		f.emit(engine.EventImage, "untag", id, "")
+		f.emit(engine.ImageRetagged, id, "")
 	}
 }
 
@@ -393,10 +397,10 @@ func (f *Engine) SetState(id, state string) {
 	c.State = state
 	switch {
 	case was && !c.Stopped():
-		f.emit(engine.EventContainer, "start", id, c.ImageID)
+		f.emit(engine.ContainerStarted, id, c.ImageID)
 	case !was && c.Stopped():
 		c.FinishedAt = f.now()
-		f.emit(engine.EventContainer, "die", id, c.ImageID)
+		f.emit(engine.ContainerStopped, id, c.ImageID)
 	}
 }
 
@@ -570,7 +574,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	switch {
 	case f.CRI && !since.IsZero():
 		// No replay: all that happened since is unknown.
-		replay = []engine.Event{{Type: engine.EventGap, Time: f.now()}}
+		replay = []engine.Event{{Kind: engine.EventGap, Time: f.now()}}
 	case !since.IsZero():
 		for _, e := range f.events {
 			if !e.Time.Before(since) {
@@ -582,10 +586,10 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 			limit = 256
 		}
 		if len(replay) >= limit && replay[0].Time.After(since) {
-			replay = append([]engine.Event{{Type: engine.EventGap, Time: replay[0].Time}}, replay...)
+			replay = append([]engine.Event{{Kind: engine.EventGap, Time: replay[0].Time}}, replay...)
 		}
 	}
-	replay = append(replay, engine.Event{Type: engine.EventNow, Time: f.now()})
+	replay = append(replay, engine.Event{Kind: engine.EventNow, Time: f.now()})
 	var ch chan engine.Event
 	fl := &follower{ended: make(chan struct{})}
 	defer close(fl.ended)
@@ -598,7 +602,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	}
 	f.mu.Unlock()
 	for _, e := range replay {
-		if e.Action != "exec_start" {
+		if e.Kind != noise {
 			fn(e)
 		}
 	}
@@ -637,7 +641,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 			if !ok {
 				return fmt.Errorf("the engine restarted")
 			}
-			if e.Action != "exec_start" {
+			if e.Kind != noise {
 				fn(e)
 			}
 			f.applied(ch)
@@ -679,7 +683,7 @@ func (s *Subscription) Drain() (events []engine.Event, broken bool) {
 			if !ok {
 				return events, true
 			}
-			if e.Action != "exec_start" {
+			if e.Kind != noise {
 				events = append(events, e)
 			}
 		default:
@@ -717,7 +721,7 @@ func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
 	}
 	st := f.began()
 	delete(f.containers, id)
-	f.emit(engine.EventContainer, "destroy", id, c.ImageID)
+	f.emit(engine.ContainerRemoved, id, c.ImageID)
 	if st != nil {
 		f.OnRemove(Removed{Kind: "container", Container: *c, Containers: st.containers})
 	}
@@ -900,7 +904,7 @@ func (f *Engine) deleteAndPrune(id string, prune bool) []string {
 	for id != "" {
 		img := f.images[id]
 		delete(f.images, id)
-		f.emit(engine.EventImage, "delete", id, "")
+		f.emit(engine.ImageRemoved, id, "")
 		if f.call != nil {
 			f.OnRemove(Removed{Kind: "image", Image: f.call.images[id], Containers: f.call.containers})
 		}
