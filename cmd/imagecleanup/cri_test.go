@@ -115,7 +115,7 @@ func TestARunKilledMidSweepIsCountedByTheNextOutput(t *testing.T) {
 	c, ids, policy, proxy, state := s.c, s.ids, s.policy, s.proxy, s.state
 	proxy.StallAfter(removeImageMethod, 2)
 
-	args, _ := json.Marshal([]string{"apply", "-f", policy, "--runtime-endpoint", proxy.Endpoint(), "--state-dir", state, "--max-engine-calls", "1"})
+	args, _ := json.Marshal([]string{"apply", "-f", policy, "--runtime-endpoint", proxy.Endpoint(), "--state-dir", state, "--max-runtime-calls", "1"})
 	child := exec.Command(os.Args[0])
 	child.Env = append(os.Environ(), cliChildArgs+"="+string(args))
 	if err := child.Start(); err != nil {

@@ -30,7 +30,6 @@ import (
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
-	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
@@ -185,8 +184,10 @@ func sweepCommand(mode, short string) *cobra.Command {
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the image clock is kept, one file per engine")
 	f.StringSliceVar(&o.protect, "protect-images", nil, "references or patterns never removed, such as your sandbox image (pause images are protected anyway)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of the whole sweep")
-	f.DurationVar(&o.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "deadline of one runtime removal (reads get 30s)")
-	f.IntVar(&o.engineCalls, "max-engine-calls", apply.DefaultConcurrency, fmt.Sprintf("most runtime calls of the sweep under way at once (1 to %d)", apply.MaxConcurrency))
+	f.DurationVar(&o.callTimeout, "call-timeout", 0, "deadline of one runtime removal (default: the runtime adapter's, 1m; reads get 30s)")
+	f.IntVar(&o.engineCalls, "max-runtime-calls", apply.DefaultConcurrency, fmt.Sprintf("most runtime calls of the sweep under way at once (1 to %d)", apply.MaxConcurrency))
+	f.IntVar(&o.engineCalls, "max-engine-calls", apply.DefaultConcurrency, "")
+	_ = f.MarkDeprecated("max-engine-calls", "use --max-runtime-calls")
 	f.StringVar(&o.dataRoot, "data-root", "", "the engine's data root, measured for a policy's diskUsage (default: the engine's DockerRootDir, when it is on this machine)")
 	f.StringVar(&o.containerdRoot, "containerd-root", "", "containerd's root, measured for a policy's diskUsage when the engine keeps its images in containerd's store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
@@ -209,8 +210,8 @@ func (o *sweepOptions) check() error {
 	switch {
 	case o.file == "":
 		return errors.New("-f policy.yaml is required")
-	case o.timeout <= 0 || o.callTimeout <= 0:
-		return errors.New("--timeout and --call-timeout must be positive")
+	case o.timeout <= 0 || o.callTimeout < 0:
+		return errors.New("--timeout must be positive, and --call-timeout not negative")
 	case o.stateDir == "":
 		return errors.New("--state-dir must not be empty")
 	case o.dockerHost != "" && o.endpoint != "":
@@ -220,7 +221,7 @@ func (o *sweepOptions) check() error {
 		return err
 	}
 	if err := apply.CheckConcurrency(o.engineCalls); err != nil {
-		return fmt.Errorf("--max-engine-calls %w", err)
+		return fmt.Errorf("--max-runtime-calls %w", err)
 	}
 	for i := range o.protect {
 		o.protect[i] = strings.TrimSpace(o.protect[i])

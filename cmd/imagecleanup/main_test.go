@@ -302,10 +302,13 @@ func TestOutputContract(t *testing.T) {
 	if code, _, stderr := runCLI("plan", "-f", valid, "--protect-images", "Bad Ref"); code != exitInvalid {
 		t.Fatalf("bad --protect-images: exit %d, stderr %q", code, stderr)
 	}
-	for _, n := range []string{"0", "65"} {
-		if code, _, stderr := runCLI("apply", "-f", valid, "--max-engine-calls", n, "--docker-host", "unix:///nonexistent.sock"); code != exitInvalid ||
-			!strings.Contains(stderr, "--max-engine-calls must be 1 to 64") {
-			t.Fatalf("--max-engine-calls %s: exit %d, stderr %q", n, code, stderr)
+	// --max-engine-calls is the deprecated name of --max-runtime-calls.
+	for _, name := range []string{"--max-runtime-calls", "--max-engine-calls"} {
+		for _, n := range []string{"0", "65"} {
+			if code, _, stderr := runCLI("apply", "-f", valid, name, n, "--docker-host", "unix:///nonexistent.sock"); code != exitInvalid ||
+				!strings.Contains(stderr, "--max-runtime-calls must be 1 to 64") {
+				t.Fatalf("%s %s: exit %d, stderr %q", name, n, code, stderr)
+			}
 		}
 	}
 }

@@ -32,7 +32,6 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
-	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
@@ -75,10 +74,11 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	fs.DurationVar(&f.agent.DiskTick, "disk-tick", 30*time.Second, "agent: how often policies with diskUsage look at the disk (a statfs, no API write)")
 	fs.StringVar(&f.agent.DataRoot, "data-root", "", "agent: where the engine's data root is mounted, for policies with diskUsage (default: the engine's DockerRootDir, mounted at the same path)")
 	fs.StringVar(&f.agent.ContainerdRoot, "containerd-root", "", "agent: where containerd's root is mounted, for policies with diskUsage on an engine with the containerd image store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
-	fs.DurationVar(&f.callTimeout, "call-timeout", docker.DefaultRemoveTimeout, "agent: deadline of one runtime removal; reads get 30s")
+	fs.DurationVar(&f.callTimeout, "call-timeout", 0, "agent: deadline of one runtime removal (default: the runtime adapter's, 1m); reads get 30s")
 	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
-	fs.IntVar(&f.agent.EngineCalls, "max-engine-calls", apply.DefaultConcurrency,
+	fs.IntVar(&f.agent.EngineCalls, "max-runtime-calls", apply.DefaultConcurrency,
 		fmt.Sprintf("agent: most runtime calls of a sweep under way at once (1 to %d); the node's kubelet uses the same runtime", apply.MaxConcurrency))
+	fs.IntVar(&f.agent.EngineCalls, "max-engine-calls", apply.DefaultConcurrency, "agent: deprecated name of --max-runtime-calls")
 	fs.DurationVar(&f.aggregator.StatusInterval, "status-interval", 10*time.Second, "aggregator: least time between two status writes of one policy while it changes (every agent watches policies)")
 	fs.StringVar(&f.aggregator.LeaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "image-cleanup-system"), "aggregator: namespace of its lease")
 	agentSelector := fs.String("agent-selector", "app.kubernetes.io/name=image-cleanup-operator,app.kubernetes.io/component=agent",
@@ -115,7 +115,7 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 			return nil, controllers.ErrNoNodeName
 		}
 		if err := apply.CheckConcurrency(f.agent.EngineCalls); err != nil {
-			return nil, fmt.Errorf("--max-engine-calls %w", err)
+			return nil, fmt.Errorf("--max-runtime-calls %w", err)
 		}
 		if f.dockerHost != "" && f.runtimeEndpoint != "" {
 			return nil, connect.ErrBothEndpoints

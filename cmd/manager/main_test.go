@@ -23,12 +23,15 @@ func TestParseRoles(t *testing.T) {
 	if _, err := parse([]string{"--role", "leader"}, io.Discard); err == nil {
 		t.Fatal("an unknown role was accepted")
 	}
-	if f, err := parse([]string{"--node-name", "n1", "--max-engine-calls", "16"}, io.Discard); err != nil || f.agent.EngineCalls != 16 {
-		t.Fatalf("--max-engine-calls 16: %+v %v", f, err)
-	}
-	for _, n := range []string{"0", "65"} {
-		if _, err := parse([]string{"--node-name", "n1", "--max-engine-calls", n}, io.Discard); err == nil || !strings.Contains(err.Error(), "must be 1 to 64") {
-			t.Fatalf("--max-engine-calls %s: %v", n, err)
+	// --max-engine-calls is the deprecated name of --max-runtime-calls.
+	for _, name := range []string{"--max-runtime-calls", "--max-engine-calls"} {
+		if f, err := parse([]string{"--node-name", "n1", name, "16"}, io.Discard); err != nil || f.agent.EngineCalls != 16 {
+			t.Fatalf("%s 16: %+v %v", name, f, err)
+		}
+		for _, n := range []string{"0", "65"} {
+			if _, err := parse([]string{"--node-name", "n1", name, n}, io.Discard); err == nil || !strings.Contains(err.Error(), "--max-runtime-calls must be 1 to 64") {
+				t.Fatalf("%s %s: %v", name, n, err)
+			}
 		}
 	}
 }

@@ -42,7 +42,7 @@ func main() {
 	perImage := flag.Int("containers", 10, "stopped containers per image")
 	rounds := flag.Int("rounds", 3, "rounds per method (the median is reported)")
 	raw := flag.Bool("raw", false, "also measure the engine's own removal throughput with 1 to 16 calls in flight")
-	engineCalls := flag.Int("max-engine-calls", apply.DefaultConcurrency, "imagecleanup apply's --max-engine-calls")
+	engineCalls := flag.Int("max-runtime-calls", apply.DefaultConcurrency, "imagecleanup apply's --max-runtime-calls")
 	hand := flag.Bool("hand", true, "also time the article's hand recipes (one image at a time: slow at 2,000 containers)")
 	label := flag.String("label", "", "the engine's name in the closing ratios line (make bench gathers those lines)")
 	diskOnly := flag.Bool("disk", false, "measure instead the time from above a disk watermark to under it, on the small engine (TEST_SMALL_DOCKER_HOST)")
@@ -524,7 +524,7 @@ spec:
 	defer os.RemoveAll(stateDir)
 	var stdout bytes.Buffer
 	cmd := exec.Command(bin, "apply", "-f", f.Name(), "--docker-host", b.proxy.Host(), "-o", "json", "--state-dir", stateDir,
-		"--max-engine-calls", strconv.Itoa(engineCalls))
+		"--max-runtime-calls", strconv.Itoa(engineCalls))
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
