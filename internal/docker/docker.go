@@ -179,8 +179,13 @@ func toContainer(s *container.Summary) engine.Container {
 		State:   string(s.State),
 		Labels:  s.Labels,
 		Created: time.Unix(s.Created, 0),
+		Sandbox: s.Labels[sandboxLabel] == "podsandbox",
 	}
 }
+
+// sandboxLabel marks the sandbox (pause) container of a pod that the
+// kubelet runs through cri-dockerd (or dockershim before it).
+const sandboxLabel = "io.kubernetes.docker.type"
 
 // ListContainers implements engine.Runtime.
 func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error) {

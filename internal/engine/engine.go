@@ -86,6 +86,9 @@ type Container struct {
 	// own API: ctr, nerdctl, BuildKit); empty for the runtime's own. Such a
 	// container uses its image whatever its state, and is never removed.
 	MadeBy string
+	// Sandbox: the container is a pod's sandbox (pause) container; the
+	// adapter tells (through the CRI, sandboxes are not containers at all).
+	Sandbox bool
 }
 
 // Stopped reports whether the container is exited, created (never started)
@@ -120,11 +123,6 @@ func (c *Container) KubernetesManaged() bool {
 		}
 	}
 	return false
-}
-
-// PodSandbox reports whether the container is a pod's sandbox (pause) container.
-func (c *Container) PodSandbox() bool {
-	return c.Labels["io.kubernetes.docker.type"] == "podsandbox"
 }
 
 // Display names the container for people: name and short ID.

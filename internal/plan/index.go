@@ -101,7 +101,7 @@ func (ix *index) intermediate(img *engine.Image) bool {
 func sandboxImages(inv *engine.Inventory) map[string]bool {
 	ids := map[string]bool{}
 	for i := range inv.Containers {
-		if inv.Containers[i].PodSandbox() {
+		if inv.Containers[i].Sandbox {
 			ids[inv.Containers[i].ImageID] = true
 		}
 	}

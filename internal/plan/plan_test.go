@@ -120,7 +120,7 @@ func TestMake(t *testing.T) {
 	kubelet := ctr("kubelet", "a", engine.StateExited)
 	kubelet.Labels = map[string]string{"io.kubernetes.pod.name": "web-1", "io.kubernetes.container.name": "web"}
 	sandbox := ctr("sandbox", "pauselike", engine.StateRunning)
-	sandbox.Labels = map[string]string{"io.kubernetes.docker.type": "podsandbox"}
+	sandbox.Labels, sandbox.Sandbox = map[string]string{"io.kubernetes.docker.type": "podsandbox"}, true
 	child := img("child", "app:child")
 	child.ParentID = id("a")
 	intermediate := img("intermediate")

@@ -81,7 +81,7 @@ func randomInventory(r *rand.Rand, cri bool) (engine.Inventory, map[string]time.
 		case 0:
 			c.Labels = map[string]string{"io.kubernetes.pod.name": "p"}
 		case 1:
-			c.Labels = map[string]string{"io.kubernetes.docker.type": "podsandbox"}
+			c.Labels, c.Sandbox = map[string]string{"io.kubernetes.docker.type": "podsandbox"}, true
 		}
 		inv.Containers = append(inv.Containers, c)
 	}
@@ -275,7 +275,7 @@ func checkPlan(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan.
 		if !c.Stopped() {
 			inUse[c.ImageID] = true
 		}
-		if c.PodSandbox() {
+		if c.Sandbox {
 			sandbox[c.ImageID] = true
 		}
 	}
