@@ -96,7 +96,7 @@ type outcome struct {
 
 // executor runs one plan; stop ends the sweep early.
 type executor struct {
-	rt   engine.Runtime
+	rt   Runtime
 	opts Options
 	// slots holds one token per engine call under way: an action fans out
 	// its container removals and its re-check's two reads, and the engine
@@ -114,12 +114,21 @@ type executor struct {
 	refused bool // Proceed refused
 }
 
+// Runtime is what the executor calls: the removals, and the reads of its
+// re-check.
+type Runtime interface {
+	InspectImage(ctx context.Context, id string) (engine.Image, error)
+	ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error)
+	RemoveContainer(ctx context.Context, id string, removeVolumes bool) error
+	RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error)
+}
+
 // Run carries out the plan, wave after wave (an image after those built on
 // it), up to Concurrency actions at once within a wave; with a Concurrency
 // of 1, one action after the other in the plan's order. It stops starting
 // actions when ctx ends, the engine stalls or Proceed refuses; those not
 // started are skipped as Interrupted.
-func Run(ctx context.Context, rt engine.Runtime, p *plan.Plan, opts Options) Result {
+func Run(ctx context.Context, rt Runtime, p *plan.Plan, opts Options) Result {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}

@@ -232,7 +232,7 @@ func removals(p *plan.Plan) []imageclock.Removal {
 // succeed on the engine's). It has its own short deadline: the sweep's may
 // be spent. It reports whether it could list: when not, the clock's begun
 // removals let the next sweep count what went.
-func settle(ctx context.Context, rt engine.Runtime, out *Outcome) bool {
+func settle(ctx context.Context, rt Lister, out *Outcome) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	inv, err := Collect(ctx, rt)
@@ -243,13 +243,19 @@ func settle(ctx context.Context, rt engine.Runtime, out *Outcome) bool {
 	return true
 }
 
+// Lister lists what a runtime holds.
+type Lister interface {
+	ListImages(ctx context.Context) ([]engine.Image, error)
+	ListContainers(ctx context.Context) ([]engine.Container, error)
+}
+
 // Collect lists the engine's images and containers: one call each, both
 // under way at once (on Docker 29's containerd store an image listing takes
 // as long as a hundred container removals). The order of the two does not
 // matter to safety: a container created after its listing began is missed
 // whichever came first, and the executor's re-check before each removal is
 // what stands between such a container and its image.
-func Collect(ctx context.Context, rt engine.Runtime) (engine.Inventory, error) {
+func Collect(ctx context.Context, rt Lister) (engine.Inventory, error) {
 	var inv engine.Inventory
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {

@@ -47,7 +47,7 @@ const SystemContainerdRoot = "/var/lib/containerd"
 
 // Host is one engine, ready to sweep.
 type Host struct {
-	Runtime engine.Runtime
+	Runtime Runtime
 	Info    engine.Info
 	Clock   *imageclock.Clock
 	// Warning is set when the clock had to start afresh (a corrupt file).
@@ -66,8 +66,16 @@ type Host struct {
 	imageRoot string // the folder measured: the data root, or containerd's root
 }
 
+// Runtime is what the host reads of a runtime: what it is, and what it
+// holds, to prove where its images are on disk.
+type Runtime interface {
+	Info(ctx context.Context) (engine.Info, error)
+	ListImages(ctx context.Context) ([]engine.Image, error)
+	ListContainers(ctx context.Context) ([]engine.Container, error)
+}
+
 // Open asks the engine who it is and opens its image clock.
-func Open(ctx context.Context, rt engine.Runtime, o Options) (*Host, error) {
+func Open(ctx context.Context, rt Runtime, o Options) (*Host, error) {
 	info, err := rt.Info(ctx)
 	if err != nil {
 		return nil, err
@@ -223,7 +231,7 @@ func HoldsContent(root string, images []engine.Image) bool {
 // there; another disk at the same path does not have them. empty says that
 // the engine holds no container and no image: nothing can prove it, and
 // nothing could be removed.
-func Proves(ctx context.Context, rt engine.Runtime, info engine.Info, root string) (proven, empty bool, err error) {
+func Proves(ctx context.Context, rt Runtime, info engine.Info, root string) (proven, empty bool, err error) {
 	if root == "" {
 		return false, false, nil
 	}

@@ -3,9 +3,17 @@ package imageclock
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 )
+
+// Source is what the clock reads of a runtime: its events, and the image
+// a container's event names.
+type Source interface {
+	Events(ctx context.Context, since time.Time, follow bool, f func(engine.Event)) error
+	InspectImage(ctx context.Context, id string) (engine.Image, error)
+}
 
 // Apply learns from one engine event: a container's create, start or stop
 // is a use of its image (found through the clock's listings, else through
@@ -15,7 +23,7 @@ import (
 // an image deleted is forgotten, so that it arrives again if it comes back,
 // and an image pulled, loaded or imported arrives then; a gap in the
 // engine's history counts as a use and an arrival of every image.
-func (c *Clock) Apply(ctx context.Context, rt engine.Runtime, e engine.Event) {
+func (c *Clock) Apply(ctx context.Context, rt Source, e engine.Event) {
 	switch e.Kind {
 	case engine.EventGap:
 		c.Gap(e.Time)
@@ -42,7 +50,7 @@ func (c *Clock) Apply(ctx context.Context, rt engine.Runtime, e engine.Event) {
 }
 
 // resolve finds the image ID a container's image name stands for now.
-func resolve(ctx context.Context, rt engine.Runtime, name string) string {
+func resolve(ctx context.Context, rt Source, name string) string {
 	if name == "" {
 		return ""
 	}
@@ -58,13 +66,13 @@ func resolve(ctx context.Context, rt engine.Runtime, name string) string {
 
 // Follow applies the engine's events from the clock's cursor on (those the
 // engine still holds first) until ctx ends or the stream breaks.
-func (c *Clock) Follow(ctx context.Context, rt engine.Runtime) error {
+func (c *Clock) Follow(ctx context.Context, rt Source) error {
 	return rt.Events(ctx, c.EventsSeen(), true, func(e engine.Event) { c.Apply(ctx, rt, e) })
 }
 
 // CatchUp applies the events since the clock's cursor up to the engine's
 // present: what a process that does not follow the engine (the CLI, between
 // two runs) missed.
-func (c *Clock) CatchUp(ctx context.Context, rt engine.Runtime) error {
+func (c *Clock) CatchUp(ctx context.Context, rt Source) error {
 	return rt.Events(ctx, c.EventsSeen(), false, func(e engine.Event) { c.Apply(ctx, rt, e) })
 }
