@@ -744,19 +744,24 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 		t.Fatal("the previous chart's report CRD already has status.decisions: the upgrade below would prove nothing")
 	}
 
-	// A policy made under the previous release. (Its agent runs this tree's
+	// A policy made under the previous release. Its agent runs this tree's
 	// image, there being no other here, and this tree's agent writes
-	// status.decisions, which the previous CRD does not declare: so nothing
-	// on the node matches the policy yet, and its report has no decisions.
-	// Helm upgrades the CRDs before the agent, as every install must.)
+	// status.countedThrough on every report, which the previous CRD does not
+	// declare: the API server refuses the whole report, as the chart's
+	// README warns (CRDs before the workloads; helm upgrade applies them
+	// first). The agent says so, naming the field, and writes nothing else.
 	const spec = `images: ["e2e.test/helm:*"]
 minImageAge: 0s
 stoppedContainers:
   minStoppedAge: 0s
 `
 	n.applyPolicy(t, "e2e-helm", "dryRun: true\n"+spec)
-	if report := n.sweptReport(t, "e2e-helm"); report.Status.Phase != v1alpha1.PhaseDryRun {
-		t.Fatalf("the previous chart's agent, dry run: report %+v", report.Status)
+	eventually(t, 2*time.Minute, "the agent under the previous CRD naming the field it may not write", func() (bool, string) {
+		out, err := n.run(nil, "-n", ns, "logs", "-l", "app.kubernetes.io/component=agent", "--tail=-1")
+		return err == nil && strings.Contains(out, "countedThrough") && strings.Contains(out, "not declared in schema"), lastLines(out, 5) + fmt.Sprint(err)
+	})
+	if out, _ := n.run(nil, "get", "imagecleanupreports", "-o", "name"); strings.Contains(out, "e2e-helm") {
+		t.Fatalf("a report was written under a CRD that does not declare its fields: %s", out)
 	}
 
 	// The upgrade, as the chart's README says: the CRDs Helm installed from
@@ -797,4 +802,10 @@ stoppedContainers:
 	if out, _ := n.run(nil, "-n", ns, "get", "daemonset,deployment", "-o", "name"); strings.TrimSpace(out) != "" {
 		t.Errorf("helm uninstall left %s", out)
 	}
+}
+
+// lastLines is the last n lines of out, for a failure message.
+func lastLines(out string, n int) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
