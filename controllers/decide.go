@@ -140,6 +140,47 @@ func (t timing) retryAfter(policy *v1alpha1.ImageCleanupPolicy, failures int) ti
 // memory of the last sweep, so a restarted agent does not sweep before its
 // time; a failed sweep is retried with back-off, capped at the interval.
 func (t timing) decide(s *situation) decision {
+	d := t.due(s)
+	if d.step == stepSweep {
+		if wait := secondTaken(s.report, s.now); wait > 0 {
+			return decision{step: stepWait, wait: wait}
+		}
+	}
+	return d
+}
+
+// secondTaken says how long to wait for the next second when the policy's
+// last reported sweep began in this one. A report keeps its sweep's start
+// to the second (lastSweepTime), and the next sweep takes it as the end of
+// what was reported (the image clock's records of begun removals up to it
+// are dropped, not counted again): so no two sweeps of a policy begin in
+// the same second.
+func secondTaken(report *v1alpha1.ImageCleanupReportStatus, now time.Time) time.Duration {
+	if report == nil || report.LastSweepTime == nil || !now.Truncate(time.Second).Equal(report.LastSweepTime.Time) {
+		return 0
+	}
+	return report.LastSweepTime.Add(time.Second).Sub(now)
+}
+
+// next is when to come back after a sweep, by its verdict (0: only when an
+// event brings the policy back): at the interval, or after the back-off of
+// the failures in a row, capped at it.
+func (t timing) next(v verdict, policy *v1alpha1.ImageCleanupPolicy, failures int) time.Duration {
+	switch {
+	case v.superseded:
+		// The policy or this node changed under the sweep: the change's own
+		// event brings the policy back; this is a safety net.
+		return time.Second
+	case v.retry:
+		return t.retryAfter(policy, failures)
+	case v.errorKind != "":
+		return 0 // an invalid policy: the report says why; a spec change brings it back
+	}
+	return t.interval(policy)
+}
+
+// due is decide without the second rule.
+func (t timing) due(s *situation) decision {
 	p := s.policy
 	switch {
 	case p == nil || !p.DeletionTimestamp.IsZero():

@@ -227,3 +227,38 @@ func TestRolloutWindow(t *testing.T) {
 		t.Fatalf("a full disk waited for the rollout window: %+v", d)
 	}
 }
+
+// After a sweep, the verdict alone says when to come back.
+func TestNextAfterASweep(t *testing.T) {
+	p := selecting(4, "ci")
+	for name, c := range map[string]struct {
+		v        verdict
+		failures int
+		want     time.Duration
+	}{
+		"succeeded: the interval":               {verdict{phase: v1alpha1.PhaseSucceeded}, 0, agent.interval(p)},
+		"blocked: the interval":                 {verdict{phase: v1alpha1.PhaseBlocked}, 0, agent.interval(p)},
+		"superseded: soon, as a safety net":     {verdict{superseded: true}, 0, time.Second},
+		"the third failure: the back-off":       {verdict{errorKind: "engine", retry: true}, 3, 4 * time.Second},
+		"an invalid policy: only a spec change": {verdict{errorKind: "invalid_policy"}, 0, 0},
+	} {
+		if got := agent.next(c.v, p, c.failures); got != c.want {
+			t.Errorf("%s: %s, want %s", name, got, c.want)
+		}
+	}
+}
+
+// A policy due in the second its last reported sweep began waits for the
+// next second, whatever made it due.
+func TestADueSweepWaitsOutTheSecondOfTheLast(t *testing.T) {
+	worker := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1", Labels: map[string]string{"group": "ci"}}}
+	s := situation{policy: selecting(5, "ci"), node: worker, report: swept(4, 0, v1alpha1.PhaseSucceeded),
+		generationSeen: now.Add(-time.Hour), now: now.Add(200 * time.Millisecond)}
+	if d := agent.decide(&s); d.step != stepWait || d.wait != 800*time.Millisecond {
+		t.Fatalf("a new generation in the same second: %+v, want a wait of 800ms", d)
+	}
+	s.now = now.Add(time.Second)
+	if d := agent.decide(&s); d.step != stepSweep {
+		t.Fatalf("the next second: %+v, want a sweep", d)
+	}
+}

@@ -107,24 +107,9 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	case stepWait:
 		return ctrl.Result{RequeueAfter: d.wait}, nil
 	}
-	if wait := secondTaken(report, s.now); wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
 	return r.sweep(ctx, s, report, d.trigger)
 }
 
-// secondTaken says how long to wait for the next second when the policy's
-// last reported sweep began in this one. A report keeps its sweep's start
-// to the second (lastSweepTime), and the next sweep takes it as the end of
-// what was reported (the image clock's records of begun removals up to it
-// are dropped, not counted again): so no two sweeps of a policy begin in
-// the same second.
-func secondTaken(report *v1alpha1.ImageCleanupReport, now time.Time) time.Duration {
-	if report == nil || report.Status.LastSweepTime == nil || !now.Truncate(time.Second).Equal(report.Status.LastSweepTime.Time) {
-		return 0
-	}
-	return report.Status.LastSweepTime.Add(time.Second).Sub(now)
-}
 
 // read gathers what decide needs: the policy, this node, its report.
 func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1alpha1.ImageCleanupReport, error) {
@@ -228,21 +213,15 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 		return ctrl.Result{}, err
 	}
 
-	t := r.timing()
-	if v.superseded {
-		// The policy or this node changed under the sweep: the change's own
-		// event brings the policy back; this is a safety net.
-		return ctrl.Result{RequeueAfter: time.Second}, nil
+	failures := 0
+	switch {
+	case v.superseded:
+	case v.retry:
+		failures = r.noteFailure(policy.Name)
+	default:
+		r.noteSuccess(policy.Name)
 	}
-	if v.retry {
-		failures := r.noteFailure(policy.Name)
-		return ctrl.Result{RequeueAfter: t.retryAfter(policy, failures)}, nil
-	}
-	r.noteSuccess(policy.Name)
-	if v.errorKind != "" {
-		return ctrl.Result{}, nil // an invalid policy: the report says why; a spec change brings us back
-	}
-	return ctrl.Result{RequeueAfter: t.interval(policy)}, nil
+	return ctrl.Result{RequeueAfter: r.timing().next(v, policy, failures)}, nil
 }
 
 func (r *nodeReconciler) timing() timing {

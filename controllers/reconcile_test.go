@@ -227,17 +227,17 @@ func TestARemovalIsCountedOnceWhenItsReportWasWrittenOnRetry(t *testing.T) {
 // The other half of counting to the second: no two sweeps of a policy
 // begin in the second of the last reported one.
 func TestNoTwoSweepsOfAPolicyBeginInOneSecond(t *testing.T) {
-	reported := func(at time.Time) *v1alpha1.ImageCleanupReport {
-		return &v1alpha1.ImageCleanupReport{Status: v1alpha1.ImageCleanupReportStatus{LastSweepTime: &metav1.Time{Time: at}}}
+	reported := func(at time.Time) *v1alpha1.ImageCleanupReportStatus {
+		return &v1alpha1.ImageCleanupReportStatus{LastSweepTime: &metav1.Time{Time: at}}
 	}
 	for _, c := range []struct {
 		name   string
-		report *v1alpha1.ImageCleanupReport
+		report *v1alpha1.ImageCleanupReportStatus
 		now    time.Time
 		want   time.Duration
 	}{
 		{"no report", nil, now.Add(300 * time.Millisecond), 0},
-		{"never swept", &v1alpha1.ImageCleanupReport{}, now, 0},
+		{"never swept", &v1alpha1.ImageCleanupReportStatus{}, now, 0},
 		{"the same second", reported(now), now.Add(300 * time.Millisecond), 700 * time.Millisecond},
 		{"its very start", reported(now), now, time.Second},
 		{"the next second", reported(now), now.Add(time.Second), 0},
