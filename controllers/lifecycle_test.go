@@ -352,7 +352,9 @@ func newLifeModel(t *rapid.T, dir string, rules lifeRules) *lifeModel {
 		m.ahead = time.Duration(rapid.IntRange(1, 2*60*60).Draw(t, "engine clock ahead (s)")) * time.Second
 	}
 	m.f = enginefake.New()
-	m.f.CRI = rules.cri
+	if rules.cri {
+		m.f.Rules = enginefake.CRI
+	}
 	m.f.Now = m.engineNow
 	m.f.OnRemove = m.onRemove
 	m.f.BeforeCall = m.beforeCall

@@ -210,7 +210,7 @@ func TestApplyContainerStartedAfterPlan(t *testing.T) {
 	c := testenv.CreateContainer(t, s.cli, s.ref("1"), testenv.ContainerOptions{SleepWhenStarted: true})
 	ctx := context.Background()
 	spec := s.spec(s.ref("1"))
-	opts, err := plan.OptionsFor(&spec, nil, enginefake.Docker)
+	opts, err := plan.OptionsFor(&spec, nil, enginefake.Docker.Capabilities)
 	if err != nil {
 		t.Fatal(err)
 	}

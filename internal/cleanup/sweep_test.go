@@ -284,7 +284,9 @@ func TestUnhonouredFieldsAreSaid(t *testing.T) {
 		want []string
 	}{{false, nil}, {true, []string{"force is not honoured", "stoppedContainers.removeVolumes has no effect"}}} {
 		f := fakeWithStoppedContainer()
-		f.CRI = runtime.cri
+		if runtime.cri {
+			f.Rules = enginefake.CRI
+		}
 		out, err := cleanup.NewSweep(f, spec, t0, cleanup.Options{}).Run(context.Background())
 		if err != nil {
 			t.Fatal(err)

@@ -414,7 +414,7 @@ func TestMake(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			opts, err := plan.OptionsFor(&tc.spec, tc.protected, enginefake.Docker)
+			opts, err := plan.OptionsFor(&tc.spec, tc.protected, enginefake.Docker.Capabilities)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -441,7 +441,7 @@ func TestDecisionsSayWhenAndHowBig(t *testing.T) {
 		s.MinImageAge, s.MaxUnusedAge = dur("1h"), dur("24h")
 		s.Exclude = []v1alpha1.ImagePattern{"app:excluded"}
 	})
-	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker)
+	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker.Capabilities)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +478,7 @@ func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
 		s.StoppedContainers.MinStoppedAge = dur("1h")
 		s.Exclude = []v1alpha1.ImagePattern{"app:2"}
 	})
-	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker)
+	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker.Capabilities)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestCandidatesInspectOnlyWhatMatters(t *testing.T) {
 	}
 
 	s.MinImageAge, s.StoppedContainers.MinStoppedAge = dur("0s"), dur("0s")
-	opts, _ = plan.OptionsFor(&s, nil, enginefake.Docker)
+	opts, _ = plan.OptionsFor(&s, nil, enginefake.Docker.Capabilities)
 	if images, containers := plan.Candidates(&inv, &opts, now); len(images)+len(containers) > 0 {
 		t.Fatalf("with no age guards nothing needs inspecting, got %v %v", images, containers)
 	}

@@ -35,7 +35,7 @@ func TestPodsOnTheNodeKeepTheirImages(t *testing.T) {
 		s.Force = true
 		s.StoppedContainers.IncludeKubernetesManaged = true
 	})
-	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker)
+	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker.Capabilities)
 	if err != nil {
 		t.Fatal(err)
 	}

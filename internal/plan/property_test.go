@@ -147,9 +147,9 @@ func TestPlanSafetyProperties(t *testing.T) {
 
 func planSafetyProperties(t *testing.T, cri bool) {
 	r := rand.New(rand.NewPCG(2026, 11))
-	caps := enginefake.Docker
+	caps := enginefake.Docker.Capabilities
 	if cri {
-		caps = enginefake.CRI
+		caps = enginefake.CRI.Capabilities
 	}
 	actions := 0
 	for round := range 2000 {
@@ -167,7 +167,9 @@ func planSafetyProperties(t *testing.T, cri bool) {
 		checkClock(t, &inv, &opts, &p, firstSeen, describe)
 
 		fake := enginefake.New()
-		fake.CRI = cri
+		if cri {
+			fake.Rules = enginefake.CRI
+		}
 		for _, im := range inv.Images {
 			fake.AddImage(im)
 		}

@@ -17,7 +17,7 @@ import (
 
 func makePlan(t *testing.T, s v1alpha1.ImageCleanupPolicySpec, protected []string, images []engine.Image) plan.Plan {
 	t.Helper()
-	opts, err := plan.OptionsFor(&s, protected, enginefake.Docker)
+	opts, err := plan.OptionsFor(&s, protected, enginefake.Docker.Capabilities)
 	if err != nil {
 		t.Fatal(err)
 	}

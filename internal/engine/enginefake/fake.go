@@ -1,6 +1,6 @@
 // Package enginefake is an in-memory engine.Runtime that removes images and
 // containers by the rules the Docker engine follows (measured on dockerd
-// 20.10, see docs/engine-behaviour.md), or, with CRI set, by containerd's
+// 20.10, see docs/engine-behaviour.md), or, with Rules CRI, by containerd's
 // CRI rules (an image goes with every reference at once, and nothing checks
 // its containers), for fast table tests of the planner and the executor.
 // Integration tests run the same scenarios on a real dockerd and a real
@@ -24,12 +24,34 @@ import (
 
 var _ engine.Runtime = (*Engine)(nil)
 
-// What the fake can do, as each runtime does.
+// Rules are what the runtimes the fake plays do differently, each stated
+// once; the fake reads them where it acts (docs/engine-behaviour.md).
+type Rules struct {
+	// Capabilities are the runtime's own. Without UntagByReference, removing
+	// an image by any reference removes it with every reference, whatever
+	// containers use it (containerd's CRI).
+	Capabilities engine.Capabilities
+	// ListsBuildDates: an image listing carries each image's build date.
+	ListsBuildDates bool
+	// ImageEvents: images have events of their own; without, a follower
+	// lists images to see them come and go (engine.Poller).
+	ImageEvents bool
+	// Replays: the event stream replays what it still holds since a time;
+	// without, a since in the past is a gap.
+	Replays bool
+	// ListsOthersContainers: containers that another client made are listed
+	// and removed like the runtime's own (Docker's engine has one API); the
+	// CRI knows only those it made.
+	ListsOthersContainers bool
+}
+
+// The rule sets of the runtimes.
 var (
 	// Docker: the Docker Engine API (internal/docker).
-	Docker = engine.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true}
+	Docker = Rules{Capabilities: engine.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true},
+		ListsBuildDates: true, ImageEvents: true, Replays: true, ListsOthersContainers: true}
 	// CRI: containerd's CRI (internal/cri).
-	CRI = engine.Capabilities{}
+	CRI = Rules{}
 )
 
 // Engine is the fake. The zero value is not usable; call New.
@@ -60,10 +82,8 @@ type Engine struct {
 	// ImageStore is the image store Info reports (default "memory";
 	// engine.ContainerdStore makes it look like Docker 29's).
 	ImageStore string
-	// CRI makes the fake containerd's CRI: removing an image by any
-	// reference deletes it with all its references, whatever containers
-	// use it; there is no forced removal, no image event, and no replay.
-	CRI bool
+	// Rules are the runtime's the fake plays (New: Docker).
+	Rules Rules
 	// OnRemove, if set, is called (with the engine's lock held: it must not
 	// call the engine) for each image or container the API removes, as it
 	// goes, with the engine as it was when the call began.
@@ -139,7 +159,7 @@ type follower struct {
 // New returns an empty engine.
 func New() *Engine {
 	f := &Engine{images: map[string]*engine.Image{}, containers: map[string]*engine.Container{}, calls: map[string]int{},
-		subs: map[chan engine.Event]*follower{}}
+		subs: map[chan engine.Event]*follower{}, Rules: Docker}
 	f.settled = sync.NewCond(&f.mu)
 	return f
 }
@@ -188,7 +208,7 @@ func (f *Engine) AddContainer(c engine.Container) {
 
 // unseen reports whether the runtime's events do not tell of the
 // container: on the CRI, one that another client of containerd made.
-func (f *Engine) unseen(c *engine.Container) bool { return f.CRI && c.MadeBy != "" }
+func (f *Engine) unseen(c *engine.Container) bool { return !f.Rules.ListsOthersContainers && c.MadeBy != "" }
 
 // RemoveImageByHand deletes an image whatever uses it, as another hand
 // (the kubelet's image GC, docker rmi -f) would: a delete event.
@@ -314,8 +334,8 @@ func (f *Engine) now() time.Time {
 
 // emit records an event; f.mu is held.
 func (f *Engine) emit(kind engine.EventKind, id, image string) {
-	if f.CRI && !kind.OfContainer() && kind != noise {
-		return // the CRI tells of containers only
+	if !f.Rules.ImageEvents && !kind.OfContainer() && kind != noise {
+		return // the runtime tells of containers only
 	}
 	e := engine.Event{Kind: kind, ID: id, Image: image, Time: f.now()}
 	limit := f.EventBuffer
@@ -504,8 +524,8 @@ func (f *Engine) ListImages(ctx context.Context) ([]engine.Image, error) {
 		c := *img
 		c.LastTagTime = time.Time{}                      // only Inspect tells
 		c.Arrived, c.LastUsed = time.Time{}, time.Time{} // the engine keeps no such clock
-		if f.CRI {
-			c.Created = time.Time{} // the CRI lists no build date; its image status has it
+		if !f.Rules.ListsBuildDates {
+			c.Created = time.Time{} // the image's status has it
 		}
 		c.RepoTags = slices.Clone(img.RepoTags)
 		c.RepoDigests = slices.Clone(img.RepoDigests)
@@ -557,10 +577,7 @@ func (f *Engine) Info(ctx context.Context) (engine.Info, error) {
 
 // Capabilities implements engine.Runtime.
 func (f *Engine) Capabilities() engine.Capabilities {
-	if f.CRI {
-		return CRI
-	}
-	return Docker
+	return f.Rules.Capabilities
 }
 
 // Events implements engine.Runtime with Docker's rules: a replay of the
@@ -572,7 +589,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	}
 	var replay []engine.Event
 	switch {
-	case f.CRI && !since.IsZero():
+	case !f.Rules.Replays && !since.IsZero():
 		// No replay: all that happened since is unknown.
 		replay = []engine.Event{{Kind: engine.EventGap, Time: f.now()}}
 	case !since.IsZero():
@@ -595,7 +612,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	defer close(fl.ended)
 	if follow {
 		ch = make(chan engine.Event, cmp.Or(f.FollowBuffer, 1024))
-		if f.CRI {
+		if !f.Rules.ImageEvents {
 			fl.polls = make(chan chan struct{})
 		}
 		f.subs[ch] = fl
@@ -615,10 +632,10 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 		f.settled.Broadcast()
 		f.mu.Unlock()
 	}()
-	// The CRI tells of containers only: its follower lists images, and an
-	// image that appeared arrived, one that went was deleted.
+	// A runtime that tells of containers only: its follower lists images,
+	// and an image that appeared arrived, one that went was deleted.
 	var p engine.Poller
-	if f.CRI {
+	if !f.Rules.ImageEvents {
 		if err := p.Baseline(ctx, f); err != nil {
 			return err
 		}
@@ -791,10 +808,10 @@ func (f *Engine) removeImage(ref string, opts engine.RemoveImageOptions) (engine
 	if img == nil {
 		return engine.Deleted{}, fmt.Errorf("no such image: %s: %w", ref, engine.ErrNotFound)
 	}
-	if f.CRI {
-		if force {
-			return engine.Deleted{}, fmt.Errorf("the CRI has no forced removal")
-		}
+	if force && !f.Rules.Capabilities.ForceRemoval {
+		return engine.Deleted{}, fmt.Errorf("the runtime has no forced removal")
+	}
+	if !f.Rules.Capabilities.UntagByReference {
 		// containerd's CRI: every reference goes, and nothing looks at the
 		// containers that use the image.
 		return engine.Deleted{Deleted: f.deleteAndPrune(img.ID, false)}, nil
