@@ -1362,9 +1362,9 @@ func (m *lifeModel) beforeCall(method, arg string) {
 	// the parents their deletion prunes.
 	var chain []string
 	switch method {
-	case "ImageInspect":
+	case "InspectImage":
 		chain = m.pruneChain(arg)
-	case "ContainerList":
+	case "ContainersUsing":
 		for _, id := range strings.Split(arg, ",") {
 			chain = append(chain, m.pruneChain(id)...)
 		}
@@ -1374,7 +1374,7 @@ func (m *lifeModel) beforeCall(method, arg string) {
 		m.mu.Unlock()
 		return
 	}
-	if method == "ContainerList" {
+	if method == "ContainersUsing" {
 		m.applying = true // only re-checks list by image: the plan is made
 	}
 	if m.applying {
@@ -1382,7 +1382,7 @@ func (m *lifeModel) beforeCall(method, arg string) {
 			m.rechecked[id] = true
 		}
 	}
-	if method != "ImageRemove" && method != "ContainerRemove" {
+	if method != "RemoveImage" && method != "RemoveContainer" {
 		m.mu.Unlock()
 		return
 	}
@@ -1450,7 +1450,7 @@ func (m *lifeModel) window(method, arg string) map[string]bool {
 	m.mu.Lock()
 	w = maps.Clone(m.rechecked)
 	m.mu.Unlock()
-	if method == "ImageRemove" {
+	if method == "RemoveImage" {
 		for _, id := range m.pruneChain(m.f.Named(arg)) {
 			w[id] = true
 		}

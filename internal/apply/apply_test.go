@@ -59,7 +59,7 @@ func TestRunContainerStartedMeanwhile(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
 		[]engine.Container{{ID: "c1", ImageID: imageA, State: engine.StateExited}})
 	f.BeforeCall = func(method, arg string) {
-		if method == "ContainerRemove" {
+		if method == "RemoveContainer" {
 			f.SetState("c1", engine.StateRunning)
 		}
 	}
@@ -80,7 +80,7 @@ func TestRunForceRechecksRunningContainers(t *testing.T) {
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
-		if method == "ContainerList" {
+		if method == "ContainersUsing" {
 			f.SetState("kept", engine.StateRunning)
 		}
 	}
@@ -105,7 +105,7 @@ func TestRunForceRemovesImageOfStoppedContainer(t *testing.T) {
 	if len(r.RemovedImages) != 1 || !r.RemovedImages[0].Forced {
 		t.Fatalf("result %+v", r)
 	}
-	if calls := f.Calls(); calls["ImageRemove"] != 1 || calls["ContainerRemove"] != 0 {
+	if calls := f.Calls(); calls["RemoveImage"] != 1 || calls["RemoveContainer"] != 0 {
 		t.Fatalf("calls %v", calls)
 	}
 }
@@ -127,7 +127,7 @@ func TestRunNotFoundIsDone(t *testing.T) {
 func TestRunChildBuiltMeanwhile(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
 	f.BeforeCall = func(method, arg string) {
-		if method == "ImageRemove" && !f.HasImage(imageB) {
+		if method == "RemoveImage" && !f.HasImage(imageB) {
 			f.AddImage(engine.Image{ID: imageB, RepoTags: []string{"child:1"}, ParentID: imageA})
 		}
 	}
@@ -176,10 +176,10 @@ func TestRunContainerStartedBetweenTwoUntags(t *testing.T) {
 	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1", "app:2"}, Delete: true, Size: 100}}}
 	untags := 0
 	f.BeforeCall = func(method, arg string) {
-		if method == "ImageRemove" {
+		if method == "RemoveImage" {
 			untags++
 		}
-		if method == "ContainerList" && untags == 1 && !f.HasContainer("c1") {
+		if method == "ContainersUsing" && untags == 1 && !f.HasContainer("c1") {
 			f.AddContainer(engine.Container{ID: "c1", ImageID: imageA, State: engine.StateRunning}) // docker run app:2
 		}
 	}
@@ -201,7 +201,7 @@ func TestRunUntagOnlyRechecks(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "keep:1"}}},
 		[]engine.Container{{ID: "c1", ImageID: imageA, State: engine.StateExited}})
 	f.BeforeCall = func(method, arg string) {
-		if method == "ContainerList" {
+		if method == "ContainersUsing" {
 			f.SetState("c1", engine.StateRunning)
 		}
 	}
@@ -220,7 +220,7 @@ func TestRunUntagOnlyRechecks(t *testing.T) {
 func TestRunDeleteByIDRechecksReferences(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA}}, nil)
 	f.BeforeCall = func(method, arg string) {
-		if method == "ImageInspect" {
+		if method == "InspectImage" {
 			f.Tag(imageA, "fresh:1")
 		}
 	}
@@ -239,7 +239,7 @@ func TestRunDeleteByIDRechecksReferences(t *testing.T) {
 func TestRunSkipsAReferenceThatMoved(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}, {ID: imageB}}, nil)
 	f.BeforeCall = func(method, arg string) {
-		if method == "ImageInspect" && len(f.Tags(imageB)) == 0 {
+		if method == "InspectImage" && len(f.Tags(imageB)) == 0 {
 			f.Tag(imageB, "app:1") // a pull of a new app:1
 		}
 	}
@@ -262,7 +262,7 @@ func TestRunForceStartedAfterRecheck(t *testing.T) {
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
-		if method == "ImageRemove" {
+		if method == "RemoveImage" {
 			f.SetState("kept", engine.StateRunning)
 		}
 	}
@@ -289,7 +289,7 @@ func TestRunStopsWhenTheEngineStalls(t *testing.T) {
 	}
 	f := engineWith(images, nil)
 	f.CallTimeout = 50 * time.Millisecond
-	f.Stall("ImageRemove", true)
+	f.Stall("RemoveImage", true)
 	start := time.Now()
 	r := apply.Run(context.Background(), f, p, apply.Options{Concurrency: 4})
 	if r.Stopped == "" || !strings.Contains(r.Stopped, "stalled") {
@@ -298,7 +298,7 @@ func TestRunStopsWhenTheEngineStalls(t *testing.T) {
 	if len(r.Failed) != 4 || len(r.Skipped) != 8 || r.Skipped[0].Reason != plan.Interrupted {
 		t.Fatalf("want 4 failed in flight and 8 interrupted: %+v", r)
 	}
-	if calls := f.Calls()["ImageRemove"]; calls != 4 {
+	if calls := f.Calls()["RemoveImage"]; calls != 4 {
 		t.Fatalf("%d removals attempted after the engine stalled", calls)
 	}
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
@@ -365,7 +365,7 @@ func TestRunForceRechecksReferences(t *testing.T) {
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
-		if method == "ImageInspect" {
+		if method == "InspectImage" {
 			f.Tag(imageA, "fresh:1")
 		}
 	}
@@ -380,7 +380,7 @@ func TestRunForceRechecksReferences(t *testing.T) {
 func TestRunContainerCreatedMeanwhile(t *testing.T) {
 	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}}, nil)
 	f.BeforeCall = func(method, arg string) {
-		if method == "ContainerList" && !f.HasContainer("new") {
+		if method == "ContainersUsing" && !f.HasContainer("new") {
 			f.AddContainer(engine.Container{ID: "new", ImageID: imageA, State: engine.StateCreated})
 		}
 	}
@@ -403,7 +403,7 @@ func TestRunForceStopsAtAContainerCreatedMeanwhile(t *testing.T) {
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
-		if method == "ContainerList" && !f.HasContainer("new") {
+		if method == "ContainersUsing" && !f.HasContainer("new") {
 			f.AddContainer(engine.Container{ID: "new", ImageID: imageA, State: engine.StateCreated,
 				Labels: map[string]string{"io.kubernetes.pod.name": "web"}})
 		}
@@ -528,7 +528,7 @@ func TestRunKeepsAnImageAPodWasBoundTo(t *testing.T) {
 			p.Actions[0].PruneParents = []string{parent}
 			var pods []plan.PodImage
 			f.BeforeCall = func(method, arg string) {
-				if method == "ContainerRemove" && tc.ref != "" {
+				if method == "RemoveContainer" && tc.ref != "" {
 					pods = []plan.PodImage{{Ref: tc.ref, Pod: "default/web (container c)"}}
 				}
 			}

@@ -48,7 +48,7 @@ func fakeSpec(mutate ...func(*v1alpha1.ImageCleanupPolicySpec)) *v1alpha1.ImageC
 
 func removals(f *enginefake.Engine) int {
 	c := f.Calls()
-	return c["ImageRemove"] + c["ContainerRemove"]
+	return c["RemoveImage"] + c["RemoveContainer"]
 }
 
 func TestSweepRemovesOnTheFake(t *testing.T) {
@@ -91,7 +91,7 @@ func TestContainerVanishingBeforeInspect(t *testing.T) {
 	f := fakeWithStoppedContainer()
 	f.AddContainer(engine.Container{ID: "c2", ImageID: imageA, State: engine.StateExited, Created: t0.Add(-48 * time.Hour)})
 	f.BeforeCall = func(method, arg string) {
-		if method == "ContainerInspect" && arg == "c2" {
+		if method == "ContainerFinishedAt" && arg == "c2" {
 			_ = f.RemoveContainer(context.Background(), "c2", false) // another hand
 		}
 	}
@@ -108,7 +108,7 @@ func TestContainerVanishingBeforeInspect(t *testing.T) {
 func TestInspectErrorFailsTheSweep(t *testing.T) {
 	f := fakeWithStoppedContainer()
 	f.BeforeCall = func(method, _ string) {
-		if method == "ContainerInspect" {
+		if method == "ContainerFinishedAt" {
 			f.SetDown(true)
 		}
 	}
@@ -325,7 +325,7 @@ func TestWhatTheClockLearnsMidSweepKeepsTheImage(t *testing.T) {
 			f := fakeWithStoppedContainer()
 			clock := imageclock.InMemory()
 			f.BeforeCall = func(method, arg string) {
-				if method == "ContainerRemove" {
+				if method == "RemoveContainer" {
 					tc.learn(clock) // after the plan, before the image's re-check
 				}
 			}
@@ -368,7 +368,7 @@ func TestTheSweepsOwnRemovalsAreNoUse(t *testing.T) {
 	}
 	engineNow = t0
 	f.BeforeCall = func(method, _ string) {
-		if method == "ImageInspect" || method == "ImageRemove" {
+		if method == "InspectImage" || method == "RemoveImage" {
 			// The follower, running alongside, has applied what came.
 			if err := clock.CatchUp(context.Background(), f); err != nil {
 				t.Error(err)

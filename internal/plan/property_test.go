@@ -223,7 +223,7 @@ type meanwhile struct {
 func anotherHandMeanwhile(r *rand.Rand, fake *enginefake.Engine, inv *engine.Inventory) *meanwhile {
 	m := &meanwhile{}
 	fake.BeforeCall = func(method, _ string) {
-		if (method != "ContainerList" && method != "ContainerRemove") || r.IntN(3) != 0 {
+		if (method != "ContainersUsing" && method != "RemoveContainer") || r.IntN(3) != 0 {
 			return
 		}
 		if r.IntN(4) == 0 {

@@ -98,9 +98,9 @@ func TestAPodBoundMidSweepKeepsItsImage(t *testing.T) {
 	var pod string
 	f.BeforeCall = func(method, arg string) {
 		switch {
-		case method == "ContainerRemove" && arg == "app-job":
+		case method == "RemoveContainer" && arg == "app-job":
 			containerGone.Store(true)
-		case method == "ImageInspect" && arg == app && containerGone.Load() && !bound.Swap(true):
+		case method == "InspectImage" && arg == app && containerGone.Load() && !bound.Swap(true):
 			// The re-check's read of the image: the pod is bound now, and
 			// the agent's watch has a second to hear of it.
 			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: testenv.UniqueName("pod"), Namespace: "default"},

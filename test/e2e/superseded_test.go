@@ -70,7 +70,7 @@ func TestAChangeStopsTheSweep(t *testing.T) {
 			var removals atomic.Int64
 			var once sync.Once
 			f.BeforeCall = func(method, _ string) {
-				if method != "ImageRemove" {
+				if method != "RemoveImage" {
 					return
 				}
 				if removals.Add(1) == 20 {

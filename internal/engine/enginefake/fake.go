@@ -553,7 +553,7 @@ func (f *Engine) ListContainers(ctx context.Context) ([]engine.Container, error)
 
 // InspectImage implements engine.Runtime.
 func (f *Engine) InspectImage(ctx context.Context, id string) (engine.Image, error) {
-	if err := f.enter(ctx, "ImageInspect", id); err != nil {
+	if err := f.enter(ctx, "InspectImage", id); err != nil {
 		return engine.Image{}, err
 	}
 	defer f.mu.Unlock()
@@ -711,7 +711,7 @@ func (s *Subscription) Drain() (events []engine.Event, broken bool) {
 
 // ContainerFinishedAt implements engine.Runtime.
 func (f *Engine) ContainerFinishedAt(ctx context.Context, id string) (string, time.Time, error) {
-	if err := f.enter(ctx, "ContainerInspect", id); err != nil {
+	if err := f.enter(ctx, "ContainerFinishedAt", id); err != nil {
 		return "", time.Time{}, err
 	}
 	defer f.mu.Unlock()
@@ -725,7 +725,7 @@ func (f *Engine) ContainerFinishedAt(ctx context.Context, id string) (string, ti
 // RemoveContainer implements engine.Runtime: a container that is not stopped
 // is a conflict (the executor never forces).
 func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
-	if err := f.enter(ctx, "ContainerRemove", id); err != nil {
+	if err := f.enter(ctx, "RemoveContainer", id); err != nil {
 		return err
 	}
 	defer f.mu.Unlock()
@@ -742,7 +742,7 @@ func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
 	if st != nil {
 		f.OnRemove(Removed{Kind: "container", Container: *c, Containers: st.containers})
 	}
-	return f.dies("ContainerRemove", id)
+	return f.dies("RemoveContainer", id)
 }
 
 // dies asks DieUnder after a removal the engine did; f.mu is held.
@@ -756,7 +756,7 @@ func (f *Engine) dies(method, arg string) error {
 
 // ContainersUsing implements engine.Runtime.
 func (f *Engine) ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error) {
-	if err := f.enter(ctx, "ContainerList", strings.Join(imageIDs, ",")); err != nil {
+	if err := f.enter(ctx, "ContainersUsing", strings.Join(imageIDs, ",")); err != nil {
 		return nil, err
 	}
 	defer f.mu.Unlock()
@@ -787,13 +787,13 @@ func (f *Engine) Ping(ctx context.Context) error {
 //     container uses it (even forced), when a stopped one does or it has
 //     several tags (unless forced).
 func (f *Engine) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
-	if err := f.enter(ctx, "ImageRemove", ref); err != nil {
+	if err := f.enter(ctx, "RemoveImage", ref); err != nil {
 		return engine.Deleted{}, err
 	}
 	defer f.mu.Unlock()
 	del, err := f.removeImage(ref, opts)
 	if err == nil {
-		if err = f.dies("ImageRemove", ref); err != nil {
+		if err = f.dies("RemoveImage", ref); err != nil {
 			del = engine.Deleted{}
 		}
 	}
