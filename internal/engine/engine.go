@@ -258,6 +258,14 @@ type Capabilities struct {
 	ContainerVolumes bool
 }
 
+// RootProver is a runtime whose adapter knows its layout on disk, and so
+// can show, on this machine, that root is where the runtime keeps its data:
+// proven says it is; empty says the runtime holds nothing that could show
+// it (and nothing that could be removed).
+type RootProver interface {
+	ProvesRoot(ctx context.Context, info Info, root string) (proven, empty bool, err error)
+}
+
 // Runtime is the part of a container runtime the cleanup uses.
 // Implementations wrap ErrNotFound and ErrConflict, and bound every call
 // with a timeout.

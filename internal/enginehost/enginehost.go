@@ -165,7 +165,11 @@ func (h *Host) prove(ctx context.Context) (string, error) {
 	if h.given || h.proven {
 		return h.imageRoot, nil
 	}
-	ok, empty, err := Proves(ctx, h.Runtime, h.Info, h.dataRoot)
+	prover, known := h.Runtime.(engine.RootProver)
+	if !known {
+		return "", fmt.Errorf("%s: %w (the runtime's layout on disk is not known here): give the folder of its images as it is seen here (--data-root)", h.dataRoot, ErrNotProven)
+	}
+	ok, empty, err := prover.ProvesRoot(ctx, h.Info, h.dataRoot)
 	if err != nil {
 		return "", err
 	}
@@ -223,45 +227,6 @@ func HoldsContent(root string, images []engine.Image) bool {
 		}
 	}
 	return false
-}
-
-// Proves reports whether root, on this machine, is the engine's data root:
-// it holds the engine's own ID file, or the folder of one of its
-// containers, or the record of one of its images. The engine writes those
-// there; another disk at the same path does not have them. empty says that
-// the engine holds no container and no image: nothing can prove it, and
-// nothing could be removed.
-func Proves(ctx context.Context, rt Runtime, info engine.Info, root string) (proven, empty bool, err error) {
-	if root == "" {
-		return false, false, nil
-	}
-	if id, err := os.ReadFile(filepath.Join(root, "engine-id")); err == nil && strings.TrimSpace(string(id)) == info.ID {
-		return true, false, nil // Docker 23 and later
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	containers, err := rt.ListContainers(ctx)
-	if err != nil {
-		return false, false, fmt.Errorf("list containers: %w", err)
-	}
-	for _, c := range containers {
-		if exists(filepath.Join(root, "containers", c.ID)) {
-			return true, false, nil
-		}
-	}
-	images, err := rt.ListImages(ctx)
-	if err != nil {
-		return false, false, fmt.Errorf("list images: %w", err)
-	}
-	stores, _ := filepath.Glob(filepath.Join(root, "image", "*", "imagedb", "content", "sha256"))
-	for _, img := range images {
-		for _, store := range stores {
-			if exists(filepath.Join(store, strings.TrimPrefix(img.ID, "sha256:"))) {
-				return true, false, nil
-			}
-		}
-	}
-	return false, len(containers) == 0 && len(images) == 0, nil
 }
 
 func exists(path string) bool {

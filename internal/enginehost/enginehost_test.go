@@ -57,7 +57,7 @@ func TestEngineIDFileProves(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "engine-id"), []byte("fake\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ok, _, err := enginehost.Proves(context.Background(), enginefake.New(), engine.Info{ID: "fake"}, root)
+	ok, _, err := enginefake.New().ProvesRoot(context.Background(), engine.Info{ID: "fake"}, root)
 	if err != nil || !ok {
 		t.Fatalf("engine-id did not prove the data root: %v %v", ok, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 )
@@ -208,7 +209,9 @@ func (f *Engine) AddContainer(c engine.Container) {
 
 // unseen reports whether the runtime's events do not tell of the
 // container: on the CRI, one that another client of containerd made.
-func (f *Engine) unseen(c *engine.Container) bool { return !f.Rules.ListsOthersContainers && c.MadeBy != "" }
+func (f *Engine) unseen(c *engine.Container) bool {
+	return !f.Rules.ListsOthersContainers && c.MadeBy != ""
+}
 
 // RemoveImageByHand deletes an image whatever uses it, as another hand
 // (the kubelet's image GC, docker rmi -f) would: a delete event.
@@ -951,4 +954,10 @@ func sameDigest(a, b string) bool {
 	na, da, err1 := match.ParseDigest(a)
 	nb, db, err2 := match.ParseDigest(b)
 	return err1 == nil && err2 == nil && na == nb && da == db
+}
+
+// ProvesRoot implements engine.RootProver as the Docker engine lays out
+// its data root (the fake's Info is Docker's, whatever its rules).
+func (f *Engine) ProvesRoot(ctx context.Context, info engine.Info, root string) (proven, empty bool, err error) {
+	return docker.ProvesDataRoot(ctx, f, info, root)
 }
