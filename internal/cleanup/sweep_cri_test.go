@@ -16,7 +16,6 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
-	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultgrpc"
@@ -53,31 +52,12 @@ func (s *criScenario) ref(tag string) string { return s.reg.Host + "/" + s.repo 
 
 // spec selects what patterns say, without age guards, adjusted.
 func (s *criScenario) spec(adjust func(*v1alpha1.ImageCleanupPolicySpec), patterns ...string) v1alpha1.ImageCleanupPolicySpec {
-	var p v1alpha1.ImageCleanupPolicy
-	for _, pat := range patterns {
-		p.Spec.Images = append(p.Spec.Images, v1alpha1.ImagePattern(pat))
-	}
-	zero := v1alpha1.Duration("0s")
-	p.Spec.MinImageAge, p.Spec.StoppedContainers.MinStoppedAge = &zero, &zero
-	if adjust != nil {
-		adjust(&p.Spec)
-	}
-	if errs := policyschema.Check(&p); len(errs) > 0 {
-		s.t.Fatalf("test policy is invalid: %v", errs.ToAggregate())
-	}
-	return p.Spec
+	return policySpec(s.t, adjust, patterns...)
 }
 
 func (s *criScenario) sweep(spec v1alpha1.ImageCleanupPolicySpec) cleanup.Outcome {
 	s.t.Helper()
-	out, err := cleanup.NewSweep(s.rt, &spec, time.Now(), cleanup.Options{}).Run(context.Background())
-	if err != nil {
-		s.t.Fatalf("sweep: %v", err)
-	}
-	if len(out.Result.Failed) > 0 {
-		s.t.Fatalf("sweep failures: %+v", out.Result.Failed)
-	}
-	return out
+	return sweepOn(s.t, s.rt, spec, time.Now())
 }
 
 // The article's second answer on containerd: the stopped containers (run

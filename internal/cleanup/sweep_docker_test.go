@@ -18,7 +18,6 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
-	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
@@ -46,18 +45,9 @@ func newScenario(t *testing.T) *scenario {
 
 func (s *scenario) ref(tag string) string { return s.repo + "/app:" + tag }
 
-// spec selects this scenario's repository, without age guards.
+// spec selects what patterns say, without age guards.
 func (s *scenario) spec(patterns ...string) v1alpha1.ImageCleanupPolicySpec {
-	var p v1alpha1.ImageCleanupPolicy
-	for _, pat := range patterns {
-		p.Spec.Images = append(p.Spec.Images, v1alpha1.ImagePattern(pat))
-	}
-	zero := v1alpha1.Duration("0s")
-	p.Spec.MinImageAge, p.Spec.StoppedContainers.MinStoppedAge = &zero, &zero
-	if errs := policyschema.Check(&p); len(errs) > 0 {
-		s.t.Fatalf("test policy is invalid: %v", errs.ToAggregate())
-	}
-	return p.Spec
+	return policySpec(s.t, nil, patterns...)
 }
 
 func (s *scenario) sweep(spec v1alpha1.ImageCleanupPolicySpec) cleanup.Outcome {
@@ -67,14 +57,7 @@ func (s *scenario) sweep(spec v1alpha1.ImageCleanupPolicySpec) cleanup.Outcome {
 
 func (s *scenario) sweepAt(spec v1alpha1.ImageCleanupPolicySpec, now time.Time) cleanup.Outcome {
 	s.t.Helper()
-	out, err := cleanup.NewSweep(s.rt, &spec, now, cleanup.Options{}).Run(context.Background())
-	if err != nil {
-		s.t.Fatalf("sweep: %v", err)
-	}
-	if len(out.Result.Failed) > 0 {
-		s.t.Fatalf("sweep failures: %+v", out.Result.Failed)
-	}
-	return out
+	return sweepOn(s.t, s.rt, spec, now)
 }
 
 func reasons(ds []plan.Decision) []string {
