@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Builds, once, the binaries of the single-node test cluster (hack/cluster.sh)
-# from the Go module proxy: kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet and kubectl at KUBERNETES_VERSION (the wrapper-module
-# technique of hack/envtest-assets.sh, version-stamped so the node does not
-# report v0.0.0-master) and cri-dockerd from its own vendored module.
+# Builds, once per machine (hack/lib.sh's asset_cache), the binaries of the
+# single-node test cluster (hack/cluster.sh) from the Go module proxy:
+# kube-controller-manager, kube-scheduler, kubelet and kubectl at
+# KUBERNETES_VERSION (the wrapper-module technique of hack/envtest-assets.sh,
+# version-stamped so the node does not report v0.0.0-master) and cri-dockerd
+# from its own vendored module; kube-apiserver and etcd are envtest's builds.
 #
-# Prints the folder that holds them, and a copy of the envtest cache's etcd:
-# the cluster's etcd must not run from the envtest folder, where hack/test.sh
-# stops orphaned envtest processes (the cluster's are daemons, parent 1).
+# Prints the folder that holds them, with copies of envtest's kube-apiserver
+# and etcd: the cluster's must not run from the envtest folder, where
+# hack/test.sh stops orphaned envtest processes (the cluster's are daemons,
+# parent 1).
 set -euo pipefail
 
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.37.2}"
@@ -15,15 +17,14 @@ KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.37.2}"
 CRI_DOCKERD_VERSION="${CRI_DOCKERD_VERSION:-v0.3.17}"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="${CLUSTER_CACHE:-${root}/bin/cluster}/k8s-${KUBERNETES_VERSION}-cri-dockerd-${CRI_DOCKERD_VERSION}"
-components=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
+cache="${CLUSTER_CACHE:-$(asset_cache cluster)}/k8s-${KUBERNETES_VERSION}-cri-dockerd-${CRI_DOCKERD_VERSION}"
+# Built here; kube-apiserver and etcd are envtest's (the same build).
+components=(kube-controller-manager kube-scheduler kubelet kubectl)
 
-# A cache built before etcd was copied in gets its copy.
-if [[ -x "${cache}/kubelet" && ! -x "${cache}/etcd" ]]; then
-  cp "$("${root}/hack/envtest-assets.sh")/etcd" "${cache}/etcd"
-fi
 complete=true
-for bin in "${components[@]}" cri-dockerd etcd; do
+for bin in "${components[@]}" cri-dockerd etcd kube-apiserver; do
   [[ -x "${cache}/${bin}" ]] || complete=false
 done
 if [[ "${complete}" == true ]]; then
@@ -32,8 +33,6 @@ if [[ "${complete}" == true ]]; then
 fi
 
 log() { echo "cluster-assets: $*" >&2; }
-# shellcheck source=hack/lib.sh
-source "${root}/hack/lib.sh"
 
 work="$(mktemp -d)"
 trap 'chmod -R u+w "${work}"; rm -rf "${work}"' EXIT
@@ -51,19 +50,14 @@ k8s_wrapper_module "${work}/k8s" "${KUBERNETES_VERSION}"
   echo ")"
 } >"${work}/k8s/tools.go"
 
-minor="${KUBERNETES_VERSION#v1.}"
-minor="${minor%%.*}"
-stamp=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  stamp+=" -X ${pkg}.gitVersion=${KUBERNETES_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
-done
+stamp="$(k8s_version_ldflags "${KUBERNETES_VERSION}")"
 (
   cd "${work}/k8s"
   GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
   # One at a time: on two cores, parallel builds of shared packages are slower.
   for bin in "${components[@]}"; do
     log "building ${bin}"
-    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags="-s${stamp}" -o "${cache}.partial/${bin}" "k8s.io/kubernetes/cmd/${bin}"
+    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags="${stamp}" -o "${cache}.partial/${bin}" "k8s.io/kubernetes/cmd/${bin}"
   done
 )
 
@@ -82,7 +76,8 @@ chmod -R u+w "${work}/cri-dockerd"
     -o "${cache}.partial/cri-dockerd" .
 )
 
-cp "$("${root}/hack/envtest-assets.sh")/etcd" "${cache}.partial/etcd"
+envtest="$(KUBEBUILDER_ASSETS="" KUBERNETES_VERSION="${KUBERNETES_VERSION}" "${root}/hack/envtest-assets.sh")"
+cp "${envtest}/etcd" "${envtest}/kube-apiserver" "${cache}.partial/"
 rm -rf "${cache}"
 mv "${cache}.partial" "${cache}"
 log "built into ${cache}"

@@ -14,7 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "${root}/hack/lib.sh"
 engine="$("${root}/hack/docker29-assets.sh")"
-cache="${CRI_CACHE:-${root}/bin/cri}/containerd-${CONTAINERD_VERSION}-cri-tools-${CRI_TOOLS_VERSION}"
+cache="${CRI_CACHE:-$(asset_cache cri)}/containerd-${CONTAINERD_VERSION}-cri-tools-${CRI_TOOLS_VERSION}"
 
 if [[ -x "${cache}/ctr" && -x "${cache}/crictl" ]]; then
   echo "${cache}"

@@ -20,7 +20,7 @@ RUNC_VERSION="${RUNC_VERSION:-v1.5.3}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "${root}/hack/lib.sh"
-cache="${DOCKER29_CACHE:-${root}/bin/docker29}/moby-${MOBY_VERSION}-containerd-${CONTAINERD_VERSION}-runc-${RUNC_VERSION}"
+cache="${DOCKER29_CACHE:-$(asset_cache docker29)}/moby-${MOBY_VERSION}-containerd-${CONTAINERD_VERSION}-runc-${RUNC_VERSION}"
 bins=(dockerd containerd containerd-shim-runc-v2 runc)
 
 done_already=true

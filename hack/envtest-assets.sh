@@ -20,7 +20,9 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
 fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="${ENVTEST_CACHE:-${root}/bin/envtest}/k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}"
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
+cache="${ENVTEST_CACHE:-$(asset_cache envtest)}/k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}"
 
 if [[ -x "${cache}/kube-apiserver" && -x "${cache}/etcd" ]]; then
   echo "${cache}"
@@ -28,8 +30,6 @@ if [[ -x "${cache}/kube-apiserver" && -x "${cache}/etcd" ]]; then
 fi
 
 log() { echo "envtest-assets: $*" >&2; }
-# shellcheck source=hack/lib.sh
-source "${root}/hack/lib.sh"
 
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
@@ -51,7 +51,9 @@ cd "${work}"
 # -mod=mod lets the go command fill go.sum from the proxy for this throwaway module.
 GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
 mkdir -p "${cache}.partial"
-GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${cache}.partial/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+# Stamped as the test node's is, which then copies it (hack/cluster-assets.sh).
+GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags="$(k8s_version_ldflags "${KUBERNETES_VERSION}")" \
+  -o "${cache}.partial/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "${cache}.partial/etcd" go.etcd.io/etcd/server/v3
 rm -rf "${cache}"
 mv "${cache}.partial" "${cache}"

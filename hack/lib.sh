@@ -1,5 +1,26 @@
 # Sourced by the hack/ scripts that need the private dockerd and envtest.
 
+# asset_cache NAME is the folder of built assets of one kind: outside the
+# checkout, so that every clone on this machine (CI's included) builds each
+# version once. IMAGECLEANUP_ASSET_CACHE moves it. Each asset's folder in
+# it is named by its versions, and appears whole (built as .partial, then
+# renamed); delete one to have it built again.
+asset_cache() {
+  echo "${IMAGECLEANUP_ASSET_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/imagecleanup-assets}/$1"
+}
+
+# k8s_version_ldflags VERSION stamps a Kubernetes binary with its release
+# (it would say v0.0.0-master): the test node's and envtest's API server
+# are then one build.
+k8s_version_ldflags() {
+  local minor="${1#v1.}" pkg flags="-s"
+  minor="${minor%%.*}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X ${pkg}.gitVersion=$1 -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
+  done
+  echo "${flags}"
+}
+
 # use_envtest builds envtest's kube-apiserver and etcd once and exports
 # KUBEBUILDER_ASSETS.
 use_envtest() {
