@@ -20,6 +20,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
 archive_only=""
 if [[ "${1:-}" == --archive ]]; then
   archive_only=1
@@ -97,8 +99,9 @@ make_runtime() {
 }
 
 # A build compiles everything in a container without a Go build cache (a few
-# minutes on 2 cores): its result is kept in bin/ (ignored), keyed by every
-# input of the build, and loaded instead while none changed.
+# minutes on 2 cores): its result is kept in the machine's asset cache
+# (hack/lib.sh's asset_cache: every clone shares it), keyed by every input of
+# the build, and loaded instead while none changed. Only the latest is kept.
 inputs_key() {
   (
     cd "${root}"
@@ -109,7 +112,7 @@ inputs_key() {
     } | sha256sum | cut -c1-16
   )
 }
-cache_dir="${root}/bin/agent-image"
+cache_dir="$(asset_cache agent-image)"
 cached="${cache_dir}/$(inputs_key).tar"
 if [[ -n "${archive_only}" ]]; then
   [[ -f "${cached}" ]] || exit 1
