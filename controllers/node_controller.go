@@ -110,7 +110,6 @@ func (r *nodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	return r.sweep(ctx, s, report, d.trigger)
 }
 
-
 // read gathers what decide needs: the policy, this node, its report.
 func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1alpha1.ImageCleanupReport, error) {
 	s := &situation{now: r.Clock.Now(), failures: r.failureStreak(name)}
