@@ -20,6 +20,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "${root}/hack/lib.sh"
 cache="${CLUSTER_CACHE:-$(asset_cache cluster)}/k8s-${KUBERNETES_VERSION}-cri-dockerd-${CRI_DOCKERD_VERSION}"
+lock_asset "${cache}"
 # Built here; kube-apiserver and etcd are envtest's (the same build).
 components=(kube-controller-manager kube-scheduler kubelet kubectl)
 

@@ -15,6 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "${root}/hack/lib.sh"
 engine="$("${root}/hack/docker29-assets.sh")"
 cache="${CRI_CACHE:-$(asset_cache cri)}/containerd-${CONTAINERD_VERSION}-cri-tools-${CRI_TOOLS_VERSION}"
+lock_asset "${cache}"
 
 if [[ -x "${cache}/ctr" && -x "${cache}/crictl" ]]; then
   echo "${cache}"

@@ -21,6 +21,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "${root}/hack/lib.sh"
 cache="${DOCKER29_CACHE:-$(asset_cache docker29)}/moby-${MOBY_VERSION}-containerd-${CONTAINERD_VERSION}-runc-${RUNC_VERSION}"
+lock_asset "${cache}"
 bins=(dockerd containerd containerd-shim-runc-v2 runc)
 
 done_already=true

@@ -22,7 +22,9 @@ fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "${root}/hack/lib.sh"
-cache="${ENVTEST_CACHE:-$(asset_cache envtest)}/k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}"
+# "stamped": its kube-apiserver says its release, as the test node's must.
+cache="${ENVTEST_CACHE:-$(asset_cache envtest)}/k8s-${KUBERNETES_VERSION}-stamped-etcd-${ETCD_VERSION}"
+lock_asset "${cache}"
 
 if [[ -x "${cache}/kube-apiserver" && -x "${cache}/etcd" ]]; then
   echo "${cache}"

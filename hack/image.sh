@@ -101,7 +101,7 @@ make_runtime() {
 # A build compiles everything in a container without a Go build cache (a few
 # minutes on 2 cores): its result is kept in the machine's asset cache
 # (hack/lib.sh's asset_cache: every clone shares it), keyed by every input of
-# the build, and loaded instead while none changed. Only the latest is kept.
+# the build, and loaded instead while none changed. The three latest are kept.
 inputs_key() {
   (
     cd "${root}"
@@ -113,6 +113,7 @@ inputs_key() {
   )
 }
 cache_dir="$(asset_cache agent-image)"
+lock_asset "${cache_dir}"
 cached="${cache_dir}/$(inputs_key).tar"
 if [[ -n "${archive_only}" ]]; then
   [[ -f "${cached}" ]] || exit 1
@@ -136,7 +137,8 @@ DOCKER_BUILDKIT=0 docker build -q --network host \
   --build-arg "GOPROXY=$(go env GOPROXY)" \
   --build-arg "VERSION=${version}" \
   -t "${tag}" "${root}" >/dev/null
-rm -rf "${cache_dir}"
 mkdir -p "${cache_dir}"
 docker save -o "${cached}.partial" "${tag}" && mv "${cached}.partial" "${cached}"
+# The three latest builds stay (clones at other commits share the cache).
+ls -t "${cache_dir}"/*.tar | tail -n +4 | xargs -r rm -f
 log "built ${tag}"

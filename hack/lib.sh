@@ -6,7 +6,19 @@
 # it is named by its versions, and appears whole (built as .partial, then
 # renamed); delete one to have it built again.
 asset_cache() {
-  echo "${IMAGECLEANUP_ASSET_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/imagecleanup-assets}/$1"
+  local base="${XDG_CACHE_HOME:-}"
+  if [[ -z "${base}" && -n "${HOME:-}" ]]; then base="${HOME}/.cache"; fi
+  base="${base:-/tmp/imagecleanup-cache-$(id -u)}"
+  echo "${IMAGECLEANUP_ASSET_CACHE:-${base}/imagecleanup-assets}/$1"
+}
+
+# lock_asset FOLDER holds an exclusive lock on one asset's folder until the
+# calling script exits: clones building the same asset at once take turns,
+# and the later one finds it built (call it before looking).
+lock_asset() {
+  mkdir -p "$(dirname "$1")"
+  exec 9>"$1.lock"
+  flock 9
 }
 
 # k8s_version_ldflags VERSION stamps a Kubernetes binary with its release

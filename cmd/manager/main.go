@@ -78,7 +78,7 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
 	fs.IntVar(&f.agent.EngineCalls, "max-runtime-calls", apply.DefaultConcurrency,
 		fmt.Sprintf("agent: most runtime calls of a sweep under way at once (1 to %d); the node's kubelet uses the same runtime", apply.MaxConcurrency))
-	fs.IntVar(&f.agent.EngineCalls, "max-engine-calls", apply.DefaultConcurrency, "agent: deprecated name of --max-runtime-calls")
+	deprecatedCalls := fs.Int("max-engine-calls", 0, "agent: deprecated: use --max-runtime-calls")
 	fs.DurationVar(&f.aggregator.StatusInterval, "status-interval", 10*time.Second, "aggregator: least time between two status writes of one policy while it changes (every agent watches policies)")
 	fs.StringVar(&f.aggregator.LeaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "image-cleanup-system"), "aggregator: namespace of its lease")
 	agentSelector := fs.String("agent-selector", "app.kubernetes.io/name=image-cleanup-operator,app.kubernetes.io/component=agent",
@@ -93,6 +93,18 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	}
 	if f.version {
 		return f, nil
+	}
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	if given["max-engine-calls"] {
+		if given["max-runtime-calls"] && *deprecatedCalls != f.agent.EngineCalls {
+			return nil, errors.New("--max-engine-calls is the deprecated name of --max-runtime-calls: give one")
+		}
+		fmt.Fprintln(os.Stderr, "warning: --max-engine-calls is deprecated: use --max-runtime-calls")
+		f.agent.EngineCalls = *deprecatedCalls
+	}
+	if f.callTimeout < 0 {
+		return nil, errors.New("--call-timeout must not be negative (0: the runtime adapter's default)")
 	}
 	f.agent.MetricsBindAddress, f.agent.HealthProbeBindAddress = *metrics, *probes
 	f.aggregator.MetricsBindAddress, f.aggregator.HealthProbeBindAddress = *metrics, *probes

@@ -23,6 +23,12 @@ func TestParseRoles(t *testing.T) {
 	if _, err := parse([]string{"--role", "leader"}, io.Discard); err == nil {
 		t.Fatal("an unknown role was accepted")
 	}
+	if _, err := parse([]string{"--node-name", "n1", "--max-runtime-calls", "4", "--max-engine-calls", "16"}, io.Discard); err == nil {
+		t.Fatal("both names of the calls-in-flight flag, with different values, were accepted")
+	}
+	if _, err := parse([]string{"--node-name", "n1", "--call-timeout", "-1s"}, io.Discard); err == nil {
+		t.Fatal("a negative --call-timeout was accepted")
+	}
 	// --max-engine-calls is the deprecated name of --max-runtime-calls.
 	for _, name := range []string{"--max-runtime-calls", "--max-engine-calls"} {
 		if f, err := parse([]string{"--node-name", "n1", name, "16"}, io.Discard); err != nil || f.agent.EngineCalls != 16 {

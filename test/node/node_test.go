@@ -760,7 +760,7 @@ stoppedContainers:
 		out, err := n.run(nil, "-n", ns, "logs", "-l", "app.kubernetes.io/component=agent", "--tail=-1")
 		return err == nil && strings.Contains(out, "countedThrough") && strings.Contains(out, "not declared in schema"), lastLines(out, 5) + fmt.Sprint(err)
 	})
-	if out, _ := n.run(nil, "get", "imagecleanupreports", "-o", "name"); strings.Contains(out, "e2e-helm") {
+	if out := n.kubectlOK(t, "", "get", "imagecleanupreports", "-o", "name"); strings.Contains(out, "e2e-helm") {
 		t.Fatalf("a report was written under a CRD that does not declare its fields: %s", out)
 	}
 
