@@ -159,3 +159,30 @@ func reload(t *testing.T, s *scenario, id string, saved []byte) {
 		t.Fatal("the image did not come back with the same ID")
 	}
 }
+
+// A container run by a name whose tag moved before the clock read its
+// events (docker run --rm app:latest, then a pull of app:latest, while the
+// process that keeps the clock was down) used the image the name named
+// then: the image it names now must not take the use alone.
+func TestAUseReplayedByANameThatMovedSinceCountsForItsImage(t *testing.T) {
+	s := newScenario(t)
+	used := testenv.ImportImage(t, s.cli, s.ref("1"), s.ref("latest"))
+	r := newRestartable(t)
+	spec := s.spec(s.ref("1"))
+	hour := v1alpha1.Duration("1h")
+	spec.MaxUnusedAge = &hour
+	start := time.Now()
+
+	r.catchUp(s.rt)
+	s.sweepWith(s.rt, spec, start.Add(-3*time.Hour), cleanup.Options{Clock: r.clock, Policy: "p", PlanOnly: true})
+	r.clock.Close() // the process is down while the container runs, goes, and the tag moves
+	c := testenv.CreateContainer(t, s.cli, s.ref("latest"), testenv.ContainerOptions{Run: "exit"})
+	testenv.RemoveContainer(t, s.cli, c)
+	testenv.ImportImage(t, s.cli, s.ref("latest")) // the pull that moves :latest
+	r.restart()
+	r.catchUp(s.rt)
+	out := s.sweepWith(s.rt, spec, start.Add(30*time.Minute), cleanup.Options{Clock: r.clock, Policy: "p"})
+	if d := decisionFor(out.Result.Skipped, used); d == nil || d.Reason != plan.RecentlyUsed || !testenv.ImageExists(t, s.cli, used) {
+		t.Fatalf("an image used half an hour ago by a name that moved since was not kept as RecentlyUsed: %+v", out.Result)
+	}
+}

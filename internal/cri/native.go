@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync/atomic"
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
@@ -159,7 +158,7 @@ func (u *imageUsers) of(ctx context.Context, ref string) ([]string, error) {
 	if id != "" {
 		ids = append(ids, id)
 	}
-	repo := repositoryOf(ref)
+	repo := match.RepositoryOf(ref)
 	if repo == "" {
 		return ids, nil
 	}
@@ -171,37 +170,11 @@ func (u *imageUsers) of(ctx context.Context, ref string) ([]string, error) {
 		u.images = append(images, engine.Image{}) // listed, even when empty
 	}
 	for _, img := range u.images {
-		if img.ID != id && holdsRepository(&img, repo) {
+		if img.ID != id && match.InRepository(append(append([]string(nil), img.RepoTags...), img.RepoDigests...), repo) {
 			ids = append(ids, img.ID)
 		}
 	}
 	return ids, nil
-}
-
-// repositoryOf is a reference's repository, normalized; "" for an ID or
-// what does not parse.
-func repositoryOf(ref string) string {
-	if strings.HasPrefix(ref, "sha256:") {
-		return ""
-	}
-	if name, _, err := match.ParseDigest(ref); err == nil {
-		return name
-	}
-	if tag, err := match.ParseTag(ref); err == nil {
-		return tag.Name
-	}
-	return ""
-}
-
-// holdsRepository reports whether the image has a tag or a digest
-// reference in the repository.
-func holdsRepository(img *engine.Image, repo string) bool {
-	for _, ref := range append(append([]string(nil), img.RepoTags...), img.RepoDigests...) {
-		if repositoryOf(ref) == repo {
-			return true
-		}
-	}
-	return false
 }
 
 // imageID is the ID of the image ref names, as the CRI resolves it; ""

@@ -8,11 +8,12 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 )
 
-// Source is what the clock reads of a runtime: its events, and the image
-// a container's event names.
+// Source is what the clock reads of a runtime: its events, the image a
+// container's event names, and (for a replay) the images it holds.
 type Source interface {
 	Events(ctx context.Context, since time.Time, follow bool, f func(engine.Event)) error
 	InspectImage(ctx context.Context, id string) (engine.Image, error)
+	ListImages(ctx context.Context) ([]engine.Image, error)
 }
 
 // Apply learns from one engine event: a container's create, start or stop
@@ -24,6 +25,12 @@ type Source interface {
 // and an image pulled, loaded or imported arrives then; a gap in the
 // engine's history counts as a use and an arrival of every image.
 func (c *Clock) Apply(ctx context.Context, rt Source, e engine.Event) {
+	c.apply(ctx, rt, e, nil)
+}
+
+// apply is Apply; past, during a replay, also credits a container's use
+// to every image its name may have named then (replay.go).
+func (c *Clock) apply(ctx context.Context, rt Source, e engine.Event, past *replay) {
 	switch e.Kind {
 	case engine.EventGap:
 		c.Gap(e.Time)
@@ -41,9 +48,17 @@ func (c *Clock) Apply(ctx context.Context, rt Source, e engine.Event) {
 			if imageID = resolve(ctx, rt, e.Image); imageID != "" {
 				c.setImageOf(e.ID, imageID)
 			}
+			past.foundByName(e.ID)
 		}
 		if imageID != "" {
 			c.ImageUsed(imageID, e.Time)
+		}
+		ids, known := past.mayHaveRun(ctx, rt, e)
+		if !known {
+			c.Gap(e.Time) // fail closed: every image counts as used then
+		}
+		for _, id := range ids {
+			c.ImageUsed(id, e.Time)
 		}
 	}
 	c.SeenUntil(e.Time)
@@ -67,12 +82,14 @@ func resolve(ctx context.Context, rt Source, name string) string {
 // Follow applies the engine's events from the clock's cursor on (those the
 // engine still holds first) until ctx ends or the stream breaks.
 func (c *Clock) Follow(ctx context.Context, rt Source) error {
-	return rt.Events(ctx, c.EventsSeen(), true, func(e engine.Event) { c.Apply(ctx, rt, e) })
+	past := &replay{}
+	return rt.Events(ctx, c.EventsSeen(), true, func(e engine.Event) { c.apply(ctx, rt, e, past.of(e)) })
 }
 
 // CatchUp applies the events since the clock's cursor up to the engine's
 // present: what a process that does not follow the engine (the CLI, between
 // two runs) missed.
 func (c *Clock) CatchUp(ctx context.Context, rt Source) error {
-	return rt.Events(ctx, c.EventsSeen(), false, func(e engine.Event) { c.Apply(ctx, rt, e) })
+	past := &replay{}
+	return rt.Events(ctx, c.EventsSeen(), false, func(e engine.Event) { c.apply(ctx, rt, e, past.of(e)) })
 }
