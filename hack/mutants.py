@@ -24,7 +24,7 @@ MUTANTS = {
     "digest-exclusion": ("an exclusion names tags only, not a digest reference's repository (issue 17, finding 1)", [
         (PLAN, "\tif excl.Whole || opts.Exclude.NamesAnyDigest(mi) {", "\tif excl.Whole {"),
         (PLAN, "\treturn ix.sandboxes[img.ID] || opts.Exclude.Select(mi).Any() ||",
-         "\treturn ix.sandboxes[img.ID] || opts.Exclude.Select(match.Image{ID: img.ID, RepoTags: img.RepoTags}).Any() ||"),
+         "\ttagsOnly := *img\n\ttagsOnly.RepoDigests = nil\n\treturn ix.sandboxes[img.ID] || opts.Exclude.Select(matchImage(&tagsOnly)).Any() ||"),
     ]),
     "departures": ("an image that leaves is never forgotten, so its return is no arrival (issue 17, finding 2)", [
         (FOLLOW, "\t\tc.ImageGone(e.ID)\n", "\t\t_ = e.ID\n"),
@@ -76,6 +76,9 @@ MUTANTS = {
     "harvest-kept": ("a sweep that fails after its harvest loses what the harvest counted", [
         (SWEEP, "\t\t\treturn out, fmt.Errorf(\"%w: %w\", ErrDisk, err)", "\t\t\treturn Outcome{}, fmt.Errorf(\"%w: %w\", ErrDisk, err)"),
     ], ("./internal/cleanup", "^TestASweepThatFailsAfterItsHarvestReturnsIt$")),
+    "replayed-names": ("a use replayed by a name that moved since counts only for the image the name names now (invariant 6)", [
+        (FOLLOW, "\tif p == nil || !p.byName[e.ID] {\n", "\tif true {\n"),
+    ], ("./internal/cleanup", "^TestAUseReplayedByANameThatMovedSinceCountsForItsImage$")),
     "counted-through": ("a sweep that could not list the runtime settles the records before it", [
         (AGENT, "\t\t\tif t := countedThrough(s.report); t != nil {", "\t\t\tif t := s.report.LastSweepTime; t != nil {"),
     ], ("./controllers", "^TestAReportOfASweepThatCouldNotListSettlesNothing$")),
