@@ -353,9 +353,15 @@ up() {
   start kubelet "${bin}/kubelet" --config "${state}/kubelet.yaml" \
     --kubeconfig "${state}/kubelet.kubeconfig" --root-dir "${state}/kubelet" \
     --hostname-override "${node_name}" --node-ip "${ip}"
+  # Here the node is Ready within seconds; a slower machine gets 4 minutes,
+  # and says at 2 what holds it back.
   if ! wait_for "node ${node_name}" 120 admin_kubectl wait --for=condition=Ready "node/${node_name}" --timeout=1s; then
     explain_unready_node
-    return 1
+    log "waiting 2 more minutes"
+    if ! wait_for "node ${node_name}" 120 admin_kubectl wait --for=condition=Ready "node/${node_name}" --timeout=1s; then
+      explain_unready_node
+      return 1
+    fi
   fi
   # Pods need their namespace's default ServiceAccount (the controller-manager makes it).
   wait_for "default ServiceAccount" 60 admin_kubectl get serviceaccount default
