@@ -67,7 +67,19 @@ func TestAReturnIsAnArrival(t *testing.T) {
 func TestUseOfARemovedContainerCounts(t *testing.T) {
 	s := newScenario(t)
 	id := testenv.ImportImage(t, s.cli, s.ref("1"))
-	r := newRestartable(t)
+	out := s.afterAUseWhileTheClockIsClosed(id, func() {})
+	if d := decisionFor(out.Result.Skipped, id); d == nil || d.Reason != plan.RecentlyUsed || !testenv.ImageExists(t, s.cli, id) {
+		t.Fatalf("an image used half an hour ago (container since removed) was not kept as RecentlyUsed: %+v", out.Result)
+	}
+}
+
+// afterAUseWhileTheClockIsClosed sweeps ref("1") under maxUnusedAge 1h:
+// the clock sees the images three hours before; then, with it closed, a
+// container of run runs and goes, and meanwhile happens; the sweep comes
+// half an hour after the clock opens again and catches up.
+func (s *scenario) afterAUseWhileTheClockIsClosed(run string, meanwhile func()) cleanup.Outcome {
+	s.t.Helper()
+	r := newRestartable(s.t)
 	spec := s.spec(s.ref("1"))
 	hour := v1alpha1.Duration("1h")
 	spec.MaxUnusedAge = &hour
@@ -76,14 +88,12 @@ func TestUseOfARemovedContainerCounts(t *testing.T) {
 	r.catchUp(s.rt)
 	s.sweepWith(s.rt, spec, start.Add(-3*time.Hour), cleanup.Options{Clock: r.clock, Policy: "p", PlanOnly: true})
 	r.clock.Close() // the process is down while the container runs and goes
-	c := testenv.CreateContainer(t, s.cli, id, testenv.ContainerOptions{Run: "exit"})
-	testenv.RemoveContainer(t, s.cli, c)
+	c := testenv.CreateContainer(s.t, s.cli, run, testenv.ContainerOptions{Run: "exit"})
+	testenv.RemoveContainer(s.t, s.cli, c)
+	meanwhile()
 	r.restart()
 	r.catchUp(s.rt)
-	out := s.sweepWith(s.rt, spec, start.Add(30*time.Minute), cleanup.Options{Clock: r.clock, Policy: "p"})
-	if d := decisionFor(out.Result.Skipped, id); d == nil || d.Reason != plan.RecentlyUsed || !testenv.ImageExists(t, s.cli, id) {
-		t.Fatalf("an image used half an hour ago (container since removed) was not kept as RecentlyUsed: %+v", out.Result)
-	}
+	return s.sweepWith(s.rt, spec, start.Add(30*time.Minute), cleanup.Options{Clock: r.clock, Policy: "p"})
 }
 
 // reopen is a restart of the process that keeps the image clock: the clock
@@ -167,21 +177,9 @@ func reload(t *testing.T, s *scenario, id string, saved []byte) {
 func TestAUseReplayedByANameThatMovedSinceCountsForItsImage(t *testing.T) {
 	s := newScenario(t)
 	used := testenv.ImportImage(t, s.cli, s.ref("1"), s.ref("latest"))
-	r := newRestartable(t)
-	spec := s.spec(s.ref("1"))
-	hour := v1alpha1.Duration("1h")
-	spec.MaxUnusedAge = &hour
-	start := time.Now()
-
-	r.catchUp(s.rt)
-	s.sweepWith(s.rt, spec, start.Add(-3*time.Hour), cleanup.Options{Clock: r.clock, Policy: "p", PlanOnly: true})
-	r.clock.Close() // the process is down while the container runs, goes, and the tag moves
-	c := testenv.CreateContainer(t, s.cli, s.ref("latest"), testenv.ContainerOptions{Run: "exit"})
-	testenv.RemoveContainer(t, s.cli, c)
-	testenv.ImportImage(t, s.cli, s.ref("latest")) // the pull that moves :latest
-	r.restart()
-	r.catchUp(s.rt)
-	out := s.sweepWith(s.rt, spec, start.Add(30*time.Minute), cleanup.Options{Clock: r.clock, Policy: "p"})
+	out := s.afterAUseWhileTheClockIsClosed(s.ref("latest"), func() {
+		testenv.ImportImage(t, s.cli, s.ref("latest")) // the pull that moves :latest
+	})
 	if d := decisionFor(out.Result.Skipped, used); d == nil || d.Reason != plan.RecentlyUsed || !testenv.ImageExists(t, s.cli, used) {
 		t.Fatalf("an image used half an hour ago by a name that moved since was not kept as RecentlyUsed: %+v", out.Result)
 	}

@@ -170,7 +170,7 @@ func (u *imageUsers) of(ctx context.Context, ref string) ([]string, error) {
 		u.images = append(images, engine.Image{}) // listed, even when empty
 	}
 	for _, img := range u.images {
-		if img.ID != id && match.InRepository(append(append([]string(nil), img.RepoTags...), img.RepoDigests...), repo) {
+		if img.ID != id && match.InRepository(repo, img.RepoTags, img.RepoDigests) {
 			ids = append(ids, img.ID)
 		}
 	}

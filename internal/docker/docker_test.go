@@ -210,3 +210,26 @@ func store(containerd bool) string {
 	}
 	return "classic"
 }
+
+// The sandbox (pause) container of a pod the kubelet runs through
+// cri-dockerd is told by its label; the planner keeps its image.
+func TestASandboxIsToldByCriDockerdsLabel(t *testing.T) {
+	cli, rt := engineUnderTest(t)
+	ref := "itest.local/" + testenv.UniqueName("sandbox") + "/pause:1"
+	img := testenv.ImportImage(t, cli, ref)
+	sandbox := testenv.CreateContainer(t, cli, img, testenv.ContainerOptions{Labels: map[string]string{"io.kubernetes.docker.type": "podsandbox"}})
+	plain := testenv.CreateContainer(t, cli, img, testenv.ContainerOptions{Labels: map[string]string{"io.kubernetes.docker.type": "container"}})
+	containers, err := rt.ListContainers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, c := range containers {
+		if c.ID == sandbox || c.ID == plain {
+			seen[c.ID] = c.Sandbox
+		}
+	}
+	if len(seen) != 2 || !seen[sandbox] || seen[plain] {
+		t.Fatalf("sandbox flags %v, want %s a sandbox and %s not", seen, sandbox, plain)
+	}
+}

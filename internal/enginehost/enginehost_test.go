@@ -120,3 +120,45 @@ func TestContainerdStoreMeasuresContainerdsRoot(t *testing.T) {
 		t.Fatalf("the classic store: measured %q, %v, want the data root %s", u.Path, err, dataRoot)
 	}
 }
+
+// layoutUnknown is a runtime whose adapter does not know its layout on
+// disk (no engine.RootProver): only what it lists.
+type layoutUnknown struct{ f *enginefake.Engine }
+
+func (l layoutUnknown) Info(ctx context.Context) (engine.Info, error) { return l.f.Info(ctx) }
+func (l layoutUnknown) ListImages(ctx context.Context) ([]engine.Image, error) {
+	return l.f.ListImages(ctx)
+}
+func (l layoutUnknown) ListContainers(ctx context.Context) ([]engine.Container, error) {
+	return l.f.ListContainers(ctx)
+}
+
+// A runtime whose layout the agent does not know is never measured at the
+// path it reports: not even where Docker's files would prove it; a folder
+// given by the caller is.
+func TestAnUnknownLayoutIsNotProven(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	f := enginefake.New()
+	f.RootDir = root
+	id := strings.Repeat("c", 64)
+	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64)})
+	f.AddContainer(engine.Container{ID: id, ImageID: "sha256:" + strings.Repeat("a", 64), State: engine.StateExited})
+	if err := os.MkdirAll(filepath.Join(root, "containers", id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h, err := enginehost.Open(ctx, layoutUnknown{f}, enginehost.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Disk(ctx)(); !errors.Is(err, enginehost.ErrNotProven) || !strings.Contains(err.Error(), "--data-root") {
+		t.Fatalf("a runtime of unknown layout was measured, or not told what to give: %v", err)
+	}
+	given, err := enginehost.Open(ctx, layoutUnknown{f}, enginehost.Options{DataRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := given.Disk(ctx)(); err != nil {
+		t.Fatalf("a given folder: %v", err)
+	}
+}

@@ -65,7 +65,7 @@ func (p *replay) mayHaveRun(ctx context.Context, rt Source, e engine.Event) (ids
 	}
 	for i := range p.images {
 		img := &p.images[i]
-		if match.InRepository(append(append([]string(nil), img.RepoTags...), img.RepoDigests...), repo) {
+		if match.InRepository(repo, img.RepoTags, img.RepoDigests) {
 			ids = append(ids, img.ID)
 		}
 	}

@@ -17,12 +17,14 @@ func RepositoryOf(ref string) string {
 	return ""
 }
 
-// InRepository reports whether one of refs (tags or digest references)
-// is in the repository.
-func InRepository(refs []string, repo string) bool {
-	for _, ref := range refs {
-		if RepositoryOf(ref) == repo {
-			return true
+// InRepository reports whether one of the references (tags or digest
+// references, in any of the lists) is in the repository.
+func InRepository(repo string, refLists ...[]string) bool {
+	for _, refs := range refLists {
+		for _, ref := range refs {
+			if RepositoryOf(ref) == repo {
+				return true
+			}
 		}
 	}
 	return false
