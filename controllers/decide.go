@@ -12,11 +12,11 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
-// The node controller decides, then acts, as the engine does: decide is a
+// The node controller decides, then acts, as the runtime does: decide is a
 // pure function of what the reconcile read, and Reconcile carries out the
 // decision. A sweep's outcome is judged once, into a verdict that drives the
 // report's phase, the metric, the log and the requeue.
@@ -215,7 +215,7 @@ func (t timing) due(s *situation) decision {
 		}
 		return decision{step: stepSweep, trigger: "generation"}
 	}
-	// A full disk does not wait for the interval; a failing engine keeps its
+	// A full disk does not wait for the interval; a failing runtime keeps its
 	// back-off, full disk or not.
 	if r.Phase != v1alpha1.PhaseFailed && aboveHigh(p.Spec.DiskUsage, s.disk) &&
 		(!pressureSweep(r) || s.now.Sub(r.LastSweepTime.Time) >= diskRetry) {
@@ -251,10 +251,10 @@ type verdict struct {
 	reason string
 	// errorKind labels imagecleanup_sweep_errors_total; "" when none.
 	errorKind string
-	// ran: the sweep read the engine and its outcome holds real figures
+	// ran: the sweep read the runtime and its outcome holds real figures
 	// (removals, blocked images, disk), even when it then failed.
 	ran bool
-	// retry: the sweep failed in a way a later try may mend (engine down,
+	// retry: the sweep failed in a way a later try may mend (runtime down,
 	// stalled, a removal failed); an invalid policy waits for a new spec.
 	retry bool
 	// superseded: the policy or this node changed under the sweep, which
@@ -277,15 +277,15 @@ func judgeCause(out *cleanup.Outcome, err error, dryRun bool) verdict {
 	case errors.Is(err, cleanup.ErrDisk):
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonDiskUnmeasured, message: err.Error(),
 			errorKind: "disk", retry: true}
-	case errors.Is(err, engine.ErrNoRuntime):
+	case errors.Is(err, runtime.ErrNoRuntime):
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonNoRuntime, message: err.Error(),
 			errorKind: "no_runtime", retry: true}
 	case errors.Is(err, cleanup.ErrState):
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonStateNotSaved, message: err.Error(),
 			errorKind: "state", retry: true}
 	case err != nil:
-		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonEngineUnavailable, message: err.Error(),
-			errorKind: "engine", retry: true}
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonRuntimeUnavailable, message: err.Error(),
+			errorKind: "runtime", retry: true}
 	case r.Refused:
 		return verdict{phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonSuperseded,
 			message: "the sweep stopped before its next removal: " + r.Stopped, superseded: true}
@@ -294,7 +294,7 @@ func judgeCause(out *cleanup.Outcome, err error, dryRun bool) verdict {
 			errorKind: "stopped", retry: true}
 	case len(r.Failed) > 0:
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonRemovalFailed,
-			message: fmt.Sprintf("%d of the sweep's engine calls failed", len(r.Failed)), errorKind: "removal", retry: true}
+			message: fmt.Sprintf("%d of the sweep's runtime calls failed", len(r.Failed)), errorKind: "removal", retry: true}
 	case dryRun:
 		return verdict{phase: v1alpha1.PhaseDryRun, message: "dry run: the lists say what a sweep would remove"}
 	case out.Disk != nil && out.Disk.Unreached:

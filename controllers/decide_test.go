@@ -13,8 +13,8 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 var (
@@ -145,9 +145,9 @@ func TestJudge(t *testing.T) {
 		want   verdict
 	}{
 		"invalid policy": {err: invalid, want: verdict{phase: v1alpha1.PhaseFailed, reason: "InvalidPolicy", errorKind: "invalid_policy"}},
-		"engine down": {err: fmt.Errorf("%w: list images: cannot connect", cleanup.ErrEngine),
-			want: verdict{phase: v1alpha1.PhaseFailed, reason: "EngineUnavailable", errorKind: "engine", retry: true}},
-		"no runtime": {err: fmt.Errorf("%w: %w: no socket at /host/run/docker.sock", cleanup.ErrEngine, engine.ErrNoRuntime),
+		"engine down": {err: fmt.Errorf("%w: list images: cannot connect", cleanup.ErrRuntime),
+			want: verdict{phase: v1alpha1.PhaseFailed, reason: "RuntimeUnavailable", errorKind: "runtime", retry: true}},
+		"no runtime": {err: fmt.Errorf("%w: %w: no socket at /host/run/docker.sock", cleanup.ErrRuntime, runtime.ErrNoRuntime),
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "NoRuntime", errorKind: "no_runtime", retry: true}},
 		"disk unmeasured": {err: fmt.Errorf("%w: statfs: no such file", cleanup.ErrDisk),
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "DiskUnmeasured", errorKind: "disk", retry: true}},
@@ -239,7 +239,7 @@ func TestNextAfterASweep(t *testing.T) {
 		"succeeded: the interval":               {verdict{phase: v1alpha1.PhaseSucceeded}, 0, agent.interval(p)},
 		"blocked: the interval":                 {verdict{phase: v1alpha1.PhaseBlocked}, 0, agent.interval(p)},
 		"superseded: soon, as a safety net":     {verdict{superseded: true}, 0, time.Second},
-		"the third failure: the back-off":       {verdict{errorKind: "engine", retry: true}, 3, 4 * time.Second},
+		"the third failure: the back-off":       {verdict{errorKind: "runtime", retry: true}, 3, 4 * time.Second},
 		"an invalid policy: only a spec change": {verdict{errorKind: "invalid_policy"}, 0, 0},
 	} {
 		if got := agent.next(c.v, p, c.failures); got != c.want {

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 // The model's oracle: what the invariants of docs/policy.md allow, from
@@ -26,8 +26,8 @@ func violation(invariant string, format string, args ...any) string {
 }
 
 // onRemove checks each removal by the agent as it happens, against the
-// engine as it was when the removal's call began.
-func (m *lifeModel) onRemove(r enginefake.Removed) {
+// runtime as it was when the removal's call began.
+func (m *lifeModel) onRemove(r runtimefake.Removed) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	spec := m.sweeping
@@ -120,7 +120,7 @@ var hexRef = regexp.MustCompile(`^(sha256:)?[0-9a-f]{1,64}$`)
 // names reports whether a reference (as a pod or its status writes it)
 // names the image: one of its tags, in either spelling; its ID or a prefix
 // of it; its digest, under any repository.
-func names(ref string, img engine.Image) bool {
+func names(ref string, img runtime.Image) bool {
 	for _, scheme := range []string{"docker-pullable://", "docker://", "containerd://"} {
 		ref = strings.TrimPrefix(ref, scheme)
 	}
@@ -140,7 +140,7 @@ func names(ref string, img engine.Image) bool {
 
 // podNaming names a pod not done that names the image, in any of the
 // fields the model wrote; "" when none does; m.mu is held.
-func (m *lifeModel) podNaming(img engine.Image) string {
+func (m *lifeModel) podNaming(img runtime.Image) string {
 	for _, p := range m.pods {
 		for _, ref := range p.refs {
 			if names(ref, img) {
@@ -167,7 +167,7 @@ func selects(pattern, tag string) bool {
 
 // unselectedTag is a tag of img that the policy's images do not select, ""
 // when there is none (or the policy selects the image whole: by ID).
-func unselectedTag(spec *v1alpha1.ImageCleanupPolicySpec, img engine.Image) string {
+func unselectedTag(spec *v1alpha1.ImageCleanupPolicySpec, img runtime.Image) string {
 	if len(img.RepoTags) == 0 {
 		return ""
 	}
@@ -185,7 +185,7 @@ func unselectedTag(spec *v1alpha1.ImageCleanupPolicySpec, img engine.Image) stri
 
 // excluded says why the policy's exclusions keep the image, "" if they do
 // not: by a tag, by a digest reference's repository, by its ID.
-func excluded(spec *v1alpha1.ImageCleanupPolicySpec, img engine.Image) string {
+func excluded(spec *v1alpha1.ImageCleanupPolicySpec, img runtime.Image) string {
 	for _, e := range spec.Exclude {
 		pat := string(e)
 		for _, tag := range img.RepoTags {
@@ -206,7 +206,7 @@ func excluded(spec *v1alpha1.ImageCleanupPolicySpec, img engine.Image) string {
 }
 
 // repositoriesOf names the repositories of an image's references.
-func repositoriesOf(img engine.Image) []string {
+func repositoriesOf(img runtime.Image) []string {
 	var out []string
 	for _, tag := range img.RepoTags {
 		name, _, _ := strings.Cut(tag, ":")

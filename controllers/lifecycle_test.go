@@ -18,7 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"pgregory.net/rapid"
@@ -31,11 +31,11 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 // The model test of the agent's whole life (docs/policy.md, "Invariants"):
@@ -49,7 +49,7 @@ import (
 //
 // The agent is the real one, built as the manager builds it
 // (newNodeReconciler): its Reconcile decides, sweeps through the sweep
-// object (cleanup.Sweep) at the default number of engine calls in flight,
+// object (cleanup.Sweep) at the default number of runtime calls in flight,
 // writes its report through a fake API client and commits; its image
 // clock keeps its state file, its event follower (nodeHost.follow) runs
 // alongside on the runtime's stream, its view of the pods reads them
@@ -61,7 +61,7 @@ import (
 // make test runs 1,000 sequences from a fixed seed; go test ./controllers
 // -run TestAgentLife -life.checks=20000 -life.seed=0 searches longer from a
 // random seed. A failure prints the sequence and a file to replay it with
-// -rapid.failfile. The engine calls of a sweep run 8 at a time, as the
+// -rapid.failfile. The runtime calls of a sweep run 8 at a time, as the
 // agent's do: a life that a mid-sweep step shapes may take another course
 // when replayed, which is why the lives replayed for the mutation table
 // run one call at a time.
@@ -86,7 +86,7 @@ var (
 type truth struct {
 	arrived    map[string]time.Time // present image → its latest arrival
 	used       map[string]time.Time // image → its latest container create, start or stop
-	containers map[string]engine.Container
+	containers map[string]runtime.Container
 	// removed by the agent since its report (re)started counting
 	images, ctrs int64
 }
@@ -110,18 +110,18 @@ type lifeAgent struct {
 type lifeModel struct {
 	t   *rapid.T
 	ctx context.Context
-	f   *enginefake.Engine
+	f   *runtimefake.Runtime
 	dir string
 	// cri: the node runs containerd's CRI (the fake's CRI rules): images go
 	// with every reference, some are pinned, other clients' containers are
 	// not in the CRI's listing, nothing is replayed, and the follower
 	// lists images.
 	cri bool
-	// ahead: the engine's clock runs this far ahead of the agent's, in
+	// ahead: the runtime's clock runs this far ahead of the agent's, in
 	// every time it stamps. Never behind: a use would then look older than
 	// it was, which nothing on the node could tell.
 	ahead time.Duration
-	// calls is the agent's engine calls in flight (0: its default).
+	// calls is the agent's runtime calls in flight (0: its default).
 	calls int
 	clock *clocktesting.FakeClock
 	agent *lifeAgent // nil while down
@@ -134,10 +134,10 @@ type lifeModel struct {
 	podsMade       int
 	fill           float64 // disk percent used besides images
 
-	// mu guards what the engine's calls during a sweep (on the executor's
+	// mu guards what the runtime's calls during a sweep (on the executor's
 	// goroutines) share with the model: its truth, its view of the API,
 	// its pods and the sweep's state. It is never held while calling the
-	// engine, which calls back with its own lock held.
+	// runtime, which calls back with its own lock held.
 	mu       sync.Mutex
 	now      time.Time
 	truth    truth
@@ -178,7 +178,7 @@ type lifeModel struct {
 	violation   string
 	// newestBefore are, by repository, the images present when the sweep
 	// began, newest build first.
-	newestBefore map[string][]engine.Image
+	newestBefore map[string][]runtime.Image
 }
 
 // setRapid sets one of rapid's flags for the test, unless the command line
@@ -200,12 +200,12 @@ func TestAgentLife(t *testing.T) { checkLives(t, 1, lifeRules{}) }
 // event and replays nothing.
 func TestAgentLifeOnCRI(t *testing.T) { checkLives(t, 2, lifeRules{cri: true}) }
 
-// The same lives with the engine's clock ahead of the agent's, by a second
-// to two hours: every time the engine stamps is later than when it
-// happened by the agent's clock (the CLI on a remote engine, an engine in
+// The same lives with the runtime's clock ahead of the agent's, by a second
+// to two hours: every time the runtime stamps is later than when it
+// happened by the agent's clock (the CLI on a remote runtime, a runtime in
 // a VM whose clock drifted).
-func TestAgentLifeWithTheEngineClockAhead(t *testing.T) {
-	checkLives(t, 4, lifeRules{engineAhead: true})
+func TestAgentLifeWithTheRuntimeClockAhead(t *testing.T) {
+	checkLives(t, 4, lifeRules{runtimeAhead: true})
 }
 
 // checkLives runs one part in share of -life.checks lives on rules (100
@@ -230,7 +230,7 @@ func checkLives(t *testing.T, share int, rules lifeRules) {
 // found to break an invariant with one fix reverted, keyed by the mutant of
 // hack/mutants.py that reverts it: each is replayed in every run (it must
 // pass), and hack/mutants.sh replay, which make test runs, checks that each
-// fails with its mutant. They run one engine call at a time, so that they
+// fails with its mutant. They run one runtime call at a time, so that they
 // replay exactly.
 var lifesThatFoundBugs = map[string]replayedLife{
 	// A pod naming its image in an image volume (found after 56 lives).
@@ -244,8 +244,8 @@ var lifesThatFoundBugs = map[string]replayedLife{
 	"unsettled": {seed: 10533947139916790307},
 	// A pod bound to the node names an image (found after 22).
 	"pods": {seed: 4962015530302331769},
-	// A use stamped by an engine whose clock runs ahead (found at once).
-	"clock-ahead": {seed: 16450350597607239181, rules: lifeRules{engineAhead: true}},
+	// A use stamped by a runtime whose clock runs ahead (found at once).
+	"clock-ahead": {seed: 16450350597607239181, rules: lifeRules{runtimeAhead: true}},
 	// An image excluded by its digest reference's repository (found after 61).
 	"digest-exclusion": {seed: 10043632964531728193},
 	// An image that left and came back arrived again (found after 46).
@@ -299,7 +299,7 @@ func agentLife(t *testing.T, rules lifeRules) func(*rapid.T) {
 			"time":               m.advance,
 			"time again":         m.advance,
 			"noise":              m.noise,
-			"engineRestart":      m.engineRestart,
+			"engineRestart":      m.runtimeRestart,
 			"agentRestart":       m.agentRestart,
 			"diskFill":           m.diskFill,
 			"policy":             m.changePolicy,
@@ -337,25 +337,25 @@ var commandLineFlags = sync.OnceValue(func() map[string]bool {
 })
 
 // lifeRules are what a run of lives holds fixed: the runtime's rules,
-// whether the engine's clock runs ahead of the agent's, and the agent's
-// engine calls in flight (0: its default).
+// whether the runtime's clock runs ahead of the agent's, and the agent's
+// runtime calls in flight (0: its default).
 type lifeRules struct {
-	cri         bool
-	engineAhead bool
-	calls       int
+	cri          bool
+	runtimeAhead bool
+	calls        int
 }
 
 func newLifeModel(t *rapid.T, dir string, rules lifeRules) *lifeModel {
 	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: rules.cri, calls: rules.calls,
-		truth: truth{arrived: map[string]time.Time{}, used: map[string]time.Time{}, containers: map[string]engine.Container{}}}
-	if rules.engineAhead {
+		truth: truth{arrived: map[string]time.Time{}, used: map[string]time.Time{}, containers: map[string]runtime.Container{}}}
+	if rules.runtimeAhead {
 		m.ahead = time.Duration(rapid.IntRange(1, 2*60*60).Draw(t, "engine clock ahead (s)")) * time.Second
 	}
-	m.f = enginefake.New()
+	m.f = runtimefake.New()
 	if rules.cri {
-		m.f.Rules = enginefake.CRI
+		m.f.Rules = runtimefake.CRI
 	}
-	m.f.Now = m.engineNow
+	m.f.Now = m.runtimeNow
 	m.f.OnRemove = m.onRemove
 	m.f.BeforeCall = m.beforeCall
 	m.f.DieUnder = func(method, arg string) bool {
@@ -372,15 +372,15 @@ func newLifeModel(t *rapid.T, dir string, rules lifeRules) *lifeModel {
 	return m
 }
 
-// engineNow is the engine's clock.
-func (m *lifeModel) engineNow() time.Time {
+// runtimeNow is the runtime's clock.
+func (m *lifeModel) runtimeNow() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.now.Add(m.ahead)
 }
 
 func (m *lifeModel) stateFile() string {
-	return imageclock.FileFor(m.dir, imageclock.EngineKey{ID: "fake", RootDir: "/var/lib/docker"})
+	return imageclock.FileFor(m.dir, imageclock.StoreKey{ID: "fake", RootDir: "/var/lib/docker"})
 }
 
 // apiServer is the API server's side of the agent's writes: a dead agent
@@ -388,7 +388,7 @@ func (m *lifeModel) stateFile() string {
 // agent may die right after its report's write.
 func (m *lifeModel) apiServer() interceptor.Funcs {
 	return interceptor.Funcs{
-		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+		Apply: func(ctx context.Context, c client.WithWatch, obj kruntime.ApplyConfiguration, opts ...client.ApplyOption) error {
 			if m.isDead() {
 				return apierrors.NewServiceUnavailable("the agent is dead")
 			}
@@ -440,7 +440,7 @@ func (m *lifeModel) reportGone() {
 // file, its follower from the file's cursor.
 func (m *lifeModel) agentUp() {
 	o := AgentOptions{NodeName: lifeNode, Runtime: m.f, ProtectedImages: []string{"agent:*"}, StateDir: m.dir,
-		DataRoot: "/var/lib/docker", Clock: m.clock, EngineCalls: m.calls}
+		DataRoot: "/var/lib/docker", Clock: m.clock, RuntimeCalls: m.calls}
 	m.must(o.complete())
 	metrics := newAgentMetrics()
 	m.must(metrics.register(prometheus.NewRegistry(), lifeNode))
@@ -451,7 +451,7 @@ func (m *lifeModel) agentUp() {
 }
 
 // connect starts the agent's event follower and waits until it has
-// applied what the engine replays.
+// applied what the runtime replays.
 func (m *lifeModel) connect() {
 	ctx, stop := context.WithCancel(m.ctx)
 	done := make(chan error, 1)
@@ -472,7 +472,7 @@ func (m *lifeModel) caughtUp() {
 	}
 }
 
-// reconnect: the follower's stream broke (the engine restarted); the
+// reconnect: the follower's stream broke (the runtime restarted); the
 // follower ends, saves, and the agent connects again.
 func (m *lifeModel) reconnect() {
 	if m.agent == nil {
@@ -565,13 +565,13 @@ func (m *lifeModel) present() []string {
 
 // addImage brings an image to the node (a pull or a load), built at built.
 func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
-	img := engine.Image{ID: id, Created: built, Size: 1 << 20, RepoTags: m.randomTags(t)}
+	img := runtime.Image{ID: id, Created: built, Size: 1 << 20, RepoTags: m.randomTags(t)}
 	if m.cri && rapid.Bool().Draw(t, "a second repository") {
 		// References the policy may select in part: on the CRI the image
 		// then stays whole.
 		img.RepoTags = slices.Compact(slices.Sorted(slices.Values(append(img.RepoTags, m.randomTags(t)...))))
 	}
-	for _, tag := range img.RepoTags { // a tag moves to the new image, as on the engine
+	for _, tag := range img.RepoTags { // a tag moves to the new image, as on the runtime
 		for _, other := range m.present() {
 			if cur, _ := m.f.Image(other); slices.Contains(cur.RepoTags, tag) {
 				m.f.Untag(other, tag)
@@ -586,7 +586,7 @@ func (m *lifeModel) addImage(t *rapid.T, id string, built time.Time) {
 		img.Pinned = rapid.IntRange(0, 5).Draw(t, "pinned") == 0 // no parents on the CRI
 	} else if present := m.present(); len(present) > 0 && rapid.IntRange(0, 4).Draw(t, "child") == 0 {
 		img.ParentID = rapid.SampledFrom(present).Draw(t, "parent")
-		// An engine never makes a parent of a descendant.
+		// A runtime never makes a parent of a descendant.
 		for p := img.ParentID; p != ""; {
 			if p == id {
 				img.ParentID = ""
@@ -641,19 +641,19 @@ func (m *lifeModel) tag(t *rapid.T) {
 	m.follow()
 }
 
-func (m *lifeModel) newContainer(t *rapid.T, state string) (engine.Container, bool) {
+func (m *lifeModel) newContainer(t *rapid.T, state string) (runtime.Container, bool) {
 	present := m.present()
 	if len(present) == 0 {
-		return engine.Container{}, false
+		return runtime.Container{}, false
 	}
 	image := rapid.SampledFrom(present).Draw(t, "image")
 	return m.makeContainer(image, state, rapid.IntRange(0, 3).Draw(t, "kubelet") == 0), true
 }
 
-func (m *lifeModel) makeContainer(image, state string, kubelet bool) engine.Container {
+func (m *lifeModel) makeContainer(image, state string, kubelet bool) runtime.Container {
 	m.containersMade++
 	id := fmt.Sprintf("%064x", 1<<40+m.containersMade)
-	c := engine.Container{ID: id, Name: "c" + id[58:], ImageID: image, State: state, Created: m.engineNow()}
+	c := runtime.Container{ID: id, Name: "c" + id[58:], ImageID: image, State: state, Created: m.runtimeNow()}
 	if kubelet {
 		c.Labels = map[string]string{"io.kubernetes.pod.name": "pod"}
 	}
@@ -662,7 +662,7 @@ func (m *lifeModel) makeContainer(image, state string, kubelet bool) engine.Cont
 
 // started records a container the node made: it is there, and it used its
 // image now.
-func (m *lifeModel) started(c engine.Container) {
+func (m *lifeModel) started(c runtime.Container) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.truth.containers[c.ID] = c
@@ -670,13 +670,13 @@ func (m *lifeModel) started(c engine.Container) {
 }
 
 func (m *lifeModel) run(t *rapid.T) {
-	state := rapid.SampledFrom([]string{engine.StateRunning, engine.StateCreated, engine.StateExited}).Draw(t, "state")
+	state := rapid.SampledFrom([]string{runtime.StateRunning, runtime.StateCreated, runtime.StateExited}).Draw(t, "state")
 	c, ok := m.newContainer(t, state)
 	if !ok {
 		t.Skip("no image")
 	}
-	if state == engine.StateExited {
-		c.FinishedAt = m.engineNow()
+	if state == runtime.StateExited {
+		c.FinishedAt = m.runtimeNow()
 	}
 	m.f.AddContainer(c)
 	m.started(c)
@@ -687,7 +687,7 @@ func (m *lifeModel) run(t *rapid.T) {
 // through its own API (ctr, nerdctl, BuildKit): running or only created,
 // not in the CRI's listing, told by none of its events.
 func (m *lifeModel) othersRun(t *rapid.T) {
-	c, ok := m.newContainer(t, rapid.SampledFrom([]string{engine.StateRunning, engine.StateCreated}).Draw(t, "state"))
+	c, ok := m.newContainer(t, rapid.SampledFrom([]string{runtime.StateRunning, runtime.StateCreated}).Draw(t, "state"))
 	if !ok {
 		t.Skip("no image")
 	}
@@ -700,7 +700,7 @@ func (m *lifeModel) othersRun(t *rapid.T) {
 func (m *lifeModel) stopContainer(t *rapid.T) {
 	var running []string
 	for id, c := range m.truth.containers {
-		if c.State == engine.StateRunning && c.MadeBy == "" {
+		if c.State == runtime.StateRunning && c.MadeBy == "" {
 			running = append(running, id)
 		}
 	}
@@ -709,9 +709,9 @@ func (m *lifeModel) stopContainer(t *rapid.T) {
 	}
 	slices.Sort(running)
 	id := rapid.SampledFrom(running).Draw(t, "container")
-	m.f.SetState(id, engine.StateExited)
+	m.f.SetState(id, runtime.StateExited)
 	c := m.truth.containers[id]
-	c.State, c.FinishedAt = engine.StateExited, m.now
+	c.State, c.FinishedAt = runtime.StateExited, m.now
 	m.started(c)
 	m.follow()
 }
@@ -722,7 +722,7 @@ func (m *lifeModel) runAndRemove(t *rapid.T) {
 	if m.othersWait() {
 		t.Skip("a killed sweep's removals are not reported yet")
 	}
-	c, ok := m.newContainer(t, engine.StateRunning)
+	c, ok := m.newContainer(t, runtime.StateRunning)
 	if !ok {
 		t.Skip("no image")
 	}
@@ -787,7 +787,7 @@ func (m *lifeModel) advance(t *rapid.T) {
 	m.follow()
 }
 
-// noise is exec probes; now and then more events than the engine keeps
+// noise is exec probes; now and then more events than the runtime keeps
 // (a gap, which makes the clock count every image as just arrived and
 // used: drawn rarely, or it would hide every other step).
 func (m *lifeModel) noise(t *rapid.T) {
@@ -795,9 +795,9 @@ func (m *lifeModel) noise(t *rapid.T) {
 	m.follow()
 }
 
-// engineRestart: the runtime restarts; the follower's stream breaks, and
+// runtimeRestart: the runtime restarts; the follower's stream breaks, and
 // it connects again (a replay from its cursor, or on the CRI a gap).
-func (m *lifeModel) engineRestart(*rapid.T) {
+func (m *lifeModel) runtimeRestart(*rapid.T) {
 	m.f.Restart()
 	m.reconnect()
 	m.follow()
@@ -823,7 +823,7 @@ func (m *lifeModel) agentRestart(t *rapid.T) {
 		case 0:
 			m.pull(t)
 		case 1:
-			if c, ok := m.newContainer(t, engine.StateRunning); ok && !m.othersWait() {
+			if c, ok := m.newContainer(t, runtime.StateRunning); ok && !m.othersWait() {
 				m.f.AddContainer(c)
 				m.setNow(m.now.Add(time.Minute))
 				m.f.RemoveContainerByHand(c.ID)
@@ -879,7 +879,7 @@ func (m *lifeModel) measure() (disk.Usage, error) {
 // spelled in full), its ID in full or short (with or without sha256:), its
 // digest (under its repository, with a tag, or another repository); or a
 // tag of the pool that no image may have yet.
-func podRef(t *rapid.T, img engine.Image, present bool) string {
+func podRef(t *rapid.T, img runtime.Image, present bool) string {
 	if !present {
 		return rapid.SampledFrom(lifeRepos).Draw(t, "pod repo") + fmt.Sprintf(":%d", rapid.IntRange(1, 4).Draw(t, "pod tag"))
 	}
@@ -942,7 +942,7 @@ func (m *lifeModel) bindPod(t *rapid.T) {
 		t.Skip("enough pods: more would keep most images")
 	}
 	present := m.present()
-	var img engine.Image
+	var img runtime.Image
 	onNode := len(present) > 0 && rapid.Bool().Draw(t, "an image on the node")
 	if onNode {
 		img, _ = m.f.Image(rapid.SampledFrom(present).Draw(t, "pod image"))
@@ -1125,7 +1125,7 @@ func (m *lifeModel) drawMidSweep(t *rapid.T, during string) midSweep {
 		tag:     rapid.IntRange(0, 9).Draw(t, "mid-sweep tag"),
 		flag:    rapid.Bool().Draw(t, "mid-sweep flag"),
 		kubelet: rapid.IntRange(0, 3).Draw(t, "mid-sweep kubelet") == 0,
-		state:   rapid.SampledFrom([]string{engine.StateRunning, engine.StateCreated, engine.StateExited}).Draw(t, "mid-sweep state"),
+		state:   rapid.SampledFrom([]string{runtime.StateRunning, runtime.StateCreated, runtime.StateExited}).Draw(t, "mid-sweep state"),
 	}
 	if during == "change" {
 		d.change = rapid.IntRange(0, 3).Draw(t, "change")
@@ -1149,7 +1149,7 @@ func (m *lifeModel) reconcile(t *rapid.T, during string) {
 		mid = m.drawMidSweep(t, during)
 	}
 	m.clock.SetTime(m.now)
-	before := map[string]engine.Image{}
+	before := map[string]runtime.Image{}
 	for _, id := range m.present() {
 		before[id], _ = m.f.Image(id)
 	}
@@ -1262,15 +1262,15 @@ func (m *lifeModel) reconcile(t *rapid.T, during string) {
 // beginReconcile notes what the invariants read during a reconcile: the
 // spec in force, whether the disk was above its high watermark, the
 // newest builds of each repository.
-func (m *lifeModel) beginReconcile(before map[string]engine.Image) {
-	newest := map[string][]engine.Image{}
+func (m *lifeModel) beginReconcile(before map[string]runtime.Image) {
+	newest := map[string][]runtime.Image{}
 	for _, img := range before {
 		for _, repo := range repositoriesOf(img) {
 			newest[repo] = append(newest[repo], img)
 		}
 	}
 	for _, imgs := range newest {
-		slices.SortFunc(imgs, func(a, b engine.Image) int { return b.Created.Compare(a.Created) })
+		slices.SortFunc(imgs, func(a, b runtime.Image) int { return b.Created.Compare(a.Created) })
 	}
 	var pressure bool
 	m.mu.Lock()
@@ -1290,7 +1290,7 @@ func (m *lifeModel) beginReconcile(before map[string]engine.Image) {
 	m.pressure, m.newestBefore = pressure, newest
 }
 
-// checkReport: a report equals what the engine lost. After a killed agent
+// checkReport: a report equals what the runtime lost. After a killed agent
 // or a runtime that died under a removal, the report may lag until the
 // next sweep that lists the runtime counts what they left.
 func (m *lifeModel) checkReport(spec *v1alpha1.ImageCleanupPolicySpec, died bool, versionBefore string) {
@@ -1313,7 +1313,7 @@ func (m *lifeModel) checkReport(spec *v1alpha1.ImageCleanupPolicySpec, died bool
 		!cleanup.Watermarks(spec.DiskUsage).Below(u) {
 		m.t.Fatalf("invariant report: the report says Succeeded with the disk still %.0f %% used, above lowPercent", u.UsedPercent)
 	}
-	swept := thisSweep && st.Reason != v1alpha1.ReportReasonEngineUnavailable && !died
+	swept := thisSweep && st.Reason != v1alpha1.ReportReasonRuntimeUnavailable && !died
 	if (m.pending || m.owed) && !swept {
 		if st.Totals.ImagesRemoved > m.truth.images || st.Totals.ContainersRemoved > m.truth.ctrs {
 			m.t.Fatalf("invariant report: the report counts %d images and %d containers removed, more than the engine lost (%d and %d)",
@@ -1353,12 +1353,12 @@ func (m *lifeModel) violate(msg string) {
 	}
 }
 
-// beforeCall sees every engine call: a destructive call made after the
+// beforeCall sees every runtime call: a destructive call made after the
 // policy changed breaks the promise that a change stops the sweep.
 func (m *lifeModel) beforeCall(method, arg string) {
 	// A re-check reads the image and lists its containers (the listing
 	// shared by the re-checks that ask together); read before m.mu (the
-	// engine takes its own lock) what each read covers: the images, and
+	// runtime takes its own lock) what each read covers: the images, and
 	// the parents their deletion prunes.
 	var chain []string
 	switch method {
@@ -1403,7 +1403,7 @@ func (m *lifeModel) beforeCall(method, arg string) {
 	}
 }
 
-// inFlight is how many engine calls the agent makes at once.
+// inFlight is how many runtime calls the agent makes at once.
 func (m *lifeModel) inFlight() int {
 	if m.calls == 0 {
 		return apply.DefaultConcurrency
@@ -1443,7 +1443,7 @@ func (m *lifeModel) changeDuring(d midSweep) {
 // window is what the re-checks' window of one round trip may hold, which
 // mid-sweep steps leave alone: the images re-checked so far (their
 // removal may be under way), the image the destructive call (method on
-// arg) may remove, and the untagged parents above it, which the engine
+// arg) may remove, and the untagged parents above it, which the runtime
 // prunes with it.
 func (m *lifeModel) window(method, arg string) map[string]bool {
 	var w map[string]bool
@@ -1459,7 +1459,7 @@ func (m *lifeModel) window(method, arg string) map[string]bool {
 }
 
 // pruneChain is the image and the untagged parents above it, which the
-// engine prunes with it.
+// runtime prunes with it.
 func (m *lifeModel) pruneChain(id string) []string {
 	var chain []string
 	for id != "" && !slices.Contains(chain, id) {
@@ -1522,10 +1522,10 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 		}
 		slices.Sort(stopped)
 		id := stopped[d.pick%len(stopped)]
-		m.f.SetState(id, engine.StateRunning)
+		m.f.SetState(id, runtime.StateRunning)
 		m.mu.Lock()
 		c := m.truth.containers[id]
-		c.State = engine.StateRunning
+		c.State = runtime.StateRunning
 		m.mu.Unlock()
 		m.started(c)
 		m.racedRecheck(c.ImageID)
@@ -1539,8 +1539,8 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 	if d.kubelet {
 		c.Labels = map[string]string{"io.kubernetes.pod.name": "pod"}
 	}
-	if d.state == engine.StateExited {
-		c.FinishedAt = m.engineNow()
+	if d.state == runtime.StateExited {
+		c.FinishedAt = m.runtimeNow()
 	}
 	m.f.AddContainer(c)
 	m.started(c)
@@ -1550,13 +1550,13 @@ func (m *lifeModel) runDuring(method, arg string, d midSweep) {
 // midSweepContainer is a container of image in state, made in the middle
 // of a sweep (on the executor's goroutine); its ID counts from base, and
 // its name starts with prefix, apart from those the steps make.
-func (m *lifeModel) midSweepContainer(prefix string, base int, image, state string) engine.Container {
+func (m *lifeModel) midSweepContainer(prefix string, base int, image, state string) runtime.Container {
 	m.mu.Lock()
 	m.containersMade++
 	n := m.containersMade
 	m.mu.Unlock()
 	id := fmt.Sprintf("%064x", base+n)
-	return engine.Container{ID: id, Name: prefix + id[58:], ImageID: image, State: state, Created: m.engineNow()}
+	return runtime.Container{ID: id, Name: prefix + id[58:], ImageID: image, State: state, Created: m.runtimeNow()}
 }
 
 // bindDuring is a pod bound to the node while a sweep runs: it names an
@@ -1599,7 +1599,7 @@ func (m *lifeModel) useDuring(method, arg string, d midSweep) {
 		m.truth.arrived[id] = m.now
 		m.mu.Unlock()
 	} else {
-		c := m.midSweepContainer("u", 1<<42, id, engine.StateRunning)
+		c := m.midSweepContainer("u", 1<<42, id, runtime.StateRunning)
 		m.f.AddContainer(c)
 		m.f.RemoveContainerByHand(c.ID)
 		m.mu.Lock()
@@ -1623,7 +1623,7 @@ func (m *lifeModel) useDuring(method, arg string, d midSweep) {
 // countRemovals counts what a reconcile took from the images that were
 // there when it began: an image deleted, or one that lost a reference,
 // counts once (a report counts images or tags removed).
-func countRemovals(f *enginefake.Engine, before map[string]engine.Image) int64 {
+func countRemovals(f *runtimefake.Runtime, before map[string]runtime.Image) int64 {
 	var n int64
 	for id, was := range before {
 		now, ok := f.Image(id)
@@ -1654,7 +1654,7 @@ func (m *lifeModel) checkKeepNewest(spec *v1alpha1.ImageCleanupPolicySpec) {
 	}
 }
 
-// check runs after every step: the engine holds what the model says.
+// check runs after every step: the runtime holds what the model says.
 func (m *lifeModel) check(*rapid.T) {
 	for id := range m.truth.arrived {
 		if !m.f.HasImage(id) {

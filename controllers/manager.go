@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -24,10 +24,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policywatch"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtimehost"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -36,19 +36,19 @@ type AgentOptions struct {
 	// NodeName is the node this agent cleans; required.
 	NodeName string
 	// Runtime is the node's container runtime (internal/connect opens it).
-	Runtime engine.Runtime
+	Runtime runtime.Runtime
 	// ProtectedImages are never removed: the agent's own image, and the
 	// node's sandbox image when its name is not a pause one.
 	ProtectedImages []string
 	// StateDir holds the node's image clock (a hostPath folder); empty keeps
 	// it in memory, where every image arrives when the agent first sees it.
 	StateDir string
-	// DataRoot is where the engine's data filesystem is mounted, for
-	// policies with diskUsage; empty asks the engine (DockerRootDir).
+	// DataRoot is where the runtime's data filesystem is mounted, for
+	// policies with diskUsage; empty asks the runtime (Info.RootDir).
 	DataRoot string
-	// ContainerdRoot is where containerd's root is mounted, for an engine
+	// ContainerdRoot is where containerd's root is mounted, for a runtime
 	// that keeps its images in containerd's store; empty looks for it
-	// (enginehost.Options).
+	// (runtimehost.Options).
 	ContainerdRoot string
 	// DiskTick is how often policies with diskUsage look at the disk
 	// (default 30s).
@@ -71,9 +71,9 @@ type AgentOptions struct {
 	// back-offs, the disk tick (default: the wall clock).
 	Clock        clock.WithTicker
 	SweepTimeout time.Duration
-	// EngineCalls bounds a sweep's runtime calls under way at once
+	// RuntimeCalls bounds a sweep's runtime calls under way at once
 	// (default apply.DefaultConcurrency).
-	EngineCalls int
+	RuntimeCalls int
 	// RetryBaseDelay and RetryMaxDelay bound the back-off after a failed sweep.
 	RetryBaseDelay, RetryMaxDelay time.Duration
 	// SkipNameValidation allows several agents in one process (tests).
@@ -82,7 +82,7 @@ type AgentOptions struct {
 
 // Scheme knows the built-in types and this project's: the aggregator's, and
 // the harnesses' (leases, events).
-func Scheme() *runtime.Scheme {
+func Scheme() *kruntime.Scheme {
 	return schemeOf(clientgoscheme.AddToScheme, v1alpha1.AddToScheme)
 }
 
@@ -90,12 +90,12 @@ func Scheme() *runtime.Scheme {
 // core group (its Node, its pods; the events it records go through a typed
 // client) and this project's: 68 types instead of 752. (The heap it saves
 // is small, 0.06 MiB; what it says is which types the agent may touch.)
-func agentScheme() *runtime.Scheme {
+func agentScheme() *kruntime.Scheme {
 	return schemeOf(corev1.AddToScheme, v1alpha1.AddToScheme)
 }
 
-func schemeOf(groups ...func(*runtime.Scheme) error) *runtime.Scheme {
-	s := runtime.NewScheme()
+func schemeOf(groups ...func(*kruntime.Scheme) error) *kruntime.Scheme {
+	s := kruntime.NewScheme()
 	for _, add := range groups {
 		if err := add(s); err != nil {
 			panic(err)
@@ -179,7 +179,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 	if err := mgr.Add(pods); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("runtime", engineCheck(o.Runtime)); err != nil {
+	if err := mgr.AddReadyzCheck("runtime", runtimeCheck(o.Runtime)); err != nil {
 		return nil, err
 	}
 	metrics := newAgentMetrics()
@@ -205,7 +205,7 @@ func NewAgent(cfg *rest.Config, o AgentOptions) (ctrl.Manager, error) {
 // from completed options: the manager runs them, and the model test of the
 // agent's life drives the very same pieces.
 func newNodeReconciler(o *AgentOptions, c client.Client, reader client.Reader, pods nodePods, metrics *agentMetrics) *nodeReconciler {
-	host := &nodeHost{rt: o.Runtime, opts: enginehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot},
+	host := &nodeHost{rt: o.Runtime, opts: runtimehost.Options{StateDir: o.StateDir, DataRoot: o.DataRoot, ContainerdRoot: o.ContainerdRoot},
 		clock: o.Clock, metrics: metrics}
 	return &nodeReconciler{
 		Client:         c,
@@ -218,7 +218,7 @@ func newNodeReconciler(o *AgentOptions, c client.Client, reader client.Reader, p
 		Host:           host,
 		Pods:           pods,
 		SweepTimeout:   o.SweepTimeout,
-		EngineCalls:    o.EngineCalls,
+		RuntimeCalls:   o.RuntimeCalls,
 		RetryBaseDelay: o.RetryBaseDelay,
 		RetryMaxDelay:  o.RetryMaxDelay,
 	}
@@ -245,8 +245,8 @@ func (o *AgentOptions) complete() error {
 	return nil
 }
 
-// engineCheck is the readiness probe: ready while the node's container runtime answers.
-func engineCheck(rt engine.Runtime) healthz.Checker {
+// runtimeCheck is the readiness probe: ready while the node's container runtime answers.
+func runtimeCheck(rt runtime.Runtime) healthz.Checker {
 	return func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
 		defer cancel()

@@ -7,13 +7,13 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 // /readyz fails while the runtime does not answer.
-func TestEngineReadiness(t *testing.T) {
-	f := enginefake.New()
-	check := engineCheck(f)
+func TestRuntimeReadiness(t *testing.T) {
+	f := runtimefake.New()
+	check := runtimeCheck(f)
 	req := httptest.NewRequest("GET", "/readyz", nil)
 	if err := check(req); err != nil {
 		t.Fatalf("engine up: %v", err)
@@ -32,9 +32,9 @@ func TestNewAgentRefusesBadOptions(t *testing.T) {
 		opts AgentOptions
 		want string
 	}{
-		"no node name":        {AgentOptions{Runtime: enginefake.New()}, "no node name: set NODE_NAME"},
+		"no node name":        {AgentOptions{Runtime: runtimefake.New()}, "no node name: set NODE_NAME"},
 		"no runtime":          {AgentOptions{NodeName: "n"}, "no container runtime"},
-		"bad protected image": {AgentOptions{NodeName: "n", Runtime: enginefake.New(), ProtectedImages: []string{"Not An Image"}}, "protected images"},
+		"bad protected image": {AgentOptions{NodeName: "n", Runtime: runtimefake.New(), ProtectedImages: []string{"Not An Image"}}, "protected images"},
 	} {
 		if _, err := NewAgent(cfg, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to say %q", name, err, tc.want)

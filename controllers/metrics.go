@@ -10,7 +10,7 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
 
@@ -25,7 +25,7 @@ type agentMetrics struct {
 	sweepsTotal, imagesRemovedTotal, containersRemovedTotal, bytesReclaimedTotal *prometheus.CounterVec
 	sweepErrorsTotal, sweepTriggers, diskSweepsTotal                             *prometheus.CounterVec
 	sweepDuration                                                                *prometheus.HistogramVec
-	blockedImages, diskUsedRatio, lastSweepTimestamp, buildInfo, engineInfo      *prometheus.GaugeVec
+	blockedImages, diskUsedRatio, lastSweepTimestamp, buildInfo, runtimeInfo     *prometheus.GaugeVec
 	highWatermark, lowWatermark, interval, lastSuccess                           *prometheus.GaugeVec
 
 	mu sync.Mutex
@@ -50,7 +50,7 @@ func newAgentMetrics() *agentMetrics {
 			Name: "imagecleanup_bytes_reclaimed_total", Help: "Estimated bytes freed by deleted images (an upper bound: shared layers count).",
 		}, []string{"policy"}),
 		sweepErrorsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "imagecleanup_sweep_errors_total", Help: "Sweeps that could not run or had failed engine calls, by kind.",
+			Name: "imagecleanup_sweep_errors_total", Help: "Sweeps that could not run or had failed runtime calls, by kind.",
 		}, []string{"policy", "kind"}),
 		sweepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "imagecleanup_sweep_duration_seconds", Help: "Duration of sweeps.",
@@ -87,9 +87,9 @@ func newAgentMetrics() *agentMetrics {
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "imagecleanup_build_info", Help: "Always 1; the labels say which build runs.",
 		}, []string{"version", "revision", "goversion"}),
-		engineInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "imagecleanup_engine_info", Help: "Always 1; the labels say which container engine the node runs, and where it keeps images.",
-		}, []string{"engine", "version", "image_store"}),
+		runtimeInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "imagecleanup_runtime_info", Help: "Always 1; the labels say which container runtime the node runs, and where it keeps images.",
+		}, []string{"runtime", "version", "image_store"}),
 		succeeded: map[string]time.Time{},
 	}
 	v := version.Get()
@@ -115,7 +115,7 @@ func (m *agentMetrics) register(r prometheus.Registerer, node string) error {
 func (m *agentMetrics) all() []prometheus.Collector {
 	return []prometheus.Collector{m.sweepsTotal, m.imagesRemovedTotal, m.containersRemovedTotal, m.bytesReclaimedTotal,
 		m.sweepErrorsTotal, m.sweepDuration, m.blockedImages, m.diskUsedRatio, m.diskSweepsTotal, m.sweepTriggers,
-		m.lastSweepTimestamp, m.buildInfo, m.engineInfo, m.highWatermark, m.lowWatermark, m.interval, m.lastSuccess}
+		m.lastSweepTimestamp, m.buildInfo, m.runtimeInfo, m.highWatermark, m.lowWatermark, m.interval, m.lastSuccess}
 }
 
 // perPolicy are the series labelled by policy, forgotten with it.
@@ -125,11 +125,11 @@ func (m *agentMetrics) perPolicy() []interface{ DeletePartialMatch(prometheus.La
 		m.sweepTriggers, m.diskSweepsTotal, m.lastSweepTimestamp, m.highWatermark, m.lowWatermark, m.interval, m.lastSuccess}
 }
 
-// observeEngine says which engine the node runs: one series, replaced when
-// the engine changes (an upgrade).
-func (m *agentMetrics) observeEngine(info engine.Info) {
-	m.engineInfo.Reset()
-	m.engineInfo.WithLabelValues(info.Name, info.Version, info.ImageStore).Set(1)
+// observeRuntime says which runtime the node runs: one series, replaced when
+// the runtime changes (an upgrade).
+func (m *agentMetrics) observeRuntime(info runtime.Info) {
+	m.runtimeInfo.Reset()
+	m.runtimeInfo.WithLabelValues(info.Name, info.Version, info.ImageStore).Set(1)
 }
 
 // forgetPolicyMetrics drops a policy's series when the node stops applying

@@ -50,16 +50,16 @@ func TestPolicySeriesGoWithThePolicy(t *testing.T) {
 	}
 }
 
-// A sweep that never reached the engine has no duration, no blocked count:
+// A sweep that never reached the runtime has no duration, no blocked count:
 // only its error.
 func TestASweepThatDidNotRunCountsOnlyItsError(t *testing.T) {
 	m := newAgentMetrics()
 	st := &v1alpha1.ImageCleanupReportStatus{Phase: v1alpha1.PhaseFailed}
-	m.observeSweep("p", verdict{phase: v1alpha1.PhaseFailed, errorKind: "engine", retry: true}, st, &cleanup.Outcome{}, time.Second)
+	m.observeSweep("p", verdict{phase: v1alpha1.PhaseFailed, errorKind: "runtime", retry: true}, st, &cleanup.Outcome{}, time.Second)
 	if testutil.CollectAndCount(m.sweepDuration) != 0 || testutil.CollectAndCount(m.blockedImages) != 0 {
 		t.Error("a sweep that did not run has a duration or a blocked count")
 	}
-	if testutil.ToFloat64(m.sweepErrorsTotal.WithLabelValues("p", "engine")) != 1 {
+	if testutil.ToFloat64(m.sweepErrorsTotal.WithLabelValues("p", "runtime")) != 1 {
 		t.Error("its error is not counted")
 	}
 }
@@ -118,7 +118,7 @@ func TestLastSuccessfulSweepSurvivesARestart(t *testing.T) {
 	if last() != float64(t0.Unix()) {
 		t.Fatalf("after a restart: %v, want the report's %v", last(), t0.Unix())
 	}
-	failed := verdict{phase: v1alpha1.PhaseFailed, errorKind: "engine", retry: true}
+	failed := verdict{phase: v1alpha1.PhaseFailed, errorKind: "runtime", retry: true}
 	restarted.observeSweep("p", failed, report(v1alpha1.PhaseFailed, t0.Add(time.Hour)), &cleanup.Outcome{}, time.Second)
 	if last() != float64(t0.Unix()) {
 		t.Fatal("a failed sweep moved the last successful one")

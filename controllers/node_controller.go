@@ -29,9 +29,9 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policywatch"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies,verbs=get;list;watch
@@ -39,7 +39,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// nodeReconciler applies every policy to this node's engine: the agent runs
+// nodeReconciler applies every policy to this node's runtime: the agent runs
 // one on every node. It sweeps a policy when its generation changed or its
 // interval elapsed, one sweep at a time (the controller runs one reconcile
 // at a time), and writes this node's report of it.
@@ -50,7 +50,7 @@ type nodeReconciler struct {
 	// behind this agent's own last write.
 	APIReader client.Reader
 	Node      string
-	Runtime   engine.Runtime
+	Runtime   runtime.Runtime
 	Recorder  events.EventRecorder
 	Clock     clock.Clock
 	Metrics   *agentMetrics
@@ -65,9 +65,9 @@ type nodeReconciler struct {
 	DiskTicks chan event.GenericEvent
 	// SweepTimeout bounds one sweep.
 	SweepTimeout time.Duration
-	// EngineCalls bounds a sweep's runtime calls under way at once (0: the
+	// RuntimeCalls bounds a sweep's runtime calls under way at once (0: the
 	// default).
-	EngineCalls int
+	RuntimeCalls int
 	// RetryBaseDelay and RetryMaxDelay bound the back-off after a failed sweep.
 	RetryBaseDelay, RetryMaxDelay time.Duration
 
@@ -170,7 +170,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	if err == nil {
 		opts := cleanup.Options{
 			Policy: policy.Name, Clock: imageClock, Protected: r.Protected, Disk: r.Host.disk(sweepCtx),
-			Proceed: r.stillWanted(ctx, policy), PodImages: s.pods, Concurrency: r.EngineCalls,
+			Proceed: r.stillWanted(ctx, policy), PodImages: s.pods, Concurrency: r.RuntimeCalls,
 		}
 		if r.Pods != nil {
 			opts.Pods = func() ([]plan.PodImage, error) { return r.Pods.images(ctx) }
@@ -189,8 +189,8 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	prev := statusOf(report)
 	elapsed := r.Clock.Since(s.now)
 	st := sweepStatus(prev, policy.Generation, s.now, elapsed, v, &out)
-	if info, ok := r.Host.engine(); ok {
-		st.Engine = &v1alpha1.EngineStatus{Name: info.Name, Version: info.Version, ImageStore: info.ImageStore}
+	if info, ok := r.Host.runtimeInfo(); ok {
+		st.Runtime = &v1alpha1.RuntimeStatus{Name: info.Name, Version: info.Version, ImageStore: info.ImageStore}
 	}
 	r.Metrics.observeSweep(policy.Name, v, &st, &out, elapsed)
 	r.recordEvents(policy, prev, &st)
@@ -266,7 +266,7 @@ func (e *supersededError) Error() string { return e.why }
 // and a line per removal, block and failure at verbosity 1.
 func logSweep(log logr.Logger, out *cleanup.Outcome, st *v1alpha1.ImageCleanupReportStatus) {
 	for _, c := range out.Result.RemovedContainers {
-		log.V(1).Info("removed stopped container", "container", engine.DisplayContainer(c.Name, c.ID), "dryRun", out.Result.DryRun)
+		log.V(1).Info("removed stopped container", "container", runtime.DisplayContainer(c.Name, c.ID), "dryRun", out.Result.DryRun)
 	}
 	for _, ri := range out.Result.RemovedImages {
 		log.V(1).Info("removed image", "image", ri.Image, "deleted", ri.Deleted, "forced", ri.Forced, "dryRun", out.Result.DryRun)
@@ -334,7 +334,7 @@ func (r *nodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.ImageCleanupPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, r.notingNewPolicies())).
 		Watches(&corev1.Node{}, policywatch.EveryPolicy(mgr.GetCache()), policywatch.NodeLabelsChanged()).
 		WithOptions(controller.Options{
-			// One sweep at a time on this node's engine, whatever the number of policies.
+			// One sweep at a time on this node's runtime, whatever the number of policies.
 			MaxConcurrentReconciles: 1,
 			NeedLeaderElection:      ptrTo(false),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](r.RetryBaseDelay, r.RetryMaxDelay),

@@ -10,9 +10,9 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtimehost"
 )
 
 // clockSaveEvery is how often what the event stream taught the clock is
@@ -20,47 +20,47 @@ import (
 const clockSaveEvery = 2 * time.Second
 
 // nodeHost is this node's runtime, prepared for sweeping
-// (internal/enginehost): its image clock and its data filesystem. It opens
-// on first use, because the engine names the state file and may not answer
-// when the agent starts; and while the agent runs it follows the engine's
+// (internal/runtimehost): its image clock and its data filesystem. It opens
+// on first use, because the runtime names the state file and may not answer
+// when the agent starts; and while the agent runs it follows the runtime's
 // events, which tell when each image was last used and when one left.
 type nodeHost struct {
-	rt   engine.Runtime
-	opts enginehost.Options
+	rt   runtime.Runtime
+	opts runtimehost.Options
 	// clock paces the event stream's reconnects and the saves.
 	clock clock.WithTicker
-	// metrics say which engine the node runs, once it is known.
+	// metrics say which runtime the node runs, once it is known.
 	metrics *agentMetrics
 
 	mu   sync.Mutex
-	host *enginehost.Host
+	host *runtimehost.Host
 }
 
-// open returns the engine's host, opening it if need be.
-func (n *nodeHost) open(ctx context.Context) (*enginehost.Host, error) {
+// open returns the runtime's host, opening it if need be.
+func (n *nodeHost) open(ctx context.Context) (*runtimehost.Host, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.host != nil {
 		return n.host, nil
 	}
-	h, err := enginehost.Open(ctx, n.rt, n.opts)
+	h, err := runtimehost.Open(ctx, n.rt, n.opts)
 	if err != nil {
 		return nil, err
 	}
 	if h.Warning != nil {
 		logf.FromContext(ctx).Info("image clock reset", "reason", h.Warning.Error())
 	}
-	n.metrics.observeEngine(h.Info)
+	n.metrics.observeRuntime(h.Info)
 	n.host = h
 	return h, nil
 }
 
-// engine says which engine the node runs, once it was asked.
-func (n *nodeHost) engine() (engine.Info, bool) {
+// runtimeInfo says which runtime the node runs, once it was asked.
+func (n *nodeHost) runtimeInfo() (runtime.Info, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.host == nil {
-		return engine.Info{}, false
+		return runtime.Info{}, false
 	}
 	return n.host.Info, true
 }
@@ -74,7 +74,7 @@ func (n *nodeHost) imageClock(ctx context.Context) (*imageclock.Clock, error) {
 	return h.Clock, nil
 }
 
-// disk measures the engine's data filesystem, for policies with diskUsage.
+// disk measures the runtime's data filesystem, for policies with diskUsage.
 func (n *nodeHost) disk(ctx context.Context) func() (disk.Usage, error) {
 	return func() (disk.Usage, error) {
 		h, err := n.open(ctx)
@@ -86,13 +86,13 @@ func (n *nodeHost) disk(ctx context.Context) func() (disk.Usage, error) {
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: every
-// node follows its own engine.
+// node follows its own runtime.
 func (n *nodeHost) NeedLeaderElection() bool { return false }
 
-// Start implements manager.Runnable: it follows the engine's events until
-// the agent stops, from where the clock's file says it stopped (the engine
+// Start implements manager.Runnable: it follows the runtime's events until
+// the agent stops, from where the clock's file says it stopped (the runtime
 // replays what it still holds), reconnecting with back-off when the stream
-// breaks (the engine restarted, or is not there yet), and saves what it
+// breaks (the runtime restarted, or is not there yet), and saves what it
 // learns every few seconds.
 func (n *nodeHost) Start(ctx context.Context) error {
 	log := logf.FromContext(ctx).WithName("imageclock")
@@ -104,7 +104,7 @@ func (n *nodeHost) Start(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		log.V(1).Info("engine events interrupted; retrying", "error", err.Error(), "after", delay)
+		log.V(1).Info("runtime events interrupted; retrying", "error", err.Error(), "after", delay)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -116,8 +116,8 @@ func (n *nodeHost) Start(ctx context.Context) error {
 	}
 }
 
-// follow follows the engine's events from the clock's cursor until the
-// stream breaks or ctx ends, and saves then: the engine may be restarting,
+// follow follows the runtime's events from the clock's cursor until the
+// stream breaks or ctx ends, and saves then: the runtime may be restarting,
 // and its replay of what the clock learned since the last save goes with it.
 func (n *nodeHost) follow(ctx context.Context) error {
 	imageClock, err := n.imageClock(ctx)

@@ -7,13 +7,13 @@ import (
 
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 // The event follower reconnects to a runtime that is down with a back-off
 // on the agent's clock: 1 s, then 2 s, and so on; nothing happens between.
 func TestEventFollowerBacksOffOnTheAgentsClock(t *testing.T) {
-	f := enginefake.New()
+	f := runtimefake.New()
 	f.SetDown(true)
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 	n := &nodeHost{rt: f, clock: clk, metrics: newAgentMetrics()}

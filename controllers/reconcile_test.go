@@ -12,7 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,19 +23,19 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
-// Reconcile with a fake API client, a fake engine and a fake clock: the
+// Reconcile with a fake API client, a fake runtime and a fake clock: the
 // read-decide-act loop without an API server.
 
 type harness struct {
-	r      *nodeReconciler
-	c      client.Client
-	engine *enginefake.Engine
-	clock  *clocktesting.FakeClock
+	r     *nodeReconciler
+	c     client.Client
+	rt    *runtimefake.Runtime
+	clock *clocktesting.FakeClock
 }
 
 func newHarness(t *testing.T, policy *v1alpha1.ImageCleanupPolicy, funcs ...interceptor.Funcs) *harness {
@@ -46,15 +46,15 @@ func newHarness(t *testing.T, policy *v1alpha1.ImageCleanupPolicy, funcs ...inte
 		builder = builder.WithInterceptorFuncs(f)
 	}
 	c := builder.Build()
-	f := enginefake.New()
+	f := runtimefake.New()
 	old := now.Add(-48 * time.Hour)
-	f.AddImage(engine.Image{ID: "sha256:" + repeat("a"), RepoTags: []string{"ci.local/app:1"}, LastTagTime: old, Size: 10})
-	f.AddContainer(engine.Container{ID: repeat("c"), Name: "job", ImageID: "sha256:" + repeat("a"), State: engine.StateExited, Created: old, FinishedAt: old})
+	f.AddImage(runtime.Image{ID: "sha256:" + repeat("a"), RepoTags: []string{"ci.local/app:1"}, LastTagTime: old, Size: 10})
+	f.AddContainer(runtime.Container{ID: repeat("c"), Name: "job", ImageID: "sha256:" + repeat("a"), State: runtime.StateExited, Created: old, FinishedAt: old})
 	clock := clocktesting.NewFakeClock(now)
 	metrics := newAgentMetrics()
 	r := &nodeReconciler{Client: c, APIReader: c, Node: "worker-1", Runtime: f, Clock: clock, Metrics: metrics,
 		Host: &nodeHost{rt: f, metrics: metrics}, SweepTimeout: time.Minute, RetryBaseDelay: time.Second, RetryMaxDelay: 5 * time.Minute}
-	return &harness{r: r, c: c, engine: f, clock: clock}
+	return &harness{r: r, c: c, rt: f, clock: clock}
 }
 
 func repeat(s string) string { return strings.Repeat(s, 64) }
@@ -94,15 +94,15 @@ func TestReconcileSweepsThenWaits(t *testing.T) {
 	if rep == nil || rep.Status.Phase != v1alpha1.PhaseSucceeded || rep.Status.ImagesRemoved != 1 || rep.Status.ContainersRemoved != 1 {
 		t.Fatalf("report after the sweep: %+v", rep)
 	}
-	if h.engine.HasImage("sha256:" + repeat("a")) {
+	if h.rt.HasImage("sha256:" + repeat("a")) {
 		t.Fatal("the image is still there")
 	}
 	if res.RequeueAfter < time.Hour {
 		t.Fatalf("requeue after %s, want the interval", res.RequeueAfter)
 	}
-	lists := h.engine.Calls()["ListImages"]
+	lists := h.rt.Calls()["ListImages"]
 	h.clock.Step(10 * time.Minute)
-	if res := h.reconcile(t); res.RequeueAfter <= 0 || h.engine.Calls()["ListImages"] != lists {
+	if res := h.reconcile(t); res.RequeueAfter <= 0 || h.rt.Calls()["ListImages"] != lists {
 		t.Fatalf("a reconcile before the interval swept again (requeue %s)", res.RequeueAfter)
 	}
 }
@@ -114,7 +114,7 @@ func TestReconcileFailedSweepBacksOff(t *testing.T) {
 	h := newHarness(t, selecting(1, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
 		p.Spec.Images = []v1alpha1.ImagePattern{"ci.local/**"}
 	}))
-	h.engine.SetDown(true)
+	h.rt.SetDown(true)
 	var waits []time.Duration
 	for range 3 {
 		res := h.reconcile(t)
@@ -127,7 +127,7 @@ func TestReconcileFailedSweepBacksOff(t *testing.T) {
 	if rep := h.report(t); rep == nil || rep.Status.Phase != v1alpha1.PhaseFailed || rep.Status.Totals.Sweeps != 3 {
 		t.Fatalf("report %+v", rep)
 	}
-	h.engine.SetDown(false)
+	h.rt.SetDown(false)
 	if res := h.reconcile(t); res.RequeueAfter < time.Hour {
 		t.Fatalf("after a success the rhythm is the interval again, got %s", res.RequeueAfter)
 	}
@@ -161,15 +161,15 @@ func TestReconcileSuspended(t *testing.T) {
 		p.Spec.Suspend = true
 	}))
 	h.reconcile(t)
-	if rep := h.report(t); rep == nil || rep.Status.Phase != v1alpha1.PhaseSkipped || h.engine.Calls()["ListImages"] != 0 {
-		t.Fatalf("report %+v, engine calls %v", rep, h.engine.Calls())
+	if rep := h.report(t); rep == nil || rep.Status.Phase != v1alpha1.PhaseSkipped || h.rt.Calls()["ListImages"] != 0 {
+		t.Fatalf("report %+v, engine calls %v", rep, h.rt.Calls())
 	}
 }
 
 // failingReportWrites fails the first n report writes, as an API server
 // that is away or rejects them would.
 func failingReportWrites(n int) interceptor.Funcs {
-	return interceptor.Funcs{Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+	return interceptor.Funcs{Apply: func(ctx context.Context, c client.WithWatch, obj kruntime.ApplyConfiguration, opts ...client.ApplyOption) error {
 		if n > 0 {
 			n--
 			return errors.New("the API server is unavailable")
@@ -186,16 +186,16 @@ func TestReportWriteRetriedWithTheComputedStatus(t *testing.T) {
 	if _, err := h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "p"}}); err == nil {
 		t.Fatal("a failed write is not returned")
 	}
-	if h.engine.HasImage("sha256:"+repeat("a")) || h.report(t) != nil {
+	if h.rt.HasImage("sha256:"+repeat("a")) || h.report(t) != nil {
 		t.Fatal("want the sweep done and no report yet")
 	}
-	lists := h.engine.Calls()["ListImages"]
+	lists := h.rt.Calls()["ListImages"]
 	h.reconcile(t)
 	rep := h.report(t)
 	if rep == nil || rep.Status.ImagesRemoved != 1 || rep.Status.ContainersRemoved != 1 || rep.Status.Totals.Sweeps != 1 {
 		t.Fatalf("report after the retry: %+v", rep)
 	}
-	if h.engine.Calls()["ListImages"] != lists {
+	if h.rt.Calls()["ListImages"] != lists {
 		t.Fatal("the retry swept again")
 	}
 }
@@ -311,7 +311,7 @@ func TestANodeNotSelectedReadsNoReportItKnowsItHasNot(t *testing.T) {
 // second) until want of them are under way, and which records the most
 // that were under way at once.
 type pacedRemovals struct {
-	engine.Runtime
+	runtime.Runtime
 	want      int
 	mu        sync.Mutex
 	now, most int
@@ -337,17 +337,17 @@ func (p *pacedRemovals) RemoveContainer(ctx context.Context, id string, removeVo
 	return err
 }
 
-// The agent's --max-engine-calls reaches its sweeps.
-func TestTheAgentsSweepKeepsToItsEngineCalls(t *testing.T) {
+// The agent's --max-runtime-calls reaches its sweeps.
+func TestTheAgentsSweepKeepsToItsRuntimeCalls(t *testing.T) {
 	for _, calls := range []int{1, 3} {
 		h := newHarness(t, ciJobs())
 		old := now.Add(-48 * time.Hour)
 		for i := range 8 {
-			h.engine.AddContainer(engine.Container{ID: repeat(fmt.Sprint(i)), Name: fmt.Sprintf("job-%d", i), ImageID: "sha256:" + repeat("a"),
-				State: engine.StateExited, Created: old, FinishedAt: old})
+			h.rt.AddContainer(runtime.Container{ID: repeat(fmt.Sprint(i)), Name: fmt.Sprintf("job-%d", i), ImageID: "sha256:" + repeat("a"),
+				State: runtime.StateExited, Created: old, FinishedAt: old})
 		}
-		paced := &pacedRemovals{Runtime: h.engine, want: calls}
-		h.r.Runtime, h.r.EngineCalls = paced, calls
+		paced := &pacedRemovals{Runtime: h.rt, want: calls}
+		h.r.Runtime, h.r.RuntimeCalls = paced, calls
 		h.reconcile(t)
 		if rep := h.report(t); rep == nil || rep.Status.ContainersRemoved != 9 {
 			t.Fatalf("--max-engine-calls %d: report %+v", calls, rep)
@@ -367,25 +367,25 @@ func TestAReportOfASweepThatCouldNotListSettlesNothing(t *testing.T) {
 	ctx := context.Background()
 	killedAt := h.clock.Now().Add(-time.Hour)
 	gone := "sha256:" + repeat("b")
-	h.engine.AddImage(engine.Image{ID: gone, RepoTags: []string{"ci.local/gone:1"}})
+	h.rt.AddImage(runtime.Image{ID: gone, RepoTags: []string{"ci.local/gone:1"}})
 	imageClock, err := h.r.Host.imageClock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := cleanup.Collect(ctx, h.engine)
+	inv, err := cleanup.Collect(ctx, h.rt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	imageClock.Observe(&inv, killedAt)
 	imageClock.Begin("p", killedAt, []imageclock.Removal{{ImageID: gone, Image: "ci.local/gone:1", Refs: []string{"ci.local/gone:1"}}})
-	h.engine.RemoveImageByHand(gone)
+	h.rt.RemoveImageByHand(gone)
 
-	h.engine.SetDown(true)
+	h.rt.SetDown(true)
 	h.reconcile(t)
 	if rep := h.report(t); rep == nil || rep.Status.Phase != v1alpha1.PhaseFailed {
 		t.Fatalf("the sweep under a runtime that does not answer: %+v", rep)
 	}
-	h.engine.SetDown(false)
+	h.rt.SetDown(false)
 	h.clock.Step(time.Minute)
 	h.reconcile(t)
 	rep := h.report(t)

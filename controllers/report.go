@@ -10,15 +10,15 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // sweepStatus is the report status after a sweep judged v, which started at
 // start and took elapsed. Totals carry over from prev; a dry run adds
 // nothing to them. What earlier sweeps removed and never reported (the
-// agent or the engine died mid-sweep) is counted here, marked as such, so
-// that the reports add up to what the engine lost.
+// agent or the runtime died mid-sweep) is counted here, marked as such, so
+// that the reports add up to what the runtime lost.
 func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, start time.Time, elapsed time.Duration,
 	v verdict, out *cleanup.Outcome) v1alpha1.ImageCleanupReportStatus {
 	r := &out.Result
@@ -38,7 +38,7 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		RemovedImages: append(firstN(r.RemovedImages, v1alpha1.MaxReportedItems, removedImageLine),
 			firstN(rec.Images, v1alpha1.MaxReportedItems-min(len(r.RemovedImages), v1alpha1.MaxReportedItems), recoveredLine)...),
 		RemovedContainers: append(firstN(r.RemovedContainers, v1alpha1.MaxReportedItems, func(c *plan.ContainerRef) string {
-			return engine.DisplayContainer(c.Name, c.ID)
+			return runtime.DisplayContainer(c.Name, c.ID)
 		}), firstN(rec.Containers, v1alpha1.MaxReportedItems-min(len(r.RemovedContainers), v1alpha1.MaxReportedItems), recoveredLine)...),
 		Blocked: firstN(r.Blocked, v1alpha1.MaxReportedItems, func(b *plan.Decision) v1alpha1.BlockedImage {
 			return v1alpha1.BlockedImage{Image: b.Image, Reason: string(b.Reason), Message: b.Message}

@@ -118,12 +118,12 @@ func TestCountedThroughMovesOnlyWithASweepThatCounted(t *testing.T) {
 	if counted.CountedThrough == nil || !counted.CountedThrough.Time.Equal(first) {
 		t.Fatalf("after a sweep that counted: countedThrough %v, want %s", counted.CountedThrough, first)
 	}
-	down := sweepStatus(&counted, 1, second, time.Second, judge(&cleanup.Outcome{}, fmt.Errorf("%w: refused", cleanup.ErrEngine), false), &cleanup.Outcome{})
+	down := sweepStatus(&counted, 1, second, time.Second, judge(&cleanup.Outcome{}, fmt.Errorf("%w: refused", cleanup.ErrRuntime), false), &cleanup.Outcome{})
 	if !down.LastSweepTime.Time.Equal(second) || down.CountedThrough == nil || !down.CountedThrough.Time.Equal(first) {
 		t.Fatalf("after a sweep that could not list: lastSweepTime %v, countedThrough %v, want %s and %s", down.LastSweepTime, down.CountedThrough, second, first)
 	}
 	never := sweepStatus(&v1alpha1.ImageCleanupReportStatus{}, 1, first, time.Second,
-		judge(&cleanup.Outcome{}, fmt.Errorf("%w: refused", cleanup.ErrEngine), false), &cleanup.Outcome{})
+		judge(&cleanup.Outcome{}, fmt.Errorf("%w: refused", cleanup.ErrRuntime), false), &cleanup.Outcome{})
 	if never.CountedThrough != nil {
 		t.Fatalf("a first sweep that could not list says it counted through %v", never.CountedThrough)
 	}

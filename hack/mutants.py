@@ -9,7 +9,7 @@ import sys
 # Each edit names a package folder: the one non-test file in it that holds
 # the edited code is the one edited, so that files may be split or renamed.
 PLAN, APPLY, SWEEP, FOLLOW = "internal/plan", "internal/apply", "internal/cleanup", "internal/imageclock"
-PODS, PODINDEX, ENGINE, AGENT = "controllers", "internal/plan", "internal/engine", "controllers"
+PODS, PODINDEX, ENGINE, AGENT = "controllers", "internal/plan", "internal/runtime", "controllers"
 
 # The executor's re-check of the pods bound to the node, skipped.
 NO_PODS_RECHECK = (APPLY, "\tif x.opts.Pods == nil {\n\t\treturn nil\n\t}", "\tif true {\n\t\treturn nil\n\t}")

@@ -11,7 +11,7 @@
 #                                     N random lives (default 20000), one
 #                                     engine call at a time, on Docker's rules
 #                                     or RULES (TestAgentLifeOnCRI,
-#                                     TestAgentLifeWithTheEngineClockAhead),
+#                                     TestAgentLifeWithTheRuntimeClockAhead),
 #                                     for a new seed to replay
 #   hack/mutants.sh replay            every mutant against its replayed life
 #                                     (TestAgentLivesThatFoundBugs/NAME), which
@@ -60,7 +60,7 @@ table)
 		echo "== $name: $(python3 "$root/hack/mutants.py" --describe "$name")"
 		build "$name"
 		rc=0
-		(scratch && "$out/$name.test" -test.run 'TestAgentLife$|TestAgentLifeOnCRI|TestAgentLifeWithTheEngineClockAhead|TestAgentLivesThatFoundBugs' \
+		(scratch && "$out/$name.test" -test.run 'TestAgentLife$|TestAgentLifeOnCRI|TestAgentLifeWithTheRuntimeClockAhead|TestAgentLivesThatFoundBugs' \
 			-test.v >"$out/$name.log" 2>&1) || rc=$?
 		verdict "$rc" "$out/$name.log" "the mutant survived every life"
 	done

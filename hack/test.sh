@@ -34,11 +34,11 @@ if [[ $# -eq 0 ]]; then
   TEST_DOCKER_HOST="${TEST_DOCKER29_HOST}" TEST_SMALL_DOCKER_HOST="${TEST_SMALL29_DOCKER_HOST}" \
     TEST_SMALL_DATA_ROOT="${TEST_SMALL29_DATA_ROOT}" TEST_SMALL_IMAGE_ROOT="${TEST_SMALL29_IMAGE_ROOT}" \
     go test -count=1 -timeout 20m \
-    ./internal/cleanup ./internal/docker ./internal/testenv ./internal/enginehost ./cmd/imagecleanup ./test/e2e || status=$?
+    ./internal/cleanup ./internal/docker ./internal/testenv ./internal/runtimehost ./cmd/imagecleanup ./test/e2e || status=$?
   # And on Docker 29 with the classic overlay2 store, which behaves as 20.10's.
   echo "test.sh: the real-engine tier on Docker 29 (classic overlay2 store) at ${TEST_DOCKER29_CLASSIC_HOST}"
   TEST_DOCKER_HOST="${TEST_DOCKER29_CLASSIC_HOST}" go test -count=1 -timeout 20m \
-    ./internal/cleanup ./internal/docker ./internal/testenv ./internal/enginehost ./cmd/imagecleanup || status=$?
+    ./internal/cleanup ./internal/docker ./internal/testenv ./internal/runtimehost ./cmd/imagecleanup || status=$?
 fi
 # The mutation table in the time it fits: each mutant of the model test
 # (hack/mutants.py) against the life that caught it, which must fail.

@@ -4,8 +4,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ImagePattern is one entry: a reference, normalized as Docker does (busybox
-// is docker.io/library/busybox:latest), a digest reference, an image ID or a
+// ImagePattern is one entry: a reference, normalized as the distribution
+// reference grammar says (busybox is docker.io/library/busybox:latest), a digest reference, an image ID or a
 // pattern.
 //
 // +kubebuilder:validation:MaxLength=200
@@ -108,7 +108,7 @@ type StoppedContainersPolicy struct {
 	MinStoppedAge *Duration `json:"minStoppedAge,omitempty"`
 
 	// removeVolumes also removes the anonymous volumes of removed containers
-	// (docker rm -v). Named volumes are never removed. Needs action Remove.
+	// (anonymous volumes). Named volumes are never removed. Needs action Remove.
 	// Default: false.
 	// +optional
 	RemoveVolumes bool `json:"removeVolumes,omitempty"`
@@ -135,7 +135,7 @@ type ImageCleanupPolicySpec struct {
 	// (app@sha256:<64 hex>), image IDs (sha256:<12 to 64 hex>) or patterns,
 	// where * matches within a path segment or the tag and ** whole path
 	// segments (registry.example.com/ci/**, app:pr-*). A name without a tag
-	// means :latest, as for docker rmi; a pattern without a tag matches every
+	// means :latest, as when a runtime resolves a name; a pattern without a tag matches every
 	// tag. "**" alone selects every image: pair it with exclude and
 	// minImageAge.
 	// +kubebuilder:validation:MinItems=1
@@ -157,7 +157,7 @@ type ImageCleanupPolicySpec struct {
 
 	// minImageAge keeps images that arrived on the node less than this long
 	// ago. Arrival is when the node's agent first saw the image (or its last
-	// docker tag), never its build date. Default: 1h.
+	// tag, where the runtime records when), never its build date. Default: 1h.
 	// +kubebuilder:default="1h"
 	// +optional
 	MinImageAge *Duration `json:"minImageAge,omitempty"`
@@ -170,7 +170,7 @@ type ImageCleanupPolicySpec struct {
 	StoppedContainers StoppedContainersPolicy `json:"stoppedContainers,omitempty"`
 
 	// force removes target images even when stopped containers still use them
-	// (docker rmi -f); those containers can no longer start. A running
+	// (a forced removal); those containers can no longer start. A running
 	// container still blocks its image, and so does a stopped container of
 	// the kubelet unless includeKubernetesManaged is set (the kubelet
 	// restarts its containers from their image). Default: false.

@@ -31,10 +31,10 @@ const (
 
 // Reasons of a report: of a Failed one, and the two below.
 const (
-	ReportReasonInvalidPolicy     = "InvalidPolicy"
-	ReportReasonEngineUnavailable = "EngineUnavailable"
-	ReportReasonSweepStopped      = "SweepStopped"
-	ReportReasonRemovalFailed     = "RemovalFailed"
+	ReportReasonInvalidPolicy      = "InvalidPolicy"
+	ReportReasonRuntimeUnavailable = "RuntimeUnavailable"
+	ReportReasonSweepStopped       = "SweepStopped"
+	ReportReasonRemovalFailed      = "RemovalFailed"
 	// ReportReasonSuperseded (phase Skipped): the policy or the node's
 	// labels changed during the sweep, which stopped before its next
 	// removal; the new generation sweeps next.
@@ -154,7 +154,7 @@ type ImageCleanupReportStatus struct {
 	// +optional
 	Phase ReportPhase `json:"phase,omitempty"`
 	// reason says in one word why the phase is Failed: InvalidPolicy (this
-	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
+	// node cannot apply the policy; a new spec is needed), RuntimeUnavailable,
 	// SweepStopped, RemovalFailed, PodsUnknown, DiskUnmeasured or
 	// StateNotSaved (all but the first are retried); why it is
 	// Skipped: Superseded (the policy or the node's labels changed during
@@ -231,13 +231,13 @@ type ImageCleanupReportStatus struct {
 	// for a policy with diskUsage.
 	// +optional
 	Disk *DiskStatus `json:"disk,omitempty"`
-	// engine is the node's container runtime, as the last sweep found it.
+	// runtime is the node's container runtime, as the last sweep found it.
 	// +optional
-	Engine *EngineStatus `json:"engine,omitempty"`
+	Runtime *RuntimeStatus `json:"runtime,omitempty"`
 }
 
-// EngineStatus names a node's container runtime.
-type EngineStatus struct {
+// RuntimeStatus names a node's container runtime.
+type RuntimeStatus struct {
 	// name is the runtime as it names itself: docker, containerd or cri-o.
 	Name string `json:"name"`
 	// version is the runtime's version, as it reports it.

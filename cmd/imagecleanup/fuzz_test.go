@@ -5,8 +5,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // FuzzLoadPolicy: no policy file panics or hangs the decoder, and every
@@ -28,7 +28,7 @@ func FuzzLoadPolicy(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := plan.OptionsFor(&p.Spec, nil, engine.Capabilities{}); err != nil {
+		if _, err := plan.OptionsFor(&p.Spec, nil, runtime.Capabilities{}); err != nil {
 			t.Fatalf("a valid policy cannot be planned: %v\n%s", err, data)
 		}
 	})

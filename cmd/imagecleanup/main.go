@@ -8,7 +8,7 @@
 //	imagecleanup version
 //	imagecleanup completion bash|zsh|fish|powershell
 //
-// Exit codes: 0 done, 1 error (engine unreachable, a removal failed,
+// Exit codes: 0 done, 1 error (runtime unreachable, a removal failed,
 // interrupted), 2 invalid policy or usage, 3 something stayed blocked (with
 // --fail-on-blocked).
 package main
@@ -30,7 +30,6 @@ import (
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
@@ -124,7 +123,7 @@ func newRoot(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) *co
 	root := &cobra.Command{
 		Use:   "imagecleanup",
 		Short: "Plan, apply or validate ImageCleanupPolicies against a container runtime, without Kubernetes",
-		Long: `imagecleanup runs the node agent's engine on one container runtime (a Docker engine,
+		Long: `imagecleanup runs the node agent's sweep on one container runtime (a Docker engine,
 or containerd or CRI-O through the CRI), without Kubernetes: the same policy files, the
 same planner, the same safety rules.
 
@@ -159,7 +158,7 @@ type sweepOptions struct {
 	containerdRoot string
 	timeout        time.Duration
 	callTimeout    time.Duration
-	engineCalls    int
+	runtimeCalls   int
 }
 
 func sweepCommand(mode, short string) *cobra.Command {
@@ -181,15 +180,15 @@ func sweepCommand(mode, short string) *cobra.Command {
 	f.StringVar(&o.endpoint, "runtime-endpoint", "", "a CRI runtime's socket (unix:///run/containerd/containerd.sock); neither flag: $DOCKER_HOST, else the first socket present of Docker, containerd and CRI-O")
 	outputFlag(f, &o.output)
 	f.BoolVar(&o.failOnBlocked, "fail-on-blocked", false, "exit 3 when an image stayed blocked")
-	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the image clock is kept, one file per engine")
+	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the image clock is kept, one file per runtime")
 	f.StringSliceVar(&o.protect, "protect-images", nil, "references or patterns never removed, such as your sandbox image (pause images are protected anyway)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of the whole sweep")
 	f.DurationVar(&o.callTimeout, "call-timeout", 0, "deadline of one runtime removal (default: the runtime adapter's, 1m; reads get 30s)")
-	f.IntVar(&o.engineCalls, "max-runtime-calls", apply.DefaultConcurrency, fmt.Sprintf("most runtime calls of the sweep under way at once (1 to %d)", apply.MaxConcurrency))
-	f.IntVar(&o.engineCalls, "max-engine-calls", apply.DefaultConcurrency, "")
+	f.IntVar(&o.runtimeCalls, "max-runtime-calls", apply.DefaultConcurrency, fmt.Sprintf("most runtime calls of the sweep under way at once (1 to %d)", apply.MaxConcurrency))
+	f.IntVar(&o.runtimeCalls, "max-engine-calls", apply.DefaultConcurrency, "")
 	_ = f.MarkDeprecated("max-engine-calls", "use --max-runtime-calls")
-	f.StringVar(&o.dataRoot, "data-root", "", "the engine's data root, measured for a policy's diskUsage (default: the engine's DockerRootDir, when it is on this machine)")
-	f.StringVar(&o.containerdRoot, "containerd-root", "", "containerd's root, measured for a policy's diskUsage when the engine keeps its images in containerd's store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
+	f.StringVar(&o.dataRoot, "data-root", "", "the runtime's data root, measured for a policy's diskUsage (default: the data root the runtime reports, when it is on this machine)")
+	f.StringVar(&o.containerdRoot, "containerd-root", "", "containerd's root, measured for a policy's diskUsage when the runtime keeps its images in containerd's store (default: where the runtime says it is, else where its kind keeps it: for Docker, under the data root and at /var/lib/containerd)")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
 }
@@ -220,7 +219,7 @@ func (o *sweepOptions) check() error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	if err := apply.CheckConcurrency(o.engineCalls); err != nil {
+	if err := apply.CheckConcurrency(o.runtimeCalls); err != nil {
 		return fmt.Errorf("--max-runtime-calls %w", err)
 	}
 	for i := range o.protect {

@@ -132,7 +132,7 @@ func TestValidateIsOffline(t *testing.T) {
 	write("others.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"+policyYAML("  images: [app]\n"))
 	write("notes.txt", "not a policy")
 
-	// No engine, no cluster: DOCKER_HOST and KUBECONFIG point nowhere.
+	// No runtime, no cluster: DOCKER_HOST and KUBECONFIG point nowhere.
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent.sock")
 	t.Setenv("KUBECONFIG", "/nonexistent")
 	code, stdout, stderr := runCLI("validate", "-f", good)
@@ -158,7 +158,7 @@ func TestValidateIsOffline(t *testing.T) {
 	}
 }
 
-func TestUnreachableEngineExitsOne(t *testing.T) {
+func TestUnreachableRuntimeExitsOne(t *testing.T) {
 	policy := writePolicy(t, policyYAML("  images: [busybox]\n"))
 	code, _, stderr := runCLI("plan", "-f", policy, "--docker-host", "unix://"+filepath.Join(t.TempDir(), "no.sock"))
 	if code != exitError || !strings.Contains(stderr, "cannot reach the Docker engine") || strings.Count(stderr, "\n") != 1 {
@@ -283,7 +283,7 @@ func TestSignalWhileReadingStdin(t *testing.T) {
 
 // Finding 8: the output contract. A suspended policy with -o json prints a
 // JSON document; a bad --docker-host is a usage error; **:2/95_4 is refused
-// before any engine is contacted.
+// before any runtime is contacted.
 func TestOutputContract(t *testing.T) {
 	suspended := writePolicy(t, policyYAML("  images: [\"**\"]\n  suspend: true\n"))
 	code, stdout, stderr := runCLI("apply", "-f", suspended, "-o", "json", "--docker-host", "unix:///nonexistent.sock")
@@ -302,7 +302,7 @@ func TestOutputContract(t *testing.T) {
 	if code, _, stderr := runCLI("plan", "-f", valid, "--protect-images", "Bad Ref"); code != exitInvalid {
 		t.Fatalf("bad --protect-images: exit %d, stderr %q", code, stderr)
 	}
-	// --max-engine-calls is the deprecated name of --max-runtime-calls.
+	// --max-runtime-calls is the deprecated name of --max-runtime-calls.
 	for _, name := range []string{"--max-runtime-calls", "--max-engine-calls"} {
 		for _, n := range []string{"0", "65"} {
 			if code, _, stderr := runCLI("apply", "-f", valid, name, n, "--docker-host", "unix:///nonexistent.sock"); code != exitInvalid ||
@@ -313,9 +313,9 @@ func TestOutputContract(t *testing.T) {
 	}
 }
 
-// Finding 6: an engine that answers _ping and stalls on a list hung the
+// Finding 6: a runtime that answers _ping and stalls on a list hung the
 // CLI; now the sweep's deadline (or the call's) ends it with exit 1.
-func TestStalledEngineEndsTheCLI(t *testing.T) {
+func TestStalledRuntimeEndsTheCLI(t *testing.T) {
 	testenv.Docker(t)
 	proxy, err := faultproxy.Start(testenv.DockerHost(t))
 	if err != nil {
@@ -334,7 +334,7 @@ func TestStalledEngineEndsTheCLI(t *testing.T) {
 	}
 }
 
-// apply keeps the image clock in --state-dir, one file per engine.
+// apply keeps the image clock in --state-dir, one file per runtime.
 func TestStateDirHoldsTheClock(t *testing.T) {
 	testenv.Docker(t)
 	dir := t.TempDir()
@@ -350,7 +350,7 @@ func TestStateDirHoldsTheClock(t *testing.T) {
 
 // diskUsage through the CLI: --data-root is measured with statfs; above the
 // high watermark the policy's images go, under it nothing does. The data
-// root here is a private tmpfs filled by the test (the engine's own disk is
+// root here is a private tmpfs filled by the test (the runtime's own disk is
 // the machine's, which the test does not fill).
 func TestDiskUsageWithDataRoot(t *testing.T) {
 	cli := testenv.Docker(t)
@@ -438,7 +438,7 @@ func TestPlanAndValidateReadTheSameFiles(t *testing.T) {
 	if code, _, stderr := runCLI("validate", "-f", mixed); code != exitOK {
 		t.Errorf("validate, a policy beside a Namespace: exit %d, %q", code, stderr)
 	}
-	// plan gets past reading the file: it is the engine it cannot reach.
+	// plan gets past reading the file: it is the runtime it cannot reach.
 	code, _, stderr = runCLI("plan", "-f", mixed, "--docker-host", "unix:///nonexistent.sock")
 	if code != exitError || !strings.Contains(stderr, "cannot reach") {
 		t.Errorf("plan, a policy beside a Namespace: exit %d, %q", code, stderr)

@@ -16,9 +16,10 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // document is the JSON output, documented in docs/cli.md. Fields are only
@@ -34,13 +35,14 @@ type document struct {
 	// removed lists say what apply would remove.
 	DryRun bool `json:"dryRun"`
 	// Suspended: the policy says suspend, so nothing was looked at.
-	Suspended bool   `json:"suspended,omitempty"`
-	Engine    string `json:"engine"`
-	// Runtime, EngineVersion and ImageStore say which runtime answered
+	Suspended bool `json:"suspended,omitempty"`
+	// Endpoint is the address of the runtime the sweep ran on.
+	Endpoint string `json:"endpoint"`
+	// Runtime, RuntimeVersion and ImageStore say which runtime answered
 	// (docker, containerd, cri-o), its version, and where it keeps images
 	// (containerd, or a classic store's driver: overlay2).
 	Runtime           string               `json:"runtime,omitempty"`
-	EngineVersion     string               `json:"engineVersion,omitempty"`
+	RuntimeVersion    string               `json:"runtimeVersion,omitempty"`
 	ImageStore        string               `json:"imageStore,omitempty"`
 	RemovedImages     []apply.RemovedImage `json:"removedImages"`
 	RemovedContainers []plan.ContainerRef  `json:"removedContainers"`
@@ -50,7 +52,7 @@ type document struct {
 	// Decisions count every decision by reason, with sizes: the agent's
 	// report gives the same counts (status.decisions).
 	Decisions []apply.Tally `json:"decisions"`
-	// Disk is the engine's data filesystem around the sweep, for a policy
+	// Disk is the runtime's data filesystem around the sweep, for a policy
 	// with diskUsage.
 	Disk *diskDoc `json:"disk,omitempty"`
 	// Recovered is what an earlier run of the policy on this runtime began
@@ -61,7 +63,7 @@ type document struct {
 	Stopped         string  `json:"stopped,omitempty"`
 	Summary         summary `json:"summary"`
 	DurationSeconds float64 `json:"durationSeconds"`
-	// APICalls counts the Docker Engine API calls, by endpoint.
+	// APICalls counts the runtime calls, by method.
 	APICalls map[string]int `json:"apiCalls"`
 }
 
@@ -88,18 +90,18 @@ type summary struct {
 	ContainersRecovered int `json:"containersRecovered"`
 }
 
-func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info engine.Info, out *cleanup.Outcome, elapsed time.Duration, calls map[string]int) document {
+func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info runtime.Info, out *cleanup.Outcome, elapsed time.Duration, calls map[string]int) document {
 	r := &out.Result
 	d := document{
 		Runtime:           info.Name,
-		EngineVersion:     info.Version,
+		RuntimeVersion:    info.Version,
 		ImageStore:        info.ImageStore,
 		APIVersion:        v1alpha1.GroupVersion.String(),
 		Kind:              "SweepResult",
 		Policy:            p.Name,
 		Mode:              mode,
 		DryRun:            r.DryRun,
-		Engine:            host,
+		Endpoint:          host,
 		RemovedImages:     nonNil(r.RemovedImages),
 		RemovedContainers: nonNil(r.RemovedContainers),
 		Blocked:           nonNil(r.Blocked),
@@ -181,11 +183,11 @@ func writeTable(w io.Writer, d document) error {
 	if d.DryRun {
 		verb = "would remove"
 	}
-	engineName := d.Engine
-	if d.EngineVersion != "" {
-		engineName += fmt.Sprintf(" (%s %s, %s image store)", runtimeTitle(d.Runtime), d.EngineVersion, d.ImageStore)
+	runtimeName := d.Endpoint
+	if d.RuntimeVersion != "" {
+		runtimeName += fmt.Sprintf(" (%s %s, %s image store)", connect.RuntimeTitle(d.Runtime), d.RuntimeVersion, d.ImageStore)
 	}
-	fmt.Fprintf(w, "policy %s, %s on %s\n", d.Policy, d.Mode, engineName)
+	fmt.Fprintf(w, "policy %s, %s on %s\n", d.Policy, d.Mode, runtimeName)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(d.RemovedImages) > 0 {
 		fmt.Fprintf(tw, "\nIMAGES (%s)\tID\tREFERENCES\tDELETED\tSIZE\n", verb)
@@ -197,13 +199,13 @@ func writeTable(w io.Writer, d document) error {
 					deleted = "yes, forced"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ri.Image, engine.ShortID(ri.ImageID), strings.Join(ri.Refs, " "), deleted, humanBytes(ri.Bytes))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ri.Image, runtime.ShortID(ri.ImageID), strings.Join(ri.Refs, " "), deleted, humanBytes(ri.Bytes))
 		}
 	}
 	if len(d.RemovedContainers) > 0 {
 		fmt.Fprintf(tw, "\nSTOPPED CONTAINERS (%s)\tID\n", verb)
 		for _, c := range d.RemovedContainers {
-			fmt.Fprintf(tw, "%s\t%s\n", c.Name, engine.ShortID(c.ID))
+			fmt.Fprintf(tw, "%s\t%s\n", c.Name, runtime.ShortID(c.ID))
 		}
 	}
 	decisions := func(title string, ds []plan.Decision) {
@@ -212,7 +214,7 @@ func writeTable(w io.Writer, d document) error {
 		}
 		fmt.Fprintf(tw, "\n%s\tID\tREASON\tWHY\n", title)
 		for _, dd := range ds {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", dd.Image, engine.ShortID(dd.ImageID), dd.Reason, dd.Message)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", dd.Image, runtime.ShortID(dd.ImageID), dd.Reason, dd.Message)
 		}
 	}
 	decisions("BLOCKED", d.Blocked)
@@ -220,7 +222,7 @@ func writeTable(w io.Writer, d document) error {
 	if len(d.Failed) > 0 {
 		fmt.Fprintf(tw, "\nFAILED\tID\tERROR\n")
 		for _, f := range d.Failed {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Image, engine.ShortID(f.ImageID), f.Error)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Image, runtime.ShortID(f.ImageID), f.Error)
 		}
 	}
 	if len(d.Decisions) > 0 {
@@ -256,17 +258,6 @@ func writeTable(w io.Writer, d document) error {
 		verb, count(s.ImagesRemoved, "image", "images"), s.ImagesDeleted, humanBytes(s.BytesReclaimed), count(s.ContainersRemoved, "stopped container", "stopped containers"),
 		s.Blocked, s.Skipped, s.Failed, d.DurationSeconds)
 	return err
-}
-
-// runtimeTitle names a runtime as its makers write it.
-func runtimeTitle(name string) string {
-	switch name {
-	case "docker":
-		return "Docker"
-	case "cri-o":
-		return "CRI-O"
-	}
-	return name
 }
 
 // count says "1 image", "2 images".

@@ -9,24 +9,8 @@ import (
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtimehost"
 )
-
-// endpointFlag names the flag of an endpoint's kind.
-func endpointFlag(e connect.Endpoint) string {
-	if e.Kind == connect.CRI {
-		return "runtime-endpoint"
-	}
-	return "docker-host"
-}
-
-// runtimeName says which runtime an endpoint is, for messages.
-func runtimeName(e connect.Endpoint) string {
-	if e.Kind == connect.CRI {
-		return "CRI runtime"
-	}
-	return "Docker engine"
-}
 
 // execute runs plan or apply; the error, if any, is the one line to print.
 func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
@@ -50,16 +34,16 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	}
 	rt, err := connect.Open(endpoint, o.callTimeout)
 	if err != nil {
-		return exitInvalid, fmt.Errorf("--%s: %w", endpointFlag(endpoint), err)
+		return exitInvalid, fmt.Errorf("--%s: %w", endpoint.Flag(), err)
 	}
 	defer rt.Close()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	what := runtimeName(endpoint)
-	if err := rt.Ping(ctx); err != nil { // settles the Docker API version
+	what := endpoint.Title()
+	if err := rt.Ping(ctx); err != nil { // settles the API version
 		return exitError, fmt.Errorf("cannot reach the %s at %s: %w", what, rt.Host(), err)
 	}
-	host, err := enginehost.Open(ctx, rt, enginehost.Options{StateDir: o.stateDir, DataRoot: o.dataRoot, ContainerdRoot: o.containerdRoot})
+	host, err := runtimehost.Open(ctx, rt, runtimehost.Options{StateDir: o.stateDir, DataRoot: o.dataRoot, ContainerdRoot: o.containerdRoot})
 	if err != nil {
 		return exitError, fmt.Errorf("the %s at %s: %w", what, rt.Host(), err)
 	}
@@ -75,7 +59,7 @@ func execute(ctx context.Context, o *sweepOptions, stdin io.Reader, stdout, stde
 	now := time.Now()
 	sw := cleanup.NewSweep(rt, &policy.Spec, now, cleanup.Options{
 		Policy: policy.Name, Clock: host.Clock, Protected: o.protect, PlanOnly: o.mode == "plan",
-		Disk: host.Disk(ctx), Concurrency: o.engineCalls,
+		Disk: host.Disk(ctx), Concurrency: o.runtimeCalls,
 	})
 	out, err := sw.Run(ctx)
 	switch {

@@ -20,7 +20,7 @@ func validateCommand() *cobra.Command {
 	var files []string
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE|DIR [-f ...]",
-		Short: "Check policies offline, with the API server's verdicts (no engine, no cluster)",
+		Short: "Check policies offline, with the API server's verdicts (no runtime, no cluster)",
 		Long: `validate admits every ImageCleanupPolicy in the files (folders: their .yaml, .yml and
 .json files) as the API server would: strict fields, the CRD's defaults, schema and CEL
 rules, and the patterns. The items of a v1 List are checked as documents of their own;

@@ -32,8 +32,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 	"github.com/imagecleanup/image-cleanup-operator/internal/version"
 )
 
@@ -72,11 +71,11 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	fs.StringVar(&f.protected, "protect-images", os.Getenv("AGENT_IMAGE"), "agent: comma-separated references, IDs or patterns never to remove: its own image (default $AGENT_IMAGE), and the node's sandbox image if its name does not end in pause")
 	fs.StringVar(&f.agent.StateDir, "state-dir", "/var/lib/imagecleanup", "agent: folder of the node's image clock (a hostPath); it must outlive the pod")
 	fs.DurationVar(&f.agent.DiskTick, "disk-tick", 30*time.Second, "agent: how often policies with diskUsage look at the disk (a statfs, no API write)")
-	fs.StringVar(&f.agent.DataRoot, "data-root", "", "agent: where the engine's data root is mounted, for policies with diskUsage (default: the engine's DockerRootDir, mounted at the same path)")
-	fs.StringVar(&f.agent.ContainerdRoot, "containerd-root", "", "agent: where containerd's root is mounted, for policies with diskUsage on an engine with the containerd image store (default: looked for under the data root and at "+enginehost.SystemContainerdRoot+")")
+	fs.StringVar(&f.agent.DataRoot, "data-root", "", "agent: where the runtime's data root is mounted, for policies with diskUsage (default: the data root the runtime reports, mounted at the same path)")
+	fs.StringVar(&f.agent.ContainerdRoot, "containerd-root", "", "agent: where containerd's root is mounted, for policies with diskUsage on a runtime with the containerd image store (default: where the runtime says it is, else where its kind keeps it: for Docker, under the data root and at /var/lib/containerd)")
 	fs.DurationVar(&f.callTimeout, "call-timeout", 0, "agent: deadline of one runtime removal (default: the runtime adapter's, 1m); reads get 30s")
 	fs.DurationVar(&f.agent.SweepTimeout, "sweep-timeout", 10*time.Minute, "agent: deadline of one sweep")
-	fs.IntVar(&f.agent.EngineCalls, "max-runtime-calls", apply.DefaultConcurrency,
+	fs.IntVar(&f.agent.RuntimeCalls, "max-runtime-calls", apply.DefaultConcurrency,
 		fmt.Sprintf("agent: most runtime calls of a sweep under way at once (1 to %d); the node's kubelet uses the same runtime", apply.MaxConcurrency))
 	deprecatedCalls := fs.Int("max-engine-calls", 0, "agent: deprecated: use --max-runtime-calls")
 	fs.DurationVar(&f.aggregator.StatusInterval, "status-interval", 10*time.Second, "aggregator: least time between two status writes of one policy while it changes (every agent watches policies)")
@@ -97,11 +96,11 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	if given["max-engine-calls"] {
-		if given["max-runtime-calls"] && *deprecatedCalls != f.agent.EngineCalls {
+		if given["max-runtime-calls"] && *deprecatedCalls != f.agent.RuntimeCalls {
 			return nil, errors.New("--max-engine-calls is the deprecated name of --max-runtime-calls: give one")
 		}
 		fmt.Fprintln(os.Stderr, "warning: --max-engine-calls is deprecated: use --max-runtime-calls")
-		f.agent.EngineCalls = *deprecatedCalls
+		f.agent.RuntimeCalls = *deprecatedCalls
 	}
 	if f.callTimeout < 0 {
 		return nil, errors.New("--call-timeout must not be negative (0: the runtime adapter's default)")
@@ -126,7 +125,7 @@ func parse(args []string, stdout io.Writer) (*flags, error) {
 		if f.agent.NodeName == "" {
 			return nil, controllers.ErrNoNodeName
 		}
-		if err := apply.CheckConcurrency(f.agent.EngineCalls); err != nil {
+		if err := apply.CheckConcurrency(f.agent.RuntimeCalls); err != nil {
 			return nil, fmt.Errorf("--max-runtime-calls %w", err)
 		}
 		if f.dockerHost != "" && f.runtimeEndpoint != "" {
@@ -188,7 +187,7 @@ func openRuntime(ctx context.Context, cfg *rest.Config, f *flags) (connect.Runti
 	endpoint, err := connect.Choose(f.dockerHost, f.runtimeEndpoint, func() (connect.Endpoint, error) {
 		return nodeRuntime(ctx, cfg, f.agent.NodeName, f.hostRun)
 	})
-	if errors.Is(err, engine.ErrNoRuntime) {
+	if errors.Is(err, runtime.ErrNoRuntime) {
 		ctrl.Log.WithName("setup").Error(err, "the agent cannot clean this node")
 		return connect.Missing(err), nil
 	}

@@ -74,7 +74,7 @@ type seededImage struct {
 
 func seedDisk(cli *client.Client, repo string, images, perImage, mib int) []seededImage {
 	ctx := context.Background()
-	s := &seed.Engine{Client: cli}
+	s := &seed.Docker{Client: cli}
 	var out []seededImage
 	for i := range images {
 		id, err := s.ImageOfSize(ctx, mib<<20, fmt.Sprintf("%s/app:%d", repo, i))

@@ -205,7 +205,7 @@ type bench struct {
 	direct   *client.Client // seeding and checks, not counted
 	counted  *client.Client // the API recipe, through the proxy
 	proxy    *faultproxy.Proxy
-	seeder   *seed.Engine
+	seeder   *seed.Docker
 	images   int
 	perImage int
 
@@ -232,7 +232,7 @@ func newBench(host string, images, perImage int) (*bench, error) {
 	if _, err := seed.Program(); err != nil {
 		return nil, err
 	}
-	return &bench{direct: direct, counted: counted, proxy: proxy, images: images, perImage: perImage, seeder: &seed.Engine{Client: direct}}, nil
+	return &bench{direct: direct, counted: counted, proxy: proxy, images: images, perImage: perImage, seeder: &seed.Docker{Client: direct}}, nil
 }
 
 func (b *bench) close() {

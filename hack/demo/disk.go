@@ -66,7 +66,7 @@ func (d *demo) diskDemo(ctx context.Context, c client.Client, kubeconfig, node s
 	}
 	time.Sleep(2 * time.Second) // the agent follows the engine's container events from its start
 
-	s := &seed.Engine{Client: e.docker, Labels: map[string]string{demoLabel: "true"}}
+	s := &seed.Docker{Client: e.docker, Labels: map[string]string{demoLabel: "true"}}
 	var builds []string
 	for i := 1; i <= 6; i++ {
 		ref := fmt.Sprintf("builder.local/app:%d", i)

@@ -210,7 +210,7 @@ func (d *demo) seed(ctx context.Context) error {
 		{[]string{"myapp:pr-7"}, 0, 0, 1, "pull-request image, a job still running"},
 		{nil, 0, 0, 0, "dangling (untagged, unused)"},
 	}
-	seeder := &seed.Engine{Client: d.docker, Labels: map[string]string{demoLabel: "true"}}
+	seeder := &seed.Docker{Client: d.docker, Labels: map[string]string{demoLabel: "true"}}
 	for _, s := range seeds {
 		id, err := seeder.Image(ctx, s.refs...)
 		if err != nil {

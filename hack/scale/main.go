@@ -1,5 +1,5 @@
 // Command scale measures the control-plane cost of the operator with N
-// in-process node agents (fake engines) and one aggregator against one
+// in-process node agents (fake runtimes) and one aggregator against one
 // envtest API server: time to all reports and to Ready after a new policy
 // and after a spec change, API requests per node by verb and resource
 // (leases apart) over an idle minute, the aggregator's status writes, the
@@ -56,7 +56,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 // counter counts requests by "VERB resource".
@@ -202,7 +202,7 @@ func run(n int, share float64, idle, within time.Duration, kustomize, profile st
 		if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"group": group}}}); err != nil {
 			return err
 		}
-		rt := enginefake.WithStaleImage(name)
+		rt := runtimefake.WithStaleImage(name)
 		rt.FollowBuffer = 16 // a sweep here tells of a few events; 1,024 held 0.08 MB per agent
 		m, err := controllers.NewAgent(wrap(cfg, agents, serviceAccount(agentSA, name)), controllers.AgentOptions{NodeName: name, Runtime: rt,
 			MetricsBindAddress: "0", HealthProbeBindAddress: "0", SkipNameValidation: true})

@@ -1,4 +1,4 @@
-// Package apply carries out a plan against an engine. Nothing is removed
+// Package apply carries out a plan against a runtime. Nothing is removed
 // that the plan does not name, and a plan is stale by the time it runs, so:
 //
 //   - just before every destructive call (untag, delete by ID, forced
@@ -6,14 +6,14 @@
 //     image's containers and its current references. A container that
 //     started, or was created, or a reference that moved or appeared since
 //     the plan, stops the action with a reason. The window that remains is
-//     one engine round trip. Then it asks the caller what the engine cannot
+//     one runtime round trip. Then it asks the caller what the runtime cannot
 //     say (Options.Pods, Options.Recent): a pod bound to the node since, or
 //     an arrival or a use since, keeps the image;
-//   - the engine checks again at every delete: a conflict is a blocked
+//   - the runtime checks again at every delete: a conflict is a blocked
 //     outcome, not an error, and "not found" counts as done;
-//   - a forced removal deletes by ID, where the engine itself refuses an
+//   - a forced removal deletes by ID, where the runtime itself refuses an
 //     image a running container uses (by tag, -f untags it anyway);
-//   - an engine call that runs out of time means the engine is stalled: the
+//   - a runtime call that runs out of time means the runtime is stalled: the
 //     sweep stops instead of waiting call after call.
 package apply
 
@@ -26,18 +26,18 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
-// DefaultConcurrency is how many engine calls, and image actions, are under
+// DefaultConcurrency is how many runtime calls, and image actions, are under
 // way at once by default. Measured on dockerd 20.10 (make bench --raw):
 // container removals per second rise from 1 to 4 calls in flight and level
-// off after; 8 keeps the engine busy while an action waits on its re-check.
+// off after; 8 keeps the runtime busy while an action waits on its re-check.
 const DefaultConcurrency = 8
 
-// MaxConcurrency is the most a user may set (--max-engine-calls): every
-// call holds a connection and the node's kubelet shares the engine. Docker
+// MaxConcurrency is the most a user may set (--max-runtime-calls): every
+// call holds a connection and the node's kubelet shares the runtime. Docker
 // 20.10 levelled off at 4 calls in flight; Docker 29's containerd store was
 // still faster at 64 than at 32 on a backlog of 2,000 containers
 // (docs/testing.md), which is where the bound stops it.
@@ -55,7 +55,7 @@ func CheckConcurrency(n int) error {
 type Options struct {
 	// RemoveVolumes removes the anonymous volumes of removed containers.
 	RemoveVolumes bool
-	// Concurrency bounds the engine calls under way at once, and the image
+	// Concurrency bounds the runtime calls under way at once, and the image
 	// actions (default 8). With 1, everything goes one after the other in
 	// the plan's order.
 	Concurrency int
@@ -86,7 +86,7 @@ type Options struct {
 type outcome struct {
 	containers  []plan.ContainerRef
 	image       *RemovedImage
-	pruned      []RemovedImage // untagged parents the engine deleted with it
+	pruned      []RemovedImage // untagged parents the runtime deleted with it
 	blocked     *plan.Decision
 	skipped     *plan.Decision // a reason to keep it that came up since the plan
 	failure     *Failure
@@ -98,8 +98,8 @@ type outcome struct {
 type executor struct {
 	rt   Runtime
 	opts Options
-	// slots holds one token per engine call under way: an action fans out
-	// its container removals and its re-check's two reads, and the engine
+	// slots holds one token per runtime call under way: an action fans out
+	// its container removals and its re-check's two reads, and the runtime
 	// still sees at most Concurrency calls, so that the last actions of a
 	// wave keep it as busy as the first (it sat half idle while they
 	// removed their containers one by one).
@@ -117,16 +117,16 @@ type executor struct {
 // Runtime is what the executor calls: the removals, and the reads of its
 // re-check.
 type Runtime interface {
-	InspectImage(ctx context.Context, id string) (engine.Image, error)
-	ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error)
+	InspectImage(ctx context.Context, id string) (runtime.Image, error)
+	ContainersUsing(ctx context.Context, imageIDs []string) ([]runtime.Container, error)
 	RemoveContainer(ctx context.Context, id string, removeVolumes bool) error
-	RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error)
+	RemoveImage(ctx context.Context, ref string, opts runtime.RemoveImageOptions) (runtime.ImageRemoval, error)
 }
 
 // Run carries out the plan, wave after wave (an image after those built on
 // it), up to Concurrency actions at once within a wave; with a Concurrency
 // of 1, one action after the other in the plan's order. It stops starting
-// actions when ctx ends, the engine stalls or Proceed refuses; those not
+// actions when ctx ends, the runtime stalls or Proceed refuses; those not
 // started are skipped as Interrupted.
 func Run(ctx context.Context, rt Runtime, p *plan.Plan, opts Options) Result {
 	if opts.Concurrency <= 0 {
@@ -135,7 +135,7 @@ func Run(ctx context.Context, rt Runtime, p *plan.Plan, opts Options) Result {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	x := &executor{rt: rt, opts: opts, stop: cancel, slots: make(chan struct{}, opts.Concurrency)}
-	x.users = &sharedListing{list: func(ctx context.Context, imageIDs []string) (users []engine.Container, err error) {
+	x.users = &sharedListing{list: func(ctx context.Context, imageIDs []string) (users []runtime.Container, err error) {
 		err = x.call(func() error {
 			users, err = rt.ContainersUsing(ctx, imageIDs)
 			return err
@@ -242,7 +242,7 @@ func (x *executor) destroy(f func() error) (refused bool, err error) {
 	return false, f()
 }
 
-// call makes one engine call in a slot of its own.
+// call makes one runtime call in a slot of its own.
 func (x *executor) call(f func() error) error {
 	x.slots <- struct{}{}
 	defer func() { <-x.slots }()
@@ -260,8 +260,8 @@ func (x *executor) fanOut(fs ...func()) {
 	_ = g.Wait()
 }
 
-// check classifies an engine error: a call that ran out of time while the
-// sweep still had time means the engine is stalled, and the sweep stops.
+// check classifies a runtime error: a call that ran out of time while the
+// sweep still had time means the runtime is stalled, and the sweep stops.
 func (x *executor) check(ctx context.Context, err error) error {
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		x.halt("the container runtime stalled: " + err.Error())

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 const (
@@ -19,8 +19,8 @@ const (
 	imageB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
-func engineWith(images []engine.Image, containers []engine.Container) *enginefake.Engine {
-	f := enginefake.New()
+func runtimeWith(images []runtime.Image, containers []runtime.Container) *runtimefake.Runtime {
+	f := runtimefake.New()
 	for _, i := range images {
 		f.AddImage(i)
 	}
@@ -39,8 +39,8 @@ func deleteA(containers ...string) *plan.Plan {
 }
 
 func TestRunRemovesContainersThenImage(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
-		[]engine.Container{{ID: "c1", ImageID: imageA, State: engine.StateExited}})
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]runtime.Container{{ID: "c1", ImageID: imageA, State: runtime.StateExited}})
 	r := apply.Run(context.Background(), f, deleteA("c1"), apply.Options{})
 	if f.HasImage(imageA) || f.HasContainer("c1") {
 		t.Fatal("image or container still there")
@@ -53,14 +53,14 @@ func TestRunRemovesContainersThenImage(t *testing.T) {
 	}
 }
 
-// A container that starts between plan and apply: the engine refuses to
+// A container that starts between plan and apply: the runtime refuses to
 // remove it, and the image stays. Blocked, not an error.
 func TestRunContainerStartedMeanwhile(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
-		[]engine.Container{{ID: "c1", ImageID: imageA, State: engine.StateExited}})
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]runtime.Container{{ID: "c1", ImageID: imageA, State: runtime.StateExited}})
 	f.BeforeCall = func(method, arg string) {
 		if method == "RemoveContainer" {
-			f.SetState("c1", engine.StateRunning)
+			f.SetState("c1", runtime.StateRunning)
 		}
 	}
 	r := apply.Run(context.Background(), f, deleteA("c1"), apply.Options{})
@@ -73,15 +73,15 @@ func TestRunContainerStartedMeanwhile(t *testing.T) {
 }
 
 // A forced removal looks again for running containers just before: with
-// force the engine would untag the image of a running container.
+// force the runtime would untag the image of a running container.
 func TestRunForceRechecksRunningContainers(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
-		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]runtime.Container{{ID: "kept", ImageID: imageA, State: runtime.StateExited}})
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
 		if method == "ContainersUsing" {
-			f.SetState("kept", engine.StateRunning)
+			f.SetState("kept", runtime.StateRunning)
 		}
 	}
 	r := apply.Run(context.Background(), f, p, apply.Options{})
@@ -94,8 +94,8 @@ func TestRunForceRechecksRunningContainers(t *testing.T) {
 }
 
 func TestRunForceRemovesImageOfStoppedContainer(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
-		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]runtime.Container{{ID: "kept", ImageID: imageA, State: runtime.StateExited}})
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	r := apply.Run(context.Background(), f, p, apply.Options{})
@@ -111,7 +111,7 @@ func TestRunForceRemovesImageOfStoppedContainer(t *testing.T) {
 }
 
 func TestRunNotFoundIsDone(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
 	r := apply.Run(context.Background(), f, deleteA("gone-already"), apply.Options{})
 	if f.HasImage(imageA) || len(r.Failed)+len(r.Blocked) > 0 {
 		t.Fatalf("result %+v", r)
@@ -122,13 +122,13 @@ func TestRunNotFoundIsDone(t *testing.T) {
 	}
 }
 
-// A child image built between plan and apply keeps its parent: the engine
+// A child image built between plan and apply keeps its parent: the runtime
 // only untags the last tag then; reported as removed tags, not deleted.
 func TestRunChildBuiltMeanwhile(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
 	f.BeforeCall = func(method, arg string) {
 		if method == "RemoveImage" && !f.HasImage(imageB) {
-			f.AddImage(engine.Image{ID: imageB, RepoTags: []string{"child:1"}, ParentID: imageA})
+			f.AddImage(runtime.Image{ID: imageB, RepoTags: []string{"child:1"}, ParentID: imageA})
 		}
 	}
 	r := apply.Run(context.Background(), f, deleteA(), apply.Options{})
@@ -137,17 +137,17 @@ func TestRunChildBuiltMeanwhile(t *testing.T) {
 	}
 }
 
-func TestRunEngineDownFails(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
+func TestRunFailsWhenTheRuntimeIsDown(t *testing.T) {
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
 	f.SetDown(true)
 	r := apply.Run(context.Background(), f, deleteA(), apply.Options{})
-	if len(r.Failed) != 1 || !strings.Contains(r.Failed[0].Error, "engine is down") {
+	if len(r.Failed) != 1 || !strings.Contains(r.Failed[0].Error, "the runtime is down") {
 		t.Fatalf("result %+v", r)
 	}
 }
 
 func TestRunDeletesChildrenBeforeParents(t *testing.T) {
-	f := engineWith([]engine.Image{
+	f := runtimeWith([]runtime.Image{
 		{ID: imageA, RepoTags: []string{"base:1"}},
 		{ID: imageB, RepoTags: []string{"child:1"}, ParentID: imageA},
 	}, nil)
@@ -172,7 +172,7 @@ func TestDryRunReportsThePlan(t *testing.T) {
 // tags saw the other tag removed under it. The re-check before each untag
 // stops the action, and the image is reported once, as blocked.
 func TestRunContainerStartedBetweenTwoUntags(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}}, nil)
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}}, nil)
 	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1", "app:2"}, Delete: true, Size: 100}}}
 	untags := 0
 	f.BeforeCall = func(method, arg string) {
@@ -180,7 +180,7 @@ func TestRunContainerStartedBetweenTwoUntags(t *testing.T) {
 			untags++
 		}
 		if method == "ContainersUsing" && untags == 1 && !f.HasContainer("c1") {
-			f.AddContainer(engine.Container{ID: "c1", ImageID: imageA, State: engine.StateRunning}) // docker run app:2
+			f.AddContainer(runtime.Container{ID: "c1", ImageID: imageA, State: runtime.StateRunning}) // docker run app:2
 		}
 	}
 	r := apply.Run(context.Background(), f, p, apply.Options{})
@@ -196,13 +196,13 @@ func TestRunContainerStartedBetweenTwoUntags(t *testing.T) {
 }
 
 // An untag-only action (the image keeps another tag) is re-checked too: the
-// engine itself never refuses an untag.
+// runtime itself never refuses an untag.
 func TestRunUntagOnlyRechecks(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "keep:1"}}},
-		[]engine.Container{{ID: "c1", ImageID: imageA, State: engine.StateExited}})
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1", "keep:1"}}},
+		[]runtime.Container{{ID: "c1", ImageID: imageA, State: runtime.StateExited}})
 	f.BeforeCall = func(method, arg string) {
 		if method == "ContainersUsing" {
-			f.SetState("c1", engine.StateRunning)
+			f.SetState("c1", runtime.StateRunning)
 		}
 	}
 	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1"}}}}
@@ -218,7 +218,7 @@ func TestRunUntagOnlyRechecks(t *testing.T) {
 // Finding: a dangling image tagged while its delete by ID was on its way
 // went with its new tag. The re-check reads its references first.
 func TestRunDeleteByIDRechecksReferences(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA}}, nil)
+	f := runtimeWith([]runtime.Image{{ID: imageA}}, nil)
 	f.BeforeCall = func(method, arg string) {
 		if method == "InspectImage" {
 			f.Tag(imageA, "fresh:1")
@@ -237,7 +237,7 @@ func TestRunDeleteByIDRechecksReferences(t *testing.T) {
 // A reference that moved to another image since the plan is not removed:
 // removing it would untag the other image.
 func TestRunSkipsAReferenceThatMoved(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}, {ID: imageB}}, nil)
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}, {ID: imageB}}, nil)
 	f.BeforeCall = func(method, arg string) {
 		if method == "InspectImage" && len(f.Tags(imageB)) == 0 {
 			f.Tag(imageB, "app:1") // a pull of a new app:1
@@ -255,15 +255,15 @@ func TestRunSkipsAReferenceThatMoved(t *testing.T) {
 
 // Finding: with force, a container started between the re-check and the
 // removal saw its image untagged (rmi -f by tag does that). Forced
-// removals go by ID, where the engine refuses while a container runs.
+// removals go by ID, where the runtime refuses while a container runs.
 func TestRunForceStartedAfterRecheck(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
-		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]runtime.Container{{ID: "kept", ImageID: imageA, State: runtime.StateExited}})
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
 		if method == "RemoveImage" {
-			f.SetState("kept", engine.StateRunning)
+			f.SetState("kept", runtime.StateRunning)
 		}
 	}
 	r := apply.Run(context.Background(), f, p, apply.Options{})
@@ -278,16 +278,16 @@ func TestRunForceStartedAfterRecheck(t *testing.T) {
 // Finding: when every delete stalled, each waited its full timeout, four at
 // a time. The first call that runs out of time stops the sweep; what was
 // not started is Interrupted, not one failure each.
-func TestRunStopsWhenTheEngineStalls(t *testing.T) {
-	var images []engine.Image
+func TestRunStopsWhenTheRuntimeStalls(t *testing.T) {
+	var images []runtime.Image
 	p := &plan.Plan{}
 	for i := range 12 {
 		id := fmt.Sprintf("sha256:%064x", i+1)
 		ref := fmt.Sprintf("app:%d", i)
-		images = append(images, engine.Image{ID: id, RepoTags: []string{ref}})
+		images = append(images, runtime.Image{ID: id, RepoTags: []string{ref}})
 		p.Actions = append(p.Actions, plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true})
 	}
-	f := engineWith(images, nil)
+	f := runtimeWith(images, nil)
 	f.CallTimeout = 50 * time.Millisecond
 	f.Stall("RemoveImage", true)
 	start := time.Now()
@@ -308,7 +308,7 @@ func TestRunStopsWhenTheEngineStalls(t *testing.T) {
 
 // The sweep's own deadline stops it between actions too.
 func TestRunStopsAtTheDeadline(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := apply.Run(ctx, f, deleteA(), apply.Options{})
@@ -319,7 +319,7 @@ func TestRunStopsAtTheDeadline(t *testing.T) {
 
 // Refs is [] for a delete by ID, never null, in a dry run and for real.
 func TestRefsNeverNull(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA}}, nil)
+	f := runtimeWith([]runtime.Image{{ID: imageA}}, nil)
 	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "aaaaaaaaaaaa", Refs: []string{imageA}, Delete: true}}}
 	for _, r := range []apply.Result{apply.DryRun(p), apply.Run(context.Background(), f, p, apply.Options{})} {
 		if len(r.RemovedImages) != 1 || r.RemovedImages[0].Refs == nil {
@@ -331,15 +331,15 @@ func TestRefsNeverNull(t *testing.T) {
 // Under a disk watermark the executor stops as soon as it is told enough:
 // the rest of the plan is skipped, in order.
 func TestRunStopsWhenEnough(t *testing.T) {
-	var images []engine.Image
+	var images []runtime.Image
 	p := &plan.Plan{}
 	for i := range 5 {
 		id := fmt.Sprintf("sha256:%064x", i+1)
 		ref := fmt.Sprintf("app:%d", i)
-		images = append(images, engine.Image{ID: id, RepoTags: []string{ref}})
+		images = append(images, runtime.Image{ID: id, RepoTags: []string{ref}})
 		p.Actions = append(p.Actions, plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true})
 	}
-	f := engineWith(images, nil)
+	f := runtimeWith(images, nil)
 	removed := 0
 	enough := func() (bool, string) {
 		if removed >= 2 {
@@ -360,8 +360,8 @@ func TestRunStopsWhenEnough(t *testing.T) {
 // A forced delete goes by ID and so takes every reference: one added since
 // the plan stops it.
 func TestRunForceRechecksReferences(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
-		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]runtime.Container{{ID: "kept", ImageID: imageA, State: runtime.StateExited}})
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
@@ -378,10 +378,10 @@ func TestRunForceRechecksReferences(t *testing.T) {
 // A stopped container created on an image about to be deleted (without
 // force) since the plan stops the action before any untag.
 func TestRunContainerCreatedMeanwhile(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}}, nil)
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1", "app:2"}}}, nil)
 	f.BeforeCall = func(method, arg string) {
 		if method == "ContainersUsing" && !f.HasContainer("new") {
-			f.AddContainer(engine.Container{ID: "new", ImageID: imageA, State: engine.StateCreated})
+			f.AddContainer(runtime.Container{ID: "new", ImageID: imageA, State: runtime.StateCreated})
 		}
 	}
 	p := &plan.Plan{Actions: []plan.Action{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1", "app:2"}, Delete: true}}}
@@ -398,13 +398,13 @@ func TestRunContainerCreatedMeanwhile(t *testing.T) {
 // from that image). Only the stopped containers the plan kept, and those
 // it removes, may use an image deleted with force.
 func TestRunForceStopsAtAContainerCreatedMeanwhile(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
-		[]engine.Container{{ID: "kept", ImageID: imageA, State: engine.StateExited}})
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}},
+		[]runtime.Container{{ID: "kept", ImageID: imageA, State: runtime.StateExited}})
 	p := deleteA()
 	p.Actions[0].Force, p.Actions[0].Kept = true, []string{"kept"}
 	f.BeforeCall = func(method, arg string) {
 		if method == "ContainersUsing" && !f.HasContainer("new") {
-			f.AddContainer(engine.Container{ID: "new", ImageID: imageA, State: engine.StateCreated,
+			f.AddContainer(runtime.Container{ID: "new", ImageID: imageA, State: runtime.StateCreated,
 				Labels: map[string]string{"io.kubernetes.pod.name": "web"}})
 		}
 	}
@@ -417,9 +417,9 @@ func TestRunForceStopsAtAContainerCreatedMeanwhile(t *testing.T) {
 	}
 }
 
-// inFlight counts the engine calls under way at once.
+// inFlight counts the runtime calls under way at once.
 type inFlight struct {
-	engine.Runtime
+	runtime.Runtime
 	mu       sync.Mutex
 	now, max int
 }
@@ -441,34 +441,34 @@ func (f *inFlight) RemoveContainer(ctx context.Context, id string, volumes bool)
 	return err
 }
 
-func (f *inFlight) ContainersUsing(ctx context.Context, ids []string) (cs []engine.Container, err error) {
+func (f *inFlight) ContainersUsing(ctx context.Context, ids []string) (cs []runtime.Container, err error) {
 	f.during(func() { cs, err = f.Runtime.ContainersUsing(ctx, ids) })
 	return cs, err
 }
 
-func (f *inFlight) InspectImage(ctx context.Context, id string) (img engine.Image, err error) {
+func (f *inFlight) InspectImage(ctx context.Context, id string) (img runtime.Image, err error) {
 	f.during(func() { img, err = f.Runtime.InspectImage(ctx, id) })
 	return img, err
 }
 
-func (f *inFlight) RemoveImage(ctx context.Context, ref string, o engine.RemoveImageOptions) (d engine.Deleted, err error) {
+func (f *inFlight) RemoveImage(ctx context.Context, ref string, o runtime.RemoveImageOptions) (d runtime.ImageRemoval, err error) {
 	f.during(func() { d, err = f.Runtime.RemoveImage(ctx, ref, o) })
 	return d, err
 }
 
 // Two images of ten containers each, four calls at once: the executor keeps
-// the engine at four calls (it sat at two, one per image, when an image's
+// the runtime at four calls (it sat at two, one per image, when an image's
 // containers went one by one), and never above.
-func TestRunKeepsTheEngineAtConcurrency(t *testing.T) {
-	f := enginefake.New()
+func TestRunKeepsTheRuntimeAtConcurrency(t *testing.T) {
+	f := runtimefake.New()
 	p := &plan.Plan{}
 	for i, id := range []string{imageA, imageB} {
 		ref := fmt.Sprintf("app:%d", i)
-		f.AddImage(engine.Image{ID: id, RepoTags: []string{ref}})
+		f.AddImage(runtime.Image{ID: id, RepoTags: []string{ref}})
 		a := plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true}
 		for j := range 10 {
 			c := fmt.Sprintf("c%d-%d", i, j)
-			f.AddContainer(engine.Container{ID: c, ImageID: id, State: engine.StateExited})
+			f.AddContainer(runtime.Container{ID: c, ImageID: id, State: runtime.StateExited})
 			a.Containers = append(a.Containers, plan.ContainerRef{ID: c, Name: c})
 		}
 		p.Actions = append(p.Actions, a)
@@ -483,14 +483,14 @@ func TestRunKeepsTheEngineAtConcurrency(t *testing.T) {
 	}
 }
 
-// The first container the engine refuses ends its image's action: no
+// The first container the runtime refuses ends its image's action: no
 // removal of its other containers begins after it (one at a time here, so
 // the one after it is never tried).
 func TestRunStopsAnImagesContainersAtTheFirstRefusal(t *testing.T) {
-	f := engineWith([]engine.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, []engine.Container{
-		{ID: "c1", ImageID: imageA, State: engine.StateExited},
-		{ID: "c2", ImageID: imageA, State: engine.StateRunning}, // started since the plan
-		{ID: "c3", ImageID: imageA, State: engine.StateExited},
+	f := runtimeWith([]runtime.Image{{ID: imageA, RepoTags: []string{"app:1"}}}, []runtime.Container{
+		{ID: "c1", ImageID: imageA, State: runtime.StateExited},
+		{ID: "c2", ImageID: imageA, State: runtime.StateRunning}, // started since the plan
+		{ID: "c3", ImageID: imageA, State: runtime.StateExited},
 	})
 	r := apply.Run(context.Background(), f, deleteA("c1", "c2", "c3"), apply.Options{Concurrency: 1})
 	if f.HasContainer("c1") || !f.HasContainer("c2") || !f.HasContainer("c3") || !f.HasImage(imageA) {
@@ -522,8 +522,8 @@ func TestRunKeepsAnImageAPodWasBoundTo(t *testing.T) {
 		"pods unknown":                 {podsErr: fmt.Errorf("a watch of the API failed"), stopped: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			f := engineWith([]engine.Image{{ID: parent}, {ID: imageA, RepoTags: []string{"app:1"}, ParentID: parent}},
-				[]engine.Container{{ID: "c1", ImageID: imageA, State: engine.StateExited}})
+			f := runtimeWith([]runtime.Image{{ID: parent}, {ID: imageA, RepoTags: []string{"app:1"}, ParentID: parent}},
+				[]runtime.Container{{ID: "c1", ImageID: imageA, State: runtime.StateExited}})
 			p := deleteA("c1")
 			p.Actions[0].PruneParents = []string{parent}
 			var pods []plan.PodImage
@@ -565,14 +565,14 @@ func TestRunKeepsAnImageAPodWasBoundTo(t *testing.T) {
 // agent reported a policy change as a failed sweep).
 func TestRunRefusedOnEveryCallAtOnceSaysSo(t *testing.T) {
 	for range 20 {
-		f := enginefake.New()
+		f := runtimefake.New()
 		p := &plan.Plan{}
 		for i := range 8 {
 			id := fmt.Sprintf("sha256:%064x", i+1)
 			ref := fmt.Sprintf("app:%d", i)
-			f.AddImage(engine.Image{ID: id, RepoTags: []string{ref}})
+			f.AddImage(runtime.Image{ID: id, RepoTags: []string{ref}})
 			c := fmt.Sprintf("c%d", i)
-			f.AddContainer(engine.Container{ID: c, ImageID: id, State: engine.StateExited})
+			f.AddContainer(runtime.Container{ID: c, ImageID: id, State: runtime.StateExited})
 			p.Actions = append(p.Actions, plan.Action{ImageID: id, Image: ref, Refs: []string{ref}, Delete: true,
 				Containers: []plan.ContainerRef{{ID: c, Name: c}}})
 		}

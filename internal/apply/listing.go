@@ -6,7 +6,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // sharedListing makes the re-checks' container listings. A re-check joins
@@ -18,7 +18,7 @@ import (
 // about the same time, instead of one per action (on the CRI each listing
 // lists every container of the node).
 type sharedListing struct {
-	list func(ctx context.Context, imageIDs []string) ([]engine.Container, error)
+	list func(ctx context.Context, imageIDs []string) ([]runtime.Container, error)
 
 	mu       sync.Mutex
 	gathered *listing // not begun: re-checks join it
@@ -28,13 +28,13 @@ type sharedListing struct {
 type listing struct {
 	images map[string]bool
 	done   chan struct{} // closed when users and err are set
-	users  []engine.Container
+	users  []runtime.Container
 	err    error
 }
 
 // using returns the containers, in any state, whose image is imageID, from
 // a listing that begins after this call.
-func (l *sharedListing) using(ctx context.Context, imageID string) ([]engine.Container, error) {
+func (l *sharedListing) using(ctx context.Context, imageID string) ([]runtime.Container, error) {
 	l.mu.Lock()
 	mine, lead := l.gathered, false
 	if mine == nil {
@@ -61,7 +61,7 @@ func (l *sharedListing) using(ctx context.Context, imageID string) ([]engine.Con
 	if mine.err != nil {
 		return nil, mine.err
 	}
-	var users []engine.Container
+	var users []runtime.Container
 	for _, c := range mine.users {
 		if c.ImageID == imageID {
 			users = append(users, c)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // A re-check that asks while a listing is under way is not served by it:
@@ -20,7 +20,7 @@ func TestSharedListingServesOnlyListingsBegunAfterTheAsk(t *testing.T) {
 		calls   [][]string
 		release = make(chan struct{})
 	)
-	l := &sharedListing{list: func(_ context.Context, ids []string) ([]engine.Container, error) {
+	l := &sharedListing{list: func(_ context.Context, ids []string) ([]runtime.Container, error) {
 		mu.Lock()
 		calls = append(calls, ids)
 		n := len(calls)
@@ -28,14 +28,14 @@ func TestSharedListingServesOnlyListingsBegunAfterTheAsk(t *testing.T) {
 		if n == 1 {
 			<-release // the first listing stays under way until the others have asked
 		}
-		var out []engine.Container
+		var out []runtime.Container
 		for _, id := range ids {
-			out = append(out, engine.Container{ID: fmt.Sprintf("listing%d-of-%s", n, id), ImageID: id})
+			out = append(out, runtime.Container{ID: fmt.Sprintf("listing%d-of-%s", n, id), ImageID: id})
 		}
 		return out, nil
 	}}
 	ctx := context.Background()
-	got := map[string][]engine.Container{}
+	got := map[string][]runtime.Container{}
 	var wg sync.WaitGroup
 	ask := func(id string) {
 		wg.Add(1)

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // recheck re-reads the image and its containers just before a destructive
@@ -17,10 +17,10 @@ import (
 // is no longer there, or the outcome that ends the action: a container
 // runs it, or (for a deletion, with or without force) a container the plan
 // did not weigh uses it.
-func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone bool, stop *outcome) {
+func (x *executor) recheck(ctx context.Context, s *step) (cur runtime.Image, gone bool, stop *outcome) {
 	a := s.a
 	var (
-		users           []engine.Container
+		users           []runtime.Container
 		err, inspectErr error
 	)
 	x.fanOut(func() {
@@ -59,7 +59,7 @@ func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone
 		}
 	}
 	switch err = x.check(ctx, inspectErr); {
-	case errors.Is(err, engine.ErrNotFound):
+	case errors.Is(err, runtime.ErrNotFound):
 		return cur, true, nil
 	case err != nil:
 		o := s.failed(fmt.Errorf("re-check image %s: %w", a.Image, err))
@@ -71,7 +71,7 @@ func (x *executor) recheck(ctx context.Context, s *step) (cur engine.Image, gone
 // keep asks, last thing before a destructive call, what the agent knows now
 // that the plan could not: the pods bound to the node, and the image
 // clock.
-func (x *executor) keep(s *step, cur *engine.Image) *outcome {
+func (x *executor) keep(s *step, cur *runtime.Image) *outcome {
 	if o := x.podsKeep(s, cur); o != nil {
 		return o
 	}
@@ -89,7 +89,7 @@ func (x *executor) keep(s *step, cur *engine.Image) *outcome {
 // the plan that names the image, or an untagged parent its deletion would
 // prune, keeps the action's image. When the pods cannot be seen, the sweep
 // stops.
-func (x *executor) podsKeep(s *step, cur *engine.Image) *outcome {
+func (x *executor) podsKeep(s *step, cur *runtime.Image) *outcome {
 	if x.opts.Pods == nil {
 		return nil
 	}
@@ -105,7 +105,7 @@ func (x *executor) podsKeep(s *step, cur *engine.Image) *outcome {
 		if pod != "" {
 			break
 		}
-		pod, what = ix.Using(parent, nil, nil), "its untagged parent "+engine.ShortID(parent)+", which its deletion would prune"
+		pod, what = ix.Using(parent, nil, nil), "its untagged parent "+runtime.ShortID(parent)+", which its deletion would prune"
 	}
 	if pod == "" {
 		return nil
@@ -115,7 +115,7 @@ func (x *executor) podsKeep(s *step, cur *engine.Image) *outcome {
 }
 
 // hasRef reports whether ref (a tag or digest reference) still names img.
-func hasRef(img *engine.Image, ref string) bool {
+func hasRef(img *runtime.Image, ref string) bool {
 	for _, r := range append(slices.Clone(img.RepoTags), img.RepoDigests...) {
 		if sameRef(r, ref) {
 			return true
@@ -125,7 +125,7 @@ func hasRef(img *engine.Image, ref string) bool {
 }
 
 // refsNotIn returns the image's references that are not among refs.
-func refsNotIn(img *engine.Image, refs []string) []string {
+func refsNotIn(img *runtime.Image, refs []string) []string {
 	var extra []string
 	for _, r := range append(slices.Clone(img.RepoTags), img.RepoDigests...) {
 		if !slices.ContainsFunc(refs, func(p string) bool { return sameRef(r, p) }) {

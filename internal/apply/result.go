@@ -4,8 +4,8 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // RemovedImage is one action carried out.
@@ -20,11 +20,11 @@ type RemovedImage struct {
 	Bytes   int64 `json:"bytes"`
 	Forced  bool  `json:"forced,omitempty"`
 	// PrunedWith names the image whose deletion took this untagged parent
-	// with it (the engine prunes it; its bytes are counted in that image's).
+	// with it (the runtime prunes it; its bytes are counted in that image's).
 	PrunedWith string `json:"prunedWith,omitempty"`
 }
 
-// Failure is an engine call that failed for another reason than a conflict.
+// Failure is a runtime call that failed for another reason than a conflict.
 type Failure struct {
 	ImageID string `json:"imageID"`
 	Image   string `json:"image"`
@@ -33,7 +33,7 @@ type Failure struct {
 
 // Result is what a sweep did. Each planned image is in at most one of
 // RemovedImages, Blocked, Skipped and Failed: in none when it vanished
-// (another hand removed it) before its removal; untagged parents the engine
+// (another hand removed it) before its removal; untagged parents the runtime
 // pruned with an image are in RemovedImages too.
 type Result struct {
 	DryRun            bool                `json:"dryRun"`
@@ -44,7 +44,7 @@ type Result struct {
 	Failed            []Failure           `json:"failed"`
 	BytesReclaimed    int64               `json:"bytesReclaimed"`
 	// Stopped says why the sweep stopped before the end of its plan (a
-	// stalled engine, the sweep's deadline, Proceed's refusal); empty when
+	// stalled runtime, the sweep's deadline, Proceed's refusal); empty when
 	// it did not.
 	Stopped string `json:"stopped,omitempty"`
 	// Refused: it stopped because Options.Proceed refused (the policy
@@ -100,14 +100,14 @@ func (r *Result) add(a *plan.Action, o outcome, x *executor) {
 	}
 }
 
-// Recount corrects the result of failed actions by what the engine shows
+// Recount corrects the result of failed actions by what the runtime shows
 // now (inv, listed after the sweep): a call can fail on this side and still
-// have been done by the engine. Containers that are gone count as removed;
+// have been done by the runtime. Containers that are gone count as removed;
 // a deletion whose image is gone counts as done, and its failure goes.
 // (An image a deletion left without any reference stays in the image
 // clock's journal as unfinished, and the next sweep selects it by ID.)
-func (r *Result) Recount(p *plan.Plan, inv *engine.Inventory) {
-	images := map[string]*engine.Image{}
+func (r *Result) Recount(p *plan.Plan, inv *runtime.Inventory) {
+	images := map[string]*runtime.Image{}
 	for i := range inv.Images {
 		images[inv.Images[i].ID] = &inv.Images[i]
 	}

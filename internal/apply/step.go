@@ -8,8 +8,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // step is the progress of one action, and how it ends.
@@ -44,12 +44,12 @@ func (s *step) failed(err error) outcome {
 	return s.o
 }
 
-// prunedWith notes the untagged parents the engine deleted with the image
+// prunedWith notes the untagged parents the runtime deleted with the image
 // (it also lists the layers it deleted, which are not images).
-func (s *step) prunedWith(del engine.Deleted) {
-	for _, id := range del.Deleted {
+func (s *step) prunedWith(del runtime.ImageRemoval) {
+	for _, id := range del.Gone {
 		if slices.Contains(s.a.PruneParents, id) {
-			s.o.pruned = append(s.o.pruned, RemovedImage{ImageID: id, Image: engine.ShortID(id), Refs: []string{}, Deleted: true, PrunedWith: s.a.Image})
+			s.o.pruned = append(s.o.pruned, RemovedImage{ImageID: id, Image: runtime.ShortID(id), Refs: []string{}, Deleted: true, PrunedWith: s.a.Image})
 		}
 	}
 }
@@ -97,9 +97,9 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 		} else if !hasRef(&cur, ref) {
 			continue // untagged or moved to another image since the plan: not ours to remove
 		}
-		var del engine.Deleted
+		var del runtime.ImageRemoval
 		refused, err := x.destroy(func() (err error) {
-			del, err = x.rt.RemoveImage(ctx, ref, engine.RemoveImageOptions{Prune: len(a.PruneParents) > 0})
+			del, err = x.rt.RemoveImage(ctx, ref, runtime.RemoveImageOptions{PruneParents: len(a.PruneParents) > 0})
 			return err
 		})
 		if refused {
@@ -110,14 +110,14 @@ func (x *executor) run(ctx context.Context, a *plan.Action) outcome {
 			if ref != a.ImageID {
 				s.ri.Refs = append(s.ri.Refs, ref)
 			}
-			if slices.Contains(del.Deleted, a.ImageID) {
+			if slices.Contains(del.Gone, a.ImageID) {
 				s.ri.Deleted = true
 				s.prunedWith(del)
 				return s.done()
 			}
-		case errors.Is(err, engine.ErrNotFound):
+		case errors.Is(err, runtime.ErrNotFound):
 			// Another hand was quicker.
-		case errors.Is(err, engine.ErrConflict):
+		case errors.Is(err, runtime.ErrConflict):
 			return s.blocked(plan.Conflict, err.Error())
 		default:
 			return s.failed(fmt.Errorf("remove image %s: %w", ref, err))
@@ -160,16 +160,16 @@ func (x *executor) removeContainers(ctx context.Context, s *step) (end func() ou
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
-				case err == nil || errors.Is(err, engine.ErrNotFound):
+				case err == nil || errors.Is(err, runtime.ErrNotFound):
 					s.o.containers = append(s.o.containers, c)
-				case errors.Is(err, engine.ErrConflict):
+				case errors.Is(err, runtime.ErrConflict):
 					// It started since the plan: it stays, and so does the image.
 					endWith(func() outcome {
-						return s.blocked(plan.RunningContainer, fmt.Sprintf("container %s started since the plan: %v", engine.DisplayContainer(c.Name, c.ID), err))
+						return s.blocked(plan.RunningContainer, fmt.Sprintf("container %s started since the plan: %v", runtime.DisplayContainer(c.Name, c.ID), err))
 					})
 				default:
 					endWith(func() outcome {
-						return s.failed(fmt.Errorf("remove container %s: %w", engine.DisplayContainer(c.Name, c.ID), err))
+						return s.failed(fmt.Errorf("remove container %s: %w", runtime.DisplayContainer(c.Name, c.ID), err))
 					})
 				}
 				return nil
@@ -181,7 +181,7 @@ func (x *executor) removeContainers(ctx context.Context, s *step) (end func() ou
 }
 
 // deleteWhole removes the image by ID, every reference with it: with force
-// (the engine deletes it although stopped containers use it, and refuses
+// (the runtime deletes it although stopped containers use it, and refuses
 // while a running container does), or on a runtime that cannot remove one
 // reference alone and may not check containers at all (containerd's CRI).
 // The re-check just before makes sure that no reference appeared that the
@@ -199,9 +199,9 @@ func (x *executor) deleteWhole(ctx context.Context, s *step) outcome {
 	if extra := refsNotIn(&cur, a.Refs); len(extra) > 0 {
 		return s.blocked(plan.Changed, "it was tagged since the plan: "+strings.Join(extra, ", "))
 	}
-	var del engine.Deleted
+	var del runtime.ImageRemoval
 	refused, err := x.destroy(func() (err error) {
-		del, err = x.rt.RemoveImage(ctx, a.ImageID, engine.RemoveImageOptions{Force: a.Force, Prune: len(a.PruneParents) > 0})
+		del, err = x.rt.RemoveImage(ctx, a.ImageID, runtime.RemoveImageOptions{Force: a.Force, PruneParents: len(a.PruneParents) > 0})
 		return err
 	})
 	if refused {
@@ -213,11 +213,11 @@ func (x *executor) deleteWhole(ctx context.Context, s *step) outcome {
 		s.ri.Deleted = true
 		s.prunedWith(del)
 		return s.done()
-	case errors.Is(err, engine.ErrNotFound):
+	case errors.Is(err, runtime.ErrNotFound):
 		return s.done() // another hand was quicker
-	case errors.Is(err, engine.ErrConflict):
+	case errors.Is(err, runtime.ErrConflict):
 		return s.blocked(plan.Conflict, err.Error())
 	default:
-		return s.failed(fmt.Errorf("remove image %s: %w", engine.ShortID(a.ImageID), err))
+		return s.failed(fmt.Errorf("remove image %s: %w", runtime.ShortID(a.ImageID), err))
 	}
 }

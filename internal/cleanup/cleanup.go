@@ -19,26 +19,26 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Options of a sweep that do not come from the policy.
 type Options struct {
 	// Policy names the policy, for the removals the clock remembers.
 	Policy string
-	// Clock is the engine's image clock; nil means a fresh one in memory,
-	// where every image arrives now unless the engine proves otherwise.
+	// Clock is the runtime's image clock; nil means a fresh one in memory,
+	// where every image arrives now unless the runtime proves otherwise.
 	Clock *imageclock.Clock
 	// Protected are references, IDs or patterns never removed (the agent's
 	// own image, sandbox images given by flag).
 	Protected []string
 	// PlanOnly plans without applying, whatever the policy says.
 	PlanOnly bool
-	// Concurrency bounds the engine calls under way at once (default 8).
+	// Concurrency bounds the runtime calls under way at once (default 8).
 	Concurrency int
-	// Disk measures the engine's data filesystem; a policy with diskUsage
+	// Disk measures the runtime's data filesystem; a policy with diskUsage
 	// needs it.
 	Disk func() (disk.Usage, error)
 	// ReportedThrough is the start of the policy's last sweep whose report
@@ -62,7 +62,7 @@ type Outcome struct {
 	// Disk is set for a policy with diskUsage.
 	Disk *DiskReport
 	// Recovered is what earlier sweeps of the policy removed and never
-	// reported (the process or the engine died): counted now.
+	// reported (the process or the runtime died): counted now.
 	Recovered imageclock.Recovered
 	// Harvested: the sweep listed the runtime and counted, in Recovered,
 	// what earlier sweeps' records hold; its report tells them, and the
@@ -75,7 +75,7 @@ type Outcome struct {
 
 // Unhonoured lists the policy's fields a runtime with caps cannot honour,
 // each with what it means there.
-func Unhonoured(spec *v1alpha1.ImageCleanupPolicySpec, caps engine.Capabilities) []string {
+func Unhonoured(spec *v1alpha1.ImageCleanupPolicySpec, caps runtime.Capabilities) []string {
 	var out []string
 	if spec.Force && !caps.ForceRemoval {
 		out = append(out, "force is not honoured: this runtime has no forced removal, so an image that kept stopped containers use stays blocked")
@@ -101,16 +101,16 @@ type DiskReport struct {
 }
 
 // ErrNoDataRoot is a policy with diskUsage and nothing to measure the
-// engine's data filesystem with.
-var ErrNoDataRoot = errors.New("diskUsage needs the engine's data root: give --data-root (the agent's DaemonSet mounts it)")
+// runtime's data filesystem with.
+var ErrNoDataRoot = errors.New("diskUsage needs the runtime's data root: give --data-root (the agent's DaemonSet mounts it)")
 
 // Causes of a sweep that could not run, or not to its end; the error wraps
 // one of them, so that callers judge it without reading messages.
 var (
 	// ErrInvalidPolicy: the policy cannot be planned (a new spec is needed).
 	ErrInvalidPolicy = errors.New("invalid policy")
-	// ErrEngine: the engine could not be listed or inspected.
-	ErrEngine = errors.New("engine")
+	// ErrRuntime: the runtime could not be listed or inspected.
+	ErrRuntime = errors.New("runtime")
 	// ErrDisk: a policy with diskUsage, and the disk cannot be measured.
 	ErrDisk = errors.New("disk")
 	// ErrState: the image clock cannot be saved (the outcome is still
@@ -124,7 +124,7 @@ var (
 // prune, that arrived or was used since the plan, more recently than the
 // policy allows, stays.
 // The plan passed these rules on the same records; only what the clock
-// learned since (the agent's follower applies the engine's events as they
+// learned since (the agent's follower applies the runtime's events as they
 // come) can fail them now. An image the clock no longer knows (it left, and
 // its return is not applied yet) counts as arrived now.
 func recentSince(clock *imageclock.Clock, popts *plan.Options, now time.Time) func(a *plan.Action) (plan.Reason, string) {
@@ -132,7 +132,7 @@ func recentSince(clock *imageclock.Clock, popts *plan.Options, now time.Time) fu
 		for _, id := range append([]string{a.ImageID}, a.PruneParents...) {
 			what := "it"
 			if id != a.ImageID {
-				what = "its untagged parent " + engine.ShortID(id) + ", which its deletion would prune,"
+				what = "its untagged parent " + runtime.ShortID(id) + ", which its deletion would prune,"
 			}
 			rec, _ := clock.Record(id)
 			if reason, detail, _ := plan.ClockGuard(rec.Arrived, rec.LastUsed, popts, now); reason != "" {
@@ -208,12 +208,12 @@ func measureAfter(w *v1alpha1.DiskUsage, r *DiskReport, res *apply.Result, measu
 }
 
 // removals are the plan's actions as the clock remembers them, with the
-// untagged parents the engine may prune on the way.
+// untagged parents the runtime may prune on the way.
 func removals(p *plan.Plan) []imageclock.Removal {
 	out := make([]imageclock.Removal, 0, len(p.Actions))
 	for _, a := range p.Actions {
 		for _, parent := range a.PruneParents {
-			out = append(out, imageclock.Removal{ImageID: parent, Image: engine.ShortID(parent)})
+			out = append(out, imageclock.Removal{ImageID: parent, Image: runtime.ShortID(parent)})
 		}
 		r := imageclock.Removal{ImageID: a.ImageID, Image: a.Image, Refs: a.Refs}
 		if len(a.Containers) > 0 {
@@ -228,8 +228,8 @@ func removals(p *plan.Plan) []imageclock.Removal {
 }
 
 // settle rebuilds the result of failed actions from a fresh listing, so that
-// the report counts what the engine shows (a call can fail on this side and
-// succeed on the engine's). It has its own short deadline: the sweep's may
+// the report counts what the runtime shows (a call can fail on this side and
+// succeed on the runtime's). It has its own short deadline: the sweep's may
 // be spent. It reports whether it could list: when not, the clock's begun
 // removals let the next sweep count what went.
 func settle(ctx context.Context, rt Lister, out *Outcome) bool {
@@ -245,18 +245,18 @@ func settle(ctx context.Context, rt Lister, out *Outcome) bool {
 
 // Lister lists what a runtime holds.
 type Lister interface {
-	ListImages(ctx context.Context) ([]engine.Image, error)
-	ListContainers(ctx context.Context) ([]engine.Container, error)
+	ListImages(ctx context.Context) ([]runtime.Image, error)
+	ListContainers(ctx context.Context) ([]runtime.Container, error)
 }
 
-// Collect lists the engine's images and containers: one call each, both
+// Collect lists the runtime's images and containers: one call each, both
 // under way at once (on Docker 29's containerd store an image listing takes
 // as long as a hundred container removals). The order of the two does not
 // matter to safety: a container created after its listing began is missed
 // whichever came first, and the executor's re-check before each removal is
 // what stands between such a container and its image.
-func Collect(ctx context.Context, rt Lister) (engine.Inventory, error) {
-	var inv engine.Inventory
+func Collect(ctx context.Context, rt Lister) (runtime.Inventory, error) {
+	var inv runtime.Inventory
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
 		if inv.Images, err = rt.ListImages(gctx); err != nil {
@@ -271,16 +271,16 @@ func Collect(ctx context.Context, rt Lister) (engine.Inventory, error) {
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return engine.Inventory{}, err
+		return runtime.Inventory{}, err
 	}
 	return inv, nil
 }
 
-// inspect fills in what the lists do not tell: whether the engine proves
+// inspect fills in what the lists do not tell: whether the runtime proves
 // candidate images older than the clock thinks (their last tag time), and
 // when candidate containers finished. What vanished since the list is
 // dropped from the inventory. The first other error ends the inspection.
-func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, inv *engine.Inventory, imageIDs, containerIDs []string, concurrency int) error {
+func inspect(ctx context.Context, rt runtime.Runtime, clock *imageclock.Clock, inv *runtime.Inventory, imageIDs, containerIDs []string, concurrency int) error {
 	imageAt := indexOf(len(inv.Images), func(i int) string { return inv.Images[i].ID })
 	containerAt := indexOf(len(inv.Containers), func(i int) string { return inv.Containers[i].ID })
 	var mu sync.Mutex
@@ -289,7 +289,7 @@ func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, in
 	g.SetLimit(concurrency)
 	// notFound records a vanished object; any other error ends the group.
 	notFound := func(id string, err error) error {
-		if !errors.Is(err, engine.ErrNotFound) {
+		if !errors.Is(err, runtime.ErrNotFound) {
 			return err
 		}
 		mu.Lock()
@@ -301,7 +301,7 @@ func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, in
 		g.Go(func() error {
 			cur, err := rt.InspectImage(gctx, id)
 			if err != nil {
-				return notFound(id, fmt.Errorf("inspect image %s: %w", engine.ShortID(id), err))
+				return notFound(id, fmt.Errorf("inspect image %s: %w", runtime.ShortID(id), err))
 			}
 			img := &inv.Images[imageAt[id]]
 			img.LastTagTime = cur.LastTagTime
@@ -316,7 +316,7 @@ func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, in
 		g.Go(func() error {
 			state, finished, err := rt.ContainerFinishedAt(gctx, id)
 			if err != nil {
-				return notFound(id, fmt.Errorf("inspect container %s: %w", engine.ShortID(id), err))
+				return notFound(id, fmt.Errorf("inspect container %s: %w", runtime.ShortID(id), err))
 			}
 			c := &inv.Containers[containerAt[id]]
 			c.State, c.FinishedAt = state, finished
@@ -328,8 +328,8 @@ func inspect(ctx context.Context, rt engine.Runtime, clock *imageclock.Clock, in
 		return err
 	}
 	if len(gone) > 0 {
-		inv.Images = slices.DeleteFunc(inv.Images, func(i engine.Image) bool { return gone[i.ID] })
-		inv.Containers = slices.DeleteFunc(inv.Containers, func(c engine.Container) bool { return gone[c.ID] })
+		inv.Images = slices.DeleteFunc(inv.Images, func(i runtime.Image) bool { return gone[i.ID] })
+		inv.Containers = slices.DeleteFunc(inv.Containers, func(c runtime.Container) bool { return gone[c.ID] })
 	}
 	for i := range inv.Images {
 		if r, ok := clock.Record(inv.Images[i].ID); ok {

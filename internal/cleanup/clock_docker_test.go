@@ -116,7 +116,7 @@ func (r *restartable) restart() *imageclock.Clock {
 	if r.clock != nil {
 		r.clock.Close()
 	}
-	c, warn, err := imageclock.Open(r.dir, imageclock.EngineKey{ID: "private", RootDir: "/private"})
+	c, warn, err := imageclock.Open(r.dir, imageclock.StoreKey{ID: "private", RootDir: "/private"})
 	if err != nil || warn != nil {
 		r.t.Fatal(err, warn)
 	}
@@ -124,7 +124,7 @@ func (r *restartable) restart() *imageclock.Clock {
 	return c
 }
 
-// catchUp reads what the engine did since the clock's cursor, as the CLI
+// catchUp reads what the runtime did since the clock's cursor, as the CLI
 // does at each start and the agent's event follower does all along.
 func (r *restartable) catchUp(rt *docker.Runtime) {
 	r.t.Helper()

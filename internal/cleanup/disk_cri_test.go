@@ -12,14 +12,14 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtimehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
 // Disk watermarks on containerd: the small containerd keeps its images in
-// its root, a 300 MiB tmpfs, which it names (ImageFsInfo) and enginehost
+// its root, a 300 MiB tmpfs, which it names (ImageFsInfo) and runtimehost
 // proves by the images' content there. Above the high watermark, a sweep
 // removes the least recently used first (by their containers' finish
 // times), and stops under the low one: the most recently used stay.
@@ -31,7 +31,7 @@ func TestCRIDiskWatermarks(t *testing.T) {
 	}
 	defer rt.Close()
 	ctx := context.Background()
-	host, err := enginehost.Open(ctx, rt, enginehost.Options{})
+	host, err := runtimehost.Open(ctx, rt, runtimehost.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// An engine that answers _ping and stalls on a list hung the CLI
+// A runtime that answers _ping and stalls on a list hung the CLI
 // with no deadline. Every call has a timeout.
 func TestAStalledListFailsFast(t *testing.T) {
 	s := newScenario(t)
@@ -71,7 +71,7 @@ func TestAnInterruptedRemovalIsFinished(t *testing.T) {
 	var child string
 	proxy.On(faultproxy.Rule{Method: http.MethodDelete, Path: regexp.MustCompile(`^/images/`), Times: 1,
 		FailStatus: http.StatusInternalServerError, FailMessage: "error deleting lease: context canceled",
-		// The engine untags and then fails to delete: reproduced by a child
+		// The runtime untags and then fails to delete: reproduced by a child
 		// image that keeps the parent while the tag goes, removed right after.
 		Before: func(*http.Request) { child = s.childOf(id) },
 		After: func(*http.Request) {
@@ -97,10 +97,10 @@ func TestAnInterruptedRemovalIsFinished(t *testing.T) {
 	}
 }
 
-// After an engine stall, the report said 168 containers removed
+// After a runtime stall, the report said 168 containers removed
 // where 172 were: calls that ran out of time on this side were done on the
-// engine's. After a failure the result is recounted from a fresh listing.
-func TestCountsMatchTheEngineAfterAStall(t *testing.T) {
+// runtime's. After a failure the result is recounted from a fresh listing.
+func TestCountsMatchTheRuntimeAfterAStall(t *testing.T) {
 	s := newScenario(t)
 	testenv.ImportImage(t, s.cli, s.ref("1"))
 	var containers []string
@@ -109,7 +109,7 @@ func TestCountsMatchTheEngineAfterAStall(t *testing.T) {
 	}
 	proxy, rt := s.proxied()
 	rt.RemoveTimeout = 300 * time.Millisecond
-	// The engine removes the container; its answer comes too late.
+	// The runtime removes the container; its answer comes too late.
 	proxy.On(faultproxy.Rule{Method: http.MethodDelete, Path: regexp.MustCompile(`^/containers/`), Times: 1, Delay: time.Second})
 	out := s.sweepWith(rt, s.spec(s.ref("1")), time.Now(), cleanup.Options{})
 	gone := 0

@@ -7,8 +7,8 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // The harness both runtimes' scenarios share: a policy as the API server
@@ -35,7 +35,7 @@ func policySpec(t *testing.T, adjust func(*v1alpha1.ImageCleanupPolicySpec), pat
 
 // sweepOn runs one sweep of spec on rt at now; an error, or a removal that
 // failed, fails the test.
-func sweepOn(t *testing.T, rt engine.Runtime, spec v1alpha1.ImageCleanupPolicySpec, now time.Time) cleanup.Outcome {
+func sweepOn(t *testing.T, rt runtime.Runtime, spec v1alpha1.ImageCleanupPolicySpec, now time.Time) cleanup.Outcome {
 	t.Helper()
 	out, err := cleanup.NewSweep(rt, &spec, now, cleanup.Options{}).Run(context.Background())
 	if err != nil {

@@ -28,7 +28,7 @@ func (a afterContainerRemoval) RemoveContainer(ctx context.Context, id string, v
 // Invariant 5 while a sweep runs: the image's stopped container goes, then
 // another hand removes the image and loads it again (the kubelet's GC, a
 // pull) before the sweep's re-check of it. The agent's follower hears of it
-// (here: a catch-up on the engine's events); the re-check reads the clock,
+// (here: a catch-up on the runtime's events); the re-check reads the clock,
 // and the image, back seconds ago, stays under minImageAge.
 func TestAnImageBackMidSweepStays(t *testing.T) {
 	s := newScenario(t)

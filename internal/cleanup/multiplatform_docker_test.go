@@ -16,7 +16,7 @@ import (
 
 	"github.com/distribution/reference"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtimehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
@@ -108,7 +108,7 @@ func multiPlatformArchive(t *testing.T, ref string, payload int) *ociArchive {
 // A multi-platform image (an index with a manifest per platform) on Docker
 // 29's containerd store: its ID is the index's digest, and a sweep removes
 // it whole, the blobs of every platform leaving containerd's content store,
-// with the size the engine lists (every platform's content; an inspect
+// with the size the runtime lists (every platform's content; an inspect
 // says this platform's) counted. The classic stores, 20.10's and 29's, keep
 // one platform per image and refuse such an archive (no manifest.json).
 func TestMultiPlatformImage(t *testing.T) {
@@ -163,7 +163,7 @@ func TestMultiPlatformImage(t *testing.T) {
 	}
 	// The folder that holds the images, as the agent finds it (containerd's
 	// root under the containerd store, proven by this image's own blobs).
-	host, err := enginehost.Open(ctx, s.rt, enginehost.Options{})
+	host, err := runtimehost.Open(ctx, s.rt, runtimehost.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,10 +14,10 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// keepNewest on the engine: of four builds of one repository, the two
-// tagged last stay (the engine's tag times rank builds the clock met
+// keepNewest on the runtime: of four builds of one repository, the two
+// tagged last stay (the runtime's tag times rank builds the clock met
 // together).
-func TestKeepNewestOnTheEngine(t *testing.T) {
+func TestKeepNewestOnTheRuntime(t *testing.T) {
 	s := newScenario(t)
 	var ids []string
 	for _, tag := range []string{"1", "2", "3", "4"} {
@@ -33,9 +33,9 @@ func TestKeepNewestOnTheEngine(t *testing.T) {
 	}
 }
 
-// maxUnusedAge on the engine: an image a container ran lately stays, one
+// maxUnusedAge on the runtime: an image a container ran lately stays, one
 // idle since the clock met it goes.
-func TestMaxUnusedAgeOnTheEngine(t *testing.T) {
+func TestMaxUnusedAgeOnTheRuntime(t *testing.T) {
 	s := newScenario(t)
 	idle := testenv.ImportImage(t, s.cli, s.ref("idle"))
 	used := testenv.ImportImage(t, s.cli, s.ref("used"))

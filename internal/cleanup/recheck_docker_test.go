@@ -34,7 +34,7 @@ func TestAContainerStartedBetweenTwoUntagsKeepsTheImage(t *testing.T) {
 }
 
 // An untag only: the image keeps a tag the policy does not select;
-// the engine never refuses such an untag, so the re-check must.
+// the runtime never refuses such an untag, so the re-check must.
 func TestAnUntagIsRechecked(t *testing.T) {
 	s := newScenario(t)
 	id := testenv.ImportImage(t, s.cli, s.ref("1"), s.repo+"/keep:1")
@@ -74,7 +74,7 @@ func TestADanglingImageTaggedMeanwhileStays(t *testing.T) {
 }
 
 // With force, a container started between the re-check and
-// rmi -f saw its image untagged. Forced removals go by ID, where the engine
+// rmi -f saw its image untagged. Forced removals go by ID, where the runtime
 // itself refuses the image of a running container.
 func TestAForcedRemovalRacingAStart(t *testing.T) {
 	s := newScenario(t)

@@ -35,7 +35,7 @@ func TestAPulledImageIsYoung(t *testing.T) {
 		if open != nil {
 			open.Close()
 		}
-		c, warn, err := imageclock.Open(stateDir, imageclock.EngineKey{ID: "private"})
+		c, warn, err := imageclock.Open(stateDir, imageclock.StoreKey{ID: "private"})
 		if err != nil || warn != nil {
 			t.Fatal(err, warn)
 		}
@@ -154,7 +154,7 @@ func TestExclusionCoversADigestReference(t *testing.T) {
 	}
 }
 
-// The engine pruned an untagged parent with its last child, even
+// The runtime pruned an untagged parent with its last child, even
 // when the policy excluded it by ID or protected it; now it prunes only
 // what the policy may remove, and the result names what it pruned.
 func TestPruneRespectsExclusionAndProtection(t *testing.T) {

@@ -7,9 +7,9 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Sweep is one sweep of a policy on one runtime, from its plan to its
@@ -21,7 +21,7 @@ import (
 // listed afterwards, may have been done) stays on record for the next
 // sweep of the policy, which counts what the runtime lost of it.
 type Sweep struct {
-	rt   engine.Runtime
+	rt   runtime.Runtime
 	spec *v1alpha1.ImageCleanupPolicySpec
 	now  time.Time
 	opts Options
@@ -32,7 +32,7 @@ type Sweep struct {
 
 // NewSweep prepares a sweep of spec at now (the caller's clock, from
 // which ages are measured; the caller also times the sweep).
-func NewSweep(rt engine.Runtime, spec *v1alpha1.ImageCleanupPolicySpec, now time.Time, opts Options) *Sweep {
+func NewSweep(rt runtime.Runtime, spec *v1alpha1.ImageCleanupPolicySpec, now time.Time, opts Options) *Sweep {
 	if opts.Clock == nil {
 		opts.Clock = imageclock.InMemory()
 	}
@@ -44,7 +44,7 @@ func NewSweep(rt engine.Runtime, spec *v1alpha1.ImageCleanupPolicySpec, now time
 
 // Run applies the policy once. An error means the sweep could not run
 // (invalid policy, runtime unreachable, wrapping ErrInvalidPolicy,
-// ErrEngine, ErrDisk), or its clock could not be saved (ErrState: the
+// ErrRuntime, ErrDisk), or its clock could not be saved (ErrState: the
 // outcome is still returned, what was removed was removed); per-image
 // failures are in the result instead.
 func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
@@ -55,7 +55,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	}
 	inv, err := Collect(ctx, rt)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("%w: %w", ErrEngine, err)
+		return Outcome{}, fmt.Errorf("%w: %w", ErrRuntime, err)
 	}
 	opts.Clock.Observe(&inv, now)
 	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Harvested: true,
@@ -76,7 +76,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	}
 	imageIDs, containerIDs := plan.Candidates(&inv, &popts, now)
 	if err := inspect(ctx, rt, opts.Clock, &inv, imageIDs, containerIDs, opts.Concurrency); err != nil {
-		return out, fmt.Errorf("%w: %w", ErrEngine, err)
+		return out, fmt.Errorf("%w: %w", ErrRuntime, err)
 	}
 	out.Plan = plan.Make(&inv, &popts, now)
 	if spec.DryRun || opts.PlanOnly {

@@ -13,9 +13,9 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultgrpc"
@@ -340,9 +340,9 @@ type anotherHandFirst struct {
 	c *testenv.CRI
 }
 
-func (r anotherHandFirst) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
+func (r anotherHandFirst) RemoveImage(ctx context.Context, ref string, opts runtime.RemoveImageOptions) (runtime.ImageRemoval, error) {
 	if _, err := r.c.Images.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
-		return engine.Deleted{}, err
+		return runtime.ImageRemoval{}, err
 	}
 	return r.Runtime.RemoveImage(ctx, ref, opts)
 }

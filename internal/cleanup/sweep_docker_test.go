@@ -16,8 +16,8 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultproxy"
 )
@@ -185,7 +185,7 @@ func TestSweepDependentChildImage(t *testing.T) {
 	}
 }
 
-// A container started between plan and apply: the engine refuses to remove
+// A container started between plan and apply: the runtime refuses to remove
 // it, so the image stays; the outcome is blocked, not an error.
 func TestApplyContainerStartedAfterPlan(t *testing.T) {
 	s := newScenario(t)
@@ -193,7 +193,7 @@ func TestApplyContainerStartedAfterPlan(t *testing.T) {
 	c := testenv.CreateContainer(t, s.cli, s.ref("1"), testenv.ContainerOptions{SleepWhenStarted: true})
 	ctx := context.Background()
 	spec := s.spec(s.ref("1"))
-	opts, err := plan.OptionsFor(&spec, nil, enginefake.Docker.Capabilities)
+	opts, err := plan.OptionsFor(&spec, nil, runtimefake.Docker.Capabilities)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,9 +241,9 @@ func TestSweepDanglingImages(t *testing.T) {
 	}
 }
 
-type engineState struct{ images, containers []string }
+type runtimeState struct{ images, containers []string }
 
-func stateOf(t *testing.T, cli *client.Client) engineState {
+func stateOf(t *testing.T, cli *client.Client) runtimeState {
 	t.Helper()
 	ctx := context.Background()
 	imgsRes, err := cli.ImageList(ctx, client.ImageListOptions{All: true})
@@ -256,7 +256,7 @@ func stateOf(t *testing.T, cli *client.Client) engineState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st engineState
+	var st runtimeState
 	for _, i := range imgs {
 		st.images = append(st.images, i.ID+" "+strings.Join(i.RepoTags, ","))
 	}
@@ -329,7 +329,7 @@ func TestSweepKubernetesManagedContainers(t *testing.T) {
 	}
 }
 
-// Age guards read the engine's own times: a fresh image and a container that
+// Age guards read the runtime's own times: a fresh image and a container that
 // just exited are spared, and go once the clock has moved on.
 func TestSweepAgeGuards(t *testing.T) {
 	s := newScenario(t)
@@ -360,8 +360,8 @@ func TestSweepAgeGuards(t *testing.T) {
 	}
 }
 
-// proxied returns a fault proxy in front of the private engine and an
-// engine client that talks through it.
+// proxied returns a fault proxy in front of the private runtime and an
+// runtime client that talks through it.
 func (s *scenario) proxied() (*faultproxy.Proxy, *docker.Runtime) {
 	s.t.Helper()
 	p, err := faultproxy.Start(testenv.DockerHost(s.t))

@@ -11,14 +11,14 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
-// Sweep on the fake engine: the orchestration without dockerd.
+// Sweep on the fake runtime: the orchestration without dockerd.
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
@@ -27,13 +27,13 @@ const (
 	imageB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
-// fakeWithStoppedContainer: app:1 (tagged two days ago, so the engine proves
+// fakeWithStoppedContainer: app:1 (tagged two days ago, so the runtime proves
 // its age) blocked by an exited container.
-func fakeWithStoppedContainer() *enginefake.Engine {
-	f := enginefake.New()
+func fakeWithStoppedContainer() *runtimefake.Runtime {
+	f := runtimefake.New()
 	old := t0.Add(-48 * time.Hour)
-	f.AddImage(engine.Image{ID: imageA, RepoTags: []string{"app:1"}, LastTagTime: old, Size: 100})
-	f.AddContainer(engine.Container{ID: "c1", Name: "job", ImageID: imageA, State: engine.StateExited, Created: old, FinishedAt: old})
+	f.AddImage(runtime.Image{ID: imageA, RepoTags: []string{"app:1"}, LastTagTime: old, Size: 100})
+	f.AddContainer(runtime.Container{ID: "c1", Name: "job", ImageID: imageA, State: runtime.StateExited, Created: old, FinishedAt: old})
 	return f
 }
 
@@ -46,7 +46,7 @@ func fakeSpec(mutate ...func(*v1alpha1.ImageCleanupPolicySpec)) *v1alpha1.ImageC
 	return &p.Spec
 }
 
-func removals(f *enginefake.Engine) int {
+func removals(f *runtimefake.Runtime) int {
 	c := f.Calls()
 	return c["RemoveImage"] + c["RemoveContainer"]
 }
@@ -89,7 +89,7 @@ func TestDryRunAndPlanOnlyRemoveNothing(t *testing.T) {
 // from the inventory, not an error.
 func TestContainerVanishingBeforeInspect(t *testing.T) {
 	f := fakeWithStoppedContainer()
-	f.AddContainer(engine.Container{ID: "c2", ImageID: imageA, State: engine.StateExited, Created: t0.Add(-48 * time.Hour)})
+	f.AddContainer(runtime.Container{ID: "c2", ImageID: imageA, State: runtime.StateExited, Created: t0.Add(-48 * time.Hour)})
 	f.BeforeCall = func(method, arg string) {
 		if method == "ContainerFinishedAt" && arg == "c2" {
 			_ = f.RemoveContainer(context.Background(), "c2", false) // another hand
@@ -122,11 +122,11 @@ func TestInspectErrorFailsTheSweep(t *testing.T) {
 	}
 }
 
-// An image the engine cannot date (pulled: no LastTagTime) is as young as
+// An image the runtime cannot date (pulled: no LastTagTime) is as young as
 // its first sighting by the clock.
 func TestClockHoldsBackAPulledImage(t *testing.T) {
-	f := enginefake.New()
-	f.AddImage(engine.Image{ID: imageB, RepoTags: []string{"app:2"}, Created: t0.AddDate(-2, 0, 0)})
+	f := runtimefake.New()
+	f.AddImage(runtime.Image{ID: imageB, RepoTags: []string{"app:2"}, Created: t0.AddDate(-2, 0, 0)})
 	clock := imageclock.InMemory()
 	spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { d := v1alpha1.Duration("1h"); s.MinImageAge = &d })
 	if _, err := cleanup.NewSweep(f, spec, t0, cleanup.Options{Clock: clock}).Run(context.Background()); err != nil {
@@ -143,18 +143,18 @@ func TestClockHoldsBackAPulledImage(t *testing.T) {
 	}
 }
 
-// An engine that is down fails the sweep with its reason.
-func TestEngineDownFailsTheSweep(t *testing.T) {
+// A runtime that is down fails the sweep with its reason.
+func TestRuntimeDownFailsTheSweep(t *testing.T) {
 	f := fakeWithStoppedContainer()
 	f.SetDown(true)
 	_, err := cleanup.NewSweep(f, fakeSpec(), t0, cleanup.Options{}).Run(context.Background())
-	if !errors.Is(err, cleanup.ErrEngine) || !strings.Contains(err.Error(), "engine is down") {
+	if !errors.Is(err, cleanup.ErrRuntime) || !strings.Contains(err.Error(), "the runtime is down") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
-// fakeDisk fills the fake engine's disk by 10 % an image, over a 40 % base.
-func fakeDisk(f *enginefake.Engine, ids []string) func() (disk.Usage, error) {
+// fakeDisk fills the fake runtime's disk by 10 % an image, over a 40 % base.
+func fakeDisk(f *runtimefake.Runtime, ids []string) func() (disk.Usage, error) {
 	return func() (disk.Usage, error) {
 		n := 0
 		for _, id := range ids {
@@ -168,15 +168,15 @@ func fakeDisk(f *enginefake.Engine, ids []string) func() (disk.Usage, error) {
 
 // fakeWithUses: five images, app:0 used longest ago ... app:4 most lately
 // (each by a stopped container created then).
-func fakeWithUses() (*enginefake.Engine, []string) {
-	f := enginefake.New()
+func fakeWithUses() (*runtimefake.Runtime, []string) {
+	f := runtimefake.New()
 	var ids []string
 	for i := range 5 {
 		id := fmt.Sprintf("sha256:%064x", i+1)
 		ids = append(ids, id)
 		tagged := t0.Add(-30 * 24 * time.Hour)
-		f.AddImage(engine.Image{ID: id, RepoTags: []string{fmt.Sprintf("app:%d", i)}, LastTagTime: tagged})
-		f.AddContainer(engine.Container{ID: fmt.Sprintf("c%d", i), ImageID: id, State: engine.StateExited,
+		f.AddImage(runtime.Image{ID: id, RepoTags: []string{fmt.Sprintf("app:%d", i)}, LastTagTime: tagged})
+		f.AddContainer(runtime.Container{ID: fmt.Sprintf("c%d", i), ImageID: id, State: runtime.StateExited,
 			Created: t0.Add(-time.Duration(10-i) * 24 * time.Hour), FinishedAt: t0.Add(-time.Duration(10-i) * 24 * time.Hour)})
 	}
 	return f, ids
@@ -215,7 +215,7 @@ func TestDiskPressureRemovesLeastRecentlyUsedUntilLow(t *testing.T) {
 // Under the high watermark: nothing goes, unless unused for maxUnusedAge.
 func TestUnderTheWatermark(t *testing.T) {
 	f, ids := fakeWithUses()
-	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("f", 64), RepoTags: []string{"app:extra"}, LastTagTime: t0.Add(-time.Hour)})
+	f.AddImage(runtime.Image{ID: "sha256:" + strings.Repeat("f", 64), RepoTags: []string{"app:extra"}, LastTagTime: t0.Add(-time.Hour)})
 	measure := func() (disk.Usage, error) { return disk.Usage{UsedPercent: 50}, nil }
 	if _, err := cleanup.NewSweep(f, diskSpec(), t0, cleanup.Options{Disk: measure}).Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func TestUnhonouredFieldsAreSaid(t *testing.T) {
 	}{{false, nil}, {true, []string{"force is not honoured", "stoppedContainers.removeVolumes has no effect"}}} {
 		f := fakeWithStoppedContainer()
 		if runtime.cri {
-			f.Rules = enginefake.CRI
+			f.Rules = runtimefake.CRI
 		}
 		out, err := cleanup.NewSweep(f, spec, t0, cleanup.Options{}).Run(context.Background())
 		if err != nil {
@@ -306,7 +306,7 @@ func TestUnhonouredFieldsAreSaid(t *testing.T) {
 }
 
 // What the agent's image clock learns while a sweep runs (its event
-// follower applies the engine's events as they come) is read again just
+// follower applies the runtime's events as they come) is read again just
 // before the image's removal (docs/policy.md, invariants 5 and 6): an
 // image used or back since the plan keeps its guards; one the clock lost
 // sight of (it left; its return is not applied yet) counts as arrived now.
@@ -356,17 +356,17 @@ func TestWhatTheClockLearnsMidSweepKeepsTheImage(t *testing.T) {
 // before the image's re-check, and reading it as a use kept every image
 // that had stopped containers under maxUnusedAge, sweep after sweep.
 func TestTheSweepsOwnRemovalsAreNoUse(t *testing.T) {
-	f := enginefake.New()
+	f := runtimefake.New()
 	old := t0.Add(-48 * time.Hour)
-	engineNow := old
-	f.Now = func() time.Time { return engineNow }
-	f.AddImage(engine.Image{ID: imageA, RepoTags: []string{"app:1"}, LastTagTime: old, Size: 100})
-	f.AddContainer(engine.Container{ID: "c1", Name: "job", ImageID: imageA, State: engine.StateExited, Created: old, FinishedAt: old})
+	runtimeNow := old
+	f.Now = func() time.Time { return runtimeNow }
+	f.AddImage(runtime.Image{ID: imageA, RepoTags: []string{"app:1"}, LastTagTime: old, Size: 100})
+	f.AddContainer(runtime.Container{ID: "c1", Name: "job", ImageID: imageA, State: runtime.StateExited, Created: old, FinishedAt: old})
 	clock := imageclock.InMemory()
 	if err := clock.CatchUp(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
-	engineNow = t0
+	runtimeNow = t0
 	f.BeforeCall = func(method, _ string) {
 		if method == "InspectImage" || method == "RemoveImage" {
 			// The follower, running alongside, has applied what came.

@@ -1,7 +1,7 @@
 // Package connect chooses and opens the node's container runtime, for the
 // node agent and the CLI alike: the Docker Engine API (internal/docker) or a
 // CRI runtime (internal/cri), named by flag or found. Everything after it
-// sees an engine.Runtime and the capabilities it states.
+// sees a runtime.Runtime and the capabilities it states.
 package connect
 
 import (
@@ -15,7 +15,7 @@ import (
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Kind is the API a runtime is spoken to with.
@@ -38,10 +38,37 @@ type Endpoint struct {
 	Runtime string
 }
 
+// Flag names the flag that gives an endpoint of this kind.
+func (e Endpoint) Flag() string {
+	if e.Kind == CRI {
+		return "runtime-endpoint"
+	}
+	return "docker-host"
+}
+
+// Title says what kind of runtime an endpoint is, for messages.
+func (e Endpoint) Title() string {
+	if e.Kind == CRI {
+		return "CRI runtime"
+	}
+	return "Docker engine"
+}
+
+// RuntimeTitle writes a runtime's name (Info.Name) as its makers do.
+func RuntimeTitle(name string) string {
+	switch name {
+	case "docker":
+		return "Docker"
+	case "cri-o":
+		return "CRI-O"
+	}
+	return name
+}
+
 // Runtime is an opened runtime: what the cleanup uses, and what the
 // binaries say of it.
 type Runtime interface {
-	engine.Runtime
+	runtime.Runtime
 	// Host is the runtime's address.
 	Host() string
 	// Calls are the API calls made so far, by method.
@@ -51,7 +78,7 @@ type Runtime interface {
 
 // ErrNoRuntime is a node, or a machine, where no supported runtime's socket
 // is found.
-var ErrNoRuntime = engine.ErrNoRuntime
+var ErrNoRuntime = runtime.ErrNoRuntime
 
 // Sockets are where each runtime's socket is, below a folder that stands
 // for the host's /run: docker.sock (Docker; cri-dockerd nodes keep their
@@ -150,25 +177,25 @@ func Missing(err error) Runtime { return missing{err: err} }
 
 type missing struct{ err error }
 
-func (m missing) Capabilities() engine.Capabilities                  { return engine.Capabilities{} }
-func (m missing) Host() string                                       { return "none" }
-func (m missing) Calls() map[string]int                              { return map[string]int{} }
-func (m missing) Close() error                                       { return nil }
-func (m missing) Ping(context.Context) error                         { return m.err }
-func (m missing) Info(context.Context) (engine.Info, error)          { return engine.Info{}, m.err }
-func (m missing) ListImages(context.Context) ([]engine.Image, error) { return nil, m.err }
-func (m missing) InspectImage(context.Context, string) (engine.Image, error) {
-	return engine.Image{}, m.err
+func (m missing) Capabilities() runtime.Capabilities                  { return runtime.Capabilities{} }
+func (m missing) Host() string                                        { return "none" }
+func (m missing) Calls() map[string]int                               { return map[string]int{} }
+func (m missing) Close() error                                        { return nil }
+func (m missing) Ping(context.Context) error                          { return m.err }
+func (m missing) Info(context.Context) (runtime.Info, error)          { return runtime.Info{}, m.err }
+func (m missing) ListImages(context.Context) ([]runtime.Image, error) { return nil, m.err }
+func (m missing) InspectImage(context.Context, string) (runtime.Image, error) {
+	return runtime.Image{}, m.err
 }
-func (m missing) ListContainers(context.Context) ([]engine.Container, error) { return nil, m.err }
-func (m missing) ContainersUsing(context.Context, []string) ([]engine.Container, error) {
+func (m missing) ListContainers(context.Context) ([]runtime.Container, error) { return nil, m.err }
+func (m missing) ContainersUsing(context.Context, []string) ([]runtime.Container, error) {
 	return nil, m.err
 }
 func (m missing) ContainerFinishedAt(context.Context, string) (string, time.Time, error) {
 	return "", time.Time{}, m.err
 }
 func (m missing) RemoveContainer(context.Context, string, bool) error { return m.err }
-func (m missing) RemoveImage(context.Context, string, engine.RemoveImageOptions) (engine.Deleted, error) {
-	return engine.Deleted{}, m.err
+func (m missing) RemoveImage(context.Context, string, runtime.RemoveImageOptions) (runtime.ImageRemoval, error) {
+	return runtime.ImageRemoval{}, m.err
 }
-func (m missing) Events(context.Context, time.Time, bool, func(engine.Event)) error { return m.err }
+func (m missing) Events(context.Context, time.Time, bool, func(runtime.Event)) error { return m.err }

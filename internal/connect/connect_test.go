@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // The one place a runtime is chosen: a flag wins, then $DOCKER_HOST, then
@@ -96,7 +96,7 @@ func TestMissingRuntimeSaysWhy(t *testing.T) {
 	ctx := context.Background()
 	_, listErr := rt.ListImages(ctx)
 	for _, err := range []error{rt.Ping(ctx), listErr, rt.RemoveContainer(ctx, "x", false)} {
-		if !errors.Is(err, engine.ErrNoRuntime) || err.Error() != why.Error() {
+		if !errors.Is(err, runtime.ErrNoRuntime) || err.Error() != why.Error() {
 			t.Fatalf("%v, want %v", err, why)
 		}
 	}

@@ -1,10 +1,10 @@
-// Package cri is the engine.Runtime of a Kubernetes node's container
+// Package cri is the runtime.Runtime of a Kubernetes node's container
 // runtime through the Container Runtime Interface (CRI v1): containerd, and
 // CRI-O by the same contract. It speaks gRPC to the runtime's socket, every
 // call under a deadline.
 //
 // The CRI is not the Docker Engine API, and the differences decide what the
-// planner may do (engine.Capabilities): removing an image removes every
+// planner may do (runtime.Capabilities): removing an image removes every
 // reference of it; containerd removes an image whatever containers use it
 // (CRI-O refuses); removing a running container stops it first; there is no
 // forced removal, no parent image, no tag time, and no event of images, nor
@@ -30,10 +30,10 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
-var _ engine.Runtime = (*Runtime)(nil)
+var _ runtime.Runtime = (*Runtime)(nil)
 
 // Default bounds of one call: a read lists or inspects; a removal may free
 // gigabytes on a slow disk, so it gets longer. A runtime that takes longer
@@ -65,7 +65,7 @@ type Runtime struct {
 	// (default ImagePoll).
 	ImagePoll time.Duration
 
-	calls engine.CallCount
+	calls runtime.CallCount
 }
 
 // New connects to a runtime's CRI socket: unix:///run/containerd/containerd.sock,
@@ -107,7 +107,7 @@ func (r *Runtime) remove(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, r.RemoveTimeout)
 }
 
-// wrap maps gRPC's error codes onto the engine's. A call that ran out of
+// wrap maps gRPC's error codes onto the runtime's. A call that ran out of
 // time says so in words a person reads, and still wraps
 // context.DeadlineExceeded (the executor stops a stalled sweep on it).
 func wrap(err error) error {
@@ -118,22 +118,22 @@ func wrap(err error) error {
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("the container runtime did not answer in time: %w: %w", err, context.DeadlineExceeded)
 	case codes.NotFound:
-		return fmt.Errorf("%w: %w", err, engine.ErrNotFound)
+		return fmt.Errorf("%w: %w", err, runtime.ErrNotFound)
 	case codes.FailedPrecondition:
-		return fmt.Errorf("%w: %w", err, engine.ErrConflict)
+		return fmt.Errorf("%w: %w", err, runtime.ErrConflict)
 	}
 	if msg := err.Error(); strings.Contains(msg, "in use") || strings.Contains(msg, "being used") {
-		return fmt.Errorf("%w: %w", err, engine.ErrConflict) // CRI-O: an image a container uses
+		return fmt.Errorf("%w: %w", err, runtime.ErrConflict) // CRI-O: an image a container uses
 	}
 	return err
 }
 
-// Capabilities implements engine.Runtime: none of the Docker engine's.
+// Capabilities implements runtime.Runtime: the CRI has none of them.
 // (CRI-O also refuses to remove an image in use, containerd does not: the
 // executor checks from a fresh listing on every runtime.)
-func (r *Runtime) Capabilities() engine.Capabilities { return engine.Capabilities{} }
+func (r *Runtime) Capabilities() runtime.Capabilities { return runtime.Capabilities{} }
 
-// Ping implements engine.Runtime.
+// Ping implements runtime.Runtime.
 func (r *Runtime) Ping(ctx context.Context) error {
 	_, err := r.version(ctx)
 	return err
@@ -147,22 +147,22 @@ func (r *Runtime) version(ctx context.Context) (*runtimeapi.VersionResponse, err
 	return v, wrap(err)
 }
 
-// Info implements engine.Runtime: the runtime's name and version, and the
+// Info implements runtime.Runtime: the runtime's name and version, and the
 // filesystem where it keeps images (ImageFsInfo). For containerd, that is a
 // snapshotter's folder under containerd's root, which is then the data root.
-func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
+func (r *Runtime) Info(ctx context.Context) (runtime.Info, error) {
 	v, err := r.version(ctx)
 	if err != nil {
-		return engine.Info{}, err
+		return runtime.Info{}, err
 	}
-	info := engine.Info{ID: v.GetRuntimeName(), Name: v.GetRuntimeName(), Version: strings.TrimPrefix(v.GetRuntimeVersion(), "v"),
+	info := runtime.Info{ID: v.GetRuntimeName(), Name: v.GetRuntimeName(), Version: strings.TrimPrefix(v.GetRuntimeVersion(), "v"),
 		ImageStore: "cri"}
 	r.count("ImageFsInfo")
 	rctx, cancel := r.read(ctx)
 	defer cancel()
 	fs, err := r.images.ImageFsInfo(rctx, &runtimeapi.ImageFsInfoRequest{})
 	if err != nil {
-		return engine.Info{}, wrap(err)
+		return runtime.Info{}, wrap(err)
 	}
 	for _, f := range fs.GetImageFilesystems() {
 		if mp := f.GetFsId().GetMountpoint(); mp != "" {
@@ -172,7 +172,7 @@ func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
 	}
 	if info.Name == "containerd" && strings.HasPrefix(filepath.Base(info.RootDir), "io.containerd.snapshotter.") {
 		info.RootDir = filepath.Dir(info.RootDir)
-		info.ImageStore, info.ContainerdRoot = engine.ContainerdStore, info.RootDir
+		info.ImageStore, info.ContainerdRoot = runtime.ContainerdStore, info.RootDir
 	}
 	return info, nil
 }
@@ -187,8 +187,8 @@ func familiar(ref string) string {
 	return reference.FamiliarString(named)
 }
 
-func toImage(img *runtimeapi.Image) engine.Image {
-	out := engine.Image{ID: img.GetId(), Size: int64(img.GetSize()), Pinned: img.GetPinned()}
+func toImage(img *runtimeapi.Image) runtime.Image {
+	out := runtime.Image{ID: img.GetId(), Size: int64(img.GetSize()), Pinned: img.GetPinned()}
 	for _, t := range img.GetRepoTags() {
 		out.RepoTags = append(out.RepoTags, familiar(t))
 	}
@@ -198,8 +198,8 @@ func toImage(img *runtimeapi.Image) engine.Image {
 	return out
 }
 
-// ListImages implements engine.Runtime.
-func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
+// ListImages implements runtime.Runtime.
+func (r *Runtime) ListImages(ctx context.Context) ([]runtime.Image, error) {
 	r.count("ListImages")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
@@ -207,25 +207,25 @@ func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	out := make([]engine.Image, 0, len(res.GetImages()))
+	out := make([]runtime.Image, 0, len(res.GetImages()))
 	for _, img := range res.GetImages() {
 		out = append(out, toImage(img))
 	}
 	return out, nil
 }
 
-// InspectImage implements engine.Runtime: the image as it is now, with its
+// InspectImage implements runtime.Runtime: the image as it is now, with its
 // build date from the image's configuration (the runtime's verbose status).
-func (r *Runtime) InspectImage(ctx context.Context, id string) (engine.Image, error) {
+func (r *Runtime) InspectImage(ctx context.Context, id string) (runtime.Image, error) {
 	r.count("ImageStatus")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
 	res, err := r.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: id}, Verbose: true})
 	if err != nil {
-		return engine.Image{}, wrap(err)
+		return runtime.Image{}, wrap(err)
 	}
 	if res.GetImage() == nil {
-		return engine.Image{}, fmt.Errorf("image %s: %w", id, engine.ErrNotFound)
+		return runtime.Image{}, fmt.Errorf("image %s: %w", id, runtime.ErrNotFound)
 	}
 	img := toImage(res.GetImage())
 	img.Created = builtAt(res.GetInfo())
@@ -246,18 +246,18 @@ func builtAt(info map[string]string) time.Time {
 	return v.ImageSpec.Created
 }
 
-// The CRI's container states in the engine's words. UNKNOWN is not a
+// The CRI's container states in the runtime's words. UNKNOWN is not a
 // stopped state: such a container counts as in use.
 func state(s runtimeapi.ContainerState) string {
 	switch s {
 	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		return engine.StateCreated
+		return runtime.StateCreated
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		return engine.StateRunning
+		return runtime.StateRunning
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return engine.StateExited
+		return runtime.StateExited
 	}
-	return engine.StateUnknown
+	return runtime.StateUnknown
 }
 
 // imageOf is the image ID a container runs: image_id (CRI 0.30 and later),
@@ -269,8 +269,8 @@ func imageOf(id, ref string) string {
 	return ref
 }
 
-func toContainer(c *runtimeapi.Container) engine.Container {
-	return engine.Container{
+func toContainer(c *runtimeapi.Container) runtime.Container {
+	return runtime.Container{
 		ID:      c.GetId(),
 		Name:    c.GetMetadata().GetName(),
 		ImageID: imageOf(c.GetImageId(), c.GetImageRef()),
@@ -280,11 +280,11 @@ func toContainer(c *runtimeapi.Container) engine.Container {
 	}
 }
 
-// ListContainers implements engine.Runtime: every container, in every
+// ListContainers implements runtime.Runtime: every container, in every
 // state, the CRI's and (on containerd) those other clients made through
 // containerd's own API, both listings under way at once.
-func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error) {
-	var others []engine.Container
+func (r *Runtime) ListContainers(ctx context.Context) ([]runtime.Container, error) {
+	var others []runtime.Container
 	var othersErr error
 	done := make(chan struct{})
 	go func() {
@@ -303,7 +303,7 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error
 }
 
 // criContainers lists the containers the CRI made.
-func (r *Runtime) criContainers(ctx context.Context) ([]engine.Container, error) {
+func (r *Runtime) criContainers(ctx context.Context) ([]runtime.Container, error) {
 	r.count("ListContainers")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
@@ -311,18 +311,18 @@ func (r *Runtime) criContainers(ctx context.Context) ([]engine.Container, error)
 	if err != nil {
 		return nil, wrap(err)
 	}
-	out := make([]engine.Container, 0, len(res.GetContainers()))
+	out := make([]runtime.Container, 0, len(res.GetContainers()))
 	for _, c := range res.GetContainers() {
 		out = append(out, toContainer(c))
 	}
 	return out, nil
 }
 
-// ContainersUsing implements engine.Runtime from a fresh listing of every
+// ContainersUsing implements runtime.Runtime from a fresh listing of every
 // container (the CRI filters by state, sandbox and label, not by image):
 // the check that stands between the executor and a runtime that would
 // remove an image in use.
-func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error) {
+func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]runtime.Container, error) {
 	if len(imageIDs) == 0 {
 		return nil, nil
 	}
@@ -330,10 +330,10 @@ func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]eng
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(all, func(c engine.Container) bool { return !slices.Contains(imageIDs, c.ImageID) }), nil
+	return slices.DeleteFunc(all, func(c runtime.Container) bool { return !slices.Contains(imageIDs, c.ImageID) }), nil
 }
 
-// ContainerFinishedAt implements engine.Runtime.
+// ContainerFinishedAt implements runtime.Runtime.
 func (r *Runtime) ContainerFinishedAt(ctx context.Context, id string) (string, time.Time, error) {
 	st, err := r.containerStatus(ctx, id)
 	if err != nil {
@@ -355,12 +355,12 @@ func (r *Runtime) containerStatus(ctx context.Context, id string) (*runtimeapi.C
 		return nil, wrap(err)
 	}
 	if res.GetStatus() == nil {
-		return nil, fmt.Errorf("container %s: %w", id, engine.ErrNotFound)
+		return nil, fmt.Errorf("container %s: %w", id, runtime.ErrNotFound)
 	}
 	return res.GetStatus(), nil
 }
 
-// RemoveContainer implements engine.Runtime. The CRI stops a running
+// RemoveContainer implements runtime.Runtime. The CRI stops a running
 // container it is asked to remove; the executor never wants that, so the
 // container's state is read just before, and one that is not stopped is a
 // conflict. removeVolumes has no meaning here: CRI containers have no
@@ -370,8 +370,8 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string, _ bool) error 
 	if err != nil {
 		return err
 	}
-	if s := state(st.GetState()); s != engine.StateExited && s != engine.StateCreated {
-		return fmt.Errorf("container %s is %s: %w", engine.ShortID(id), s, engine.ErrConflict)
+	if s := state(st.GetState()); s != runtime.StateExited && s != runtime.StateCreated {
+		return fmt.Errorf("container %s is %s: %w", runtime.ShortID(id), s, runtime.ErrConflict)
 	}
 	r.count("RemoveContainer")
 	ctx, cancel := r.remove(ctx)
@@ -380,23 +380,23 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string, _ bool) error 
 	return wrap(err)
 }
 
-// RemoveImage implements engine.Runtime: the image goes with every
+// RemoveImage implements runtime.Runtime: the image goes with every
 // reference, whichever one names it. The CRI calls the removal of a missing
 // image a success; the image is looked up first, so that "not found" says
 // that another hand was quicker. There is no forced removal.
-func (r *Runtime) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
+func (r *Runtime) RemoveImage(ctx context.Context, ref string, opts runtime.RemoveImageOptions) (runtime.ImageRemoval, error) {
 	if opts.Force {
-		return engine.Deleted{}, errors.New("the CRI has no forced removal")
+		return runtime.ImageRemoval{}, errors.New("the CRI has no forced removal")
 	}
 	img, err := r.InspectImage(ctx, ref)
 	if err != nil {
-		return engine.Deleted{}, err
+		return runtime.ImageRemoval{}, err
 	}
 	r.count("RemoveImage")
 	rctx, cancel := r.remove(ctx)
 	defer cancel()
 	if _, err := r.images.RemoveImage(rctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: img.ID}}); err != nil {
-		return engine.Deleted{}, wrap(err)
+		return runtime.ImageRemoval{}, wrap(err)
 	}
-	return engine.Deleted{Deleted: []string{img.ID}}, nil
+	return runtime.ImageRemoval{Gone: []string{img.ID}}, nil
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtimehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
@@ -24,7 +24,7 @@ func runtimeFor(t *testing.T, c *testenv.CRI) *cri.Runtime {
 	return rt
 }
 
-// The adapter on a real containerd: what it lists, in the engine's words,
+// The adapter on a real containerd: what it lists, in the runtime's words,
 // and the CRI's rules it stands between: a running container is refused
 // (the CRI would stop it), an image goes with every reference.
 func TestAdapterOnContainerd(t *testing.T) {
@@ -42,14 +42,14 @@ func TestAdapterOnContainerd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "containerd" || info.ImageStore != engine.ContainerdStore || info.ContainerdRoot == "" {
+	if info.Name != "containerd" || info.ImageStore != runtime.ContainerdStore || info.ContainerdRoot == "" {
 		t.Fatalf("info %+v", info)
 	}
 	images, err := rt.ListImages(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(images, func(img engine.Image) bool { return img.ID == id })
+	i := slices.IndexFunc(images, func(img runtime.Image) bool { return img.ID == id })
 	if i < 0 {
 		t.Fatalf("%s not listed in %+v", id, images)
 	}
@@ -57,10 +57,10 @@ func TestAdapterOnContainerd(t *testing.T) {
 	if want := []string{reg.Host + "/" + repo + ":1", reg.Host + "/" + repo + ":one"}; !slices.Equal(slices.Sorted(slices.Values(img.RepoTags)), want) || len(img.RepoDigests) != 1 || img.Pinned {
 		t.Fatalf("image %+v, want tags %v and one digest", img, want)
 	}
-	if !slices.ContainsFunc(images, func(img engine.Image) bool { return img.Pinned }) {
+	if !slices.ContainsFunc(images, func(img runtime.Image) bool { return img.Pinned }) {
 		t.Fatal("the sandbox image is not pinned")
 	}
-	if !enginehost.HoldsContent(info.ContainerdRoot, images) {
+	if !runtimehost.HoldsContent(info.ContainerdRoot, images) {
 		t.Fatalf("containerd's root %s holds none of the images' content", info.ContainerdRoot)
 	}
 	users, err := rt.ContainersUsing(ctx, []string{id})
@@ -71,14 +71,14 @@ func TestAdapterOnContainerd(t *testing.T) {
 	for _, u := range users {
 		states[u.ID] = u.State
 	}
-	if states[exited] != engine.StateExited || states[running] != engine.StateRunning || states[created] != engine.StateCreated {
+	if states[exited] != runtime.StateExited || states[running] != runtime.StateRunning || states[created] != runtime.StateCreated {
 		t.Fatalf("containers of the image: %v", states)
 	}
 	state, finished, err := rt.ContainerFinishedAt(ctx, exited)
-	if err != nil || state != engine.StateExited || time.Since(finished) > time.Minute {
+	if err != nil || state != runtime.StateExited || time.Since(finished) > time.Minute {
 		t.Fatalf("finished at %s (%s, %v)", finished, state, err)
 	}
-	if err := rt.RemoveContainer(ctx, running, false); !errors.Is(err, engine.ErrConflict) || c.State(running) != 1 {
+	if err := rt.RemoveContainer(ctx, running, false); !errors.Is(err, runtime.ErrConflict) || c.State(running) != 1 {
 		t.Fatalf("removing a running container: %v; its state now %s", err, c.State(running))
 	}
 	for _, ctr := range []string{exited, created} {
@@ -86,33 +86,33 @@ func TestAdapterOnContainerd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := rt.RemoveContainer(ctx, exited, false); !errors.Is(err, engine.ErrNotFound) {
+	if err := rt.RemoveContainer(ctx, exited, false); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("removing a container twice: %v", err)
 	}
 
 	// containerd removes an image in use: the adapter does not refuse, the
 	// executor's re-check does (internal/apply). One reference removes all.
 	other := c.Image(reg, testenv.UniqueName("cri/other"), "a", "b")
-	del, err := rt.RemoveImage(ctx, reg.Host+"/"+"x:none", engine.RemoveImageOptions{})
-	if !errors.Is(err, engine.ErrNotFound) {
+	del, err := rt.RemoveImage(ctx, reg.Host+"/"+"x:none", runtime.RemoveImageOptions{})
+	if !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("removing an image that is not there: %+v, %v", del, err)
 	}
 	img2, err := rt.InspectImage(ctx, other)
 	if err != nil || len(img2.RepoTags) != 2 || img2.Created.IsZero() {
 		t.Fatalf("inspect: %+v, %v", img2, err)
 	}
-	if del, err = rt.RemoveImage(ctx, img2.RepoTags[0], engine.RemoveImageOptions{}); err != nil || !slices.Equal(del.Deleted, []string{other}) {
+	if del, err = rt.RemoveImage(ctx, img2.RepoTags[0], runtime.RemoveImageOptions{}); err != nil || !slices.Equal(del.Gone, []string{other}) {
 		t.Fatalf("remove by one tag: %+v, %v", del, err)
 	}
 	if c.HasImage(other) {
 		t.Fatal("the image stayed with its other tag")
 	}
-	if _, err := rt.RemoveImage(ctx, id, engine.RemoveImageOptions{Force: true}); err == nil {
+	if _, err := rt.RemoveImage(ctx, id, runtime.RemoveImageOptions{Force: true}); err == nil {
 		t.Fatal("a forced removal on the CRI")
 	}
 }
 
-// Following: the CRI's container events become the engine's, and images
+// Following: the CRI's container events become the runtime's, and images
 // that come and go are seen by the next listing.
 func TestEventsOnContainerd(t *testing.T) {
 	c := testenv.Containerd(t)
@@ -123,13 +123,13 @@ func TestEventsOnContainerd(t *testing.T) {
 	defer cancel()
 	// Read at once: containerd hands a new stream what it queued while
 	// nobody listened, and a stream not read holds the runtime's calls.
-	got := make(chan engine.Event, 1<<16)
+	got := make(chan runtime.Event, 1<<16)
 	done := make(chan error, 1)
-	go func() { done <- rt.Events(ctx, time.Now().Add(-time.Hour), true, func(e engine.Event) { got <- e }) }()
-	if e := <-got; e.Kind != engine.EventGap {
+	go func() { done <- rt.Events(ctx, time.Now().Add(-time.Hour), true, func(e runtime.Event) { got <- e }) }()
+	if e := <-got; e.Kind != runtime.EventGap {
 		t.Fatalf("first event %+v: a since in the past is a gap (no replay)", e)
 	}
-	if e := <-got; e.Kind != engine.EventNow {
+	if e := <-got; e.Kind != runtime.EventNow {
 		t.Fatalf("second event %+v", e)
 	}
 	time.Sleep(300 * time.Millisecond) // the baseline listing

@@ -8,30 +8,30 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
-// Events implements engine.Runtime. The CRI replays nothing: a since in the
+// Events implements runtime.Runtime. The CRI replays nothing: a since in the
 // past is a gap at the present (what happened since is unknown: the image
 // clock counts every image as arrived and used then). Following, it turns
-// the runtime's container events (GetContainerEvents) into the engine's,
+// the runtime's container events (GetContainerEvents) into the runtime's,
 // and lists images every ImagePoll: an image that appears arrives then, one
 // that went is deleted. A runtime that serves no container events (CRI-O
 // without enable_pod_events) has its containers listed as often: a running
 // one is used then, and one that went was used until then.
-func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f func(engine.Event)) error {
+func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f func(runtime.Event)) error {
 	now := time.Now()
 	if !since.IsZero() {
-		f(engine.Event{Kind: engine.EventGap, Time: now})
+		f(runtime.Event{Kind: runtime.EventGap, Time: now})
 	}
-	f(engine.Event{Kind: engine.EventNow, Time: now})
+	f(runtime.Event{Kind: runtime.EventNow, Time: now})
 	if !follow {
 		return nil
 	}
 	return r.follow(ctx, f)
 }
 
-func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
+func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.count("GetContainerEvents")
@@ -58,7 +58,7 @@ func (r *Runtime) follow(ctx context.Context, f func(engine.Event)) error {
 			}
 		}()
 	}
-	var p engine.Poller
+	var p runtime.Poller
 	if err := p.Baseline(ctx, r); err != nil {
 		return ended(ctx, err)
 	}
@@ -95,18 +95,18 @@ func ended(ctx context.Context, err error) error {
 	return err
 }
 
-// toEvent is the engine's event for one of the CRI's.
-func toEvent(e *runtimeapi.ContainerEventResponse) (engine.Event, bool) {
-	kind := map[runtimeapi.ContainerEventType]engine.EventKind{
-		runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT: engine.ContainerCreated,
-		runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT: engine.ContainerStarted,
-		runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT: engine.ContainerStopped,
-		runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT: engine.ContainerRemoved,
+// toEvent is the runtime's event for one of the CRI's.
+func toEvent(e *runtimeapi.ContainerEventResponse) (runtime.Event, bool) {
+	kind := map[runtimeapi.ContainerEventType]runtime.EventKind{
+		runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT: runtime.ContainerCreated,
+		runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT: runtime.ContainerStarted,
+		runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT: runtime.ContainerStopped,
+		runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT: runtime.ContainerRemoved,
 	}[e.GetContainerEventType()]
 	if kind == "" || e.GetContainerId() == "" {
-		return engine.Event{}, false
+		return runtime.Event{}, false
 	}
-	ev := engine.Event{Kind: kind, ID: e.GetContainerId(), Time: time.Unix(0, e.GetCreatedAt())}
+	ev := runtime.Event{Kind: kind, ID: e.GetContainerId(), Time: time.Unix(0, e.GetCreatedAt())}
 	for _, st := range e.GetContainersStatuses() {
 		if st.GetId() == e.GetContainerId() {
 			ev.Image = imageOf(st.GetImageId(), st.GetImageRef())

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // The CRI lists only the containers it made, and containerd's CRI removes
@@ -60,7 +60,7 @@ type nativeContainers struct {
 // there): one entry per image, fail closed. A runtime without
 // containerd's API has none; containerd without it is an error, not a
 // node without other clients.
-func (r *Runtime) othersContainers(ctx context.Context) ([]engine.Container, error) {
+func (r *Runtime) othersContainers(ctx context.Context) ([]runtime.Container, error) {
 	if r.native.absent.Load() {
 		return nil, nil
 	}
@@ -80,16 +80,16 @@ func (r *Runtime) othersContainers(ctx context.Context) ([]engine.Container, err
 		return nil, fmt.Errorf("containerd's own containers: %w", wrap(err))
 	}
 	users := imageUsers{r: r, ids: map[string]string{}}
-	var out []engine.Container
+	var out []runtime.Container
 	for _, c := range listed {
-		ct := engine.Container{ID: c.GetID(), Name: c.GetLabels()["nerdctl/name"], State: engine.StateUnknown,
+		ct := runtime.Container{ID: c.GetID(), Name: c.GetLabels()["nerdctl/name"], State: runtime.StateUnknown,
 			Labels: c.GetLabels(), MadeBy: madeByOthers}
 		if at := c.GetCreatedAt(); at != nil {
 			ct.Created = at.AsTime()
 		}
 		ids, err := users.of(ctx, c.GetImage())
 		if err != nil {
-			return nil, fmt.Errorf("the image of container %s: %w", engine.ShortID(ct.ID), err)
+			return nil, fmt.Errorf("the image of container %s: %w", runtime.ShortID(ct.ID), err)
 		}
 		if len(ids) == 0 {
 			out = append(out, ct) // no image by that name (BuildKit's run from snapshots it holds)
@@ -137,7 +137,7 @@ func (r *Runtime) listNative(ctx context.Context) ([]*containersapi.Container, e
 type imageUsers struct {
 	r      *Runtime
 	ids    map[string]string // reference → the ID it names now ("" for none)
-	images []engine.Image    // listed at the first reference that has a repository
+	images []runtime.Image   // listed at the first reference that has a repository
 }
 
 // of returns the IDs of the images ref names now, and of every image with
@@ -167,7 +167,7 @@ func (u *imageUsers) of(ctx context.Context, ref string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		u.images = append(images, engine.Image{}) // listed, even when empty
+		u.images = append(images, runtime.Image{}) // listed, even when empty
 	}
 	for _, img := range u.images {
 		if img.ID != id && match.InRepository(repo, img.RepoTags, img.RepoDigests) {

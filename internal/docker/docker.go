@@ -18,10 +18,10 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
-var _ engine.Runtime = (*Runtime)(nil)
+var _ runtime.Runtime = (*Runtime)(nil)
 
 // Default bounds of one engine call. A read lists or inspects; a removal
 // may free gigabytes on a slow disk, so it gets longer. An engine that takes
@@ -37,7 +37,7 @@ type Runtime struct {
 	// ReadTimeout and RemoveTimeout bound each call (set before first use).
 	ReadTimeout, RemoveTimeout time.Duration
 
-	calls engine.CallCount
+	calls runtime.CallCount
 }
 
 // ErrBadHost says the engine address cannot be used (a usage error, not a
@@ -81,8 +81,8 @@ func (r *Runtime) APIVersion() string { return r.cli.ClientVersion() }
 
 // Capabilities implements engine.Runtime: the Docker engine untags by
 // reference, forces, and has container volumes.
-func (r *Runtime) Capabilities() engine.Capabilities {
-	return engine.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true}
+func (r *Runtime) Capabilities() runtime.Capabilities {
+	return runtime.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true}
 }
 
 // Host is the engine's address.
@@ -105,9 +105,9 @@ func wrap(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("the Docker engine did not answer in time: %w", err)
 	case cerrdefs.IsNotFound(err):
-		return fmt.Errorf("%w: %w", err, engine.ErrNotFound)
+		return fmt.Errorf("%w: %w", err, runtime.ErrNotFound)
 	case cerrdefs.IsConflict(err):
-		return fmt.Errorf("%w: %w", err, engine.ErrConflict)
+		return fmt.Errorf("%w: %w", err, runtime.ErrConflict)
 	}
 	return err
 }
@@ -123,7 +123,7 @@ func (r *Runtime) Ping(ctx context.Context) error {
 }
 
 // ListImages implements engine.Runtime.
-func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
+func (r *Runtime) ListImages(ctx context.Context) ([]runtime.Image, error) {
 	r.count("ImageList")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
@@ -131,10 +131,10 @@ func (r *Runtime) ListImages(ctx context.Context) ([]engine.Image, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	out := make([]engine.Image, 0, len(res.Items))
+	out := make([]runtime.Image, 0, len(res.Items))
 	for _, s := range res.Items {
 		tags, digests := references(s.RepoTags, s.RepoDigests)
-		out = append(out, engine.Image{
+		out = append(out, runtime.Image{
 			ID:          s.ID,
 			RepoTags:    tags,
 			RepoDigests: digests,
@@ -167,12 +167,12 @@ func references(tags, digests []string) (outTags, outDigests []string) {
 	return outTags, outDigests
 }
 
-func toContainer(s *container.Summary) engine.Container {
+func toContainer(s *container.Summary) runtime.Container {
 	name := ""
 	if len(s.Names) > 0 {
 		name = strings.TrimPrefix(s.Names[0], "/")
 	}
-	return engine.Container{
+	return runtime.Container{
 		ID:      s.ID,
 		Name:    name,
 		ImageID: s.ImageID,
@@ -188,7 +188,7 @@ func toContainer(s *container.Summary) engine.Container {
 const sandboxLabel = "io.kubernetes.docker.type"
 
 // ListContainers implements engine.Runtime.
-func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error) {
+func (r *Runtime) ListContainers(ctx context.Context) ([]runtime.Container, error) {
 	r.count("ContainerList")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
@@ -197,7 +197,7 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error
 		return nil, wrap(err)
 	}
 	list := res.Items
-	out := make([]engine.Container, 0, len(list))
+	out := make([]runtime.Container, 0, len(list))
 	for i := range list {
 		out = append(out, toContainer(&list[i]))
 	}
@@ -208,7 +208,7 @@ func (r *Runtime) ListContainers(ctx context.Context) ([]engine.Container, error
 // filter per image (the engine ORs them). The filter also lists containers
 // of child images, which are dropped here; an image that is gone matches
 // nothing.
-func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error) {
+func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]runtime.Container, error) {
 	if len(imageIDs) == 0 {
 		return nil, nil // no filter would list every container
 	}
@@ -220,7 +220,7 @@ func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]eng
 		return nil, wrap(err)
 	}
 	list := res.Items
-	var out []engine.Container
+	var out []runtime.Container
 	for i := range list {
 		if slices.Contains(imageIDs, list[i].ImageID) {
 			out = append(out, toContainer(&list[i]))
@@ -230,16 +230,16 @@ func (r *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]eng
 }
 
 // InspectImage implements engine.Runtime.
-func (r *Runtime) InspectImage(ctx context.Context, id string) (engine.Image, error) {
+func (r *Runtime) InspectImage(ctx context.Context, id string) (runtime.Image, error) {
 	r.count("ImageInspect")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
 	info, err := r.cli.ImageInspect(ctx, id)
 	if err != nil {
-		return engine.Image{}, wrap(err)
+		return runtime.Image{}, wrap(err)
 	}
 	tags, digests := references(info.RepoTags, info.RepoDigests)
-	img := engine.Image{
+	img := runtime.Image{
 		ID:          info.ID,
 		RepoTags:    tags,
 		RepoDigests: digests,
@@ -289,40 +289,40 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string, removeVolumes 
 }
 
 // RemoveImage implements engine.Runtime.
-func (r *Runtime) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
+func (r *Runtime) RemoveImage(ctx context.Context, ref string, opts runtime.RemoveImageOptions) (runtime.ImageRemoval, error) {
 	r.count("ImageRemove")
 	ctx, cancel := r.remove(ctx)
 	defer cancel()
-	resp, err := r.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: opts.Force, PruneChildren: opts.Prune})
+	resp, err := r.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: opts.Force, PruneChildren: opts.PruneParents})
 	if err != nil {
-		return engine.Deleted{}, wrap(err)
+		return runtime.ImageRemoval{}, wrap(err)
 	}
-	var del engine.Deleted
+	var del runtime.ImageRemoval
 	for _, item := range resp.Items {
 		if item.Deleted != "" {
-			del.Deleted = append(del.Deleted, item.Deleted)
+			del.Gone = append(del.Gone, item.Deleted)
 		}
 	}
 	return del, nil
 }
 
 // Info implements engine.Runtime.
-func (r *Runtime) Info(ctx context.Context) (engine.Info, error) {
+func (r *Runtime) Info(ctx context.Context) (runtime.Info, error) {
 	r.count("Info")
 	ctx, cancel := r.read(ctx)
 	defer cancel()
 	res, err := r.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return engine.Info{}, wrap(err)
+		return runtime.Info{}, wrap(err)
 	}
 	info := res.Info
 	store := info.Driver
 	for _, kv := range info.DriverStatus {
 		if kv[0] == "driver-type" && kv[1] == "io.containerd.snapshotter.v1" {
-			store = engine.ContainerdStore
+			store = runtime.ContainerdStore
 		}
 	}
-	return engine.Info{ID: info.ID, RootDir: info.DockerRootDir, Name: "docker", Version: info.ServerVersion, ImageStore: store}, nil
+	return runtime.Info{ID: info.ID, RootDir: info.DockerRootDir, Name: "docker", Version: info.ServerVersion, ImageStore: store}, nil
 }
 
 // eventBuffer is how many events the engine keeps for replay (moby's
@@ -334,7 +334,7 @@ const eventBuffer = 256
 // replay asks for every type: the engine's buffer is shared by all of them
 // (exec probes fill it fast), and only the unfiltered replay tells whether
 // it turned over since. The follow has no timeout: it lasts.
-func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f func(engine.Event)) error {
+func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f func(runtime.Event)) error {
 	r.count("Events")
 	now, err := r.engineNow(ctx)
 	if err != nil {
@@ -348,7 +348,7 @@ func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f fu
 			return err
 		}
 		if len(replay) >= eventBuffer && replay[0].TimeNano > since.UnixNano() {
-			f(engine.Event{Kind: engine.EventGap, Time: time.Unix(0, replay[0].TimeNano)})
+			f(runtime.Event{Kind: runtime.EventGap, Time: time.Unix(0, replay[0].TimeNano)})
 		}
 		for _, m := range replay {
 			if e, ok := toEvent(m); ok {
@@ -356,7 +356,7 @@ func (r *Runtime) Events(ctx context.Context, since time.Time, follow bool, f fu
 			}
 		}
 	}
-	f(engine.Event{Kind: engine.EventNow, Time: now})
+	f(runtime.Event{Kind: runtime.EventNow, Time: now})
 	if !follow {
 		return nil
 	}
@@ -422,20 +422,20 @@ func apiTime(t time.Time) string {
 // containerEvents and imageEvents are the Docker actions the image clock
 // reads, in the runtime-neutral words.
 var (
-	containerEvents = map[events.Action]engine.EventKind{
-		events.ActionCreate: engine.ContainerCreated, events.ActionStart: engine.ContainerStarted,
-		events.ActionDie: engine.ContainerStopped, events.ActionDestroy: engine.ContainerRemoved,
+	containerEvents = map[events.Action]runtime.EventKind{
+		events.ActionCreate: runtime.ContainerCreated, events.ActionStart: runtime.ContainerStarted,
+		events.ActionDie: runtime.ContainerStopped, events.ActionDestroy: runtime.ContainerRemoved,
 	}
-	imageEvents = map[events.Action]engine.EventKind{
-		events.ActionDelete: engine.ImageRemoved, events.ActionUnTag: engine.ImageRetagged, events.ActionTag: engine.ImageRetagged,
-		events.ActionPull: engine.ImageArrived, events.ActionLoad: engine.ImageArrived, events.ActionImport: engine.ImageArrived,
+	imageEvents = map[events.Action]runtime.EventKind{
+		events.ActionDelete: runtime.ImageRemoved, events.ActionUnTag: runtime.ImageRetagged, events.ActionTag: runtime.ImageRetagged,
+		events.ActionPull: runtime.ImageArrived, events.ActionLoad: runtime.ImageArrived, events.ActionImport: runtime.ImageArrived,
 	}
 )
 
 // toEvent keeps the events the image clock reads: a container's create,
 // start, stop and removal, and an image's arrivals, departures and tags.
-func toEvent(m events.Message) (engine.Event, bool) {
-	e := engine.Event{ID: m.Actor.ID, Time: time.Unix(0, m.TimeNano)}
+func toEvent(m events.Message) (runtime.Event, bool) {
+	e := runtime.Event{ID: m.Actor.ID, Time: time.Unix(0, m.TimeNano)}
 	var ok bool
 	switch m.Type {
 	case events.ContainerEventType:

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/moby/moby/client"
 )
@@ -27,10 +27,10 @@ func TestEventsFollow(t *testing.T) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- rt.Events(ctx, time.Time{}, true, func(e engine.Event) {
+		done <- rt.Events(ctx, time.Time{}, true, func(e runtime.Event) {
 			mu.Lock()
 			defer mu.Unlock()
-			if e.Kind == engine.EventNow {
+			if e.Kind == runtime.EventNow {
 				close(ready)
 				return
 			}
@@ -70,11 +70,11 @@ func TestEventsReplayAndGap(t *testing.T) {
 	ctx := context.Background()
 	replay := func(since time.Time) (actions []string, gap, now time.Time) {
 		t.Helper()
-		err := rt.Events(ctx, since, false, func(e engine.Event) {
+		err := rt.Events(ctx, since, false, func(e runtime.Event) {
 			switch e.Kind {
-			case engine.EventGap:
+			case runtime.EventGap:
 				gap = e.Time
-			case engine.EventNow:
+			case runtime.EventNow:
 				now = e.Time
 			default:
 				actions = append(actions, string(e.Kind))
@@ -90,7 +90,7 @@ func TestEventsReplayAndGap(t *testing.T) {
 	img := testenv.ImportImage(t, cli, ref)
 	testenv.RemoveImage(cli, img)
 	actions, gap, now := replay(before)
-	if !slices.Contains(actions, string(engine.ImageRemoved)) || !gap.IsZero() || !now.After(before) {
+	if !slices.Contains(actions, string(runtime.ImageRemoved)) || !gap.IsZero() || !now.After(before) {
 		t.Fatalf("replay since %s: %v, gap %v, now %v", before, actions, gap, now)
 	}
 	// 300 tag and untag events push the delete out of the engine's buffer.
@@ -105,7 +105,7 @@ func TestEventsReplayAndGap(t *testing.T) {
 		}
 	}
 	actions, gap, _ = replay(before)
-	if gap.IsZero() || slices.Contains(actions, string(engine.ImageRemoved)) {
+	if gap.IsZero() || slices.Contains(actions, string(runtime.ImageRemoved)) {
 		t.Fatalf("after 300 events the replay since %s shows no gap (%v) or still the delete", before, gap)
 	}
 }
@@ -140,7 +140,7 @@ func TestInfoNamesTheEngineAndItsImageStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := engine.ContainerdStore
+	want := runtime.ContainerdStore
 	if !testenv.ContainerdStore(t, cli) {
 		want = "overlay2"
 	}
@@ -175,7 +175,7 @@ func TestAPIVersionIsNegotiated(t *testing.T) {
 // engines differ by reference: Docker 20.10 untags and deletes it, Docker
 // 29's containerd store only untags it, leaving it dangling (untagged, with
 // its container). By ID both delete it and keep the container: a forced
-// removal goes by ID (docs/engine-behaviour.md), the same on both.
+// removal goes by ID (docs/runtime-behaviour.md), the same on both.
 func TestForceOnAnImageInUse(t *testing.T) {
 	cli, rt := engineUnderTest(t)
 	ctx := context.Background()
@@ -188,7 +188,7 @@ func TestForceOnAnImageInUse(t *testing.T) {
 		if by == "ID" {
 			target = id
 		}
-		if _, err := rt.RemoveImage(ctx, target, engine.RemoveImageOptions{Force: true}); err != nil {
+		if _, err := rt.RemoveImage(ctx, target, runtime.RemoveImageOptions{Force: true}); err != nil {
 			t.Fatalf("force by %s: %v", by, err)
 		}
 		wantLeft := by == "reference" && containerd

@@ -8,20 +8,43 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
-var _ engine.RootProver = (*Runtime)(nil)
+var (
+	_ runtime.RootProver           = (*Runtime)(nil)
+	_ runtime.ContainerdRootFinder = (*Runtime)(nil)
+)
+
+// SystemContainerdRoot is containerd's default root: where a Docker that
+// uses the node's containerd (as Docker's own packages install it) keeps
+// its images under the containerd store.
+const SystemContainerdRoot = "/var/lib/containerd"
+
+// ContainerdRoots implements runtime.ContainerdRootFinder: the containerd
+// that dockerd runs itself keeps its root under the data root
+// (containerd/daemon); a Docker on the node's containerd keeps its images
+// at SystemContainerdRoot.
+func (r *Runtime) ContainerdRoots(dataRoot string) []string { return ContainerdRoots(dataRoot) }
+
+// ContainerdRoots are the places Docker's containerd store may be, for a
+// data root seen here at dataRoot ("" when unknown).
+func ContainerdRoots(dataRoot string) []string {
+	if dataRoot == "" {
+		return []string{SystemContainerdRoot}
+	}
+	return []string{filepath.Join(dataRoot, "containerd", "daemon"), SystemContainerdRoot}
+}
 
 // Lister lists what an engine holds.
 type Lister interface {
-	ListImages(ctx context.Context) ([]engine.Image, error)
-	ListContainers(ctx context.Context) ([]engine.Container, error)
+	ListImages(ctx context.Context) ([]runtime.Image, error)
+	ListContainers(ctx context.Context) ([]runtime.Container, error)
 }
 
 // ProvesRoot implements engine.RootProver by the Docker engine's layout of
 // its data root (ProvesDataRoot).
-func (r *Runtime) ProvesRoot(ctx context.Context, info engine.Info, root string) (proven, empty bool, err error) {
+func (r *Runtime) ProvesRoot(ctx context.Context, info runtime.Info, root string) (proven, empty bool, err error) {
 	return ProvesDataRoot(ctx, r, info, root)
 }
 
@@ -31,7 +54,7 @@ func (r *Runtime) ProvesRoot(ctx context.Context, info engine.Info, root string)
 // there; another disk at the same path does not have them. empty says that
 // the engine holds no container and no image: nothing can prove it, and
 // nothing could be removed.
-func ProvesDataRoot(ctx context.Context, rt Lister, info engine.Info, root string) (proven, empty bool, err error) {
+func ProvesDataRoot(ctx context.Context, rt Lister, info runtime.Info, root string) (proven, empty bool, err error) {
 	if root == "" {
 		return false, false, nil
 	}

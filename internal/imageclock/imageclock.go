@@ -1,17 +1,17 @@
 // Package imageclock is one node's memory of its images: when each image
 // arrived and when a container last used it, and which removals were begun
-// and not yet reported. The engine keeps neither clock (a pull or load
+// and not yet reported. The runtime keeps neither clock (a pull or load
 // leaves no LastTagTime, and Created is the build date), so the agent and
-// the CLI keep this one, in one small file per engine, written atomically.
+// the CLI keep this one, in one small file per runtime, written atomically.
 //
-// It learns from full listings (Observe), from the engine's event stream
+// It learns from full listings (Observe), from the runtime's event stream
 // (Apply: container creates, starts and stops credit their image; an image
 // deleted is forgotten, so a return is an arrival) and from the sweeps'
 // own removals.
 //
 // It fails closed: a missing or unreadable file means every image arrived
-// just now, never that every image is old; a span of the engine's history
-// it cannot read (the engine's event buffer turned over while nobody
+// just now, never that every image is old; a span of the runtime's history
+// it cannot read (the runtime's event buffer turned over while nobody
 // listened) counts as a use and an arrival of every image at its end.
 package imageclock
 
@@ -20,32 +20,32 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Record is what the clock knows of one image ID.
 type Record struct {
 	// Arrived is the latest arrival: the first sighting since the image last
-	// left, or the engine's LastTagTime when that is earlier (the engine
+	// left, or the runtime's LastTagTime when that is earlier (the runtime
 	// tagged it then, so it was here). Zero until a listing shows it.
 	Arrived time.Time `json:"arrived,omitzero"`
 	// LastUsed is the latest create, start or stop of one of its containers.
 	LastUsed time.Time `json:"lastUsed,omitzero"`
 }
 
-// EngineKey names one engine's store: its ID alone is not enough (Docker
-// 20.10 takes it from /etc/docker/key.json, which two engines on one
+// StoreKey names one runtime's store: its ID alone is not enough (Docker
+// 20.10 takes it from /etc/docker/key.json, which two runtimes on one
 // machine share), so its data root goes with it.
-type EngineKey struct {
+type StoreKey struct {
 	ID      string `json:"id"`
 	RootDir string `json:"rootDir"`
 }
 
-// Clock is the state of one engine. It is safe for concurrent use.
+// Clock is the state of one runtime. It is safe for concurrent use.
 type Clock struct {
 	path string // "" keeps it in memory only
-	key  EngineKey
-	lock *os.File // held while open: one process per engine's clock
+	key  StoreKey
+	lock *os.File // held while open: one process per runtime's clock
 
 	saveMu sync.Mutex // one Save at a time, so the last write is the newest
 
@@ -74,7 +74,7 @@ func InMemory() *Clock {
 //     arrives again);
 //   - a running container uses its image now, and a container's creation
 //     counts as a use.
-func (c *Clock) Observe(inv *engine.Inventory, now time.Time) {
+func (c *Clock) Observe(inv *runtime.Inventory, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dirty = true
@@ -127,7 +127,7 @@ func (c *Clock) ImageUsed(imageID string, at time.Time) {
 	c.touch(imageID, at, true)
 }
 
-// ImageGone forgets an image that left the engine (deleted by a sweep, by
+// ImageGone forgets an image that left the runtime (deleted by a sweep, by
 // another hand, by the kubelet): if it comes back, it arrives again. A
 // removal begun on it counts as done.
 func (c *Clock) ImageGone(imageID string) {
@@ -144,7 +144,7 @@ func (c *Clock) ImageGone(imageID string) {
 	}
 }
 
-// ImageArrived records that the image came to the engine at t (a pull, a
+// ImageArrived records that the image came to the runtime at t (a pull, a
 // load): its arrival is at least t.
 func (c *Clock) ImageArrived(imageID string, at time.Time) {
 	c.mu.Lock()
@@ -156,7 +156,7 @@ func (c *Clock) ImageArrived(imageID string, at time.Time) {
 	}
 }
 
-// Gap records that the engine's history before until is partly lost: any
+// Gap records that the runtime's history before until is partly lost: any
 // image may have left and come back, and any may have been used, in that
 // span. Every image known counts as arrived and used at until (fail
 // closed); listings after it show nothing older.
@@ -175,10 +175,10 @@ func (c *Clock) Gap(until time.Time) {
 	c.dirty = true
 }
 
-// ProvenBy lowers an image's arrival to the engine's LastTagTime when that
-// is earlier: the engine tagged the image then, so it was here. It returns
+// ProvenBy lowers an image's arrival to the runtime's LastTagTime when that
+// is earlier: the runtime tagged the image then, so it was here. It returns
 // the arrival. An image the clock does not know is left alone.
-func (c *Clock) ProvenBy(img *engine.Image) time.Time {
+func (c *Clock) ProvenBy(img *runtime.Image) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.images[img.ID]
@@ -194,7 +194,7 @@ func (c *Clock) ProvenBy(img *engine.Image) time.Time {
 	return r.Arrived
 }
 
-// EventsSeen is the engine's time up to which its events were applied;
+// EventsSeen is the runtime's time up to which its events were applied;
 // zero when none ever were.
 func (c *Clock) EventsSeen() time.Time {
 	c.mu.Lock()

@@ -10,23 +10,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-func inventory(ids ...string) engine.Inventory {
-	var inv engine.Inventory
+func inventory(ids ...string) runtime.Inventory {
+	var inv runtime.Inventory
 	for _, id := range ids {
 		// Built a year ago: the build date must never count as arrival.
-		inv.Images = append(inv.Images, engine.Image{ID: id, Created: t0.AddDate(-1, 0, 0)})
+		inv.Images = append(inv.Images, runtime.Image{ID: id, Created: t0.AddDate(-1, 0, 0)})
 	}
 	return inv
 }
 
-func arrivals(inv *engine.Inventory) map[string]time.Time {
+func arrivals(inv *runtime.Inventory) map[string]time.Time {
 	out := map[string]time.Time{}
 	for _, img := range inv.Images {
 		out[img.ID] = img.Arrived
@@ -63,7 +63,7 @@ func TestGoneImageIsForgotten(t *testing.T) {
 	}
 }
 
-// The engine's LastTagTime proves an earlier arrival; a later one changes
+// The runtime's LastTagTime proves an earlier arrival; a later one changes
 // nothing (the image was here before it was tagged again).
 func TestLastTagTimeProvesEarlierArrival(t *testing.T) {
 	c := imageclock.InMemory()
@@ -86,10 +86,10 @@ func TestLastTagTimeProvesEarlierArrival(t *testing.T) {
 func TestLastUse(t *testing.T) {
 	c := imageclock.InMemory()
 	inv := inventory("running", "stopped", "evented", "unused")
-	inv.Containers = []engine.Container{
-		{ID: "r", ImageID: "running", State: engine.StateRunning, Created: t0.Add(-time.Hour)},
-		{ID: "s", ImageID: "stopped", State: engine.StateExited, Created: t0.Add(-3 * time.Hour)},
-		{ID: "e", ImageID: "evented", State: engine.StateExited, Created: t0.Add(-3 * time.Hour)},
+	inv.Containers = []runtime.Container{
+		{ID: "r", ImageID: "running", State: runtime.StateRunning, Created: t0.Add(-time.Hour)},
+		{ID: "s", ImageID: "stopped", State: runtime.StateExited, Created: t0.Add(-3 * time.Hour)},
+		{ID: "e", ImageID: "evented", State: runtime.StateExited, Created: t0.Add(-3 * time.Hour)},
 	}
 	c.ImageUsed("evented", t0.Add(-10*time.Minute))
 	c.Observe(&inv, t0)
@@ -101,7 +101,7 @@ func TestLastUse(t *testing.T) {
 	}
 }
 
-var key = imageclock.EngineKey{ID: "ENGINE:ID/1", RootDir: "/var/lib/docker"}
+var key = imageclock.StoreKey{ID: "ENGINE:ID/1", RootDir: "/var/lib/docker"}
 
 func TestStateSurvivesARestart(t *testing.T) {
 	dir := t.TempDir()
@@ -110,7 +110,7 @@ func TestStateSurvivesARestart(t *testing.T) {
 		t.Fatal(err, warn)
 	}
 	inv := inventory("a")
-	inv.Containers = []engine.Container{{ID: "r", ImageID: "a", State: engine.StateRunning}}
+	inv.Containers = []runtime.Container{{ID: "r", ImageID: "a", State: runtime.StateRunning}}
 	c.Observe(&inv, t0)
 	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a"}})
 	c.SeenUntil(t0)
@@ -198,7 +198,7 @@ func TestHarvestCountsWhatAnInterruptedSweepRemoved(t *testing.T) {
 		{ImageID: "untagged", Image: "app:2", Containers: map[string]string{"c2": "job-2", "c3": "job-3"}},
 	})
 	inv.Images = inv.Images[1:]
-	inv.Containers = []engine.Container{{ID: "c3", ImageID: "untagged", State: engine.StateExited}}
+	inv.Containers = []runtime.Container{{ID: "c3", ImageID: "untagged", State: runtime.StateExited}}
 	t1 := t0.Add(time.Hour) // the harvesting sweep
 	rec := c.Harvest("p", &inv, time.Time{}, t1)
 	if !slices.Equal(rec.Images, []string{"app:gone"}) || !slices.Equal(rec.Containers, []string{"job-1 (c1)", "job-2 (c2)"}) || !rec.Since.Equal(t0) {
@@ -277,14 +277,14 @@ func TestAHarvestOutlivesASweepThatDiesBeforeItsReport(t *testing.T) {
 	}
 }
 
-// Finding 6 of the second review: two engines on one machine can share an
+// Finding 6 of the second review: two runtimes on one machine can share an
 // ID (Docker 20.10 reads it from /etc/docker/key.json); each data root has
 // its own clock, a clock is held by one process, and a file that names
-// another engine is refused.
-func TestOneClockPerEngineStore(t *testing.T) {
+// another runtime is refused.
+func TestOneClockPerRuntimeStore(t *testing.T) {
 	dir := t.TempDir()
-	a := imageclock.EngineKey{ID: "same", RootDir: "/var/lib/docker"}
-	b := imageclock.EngineKey{ID: "same", RootDir: "/srv/docker"}
+	a := imageclock.StoreKey{ID: "same", RootDir: "/var/lib/docker"}
+	b := imageclock.StoreKey{ID: "same", RootDir: "/srv/docker"}
 	if imageclock.FileFor(dir, a) == imageclock.FileFor(dir, b) {
 		t.Fatal("two data roots share one clock file")
 	}
@@ -310,9 +310,9 @@ func TestOneClockPerEngineStore(t *testing.T) {
 		t.Fatalf("a second process opened a held clock: %v", err)
 	}
 	ca.Close()
-	// A file that names another engine (copied by hand) is refused.
+	// A file that names another runtime (copied by hand) is refused.
 	data, _ := os.ReadFile(imageclock.FileFor(dir, a))
-	other := imageclock.EngineKey{ID: "other", RootDir: "/x"}
+	other := imageclock.StoreKey{ID: "other", RootDir: "/x"}
 	if err := os.WriteFile(imageclock.FileFor(dir, other), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -324,12 +324,12 @@ func TestOneClockPerEngineStore(t *testing.T) {
 // Finding 2 and 3 of the second review, the clock's side: an image deleted
 // is forgotten, so its return is an arrival; a use is credited to the
 // image even when its container is gone before anything lists it; a gap in
-// the engine's history counts as an arrival and a use of every image.
+// the runtime's history counts as an arrival and a use of every image.
 func TestEventsTeachTheClock(t *testing.T) {
-	f := enginefake.New()
+	f := runtimefake.New()
 	now := t0
 	f.Now = func() time.Time { return now }
-	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"app:1"}})
+	f.AddImage(runtime.Image{ID: "sha256:" + strings.Repeat("a", 64), RepoTags: []string{"app:1"}})
 	id := "sha256:" + strings.Repeat("a", 64)
 	c := imageclock.InMemory()
 	ctx := context.Background()
@@ -341,10 +341,10 @@ func TestEventsTeachTheClock(t *testing.T) {
 	}
 	catchUp() // sets the cursor
 	inv, _ := f.ListImages(ctx)
-	c.Observe(&engine.Inventory{Images: inv}, now)
+	c.Observe(&runtime.Inventory{Images: inv}, now)
 
 	now = t0.Add(time.Hour) // docker run --rm: created, ran and removed between two looks
-	f.AddContainer(engine.Container{ID: "c", ImageID: id, State: engine.StateRunning, Created: now})
+	f.AddContainer(runtime.Container{ID: "c", ImageID: id, State: runtime.StateRunning, Created: now})
 	now = now.Add(time.Minute)
 	f.RemoveContainerByHand("c")
 	catchUp()
@@ -354,16 +354,16 @@ func TestEventsTeachTheClock(t *testing.T) {
 
 	now = t0.Add(2 * time.Hour) // removed by another hand and loaded again
 	f.RemoveImageByHand(id)
-	f.AddImage(engine.Image{ID: id, RepoTags: []string{"app:1"}})
+	f.AddImage(runtime.Image{ID: id, RepoTags: []string{"app:1"}})
 	catchUp()
 	inv, _ = f.ListImages(ctx)
 	later := t0.Add(3 * time.Hour)
-	c.Observe(&engine.Inventory{Images: inv}, later)
+	c.Observe(&runtime.Inventory{Images: inv}, later)
 	if r, _ := c.Record(id); !r.Arrived.Equal(t0.Add(2 * time.Hour)) {
 		t.Fatalf("arrival %v: the return of the image (its load, at %v) is not its arrival", r.Arrived, t0.Add(2*time.Hour))
 	}
 
-	now = t0.Add(4 * time.Hour) // more happened than the engine keeps
+	now = t0.Add(4 * time.Hour) // more happened than the runtime keeps
 	f.Noise(300)
 	catchUp()
 	if r, _ := c.Record(id); !r.Arrived.Equal(now) || !r.LastUsed.Equal(now) {
@@ -372,28 +372,28 @@ func TestEventsTeachTheClock(t *testing.T) {
 }
 
 // Found by the model test (TestAgentLife): an image left in the part of the
-// engine's history that is lost (the buffer turned over) and came back in
+// runtime's history that is lost (the buffer turned over) and came back in
 // the part that is replayed. The gap alone raised its arrival to the gap's
 // end, before its return; the load it replays is its arrival.
 func TestReturnAfterAGapIsAnArrival(t *testing.T) {
-	f := enginefake.New()
+	f := runtimefake.New()
 	now := t0
 	f.Now = func() time.Time { return now }
 	id := "sha256:" + strings.Repeat("b", 64)
-	f.AddImage(engine.Image{ID: id, RepoTags: []string{"app:1"}})
+	f.AddImage(runtime.Image{ID: id, RepoTags: []string{"app:1"}})
 	c := imageclock.InMemory()
 	ctx := context.Background()
 	if err := c.CatchUp(ctx, f); err != nil {
 		t.Fatal(err)
 	}
 	inv, _ := f.ListImages(ctx)
-	c.Observe(&engine.Inventory{Images: inv}, now)
+	c.Observe(&runtime.Inventory{Images: inv}, now)
 
 	now = t0.Add(time.Hour)
 	f.RemoveImageByHand(id)
 	f.Noise(300) // the delete is lost
 	now = t0.Add(2 * time.Hour)
-	f.AddImage(engine.Image{ID: id, RepoTags: []string{"app:1"}})
+	f.AddImage(runtime.Image{ID: id, RepoTags: []string{"app:1"}})
 	if err := c.CatchUp(ctx, f); err != nil {
 		t.Fatal(err)
 	}
@@ -427,15 +427,15 @@ func TestBeginTakesOverAnOlderRecord(t *testing.T) {
 // listing before.
 func TestARunningContainerGoneBetweenListingsIsAUse(t *testing.T) {
 	ctx := context.Background()
-	f := enginefake.New()
-	f.AddImage(engine.Image{ID: "sha256:a"})
+	f := runtimefake.New()
+	f.AddImage(runtime.Image{ID: "sha256:a"})
 	c := imageclock.InMemory()
-	p := engine.Poller{Containers: true}
+	p := runtime.Poller{Containers: true}
 	if err := p.Baseline(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	apply := func(e engine.Event) { c.Apply(ctx, f, e) }
-	f.AddContainer(engine.Container{ID: "c1", ImageID: "sha256:a", State: engine.StateRunning})
+	apply := func(e runtime.Event) { c.Apply(ctx, f, e) }
+	f.AddContainer(runtime.Container{ID: "c1", ImageID: "sha256:a", State: runtime.StateRunning})
 	if err := p.Poll(ctx, f, t0, apply); err != nil {
 		t.Fatal(err)
 	}

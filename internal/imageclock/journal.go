@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Removal is one image whose removal a sweep began: the image and the
@@ -31,7 +31,7 @@ type Unfinished struct {
 	Image      string            `json:"image,omitempty"`
 	Refs       []string          `json:"refs,omitempty"`
 	Containers map[string]string `json:"containers,omitempty"`
-	// Gone: the image left the engine since (it may be back).
+	// Gone: the image left the runtime since (it may be back).
 	Gone bool `json:"gone,omitempty"`
 	// Unsettled: the sweep's result could not count what the runtime did
 	// of it (a call failed, and no listing after it showed the truth):
@@ -63,8 +63,8 @@ func (c *Clock) Begin(policy string, sweep time.Time, removals []Removal) {
 	}
 }
 
-// Recovered is what the engine lost while a policy's removals were under
-// way in sweeps that never reported it (the process or the engine died).
+// Recovered is what the runtime lost while a policy's removals were under
+// way in sweeps that never reported it (the process or the runtime died).
 type Recovered struct {
 	// Images and Containers are display names, sorted.
 	Images     []string `json:"images,omitempty"`
@@ -92,15 +92,15 @@ func (r *Recovered) Empty() bool { return len(r.Images) == 0 && len(r.Containers
 // unsettled ones, which no report could count; of the
 // others, the images that are gone or lost a reference the
 // plan meant to remove, and the planned containers that are gone, are
-// returned (the engine lost them while their removal was under way); an
+// returned (the runtime lost them while their removal was under way); an
 // image that stayed with a reference is left to the new plan, and an image
 // that stayed without any reference stays unfinished (the next plan
 // selects it by ID). What it returns is also kept, as the harvest of the
 // sweep that starts at sweep, until that sweep is reported (Reported, or a
 // later harvest whose reported covers it): a sweep that dies before its
 // report leaves it to the next harvest, which returns it again.
-func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported, sweep time.Time) Recovered {
-	images := make(map[string]*engine.Image, len(inv.Images))
+func (c *Clock) Harvest(policy string, inv *runtime.Inventory, reported, sweep time.Time) Recovered {
+	images := make(map[string]*runtime.Image, len(inv.Images))
 	for i := range inv.Images {
 		images[inv.Images[i].ID] = &inv.Images[i]
 	}
@@ -134,7 +134,7 @@ func (c *Clock) Harvest(policy string, inv *engine.Inventory, reported, sweep ti
 		}
 		for cid, name := range u.Containers {
 			if !containers[cid] {
-				rec.Containers = append(rec.Containers, engine.DisplayContainer(name, cid))
+				rec.Containers = append(rec.Containers, runtime.DisplayContainer(name, cid))
 			}
 		}
 		img := images[id]

@@ -3,8 +3,8 @@ package imageclock
 import (
 	"context"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // replay is what a replay of the runtime's past events needs to credit a
@@ -21,13 +21,13 @@ type replay struct {
 	// byName are the containers whose image was found by name.
 	byName map[string]bool
 	// images are the runtime's, listed at the first such use.
-	images []engine.Image
+	images []runtime.Image
 	listed bool
 }
 
 // of is the replay's state for e: nil once the events are live.
-func (p *replay) of(e engine.Event) *replay {
-	if p.live || e.Kind == engine.EventNow {
+func (p *replay) of(e runtime.Event) *replay {
+	if p.live || e.Kind == runtime.EventNow {
 		p.live = true
 		return nil
 	}
@@ -48,7 +48,7 @@ func (p *replay) foundByName(containerID string) {
 // mayHaveRun lists the images a replayed container event, found by name,
 // may stand for: every image of the name's repository. known is false when
 // the runtime's images cannot be listed.
-func (p *replay) mayHaveRun(ctx context.Context, rt Source, e engine.Event) (ids []string, known bool) {
+func (p *replay) mayHaveRun(ctx context.Context, rt Source, e runtime.Event) (ids []string, known bool) {
 	if p == nil || !p.byName[e.ID] {
 		return nil, true
 	}

@@ -16,27 +16,29 @@ import (
 )
 
 // formatVersion is written in the file; another version is read as corrupt.
-// Version 1 files were named by the engine ID alone, which two engines on
+// Version 1 files were named by the runtime ID alone, which two runtimes on
 // one machine can share: they are not read (a fresh, fail-closed start).
 const formatVersion = 2
 
 type file struct {
-	Version    int                   `json:"version"`
-	Engine     EngineKey             `json:"engine"`
+	Version int `json:"version"`
+	// Store is named "engine" on disk, as files from before the word
+	// "runtime" name it.
+	Store      StoreKey              `json:"engine"`
 	Images     map[string]Record     `json:"images"`
 	Unfinished map[string]Unfinished `json:"unfinished,omitempty"`
 	// Harvested is per policy.
 	Harvested map[string]Harvested `json:"harvested,omitempty"`
-	// EventsSeen is the engine's time up to which its events were applied:
+	// EventsSeen is the runtime's time up to which its events were applied:
 	// the next start replays from there.
 	EventsSeen time.Time `json:"eventsSeen,omitzero"`
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
-// FileFor is the state file of an engine in dir: named by the engine's ID
+// FileFor is the state file of a runtime in dir: named by the runtime's ID
 // and a digest of its data root.
-func FileFor(dir string, key EngineKey) string {
+func FileFor(dir string, key StoreKey) string {
 	id := key.ID
 	if id == "" {
 		id = "unknown"
@@ -48,14 +50,14 @@ func FileFor(dir string, key EngineKey) string {
 // ErrInUse is a clock another process holds open.
 var ErrInUse = errors.New("in use by another process")
 
-// Open reads the engine's state file in dir, and holds it until Close: a
-// second process (another agent, a CLI run) on the same engine's clock is
+// Open reads the runtime's state file in dir, and holds it until Close: a
+// second process (another agent, a CLI run) on the same runtime's clock is
 // refused. A missing file is a fresh start; a corrupt one is set aside as
 // .corrupt and also a fresh start, with the reason returned as warning so
 // the caller can log it. The error is for a state that cannot be kept at
-// all (the folder is not writable, the file belongs to another engine, or
+// all (the folder is not writable, the file belongs to another runtime, or
 // it is in use): the caller should refuse to run rather than forget.
-func Open(dir string, key EngineKey) (c *Clock, warning, err error) {
+func Open(dir string, key StoreKey) (c *Clock, warning, err error) {
 	path := FileFor(dir, key)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("image clock: %w", err)
@@ -94,9 +96,9 @@ func (c *Clock) load() (warning, err error) {
 		_ = os.Rename(c.path, c.path+".corrupt")
 		return fmt.Errorf("image clock %s is unreadable, starting afresh (every image counts as arrived now): %w", c.path, err), c.Save()
 	}
-	if f.Engine != c.key {
-		return nil, fmt.Errorf("image clock %s belongs to engine %s at %s, not to %s at %s: refusing to share it",
-			c.path, f.Engine.ID, f.Engine.RootDir, c.key.ID, c.key.RootDir)
+	if f.Store != c.key {
+		return nil, fmt.Errorf("image clock %s belongs to runtime %s at %s, not to %s at %s: refusing to share it",
+			c.path, f.Store.ID, f.Store.RootDir, c.key.ID, c.key.RootDir)
 	}
 	maps.Copy(c.images, f.Images)
 	maps.Copy(c.unfinished, f.Unfinished)
@@ -123,7 +125,7 @@ func (c *Clock) Save() error {
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
 	c.mu.Lock()
-	data, err := json.Marshal(file{Version: formatVersion, Engine: c.key, Images: c.images, Unfinished: c.unfinished, Harvested: c.harvested, EventsSeen: c.eventsSeen})
+	data, err := json.Marshal(file{Version: formatVersion, Store: c.key, Images: c.images, Unfinished: c.unfinished, Harvested: c.harvested, EventsSeen: c.eventsSeen})
 	c.dirty = false
 	c.mu.Unlock()
 	if err != nil {

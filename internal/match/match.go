@@ -30,7 +30,7 @@ type Ref struct {
 
 func (r Ref) String() string { return r.Name + ":" + r.Tag }
 
-// ParseTag normalizes a tag reference as the engine lists it (RepoTags, often
+// ParseTag normalizes a tag reference as the runtime lists it (RepoTags, often
 // in familiar form like busybox:latest).
 func ParseTag(s string) (Ref, error) {
 	named, err := reference.ParseNormalizedNamed(s)
@@ -45,7 +45,7 @@ func ParseTag(s string) (Ref, error) {
 	return Ref{Name: named.Name(), Tag: tagged.Tag()}, nil
 }
 
-// ParseDigest normalizes a digest reference as the engine lists it
+// ParseDigest normalizes a digest reference as the runtime lists it
 // (RepoDigests, like busybox@sha256:...), and returns its name and digest.
 func ParseDigest(s string) (name, digest string, err error) {
 	named, err := reference.ParseNormalizedNamed(s)
@@ -246,7 +246,7 @@ func CompileSet(raws []string) (Set, error) {
 // Image is what matching needs to know of an image.
 type Image struct {
 	ID          string
-	RepoTags    []string // as the engine lists them
+	RepoTags    []string // as the runtime lists them
 	RepoDigests []string
 }
 
@@ -255,7 +255,7 @@ type Selection struct {
 	// Whole is set when the image is selected by ID or digest, or (for a
 	// tagless image) by the repository of one of its digests.
 	Whole bool
-	// Tags are the RepoTags the set selects, as the engine lists them.
+	// Tags are the RepoTags the set selects, as the runtime lists them.
 	Tags []string
 	// By is the first entry that selected something, for reports.
 	By string
@@ -294,7 +294,7 @@ func (s Set) Select(img Image) Selection {
 	for _, t := range img.RepoTags {
 		ref, err := ParseTag(t)
 		if err != nil {
-			continue // not a reference the engine should have listed
+			continue // not a reference the runtime should have listed
 		}
 		for _, p := range s {
 			if p.MatchesTag(ref) {

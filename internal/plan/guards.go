@@ -5,19 +5,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // InUseBy is the reason, and its message, that a container in use (not
 // stopped, or another client's) keeps its image.
-func InUseBy(c *engine.Container) (Reason, string) {
+func InUseBy(c *runtime.Container) (Reason, string) {
 	if c.MadeBy != "" {
 		return OtherClient, fmt.Sprintf("container %s, which %s made, uses it", c.Display(), c.MadeBy)
 	}
 	return RunningContainer, fmt.Sprintf("%s container %s uses it", c.State, c.Display())
 }
 
-func firstInUse(cs []*engine.Container) *engine.Container {
+func firstInUse(cs []*runtime.Container) *runtime.Container {
 	for _, c := range cs {
 		if !c.Stopped() {
 			return c
@@ -27,7 +27,7 @@ func firstInUse(cs []*engine.Container) *engine.Container {
 }
 
 // keepReason says why a stopped container must stay, or "" if it may go.
-func keepReason(c *engine.Container, opts *Options, now time.Time) Reason {
+func keepReason(c *runtime.Container, opts *Options, now time.Time) Reason {
 	switch {
 	case opts.KeepStoppedContainers:
 		return KeptStoppedContainer
@@ -39,7 +39,7 @@ func keepReason(c *engine.Container, opts *Options, now time.Time) Reason {
 	return ""
 }
 
-func keptMessage(why Reason, kept []*engine.Container, opts *Options) string {
+func keptMessage(why Reason, kept []*runtime.Container, opts *Options) string {
 	names := make([]string, 0, len(kept))
 	for i, c := range kept {
 		if i == 3 {
@@ -61,7 +61,7 @@ func keptMessage(why Reason, kept []*engine.Container, opts *Options) string {
 
 // arrived is when the image came to the node by the image clock; an image
 // the clock does not know arrived now (fail closed: never the build date).
-// An arrival later than now (an engine whose clock runs ahead) is now.
+// An arrival later than now (a runtime whose clock runs ahead) is now.
 func arrived(arrivedAt, now time.Time) time.Time {
 	if arrivedAt.IsZero() || arrivedAt.After(now) {
 		return now
@@ -71,8 +71,8 @@ func arrived(arrivedAt, now time.Time) time.Time {
 
 // lastUsed is the key of least-recently-used order: the image's last use by
 // the clock, else its arrival (an image no container ran). A use later than
-// now is a use now: an engine whose clock runs ahead of the agent's (or of
-// the CLI's, on a remote engine) stamps a use that just happened in the
+// now is a use now: a runtime whose clock runs ahead of the agent's (or of
+// the CLI's, on a remote runtime) stamps a use that just happened in the
 // future, and falling back to the arrival would make it the least recent.
 func lastUsed(arrivedAt, lastUsedAt, now time.Time) time.Time {
 	switch {

@@ -5,14 +5,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // index is the inventory, looked up by image.
 type index struct {
-	images     map[string]*engine.Image
+	images     map[string]*runtime.Image
 	children   map[string][]string // parent ID → child IDs
-	containers map[string][]*engine.Container
+	containers map[string][]*runtime.Container
 	// sandboxes are the images of pod sandbox containers, in any state.
 	sandboxes map[string]bool
 	// pods are the images of the pods bound to the node.
@@ -21,11 +21,11 @@ type index struct {
 	now time.Time
 }
 
-func newIndex(inv *engine.Inventory) *index {
+func newIndex(inv *runtime.Inventory) *index {
 	ix := &index{
-		images:     make(map[string]*engine.Image, len(inv.Images)),
+		images:     make(map[string]*runtime.Image, len(inv.Images)),
 		children:   map[string][]string{},
-		containers: map[string][]*engine.Container{},
+		containers: map[string][]*runtime.Container{},
 	}
 	for i := range inv.Images {
 		img := &inv.Images[i]
@@ -45,7 +45,7 @@ func newIndex(inv *engine.Inventory) *index {
 // kept reports whether an image is excluded (by ID: it has no reference),
 // protected or named by a pod on the node, whatever else the policy says of
 // it.
-func (ix *index) kept(img *engine.Image, opts *Options) bool {
+func (ix *index) kept(img *runtime.Image, opts *Options) bool {
 	mi := matchImage(img)
 	return ix.sandboxes[img.ID] || opts.Exclude.Select(mi).Any() || opts.Protected.Select(mi).Any() ||
 		ix.pods.Using(img.ID, img.RepoTags, img.RepoDigests) != ""
@@ -55,7 +55,7 @@ func (ix *index) kept(img *engine.Image, opts *Options) bool {
 // would otherwise prune with its last child: kept, arrived less than
 // minImageAge ago, or used less than maxUnusedAge ago (found by the model
 // test: a parent used a second ago was pruned with its dangling child).
-func (ix *index) keptParent(img *engine.Image, opts *Options) bool {
+func (ix *index) keptParent(img *runtime.Image, opts *Options) bool {
 	if ix.kept(img, opts) {
 		return true
 	}
@@ -64,16 +64,16 @@ func (ix *index) keptParent(img *engine.Image, opts *Options) bool {
 }
 
 // prunable returns the chain of untagged parents from parentID up that the
-// engine may prune with the deletion of their child (it deletes each parent
+// runtime may prune with the deletion of their child (it deletes each parent
 // left without reference and child), or nil when the policy keeps one of
 // them (excluded by ID, protected, too young, used lately): then nothing
 // may be pruned.
 func (ix *index) prunable(parentID string, opts *Options) []string {
 	var chain []string
-	for id := parentID; id != "" && !slices.Contains(chain, id); { // a cycle no engine makes ends it
+	for id := parentID; id != "" && !slices.Contains(chain, id); { // a cycle no runtime makes ends it
 		img := ix.images[id]
 		if img == nil || !img.Unreferenced() {
-			break // the engine stops at a referenced parent
+			break // the runtime stops at a referenced parent
 		}
 		if ix.keptParent(img, opts) {
 			return nil
@@ -92,13 +92,13 @@ func (ix *index) mayPrune(parentID string, opts *Options) bool {
 }
 
 // intermediate: an untagged image with children, a build step of another
-// image; the engine lists it only with -a and prunes it with its last child.
-func (ix *index) intermediate(img *engine.Image) bool {
+// image; the runtime lists it only with -a and prunes it with its last child.
+func (ix *index) intermediate(img *runtime.Image) bool {
 	return img.Untagged() && len(img.RepoDigests) == 0 && len(ix.children[img.ID]) > 0
 }
 
 // sandboxImages are the images of pod sandbox containers, in any state.
-func sandboxImages(inv *engine.Inventory) map[string]bool {
+func sandboxImages(inv *runtime.Inventory) map[string]bool {
 	ids := map[string]bool{}
 	for i := range inv.Containers {
 		if inv.Containers[i].Sandbox {
@@ -112,7 +112,7 @@ func sandboxImages(inv *engine.Inventory) map[string]bool {
 // pause, pause-<arch> or ends in -pause (registry.k8s.io/pause,
 // k8s.gcr.io/pause-amd64, rancher/mirrored-pause), the kubelet's sandbox
 // image. Digests count: a node can hold the pause image by digest only.
-func isPauseImage(img *engine.Image) bool {
+func isPauseImage(img *runtime.Image) bool {
 	for _, name := range repositories(img) {
 		last := name[strings.LastIndex(name, "/")+1:]
 		if last == "pause" || strings.HasPrefix(last, "pause-") || strings.HasSuffix(last, "-pause") {

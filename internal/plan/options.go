@@ -5,8 +5,8 @@ import (
 	"time"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Options are a policy's decisions in the planner's terms.
@@ -21,7 +21,7 @@ type Options struct {
 	Force                    bool
 	MaxImages                int
 	// Protected names images never removed: the agent's own image, and
-	// sandbox images given by flag (a cri-dockerd --pod-infra-container-image).
+	// sandbox images given by flag (a CRI shim's --pod-infra-container-image).
 	Protected match.Set
 	// Order is the order of removal (and of maxImagesPerSweep's budget).
 	Order v1alpha1.RemovalOrder
@@ -41,12 +41,12 @@ type Options struct {
 	PodImages []PodImage
 	// Runtime is what the runtime can do: the rules that depend on it ask
 	// here (per-reference untag, forced removal).
-	Runtime engine.Capabilities
+	Runtime runtime.Capabilities
 }
 
 // OptionsFor reads a (defaulted, valid) policy spec for a runtime that can
 // do what caps say. protected are extra references or IDs never to remove.
-func OptionsFor(spec *v1alpha1.ImageCleanupPolicySpec, protected []string, caps engine.Capabilities) (Options, error) {
+func OptionsFor(spec *v1alpha1.ImageCleanupPolicySpec, protected []string, caps runtime.Capabilities) (Options, error) {
 	images, err := match.CompileSet(patterns(spec.Images))
 	if err != nil {
 		return Options{}, fmt.Errorf("images: %w", err)

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // order puts the actions in the plan: deletions that images built on them
@@ -106,7 +106,7 @@ func (p *Plan) keepNewest(ix *index, actions map[string]*Action, n int) {
 }
 
 // repositories names the repositories of an image's references.
-func repositories(img *engine.Image) []string {
+func repositories(img *runtime.Image) []string {
 	seen := map[string]bool{}
 	for _, t := range img.RepoTags {
 		if ref, err := match.ParseTag(t); err == nil {
@@ -153,7 +153,7 @@ func childrenFirst(ix *index, actions map[string]*Action, order []*Action) []*Ac
 		if placed[a.ImageID] {
 			return
 		}
-		placed[a.ImageID] = true // no cycles in a real engine; be safe anyway
+		placed[a.ImageID] = true // no cycles in a real runtime; be safe anyway
 		if a.Delete {
 			before := prerequisites(a.ImageID)
 			sort.Slice(before, func(i, j int) bool { return rank[before[i].ImageID] < rank[before[j].ImageID] })
@@ -172,7 +172,7 @@ func childrenFirst(ix *index, actions map[string]*Action, order []*Action) []*Ac
 // blockedByChildren returns the deleting actions that cannot happen because
 // an image built on theirs stays (mapped to that child, for the message).
 // Children go first when they are deleted too; untagged intermediate images
-// go with their last child, as the engine prunes them, unless the policy
+// go with their last child, as the runtime prunes them, unless the policy
 // keeps them (excluded by ID, protected).
 func blockedByChildren(ix *index, actions map[string]*Action, order []*Action, opts *Options) map[string]string {
 	memo := map[string]bool{}
@@ -181,7 +181,7 @@ func blockedByChildren(ix *index, actions map[string]*Action, order []*Action, o
 		if v, ok := memo[id]; ok {
 			return v
 		}
-		memo[id] = false // no cycles in a real engine; be safe anyway
+		memo[id] = false // no cycles in a real runtime; be safe anyway
 		img := ix.images[id]
 		a := actions[id]
 		var v bool
@@ -218,7 +218,7 @@ func describe(ix *index, id string) string {
 			return img.RepoTags[0]
 		}
 	}
-	return engine.ShortID(id)
+	return runtime.ShortID(id)
 }
 
 // assignWaves: a deletion waits for the deletions of images built on it.

@@ -1,4 +1,4 @@
-// Package plan decides what one sweep of a policy removes from one engine.
+// Package plan decides what one sweep of a policy removes from one runtime.
 // Make is a pure function of the inventory, the policy and the time: the
 // plan is data that can be printed, tested, dry-run and then applied by
 // internal/apply.
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Reason says why a target image is not removed.
@@ -24,7 +24,7 @@ const (
 	StoppedRecently      Reason = "StoppedRecently"      // a container stopped less than minStoppedAge ago
 	KubernetesManaged    Reason = "KubernetesManaged"    // a kubelet's container, without includeKubernetesManaged
 	DependentChildren    Reason = "DependentChildren"    // other images are built on it
-	Conflict             Reason = "Conflict"             // the engine refused at delete time
+	Conflict             Reason = "Conflict"             // the runtime refused at delete time
 	Changed              Reason = "ChangedSincePlan"     // re-read just before a removal, the image or its containers had changed
 	// OtherClient: a container that another client of the runtime made
 	// (containerd's own API: ctr, nerdctl, BuildKit) uses it, whatever its
@@ -52,7 +52,7 @@ const (
 	KeptNewest Reason = "KeptNewest"
 	// BelowLowWatermark: the disk went under lowPercent before its turn.
 	BelowLowWatermark Reason = "BelowLowWatermark"
-	// Interrupted: the sweep stopped (deadline, stalled engine) before it.
+	// Interrupted: the sweep stopped (deadline, stalled runtime) before it.
 	Interrupted Reason = "Interrupted"
 )
 
@@ -97,15 +97,15 @@ type Action struct {
 	// is removed by ID).
 	Delete bool `json:"delete"`
 	// Force: kept stopped containers still use the image and the policy
-	// says force (docker rmi -f); those containers can no longer start.
+	// says force; those containers can no longer start.
 	Force bool `json:"force,omitempty"`
 	// Kept are the IDs of those kept stopped containers: the only ones,
 	// besides Containers, that may use the image when it is deleted.
 	Kept []string `json:"kept,omitempty"`
-	// PruneParents are the untagged parents the engine may delete with the
-	// image when it leaves them without children (docker rmi's default):
+	// PruneParents are the untagged parents the runtime may delete with the
+	// image when it leaves them without children (as a runtime prunes them by default):
 	// set only when the policy may remove each of them (none is excluded
-	// or protected); empty, the engine is asked not to prune.
+	// or protected); empty, the runtime is asked not to prune.
 	PruneParents []string `json:"pruneParents,omitempty"`
 	// Size is the image's size, an upper bound of what deleting it frees.
 	Size int64 `json:"size"`
@@ -130,7 +130,7 @@ type Plan struct {
 // Make plans one sweep. The plan never removes a running container, an image
 // a running container uses, an excluded or protected image, or a
 // Kubernetes-managed container without opt-in.
-func Make(inv *engine.Inventory, opts *Options, now time.Time) Plan {
+func Make(inv *runtime.Inventory, opts *Options, now time.Time) Plan {
 	ix := newIndex(inv)
 	ix.pods = PodsNaming(opts.PodImages)
 	ix.now = now
@@ -208,7 +208,7 @@ func decideImage(ix *index, s *selection, sandboxed bool, opts *Options, now tim
 	if len(a.Refs) == 0 {
 		a.Refs = []string{img.ID}
 	}
-	var kept, kubeletKeeps []*engine.Container
+	var kept, kubeletKeeps []*runtime.Container
 	var keptWhy Reason
 	for _, c := range ix.containers[img.ID] {
 		why := keepReason(c, opts, now)

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 // Issue 18: the images of pods bound to the node stay, whether or not a
-// container of them exists yet, resolved as the engine resolves
+// container of them exists yet, resolved as the runtime resolves
 // references: short names, tags, name@digest, name:tag@digest, and the
 // image IDs the pods' statuses name. Neither force nor
 // includeKubernetesManaged overrides it.
@@ -29,18 +29,18 @@ func TestPodsOnTheNodeKeepTheirImages(t *testing.T) {
 	}
 	// A kubelet's stopped container uses the status-named image, and the
 	// policy opts in to kubelet containers with force: the pod still wins.
-	kubelet := ctr("crashing", "by-status", engine.StateExited)
+	kubelet := ctr("crashing", "by-status", runtime.StateExited)
 	kubelet.Labels = map[string]string{"io.kubernetes.pod.name": "job-7"}
 	s := with(spec("**"), func(s *v1alpha1.ImageCleanupPolicySpec) {
 		s.Force = true
 		s.StoppedContainers.IncludeKubernetesManaged = true
 	})
-	opts, err := plan.OptionsFor(&s, nil, enginefake.Docker.Capabilities)
+	opts, err := plan.OptionsFor(&s, nil, runtimefake.Docker.Capabilities)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.PodImages = pods
-	inv := engine.Inventory{Images: []engine.Image{byTag, byDigest, byStatus, loose}, Containers: []engine.Container{kubelet}}
+	inv := runtime.Inventory{Images: []runtime.Image{byTag, byDigest, byStatus, loose}, Containers: []runtime.Container{kubelet}}
 	p := plan.Make(&inv, &opts, now)
 	wantPlan(t, p,
 		"remove ci.local/loose:1 refs=ci.local/loose:1 delete",

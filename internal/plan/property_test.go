@@ -12,20 +12,20 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
 
 var (
 	tagPool = []string{"app:1", "app:2", "app:pr-7", "db:1", "registry.example.com/ci/x:pr-1", "registry.example.com/ci/team/y:2",
 		"registry.k8s.io/pause:3.9", "agent:v1", "busybox:latest", "busybox:1.36"}
 	patternPool = []string{"app:*", "app:1", "db", "db:1", "**", "registry.example.com/ci/**", "busybox", "**:latest", "app:pr-*", "*/*:*"}
-	statePool   = []string{engine.StateRunning, engine.StatePaused, engine.StateRestarting, engine.StateRemoving,
-		engine.StateExited, engine.StateCreated, engine.StateDead}
+	statePool   = []string{runtime.StateRunning, runtime.StatePaused, runtime.StateRestarting, runtime.StateRemoving,
+		runtime.StateExited, runtime.StateCreated, runtime.StateDead}
 )
 
 func pick[T any](r *rand.Rand, from []T, n int) []T {
@@ -38,12 +38,12 @@ func pick[T any](r *rand.Rand, from []T, n int) []T {
 
 // randomInventory also returns when the image clock first saw each image.
 // A CRI runtime has no parent images, and pins some.
-func randomInventory(r *rand.Rand, cri bool) (engine.Inventory, map[string]time.Time) {
-	var inv engine.Inventory
+func randomInventory(r *rand.Rand, cri bool) (runtime.Inventory, map[string]time.Time) {
+	var inv runtime.Inventory
 	firstSeen := map[string]time.Time{}
 	unusedTags := pick(r, tagPool, len(tagPool))
 	for i := range 1 + r.IntN(10) {
-		im := engine.Image{
+		im := runtime.Image{
 			ID:      id(fmt.Sprintf("img-%d", i)),
 			Created: now.Add(-time.Duration(r.IntN(96)) * time.Hour),
 			Size:    int64(1000 * (i + 1)),
@@ -67,14 +67,14 @@ func randomInventory(r *rand.Rand, cri bool) (engine.Inventory, map[string]time.
 		firstSeen[im.ID] = now.Add(-time.Duration(r.IntN(180)) * time.Minute)
 	}
 	for i := range r.IntN(12) {
-		c := engine.Container{
+		c := runtime.Container{
 			ID:      cid(fmt.Sprintf("c-%d", i)),
 			Name:    fmt.Sprintf("c-%d", i),
 			ImageID: inv.Images[r.IntN(len(inv.Images))].ID,
 			State:   statePool[r.IntN(len(statePool))],
 			Created: now.Add(-time.Duration(r.IntN(48)) * time.Hour),
 		}
-		if c.State != engine.StateCreated {
+		if c.State != runtime.StateCreated {
 			c.FinishedAt = now.Add(-time.Duration(r.IntN(180)) * time.Minute)
 		}
 		switch r.IntN(6) {
@@ -89,13 +89,13 @@ func randomInventory(r *rand.Rand, cri bool) (engine.Inventory, map[string]time.
 }
 
 // throughTheClock runs the inventory through an image clock that saw each
-// image first at firstSeen, then reads the engine's LastTagTime as a sweep
+// image first at firstSeen, then reads the runtime's LastTagTime as a sweep
 // does, and stamps the arrivals the planner reads.
-func throughTheClock(inv *engine.Inventory, firstSeen map[string]time.Time) {
+func throughTheClock(inv *runtime.Inventory, firstSeen map[string]time.Time) {
 	clock := imageclock.InMemory()
 	order := slices.SortedFunc(maps.Keys(firstSeen), func(a, b string) int { return firstSeen[a].Compare(firstSeen[b]) })
 	for i, id := range order {
-		var seen engine.Inventory
+		var seen runtime.Inventory
 		for _, im := range inv.Images {
 			if slices.Contains(order[:i+1], im.ID) {
 				seen.Images = append(seen.Images, im)
@@ -129,7 +129,7 @@ func randomSpec(r *rand.Rand) v1alpha1.ImageCleanupPolicySpec {
 	return p.Spec
 }
 
-// The safety rules hold for every plan, and the engine afterwards shows it:
+// The safety rules hold for every plan, and the runtime afterwards shows it:
 // 2,000 random inventories and policies, fixed seed, on each runtime's
 // rules (Docker's, and containerd's CRI, which removes an image with every
 // reference and checks no container). While the plan is applied, containers
@@ -147,9 +147,9 @@ func TestPlanSafetyProperties(t *testing.T) {
 
 func planSafetyProperties(t *testing.T, cri bool) {
 	r := rand.New(rand.NewPCG(2026, 11))
-	caps := enginefake.Docker.Capabilities
+	caps := runtimefake.Docker.Capabilities
 	if cri {
-		caps = enginefake.CRI.Capabilities
+		caps = runtimefake.CRI.Capabilities
 	}
 	actions := 0
 	for round := range 2000 {
@@ -166,9 +166,9 @@ func planSafetyProperties(t *testing.T, cri bool) {
 		checkPlan(t, &inv, &opts, &p, describe)
 		checkClock(t, &inv, &opts, &p, firstSeen, describe)
 
-		fake := enginefake.New()
+		fake := runtimefake.New()
 		if cri {
-			fake.Rules = enginefake.CRI
+			fake.Rules = runtimefake.CRI
 		}
 		for _, im := range inv.Images {
 			fake.AddImage(im)
@@ -179,7 +179,7 @@ func planSafetyProperties(t *testing.T, cri bool) {
 		meanwhile := anotherHandMeanwhile(r, fake, &inv)
 		// One action at a time, so that "before the re-check" is well defined.
 		apply.Run(context.Background(), fake, &p, apply.Options{Concurrency: 1})
-		checkEngine(t, &inv, &opts, fake, describe)
+		checkRuntime(t, &inv, &opts, fake, describe)
 		for _, st := range meanwhile.started {
 			if missing := slices.DeleteFunc(slices.Clone(st.tags), func(tag string) bool { return slices.Contains(fake.Tags(st.imageID), tag) }); len(missing) > 0 {
 				t.Errorf("container %s started before a re-check, yet its image lost %v\n%s", st.name, missing, describe())
@@ -216,11 +216,11 @@ type meanwhile struct {
 	started, created []startedContainer
 }
 
-// anotherHandMeanwhile starts a random stopped container of the engine, or
+// anotherHandMeanwhile starts a random stopped container of the runtime, or
 // creates a new stopped one on a random image, now and then, as the
 // executor re-checks an image (the call that lists the image's containers)
 // or removes a container: another hand at work during the sweep.
-func anotherHandMeanwhile(r *rand.Rand, fake *enginefake.Engine, inv *engine.Inventory) *meanwhile {
+func anotherHandMeanwhile(r *rand.Rand, fake *runtimefake.Runtime, inv *runtime.Inventory) *meanwhile {
 	m := &meanwhile{}
 	fake.BeforeCall = func(method, _ string) {
 		if (method != "ContainersUsing" && method != "RemoveContainer") || r.IntN(3) != 0 {
@@ -232,7 +232,7 @@ func anotherHandMeanwhile(r *rand.Rand, fake *enginefake.Engine, inv *engine.Inv
 				return
 			}
 			name := fmt.Sprintf("meanwhile-%d", len(m.created))
-			fake.AddContainer(engine.Container{ID: cid(name), Name: name, ImageID: im.ID, State: engine.StateCreated, Created: now})
+			fake.AddContainer(runtime.Container{ID: cid(name), Name: name, ImageID: im.ID, State: runtime.StateCreated, Created: now})
 			m.created = append(m.created, startedContainer{name: name, imageID: im.ID, tags: fake.Tags(im.ID)})
 			return
 		}
@@ -243,16 +243,16 @@ func anotherHandMeanwhile(r *rand.Rand, fake *enginefake.Engine, inv *engine.Inv
 		if !c.Stopped() || !fake.HasContainer(c.ID) || !fake.HasImage(c.ImageID) {
 			return
 		}
-		fake.SetState(c.ID, engine.StateRunning)
+		fake.SetState(c.ID, runtime.StateRunning)
 		m.started = append(m.started, startedContainer{name: c.Name, imageID: c.ImageID, tags: fake.Tags(c.ImageID)})
 	}
 	return m
 }
 
 // checkClock: an image is removed only if it arrived at least minImageAge
-// ago by the clock, its first sighting, or earlier only where the engine's
+// ago by the clock, its first sighting, or earlier only where the runtime's
 // LastTagTime proves it; never by its build date.
-func checkClock(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan.Plan, firstSeen map[string]time.Time, describe func() string) {
+func checkClock(t *testing.T, inv *runtime.Inventory, opts *plan.Options, p *plan.Plan, firstSeen map[string]time.Time, describe func() string) {
 	t.Helper()
 	for _, a := range p.Actions {
 		arrived := firstSeen[a.ImageID]
@@ -267,9 +267,9 @@ func checkClock(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan
 	}
 }
 
-func checkPlan(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan.Plan, describe func() string) {
+func checkPlan(t *testing.T, inv *runtime.Inventory, opts *plan.Options, p *plan.Plan, describe func() string) {
 	t.Helper()
-	containers := map[string]engine.Container{}
+	containers := map[string]runtime.Container{}
 	inUse := map[string]bool{}
 	sandbox := map[string]bool{}
 	for _, c := range inv.Containers {
@@ -281,7 +281,7 @@ func checkPlan(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan.
 			sandbox[c.ImageID] = true
 		}
 	}
-	images := map[string]engine.Image{}
+	images := map[string]runtime.Image{}
 	for _, im := range inv.Images {
 		images[im.ID] = im
 	}
@@ -320,15 +320,15 @@ func checkPlan(t *testing.T, inv *engine.Inventory, opts *plan.Options, p *plan.
 	}
 }
 
-// checkEngine: after applying, running containers and what they use, excluded
+// checkRuntime: after applying, running containers and what they use, excluded
 // tags and protected images are all still there, and so is everything the
 // policy does not select.
-func checkEngine(t *testing.T, inv *engine.Inventory, opts *plan.Options, fake *enginefake.Engine, describe func() string) {
+func checkRuntime(t *testing.T, inv *runtime.Inventory, opts *plan.Options, fake *runtimefake.Runtime, describe func() string) {
 	t.Helper()
 	selectedWhole := map[string]bool{}
 	for _, im := range inv.Images {
 		sel := opts.Images.Select(match.Image{ID: im.ID, RepoTags: im.RepoTags, RepoDigests: im.RepoDigests})
-		// dangling: true selects untagged images whole; the engine also
+		// dangling: true selects untagged images whole; the runtime also
 		// prunes untagged parents with their last child.
 		selectedWhole[im.ID] = sel.Whole || im.Untagged()
 		for _, tag := range im.RepoTags {

@@ -5,13 +5,13 @@ import (
 	"time"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // selection is what the policy selects of one image, before any guard.
 type selection struct {
-	img   *engine.Image
+	img   *runtime.Image
 	tags  []string // tags to remove
 	whole bool     // selected by ID, digest or dangling: every tag goes
 	by    string
@@ -20,7 +20,7 @@ type selection struct {
 	excluded     bool // the exclusion leaves nothing to do
 }
 
-func matchImage(img *engine.Image) match.Image {
+func matchImage(img *runtime.Image) match.Image {
 	return match.Image{ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests}
 }
 
@@ -28,7 +28,7 @@ func matchImage(img *engine.Image) match.Image {
 // began to remove it and did not finish.
 const ByUnfinished = "unfinished removal"
 
-func selectImage(ix *index, img *engine.Image, opts *Options) (selection, bool) {
+func selectImage(ix *index, img *runtime.Image, opts *Options) (selection, bool) {
 	mi := matchImage(img)
 	sel := opts.Images.Select(mi)
 	s := selection{img: img, whole: sel.Whole, by: sel.By}
@@ -88,18 +88,18 @@ func (s *selection) display() string {
 	if len(s.img.RepoDigests) > 0 {
 		return s.img.RepoDigests[0]
 	}
-	return engine.ShortID(s.img.ID)
+	return runtime.ShortID(s.img.ID)
 }
 
 // Candidates lists what a sweep must inspect before it can plan, at now:
 // the images the policy selects that the image clock holds for younger than
-// minImageAge (the engine's LastTagTime may prove them older), and the
+// minImageAge (the runtime's LastTagTime may prove them older), and the
 // stopped containers that use selected images (for their finish time, when
 // minStoppedAge matters, and as the truth of when each image was last used
 // when maxUnusedAge or least-recently-used order do: a run the agent did
 // not see, because it was down, still shows there). Everything else is
 // decided from the lists alone.
-func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, containerIDs []string) {
+func Candidates(inv *runtime.Inventory, opts *Options, now time.Time) (imageIDs, containerIDs []string) {
 	ix := newIndex(inv)
 	finishTimes := (opts.MinStoppedAge > 0 && !opts.KeepStoppedContainers) || opts.UnusedFor > 0 ||
 		opts.Order == v1alpha1.OrderLeastRecentlyUsed
@@ -109,14 +109,14 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 		if !ok || s.excluded {
 			continue
 		}
-		// keepNewest ranks by arrival, which the engine's LastTagTime may
+		// keepNewest ranks by arrival, which the runtime's LastTagTime may
 		// refine for images the clock met together.
 		if now.Sub(arrived(img.Arrived, now)) < opts.MinImageAge || opts.KeepNewest > 0 {
 			imageIDs = append(imageIDs, img.ID)
 		}
 		if finishTimes {
 			for _, c := range ix.containers[img.ID] {
-				if c.Stopped() && c.State != engine.StateCreated {
+				if c.Stopped() && c.State != runtime.StateCreated {
 					containerIDs = append(containerIDs, c.ID)
 				}
 			}
@@ -126,7 +126,7 @@ func Candidates(inv *engine.Inventory, opts *Options, now time.Time) (imageIDs, 
 }
 
 // unselected are the image's tags that are not among selected.
-func unselected(img *engine.Image, selected []string) []string {
+func unselected(img *runtime.Image, selected []string) []string {
 	var out []string
 	for _, t := range img.RepoTags {
 		if !slices.Contains(selected, t) {

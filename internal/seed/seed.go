@@ -95,8 +95,8 @@ func Tar(files ...File) []byte {
 	return buf.Bytes()
 }
 
-// Engine seeds one engine.
-type Engine struct {
+// Docker seeds one Docker engine.
+type Docker struct {
 	Client *client.Client
 	// Labels go on every image and container seeded, so that they can be
 	// found and cleaned up.
@@ -117,13 +117,13 @@ func unique(refs []string) string {
 
 // Image imports a new image holding the program, tags it with every ref
 // (none makes a dangling image) and returns its ID.
-func (e *Engine) Image(ctx context.Context, refs ...string) (string, error) {
+func (e *Docker) Image(ctx context.Context, refs ...string) (string, error) {
 	return e.ImageOfSize(ctx, 0, refs...)
 }
 
 // ImageOfSize is Image with a file of size random (incompressible) bytes
 // added, to fill a disk.
-func (e *Engine) ImageOfSize(ctx context.Context, size int, refs ...string) (string, error) {
+func (e *Docker) ImageOfSize(ctx context.Context, size int, refs ...string) (string, error) {
 	prog, err := Program()
 	if err != nil {
 		return "", err
@@ -165,7 +165,7 @@ type ContainerOptions struct {
 }
 
 // Container makes a container of img, with no network, left in state.
-func (e *Engine) Container(ctx context.Context, img string, state State, opts ContainerOptions) (string, error) {
+func (e *Docker) Container(ctx context.Context, img string, state State, opts ContainerOptions) (string, error) {
 	labels := map[string]string{}
 	for k, v := range e.Labels {
 		labels[k] = v

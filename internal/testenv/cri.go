@@ -82,7 +82,7 @@ func connectCRI(t testing.TB, env, what string) *CRI {
 	if _, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
 		Unavailable(t, "%s at %s does not answer: %v", what, endpoint, err)
 	}
-	lockEngine(t, endpoint)
+	lockRuntime(t, endpoint)
 	return c
 }
 

@@ -100,12 +100,12 @@ func connect(t testing.TB, host, what string) *client.Client {
 	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		Unavailable(t, "%s at %s does not answer: %v", what, host, err)
 	}
-	lockEngine(t, host)
+	lockRuntime(t, host)
 	return cli
 }
 
-// lockEngine takes an exclusive file lock named after the engine's address.
-func lockEngine(t testing.TB, host string) {
+// lockRuntime takes an exclusive file lock named after the engine's address.
+func lockRuntime(t testing.TB, host string) {
 	t.Helper()
 	name := filepath.Join(os.TempDir(), "imagecleanup-test-engine-"+shortHash(host)+".lock")
 	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o600)
@@ -156,7 +156,7 @@ func rootfs(t testing.TB) []byte {
 // is removed when the test ends, if it is still there.
 func ImportImage(t testing.TB, cli *client.Client, refs ...string) string {
 	t.Helper()
-	id, err := (&seed.Engine{Client: cli}).Image(context.Background(), refs...)
+	id, err := (&seed.Docker{Client: cli}).Image(context.Background(), refs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func CreateContainer(t testing.TB, cli *client.Client, img string, opts Containe
 	if state == "" {
 		t.Fatalf("unknown Run %q", opts.Run)
 	}
-	id, err := (&seed.Engine{Client: cli}).Container(context.Background(), img, state,
+	id, err := (&seed.Docker{Client: cli}).Container(context.Background(), img, state,
 		seed.ContainerOptions{Name: opts.Name, Labels: opts.Labels, SleepWhenStarted: opts.SleepWhenStarted})
 	if id != "" {
 		t.Cleanup(func() {

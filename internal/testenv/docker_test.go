@@ -11,9 +11,9 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
-// The article's error, reproduced on the private engine: an image used by a
+// The article's error, reproduced on the private runtime: an image used by a
 // stopped container cannot be removed without force, by ID or by tag. This
-// proves the tests see the real engine's behaviour.
+// proves the tests see the real runtime's behaviour.
 func TestStoppedContainerBlocksImageRemoval(t *testing.T) {
 	cli := testenv.Docker(t)
 	ctx := context.Background()

@@ -22,7 +22,7 @@ import (
 
 // Registry is a tiny read-only image registry (the v2 pull API) on a
 // loopback port, so tests can pull as a kubelet does: pulled images have
-// repo digests and no LastTagTime, as in a cluster. The engine treats
+// repo digests and no LastTagTime, as in a cluster. The runtime treats
 // 127.0.0.0/8 registries as insecure by default, so plain HTTP works.
 type Registry struct {
 	// Host is host:port, the registry part of references.
@@ -149,7 +149,7 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// PullImage pulls ref (from a Registry) into the engine and returns the
+// PullImage pulls ref (from a Registry) into the runtime and returns the
 // image ID; the image is removed when the test ends.
 func PullImage(t testing.TB, cli *client.Client, ref string) string {
 	t.Helper()

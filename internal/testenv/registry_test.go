@@ -10,7 +10,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
-// What the image clock rests on, measured on the private engines: a pulled
+// What the image clock rests on, measured on the private runtimes: a pulled
 // image keeps its build date as Created and has a repo digest. Docker 20.10
 // (the classic store) leaves its LastTagTime empty, only a tag sets it; the
 // containerd store (Docker 29's default) sets it at the pull, which is then

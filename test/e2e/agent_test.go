@@ -1,5 +1,5 @@
 // Package e2e runs node agents against envtest's API server and real (private
-// dockerd) or fake engines, end to end: policies in, engines cleaned, reports
+// dockerd) or fake runtimes, end to end: policies in, runtimes cleaned, reports
 // and policy status out.
 package e2e
 
@@ -29,14 +29,14 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.RunWithAPIServer(m)) }
 
-// One node with a real engine: a policy cleans it, the report and the policy
+// One node with a real runtime: a policy cleans it, the report and the policy
 // status say so; a spec change sweeps again; dry run changes nothing; a
 // relabelled node drops its report; a deleted policy takes its reports along.
 func TestAgentEndToEnd(t *testing.T) {
@@ -60,7 +60,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	a := startAgent(t, node, rt)
 
-	// Dry run first: the report lists the plan, the engine keeps everything.
+	// Dry run first: the report lists the plan, the runtime keeps everything.
 	spec := v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
 		Images:       []v1alpha1.ImagePattern{v1alpha1.ImagePattern(repo + "/**")},
@@ -110,7 +110,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	if r.Status.Phase != v1alpha1.PhaseSucceeded || r.Status.PolicyGeneration != p.Generation || r.Status.Totals.Sweeps != 2 || r.Status.BytesReclaimed <= 0 {
 		t.Fatalf("report %+v", r.Status)
 	}
-	if e := r.Status.Engine; e == nil || e.Name != "docker" || e.Version == "" || e.ImageStore == "" {
+	if e := r.Status.Runtime; e == nil || e.Name != "docker" || e.Version == "" || e.ImageStore == "" {
 		t.Fatalf("the report does not say which engine the node runs: %+v", e)
 	}
 	if !testenv.ImageExists(t, cli, keep) {
@@ -151,23 +151,23 @@ func TestAgentEndToEnd(t *testing.T) {
 }
 
 // Three agents, one API server: the aggregated status counts them; one
-// node's engine going down makes it Failed and the policy Degraded; its
+// node's runtime going down makes it Failed and the policy Degraded; its
 // return heals both.
 func TestSeveralNodes(t *testing.T) {
 	startAggregator(t)
 	c := apiClient(t)
 	group := testenv.UniqueName("group")
 	nodes := []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b"), testenv.UniqueName("node-c")}
-	engines := map[string]*enginefake.Engine{}
+	engines := map[string]*runtimefake.Runtime{}
 	for _, n := range nodes {
 		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
-		engines[n] = enginefake.WithStaleImage(n)
+		engines[n] = runtimefake.WithStaleImage(n)
 		startAgent(t, n, engines[n])
 	}
 	other := testenv.UniqueName("node-other") // not selected
 	createNode(t, c, other, map[string]string{"imagecleanup.test/group": "other"})
-	otherEngine := enginefake.WithStaleImage(other)
-	startAgent(t, other, otherEngine)
+	otherRuntime := runtimefake.WithStaleImage(other)
+	startAgent(t, other, otherRuntime)
 
 	policy := createPolicy(t, c, testenv.UniqueName("fleet"), v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
@@ -186,11 +186,11 @@ func TestSeveralNodes(t *testing.T) {
 			t.Fatalf("node %s was not cleaned", n)
 		}
 	}
-	if otherEngine.Calls()["ListImages"] != 0 || getReport(t, c, policy.Name, other) != nil {
+	if otherRuntime.Calls()["ListImages"] != 0 || getReport(t, c, policy.Name, other) != nil {
 		t.Fatal("an unselected node swept or reported")
 	}
 
-	// node-b's engine goes down; a spec change makes every node sweep.
+	// node-b's runtime goes down; a spec change makes every node sweep.
 	down := nodes[1]
 	engines[down].SetDown(true)
 	updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("2h") })
@@ -200,7 +200,7 @@ func TestSeveralNodes(t *testing.T) {
 		r := getReport(t, c, policy.Name, down)
 		ok := p.Status.ObservedGeneration == p.Generation && p.Status.NodesFailed == 1 && p.Status.NodesSucceeded == 2 &&
 			slices.Equal(p.Status.FailingNodes, []string{down}) && deg != nil && deg.Status == metav1.ConditionTrue &&
-			r != nil && r.Status.Phase == v1alpha1.PhaseFailed && strings.Contains(r.Status.Message, "engine is down")
+			r != nil && r.Status.Phase == v1alpha1.PhaseFailed && strings.Contains(r.Status.Message, "the runtime is down")
 		return ok, "status " + statusLine(p)
 	})
 
@@ -263,7 +263,7 @@ func statusLine(p *v1alpha1.ImageCleanupPolicy) string {
 	return strings.Join(conds, " ") + " failing=" + strings.Join(p.Status.FailingNodes, ",")
 }
 
-// An idle agent, with nothing to remove, makes no API writes and no engine
+// An idle agent, with nothing to remove, makes no API writes and no runtime
 // calls between its intervals.
 func TestIdleAgentIsQuiet(t *testing.T) {
 	startAggregator(t)
@@ -271,7 +271,7 @@ func TestIdleAgentIsQuiet(t *testing.T) {
 	node := testenv.UniqueName("node-idle")
 	group := testenv.UniqueName("group")
 	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
-	f := enginefake.New()
+	f := runtimefake.New()
 	a := startAgent(t, node, f)
 	policy := createPolicy(t, c, testenv.UniqueName("idle"), v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
@@ -332,7 +332,7 @@ func TestAgentCacheIsScoped(t *testing.T) {
 	otherNode := testenv.UniqueName("node-else")
 	createNode(t, c, otherNode, group)
 
-	a := startAgent(t, node, enginefake.New())
+	a := startAgent(t, node, runtimefake.New())
 	agentCache := a.mgr.GetCache()
 	ctx := context.Background()
 	var nodes corev1.NodeList
@@ -401,7 +401,7 @@ func TestAgentAsksNoDiscovery(t *testing.T) {
 			return next.RoundTrip(req)
 		})
 	}
-	a := startAgentOn(t, node, enginefake.WithStaleImage(node), record, nil)
+	a := startAgentOn(t, node, runtimefake.WithStaleImage(node), record, nil)
 	policy := createPolicy(t, c, testenv.UniqueName("nodisc"), v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
 		Images:       []v1alpha1.ImagePattern{"ci.local/**"},
@@ -478,7 +478,7 @@ func TestAggregatorHandover(t *testing.T) {
 	var agents []*agent
 	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b"), testenv.UniqueName("node-c")} {
 		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
-		agents = append(agents, startAgent(t, n, enginefake.WithStaleImage(n)))
+		agents = append(agents, startAgent(t, n, runtimefake.WithStaleImage(n)))
 	}
 	stopFirst := startAggregator(t) // alone, so it leads
 	policy := createPolicy(t, c, testenv.UniqueName("handover"), v1alpha1.ImageCleanupPolicySpec{

@@ -9,7 +9,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cri"
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultgrpc"
@@ -70,7 +70,7 @@ func TestOnePolicyDockerAndContainerd(t *testing.T) {
 			if r == nil {
 				return false, "no report"
 			}
-			e := r.Status.Engine
+			e := r.Status.Runtime
 			return r.Status.Phase == v1alpha1.PhaseSucceeded && r.Status.ImagesRemoved == 1 && r.Status.ContainersRemoved == 1 &&
 				e != nil && e.Name == name, string(r.Status.Phase) + ": " + r.Status.Message
 		})
@@ -86,7 +86,7 @@ func TestOnePolicyDockerAndContainerd(t *testing.T) {
 		p := getPolicy(t, c, policy.Name)
 		return p.Status.NodesSucceeded == 2 && p.Status.NodesFailed == 1, statusLine(p)
 	})
-	if !errors.Is(why, engine.ErrNoRuntime) {
+	if !errors.Is(why, runtime.ErrNoRuntime) {
 		t.Fatalf("the missing runtime's error %v", why)
 	}
 }

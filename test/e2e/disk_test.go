@@ -19,7 +19,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
-// Real disk pressure: an engine whose images' filesystem is a 300 MiB tmpfs
+// Real disk pressure: a runtime whose images' filesystem is a 300 MiB tmpfs
 // (Docker 20.10's data root; Docker 29's containerd root, its data root on
 // the big disk), filled with 20 MiB images (10 MiB under the containerd
 // store, which keeps each twice: the layer's blob and its snapshot). The policy's watermark is crossed by a file written
@@ -27,14 +27,14 @@ import (
 // waiting for the interval, least recently used first (by the container
 // runs it saw), and stops as soon as usage is under low. The image of a
 // running container, an excluded image and a pause image stay.
-func TestDiskPressureOnARealEngine(t *testing.T) {
+func TestDiskPressureOnARealRuntime(t *testing.T) {
 	c := apiClient(t)
 	cli, host, dataRoot := testenv.SmallDocker(t)
 	imageRoot := testenv.SmallImageRoot(t)
-	emptyEngine(t, cli) // a run that died may have left the small disk full
+	emptyRuntime(t, cli) // a run that died may have left the small disk full
 	imageMiB, containerdRoot := 20, ""
 	if testenv.ContainerdStore(t, cli) {
-		// The small engine's containerd root is beside its data root (on
+		// The small runtime's containerd root is beside its data root (on
 		// its own small disk): named, as an operator would on such a node.
 		imageMiB, containerdRoot = 10, imageRoot
 	}
@@ -50,10 +50,10 @@ func TestDiskPressureOnARealEngine(t *testing.T) {
 		o.DataRoot, o.ContainerdRoot, o.DiskTick = dataRoot, containerdRoot, 500*time.Millisecond
 	})
 
-	s := &seed.Engine{Client: cli}
+	s := &seed.Docker{Client: cli}
 	repo := "disk.local/" + testenv.UniqueName("lru")
 	var lru []string // in order of last use
-	var step float64 // one image and its stopped container, in percent of the disk, as the engine stores them
+	var step float64 // one image and its stopped container, in percent of the disk, as the runtime stores them
 	for i := range 8 {
 		before := usage(t, imageRoot)
 		id := seedSized(t, s, cli, imageMiB, fmt.Sprintf("%s/app:%d", repo, i))
@@ -137,7 +137,7 @@ func TestDiskPressureOnARealEngine(t *testing.T) {
 		r.Status.Disk.Path, r.Status.Disk.UsedPercentBefore, r.Status.Disk.UsedPercentAfter, high, low, step, gone, len(lru)-gone)
 }
 
-func seedSized(t *testing.T, s *seed.Engine, cli *client.Client, mib int, ref string) string {
+func seedSized(t *testing.T, s *seed.Docker, cli *client.Client, mib int, ref string) string {
 	t.Helper()
 	id, err := s.ImageOfSize(context.Background(), mib<<20, ref)
 	if err != nil {
@@ -149,7 +149,7 @@ func seedSized(t *testing.T, s *seed.Engine, cli *client.Client, mib int, ref st
 
 // seedContainer makes a container of the image, removed (forcibly) when the
 // test ends.
-func seedContainer(t *testing.T, s *seed.Engine, cli *client.Client, image string, state seed.State) {
+func seedContainer(t *testing.T, s *seed.Docker, cli *client.Client, image string, state seed.State) {
 	t.Helper()
 	id, err := s.Container(context.Background(), image, state, seed.ContainerOptions{})
 	if id != "" {
@@ -162,9 +162,9 @@ func seedContainer(t *testing.T, s *seed.Engine, cli *client.Client, image strin
 	}
 }
 
-// emptyEngine removes every container and image of the small private
-// engine, which only this test uses (it holds the engine's lock).
-func emptyEngine(t *testing.T, cli *client.Client) {
+// emptyRuntime removes every container and image of the small private
+// runtime, which only this test uses (it holds the runtime's lock).
+func emptyRuntime(t *testing.T, cli *client.Client) {
 	t.Helper()
 	ctx := context.Background()
 	ctrsRes, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true})

@@ -24,7 +24,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -83,19 +83,19 @@ type agent struct {
 
 // startAgent runs one node's agent, as its DaemonSet pod would, until the
 // test ends.
-func startAgent(t *testing.T, node string, rt engine.Runtime) *agent {
+func startAgent(t *testing.T, node string, rt runtime.Runtime) *agent {
 	t.Helper()
 	return startAgentWith(t, node, rt, nil)
 }
 
 // startAgentWith lets a test change the agent's options first.
-func startAgentWith(t *testing.T, node string, rt engine.Runtime, adjust func(*controllers.AgentOptions)) *agent {
+func startAgentWith(t *testing.T, node string, rt runtime.Runtime, adjust func(*controllers.AgentOptions)) *agent {
 	t.Helper()
 	return startAgentOn(t, node, rt, nil, adjust)
 }
 
 // startAgentOn also puts wrap between the agent and the API server.
-func startAgentOn(t *testing.T, node string, rt engine.Runtime, wrap func(http.RoundTripper) http.RoundTripper, adjust func(*controllers.AgentOptions)) *agent {
+func startAgentOn(t *testing.T, node string, rt runtime.Runtime, wrap func(http.RoundTripper) http.RoundTripper, adjust func(*controllers.AgentOptions)) *agent {
 	t.Helper()
 	logOnce.Do(func() { log.SetLogger(zap.New(zap.WriteTo(testWriter{}), zap.UseDevMode(true))) })
 	cfg := testenv.APIServer(t)

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -104,8 +104,8 @@ func TestKstatusSeesWhatAUserWould(t *testing.T) {
 
 	// Progressing: one of two nodes has applied it.
 	startAggregator(t)
-	engineA := enginefake.WithStaleImage(nodeA)
-	startAgent(t, nodeA, engineA)
+	runtimeA := runtimefake.WithStaleImage(nodeA)
+	startAgent(t, nodeA, runtimeA)
 	eventually(t, "node a to report", func() (bool, string) {
 		return getPolicy(t, c, policy.Name).Status.NodesReported == 1, statusLine(getPolicy(t, c, policy.Name))
 	})
@@ -114,15 +114,15 @@ func TestKstatusSeesWhatAUserWould(t *testing.T) {
 	}
 
 	// Ready: both have.
-	engineB := enginefake.WithStaleImage(nodeB)
-	startAgent(t, nodeB, engineB)
+	runtimeB := runtimefake.WithStaleImage(nodeB)
+	startAgent(t, nodeB, runtimeB)
 	waitView(t, c, policy.Name, current)
 
-	// Failing: node b's engine is down when the spec changes (1 of 2 nodes).
-	engineB.SetDown(true)
+	// Failing: node b's runtime is down when the spec changes (1 of 2 nodes).
+	runtimeB.SetDown(true)
 	updateSpec(t, c, policy.Name, func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = dur("2h") })
 	waitView(t, c, policy.Name, failed)
-	engineB.SetDown(false)
+	runtimeB.SetDown(false)
 	waitView(t, c, policy.Name, current)
 
 	// Suspended: done, not waiting.
@@ -162,7 +162,7 @@ func TestNodesWithoutAnAgentAreNamedNotWaitedFor(t *testing.T) {
 	startAggregatorWith(t, func(o *aggregator.Options) {
 		o.Agents = &aggregator.AgentPods{Namespace: leaseNamespace, Selector: k8slabels.SelectorFromSet(podLabels)}
 	})
-	startAgent(t, withAgent, enginefake.WithStaleImage(withAgent))
+	startAgent(t, withAgent, runtimefake.WithStaleImage(withAgent))
 	policy := createPolicy(t, c, testenv.UniqueName("agentless"), v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
 		Images:       []v1alpha1.ImagePattern{"ci.local/**"},

@@ -16,7 +16,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -47,7 +47,7 @@ func TestAggregatorWhoseLeaseStallsHandsOver(t *testing.T) {
 	group := testenv.UniqueName("group")
 	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b")} {
 		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
-		startAgent(t, n, enginefake.WithStaleImage(n))
+		startAgent(t, n, runtimefake.WithStaleImage(n))
 	}
 	// The first aggregator, alone so that it leads, through the fault point.
 	var stall atomic.Bool

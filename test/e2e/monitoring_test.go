@@ -16,7 +16,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
 	"github.com/imagecleanup/image-cleanup-operator/controllers/aggregator"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -121,7 +121,7 @@ func TestAlertsFireOnTheSeriesTheProductExports(t *testing.T) {
 	node := testenv.UniqueName("node-monitored")
 	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
 	dataRoot := t.TempDir()
-	a := startAgentWith(t, node, enginefake.WithStaleImage(node), func(o *controllers.AgentOptions) { o.DataRoot = dataRoot })
+	a := startAgentWith(t, node, runtimefake.WithStaleImage(node), func(o *controllers.AgentOptions) { o.DataRoot = dataRoot })
 	policy := createPolicy(t, c, testenv.UniqueName("monitored"), v1alpha1.ImageCleanupPolicySpec{
 		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
 		Images:       []v1alpha1.ImagePattern{"ci.local/**"},

@@ -15,16 +15,16 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
-// fleetImage puts an image, tagged two days ago, in a fake engine.
-func fleetImage(f *enginefake.Engine, n int, tag string) string {
+// fleetImage puts an image, tagged two days ago, in a fake runtime.
+func fleetImage(f *runtimefake.Runtime, n int, tag string) string {
 	old := time.Now().Add(-48 * time.Hour)
 	id := fmt.Sprintf("sha256:%064x", n)
-	f.AddImage(engine.Image{ID: id, RepoTags: []string{tag}, Created: old, LastTagTime: old, Size: 1000})
+	f.AddImage(runtime.Image{ID: id, RepoTags: []string{tag}, Created: old, LastTagTime: old, Size: 1000})
 	return id
 }
 
@@ -49,7 +49,7 @@ func TestPodsOnTheNodeKeepTheirImages(t *testing.T) {
 	node := testenv.UniqueName("node")
 	group := testenv.UniqueName("group")
 	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
-	f := enginefake.New()
+	f := runtimefake.New()
 	app := fleetImage(f, 1, "ci.local/app:1")
 	initImage := fleetImage(f, 2, "ci.local/init:1")
 	loose := fleetImage(f, 3, "ci.local/loose:1")
@@ -86,13 +86,13 @@ func TestAPodBoundMidSweepKeepsItsImage(t *testing.T) {
 	node := testenv.UniqueName("node")
 	group := testenv.UniqueName("group")
 	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
-	f := enginefake.New()
+	f := runtimefake.New()
 	var others []string
 	for i := range 20 {
 		others = append(others, fleetImage(f, 100+i, fmt.Sprintf("ci.local/other:%d", i)))
 	}
 	app := fleetImage(f, 1, "ci.local/app:1")
-	f.AddContainer(engine.Container{ID: "app-job", Name: "app-job", ImageID: app, State: engine.StateExited,
+	f.AddContainer(runtime.Container{ID: "app-job", Name: "app-job", ImageID: app, State: runtime.StateExited,
 		FinishedAt: time.Now().Add(-48 * time.Hour)})
 	var containerGone, bound atomic.Bool
 	var pod string
@@ -164,7 +164,7 @@ func TestNoSweepWithoutThePods(t *testing.T) {
 	node := testenv.UniqueName("node")
 	group := testenv.UniqueName("group")
 	createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
-	f := enginefake.New()
+	f := runtimefake.New()
 	loose := fleetImage(f, 1, "ci.local/loose:1")
 	var refuse atomic.Bool
 	refuse.Store(true)

@@ -13,31 +13,31 @@ import (
 	"k8s.io/client-go/rest"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
-// pulledImages is a node's engine as the preview walk-through finds it
+// pulledImages is a node's runtime as the preview walk-through finds it
 // (docs/preview.md): three images pulled a while ago, as a kubelet pulls
 // (no LastTagTime: only the agent's clock says when they arrived), one of
 // them used by a stopped container, one by a running one.
-func pulledImages(node string) *enginefake.Engine {
-	f := enginefake.New()
+func pulledImages(node string) *runtimefake.Runtime {
+	f := runtimefake.New()
 	old := time.Now().Add(-48 * time.Hour)
 	for i, img := range []struct {
 		ref   string
 		size  int64
 		state string
 	}{
-		{"preview.local/app:1", 1000, engine.StateExited},
-		{"preview.local/app:2", 2000, engine.StateRunning},
+		{"preview.local/app:1", 1000, runtime.StateExited},
+		{"preview.local/app:2", 2000, runtime.StateRunning},
 		{"preview.local/base:1", 500, ""},
 	} {
 		id := previewImageID(i)
-		f.AddImage(engine.Image{ID: id, RepoTags: []string{img.ref}, Created: old, Size: img.size})
+		f.AddImage(runtime.Image{ID: id, RepoTags: []string{img.ref}, Created: old, Size: img.size})
 		if img.state != "" {
-			f.AddContainer(engine.Container{ID: strings.Repeat(fmt.Sprint(i+4), 64), Name: fmt.Sprintf("%s-%d", node, i),
+			f.AddContainer(runtime.Container{ID: strings.Repeat(fmt.Sprint(i+4), 64), Name: fmt.Sprintf("%s-%d", node, i),
 				ImageID: id, State: img.state, Created: old, FinishedAt: old})
 		}
 	}
@@ -46,8 +46,8 @@ func pulledImages(node string) *enginefake.Engine {
 
 func previewImageID(i int) string { return "sha256:" + strings.Repeat(fmt.Sprint(i+1), 64) }
 
-// imagesLeft counts the walk-through's images still on the engine.
-func imagesLeft(f *enginefake.Engine) int {
+// imagesLeft counts the walk-through's images still on the runtime.
+func imagesLeft(f *runtimefake.Runtime) int {
 	n := 0
 	for i := range 3 {
 		if f.HasImage(previewImageID(i)) {
@@ -81,7 +81,7 @@ func TestPreviewBeforeEnabling(t *testing.T) {
 	startAggregator(t)
 	c := apiClient(t)
 	group := testenv.UniqueName("preview")
-	engines := map[string]*enginefake.Engine{}
+	engines := map[string]*runtimefake.Runtime{}
 	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b")} {
 		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
 		engines[n] = pulledImages(n)

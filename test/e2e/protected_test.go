@@ -8,8 +8,8 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/controllers"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -22,15 +22,15 @@ func TestProtectedImagesHoldForEveryPolicy(t *testing.T) {
 	c := apiClient(t)
 	group := testenv.UniqueName("protect")
 	base, app := "sha256:"+strings.Repeat("b", 64), "sha256:"+strings.Repeat("a", 64)
-	engineOf := func() *enginefake.Engine {
-		f := enginefake.New()
+	runtimeOf := func() *runtimefake.Runtime {
+		f := runtimefake.New()
 		old := time.Now().Add(-48 * time.Hour)
-		f.AddImage(engine.Image{ID: base, RepoTags: []string{"protect.local/base:1"}, Created: old, LastTagTime: old, Size: 10})
-		f.AddImage(engine.Image{ID: app, RepoTags: []string{"protect.local/app:1"}, Created: old, LastTagTime: old, Size: 20})
+		f.AddImage(runtime.Image{ID: base, RepoTags: []string{"protect.local/base:1"}, Created: old, LastTagTime: old, Size: 10})
+		f.AddImage(runtime.Image{ID: app, RepoTags: []string{"protect.local/app:1"}, Created: old, LastTagTime: old, Size: 20})
 		return f
 	}
 	plain, guarded := testenv.UniqueName("node-plain"), testenv.UniqueName("node-guarded")
-	engines := map[string]*enginefake.Engine{plain: engineOf(), guarded: engineOf()}
+	engines := map[string]*runtimefake.Runtime{plain: runtimeOf(), guarded: runtimeOf()}
 	for node, f := range engines {
 		createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
 		startAgentWith(t, node, f, func(o *controllers.AgentOptions) {

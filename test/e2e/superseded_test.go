@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -59,11 +59,11 @@ func TestAChangeStopsTheSweep(t *testing.T) {
 			node := testenv.UniqueName("node")
 			group := testenv.UniqueName("group")
 			createNode(t, c, node, map[string]string{"imagecleanup.test/group": group})
-			f := enginefake.New()
+			f := runtimefake.New()
 			old := time.Now().Add(-48 * time.Hour)
 			for i := range images {
 				id := fmt.Sprintf("sha256:%064x", i+1)
-				f.AddImage(engine.Image{ID: id, RepoTags: []string{fmt.Sprintf("ci.local/app:%d", i)}, Created: old, LastTagTime: old, Size: 1000})
+				f.AddImage(runtime.Image{ID: id, RepoTags: []string{fmt.Sprintf("ci.local/app:%d", i)}, Created: old, LastTagTime: old, Size: 1000})
 			}
 			name := testenv.UniqueName("stop")
 			target := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}
@@ -76,7 +76,7 @@ func TestAChangeStopsTheSweep(t *testing.T) {
 				if removals.Add(1) == 20 {
 					once.Do(func() { go change(t, c, target, node) })
 				}
-				time.Sleep(30 * time.Millisecond) // a real engine's pace
+				time.Sleep(30 * time.Millisecond) // a real runtime's pace
 			}
 			startAgent(t, node, f)
 			p := createPolicy(t, c, name, v1alpha1.ImageCleanupPolicySpec{
@@ -112,7 +112,7 @@ func TestAChangeStopsTheSweep(t *testing.T) {
 	}
 }
 
-func remaining(f *enginefake.Engine, n int) int {
+func remaining(f *runtimefake.Runtime, n int) int {
 	left := 0
 	for i := range n {
 		if f.HasImage(fmt.Sprintf("sha256:%064x", i+1)) {

@@ -133,7 +133,7 @@ func TestDaemonSet(t *testing.T) {
 		!slices.Contains(c.Args, "--state-dir=/var/lib/imagecleanup") {
 		t.Errorf("no hostPath folder for the image clock at /var/lib/imagecleanup: %+v %v", pod.Volumes, c.Args)
 	}
-	// The engine's data root, read-only: statfs for diskUsage.
+	// The runtime's data root, read-only: statfs for diskUsage.
 	if root := hostPaths["/var/lib/docker"]; root == nil || !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
 		return m.MountPath == "/var/lib/docker" && m.ReadOnly
 	}) {

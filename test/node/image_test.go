@@ -47,7 +47,7 @@ func TestTheNodeRunsTheShippedImage(t *testing.T) {
 }
 
 // runOnce runs entrypoint args in a new container of image on the node's
-// engine (no network) and returns what it printed; the container is removed.
+// runtime (no network) and returns what it printed; the container is removed.
 func runOnce(t *testing.T, n *node, image string, entrypoint string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -5,7 +5,7 @@
 // containerd (the tests of the install and of the kubelet's world run on
 // both; hack/test.sh names them). The agent is a DaemonSet pod with
 // its ServiceAccount's permissions only; these tests talk to it through
-// kubectl, the API and the node's engine, as an operator would.
+// kubectl, the API and the node's runtime, as an operator would.
 package node_test
 
 import (
@@ -96,7 +96,7 @@ func testNode(t *testing.T) *node {
 }
 
 // testDockerNode is testNode for a test that drives the node's Docker
-// engine itself; on a containerd node it is unavailable (a failure in CI:
+// runtime itself; on a containerd node it is unavailable (a failure in CI:
 // hack/test.sh runs only the tests of both runtimes there).
 func testDockerNode(t *testing.T) *node {
 	t.Helper()
@@ -497,7 +497,7 @@ func TestAgentPodDeletedMidSweep(t *testing.T) {
 	ids, ctrs := make([]string, count), make([]string, count)
 	// Seeded four at a time; the helpers that fail the test belong to its
 	// own goroutine, so these return errors.
-	s := &seed.Engine{Client: n.docker}
+	s := &seed.Docker{Client: n.docker}
 	var g errgroup.Group
 	g.SetLimit(4)
 	for i := range ids {
@@ -523,7 +523,7 @@ func TestAgentPodDeletedMidSweep(t *testing.T) {
 		t.Fatalf("seeding: %v", err)
 	}
 	// One listing a poll (300 inspects took longer than the sweep on a busy
-	// machine); an image the engine is deleting still counts.
+	// machine); an image the runtime is deleting still counts.
 	remaining := func() int {
 		listRes, err := n.docker.ImageList(context.Background(), client.ImageListOptions{All: true})
 		list := listRes.Items

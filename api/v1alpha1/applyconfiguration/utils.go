@@ -39,8 +39,6 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.DiskStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("DiskUsage"):
 		return &apiv1alpha1.DiskUsageApplyConfiguration{}
-	case v1alpha1.SchemeGroupVersion.WithKind("EngineStatus"):
-		return &apiv1alpha1.EngineStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImageCleanupPolicy"):
 		return &apiv1alpha1.ImageCleanupPolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImageCleanupPolicySpec"):
@@ -59,6 +57,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.NodeSelectorRequirementApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Rollout"):
 		return &apiv1alpha1.RolloutApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("RuntimeStatus"):
+		return &apiv1alpha1.RuntimeStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("StoppedContainersPolicy"):
 		return &apiv1alpha1.StoppedContainersPolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("SweepTotals"):

@@ -103,18 +103,6 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: numeric
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Duration
   scalar: string
-- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.EngineStatus
-  map:
-    fields:
-    - name: imageStore
-      type:
-        scalar: string
-    - name: name
-      type:
-        scalar: string
-    - name: version
-      type:
-        scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ImageCleanupPolicy
   map:
     fields:
@@ -319,9 +307,6 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: disk
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskStatus
-    - name: engine
-      type:
-        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.EngineStatus
     - name: errors
       type:
         list:
@@ -361,6 +346,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             scalar: string
           elementRelationship: atomic
+    - name: runtime
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.RuntimeStatus
     - name: totals
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.SweepTotals
@@ -409,6 +397,18 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: window
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Duration
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.RuntimeStatus
+  map:
+    fields:
+    - name: imageStore
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+    - name: version
+      type:
+        scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainerAction
   scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainersPolicy

@@ -34,7 +34,7 @@ type ImageCleanupPolicySpecApplyConfiguration struct {
 	// (app@sha256:<64 hex>), image IDs (sha256:<12 to 64 hex>) or patterns,
 	// where * matches within a path segment or the tag and ** whole path
 	// segments (registry.example.com/ci/**, app:pr-*). A name without a tag
-	// means :latest, as for docker rmi; a pattern without a tag matches every
+	// means :latest, as when a runtime resolves a name; a pattern without a tag matches every
 	// tag. "**" alone selects every image: pair it with exclude and
 	// minImageAge.
 	Images []apiv1alpha1.ImagePattern `json:"images,omitempty"`
@@ -46,14 +46,14 @@ type ImageCleanupPolicySpecApplyConfiguration struct {
 	Dangling *bool `json:"dangling,omitempty"`
 	// minImageAge keeps images that arrived on the node less than this long
 	// ago. Arrival is when the node's agent first saw the image (or its last
-	// docker tag), never its build date. Default: 1h.
+	// tag, where the runtime records when), never its build date. Default: 1h.
 	MinImageAge *apiv1alpha1.Duration `json:"minImageAge,omitempty"`
 	// stoppedContainers decides what happens to stopped containers (exited,
 	// created and never started, or dead) that block a target image. Default:
 	// each of its fields' defaults.
 	StoppedContainers *StoppedContainersPolicyApplyConfiguration `json:"stoppedContainers,omitempty"`
 	// force removes target images even when stopped containers still use them
-	// (docker rmi -f); those containers can no longer start. A running
+	// (a forced removal); those containers can no longer start. A running
 	// container still blocks its image, and so does a stopped container of
 	// the kubelet unless includeKubernetesManaged is set (the kubelet
 	// restarts its containers from their image). Default: false.

@@ -35,7 +35,7 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	// message), DryRun or Skipped (suspended).
 	Phase *apiv1alpha1.ReportPhase `json:"phase,omitempty"`
 	// reason says in one word why the phase is Failed: InvalidPolicy (this
-	// node cannot apply the policy; a new spec is needed), EngineUnavailable,
+	// node cannot apply the policy; a new spec is needed), RuntimeUnavailable,
 	// SweepStopped, RemovalFailed, PodsUnknown, DiskUnmeasured or
 	// StateNotSaved (all but the first are retried); why it is
 	// Skipped: Superseded (the policy or the node's labels changed during
@@ -79,8 +79,8 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	// disk is the filesystem of the runtime's images around the last sweep,
 	// for a policy with diskUsage.
 	Disk *DiskStatusApplyConfiguration `json:"disk,omitempty"`
-	// engine is the node's container runtime, as the last sweep found it.
-	Engine *EngineStatusApplyConfiguration `json:"engine,omitempty"`
+	// runtime is the node's container runtime, as the last sweep found it.
+	Runtime *RuntimeStatusApplyConfiguration `json:"runtime,omitempty"`
 }
 
 // ImageCleanupReportStatusApplyConfiguration constructs a declarative configuration of the ImageCleanupReportStatus type for use with
@@ -249,10 +249,10 @@ func (b *ImageCleanupReportStatusApplyConfiguration) WithDisk(value *DiskStatusA
 	return b
 }
 
-// WithEngine sets the Engine field in the declarative configuration to the given value
+// WithRuntime sets the Runtime field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
-// If called multiple times, the Engine field is set to the value of the last call.
-func (b *ImageCleanupReportStatusApplyConfiguration) WithEngine(value *EngineStatusApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
-	b.Engine = value
+// If called multiple times, the Runtime field is set to the value of the last call.
+func (b *ImageCleanupReportStatusApplyConfiguration) WithRuntime(value *RuntimeStatusApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
+	b.Runtime = value
 	return b
 }

@@ -36,7 +36,7 @@ type StoppedContainersPolicyApplyConfiguration struct {
 	// meanwhile. Default: 1h.
 	MinStoppedAge *apiv1alpha1.Duration `json:"minStoppedAge,omitempty"`
 	// removeVolumes also removes the anonymous volumes of removed containers
-	// (docker rm -v). Named volumes are never removed. Needs action Remove.
+	// (anonymous volumes). Named volumes are never removed. Needs action Remove.
 	// Default: false.
 	RemoveVolumes *bool `json:"removeVolumes,omitempty"`
 	// includeKubernetesManaged lets the agent remove stopped containers that

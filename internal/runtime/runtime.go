@@ -1,11 +1,11 @@
-// Package engine is this project's model of a container runtime: what it
+// Package runtime is this project's model of a container runtime: what it
 // holds (images, containers), the few calls the cleanup needs, behind the
 // Runtime interface, and what only some runtimes can do (Capabilities).
 // internal/docker implements it with the Docker Engine API, internal/cri
 // with the Kubelet's Container Runtime Interface (containerd, CRI-O); the
-// fake in internal/engine/enginefake implements either in memory for table
+// fake in internal/runtime/runtimefake implements either in memory for table
 // tests.
-package engine
+package runtime
 
 import (
 	"context"
@@ -14,21 +14,21 @@ import (
 	"time"
 )
 
-// Errors a Runtime wraps, so callers decide without knowing Docker's types.
+// Errors a Runtime wraps, so callers decide without knowing an adapter's types.
 var (
 	// ErrNotFound: the image or container is not there (any more).
 	ErrNotFound = errors.New("not found")
-	// ErrConflict: the engine refuses because of its state, such as a
+	// ErrConflict: the runtime refuses because of its state, such as a
 	// container using the image, or a container that is running.
 	ErrConflict = errors.New("conflict")
 	// ErrNoRuntime: there is no supported runtime to talk to.
 	ErrNoRuntime = errors.New("no supported container runtime found")
 )
 
-// Image is one image as the engine lists it.
+// Image is one image as the runtime lists it.
 type Image struct {
 	ID string
-	// RepoTags are the image's tags as the engine lists them, in familiar
+	// RepoTags are the image's tags as the runtime lists them, in familiar
 	// form (busybox:latest); empty for an untagged image (no "<none>:<none>").
 	RepoTags    []string
 	RepoDigests []string
@@ -50,14 +50,14 @@ type Image struct {
 	Pinned bool
 }
 
-// Untagged reports whether the image has no tag (docker images shows <none>).
+// Untagged reports whether the image has no tag (listings show <none>).
 func (i *Image) Untagged() bool { return len(i.RepoTags) == 0 }
 
 // Unreferenced reports whether the image has neither tag nor digest: the
-// engine can then only name it by ID.
+// runtime can then only name it by ID.
 func (i *Image) Unreferenced() bool { return len(i.RepoTags) == 0 && len(i.RepoDigests) == 0 }
 
-// Container states, as the engine names them.
+// Container states, as the runtime names them.
 const (
 	StateCreated    = "created"
 	StateRunning    = "running"
@@ -71,7 +71,7 @@ const (
 	StateUnknown = "unknown"
 )
 
-// Container is one container as the engine lists it.
+// Container is one container as the runtime lists it.
 type Container struct {
 	ID      string
 	Name    string // without the leading slash
@@ -114,8 +114,8 @@ func (c *Container) StoppedAt() time.Time {
 	return c.Created
 }
 
-// KubernetesManaged reports whether the kubelet (through cri-dockerd or
-// dockershim) made the container: it carries io.kubernetes.* labels.
+// KubernetesManaged reports whether the kubelet (through the CRI, or a
+// shim in front of the runtime) made the container: it carries io.kubernetes.* labels.
 func (c *Container) KubernetesManaged() bool {
 	for k := range c.Labels {
 		if strings.HasPrefix(k, "io.kubernetes.") {
@@ -138,7 +138,7 @@ func DisplayContainer(name, id string) string {
 	return name + " (" + ShortID(id) + ")"
 }
 
-// ShortID is the 12-digit form of an ID, as docker ps shows it.
+// ShortID is the 12-digit form of an ID, as runtimes' listings show it.
 func ShortID(id string) string {
 	id = strings.TrimPrefix(id, "sha256:")
 	if len(id) > 12 {
@@ -147,37 +147,37 @@ func ShortID(id string) string {
 	return id
 }
 
-// Inventory is what the engine holds at one moment.
+// Inventory is what the runtime holds at one moment.
 type Inventory struct {
 	Images     []Image
 	Containers []Container
 }
 
-// Deleted is what one image removal did.
-type Deleted struct {
-	// Deleted lists what went: the image and the untagged parents pruned
-	// with it (the Docker engine lists the layers it deleted too).
-	Deleted []string
+// ImageRemoval is what one image removal did.
+type ImageRemoval struct {
+	// Gone lists what went: the image and the untagged parents pruned
+	// with it (a runtime may list the layers it deleted too).
+	Gone []string
 }
 
-// RemoveImageOptions are the engine's options of an image removal.
+// RemoveImageOptions are the runtime's options of an image removal.
 type RemoveImageOptions struct {
-	// Force removes the image although stopped containers use it (docker
-	// rmi -f); by tag, it also untags an image a running container uses.
+	// Force removes the image although stopped containers use it; by tag,
+	// it also untags an image a running container uses (Docker's rmi -f).
 	Force bool
-	// Prune also deletes the untagged parents that the deletion leaves
-	// without reference and child (docker rmi's default; --no-prune off).
-	Prune bool
+	// PruneParents also deletes the untagged parents that the deletion leaves
+	// without reference and child.
+	PruneParents bool
 }
 
-// Info is what the engine says of itself.
+// Info is what the runtime says of itself.
 type Info struct {
-	// ID identifies the engine (docker info's ID); the image clock keeps
-	// one state file per engine.
+	// ID identifies the runtime (as the runtime names itself); the image clock keeps
+	// one state file per runtime.
 	ID string
-	// RootDir is the engine's data root (DockerRootDir).
+	// RootDir is the runtime's data root, as the runtime reports it.
 	RootDir string
-	// Name and Version say which engine it is ("docker", "29.0.0").
+	// Name and Version say which runtime it is ("docker", "29.0.0").
 	Name, Version string
 	// ImageStore says where it keeps images: "containerd" (the containerd
 	// snapshotter, Docker 29's default, and containerd's own CRI), the
@@ -189,7 +189,7 @@ type Info struct {
 	ContainerdRoot string
 }
 
-// ContainerdStore is Info.ImageStore of an engine that keeps its images in
+// ContainerdStore is Info.ImageStore of a runtime that keeps its images in
 // containerd's store: their data is under containerd's root.
 const ContainerdStore = "containerd"
 
@@ -226,7 +226,7 @@ func (k EventKind) OfContainer() bool {
 	return false
 }
 
-// Event is what the engine tells of a container or an image.
+// Event is what the runtime tells of a container or an image.
 type Event struct {
 	Kind EventKind
 	// ID is the container's ID, or the image's: its ID, or for an arrival
@@ -243,17 +243,17 @@ type Event struct {
 // planner asks for them; it never asks which runtime it is.
 type Capabilities struct {
 	// UntagByReference: removing one reference (a tag, a digest reference)
-	// leaves the image and its other references (docker rmi <tag>).
+	// leaves the image and its other references (an untag).
 	// Without it, removing an image removes every reference with it
 	// (containerd's CRI), so an image goes only when the policy selects all
 	// of them.
 	UntagByReference bool
 	// ForceRemoval: the runtime removes an image that stopped containers
-	// use when asked to (docker rmi -f). Without it, a policy's force is
+	// use when asked to (a forced removal). Without it, a policy's force is
 	// not honoured: such images stay, blocked.
 	ForceRemoval bool
 	// ContainerVolumes: a container has anonymous volumes of its own that
-	// can go with it (docker rm -v). Without it, removeVolumes has nothing
+	// can go with it (its anonymous volumes). Without it, removeVolumes has nothing
 	// to remove.
 	ContainerVolumes bool
 }
@@ -266,15 +266,22 @@ type RootProver interface {
 	ProvesRoot(ctx context.Context, info Info, root string) (proven, empty bool, err error)
 }
 
+// ContainerdRootFinder is a runtime whose images are in a containerd store
+// that does not say where its root is: its adapter names the places to
+// look, from the runtime's data root as it is seen here.
+type ContainerdRootFinder interface {
+	ContainerdRoots(dataRoot string) []string
+}
+
 // Runtime is the part of a container runtime the cleanup uses.
 // Implementations wrap ErrNotFound and ErrConflict, and bound every call
 // with a timeout.
 type Runtime interface {
 	// Capabilities say what this runtime can do beyond the common calls.
 	Capabilities() Capabilities
-	// ListImages lists every image, intermediate ones included (docker images -a).
+	// ListImages lists every image, intermediate ones included.
 	ListImages(ctx context.Context) ([]Image, error)
-	// ListContainers lists every container, stopped ones included (docker ps -a).
+	// ListContainers lists every container, stopped ones included.
 	ListContainers(ctx context.Context) ([]Container, error)
 	// InspectImage returns one image as it is now: its references and its
 	// last tag time.
@@ -287,18 +294,18 @@ type Runtime interface {
 	// RemoveImage removes one reference (tag, digest reference or ID), and the
 	// image with its last reference; without UntagByReference, the image
 	// with every reference.
-	RemoveImage(ctx context.Context, ref string, opts RemoveImageOptions) (Deleted, error)
+	RemoveImage(ctx context.Context, ref string, opts RemoveImageOptions) (ImageRemoval, error)
 	// ContainersUsing lists, in one call, the containers in any state whose
 	// image is one of imageIDs (none when imageIDs is empty).
 	ContainersUsing(ctx context.Context, imageIDs []string) ([]Container, error)
-	// Ping checks that the engine answers.
+	// Ping checks that the runtime answers.
 	Ping(ctx context.Context) error
-	// Info says which engine this is and where it keeps its data.
+	// Info says which runtime this is and where it keeps its data.
 	Info(ctx context.Context) (Info, error)
 	// Events calls f for every container and image event from since on,
-	// oldest first: first those the engine still holds (it keeps a bounded
+	// oldest first: first those the runtime still holds (it keeps a bounded
 	// number; a first EventGap says that some since then may be lost), then
-	// an EventNow with the engine's present, then, with follow, the new ones
+	// an EventNow with the runtime's present, then, with follow, the new ones
 	// until ctx ends or the stream breaks (the error says why). Without
 	// follow it returns after the EventNow. A zero since replays nothing.
 	Events(ctx context.Context, since time.Time, follow bool, f func(Event)) error

@@ -1,9 +1,9 @@
-// Package enginehost prepares what a sweep needs of one engine, for the
-// node agent and the CLI alike: who the engine is, its image clock (one
-// file per engine's store, held by one process at a time), and the
+// Package runtimehost prepares what a sweep needs of one runtime, for the
+// node agent and the CLI alike: who the runtime is, its image clock (one
+// file per runtime's store, held by one process at a time), and the
 // filesystem that holds its images, measured only where it is provably the
-// engine's.
-package enginehost
+// runtime's.
+package runtimehost
 
 import (
 	"context"
@@ -16,39 +16,33 @@ import (
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Options say where the state is kept and where the data root is.
 type Options struct {
 	// StateDir holds the image clock; "" keeps it in memory only.
 	StateDir string
-	// DataRoot is where the engine's data root is seen from here; "" means
-	// the engine's own path (DockerRootDir), which must then be provably
-	// the engine's on this machine. A given path is taken at its word.
+	// DataRoot is where the runtime's data root is seen from here; "" means
+	// the path the runtime reports (Info.RootDir), which must then be provably
+	// the runtime's on this machine. A given path is taken at its word.
 	DataRoot string
-	// ContainerdRoot is where containerd's root is seen from here, for an
-	// engine that keeps its images in containerd's store (Docker 29's
-	// default): the images are there, not under the data root. "" looks
-	// for it where Docker puts it (the containerd dockerd runs itself keeps
-	// it under the data root, containerd/daemon; a system containerd at
-	// /var/lib/containerd), and measures a folder only once it is shown to
-	// hold the engine's images. A given path is taken at its word.
+	// ContainerdRoot is where containerd's root is seen from here, for a
+	// runtime that keeps its images in containerd's store: the images are
+	// there, not under the data root. "" takes the root the runtime names,
+	// or else looks where its adapter says (runtime.ContainerdRootFinder),
+	// and measures a folder only once it is shown to hold the runtime's
+	// images. A given path is taken at its word.
 	ContainerdRoot string
 	// Measure measures the filesystem of a path (default disk.Measure).
 	Measure func(path string) (disk.Usage, error)
 }
 
-// SystemContainerdRoot is containerd's default root: where a Docker that
-// uses the node's containerd (as Docker's own packages install it) keeps
-// its images under the containerd store.
-const SystemContainerdRoot = "/var/lib/containerd"
-
-// Host is one engine, ready to sweep.
+// Host is one runtime, ready to sweep.
 type Host struct {
 	Runtime Runtime
-	Info    engine.Info
+	Info    runtime.Info
 	Clock   *imageclock.Clock
 	// Warning is set when the clock had to start afresh (a corrupt file).
 	Warning error
@@ -56,8 +50,9 @@ type Host struct {
 	measure  func(path string) (disk.Usage, error)
 	dataRoot string
 	given    bool // the caller named the data root
-	// containerdRoots are where containerd's root may be; one given root, or
-	// Docker's two places to look. nil for the classic store.
+	// containerdRoots are where containerd's root may be: one given or
+	// named root, or the places the adapter says to look. nil for a store
+	// that is not containerd's.
 	containerdRoots []string
 	givenContainerd bool
 
@@ -69,12 +64,12 @@ type Host struct {
 // Runtime is what the host reads of a runtime: what it is, and what it
 // holds, to prove where its images are on disk.
 type Runtime interface {
-	Info(ctx context.Context) (engine.Info, error)
-	ListImages(ctx context.Context) ([]engine.Image, error)
-	ListContainers(ctx context.Context) ([]engine.Container, error)
+	Info(ctx context.Context) (runtime.Info, error)
+	ListImages(ctx context.Context) ([]runtime.Image, error)
+	ListContainers(ctx context.Context) ([]runtime.Container, error)
 }
 
-// Open asks the engine who it is and opens its image clock.
+// Open asks the runtime who it is and opens its image clock.
 func Open(ctx context.Context, rt Runtime, o Options) (*Host, error) {
 	info, err := rt.Info(ctx)
 	if err != nil {
@@ -88,7 +83,7 @@ func Open(ctx context.Context, rt Runtime, o Options) (*Host, error) {
 		h.dataRoot = info.RootDir
 	}
 	h.imageRoot = h.dataRoot
-	if info.ImageStore == engine.ContainerdStore {
+	if info.ImageStore == runtime.ContainerdStore {
 		switch {
 		case o.ContainerdRoot != "":
 			h.containerdRoots, h.givenContainerd = []string{o.ContainerdRoot}, true
@@ -97,17 +92,18 @@ func Open(ctx context.Context, rt Runtime, o Options) (*Host, error) {
 			// containerd itself, through its CRI: it says where its root is.
 			h.containerdRoots = []string{info.ContainerdRoot}
 			h.imageRoot = info.ContainerdRoot
-		case h.dataRoot != "":
-			h.containerdRoots = []string{filepath.Join(h.dataRoot, "containerd", "daemon"), SystemContainerdRoot}
 		default:
-			h.containerdRoots = []string{SystemContainerdRoot}
+			h.containerdRoots = []string{} // none known: --containerd-root is needed
+			if finder, ok := rt.(runtime.ContainerdRootFinder); ok {
+				h.containerdRoots = finder.ContainerdRoots(h.dataRoot)
+			}
 		}
 	}
 	if o.StateDir == "" {
 		h.Clock = imageclock.InMemory()
 		return h, nil
 	}
-	h.Clock, h.Warning, err = imageclock.Open(o.StateDir, imageclock.EngineKey{ID: info.ID, RootDir: info.RootDir})
+	h.Clock, h.Warning, err = imageclock.Open(o.StateDir, imageclock.StoreKey{ID: info.ID, RootDir: info.RootDir})
 	if err != nil {
 		return nil, err
 	}
@@ -117,26 +113,26 @@ func Open(ctx context.Context, rt Runtime, o Options) (*Host, error) {
 // Close releases the image clock.
 func (h *Host) Close() { h.Clock.Close() }
 
-// DataRoot is where the engine's data root is seen from here.
+// DataRoot is where the runtime's data root is seen from here.
 func (h *Host) DataRoot() string { return h.dataRoot }
 
 // ImageRoot is the folder whose filesystem holds the images, and is
 // measured: the data root, or containerd's root under the containerd store
-// (the first place that holds the engine's images, once one was found).
+// (the first place that holds the runtime's images, once one was found).
 func (h *Host) ImageRoot() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.imageRoot
 }
 
-// ErrNotProven is a data root this machine cannot show to be the engine's.
-var ErrNotProven = errors.New("cannot show that it is the engine's data root on this machine")
+// ErrNotProven is a data root this machine cannot show to be the runtime's.
+var ErrNotProven = errors.New("cannot show that it is the runtime's data root on this machine")
 
-// Disk measures the filesystem that holds the engine's images. A path the
-// engine reported is measured only once it is shown to be the engine's:
-// a remote engine, or one in another mount namespace, reports a path that
+// Disk measures the filesystem that holds the runtime's images. A path the
+// runtime reported is measured only once it is shown to be the runtime's:
+// a remote runtime, or one in another mount namespace, reports a path that
 // may exist here and be another disk, whose fullness would then trigger
-// removals on the engine.
+// removals on the runtime.
 func (h *Host) Disk(ctx context.Context) func() (disk.Usage, error) {
 	return func() (disk.Usage, error) {
 		root, err := h.prove(ctx)
@@ -155,7 +151,7 @@ func (h *Host) Disk(ctx context.Context) func() (disk.Usage, error) {
 	}
 }
 
-// prove returns the folder to measure, once shown to be the engine's.
+// prove returns the folder to measure, once shown to be the runtime's.
 func (h *Host) prove(ctx context.Context) (string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -165,7 +161,7 @@ func (h *Host) prove(ctx context.Context) (string, error) {
 	if h.given || h.proven {
 		return h.imageRoot, nil
 	}
-	prover, known := h.Runtime.(engine.RootProver)
+	prover, known := h.Runtime.(runtime.RootProver)
 	if !known {
 		return "", fmt.Errorf("%s: %w (the runtime's layout on disk is not known here): give the folder of its images as it is seen here (--data-root)", h.dataRoot, ErrNotProven)
 	}
@@ -177,14 +173,14 @@ func (h *Host) prove(ctx context.Context) (string, error) {
 		return h.imageRoot, nil // nothing to remove, nothing to lose: measure, and look again next time
 	}
 	if !ok {
-		return "", fmt.Errorf("%s: %w (a remote engine, or another mount namespace?): give the data root as it is seen here (--data-root)", h.dataRoot, ErrNotProven)
+		return "", fmt.Errorf("%s: %w (a remote runtime, or another mount namespace?): give the data root as it is seen here (--data-root)", h.dataRoot, ErrNotProven)
 	}
 	h.proven = true
 	return h.imageRoot, nil
 }
 
 // proveContainerd finds containerd's root among the places to look: the
-// first that holds the content of one of the engine's images.
+// first that holds the content of one of the runtime's images.
 func (h *Host) proveContainerd(ctx context.Context) (string, error) {
 	if h.givenContainerd || h.proven {
 		return h.imageRoot, nil
@@ -218,7 +214,7 @@ func (h *Host) proveContainerd(ctx context.Context) (string, error) {
 // HoldsContent reports whether root is a containerd root holding the
 // content of one of images: under the containerd store an image's ID is
 // the digest of its manifest or index, a blob of containerd's content store.
-func HoldsContent(root string, images []engine.Image) bool {
+func HoldsContent(root string, images []runtime.Image) bool {
 	blobs := filepath.Join(root, "io.containerd.content.v1.content", "blobs")
 	for _, img := range images {
 		algo, hex, ok := strings.Cut(img.ID, ":")

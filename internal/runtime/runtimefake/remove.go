@@ -1,4 +1,4 @@
-package enginefake
+package runtimefake
 
 import (
 	"context"
@@ -6,36 +6,36 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // Removed is one image or container that a call of the API removed, with
-// what the engine held when that call began: what a test checks the
+// what the runtime held when that call began: what a test checks the
 // removal against (a removal's call may take several references first).
 type Removed struct {
 	// Kind is "image" or "container".
 	Kind string
 	// Image is the image removed (an untagged parent pruned with it
 	// included), or Container the container, as they were.
-	Image     engine.Image
-	Container engine.Container
-	// Containers are every container the engine held.
-	Containers []engine.Container
+	Image     runtime.Image
+	Container runtime.Container
+	// Containers are every container the runtime held.
+	Containers []runtime.Container
 }
 
-// callState is the engine when a removal's call began.
+// callState is the runtime when a removal's call began.
 type callState struct {
-	images     map[string]engine.Image
-	containers []engine.Container
+	images     map[string]runtime.Image
+	containers []runtime.Container
 }
 
-// began copies the engine for OnRemove; f.mu is held.
-func (f *Engine) began() *callState {
+// began copies the runtime for OnRemove; f.mu is held.
+func (f *Runtime) began() *callState {
 	if f.OnRemove == nil {
 		return nil
 	}
-	st := &callState{images: make(map[string]engine.Image, len(f.images))}
+	st := &callState{images: make(map[string]runtime.Image, len(f.images))}
 	for id, img := range f.images {
 		c := *img
 		c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
@@ -47,39 +47,39 @@ func (f *Engine) began() *callState {
 	return st
 }
 
-// RemoveContainer implements engine.Runtime: a container that is not stopped
+// RemoveContainer implements runtime.Runtime: a container that is not stopped
 // is a conflict (the executor never forces).
-func (f *Engine) RemoveContainer(ctx context.Context, id string, _ bool) error {
+func (f *Runtime) RemoveContainer(ctx context.Context, id string, _ bool) error {
 	if err := f.enter(ctx, "RemoveContainer", id); err != nil {
 		return err
 	}
 	defer f.mu.Unlock()
 	c := f.containers[id]
 	if c == nil || f.unseen(c) { // the CRI knows only its own containers
-		return fmt.Errorf("no such container: %s: %w", id, engine.ErrNotFound)
+		return fmt.Errorf("no such container: %s: %w", id, runtime.ErrNotFound)
 	}
 	if !c.Stopped() {
-		return fmt.Errorf("you cannot remove a %s container %s: %w", c.State, engine.ShortID(id), engine.ErrConflict)
+		return fmt.Errorf("you cannot remove a %s container %s: %w", c.State, runtime.ShortID(id), runtime.ErrConflict)
 	}
 	st := f.began()
 	delete(f.containers, id)
-	f.emit(engine.ContainerRemoved, id, c.ImageID)
+	f.emit(runtime.ContainerRemoved, id, c.ImageID)
 	if st != nil {
 		f.OnRemove(Removed{Kind: "container", Container: *c, Containers: st.containers})
 	}
 	return f.dies("RemoveContainer", id)
 }
 
-// dies asks DieUnder after a removal the engine did; f.mu is held.
-func (f *Engine) dies(method, arg string) error {
+// dies asks DieUnder after a removal the runtime did; f.mu is held.
+func (f *Runtime) dies(method, arg string) error {
 	if f.DieUnder != nil && f.DieUnder(method, arg) {
 		f.down = true
-		return fmt.Errorf("the engine died before it answered %s %s: connection reset", method, engine.ShortID(arg))
+		return fmt.Errorf("the runtime died before it answered %s %s: connection reset", method, runtime.ShortID(arg))
 	}
 	return nil
 }
 
-// RemoveImage implements engine.Runtime with the engine's rules:
+// RemoveImage implements runtime.Runtime with the runtime's rules:
 //   - a tag or digest reference of an image with other tags is only untagged;
 //   - the last tag deletes the image, unless a container uses it (conflict;
 //     with force: a stopped container's image is deleted, a running one's
@@ -87,35 +87,35 @@ func (f *Engine) dies(method, arg string) error {
 //   - by ID: conflict when other images are built on it or a running
 //     container uses it (even forced), when a stopped one does or it has
 //     several tags (unless forced).
-func (f *Engine) RemoveImage(ctx context.Context, ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
+func (f *Runtime) RemoveImage(ctx context.Context, ref string, opts runtime.RemoveImageOptions) (runtime.ImageRemoval, error) {
 	if err := f.enter(ctx, "RemoveImage", ref); err != nil {
-		return engine.Deleted{}, err
+		return runtime.ImageRemoval{}, err
 	}
 	defer f.mu.Unlock()
 	del, err := f.removeImage(ref, opts)
 	if err == nil {
 		if err = f.dies("RemoveImage", ref); err != nil {
-			del = engine.Deleted{}
+			del = runtime.ImageRemoval{}
 		}
 	}
 	return del, err
 }
 
 // removeImage is RemoveImage's work; f.mu is held.
-func (f *Engine) removeImage(ref string, opts engine.RemoveImageOptions) (engine.Deleted, error) {
+func (f *Runtime) removeImage(ref string, opts runtime.RemoveImageOptions) (runtime.ImageRemoval, error) {
 	force := opts.Force
 	f.call = f.began()
 	img, kind := f.resolve(ref)
 	if img == nil {
-		return engine.Deleted{}, fmt.Errorf("no such image: %s: %w", ref, engine.ErrNotFound)
+		return runtime.ImageRemoval{}, fmt.Errorf("no such image: %s: %w", ref, runtime.ErrNotFound)
 	}
 	if force && !f.Rules.Capabilities.ForceRemoval {
-		return engine.Deleted{}, fmt.Errorf("the runtime has no forced removal")
+		return runtime.ImageRemoval{}, fmt.Errorf("the runtime has no forced removal")
 	}
 	if !f.Rules.Capabilities.UntagByReference {
 		// containerd's CRI: every reference goes, and nothing looks at the
 		// containers that use the image.
-		return engine.Deleted{Deleted: f.deleteAndPrune(img.ID, false)}, nil
+		return runtime.ImageRemoval{Gone: f.deleteAndPrune(img.ID, false)}, nil
 	}
 	running, stopped := f.users(img.ID)
 	children := f.children(img.ID)
@@ -127,39 +127,39 @@ func (f *Engine) removeImage(ref string, opts engine.RemoveImageOptions) (engine
 			img.RepoDigests = slices.DeleteFunc(img.RepoDigests, func(d string) bool { return sameDigest(d, ref) })
 		}
 		if len(img.RepoTags) > 0 {
-			return engine.Deleted{}, nil
+			return runtime.ImageRemoval{}, nil
 		}
-		// Last tag: the engine drops the digest references with it.
+		// Last tag: the runtime drops the digest references with it.
 		switch {
 		case running != nil && !force:
 			f.restore(img, ref, kind)
-			return engine.Deleted{}, fmt.Errorf("unable to remove repository reference %q (must force) - container %s is using its referenced image: %w", ref, engine.ShortID(running.ID), engine.ErrConflict)
+			return runtime.ImageRemoval{}, fmt.Errorf("unable to remove repository reference %q (must force) - container %s is using its referenced image: %w", ref, runtime.ShortID(running.ID), runtime.ErrConflict)
 		case stopped != nil && !force:
 			f.restore(img, ref, kind)
-			return engine.Deleted{}, fmt.Errorf("unable to remove repository reference %q (must force) - container %s is using its referenced image: %w", ref, engine.ShortID(stopped.ID), engine.ErrConflict)
+			return runtime.ImageRemoval{}, fmt.Errorf("unable to remove repository reference %q (must force) - container %s is using its referenced image: %w", ref, runtime.ShortID(stopped.ID), runtime.ErrConflict)
 		case running != nil || len(children) > 0:
 			img.RepoDigests = nil
-			return engine.Deleted{}, nil // untagged, kept
+			return runtime.ImageRemoval{}, nil // untagged, kept
 		}
 		img.RepoDigests = nil
-		return engine.Deleted{Deleted: f.deleteAndPrune(img.ID, opts.Prune)}, nil
+		return runtime.ImageRemoval{Gone: f.deleteAndPrune(img.ID, opts.PruneParents)}, nil
 	}
 
 	switch {
 	case len(children) > 0:
-		return engine.Deleted{}, fmt.Errorf("unable to delete %s (cannot be forced) - image has dependent child images: %w", engine.ShortID(img.ID), engine.ErrConflict)
+		return runtime.ImageRemoval{}, fmt.Errorf("unable to delete %s (cannot be forced) - image has dependent child images: %w", runtime.ShortID(img.ID), runtime.ErrConflict)
 	case running != nil:
-		return engine.Deleted{}, fmt.Errorf("unable to delete %s (cannot be forced) - image is being used by running container %s: %w", engine.ShortID(img.ID), engine.ShortID(running.ID), engine.ErrConflict)
+		return runtime.ImageRemoval{}, fmt.Errorf("unable to delete %s (cannot be forced) - image is being used by running container %s: %w", runtime.ShortID(img.ID), runtime.ShortID(running.ID), runtime.ErrConflict)
 	case stopped != nil && !force:
-		return engine.Deleted{}, fmt.Errorf("unable to delete %s (must be forced) - image is being used by stopped container %s: %w", engine.ShortID(img.ID), engine.ShortID(stopped.ID), engine.ErrConflict)
+		return runtime.ImageRemoval{}, fmt.Errorf("unable to delete %s (must be forced) - image is being used by stopped container %s: %w", runtime.ShortID(img.ID), runtime.ShortID(stopped.ID), runtime.ErrConflict)
 	case len(img.RepoTags) > 1 && !force:
-		return engine.Deleted{}, fmt.Errorf("unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", engine.ShortID(img.ID), engine.ErrConflict)
+		return runtime.ImageRemoval{}, fmt.Errorf("unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", runtime.ShortID(img.ID), runtime.ErrConflict)
 	}
-	return engine.Deleted{Deleted: f.deleteAndPrune(img.ID, opts.Prune)}, nil
+	return runtime.ImageRemoval{Gone: f.deleteAndPrune(img.ID, opts.PruneParents)}, nil
 }
 
 // resolve finds the image a reference names: "id", "tag" or "digest".
-func (f *Engine) resolve(ref string) (*engine.Image, string) {
+func (f *Runtime) resolve(ref string) (*runtime.Image, string) {
 	if strings.HasPrefix(ref, "sha256:") {
 		for id, img := range f.images {
 			if strings.HasPrefix(id, ref) {
@@ -183,7 +183,7 @@ func (f *Engine) resolve(ref string) (*engine.Image, string) {
 	return nil, ""
 }
 
-func (f *Engine) restore(img *engine.Image, ref, kind string) {
+func (f *Runtime) restore(img *runtime.Image, ref, kind string) {
 	if kind == "tag" {
 		img.RepoTags = append(img.RepoTags, ref)
 	} else {
@@ -191,7 +191,7 @@ func (f *Engine) restore(img *engine.Image, ref, kind string) {
 	}
 }
 
-func (f *Engine) users(imageID string) (running, stopped *engine.Container) {
+func (f *Runtime) users(imageID string) (running, stopped *runtime.Container) {
 	for _, c := range f.containers {
 		if c.ImageID != imageID {
 			continue
@@ -205,7 +205,7 @@ func (f *Engine) users(imageID string) (running, stopped *engine.Container) {
 	return running, stopped
 }
 
-func (f *Engine) children(id string) []string {
+func (f *Runtime) children(id string) []string {
 	var out []string
 	for cid, img := range f.images {
 		if img.ParentID == id {
@@ -217,12 +217,12 @@ func (f *Engine) children(id string) []string {
 
 // deleteAndPrune deletes the image and then, with prune, its parents left
 // without reference, child or container.
-func (f *Engine) deleteAndPrune(id string, prune bool) []string {
+func (f *Runtime) deleteAndPrune(id string, prune bool) []string {
 	var deleted []string
 	for id != "" {
 		img := f.images[id]
 		delete(f.images, id)
-		f.emit(engine.ImageRemoved, id, "")
+		f.emit(runtime.ImageRemoved, id, "")
 		if f.call != nil {
 			f.OnRemove(Removed{Kind: "image", Image: f.call.images[id], Containers: f.call.containers})
 		}

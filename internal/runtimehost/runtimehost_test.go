@@ -1,4 +1,4 @@
-package enginehost_test
+package runtimehost_test
 
 import (
 	"context"
@@ -8,33 +8,33 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine/enginefake"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtimehost"
 )
 
-// Finding 7 of the second review: the CLI measured the path the engine
+// Finding 7 of the second review: the CLI measured the path the runtime
 // reports as its data root on its own machine, where it may be another
-// disk (a remote engine, another mount namespace); a full local disk then
+// disk (a remote runtime, another mount namespace); a full local disk then
 // removed every selected image. The path is measured only once it holds
-// what the engine keeps there.
+// what the runtime keeps there.
 func TestDataRootMustBeProven(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	f := enginefake.New()
+	f := runtimefake.New()
 	f.RootDir = root
 	id := strings.Repeat("c", 64)
-	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64)})
-	f.AddContainer(engine.Container{ID: id, ImageID: "sha256:" + strings.Repeat("a", 64), State: engine.StateExited})
+	f.AddImage(runtime.Image{ID: "sha256:" + strings.Repeat("a", 64)})
+	f.AddContainer(runtime.Container{ID: id, ImageID: "sha256:" + strings.Repeat("a", 64), State: runtime.StateExited})
 
-	h, err := enginehost.Open(ctx, f, enginehost.Options{})
+	h, err := runtimehost.Open(ctx, f, runtimehost.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Disk(ctx)(); !errors.Is(err, enginehost.ErrNotProven) {
+	if _, err := h.Disk(ctx)(); !errors.Is(err, runtimehost.ErrNotProven) {
 		t.Fatalf("an unproven data root was measured: %v", err)
 	}
-	// The engine's container folder is there: it is the engine's.
+	// The runtime's container folder is there: it is the runtime's.
 	if err := os.MkdirAll(filepath.Join(root, "containers", id), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestDataRootMustBeProven(t *testing.T) {
 		t.Fatalf("a proven data root: %v", err)
 	}
 	// A data root given by the caller is taken at its word.
-	given, err := enginehost.Open(ctx, f, enginehost.Options{DataRoot: t.TempDir()})
+	given, err := runtimehost.Open(ctx, f, runtimehost.Options{DataRoot: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,12 +52,12 @@ func TestDataRootMustBeProven(t *testing.T) {
 }
 
 // Docker 23 and later write their ID into the data root: proof enough.
-func TestEngineIDFileProves(t *testing.T) {
+func TestRuntimeIDFileProves(t *testing.T) {
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "engine-id"), []byte("fake\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ok, _, err := enginefake.New().ProvesRoot(context.Background(), engine.Info{ID: "fake"}, root)
+	ok, _, err := runtimefake.New().ProvesRoot(context.Background(), runtime.Info{ID: "fake"}, root)
 	if err != nil || !ok {
 		t.Fatalf("engine-id did not prove the data root: %v %v", ok, err)
 	}
@@ -65,25 +65,25 @@ func TestEngineIDFileProves(t *testing.T) {
 
 // Issue 19, point 3: under the containerd image store the images are in
 // containerd's root, not the data root. The folder measured is the one that
-// holds the content of the engine's images, and the measure says which.
+// holds the content of the runtime's images, and the measure says which.
 func TestContainerdStoreMeasuresContainerdsRoot(t *testing.T) {
 	ctx := context.Background()
 	dataRoot := t.TempDir()
-	// The data root is provably the engine's...
+	// The data root is provably the runtime's...
 	if err := os.WriteFile(filepath.Join(dataRoot, "engine-id"), []byte("fake\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := enginefake.New()
-	f.RootDir, f.ImageStore = dataRoot, engine.ContainerdStore
+	f := runtimefake.New()
+	f.RootDir, f.ImageStore = dataRoot, runtime.ContainerdStore
 	digest := strings.Repeat("d", 64)
-	f.AddImage(engine.Image{ID: "sha256:" + digest, RepoTags: []string{"app:1"}})
+	f.AddImage(runtime.Image{ID: "sha256:" + digest, RepoTags: []string{"app:1"}})
 
-	h, err := enginehost.Open(ctx, f, enginehost.Options{})
+	h, err := runtimehost.Open(ctx, f, runtimehost.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// ...but the images are not there, and no containerd root holds them.
-	if u, err := h.Disk(ctx)(); !errors.Is(err, enginehost.ErrNotProven) {
+	if u, err := h.Disk(ctx)(); !errors.Is(err, runtimehost.ErrNotProven) {
 		t.Fatalf("measured %q though no containerd root holds the images: %v", u.Path, err)
 	}
 	// The containerd dockerd runs itself keeps its root under the data root.
@@ -102,7 +102,7 @@ func TestContainerdStoreMeasuresContainerdsRoot(t *testing.T) {
 
 	// A containerd root given by the caller is taken at its word.
 	given := t.TempDir()
-	g, err := enginehost.Open(ctx, f, enginehost.Options{ContainerdRoot: given})
+	g, err := runtimehost.Open(ctx, f, runtimehost.Options{ContainerdRoot: given})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestContainerdStoreMeasuresContainerdsRoot(t *testing.T) {
 
 	// The classic store measures the data root, whatever is beside it.
 	f.ImageStore = "overlay2"
-	c, err := enginehost.Open(ctx, f, enginehost.Options{ContainerdRoot: given})
+	c, err := runtimehost.Open(ctx, f, runtimehost.Options{ContainerdRoot: given})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,14 +122,14 @@ func TestContainerdStoreMeasuresContainerdsRoot(t *testing.T) {
 }
 
 // layoutUnknown is a runtime whose adapter does not know its layout on
-// disk (no engine.RootProver): only what it lists.
-type layoutUnknown struct{ f *enginefake.Engine }
+// disk (no runtime.RootProver): only what it lists.
+type layoutUnknown struct{ f *runtimefake.Runtime }
 
-func (l layoutUnknown) Info(ctx context.Context) (engine.Info, error) { return l.f.Info(ctx) }
-func (l layoutUnknown) ListImages(ctx context.Context) ([]engine.Image, error) {
+func (l layoutUnknown) Info(ctx context.Context) (runtime.Info, error) { return l.f.Info(ctx) }
+func (l layoutUnknown) ListImages(ctx context.Context) ([]runtime.Image, error) {
 	return l.f.ListImages(ctx)
 }
-func (l layoutUnknown) ListContainers(ctx context.Context) ([]engine.Container, error) {
+func (l layoutUnknown) ListContainers(ctx context.Context) ([]runtime.Container, error) {
 	return l.f.ListContainers(ctx)
 }
 
@@ -139,22 +139,22 @@ func (l layoutUnknown) ListContainers(ctx context.Context) ([]engine.Container, 
 func TestAnUnknownLayoutIsNotProven(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	f := enginefake.New()
+	f := runtimefake.New()
 	f.RootDir = root
 	id := strings.Repeat("c", 64)
-	f.AddImage(engine.Image{ID: "sha256:" + strings.Repeat("a", 64)})
-	f.AddContainer(engine.Container{ID: id, ImageID: "sha256:" + strings.Repeat("a", 64), State: engine.StateExited})
+	f.AddImage(runtime.Image{ID: "sha256:" + strings.Repeat("a", 64)})
+	f.AddContainer(runtime.Container{ID: id, ImageID: "sha256:" + strings.Repeat("a", 64), State: runtime.StateExited})
 	if err := os.MkdirAll(filepath.Join(root, "containers", id), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h, err := enginehost.Open(ctx, layoutUnknown{f}, enginehost.Options{})
+	h, err := runtimehost.Open(ctx, layoutUnknown{f}, runtimehost.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Disk(ctx)(); !errors.Is(err, enginehost.ErrNotProven) || !strings.Contains(err.Error(), "--data-root") {
+	if _, err := h.Disk(ctx)(); !errors.Is(err, runtimehost.ErrNotProven) || !strings.Contains(err.Error(), "--data-root") {
 		t.Fatalf("a runtime of unknown layout was measured, or not told what to give: %v", err)
 	}
-	given, err := enginehost.Open(ctx, layoutUnknown{f}, enginehost.Options{DataRoot: t.TempDir()})
+	given, err := runtimehost.Open(ctx, layoutUnknown{f}, runtimehost.Options{DataRoot: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

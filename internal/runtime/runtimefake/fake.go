@@ -1,11 +1,11 @@
-// Package enginefake is an in-memory engine.Runtime that removes images and
+// Package runtimefake is an in-memory runtime.Runtime that removes images and
 // containers by the rules the Docker engine follows (measured on dockerd
-// 20.10, see docs/engine-behaviour.md), or, with Rules CRI, by containerd's
+// 20.10, see docs/runtime-behaviour.md), or, with Rules CRI, by containerd's
 // CRI rules (an image goes with every reference at once, and nothing checks
 // its containers), for fast table tests of the planner and the executor.
 // Integration tests run the same scenarios on a real dockerd and a real
 // containerd.
-package enginefake
+package runtimefake
 
 import (
 	"cmp"
@@ -19,28 +19,28 @@ import (
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
-var _ engine.Runtime = (*Engine)(nil)
+var _ runtime.Runtime = (*Runtime)(nil)
 
 // Rules are what the runtimes the fake plays do differently, each stated
-// once; the fake reads them where it acts (docs/engine-behaviour.md).
+// once; the fake reads them where it acts (docs/runtime-behaviour.md).
 type Rules struct {
 	// Capabilities are the runtime's own. Without UntagByReference, removing
 	// an image by any reference removes it with every reference, whatever
 	// containers use it (containerd's CRI).
-	Capabilities engine.Capabilities
+	Capabilities runtime.Capabilities
 	// ListsBuildDates: an image listing carries each image's build date.
 	ListsBuildDates bool
 	// ImageEvents: images have events of their own; without, a follower
-	// lists images to see them come and go (engine.Poller).
+	// lists images to see them come and go (runtime.Poller).
 	ImageEvents bool
 	// Replays: the event stream replays what it still holds since a time;
 	// without, a since in the past is a gap.
 	Replays bool
 	// ListsOthersContainers: containers that another client made are listed
-	// and removed like the runtime's own (Docker's engine has one API); the
+	// and removed like the runtime's own (Docker's runtime has one API); the
 	// CRI knows only those it made.
 	ListsOthersContainers bool
 }
@@ -48,103 +48,103 @@ type Rules struct {
 // The rule sets of the runtimes.
 var (
 	// Docker: the Docker Engine API (internal/docker).
-	Docker = Rules{Capabilities: engine.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true},
+	Docker = Rules{Capabilities: runtime.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true},
 		ListsBuildDates: true, ImageEvents: true, Replays: true, ListsOthersContainers: true}
 	// CRI: containerd's CRI (internal/cri).
 	CRI = Rules{}
 )
 
-// Engine is the fake. The zero value is not usable; call New.
-type Engine struct {
+// Runtime is the fake. The zero value is not usable; call New.
+type Runtime struct {
 	mu         sync.Mutex
-	images     map[string]*engine.Image
-	containers map[string]*engine.Container
+	images     map[string]*runtime.Image
+	containers map[string]*runtime.Container
 	calls      map[string]int
 
-	// down makes every call fail as if the engine were unreachable.
+	// down makes every call fail as if the runtime were unreachable.
 	down bool
-	// stalled methods block until their context ends, as a hung engine does,
+	// stalled methods block until their context ends, as a hung runtime does,
 	// or until CallTimeout, as the Docker adapter bounds each call.
 	stalled map[string]bool
 	// CallTimeout, if set, is the adapter's bound on one call.
 	CallTimeout time.Duration
 	// BeforeCall, if set, runs (without the lock) before each call, with the
-	// method name and its argument: a test can change the engine there, as
+	// method name and its argument: a test can change the runtime there, as
 	// another hand would between plan and apply.
 	BeforeCall func(method, arg string)
-	// Now is the engine's clock, for event times (default time.Now).
+	// Now is the runtime's clock, for event times (default time.Now).
 	Now func() time.Time
-	// EventBuffer is how many events the engine keeps for replay (default
+	// EventBuffer is how many events the runtime keeps for replay (default
 	// 256, as Docker keeps).
 	EventBuffer int
 	// RootDir is the data root Info reports (default /var/lib/docker).
 	RootDir string
 	// ImageStore is the image store Info reports (default "memory";
-	// engine.ContainerdStore makes it look like Docker 29's).
+	// runtime.ContainerdStore makes it look like Docker 29's).
 	ImageStore string
 	// Rules are the runtime's the fake plays (New: Docker).
 	Rules Rules
-	// OnRemove, if set, is called (with the engine's lock held: it must not
-	// call the engine) for each image or container the API removes, as it
-	// goes, with the engine as it was when the call began.
+	// OnRemove, if set, is called (with the runtime's lock held: it must not
+	// call the runtime) for each image or container the API removes, as it
+	// goes, with the runtime as it was when the call began.
 	OnRemove func(Removed)
 	// FollowBuffer is how many events a follower may lag behind before it
-	// loses some (default 1024); make scale, with thousands of engines of
+	// loses some (default 1024); make scale, with thousands of runtimes of
 	// one image each, keeps it small.
 	FollowBuffer int
 
-	// DieUnder, if set, is asked (with the engine's lock held) after each
-	// removal the engine has done: true makes the engine die before it
+	// DieUnder, if set, is asked (with the runtime's lock held) after each
+	// removal the runtime has done: true makes the runtime die before it
 	// answers, so the caller gets an error for a removal that was done,
 	// and every call fails until SetDown(false) (containerd killed between
 	// deleting an image's record and answering).
 	DieUnder func(method, arg string) bool
 
-	// call is the engine when the removal under way began (for OnRemove).
+	// call is the runtime when the removal under way began (for OnRemove).
 	call *callState
 
-	events []engine.Event // the replay buffer, oldest first
-	subs   map[chan engine.Event]*follower
+	events []runtime.Event // the replay buffer, oldest first
+	subs   map[chan runtime.Event]*follower
 	// settled is signalled when a follower has applied its events.
 	settled *sync.Cond
 }
 
-// New returns an empty engine.
-func New() *Engine {
-	f := &Engine{images: map[string]*engine.Image{}, containers: map[string]*engine.Container{}, calls: map[string]int{},
-		subs: map[chan engine.Event]*follower{}, Rules: Docker}
+// New returns an empty runtime.
+func New() *Runtime {
+	f := &Runtime{images: map[string]*runtime.Image{}, containers: map[string]*runtime.Container{}, calls: map[string]int{},
+		subs: map[chan runtime.Event]*follower{}, Rules: Docker}
 	f.settled = sync.NewCond(&f.mu)
 	return f
 }
 
-// WithStaleImage returns an engine holding one image, ci.local/app:1,
-// tagged two days ago (the engine's proof of its age), blocked by one
+// WithStaleImage returns a runtime holding one image, ci.local/app:1,
+// tagged two days ago (the runtime's proof of its age), blocked by one
 // stopped container named after the node: what a fleet of fake nodes holds
 // in the e2e tests and make scale.
-func WithStaleImage(node string) *Engine {
+func WithStaleImage(node string) *Runtime {
 	f := New()
 	old := time.Now().Add(-48 * time.Hour)
 	id := "sha256:" + strings.Repeat("a", 64)
-	f.AddImage(engine.Image{ID: id, RepoTags: []string{"ci.local/app:1"}, Created: old, LastTagTime: old, Size: 1000})
-	f.AddContainer(engine.Container{ID: strings.Repeat("c", 64), Name: node + "-job", ImageID: id,
-		State: engine.StateExited, Created: old, FinishedAt: old})
+	f.AddImage(runtime.Image{ID: id, RepoTags: []string{"ci.local/app:1"}, Created: old, LastTagTime: old, Size: 1000})
+	f.AddContainer(runtime.Container{ID: strings.Repeat("c", 64), Name: node + "-job", ImageID: id,
+		State: runtime.StateExited, Created: old, FinishedAt: old})
 	return f
 }
 
-// AddImage puts a copy of an image in the engine (an image load event):
-// what the engine does to it later never shows in the caller's inventory.
-func (f *Engine) AddImage(img engine.Image) {
+// AddImage puts a copy of an image in the runtime (an image load event):
+// what the runtime does to it later never shows in the caller's inventory.
+func (f *Runtime) AddImage(img runtime.Image) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := img
 	c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
 	f.images[img.ID] = &c
-	f.emit(engine.ImageArrived, img.ID, "")
+	f.emit(runtime.ImageArrived, img.ID, "")
 }
 
-// AddContainer puts a container in the engine: a create event, and a start
+// AddContainer puts a container in the runtime: a create event, and a start
 // event if it is not stopped.
-func (f *Engine) AddContainer(c engine.Container) {
+func (f *Runtime) AddContainer(c runtime.Container) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cc := c
@@ -153,33 +153,33 @@ func (f *Engine) AddContainer(c engine.Container) {
 	if f.unseen(&cc) {
 		return
 	}
-	f.emit(engine.ContainerCreated, c.ID, c.ImageID)
+	f.emit(runtime.ContainerCreated, c.ID, c.ImageID)
 	if !cc.Stopped() {
-		f.emit(engine.ContainerStarted, c.ID, c.ImageID)
+		f.emit(runtime.ContainerStarted, c.ID, c.ImageID)
 	}
 }
 
 // unseen reports whether the runtime's events do not tell of the
 // container: on the CRI, one that another client of containerd made.
-func (f *Engine) unseen(c *engine.Container) bool {
+func (f *Runtime) unseen(c *runtime.Container) bool {
 	return !f.Rules.ListsOthersContainers && c.MadeBy != ""
 }
 
 // RemoveImageByHand deletes an image whatever uses it, as another hand
 // (the kubelet's image GC, docker rmi -f) would: a delete event.
-func (f *Engine) RemoveImageByHand(id string) {
+func (f *Runtime) RemoveImageByHand(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.images[id] != nil {
 		delete(f.images, id)
-		f.emit(engine.ImageRemoved, id, "")
+		f.emit(runtime.ImageRemoved, id, "")
 	}
 }
 
 // RemoveContainerByHand removes a container in any state, as docker rm -f
 // or the kubelet's container GC would: a destroy event (after a die event
 // if it ran).
-func (f *Engine) RemoveContainerByHand(id string) {
+func (f *Runtime) RemoveContainerByHand(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := f.containers[id]
@@ -191,28 +191,28 @@ func (f *Engine) RemoveContainerByHand(id string) {
 		return
 	}
 	if !c.Stopped() {
-		f.emit(engine.ContainerStopped, id, c.ImageID)
+		f.emit(runtime.ContainerStopped, id, c.ImageID)
 	}
-	f.emit(engine.ContainerRemoved, id, c.ImageID)
+	f.emit(runtime.ContainerRemoved, id, c.ImageID)
 }
 
-func (f *Engine) now() time.Time {
+func (f *Runtime) now() time.Time {
 	if f.Now != nil {
 		return f.Now()
 	}
 	return time.Now()
 }
 
-// SetDown makes the engine unreachable (true) or reachable again.
-func (f *Engine) SetDown(down bool) {
+// SetDown makes the runtime unreachable (true) or reachable again.
+func (f *Runtime) SetDown(down bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.down = down
 }
 
 // Stall makes calls of the method hang until their context ends (false
-// undoes it), as a stalled engine does.
-func (f *Engine) Stall(method string, stalled bool) {
+// undoes it), as a stalled runtime does.
+func (f *Runtime) Stall(method string, stalled bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stalled == nil {
@@ -223,7 +223,7 @@ func (f *Engine) Stall(method string, stalled bool) {
 
 // Tag adds a reference to an image, as docker tag does (the tag leaves any
 // other image it named).
-func (f *Engine) Tag(id, ref string) {
+func (f *Runtime) Tag(id, ref string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, img := range f.images {
@@ -231,23 +231,23 @@ func (f *Engine) Tag(id, ref string) {
 	}
 	f.images[id].RepoTags = append(f.images[id].RepoTags, ref)
 	f.images[id].LastTagTime = f.now()
-	f.emit(engine.ImageRetagged, id, "")
+	f.emit(runtime.ImageRetagged, id, "")
 }
 
 // Untag removes a tag from an image, as docker tag moving it elsewhere
 // does: the image stays, untagged if it was its last.
-func (f *Engine) Untag(id, ref string) {
+func (f *Runtime) Untag(id, ref string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if img := f.images[id]; img != nil {
 		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return sameTag(t, ref) })
-		f.emit(engine.ImageRetagged, id, "")
+		f.emit(runtime.ImageRetagged, id, "")
 	}
 }
 
 // SetState changes a container's state, as starting or stopping it would:
 // a start or die event when it starts or stops running.
-func (f *Engine) SetState(id, state string) {
+func (f *Runtime) SetState(id, state string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := f.containers[id]
@@ -255,20 +255,20 @@ func (f *Engine) SetState(id, state string) {
 	c.State = state
 	switch {
 	case was && !c.Stopped():
-		f.emit(engine.ContainerStarted, id, c.ImageID)
+		f.emit(runtime.ContainerStarted, id, c.ImageID)
 	case !was && c.Stopped():
 		c.FinishedAt = f.now()
-		f.emit(engine.ContainerStopped, id, c.ImageID)
+		f.emit(runtime.ContainerStopped, id, c.ImageID)
 	}
 }
 
-// Image returns a copy of the image as the engine holds it now.
-func (f *Engine) Image(id string) (engine.Image, bool) {
+// Image returns a copy of the image as the runtime holds it now.
+func (f *Runtime) Image(id string) (runtime.Image, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	img := f.images[id]
 	if img == nil {
-		return engine.Image{}, false
+		return runtime.Image{}, false
 	}
 	c := *img
 	c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
@@ -277,7 +277,7 @@ func (f *Engine) Image(id string) (engine.Image, bool) {
 
 // Named returns the ID of the image a reference (ID, tag or digest
 // reference) names now, "" when none does.
-func (f *Engine) Named(ref string) string {
+func (f *Runtime) Named(ref string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if img, _ := f.resolve(ref); img != nil {
@@ -287,14 +287,14 @@ func (f *Engine) Named(ref string) string {
 }
 
 // HasImage reports whether the image is still there.
-func (f *Engine) HasImage(id string) bool {
+func (f *Runtime) HasImage(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.images[id] != nil
 }
 
 // Tags returns the image's tags, sorted.
-func (f *Engine) Tags(id string) []string {
+func (f *Runtime) Tags(id string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if img := f.images[id]; img != nil {
@@ -304,21 +304,21 @@ func (f *Engine) Tags(id string) []string {
 }
 
 // HasContainer reports whether the container is still there.
-func (f *Engine) HasContainer(id string) bool {
+func (f *Runtime) HasContainer(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.containers[id] != nil
 }
 
 // Calls returns how many times each method was called.
-func (f *Engine) Calls() map[string]int {
+func (f *Runtime) Calls() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.calls)
 }
 
 // TotalCalls is the number of calls of any method.
-func (f *Engine) TotalCalls() int {
+func (f *Runtime) TotalCalls() int {
 	n := 0
 	for _, v := range f.Calls() {
 		n += v
@@ -328,7 +328,7 @@ func (f *Engine) TotalCalls() int {
 
 // enter counts a call and runs the BeforeCall hook. On success it returns
 // holding f.mu, which the method releases; on error it has released it.
-func (f *Engine) enter(ctx context.Context, method, arg string) error {
+func (f *Runtime) enter(ctx context.Context, method, arg string) error {
 	if f.BeforeCall != nil {
 		f.BeforeCall(method, arg)
 	}
@@ -336,7 +336,7 @@ func (f *Engine) enter(ctx context.Context, method, arg string) error {
 	f.calls[method]++
 	if f.down {
 		f.mu.Unlock()
-		return fmt.Errorf("cannot connect to the Docker daemon: engine is down")
+		return fmt.Errorf("cannot connect to the runtime: the runtime is down")
 	}
 	if f.stalled[method] {
 		f.mu.Unlock()
@@ -346,22 +346,22 @@ func (f *Engine) enter(ctx context.Context, method, arg string) error {
 			defer cancel()
 		}
 		<-ctx.Done()
-		return fmt.Errorf("the Docker engine did not answer in time: %w", ctx.Err())
+		return fmt.Errorf("the runtime did not answer in time: %w", ctx.Err())
 	}
 	return nil
 }
 
-// ListImages implements engine.Runtime.
-func (f *Engine) ListImages(ctx context.Context) ([]engine.Image, error) {
+// ListImages implements runtime.Runtime.
+func (f *Runtime) ListImages(ctx context.Context) ([]runtime.Image, error) {
 	if err := f.enter(ctx, "ListImages", ""); err != nil {
 		return nil, err
 	}
 	defer f.mu.Unlock()
-	out := make([]engine.Image, 0, len(f.images))
+	out := make([]runtime.Image, 0, len(f.images))
 	for _, img := range f.images {
 		c := *img
 		c.LastTagTime = time.Time{}                      // only Inspect tells
-		c.Arrived, c.LastUsed = time.Time{}, time.Time{} // the engine keeps no such clock
+		c.Arrived, c.LastUsed = time.Time{}, time.Time{} // the runtime keeps no such clock
 		if !f.Rules.ListsBuildDates {
 			c.Created = time.Time{} // the image's status has it
 		}
@@ -373,13 +373,13 @@ func (f *Engine) ListImages(ctx context.Context) ([]engine.Image, error) {
 	return out, nil
 }
 
-// ListContainers implements engine.Runtime.
-func (f *Engine) ListContainers(ctx context.Context) ([]engine.Container, error) {
+// ListContainers implements runtime.Runtime.
+func (f *Runtime) ListContainers(ctx context.Context) ([]runtime.Container, error) {
 	if err := f.enter(ctx, "ListContainers", ""); err != nil {
 		return nil, err
 	}
 	defer f.mu.Unlock()
-	out := make([]engine.Container, 0, len(f.containers))
+	out := make([]runtime.Container, 0, len(f.containers))
 	for _, c := range f.containers {
 		cc := *c
 		cc.FinishedAt = time.Time{} // only Inspect tells
@@ -389,55 +389,55 @@ func (f *Engine) ListContainers(ctx context.Context) ([]engine.Container, error)
 	return out, nil
 }
 
-// InspectImage implements engine.Runtime.
-func (f *Engine) InspectImage(ctx context.Context, id string) (engine.Image, error) {
+// InspectImage implements runtime.Runtime.
+func (f *Runtime) InspectImage(ctx context.Context, id string) (runtime.Image, error) {
 	if err := f.enter(ctx, "InspectImage", id); err != nil {
-		return engine.Image{}, err
+		return runtime.Image{}, err
 	}
 	defer f.mu.Unlock()
 	img := f.images[id]
 	if img == nil {
-		return engine.Image{}, fmt.Errorf("image %s: %w", id, engine.ErrNotFound)
+		return runtime.Image{}, fmt.Errorf("image %s: %w", id, runtime.ErrNotFound)
 	}
 	c := *img
 	c.RepoTags, c.RepoDigests = slices.Clone(img.RepoTags), slices.Clone(img.RepoDigests)
 	return c, nil
 }
 
-// Info implements engine.Runtime.
-func (f *Engine) Info(ctx context.Context) (engine.Info, error) {
+// Info implements runtime.Runtime.
+func (f *Runtime) Info(ctx context.Context) (runtime.Info, error) {
 	if err := f.enter(ctx, "Info", ""); err != nil {
-		return engine.Info{}, err
+		return runtime.Info{}, err
 	}
 	defer f.mu.Unlock()
-	return engine.Info{ID: "fake", RootDir: cmp.Or(f.RootDir, "/var/lib/docker"), Name: "fake", Version: "1", ImageStore: cmp.Or(f.ImageStore, "memory")}, nil
+	return runtime.Info{ID: "fake", RootDir: cmp.Or(f.RootDir, "/var/lib/docker"), Name: "fake", Version: "1", ImageStore: cmp.Or(f.ImageStore, "memory")}, nil
 }
 
-// Capabilities implements engine.Runtime.
-func (f *Engine) Capabilities() engine.Capabilities {
+// Capabilities implements runtime.Runtime.
+func (f *Runtime) Capabilities() runtime.Capabilities {
 	return f.Rules.Capabilities
 }
 
-// ContainerFinishedAt implements engine.Runtime.
-func (f *Engine) ContainerFinishedAt(ctx context.Context, id string) (string, time.Time, error) {
+// ContainerFinishedAt implements runtime.Runtime.
+func (f *Runtime) ContainerFinishedAt(ctx context.Context, id string) (string, time.Time, error) {
 	if err := f.enter(ctx, "ContainerFinishedAt", id); err != nil {
 		return "", time.Time{}, err
 	}
 	defer f.mu.Unlock()
 	c := f.containers[id]
 	if c == nil {
-		return "", time.Time{}, fmt.Errorf("container %s: %w", id, engine.ErrNotFound)
+		return "", time.Time{}, fmt.Errorf("container %s: %w", id, runtime.ErrNotFound)
 	}
 	return c.State, c.FinishedAt, nil
 }
 
-// ContainersUsing implements engine.Runtime.
-func (f *Engine) ContainersUsing(ctx context.Context, imageIDs []string) ([]engine.Container, error) {
+// ContainersUsing implements runtime.Runtime.
+func (f *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]runtime.Container, error) {
 	if err := f.enter(ctx, "ContainersUsing", strings.Join(imageIDs, ",")); err != nil {
 		return nil, err
 	}
 	defer f.mu.Unlock()
-	var out []engine.Container
+	var out []runtime.Container
 	for _, c := range f.containers {
 		if slices.Contains(imageIDs, c.ImageID) {
 			out = append(out, *c)
@@ -446,8 +446,8 @@ func (f *Engine) ContainersUsing(ctx context.Context, imageIDs []string) ([]engi
 	return out, nil
 }
 
-// Ping implements engine.Runtime.
-func (f *Engine) Ping(ctx context.Context) error {
+// Ping implements runtime.Runtime.
+func (f *Runtime) Ping(ctx context.Context) error {
 	if err := f.enter(ctx, "Ping", ""); err != nil {
 		return err
 	}
@@ -455,8 +455,12 @@ func (f *Engine) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ProvesRoot implements engine.RootProver as the Docker engine lays out
+// ProvesRoot implements runtime.RootProver as the Docker engine lays out
 // its data root (the fake's Info is Docker's, whatever its rules).
-func (f *Engine) ProvesRoot(ctx context.Context, info engine.Info, root string) (proven, empty bool, err error) {
+func (f *Runtime) ProvesRoot(ctx context.Context, info runtime.Info, root string) (proven, empty bool, err error) {
 	return docker.ProvesDataRoot(ctx, f, info, root)
 }
+
+// ContainerdRoots implements runtime.ContainerdRootFinder as Docker does
+// (the fake's Info is Docker's, whatever its rules).
+func (f *Runtime) ContainerdRoots(dataRoot string) []string { return docker.ContainerdRoots(dataRoot) }

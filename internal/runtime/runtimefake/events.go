@@ -1,4 +1,4 @@
-package enginefake
+package runtimefake
 
 import (
 	"cmp"
@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/imagecleanup/image-cleanup-operator/internal/engine"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
 
 // follower is one live stream of Events: the events sent and not yet
@@ -22,11 +22,11 @@ type follower struct {
 
 // noise is an event no adapter passes on (Docker's exec_start of a probe):
 // it fills the runtime's replay buffer, and is never delivered.
-const noise engine.EventKind = "noise"
+const noise runtime.EventKind = "noise"
 
 // Noise adds n events the image clock does not read (exec probes), which
 // push older events out of the replay buffer.
-func (f *Engine) Noise(n int) {
+func (f *Runtime) Noise(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for range n {
@@ -35,9 +35,9 @@ func (f *Engine) Noise(n int) {
 }
 
 // Restart empties the event buffer and breaks every follower's stream, as
-// an engine restart does; images and containers stay (running ones are
+// a runtime restart does; images and containers stay (running ones are
 // left as they are: the test decides what restarts).
-func (f *Engine) Restart() {
+func (f *Runtime) Restart() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = nil
@@ -53,7 +53,7 @@ func (f *Engine) Restart() {
 // model test's steps then see the agent's clock as the real follower left
 // it, not half-way. It reports false if that did not happen within the
 // timeout.
-func (f *Engine) WaitFollowers(n int, timeout time.Duration) bool {
+func (f *Runtime) WaitFollowers(n int, timeout time.Duration) bool {
 	expired := false
 	timer := time.AfterFunc(timeout, func() {
 		f.mu.Lock()
@@ -70,7 +70,7 @@ func (f *Engine) WaitFollowers(n int, timeout time.Duration) bool {
 	return f.followersSettled(n)
 }
 
-func (f *Engine) followersSettled(n int) bool {
+func (f *Runtime) followersSettled(n int) bool {
 	if len(f.subs) != n {
 		return false
 	}
@@ -82,10 +82,10 @@ func (f *Engine) followersSettled(n int) bool {
 	return true
 }
 
-// PollFollowers makes every follower of a CRI engine list images now, as
+// PollFollowers makes every follower of a CRI runtime list images now, as
 // the CRI adapter's follower does every ImagePoll, and waits until each
 // has applied what it saw.
-func (f *Engine) PollFollowers() {
+func (f *Runtime) PollFollowers() {
 	f.mu.Lock()
 	var asks []*follower
 	for _, fl := range f.subs {
@@ -105,11 +105,11 @@ func (f *Engine) PollFollowers() {
 }
 
 // emit records an event; f.mu is held.
-func (f *Engine) emit(kind engine.EventKind, id, image string) {
+func (f *Runtime) emit(kind runtime.EventKind, id, image string) {
 	if !f.Rules.ImageEvents && !kind.OfContainer() && kind != noise {
 		return // the runtime tells of containers only
 	}
-	e := engine.Event{Kind: kind, ID: id, Image: image, Time: f.now()}
+	e := runtime.Event{Kind: kind, ID: id, Image: image, Time: f.now()}
 	limit := f.EventBuffer
 	if limit == 0 {
 		limit = 256
@@ -128,7 +128,7 @@ func (f *Engine) emit(kind engine.EventKind, id, image string) {
 }
 
 // applied notes that a follower applied one event sent to it.
-func (f *Engine) applied(ch chan engine.Event) {
+func (f *Runtime) applied(ch chan runtime.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fl := f.subs[ch]; fl != nil {
@@ -137,18 +137,18 @@ func (f *Engine) applied(ch chan engine.Event) {
 	}
 }
 
-// Events implements engine.Runtime with Docker's rules: a replay of the
+// Events implements runtime.Runtime with Docker's rules: a replay of the
 // buffered events since (a gap first when the buffer has turned over since
 // then), then, with follow, the new ones until ctx ends or Restart.
-func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn func(engine.Event)) error {
+func (f *Runtime) Events(ctx context.Context, since time.Time, follow bool, fn func(runtime.Event)) error {
 	if err := f.enter(ctx, "Events", ""); err != nil {
 		return err
 	}
-	var replay []engine.Event
+	var replay []runtime.Event
 	switch {
 	case !f.Rules.Replays && !since.IsZero():
 		// No replay: all that happened since is unknown.
-		replay = []engine.Event{{Kind: engine.EventGap, Time: f.now()}}
+		replay = []runtime.Event{{Kind: runtime.EventGap, Time: f.now()}}
 	case !since.IsZero():
 		for _, e := range f.events {
 			if !e.Time.Before(since) {
@@ -160,15 +160,15 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 			limit = 256
 		}
 		if len(replay) >= limit && replay[0].Time.After(since) {
-			replay = append([]engine.Event{{Kind: engine.EventGap, Time: replay[0].Time}}, replay...)
+			replay = append([]runtime.Event{{Kind: runtime.EventGap, Time: replay[0].Time}}, replay...)
 		}
 	}
-	replay = append(replay, engine.Event{Kind: engine.EventNow, Time: f.now()})
-	var ch chan engine.Event
+	replay = append(replay, runtime.Event{Kind: runtime.EventNow, Time: f.now()})
+	var ch chan runtime.Event
 	fl := &follower{ended: make(chan struct{})}
 	defer close(fl.ended)
 	if follow {
-		ch = make(chan engine.Event, cmp.Or(f.FollowBuffer, 1024))
+		ch = make(chan runtime.Event, cmp.Or(f.FollowBuffer, 1024))
 		if !f.Rules.ImageEvents {
 			fl.polls = make(chan chan struct{})
 		}
@@ -191,7 +191,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 	}()
 	// A runtime that tells of containers only: its follower lists images,
 	// and an image that appeared arrived, one that went was deleted.
-	var p engine.Poller
+	var p runtime.Poller
 	if !f.Rules.ImageEvents {
 		if err := p.Baseline(ctx, f); err != nil {
 			return err
@@ -213,7 +213,7 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 			}
 		case e, ok := <-ch:
 			if !ok {
-				return fmt.Errorf("the engine restarted")
+				return fmt.Errorf("the runtime restarted")
 			}
 			if e.Kind != noise {
 				fn(e)
@@ -226,20 +226,20 @@ func (f *Engine) Events(ctx context.Context, since time.Time, follow bool, fn fu
 // Subscription is a live stream of the fake's events, read without
 // blocking: a model test's follower, that runs to the present after each
 // step instead of alongside.
-type Subscription struct{ ch chan engine.Event }
+type Subscription struct{ ch chan runtime.Event }
 
 // Subscribe starts a live stream of the events from now on (a follower
-// connected to the engine; nothing is replayed).
-func (f *Engine) Subscribe() *Subscription {
+// connected to the runtime; nothing is replayed).
+func (f *Runtime) Subscribe() *Subscription {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ch := make(chan engine.Event, 4096)
+	ch := make(chan runtime.Event, 4096)
 	f.subs[ch] = &follower{replayed: true}
 	return &Subscription{ch: ch}
 }
 
 // Unsubscribe ends a stream.
-func (f *Engine) Unsubscribe(s *Subscription) {
+func (f *Runtime) Unsubscribe(s *Subscription) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.subs[s.ch] != nil {
@@ -249,8 +249,8 @@ func (f *Engine) Unsubscribe(s *Subscription) {
 }
 
 // Drain returns the events sent since the last Drain, oldest first; broken
-// says that the stream ended (the engine restarted) after them.
-func (s *Subscription) Drain() (events []engine.Event, broken bool) {
+// says that the stream ended (the runtime restarted) after them.
+func (s *Subscription) Drain() (events []runtime.Event, broken bool) {
 	for {
 		select {
 		case e, ok := <-s.ch:

@@ -1,4 +1,4 @@
-package enginehost_test
+package runtimehost_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/docker"
-	"github.com/imagecleanup/image-cleanup-operator/internal/enginehost"
+	"github.com/imagecleanup/image-cleanup-operator/internal/runtimehost"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -20,38 +20,38 @@ func runtimeAt(t *testing.T, host string) *docker.Runtime {
 	return rt
 }
 
-// Finding 6 of the second review, on the real engines: the two private
-// engines of make test run on one machine (Docker 20.10 takes its ID from
+// Finding 6 of the second review, on the real runtimes: the two private
+// runtimes of make test run on one machine (Docker 20.10 takes its ID from
 // /etc/docker/key.json, so they may share it), and each gets a clock of
 // its own in one state folder, held by one process at a time.
-func TestTwoEnginesOnOneMachineKeepTwoClocks(t *testing.T) {
+func TestTwoRuntimesOnOneMachineKeepTwoClocks(t *testing.T) {
 	testenv.Docker(t)
 	_, smallHost, _ := testenv.SmallDocker(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	a, err := enginehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), enginehost.Options{StateDir: dir})
+	a, err := runtimehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), runtimehost.Options{StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := enginehost.Open(ctx, runtimeAt(t, smallHost), enginehost.Options{StateDir: dir})
+	b, err := runtimehost.Open(ctx, runtimeAt(t, smallHost), runtimehost.Options{StateDir: dir})
 	if err != nil {
 		t.Fatalf("the second engine's clock: %v", err)
 	}
 	defer b.Close()
 	t.Logf("engine IDs %q and %q, data roots %s and %s", a.Info.ID, b.Info.ID, a.Info.RootDir, b.Info.RootDir)
-	if _, err := enginehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), enginehost.Options{StateDir: dir}); err == nil {
+	if _, err := runtimehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), runtimehost.Options{StateDir: dir}); err == nil {
 		t.Fatal("a second process opened a clock that is held")
 	}
 }
 
-// Finding 7 of the second review, on the real engine: the data root the
-// engine reports is measured once it is shown to be the engine's here.
-func TestTheEnginesDataRootIsProvenHere(t *testing.T) {
+// Finding 7 of the second review, on the real runtime: the data root the
+// runtime reports is measured once it is shown to be the runtime's here.
+func TestTheRuntimesDataRootIsProvenHere(t *testing.T) {
 	cli := testenv.Docker(t)
 	testenv.ImportImage(t, cli, "itest.local/"+testenv.UniqueName("proof")+"/app:1")
 	ctx := context.Background()
-	h, err := enginehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), enginehost.Options{})
+	h, err := runtimehost.Open(ctx, runtimeAt(t, testenv.DockerHost(t)), runtimehost.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
