@@ -17,7 +17,8 @@ import (
 func TestTheAppliedReportIsTheDesiredOne(t *testing.T) {
 	policy := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "0123"}}
 	at := metav1.NewTime(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
-	desired := desiredReport(policy, "node-1", &v1alpha1.ImageCleanupReportStatus{Phase: v1alpha1.PhaseSucceeded, LastSweepTime: &at, CountedThrough: &at})
+	counted := metav1.NewMicroTime(at.Add(1500 * time.Microsecond))
+	desired := desiredReport(policy, "node-1", &v1alpha1.ImageCleanupReportStatus{Phase: v1alpha1.PhaseSucceeded, LastSweepTime: &at, CountedThrough: &counted})
 	apply, err := reportApplyConfiguration(desired)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +29,7 @@ func TestTheAppliedReportIsTheDesiredOne(t *testing.T) {
 	if string(got) != string(want) {
 		t.Fatalf("applied %s\nwant    %s", got, want)
 	}
-	for _, field := range []string{`"name":"p.node-1"`, `"ownerReferences":[{`, `"imagesRemoved":0`, `"countedThrough":"2026-12-07T12:00:00Z"`} {
+	for _, field := range []string{`"name":"p.node-1"`, `"ownerReferences":[{`, `"imagesRemoved":0`, `"countedThrough":"2026-12-07T12:00:00.001500Z"`} {
 		if !strings.Contains(string(got), field) {
 			t.Errorf("the applied report lacks %s: %s", field, got)
 		}

@@ -142,24 +142,24 @@ func (t timing) retryAfter(policy *v1alpha1.ImageCleanupPolicy, failures int) ti
 func (t timing) decide(s *situation) decision {
 	d := t.due(s)
 	if d.step == stepSweep {
-		if wait := secondTaken(s.report, s.now); wait > 0 {
+		if wait := instantTaken(s.report, s.now); wait > 0 {
 			return decision{step: stepWait, wait: wait}
 		}
 	}
 	return d
 }
 
-// secondTaken says how long to wait for the next second when the policy's
-// last reported sweep began in this one. A report keeps its sweep's start
-// to the second (lastSweepTime), and the next sweep takes it as the end of
-// what was reported (the image clock's records of begun removals up to it
-// are dropped, not counted again): so no two sweeps of a policy begin in
-// the same second.
-func secondTaken(report *v1alpha1.ImageCleanupReportStatus, now time.Time) time.Duration {
-	if report == nil || report.LastSweepTime == nil || !now.Truncate(time.Second).Equal(report.LastSweepTime.Time) {
+// instantTaken says how long to wait when the policy's last counting sweep
+// began at this very instant (to the microsecond its report keeps). The
+// image clock tells the removals a report counted from those it did not by
+// the start of their sweep (countedThrough), so no two sweeps of a policy
+// may begin at one instant: only a clock that did not move (a fake one)
+// ever waits here, for a microsecond.
+func instantTaken(report *v1alpha1.ImageCleanupReportStatus, now time.Time) time.Duration {
+	if report == nil || report.CountedThrough == nil || !now.Truncate(time.Microsecond).Equal(report.CountedThrough.Time) {
 		return 0
 	}
-	return report.LastSweepTime.Add(time.Second).Sub(now)
+	return report.CountedThrough.Add(time.Microsecond).Sub(now)
 }
 
 // next is when to come back after a sweep, by its verdict (0: only when an
@@ -179,7 +179,7 @@ func (t timing) next(v verdict, policy *v1alpha1.ImageCleanupPolicy, failures in
 	return t.interval(policy)
 }
 
-// due is decide without the second rule.
+// due is decide without the instant rule.
 func (t timing) due(s *situation) decision {
 	p := s.policy
 	switch {

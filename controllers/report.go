@@ -62,7 +62,7 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		st.Message = strings.TrimPrefix(st.Message+"; "+note, "; ")
 	}
 	if out.Harvested {
-		st.CountedThrough = st.LastSweepTime
+		st.CountedThrough = &metav1.MicroTime{Time: start.Truncate(time.Microsecond)}
 	}
 	st.Totals.Sweeps++
 	if !rec.Empty() {
@@ -118,17 +118,17 @@ func removedImageLine(ri *apply.RemovedImage) string {
 	return ri.Image + " (untagged)"
 }
 
-// idleStatus is the report status of a policy this node does not sweep now
-// (suspended, or a node selector that cannot be read): the phase says why,
-// the last sweep's figures stay.
 // countedThrough is the start of the latest sweep that a report says
 // counted what the runtime lost of the removals begun before it; nil when
 // none did: then every record is counted. (A report of an agent from
 // before the field was added reads as none: its records were dropped when
 // it was written, but for one whose agent died in between, which counts
 // again once.)
-func countedThrough(st *v1alpha1.ImageCleanupReportStatus) *metav1.Time { return st.CountedThrough }
+func countedThrough(st *v1alpha1.ImageCleanupReportStatus) *metav1.MicroTime { return st.CountedThrough }
 
+// idleStatus is the report status of a policy this node does not sweep now
+// (suspended, or a node selector that cannot be read): the phase says why,
+// the last sweep's figures stay.
 func idleStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, phase v1alpha1.ReportPhase, reason, message string) v1alpha1.ImageCleanupReportStatus {
 	st := *prev.DeepCopy()
 	st.PolicyGeneration = generation

@@ -171,9 +171,11 @@ type ImageCleanupReportStatus struct {
 	// countedThrough is the start of the latest sweep that counted here
 	// what the runtime lost of the removals begun before it (a sweep that
 	// could not list the runtime counts nothing, and leaves it as it was):
-	// the agent's records of the removals begun up to then are told.
+	// the agent's records of the removals begun up to then are told. It
+	// keeps the start to the microsecond, so that a sweep begun in the same
+	// second as the last one is told from it.
 	// +optional
-	CountedThrough *metav1.Time `json:"countedThrough,omitempty"`
+	CountedThrough *metav1.MicroTime `json:"countedThrough,omitempty"`
 	// lastSweepDuration is how long it took, such as 1.2s.
 	// +optional
 	LastSweepDuration string `json:"lastSweepDuration,omitempty"`

@@ -216,16 +216,18 @@ func TestHarvestCountsWhatAnInterruptedSweepRemoved(t *testing.T) {
 	if rec := c.Harvest("q", &inv, t0, t1); !rec.Empty() || len(c.UnfinishedFor("q")) != 0 {
 		t.Fatalf("a reported sweep's removals were recovered: %+v", rec)
 	}
-	// Also when the sweep began within the second its report names (a
-	// report keeps lastSweepTime to the second); the next second's sweep
-	// is not reported by it.
-	c.Begin("r", t0.Add(300*time.Millisecond), []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
-	if rec := c.Harvest("r", &inv, t0.Add(-time.Second).Truncate(time.Second), t1); !slices.Equal(rec.Images, []string{"y"}) {
+	// Also when the sweep began within the microsecond its report names (a
+	// report keeps countedThrough to the microsecond); a sweep a
+	// microsecond later is not reported by it.
+	begun := t0.Add(300*time.Millisecond + 700*time.Nanosecond)
+	c.Begin("r", begun, []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
+	if rec := c.Harvest("r", &inv, begun.Truncate(time.Microsecond).Add(-time.Microsecond), t1); !slices.Equal(rec.Images, []string{"y"}) {
 		t.Fatalf("an unreported sweep's removal was not recovered: %+v", rec)
 	}
 	c.Reported("r", t1) // the harvest's own sweep
-	if rec := c.Harvest("r", &inv, t0.Truncate(time.Second), t1.Add(time.Hour)); !rec.Empty() || len(c.UnfinishedFor("r")) != 0 {
-		t.Fatalf("the removals of a sweep reported to the second were recovered: %+v", rec)
+	c.Begin("r", begun, []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
+	if rec := c.Harvest("r", &inv, begun.Truncate(time.Microsecond), t1.Add(time.Hour)); !rec.Empty() || len(c.UnfinishedFor("r")) != 0 {
+		t.Fatalf("the removals of a sweep reported to the microsecond were recovered: %+v", rec)
 	}
 }
 

@@ -87,8 +87,8 @@ func (r *Recovered) Empty() bool { return len(r.Images) == 0 && len(r.Containers
 
 // Harvest settles the policy's begun removals against a fresh listing,
 // before a new sweep plans: those of sweeps reported through reported are
-// dropped (to the second: a report keeps its sweep's start to the second,
-// and the agent begins no two sweeps of a policy in one second), but for
+// dropped (to the microsecond: a report keeps its sweep's start so, and
+// the agent begins no two sweeps of a policy at one instant), but for
 // unsettled ones, which no report could count; of the
 // others, the images that are gone or lost a reference the
 // plan meant to remove, and the planned containers that are gone, are
@@ -161,10 +161,10 @@ func (c *Clock) Harvest(policy string, inv *runtime.Inventory, reported, sweep t
 }
 
 // covered reports whether a report written through reported (its sweep's
-// start, to the second: the agent begins no two sweeps of a policy in one
-// second) counts what the sweep that started at sweep did.
+// start, to the microsecond: the agent begins no two sweeps of a policy at
+// one instant) counts what the sweep that started at sweep did.
 func covered(sweep, reported time.Time) bool {
-	return !reported.IsZero() && !sweep.Truncate(time.Second).After(reported)
+	return !reported.IsZero() && !sweep.Truncate(time.Microsecond).After(reported)
 }
 
 // removedARef reports whether one of the references (not an ID) is held
