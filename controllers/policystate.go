@@ -118,7 +118,7 @@ func (r *nodeReconciler) forget(ctx context.Context, policy string) {
 	}
 	r.mu.Unlock()
 	if imageClock, err := r.Host.imageClock(ctx); err == nil {
-		imageClock.ForgetPolicy(policy)
+		imageClock.Journal().ForgetPolicy(policy)
 		// Now, not at the next periodic save: a restart in between would
 		// bring the removals back and count them into a new report.
 		if err := imageClock.Save(); err != nil {

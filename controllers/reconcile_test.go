@@ -379,7 +379,7 @@ func TestAReportOfASweepThatCouldNotListSettlesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	imageClock.Observe(&inv, killedAt)
-	imageClock.Begin("p", killedAt, []imageclock.Removal{{ImageID: gone, Image: "ci.local/gone:1", Refs: []string{"ci.local/gone:1"}}})
+	imageClock.Journal().Begin("p", killedAt, []imageclock.Removal{{ImageID: gone, Image: "ci.local/gone:1", Refs: []string{"ci.local/gone:1"}}})
 	h.rt.RemoveImageByHand(gone)
 
 	h.rt.SetDown(true)

@@ -91,8 +91,8 @@ func TestAnInterruptedRemovalIsFinished(t *testing.T) {
 	if len(out.Result.RemovedImages) != 1 || out.Result.RemovedImages[0].ImageID != id || !out.Result.RemovedImages[0].Deleted {
 		t.Fatalf("result %+v", out.Result)
 	}
-	clock.Reported("p", time.Now())
-	if len(clock.UnfinishedFor("p")) != 0 {
+	clock.Journal().Reported("p", time.Now())
+	if len(clock.Journal().UnfinishedFor("p")) != 0 {
 		t.Fatal("the finished and reported removal is still remembered")
 	}
 }
@@ -151,7 +151,7 @@ func TestRemovalsOfAKilledSweepAreCounted(t *testing.T) {
 	if len(out.Recovered.Images) != 3 || len(out.Recovered.Containers) != 3 {
 		t.Fatalf("the next sweep recovered %+v, want the 3 images and 3 containers the killed one removed", out.Recovered)
 	}
-	r.clock.Reported("p", time.Now())
+	r.clock.Journal().Reported("p", time.Now())
 	out = s.sweepWith(s.rt, spec, time.Now(), cleanup.Options{Clock: r.clock, Policy: "p"})
 	if !out.Recovered.Empty() {
 		t.Fatalf("counted twice: %+v", out.Recovered)

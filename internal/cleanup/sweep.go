@@ -58,12 +58,12 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("%w: %w", ErrRuntime, err)
 	}
 	opts.Clock.Observe(&inv, now)
-	out := Outcome{Recovered: opts.Clock.Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Harvested: true,
+	out := Outcome{Recovered: opts.Clock.Journal().Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Harvested: true,
 		Unhonoured: Unhonoured(spec, rt.Capabilities())}
 	s.harvested = true
 	// From here on, an error returns the outcome too: what the harvest
 	// counted must reach the report that drops its records.
-	popts.Unfinished = opts.Clock.UnfinishedFor(opts.Policy)
+	popts.Unfinished = opts.Clock.Journal().UnfinishedFor(opts.Policy)
 	popts.PodImages = opts.PodImages
 	if spec.DiskUsage != nil {
 		if out.Disk, err = measureBefore(spec.DiskUsage, &popts, opts.Disk); err != nil {
@@ -87,7 +87,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	// Remember the removals before they start: if the runtime or this
 	// process dies half-way, the next sweep finishes them and counts what
 	// went. The record stays until the sweep is committed.
-	opts.Clock.Begin(opts.Policy, now, removals(&out.Plan))
+	opts.Clock.Journal().Begin(opts.Policy, now, removals(&out.Plan))
 	if err := save(opts.Clock); err != nil {
 		out.Plan, out.Result = plan.Plan{}, apply.Result{}
 		return out, err // nothing removed: no record, no removal
@@ -147,9 +147,9 @@ func unsettled(clock *imageclock.Clock, policy string, out *Outcome) {
 				counted = append(counted, c.ID)
 			}
 		}
-		clock.Unsettled(policy, a.ImageID, counted)
+		clock.Journal().Unsettled(policy, a.ImageID, counted)
 		for _, parent := range a.PruneParents {
-			clock.Unsettled(policy, parent, nil)
+			clock.Journal().Unsettled(policy, parent, nil)
 		}
 	}
 }
@@ -171,6 +171,6 @@ func (s *Sweep) Commit(tell func() error) error {
 	if !s.harvested {
 		return nil
 	}
-	s.opts.Clock.Reported(s.opts.Policy, s.now)
+	s.opts.Clock.Journal().Reported(s.opts.Policy, s.now)
 	return save(s.opts.Clock)
 }

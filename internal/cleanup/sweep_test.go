@@ -396,7 +396,7 @@ func TestASweepThatFailsAfterItsHarvestReturnsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Observe(&inv, t0)
-	clock.Begin("p", t0, []imageclock.Removal{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1"}}})
+	clock.Journal().Begin("p", t0, []imageclock.Removal{{ImageID: imageA, Image: "app:1", Refs: []string{"app:1"}}})
 	f.RemoveImageByHand(imageA) // the killed sweep's removal went through
 	spec := fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) {
 		s.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 80, LowPercent: 60}

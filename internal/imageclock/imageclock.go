@@ -1,6 +1,7 @@
 // Package imageclock is one node's memory of its images: when each image
-// arrived and when a container last used it, and which removals were begun
-// and not yet reported. The runtime keeps neither clock (a pull or load
+// arrived and when a container last used it (Clock), and which removals
+// were begun and not yet reported (Journal, kept in the clock's file). The
+// runtime keeps neither clock (a pull or load
 // leaves no LastTagTime, and Created is the build date), so the agent and
 // the CLI keep this one, in one small file per runtime, written atomically.
 //
@@ -41,7 +42,8 @@ type StoreKey struct {
 	RootDir string `json:"rootDir"`
 }
 
-// Clock is the state of one runtime. It is safe for concurrent use.
+// Clock is what one runtime's images went through: arrivals and uses, and
+// the journal of begun removals kept with them. It is safe for concurrent use.
 type Clock struct {
 	path string // "" keeps it in memory only
 	key  StoreKey
@@ -51,20 +53,25 @@ type Clock struct {
 
 	mu         sync.Mutex
 	images     map[string]Record
-	unfinished map[string]Unfinished
-	harvested  map[string]Harvested // by policy
 	eventsSeen time.Time
 	// containerImages maps containers to their image, from listings and
 	// events, so that a stop seen after the container is gone still
 	// credits its image.
 	containerImages map[string]string
 	dirty           bool
+
+	// journal is kept in the same file; its lock is taken after mu.
+	journal Journal
 }
+
+// Journal is the record of the removals begun on this runtime, kept with
+// the clock.
+func (c *Clock) Journal() *Journal { return &c.journal }
 
 // InMemory returns a clock that persists nothing: every image it has not
 // seen before arrives when it first sees it.
 func InMemory() *Clock {
-	return &Clock{images: map[string]Record{}, unfinished: map[string]Unfinished{}, harvested: map[string]Harvested{}, containerImages: map[string]string{}}
+	return &Clock{images: map[string]Record{}, containerImages: map[string]string{}, journal: newJournal()}
 }
 
 // Observe brings the clock up to date with a full listing made at now, and
@@ -137,11 +144,7 @@ func (c *Clock) ImageGone(imageID string) {
 		delete(c.images, imageID)
 		c.dirty = true
 	}
-	if u, ok := c.unfinished[imageID]; ok && !u.Gone {
-		u.Gone = true
-		c.unfinished[imageID] = u
-		c.dirty = true
-	}
+	c.journal.gone(imageID)
 }
 
 // ImageArrived records that the image came to the runtime at t (a pull, a

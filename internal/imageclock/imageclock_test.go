@@ -112,7 +112,7 @@ func TestStateSurvivesARestart(t *testing.T) {
 	inv := inventory("a")
 	inv.Containers = []runtime.Container{{ID: "r", ImageID: "a", State: runtime.StateRunning}}
 	c.Observe(&inv, t0)
-	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a"}})
+	c.Journal().Begin("p", t0, []imageclock.Removal{{ImageID: "a"}})
 	c.SeenUntil(t0)
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestStateSurvivesARestart(t *testing.T) {
 	if got := inv.Images[0]; !got.Arrived.Equal(t0) || !got.LastUsed.Equal(t0) {
 		t.Fatalf("after a restart: arrived %v, last used %v", got.Arrived, got.LastUsed)
 	}
-	if !again.UnfinishedFor("p")["a"] || !again.EventsSeen().Equal(t0) {
+	if !again.Journal().UnfinishedFor("p")["a"] || !again.EventsSeen().Equal(t0) {
 		t.Fatal("the unfinished removal or the events cursor is forgotten")
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 { // the file and its lock
@@ -173,13 +173,13 @@ func TestUnfinishedIsPerPolicy(t *testing.T) {
 	c := imageclock.InMemory()
 	inv := inventory("a", "b")
 	c.Observe(&inv, t0)
-	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a"}})
-	c.Begin("q", t0, []imageclock.Removal{{ImageID: "b"}})
-	if got := c.UnfinishedFor("p"); len(got) != 1 || !got["a"] {
+	c.Journal().Begin("p", t0, []imageclock.Removal{{ImageID: "a"}})
+	c.Journal().Begin("q", t0, []imageclock.Removal{{ImageID: "b"}})
+	if got := c.Journal().UnfinishedFor("p"); len(got) != 1 || !got["a"] {
 		t.Fatalf("unfinished for p: %v", got)
 	}
-	c.Reported("p", t0)
-	if len(c.UnfinishedFor("p")) != 0 || len(c.UnfinishedFor("q")) != 1 {
+	c.Journal().Reported("p", t0)
+	if len(c.Journal().UnfinishedFor("p")) != 0 || len(c.Journal().UnfinishedFor("q")) != 1 {
 		t.Fatal("Reported forgot the wrong removal")
 	}
 }
@@ -192,7 +192,7 @@ func TestHarvestCountsWhatAnInterruptedSweepRemoved(t *testing.T) {
 	inv := inventory("gone", "tagged", "untagged")
 	inv.Images[1].RepoTags = []string{"app:1"}
 	c.Observe(&inv, t0)
-	c.Begin("p", t0, []imageclock.Removal{
+	c.Journal().Begin("p", t0, []imageclock.Removal{
 		{ImageID: "gone", Image: "app:gone", Containers: map[string]string{"c1": "job-1"}},
 		{ImageID: "tagged", Image: "app:1"},
 		{ImageID: "untagged", Image: "app:2", Containers: map[string]string{"c2": "job-2", "c3": "job-3"}},
@@ -200,33 +200,33 @@ func TestHarvestCountsWhatAnInterruptedSweepRemoved(t *testing.T) {
 	inv.Images = inv.Images[1:]
 	inv.Containers = []runtime.Container{{ID: "c3", ImageID: "untagged", State: runtime.StateExited}}
 	t1 := t0.Add(time.Hour) // the harvesting sweep
-	rec := c.Harvest("p", &inv, time.Time{}, t1)
+	rec := c.Journal().Harvest("p", &inv, time.Time{}, t1)
 	if !slices.Equal(rec.Images, []string{"app:gone"}) || !slices.Equal(rec.Containers, []string{"job-1 (c1)", "job-2 (c2)"}) || !rec.Since.Equal(t0) {
 		t.Fatalf("recovered %+v", rec)
 	}
-	if u := c.UnfinishedFor("p"); len(u) != 1 || !u["untagged"] {
+	if u := c.Journal().UnfinishedFor("p"); len(u) != 1 || !u["untagged"] {
 		t.Fatalf("still unfinished: %v, want the image without reference only", u)
 	}
 	// The harvesting sweep's report is written: nothing is counted again.
-	if again := c.Harvest("p", &inv, t1, t1.Add(time.Hour)); !again.Empty() {
+	if again := c.Journal().Harvest("p", &inv, t1, t1.Add(time.Hour)); !again.Empty() {
 		t.Fatalf("counted twice: %+v", again)
 	}
 	// Removals of a sweep whose report was written are not counted again.
-	c.Begin("q", t0, []imageclock.Removal{{ImageID: "gone2", Image: "x"}})
-	if rec := c.Harvest("q", &inv, t0, t1); !rec.Empty() || len(c.UnfinishedFor("q")) != 0 {
+	c.Journal().Begin("q", t0, []imageclock.Removal{{ImageID: "gone2", Image: "x"}})
+	if rec := c.Journal().Harvest("q", &inv, t0, t1); !rec.Empty() || len(c.Journal().UnfinishedFor("q")) != 0 {
 		t.Fatalf("a reported sweep's removals were recovered: %+v", rec)
 	}
 	// Also when the sweep began within the microsecond its report names (a
 	// report keeps countedThrough to the microsecond); a sweep a
 	// microsecond later is not reported by it.
 	begun := t0.Add(300*time.Millisecond + 700*time.Nanosecond)
-	c.Begin("r", begun, []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
-	if rec := c.Harvest("r", &inv, begun.Truncate(time.Microsecond).Add(-time.Microsecond), t1); !slices.Equal(rec.Images, []string{"y"}) {
+	c.Journal().Begin("r", begun, []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
+	if rec := c.Journal().Harvest("r", &inv, begun.Truncate(time.Microsecond).Add(-time.Microsecond), t1); !slices.Equal(rec.Images, []string{"y"}) {
 		t.Fatalf("an unreported sweep's removal was not recovered: %+v", rec)
 	}
-	c.Reported("r", t1) // the harvest's own sweep
-	c.Begin("r", begun, []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
-	if rec := c.Harvest("r", &inv, begun.Truncate(time.Microsecond), t1.Add(time.Hour)); !rec.Empty() || len(c.UnfinishedFor("r")) != 0 {
+	c.Journal().Reported("r", t1) // the harvest's own sweep
+	c.Journal().Begin("r", begun, []imageclock.Removal{{ImageID: "gone3", Image: "y"}})
+	if rec := c.Journal().Harvest("r", &inv, begun.Truncate(time.Microsecond), t1.Add(time.Hour)); !rec.Empty() || len(c.Journal().UnfinishedFor("r")) != 0 {
 		t.Fatalf("the removals of a sweep reported to the microsecond were recovered: %+v", rec)
 	}
 }
@@ -245,10 +245,10 @@ func TestAHarvestOutlivesASweepThatDiesBeforeItsReport(t *testing.T) {
 	inv := inventory("a")
 	inv.Images[0].RepoTags = []string{"app:1"}
 	c.Observe(&inv, t0)
-	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a", Image: "app:1", Refs: []string{"app:1"}, Containers: map[string]string{"c1": "job-1"}}})
+	c.Journal().Begin("p", t0, []imageclock.Removal{{ImageID: "a", Image: "app:1", Refs: []string{"app:1"}, Containers: map[string]string{"c1": "job-1"}}})
 	// The first sweep removed c1 and died. The second harvests, saves, dies.
 	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
-	if rec := c.Harvest("p", &inv, time.Time{}, t1); !slices.Equal(rec.Containers, []string{"job-1 (c1)"}) {
+	if rec := c.Journal().Harvest("p", &inv, time.Time{}, t1); !slices.Equal(rec.Containers, []string{"job-1 (c1)"}) {
 		t.Fatalf("first harvest: %+v", rec)
 	}
 	if err := c.Save(); err != nil {
@@ -260,21 +260,21 @@ func TestAHarvestOutlivesASweepThatDiesBeforeItsReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	rec := c.Harvest("p", &inv, time.Time{}, t2)
+	rec := c.Journal().Harvest("p", &inv, time.Time{}, t2)
 	if !slices.Equal(rec.Containers, []string{"job-1 (c1)"}) || !rec.Since.Equal(t0) {
 		t.Fatalf("the harvest of a sweep that never reported was lost: %+v", rec)
 	}
 	// Reported (or covered by the report's time), it is not counted again.
-	c.Reported("p", t2)
-	if rec := c.Harvest("p", &inv, time.Time{}, t2.Add(time.Minute)); !rec.Empty() {
+	c.Journal().Reported("p", t2)
+	if rec := c.Journal().Harvest("p", &inv, time.Time{}, t2.Add(time.Minute)); !rec.Empty() {
 		t.Fatalf("counted again after its report: %+v", rec)
 	}
-	c.Begin("p", t2, []imageclock.Removal{{ImageID: "a", Image: "app:1", Refs: []string{"app:1"}}})
+	c.Journal().Begin("p", t2, []imageclock.Removal{{ImageID: "a", Image: "app:1", Refs: []string{"app:1"}}})
 	inv.Images = nil
-	if rec := c.Harvest("p", &inv, time.Time{}, t2.Add(2*time.Minute)); len(rec.Images) != 1 {
+	if rec := c.Journal().Harvest("p", &inv, time.Time{}, t2.Add(2*time.Minute)); len(rec.Images) != 1 {
 		t.Fatalf("harvest: %+v", rec)
 	}
-	if rec := c.Harvest("p", &inv, t2.Add(2*time.Minute), t2.Add(3*time.Minute)); !rec.Empty() {
+	if rec := c.Journal().Harvest("p", &inv, t2.Add(2*time.Minute), t2.Add(3*time.Minute)); !rec.Empty() {
 		t.Fatalf("counted again although the report names its sweep: %+v", rec)
 	}
 }
@@ -413,10 +413,10 @@ func TestBeginTakesOverAnOlderRecord(t *testing.T) {
 	c := imageclock.InMemory()
 	inv := inventory("a")
 	c.Observe(&inv, t0)
-	c.Begin("p", t0, []imageclock.Removal{{ImageID: "a", Image: "app:1"}})
-	c.Begin("p", t0.Add(2*time.Minute), []imageclock.Removal{{ImageID: "a", Image: "app:1"}})
+	c.Journal().Begin("p", t0, []imageclock.Removal{{ImageID: "a", Image: "app:1"}})
+	c.Journal().Begin("p", t0.Add(2*time.Minute), []imageclock.Removal{{ImageID: "a", Image: "app:1"}})
 	empty := inventory()
-	if rec := c.Harvest("p", &empty, t0.Add(time.Minute), t0.Add(3*time.Minute)); len(rec.Images) != 1 {
+	if rec := c.Journal().Harvest("p", &empty, t0.Add(time.Minute), t0.Add(3*time.Minute)); len(rec.Images) != 1 {
 		t.Fatalf("the second sweep's removal was taken for one already reported: %+v", rec)
 	}
 }
@@ -459,21 +459,21 @@ func TestAnUnsettledRemovalOutlivesItsReport(t *testing.T) {
 	c := imageclock.InMemory()
 	inv := inventory("failed", "done")
 	c.Observe(&inv, t0)
-	c.Begin("p", t0, []imageclock.Removal{
+	c.Journal().Begin("p", t0, []imageclock.Removal{
 		{ImageID: "failed", Image: "app:1", Containers: map[string]string{"c1": "job-1", "c2": "job-2"}},
 		{ImageID: "done", Image: "app:2"},
 	})
-	c.Unsettled("p", "failed", []string{"c1"})
-	c.Reported("p", t0)
-	if got := c.UnfinishedFor("p"); len(got) != 1 || !got["failed"] {
+	c.Journal().Unsettled("p", "failed", []string{"c1"})
+	c.Journal().Reported("p", t0)
+	if got := c.Journal().UnfinishedFor("p"); len(got) != 1 || !got["failed"] {
 		t.Fatalf("after the report, unfinished: %v, want the unsettled one only", got)
 	}
 	inv.Images, inv.Containers = inv.Images[1:], nil // the runtime lost the image, and both containers
-	rec := c.Harvest("p", &inv, t0, t0.Add(time.Minute))
+	rec := c.Journal().Harvest("p", &inv, t0, t0.Add(time.Minute))
 	if !slices.Equal(rec.Images, []string{"app:1"}) || !slices.Equal(rec.Containers, []string{"job-2 (c2)"}) {
 		t.Fatalf("recovered %+v, want app:1 and job-2 only", rec)
 	}
-	if got := c.UnfinishedFor("p"); len(got) != 0 {
+	if got := c.Journal().UnfinishedFor("p"); len(got) != 0 {
 		t.Fatalf("still unfinished: %v", got)
 	}
 }

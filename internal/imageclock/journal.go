@@ -4,10 +4,38 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
+
+// Journal is the record of the removals sweeps began and did not report
+// yet, and of what a sweep's harvest counted until its report is written:
+// what lets a report equal what the runtime lost, across kills of the
+// process and of the runtime. It is kept in the clock's file (Clock.Save),
+// and is safe for concurrent use.
+type Journal struct {
+	mu         sync.Mutex
+	unfinished map[string]Unfinished
+	harvested  map[string]Harvested // by policy
+	dirty      bool
+}
+
+func newJournal() Journal {
+	return Journal{unfinished: map[string]Unfinished{}, harvested: map[string]Harvested{}}
+}
+
+// gone marks a begun removal of an image that left the runtime as done.
+func (j *Journal) gone(imageID string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if u, ok := j.unfinished[imageID]; ok && !u.Gone {
+		u.Gone = true
+		j.unfinished[imageID] = u
+		j.dirty = true
+	}
+}
 
 // Removal is one image whose removal a sweep began: the image and the
 // stopped containers planned to go first.
@@ -51,15 +79,15 @@ type Harvested struct {
 
 // Begin notes removals that are about to start, for a policy's sweep that
 // started at sweep.
-func (c *Clock) Begin(policy string, sweep time.Time, removals []Removal) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (j *Journal) Begin(policy string, sweep time.Time, removals []Removal) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	for _, r := range removals {
 		// A record of an earlier sweep is this sweep's now: this sweep will
 		// report what goes (a record kept by its older time would be taken
 		// for one already reported).
-		c.unfinished[r.ImageID] = Unfinished{Policy: policy, Since: sweep, Image: r.Image, Refs: slices.Clone(r.Refs), Containers: maps.Clone(r.Containers)}
-		c.dirty = true
+		j.unfinished[r.ImageID] = Unfinished{Policy: policy, Since: sweep, Image: r.Image, Refs: slices.Clone(r.Refs), Containers: maps.Clone(r.Containers)}
+		j.dirty = true
 	}
 }
 
@@ -99,7 +127,7 @@ func (r *Recovered) Empty() bool { return len(r.Images) == 0 && len(r.Containers
 // sweep that starts at sweep, until that sweep is reported (Reported, or a
 // later harvest whose reported covers it): a sweep that dies before its
 // report leaves it to the next harvest, which returns it again.
-func (c *Clock) Harvest(policy string, inv *runtime.Inventory, reported, sweep time.Time) Recovered {
+func (j *Journal) Harvest(policy string, inv *runtime.Inventory, reported, sweep time.Time) Recovered {
 	images := make(map[string]*runtime.Image, len(inv.Images))
 	for i := range inv.Images {
 		images[inv.Images[i].ID] = &inv.Images[i]
@@ -114,19 +142,19 @@ func (c *Clock) Harvest(policy string, inv *runtime.Inventory, reported, sweep t
 			held[r] = true
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	var rec Recovered
-	if h, ok := c.harvested[policy]; ok && !covered(h.Sweep, reported) {
+	if h, ok := j.harvested[policy]; ok && !covered(h.Sweep, reported) {
 		rec.add(h.Recovered) // its sweep never reported it
 	}
-	for id, u := range c.unfinished {
+	for id, u := range j.unfinished {
 		if u.Policy != policy {
 			continue
 		}
 		if covered(u.Since, reported) && !u.Unsettled {
-			delete(c.unfinished, id)
-			c.dirty = true
+			delete(j.unfinished, id)
+			j.dirty = true
 			continue
 		}
 		if rec.Since.IsZero() || u.Since.Before(rec.Since) {
@@ -144,19 +172,19 @@ func (c *Clock) Harvest(policy string, inv *runtime.Inventory, reported, sweep t
 		switch {
 		case img != nil && img.Unreferenced() && !u.Gone:
 			u.Containers, u.Refs, u.Unsettled = nil, nil, false // counted
-			c.unfinished[id] = u
+			j.unfinished[id] = u
 		default:
-			delete(c.unfinished, id)
+			delete(j.unfinished, id)
 		}
-		c.dirty = true
+		j.dirty = true
 	}
 	slices.Sort(rec.Images)
 	slices.Sort(rec.Containers)
-	delete(c.harvested, policy)
+	delete(j.harvested, policy)
 	if !rec.Empty() {
-		c.harvested[policy] = Harvested{Sweep: sweep, Recovered: rec}
+		j.harvested[policy] = Harvested{Sweep: sweep, Recovered: rec}
 	}
-	c.dirty = true
+	j.dirty = true
 	return rec
 }
 
@@ -182,17 +210,17 @@ func removedARef(refs []string, held map[string]bool) bool {
 // Reported drops the policy's begun removals, and its harvest, of sweeps
 // that started at or before through: their report is written. An
 // unsettled removal stays: that report could not count it.
-func (c *Clock) Reported(policy string, through time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if h, ok := c.harvested[policy]; ok && !h.Sweep.After(through) {
-		delete(c.harvested, policy)
-		c.dirty = true
+func (j *Journal) Reported(policy string, through time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if h, ok := j.harvested[policy]; ok && !h.Sweep.After(through) {
+		delete(j.harvested, policy)
+		j.dirty = true
 	}
-	for id, u := range c.unfinished {
+	for id, u := range j.unfinished {
 		if u.Policy == policy && !u.Since.After(through) && !u.Unsettled {
-			delete(c.unfinished, id)
-			c.dirty = true
+			delete(j.unfinished, id)
+			j.dirty = true
 		}
 	}
 }
@@ -202,10 +230,10 @@ func (c *Clock) Reported(policy string, through time.Time) {
 // not be listed after it): it outlives the sweep's report, and the next
 // harvest counts what the runtime lost of it, but for the containers the
 // result counted already.
-func (c *Clock) Unsettled(policy, imageID string, counted []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	u, ok := c.unfinished[imageID]
+func (j *Journal) Unsettled(policy, imageID string, counted []string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	u, ok := j.unfinished[imageID]
 	if !ok || u.Policy != policy {
 		return
 	}
@@ -213,34 +241,34 @@ func (c *Clock) Unsettled(policy, imageID string, counted []string) {
 	for _, id := range counted {
 		delete(u.Containers, id)
 	}
-	c.unfinished[imageID] = u
-	c.dirty = true
+	j.unfinished[imageID] = u
+	j.dirty = true
 }
 
 // ForgetPolicy drops every begun removal, and the harvest, of a policy
 // that is gone.
-func (c *Clock) ForgetPolicy(policy string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.harvested[policy]; ok {
-		delete(c.harvested, policy)
-		c.dirty = true
+func (j *Journal) ForgetPolicy(policy string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.harvested[policy]; ok {
+		delete(j.harvested, policy)
+		j.dirty = true
 	}
-	for id, u := range c.unfinished {
+	for id, u := range j.unfinished {
 		if u.Policy == policy {
-			delete(c.unfinished, id)
-			c.dirty = true
+			delete(j.unfinished, id)
+			j.dirty = true
 		}
 	}
 }
 
 // UnfinishedFor returns the images whose removal by the policy began and
 // did not finish.
-func (c *Clock) UnfinishedFor(policy string) map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (j *Journal) UnfinishedFor(policy string) map[string]bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	out := map[string]bool{}
-	for id, u := range c.unfinished {
+	for id, u := range j.unfinished {
 		if u.Policy == policy {
 			out[id] = true
 		}

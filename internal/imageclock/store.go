@@ -101,8 +101,8 @@ func (c *Clock) load() (warning, err error) {
 			c.path, f.Store.ID, f.Store.RootDir, c.key.ID, c.key.RootDir)
 	}
 	maps.Copy(c.images, f.Images)
-	maps.Copy(c.unfinished, f.Unfinished)
-	maps.Copy(c.harvested, f.Harvested)
+	maps.Copy(c.journal.unfinished, f.Unfinished)
+	maps.Copy(c.journal.harvested, f.Harvested)
 	c.eventsSeen = f.EventsSeen
 	return nil, nil
 }
@@ -125,8 +125,10 @@ func (c *Clock) Save() error {
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
 	c.mu.Lock()
-	data, err := json.Marshal(file{Version: formatVersion, Store: c.key, Images: c.images, Unfinished: c.unfinished, Harvested: c.harvested, EventsSeen: c.eventsSeen})
-	c.dirty = false
+	c.journal.mu.Lock()
+	data, err := json.Marshal(file{Version: formatVersion, Store: c.key, Images: c.images, Unfinished: c.journal.unfinished, Harvested: c.journal.harvested, EventsSeen: c.eventsSeen})
+	c.dirty, c.journal.dirty = false, false
+	c.journal.mu.Unlock()
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -140,11 +142,14 @@ func (c *Clock) Save() error {
 	return nil
 }
 
-// Dirty reports whether the clock learned something since its last Save.
+// Dirty reports whether the clock or its journal learned something since
+// the last Save.
 func (c *Clock) Dirty() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.dirty
+	c.journal.mu.Lock()
+	defer c.journal.mu.Unlock()
+	return c.dirty || c.journal.dirty
 }
 
 func writeAtomically(path string, data []byte) error {
