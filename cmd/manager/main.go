@@ -210,11 +210,11 @@ func nodeRuntime(ctx context.Context, cfg *rest.Config, node, hostRun string) (c
 	if err := c.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
 		return connect.Find(candidates)
 	}
-	e, err := connect.ForNode(n.Status.NodeInfo.ContainerRuntimeVersion, candidates)
+	theNodes, err := connect.ForNode(n.Status.NodeInfo.ContainerRuntimeVersion, candidates)
 	if err != nil {
 		return connect.Endpoint{}, err
 	}
-	return connect.Find([]connect.Endpoint{e})
+	return connect.Find(theNodes)
 }
 
 func envOr(key, def string) string {

@@ -81,14 +81,31 @@ type Runtime interface {
 var ErrNoRuntime = runtime.ErrNoRuntime
 
 // Sockets are where each runtime's socket is, below a folder that stands
-// for the host's /run: docker.sock (Docker; cri-dockerd nodes keep their
-// images there), containerd/containerd.sock, crio/crio.sock. In this order:
-// where a node has Docker, its images are Docker's.
+// for the host's /run, in this order (where a node has Docker, its images
+// are Docker's):
+//   - docker.sock: Docker (cri-dockerd nodes keep their images there);
+//   - containerd/containerd.sock: containerd as its packages install it,
+//     and k3s's and RKE2's below /run/k3s;
+//   - k3s/containerd/containerd.sock: k3s and RKE2, below /run;
+//   - k0s/containerd.sock: k0s, below /run;
+//   - containerd.sock: k0s below /run/k0s, and microk8s below its own run
+//     folder, /var/snap/microk8s/common/run;
+//   - crio/crio.sock: CRI-O.
+//
+// The distributions' containerd is containerd (the node reports
+// containerd://1.7.23-k3s2, say), so the node's runtime picks among the
+// same candidates (ForNode).
 func Sockets(run string) []Endpoint {
+	socket := func(kind Kind, name string, path ...string) Endpoint {
+		return Endpoint{Kind: kind, Runtime: name, Address: "unix://" + filepath.Join(append([]string{run}, path...)...)}
+	}
 	return []Endpoint{
-		{Kind: Docker, Runtime: "docker", Address: "unix://" + filepath.Join(run, "docker.sock")},
-		{Kind: CRI, Runtime: "containerd", Address: "unix://" + filepath.Join(run, "containerd", "containerd.sock")},
-		{Kind: CRI, Runtime: "cri-o", Address: "unix://" + filepath.Join(run, "crio", "crio.sock")},
+		socket(Docker, "docker", "docker.sock"),
+		socket(CRI, "containerd", "containerd", "containerd.sock"),
+		socket(CRI, "containerd", "k3s", "containerd", "containerd.sock"),
+		socket(CRI, "containerd", "k0s", "containerd.sock"),
+		socket(CRI, "containerd", "containerd.sock"),
+		socket(CRI, "cri-o", "crio", "crio.sock"),
 	}
 }
 
@@ -105,22 +122,27 @@ func Find(candidates []Endpoint) (Endpoint, error) {
 	return Endpoint{}, fmt.Errorf("%w: no socket at %s", ErrNoRuntime, strings.Join(looked, ", "))
 }
 
-// ForNode returns the candidate of the runtime the kubelet uses, as the
+// ForNode returns the candidates of the runtime the kubelet uses, as the
 // Node's status.nodeInfo.containerRuntimeVersion names it
 // ("containerd://2.1.4", "docker://29.0.0" through cri-dockerd,
-// "cri-o://1.34.0"). A node with Docker for builds and containerd for the
-// kubelet is then cleaned where the kubelet's images are.
-func ForNode(runtimeVersion string, candidates []Endpoint) (Endpoint, error) {
+// "cri-o://1.34.0"), in their order; Find picks the one present. A node
+// with Docker for builds and containerd for the kubelet is then cleaned
+// where the kubelet's images are.
+func ForNode(runtimeVersion string, candidates []Endpoint) ([]Endpoint, error) {
 	name, _, ok := strings.Cut(runtimeVersion, "://")
 	if !ok || name == "" {
-		return Endpoint{}, fmt.Errorf("%w: the node's runtime is %q", ErrNoRuntime, runtimeVersion)
+		return nil, fmt.Errorf("%w: the node's runtime is %q", ErrNoRuntime, runtimeVersion)
 	}
+	var out []Endpoint
 	for _, c := range candidates {
 		if c.Runtime == name {
-			return c, nil
+			out = append(out, c)
 		}
 	}
-	return Endpoint{}, fmt.Errorf("%w: the node's runtime is %s, which is not supported (docker, containerd, cri-o)", ErrNoRuntime, name)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: the node's runtime is %s, which is not supported (docker, containerd, cri-o)", ErrNoRuntime, name)
+	}
+	return out, nil
 }
 
 // ErrBothEndpoints is a usage error: a Docker host and a CRI endpoint.

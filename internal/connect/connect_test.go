@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/imagecleanup/image-cleanup-operator/internal/connect"
@@ -46,18 +47,63 @@ func TestChoose(t *testing.T) {
 // and a runtime it does not support is said so.
 func TestForNode(t *testing.T) {
 	candidates := connect.Sockets("/host/run")
-	for version, want := range map[string]string{
-		"docker://29.0.0":     "unix:///host/run/docker.sock",
-		"containerd://2.1.4":  "unix:///host/run/containerd/containerd.sock",
-		"cri-o://1.34.0":      "unix:///host/run/crio/crio.sock",
-		"remote://1.0":        "",
-		"":                    "",
-		"containerd-like://1": "",
+	for version, want := range map[string][]string{
+		"docker://29.0.0":          {"unix:///host/run/docker.sock"},
+		"containerd://2.1.4":       {"unix:///host/run/containerd/containerd.sock", "unix:///host/run/k3s/containerd/containerd.sock", "unix:///host/run/k0s/containerd.sock", "unix:///host/run/containerd.sock"},
+		"containerd://1.7.23-k3s2": {"unix:///host/run/containerd/containerd.sock", "unix:///host/run/k3s/containerd/containerd.sock", "unix:///host/run/k0s/containerd.sock", "unix:///host/run/containerd.sock"},
+		"cri-o://1.34.0":           {"unix:///host/run/crio/crio.sock"},
+		"remote://1.0":             nil,
+		"":                         nil,
+		"containerd-like://1":      nil,
 	} {
 		got, err := connect.ForNode(version, candidates)
-		if got.Address != want || (want == "") != errors.Is(err, connect.ErrNoRuntime) {
-			t.Errorf("%q: %+v, %v; want %q", version, got, err, want)
+		var addresses []string
+		for _, e := range got {
+			addresses = append(addresses, e.Address)
 		}
+		if !slices.Equal(addresses, want) || (want == nil) != errors.Is(err, connect.ErrNoRuntime) {
+			t.Errorf("%q: %v, %v; want %q", version, addresses, err, want)
+		}
+	}
+}
+
+// Each distribution's containerd is found where it keeps its socket, with
+// the host folder the agent mounts at /host/run: the host's /run (the
+// default), or the folder the chart's agent.distribution mounts.
+func TestEveryDistributionsSocketIsFound(t *testing.T) {
+	for name, c := range map[string]struct{ mounted, socket, version string }{
+		"containerd":               {"/run", "containerd/containerd.sock", "containerd://2.1.4"},
+		"k3s, the host's /run":     {"/run", "k3s/containerd/containerd.sock", "containerd://1.7.23-k3s2"},
+		"k3s, /run/k3s":            {"/run/k3s", "containerd/containerd.sock", "containerd://1.7.23-k3s2"},
+		"RKE2, the host's /run":    {"/run", "k3s/containerd/containerd.sock", "containerd://1.7.23-k3s1"},
+		"k0s, the host's /run":     {"/run", "k0s/containerd.sock", "containerd://1.7.24"},
+		"k0s, /run/k0s":            {"/run/k0s", "containerd.sock", "containerd://1.7.24"},
+		"microk8s, its run folder": {"/var/snap/microk8s/common/run", "containerd.sock", "containerd://1.6.28"},
+		"CRI-O":                    {"/run", "crio/crio.sock", "cri-o://1.34.0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			run := t.TempDir() // stands for the mounted folder
+			path := filepath.Join(run, c.socket)
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			theNodes, err := connect.ForNode(c.version, connect.Sockets(run))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := connect.Find(theNodes)
+			if err != nil || got.Address != "unix://"+path {
+				t.Fatalf("found %+v, %v; want %s", got, err, path)
+			}
+			if found, err := connect.Find(connect.Sockets(run)); err != nil || found.Address != "unix://"+path {
+				t.Fatalf("without the node's word (the CLI): %+v, %v; want %s", found, err, path)
+			}
+		})
 	}
 }
 

@@ -176,6 +176,7 @@ func TestChartLintsAndRefusesBadValues(t *testing.T) {
 		"a quantity that is none":                 "agent.resources.requests.cpu=abc",
 		"aggregator flag without dashes":          "aggregator.extraArgs[0]=status-interval=5s",
 		"unknown crds value":                      "crds.upgrade=true",
+		"a distribution the chart does not know":  "agent.distribution=openshift",
 	} {
 		if _, err := renderErr(t, set); err == nil || !strings.Contains(err.Error(), "values don't meet the specifications of the schema") {
 			t.Errorf("%s (%s): rendered, or failed for another reason: %v", name, set, err)
@@ -274,6 +275,30 @@ func TestChartValues(t *testing.T) {
 	}
 	if len(agent.Volumes) != 2 || agent.Volumes[0].HostPath.Path != "/run/k3s" {
 		t.Errorf("volumes %+v: the sockets' folder at its path, no data root, no containerd root", agent.Volumes)
+	}
+	// One value per distribution: its sockets' folder, its containerd root
+	// at the path containerd reports, and no Docker data root.
+	for distribution, want := range map[string][2]string{
+		"k3s":      {"/run/k3s", "/var/lib/rancher/k3s/agent/containerd"},
+		"rke2":     {"/run/k3s", "/var/lib/rancher/rke2/agent/containerd"},
+		"k0s":      {"/run/k0s", "/var/lib/k0s/containerd"},
+		"microk8s": {"/var/snap/microk8s/common/run", "/var/snap/microk8s/common/var/lib/containerd"},
+	} {
+		pod := podSpec(t, find(t, render(t, "agent.distribution="+distribution), "DaemonSet/image-cleanup-agent"))
+		paths := map[string]string{}
+		for _, v := range pod.Volumes {
+			if v.HostPath != nil {
+				paths[v.Name] = v.HostPath.Path
+			}
+		}
+		mounts := map[string]string{}
+		for _, m := range pod.Containers[0].VolumeMounts {
+			mounts[m.Name] = m.MountPath
+		}
+		if paths["host-run"] != want[0] || mounts["host-run"] != "/host/run" || paths["containerd-root"] != want[1] ||
+			mounts["containerd-root"] != want[1] || paths["docker-data-root"] != "" {
+			t.Errorf("agent.distribution=%s: host paths %v, mounts %v; want %s at /host/run and %s at its own path", distribution, paths, mounts, want[0], want[1])
+		}
 	}
 	for _, k := range []string{"PodMonitor/ic-metrics"} {
 		if find(t, objs, k) == nil {
