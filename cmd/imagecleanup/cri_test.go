@@ -42,7 +42,7 @@ func TestPlanAndApplyOnContainerd(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
 		t.Fatalf("JSON output: %v\n%s", err, stdout)
 	}
-	if doc.Runtime != c.Endpoint || doc.Summary.ImagesDeleted != 1 || doc.Summary.ContainersRemoved != 1 || doc.Summary.Blocked != 1 ||
+	if doc.Endpoint != c.Endpoint || doc.Summary.ImagesDeleted != 1 || doc.Summary.ContainersRemoved != 1 || doc.Summary.Blocked != 1 ||
 		doc.Blocked[0].ImageID != busy || doc.APICalls["ListImages"] != 1 {
 		t.Fatalf("unexpected document: %+v", doc)
 	}
