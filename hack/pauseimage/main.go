@@ -1,10 +1,14 @@
-// Command pauseimage writes a pod sandbox image as a docker-save archive, for
-// a private containerd that cannot pull one (no registry can be reached):
-// FROM scratch, holding the tests' sleeper, whose entrypoint waits for a
-// signal as the pause program does. hack/containerd.sh imports it with ctr
-// under the name its CRI pins as the sandbox image.
+// Command pauseimage makes a pod sandbox image for a private runtime that
+// cannot pull one (no registry can be reached): FROM scratch, holding the
+// tests' sleeper, whose entrypoint waits for a signal as the pause program
+// does. It writes it as a docker-save archive, which hack/containerd.sh
+// imports with ctr under the name its CRI pins as the sandbox image; or it
+// serves it on a loopback port as a registry would, for a runtime that can
+// only pull (CRI-O, hack/crio.sh), printing the address and serving until
+// its standard input closes.
 //
 //	go run ./hack/pauseimage -name registry.k8s.io/pause:3.10 -o pause.tar
+//	go run ./hack/pauseimage -name imagecleanup.test/sandbox:3.10 -serve -addr 127.0.0.1:0
 package main
 
 import (
@@ -13,16 +17,27 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
+	"time"
 
+	"github.com/distribution/reference"
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
+	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
 func main() {
 	name := flag.String("name", "registry.k8s.io/pause:3.10", "the image's reference")
 	out := flag.String("o", "pause.tar", "where to write the archive")
+	serving := flag.Bool("serve", false, "serve the image as a registry instead, until standard input closes")
+	address := flag.String("addr", "127.0.0.1:0", "with -serve: where (port 0: a free one)")
 	flag.Parse()
-	if err := write(*name, *out); err != nil {
+	run := func() error { return write(*name, *out) }
+	if *serving {
+		run = func() error { return serve(*name, *address) }
+	}
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "pauseimage:", err)
 		os.Exit(1)
 	}
@@ -52,6 +67,36 @@ func write(name, out string) error {
 		seed.File{Name: "manifest.json", Mode: 0o644, Data: manifest},
 	)
 	return os.WriteFile(out, archive, 0o644)
+}
+
+// serve serves the image under its repository and tag at address, which it
+// prints, until standard input closes.
+func serve(name, address string) error {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return err
+	}
+	tag := "latest"
+	if tagged, ok := ref.(reference.Tagged); ok {
+		tag = tagged.Tag()
+	}
+	program, err := seed.Program()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", address)
+	if err != nil {
+		return err
+	}
+	reg, stop := testenv.ServeRegistry(ln)
+	defer stop()
+	if _, err := reg.PutImage(reference.Path(ref), tag, []string{"/sleeper", "pause"}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		seed.Rootfs(program, "pause")); err != nil {
+		return err
+	}
+	fmt.Println(reg.Host)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
 }
 
 func digest(b []byte) string {

@@ -2,6 +2,8 @@ package cri
 
 import (
 	"context"
+	"errors"
+	"io"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -69,10 +71,13 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-broken:
-			if status.Code(err) != codes.Unimplemented {
+			// No events: a runtime without the call, or one that serves it
+			// empty and ends it at once (CRI-O without enable_pod_events,
+			// its default): list containers too.
+			if status.Code(err) != codes.Unimplemented && !errors.Is(err, io.EOF) {
 				return ended(ctx, wrap(err))
 			}
-			p.Containers = true // no events: list containers too
+			p.Containers = true
 		case e := <-events:
 			if ev, ok := toEvent(e); ok {
 				f(ev)

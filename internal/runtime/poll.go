@@ -59,15 +59,18 @@ func (p *Poller) Poll(ctx context.Context, rt Runtime, now time.Time, f func(Eve
 		return err
 	}
 	seen := map[string]bool{}
+	first := p.running == nil // this listing is the containers' baseline
 	for _, c := range cs {
 		seen[c.ID] = true
-		if !c.Stopped() || p.running[c.ID] {
-			// Running now, or stopped since the last listing: used until now.
+		wasRunning, known := p.running[c.ID]
+		if !c.Stopped() || wasRunning || !known && !first {
+			// Running now, stopped since the last listing, or made (and
+			// maybe run) since: used until now.
 			f(Event{Kind: ContainerStarted, ID: c.ID, Image: c.ImageID, Time: now})
 		}
 	}
-	for id := range p.running {
-		if !seen[id] { // gone since: it may have run until now, a stop now
+	for id, wasRunning := range p.running {
+		if wasRunning && !seen[id] { // gone since: it may have run until now, a stop now
 			f(Event{Kind: ContainerStopped, ID: id, Time: now})
 		}
 	}

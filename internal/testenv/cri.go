@@ -172,13 +172,30 @@ func (c *CRI) Container(image string, state seed.State, labels map[string]string
 	return id
 }
 
+// userSpecified is the name a pod would give the image, as the kubelet
+// passes it beside the image's ID (CRI-O checks signatures against it): its
+// first tag or digest, "" when it has none.
+func (c *CRI) userSpecified(image string) string {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	res, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: image}})
+	if err != nil || res.GetImage() == nil {
+		return ""
+	}
+	if names := append(res.GetImage().GetRepoTags(), res.GetImage().GetRepoDigests()...); len(names) > 0 {
+		return names[0]
+	}
+	return ""
+}
+
 func (c *CRI) container(pod string, podConfig *runtimeapi.PodSandboxConfig, image string, state seed.State, labels ...map[string]string) (string, error) {
 	name := UniqueName("ctr")
 	command := []string{"/sleeper"}
 	if state == seed.Running {
 		command = append(command, "sleep")
 	}
-	config := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: &runtimeapi.ImageSpec{Image: image},
+	config := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name},
+		Image:   &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: c.userSpecified(image)},
 		Command: command, LogPath: name + ".log"}
 	if len(labels) > 0 {
 		config.Labels = labels[0]

@@ -42,11 +42,18 @@ func StartRegistry(t testing.TB) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &Registry{Host: ln.Addr().String(), blobs: map[string][]byte{}, manifests: map[string][]byte{}}
+	reg, stop := ServeRegistry(ln)
+	t.Cleanup(stop)
+	return reg
+}
+
+// ServeRegistry serves an empty registry on ln until stop: for the tools
+// that are not tests (hack/pauseimage serves a runtime its sandbox image).
+func ServeRegistry(ln net.Listener) (reg *Registry, stop func()) {
+	reg = &Registry{Host: ln.Addr().String(), blobs: map[string][]byte{}, manifests: map[string][]byte{}}
 	srv := &http.Server{Handler: reg, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return reg
+	return reg, func() { _ = srv.Close() }
 }
 
 func digestOf(b []byte) string {
@@ -76,17 +83,28 @@ func (reg *Registry) PushSized(t testing.TB, repository, tag string, mib int) st
 
 func (reg *Registry) push(t testing.TB, repository, tag string, created time.Time, layer []byte) string {
 	t.Helper()
+	d, err := reg.PutImage(repository, tag, []string{"/sleeper"}, created, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// PutImage serves an image of one layer (an uncompressed tar), with its
+// entrypoint, built at created, as repository:tag, and returns its manifest
+// digest.
+func (reg *Registry) PutImage(repository, tag string, entrypoint []string, created time.Time, layer []byte) (string, error) {
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	_, _ = zw.Write(layer)
 	_ = zw.Close()
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux", "created": created.UTC().Format(time.RFC3339),
-		"config": map[string]any{"Entrypoint": []string{"/sleeper"}},
+		"config": map[string]any{"Entrypoint": entrypoint},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digestOf(layer)}},
 	})
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": manifestType,
@@ -94,7 +112,7 @@ func (reg *Registry) push(t testing.TB, repository, tag string, created time.Tim
 		"layers": []any{map[string]any{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": gz.Len(), "digest": digestOf(gz.Bytes())}},
 	})
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
@@ -103,7 +121,7 @@ func (reg *Registry) push(t testing.TB, repository, tag string, created time.Tim
 	d := digestOf(manifest)
 	reg.manifests[repository+"/"+tag] = manifest
 	reg.manifests[repository+"/"+d] = manifest
-	return d
+	return d, nil
 }
 
 // Alias serves the manifest of repository:tag under another tag too: one

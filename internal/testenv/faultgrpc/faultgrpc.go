@@ -38,6 +38,9 @@ type Proxy struct {
 	// down: the runtime is dead; every call fails at once, as on a socket
 	// nobody listens to, and answers under way are lost.
 	down bool
+	// endAtOnce: methods answered with an immediate, clean end and no
+	// message (a stream the runtime serves empty).
+	endAtOnce map[string]bool
 }
 
 // Start forwards a socket of its own to endpoint (unix:///path).
@@ -57,7 +60,7 @@ func Start(endpoint string) (*Proxy, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}, stallAfter: map[string]int{}}
+	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}, stallAfter: map[string]int{}, endAtOnce: map[string]bool{}}
 	p.srv = grpc.NewServer(grpc.ForceServerCodec(raw{}), grpc.UnknownServiceHandler(p.forward))
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
@@ -92,6 +95,15 @@ func (p *Proxy) DieAt(method string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dieAt = method
+}
+
+// EndAtOnce makes the proxy answer method with a stream that ends at once,
+// cleanly, with nothing in it: what CRI-O without enable_pod_events (its
+// default) answers GetContainerEvents with.
+func (p *Proxy) EndAtOnce(method string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endAtOnce[method] = true
 }
 
 // Revive brings the runtime back: calls reach it again.
@@ -136,10 +148,13 @@ func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
 	p.calls[method]++
 	after, limited := p.stallAfter[method]
 	stalled := p.stalled[method] || limited && p.calls[method] > after
-	down := p.down
+	down, empty := p.down, p.endAtOnce[method]
 	p.mu.Unlock()
 	if down {
 		return errDown
+	}
+	if empty {
+		return nil
 	}
 	if stalled {
 		<-in.Context().Done()

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# A private CRI-O, for the CRI tier of the tests on CRI-O.
+#
+#   hack/crio.sh start   start it (no-op when it answers); prints its CRI endpoint
+#   hack/crio.sh stop    stop it, its pods and containers (only this private one)
+#   hack/crio.sh status  exit 0 when its CRI answers, 1 otherwise
+#
+# Everything lives under one state folder (storage root, run root, socket,
+# pid file, log, configuration), by default /tmp/imagecleanup-crio-<hash of
+# this checkout>, so a system CRI-O, its socket and /etc/containers are never
+# used, started or stopped. The binaries come from hack/crio-assets.sh
+# (crio, pinns, runc, crictl) and Debian (conmon). No registry can be
+# reached, and CRI-O can only pull: the sandbox image it pins is served
+# once, at start, by hack/pauseimage on a loopback port that its
+# registries.conf maps imagecleanup.test to, and pulled. It is named
+# imagecleanup.test/sandbox:3.10, not …/pause, so that in the tests only its
+# pin keeps it. Registries on 127.0.0.1 (the tests') are plain HTTP. Pods
+# run with host networking: there is no CNI.
+#
+# IMAGECLEANUP_CRIO_DIR names another state folder (a second instance);
+# IMAGECLEANUP_CRIO_DATA_SIZE (e.g. 300m) puts the storage root on a tmpfs
+# of that size, made at start and removed at stop: a small disk that tests
+# fill past a watermark. Without CAP_SYS_RESOURCE (this machine) containers
+# run through hack/runc-clamp, which raises the negative oom_score_adj of
+# pod sandboxes to 0. Needs root, as CRI-O does.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+checkout_hash="$(printf '%s' "${root}" | sha256sum | cut -c1-10)"
+state="${IMAGECLEANUP_CRIO_DIR:-/tmp/imagecleanup-crio-${checkout_hash}}"
+socket="${state}/crio.sock"
+endpoint="unix://${socket}"
+pidfile="${state}/crio.pid"
+logfile="${state}/crio.log"
+data="${state}/storage"
+sandbox_image="imagecleanup.test/sandbox:3.10"
+
+log() { echo "crio.sh: $*" >&2; }
+
+bins() { "${root}/hack/crio-assets.sh"; }
+
+crictl() {
+  timeout 30 "${bin_dir}/crictl" --runtime-endpoint "${endpoint}" --image-endpoint "${endpoint}" --timeout 20s "$@"
+}
+
+answers() {
+  [[ -S "${socket}" ]] && bin_dir="$(bins)" && crictl version >/dev/null 2>&1
+}
+
+running_pid() {
+  [[ -f "${pidfile}" ]] || return 1
+  local pid
+  pid="$(cat "${pidfile}")"
+  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null && echo "${pid}"
+}
+
+has_cap_sys_resource() {
+  # CAP_SYS_RESOURCE is bit 24 of the bounding set.
+  local bnd
+  bnd="$(awk '/^CapBnd/ {print $2}' /proc/self/status)"
+  (((16#${bnd} >> 24) & 1))
+}
+
+write_config() {
+  local runtime_path="${bin_dir}/runc"
+  if ! has_cap_sys_resource; then
+    (cd "${root}" && CGO_ENABLED=0 go build -o "${state}/runc-clamp" ./hack/runc-clamp)
+    runtime_path="${state}/runc-clamp"
+  fi
+  cat >"${state}/crio.conf" <<TOML
+[crio]
+root = "${data}"
+runroot = "${state}/run"
+storage_driver = "overlay"
+log_dir = "${state}/logs"
+version_file = "${state}/version"
+version_file_persist = "${state}/version-persist"
+clean_shutdown_file = "${state}/clean.shutdown"
+[crio.api]
+listen = "${socket}"
+stream_address = "127.0.0.1"
+stream_port = "0"
+[crio.runtime]
+default_runtime = "runc"
+cgroup_manager = "cgroupfs"
+pinns_path = "${bin_dir}/pinns"
+container_exits_dir = "${state}/exits"
+container_attach_socket_dir = "${state}/attach"
+namespaces_dir = "${state}/ns"
+hooks_dir = []
+[crio.runtime.runtimes.runc]
+runtime_path = "${runtime_path}"
+runtime_type = "oci"
+runtime_root = "${state}/runc"
+monitor_path = "$(command -v conmon)"
+monitor_cgroup = "pod"
+monitor_env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "RUNC_CLAMP_RUNC=${bin_dir}/runc"]
+[crio.image]
+pause_image = "${sandbox_image}"
+# "": the sandbox image's own entrypoint (the sleeper), not /pause
+pause_command = ""
+signature_policy = "${state}/policy.json"
+[crio.network]
+network_dir = "${state}/cni"
+plugin_dirs = ["/usr/lib/cni"]
+[crio.metrics]
+enable_metrics = false
+TOML
+  cat >"${state}/policy.json" <<'JSON'
+{"default": [{"type": "insecureAcceptAnything"}]}
+JSON
+  : >"${state}/storage.conf"
+}
+
+# registries_conf maps the sandbox image's registry to the loopback address
+# hack/pauseimage serves it on, whenever it must be pulled (chosen at the
+# first start, kept in the state folder: CRI-O reads registries.conf once),
+# and takes 127.0.0.1's registries as plain HTTP.
+registries_conf() {
+  cat >"${state}/registries.conf" <<TOML
+unqualified-search-registries = []
+[[registry]]
+location = "127.0.0.1"
+insecure = true
+[[registry]]
+prefix = "imagecleanup.test"
+location = "$(cat "${state}/sandbox-registry")"
+insecure = true
+TOML
+}
+
+# serve_sandbox_image serves the sandbox image at the given address until
+# fd 8 is closed, and writes where into ${state}/sandbox-registry.
+serve_sandbox_image() {
+  local fifo="${state}/pauseimage.stdin" address=""
+  (cd "${root}" && go build -o "${state}/pauseimage" ./hack/pauseimage)
+  rm -f "${fifo}" "${state}/pauseimage.address"
+  mkfifo "${fifo}"
+  "${state}/pauseimage" -name "${sandbox_image}" -serve -addr "$1" <"${fifo}" >"${state}/pauseimage.address" &
+  server=$!
+  exec 8>"${fifo}" # held open: the server serves until it is closed
+  for _ in $(seq 1 50); do
+    address="$(cat "${state}/pauseimage.address")"
+    [[ -n "${address}" ]] && break
+    kill -0 "${server}" 2>/dev/null || break
+    sleep 0.2
+  done
+  rm -f "${fifo}"
+  if [[ -z "${address}" ]]; then
+    log "cannot serve the sandbox image at $1"
+    exit 1
+  fi
+  echo "${address}" >"${state}/sandbox-registry"
+}
+
+stop_serving() {
+  exec 8>&-
+  wait "${server}" 2>/dev/null || true
+}
+
+# pull_sandbox_image puts the pinned sandbox image in CRI-O's storage,
+# served where registries.conf says.
+pull_sandbox_image() {
+  if crictl inspecti "${sandbox_image}" >/dev/null 2>&1; then
+    return
+  fi
+  local out status=0 server
+  serve_sandbox_image "$(cat "${state}/sandbox-registry")"
+  out="$(crictl pull "${sandbox_image}" 2>&1)" || status=$?
+  stop_serving
+  if [[ ${status} != 0 ]]; then
+    log "pulling the sandbox image failed: ${out}"
+    exit 1
+  fi
+}
+
+start() {
+  bin_dir="$(bins)"
+  if answers; then
+    # A test gone wrong may have removed the sandbox image: put it back.
+    pull_sandbox_image
+    echo "${endpoint}"
+    return
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    log "CRI-O needs root"
+    exit 1
+  fi
+  if running_pid >/dev/null; then
+    log "CRI-O runs but its CRI does not answer; stopping it"
+    stop
+  fi
+  mkdir -p "${data}" "${state}/run" "${state}/logs" "${state}/exits" "${state}/attach" "${state}/ns" "${state}/cni" \
+    "${state}/crio.conf.d" "${state}/registries.conf.d"
+  if [[ -n "${IMAGECLEANUP_CRIO_DATA_SIZE:-}" ]] && ! mountpoint -q "${data}"; then
+    mount -t tmpfs -o "size=${IMAGECLEANUP_CRIO_DATA_SIZE}" tmpfs "${data}"
+  fi
+  write_config
+  if [[ ! -s "${state}/sandbox-registry" ]]; then
+    local server
+    serve_sandbox_image 127.0.0.1:0 # for a free port, kept from now on
+    stop_serving
+  fi
+  registries_conf
+  rm -f "${socket}" "${pidfile}"
+  CONTAINERS_STORAGE_CONF="${state}/storage.conf" setsid "${bin_dir}/crio" --config "${state}/crio.conf" \
+    --config-dir "${state}/crio.conf.d" --registries-conf "${state}/registries.conf" \
+    --registries-conf-dir "${state}/registries.conf.d" --log-level warn \
+    </dev/null >"${logfile}" 2>&1 &
+  echo $! >"${pidfile}"
+  for _ in $(seq 1 60); do
+    if answers; then
+      pull_sandbox_image
+      log "private CRI-O ready at ${endpoint} (log: ${logfile})"
+      echo "${endpoint}"
+      return
+    fi
+    sleep 0.5
+  done
+  log "CRI-O did not answer within 30s; last lines of ${logfile}:"
+  tail -n 20 "${logfile}" >&2 || true
+  exit 1
+}
+
+stop() {
+  local pid
+  bin_dir="$(bins)"
+  if answers; then
+    # Pods first: their conmons outlive CRI-O otherwise.
+    crictl rmp -af >/dev/null 2>&1 || true
+    crictl rm -af >/dev/null 2>&1 || true
+  fi
+  if pid="$(running_pid)"; then
+    kill "${pid}" 2>/dev/null || true
+    for _ in $(seq 1 40); do
+      kill -0 "${pid}" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -9 "${pid}" 2>/dev/null || true
+  fi
+  # conmons left behind (a killed CRI-O) hold their containers' mounts.
+  pkill -f "conmon .*--runtime-arg --root=${state}/runc" 2>/dev/null || true
+  pkill -f "conmon .*-r ${state}/runc-clamp" 2>/dev/null || true
+  rm -f "${pidfile}" "${socket}"
+  { grep -o " ${state}/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "${m}" || true; done
+  if mountpoint -q "${data}" 2>/dev/null; then
+    umount -l "${data}" || true
+  fi
+  log "private CRI-O stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) answers ;;
+  *)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac
