@@ -17,7 +17,7 @@ import (
 func TestTheAppliedReportIsTheDesiredOne(t *testing.T) {
 	policy := &v1alpha1.ImageCleanupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "0123"}}
 	at := metav1.NewTime(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
-	counted := metav1.NewMicroTime(at.Add(1500 * time.Microsecond))
+	counted := v1alpha1.NewPreciseTime(at.Add(1500 * time.Microsecond))
 	desired := desiredReport(policy, "node-1", &v1alpha1.ImageCleanupReportStatus{Phase: v1alpha1.PhaseSucceeded, LastSweepTime: &at, CountedThrough: &counted})
 	apply, err := reportApplyConfiguration(desired)
 	if err != nil {

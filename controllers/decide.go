@@ -136,32 +136,6 @@ func (t timing) retryAfter(policy *v1alpha1.ImageCleanupPolicy, failures int) ti
 	return min(d, t.retryMax, t.interval(policy))
 }
 
-// decide says what to do with one policy on this node. The report is the
-// memory of the last sweep, so a restarted agent does not sweep before its
-// time; a failed sweep is retried with back-off, capped at the interval.
-func (t timing) decide(s *situation) decision {
-	d := t.due(s)
-	if d.step == stepSweep {
-		if wait := instantTaken(s.report, s.now); wait > 0 {
-			return decision{step: stepWait, wait: wait}
-		}
-	}
-	return d
-}
-
-// instantTaken says how long to wait when the policy's last counting sweep
-// began at this very instant (to the microsecond its report keeps). The
-// image clock tells the removals a report counted from those it did not by
-// the start of their sweep (countedThrough), so no two sweeps of a policy
-// may begin at one instant: only a clock that did not move (a fake one)
-// ever waits here, for a microsecond.
-func instantTaken(report *v1alpha1.ImageCleanupReportStatus, now time.Time) time.Duration {
-	if report == nil || report.CountedThrough == nil || !now.Truncate(time.Microsecond).Equal(report.CountedThrough.Time) {
-		return 0
-	}
-	return report.CountedThrough.Add(time.Microsecond).Sub(now)
-}
-
 // next is when to come back after a sweep, by its verdict (0: only when an
 // event brings the policy back): at the interval, or after the back-off of
 // the failures in a row, capped at it.
@@ -179,8 +153,10 @@ func (t timing) next(v verdict, policy *v1alpha1.ImageCleanupPolicy, failures in
 	return t.interval(policy)
 }
 
-// due is decide without the instant rule.
-func (t timing) due(s *situation) decision {
+// decide says what to do with one policy on this node. The report is the
+// memory of the last sweep, so a restarted agent does not sweep before its
+// time; a failed sweep is retried with back-off, capped at the interval.
+func (t timing) decide(s *situation) decision {
 	p := s.policy
 	switch {
 	case p == nil || !p.DeletionTimestamp.IsZero():

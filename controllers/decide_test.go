@@ -247,19 +247,3 @@ func TestNextAfterASweep(t *testing.T) {
 		}
 	}
 }
-
-// A policy due in the second its last reported sweep began waits for the
-// next second, whatever made it due.
-func TestADueSweepWaitsOutTheInstantOfTheLast(t *testing.T) {
-	worker := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1", Labels: map[string]string{"group": "ci"}}}
-	report := swept(4, 0, v1alpha1.PhaseSucceeded)
-	report.CountedThrough = &metav1.MicroTime{Time: now}
-	s := situation{policy: selecting(5, "ci"), node: worker, report: report, generationSeen: now.Add(-time.Hour), now: now}
-	if d := agent.decide(&s); d.step != stepWait || d.wait != time.Microsecond {
-		t.Fatalf("a new generation at the instant of the last sweep: %+v, want a wait of 1µs", d)
-	}
-	s.now = now.Add(200 * time.Millisecond)
-	if d := agent.decide(&s); d.step != stepSweep {
-		t.Fatalf("later in the same second: %+v, want a sweep", d)
-	}
-}

@@ -175,10 +175,13 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 		if r.Pods != nil {
 			opts.Pods = func() ([]plan.PodImage, error) { return r.Pods.images(ctx) }
 		}
-		if s.report != nil {
-			if t := countedThrough(s.report); t != nil {
-				opts.ReportedThrough = t.Time
-			}
+		// The mark of the latest sweep whose report counted what the runtime
+		// lost of the removals begun before it; none: every record counts
+		// (a report of an agent from before the field reads so: its records
+		// were dropped when it was written, but for one whose agent died in
+		// between, which counts again once).
+		if s.report != nil && s.report.CountedThrough != nil {
+			opts.ReportedThrough = s.report.CountedThrough.Time
 		}
 		sw = cleanup.NewSweep(r.Runtime, &policy.Spec, s.now, opts)
 		out, err = sw.Run(sweepCtx)

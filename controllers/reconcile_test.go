@@ -224,33 +224,6 @@ func TestARemovalIsCountedOnceWhenItsReportWasWrittenOnRetry(t *testing.T) {
 	}
 }
 
-// The other half of counting to the microsecond: no two sweeps of a policy
-// begin at the instant of the last one that counted.
-func TestNoTwoSweepsOfAPolicyBeginAtOneInstant(t *testing.T) {
-	reported := func(at time.Time) *v1alpha1.ImageCleanupReportStatus {
-		return &v1alpha1.ImageCleanupReportStatus{LastSweepTime: &metav1.Time{Time: at.Truncate(time.Second)}, CountedThrough: &metav1.MicroTime{Time: at}}
-	}
-	for _, c := range []struct {
-		name   string
-		report *v1alpha1.ImageCleanupReportStatus
-		now    time.Time
-		want   time.Duration
-	}{
-		{"no report", nil, now.Add(300 * time.Millisecond), 0},
-		{"never swept", &v1alpha1.ImageCleanupReportStatus{}, now, 0},
-		{"a sweep that did not count", &v1alpha1.ImageCleanupReportStatus{LastSweepTime: &metav1.Time{Time: now}}, now, 0},
-		{"its very start", reported(now), now, time.Microsecond},
-		{"within its microsecond", reported(now), now.Add(300 * time.Nanosecond), 700 * time.Nanosecond},
-		{"the same second", reported(now), now.Add(300 * time.Millisecond), 0},
-		{"the next microsecond", reported(now), now.Add(time.Microsecond), 0},
-		{"a clock set back", reported(now), now.Add(-time.Hour), 0},
-	} {
-		if got := instantTaken(c.report, c.now); got != c.want {
-			t.Errorf("%s: wait %s, want %s", c.name, got, c.want)
-		}
-	}
-}
-
 // countingReportReads counts the agent's reads of reports.
 func countingReportReads(reads *int) interceptor.Funcs {
 	return interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {

@@ -29,7 +29,7 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		Reason:            v.reason,
 		Message:           v.message,
 		LastSweepTime:     &metav1.Time{Time: start.Truncate(time.Second)},
-		CountedThrough:    countedThrough(prev),
+		CountedThrough:    prev.CountedThrough,
 		LastSweepDuration: elapsed.Round(time.Millisecond).String(),
 		ImagesRemoved:     int32(len(r.RemovedImages) + len(rec.Images)),
 		ContainersRemoved: int32(len(r.RemovedContainers) + len(rec.Containers)),
@@ -62,7 +62,8 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		st.Message = strings.TrimPrefix(st.Message+"; "+note, "; ")
 	}
 	if out.Harvested {
-		st.CountedThrough = &metav1.MicroTime{Time: start.Truncate(time.Microsecond)}
+		mark := v1alpha1.NewPreciseTime(out.Mark)
+		st.CountedThrough = &mark
 	}
 	st.Totals.Sweeps++
 	if !rec.Empty() {
@@ -117,14 +118,6 @@ func removedImageLine(ri *apply.RemovedImage) string {
 	}
 	return ri.Image + " (untagged)"
 }
-
-// countedThrough is the start of the latest sweep that a report says
-// counted what the runtime lost of the removals begun before it; nil when
-// none did: then every record is counted. (A report of an agent from
-// before the field was added reads as none: its records were dropped when
-// it was written, but for one whose agent died in between, which counts
-// again once.)
-func countedThrough(st *v1alpha1.ImageCleanupReportStatus) *metav1.MicroTime { return st.CountedThrough }
 
 // idleStatus is the report status of a policy this node does not sweep now
 // (suspended, or a node selector that cannot be read): the phase says why,

@@ -109,12 +109,12 @@ func TestSweepStatusSaysWhatTheRuntimeCannotHonour(t *testing.T) {
 }
 
 // A report says through which sweep it counted what earlier sweeps' records
-// hold: a sweep that listed the runtime moves countedThrough to its start;
+// hold: a sweep that listed the runtime moves countedThrough to its mark;
 // one that could not keeps it where it was (the records it never read are
 // not settled by its lastSweepTime), and says none if none did.
 func TestCountedThroughMovesOnlyWithASweepThatCounted(t *testing.T) {
 	first, second := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC), time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
-	counted := sweepStatus(&v1alpha1.ImageCleanupReportStatus{}, 1, first, time.Second, verdict{phase: v1alpha1.PhaseSucceeded}, &cleanup.Outcome{Harvested: true})
+	counted := sweepStatus(&v1alpha1.ImageCleanupReportStatus{}, 1, first, time.Second, verdict{phase: v1alpha1.PhaseSucceeded}, &cleanup.Outcome{Harvested: true, Mark: first})
 	if counted.CountedThrough == nil || !counted.CountedThrough.Time.Equal(first) {
 		t.Fatalf("after a sweep that counted: countedThrough %v, want %s", counted.CountedThrough, first)
 	}

@@ -46,8 +46,8 @@ MUTANTS = {
         (PLAN, "\t\t\tif !as[i].BuiltAt.Equal(as[j].BuiltAt) {", "\t\t\tif false {"),
     ]),
     "killed-counted": ("what a killed sweep removed is never counted (issue 17, finding 10)", [
-        (SWEEP, "\tout := Outcome{Recovered: opts.Clock.Journal().Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Harvested: true,",
-         "\t_ = opts.Clock.Journal().Harvest(opts.Policy, &inv, opts.ReportedThrough, now)\n\tout := Outcome{Harvested: true,"),
+        (SWEEP, "\tout := Outcome{Recovered: opts.Clock.Journal().Harvest(opts.Policy, &inv, opts.ReportedThrough, s.mark), Harvested: true,",
+         "\t_ = opts.Clock.Journal().Harvest(opts.Policy, &inv, opts.ReportedThrough, s.mark)\n\tout := Outcome{Harvested: true,"),
     ]),
     "pods": ("neither the plan nor the re-check sees the pods bound to the node (issue 18)", [
         (PLAN, "\tix.pods = PodsNaming(opts.PodImages)", "\tix.pods = PodsNaming(nil)"),
@@ -80,7 +80,7 @@ MUTANTS = {
         (FOLLOW, "\tif p == nil || !p.byName[e.ID] {\n", "\tif true {\n"),
     ], ("./internal/cleanup", "^TestAUseReplayedByANameThatMovedSinceCountsForItsImage$")),
     "counted-through": ("a sweep that could not list the runtime settles the records before it", [
-        (AGENT, "\t\t\tif t := countedThrough(s.report); t != nil {", "\t\t\tif t := s.report.LastSweepTime; t != nil {"),
+        (AGENT, "\t\t\topts.ReportedThrough = s.report.CountedThrough.Time\n", "\t\t\topts.ReportedThrough = s.report.LastSweepTime.Time\n"),
     ], ("./controllers", "^TestAReportOfASweepThatCouldNotListSettlesNothing$")),
 }
 

@@ -5,8 +5,8 @@ import (
 )
 
 // ImagePattern is one entry: a reference, normalized as the distribution
-// reference grammar says (busybox is docker.io/library/busybox:latest), a digest reference, an image ID or a
-// pattern.
+// reference grammar says (busybox is docker.io/library/busybox:latest), a
+// digest reference, an image ID or a pattern.
 //
 // +kubebuilder:validation:MaxLength=200
 // +kubebuilder:validation:XValidation:rule="size(self) > 0",message="must not be empty"
@@ -107,8 +107,8 @@ type StoppedContainersPolicy struct {
 	// +optional
 	MinStoppedAge *Duration `json:"minStoppedAge,omitempty"`
 
-	// removeVolumes also removes the anonymous volumes of removed containers
-	// (anonymous volumes). Named volumes are never removed. Needs action Remove.
+	// removeVolumes also removes the anonymous volumes of removed
+	// containers. Named volumes are never removed. Needs action Remove.
 	// Default: false.
 	// +optional
 	RemoveVolumes bool `json:"removeVolumes,omitempty"`
@@ -169,8 +169,8 @@ type ImageCleanupPolicySpec struct {
 	// +optional
 	StoppedContainers StoppedContainersPolicy `json:"stoppedContainers,omitempty"`
 
-	// force removes target images even when stopped containers still use them
-	// (a forced removal); those containers can no longer start. A running
+	// force removes target images even when stopped containers still use
+	// them; those containers can no longer start. A running
 	// container still blocks its image, and so does a stopped container of
 	// the kubelet unless includeKubernetesManaged is set (the kubelet
 	// restarts its containers from their image). Default: false.

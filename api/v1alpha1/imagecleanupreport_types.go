@@ -168,14 +168,14 @@ type ImageCleanupReportStatus struct {
 	// lastSweepTime is when the last sweep started.
 	// +optional
 	LastSweepTime *metav1.Time `json:"lastSweepTime,omitempty"`
-	// countedThrough is the start of the latest sweep that counted here
-	// what the runtime lost of the removals begun before it (a sweep that
-	// could not list the runtime counts nothing, and leaves it as it was):
-	// the agent's records of the removals begun up to then are told. It
-	// keeps the start to the microsecond, so that a sweep begun in the same
-	// second as the last one is told from it.
+	// countedThrough marks the latest sweep that counted here what the
+	// runtime lost of the removals begun before it (a sweep that could not
+	// list the runtime counts nothing, and leaves it as it was): the
+	// agent's records of the removals begun up to then are told. The mark
+	// is the sweep's start to the microsecond, or a microsecond after the
+	// previous mark where the node's clock did not move or went back.
 	// +optional
-	CountedThrough *metav1.MicroTime `json:"countedThrough,omitempty"`
+	CountedThrough *PreciseTime `json:"countedThrough,omitempty"`
 	// lastSweepDuration is how long it took, such as 1.2s.
 	// +optional
 	LastSweepDuration string `json:"lastSweepDuration,omitempty"`

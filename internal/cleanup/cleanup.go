@@ -68,6 +68,9 @@ type Outcome struct {
 	// what earlier sweeps' records hold; its report tells them, and the
 	// records of sweeps up to its start are settled.
 	Harvested bool
+	// Mark is the instant the sweep is known by in the journal (Sweep.Mark):
+	// what its report says it counted through, when Harvested.
+	Mark time.Time
 	// Unhonoured says which of the policy's fields this runtime cannot
 	// honour, and what they mean here instead (never silently different).
 	Unhonoured []string

@@ -24,6 +24,7 @@ type Sweep struct {
 	rt   runtime.Runtime
 	spec *v1alpha1.ImageCleanupPolicySpec
 	now  time.Time
+	mark time.Time
 	opts Options
 	// harvested: Run counted the earlier sweeps' records into its outcome,
 	// so that telling it tells them.
@@ -39,8 +40,27 @@ func NewSweep(rt runtime.Runtime, spec *v1alpha1.ImageCleanupPolicySpec, now tim
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = apply.DefaultConcurrency
 	}
-	return &Sweep{rt: rt, spec: spec, now: now, opts: opts}
+	return &Sweep{rt: rt, spec: spec, now: now, mark: markAfter(now, opts.ReportedThrough), opts: opts}
 }
+
+// markAfter is the instant a sweep begun at now is known by in the image
+// clock's journal and in its report (countedThrough): now, to the
+// microsecond a report keeps, unless that is not after the last reported
+// sweep's (a clock that did not move, or was set back), then a microsecond
+// after it. Records of sweeps up to a report's mark are the ones it told,
+// so each sweep's mark must come after the last reported one; ages are
+// still measured from now.
+func markAfter(now, reported time.Time) time.Time {
+	mark := now.Truncate(time.Microsecond)
+	if !reported.IsZero() && !mark.After(reported) {
+		mark = reported.Truncate(time.Microsecond).Add(time.Microsecond)
+	}
+	return mark
+}
+
+// Mark is the instant the sweep is known by in the journal: its report's
+// countedThrough, when it counted.
+func (s *Sweep) Mark() time.Time { return s.mark }
 
 // Run applies the policy once. An error means the sweep could not run
 // (invalid policy, runtime unreachable, wrapping ErrInvalidPolicy,
@@ -58,7 +78,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("%w: %w", ErrRuntime, err)
 	}
 	opts.Clock.Observe(&inv, now)
-	out := Outcome{Recovered: opts.Clock.Journal().Harvest(opts.Policy, &inv, opts.ReportedThrough, now), Harvested: true,
+	out := Outcome{Recovered: opts.Clock.Journal().Harvest(opts.Policy, &inv, opts.ReportedThrough, s.mark), Harvested: true, Mark: s.mark,
 		Unhonoured: Unhonoured(spec, rt.Capabilities())}
 	s.harvested = true
 	// From here on, an error returns the outcome too: what the harvest
@@ -87,7 +107,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	// Remember the removals before they start: if the runtime or this
 	// process dies half-way, the next sweep finishes them and counts what
 	// went. The record stays until the sweep is committed.
-	opts.Clock.Journal().Begin(opts.Policy, now, removals(&out.Plan))
+	opts.Clock.Journal().Begin(opts.Policy, s.mark, removals(&out.Plan))
 	if err := save(opts.Clock); err != nil {
 		out.Plan, out.Result = plan.Plan{}, apply.Result{}
 		return out, err // nothing removed: no record, no removal
@@ -171,6 +191,6 @@ func (s *Sweep) Commit(tell func() error) error {
 	if !s.harvested {
 		return nil
 	}
-	s.opts.Clock.Journal().Reported(s.opts.Policy, s.now)
+	s.opts.Clock.Journal().Reported(s.opts.Policy, s.mark)
 	return save(s.opts.Clock)
 }

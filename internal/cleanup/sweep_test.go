@@ -410,3 +410,32 @@ func TestASweepThatFailsAfterItsHarvestReturnsIt(t *testing.T) {
 		t.Fatalf("the failed sweep lost what it counted: harvested %v, recovered %+v", out.Harvested, out.Recovered)
 	}
 }
+
+// A sweep is known in the journal, and by its report's countedThrough, by
+// an instant after the last reported sweep's, whatever the clock says:
+// records up to a report's mark are the ones it told, so a sweep begun at
+// the same microsecond, or after the clock was set back, must not have its
+// removals taken as told. Ages are still measured from now.
+func TestEachSweepIsMarkedAfterTheLastReportedOne(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 123456789, time.UTC)
+	us := time.Microsecond
+	for name, c := range map[string]struct{ reported, want time.Time }{
+		"no report":             {time.Time{}, now.Truncate(us)},
+		"an earlier report":     {now.Add(-time.Hour).Truncate(us), now.Truncate(us)},
+		"the same microsecond":  {now.Truncate(us), now.Truncate(us).Add(us)},
+		"a clock set back 30 s": {now.Add(30 * time.Second).Truncate(us), now.Add(30 * time.Second).Truncate(us).Add(us)},
+	} {
+		spec := v1alpha1.ImageCleanupPolicySpec{Images: []v1alpha1.ImagePattern{"**"}}
+		if got := cleanup.NewSweep(runtimefake.New(), &spec, now, cleanup.Options{ReportedThrough: c.reported}).Mark(); !got.Equal(c.want) {
+			t.Errorf("%s: marked %s, want %s", name, got, c.want)
+		}
+	}
+	// And the journal keeps what such a sweep began past that report.
+	clock := imageclock.InMemory()
+	reported := now.Add(30 * time.Second).Truncate(us)
+	mark := cleanup.NewSweep(runtimefake.New(), &v1alpha1.ImageCleanupPolicySpec{}, now, cleanup.Options{ReportedThrough: reported}).Mark()
+	clock.Journal().Begin("p", mark, []imageclock.Removal{{ImageID: imageA, Image: "app:1"}})
+	if rec := clock.Journal().Harvest("p", &runtime.Inventory{}, reported, mark.Add(time.Minute)); len(rec.Images) != 1 {
+		t.Fatalf("a removal begun after the clock was set back was taken as reported: %+v", rec)
+	}
+}

@@ -295,7 +295,7 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: numeric
     - name: countedThrough
       type:
-        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.PreciseTime
     - name: decisions
       type:
         list:
@@ -387,6 +387,8 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.LabelValue
           elementRelationship: atomic
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.PreciseTime
+  scalar: untyped
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.RemovalOrder
   scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ReportPhase
@@ -504,8 +506,6 @@ var schemaYAML = typed.YAMLObject(`types:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsOperationType
   scalar: string
-- name: io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime
-  scalar: untyped
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta
   map:
     fields:

@@ -52,8 +52,8 @@ type ImageCleanupPolicySpecApplyConfiguration struct {
 	// created and never started, or dead) that block a target image. Default:
 	// each of its fields' defaults.
 	StoppedContainers *StoppedContainersPolicyApplyConfiguration `json:"stoppedContainers,omitempty"`
-	// force removes target images even when stopped containers still use them
-	// (a forced removal); those containers can no longer start. A running
+	// force removes target images even when stopped containers still use
+	// them; those containers can no longer start. A running
 	// container still blocks its image, and so does a stopped container of
 	// the kubelet unless includeKubernetesManaged is set (the kubelet
 	// restarts its containers from their image). Default: false.

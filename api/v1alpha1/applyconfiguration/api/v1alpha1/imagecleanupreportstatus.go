@@ -46,13 +46,13 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	Message *string `json:"message,omitempty"`
 	// lastSweepTime is when the last sweep started.
 	LastSweepTime *v1.Time `json:"lastSweepTime,omitempty"`
-	// countedThrough is the start of the latest sweep that counted here
-	// what the runtime lost of the removals begun before it (a sweep that
-	// could not list the runtime counts nothing, and leaves it as it was):
-	// the agent's records of the removals begun up to then are told. It
-	// keeps the start to the microsecond, so that a sweep begun in the same
-	// second as the last one is told from it.
-	CountedThrough *v1.MicroTime `json:"countedThrough,omitempty"`
+	// countedThrough marks the latest sweep that counted here what the
+	// runtime lost of the removals begun before it (a sweep that could not
+	// list the runtime counts nothing, and leaves it as it was): the
+	// agent's records of the removals begun up to then are told. The mark
+	// is the sweep's start to the microsecond, or a microsecond after the
+	// previous mark where the node's clock did not move or went back.
+	CountedThrough *apiv1alpha1.PreciseTime `json:"countedThrough,omitempty"`
 	// lastSweepDuration is how long it took, such as 1.2s.
 	LastSweepDuration *string `json:"lastSweepDuration,omitempty"`
 	// imagesRemoved counts images (or tags) removed by the last sweep.
@@ -134,7 +134,7 @@ func (b *ImageCleanupReportStatusApplyConfiguration) WithLastSweepTime(value v1.
 // WithCountedThrough sets the CountedThrough field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the CountedThrough field is set to the value of the last call.
-func (b *ImageCleanupReportStatusApplyConfiguration) WithCountedThrough(value v1.MicroTime) *ImageCleanupReportStatusApplyConfiguration {
+func (b *ImageCleanupReportStatusApplyConfiguration) WithCountedThrough(value apiv1alpha1.PreciseTime) *ImageCleanupReportStatusApplyConfiguration {
 	b.CountedThrough = &value
 	return b
 }

@@ -35,8 +35,8 @@ type StoppedContainersPolicyApplyConfiguration struct {
 	// started) less than this long ago; the image they use is blocked
 	// meanwhile. Default: 1h.
 	MinStoppedAge *apiv1alpha1.Duration `json:"minStoppedAge,omitempty"`
-	// removeVolumes also removes the anonymous volumes of removed containers
-	// (anonymous volumes). Named volumes are never removed. Needs action Remove.
+	// removeVolumes also removes the anonymous volumes of removed
+	// containers. Named volumes are never removed. Needs action Remove.
 	// Default: false.
 	RemoveVolumes *bool `json:"removeVolumes,omitempty"`
 	// includeKubernetesManaged lets the agent remove stopped containers that
