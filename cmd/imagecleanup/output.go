@@ -41,14 +41,19 @@ type document struct {
 	// Runtime, RuntimeVersion and ImageStore say which runtime answered
 	// (docker, containerd, cri-o), its version, and where it keeps images
 	// (containerd, or a classic store's driver: overlay2).
-	Runtime           string               `json:"runtime,omitempty"`
-	RuntimeVersion    string               `json:"runtimeVersion,omitempty"`
-	ImageStore        string               `json:"imageStore,omitempty"`
-	RemovedImages     []apply.RemovedImage `json:"removedImages"`
-	RemovedContainers []plan.ContainerRef  `json:"removedContainers"`
-	Blocked           []plan.Decision      `json:"blocked"`
-	Skipped           []plan.Decision      `json:"skipped"`
-	Failed            []apply.Failure      `json:"failed"`
+	Runtime        string `json:"runtime,omitempty"`
+	RuntimeVersion string `json:"runtimeVersion,omitempty"`
+	ImageStore     string `json:"imageStore,omitempty"`
+	// DeprecatedEngine and DeprecatedEngineVersion repeat Endpoint and
+	// RuntimeVersion under their first names: fields of this apiVersion
+	// are never renamed or removed.
+	DeprecatedEngine        string               `json:"engine"`
+	DeprecatedEngineVersion string               `json:"engineVersion,omitempty"`
+	RemovedImages           []apply.RemovedImage `json:"removedImages"`
+	RemovedContainers       []plan.ContainerRef  `json:"removedContainers"`
+	Blocked                 []plan.Decision      `json:"blocked"`
+	Skipped                 []plan.Decision      `json:"skipped"`
+	Failed                  []apply.Failure      `json:"failed"`
 	// Decisions count every decision by reason, with sizes: the agent's
 	// report gives the same counts (status.decisions).
 	Decisions []apply.Tally `json:"decisions"`
@@ -93,25 +98,27 @@ type summary struct {
 func newDocument(p *v1alpha1.ImageCleanupPolicy, mode, host string, info runtime.Info, out *cleanup.Outcome, elapsed time.Duration, calls map[string]int) document {
 	r := &out.Result
 	d := document{
-		Runtime:           info.Name,
-		RuntimeVersion:    info.Version,
-		ImageStore:        info.ImageStore,
-		APIVersion:        v1alpha1.GroupVersion.String(),
-		Kind:              "SweepResult",
-		Policy:            p.Name,
-		Mode:              mode,
-		DryRun:            r.DryRun,
-		Endpoint:          host,
-		RemovedImages:     nonNil(r.RemovedImages),
-		RemovedContainers: nonNil(r.RemovedContainers),
-		Blocked:           nonNil(r.Blocked),
-		Skipped:           nonNil(r.Skipped),
-		Failed:            nonNil(r.Failed),
-		Decisions:         r.Tallies(),
-		Stopped:           r.Stopped,
-		Disk:              diskDocument(out.Disk),
-		DurationSeconds:   elapsed.Seconds(),
-		APICalls:          calls,
+		Runtime:                 info.Name,
+		RuntimeVersion:          info.Version,
+		DeprecatedEngineVersion: info.Version,
+		ImageStore:              info.ImageStore,
+		APIVersion:              v1alpha1.GroupVersion.String(),
+		Kind:                    "SweepResult",
+		Policy:                  p.Name,
+		Mode:                    mode,
+		DryRun:                  r.DryRun,
+		Endpoint:                host,
+		DeprecatedEngine:        host,
+		RemovedImages:           nonNil(r.RemovedImages),
+		RemovedContainers:       nonNil(r.RemovedContainers),
+		Blocked:                 nonNil(r.Blocked),
+		Skipped:                 nonNil(r.Skipped),
+		Failed:                  nonNil(r.Failed),
+		Decisions:               r.Tallies(),
+		Stopped:                 r.Stopped,
+		Disk:                    diskDocument(out.Disk),
+		DurationSeconds:         elapsed.Seconds(),
+		APICalls:                calls,
 	}
 	d.Summary = summary{
 		ImagesRemoved:       len(r.RemovedImages),

@@ -210,11 +210,11 @@ func nodeRuntime(ctx context.Context, cfg *rest.Config, node, hostRun string) (c
 	if err := c.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
 		return connect.Find(candidates)
 	}
-	theNodes, err := connect.ForNode(n.Status.NodeInfo.ContainerRuntimeVersion, candidates)
+	ofNode, err := connect.ForNode(n.Status.NodeInfo.ContainerRuntimeVersion, candidates)
 	if err != nil {
 		return connect.Endpoint{}, err
 	}
-	return connect.Find(theNodes)
+	return connect.Find(ofNode)
 }
 
 func envOr(key, def string) string {

@@ -84,26 +84,28 @@ var ErrNoRuntime = runtime.ErrNoRuntime
 // for the host's /run, in this order (where a node has Docker, its images
 // are Docker's):
 //   - docker.sock: Docker (cri-dockerd nodes keep their images there);
-//   - containerd/containerd.sock: containerd as its packages install it,
-//     and k3s's and RKE2's below /run/k3s;
 //   - k3s/containerd/containerd.sock: k3s and RKE2, below /run;
 //   - k0s/containerd.sock: k0s, below /run;
+//   - containerd/containerd.sock: containerd as its packages install it,
+//     and k3s's and RKE2's below /run/k3s;
 //   - containerd.sock: k0s below /run/k0s, and microk8s below its own run
 //     folder, /var/snap/microk8s/common/run;
 //   - crio/crio.sock: CRI-O.
 //
 // The distributions' containerd is containerd (the node reports
 // containerd://1.7.23-k3s2, say), so the node's runtime picks among the
-// same candidates (ForNode).
+// same candidates (ForNode). Theirs come before a system containerd's: a
+// distribution's node that also has one (for builds, say) runs its
+// kubelet's pods on the distribution's.
 func Sockets(run string) []Endpoint {
 	socket := func(kind Kind, name string, path ...string) Endpoint {
 		return Endpoint{Kind: kind, Runtime: name, Address: "unix://" + filepath.Join(append([]string{run}, path...)...)}
 	}
 	return []Endpoint{
 		socket(Docker, "docker", "docker.sock"),
-		socket(CRI, "containerd", "containerd", "containerd.sock"),
 		socket(CRI, "containerd", "k3s", "containerd", "containerd.sock"),
 		socket(CRI, "containerd", "k0s", "containerd.sock"),
+		socket(CRI, "containerd", "containerd", "containerd.sock"),
 		socket(CRI, "containerd", "containerd.sock"),
 		socket(CRI, "cri-o", "crio", "crio.sock"),
 	}

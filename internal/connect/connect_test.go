@@ -49,8 +49,8 @@ func TestForNode(t *testing.T) {
 	candidates := connect.Sockets("/host/run")
 	for version, want := range map[string][]string{
 		"docker://29.0.0":          {"unix:///host/run/docker.sock"},
-		"containerd://2.1.4":       {"unix:///host/run/containerd/containerd.sock", "unix:///host/run/k3s/containerd/containerd.sock", "unix:///host/run/k0s/containerd.sock", "unix:///host/run/containerd.sock"},
-		"containerd://1.7.23-k3s2": {"unix:///host/run/containerd/containerd.sock", "unix:///host/run/k3s/containerd/containerd.sock", "unix:///host/run/k0s/containerd.sock", "unix:///host/run/containerd.sock"},
+		"containerd://2.1.4":       {"unix:///host/run/k3s/containerd/containerd.sock", "unix:///host/run/k0s/containerd.sock", "unix:///host/run/containerd/containerd.sock", "unix:///host/run/containerd.sock"},
+		"containerd://1.7.23-k3s2": {"unix:///host/run/k3s/containerd/containerd.sock", "unix:///host/run/k0s/containerd.sock", "unix:///host/run/containerd/containerd.sock", "unix:///host/run/containerd.sock"},
 		"cri-o://1.34.0":           {"unix:///host/run/crio/crio.sock"},
 		"remote://1.0":             nil,
 		"":                         nil,
@@ -92,11 +92,11 @@ func TestEveryDistributionsSocketIsFound(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			theNodes, err := connect.ForNode(c.version, connect.Sockets(run))
+			ofNode, err := connect.ForNode(c.version, connect.Sockets(run))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := connect.Find(theNodes)
+			got, err := connect.Find(ofNode)
 			if err != nil || got.Address != "unix://"+path {
 				t.Fatalf("found %+v, %v; want %s", got, err, path)
 			}
@@ -104,6 +104,29 @@ func TestEveryDistributionsSocketIsFound(t *testing.T) {
 				t.Fatalf("without the node's word (the CLI): %+v, %v; want %s", found, err, path)
 			}
 		})
+	}
+}
+
+// A distribution's node that also runs a system containerd (for builds,
+// say) is cleaned where its kubelet's pods run: the distribution's.
+func TestADistributionsSocketComesBeforeASystemContainerd(t *testing.T) {
+	run := t.TempDir()
+	for _, path := range []string{"containerd/containerd.sock", "k3s/containerd/containerd.sock"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(run, path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("unix", filepath.Join(run, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	ofNode, err := connect.ForNode("containerd://1.7.23-k3s2", connect.Sockets(run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := connect.Find(ofNode); err != nil || got.Address != "unix://"+filepath.Join(run, "k3s/containerd/containerd.sock") {
+		t.Fatalf("found %+v, %v; want k3s's socket", got, err)
 	}
 }
 

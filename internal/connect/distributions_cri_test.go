@@ -30,11 +30,11 @@ func TestADistributionsContainerdIsFoundAndAnswers(t *testing.T) {
 			run := shortTempDir(t) // a socket's path has at most 107 bytes
 			path := filepath.Join(run, d.path)
 			bindMount(t, socket, path)
-			theNodes, err := connect.ForNode(d.version, connect.Sockets(run))
+			ofNode, err := connect.ForNode(d.version, connect.Sockets(run))
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, err := connect.Find(theNodes)
+			e, err := connect.Find(ofNode)
 			if err != nil || e.Address != "unix://"+path {
 				t.Fatalf("found %+v, %v; want %s", e, err, path)
 			}

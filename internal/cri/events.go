@@ -16,7 +16,7 @@ import (
 // Events implements runtime.Runtime. The CRI replays nothing: a since in the
 // past is a gap at the present (what happened since is unknown: the image
 // clock counts every image as arrived and used then). Following, it turns
-// the runtime's container events (GetContainerEvents) into the runtime's,
+// the CRI's container events (GetContainerEvents) into runtime.Events,
 // and lists images every ImagePoll: an image that appears arrives then, one
 // that went is deleted. A runtime that serves no container events (CRI-O
 // without enable_pod_events) has its containers listed as often: a running
@@ -40,6 +40,7 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 	// Read at once, always: containerd sends events as part of the calls
 	// that make them, and a stream that is not read holds those calls.
 	events := make(chan *runtimeapi.ContainerEventResponse, 1024)
+	received := false // an event came: the runtime serves them
 	broken := make(chan error, 1)
 	stream, err := r.runtime.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
 	if err != nil {
@@ -72,13 +73,20 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 			return ctx.Err()
 		case err := <-broken:
 			// No events: a runtime without the call, or one that serves it
-			// empty and ends it at once (CRI-O without enable_pod_events,
-			// its default): list containers too.
-			if status.Code(err) != codes.Unimplemented && !errors.Is(err, io.EOF) {
+			// empty and ends it before any event (CRI-O without
+			// enable_pod_events, its default): list containers too. A
+			// stream that served events and ended is a break: the caller
+			// follows again, from a gap.
+			noEvents := status.Code(err) == codes.Unimplemented || errors.Is(err, io.EOF) && !received
+			if !noEvents {
+				if errors.Is(err, io.EOF) {
+					err = errors.New("the runtime ended its container events")
+				}
 				return ended(ctx, wrap(err))
 			}
 			p.Containers = true
 		case e := <-events:
+			received = true
 			if ev, ok := toEvent(e); ok {
 				f(ev)
 			}
@@ -100,7 +108,7 @@ func ended(ctx context.Context, err error) error {
 	return err
 }
 
-// toEvent is the runtime's event for one of the CRI's.
+// toEvent is the runtime.Event of one of the CRI's container events.
 func toEvent(e *runtimeapi.ContainerEventResponse) (runtime.Event, bool) {
 	kind := map[runtimeapi.ContainerEventType]runtime.EventKind{
 		runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT: runtime.ContainerCreated,

@@ -6,6 +6,7 @@
 package runtimehost
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -200,7 +201,7 @@ func (h *Host) proveContainerd(ctx context.Context) (string, error) {
 				return root, nil
 			}
 		}
-		return "", fmt.Errorf("containerd's root: none of %s exists here: give it as it is seen here (--containerd-root)", strings.Join(h.containerdRoots, ", "))
+		return "", fmt.Errorf("containerd's root: none of %s exists here: give it as it is seen here (--containerd-root)", cmp.Or(strings.Join(h.containerdRoots, ", "), "the places this runtime keeps it (none known)"))
 	}
 	for _, root := range h.containerdRoots {
 		if HoldsContent(root, images) {

@@ -296,9 +296,16 @@ func TestChartValues(t *testing.T) {
 			mounts[m.Name] = m.MountPath
 		}
 		if paths["host-run"] != want[0] || mounts["host-run"] != "/host/run" || paths["containerd-root"] != want[1] ||
-			mounts["containerd-root"] != want[1] || paths["docker-data-root"] != "" {
-			t.Errorf("agent.distribution=%s: host paths %v, mounts %v; want %s at /host/run and %s at its own path", distribution, paths, mounts, want[0], want[1])
+			mounts["containerd-root"] != want[1] || paths["docker-data-root"] != "" ||
+			!slices.Contains(pod.Containers[0].Args, "--containerd-root="+want[1]) {
+			t.Errorf("agent.distribution=%s: host paths %v, mounts %v, args %v; want %s at /host/run and %s at its own path, given", distribution, paths, mounts, pod.Containers[0].Args, want[0], want[1])
 		}
+	}
+	// Docker 29's containerd store at another root than the one it looks
+	// at is given to the agent where the chart mounts it.
+	pod := podSpec(t, find(t, render(t, "agent.containerdRoot=/data/containerd"), "DaemonSet/image-cleanup-agent"))
+	if !slices.Contains(pod.Containers[0].Args, "--containerd-root=/data/containerd") {
+		t.Errorf("agent.containerdRoot=/data/containerd: args %v", pod.Containers[0].Args)
 	}
 	for _, k := range []string{"PodMonitor/ic-metrics"} {
 		if find(t, objs, k) == nil {
