@@ -27,6 +27,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
 checkout_hash="$(printf '%s' "${root}" | sha256sum | cut -c1-10)"
 state="${IMAGECLEANUP_CONTAINERD_DIR:-/tmp/imagecleanup-containerd-${checkout_hash}}"
 socket="${state}/containerd.sock"
@@ -46,13 +48,6 @@ answers() {
     --timeout 5s version >/dev/null 2>&1
 }
 
-running_pid() {
-  [[ -f "${pidfile}" ]] || return 1
-  local pid
-  pid="$(cat "${pidfile}")"
-  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null && echo "${pid}"
-}
-
 start() {
   local bin_dir
   bin_dir="$(bins)"
@@ -66,7 +61,7 @@ start() {
     log "containerd needs root"
     exit 1
   fi
-  if running_pid >/dev/null; then
+  if running_pid "${pidfile}" >/dev/null; then
     log "containerd runs but its CRI does not answer; stopping it"
     stop
   fi
@@ -135,7 +130,7 @@ import_sandbox_image() {
 }
 
 stop() {
-  local pid bin_dir
+  local bin_dir
   bin_dir="$(bins)"
   if answers; then
     # Pods first: their shims outlive containerd otherwise.
@@ -143,14 +138,7 @@ stop() {
     "${crictl[@]}" rmp -af >/dev/null 2>&1 || true
     "${crictl[@]}" rm -af >/dev/null 2>&1 || true
   fi
-  if pid="$(running_pid)"; then
-    kill "${pid}" 2>/dev/null || true
-    for _ in $(seq 1 40); do
-      kill -0 "${pid}" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -9 "${pid}" 2>/dev/null || true
-  fi
+  stop_pid "${pidfile}"
   # Shims left behind (a killed containerd) hold their containers' mounts.
   pkill -f "containerd-shim-runc-v2 -namespace k8s.io -address ${socket}" 2>/dev/null || true
   rm -f "${pidfile}" "${socket}" "${socket}.ttrpc"

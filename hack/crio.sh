@@ -26,6 +26,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
 checkout_hash="$(printf '%s' "${root}" | sha256sum | cut -c1-10)"
 state="${IMAGECLEANUP_CRIO_DIR:-/tmp/imagecleanup-crio-${checkout_hash}}"
 socket="${state}/crio.sock"
@@ -45,13 +47,6 @@ crictl() {
 
 answers() {
   [[ -S "${socket}" ]] && bin_dir="$(bins)" && crictl version >/dev/null 2>&1
-}
-
-running_pid() {
-  [[ -f "${pidfile}" ]] || return 1
-  local pid
-  pid="$(cat "${pidfile}")"
-  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null && echo "${pid}"
 }
 
 has_cap_sys_resource() {
@@ -186,7 +181,7 @@ start() {
     log "CRI-O needs root"
     exit 1
   fi
-  if running_pid >/dev/null; then
+  if running_pid "${pidfile}" >/dev/null; then
     log "CRI-O runs but its CRI does not answer; stopping it"
     stop
   fi
@@ -223,21 +218,13 @@ start() {
 }
 
 stop() {
-  local pid
   bin_dir="$(bins)"
   if answers; then
     # Pods first: their conmons outlive CRI-O otherwise.
     crictl rmp -af >/dev/null 2>&1 || true
     crictl rm -af >/dev/null 2>&1 || true
   fi
-  if pid="$(running_pid)"; then
-    kill "${pid}" 2>/dev/null || true
-    for _ in $(seq 1 40); do
-      kill -0 "${pid}" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -9 "${pid}" 2>/dev/null || true
-  fi
+  stop_pid "${pidfile}"
   # conmons left behind (a killed CRI-O) hold their containers' mounts.
   pkill -f "conmon .*--runtime-arg --root=${state}/runc" 2>/dev/null || true
   pkill -f "conmon .*-r ${state}/runc-clamp" 2>/dev/null || true

@@ -21,6 +21,28 @@ lock_asset() {
   flock 9
 }
 
+# running_pid PIDFILE prints the pid the file names when that process runs;
+# it fails otherwise.
+running_pid() {
+  [[ -f "$1" ]] || return 1
+  local pid
+  pid="$(cat "$1")"
+  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null && echo "${pid}"
+}
+
+# stop_pid PIDFILE stops the process the file names, if it runs: SIGTERM,
+# 20 s to end, then SIGKILL.
+stop_pid() {
+  local pid
+  pid="$(running_pid "$1")" || return 0
+  kill "${pid}" 2>/dev/null || true
+  for _ in $(seq 1 40); do
+    kill -0 "${pid}" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -9 "${pid}" 2>/dev/null || true
+}
+
 # k8s_version_ldflags VERSION stamps a Kubernetes binary with its release
 # (it would say v0.0.0-master): the test node's and envtest's API server
 # are then one build.

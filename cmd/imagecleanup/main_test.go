@@ -302,7 +302,7 @@ func TestOutputContract(t *testing.T) {
 	if code, _, stderr := runCLI("plan", "-f", valid, "--protect-images", "Bad Ref"); code != exitInvalid {
 		t.Fatalf("bad --protect-images: exit %d, stderr %q", code, stderr)
 	}
-	// --max-runtime-calls is the deprecated name of --max-runtime-calls.
+	// --max-engine-calls is the deprecated name of --max-runtime-calls.
 	for _, name := range []string{"--max-runtime-calls", "--max-engine-calls"} {
 		for _, n := range []string{"0", "65"} {
 			if code, _, stderr := runCLI("apply", "-f", valid, name, n, "--docker-host", "unix:///nonexistent.sock"); code != exitInvalid ||

@@ -29,7 +29,7 @@ func TestParseRoles(t *testing.T) {
 	if _, err := parse([]string{"--node-name", "n1", "--call-timeout", "-1s"}, io.Discard); err == nil {
 		t.Fatal("a negative --call-timeout was accepted")
 	}
-	// --max-runtime-calls is the deprecated name of --max-runtime-calls.
+	// --max-engine-calls is the deprecated name of --max-runtime-calls.
 	for _, name := range []string{"--max-runtime-calls", "--max-engine-calls"} {
 		if f, err := parse([]string{"--node-name", "n1", name, "16"}, io.Discard); err != nil || f.agent.RuntimeCalls != 16 {
 			t.Fatalf("%s 16: %+v %v", name, f, err)

@@ -172,8 +172,8 @@ type RemoveImageOptions struct {
 
 // Info is what the runtime says of itself.
 type Info struct {
-	// ID identifies the runtime (as the runtime names itself); the image clock keeps
-	// one state file per runtime.
+	// ID identifies the runtime's instance, in its own terms; the image
+	// clock keeps one state file per runtime.
 	ID string
 	// RootDir is the runtime's data root, as the runtime reports it.
 	RootDir string
@@ -249,12 +249,11 @@ type Capabilities struct {
 	// of them.
 	UntagByReference bool
 	// ForceRemoval: the runtime removes an image that stopped containers
-	// use when asked to (a forced removal). Without it, a policy's force is
+	// use when asked to. Without it, a policy's force is
 	// not honoured: such images stay, blocked.
 	ForceRemoval bool
 	// ContainerVolumes: a container has anonymous volumes of its own that
-	// can go with it (its anonymous volumes). Without it, removeVolumes has nothing
-	// to remove.
+	// can go with it. Without it, removeVolumes has nothing to remove.
 	ContainerVolumes bool
 }
 

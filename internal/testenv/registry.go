@@ -22,8 +22,9 @@ import (
 
 // Registry is a tiny read-only image registry (the v2 pull API) on a
 // loopback port, so tests can pull as a kubelet does: pulled images have
-// repo digests and no LastTagTime, as in a cluster. The runtime treats
-// 127.0.0.0/8 registries as insecure by default, so plain HTTP works.
+// repo digests and no LastTagTime, as in a cluster. Plain HTTP: dockerd
+// and containerd take 127.0.0.0/8 registries as insecure by default, and
+// hack/crio.sh says so in CRI-O's registries.conf.
 type Registry struct {
 	// Host is host:port, the registry part of references.
 	Host string
