@@ -31,15 +31,16 @@ import (
 )
 
 // DefaultConcurrency is how many runtime calls, and image actions, are under
-// way at once by default. Measured on dockerd 20.10 (make bench --raw):
+// way at once by default. Measured (make bench --raw, docs/testing.md):
 // container removals per second rise from 1 to 4 calls in flight and level
-// off after; 8 keeps the runtime busy while an action waits on its re-check.
+// off after on the slowest runtime measured; 8 keeps the runtime busy while
+// an action waits on its re-check.
 const DefaultConcurrency = 8
 
 // MaxConcurrency is the most a user may set (--max-runtime-calls): every
-// call holds a connection and the node's kubelet shares the runtime. Docker
-// 20.10 levelled off at 4 calls in flight; Docker 29's containerd store was
-// still faster at 64 than at 32 on a backlog of 2,000 containers
+// call holds a connection and the node's kubelet shares the runtime. The
+// slowest runtime measured levelled off at 4 calls in flight, the fastest
+// was still faster at 64 than at 32 on a backlog of 2,000 containers
 // (docs/testing.md), which is where the bound stops it.
 const MaxConcurrency = 64
 

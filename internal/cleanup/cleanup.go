@@ -253,8 +253,8 @@ type Lister interface {
 }
 
 // Collect lists the runtime's images and containers: one call each, both
-// under way at once (on Docker 29's containerd store an image listing takes
-// as long as a hundred container removals). The order of the two does not
+// under way at once (on a containerd store an image listing can take as
+// long as a hundred container removals, docs/testing.md). The order of the two does not
 // matter to safety: a container created after its listing began is missed
 // whichever came first, and the executor's re-check before each removal is
 // what stands between such a container and its image.

@@ -8,8 +8,8 @@ import (
 )
 
 // replay is what a replay of the runtime's past events needs to credit a
-// container's use fairly. Docker names a container's image in its events as
-// the container was created from it (app:latest), and a container gone
+// container's use fairly. A runtime may name a container's image in its
+// events as the container was created from it (app:latest, Docker does), and a container gone
 // before the clock saw it is known by that name only; the name may have
 // moved since (a pull of app:latest), and the image it names now is then not
 // the one the container ran. So, during a replay, such a use goes to the

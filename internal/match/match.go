@@ -1,9 +1,9 @@
 // Package match decides which images a policy's images and exclude entries
-// select: Docker references (normalized as Docker does), patterns with * and
-// **, digest references and image IDs.
+// select: image references (normalized as the distribution reference
+// grammar says), patterns with * and **, digest references and image IDs.
 //
 // Semantics, also in docs/policy.md:
-//   - busybox is docker.io/library/busybox:latest, as for `docker rmi`;
+//   - busybox is docker.io/library/busybox:latest, as every runtime reads it;
 //   - * matches within one path segment or within the tag, ** matches one or
 //     more whole path segments; a pattern that starts with ** is not
 //     normalized (it spans registries), so **/pause:* matches every pause tag;
@@ -120,7 +120,7 @@ func Compile(raw string) (*Pattern, error) {
 		p.tag = globRegexp(tag)
 		p.everyTag = tag == "*"
 	case !p.wildcard:
-		p.tag = regexp.MustCompile(`^latest$`) // Docker's default tag
+		p.tag = regexp.MustCompile(`^latest$`) // the grammar's default tag
 	default:
 		p.everyTag = true
 	}
@@ -128,7 +128,7 @@ func Compile(raw string) (*Pattern, error) {
 }
 
 // normalizePattern splits a name pattern into its normalized name and its tag
-// (hasTag false when it has none), normalizing as Docker does: the domain
+// (hasTag false when it has none), normalizing as the grammar does: the domain
 // defaults to docker.io (index.docker.io is docker.io too), and a
 // single-segment path on docker.io gets library/ in front. Stars are swapped
 // for a letter while the library parses, so it checks the grammar. A ** path

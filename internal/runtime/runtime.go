@@ -163,7 +163,7 @@ type ImageRemoval struct {
 // RemoveImageOptions are the runtime's options of an image removal.
 type RemoveImageOptions struct {
 	// Force removes the image although stopped containers use it; by tag,
-	// it also untags an image a running container uses (Docker's rmi -f).
+	// it also untags an image a running container uses.
 	Force bool
 	// PruneParents also deletes the untagged parents that the deletion leaves
 	// without reference and child.
@@ -179,8 +179,8 @@ type Info struct {
 	RootDir string
 	// Name and Version say which runtime it is ("docker", "29.0.0").
 	Name, Version string
-	// ImageStore says where it keeps images: "containerd" (the containerd
-	// snapshotter, Docker 29's default, and containerd's own CRI), the
+	// ImageStore says where it keeps images: "containerd" (containerd's
+	// content and snapshots, whoever runs them), the
 	// graph driver of the classic store ("overlay2"), or "cri" (a CRI
 	// runtime that is not containerd).
 	ImageStore string
@@ -194,8 +194,8 @@ type Info struct {
 const ContainerdStore = "containerd"
 
 // EventKind is what an event tells, in no runtime's own words: each
-// adapter maps its runtime's events (Docker's actions, the CRI's container
-// event types, a poller's differences) onto these.
+// adapter maps its runtime's events (its API's actions, the CRI's
+// container event types, a poller's differences) onto these.
 type EventKind string
 
 const (
