@@ -135,7 +135,9 @@ func (c *Clock) Save() error {
 	}
 	if err := writeAtomically(c.path, data); err != nil {
 		c.mu.Lock()
-		c.dirty = true
+		c.journal.mu.Lock()
+		c.dirty, c.journal.dirty = true, true
+		c.journal.mu.Unlock()
 		c.mu.Unlock()
 		return fmt.Errorf("image clock: %w", err)
 	}
