@@ -80,7 +80,8 @@ MUTANTS = {
         (FOLLOW, "\tif p == nil || !p.byName[e.ID] {\n", "\tif true {\n"),
     ], ("./internal/cleanup", "^TestAUseReplayedByANameThatMovedSinceCountsForItsImage$")),
     "counted-through": ("a sweep that could not list the runtime settles the records before it", [
-        (AGENT, "\t\t\topts.ReportedThrough = s.report.CountedThrough.Time\n", "\t\t\topts.ReportedThrough = s.report.LastSweepTime.Time\n"),
+        (AGENT, "\t\tif s.report != nil && s.report.CountedThrough != nil {\n\t\t\topts.ReportedThrough = s.report.CountedThrough.Time\n",
+         "\t\tif s.report != nil && s.report.LastSweepTime != nil {\n\t\t\topts.ReportedThrough = s.report.LastSweepTime.Time\n"),
     ], ("./controllers", "^TestAReportOfASweepThatCouldNotListSettlesNothing$")),
 }
 
