@@ -125,22 +125,19 @@ TOML
 }
 
 # serve_sandbox_image serves the sandbox image at the given address until
-# fd 8 is closed, and writes where into ${state}/sandbox-registry.
+# stop_serving, and writes where into ${state}/sandbox-registry.
 serve_sandbox_image() {
-  local fifo="${state}/pauseimage.stdin" address=""
+  local address=""
   (cd "${root}" && go build -o "${state}/pauseimage" ./hack/pauseimage)
-  rm -f "${fifo}" "${state}/pauseimage.address"
-  mkfifo "${fifo}"
-  "${state}/pauseimage" -name "${sandbox_image}" -serve -addr "$1" <"${fifo}" >"${state}/pauseimage.address" &
+  rm -f "${state}/pauseimage.address"
+  "${state}/pauseimage" -name "${sandbox_image}" -serve -addr "$1" >"${state}/pauseimage.address" &
   server=$!
-  exec 8>"${fifo}" # held open: the server serves until it is closed
   for _ in $(seq 1 50); do
     address="$(cat "${state}/pauseimage.address")"
     [[ -n "${address}" ]] && break
     kill -0 "${server}" 2>/dev/null || break
     sleep 0.2
   done
-  rm -f "${fifo}"
   if [[ -z "${address}" ]]; then
     log "cannot serve the sandbox image at $1"
     exit 1
@@ -149,7 +146,7 @@ serve_sandbox_image() {
 }
 
 stop_serving() {
-  exec 8>&-
+  kill "${server}" 2>/dev/null || true
   wait "${server}" 2>/dev/null || true
 }
 

@@ -5,21 +5,23 @@
 // imports with ctr under the name its CRI pins as the sandbox image; or it
 // serves it on a loopback port as a registry would, for a runtime that can
 // only pull (CRI-O, hack/crio.sh), printing the address and serving until
-// its standard input closes.
+// it is stopped (SIGTERM or SIGINT).
 //
 //	go run ./hack/pauseimage -name registry.k8s.io/pause:3.10 -o pause.tar
 //	go run ./hack/pauseimage -name imagecleanup.test/sandbox:3.10 -serve -addr 127.0.0.1:0
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/distribution/reference"
@@ -30,7 +32,7 @@ import (
 func main() {
 	name := flag.String("name", "registry.k8s.io/pause:3.10", "the image's reference")
 	out := flag.String("o", "pause.tar", "where to write the archive")
-	serving := flag.Bool("serve", false, "serve the image as a registry instead, until standard input closes")
+	serving := flag.Bool("serve", false, "serve the image as a registry instead, until stopped")
 	address := flag.String("addr", "127.0.0.1:0", "with -serve: where (port 0: a free one)")
 	flag.Parse()
 	run := func() error { return write(*name, *out) }
@@ -70,7 +72,7 @@ func write(name, out string) error {
 }
 
 // serve serves the image under its repository and tag at address, which it
-// prints, until standard input closes.
+// prints, until the process is stopped.
 func serve(name, address string) error {
 	ref, err := reference.ParseNormalizedNamed(name)
 	if err != nil {
@@ -95,7 +97,9 @@ func serve(name, address string) error {
 		return err
 	}
 	fmt.Println(reg.Host)
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer cancel()
+	<-ctx.Done()
 	return nil
 }
 
