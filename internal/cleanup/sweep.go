@@ -58,10 +58,6 @@ func markAfter(now, reported time.Time) time.Time {
 	return mark
 }
 
-// Mark is the instant the sweep is known by in the journal: its report's
-// countedThrough, when it counted.
-func (s *Sweep) Mark() time.Time { return s.mark }
-
 // Run applies the policy once. An error means the sweep could not run
 // (invalid policy, runtime unreachable, wrapping ErrInvalidPolicy,
 // ErrRuntime, ErrDisk), or its clock could not be saved (ErrState: the

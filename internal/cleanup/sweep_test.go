@@ -425,17 +425,25 @@ func TestEachSweepIsMarkedAfterTheLastReportedOne(t *testing.T) {
 		"the same microsecond":  {now.Truncate(us), now.Truncate(us).Add(us)},
 		"a clock set back 30 s": {now.Add(30 * time.Second).Truncate(us), now.Add(30 * time.Second).Truncate(us).Add(us)},
 	} {
-		spec := v1alpha1.ImageCleanupPolicySpec{Images: []v1alpha1.ImagePattern{"**"}}
-		if got := cleanup.NewSweep(runtimefake.New(), &spec, now, cleanup.Options{ReportedThrough: c.reported}).Mark(); !got.Equal(c.want) {
-			t.Errorf("%s: marked %s, want %s", name, got, c.want)
+		spec := policySpec(t, nil, "**")
+		out, err := cleanup.NewSweep(runtimefake.New(), &spec, now, cleanup.Options{ReportedThrough: c.reported}).Run(context.Background())
+		if err != nil || !out.Mark.Equal(c.want) {
+			t.Errorf("%s: marked %s (%v), want %s", name, out.Mark, err, c.want)
 		}
 	}
-	// And the journal keeps what such a sweep began past that report.
+	// A sweep begun after the clock was set back, killed before its report:
+	// the next sweep counts what it removed.
+	rt := runtimefake.New()
+	rt.AddImage(runtime.Image{ID: imageA, RepoTags: []string{"ci.local/app:1"}})
 	clock := imageclock.InMemory()
 	reported := now.Add(30 * time.Second).Truncate(us)
-	mark := cleanup.NewSweep(runtimefake.New(), &v1alpha1.ImageCleanupPolicySpec{}, now, cleanup.Options{ReportedThrough: reported}).Mark()
-	clock.Journal().Begin("p", mark, []imageclock.Removal{{ImageID: imageA, Image: "app:1"}})
-	if rec := clock.Journal().Harvest("p", &runtime.Inventory{}, reported, mark.Add(time.Minute)); len(rec.Images) != 1 {
-		t.Fatalf("a removal begun after the clock was set back was taken as reported: %+v", rec)
+	spec := policySpec(t, nil, "ci.local/app:*")
+	opts := cleanup.Options{Policy: "p", Clock: clock, ReportedThrough: reported}
+	if out, err := cleanup.NewSweep(rt, &spec, now, opts).Run(context.Background()); err != nil || len(out.Result.RemovedImages) != 1 {
+		t.Fatalf("the killed sweep: %+v, %v", out.Result, err)
+	} // no Commit: killed before its report
+	next, err := cleanup.NewSweep(rt, &spec, now.Add(time.Minute), opts).Run(context.Background())
+	if err != nil || len(next.Recovered.Images) != 1 {
+		t.Fatalf("a removal begun after the clock was set back was taken as reported: %+v, %v", next.Recovered, err)
 	}
 }
