@@ -98,7 +98,7 @@ func TestEveryDistributionsSocketIsFound(t *testing.T) {
 			}
 			got, err := connect.Find(ofNode)
 			if err != nil || got.Address != "unix://"+path {
-				t.Fatalf("found %+v, %v; want %s", got, err, path)
+				t.Fatalf("with %s mounted: found %+v, %v; want %s", c.mounted, got, err, path)
 			}
 			if found, err := connect.Find(connect.Sockets(run)); err != nil || found.Address != "unix://"+path {
 				t.Fatalf("without the node's word (the CLI): %+v, %v; want %s", found, err, path)
