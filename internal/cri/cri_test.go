@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,6 +128,35 @@ func TestEventsOnContainerd(t *testing.T) {
 // the last listing, exited or not, uses its image then.
 func TestEventsWhereTheRuntimeSendsNone(t *testing.T) {
 	followEvents(t, true)
+}
+
+// A runtime that served container events and then ends their stream has
+// broken it, not shown it serves none: following ends with an error (the
+// agent follows again, from a gap, which counts every image as used), and
+// does not fall back to listings that miss what happens between them.
+func TestAnEventStreamEndedAfterEventsIsABreak(t *testing.T) {
+	c := testenv.Containerd(t)
+	proxy, err := faultgrpc.Start(c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	proxy.EndAfter("/runtime.v1.RuntimeService/GetContainerEvents", 1)
+	rt, err := cri.New(proxy.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	reg := testenv.StartRegistry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rt.Events(ctx, time.Time{}, true, func(runtime.Event) {}) }()
+	time.Sleep(300 * time.Millisecond) // the stream is open
+	c.Container(c.Image(reg, testenv.UniqueName("cri/broken"), "1"), seed.Exited, nil)
+	if err := <-done; err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "ended its container events") {
+		t.Fatalf("following a stream that ended after an event: %v, want it broken", err)
+	}
 }
 
 func followEvents(t *testing.T, noEvents bool) {

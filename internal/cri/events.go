@@ -40,19 +40,27 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 	// Read at once, always: containerd sends events as part of the calls
 	// that make them, and a stream that is not read holds those calls.
 	events := make(chan *runtimeapi.ContainerEventResponse, 1024)
-	received := false // an event came: the runtime serves them
 	broken := make(chan error, 1)
 	stream, err := r.runtime.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
 	if err != nil {
 		broken <- err
 	} else {
 		go func() {
+			received := false // an event came: the runtime serves them
 			for {
 				e, err := stream.Recv()
-				if err != nil {
+				switch {
+				case errors.Is(err, io.EOF) && !received:
+					broken <- errNoEvents
+					return
+				case errors.Is(err, io.EOF):
+					broken <- errors.New("the runtime ended its container events")
+					return
+				case err != nil:
 					broken <- err
 					return
 				}
+				received = true
 				select {
 				case events <- e:
 				case <-ctx.Done():
@@ -77,16 +85,11 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 			// enable_pod_events, its default): list containers too. A
 			// stream that served events and ended is a break: the caller
 			// follows again, from a gap.
-			noEvents := status.Code(err) == codes.Unimplemented || errors.Is(err, io.EOF) && !received
-			if !noEvents {
-				if errors.Is(err, io.EOF) {
-					err = errors.New("the runtime ended its container events")
-				}
+			if status.Code(err) != codes.Unimplemented && !errors.Is(err, errNoEvents) {
 				return ended(ctx, wrap(err))
 			}
 			p.Containers = true
 		case e := <-events:
-			received = true
 			if ev, ok := toEvent(e); ok {
 				f(ev)
 			}
@@ -97,6 +100,10 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 		}
 	}
 }
+
+// errNoEvents is a container-event stream that ended before any event: the
+// runtime serves none.
+var errNoEvents = errors.New("the runtime serves no container events")
 
 // ended is ctx's error when ctx has ended, else err: once the caller
 // cancels, the stream and a poll under way fail with a gRPC status that

@@ -38,9 +38,9 @@ type Proxy struct {
 	// down: the runtime is dead; every call fails at once, as on a socket
 	// nobody listens to, and answers under way are lost.
 	down bool
-	// endAtOnce: methods answered with an immediate, clean end and no
-	// message (a stream the runtime serves empty).
-	endAtOnce map[string]bool
+	// endAfter: methods whose answer ends cleanly after this many
+	// messages (0: at once, a stream the runtime serves empty).
+	endAfter map[string]int
 }
 
 // Start forwards a socket of its own to endpoint (unix:///path).
@@ -60,7 +60,7 @@ func Start(endpoint string) (*Proxy, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}, stallAfter: map[string]int{}, endAtOnce: map[string]bool{}}
+	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}, stallAfter: map[string]int{}, endAfter: map[string]int{}}
 	p.srv = grpc.NewServer(grpc.ForceServerCodec(raw{}), grpc.UnknownServiceHandler(p.forward))
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
@@ -100,10 +100,14 @@ func (p *Proxy) DieAt(method string) {
 // EndAtOnce makes the proxy answer method with a stream that ends at once,
 // cleanly, with nothing in it: what CRI-O without enable_pod_events (its
 // default) answers GetContainerEvents with.
-func (p *Proxy) EndAtOnce(method string) {
+func (p *Proxy) EndAtOnce(method string) { p.EndAfter(method, 0) }
+
+// EndAfter makes the proxy end the answers to method cleanly after n
+// messages: a stream the runtime closes while it serves it.
+func (p *Proxy) EndAfter(method string, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.endAtOnce[method] = true
+	p.endAfter[method] = n
 }
 
 // Revive brings the runtime back: calls reach it again.
@@ -148,12 +152,13 @@ func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
 	p.calls[method]++
 	after, limited := p.stallAfter[method]
 	stalled := p.stalled[method] || limited && p.calls[method] > after
-	down, empty := p.down, p.endAtOnce[method]
+	down := p.down
+	endAfter, ends := p.endAfter[method]
 	p.mu.Unlock()
 	if down {
 		return errDown
 	}
-	if empty {
+	if ends && endAfter == 0 {
 		return nil
 	}
 	if stalled {
@@ -194,6 +199,9 @@ func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
 		}
 		if err := in.SendMsg(&m); err != nil {
 			return err
+		}
+		if endAfter--; ends && endAfter == 0 {
+			return nil
 		}
 	}
 }
