@@ -87,6 +87,7 @@ stop_started() {
   stop_docker29_classic
   stop_docker29
   stop_containerd
+  stop_crio
   stop_test_node
 }
 
@@ -120,6 +121,28 @@ use_small_containerd() {
   export IMAGECLEANUP_SMALL_CONTAINERD_DIR="/tmp/imagecleanup-containerd-small-$(printf '%s' "$(pwd)" | sha256sum | cut -c1-10)"
   TEST_SMALL_CRI_ENDPOINT="$(IMAGECLEANUP_CONTAINERD_DIR="${IMAGECLEANUP_SMALL_CONTAINERD_DIR}" IMAGECLEANUP_CONTAINERD_DATA_SIZE=300m hack/containerd.sh start)"
   export TEST_SMALL_CRI_ENDPOINT
+}
+
+# use_private_crio builds (once, hack/crio-assets.sh) and starts a private
+# CRI-O (hack/crio.sh) and a small one whose storage root is a 300 MiB tmpfs
+# (disk-pressure tests), exports TEST_CRIO_ENDPOINT and
+# TEST_SMALL_CRIO_ENDPOINT, and stops both on exit unless KEEP_DOCKERD is 1.
+use_private_crio() {
+  trap stop_started EXIT
+  hack/crio.sh status || STOP_PRIVATE_CRIO=1
+  TEST_CRIO_ENDPOINT="$(hack/crio.sh start)"
+  export IMAGECLEANUP_SMALL_CRIO_DIR="/tmp/imagecleanup-crio-small-$(printf '%s' "$(pwd)" | sha256sum | cut -c1-10)"
+  TEST_SMALL_CRIO_ENDPOINT="$(IMAGECLEANUP_CRIO_DIR="${IMAGECLEANUP_SMALL_CRIO_DIR}" IMAGECLEANUP_CRIO_DATA_SIZE=300m hack/crio.sh start)"
+  export TEST_CRIO_ENDPOINT TEST_SMALL_CRIO_ENDPOINT
+}
+
+stop_crio() {
+  if [[ "${STOP_PRIVATE_CRIO:-}" == 1 && "${KEEP_DOCKERD:-}" != 1 ]]; then
+    hack/crio.sh stop
+  fi
+  if [[ -n "${IMAGECLEANUP_SMALL_CRIO_DIR:-}" && "${KEEP_DOCKERD:-}" != 1 ]]; then
+    IMAGECLEANUP_CRIO_DIR="${IMAGECLEANUP_SMALL_CRIO_DIR}" IMAGECLEANUP_CRIO_DATA_SIZE=300m hack/crio.sh stop
+  fi
 }
 
 # use_docker29 builds (once, hack/docker29-assets.sh) and starts a private

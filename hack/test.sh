@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the Go tests with the real parts they need: a private dockerd
-# (hack/dockerd.sh), a private containerd with its CRI (hack/containerd.sh), envtest's kube-apiserver + etcd (hack/envtest-assets.sh)
-# and the single-node cluster (hack/cluster.sh) for test/node, on Docker and
-# then on containerd.
+# (hack/dockerd.sh), a private containerd with its CRI (hack/containerd.sh),
+# a private CRI-O (hack/crio.sh), envtest's kube-apiserver + etcd
+# (hack/envtest-assets.sh) and the single-node cluster (hack/cluster.sh) for
+# test/node, on Docker, then on containerd, then on CRI-O.
 # Arguments go to `go test` (default ./...). Set KEEP_DOCKERD=1 to leave the
 # private dockerds running afterwards, KEEP_CLUSTER=1 the test node.
 set -euo pipefail
@@ -19,9 +20,10 @@ use_small_docker29
 use_docker29_classic
 use_private_containerd
 use_small_containerd
+use_private_crio
 use_test_node
 
-echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_CRI_ENDPOINT=${TEST_CRI_ENDPOINT} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST} TEST_DOCKER29_HOST=${TEST_DOCKER29_HOST} TEST_CLUSTER_KUBECONFIG=${TEST_CLUSTER_KUBECONFIG}"
+echo "test.sh: KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS} TEST_CRI_ENDPOINT=${TEST_CRI_ENDPOINT} TEST_CRIO_ENDPOINT=${TEST_CRIO_ENDPOINT} TEST_DOCKER_HOST=${TEST_DOCKER_HOST} TEST_SMALL_DOCKER_HOST=${TEST_SMALL_DOCKER_HOST} TEST_DOCKER29_HOST=${TEST_DOCKER29_HOST} TEST_CLUSTER_KUBECONFIG=${TEST_CLUSTER_KUBECONFIG}"
 # test/node's tests that hold on every runtime the node may run.
 NODE_TESTS_ON_EVERY_RUNTIME='^(TestAgentPodIsReadyWithItsOwnIdentity|TestKubeletsOwnWorldIsLeftAlone|TestPodsBoundToTheNodeKeepTheirImages)$'
 status=0
@@ -39,6 +41,14 @@ if [[ $# -eq 0 ]]; then
   echo "test.sh: the real-engine tier on Docker 29 (classic overlay2 store) at ${TEST_DOCKER29_CLASSIC_HOST}"
   TEST_DOCKER_HOST="${TEST_DOCKER29_CLASSIC_HOST}" go test -count=1 -timeout 20m \
     ./internal/cleanup ./internal/docker ./internal/testenv ./internal/runtimehost ./cmd/imagecleanup || status=$?
+fi
+# The CRI tier again, on CRI-O: every test of a CRI runtime (named …CRI…)
+# but those of what only containerd has (…OnContainerd), the CLI's
+# included, and the disk watermarks on its small storage root.
+if [[ $# -eq 0 ]]; then
+  echo "test.sh: the CRI tier on CRI-O at ${TEST_CRIO_ENDPOINT}"
+  TEST_CRI_ENDPOINT="${TEST_CRIO_ENDPOINT}" TEST_SMALL_CRI_ENDPOINT="${TEST_SMALL_CRIO_ENDPOINT}" \
+    go test -count=1 -timeout 15m -run CRI -skip OnContainerd ./internal/cri ./internal/cleanup ./cmd/imagecleanup || status=$?
 fi
 # The mutation table in the time it fits: each mutant of the model test
 # (hack/mutants.py) against the life that caught it, which must fail.

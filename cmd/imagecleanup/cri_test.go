@@ -17,8 +17,8 @@ import (
 // The same CLI on containerd's CRI (issue 20): plan changes nothing, apply
 // removes the stopped container and then the image, a running container's
 // image is blocked, and the document says which runtime it was.
-func TestPlanAndApplyOnContainerd(t *testing.T) {
-	c := testenv.Containerd(t)
+func TestCRIPlanAndApply(t *testing.T) {
+	c := testenv.CRIRuntime(t)
 	reg := testenv.StartRegistry(t)
 	repo := testenv.UniqueName("cli")
 	id := c.Image(reg, repo+"/app", "1")
@@ -76,7 +76,7 @@ type countScene struct {
 
 func newCountScene(t *testing.T, n int) *countScene {
 	t.Helper()
-	s := &countScene{c: testenv.Containerd(t), state: t.TempDir()}
+	s := &countScene{c: testenv.CRIRuntime(t), state: t.TempDir()}
 	reg := testenv.StartRegistry(t)
 	repo := testenv.UniqueName("cli-count")
 	for i := range n {
@@ -110,7 +110,7 @@ func counted(doc document) int { return doc.Summary.ImagesRemoved + doc.Summary.
 // A CLI run killed mid-sweep: what the runtime lost by its hand is counted
 // by the next run's output, once ("recovered"), and by no later one. (The
 // killed run printed nothing; the next one used to count only its own.)
-func TestARunKilledMidSweepIsCountedByTheNextOutput(t *testing.T) {
+func TestCRIRunKilledMidSweepIsCountedByTheNextOutput(t *testing.T) {
 	s := newCountScene(t, 6)
 	c, ids, policy, proxy, state := s.c, s.ids, s.policy, s.proxy, s.state
 	proxy.StallAfter(removeImageMethod, 2)
@@ -150,7 +150,7 @@ func TestARunKilledMidSweepIsCountedByTheNextOutput(t *testing.T) {
 // containerd killed under a removal (it deleted the image's record, and
 // died before it answered): the run cannot list the runtime afterwards, so
 // its output cannot count the removal; the next run's does, once.
-func TestARuntimeKilledUnderARemovalIsCountedByTheNextRun(t *testing.T) {
+func TestCRIRuntimeKilledUnderARemovalIsCountedByTheNextRun(t *testing.T) {
 	s := newCountScene(t, 6)
 	c, ids, policy, proxy, state := s.c, s.ids, s.policy, s.proxy, s.state
 	proxy.DieAt(removeImageMethod)

@@ -29,7 +29,7 @@ func BenchmarkCRISweepAgainstCrictl(b *testing.B) {
 	if crictl == "" {
 		testenv.Unavailable(b, "CRICTL names no crictl binary (hack/bench-cri.sh sets it)")
 	}
-	c := testenv.Containerd(b)
+	c := testenv.CRIRuntime(b)
 	rt, err := cri.New(c.Endpoint)
 	if err != nil {
 		b.Fatal(err)

@@ -1,6 +1,7 @@
 package cleanup_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -18,13 +19,13 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
-// Disk watermarks on containerd: the small containerd keeps its images in
-// its root, a 300 MiB tmpfs, which it names (ImageFsInfo) and runtimehost
-// proves by the images' content there. Above the high watermark, a sweep
+// Disk watermarks on a CRI runtime: the small one keeps its images on a
+// 300 MiB tmpfs (containerd's root; CRI-O's storage root), whose folder it
+// names (ImageFsInfo) and the adapter proves by the images' records there. Above the high watermark, a sweep
 // removes the least recently used first (by their containers' finish
 // times), and stops under the low one: the most recently used stay.
 func TestCRIDiskWatermarks(t *testing.T) {
-	c := testenv.SmallContainerd(t)
+	c := testenv.SmallCRI(t)
 	rt, err := cri.New(c.Endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +63,8 @@ func TestCRIDiskWatermarks(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // distinct finish times
 	}
 	u0 := usage()
-	if u0.Path != host.ImageRoot() || host.ImageRoot() != host.Info.ContainerdRoot {
-		t.Fatalf("measured %s, containerd's root is %s", u0.Path, host.Info.ContainerdRoot)
+	if want := cmp.Or(host.Info.ContainerdRoot, host.Info.RootDir); u0.Path != host.ImageRoot() || host.ImageRoot() != want {
+		t.Fatalf("measured %s, the runtime's images are in %s", u0.Path, want)
 	}
 	high := int32(math.Floor(u0.UsedPercent)) - 1 // above it now
 	low := high - int32(math.Ceil(2.5*step))      // three removals get under it

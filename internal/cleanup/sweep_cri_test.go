@@ -21,11 +21,13 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultgrpc"
 )
 
-// These tests run the article's scenarios in CRI form on the private
-// containerd: images pulled from a registry of the test, containers made in
-// a pod, as the kubelet makes them. containerd's CRI removes an image with
-// every reference and whatever containers use it: the rules that keep an
-// image are the planner's and the executor's alone.
+// These tests run the article's scenarios in CRI form on the private CRI
+// runtime under test (containerd, and CRI-O in its pass): images pulled
+// from a registry of the test, containers made in a pod, as the kubelet
+// makes them. containerd's CRI removes an image with every reference and
+// whatever containers use it: the rules that keep an image are the
+// planner's and the executor's alone. Those named …OnContainerd test what
+// only containerd has.
 
 type criScenario struct {
 	t    *testing.T
@@ -35,8 +37,12 @@ type criScenario struct {
 	repo string
 }
 
-func newCRIScenario(t *testing.T) *criScenario {
-	c := testenv.Containerd(t)
+func newCRIScenario(t *testing.T) *criScenario { return criScenarioOn(t, testenv.CRIRuntime(t)) }
+
+// newContainerdScenario is a scenario of what only containerd has.
+func newContainerdScenario(t *testing.T) *criScenario { return criScenarioOn(t, testenv.Containerd(t)) }
+
+func criScenarioOn(t *testing.T, c *testenv.CRI) *criScenario {
 	rt, err := cri.New(c.Endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -288,8 +294,8 @@ func TestCRIMaxUnusedAge(t *testing.T) {
 // listing, and containerd's CRI removes an image whatever uses it: such a
 // container, running or only created, keeps its image, blocked
 // OtherClient, and is never removed; an image nothing uses goes.
-func TestCRIContainersOfOtherClientsKeepTheirImages(t *testing.T) {
-	s := newCRIScenario(t)
+func TestCRIContainersOfOtherClientsKeepTheirImagesOnContainerd(t *testing.T) {
+	s := newContainerdScenario(t)
 	running := s.image("running")
 	created := s.image("created")
 	loose := s.c.Image(s.reg, s.repo+"-loose", "1")
@@ -318,8 +324,8 @@ func TestCRIContainersOfOtherClientsKeepTheirImages(t *testing.T) {
 // move: pulled again, the tag names another image, and the one the
 // container runs keeps only the digest reference of its own pull. It
 // still stays: such a container keeps every image of its repository.
-func TestCRIAnOtherClientsContainerKeepsItsImageWhenItsTagMoves(t *testing.T) {
-	s := newCRIScenario(t)
+func TestCRIAnOtherClientsContainerKeepsItsImageWhenItsTagMovesOnContainerd(t *testing.T) {
+	s := newContainerdScenario(t)
 	first := s.c.ImageBuilt(s.reg, s.repo, time.Now().Add(-time.Hour), "moving")
 	s.c.OthersContainer(s.ref("moving"), true)
 	second := s.c.ImageBuilt(s.reg, s.repo, time.Now(), "moving")

@@ -26,11 +26,42 @@ func runtimeFor(t *testing.T, c *testenv.CRI) *cri.Runtime {
 	return rt
 }
 
-// The adapter on a real containerd: what it lists, in the runtime's words,
-// and the CRI's rules it stands between: a running container is refused
-// (the CRI would stop it), an image goes with every reference.
-func TestAdapterOnContainerd(t *testing.T) {
-	c := testenv.Containerd(t)
+// measured is what a CRI runtime was measured to do where runtimes
+// differ (docs/runtime-behaviour.md): the tests expect of each its own.
+type measured struct {
+	// store is Info.ImageStore; containerdRoot: Info names containerd's
+	// root, where the images' content is.
+	store          string
+	containerdRoot bool
+	// containerEvents: GetContainerEvents serves events (CRI-O's default
+	// serves none: its stream ends at once).
+	containerEvents bool
+	// removesImageInUse: RemoveImage removes an image a stopped container
+	// uses (containerd); CRI-O refuses, which the adapter says as a
+	// conflict.
+	removesImageInUse bool
+}
+
+var runtimes = map[string]measured{
+	testenv.ContainerdName: {store: runtime.ContainerdStore, containerdRoot: true, containerEvents: true, removesImageInUse: true},
+	testenv.CRIOName:       {store: "cri"},
+}
+
+func measuredOf(t *testing.T, c *testenv.CRI) measured {
+	t.Helper()
+	m, ok := runtimes[c.Name]
+	if !ok {
+		t.Fatalf("no measurements of the runtime %q: measure it, then add it to runtimes", c.Name)
+	}
+	return m
+}
+
+// The adapter on a real CRI runtime: what it lists, in the runtime's
+// words, and the CRI's rules it stands between: a running container is
+// refused (the CRI would stop it), an image goes with every reference.
+func TestCRIAdapter(t *testing.T) {
+	c := testenv.CRIRuntime(t)
+	want := measuredOf(t, c)
 	rt := runtimeFor(t, c)
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t)
@@ -44,8 +75,8 @@ func TestAdapterOnContainerd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "containerd" || info.ImageStore != runtime.ContainerdStore || info.ContainerdRoot == "" {
-		t.Fatalf("info %+v", info)
+	if info.Name != c.Name || info.ImageStore != want.store || (info.ContainerdRoot != "") != want.containerdRoot || info.RootDir == "" {
+		t.Fatalf("info %+v, want the store %q", info, want.store)
 	}
 	images, err := rt.ListImages(ctx)
 	if err != nil {
@@ -62,8 +93,14 @@ func TestAdapterOnContainerd(t *testing.T) {
 	if !slices.ContainsFunc(images, func(img runtime.Image) bool { return img.Pinned }) {
 		t.Fatal("the sandbox image is not pinned")
 	}
-	if !runtimehost.HoldsContent(info.ContainerdRoot, images) {
+	if want.containerdRoot && !runtimehost.HoldsContent(info.ContainerdRoot, images) {
 		t.Fatalf("containerd's root %s holds none of the images' content", info.ContainerdRoot)
+	}
+	if proven, empty, err := rt.ProvesRoot(ctx, info, info.RootDir); err != nil || !proven || empty {
+		t.Fatalf("the runtime's own root %s is not proven: %v, %v, %v", info.RootDir, proven, empty, err)
+	}
+	if proven, _, err := rt.ProvesRoot(ctx, info, t.TempDir()); err != nil || proven {
+		t.Fatalf("an empty folder is proven the runtime's root: %v, %v", proven, err)
 	}
 	users, err := rt.ContainersUsing(ctx, []string{id})
 	if err != nil {
@@ -92,8 +129,18 @@ func TestAdapterOnContainerd(t *testing.T) {
 		t.Fatalf("removing a container twice: %v", err)
 	}
 
-	// containerd removes an image in use: the adapter does not refuse, the
-	// executor's re-check does (internal/apply). One reference removes all.
+	// containerd removes an image a container uses, CRI-O refuses: the
+	// adapter passes on what the runtime does (a refusal as a conflict),
+	// and the executor's re-check keeps such images on every runtime
+	// (internal/apply).
+	inUse := c.Image(reg, testenv.UniqueName("cri/in-use"), "1")
+	c.Container(inUse, seed.Exited, nil)
+	_, err = rt.RemoveImage(ctx, inUse, runtime.RemoveImageOptions{})
+	if want.removesImageInUse && (err != nil || c.HasImage(inUse)) || !want.removesImageInUse && (!errors.Is(err, runtime.ErrConflict) || !c.HasImage(inUse)) {
+		t.Fatalf("removing an image a stopped container uses: %v (image there: %v), want removed: %v", err, c.HasImage(inUse), want.removesImageInUse)
+	}
+
+	// One reference removes all.
 	other := c.Image(reg, testenv.UniqueName("cri/other"), "a", "b")
 	del, err := rt.RemoveImage(ctx, reg.Host+"/"+"x:none", runtime.RemoveImageOptions{})
 	if !errors.Is(err, runtime.ErrNotFound) {
@@ -116,7 +163,7 @@ func TestAdapterOnContainerd(t *testing.T) {
 
 // Following: the CRI's container events become the runtime's, and images
 // that come and go are seen by the next listing.
-func TestEventsOnContainerd(t *testing.T) {
+func TestCRIEvents(t *testing.T) {
 	followEvents(t, false)
 }
 
@@ -126,7 +173,7 @@ func TestEventsOnContainerd(t *testing.T) {
 // nothing, so every retry was a gap and no image ever grew old): the
 // adapter lists containers as often as images, and a container made since
 // the last listing, exited or not, uses its image then.
-func TestEventsWhereTheRuntimeSendsNone(t *testing.T) {
+func TestCRIEventsWhereTheRuntimeSendsNone(t *testing.T) {
 	followEvents(t, true)
 }
 
@@ -134,7 +181,7 @@ func TestEventsWhereTheRuntimeSendsNone(t *testing.T) {
 // broken it, not shown it serves none: following ends with an error (the
 // agent follows again, from a gap, which counts every image as used), and
 // does not fall back to listings that miss what happens between them.
-func TestAnEventStreamEndedAfterEventsIsABreak(t *testing.T) {
+func TestCRIEventStreamEndedAfterEventsIsABreakOnContainerd(t *testing.T) {
 	c := testenv.Containerd(t)
 	proxy, err := faultgrpc.Start(c.Endpoint)
 	if err != nil {
@@ -159,10 +206,13 @@ func TestAnEventStreamEndedAfterEventsIsABreak(t *testing.T) {
 	}
 }
 
-func followEvents(t *testing.T, noEvents bool) {
-	c := testenv.Containerd(t)
+// followEvents follows the runtime, directly or (endAtOnce) through a
+// proxy that ends its container events' stream at once, as CRI-O does.
+func followEvents(t *testing.T, endAtOnce bool) {
+	c := testenv.CRIRuntime(t)
 	rt := runtimeFor(t, c)
-	if noEvents {
+	noEvents := endAtOnce || !measuredOf(t, c).containerEvents
+	if endAtOnce {
 		proxy, err := faultgrpc.Start(c.Endpoint)
 		if err != nil {
 			t.Fatal(err)

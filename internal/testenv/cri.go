@@ -19,47 +19,73 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/seed"
 )
 
-// CRIEndpointEnv names the private containerd's CRI socket (hack/containerd.sh);
-// hack/test.sh sets it. Tests never use a system containerd.
+// CRIEndpointEnv names the CRI socket of the private runtime under test:
+// containerd's (hack/containerd.sh), or CRI-O's (hack/crio.sh) in the CRI
+// tier's pass on CRI-O; hack/test.sh sets it. Tests never use a system
+// runtime.
 const CRIEndpointEnv = "TEST_CRI_ENDPOINT"
 
 var defaultCRISockets = []string{
 	"unix:///run/containerd/containerd.sock",
 	"unix:///var/run/containerd/containerd.sock",
 	"unix:///var/run/crio/crio.sock",
+	"unix:///run/crio/crio.sock",
 }
 
-// CRI is a test's hold on the private containerd, through the CRI as the
+// The runtimes' names, as their CRI Version says them.
+const (
+	ContainerdName = "containerd"
+	CRIOName       = "cri-o"
+)
+
+// CRI is a test's hold on a private CRI runtime, through the CRI as the
 // kubelet speaks it: it pulls images and makes pods and containers, and
 // removes what is left of them when the test ends.
 type CRI struct {
 	t        testing.TB
 	Endpoint string
-	Runtime  runtimeapi.RuntimeServiceClient
-	Images   runtimeapi.ImageServiceClient
-	pod      string
+	// Name is the runtime's, as its CRI Version says it (ContainerdName,
+	// CRIOName): a test expects what was measured of that runtime.
+	Name    string
+	Runtime runtimeapi.RuntimeServiceClient
+	Images  runtimeapi.ImageServiceClient
+	pod     string
 }
 
-// Containerd connects to the private containerd, or skips (fails in CI),
-// and holds it for this test alone until it ends.
+// CRIRuntime connects to the private CRI runtime under test (containerd,
+// or CRI-O in its pass), or skips (fails in CI), and holds it for this test
+// alone until it ends.
+func CRIRuntime(t testing.TB) *CRI {
+	t.Helper()
+	return connectCRI(t, CRIEndpointEnv, "private CRI runtime")
+}
+
+// Containerd is CRIRuntime for a test of what only containerd has (its
+// own API beside the CRI, its events): on another runtime it skips (fails
+// in CI: hack/test.sh leaves such tests, named …OnContainerd, out of the
+// passes on other runtimes).
 func Containerd(t testing.TB) *CRI {
 	t.Helper()
-	return connectCRI(t, CRIEndpointEnv, "private containerd")
+	c := CRIRuntime(t)
+	if c.Name != ContainerdName {
+		Unavailable(t, "this test needs containerd; the runtime at %s is %s", c.Endpoint, c.Name)
+	}
+	return c
 }
 
-// SmallContainerd connects to the second private containerd, whose root
-// (where its images are) is a 300 MiB tmpfs, for disk-pressure tests.
-func SmallContainerd(t testing.TB) *CRI {
+// SmallCRI connects to the second private runtime of the kind under test,
+// whose image store is on a 300 MiB tmpfs, for disk-pressure tests.
+func SmallCRI(t testing.TB) *CRI {
 	t.Helper()
-	return connectCRI(t, "TEST_SMALL_CRI_ENDPOINT", "small private containerd")
+	return connectCRI(t, "TEST_SMALL_CRI_ENDPOINT", "small private CRI runtime")
 }
 
-// NodeCRI connects to the test node's containerd (hack/cluster.sh with
-// IMAGECLEANUP_NODE_RUNTIME=containerd), the one its kubelet runs pods
-// through, and holds it for this test alone until it ends.
+// NodeCRI connects to the test node's CRI runtime (hack/cluster.sh with
+// IMAGECLEANUP_NODE_RUNTIME=containerd or crio), the one its kubelet runs
+// pods through, and holds it for this test alone until it ends.
 func NodeCRI(t testing.TB) *CRI {
 	t.Helper()
-	return connectCRI(t, "TEST_CLUSTER_CRI_ENDPOINT", "test node's containerd (IMAGECLEANUP_NODE_RUNTIME=containerd hack/cluster.sh up)")
+	return connectCRI(t, "TEST_CLUSTER_CRI_ENDPOINT", "test node's CRI runtime (IMAGECLEANUP_NODE_RUNTIME=containerd hack/cluster.sh up)")
 }
 
 func connectCRI(t testing.TB, env, what string) *CRI {
@@ -79,9 +105,11 @@ func connectCRI(t testing.TB, env, what string) *CRI {
 	c := &CRI{t: t, Endpoint: endpoint, Runtime: runtimeapi.NewRuntimeServiceClient(conn), Images: runtimeapi.NewImageServiceClient(conn)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
+	v, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
 		Unavailable(t, "%s at %s does not answer: %v", what, endpoint, err)
 	}
+	c.Name = v.GetRuntimeName()
 	lockRuntime(t, endpoint)
 	return c
 }
@@ -90,7 +118,7 @@ func (c *CRI) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), time.Minute)
 }
 
-// Pull pulls ref (from a Registry: containerd reaches 127.0.0.1 over plain
+// Pull pulls ref (from a Registry: the private runtimes reach 127.0.0.1 over plain
 // HTTP) as the kubelet does, and returns the image ID; the image is removed
 // when the test ends, if it is still there.
 func (c *CRI) Pull(ref string) string {
@@ -302,7 +330,8 @@ func (c *CRI) Containers(image string, state seed.State, n int) []string {
 // which hack/test.sh sets from hack/cri-assets.sh.
 const CRIBinDirEnv = "TEST_CRI_BIN_DIR"
 
-// Ctr runs containerd's own client on the private containerd, in the CRI's
+// Ctr runs containerd's own client on the private containerd (the test
+// holds it by Containerd), in the CRI's
 // namespace (k8s.io), as nerdctl or BuildKit would reach it, and returns
 // what it printed.
 func (c *CRI) Ctr(args ...string) (string, error) {
