@@ -262,7 +262,7 @@ func TestChartValues(t *testing.T) {
 	}
 
 	objs = render(t, "image.repository=registry.example.com/ic", "image.tag=v1.2.3", "agent.hostRun=/run/k3s",
-		"agent.dataRoot=", "agent.containerdRoot=", "agent.priorityClassName=node-agents", "agent.extraProtectedImages={registry.example.com/sandbox:1}",
+		"agent.dataRoot=", "agent.containerdRoot=", "agent.containersStorage=", "agent.priorityClassName=node-agents", "agent.extraProtectedImages={registry.example.com/sandbox:1}",
 		"metrics.podMonitor.enabled=true", "metrics.service.enabled=false", "reportWritersPolicy.enabled=false",
 		"aggregatedRoles.enabled=false", "aggregator.replicas=1", "namePrefix=ic-")
 	agent = podSpec(t, find(t, objs, "DaemonSet/ic-agent"))
@@ -296,14 +296,26 @@ func TestChartValues(t *testing.T) {
 			mounts[m.Name] = m.MountPath
 		}
 		if paths["host-run"] != want[0] || mounts["host-run"] != "/host/run" || paths["containerd-root"] != want[1] ||
-			mounts["containerd-root"] != want[1] || paths["docker-data-root"] != "" ||
+			mounts["containerd-root"] != want[1] || paths["docker-data-root"] != "" || paths["containers-storage"] != "" ||
 			!slices.Contains(pod.Containers[0].Args, "--containerd-root="+want[1]) {
 			t.Errorf("agent.distribution=%s: host paths %v, mounts %v, args %v; want %s at /host/run and %s at its own path, given", distribution, paths, mounts, pod.Containers[0].Args, want[0], want[1])
 		}
 	}
+	// By default every runtime's images can be measured: Docker's data
+	// root, containerd's root and CRI-O's storage, each read-only at the
+	// path the runtime reports.
+	pod := podSpec(t, find(t, render(t), "DaemonSet/image-cleanup-agent"))
+	for name, path := range map[string]string{"docker-data-root": "/var/lib/docker", "containerd-root": "/var/lib/containerd",
+		"containers-storage": "/var/lib/containers/storage"} {
+		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == name })
+		j := slices.IndexFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == name })
+		if i < 0 || j < 0 || pod.Volumes[i].HostPath.Path != path || pod.Containers[0].VolumeMounts[j].MountPath != path || !pod.Containers[0].VolumeMounts[j].ReadOnly {
+			t.Errorf("default: %s not mounted read-only at %s: volumes %+v", name, path, pod.Volumes)
+		}
+	}
 	// Docker 29's containerd store at another root than the one it looks
 	// at is given to the agent where the chart mounts it.
-	pod := podSpec(t, find(t, render(t, "agent.containerdRoot=/data/containerd"), "DaemonSet/image-cleanup-agent"))
+	pod = podSpec(t, find(t, render(t, "agent.containerdRoot=/data/containerd"), "DaemonSet/image-cleanup-agent"))
 	if !slices.Contains(pod.Containers[0].Args, "--containerd-root=/data/containerd") {
 		t.Errorf("agent.containerdRoot=/data/containerd: args %v", pod.Containers[0].Args)
 	}

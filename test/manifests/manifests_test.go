@@ -147,8 +147,15 @@ func TestDaemonSet(t *testing.T) {
 		}) {
 		t.Errorf("no read-only mount of containerd's root at /var/lib/containerd: %+v %+v", pod.Volumes, c.VolumeMounts)
 	}
-	if len(pod.Volumes) != 4 {
-		t.Errorf("the agent mounts more than the Docker socket, its state folder, the data root and containerd's root: %+v", pod.Volumes)
+	// containers/storage's root, read-only, where CRI-O reports its images.
+	if root := hostPaths["/var/lib/containers/storage"]; root == nil || root.Type == nil || *root.Type != corev1.HostPathDirectoryOrCreate ||
+		!slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.MountPath == "/var/lib/containers/storage" && m.ReadOnly
+		}) {
+		t.Errorf("no read-only mount of containers/storage at /var/lib/containers/storage: %+v %+v", pod.Volumes, c.VolumeMounts)
+	}
+	if len(pod.Volumes) != 5 {
+		t.Errorf("the agent mounts more than the runtime sockets' folder, its state folder, the data root, containerd's root and containers/storage: %+v", pod.Volumes)
 	}
 
 	sc := c.SecurityContext

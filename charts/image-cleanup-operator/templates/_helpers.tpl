@@ -53,3 +53,7 @@ The host folders of the node's runtime: agent.distribution's, or as given.
 {{- define "ico.dataRoot" -}}
 {{- if not .Values.agent.distribution -}}{{ .Values.agent.dataRoot }}{{- end -}}
 {{- end -}}
+
+{{- define "ico.containersStorage" -}}
+{{- if not .Values.agent.distribution -}}{{ .Values.agent.containersStorage }}{{- end -}}
+{{- end -}}
