@@ -109,6 +109,9 @@ func (f *Runtime) emit(kind runtime.EventKind, id, image string) {
 	if !f.Rules.ImageEvents && !kind.OfContainer() && kind != noise {
 		return // the runtime tells of containers only
 	}
+	if f.Rules.NoContainerEvents && kind.OfContainer() {
+		return // nor of them
+	}
 	e := runtime.Event{Kind: kind, ID: id, Image: image, Time: f.now()}
 	limit := f.EventBuffer
 	if limit == 0 {
@@ -191,7 +194,7 @@ func (f *Runtime) Events(ctx context.Context, since time.Time, follow bool, fn f
 	}()
 	// A runtime that tells of containers only: its follower lists images,
 	// and an image that appeared arrived, one that went was deleted.
-	var p runtime.Poller
+	p := runtime.Poller{Containers: f.Rules.NoContainerEvents}
 	if !f.Rules.ImageEvents {
 		if err := p.Baseline(ctx, f); err != nil {
 			return err

@@ -2,9 +2,9 @@
 // containers by the rules the Docker engine follows (measured on dockerd
 // 20.10, see docs/runtime-behaviour.md), or, with Rules CRI, by containerd's
 // CRI rules (an image goes with every reference at once, and nothing checks
-// its containers), for fast table tests of the planner and the executor.
-// Integration tests run the same scenarios on a real dockerd and a real
-// containerd.
+// its containers), or, with CRIO, by CRI-O's, for fast table tests of the
+// planner and the executor. Integration tests run the same scenarios on a
+// real dockerd, containerd and CRI-O.
 package runtimefake
 
 import (
@@ -43,6 +43,19 @@ type Rules struct {
 	// and removed like the runtime's own (Docker's runtime has one API); the
 	// CRI knows only those it made.
 	ListsOthersContainers bool
+	// SeesOthersContainers: without ListsOthersContainers, the adapter
+	// still lists other clients' containers through the runtime's own API
+	// (containerd's), marked by who made them; without either, they are
+	// not listed at all (CRI-O: podman's containers on the same storage).
+	SeesOthersContainers bool
+	// NoContainerEvents: the runtime tells of no container either (CRI-O
+	// without enable_pod_events): its follower lists containers as often
+	// as images, and what comes and goes between two listings is not seen.
+	NoContainerEvents bool
+	// RefusesImageInUse: removing an image that a container uses, in any
+	// state and whoever made it, is refused, a conflict (CRI-O's
+	// containers/storage); without, the CRI removes it anyway (containerd).
+	RefusesImageInUse bool
 }
 
 // The rule sets of the runtimes.
@@ -51,7 +64,10 @@ var (
 	Docker = Rules{Capabilities: runtime.Capabilities{UntagByReference: true, ForceRemoval: true, ContainerVolumes: true},
 		ListsBuildDates: true, ImageEvents: true, Replays: true, ListsOthersContainers: true}
 	// CRI: containerd's CRI (internal/cri).
-	CRI = Rules{}
+	CRI = Rules{SeesOthersContainers: true}
+	// CRIO: CRI-O 1.36's CRI, with its default settings (internal/cri,
+	// measured in docs/runtime-behaviour.md).
+	CRIO = Rules{NoContainerEvents: true, RefusesImageInUse: true}
 )
 
 // Runtime is the fake. The zero value is not usable; call New.
@@ -381,6 +397,9 @@ func (f *Runtime) ListContainers(ctx context.Context) ([]runtime.Container, erro
 	defer f.mu.Unlock()
 	out := make([]runtime.Container, 0, len(f.containers))
 	for _, c := range f.containers {
+		if c.MadeBy != "" && !f.Rules.ListsOthersContainers && !f.Rules.SeesOthersContainers {
+			continue
+		}
 		cc := *c
 		cc.FinishedAt = time.Time{} // only Inspect tells
 		out = append(out, cc)

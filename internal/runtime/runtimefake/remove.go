@@ -1,6 +1,7 @@
 package runtimefake
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -113,8 +114,11 @@ func (f *Runtime) removeImage(ref string, opts runtime.RemoveImageOptions) (runt
 		return runtime.ImageRemoval{}, fmt.Errorf("the runtime has no forced removal")
 	}
 	if !f.Rules.Capabilities.UntagByReference {
-		// containerd's CRI: every reference goes, and nothing looks at the
-		// containers that use the image.
+		// The CRI: every reference goes; containerd looks at no container
+		// that uses the image, CRI-O refuses while one does.
+		if running, stopped := f.users(img.ID); f.Rules.RefusesImageInUse && (running != nil || stopped != nil) {
+			return runtime.ImageRemoval{}, fmt.Errorf("image used by %s: image is in use by a container: %w", runtime.ShortID(cmp.Or(running, stopped).ID), runtime.ErrConflict)
+		}
 		return runtime.ImageRemoval{Gone: f.deleteAndPrune(img.ID, false)}, nil
 	}
 	running, stopped := f.users(img.ID)
