@@ -4,8 +4,10 @@
 # NodeRestriction, service-account keys), kube-controller-manager,
 # kube-scheduler, and a kubelet that runs pods through cri-dockerd on its own
 # private dockerd, or (IMAGECLEANUP_NODE_RUNTIME=containerd) through the CRI
-# of its own private containerd 2 (hack/containerd.sh), with no Docker on the
-# node at all. Binaries come from hack/cluster-assets.sh (built once).
+# of its own private containerd 2 (hack/containerd.sh), or
+# (IMAGECLEANUP_NODE_RUNTIME=crio) of its own private CRI-O (hack/crio.sh),
+# with no Docker on the node at all. Binaries come from
+# hack/cluster-assets.sh (built once).
 #
 #   hack/cluster.sh up      bring it up (no-op when it answers); prints the env file
 #   hack/cluster.sh down    stop everything and undo what it changed on the host
@@ -32,11 +34,14 @@ agent_image="imagecleanup/image-cleanup-operator:node-e2e"
 # The version the Dockerfile stamps into it (test/node checks it).
 agent_version="v0.0.0-node-e2e"
 # The folder that stands for the host's /run (test/node/overlay mounts it
-# where the install mounts /run): docker.sock, or containerd/containerd.sock.
+# where the install mounts /run): docker.sock, containerd/containerd.sock, or
+# crio/crio.sock.
 engine_dir="${state}/engine"
 docker_host="unix://${engine_dir}/docker.sock"
 containerd_dir="${engine_dir}/containerd"
 containerd_endpoint="unix://${containerd_dir}/containerd.sock"
+crio_dir="${engine_dir}/crio"
+crio_endpoint="unix://${crio_dir}/crio.sock"
 # The runtime of a node that runs is the one it was brought up with.
 if [[ -f "${state}/runtime" ]]; then
   running_runtime="$(cat "${state}/runtime")"
@@ -45,8 +50,9 @@ runtime="${IMAGECLEANUP_NODE_RUNTIME:-${running_runtime:-docker}}"
 case "${runtime}" in
   docker) cri_socket="unix://${state}/cri-dockerd.sock" ;;
   containerd) cri_socket="${containerd_endpoint}" ;;
+  crio) cri_socket="${crio_endpoint}" ;;
   *)
-    echo "cluster.sh: IMAGECLEANUP_NODE_RUNTIME is docker or containerd, not ${runtime}" >&2
+    echo "cluster.sh: IMAGECLEANUP_NODE_RUNTIME is docker, containerd or crio, not ${runtime}" >&2
     exit 2
     ;;
 esac
@@ -178,7 +184,7 @@ explain_unready_node() {
     -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' >&2 || true
   local name
   local file
-  for file in "${state}/kubelet.log" "${state}/cri-dockerd.log" "${engine_dir}/dockerd.log" "${containerd_dir}/containerd.log"; do
+  for file in "${state}/kubelet.log" "${state}/cri-dockerd.log" "${engine_dir}/dockerd.log" "${containerd_dir}/containerd.log" "${crio_dir}/crio.log"; do
     [[ -f "${file}" ]] || continue
     log "last lines of ${file}:"
     tail -n 40 "${file}" >&2
@@ -196,10 +202,24 @@ save_sysctls() {
 
 # The node's engine. Without CAP_SYS_RESOURCE runc cannot set the negative
 # oom_score_adj cri-dockerd gives sandboxes; runc-clamp is then its runtime.
-# containerd restricts that itself (hack/containerd.sh).
+# containerd restricts that itself (hack/containerd.sh); hack/crio.sh
+# clamps as this does.
 start_engine() {
   if [[ "${runtime}" == containerd ]]; then
     containerd_sh start >/dev/null
+    return
+  fi
+  if [[ "${runtime}" == crio ]]; then
+    # CRI-O mounts a hostPath with HostToContainer propagation (the agent's
+    # /run) only from a shared or slave mount, as / is on a node that
+    # systemd runs; this machine's / is private: the stand-in for /run
+    # becomes a shared mount of its own (undone by down).
+    mkdir -p "${engine_dir}"
+    if ! mountpoint -q "${engine_dir}"; then
+      mount --bind "${engine_dir}" "${engine_dir}"
+      mount --make-rshared "${engine_dir}"
+    fi
+    crio_sh start >/dev/null
     return
   fi
   local args="--exec-opt native.cgroupdriver=cgroupfs"
@@ -224,6 +244,15 @@ has_cap_sys_resource() {
 containerd_sh() {
   IMAGECLEANUP_CONTAINERD_DIR="${containerd_dir}" IMAGECLEANUP_CONTAINERD_SANDBOX_IMAGE="${pause_image}" \
     IMAGECLEANUP_CONTAINERD_CNI_CONF_DIR="${state}/cni/net.d" "${root}/hack/containerd.sh" "$@"
+}
+
+# crio_sh runs hack/crio.sh on the node's CRI-O: its state under the node's
+# /run stand-in, the node's pause image as the sandbox image, pods on the
+# node's bridge, and docker.io (the agent's image) served locally on load.
+crio_sh() {
+  IMAGECLEANUP_CRIO_DIR="${crio_dir}" IMAGECLEANUP_CRIO_SANDBOX_IMAGE="${pause_image}" \
+    IMAGECLEANUP_CRIO_CNI_CONF_DIR="${state}/cni/net.d" IMAGECLEANUP_CRIO_MAPPED_DOMAINS=docker.io \
+    "${root}/hack/crio.sh" "$@"
 }
 
 write_cni_config() {
@@ -379,6 +408,11 @@ images() {
     containerd_images
     return
   fi
+  if [[ "${runtime}" == crio ]]; then
+    crio_sh load "$(agent_archive)" "${agent_image}"
+    log "images ${pause_image} and ${agent_image} are in the node's CRI-O"
+    return
+  fi
   # Made once: a new one would leave the running sandboxes on an untagged image.
   if ! DOCKER_HOST="${docker_host}" docker image inspect "${pause_image}" >/dev/null 2>&1; then
     local work
@@ -392,26 +426,33 @@ images() {
   log "images ${pause_image} and ${agent_image} are in the node's engine"
 }
 
-# containerd_images: hack/containerd.sh made and pinned the pause image; the
-# agent's image is hack/image.sh's archive of the last build, imported into
-# the CRI's namespace as a kubelet would find a pulled one. When the inputs
-# changed since, it is built in the private dockerd (hack/dockerd.sh; left
-# running, as after make test) and saved from there.
-containerd_images() {
+# agent_archive prints a docker-save archive of the agent's image:
+# hack/image.sh's of the last build, or, when the inputs changed since, one
+# built in the private dockerd (hack/dockerd.sh; left running, as after
+# make test) and saved from there.
+agent_archive() {
   local archive builder
   if ! archive="$("${root}/hack/image.sh" --archive "${agent_image}" "${agent_version}")"; then
     builder="$("${root}/hack/dockerd.sh" start)"
-    DOCKER_HOST="${builder}" "${root}/hack/image.sh" "${agent_image}" "${agent_version}"
+    DOCKER_HOST="${builder}" "${root}/hack/image.sh" "${agent_image}" "${agent_version}" >&2
     archive="${state}/agent-image.tar"
     DOCKER_HOST="${builder}" docker save -o "${archive}" "${agent_image}"
   fi
-  "$("${root}/hack/cri-assets.sh")/ctr" --address "${containerd_dir}/containerd.sock" -n k8s.io images import "${archive}" >/dev/null
+  echo "${archive}"
+}
+
+# containerd_images: hack/containerd.sh made and pinned the pause image; the
+# agent's image is imported into the CRI's namespace as a kubelet would find
+# a pulled one. (On CRI-O, which can only pull, hack/crio.sh serves the
+# archive to it.)
+containerd_images() {
+  "$("${root}/hack/cri-assets.sh")/ctr" --address "${containerd_dir}/containerd.sock" -n k8s.io images import "$(agent_archive)" >/dev/null
   log "images ${pause_image} and ${agent_image} are in the node's containerd"
 }
 
 # agent_image_id is the ID of the agent's image in the node's runtime, "" when absent.
 agent_image_id() {
-  if [[ "${runtime}" == containerd ]]; then
+  if [[ "${runtime}" != docker ]]; then
     "$("${root}/hack/cri-assets.sh")/crictl" --runtime-endpoint "${cri_socket}" --image-endpoint "${cri_socket}" \
       images -q "${agent_image}" 2>/dev/null || true
     return
@@ -438,7 +479,7 @@ env_file() {
   local docker_host_env="" cri_endpoint_env=""
   case "${runtime}" in
     docker) docker_host_env="${docker_host}" ;;
-    containerd) cri_endpoint_env="${containerd_endpoint}" ;;
+    containerd | crio) cri_endpoint_env="${cri_socket}" ;;
   esac
   cat <<EOF
 export TEST_CLUSTER_KUBECONFIG=${state}/admin.kubeconfig
@@ -491,6 +532,8 @@ down() {
   # Stops the pods' containers with the engine.
   if [[ "${runtime}" == containerd ]]; then
     containerd_sh stop >/dev/null 2>&1 || true
+  elif [[ "${runtime}" == crio ]]; then
+    crio_sh stop >/dev/null 2>&1 || true
   else
     IMAGECLEANUP_DOCKERD_DIR="${engine_dir}" "${root}/hack/dockerd.sh" stop >/dev/null 2>&1 || true
   fi

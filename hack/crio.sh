@@ -4,6 +4,10 @@
 #   hack/crio.sh start   start it (no-op when it answers); prints its CRI endpoint
 #   hack/crio.sh stop    stop it, its pods and containers (only this private one)
 #   hack/crio.sh status  exit 0 when its CRI answers, 1 otherwise
+#   hack/crio.sh load ARCHIVE REF...
+#                        pull REF... from the images of a docker-save archive
+#                        (served as the sandbox image is; their domains must
+#                        be mapped, IMAGECLEANUP_CRIO_MAPPED_DOMAINS)
 #
 # Everything lives under one state folder (storage root, run root, socket,
 # pid file, log, configuration), by default /tmp/imagecleanup-crio-<hash of
@@ -18,6 +22,11 @@
 # run with host networking: there is no CNI.
 #
 # IMAGECLEANUP_CRIO_DIR names another state folder (a second instance);
+# IMAGECLEANUP_CRIO_SANDBOX_IMAGE another sandbox image (the test node's
+# registry.k8s.io/pause:3.10); IMAGECLEANUP_CRIO_CNI_CONF_DIR a folder of
+# CNI configurations (the test node's bridge; none: host networking only);
+# IMAGECLEANUP_CRIO_MAPPED_DOMAINS more registry domains (space-separated,
+# e.g. docker.io) served by hack/pauseimage when loading;
 # IMAGECLEANUP_CRIO_DATA_SIZE (e.g. 300m) puts the storage root on a tmpfs
 # of that size, made at start and removed at stop: a small disk that tests
 # fill past a watermark. Without CAP_SYS_RESOURCE (this machine) containers
@@ -35,7 +44,8 @@ endpoint="unix://${socket}"
 pidfile="${state}/crio.pid"
 logfile="${state}/crio.log"
 data="${state}/storage"
-sandbox_image="imagecleanup.test/sandbox:3.10"
+sandbox_image="${IMAGECLEANUP_CRIO_SANDBOX_IMAGE:-imagecleanup.test/sandbox:3.10}"
+cni_conf_dir="${IMAGECLEANUP_CRIO_CNI_CONF_DIR:-${state}/cni}"
 
 log() { echo "crio.sh: $*" >&2; }
 
@@ -96,7 +106,7 @@ pause_image = "${sandbox_image}"
 pause_command = ""
 signature_policy = "${state}/policy.json"
 [crio.network]
-network_dir = "${state}/cni"
+network_dir = "${cni_conf_dir}"
 plugin_dirs = ["/usr/lib/cni"]
 [crio.metrics]
 enable_metrics = false
@@ -107,30 +117,36 @@ JSON
   : >"${state}/storage.conf"
 }
 
-# registries_conf maps the sandbox image's registry to the loopback address
-# hack/pauseimage serves it on, whenever it must be pulled (chosen at the
-# first start, kept in the state folder: CRI-O reads registries.conf once),
-# and takes 127.0.0.1's registries as plain HTTP.
+# registries_conf maps the sandbox image's registry domain (and
+# IMAGECLEANUP_CRIO_MAPPED_DOMAINS) to the loopback address hack/pauseimage
+# serves on whenever something must be pulled (chosen at the first start,
+# kept in the state folder: CRI-O reads registries.conf once), and takes
+# 127.0.0.1's registries as plain HTTP. Short names are docker.io's, as
+# the kubelet's pods name them.
 registries_conf() {
-  cat >"${state}/registries.conf" <<TOML
-unqualified-search-registries = []
-[[registry]]
-location = "127.0.0.1"
-insecure = true
-[[registry]]
-prefix = "imagecleanup.test"
-location = "$(cat "${state}/sandbox-registry")"
-insecure = true
-TOML
+  local domain
+  {
+    echo 'unqualified-search-registries = ["docker.io"]'
+    echo '[[registry]]'
+    echo 'location = "127.0.0.1"'
+    echo 'insecure = true'
+    for domain in $(printf '%s\n' imagecleanup.test "${sandbox_image%%/*}" ${IMAGECLEANUP_CRIO_MAPPED_DOMAINS:-} | sort -u); do
+      echo '[[registry]]'
+      echo "prefix = \"${domain}\""
+      echo "location = \"$(cat "${state}/sandbox-registry")\""
+      echo 'insecure = true'
+    done
+  } >"${state}/registries.conf"
 }
 
-# serve_sandbox_image serves the sandbox image at the given address until
-# stop_serving, and writes where into ${state}/sandbox-registry.
+# serve_sandbox_image serves the sandbox image at the given address, and
+# the images of the docker-save archive $2 if given, until stop_serving,
+# and writes where into ${state}/sandbox-registry.
 serve_sandbox_image() {
   local address=""
   (cd "${root}" && go build -o "${state}/pauseimage" ./hack/pauseimage)
   rm -f "${state}/pauseimage.address"
-  "${state}/pauseimage" -name "${sandbox_image}" -serve -addr "$1" >"${state}/pauseimage.address" &
+  "${state}/pauseimage" -name "${sandbox_image}" -serve -addr "$1" -archive "${2:-}" >"${state}/pauseimage.address" &
   server=$!
   for _ in $(seq 1 50); do
     address="$(cat "${state}/pauseimage.address")"
@@ -214,6 +230,20 @@ start() {
   exit 1
 }
 
+# load ARCHIVE REF...: pulls each REF from the images of the archive.
+load() {
+  local archive="${1:?usage: hack/crio.sh load ARCHIVE REF...}" ref out status=0 server
+  shift
+  bin_dir="$(bins)"
+  answers || { log "CRI-O does not answer: hack/crio.sh start first"; exit 1; }
+  serve_sandbox_image "$(cat "${state}/sandbox-registry")" "${archive}"
+  for ref in "$@"; do
+    out="$(crictl pull "${ref}" 2>&1)" || { status=$?; log "pulling ${ref} failed: ${out}"; break; }
+  done
+  stop_serving
+  return "${status}"
+}
+
 stop() {
   bin_dir="$(bins)"
   if answers; then
@@ -237,8 +267,9 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) answers ;;
+  load) shift && load "$@" ;;
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|load ARCHIVE REF..." >&2
     exit 2
     ;;
 esac

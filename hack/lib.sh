@@ -184,7 +184,7 @@ stop_docker29() {
 }
 
 # use_test_node brings up the single-node cluster (hack/cluster.sh) on
-# RUNTIME (docker or containerd; default docker) unless it runs so already,
+# RUNTIME (docker, containerd or crio; default docker) unless it runs so already,
 # and exports its TEST_CLUSTER_* variables. A node that runs the other
 # runtime goes down first, and must leave nothing behind
 # (TEST_NODE_LEFTOVERS=1 otherwise). On exit the node goes down (and is

@@ -56,12 +56,15 @@ if [[ $# -eq 0 ]]; then
   echo "test.sh: the model's mutants against their replayed lives"
   hack/mutants.sh replay || status=$?
 fi
-# The test node again, its kubelet on containerd's CRI (no Docker on it):
-# the install and the kubelet's world, the tests that hold on both runtimes.
+# The test node again, its kubelet on containerd's CRI, then on CRI-O (no
+# Docker on it): the install and the kubelet's world, the tests that hold
+# on every runtime.
 if [[ $# -eq 0 ]]; then
-  echo "test.sh: the test node on containerd's CRI"
-  use_test_node containerd
-  go test -count=1 -timeout 15m -run "${NODE_TESTS_ON_EVERY_RUNTIME}" ./test/node || status=$?
+  for node_runtime in containerd crio; do
+    echo "test.sh: the test node on ${node_runtime}"
+    use_test_node "${node_runtime}"
+    go test -count=1 -timeout 15m -run "${NODE_TESTS_ON_EVERY_RUNTIME}" ./test/node || status=$?
+  done
 fi
 # A test binary that dies (a timeout panic) cannot stop its envtest; its
 # kube-apiserver and etcd are then orphans: kill those, and only those

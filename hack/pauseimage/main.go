@@ -5,19 +5,26 @@
 // imports with ctr under the name its CRI pins as the sandbox image; or it
 // serves it on a loopback port as a registry would, for a runtime that can
 // only pull (CRI-O, hack/crio.sh), printing the address and serving until
-// it is stopped (SIGTERM or SIGINT).
+// it is stopped (SIGTERM or SIGINT); with -archive, beside it, the images
+// of a docker-save archive (the agent's, for the test node on CRI-O). A
+// registry serves paths without their domain: the runtime maps the
+// images' domains to this address.
 //
 //	go run ./hack/pauseimage -name registry.k8s.io/pause:3.10 -o pause.tar
 //	go run ./hack/pauseimage -name imagecleanup.test/sandbox:3.10 -serve -addr 127.0.0.1:0
+//	go run ./hack/pauseimage -name imagecleanup.test/sandbox:3.10 -serve -archive agent.tar
 package main
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -34,10 +41,11 @@ func main() {
 	out := flag.String("o", "pause.tar", "where to write the archive")
 	serving := flag.Bool("serve", false, "serve the image as a registry instead, until stopped")
 	address := flag.String("addr", "127.0.0.1:0", "with -serve: where (port 0: a free one)")
+	archive := flag.String("archive", "", "with -serve: also serve the images of this docker-save archive, under their tags")
 	flag.Parse()
 	run := func() error { return write(*name, *out) }
 	if *serving {
-		run = func() error { return serve(*name, *address) }
+		run = func() error { return serve(*name, *address, *archive) }
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "pauseimage:", err)
@@ -72,8 +80,9 @@ func write(name, out string) error {
 }
 
 // serve serves the image under its repository and tag at address, which it
-// prints, until the process is stopped.
-func serve(name, address string) error {
+// prints, with the images of archive if given, until the process is
+// stopped.
+func serve(name, address, archive string) error {
 	ref, err := reference.ParseNormalizedNamed(name)
 	if err != nil {
 		return err
@@ -96,6 +105,11 @@ func serve(name, address string) error {
 		seed.Rootfs(program, "pause")); err != nil {
 		return err
 	}
+	if archive != "" {
+		if err := serveArchive(reg, archive); err != nil {
+			return fmt.Errorf("%s: %w", archive, err)
+		}
+	}
 	fmt.Println(reg.Host)
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
@@ -106,4 +120,68 @@ func serve(name, address string) error {
 func digest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// serveArchive serves every image of a docker-save archive (its
+// manifest.json: each image's config, layers and tags) under each of its
+// tags.
+func serveArchive(reg *testenv.Registry, path string) error {
+	files, err := readTar(path)
+	if err != nil {
+		return err
+	}
+	var images []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	if err := json.Unmarshal(files["manifest.json"], &images); err != nil {
+		return fmt.Errorf("not a docker-save archive (manifest.json): %w", err)
+	}
+	for _, img := range images {
+		var layers [][]byte
+		for _, l := range img.Layers {
+			layers = append(layers, files[l])
+		}
+		for _, t := range img.RepoTags {
+			ref, err := reference.ParseNormalizedNamed(t)
+			if err != nil {
+				return err
+			}
+			tagged, ok := ref.(reference.Tagged)
+			if !ok {
+				return fmt.Errorf("%s has no tag", t)
+			}
+			if _, err := reg.PutBuilt(reference.Path(ref), tagged.Tag(), files[img.Config], layers...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readTar reads every regular file of a tar into memory, by name.
+func readTar(path string) (map[string][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	files := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if files[h.Name], err = io.ReadAll(tr); err != nil {
+			return nil, err
+		}
+	}
 }

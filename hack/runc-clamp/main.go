@@ -3,9 +3,13 @@
 // gives every pod sandbox oom_score_adj -998, which only that capability may
 // set, so runc fails every pod ("can't get final child's PID from pipe").
 // Before "create" or "run" it raises a negative process.oomScoreAdj in the
-// bundle's config.json to 0, then hands every call, unchanged, to the real
-// runc (RUNC_CLAMP_RUNC, default /usr/sbin/runc). hack/cluster.sh registers
-// it only when the capability is missing.
+// bundle's config.json to 0, and, on a machine whose cgroups v1 have no
+// hugetlb controller (this sandbox), drops linux.resources.hugepageLimits
+// (CRI-O sets them for every container of the kubelet's, and runc then
+// fails: "cannot set hugetlb limit"; containerd leaves them out there), then
+// hands every call, unchanged, to the real runc (RUNC_CLAMP_RUNC, default
+// /usr/sbin/runc). hack/cluster.sh and hack/crio.sh use it only when the
+// capability is missing.
 package main
 
 import (
@@ -67,7 +71,8 @@ func clampBundle(args []string) error {
 	return os.WriteFile(path, clamped, 0o600)
 }
 
-// clamp raises process.oomScoreAdj to 0 when it is negative; every other
+// clamp raises process.oomScoreAdj to 0 when it is negative, and drops
+// hugepage limits where no hugetlb controller can take them; every other
 // field is kept as it was (numbers included, hence UseNumber).
 func clamp(config []byte) ([]byte, bool, error) {
 	var spec map[string]any
@@ -76,15 +81,34 @@ func clamp(config []byte) ([]byte, bool, error) {
 	if err := dec.Decode(&spec); err != nil {
 		return nil, false, fmt.Errorf("config.json: %w", err)
 	}
+	changed := false
 	process, _ := spec["process"].(map[string]any)
-	adj, ok := process["oomScoreAdj"].(json.Number)
-	if !ok {
+	if adj, ok := process["oomScoreAdj"].(json.Number); ok {
+		if n, err := adj.Int64(); err == nil && n < 0 {
+			process["oomScoreAdj"] = json.Number("0")
+			changed = true
+		}
+	}
+	linux, _ := spec["linux"].(map[string]any)
+	resources, _ := linux["resources"].(map[string]any)
+	if _, ok := resources["hugepageLimits"]; ok && !hugetlbAvailable() {
+		delete(resources, "hugepageLimits")
+		changed = true
+	}
+	if !changed {
 		return config, false, nil
 	}
-	if n, err := adj.Int64(); err != nil || n >= 0 {
-		return config, false, nil
-	}
-	process["oomScoreAdj"] = json.Number("0")
 	out, err := json.Marshal(spec)
 	return out, true, err
+}
+
+// hugetlbAvailable reports whether the machine can limit hugepages: cgroups
+// v2 (the controller is then the kernel's to refuse), or v1 with the hugetlb
+// controller mounted.
+var hugetlbAvailable = func() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return true
+	}
+	_, err := os.Stat("/sys/fs/cgroup/hugetlb")
+	return err == nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -73,6 +74,22 @@ func TestOnlyCreateAndRunTouchTheBundle(t *testing.T) {
 		got, _ := os.ReadFile(path)
 		if string(got) != tc.want {
 			t.Errorf("%v: config.json = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestHugepageLimitsGoOnlyWhereNoControllerTakesThem(t *testing.T) {
+	t.Cleanup(func(saved func() bool) func() { return func() { hugetlbAvailable = saved } }(hugetlbAvailable))
+	config := `{"linux":{"resources":{"hugepageLimits":[{"pageSize":"2MB","limit":0}],"cpu":{"shares":2}}}}`
+	for _, available := range []bool{true, false} {
+		hugetlbAvailable = func() bool { return available }
+		out, changed, err := clamp([]byte(config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := strings.Contains(string(out), "hugepageLimits")
+		if changed == available || kept != available || !strings.Contains(string(out), `"shares":2`) {
+			t.Errorf("hugetlb available %v: changed %v, config %s", available, changed, out)
 		}
 	}
 }

@@ -95,10 +95,6 @@ func (reg *Registry) push(t testing.TB, repository, tag string, created time.Tim
 // entrypoint, built at created, as repository:tag, and returns its manifest
 // digest.
 func (reg *Registry) PutImage(repository, tag string, entrypoint []string, created time.Time, layer []byte) (string, error) {
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	_, _ = zw.Write(layer)
-	_ = zw.Close()
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux", "created": created.UTC().Format(time.RFC3339),
 		"config": map[string]any{"Entrypoint": entrypoint},
@@ -107,10 +103,27 @@ func (reg *Registry) PutImage(repository, tag string, entrypoint []string, creat
 	if err != nil {
 		return "", err
 	}
+	return reg.PutBuilt(repository, tag, config, layer)
+}
+
+// PutBuilt serves an image already built, its config and its layers
+// (uncompressed tars, in order, as a docker-save archive holds them), as
+// repository:tag, and returns its manifest digest.
+func (reg *Registry) PutBuilt(repository, tag string, config []byte, layers ...[]byte) (string, error) {
+	var described []any
+	var blobs [][]byte
+	for _, layer := range layers {
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		_, _ = zw.Write(layer)
+		_ = zw.Close()
+		blobs = append(blobs, gz.Bytes())
+		described = append(described, map[string]any{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": gz.Len(), "digest": digestOf(gz.Bytes())})
+	}
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": manifestType,
 		"config": map[string]any{"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config), "digest": digestOf(config)},
-		"layers": []any{map[string]any{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": gz.Len(), "digest": digestOf(gz.Bytes())}},
+		"layers": described,
 	})
 	if err != nil {
 		return "", err
@@ -118,7 +131,9 @@ func (reg *Registry) PutImage(repository, tag string, entrypoint []string, creat
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	reg.blobs[digestOf(config)] = config
-	reg.blobs[digestOf(gz.Bytes())] = gz.Bytes()
+	for _, b := range blobs {
+		reg.blobs[digestOf(b)] = b
+	}
 	d := digestOf(manifest)
 	reg.manifests[repository+"/"+tag] = manifest
 	reg.manifests[repository+"/"+d] = manifest

@@ -15,7 +15,8 @@ import (
 
 // nodeRuntime is a test's hold on the runtime the node's kubelet runs pods
 // through (hack/cluster.sh brings the node up on Docker through cri-dockerd,
-// or on containerd's CRI): the tests of the kubelet's world run on both.
+// on containerd's CRI, or on CRI-O): the tests of the kubelet's world run on
+// each.
 type nodeRuntime interface {
 	// image puts an image holding the sleeper on the node, as a pull
 	// would, and returns the reference pods name it by (with
@@ -41,7 +42,7 @@ func runtimeName() string {
 // nodeRuntimeFor connects to the test node's runtime.
 func nodeRuntimeFor(t *testing.T) nodeRuntime {
 	t.Helper()
-	if runtimeName() == "containerd" {
+	if runtimeName() != "docker" {
 		return &criNode{cri: testenv.NodeCRI(t), reg: testenv.StartRegistry(t)}
 	}
 	return dockerNode{cli: testenv.NodeDocker(t)}
@@ -84,7 +85,7 @@ func (d dockerNode) runningContainers(t *testing.T, imageID string) int {
 	return len(list.Items)
 }
 
-// criNode is the node's containerd, through its CRI as the kubelet uses
+// criNode is the node's CRI runtime (containerd, CRI-O), as the kubelet uses
 // it; images are pulled from a registry of the test, as a kubelet pulls.
 type criNode struct {
 	cri *testenv.CRI
