@@ -3,6 +3,8 @@ package plan
 import (
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
 )
 
@@ -26,8 +28,16 @@ type PodImage struct {
 // content); image IDs in full, and prefixes of them, with or without
 // sha256: (Docker and containerd resolve an unambiguous prefix of any
 // length, and a bare hex name is tried as an ID when no tag has it).
+//
+// A short name (no registry: nginx, ubi8/ubi-minimal) is the runtime's to
+// resolve: Docker and containerd read docker.io/library/nginx, CRI-O goes
+// through registries.conf (its unqualified-search-registries and short-name
+// aliases). It keeps every image with its path and tag in any registry.
 type PodIndex struct {
-	tags    map[match.Ref]string
+	tags map[match.Ref]string
+	// short are the short names' paths (as written, and without library/)
+	// and tags, for images of any registry.
+	short   map[match.Ref]string
 	digests map[string]string // sha256:<hex>, the digest alone
 	ids     map[string]string // full image IDs
 	// prefixes are shorter sha256:<hex> prefixes of image IDs; rare.
@@ -42,7 +52,7 @@ var schemes = []string{"docker-pullable://", "docker://", "containerd://", "cri-
 
 // PodsNaming indexes what the pods bound to the node name.
 func PodsNaming(refs []PodImage) PodIndex {
-	p := PodIndex{tags: map[match.Ref]string{}, digests: map[string]string{}, ids: map[string]string{}, prefixes: map[string]string{}}
+	p := PodIndex{tags: map[match.Ref]string{}, short: map[match.Ref]string{}, digests: map[string]string{}, ids: map[string]string{}, prefixes: map[string]string{}}
 	for _, pi := range refs {
 		ref := pi.Ref
 		for _, scheme := range schemes {
@@ -62,9 +72,37 @@ func PodsNaming(refs []PodImage) PodIndex {
 		}
 		if tag, err := match.ParseTag(ref); err == nil {
 			p.tags[tag] = pi.Pod
+			if path, ok := shortPath(ref); ok {
+				for _, key := range pathKeys(path) {
+					p.short[match.Ref{Name: key, Tag: tag.Tag}] = pi.Pod
+				}
+			}
 		}
 	}
 	return p
+}
+
+// shortPath is the repository path of a reference written without a
+// registry (nginx:1.27 is nginx), false for one with a registry.
+func shortPath(ref string) (string, bool) {
+	name, _, _ := strings.Cut(ref, "@")
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name = name[:i]
+	}
+	first, _, nested := strings.Cut(name, "/")
+	if nested && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return "", false
+	}
+	return name, true
+}
+
+// pathKeys are a path and, for one under library/ (Docker Hub's official
+// images), the path without it.
+func pathKeys(path string) []string {
+	if short, ok := strings.CutPrefix(path, "library/"); ok {
+		return []string{path, short}
+	}
+	return []string{path}
 }
 
 func isHex(s string) bool {
@@ -94,9 +132,18 @@ func (p PodIndex) Using(id string, tags, digests []string) string {
 		}
 	}
 	for _, t := range tags {
+		named, err := reference.ParseNormalizedNamed(t)
+		if err != nil {
+			continue
+		}
 		if ref, err := match.ParseTag(t); err == nil {
 			if pod, ok := p.tags[ref]; ok {
 				return pod
+			}
+			for _, key := range pathKeys(reference.Path(named)) {
+				if pod, ok := p.short[match.Ref{Name: key, Tag: ref.Tag}]; ok {
+					return pod
+				}
 			}
 		}
 	}

@@ -110,3 +110,27 @@ func TestPodReferencesMeetAnIDListedWithoutItsAlgorithm(t *testing.T) {
 		}
 	}
 }
+
+// A short name is resolved by the runtime, not by a rule every runtime
+// shares: Docker and containerd read app:1 as docker.io/library/app:1,
+// CRI-O through registries.conf (its unqualified-search-registries and
+// short-name aliases: registry.local:5000/app:1 on an air-gapped node). A
+// pod that names an image by a short name keeps every image with that path
+// and tag in any registry; a name with a registry keeps only its own.
+func TestAShortNameKeepsItsImageInAnyRegistry(t *testing.T) {
+	for ref, cases := range map[string]map[string]bool{
+		"app:1": {"registry.local:5000/app:1": true, "docker.io/library/app:1": true, "quay.io/team/app:1": false,
+			"registry.local:5000/app:2": false},
+		"ubi8/ubi-minimal": {"registry.access.redhat.com/ubi8/ubi-minimal:latest": true, "ubi8/ubi-minimal:latest": true,
+			"registry.access.redhat.com/ubi9/ubi-minimal:latest": false},
+		"registry.local:5000/app:1": {"registry.local:5000/app:1": true, "mirror.local/app:1": false, "app:1": false},
+		"docker.io/app:1":           {"app:1": true, "registry.local:5000/app:1": false},
+	} {
+		ix := plan.PodsNaming([]plan.PodImage{{Ref: ref, Pod: "ns/pod"}})
+		for tag, keeps := range cases {
+			if got := ix.Using(id(tag), []string{tag}, nil) != ""; got != keeps {
+				t.Errorf("a pod naming %q keeps the image tagged %s: %v, want %v", ref, tag, got, keeps)
+			}
+		}
+	}
+}
