@@ -3,6 +3,8 @@ package cri_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -99,8 +101,23 @@ func TestCRIAdapter(t *testing.T) {
 	if proven, empty, err := rt.ProvesRoot(ctx, info, info.RootDir); err != nil || !proven || empty {
 		t.Fatalf("the runtime's own root %s is not proven: %v, %v, %v", info.RootDir, proven, empty, err)
 	}
-	if proven, _, err := rt.ProvesRoot(ctx, info, t.TempDir()); err != nil || proven {
-		t.Fatalf("an empty folder is proven the runtime's root: %v, %v", proven, err)
+	// Another disk at the same path holds the same images (their IDs are
+	// the same on every machine), never the same containers: records of
+	// every image, in either runtime's layout, prove nothing.
+	decoy := filepath.Join(t.TempDir(), filepath.Base(info.RootDir))
+	for _, img := range images {
+		algo, hex, ok := strings.Cut(img.ID, ":")
+		if !ok {
+			algo, hex = "sha256", img.ID
+		}
+		for _, record := range []string{filepath.Join(decoy, hex), filepath.Join(decoy, "io.containerd.content.v1.content", "blobs", algo, hex)} {
+			if err := os.MkdirAll(record, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if proven, _, err := rt.ProvesRoot(ctx, info, decoy); err != nil || proven {
+		t.Fatalf("a folder holding records of the runtime's images, but none of its containers, is proven its root: %v, %v", proven, err)
 	}
 	users, err := rt.ContainersUsing(ctx, []string{id})
 	if err != nil {

@@ -88,7 +88,9 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 			if status.Code(err) != codes.Unimplemented && !errors.Is(err, errNoEvents) {
 				return ended(ctx, wrap(err))
 			}
-			p.Containers = true
+			if err := p.FollowContainers(ctx, r); err != nil {
+				return ended(ctx, err)
+			}
 		case e := <-events:
 			if ev, ok := toEvent(e); ok {
 				f(ev)

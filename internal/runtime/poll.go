@@ -19,7 +19,8 @@ type Poller struct {
 	running map[string]bool // by container ID: running at the last listing
 }
 
-// Baseline takes the first listing: nothing is told of it.
+// Baseline takes the first listing, of images, and of containers with
+// Containers: nothing is told of it.
 func (p *Poller) Baseline(ctx context.Context, rt Runtime) error {
 	imgs, err := rt.ListImages(ctx)
 	if err != nil {
@@ -28,6 +29,29 @@ func (p *Poller) Baseline(ctx context.Context, rt Runtime) error {
 	p.images = map[string]bool{}
 	for _, img := range imgs {
 		p.images[img.ID] = true
+	}
+	if p.Containers {
+		return p.baselineContainers(ctx, rt)
+	}
+	return nil
+}
+
+// FollowContainers lists containers from now on too (a runtime found to
+// send no container events): this listing is their baseline, so that a
+// container made before the next one is told as a use.
+func (p *Poller) FollowContainers(ctx context.Context, rt Runtime) error {
+	p.Containers = true
+	return p.baselineContainers(ctx, rt)
+}
+
+func (p *Poller) baselineContainers(ctx context.Context, rt Runtime) error {
+	cs, err := rt.ListContainers(ctx)
+	if err != nil {
+		return err
+	}
+	p.running = map[string]bool{}
+	for _, c := range cs {
+		p.running[c.ID] = !c.Stopped()
 	}
 	return nil
 }
@@ -59,11 +83,10 @@ func (p *Poller) Poll(ctx context.Context, rt Runtime, now time.Time, f func(Eve
 		return err
 	}
 	seen := map[string]bool{}
-	first := p.running == nil // this listing is the containers' baseline
 	for _, c := range cs {
 		seen[c.ID] = true
 		wasRunning, known := p.running[c.ID]
-		if !c.Stopped() || wasRunning || !known && !first {
+		if !c.Stopped() || wasRunning || !known {
 			// Running now, stopped since the last listing, or made (and
 			// maybe run) since: used until now.
 			f(Event{Kind: ContainerStarted, ID: c.ID, Image: c.ImageID, Time: now})

@@ -48,3 +48,36 @@ func TestPollingTellsTheUsesOfContainers(t *testing.T) {
 		t.Fatalf("nothing new: %v, want %v", got, want)
 	}
 }
+
+// A container made and run to its end after the baseline, before the
+// first listing that follows, used its image then: the baseline lists the
+// containers too (it used to list images only, and the first poll was the
+// containers' baseline, which took such a container for an old one). The
+// same when the poller learns only later that it must list containers
+// (FollowContainers, a runtime found to send no container events).
+func TestTheBaselineListsContainersToo(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, late := range []bool{false, true} {
+		f := runtimefake.New()
+		f.AddImage(runtime.Image{ID: "sha256:img"})
+		f.AddContainer(runtime.Container{ID: "old-exited", ImageID: "sha256:img", State: "exited"})
+		p := runtime.Poller{Containers: !late}
+		if err := p.Baseline(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		if late {
+			if err := p.FollowContainers(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.AddContainer(runtime.Container{ID: "job", ImageID: "sha256:img", State: "exited"})
+		var told []string
+		if err := p.Poll(ctx, f, now, func(e runtime.Event) { told = append(told, string(e.Kind)+" "+e.ID) }); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"ContainerStarted job"}; !slices.Equal(told, want) {
+			t.Errorf("containers followed late %v: the first poll told %v, want %v", late, told, want)
+		}
+	}
+}

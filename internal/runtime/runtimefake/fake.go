@@ -397,7 +397,7 @@ func (f *Runtime) ListContainers(ctx context.Context) ([]runtime.Container, erro
 	defer f.mu.Unlock()
 	out := make([]runtime.Container, 0, len(f.containers))
 	for _, c := range f.containers {
-		if c.MadeBy != "" && !f.Rules.ListsOthersContainers && !f.Rules.SeesOthersContainers {
+		if !f.listed(c) {
 			continue
 		}
 		cc := *c
@@ -458,11 +458,17 @@ func (f *Runtime) ContainersUsing(ctx context.Context, imageIDs []string) ([]run
 	defer f.mu.Unlock()
 	var out []runtime.Container
 	for _, c := range f.containers {
-		if slices.Contains(imageIDs, c.ImageID) {
+		if slices.Contains(imageIDs, c.ImageID) && f.listed(c) {
 			out = append(out, *c)
 		}
 	}
 	return out, nil
+}
+
+// listed reports whether the adapter's listings show the container: every
+// one but, on CRI-O, another client's (podman's), which no listing shows.
+func (f *Runtime) listed(c *runtime.Container) bool {
+	return c.MadeBy == "" || f.Rules.ListsOthersContainers || f.Rules.SeesOthersContainers
 }
 
 // Ping implements runtime.Runtime.

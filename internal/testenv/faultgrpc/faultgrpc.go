@@ -17,8 +17,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding"
-	_ "google.golang.org/grpc/encoding/proto" // registered before it is wrapped
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -57,7 +55,8 @@ func Start(endpoint string) (*Proxy, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawOut{})))
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -220,32 +219,20 @@ func (raw) Unmarshal(data []byte, v any) error {
 
 func (raw) Name() string { return "proto" }
 
-// passThrough is the "proto" codec of every client in a process that holds
-// a proxy: a message given as *[]byte goes as it is, any other is the
-// original codec's. The proxy's client to the runtime must send plain
-// "application/grpc", which a codec forced on a call changes to
-// "application/grpc+<its name>": CRI-O serves gRPC and HTTP on one socket,
-// tells them apart by that exact content type, and resets a connection
-// whose calls say otherwise.
-type passThrough struct{ proto encoding.CodecV2 }
+// rawOut is raw for the proxy's calls to the runtime, nameless: a codec
+// forced on a call names its content type "application/grpc+<name>", and
+// one without a name leaves it "application/grpc". CRI-O serves gRPC and
+// HTTP on one socket, tells them apart by that exact content type, and
+// resets a connection whose calls say "application/grpc+proto".
+type rawOut struct{}
 
-func (c passThrough) Marshal(v any) (mem.BufferSlice, error) {
-	if b, ok := v.(*[]byte); ok {
-		return mem.BufferSlice{mem.SliceBuffer(*b)}, nil
-	}
-	return c.proto.Marshal(v)
+func (rawOut) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*(v.(*[]byte)))}, nil
 }
 
-func (c passThrough) Unmarshal(data mem.BufferSlice, v any) error {
-	if b, ok := v.(*[]byte); ok {
-		*b = data.Materialize()
-		return nil
-	}
-	return c.proto.Unmarshal(data, v)
+func (rawOut) Unmarshal(data mem.BufferSlice, v any) error {
+	*(v.(*[]byte)) = data.Materialize()
+	return nil
 }
 
-func (c passThrough) Name() string { return c.proto.Name() }
-
-func init() {
-	encoding.RegisterCodecV2(passThrough{proto: encoding.GetCodecV2("proto")})
-}
+func (rawOut) Name() string { return "" }
