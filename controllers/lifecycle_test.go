@@ -742,16 +742,20 @@ func (m *lifeModel) runAndRemove(t *rapid.T) {
 		t.Skip("no image")
 	}
 	m.f.AddContainer(c)
+	began := m.now
 	ran := time.Duration(rapid.IntRange(1, 600).Draw(t, "runtime")) * time.Second
-	m.setNow(m.now.Add(ran))
 	// On CRI-O the agent's follower lists containers every cri.ImagePoll:
-	// a container that runs that long is seen running by one. A shorter
-	// run may fall between two, the documented blind spot (docs/policy.md),
-	// which the truth leaves out.
+	// a container that runs that long is seen running by one, somewhere in
+	// its run, and gone by the next, which stops it then. A shorter run may
+	// fall between two, the documented blind spot (docs/policy.md), which
+	// the truth leaves out.
 	seen := !m.crio || ran >= cri.ImagePoll
 	if m.crio && seen {
+		listed := time.Duration(rapid.IntRange(int(cri.ImagePoll/time.Second), int(ran/time.Second)).Draw(t, "listed after (s)")) * time.Second
+		m.setNow(began.Add(listed))
 		m.follow()
 	}
+	m.setNow(began.Add(ran))
 	m.f.RemoveContainerByHand(c.ID)
 	if seen {
 		m.started(c)
@@ -1620,12 +1624,17 @@ func (m *lifeModel) useDuring(method, arg string, d midSweep) {
 	if d.flag && !m.othersWait() {
 		img, _ := m.f.Image(id)
 		m.f.RemoveImageByHand(id)
-		m.f.AddImage(img)
 		// On the CRI images are seen by listings: one that leaves and comes
 		// back between two keeps its first arrival (docs/policy.md), which
-		// the truth keeps too. (Counted, the CRI's lives break invariant 6
-		// when the image's re-check comes after its return.)
-		if !m.cri {
+		// the truth keeps too (counted, the CRI's lives break invariant 6
+		// when the image's re-check comes after its return). Whether a
+		// listing came between is drawn from what the life drew already.
+		seen := !m.cri || d.tag%2 == 0
+		if seen && m.cri && m.agent != nil && m.f.WaitFollowers(1, followerWait) {
+			m.f.PollFollowers()
+		}
+		m.f.AddImage(img)
+		if seen {
 			m.mu.Lock()
 			m.truth.arrived[id] = m.now
 			m.mu.Unlock()
