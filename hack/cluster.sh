@@ -409,7 +409,9 @@ images() {
     return
   fi
   if [[ "${runtime}" == crio ]]; then
-    crio_sh load "$(agent_archive)" "${agent_image}"
+    local archive
+    archive="$(agent_archive)"
+    crio_sh load "${archive}" "${agent_image}"
     log "images ${pause_image} and ${agent_image} are in the node's CRI-O"
     return
   fi
@@ -446,7 +448,9 @@ agent_archive() {
 # a pulled one. (On CRI-O, which can only pull, hack/crio.sh serves the
 # archive to it.)
 containerd_images() {
-  "$("${root}/hack/cri-assets.sh")/ctr" --address "${containerd_dir}/containerd.sock" -n k8s.io images import "$(agent_archive)" >/dev/null
+  local archive
+  archive="$(agent_archive)"
+  "$("${root}/hack/cri-assets.sh")/ctr" --address "${containerd_dir}/containerd.sock" -n k8s.io images import "${archive}" >/dev/null
   log "images ${pause_image} and ${agent_image} are in the node's containerd"
 }
 

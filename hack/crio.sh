@@ -29,9 +29,10 @@
 # e.g. docker.io) served by hack/pauseimage when loading;
 # IMAGECLEANUP_CRIO_DATA_SIZE (e.g. 300m) puts the storage root on a tmpfs
 # of that size, made at start and removed at stop: a small disk that tests
-# fill past a watermark. Without CAP_SYS_RESOURCE (this machine) containers
-# run through hack/runc-clamp, which raises the negative oom_score_adj of
-# pod sandboxes to 0. Needs root, as CRI-O does.
+# fill past a watermark. Without CAP_SYS_RESOURCE, or without a hugetlb
+# cgroup controller (this machine lacks both), containers run through
+# hack/runc-clamp, which raises the negative oom_score_adj of pod sandboxes
+# to 0 and drops hugepage limits. Needs root, as CRI-O does.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,9 +67,31 @@ has_cap_sys_resource() {
   (((16#${bnd} >> 24) & 1))
 }
 
+# hugetlb_available: the machine's cgroups (v2 lists its controllers, v1
+# mounts each) can limit hugepages, which CRI-O sets for the kubelet's
+# containers.
+hugetlb_available() {
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    grep -qw hugetlb /sys/fs/cgroup/cgroup.controllers
+  else
+    [[ -d /sys/fs/cgroup/hugetlb ]]
+  fi
+}
+
+# domain_of REF prints the registry domain of an image reference
+# (docker.io for a name without one).
+domain_of() {
+  local first="${1%%/*}"
+  if [[ "$1" == */* && ("${first}" == *.* || "${first}" == *:* || "${first}" == localhost) ]]; then
+    echo "${first}"
+  else
+    echo docker.io
+  fi
+}
+
 write_config() {
   local runtime_path="${bin_dir}/runc"
-  if ! has_cap_sys_resource; then
+  if ! has_cap_sys_resource || ! hugetlb_available; then
     (cd "${root}" && CGO_ENABLED=0 go build -o "${state}/runc-clamp" ./hack/runc-clamp)
     runtime_path="${state}/runc-clamp"
   fi
@@ -130,7 +153,7 @@ registries_conf() {
     echo '[[registry]]'
     echo 'location = "127.0.0.1"'
     echo 'insecure = true'
-    for domain in $(printf '%s\n' imagecleanup.test "${sandbox_image%%/*}" ${IMAGECLEANUP_CRIO_MAPPED_DOMAINS:-} | sort -u); do
+    for domain in $(printf '%s\n' imagecleanup.test "$(domain_of "${sandbox_image}")" ${IMAGECLEANUP_CRIO_MAPPED_DOMAINS:-} | sort -u); do
       echo '[[registry]]'
       echo "prefix = \"${domain}\""
       echo "location = \"$(cat "${state}/sandbox-registry")\""

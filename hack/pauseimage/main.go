@@ -28,6 +28,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -139,9 +140,17 @@ func serveArchive(reg *testenv.Registry, path string) error {
 		return fmt.Errorf("not a docker-save archive (manifest.json): %w", err)
 	}
 	for _, img := range images {
+		config, ok := files[img.Config]
+		if !ok {
+			return fmt.Errorf("no %s in the archive", img.Config)
+		}
 		var layers [][]byte
 		for _, l := range img.Layers {
-			layers = append(layers, files[l])
+			layer, ok := files[l]
+			if !ok {
+				return fmt.Errorf("no %s in the archive", l)
+			}
+			layers = append(layers, layer)
 		}
 		for _, t := range img.RepoTags {
 			ref, err := reference.ParseNormalizedNamed(t)
@@ -152,7 +161,7 @@ func serveArchive(reg *testenv.Registry, path string) error {
 			if !ok {
 				return fmt.Errorf("%s has no tag", t)
 			}
-			if _, err := reg.PutBuilt(reference.Path(ref), tagged.Tag(), files[img.Config], layers...); err != nil {
+			if _, err := reg.PutBuilt(reference.Path(ref), tagged.Tag(), config, layers...); err != nil {
 				return err
 			}
 		}
@@ -160,7 +169,9 @@ func serveArchive(reg *testenv.Registry, path string) error {
 	return nil
 }
 
-// readTar reads every regular file of a tar into memory, by name.
+// readTar reads every regular file of a tar into memory, by name, and
+// each symbolic link as the file it names (docker save links a layer that
+// two images share).
 func readTar(path string) (map[string][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -168,14 +179,24 @@ func readTar(path string) (map[string][]byte, error) {
 	}
 	defer f.Close()
 	files := map[string][]byte{}
+	links := map[string]string{}
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			for name, target := range links {
+				if data, ok := files[filepath.Join(filepath.Dir(name), target)]; ok {
+					files[name] = data
+				}
+			}
 			return files, nil
 		}
 		if err != nil {
 			return nil, err
+		}
+		if h.Typeflag == tar.TypeSymlink {
+			links[h.Name] = h.Linkname
+			continue
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -102,12 +104,11 @@ func clamp(config []byte) ([]byte, bool, error) {
 	return out, true, err
 }
 
-// hugetlbAvailable reports whether the machine can limit hugepages: cgroups
-// v2 (the controller is then the kernel's to refuse), or v1 with the hugetlb
-// controller mounted.
+// hugetlbAvailable reports whether the machine can limit hugepages: its
+// cgroups (v2 lists its controllers, v1 mounts each) have hugetlb.
 var hugetlbAvailable = func() bool {
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		return true
+	if controllers, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return slices.Contains(strings.Fields(string(controllers)), "hugetlb")
 	}
 	_, err := os.Stat("/sys/fs/cgroup/hugetlb")
 	return err == nil

@@ -223,6 +223,33 @@ func TestCRIEventStreamEndedAfterEventsIsABreakOnContainerd(t *testing.T) {
 	}
 }
 
+// A stream that ends cleanly before any event, but not at once, is a
+// runtime that served it and stopped (a restart on a quiet node), not one
+// that serves none: following ends with an error (the agent follows
+// again, from a gap), and does not fall back for good to listings, which
+// would lose the container events a later runtime sends (found by an
+// adversarial read: CRI-O with enable_pod_events, restarted, made the
+// agent poll until its own restart).
+func TestCRIEventStreamEndedQuietlyLaterIsABreak(t *testing.T) {
+	c := testenv.CRIRuntime(t)
+	proxy, err := faultgrpc.Start(c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	proxy.EndQuietlyAfter("/runtime.v1.RuntimeService/GetContainerEvents", 6*time.Second)
+	rt, err := cri.New(proxy.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := rt.Events(ctx, time.Time{}, true, func(runtime.Event) {}); err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "ended its container events") {
+		t.Fatalf("following a stream that ended quietly after 6 s: %v, want it broken", err)
+	}
+}
+
 // followEvents follows the runtime, directly or (endAtOnce) through a
 // proxy that ends its container events' stream at once, as CRI-O does.
 func followEvents(t *testing.T, endAtOnce bool) {

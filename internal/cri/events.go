@@ -45,12 +45,13 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 	if err != nil {
 		broken <- err
 	} else {
+		opened := time.Now()
 		go func() {
 			received := false // an event came: the runtime serves them
 			for {
 				e, err := stream.Recv()
 				switch {
-				case errors.Is(err, io.EOF) && !received:
+				case errors.Is(err, io.EOF) && !received && time.Since(opened) < servesNoneWithin:
 					broken <- errNoEvents
 					return
 				case errors.Is(err, io.EOF):
@@ -103,9 +104,17 @@ func (r *Runtime) follow(ctx context.Context, f func(runtime.Event)) error {
 	}
 }
 
-// errNoEvents is a container-event stream that ended before any event: the
-// runtime serves none.
+// errNoEvents is a container-event stream that ended at once, before any
+// event: the runtime serves none.
 var errNoEvents = errors.New("the runtime serves no container events")
+
+// servesNoneWithin bounds how soon a runtime that serves no container
+// events ends their stream (CRI-O: at once, in the call; the bound leaves
+// a loaded node its margin). A stream that ends later, even with nothing
+// in it, was served and broke (a runtime that restarted on a quiet node):
+// the caller follows again, and does not give up the events for listings
+// for good.
+const servesNoneWithin = 5 * time.Second
 
 // ended is ctx's error when ctx has ended, else err: once the caller
 // cancels, the stream and a poll under way fail with a gRPC status that

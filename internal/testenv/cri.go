@@ -85,7 +85,7 @@ func SmallCRI(t testing.TB) *CRI {
 // pods through, and holds it for this test alone until it ends.
 func NodeCRI(t testing.TB) *CRI {
 	t.Helper()
-	return connectCRI(t, "TEST_CLUSTER_CRI_ENDPOINT", "test node's CRI runtime (IMAGECLEANUP_NODE_RUNTIME=containerd hack/cluster.sh up)")
+	return connectCRI(t, "TEST_CLUSTER_CRI_ENDPOINT", "test node's CRI runtime (IMAGECLEANUP_NODE_RUNTIME=containerd or crio hack/cluster.sh up)")
 }
 
 func connectCRI(t testing.TB, env, what string) *CRI {

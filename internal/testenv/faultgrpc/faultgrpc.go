@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,6 +43,10 @@ type Proxy struct {
 	// endAfter: methods whose answer ends cleanly after this many
 	// messages (0: at once, a stream the runtime serves empty).
 	endAfter map[string]int
+	// endQuietly: methods whose answer ends cleanly, with nothing in it,
+	// after this long (a runtime that shuts down while a quiet node sent
+	// no event yet).
+	endQuietly map[string]time.Duration
 }
 
 // Start forwards a socket of its own to endpoint (unix:///path).
@@ -61,7 +66,8 @@ func Start(endpoint string) (*Proxy, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}, stallAfter: map[string]int{}, endAfter: map[string]int{}}
+	p := &Proxy{dir: dir, conn: conn, stalled: map[string]bool{}, calls: map[string]int{}, stallAfter: map[string]int{}, endAfter: map[string]int{},
+		endQuietly: map[string]time.Duration{}}
 	p.srv = grpc.NewServer(grpc.ForceServerCodec(raw{}), grpc.UnknownServiceHandler(p.forward))
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
@@ -111,6 +117,15 @@ func (p *Proxy) EndAfter(method string, n int) {
 	p.endAfter[method] = n
 }
 
+// EndQuietlyAfter makes the proxy answer method with a stream that sends
+// nothing and ends cleanly after d: a runtime that serves the stream, and
+// stops (a restart) before anything happened.
+func (p *Proxy) EndQuietlyAfter(method string, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endQuietly[method] = d
+}
+
 // Revive brings the runtime back: calls reach it again.
 func (p *Proxy) Revive() {
 	p.mu.Lock()
@@ -155,12 +170,21 @@ func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
 	stalled := p.stalled[method] || limited && p.calls[method] > after
 	down := p.down
 	endAfter, ends := p.endAfter[method]
+	quietFor, quiet := p.endQuietly[method]
 	p.mu.Unlock()
 	if down {
 		return errDown
 	}
 	if ends && endAfter == 0 {
 		return nil
+	}
+	if quiet {
+		select {
+		case <-time.After(quietFor):
+			return nil
+		case <-in.Context().Done():
+			return in.Context().Err()
+		}
 	}
 	if stalled {
 		<-in.Context().Done()
