@@ -18,6 +18,22 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv/faultgrpc"
 )
 
+// containerEvents is the CRI's container-event stream, as the proxy names it.
+const containerEvents = "/runtime.v1.RuntimeService/GetContainerEvents"
+
+// runtimeBehind is the adapter on the runtime behind a fault proxy that
+// fault sets up.
+func runtimeBehind(t *testing.T, c *testenv.CRI, fault func(*faultgrpc.Proxy)) *cri.Runtime {
+	t.Helper()
+	proxy, err := faultgrpc.Start(c.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	fault(proxy)
+	return runtimeFor(t, &testenv.CRI{Endpoint: proxy.Endpoint()})
+}
+
 func runtimeFor(t *testing.T, c *testenv.CRI) *cri.Runtime {
 	t.Helper()
 	rt, err := cri.New(c.Endpoint)
@@ -200,17 +216,7 @@ func TestCRIEventsWhereTheRuntimeSendsNone(t *testing.T) {
 // does not fall back to listings that miss what happens between them.
 func TestCRIEventStreamEndedAfterEventsIsABreakOnContainerd(t *testing.T) {
 	c := testenv.Containerd(t)
-	proxy, err := faultgrpc.Start(c.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	proxy.EndAfter("/runtime.v1.RuntimeService/GetContainerEvents", 1)
-	rt, err := cri.New(proxy.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rt.Close() })
+	rt := runtimeBehind(t, c, func(p *faultgrpc.Proxy) { p.EndAfter(containerEvents, 1) })
 	reg := testenv.StartRegistry(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -232,17 +238,7 @@ func TestCRIEventStreamEndedAfterEventsIsABreakOnContainerd(t *testing.T) {
 // agent poll until its own restart).
 func TestCRIEventStreamEndedQuietlyLaterIsABreak(t *testing.T) {
 	c := testenv.CRIRuntime(t)
-	proxy, err := faultgrpc.Start(c.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	proxy.EndQuietlyAfter("/runtime.v1.RuntimeService/GetContainerEvents", 6*time.Second)
-	rt, err := cri.New(proxy.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rt.Close() })
+	rt := runtimeBehind(t, c, func(p *faultgrpc.Proxy) { p.EndQuietlyAfter(containerEvents, 6*time.Second) })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := rt.Events(ctx, time.Time{}, true, func(runtime.Event) {}); err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "ended its container events") {
@@ -257,16 +253,7 @@ func followEvents(t *testing.T, endAtOnce bool) {
 	rt := runtimeFor(t, c)
 	noEvents := endAtOnce || !measuredOf(t, c).containerEvents
 	if endAtOnce {
-		proxy, err := faultgrpc.Start(c.Endpoint)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(proxy.Close)
-		proxy.EndAtOnce("/runtime.v1.RuntimeService/GetContainerEvents")
-		if rt, err = cri.New(proxy.Endpoint()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = rt.Close() })
+		rt = runtimeBehind(t, c, func(p *faultgrpc.Proxy) { p.EndAtOnce(containerEvents) })
 	}
 	rt.ImagePoll = 200 * time.Millisecond
 	reg := testenv.StartRegistry(t)
