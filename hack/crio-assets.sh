@@ -26,6 +26,8 @@ log() { echo "crio-assets: $*" >&2; }
 install_packages() {
   local missing=()
   command -v conmon >/dev/null || missing+=(conmon)
+  # cgo finds libseccomp through pkg-config (libseccomp-golang's #cgo line).
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
   pkg-config --exists libseccomp 2>/dev/null || missing+=(libseccomp-dev)
   command -v gcc >/dev/null || missing+=(gcc libc6-dev)
   [[ ${#missing[@]} -eq 0 ]] && return
