@@ -713,12 +713,12 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 	n.kubectlOK(t, "", "create", "namespace", ns)
 	t.Cleanup(func() { _, _ = n.run(nil, "delete", "namespace", ns, "--wait=false") })
 	n.kubectlOK(t, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged")
-	helmOK := func(verb, chart string) {
+	helmOK := func(verb, chart string, values ...string) {
 		t.Helper()
 		repo, tag, _ := strings.Cut(n.agentImage, ":")
-		cmd := exec.Command(helm, verb, "ico", chart,
+		cmd := exec.Command(helm, append([]string{verb, "ico", chart,
 			"--kubeconfig", n.kubeconfig, "--namespace", ns, "--wait", "--timeout", "3m",
-			"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
+			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
 			// The test node's paths and API server address, as test/node/overlay has them.
 			"--set", "agent.hostRun=/tmp/imagecleanup-node/engine",
 			"--set", "agent.dataRoot=/tmp/imagecleanup-node/engine/data",
@@ -727,7 +727,7 @@ func TestHelmInstallRunsOnTheNode(t *testing.T) {
 			"--set-string", "agent.extraEnv[0].name=KUBERNETES_SERVICE_HOST,agent.extraEnv[0].value=10.244.0.1",
 			"--set-string", "agent.extraEnv[1].name=KUBERNETES_SERVICE_PORT,agent.extraEnv[1].value=6443",
 			"--set-string", "aggregator.extraEnv[0].name=KUBERNETES_SERVICE_HOST,aggregator.extraEnv[0].value=10.244.0.1",
-			"--set-string", "aggregator.extraEnv[1].name=KUBERNETES_SERVICE_PORT,aggregator.extraEnv[1].value=6443")
+			"--set-string", "aggregator.extraEnv[1].name=KUBERNETES_SERVICE_PORT,aggregator.extraEnv[1].value=6443"}, values...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("helm %s %s: %v\n%s", verb, chart, err, out)
 		}
@@ -769,7 +769,10 @@ stoppedContainers:
 	// them, and helm upgrade brings the new schema.
 	n.kubectlOK(t, "", append(append([]string{"annotate", "--overwrite"}, crds...), "meta.helm.sh/release-name=ico", "meta.helm.sh/release-namespace="+ns)...)
 	n.kubectlOK(t, "", append(append([]string{"label", "--overwrite"}, crds...), "app.kubernetes.io/managed-by=Helm")...)
-	helmOK("upgrade", filepath.Join(testenv.RepoRoot(), "charts", "image-cleanup-operator"))
+	// This chart also mounts CRI-O's storage (0.1.0 has no such value):
+	// the test node's, not the host's.
+	helmOK("upgrade", filepath.Join(testenv.RepoRoot(), "charts", "image-cleanup-operator"),
+		"--set", "agent.containersStorage=/tmp/imagecleanup-node/engine/crio/storage")
 	if !strings.Contains(reportSchema(), `"decisions"`) {
 		t.Fatalf("helm upgrade left the report CRD without status.decisions: %s", reportSchema())
 	}
