@@ -22,6 +22,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "${root}/hack/lib.sh"
 state="${IMAGECLEANUP_NODE_DIR:-/tmp/imagecleanup-node}"
 node_name="imagecleanup-node"
 pod_cidr="10.244.0.0/24"
@@ -229,13 +231,6 @@ start_engine() {
     args+=" --add-runtime clamped=${state}/runc-clamp --default-runtime clamped"
   fi
   IMAGECLEANUP_DOCKERD_DIR="${engine_dir}" IMAGECLEANUP_DOCKERD_ARGS="${args}" "${root}/hack/dockerd.sh" start >/dev/null
-}
-
-# has_cap_sys_resource reads the bounding set (bit 24) without capsh.
-has_cap_sys_resource() {
-  local bnd
-  bnd="$(awk '/^CapBnd/ {print $2}' /proc/self/status)"
-  (( (0x${bnd} >> 24) & 1 ))
 }
 
 # containerd_sh runs hack/containerd.sh on the node's containerd: its state

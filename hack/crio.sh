@@ -60,13 +60,6 @@ answers() {
   [[ -S "${socket}" ]] && bin_dir="$(bins)" && crictl version >/dev/null 2>&1
 }
 
-has_cap_sys_resource() {
-  # CAP_SYS_RESOURCE is bit 24 of the bounding set.
-  local bnd
-  bnd="$(awk '/^CapBnd/ {print $2}' /proc/self/status)"
-  (((16#${bnd} >> 24) & 1))
-}
-
 # hugetlb_available: the machine's cgroups (v2 lists its controllers, v1
 # mounts each) can limit hugepages, which CRI-O sets for the kubelet's
 # containers.

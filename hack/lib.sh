@@ -43,6 +43,14 @@ stop_pid() {
   kill -9 "${pid}" 2>/dev/null || true
 }
 
+# has_cap_sys_resource reads the bounding set (bit 24) without capsh: runc
+# may then set the negative oom_score_adj the runtimes give pod sandboxes.
+has_cap_sys_resource() {
+  local bnd
+  bnd="$(awk '/^CapBnd/ {print $2}' /proc/self/status)"
+  (((16#${bnd} >> 24) & 1))
+}
+
 # k8s_version_ldflags VERSION stamps a Kubernetes binary with its release
 # (it would say v0.0.0-master): the test node's and envtest's API server
 # are then one build.

@@ -31,12 +31,19 @@ func runtimeBehind(t *testing.T, c *testenv.CRI, fault func(*faultgrpc.Proxy)) *
 	}
 	t.Cleanup(proxy.Close)
 	fault(proxy)
-	return runtimeFor(t, &testenv.CRI{Endpoint: proxy.Endpoint()})
+	return runtimeAt(t, proxy.Endpoint())
 }
 
 func runtimeFor(t *testing.T, c *testenv.CRI) *cri.Runtime {
 	t.Helper()
-	rt, err := cri.New(c.Endpoint)
+	return runtimeAt(t, c.Endpoint)
+}
+
+// runtimeAt is the adapter on the socket at endpoint, closed when the test
+// ends.
+func runtimeAt(t *testing.T, endpoint string) *cri.Runtime {
+	t.Helper()
+	rt, err := cri.New(endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
