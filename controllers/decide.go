@@ -14,6 +14,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/schedule"
 )
 
 // The node controller decides, then acts, as the runtime does: decide is a
@@ -78,7 +79,8 @@ type decision struct {
 	reason  string               // stepWriteIdle
 	message string               // stepWriteIdle
 	wait    time.Duration        // stepWait, stepWriteIdle
-	// trigger says why a sweep runs now: generation, interval, retry, disk.
+	// trigger says why a sweep runs now: generation, interval, retry, disk,
+	// window (a sweep the schedule held, or a closing window stopped).
 	trigger string
 }
 
@@ -141,9 +143,10 @@ func (t timing) retryAfter(policy *v1alpha1.ImageCleanupPolicy, failures int) ti
 // the failures in a row, capped at it.
 func (t timing) next(v verdict, policy *v1alpha1.ImageCleanupPolicy, failures int) time.Duration {
 	switch {
-	case v.superseded:
+	case v.superseded, v.windowClosed:
 		// The policy or this node changed under the sweep: the change's own
-		// event brings the policy back; this is a safety net.
+		// event brings the policy back; this is a safety net. A closed
+		// window: decide says how long until the next.
 		return time.Second
 	case v.retry:
 		return t.retryAfter(policy, failures)
@@ -173,6 +176,11 @@ func (t timing) decide(s *situation) decision {
 		return decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed, message: "spec.nodeSelector: " + err.Error()}
 	case !selector.Matches(labels.Set(s.node.Labels)):
 		return decision{step: stepDeleteReport}
+	}
+	sched, err := schedule.Parse(p.Spec.Schedule)
+	switch {
+	case err != nil:
+		return decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonInvalidPolicy, message: err.Error()}
 	case p.Spec.Suspend:
 		return decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped, message: "the policy is suspended"}
 	case s.podsErr != nil && s.podsFresh:
@@ -182,7 +190,17 @@ func (t timing) decide(s *situation) decision {
 		return decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonPodsUnknown,
 			message: s.podsErr.Error(), wait: 5 * podsRetry}
 	}
-	r := s.report
+	return t.inWindow(s, sched, t.due(s))
+}
+
+// due says whether the policy is due for a sweep on this node, leaving
+// its schedule aside.
+func (t timing) due(s *situation) decision {
+	p, r := s.policy, s.report
+	if r != nil && r.PolicyGeneration == p.Generation && r.Reason == v1alpha1.ReportReasonOutsideWindow {
+		// Held for a window, or stopped by its closing: the sweep is owed.
+		return decision{step: stepSweep, trigger: "window"}
+	}
 	if r == nil || r.LastSweepTime == nil || r.PolicyGeneration != p.Generation {
 		// A new generation: at once, or at this node's offset in the
 		// rollout window; a disk above its watermark does not wait.
@@ -206,6 +224,59 @@ func (t timing) decide(s *situation) decision {
 		return decision{step: stepWait, wait: left}
 	}
 	return decision{step: stepSweep, trigger: trigger}
+}
+
+// inWindow holds a due sweep for the policy's schedule. A dry run removes
+// nothing and runs at any time; a sweep due while the disk is above its
+// high watermark (whatever made it due) runs at any time unless the
+// schedule says InWindows. Outside the windows the
+// node waits for the next one: a generation it has not swept is reported
+// Skipped (OutsideWindow) once, so the policy reads as applied; a sweep
+// due by interval or retry waits without a write. Inside a window, the
+// nodes it holds start at their own offset (windowOffset), not all in its
+// first second.
+func (t timing) inWindow(s *situation, sched *schedule.Schedule, d decision) decision {
+	p, r := s.policy, s.report
+	pressure := aboveHigh(p.Spec.DiskUsage, s.disk)
+	if d.step != stepSweep || p.Spec.Schedule == nil || p.Spec.DryRun || pressure && sched.DiskAnytime {
+		return d
+	}
+	st := sched.At(s.now)
+	if st.Open {
+		if left := st.Opened.Add(t.windowOffset(p, st)).Sub(s.now); left > 0 && !pressure {
+			return decision{step: stepWait, wait: left}
+		}
+		return d
+	}
+	wait := st.NextOpen.Sub(s.now)
+	if r != nil && r.PolicyGeneration == p.Generation && (r.Reason == v1alpha1.ReportReasonOutsideWindow || d.trigger != "generation") {
+		return decision{step: stepWait, wait: wait}
+	}
+	return decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonOutsideWindow,
+		message: outsideWindowMessage(sched, st), wait: wait}
+}
+
+// outsideWindowMessage says when the node sweeps next.
+func outsideWindowMessage(sched *schedule.Schedule, st schedule.State) string {
+	return "outside the policy's windows: the next opens at " + st.NextOpen.In(sched.Zone()).Format(time.RFC3339) +
+		" (" + sched.Zone().String() + ")"
+}
+
+// maxWindowSpread bounds windowOffset.
+const maxWindowSpread = 10 * time.Minute
+
+// windowOffset is this node's place in the start of a window: a fixed
+// fraction (from the node and policy names) of a tenth of the window's
+// length, at most maxWindowSpread, so a fleet that a window held does not
+// sweep, and write reports, in the same second.
+func (t timing) windowOffset(policy *v1alpha1.ImageCleanupPolicy, st schedule.State) time.Duration {
+	spread := min(time.Duration(float64(st.Closes.Sub(st.Opened))*maxJitter), maxWindowSpread)
+	if spread <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(t.node + "\x00window\x00" + policy.Name))
+	return time.Duration(h.Sum64() % uint64(spread))
 }
 
 // pressureSweep reports whether the last sweep already ran above a high
@@ -236,6 +307,9 @@ type verdict struct {
 	// superseded: the policy or this node changed under the sweep, which
 	// stopped before its next removal; the change brings the policy back.
 	superseded bool
+	// windowClosed: the schedule's window closed under the sweep, which
+	// stopped before its next removal; the next window brings it back.
+	windowClosed bool
 }
 
 // judge classifies a sweep that ran (out) or could not run (err).
@@ -262,6 +336,9 @@ func judgeCause(out *cleanup.Outcome, err error, dryRun bool) verdict {
 	case err != nil:
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonRuntimeUnavailable, message: err.Error(),
 			errorKind: "runtime", retry: true}
+	case r.Refused && errors.As(r.Refusal, new(*windowClosedError)):
+		return verdict{phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonOutsideWindow,
+			message: "the sweep stopped before its next removal: " + r.Stopped, windowClosed: true}
 	case r.Refused:
 		return verdict{phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonSuperseded,
 			message: "the sweep stopped before its next removal: " + r.Stopped, superseded: true}

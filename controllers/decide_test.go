@@ -3,6 +3,7 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/disk"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/schedule"
 )
 
 var (
@@ -54,6 +56,17 @@ func TestDecide(t *testing.T) {
 	watched := selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
 		p.Spec.DiskUsage = &v1alpha1.DiskUsage{HighPercent: 85, LowPercent: 70, HighInodesPercent: &ninety, LowInodesPercent: &eighty}
 	})
+	nightly := selecting(4, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Schedule = &v1alpha1.Schedule{Windows: []v1alpha1.Window{{Start: "22:00", End: "04:00"}}}
+	})
+	midday := withSpec(nightly, func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.Schedule.Windows[0] = v1alpha1.Window{Start: "11:00", End: "13:00"}
+	})
+	noon := withSpec(nightly, func(s *v1alpha1.ImageCleanupPolicySpec) {
+		s.Schedule.Windows[0] = v1alpha1.Window{Start: "12:00", End: "16:00"}
+	})
+	watchedNightly := withSpec(nightly, func(s *v1alpha1.ImageCleanupPolicySpec) { s.DiskUsage = watched.Spec.DiskUsage })
+	watchedNightlyOnly := withSpec(watchedNightly, func(s *v1alpha1.ImageCleanupPolicySpec) { s.Schedule.DiskPressure = v1alpha1.DiskPressureInWindows })
 	full, half, inodesFull := disk.Usage{UsedPercent: 91}, disk.Usage{UsedPercent: 50}, disk.Usage{UsedPercent: 50, InodesUsedPercent: 95}
 	tests := map[string]struct {
 		s    situation
@@ -92,6 +105,47 @@ func TestDecide(t *testing.T) {
 			decision{step: stepWait, wait: 3 * time.Second}},
 		"inodes above high": {situation{policy: watched, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &inodesFull},
 			decision{step: stepSweep, trigger: "disk"}},
+
+		// now is 12:00 UTC; nightly opens at 22:00.
+		"outside its windows, never swept": {situation{policy: nightly, node: worker},
+			decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonOutsideWindow, wait: 10 * time.Hour}},
+		"outside its windows, a new generation": {situation{policy: nightly, node: worker, report: swept(3, time.Minute, v1alpha1.PhaseSucceeded)},
+			decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonOutsideWindow, wait: 10 * time.Hour}},
+		"outside its windows, already reported so": {situation{policy: nightly, node: worker, report: heldForWindow(4)},
+			decision{step: stepWait, wait: 10 * time.Hour}},
+		"outside its windows, the interval gone: waits without a write": {situation{policy: nightly, node: worker, report: swept(4, 2*interval, v1alpha1.PhaseSucceeded)},
+			decision{step: stepWait, wait: 10 * time.Hour}},
+		"outside its windows, failed: the retry waits too": {situation{policy: nightly, node: worker, report: swept(4, time.Hour, v1alpha1.PhaseFailed)},
+			decision{step: stepWait, wait: 10 * time.Hour}},
+		"outside its windows, the interval not gone": {situation{policy: nightly, node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded)},
+			decision{step: stepWait, wait: interval - time.Minute}},
+		"outside its windows, a full disk sweeps (Anytime)": {situation{policy: watchedNightly, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+			decision{step: stepSweep, trigger: "disk"}},
+		"outside its windows, a full disk waits (InWindows)": {situation{policy: watchedNightlyOnly, node: worker, report: swept(4, 10*time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+			decision{step: stepWait, wait: 10 * time.Hour}},
+		"outside its windows, a held generation and a full disk (Anytime)": {situation{policy: watchedNightly, node: worker, report: heldForWindow(4), disk: &full},
+			decision{step: stepSweep, trigger: "window"}},
+		"outside its windows, a new generation and a full disk (Anytime)": {situation{policy: watchedNightly, node: worker, report: swept(3, time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+			decision{step: stepSweep, trigger: "generation"}},
+		"outside its windows, a new generation and a full disk (InWindows)": {situation{policy: watchedNightlyOnly, node: worker, report: swept(3, time.Minute, v1alpha1.PhaseSucceeded), disk: &full},
+			decision{step: stepWriteIdle, phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonOutsideWindow, wait: 10 * time.Hour}},
+		"outside its windows, a dry run runs": {situation{policy: withSpec(nightly, func(s *v1alpha1.ImageCleanupPolicySpec) { s.DryRun = true }), node: worker},
+			decision{step: stepSweep, trigger: "generation"}},
+		"in its window, the sweep it held": {situation{policy: midday, node: worker, report: heldForWindow(4)},
+			decision{step: stepSweep, trigger: "window"}},
+		"in its window, a sweep a closing window stopped": {situation{policy: midday, node: worker, report: stoppedByWindow(4, 20*time.Hour)},
+			decision{step: stepSweep, trigger: "window"}},
+		"in its window, the interval": {situation{policy: midday, node: worker, report: swept(4, interval, v1alpha1.PhaseSucceeded)},
+			decision{step: stepSweep, trigger: "interval"}},
+		"in its window, the interval not gone": {situation{policy: midday, node: worker, report: swept(4, time.Minute, v1alpha1.PhaseSucceeded)},
+			decision{step: stepWait, wait: interval - time.Minute}},
+		"a window opening now: this node's turn has not come": {situation{policy: noon, node: worker, report: heldForWindow(4)},
+			decision{step: stepWait, wait: agent.windowOffset(noon, schedule.State{Opened: now, Closes: now.Add(4 * time.Hour)})}},
+		"a time zone this build does not know": {situation{policy: withSpec(nightly, func(s *v1alpha1.ImageCleanupPolicySpec) { s.Schedule.TimeZone = "Mars/Olympus_Mons" }), node: worker},
+			decision{step: stepWriteIdle, phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonInvalidPolicy}},
+	}
+	if agent.windowOffset(noon, schedule.State{Opened: now, Closes: now.Add(4 * time.Hour)}) == 0 {
+		t.Fatal("pick a node whose turn in a window is not its first second")
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -103,6 +157,24 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withSpec(p *v1alpha1.ImageCleanupPolicy, change func(*v1alpha1.ImageCleanupPolicySpec)) *v1alpha1.ImageCleanupPolicy {
+	p = p.DeepCopy()
+	change(&p.Spec)
+	return p
+}
+
+// heldForWindow is the report of a generation that a closed window held.
+func heldForWindow(gen int64) *v1alpha1.ImageCleanupReportStatus {
+	return &v1alpha1.ImageCleanupReportStatus{PolicyGeneration: gen, Phase: v1alpha1.PhaseSkipped, Reason: v1alpha1.ReportReasonOutsideWindow}
+}
+
+// stoppedByWindow is the report of a sweep that a closing window stopped.
+func stoppedByWindow(gen int64, ago time.Duration) *v1alpha1.ImageCleanupReportStatus {
+	r := swept(gen, ago, v1alpha1.PhaseSkipped)
+	r.Reason = v1alpha1.ReportReasonOutsideWindow
+	return r
 }
 
 func TestIntervalJitter(t *testing.T) {
@@ -156,6 +228,8 @@ func TestJudge(t *testing.T) {
 			want: verdict{phase: v1alpha1.PhaseFailed, reason: "StateNotSaved", errorKind: "state", retry: true, ran: true}},
 		"superseded": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the policy changed", Refused: true}},
 			want: verdict{phase: v1alpha1.PhaseSkipped, reason: "Superseded", superseded: true, ran: true}},
+		"a closing window stopped it": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the policy's window closed", Refused: true, Refusal: &windowClosedError{}}},
+			want: verdict{phase: v1alpha1.PhaseSkipped, reason: "OutsideWindow", windowClosed: true, ran: true}},
 		"watermark not reached": {out: cleanup.Outcome{Disk: &cleanup.DiskReport{Pressure: "space", Unreached: true}},
 			want: verdict{phase: v1alpha1.PhaseBlocked, reason: "WatermarkNotReached", ran: true}},
 		"stopped": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the container runtime stalled"}},
@@ -244,6 +318,62 @@ func TestNextAfterASweep(t *testing.T) {
 	} {
 		if got := agent.next(c.v, p, c.failures); got != c.want {
 			t.Errorf("%s: %s, want %s", name, got, c.want)
+		}
+	}
+}
+
+// A schedule over a fleet, with a fake clock: from noon to 22:30, 200 nodes
+// sweep a new generation only once the 22:00 window opens, each once, spread
+// over its first minutes; each reports the held generation once, Skipped.
+func TestAWindowHoldsAFleetAndSpreadsItsStart(t *testing.T) {
+	policy := selecting(2, "ci", func(p *v1alpha1.ImageCleanupPolicy) {
+		p.Spec.Schedule = &v1alpha1.Schedule{TimeZone: "Europe/Berlin", Windows: []v1alpha1.Window{{Start: "23:00", End: "05:00"}}}
+	})
+	opens := now.Add(10 * time.Hour) // 23:00 in Berlin is 22:00 UTC
+	worker := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"group": "ci"}}}
+	const nodes = 200
+	sweeps := make([][]time.Time, nodes)
+	idleWrites := make([]int, nodes)
+	reports := make([]*v1alpha1.ImageCleanupReportStatus, nodes)
+	for i := range reports {
+		reports[i] = swept(1, time.Hour, v1alpha1.PhaseSucceeded)
+	}
+	ticks := []time.Time{now, now.Add(time.Hour)}
+	for tick := opens.Add(-10 * time.Minute); tick.Before(opens.Add(30 * time.Minute)); tick = tick.Add(10 * time.Second) {
+		ticks = append(ticks, tick)
+	}
+	for _, tick := range ticks {
+		for i := range nodes {
+			tm := timing{node: fmt.Sprintf("node-%03d", i)}
+			s := situation{policy: policy, node: worker, report: reports[i], generationSeen: now, now: tick}
+			switch d := tm.decide(&s); d.step {
+			case stepSweep:
+				sweeps[i] = append(sweeps[i], tick)
+				reports[i] = swept(2, 0, v1alpha1.PhaseSucceeded)
+				reports[i].LastSweepTime = &metav1.Time{Time: tick}
+			case stepWriteIdle:
+				idleWrites[i]++
+				st := idleStatus(reports[i], 2, d.phase, d.reason, d.message)
+				reports[i] = &st
+				if want := "2026-11-27T23:00:00+01:00"; !strings.Contains(d.message, want) {
+					t.Fatalf("node %d: %q does not say the window opens at %s", i, d.message, want)
+				}
+			}
+		}
+	}
+	perMinute := map[int]int{}
+	for i, ss := range sweeps {
+		if len(ss) != 1 || idleWrites[i] != 1 {
+			t.Fatalf("node %d swept %d times and wrote %d idle reports; want once each", i, len(ss), idleWrites[i])
+		}
+		if ss[0].Before(opens) || ss[0].After(opens.Add(maxWindowSpread)) {
+			t.Fatalf("node %d swept at %s; the window opens at %s", i, ss[0], opens)
+		}
+		perMinute[int(ss[0].Sub(opens)/time.Minute)]++
+	}
+	for minute, n := range perMinute {
+		if n > 2*nodes/10 {
+			t.Fatalf("%d of %d nodes swept in minute %d of the window: not spread", n, nodes, minute)
 		}
 	}
 }

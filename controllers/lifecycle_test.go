@@ -37,6 +37,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/policyschema"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
+	"github.com/imagecleanup/image-cleanup-operator/internal/schedule"
 )
 
 // The model test of the agent's whole life (docs/policy.md, "Invariants"):
@@ -154,6 +155,9 @@ type lifeModel struct {
 	sweeping  *v1alpha1.ImageCleanupPolicySpec
 	pressure  bool // the disk was above its high watermark when it began
 	changedAt int  // the destructive call at which the policy changed (0: none)
+	// closedAt: the destructive call at which the schedule's window closed
+	// (0: none); afterClose counts the destructive calls since.
+	closedAt, afterClose int
 	// afterChange counts the destructive calls since (those under way then
 	// finish).
 	afterChange int
@@ -326,6 +330,7 @@ func agentLife(t *testing.T, rules lifeRules) func(*rapid.T) {
 			"requeueAndCrash":    func(t *rapid.T) { m.requeueWith(t, "runtimeDies") },
 			"requeueRuntimeDown": func(t *rapid.T) { m.requeueWith(t, "runtimeDown") },
 			"requeueNoDisk":      func(t *rapid.T) { m.requeueWith(t, "diskUnmeasured") },
+			"requeueAndClose":    func(t *rapid.T) { m.requeueWith(t, "windowCloses") },
 		}
 		if rules.cri {
 			steps["othersRun"] = m.othersRun
@@ -1027,8 +1032,28 @@ func (m *lifeModel) randomSpec(t *rapid.T) v1alpha1.ImageCleanupPolicySpec {
 	p.Spec.MaxImagesPerSweep = int32(rapid.SampledFrom([]int{0, 0, 1, 3}).Draw(t, "maxImagesPerSweep"))
 	p.Spec.Order = rapid.SampledFrom([]v1alpha1.RemovalOrder{"", v1alpha1.OrderLeastRecentlyUsed, v1alpha1.OrderOldestFirst}).Draw(t, "order")
 	p.Spec.Interval = ptrTo(rapid.SampledFrom([]v1alpha1.Duration{"1m", "10m", "1h"}).Draw(t, "interval"))
+	if rapid.IntRange(0, 2).Draw(t, "schedule") == 0 {
+		p.Spec.Schedule = randomSchedule(t)
+	}
 	policyschema.Default(&p)
 	return p.Spec
+}
+
+// randomSchedule is one window, of 1 to 12 hours, on some days or every
+// day, in a zone whose offset is whole hours, half hours, or changes.
+func randomSchedule(t *rapid.T) *v1alpha1.Schedule {
+	start := rapid.IntRange(0, 23).Draw(t, "window start hour")
+	end := (start + rapid.IntRange(1, 12).Draw(t, "window hours")) % 24
+	w := v1alpha1.Window{Start: fmt.Sprintf("%02d:%02d", start, rapid.SampledFrom([]int{0, 30}).Draw(t, "window start minute")), End: fmt.Sprintf("%02d:00", end)}
+	if rapid.Bool().Draw(t, "window days") {
+		days := []v1alpha1.Weekday{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
+		w.Days = rapid.SliceOfNDistinct(rapid.SampledFrom(days), 1, 3, func(d v1alpha1.Weekday) v1alpha1.Weekday { return d }).Draw(t, "days")
+	}
+	return &v1alpha1.Schedule{
+		TimeZone:     rapid.SampledFrom([]string{"", "Europe/Berlin", "Asia/Kolkata", "America/New_York"}).Draw(t, "time zone"),
+		Windows:      []v1alpha1.Window{w},
+		DiskPressure: rapid.SampledFrom([]v1alpha1.DiskPressureSweeps{v1alpha1.DiskPressureAnytime, v1alpha1.DiskPressureInWindows}).Draw(t, "diskPressure"),
+	}
 }
 
 // changePolicy creates the policy or changes its spec: a new generation,
@@ -1213,6 +1238,8 @@ func (m *lifeModel) reconcile(t *rapid.T, during string) {
 			m.mu.Lock()
 			m.dieOn = method + " " + arg
 			m.mu.Unlock()
+		case "windowCloses":
+			m.closeWindow(n)
 		}
 	}
 	switch during {
@@ -1313,6 +1340,7 @@ func (m *lifeModel) beginReconcile(before map[string]runtime.Image) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweeping, m.changedAt, m.afterChange, m.destroyers, m.violation = nil, 0, 0, 0, ""
+	m.closedAt, m.afterClose = 0, 0
 	m.applying, m.rechecked, m.raced = false, map[string]bool{}, map[string]bool{}
 	if policy != nil && m.selected && !policy.Spec.Suspend {
 		m.sweeping = policy.Spec.DeepCopy()
@@ -1418,6 +1446,7 @@ func (m *lifeModel) beforeCall(method, arg string) {
 	}
 	m.destroyers++
 	n, hook := m.destroyers, m.onDestroy
+	m.checkWindow(method, arg)
 	if m.changedAt > 0 {
 		// Calls under way when the policy changed finish: each asked its
 		// Proceed right before, holding one of the calls in flight. More
@@ -1431,6 +1460,50 @@ func (m *lifeModel) beforeCall(method, arg string) {
 	if hook != nil {
 		hook(n, method, arg)
 	}
+}
+
+// closeWindow moves the clocks, in the middle of a sweep, to the close of
+// the schedule's window open now (the destructive call n is under way).
+func (m *lifeModel) closeWindow(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sweeping == nil || m.sweeping.Schedule == nil {
+		return
+	}
+	sched, err := schedule.Parse(m.sweeping.Schedule)
+	if err != nil {
+		return
+	}
+	st := sched.At(m.clock.Now())
+	if !st.Open {
+		return
+	}
+	m.now = later(m.now, st.Closes)
+	m.clock.SetTime(m.now)
+	m.closedAt = n
+}
+
+// checkWindow: a destructive call while no window of the sweep's schedule
+// is open breaks invariant 11, unless the disk started the sweep and may
+// outside the windows; the calls under way when the window closed (at most
+// the calls in flight) finish.
+func (m *lifeModel) checkWindow(method, arg string) {
+	spec := m.sweeping
+	if spec == nil || spec.Schedule == nil || spec.DryRun {
+		return
+	}
+	sched, err := schedule.Parse(spec.Schedule)
+	if err != nil || m.pressure && sched.DiskAnytime || sched.At(m.clock.Now()).Open {
+		return
+	}
+	if m.closedAt > 0 {
+		m.afterClose++
+		if m.afterClose < m.inFlight() {
+			return
+		}
+	}
+	m.violate(violation("11", "%s %s at %s, outside the schedule's windows (closed at destructive call %d; %d calls since)",
+		method, arg, m.clock.Now().In(sched.Zone()), m.closedAt, m.afterClose))
 }
 
 // inFlight is how many runtime calls the agent makes at once.

@@ -76,7 +76,7 @@ func newAgentMetrics() *agentMetrics {
 				"from the node's report after a restart: alert when it is several intervals old.",
 		}, []string{"policy"}),
 		sweepTriggers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "imagecleanup_sweep_triggers_total", Help: "Sweeps by what started them: generation, interval, retry, disk.",
+			Name: "imagecleanup_sweep_triggers_total", Help: "Sweeps by what started them: generation, interval, retry, disk, window.",
 		}, []string{"policy", "trigger"}),
 		diskSweepsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imagecleanup_disk_sweeps_total", Help: "Sweeps of policies with diskUsage, by the high watermark usage was above (space, inodes, or none).",

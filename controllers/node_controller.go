@@ -32,6 +32,7 @@ import (
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/policywatch"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
+	"github.com/imagecleanup/image-cleanup-operator/internal/schedule"
 )
 
 // +kubebuilder:rbac:groups=imagecleanup.io,resources=imagecleanuppolicies,verbs=get;list;watch
@@ -170,7 +171,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	if err == nil {
 		opts := cleanup.Options{
 			Policy: policy.Name, Clock: imageClock, Protected: r.Protected, Disk: r.Host.disk(sweepCtx),
-			Proceed: r.stillWanted(ctx, policy), PodImages: s.pods, Concurrency: r.RuntimeCalls,
+			Proceed: r.stillWanted(ctx, policy, aboveHigh(policy.Spec.DiskUsage, s.disk)), PodImages: s.pods, Concurrency: r.RuntimeCalls,
 		}
 		if r.Pods != nil {
 			opts.Pods = func() ([]plan.PodImage, error) { return r.Pods.images(ctx) }
@@ -232,11 +233,23 @@ func (r *nodeReconciler) timing() timing {
 
 // stillWanted is asked before every destructive call of a sweep: the policy
 // must still exist at the generation the sweep applies, and still select
-// this node. It reads the agent's cache, which the watches keep current,
-// so a deletion, a suspension, a dryRun or a relabel stops the sweep
-// within moments, not after its last removal.
-func (r *nodeReconciler) stillWanted(ctx context.Context, swept *v1alpha1.ImageCleanupPolicy) func() error {
+// this node, and its schedule must still have a window open (unless the
+// sweep began with the disk above its high watermark, and the schedule
+// lets such a sweep run at any time). It reads the agent's
+// cache, which the watches keep current, so a deletion, a suspension, a
+// dryRun or a relabel stops the sweep within moments, not after its last
+// removal.
+func (r *nodeReconciler) stillWanted(ctx context.Context, swept *v1alpha1.ImageCleanupPolicy, pressure bool) func() error {
+	sched, err := schedule.Parse(swept.Spec.Schedule)
+	if err != nil { // decide refused the policy before a sweep
+		sched = nil
+	}
 	return func() error {
+		if swept.Spec.Schedule != nil && sched != nil && !(pressure && sched.DiskAnytime) {
+			if st := sched.At(r.Clock.Now()); !st.Open {
+				return &windowClosedError{next: outsideWindowMessage(sched, st)}
+			}
+		}
 		var p v1alpha1.ImageCleanupPolicy
 		switch err := r.Client.Get(ctx, types.NamespacedName{Name: swept.Name}, &p); {
 		case apierrors.IsNotFound(err):
@@ -258,6 +271,13 @@ func (r *nodeReconciler) stillWanted(ctx context.Context, swept *v1alpha1.ImageC
 		}
 		return nil
 	}
+}
+
+// windowClosedError stops a sweep whose schedule's window closed.
+type windowClosedError struct{ next string }
+
+func (e *windowClosedError) Error() string {
+	return "the policy's window closed; " + e.next
 }
 
 // supersededError stops a sweep whose policy or node changed under it.

@@ -83,6 +83,12 @@ MUTANTS = {
         (AGENT, "\t\tif s.report != nil && s.report.CountedThrough != nil {\n\t\t\topts.ReportedThrough = s.report.CountedThrough.Time\n",
          "\t\tif s.report != nil && s.report.LastSweepTime != nil {\n\t\t\topts.ReportedThrough = s.report.LastSweepTime.Time\n"),
     ], ("./controllers", "^TestAReportOfASweepThatCouldNotListSettlesNothing$")),
+    "window-held": ("a due sweep does not wait for its schedule's window (invariant 11)", [
+        (AGENT, "\tif d.step != stepSweep || p.Spec.Schedule == nil ||", "\tif true || d.step != stepSweep || p.Spec.Schedule == nil ||"),
+    ], ("./controllers", "^TestANewPolicyWaitsForItsWindow$")),
+    "window-closes": ("a window that closes does not stop the sweep under way (invariant 11)", [
+        (AGENT, "\t\tif swept.Spec.Schedule != nil && sched != nil && !(pressure", "\t\tif false && swept.Spec.Schedule != nil && sched != nil && !(pressure"),
+    ], ("./controllers", "^TestAClosingWindowStopsTheSweep$")),
 }
 
 

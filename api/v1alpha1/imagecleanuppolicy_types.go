@@ -236,7 +236,80 @@ type ImageCleanupPolicySpec struct {
 	// Default: every node sweeps at once.
 	// +optional
 	Rollout *Rollout `json:"rollout,omitempty"`
+
+	// schedule limits sweeps to windows of time (nights, weekends): outside
+	// them the agent does not sweep, and a sweep under way when a window
+	// closes stops before its next removal. Default: sweeps at any time.
+	// +optional
+	Schedule *Schedule `json:"schedule,omitempty"`
 }
+
+// Schedule is a set of weekly windows of time in one time zone.
+type Schedule struct {
+	// timeZone is the IANA name of the time zone the windows are written
+	// in, such as Europe/Berlin or America/New_York: a node's own time zone
+	// never counts. Default: UTC.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')",message="must be an IANA time zone name such as UTC, Europe/Berlin or America/New_York"
+	// +kubebuilder:validation:XValidation:rule="self != 'Local'",message="Local would be each node's own time zone: name the zone, such as Europe/Berlin"
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+
+	// windows: sweeps run while any of them is open (1 to 16).
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	Windows []Window `json:"windows"`
+
+	// diskPressure says whether a disk above diskUsage.highPercent is swept
+	// outside the windows: Anytime (an emergency does not wait: a full disk
+	// makes the kubelet evict pods) or InWindows (it waits for the next
+	// window like every other sweep). Default: Anytime.
+	// +kubebuilder:validation:Enum=Anytime;InWindows
+	// +kubebuilder:default=Anytime
+	// +optional
+	DiskPressure DiskPressureSweeps `json:"diskPressure,omitempty"`
+}
+
+// Window is open from start to end on each of its days; an end before its
+// start closes on the next day (22:00 to 04:00 spans midnight).
+//
+// +kubebuilder:validation:XValidation:rule="self.start != self.end",message="start and end must differ (a whole day is 00:00 to 24:00)"
+type Window struct {
+	// days the window opens on (Mon, Tue, Wed, Thu, Fri, Sat, Sun), in the
+	// schedule's time zone; a window that spans midnight opens on these
+	// days and closes on the next. Default: every day.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=7
+	// +listType=set
+	// +optional
+	Days []Weekday `json:"days,omitempty"`
+	// start is the time of day the window opens, HH:MM on a 24-hour clock.
+	// +kubebuilder:validation:MaxLength=5
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')",message="must be a time of day from 00:00 to 23:59, such as 22:00"
+	Start string `json:"start"`
+	// end is the time of day the window closes, HH:MM (24:00 for
+	// midnight at the end of the day).
+	// +kubebuilder:validation:MaxLength=5
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$')",message="must be a time of day from 00:00 to 24:00, such as 06:00"
+	End string `json:"end"`
+}
+
+// Weekday is a day of the week, by its three-letter English name.
+// +kubebuilder:validation:Enum=Mon;Tue;Wed;Thu;Fri;Sat;Sun
+type Weekday string
+
+// DiskPressureSweeps says when a disk above its high watermark is swept.
+type DiskPressureSweeps string
+
+const (
+	// DiskPressureAnytime sweeps a disk above its high watermark at once,
+	// inside a window or not.
+	DiskPressureAnytime DiskPressureSweeps = "Anytime"
+	// DiskPressureInWindows leaves a disk above its high watermark for the
+	// next window.
+	DiskPressureInWindows DiskPressureSweeps = "InWindows"
+)
 
 // Rollout spreads the first sweep of a new generation over time.
 type Rollout struct {
@@ -413,6 +486,34 @@ type ImageCleanupPolicyStatus struct {
 	// +listType=atomic
 	// +optional
 	Warnings []string `json:"warnings,omitempty"`
+
+	// window says whether a window of spec.schedule is open now, and when
+	// the windows next open and close. None without a schedule.
+	// +optional
+	Window *WindowStatus `json:"window,omitempty"`
+}
+
+// WindowState says whether a window of a policy's schedule is open.
+type WindowState string
+
+const (
+	WindowOpen   WindowState = "Open"
+	WindowClosed WindowState = "Closed"
+)
+
+// WindowStatus is the state of a policy's schedule at the time the status
+// was written; the aggregator writes it again when a window opens or
+// closes.
+type WindowStatus struct {
+	// state is Open while a window is open, else Closed.
+	State WindowState `json:"state"`
+	// nextOpen is when the next window opens (after the one open now); none
+	// when every window is open all week.
+	// +optional
+	NextOpen *metav1.Time `json:"nextOpen,omitempty"`
+	// closes is when the window open now closes; none while closed.
+	// +optional
+	Closes *metav1.Time `json:"closes,omitempty"`
 }
 
 // ImageCleanupPolicy removes the listed images, and the stopped containers
@@ -430,6 +531,8 @@ type ImageCleanupPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Containers",type=integer,JSONPath=`.status.containersRemoved`,description="stopped containers removed, all nodes"
 // +kubebuilder:printcolumn:name="DryRun",type=boolean,JSONPath=`.spec.dryRun`
 // +kubebuilder:printcolumn:name="Would remove",type=integer,JSONPath=`.status.imagesWouldRemove`,description="images a real sweep would remove now, over the nodes of a dry run"
+// +kubebuilder:printcolumn:name="Window",type=string,JSONPath=`.status.window.state`,description="Open or Closed: whether the schedule lets nodes sweep now"
+// +kubebuilder:printcolumn:name="Next window",type=string,JSONPath=`.status.window.nextOpen`,description="when the schedule's next window opens"
 // +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ImageCleanupPolicy struct {

@@ -25,7 +25,8 @@ const (
 	PhaseFailed ReportPhase = "Failed"
 	// PhaseDryRun means the policy is a dry run; the report lists the plan.
 	PhaseDryRun ReportPhase = "DryRun"
-	// PhaseSkipped means the policy is suspended.
+	// PhaseSkipped means the node did not sweep: the policy is suspended, its
+	// schedule has no window open, or it changed during the sweep.
 	PhaseSkipped ReportPhase = "Skipped"
 )
 
@@ -56,6 +57,10 @@ const (
 	// runtime it supports on its node (Docker, containerd, CRI-O); the
 	// message says where it looked.
 	ReportReasonNoRuntime = "NoRuntime"
+	// ReportReasonOutsideWindow (phase Skipped): the policy's schedule has
+	// no window open; the node sweeps when the next one opens (the message
+	// says when). A sweep that a closing window stopped says so too.
+	ReportReasonOutsideWindow = "OutsideWindow"
 )
 
 // Bounds of the lists in a report, which keep it small however much a node

@@ -206,8 +206,14 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.deleteReports(ctx, agg.stale); err != nil {
 		return ctrl.Result{}, err
 	}
+	// The status says whether the schedule's window is open: come back
+	// when it opens or closes.
+	var result ctrl.Result
+	if !agg.windowChanges.IsZero() {
+		result.RequeueAfter = max(agg.windowChanges.Sub(r.clock.Now()), 0) + time.Second
+	}
 	if equality.Semantic.DeepEqual(policy.Status, agg.status) {
-		return ctrl.Result{}, nil
+		return result, nil
 	}
 	// Server-side apply of the whole status: zeros are written, and what the
 	// aggregator wrote before and leaves out now (failingNodes) goes.
@@ -222,7 +228,7 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	r.recordRemovals(&policy, &agg.status)
-	return ctrl.Result{}, nil
+	return result, nil
 }
 
 // recordRemovals tells on the policy what its nodes removed since the

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/schedule"
 )
 
 const maxFailingNodes = 10
@@ -22,6 +23,9 @@ const maxFailingNodes = 10
 type aggregation struct {
 	status v1alpha1.ImageCleanupPolicyStatus
 	stale  []v1alpha1.ImageCleanupReport
+	// windowChanges is when the schedule's window next opens or closes:
+	// the status says so then. Zero without a schedule.
+	windowChanges time.Time
 }
 
 // aggregate recomputes a policy's status from the nodes, the nodes where
@@ -35,11 +39,14 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents 
 		Conditions:         slices.Clone(policy.Status.Conditions),
 		Warnings:           warnings(&policy.Spec),
 	}
+	var agg aggregation
+	st.Window, agg.windowChanges = window(policy.Spec.Schedule, now)
 	selector, err := policy.Spec.NodeSelector.Selector()
 	if err != nil {
 		setConditions(&st, policy.Generation, now, health{stalled: true, reason: v1alpha1.ReasonInvalidNodeSelector,
 			message: "spec.nodeSelector: " + err.Error()})
-		return aggregation{status: st}
+		agg.status = st
+		return agg
 	}
 	selected := map[string]bool{}
 	for _, n := range nodes {
@@ -48,7 +55,6 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents 
 		}
 	}
 	st.NodesMatched = int32(len(selected))
-	var agg aggregation
 	var invalid []*v1alpha1.ImageCleanupReport
 	current := map[string]bool{} // nodes that applied this generation
 	for i := range reports {
@@ -75,6 +81,30 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents 
 	setConditions(&st, policy.Generation, now, judgePolicy(&st, policy, invalid))
 	agg.status = st
 	return agg
+}
+
+// window is the state of the policy's schedule at now, and when it next
+// changes; none without a schedule, or with one the nodes refuse (their
+// reports say why).
+func window(spec *v1alpha1.Schedule, now time.Time) (*v1alpha1.WindowStatus, time.Time) {
+	if spec == nil {
+		return nil, time.Time{}
+	}
+	sched, err := schedule.Parse(spec)
+	if err != nil {
+		return nil, time.Time{}
+	}
+	at := sched.At(now)
+	w := &v1alpha1.WindowStatus{State: v1alpha1.WindowClosed}
+	if !at.NextOpen.IsZero() {
+		w.NextOpen = &metav1.Time{Time: at.NextOpen.UTC()}
+	}
+	changes := at.NextOpen
+	if at.Open {
+		w.State, w.Closes = v1alpha1.WindowOpen, &metav1.Time{Time: at.Closes.UTC()}
+		changes = at.Closes
+	}
+	return w, changes
 }
 
 // firstSorted sorts node names and keeps the first few.

@@ -303,3 +303,28 @@ func TestAggregateSumsWhatDryRunsWouldRemove(t *testing.T) {
 		t.Fatalf("would remove %d images, %d bytes; want 7 and 700", st.ImagesWouldRemove, st.BytesWouldReclaim)
 	}
 }
+
+// The status says whether the schedule's window is open, when it next opens
+// and closes, and the aggregator comes back when that changes.
+func TestAggregateSaysTheWindow(t *testing.T) {
+	nightly := policyGen(1, nil)
+	nightly.Spec.Schedule = &v1alpha1.Schedule{TimeZone: "Europe/Berlin", Windows: []v1alpha1.Window{{Start: "23:00", End: "05:00"}}}
+	utc := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
+	for name, c := range map[string]struct {
+		now, nextOpen, closes, changes string
+		state                          v1alpha1.WindowState
+	}{
+		"closed at noon": {"2026-12-08T12:00:00Z", "2026-12-08T22:00:00Z", "", "2026-12-08T22:00:00Z", v1alpha1.WindowClosed},
+		"open at night":  {"2026-12-08T23:00:00Z", "2026-12-09T22:00:00Z", "2026-12-09T04:00:00Z", "2026-12-09T04:00:00Z", v1alpha1.WindowOpen},
+	} {
+		agg := aggregate(nightly, nil, nil, nil, utc(c.now))
+		w := agg.status.Window
+		if w == nil || w.State != c.state || !w.NextOpen.Time.Equal(utc(c.nextOpen)) || (c.closes == "") != (w.Closes == nil) ||
+			w.Closes != nil && !w.Closes.Time.Equal(utc(c.closes)) || !agg.windowChanges.Equal(utc(c.changes)) {
+			t.Errorf("%s: window %+v, changes at %s; want %s, next open %s, closes %q, changes at %s", name, w, agg.windowChanges, c.state, c.nextOpen, c.closes, c.changes)
+		}
+	}
+	if agg := aggregate(policyGen(1, nil), nil, nil, nil, utc("2026-12-08T12:00:00Z")); agg.status.Window != nil || !agg.windowChanges.IsZero() {
+		t.Errorf("no schedule: window %+v, changes at %s; want none", agg.status.Window, agg.windowChanges)
+	}
+}

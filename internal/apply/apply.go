@@ -112,7 +112,8 @@ type executor struct {
 	stop    context.CancelFunc
 	mu      sync.Mutex
 	stopped string
-	refused bool // Proceed refused
+	refused bool  // Proceed refused
+	refusal error // with this
 }
 
 // Runtime is what the executor calls: the removals, and the reads of its
@@ -172,7 +173,7 @@ func Run(ctx context.Context, rt Runtime, p *plan.Plan, opts Options) Result {
 		}
 	}
 	r.Stopped = x.reason()
-	r.Refused = x.refused
+	r.Refused, r.Refusal = x.refused, x.refusal
 	r.normalize()
 	return r
 }
@@ -216,7 +217,7 @@ func (x *executor) proceed() bool {
 	if err := x.opts.Proceed(); err != nil {
 		x.mu.Lock()
 		if x.stopped == "" { // the first reason wins, and says what it was
-			x.stopped, x.refused = err.Error(), true
+			x.stopped, x.refused, x.refusal = err.Error(), true, err
 		}
 		x.mu.Unlock()
 		return false

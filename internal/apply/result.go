@@ -50,6 +50,8 @@ type Result struct {
 	// Refused: it stopped because Options.Proceed refused (the policy
 	// changed), not because of a fault.
 	Refused bool `json:"-"`
+	// Refusal is Proceed's error, when Refused.
+	Refusal error `json:"-"`
 }
 
 // DryRun is the result a real run would aim for: every action as planned.

@@ -5,8 +5,9 @@
 // and there is no hand-written twin of its rules to keep in step.
 //
 // What CEL cannot express is checked here in Go, and only here: label keys
-// of nodeSelector.matchLabels (no cost bound for rules over map keys), and
-// that every images and exclude entry compiles as a pattern. The API server
+// of nodeSelector.matchLabels (no cost bound for rules over map keys),
+// that every images and exclude entry compiles as a pattern, and that the
+// schedule's time zone is one the agent knows. The API server
 // does not run these: a policy that passes it and fails them is refused by
 // the CLI, and reported InvalidPolicy by the agent on every node.
 //
@@ -42,6 +43,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/config/crd"
 	"github.com/imagecleanup/image-cleanup-operator/internal/match"
+	"github.com/imagecleanup/image-cleanup-operator/internal/schedule"
 )
 
 // schema is the CRD's v1alpha1 schema, ready to run.
@@ -195,6 +197,11 @@ func beyondCEL(spec *v1alpha1.ImageCleanupPolicySpec, path *field.Path) field.Er
 			for _, msg := range validation.IsQualifiedName(k) {
 				errs = append(errs, field.Invalid(path.Child("nodeSelector", "matchLabels").Key(k), k, msg))
 			}
+		}
+	}
+	if spec.Schedule != nil {
+		if _, err := schedule.Zone(spec.Schedule.TimeZone); err != nil {
+			errs = append(errs, field.Invalid(path.Child("schedule", "timeZone"), spec.Schedule.TimeZone, err.Error()))
 		}
 	}
 	for _, list := range []struct {

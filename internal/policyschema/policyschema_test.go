@@ -96,6 +96,19 @@ var invalidPolicies = map[string]policyCase{
 	"bad expression key":          {`{images: [busybox], nodeSelector: {matchExpressions: [{key: "-pool", operator: Exists}]}}`, "a label key is an optional DNS prefix"},
 	"bad expression value":        {`{images: [busybox], nodeSelector: {matchExpressions: [{key: pool, operator: In, values: ["a b"]}]}}`, "a label value has at most 63"},
 	"duration with days in stops": {`{images: [busybox], stoppedContainers: {minStoppedAge: 2d}}`, "must be a duration like"},
+	"schedule without windows":    {`{images: [busybox], schedule: {timeZone: UTC}}`, "spec.schedule.windows: Required value"},
+	"schedule with no window":     {`{images: [busybox], schedule: {windows: []}}`, "should have at least 1 items"},
+	"window starting at 25:00":    {`{images: [busybox], schedule: {windows: [{start: "25:00", end: "04:00"}]}}`, "must be a time of day from 00:00 to 23:59"},
+	"window starting at 24:00":    {`{images: [busybox], schedule: {windows: [{start: "24:00", end: "04:00"}]}}`, "must be a time of day from 00:00 to 23:59"},
+	"window ending at 24:30":      {`{images: [busybox], schedule: {windows: [{start: "22:00", end: "24:30"}]}}`, "must be a time of day from 00:00 to 24:00"},
+	"window time without colon":   {`{images: [busybox], schedule: {windows: [{start: "2200", end: "04:00"}]}}`, "must be a time of day"},
+	"window of no time":           {`{images: [busybox], schedule: {windows: [{start: "04:00", end: "04:00"}]}}`, "start and end must differ"},
+	"window without end":          {`{images: [busybox], schedule: {windows: [{start: "04:00"}]}}`, "spec.schedule.windows[0].end: Required value"},
+	"day in full":                 {`{images: [busybox], schedule: {windows: [{days: [Monday], start: "22:00", end: "04:00"}]}}`, `Unsupported value: "Monday"`},
+	"day twice":                   {`{images: [busybox], schedule: {windows: [{days: [Sat, Sat], start: "22:00", end: "04:00"}]}}`, `Duplicate value: "Sat"`},
+	"the node's own time zone":    {`{images: [busybox], schedule: {timeZone: Local, windows: [{start: "22:00", end: "04:00"}]}}`, "Local would be each node's own time zone"},
+	"time zone as an offset":      {`{images: [busybox], schedule: {timeZone: "+01:00", windows: [{start: "22:00", end: "04:00"}]}}`, "must be an IANA time zone name"},
+	"unknown disk pressure rule":  {`{images: [busybox], schedule: {diskPressure: Never, windows: [{start: "22:00", end: "04:00"}]}}`, `Unsupported value: "Never"`},
 }
 
 // validPolicies must be accepted; want holds the spec after defaulting.
@@ -117,6 +130,10 @@ var validPolicies = map[string]struct{ spec, defaulted string }{
 	"rollout window": {
 		`{images: [busybox], rollout: {window: 15m}}`,
 		`{images: [busybox], rollout: {window: 15m}, minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
+	},
+	"schedule": {
+		`{images: [busybox], schedule: {timeZone: Europe/Berlin, windows: [{days: [Sat, Sun], start: "22:00", end: "06:00"}, {start: "00:00", end: "24:00"}]}}`,
+		`{images: [busybox], schedule: {timeZone: Europe/Berlin, windows: [{days: [Sat, Sun], start: "22:00", end: "06:00"}, {start: "00:00", end: "24:00"}], diskPressure: Anytime}, minImageAge: 1h, interval: 1h, stoppedContainers: {action: Remove, minStoppedAge: 1h}}`,
 	},
 	"order": {
 		`{images: [busybox], order: LeastRecentlyUsed}`,
@@ -244,6 +261,14 @@ func TestCheckDefaultsInPlace(t *testing.T) {
 	p.Spec.Images = append(p.Spec.Images, "Not A Ref")
 	if errs := policyschema.Check(p); len(errs) == 0 {
 		t.Fatal("Check accepted an invalid policy")
+	}
+}
+
+// What CEL cannot express is checked in Go: a time zone the agent knows.
+func TestAdmitChecksTheTimeZone(t *testing.T) {
+	_, errs := admit(t, "zone", `{images: [busybox], schedule: {timeZone: Mars/Olympus_Mons, windows: [{start: "22:00", end: "04:00"}]}}`)
+	if len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), `spec.schedule.timeZone: Invalid value: "Mars/Olympus_Mons": unknown time zone`) {
+		t.Fatalf("errs = %v", errs)
 	}
 }
 

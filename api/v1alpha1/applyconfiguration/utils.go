@@ -59,10 +59,16 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.RolloutApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RuntimeStatus"):
 		return &apiv1alpha1.RuntimeStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Schedule"):
+		return &apiv1alpha1.ScheduleApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("StoppedContainersPolicy"):
 		return &apiv1alpha1.StoppedContainersPolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("SweepTotals"):
 		return &apiv1alpha1.SweepTotalsApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Window"):
+		return &apiv1alpha1.WindowApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("WindowStatus"):
+		return &apiv1alpha1.WindowStatusApplyConfiguration{}
 
 	}
 	return nil

@@ -65,6 +65,8 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: reason
       type:
         scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskPressureSweeps
+  scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskStatus
   map:
     fields:
@@ -176,6 +178,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: rollout
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Rollout
+    - name: schedule
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Schedule
     - name: stoppedContainers
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainersPolicy
@@ -248,6 +253,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             scalar: string
           elementRelationship: atomic
+    - name: window
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.WindowStatus
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ImageCleanupReport
   map:
     fields:
@@ -411,6 +419,22 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: version
       type:
         scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Schedule
+  map:
+    fields:
+    - name: diskPressure
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.DiskPressureSweeps
+      default: Anytime
+    - name: timeZone
+      type:
+        scalar: string
+    - name: windows
+      type:
+        list:
+          elementType:
+            namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Window
+          elementRelationship: atomic
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainerAction
   scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.StoppedContainersPolicy
@@ -445,6 +469,37 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: sweeps
       type:
         scalar: numeric
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Weekday
+  scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Window
+  map:
+    fields:
+    - name: days
+      type:
+        list:
+          elementType:
+            namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Weekday
+          elementRelationship: associative
+    - name: end
+      type:
+        scalar: string
+    - name: start
+      type:
+        scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.WindowState
+  scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.WindowStatus
+  map:
+    fields:
+    - name: closes
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: nextOpen
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: state
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.WindowState
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.Condition
   map:
     fields:

@@ -93,6 +93,10 @@ type ImageCleanupPolicySpecApplyConfiguration struct {
 	// rollout spreads the first sweep of a new generation over time.
 	// Default: every node sweeps at once.
 	Rollout *RolloutApplyConfiguration `json:"rollout,omitempty"`
+	// schedule limits sweeps to windows of time (nights, weekends): outside
+	// them the agent does not sweep, and a sweep under way when a window
+	// closes stops before its next removal. Default: sweeps at any time.
+	Schedule *ScheduleApplyConfiguration `json:"schedule,omitempty"`
 }
 
 // ImageCleanupPolicySpecApplyConfiguration constructs a declarative configuration of the ImageCleanupPolicySpec type for use with
@@ -230,5 +234,13 @@ func (b *ImageCleanupPolicySpecApplyConfiguration) WithMaxUnusedAge(value apiv1a
 // If called multiple times, the Rollout field is set to the value of the last call.
 func (b *ImageCleanupPolicySpecApplyConfiguration) WithRollout(value *RolloutApplyConfiguration) *ImageCleanupPolicySpecApplyConfiguration {
 	b.Rollout = value
+	return b
+}
+
+// WithSchedule sets the Schedule field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Schedule field is set to the value of the last call.
+func (b *ImageCleanupPolicySpecApplyConfiguration) WithSchedule(value *ScheduleApplyConfiguration) *ImageCleanupPolicySpecApplyConfiguration {
+	b.Schedule = value
 	return b
 }

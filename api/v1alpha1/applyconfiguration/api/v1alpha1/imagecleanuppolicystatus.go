@@ -69,6 +69,9 @@ type ImageCleanupPolicyStatusApplyConfiguration struct {
 	// diskUsage.highPercent at or above the kubelet's image garbage
 	// collection threshold (85 by default), which makes the two race.
 	Warnings []string `json:"warnings,omitempty"`
+	// window says whether a window of spec.schedule is open now, and when
+	// the windows next open and close. None without a schedule.
+	Window *WindowStatusApplyConfiguration `json:"window,omitempty"`
 }
 
 // ImageCleanupPolicyStatusApplyConfiguration constructs a declarative configuration of the ImageCleanupPolicyStatus type for use with
@@ -213,5 +216,13 @@ func (b *ImageCleanupPolicyStatusApplyConfiguration) WithWarnings(values ...stri
 	for i := range values {
 		b.Warnings = append(b.Warnings, values[i])
 	}
+	return b
+}
+
+// WithWindow sets the Window field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Window field is set to the value of the last call.
+func (b *ImageCleanupPolicyStatusApplyConfiguration) WithWindow(value *WindowStatusApplyConfiguration) *ImageCleanupPolicyStatusApplyConfiguration {
+	b.Window = value
 	return b
 }
