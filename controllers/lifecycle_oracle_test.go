@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 )
@@ -52,6 +53,10 @@ func (m *lifeModel) onRemove(r runtimefake.Removed) {
 		return
 	}
 	img, id := r.Image, r.Image.ID
+	if m.departed == nil {
+		m.departed = map[string]lifeDeparture{}
+	}
+	m.departed[id] = lifeDeparture{at: m.sweepStart, now: true}
 	// A mid-sweep step that raced the image's re-check fell in its window
 	// of one round trip: what it did (a container, a use, a return) is not
 	// held against the removal.
@@ -225,4 +230,50 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// settleDepartures marks the images the reconcile deleted as surely
+// recorded, unless it was cut short (killed, or the runtime died under it);
+// a policy the agent forgot (gone, or no longer selecting the node) takes
+// its departures and returns with it, as the agent's clock does.
+func (m *lifeModel) settleDepartures(cut bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, d := range m.departed {
+		if d.now {
+			d.sure, d.now = !cut, false
+			m.departed[id] = d
+		}
+	}
+	if m.policy == nil || !m.selected {
+		clear(m.departed)
+		m.returns = nil
+	}
+	m.returns = slices.DeleteFunc(m.returns, func(r lifeReturn) bool { return m.now.Sub(r.back) > 2*imageclock.ReturnWindow })
+}
+
+// checkReturns: a report counts as returned at most the images the
+// policy's sweeps deleted that came back within imageclock.ReturnWindow of
+// their removal, and at least those of them that surely did, in the
+// ReturnWindow before the sweep, while the agent ran (invariant report).
+func (m *lifeModel) checkReturns(st *v1alpha1.ImageCleanupReportStatus) {
+	now := m.sweepStart
+	upper, lower := 0, 0
+	for _, r := range m.returns {
+		if r.back.After(now) || r.back.Sub(r.at) > imageclock.ReturnWindow {
+			continue
+		}
+		upper++
+		if r.sure && !r.back.Before(now.Add(-imageclock.ReturnWindow)) {
+			lower++
+		}
+	}
+	got := 0
+	if st.Returned != nil {
+		got = int(st.Returned.Images)
+	}
+	if got > upper || got < lower {
+		m.t.Fatalf("invariant report: the report counts %d images returned; between %d and %d came back within %s of their removal (returns %+v)",
+			got, lower, upper, imageclock.ReturnWindow, m.returns)
+	}
 }

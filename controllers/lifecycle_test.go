@@ -119,6 +119,8 @@ type lifeModel struct {
 	// not in the CRI's listing, nothing is replayed, and the follower
 	// lists images. Or CRI-O's (crio), whose follower lists containers too.
 	cri, crio bool
+	// schedules: see lifeRules.
+	schedules bool
 	// ahead: the runtime's clock runs this far ahead of the agent's, in
 	// every time it stamps. Never behind: a use would then look older than
 	// it was, which nothing on the node could tell.
@@ -184,6 +186,27 @@ type lifeModel struct {
 	// newestBefore are, by repository, the images present when the sweep
 	// began, newest build first.
 	newestBefore map[string][]runtime.Image
+	// sweepStart is the agent's now of the reconcile under way; departed
+	// are the images the agent's sweeps deleted, by ID, until they come
+	// back; returns are those that came back (lifeReturn).
+	sweepStart time.Time
+	departed   map[string]lifeDeparture
+	returns    []lifeReturn
+}
+
+// lifeDeparture is an image a sweep that began at at deleted; sure: the
+// sweep ended as sweeps do (the agent was not killed in it, the runtime
+// did not die under a removal), so the agent surely recorded it.
+type lifeDeparture struct {
+	at        time.Time
+	sure, now bool // now: deleted in the reconcile under way
+}
+
+// lifeReturn is a departure that came back at back; sure: the agent surely
+// saw it come back then (it ran, its clock and the runtime's agree).
+type lifeReturn struct {
+	at, back time.Time
+	sure     bool
 }
 
 // setRapid sets one of rapid's flags for the test, unless the command line
@@ -211,6 +234,10 @@ func TestAgentLifeOnCRI(t *testing.T) { checkLives(t, 2, lifeRules{cri: true}) }
 // listing is not seen), and other clients' containers are not listed at
 // all (podman's, on the same storage).
 func TestAgentLifeOnCRIO(t *testing.T) { checkLives(t, 4, lifeRules{cri: true, crio: true}) }
+
+// The same lives with policies that sweep only in windows of time
+// (spec.schedule), and windows that close in the middle of a sweep.
+func TestAgentLifeOnASchedule(t *testing.T) { checkLives(t, 4, lifeRules{schedules: true}) }
 
 // The same lives with the runtime's clock ahead of the agent's, by a second
 // to two hours: every time the runtime stamps is later than when it
@@ -330,10 +357,12 @@ func agentLife(t *testing.T, rules lifeRules) func(*rapid.T) {
 			"requeueAndCrash":    func(t *rapid.T) { m.requeueWith(t, "runtimeDies") },
 			"requeueRuntimeDown": func(t *rapid.T) { m.requeueWith(t, "runtimeDown") },
 			"requeueNoDisk":      func(t *rapid.T) { m.requeueWith(t, "diskUnmeasured") },
-			"requeueAndClose":    func(t *rapid.T) { m.requeueWith(t, "windowCloses") },
 		}
 		if rules.cri {
 			steps["othersRun"] = m.othersRun
+		}
+		if rules.schedules {
+			steps["requeueAndClose"] = func(t *rapid.T) { m.requeueWith(t, "windowCloses") }
 		}
 		rt.Repeat(steps)
 	}
@@ -359,10 +388,14 @@ type lifeRules struct {
 	crio         bool
 	runtimeAhead bool
 	calls        int
+	// schedules: policies may have a schedule, and a window may close in
+	// the middle of a sweep. A rule set of its own, so that the lives of
+	// the others (and the seeds replayed from them) draw as they did.
+	schedules bool
 }
 
 func newLifeModel(t *rapid.T, dir string, rules lifeRules) *lifeModel {
-	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: rules.cri, crio: rules.crio, calls: rules.calls,
+	m := &lifeModel{t: t, ctx: context.Background(), now: lifeStart, dir: dir, selected: true, cri: rules.cri, crio: rules.crio, calls: rules.calls, schedules: rules.schedules,
 		truth: truth{arrived: map[string]time.Time{}, used: map[string]time.Time{}, containers: map[string]runtime.Container{}}}
 	if rules.runtimeAhead {
 		m.ahead = time.Duration(rapid.IntRange(1, 2*60*60).Draw(t, "engine clock ahead (s)")) * time.Second
@@ -638,7 +671,14 @@ func (m *lifeModel) returnImage(t *rapid.T) {
 	if len(gone) == 0 {
 		t.Skip("no image has left")
 	}
-	m.addImage(t, rapid.SampledFrom(gone).Draw(t, "image"), lifeStart.Add(-1000*time.Hour))
+	id := rapid.SampledFrom(gone).Draw(t, "image")
+	m.mu.Lock()
+	if d, ok := m.departed[id]; ok {
+		m.returns = append(m.returns, lifeReturn{at: d.at, back: m.now, sure: d.sure && m.agent != nil && m.ahead == 0})
+		delete(m.departed, id)
+	}
+	m.mu.Unlock()
+	m.addImage(t, id, lifeStart.Add(-1000*time.Hour))
 }
 
 func (m *lifeModel) tag(t *rapid.T) {
@@ -1032,7 +1072,7 @@ func (m *lifeModel) randomSpec(t *rapid.T) v1alpha1.ImageCleanupPolicySpec {
 	p.Spec.MaxImagesPerSweep = int32(rapid.SampledFrom([]int{0, 0, 1, 3}).Draw(t, "maxImagesPerSweep"))
 	p.Spec.Order = rapid.SampledFrom([]v1alpha1.RemovalOrder{"", v1alpha1.OrderLeastRecentlyUsed, v1alpha1.OrderOldestFirst}).Draw(t, "order")
 	p.Spec.Interval = ptrTo(rapid.SampledFrom([]v1alpha1.Duration{"1m", "10m", "1h"}).Draw(t, "interval"))
-	if rapid.IntRange(0, 2).Draw(t, "schedule") == 0 {
+	if m.schedules && rapid.IntRange(0, 2).Draw(t, "schedule") > 0 {
 		p.Spec.Schedule = randomSchedule(t)
 	}
 	policyschema.Default(&p)
@@ -1267,6 +1307,7 @@ func (m *lifeModel) reconcile(t *rapid.T, during string) {
 		m.t.Fatal(violated)
 	}
 	m.f.SetDown(false)
+	m.settleDepartures(restart || died || during == "runtimeDown")
 	removed := countRemovals(m.f, before)
 	m.mu.Lock()
 	if spec != nil && !spec.DryRun && m.counting() {
@@ -1346,6 +1387,7 @@ func (m *lifeModel) beginReconcile(before map[string]runtime.Image) {
 		m.sweeping = policy.Spec.DeepCopy()
 	}
 	m.pressure, m.newestBefore = pressure, newest
+	m.sweepStart = m.now
 }
 
 // checkReport: a report equals what the runtime lost. After a killed agent
@@ -1372,6 +1414,9 @@ func (m *lifeModel) checkReport(spec *v1alpha1.ImageCleanupPolicySpec, died bool
 		m.t.Fatalf("invariant report: the report says Succeeded with the disk still %.0f %% used, above lowPercent", u.UsedPercent)
 	}
 	swept := thisSweep && st.Reason != v1alpha1.ReportReasonRuntimeUnavailable && !died
+	if swept && st.Reason != v1alpha1.ReportReasonInvalidPolicy {
+		m.checkReturns(st)
+	}
 	if (m.pending || m.owed) && !swept {
 		if st.Totals.ImagesRemoved > m.truth.images || st.Totals.ContainersRemoved > m.truth.ctrs {
 			m.t.Fatalf("invariant report: the report counts %d images and %d containers removed, more than the engine lost (%d and %d)",

@@ -25,7 +25,8 @@ type agentMetrics struct {
 	sweepsTotal, imagesRemovedTotal, containersRemovedTotal, bytesReclaimedTotal *prometheus.CounterVec
 	sweepErrorsTotal, sweepTriggers, diskSweepsTotal                             *prometheus.CounterVec
 	sweepDuration                                                                *prometheus.HistogramVec
-	blockedImages, diskUsedRatio, lastSweepTimestamp, buildInfo, runtimeInfo     *prometheus.GaugeVec
+	blockedImages, returnedImages, diskUsedRatio, lastSweepTimestamp             *prometheus.GaugeVec
+	buildInfo, runtimeInfo                                                       *prometheus.GaugeVec
 	highWatermark, lowWatermark, interval, lastSuccess                           *prometheus.GaugeVec
 
 	mu sync.Mutex
@@ -58,6 +59,9 @@ func newAgentMetrics() *agentMetrics {
 		}, []string{"policy"}),
 		blockedImages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "imagecleanup_blocked_images", Help: "Target images blocked after the last sweep.",
+		}, []string{"policy"}),
+		returnedImages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "imagecleanup_images_returned", Help: "Images the policy removed from this node that came back within 24 hours, over the 24 hours before its last sweep.",
 		}, []string{"policy"}),
 		diskUsedRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "imagecleanup_disk_used_ratio", Help: "Use (0 to 1) of the filesystem that holds the images, after the last sweep of a policy with diskUsage, by resource (space, inodes).",
@@ -114,7 +118,7 @@ func (m *agentMetrics) register(r prometheus.Registerer, node string) error {
 
 func (m *agentMetrics) all() []prometheus.Collector {
 	return []prometheus.Collector{m.sweepsTotal, m.imagesRemovedTotal, m.containersRemovedTotal, m.bytesReclaimedTotal,
-		m.sweepErrorsTotal, m.sweepDuration, m.blockedImages, m.diskUsedRatio, m.diskSweepsTotal, m.sweepTriggers,
+		m.sweepErrorsTotal, m.sweepDuration, m.blockedImages, m.returnedImages, m.diskUsedRatio, m.diskSweepsTotal, m.sweepTriggers,
 		m.lastSweepTimestamp, m.buildInfo, m.runtimeInfo, m.highWatermark, m.lowWatermark, m.interval, m.lastSuccess}
 }
 
@@ -122,7 +126,7 @@ func (m *agentMetrics) all() []prometheus.Collector {
 func (m *agentMetrics) perPolicy() []interface{ DeletePartialMatch(prometheus.Labels) int } {
 	return []interface{ DeletePartialMatch(prometheus.Labels) int }{m.sweepsTotal, m.imagesRemovedTotal,
 		m.containersRemovedTotal, m.bytesReclaimedTotal, m.sweepErrorsTotal, m.sweepDuration, m.blockedImages,
-		m.sweepTriggers, m.diskSweepsTotal, m.lastSweepTimestamp, m.highWatermark, m.lowWatermark, m.interval, m.lastSuccess}
+		m.returnedImages, m.sweepTriggers, m.diskSweepsTotal, m.lastSweepTimestamp, m.highWatermark, m.lowWatermark, m.interval, m.lastSuccess}
 }
 
 // observeRuntime says which runtime the node runs: one series, replaced when
@@ -206,6 +210,11 @@ func (m *agentMetrics) observeSweep(policy string, v verdict, st *v1alpha1.Image
 		m.diskSweepsTotal.WithLabelValues(policy, cmp.Or(d.Pressure, "none")).Inc()
 	}
 	m.blockedImages.WithLabelValues(policy).Set(float64(len(out.Result.Blocked)))
+	returned := 0
+	if st.Returned != nil {
+		returned = int(st.Returned.Images)
+	}
+	m.returnedImages.WithLabelValues(policy).Set(float64(returned))
 	if st.Phase == v1alpha1.PhaseDryRun {
 		return
 	}

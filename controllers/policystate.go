@@ -119,6 +119,7 @@ func (r *nodeReconciler) forget(ctx context.Context, policy string) {
 	r.mu.Unlock()
 	if imageClock, err := r.Host.imageClock(ctx); err == nil {
 		imageClock.Journal().ForgetPolicy(policy)
+		imageClock.ForgetReturns(policy)
 		// Now, not at the next periodic save: a restart in between would
 		// bring the removals back and count them into a new report.
 		if err := imageClock.Save(); err != nil {

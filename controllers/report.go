@@ -10,6 +10,7 @@ import (
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/apply"
 	"github.com/imagecleanup/image-cleanup-operator/internal/cleanup"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/plan"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
 )
@@ -64,6 +65,9 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 	if out.Harvested {
 		mark := v1alpha1.NewPreciseTime(out.Mark)
 		st.CountedThrough = &mark
+		st.Returned = returnedStatus(out.Returned)
+	} else {
+		st.Returned = prev.Returned // the runtime was not listed: nothing new is known
 	}
 	st.Totals.Sweeps++
 	if !rec.Empty() {
@@ -81,6 +85,23 @@ func sweepStatus(prev *v1alpha1.ImageCleanupReportStatus, generation int64, star
 		st.Totals.ContainersRemoved += int64(len(rec.Containers))
 	}
 	return st
+}
+
+// returnedStatus counts the returns of the policy's removals; nil when
+// none.
+func returnedStatus(returns []imageclock.Return) *v1alpha1.ReturnedImages {
+	if len(returns) == 0 {
+		return nil
+	}
+	out := &v1alpha1.ReturnedImages{Images: int32(len(returns))}
+	for i := len(returns) - 1; i >= 0; i-- {
+		r := &returns[i]
+		out.Bytes += r.Bytes
+		if len(out.Recent) < v1alpha1.MaxReturnedItems {
+			out.Recent = append(out.Recent, fmt.Sprintf("%s (back after %s)", r.Image, r.Returned.Sub(r.At).Round(time.Second)))
+		}
+	}
+	return out
 }
 
 // firstN maps the first n items (a report's lists are bounded).

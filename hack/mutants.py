@@ -39,8 +39,8 @@ MUTANTS = {
          "\tnoUse := *opts\n\tnoUse.UnusedFor = 0\n\treason, _, _ := ClockGuard(img.Arrived, img.LastUsed, &noUse, ix.now)"),
     ], ("./internal/plan", "^TestPruneHonoursTheParentsGuards$")),
     "change-stops": ("a policy change does not stop a running sweep (issue 17, finding 8)", [
-        (AGENT, "\treturn func() error {\n\t\tvar p v1alpha1.ImageCleanupPolicy\n",
-         "\treturn func() error {\n\t\tif true {\n\t\t\treturn nil\n\t\t}\n\t\tvar p v1alpha1.ImageCleanupPolicy\n"),
+        (AGENT, "\t\tvar p v1alpha1.ImageCleanupPolicy\n\t\tswitch err := r.Client.Get(ctx, types.NamespacedName{Name: swept.Name}, &p); {\n",
+         "\t\tif true {\n\t\t\treturn nil\n\t\t}\n\t\tvar p v1alpha1.ImageCleanupPolicy\n\t\tswitch err := r.Client.Get(ctx, types.NamespacedName{Name: swept.Name}, &p); {\n"),
     ]),
     "build-order": ("keepNewest ranks by arrival, not by build (issue 17, finding 9)", [
         (PLAN, "\t\t\tif !as[i].BuiltAt.Equal(as[j].BuiltAt) {", "\t\t\tif false {"),
@@ -83,6 +83,9 @@ MUTANTS = {
         (AGENT, "\t\tif s.report != nil && s.report.CountedThrough != nil {\n\t\t\topts.ReportedThrough = s.report.CountedThrough.Time\n",
          "\t\tif s.report != nil && s.report.LastSweepTime != nil {\n\t\t\topts.ReportedThrough = s.report.LastSweepTime.Time\n"),
     ], ("./controllers", "^TestAReportOfASweepThatCouldNotListSettlesNothing$")),
+    "returns-unrecorded": ("a sweep does not record what it deleted, so no return is ever counted (the report's returned)", [
+        (SWEEP, "\t\t\topts.Clock.Departed(ri.ImageID, imageclock.Departure{Policy: opts.Policy, Image: ri.Image, Bytes: ri.Bytes, At: now})\n", ""),
+    ], ("./internal/cleanup", "^TestASweepsRemovalThatComesBackIsReturned$")),
     "window-held": ("a due sweep does not wait for its schedule's window (invariant 11)", [
         (AGENT, "\tif d.step != stepSweep || p.Spec.Schedule == nil ||", "\tif true || d.step != stepSweep || p.Spec.Schedule == nil ||"),
     ], ("./controllers", "^TestANewPolicyWaitsForItsWindow$")),

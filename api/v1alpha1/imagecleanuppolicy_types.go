@@ -452,6 +452,16 @@ type ImageCleanupPolicyStatus struct {
 	// +optional
 	BytesReclaimed int64 `json:"bytesReclaimed"`
 
+	// imagesReturned counts, over the reports of the nodes selected now,
+	// the images the policy removed that came back within 24 hours of
+	// their removal, in the 24 hours before each node's last sweep: what
+	// the policy removes and the nodes need again.
+	// +optional
+	ImagesReturned int64 `json:"imagesReturned"`
+	// bytesReturned is their size: what the nodes pulled again.
+	// +optional
+	BytesReturned int64 `json:"bytesReturned"`
+
 	// imagesWouldRemove counts, over the nodes whose current report is a
 	// dry run, the images (or references) a real sweep would remove: what
 	// setting dryRun to false would do now.
@@ -531,6 +541,7 @@ type WindowStatus struct {
 // +kubebuilder:printcolumn:name="Containers",type=integer,JSONPath=`.status.containersRemoved`,description="stopped containers removed, all nodes"
 // +kubebuilder:printcolumn:name="DryRun",type=boolean,JSONPath=`.spec.dryRun`
 // +kubebuilder:printcolumn:name="Would remove",type=integer,JSONPath=`.status.imagesWouldRemove`,description="images a real sweep would remove now, over the nodes of a dry run"
+// +kubebuilder:printcolumn:name="Returned",type=integer,JSONPath=`.status.imagesReturned`,priority=1,description="images removed that nodes pulled again within a day"
 // +kubebuilder:printcolumn:name="Window",type=string,JSONPath=`.status.window.state`,description="Open or Closed: whether the schedule lets nodes sweep now"
 // +kubebuilder:printcolumn:name="Next window",type=string,JSONPath=`.status.window.nextOpen`,description="when the schedule's next window opens"
 // +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`,priority=1

@@ -71,6 +71,8 @@ const (
 const (
 	MaxReportedItems  = 20
 	MaxReportedErrors = 10
+	// MaxReturnedItems bounds returned.recent.
+	MaxReturnedItems = 10
 	// MaxDecisionCounts bounds decisions: one entry per reason, of which
 	// there are fewer than 25.
 	MaxDecisionCounts = 32
@@ -238,6 +240,13 @@ type ImageCleanupReportStatus struct {
 	// for a policy with diskUsage.
 	// +optional
 	Disk *DiskStatus `json:"disk,omitempty"`
+
+	// returned: the images this policy's sweeps removed from the node that
+	// came back (pulled or loaded again) within 24 hours of their removal,
+	// counted over the 24 hours before the last sweep: what the policy
+	// removes and the node needs again. None when nothing came back.
+	// +optional
+	Returned *ReturnedImages `json:"returned,omitempty"`
 	// runtime is the node's container runtime, as the last sweep found it.
 	// +optional
 	Runtime *RuntimeStatus `json:"runtime,omitempty"`
@@ -282,6 +291,20 @@ type DiskStatus struct {
 // It has no status subresource on purpose: it has a single writer, and one
 // server-side apply writes labels, owner and results together.
 
+// ReturnedImages counts the images a policy removed that came back.
+type ReturnedImages struct {
+	// images counts them.
+	Images int32 `json:"images"`
+	// bytes is their size: what the node pulled again.
+	Bytes int64 `json:"bytes"`
+	// recent names up to 10 of them, the latest return first, each with
+	// how long it was gone.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	Recent []string `json:"recent,omitempty"`
+}
+
 // ImageCleanupReport is one node's account of one policy. Only that node's
 // agent writes it, at most once per sweep; it belongs to the policy and goes
 // with it.
@@ -297,6 +320,7 @@ type DiskStatus struct {
 // +kubebuilder:printcolumn:name="Blocked",type=integer,JSONPath=`.status.blockedCount`
 // +kubebuilder:printcolumn:name="Last sweep",type=date,JSONPath=`.status.lastSweepTime`
 // +kubebuilder:printcolumn:name="Total images",type=integer,JSONPath=`.status.totals.imagesRemoved`,priority=1
+// +kubebuilder:printcolumn:name="Returned",type=integer,JSONPath=`.status.returned.images`,priority=1,description="images removed that came back within a day"
 // +kubebuilder:printcolumn:name="Reclaimed",type=integer,JSONPath=`.status.totals.bytesReclaimed`,priority=1
 type ImageCleanupReport struct {
 	metav1.TypeMeta   `json:",inline"`

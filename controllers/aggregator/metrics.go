@@ -13,7 +13,7 @@ import (
 // without kube-state-metrics. The elected replica computes them; a
 // standby's are empty. A nil *policyMetrics observes nothing.
 type policyMetrics struct {
-	condition, nodes *prometheus.GaugeVec
+	condition, nodes, returned *prometheus.GaugeVec
 }
 
 func newPolicyMetrics() *policyMetrics {
@@ -24,6 +24,10 @@ func newPolicyMetrics() *policyMetrics {
 		nodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "imagecleanup_policy_nodes", Help: "A policy's nodes by state: matched, reported (the current generation), succeeded, blocked, failed, without_agent.",
 		}, []string{"policy", "state"}),
+		returned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "imagecleanup_policy_images_returned",
+			Help: "Images the policy removed that came back (pulled again) within 24 hours, over its nodes' last 24 hours: what it removes and the nodes need again.",
+		}, []string{"policy"}),
 	}
 }
 
@@ -32,7 +36,7 @@ func (m *policyMetrics) register(r prometheus.Registerer) error {
 	if r == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.condition, m.nodes} {
+	for _, c := range []prometheus.Collector{m.condition, m.nodes, m.returned} {
 		if err := r.Register(c); err != nil {
 			return fmt.Errorf("aggregator metrics: %w", err)
 		}
@@ -57,6 +61,7 @@ func (m *policyMetrics) observe(policy string, st *v1alpha1.ImageCleanupPolicySt
 		"blocked": st.NodesBlocked, "failed": st.NodesFailed, "without_agent": st.NodesWithoutAgent} {
 		m.nodes.WithLabelValues(policy, state).Set(float64(n))
 	}
+	m.returned.WithLabelValues(policy).Set(float64(st.ImagesReturned))
 }
 
 // forget drops a deleted policy's series.
@@ -66,4 +71,5 @@ func (m *policyMetrics) forget(policy string) {
 	}
 	m.condition.DeletePartialMatch(prometheus.Labels{"policy": policy})
 	m.nodes.DeletePartialMatch(prometheus.Labels{"policy": policy})
+	m.returned.DeletePartialMatch(prometheus.Labels{"policy": policy})
 }

@@ -137,6 +137,10 @@ func tally(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, r *v1alpha1.
 	st.ImagesRemoved += s.Totals.ImagesRemoved
 	st.ContainersRemoved += s.Totals.ContainersRemoved
 	st.BytesReclaimed += s.Totals.BytesReclaimed
+	if s.Returned != nil { // a return counts whatever generation removed it
+		st.ImagesReturned += int64(s.Returned.Images)
+		st.BytesReturned += s.Returned.Bytes
+	}
 	if s.PolicyGeneration != generation {
 		return false // not yet at this generation: not reported
 	}

@@ -71,6 +71,11 @@ type Outcome struct {
 	// Mark is the instant the sweep is known by in the journal (Sweep.Mark):
 	// what its report says it counted through, when Harvested.
 	Mark time.Time
+	// Returned are the images the policy's sweeps deleted that came back
+	// within imageclock.ReturnWindow of their removal, seen in the
+	// ReturnWindow up to this sweep: what the policy removes and the node
+	// needs again.
+	Returned []imageclock.Return
 	// Unhonoured says which of the policy's fields this runtime cannot
 	// honour, and what they mean here instead (never silently different).
 	Unhonoured []string

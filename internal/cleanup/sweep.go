@@ -75,7 +75,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	}
 	opts.Clock.Observe(&inv, now)
 	out := Outcome{Recovered: opts.Clock.Journal().Harvest(opts.Policy, &inv, opts.ReportedThrough, s.mark), Harvested: true, Mark: s.mark,
-		Unhonoured: Unhonoured(spec, rt.Capabilities())}
+		Returned: opts.Clock.Returns(opts.Policy, now), Unhonoured: Unhonoured(spec, rt.Capabilities())}
 	s.harvested = true
 	// From here on, an error returns the outcome too: what the harvest
 	// counted must reach the report that drops its records.
@@ -123,6 +123,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	for _, ri := range out.Result.RemovedImages {
 		if ri.Deleted {
 			opts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again
+			opts.Clock.Departed(ri.ImageID, imageclock.Departure{Policy: opts.Policy, Image: ri.Image, Bytes: ri.Bytes, At: now})
 		}
 	}
 	if !listed {

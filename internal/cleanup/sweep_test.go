@@ -447,3 +447,32 @@ func TestEachSweepIsMarkedAfterTheLastReportedOne(t *testing.T) {
 		t.Fatalf("a removal begun after the clock was set back was taken as reported: %+v, %v", next.Recovered, err)
 	}
 }
+
+// An image a sweep removed that the node pulls again within a day is the
+// policy's return, told by its next sweep with its size and how long it
+// was gone; another policy's sweep does not count it.
+func TestASweepsRemovalThatComesBackIsReturned(t *testing.T) {
+	f := fakeWithStoppedContainer()
+	clock := imageclock.InMemory()
+	sweep := func(policy string, at time.Time) cleanup.Outcome {
+		t.Helper()
+		out, err := cleanup.NewSweep(f, fakeSpec(func(s *v1alpha1.ImageCleanupPolicySpec) { s.MinImageAge = ptr(v1alpha1.Duration("0s")) }), at,
+			cleanup.Options{Policy: policy, Clock: clock}).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if out := sweep("p", t0); f.HasImage(imageA) || len(out.Returned) != 0 {
+		t.Fatalf("the first sweep: image still there %v, returned %+v", f.HasImage(imageA), out.Returned)
+	}
+	f.AddImage(runtime.Image{ID: imageA, RepoTags: []string{"app:1"}, Size: 100}) // pulled again
+	if out := sweep("other", t0.Add(2*time.Hour)); len(out.Returned) != 0 {
+		t.Fatalf("another policy's sweep counts the return: %+v", out.Returned)
+	}
+	out := sweep("p", t0.Add(3*time.Hour))
+	if len(out.Returned) != 1 || out.Returned[0].ImageID != imageA || out.Returned[0].Image != "app:1" || out.Returned[0].Bytes != 100 ||
+		!out.Returned[0].Returned.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("the next sweep of the policy: returned %+v; want app:1, back at the listing 2h after its removal", out.Returned)
+	}
+}

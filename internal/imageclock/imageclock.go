@@ -8,7 +8,8 @@
 // It learns from full listings (Observe), from the runtime's event stream
 // (Apply: container creates, starts and stops credit their image; an image
 // deleted is forgotten, so a return is an arrival) and from the sweeps'
-// own removals.
+// own removals, which it keeps for a day to see which of them come back
+// (Departed, Returns).
 //
 // It fails closed: a missing or unreadable file means every image arrived
 // just now, never that every image is old; a span of the runtime's history
@@ -58,7 +59,11 @@ type Clock struct {
 	// events, so that a stop seen after the container is gone still
 	// credits its image.
 	containerImages map[string]string
-	dirty           bool
+	// departures are the images sweeps deleted, by ID, until they return
+	// or ReturnWindow passes; returns are those that came back in time.
+	departures map[string]Departure
+	returns    []Return
+	dirty      bool
 
 	// journal is kept in the same file; its lock is taken after mu.
 	journal Journal
@@ -71,7 +76,7 @@ func (c *Clock) Journal() *Journal { return &c.journal }
 // InMemory returns a clock that persists nothing: every image it has not
 // seen before arrives when it first sees it.
 func InMemory() *Clock {
-	return &Clock{images: map[string]Record{}, containerImages: map[string]string{}, journal: newJournal()}
+	return &Clock{images: map[string]Record{}, containerImages: map[string]string{}, departures: map[string]Departure{}, journal: newJournal()}
 }
 
 // Observe brings the clock up to date with a full listing made at now, and
@@ -92,6 +97,7 @@ func (c *Clock) Observe(inv *runtime.Inventory, now time.Time) {
 		if r := c.images[id]; r.Arrived.IsZero() {
 			r.Arrived = now
 			c.images[id] = r
+			c.arrivedBack(id, now)
 		}
 	}
 	for id := range c.images {
@@ -157,6 +163,7 @@ func (c *Clock) ImageArrived(imageID string, at time.Time) {
 		c.images[imageID] = r
 		c.dirty = true
 	}
+	c.arrivedBack(imageID, at)
 }
 
 // Gap records that the runtime's history before until is partly lost: any

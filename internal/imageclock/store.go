@@ -29,6 +29,11 @@ type file struct {
 	Unfinished map[string]Unfinished `json:"unfinished,omitempty"`
 	// Harvested is per policy.
 	Harvested map[string]Harvested `json:"harvested,omitempty"`
+	// Departures and Returns are the images sweeps deleted in the last
+	// ReturnWindow, and those of them that came back (an older agent's
+	// file has neither: no return is counted for its removals).
+	Departures map[string]Departure `json:"departures,omitempty"`
+	Returns    []Return             `json:"returns,omitempty"`
 	// EventsSeen is the runtime's time up to which its events were applied:
 	// the next start replays from there.
 	EventsSeen time.Time `json:"eventsSeen,omitzero"`
@@ -103,6 +108,8 @@ func (c *Clock) load() (warning, err error) {
 	maps.Copy(c.images, f.Images)
 	maps.Copy(c.journal.unfinished, f.Unfinished)
 	maps.Copy(c.journal.harvested, f.Harvested)
+	maps.Copy(c.departures, f.Departures)
+	c.returns = f.Returns
 	c.eventsSeen = f.EventsSeen
 	return nil, nil
 }
@@ -126,7 +133,8 @@ func (c *Clock) Save() error {
 	defer c.saveMu.Unlock()
 	c.mu.Lock()
 	c.journal.mu.Lock()
-	data, err := json.Marshal(file{Version: formatVersion, Store: c.key, Images: c.images, Unfinished: c.journal.unfinished, Harvested: c.journal.harvested, EventsSeen: c.eventsSeen})
+	data, err := json.Marshal(file{Version: formatVersion, Store: c.key, Images: c.images, Unfinished: c.journal.unfinished, Harvested: c.journal.harvested,
+		Departures: c.departures, Returns: c.returns, EventsSeen: c.eventsSeen})
 	c.dirty, c.journal.dirty = false, false
 	c.journal.mu.Unlock()
 	c.mu.Unlock()

@@ -106,6 +106,11 @@ var alertCases = []alertCase{{
 	good:  map[string]string{"imagecleanup_policy_condition": "0x60"},
 	quiet: "10m", fires: "20m", value: "1",
 }, {
+	alert: "ImageCleanupRemovesWhatNodesNeedAgain", goodLabel: "policy",
+	bad:   map[string]string{"imagecleanup_policy_images_returned": "6x120"},
+	good:  map[string]string{"imagecleanup_policy_images_returned": "4x120"},
+	quiet: "50m", fires: "1h5m", value: "6",
+}, {
 	alert: "ImageCleanupNodesWithoutAgent", goodLabel: "policy",
 	bad:   map[string]string{"imagecleanup_policy_nodes": "2x60"},
 	good:  map[string]string{"imagecleanup_policy_nodes": "0x60"},

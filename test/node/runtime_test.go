@@ -1,7 +1,9 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -29,6 +31,9 @@ type nodeRuntime interface {
 	kubeletContainers(t *testing.T) map[string]string
 	// runningContainers counts the running containers of the image.
 	runningContainers(t *testing.T, imageID string) int
+	// keep keeps what brings the image back with the same ID (a docker
+	// save; the registry, for a pull) and returns what brings it back.
+	keep(t *testing.T, ref string) (bringBack func())
 }
 
 // runtimeName is the runtime the test node was brought up with.
@@ -54,6 +59,28 @@ type dockerNode struct{ cli *client.Client }
 func (d dockerNode) image(t *testing.T, name string) (string, string) {
 	t.Helper()
 	return name, testenv.ImportImage(t, d.cli, name)
+}
+
+func (d dockerNode) keep(t *testing.T, ref string) func() {
+	t.Helper()
+	ctx := context.Background()
+	rc, err := d.cli.ImageSave(ctx, []string{ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		res, err := d.cli.ImageLoad(ctx, bytes.NewReader(saved))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res)
+		_ = res.Close()
+	}
 }
 
 func (d dockerNode) hasImage(t *testing.T, ref string) bool {
@@ -100,6 +127,10 @@ func (c *criNode) image(t *testing.T, name string) (string, string) {
 	}
 	ref := c.reg.Host + "/" + name
 	return ref, c.cri.ImageBuilt(c.reg, repository, time.Now(), tag)
+}
+
+func (c *criNode) keep(t *testing.T, ref string) func() {
+	return func() { c.cri.Pull(ref) }
 }
 
 func (c *criNode) hasImage(t *testing.T, ref string) bool {

@@ -200,6 +200,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: bytesReclaimed
       type:
         scalar: numeric
+    - name: bytesReturned
+      type:
+        scalar: numeric
     - name: bytesWouldReclaim
       type:
         scalar: numeric
@@ -221,6 +224,9 @@ var schemaYAML = typed.YAMLObject(`types:
             scalar: string
           elementRelationship: atomic
     - name: imagesRemoved
+      type:
+        scalar: numeric
+    - name: imagesReturned
       type:
         scalar: numeric
     - name: imagesWouldRemove
@@ -354,6 +360,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             scalar: string
           elementRelationship: atomic
+    - name: returned
+      type:
+        namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ReturnedImages
     - name: runtime
       type:
         namedType: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.RuntimeStatus
@@ -401,6 +410,21 @@ var schemaYAML = typed.YAMLObject(`types:
   scalar: string
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ReportPhase
   scalar: string
+- name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.ReturnedImages
+  map:
+    fields:
+    - name: bytes
+      type:
+        scalar: numeric
+    - name: images
+      type:
+        scalar: numeric
+    - name: recent
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
 - name: com.github.imagecleanup.image-cleanup-operator.api.v1alpha1.Rollout
   map:
     fields:

@@ -50,6 +50,13 @@ type ImageCleanupPolicyStatusApplyConfiguration struct {
 	// bytesReclaimed estimates the disk space freed, over the reports of the
 	// nodes selected now.
 	BytesReclaimed *int64 `json:"bytesReclaimed,omitempty"`
+	// imagesReturned counts, over the reports of the nodes selected now,
+	// the images the policy removed that came back within 24 hours of
+	// their removal, in the 24 hours before each node's last sweep: what
+	// the policy removes and the nodes need again.
+	ImagesReturned *int64 `json:"imagesReturned,omitempty"`
+	// bytesReturned is their size: what the nodes pulled again.
+	BytesReturned *int64 `json:"bytesReturned,omitempty"`
 	// imagesWouldRemove counts, over the nodes whose current report is a
 	// dry run, the images (or references) a real sweep would remove: what
 	// setting dryRun to false would do now.
@@ -162,6 +169,22 @@ func (b *ImageCleanupPolicyStatusApplyConfiguration) WithContainersRemoved(value
 // If called multiple times, the BytesReclaimed field is set to the value of the last call.
 func (b *ImageCleanupPolicyStatusApplyConfiguration) WithBytesReclaimed(value int64) *ImageCleanupPolicyStatusApplyConfiguration {
 	b.BytesReclaimed = &value
+	return b
+}
+
+// WithImagesReturned sets the ImagesReturned field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ImagesReturned field is set to the value of the last call.
+func (b *ImageCleanupPolicyStatusApplyConfiguration) WithImagesReturned(value int64) *ImageCleanupPolicyStatusApplyConfiguration {
+	b.ImagesReturned = &value
+	return b
+}
+
+// WithBytesReturned sets the BytesReturned field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the BytesReturned field is set to the value of the last call.
+func (b *ImageCleanupPolicyStatusApplyConfiguration) WithBytesReturned(value int64) *ImageCleanupPolicyStatusApplyConfiguration {
+	b.BytesReturned = &value
 	return b
 }
 

@@ -29,8 +29,6 @@ import (
 // ImageCleanupReportApplyConfiguration represents a declarative configuration of the ImageCleanupReport type for use
 // with apply.
 //
-// It has no status subresource on purpose: it has a single writer, and one
-// server-side apply writes labels, owner and results together.
 // ImageCleanupReport is one node's account of one policy. Only that node's
 // agent writes it, at most once per sweep; it belongs to the policy and goes
 // with it.

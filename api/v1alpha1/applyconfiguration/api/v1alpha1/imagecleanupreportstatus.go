@@ -81,6 +81,11 @@ type ImageCleanupReportStatusApplyConfiguration struct {
 	// disk is the filesystem of the runtime's images around the last sweep,
 	// for a policy with diskUsage.
 	Disk *DiskStatusApplyConfiguration `json:"disk,omitempty"`
+	// returned: the images this policy's sweeps removed from the node that
+	// came back (pulled or loaded again) within 24 hours of their removal,
+	// counted over the 24 hours before the last sweep: what the policy
+	// removes and the node needs again. None when nothing came back.
+	Returned *ReturnedImagesApplyConfiguration `json:"returned,omitempty"`
 	// runtime is the node's container runtime, as the last sweep found it.
 	Runtime *RuntimeStatusApplyConfiguration `json:"runtime,omitempty"`
 }
@@ -248,6 +253,14 @@ func (b *ImageCleanupReportStatusApplyConfiguration) WithTotals(value *SweepTota
 // If called multiple times, the Disk field is set to the value of the last call.
 func (b *ImageCleanupReportStatusApplyConfiguration) WithDisk(value *DiskStatusApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
 	b.Disk = value
+	return b
+}
+
+// WithReturned sets the Returned field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Returned field is set to the value of the last call.
+func (b *ImageCleanupReportStatusApplyConfiguration) WithReturned(value *ReturnedImagesApplyConfiguration) *ImageCleanupReportStatusApplyConfiguration {
+	b.Returned = value
 	return b
 }
 

@@ -1,0 +1,119 @@
+package imageclock
+
+import (
+	"slices"
+	"time"
+)
+
+// ReturnWindow is how soon after a sweep removed it an image that comes
+// back (pulled or loaded again) counts as returned: a policy that removes
+// what the node needs again within a day costs the node a pull, and
+// gains it nothing. Returns are also counted over this window.
+const ReturnWindow = 24 * time.Hour
+
+// maxDepartures bounds what the clock keeps of departures and of returns
+// (the oldest go first): a node's removals of one day, with room.
+const maxDepartures = 10000
+
+// Departure is an image a sweep of Policy deleted at At.
+type Departure struct {
+	Policy string `json:"policy"`
+	// Image is the reference the sweep named it by.
+	Image string    `json:"image"`
+	Bytes int64     `json:"bytes,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// Return is a departure that came back at Returned, within ReturnWindow.
+type Return struct {
+	Departure
+	ImageID  string    `json:"imageID"`
+	Returned time.Time `json:"returned"`
+}
+
+// Departed records that a sweep of policy deleted the image at at: if the
+// same image ID arrives within ReturnWindow, it counts as returned.
+func (c *Clock) Departed(imageID string, d Departure) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.departures[imageID] = d
+	c.dirty = true
+	if len(c.departures) > maxDepartures {
+		oldest := ""
+		for id, o := range c.departures {
+			if oldest == "" || o.At.Before(c.departures[oldest].At) {
+				oldest = id
+			}
+		}
+		delete(c.departures, oldest)
+	}
+}
+
+// arrivedBack notes an arrival of the image at at: a departure of it
+// within ReturnWindow before is a return. c.mu is held.
+func (c *Clock) arrivedBack(imageID string, at time.Time) {
+	d, ok := c.departures[imageID]
+	if !ok || at.Before(d.At) {
+		return
+	}
+	delete(c.departures, imageID)
+	c.dirty = true
+	if at.Sub(d.At) > ReturnWindow {
+		return
+	}
+	c.returns = append(c.returns, Return{Departure: d, ImageID: imageID, Returned: at})
+	if len(c.returns) > maxDepartures {
+		c.returns = slices.Delete(c.returns, 0, len(c.returns)-maxDepartures)
+	}
+}
+
+// Returns are the returns of the policy's removals seen in the
+// ReturnWindow up to now, oldest first; older ones and departures that
+// can no longer return in time are dropped.
+func (c *Clock) Returns(policy string, now time.Time) []Return {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire(now)
+	var out []Return
+	for _, r := range c.returns {
+		if r.Policy == policy {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// expire drops what fell out of the window at now; c.mu is held.
+func (c *Clock) expire(now time.Time) {
+	since := now.Add(-ReturnWindow)
+	for id, d := range c.departures {
+		if d.At.Before(since) {
+			delete(c.departures, id)
+			c.dirty = true
+		}
+	}
+	kept := slices.DeleteFunc(c.returns, func(r Return) bool { return r.Returned.Before(since) })
+	if len(kept) != len(c.returns) {
+		c.dirty = true
+	}
+	c.returns = kept
+}
+
+// ForgetReturns drops the policy's departures and returns: a policy that
+// no longer concerns the node (deleted, or its selector left the node)
+// starts afresh if it comes back, as its report does.
+func (c *Clock) ForgetReturns(policy string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, d := range c.departures {
+		if d.Policy == policy {
+			delete(c.departures, id)
+			c.dirty = true
+		}
+	}
+	kept := slices.DeleteFunc(c.returns, func(r Return) bool { return r.Policy == policy })
+	if len(kept) != len(c.returns) {
+		c.dirty = true
+	}
+	c.returns = kept
+}
