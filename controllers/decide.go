@@ -249,6 +249,9 @@ func (t timing) inWindow(s *situation, sched *schedule.Schedule, d decision) dec
 		return d
 	}
 	wait := st.NextOpen.Sub(s.now)
+	if st.NextOpen.IsZero() { // no window opens within the days looked at: look again later
+		wait = 24 * time.Hour
+	}
 	if r != nil && r.PolicyGeneration == p.Generation && (r.Reason == v1alpha1.ReportReasonOutsideWindow || d.trigger != "generation") {
 		return decision{step: stepWait, wait: wait}
 	}
@@ -336,9 +339,13 @@ func judgeCause(out *cleanup.Outcome, err error, dryRun bool) verdict {
 	case err != nil:
 		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonRuntimeUnavailable, message: err.Error(),
 			errorKind: "runtime", retry: true}
-	case r.Refused && errors.As(r.Refusal, new(*windowClosedError)):
+	case r.Refused && errors.As(r.Refusal, new(*windowClosedError)) && len(r.Failed) == 0:
 		return verdict{phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonOutsideWindow,
 			message: "the sweep stopped before its next removal: " + r.Stopped, windowClosed: true}
+	case r.Refused && errors.As(r.Refusal, new(*windowClosedError)):
+		return verdict{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReportReasonRemovalFailed,
+			message:   fmt.Sprintf("%d of the sweep's runtime calls failed, then the window closed: %s", len(r.Failed), r.Stopped),
+			errorKind: "removal", retry: true}
 	case r.Refused:
 		return verdict{phase: v1alpha1.PhaseSkipped, reason: v1alpha1.ReportReasonSuperseded,
 			message: "the sweep stopped before its next removal: " + r.Stopped, superseded: true}

@@ -230,6 +230,8 @@ func TestJudge(t *testing.T) {
 			want: verdict{phase: v1alpha1.PhaseSkipped, reason: "Superseded", superseded: true, ran: true}},
 		"a closing window stopped it": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the policy's window closed", Refused: true, Refusal: &windowClosedError{}}},
 			want: verdict{phase: v1alpha1.PhaseSkipped, reason: "OutsideWindow", windowClosed: true, ran: true}},
+		"a closing window stopped it after a failed call": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the policy's window closed", Refused: true, Refusal: &windowClosedError{}, Failed: []apply.Failure{{Image: "a"}}}},
+			want: verdict{phase: v1alpha1.PhaseFailed, reason: "RemovalFailed", errorKind: "removal", retry: true, ran: true}},
 		"watermark not reached": {out: cleanup.Outcome{Disk: &cleanup.DiskReport{Pressure: "space", Unreached: true}},
 			want: verdict{phase: v1alpha1.PhaseBlocked, reason: "WatermarkNotReached", ran: true}},
 		"stopped": {out: cleanup.Outcome{Result: apply.Result{Stopped: "the container runtime stalled"}},

@@ -1529,17 +1529,21 @@ func (m *lifeModel) closeWindow(n int) {
 }
 
 // checkWindow: a destructive call while no window of the sweep's schedule
-// is open breaks invariant 11, unless the disk started the sweep and may
-// outside the windows; the calls under way when the window closed (at most
-// the calls in flight) finish.
+// is open breaks invariant 11, unless the disk is above its high watermark
+// then and may be swept outside the windows; the calls under way when the
+// window closed (at most the calls in flight) finish.
 func (m *lifeModel) checkWindow(method, arg string) {
 	spec := m.sweeping
 	if spec == nil || spec.Schedule == nil || spec.DryRun {
 		return
 	}
 	sched, err := schedule.Parse(spec.Schedule)
-	if err != nil || m.pressure && sched.DiskAnytime || sched.At(m.clock.Now()).Open {
+	if err != nil || sched.At(m.clock.Now()).Open {
 		return
+	}
+	if u, err := m.measureLocked(); err == nil && spec.DiskUsage != nil && sched.DiskAnytime &&
+		cleanup.Watermarks(spec.DiskUsage).Above(u) != "" {
+		return // the disk is above its high watermark now
 	}
 	if m.closedAt > 0 {
 		m.afterClose++

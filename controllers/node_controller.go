@@ -122,6 +122,12 @@ func (r *nodeReconciler) read(ctx context.Context, name string) (*situation, *v1
 		return nil, nil, err
 	}
 	s.policy = &policy
+	if r.replaced(name, policy.UID) {
+		// The old policy's report goes with it (its owner); what the agent
+		// remembers of it must go too: its report, its clock records.
+		r.forget(ctx, name)
+		r.forgetReport(name)
+	}
 	s.generationSeen = r.seenGeneration(name, policy.Generation, s.now)
 	var node corev1.Node
 	switch err := r.Client.Get(ctx, types.NamespacedName{Name: r.Node}, &node); {
@@ -171,7 +177,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 	if err == nil {
 		opts := cleanup.Options{
 			Policy: policy.Name, Clock: imageClock, Protected: r.Protected, Disk: r.Host.disk(sweepCtx),
-			Proceed: r.stillWanted(ctx, policy, aboveHigh(policy.Spec.DiskUsage, s.disk)), PodImages: s.pods, Concurrency: r.RuntimeCalls,
+			Proceed: r.stillWanted(ctx, policy, r.underPressure(sweepCtx, policy)), PodImages: s.pods, Concurrency: r.RuntimeCalls,
 		}
 		if r.Pods != nil {
 			opts.Pods = func() ([]plan.PodImage, error) { return r.Pods.images(ctx) }
@@ -218,7 +224,7 @@ func (r *nodeReconciler) sweep(ctx context.Context, s *situation, report *v1alph
 
 	failures := 0
 	switch {
-	case v.superseded:
+	case v.superseded, v.windowClosed:
 	case v.retry:
 		failures = r.noteFailure(policy.Name)
 	default:
@@ -234,19 +240,19 @@ func (r *nodeReconciler) timing() timing {
 // stillWanted is asked before every destructive call of a sweep: the policy
 // must still exist at the generation the sweep applies, and still select
 // this node, and its schedule must still have a window open (unless the
-// sweep began with the disk above its high watermark, and the schedule
-// lets such a sweep run at any time). It reads the agent's
+// disk is above its high watermark right then, measured again, and the
+// schedule lets such a removal happen at any time). It reads the agent's
 // cache, which the watches keep current, so a deletion, a suspension, a
 // dryRun or a relabel stops the sweep within moments, not after its last
 // removal.
-func (r *nodeReconciler) stillWanted(ctx context.Context, swept *v1alpha1.ImageCleanupPolicy, pressure bool) func() error {
+func (r *nodeReconciler) stillWanted(ctx context.Context, swept *v1alpha1.ImageCleanupPolicy, underPressure func() bool) func() error {
 	sched, err := schedule.Parse(swept.Spec.Schedule)
 	if err != nil { // decide refused the policy before a sweep
 		sched = nil
 	}
 	return func() error {
-		if swept.Spec.Schedule != nil && sched != nil && !(pressure && sched.DiskAnytime) {
-			if st := sched.At(r.Clock.Now()); !st.Open {
+		if swept.Spec.Schedule != nil && sched != nil {
+			if st := sched.At(r.Clock.Now()); !st.Open && !(sched.DiskAnytime && underPressure()) {
 				return &windowClosedError{next: outsideWindowMessage(sched, st)}
 			}
 		}
@@ -270,6 +276,18 @@ func (r *nodeReconciler) stillWanted(ctx context.Context, swept *v1alpha1.ImageC
 			return &supersededError{"this node no longer matches the policy's nodeSelector"}
 		}
 		return nil
+	}
+}
+
+// underPressure measures the disk now: whether it is above the policy's
+// high watermark (false when the policy has none, or it cannot be read).
+func (r *nodeReconciler) underPressure(ctx context.Context, policy *v1alpha1.ImageCleanupPolicy) func() bool {
+	return func() bool {
+		if policy.Spec.DiskUsage == nil {
+			return false
+		}
+		u, err := r.Host.disk(ctx)()
+		return err == nil && aboveHigh(policy.Spec.DiskUsage, &u)
 	}
 }
 

@@ -25,6 +25,21 @@ type policyState struct {
 	// unwritten is the status of a sweep whose report write failed, to be
 	// written before anything else.
 	unwritten *v1alpha1.ImageCleanupReportStatus
+	// uid is the policy's UID as last read.
+	uid types.UID
+}
+
+// replaced reports whether the policy read has another UID than the one
+// read before under its name: deleted and created again between two
+// reconciles (kubectl replace --force, a GitOps tool's Replace), so that
+// the agent must forget the old one as if it had seen it gone.
+func (r *nodeReconciler) replaced(policy string, uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ps := r.state(policy)
+	was := ps.uid
+	ps.uid = uid
+	return was != "" && was != uid
 }
 
 // state is the policy's state, made on first use; callers hold r.mu.
@@ -114,7 +129,7 @@ func (r *nodeReconciler) noteSuccess(policy string) {
 func (r *nodeReconciler) forget(ctx context.Context, policy string) {
 	r.mu.Lock()
 	if ps := r.policies[policy]; ps != nil {
-		r.policies[policy] = &policyState{report: ps.report, known: ps.known}
+		r.policies[policy] = &policyState{report: ps.report, known: ps.known, uid: ps.uid}
 	}
 	r.mu.Unlock()
 	if imageClock, err := r.Host.imageClock(ctx); err == nil {

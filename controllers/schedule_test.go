@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,33 @@ func TestAClosingWindowStopsTheSweep(t *testing.T) {
 	}
 	if rep := h.report(t); rep.Status.Phase != v1alpha1.PhaseSucceeded || h.rt.HasImage("sha256:"+repeat("a")) || h.rt.HasImage("sha256:"+repeat("b")) {
 		t.Fatalf("the next window did not finish the sweep: %+v", rep.Status)
+	}
+}
+
+// A policy deleted and created again under its name between two
+// reconciles (kubectl replace --force) is a new policy: what the agent
+// remembered of the old one goes, its removals watched for returns too.
+func TestAPolicyReplacedUnderItsNameStartsAfresh(t *testing.T) {
+	first := ciJobs()
+	first.UID = "uid-1"
+	h := newHarness(t, first)
+	h.reconcile(t)
+	if h.rt.HasImage("sha256:" + repeat("a")) {
+		t.Fatal("the first sweep left the image")
+	}
+	old := ciJobs()
+	if err := h.c.Delete(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	again := ciJobs()
+	again.UID = "uid-2"
+	if err := h.c.Create(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	h.rt.AddImage(runtime.Image{ID: "sha256:" + repeat("a"), RepoTags: []string{"ci.local/app:1"}, Size: 10}) // pulled again
+	h.clock.Step(2 * time.Hour)                                                                               // past the interval, within the day
+	h.reconcile(t)
+	if rep := h.report(t); rep == nil || rep.Status.LastSweepTime == nil || !rep.Status.LastSweepTime.Time.Equal(now.Add(2*time.Hour)) || rep.Status.Returned != nil {
+		t.Fatalf("the new policy's report counts the old one's removal as returned: %+v", rep)
 	}
 }

@@ -206,11 +206,12 @@ func (r *aggregateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.deleteReports(ctx, agg.stale); err != nil {
 		return ctrl.Result{}, err
 	}
-	// The status says whether the schedule's window is open: come back
-	// when it opens or closes.
+	// The status changes by time alone when the schedule's window opens or
+	// closes, and when a node's returns grow too old to count: come back
+	// then.
 	var result ctrl.Result
-	if !agg.windowChanges.IsZero() {
-		result.RequeueAfter = max(agg.windowChanges.Sub(r.clock.Now()), 0) + time.Second
+	if at := agg.recomputeAt(); !at.IsZero() {
+		result.RequeueAfter = max(at.Sub(r.clock.Now()), 0) + time.Second
 	}
 	if equality.Semantic.DeepEqual(policy.Status, agg.status) {
 		return result, nil

@@ -26,7 +26,7 @@ func newPolicyMetrics() *policyMetrics {
 		}, []string{"policy", "state"}),
 		returned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "imagecleanup_policy_images_returned",
-			Help: "Images the policy removed that came back (pulled again) within 24 hours, over its nodes' last 24 hours: what it removes and the nodes need again.",
+			Help: "Images the policy removed that came back (pulled again) within 24 hours, summed over its nodes' reports of the last 24 hours (each as of its sweep): what it removes and the nodes need again.",
 		}, []string{"policy"}),
 	}
 }

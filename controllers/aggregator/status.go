@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
+	"github.com/imagecleanup/image-cleanup-operator/internal/imageclock"
 	"github.com/imagecleanup/image-cleanup-operator/internal/schedule"
 )
 
@@ -26,6 +27,27 @@ type aggregation struct {
 	// windowChanges is when the schedule's window next opens or closes:
 	// the status says so then. Zero without a schedule.
 	windowChanges time.Time
+	// returnsAge is when the oldest report whose returns count grows too
+	// old to count (zero: none counts).
+	returnsAge time.Time
+}
+
+// recomputeAt is when the status changes by time alone (zero: never).
+func (a *aggregation) recomputeAt() time.Time {
+	switch {
+	case a.windowChanges.IsZero():
+		return a.returnsAge
+	case a.returnsAge.IsZero():
+		return a.windowChanges
+	}
+	return minTime(a.windowChanges, a.returnsAge)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // aggregate recomputes a policy's status from the nodes, the nodes where
@@ -69,6 +91,9 @@ func aggregate(policy *v1alpha1.ImageCleanupPolicy, nodes []corev1.Node, agents 
 		if tally(&st, policy.Generation, r) {
 			invalid = append(invalid, r)
 		}
+		if ages, ok := countReturns(&st, r, now); ok && (agg.returnsAge.IsZero() || ages.Before(agg.returnsAge)) {
+			agg.returnsAge = ages
+		}
 	}
 	for name := range selected {
 		if agents != nil && !agents[name] && !current[name] {
@@ -107,6 +132,24 @@ func window(spec *v1alpha1.Schedule, now time.Time) (*v1alpha1.WindowStatus, tim
 	return w, changes
 }
 
+// countReturns adds a report's returns to the status while its sweep is
+// less than imageclock.ReturnWindow old (a node that has not swept since,
+// say between weekly windows, no longer says anything of the last day),
+// whatever generation removed them; it returns when they stop counting.
+func countReturns(st *v1alpha1.ImageCleanupPolicyStatus, r *v1alpha1.ImageCleanupReport, now time.Time) (time.Time, bool) {
+	s := &r.Status
+	if s.Returned == nil || s.LastSweepTime == nil {
+		return time.Time{}, false
+	}
+	ages := s.LastSweepTime.Add(imageclock.ReturnWindow)
+	if !now.Before(ages) {
+		return time.Time{}, false
+	}
+	st.ImagesReturned += int64(s.Returned.Images)
+	st.BytesReturned += s.Returned.Bytes
+	return ages, true
+}
+
 // firstSorted sorts node names and keeps the first few.
 func firstSorted(names []string) []string {
 	sort.Strings(names)
@@ -137,10 +180,6 @@ func tally(st *v1alpha1.ImageCleanupPolicyStatus, generation int64, r *v1alpha1.
 	st.ImagesRemoved += s.Totals.ImagesRemoved
 	st.ContainersRemoved += s.Totals.ContainersRemoved
 	st.BytesReclaimed += s.Totals.BytesReclaimed
-	if s.Returned != nil { // a return counts whatever generation removed it
-		st.ImagesReturned += int64(s.Returned.Images)
-		st.BytesReturned += s.Returned.Bytes
-	}
 	if s.PolicyGeneration != generation {
 		return false // not yet at this generation: not reported
 	}

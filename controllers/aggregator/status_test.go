@@ -328,3 +328,23 @@ func TestAggregateSaysTheWindow(t *testing.T) {
 		t.Errorf("no schedule: window %+v, changes at %s; want none", agg.status.Window, agg.windowChanges)
 	}
 }
+
+// The nodes' returns are summed while their sweep is less than a day old,
+// whatever generation removed them; the aggregator comes back when the
+// oldest that counts ages out.
+func TestAggregateSumsRecentReturns(t *testing.T) {
+	now := time.Date(2026, 12, 8, 12, 0, 0, 0, time.UTC)
+	returned := func(node string, ago time.Duration, images int32) v1alpha1.ImageCleanupReport {
+		r := report(node, 1, v1alpha1.PhaseSucceeded, 0)
+		r.Status.LastSweepTime = &metav1.Time{Time: now.Add(-ago)}
+		r.Status.Returned = &v1alpha1.ReturnedImages{Images: images, Bytes: 10 * int64(images)}
+		return r
+	}
+	nodes := []corev1.Node{node("a", nil), node("b", nil), node("c", nil)}
+	reports := []v1alpha1.ImageCleanupReport{returned("a", time.Hour, 2), returned("b", 3*time.Hour, 3), returned("c", 25*time.Hour, 7)}
+	agg := aggregate(policyGen(2, nil), nodes, nil, reports, now)
+	if agg.status.ImagesReturned != 5 || agg.status.BytesReturned != 50 || !agg.recomputeAt().Equal(now.Add(21*time.Hour)) {
+		t.Fatalf("returned %d images, %d bytes, recompute at %s; want 5, 50, when b's sweep is a day old",
+			agg.status.ImagesReturned, agg.status.BytesReturned, agg.recomputeAt())
+	}
+}

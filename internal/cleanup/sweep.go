@@ -122,8 +122,11 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 	}
 	for _, ri := range out.Result.RemovedImages {
 		if ri.Deleted {
-			opts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again
-			opts.Clock.Departed(ri.ImageID, imageclock.Departure{Policy: opts.Policy, Image: ri.Image, Bytes: ri.Bytes, At: now})
+			// Watched for a return; and forgotten (if it comes back, it
+			// arrives again), unless it is back already.
+			if !opts.Clock.Departed(ri.ImageID, imageclock.Departure{Policy: opts.Policy, Image: ri.Image, Bytes: ri.Bytes, At: now}) {
+				opts.Clock.ImageGone(ri.ImageID)
+			}
 		}
 	}
 	if !listed {

@@ -63,7 +63,11 @@ type Clock struct {
 	// or ReturnWindow passes; returns are those that came back in time.
 	departures map[string]Departure
 	returns    []Return
-	dirty      bool
+	// fresh are the images whose record an arrival made after the clock
+	// last saw them gone, by when (not kept in the file): what lets a
+	// sweep see that an image it deleted came back before it ended.
+	fresh map[string]time.Time
+	dirty bool
 
 	// journal is kept in the same file; its lock is taken after mu.
 	journal Journal
@@ -76,7 +80,8 @@ func (c *Clock) Journal() *Journal { return &c.journal }
 // InMemory returns a clock that persists nothing: every image it has not
 // seen before arrives when it first sees it.
 func InMemory() *Clock {
-	return &Clock{images: map[string]Record{}, containerImages: map[string]string{}, departures: map[string]Departure{}, journal: newJournal()}
+	return &Clock{images: map[string]Record{}, containerImages: map[string]string{}, departures: map[string]Departure{},
+		fresh: map[string]time.Time{}, journal: newJournal()}
 }
 
 // Observe brings the clock up to date with a full listing made at now, and
@@ -97,12 +102,14 @@ func (c *Clock) Observe(inv *runtime.Inventory, now time.Time) {
 		if r := c.images[id]; r.Arrived.IsZero() {
 			r.Arrived = now
 			c.images[id] = r
+			c.fresh[id] = now
 			c.arrivedBack(id, now)
 		}
 	}
 	for id := range c.images {
 		if !listed[id] {
 			delete(c.images, id)
+			delete(c.fresh, id)
 		}
 	}
 	clear(c.containerImages)
@@ -150,6 +157,7 @@ func (c *Clock) ImageGone(imageID string) {
 		delete(c.images, imageID)
 		c.dirty = true
 	}
+	delete(c.fresh, imageID)
 	c.journal.gone(imageID)
 }
 
@@ -158,7 +166,10 @@ func (c *Clock) ImageGone(imageID string) {
 func (c *Clock) ImageArrived(imageID string, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if r := c.images[imageID]; at.After(r.Arrived) {
+	if r, known := c.images[imageID]; at.After(r.Arrived) {
+		if !known || r.Arrived.IsZero() {
+			c.fresh[imageID] = at
+		}
 		r.Arrived = at
 		c.images[imageID] = r
 		c.dirty = true

@@ -1,6 +1,7 @@
 package imageclock
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -31,21 +32,38 @@ type Return struct {
 	Returned time.Time `json:"returned"`
 }
 
-// Departed records that a sweep of policy deleted the image at at: if the
-// same image ID arrives within ReturnWindow, it counts as returned.
-func (c *Clock) Departed(imageID string, d Departure) {
+// Departed records that a sweep of policy, begun at d.At, deleted the
+// image: if the same image ID arrives within ReturnWindow, it counts as
+// returned. back: the clock saw it leave and come back while the sweep
+// ran (a pod pulled it at once), which is a return already; the caller
+// must then not forget the image, which is here.
+func (c *Clock) Departed(imageID string, d Departure) (back bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.departures[imageID] = d
 	c.dirty = true
+	if at, ok := c.fresh[imageID]; ok && at.After(d.At) {
+		c.returns = append(c.returns, Return{Departure: d, ImageID: imageID, Returned: at})
+		c.trim()
+		return true
+	}
+	c.departures[imageID] = d
+	c.trim()
+	return false
+}
+
+// trim keeps the ledgers within maxDepartures, dropping the oldest tenth
+// at once when one is full (not one scan per removal); c.mu is held.
+func (c *Clock) trim() {
 	if len(c.departures) > maxDepartures {
-		oldest := ""
-		for id, o := range c.departures {
-			if oldest == "" || o.At.Before(c.departures[oldest].At) {
-				oldest = id
-			}
+		ids := slices.SortedFunc(maps.Keys(c.departures), func(a, b string) int {
+			return c.departures[a].At.Compare(c.departures[b].At)
+		})
+		for _, id := range ids[:len(ids)-maxDepartures*9/10] {
+			delete(c.departures, id)
 		}
-		delete(c.departures, oldest)
+	}
+	if len(c.returns) > maxDepartures {
+		c.returns = slices.Delete(c.returns, 0, len(c.returns)-maxDepartures*9/10)
 	}
 }
 
@@ -62,9 +80,7 @@ func (c *Clock) arrivedBack(imageID string, at time.Time) {
 		return
 	}
 	c.returns = append(c.returns, Return{Departure: d, ImageID: imageID, Returned: at})
-	if len(c.returns) > maxDepartures {
-		c.returns = slices.Delete(c.returns, 0, len(c.returns)-maxDepartures)
-	}
+	c.trim()
 }
 
 // Returns are the returns of the policy's removals seen in the

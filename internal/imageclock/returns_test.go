@@ -73,3 +73,29 @@ func TestOnlyASweepsRemovalCanReturn(t *testing.T) {
 		t.Fatalf("returns %+v of an image no sweep removed", got)
 	}
 }
+
+// An image pulled back while the sweep that deleted it still runs (a pod
+// needs it at once: the follower sees it leave and come back before the
+// sweep records its removal) is a return at once, and stays known; an
+// image the sweep's own listing first saw is no return.
+func TestAReturnDuringTheSweepThatRemovedIt(t *testing.T) {
+	c := imageclock.InMemory()
+	inv := inventory("a", "new")
+	c.Observe(&inv, t0)
+	c.ImageGone("a")                            // the follower: deleted
+	c.ImageArrived("a", t0.Add(30*time.Second)) // and pulled again
+	if back := c.Departed("a", imageclock.Departure{Policy: "p", Image: "app:1", At: t0}); !back {
+		t.Fatal("Departed did not see the image back")
+	}
+	if r, ok := c.Record("a"); !ok || !r.Arrived.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("the image back on the node: record %+v, %v", r, ok)
+	}
+	c.ImageGone("new")
+	if back := c.Departed("new", imageclock.Departure{Policy: "p", Image: "new:1", At: t0}); back {
+		t.Fatal("an image the sweep's listing first saw counts as back")
+	}
+	got := c.Returns("p", t0.Add(time.Minute))
+	if len(got) != 1 || got[0].ImageID != "a" || !got[0].Returned.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("returns %+v; want a, back at +30s", got)
+	}
+}

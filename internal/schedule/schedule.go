@@ -139,23 +139,62 @@ func (s *Schedule) spans(first time.Time, days int) []span {
 	var out []span
 	y, mo, d := first.In(s.loc).Date()
 	for i := -1; i <= days; i++ {
-		day := time.Date(y, mo, d+i, 0, 0, 0, 0, s.loc)
+		// The calendar's weekday: midnight itself may be a time the
+		// clocks skip (America/Santiago).
+		weekday := time.Date(y, mo, d+i, 12, 0, 0, 0, time.UTC).Weekday()
 		for _, w := range s.windows {
-			if w.days&(1<<day.Weekday()) == 0 {
+			if w.days&(1<<weekday) == 0 {
 				continue
 			}
-			from := time.Date(y, mo, d+i, w.start/60, w.start%60, 0, 0, s.loc)
+			from := wallTime(s.loc, y, mo, d+i, w.start)
 			endDay := d + i
 			if w.end <= w.start {
 				endDay++
 			}
-			to := time.Date(y, mo, endDay, w.end/60, w.end%60, 0, 0, s.loc)
-			if to.After(from) { // a window the clock skips (a DST change) is not open
+			to := wallTime(s.loc, y, mo, endDay, w.end)
+			if to.After(from) { // a window wholly inside a skipped hour is not open
 				out = append(out, span{from, to})
 			}
 		}
 	}
 	return out
+}
+
+// wallTime is the instant the clocks of loc show the date and the minute
+// of the day (1440 is the next day's 00:00). A time the clocks skip (when
+// they go forward) counts from the instant they jump past it; a time they
+// show twice (when they go back) counts the second time. time.Date alone
+// picks either way, by the zone's side of UTC.
+func wallTime(loc *time.Location, y int, mo time.Month, d, minute int) time.Time {
+	want := time.Date(y, mo, d, 0, minute, 0, 0, time.UTC)
+	t := time.Date(y, mo, d, 0, minute, 0, 0, loc)
+	if wallClock(t).Equal(want) {
+		for _, later := range []time.Duration{time.Hour, 30 * time.Minute} {
+			if u := t.Add(later); wallClock(u).Equal(want) {
+				return u
+			}
+		}
+		return t
+	}
+	// Skipped: the first second whose wall clock is past it. Within three
+	// hours either side the wall clock only moves forward.
+	lo, hi := t.Add(-3*time.Hour).Unix(), t.Add(3*time.Hour).Unix()
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if wallClock(time.Unix(mid, 0).In(loc)).Before(want) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return time.Unix(hi, 0).In(loc)
+}
+
+// wallClock is what t's clock shows, as a time in UTC, for comparisons.
+func wallClock(t time.Time) time.Time {
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	return time.Date(y, mo, d, h, mi, sec, 0, time.UTC)
 }
 
 // State is a schedule at one instant.
@@ -165,7 +204,8 @@ type State struct {
 	// Opened is when the open window opened (zero while closed): windows
 	// that overlap or touch count as one.
 	Opened time.Time
-	// Closes is when the open window closes (zero while closed).
+	// Closes is when the open window closes (zero while closed, and when
+	// it stays open all week).
 	Closes time.Time
 	// NextOpen is when the next window opens, after the open one closes;
 	// zero when none opens within the days looked at (a window open all
@@ -196,14 +236,21 @@ func (s *Schedule) At(t time.Time) State {
 		}
 	}
 	if st.Open {
-		// Windows that overlap or touch the open one extend it.
+		// Windows that overlap or touch the open one extend it, both ways.
 		for grew := true; grew; {
 			grew = false
 			for _, sp := range spans {
 				if !sp.from.After(st.Closes) && sp.to.After(st.Closes) {
 					st.Closes, grew = sp.to, true
 				}
+				if !sp.to.Before(st.Opened) && sp.from.Before(st.Opened) {
+					st.Opened, grew = sp.from, true
+				}
 			}
+		}
+		if !st.Closes.Before(t.AddDate(0, 0, horizon-1)) {
+			// Open as far as the days looked at: it never closes.
+			return State{Open: true, Opened: st.Opened}
 		}
 	}
 	after := t
