@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
@@ -42,6 +43,23 @@ func pulledImages(node string) *runtimefake.Runtime {
 		}
 	}
 	return f
+}
+
+// twoPulledNodes starts the aggregator and two agents whose runtimes hold
+// pulledImages, on nodes of a group of their own; it returns the client,
+// the selector of the group and the runtimes by node.
+func twoPulledNodes(t *testing.T, prefix string) (client.Client, *v1alpha1.NodeSelector, map[string]*runtimefake.Runtime) {
+	t.Helper()
+	startAggregator(t)
+	c := apiClient(t)
+	group := testenv.UniqueName(prefix)
+	engines := map[string]*runtimefake.Runtime{}
+	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b")} {
+		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
+		engines[n] = pulledImages(n)
+		startAgent(t, n, engines[n])
+	}
+	return c, &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}}, engines
 }
 
 func previewImageID(i int) string { return "sha256:" + strings.Repeat(fmt.Sprint(i+1), 64) }
@@ -78,18 +96,10 @@ func oneImage(d v1alpha1.DecisionCount, bytes int64) bool {
 // and `kubectl get icp` shows it with the dry-run flag; enabling removes
 // exactly what the preview said.
 func TestPreviewBeforeEnabling(t *testing.T) {
-	startAggregator(t)
-	c := apiClient(t)
-	group := testenv.UniqueName("preview")
-	engines := map[string]*runtimefake.Runtime{}
-	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b")} {
-		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
-		engines[n] = pulledImages(n)
-		startAgent(t, n, engines[n])
-	}
+	c, group, engines := twoPulledNodes(t, "preview")
 	start := time.Now()
 	policy := createPolicy(t, c, testenv.UniqueName("preview"), v1alpha1.ImageCleanupPolicySpec{
-		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		NodeSelector: group,
 		Images:       []v1alpha1.ImagePattern{"preview.local/**"},
 		Exclude:      []v1alpha1.ImagePattern{"preview.local/base:*"},
 		MinImageAge:  dur("1h"),

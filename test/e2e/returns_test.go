@@ -8,7 +8,6 @@ import (
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
 	"github.com/imagecleanup/image-cleanup-operator/internal/runtime"
-	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -16,17 +15,9 @@ import (
 // the next sweep's report counts it returned (with how long it was gone);
 // the policy sums the nodes' returns.
 func TestAnImagePulledAgainAfterItsRemovalIsCountedReturned(t *testing.T) {
-	startAggregator(t)
-	c := apiClient(t)
-	group := testenv.UniqueName("returns")
-	engines := map[string]*runtimefake.Runtime{}
-	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b")} {
-		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
-		engines[n] = pulledImages(n)
-		startAgent(t, n, engines[n])
-	}
+	c, group, engines := twoPulledNodes(t, "returns")
 	policy := createPolicy(t, c, testenv.UniqueName("returns"), v1alpha1.ImageCleanupPolicySpec{
-		NodeSelector:      &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		NodeSelector:      group,
 		Images:            []v1alpha1.ImagePattern{"preview.local/app:1"},
 		MinImageAge:       dur("0s"),
 		StoppedContainers: v1alpha1.StoppedContainersPolicy{MinStoppedAge: dur("0s")},

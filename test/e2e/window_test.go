@@ -6,7 +6,6 @@ import (
 	"time"
 
 	v1alpha1 "github.com/imagecleanup/image-cleanup-operator/api/v1alpha1"
-	"github.com/imagecleanup/image-cleanup-operator/internal/runtime/runtimefake"
 	"github.com/imagecleanup/image-cleanup-operator/internal/testenv"
 )
 
@@ -16,20 +15,12 @@ import (
 // icp too); once the window is open, the nodes sweep and the policy says
 // Open.
 func TestAScheduleHoldsTheFleetUntilItsWindow(t *testing.T) {
-	startAggregator(t)
-	c := apiClient(t)
-	group := testenv.UniqueName("window")
-	engines := map[string]*runtimefake.Runtime{}
-	for _, n := range []string{testenv.UniqueName("node-a"), testenv.UniqueName("node-b")} {
-		createNode(t, c, n, map[string]string{"imagecleanup.test/group": group})
-		engines[n] = pulledImages(n)
-		startAgent(t, n, engines[n])
-	}
+	c, group, engines := twoPulledNodes(t, "window")
 	hour := time.Now().UTC().Hour()
 	at := func(h int) string { return fmt.Sprintf("%02d:00", (h+24)%24) }
 	opens := time.Now().UTC().Truncate(time.Hour).Add(2 * time.Hour)
 	policy := createPolicy(t, c, testenv.UniqueName("window"), v1alpha1.ImageCleanupPolicySpec{
-		NodeSelector: &v1alpha1.NodeSelector{MatchLabels: map[string]v1alpha1.LabelValue{"imagecleanup.test/group": v1alpha1.LabelValue(group)}},
+		NodeSelector: group,
 		Images:       []v1alpha1.ImagePattern{"preview.local/**"},
 		MinImageAge:  dur("0s"),
 		Interval:     dur("1h"),
