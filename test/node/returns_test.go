@@ -13,9 +13,7 @@ func TestAnImagePulledAgainIsCountedReturned(t *testing.T) {
 	n := testNode(t)
 	ref, id := n.rt.image(t, "e2e.test/returns:1")
 	bringBack := n.rt.keep(t, ref)
-	n.applyPolicy(t, "e2e-returns", `images: ["e2e.test/returns:*"]
-minImageAge: 0s
-`)
+	n.applyPolicy(t, "e2e-returns", fmt.Sprintf("images: [%q]\nminImageAge: 0s\n", ref))
 	report := n.sweptReport(t, "e2e-returns")
 	if n.rt.hasImage(t, id) || report.Status.Returned != nil {
 		t.Fatalf("after the first sweep: image still there %v, report %+v", n.rt.hasImage(t, id), report.Status)

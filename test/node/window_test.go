@@ -14,17 +14,17 @@ import (
 // sweeps once its schedule opens a window now.
 func TestNoSweepOutsideTheWindow(t *testing.T) {
 	n := testNode(t)
-	_, id := n.rt.image(t, "e2e.test/window:1")
+	ref, id := n.rt.image(t, "e2e.test/window:1")
 	hour := time.Now().UTC().Hour()
 	at := func(h int) string { return fmt.Sprintf("%02d:00", (h+24)%24) }
 	policy := func(start, end string) string {
-		return fmt.Sprintf(`images: ["e2e.test/window:*"]
+		return fmt.Sprintf(`images: [%q]
 minImageAge: 0s
 schedule:
   timeZone: UTC
   windows:
   - {start: %q, end: %q}
-`, start, end)
+`, ref, start, end)
 	}
 
 	n.applyPolicy(t, "e2e-window", policy(at(hour+2), at(hour+3))) // closed for an hour at least
