@@ -277,3 +277,15 @@ func (m *lifeModel) checkReturns(st *v1alpha1.ImageCleanupReportStatus) {
 			got, lower, upper, imageclock.ReturnWindow, m.returns)
 	}
 }
+
+// unsureDepartures: what the agent was told of the removals so far may be
+// lost (a gap in the runtime's events, a restart): their returns may go
+// uncounted.
+func (m *lifeModel) unsureDepartures() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, d := range m.departed {
+		d.sure = false
+		m.departed[id] = d
+	}
+}

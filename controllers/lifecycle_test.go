@@ -674,7 +674,9 @@ func (m *lifeModel) returnImage(t *rapid.T) {
 	id := rapid.SampledFrom(gone).Draw(t, "image")
 	m.mu.Lock()
 	if d, ok := m.departed[id]; ok {
-		m.returns = append(m.returns, lifeReturn{at: d.at, back: m.now, sure: d.sure && m.agent != nil && m.ahead == 0})
+		// Sure: the agent runs, the runtime told of the removal (no gap
+		// since), and the return comes after it, by one clock.
+		m.returns = append(m.returns, lifeReturn{at: d.at, back: m.now, sure: d.sure && m.agent != nil && m.ahead == 0 && m.now.After(d.at)})
 		delete(m.departed, id)
 	}
 	m.mu.Unlock()
@@ -866,6 +868,7 @@ func (m *lifeModel) advance(t *rapid.T) {
 // (a gap, which makes the clock count every image as just arrived and
 // used: drawn rarely, or it would hide every other step).
 func (m *lifeModel) noise(t *rapid.T) {
+	m.unsureDepartures() // a gap may lose a removal's event
 	m.f.Noise(rapid.SampledFrom([]int{5, 20, 100, 100, 300}).Draw(t, "events"))
 	m.follow()
 }
@@ -873,6 +876,7 @@ func (m *lifeModel) noise(t *rapid.T) {
 // runtimeRestart: the runtime restarts; the follower's stream breaks, and
 // it connects again (a replay from its cursor, or on the CRI a gap).
 func (m *lifeModel) runtimeRestart(*rapid.T) {
+	m.unsureDepartures()
 	m.f.Restart()
 	m.reconnect()
 	m.follow()
@@ -881,6 +885,7 @@ func (m *lifeModel) runtimeRestart(*rapid.T) {
 // agentRestart stops the agent for a while (a rollout, an OOM kill): the
 // node goes on without it; then it starts from its state file.
 func (m *lifeModel) agentRestart(t *rapid.T) {
+	m.unsureDepartures()
 	m.agentDown()
 	defer func() {
 		m.agentUp()

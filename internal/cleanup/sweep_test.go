@@ -466,6 +466,7 @@ func TestASweepsRemovalThatComesBackIsReturned(t *testing.T) {
 	if out := sweep("p", t0); f.HasImage(imageA) || len(out.Returned) != 0 {
 		t.Fatalf("the first sweep: image still there %v, returned %+v", f.HasImage(imageA), out.Returned)
 	}
+	clock.ImageLeft(imageA, t0.Add(time.Minute))                                  // the agent's follower: the runtime tells of the removal
 	f.AddImage(runtime.Image{ID: imageA, RepoTags: []string{"app:1"}, Size: 100}) // pulled again
 	if out := sweep("other", t0.Add(2*time.Hour)); len(out.Returned) != 0 {
 		t.Fatalf("another policy's sweep counts the return: %+v", out.Returned)

@@ -35,7 +35,7 @@ func (c *Clock) apply(ctx context.Context, rt Source, e runtime.Event, past *rep
 	case runtime.EventGap:
 		c.Gap(e.Time)
 	case runtime.ImageRemoved:
-		c.ImageGone(e.ID)
+		c.ImageLeft(e.ID, e.Time)
 	case runtime.ImageArrived:
 		// After a gap, the image may have left in the part of the history
 		// that is lost, and come back in the part that is not.

@@ -67,6 +67,8 @@ type Clock struct {
 	// last saw them gone, by when (not kept in the file): what lets a
 	// sweep see that an image it deleted came back before it ended.
 	fresh map[string]time.Time
+	// left are when the runtime last told each image left (not kept).
+	left  map[string]time.Time
 	dirty bool
 
 	// journal is kept in the same file; its lock is taken after mu.
@@ -81,7 +83,7 @@ func (c *Clock) Journal() *Journal { return &c.journal }
 // seen before arrives when it first sees it.
 func InMemory() *Clock {
 	return &Clock{images: map[string]Record{}, containerImages: map[string]string{}, departures: map[string]Departure{},
-		fresh: map[string]time.Time{}, journal: newJournal()}
+		fresh: map[string]time.Time{}, left: map[string]time.Time{}, journal: newJournal()}
 }
 
 // Observe brings the clock up to date with a full listing made at now, and
@@ -110,6 +112,7 @@ func (c *Clock) Observe(inv *runtime.Inventory, now time.Time) {
 		if !listed[id] {
 			delete(c.images, id)
 			delete(c.fresh, id)
+			c.leftAt(id, now)
 		}
 	}
 	clear(c.containerImages)
@@ -153,6 +156,20 @@ func (c *Clock) ImageUsed(imageID string, at time.Time) {
 func (c *Clock) ImageGone(imageID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gone(imageID)
+}
+
+// ImageLeft is ImageGone told by the runtime at its time at (an event, a
+// listing): a departure's return must come after it.
+func (c *Clock) ImageLeft(imageID string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gone(imageID)
+	c.leftAt(imageID, at)
+}
+
+// gone is ImageGone; c.mu is held.
+func (c *Clock) gone(imageID string) {
 	if _, ok := c.images[imageID]; ok {
 		delete(c.images, imageID)
 		c.dirty = true

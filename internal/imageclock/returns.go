@@ -23,6 +23,11 @@ type Departure struct {
 	Image string    `json:"image"`
 	Bytes int64     `json:"bytes,omitempty"`
 	At    time.Time `json:"at"`
+	// Left is when the runtime told that the image left (its removal
+	// event, or a listing without it), in the runtime's time: only an
+	// arrival after it is a return (an arrival told before, or replayed
+	// after a restart, is the image's first coming). Zero until then.
+	Left time.Time `json:"left,omitzero"`
 }
 
 // Return is a departure that came back at Returned, within ReturnWindow.
@@ -41,7 +46,10 @@ func (c *Clock) Departed(imageID string, d Departure) (back bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dirty = true
-	if at, ok := c.fresh[imageID]; ok && at.After(d.At) {
+	if d.Left = c.left[imageID]; d.Left.Before(d.At) {
+		d.Left = time.Time{} // an older removal: this one is not told yet
+	}
+	if at, ok := c.fresh[imageID]; ok && !d.Left.IsZero() && at.After(d.Left) {
 		c.returns = append(c.returns, Return{Departure: d, ImageID: imageID, Returned: at})
 		c.trim()
 		return true
@@ -71,7 +79,7 @@ func (c *Clock) trim() {
 // within ReturnWindow before is a return. c.mu is held.
 func (c *Clock) arrivedBack(imageID string, at time.Time) {
 	d, ok := c.departures[imageID]
-	if !ok || at.Before(d.At) {
+	if !ok || d.Left.IsZero() || !at.After(d.Left) {
 		return
 	}
 	delete(c.departures, imageID)
@@ -99,9 +107,24 @@ func (c *Clock) Returns(policy string, now time.Time) []Return {
 	return out
 }
 
+// leftAt notes that the runtime told, at its time at, that the image
+// left; c.mu is held.
+func (c *Clock) leftAt(imageID string, at time.Time) {
+	c.left[imageID] = at
+	if d, ok := c.departures[imageID]; ok && d.Left.IsZero() && !at.Before(d.At) {
+		d.Left = at
+		c.departures[imageID] = d
+	}
+}
+
 // expire drops what fell out of the window at now; c.mu is held.
 func (c *Clock) expire(now time.Time) {
 	since := now.Add(-ReturnWindow)
+	for id, at := range c.left {
+		if at.Before(since) {
+			delete(c.left, id)
+		}
+	}
 	for id, d := range c.departures {
 		if d.At.Before(since) {
 			delete(c.departures, id)

@@ -20,10 +20,10 @@ func TestReturnsOfASweepsRemovals(t *testing.T) {
 	inv := inventory("listed", "evented", "late", "other")
 	c.Observe(&inv, t0)
 	for _, id := range []string{"listed", "evented", "late"} {
-		c.ImageGone(id)
 		c.Departed(id, imageclock.Departure{Policy: "p", Image: "app:" + id, Bytes: 10, At: t0})
+		c.ImageLeft(id, t0.Add(time.Second)) // the runtime tells of the removal
 	}
-	c.ImageGone("other")
+	c.ImageLeft("other", t0.Add(time.Second)) // told before the sweep records it
 	c.Departed("other", imageclock.Departure{Policy: "q", Image: "other:1", Bytes: 10, At: t0})
 
 	back := inventory("listed", "other")
@@ -60,6 +60,26 @@ func TestReturnsOfASweepsRemovals(t *testing.T) {
 	}
 }
 
+// An arrival told before the runtime told of the removal (a pull event
+// replayed after a restart, a runtime whose clock runs ahead) is the
+// image's first coming, not a return.
+func TestAnArrivalBeforeTheRemovalIsNoReturn(t *testing.T) {
+	c := imageclock.InMemory()
+	inv := inventory("a")
+	c.Observe(&inv, t0)
+	c.Departed("a", imageclock.Departure{Policy: "p", Image: "app:1", At: t0})
+	c.ImageGone("a")
+	c.ImageArrived("a", t0.Add(time.Hour)) // the pull, replayed: its removal is not told yet
+	c.ImageLeft("a", t0.Add(2*time.Hour))
+	if got := c.Returns("p", t0.Add(3*time.Hour)); len(got) != 0 {
+		t.Fatalf("returns %+v of an arrival told before the removal", got)
+	}
+	c.ImageArrived("a", t0.Add(150*time.Minute))
+	if got := c.Returns("p", t0.Add(3*time.Hour)); len(got) != 1 {
+		t.Fatalf("returns %+v; want the arrival after the removal", got)
+	}
+}
+
 // An image the clock forgot because another hand removed it is not the
 // sweep's: its return is no return of any policy.
 func TestOnlyASweepsRemovalCanReturn(t *testing.T) {
@@ -82,7 +102,7 @@ func TestAReturnDuringTheSweepThatRemovedIt(t *testing.T) {
 	c := imageclock.InMemory()
 	inv := inventory("a", "new")
 	c.Observe(&inv, t0)
-	c.ImageGone("a")                            // the follower: deleted
+	c.ImageLeft("a", t0.Add(10*time.Second))    // the follower: deleted
 	c.ImageArrived("a", t0.Add(30*time.Second)) // and pulled again
 	if back := c.Departed("a", imageclock.Departure{Policy: "p", Image: "app:1", At: t0}); !back {
 		t.Fatal("Departed did not see the image back")
