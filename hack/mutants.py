@@ -27,9 +27,9 @@ MUTANTS = {
          "\ttagsOnly := *img\n\ttagsOnly.RepoDigests = nil\n\treturn ix.sandboxes[img.ID] || opts.Exclude.Select(matchImage(&tagsOnly)).Any() ||"),
     ]),
     "departures": ("an image that leaves is never forgotten, so its return is no arrival (issue 17, finding 2)", [
-        (FOLLOW, "\t\tc.ImageGone(e.ID)\n", "\t\t_ = e.ID\n"),
+        (FOLLOW, "\t\tc.ImageLeft(e.ID, e.Time)\n", "\t\t_ = e.ID\n"),
         (FOLLOW, "\t\t\tc.ImageArrived(imageID, e.Time)\n", "\t\t\t_ = imageID\n"),
-        (SWEEP, "\t\t\topts.Clock.ImageGone(ri.ImageID) // if it comes back, it arrives again\n", "\t\t\t_ = ri.ImageID\n"),
+        (SWEEP, "\t\t\t\topts.Clock.ImageGone(ri.ImageID)\n", "\t\t\t\t_ = ri.ImageID\n"),
     ]),
     "event-uses": ("an event credits only containers the clock already knows (issue 17, finding 3)", [
         (FOLLOW, "\t\tif imageID == \"\" {\n\t\t\tif imageID = resolve(", "\t\tif false {\n\t\t\tif imageID = resolve("),
@@ -84,7 +84,7 @@ MUTANTS = {
          "\t\tif s.report != nil && s.report.LastSweepTime != nil {\n\t\t\topts.ReportedThrough = s.report.LastSweepTime.Time\n"),
     ], ("./controllers", "^TestAReportOfASweepThatCouldNotListSettlesNothing$")),
     "returns-unrecorded": ("a sweep does not record what it deleted, so no return is ever counted (the report's returned)", [
-        (SWEEP, "\t\t\tif !opts.Clock.Departed(ri.ImageID, imageclock.Departure{Policy: opts.Policy, Image: ri.Image, Bytes: ri.Bytes, At: now}) {\n",
+        (SWEEP, "\t\t\tif !opts.Clock.Departed(ri.ImageID, imageclock.Departure{Policy: opts.Policy, Image: ri.Image, Refs: ri.Refs, Bytes: ri.Bytes, At: now}) {\n",
          "\t\t\tif true {\n"),
     ], ("./internal/cleanup", "^TestASweepsRemovalThatComesBackIsReturned$")),
     "window-held": ("a due sweep does not wait for its schedule's window (invariant 11)", [

@@ -124,7 +124,7 @@ func (s *Sweep) Run(ctx context.Context) (Outcome, error) {
 		if ri.Deleted {
 			// Watched for a return; and forgotten (if it comes back, it
 			// arrives again), unless it is back already.
-			if !opts.Clock.Departed(ri.ImageID, imageclock.Departure{Policy: opts.Policy, Image: ri.Image, Bytes: ri.Bytes, At: now}) {
+			if !opts.Clock.Departed(ri.ImageID, imageclock.Departure{Policy: opts.Policy, Image: ri.Image, Refs: ri.Refs, Bytes: ri.Bytes, At: now}) {
 				opts.Clock.ImageGone(ri.ImageID)
 			}
 		}

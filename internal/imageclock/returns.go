@@ -20,7 +20,10 @@ const maxDepartures = 10000
 type Departure struct {
 	Policy string `json:"policy"`
 	// Image is the reference the sweep named it by.
-	Image string    `json:"image"`
+	Image string `json:"image"`
+	// Refs are the references it went with: a runtime that tells of a
+	// removal by name (containerd) names one of them.
+	Refs  []string  `json:"refs,omitempty"`
 	Bytes int64     `json:"bytes,omitempty"`
 	At    time.Time `json:"at"`
 	// Left is when the runtime told that the image left (its removal
@@ -46,7 +49,13 @@ func (c *Clock) Departed(imageID string, d Departure) (back bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dirty = true
-	if d.Left = c.left[imageID]; d.Left.Before(d.At) {
+	d.Left = c.left[imageID]
+	for _, ref := range d.Refs {
+		if at := c.left[ref]; at.After(d.Left) {
+			d.Left = at
+		}
+	}
+	if d.Left.Before(d.At) {
 		d.Left = time.Time{} // an older removal: this one is not told yet
 	}
 	if at, ok := c.fresh[imageID]; ok && !d.Left.IsZero() && at.After(d.Left) {
@@ -111,9 +120,20 @@ func (c *Clock) Returns(policy string, now time.Time) []Return {
 // left; c.mu is held.
 func (c *Clock) leftAt(imageID string, at time.Time) {
 	c.left[imageID] = at
-	if d, ok := c.departures[imageID]; ok && d.Left.IsZero() && !at.Before(d.At) {
-		d.Left = at
-		c.departures[imageID] = d
+	mark := func(id string, d Departure) {
+		if d.Left.IsZero() && !at.Before(d.At) {
+			d.Left = at
+			c.departures[id] = d
+		}
+	}
+	if d, ok := c.departures[imageID]; ok {
+		mark(imageID, d)
+		return
+	}
+	for id, d := range c.departures { // told by a name it went with
+		if slices.Contains(d.Refs, imageID) {
+			mark(id, d)
+		}
 	}
 }
 

@@ -80,6 +80,21 @@ func TestAnArrivalBeforeTheRemovalIsNoReturn(t *testing.T) {
 	}
 }
 
+// containerd tells of a removal by the name the image went with, not its
+// ID: the departure is told by any of its references.
+func TestARemovalToldByNameLetsTheImageReturn(t *testing.T) {
+	c := imageclock.InMemory()
+	inv := inventory("a")
+	c.Observe(&inv, t0)
+	c.Departed("a", imageclock.Departure{Policy: "p", Image: "reg/app:1", Refs: []string{"reg/app:1"}, At: t0})
+	c.ImageGone("a")
+	c.ImageLeft("reg/app:1", t0.Add(time.Second))
+	c.ImageArrived("a", t0.Add(time.Minute))
+	if got := c.Returns("p", t0.Add(time.Hour)); len(got) != 1 {
+		t.Fatalf("returns %+v; want the image back after its removal told by name", got)
+	}
+}
+
 // An image the clock forgot because another hand removed it is not the
 // sweep's: its return is no return of any policy.
 func TestOnlyASweepsRemovalCanReturn(t *testing.T) {
